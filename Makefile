@@ -1,0 +1,44 @@
+# berth: `make up` runs the suite in the foreground, `make test` runs every test.
+# Both start with `make install`, which installs only what is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# runc: the low-level runtime; busybox-static: the rootfs of the images tests build;
+# iproute2/procps: tools the tests and the agent call.
+APT_PACKAGES := runc busybox-static iproute2 procps
+PACKAGES := libs/contracts libs/kit services/api-gateway services/engine services/lifecycle \
+            services/runtime-agent cli
+PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
+
+.PHONY: install up test lint clean-venv
+
+install: .stamps/apt .stamps/venv
+
+.stamps/apt: Makefile
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if ! command -v docker >/dev/null 2>&1; then missing="$$missing docker.io"; fi; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@mkdir -p .stamps && touch $@
+
+.stamps/venv: $(PYPROJECTS) requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check $(addprefix -e ,$(PACKAGES)) -r requirements-dev.txt
+	@mkdir -p .stamps && touch $@
+
+up: install
+	$(BIN)/berth up
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy libs/contracts/src libs/kit/src services/*/src cli/src
+
+clean-venv:
+	rm -rf $(VENV) .stamps

@@ -1,0 +1,1 @@
+"""berth's wire types: every message that crosses a service boundary, and nothing else."""

@@ -1,0 +1,144 @@
+"""The runtime agent's RPC surface (subjects.agent_rpc(node)) and its task events.
+
+A task is the running side of a container: one shim, one runc container, one init process.
+The agent builds the OCI bundle from a TaskSpec, spawns the shim, and reports exits as TaskExit
+events on subjects.task_events(node).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from berth_contracts.base import Command, Done, Ping, Reply
+from berth_contracts.lifecycle import Mount
+
+__all__ = ["Done"]
+
+
+class TaskSpec(msgspec.Struct, frozen=True):
+    """What the engine decided the container's process is; the agent turns it into config.json."""
+
+    args: list[str]
+    env: list[str]
+    cwd: str = "/"
+    user: str = ""  # "", "uid", "uid:gid", "name" or "name:group", resolved inside the rootfs
+    hostname: str = ""
+    tty: bool = False
+    open_stdin: bool = False
+    stdin_once: bool = False
+    network_mode: str = "none"  # until networking lands: a private netns with loopback only
+    memory: int = 0  # bytes; 0 = unlimited
+    memory_swap: int = 0  # bytes; 0 = unset, -1 = unlimited swap
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    pids_limit: int = 0  # 0 = unlimited
+    privileged: bool = False
+    readonly_rootfs: bool = False
+    cap_add: list[str] = msgspec.field(default_factory=list)
+    cap_drop: list[str] = msgspec.field(default_factory=list)
+    oom_score_adj: int = 0
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class TaskCreate(Command, frozen=True):
+    container_id: str
+    spec: TaskSpec
+    rootfs: list[Mount]
+
+
+class TaskCreated(Reply, frozen=True):
+    pid: int
+    log_path: str
+
+
+class TaskStart(Command, frozen=True):
+    container_id: str
+
+
+class TaskStarted(Reply, frozen=True):
+    pid: int
+    started_at: str  # RFC3339Nano
+
+
+class TaskKill(Command, frozen=True):
+    container_id: str
+    signal: int = 15
+    all: bool = False
+
+
+class TaskDelete(Command, frozen=True):
+    """Delete the runc container and let the shim go; the log stays until TaskPurge."""
+
+    container_id: str
+
+
+class TaskPurge(Command, frozen=True):
+    """Forget the container entirely: its log and any state left on disk."""
+
+    container_id: str
+
+
+class TaskGet(Command, frozen=True):
+    container_id: str
+
+
+TaskStatus = Literal["created", "running", "paused", "stopped", "unknown"]
+
+
+class TaskState(Reply, frozen=True):
+    container_id: str
+    status: TaskStatus
+    pid: int = 0
+    exit_code: int = 0
+    oom_killed: bool = False
+    started_at: str = ""
+    exited_at: str = ""
+
+
+class TaskListAll(Command, frozen=True):
+    pass
+
+
+class TaskStates(Reply, frozen=True):
+    tasks: list[TaskState]
+
+
+class TaskLogs(Command, frozen=True):
+    """Stream the container's json-file log as LogBatch messages to stream_subject."""
+
+    container_id: str
+    stream_subject: str
+    stdout: bool = True
+    stderr: bool = True
+    follow: bool = False
+    tail: int = -1
+    since: float = 0.0
+    until: float = 0.0
+
+
+AgentRequest = (
+    TaskCreate
+    | TaskStart
+    | TaskKill
+    | TaskDelete
+    | TaskPurge
+    | TaskGet
+    | TaskListAll
+    | TaskLogs
+    | Ping
+)
+
+
+class TaskExit(msgspec.Struct, frozen=True):
+    """Published on subjects.task_events(node) when a container's init process has exited."""
+
+    container_id: str
+    pid: int
+    exit_code: int  # 128+signal when killed by a signal
+    oom_killed: bool
+    exited_at: str  # RFC3339Nano
+    node: str

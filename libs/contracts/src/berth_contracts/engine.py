@@ -1,0 +1,215 @@
+"""The engine's RPC surface (subjects.ENGINE_RPC): what the api-gateway asks of dockerd's role."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from berth_contracts.base import Command, Done, Ping, Pong, Reply
+from berth_contracts.docker import (
+    ContainerInspect,
+    ContainerSummary,
+    CreateRequest,
+    ImageDeleteItem,
+    ImageInspect,
+    ImageSummary,
+)
+
+Filters = dict[str, list[str]]
+
+# --- containers ----------------------------------------------------------------------------------
+
+
+class ContainerCreate(Command, frozen=True):
+    body: CreateRequest
+    name: str = ""
+    platform: str = ""
+
+
+class ContainerCreated(Reply, frozen=True):
+    id: str
+    warnings: list[str] = msgspec.field(default_factory=list)
+
+
+class ContainerStart(Command, frozen=True):
+    ref: str
+
+
+class ContainerStop(Command, frozen=True):
+    ref: str
+    timeout: int | None = None  # seconds; None = the container's StopTimeout or 10
+    signal: str = ""  # "" = the container's StopSignal or SIGTERM
+
+
+class ContainerKill(Command, frozen=True):
+    ref: str
+    signal: str = "KILL"  # "KILL", "SIGKILL" or "9"
+
+
+class ContainerRemove(Command, frozen=True):
+    ref: str
+    force: bool = False
+    volumes: bool = False
+
+
+class ContainerGet(Command, frozen=True):
+    """Inspect."""
+
+    ref: str
+    size: bool = False
+
+
+class ContainerList(Command, frozen=True):
+    all: bool = False
+    limit: int = -1
+    size: bool = False
+    filters: Filters = msgspec.field(default_factory=dict)
+
+
+class ContainerDetail(Reply, frozen=True):
+    container: ContainerInspect
+
+
+class ContainerListing(Reply, frozen=True):
+    items: list[ContainerSummary]
+
+
+class ContainerResolve(Command, frozen=True):
+    """Look a container up by id, name or unique id prefix; what stream endpoints need."""
+
+    ref: str
+
+
+ContainerStatus = Literal["created", "running", "paused", "restarting", "removing", "exited", "dead"]
+
+
+class ContainerRef(Reply, frozen=True):
+    id: str
+    name: str  # without the leading "/"
+    status: ContainerStatus
+    tty: bool
+    open_stdin: bool
+    stdin_once: bool
+    auto_remove: bool
+    exit_code: int = 0
+
+
+class ContainerLogs(Command, frozen=True):
+    """Stream the container's log as LogBatch messages to stream_subject; reply once validated."""
+
+    ref: str
+    stream_subject: str
+    stdout: bool = True
+    stderr: bool = True
+    follow: bool = False
+    tail: int = -1  # -1 = all
+    since: float = 0.0  # unix seconds; 0 = from the start
+    until: float = 0.0  # unix seconds; 0 = no limit
+    timestamps: bool = False
+
+
+class LogsStarted(Reply, frozen=True):
+    tty: bool
+
+
+# --- images --------------------------------------------------------------------------------------
+
+
+class ImageList(Command, frozen=True):
+    all: bool = False
+    filters: Filters = msgspec.field(default_factory=dict)
+
+
+class ImageListing(Reply, frozen=True):
+    items: list[ImageSummary]
+
+
+class ImageGet(Command, frozen=True):
+    ref: str
+
+
+class ImageDetail(Reply, frozen=True):
+    image: ImageInspect
+
+
+class ImageRemove(Command, frozen=True):
+    ref: str
+    force: bool = False
+    noprune: bool = False
+
+
+class ImageRemoved(Reply, frozen=True):
+    items: list[ImageDeleteItem]
+
+
+class ImageTag(Command, frozen=True):
+    ref: str
+    repo: str
+    tag: str = ""
+
+
+UploadKind = Literal["load", "import"]
+
+
+class ImageUpload(Command, frozen=True):
+    """Ask where to send the bytes of `docker load` / `docker import`.
+
+    Bulk bytes never travel over NATS: the reply names an HTTP URL of the lifecycle service;
+    the caller POSTs the archive there and relays the JSON-lines progress it answers with.
+    """
+
+    kind: UploadKind
+    repo: str = ""
+    tag: str = ""
+    message: str = ""
+    changes: list[str] = msgspec.field(default_factory=list)
+    quiet: bool = False
+
+
+class UploadTarget(Reply, frozen=True):
+    url: str  # http://host:port/path or http+unix://<percent-encoded socket path>/path
+
+
+# --- system --------------------------------------------------------------------------------------
+
+
+class SystemInfo(Command, frozen=True):
+    pass
+
+
+class EngineInfo(Reply, frozen=True):
+    id: str
+    name: str
+    containers: int
+    running: int
+    paused: int
+    stopped: int
+    images: int
+    data_root: str
+    kernel_version: str
+    operating_system: str
+    ncpu: int
+    mem_total: int
+    cgroup_version: str
+    runtime_version: str
+
+
+EngineRequest = (
+    ContainerCreate
+    | ContainerStart
+    | ContainerStop
+    | ContainerKill
+    | ContainerRemove
+    | ContainerGet
+    | ContainerList
+    | ContainerResolve
+    | ContainerLogs
+    | ImageList
+    | ImageGet
+    | ImageRemove
+    | ImageTag
+    | ImageUpload
+    | SystemInfo
+    | Ping
+)

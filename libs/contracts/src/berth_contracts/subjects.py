@@ -1,0 +1,61 @@
+"""Every NATS subject name berth uses, in one place.
+
+Request/reply subjects carry one tagged union per service (see engine.py, lifecycle.py, agent.py).
+Services that own node-local state (lifecycle, runtime-agent) also listen on a node-addressed
+subject so the engine can reach the node a container lives on.
+"""
+
+from __future__ import annotations
+
+PREFIX = "berth"
+
+# --- request/reply -------------------------------------------------------------------------------
+ENGINE_RPC = f"{PREFIX}.engine.v1.rpc"
+ENGINE_QUEUE = "berth-engine"
+
+LIFECYCLE_QUEUE = "berth-lifecycle"
+AGENT_QUEUE = "berth-runtime-agent"
+
+
+def lifecycle_rpc(node: str) -> str:
+    return f"{PREFIX}.lifecycle.v1.node.{node}.rpc"
+
+
+def agent_rpc(node: str) -> str:
+    return f"{PREFIX}.agent.v1.node.{node}.rpc"
+
+
+# --- health: every service answers a Ping on its own subject --------------------------------------
+def health(service: str) -> str:
+    return f"{PREFIX}.health.v1.{service}"
+
+
+# --- events --------------------------------------------------------------------------------------
+# Docker events, as the engine publishes them: berth.events.v1.docker.<type>.<actor id>
+DOCKER_EVENTS_ALL = f"{PREFIX}.events.v1.docker.>"
+
+
+def docker_events(object_type: str, actor_id: str) -> str:
+    return f"{PREFIX}.events.v1.docker.{object_type}.{actor_id}"
+
+
+# Task events from runtime agents (exit, oom); the engine listens with its queue group.
+TASK_EVENTS_ALL = f"{PREFIX}.events.v1.task.>"
+
+
+def task_events(node: str) -> str:
+    return f"{PREFIX}.events.v1.task.{node}"
+
+
+# --- stdio streams -------------------------------------------------------------------------------
+# Output of a container's main process: StdioChunk messages, ending with one whose eof is true.
+def stdio_out(container_id: str) -> str:
+    return f"{PREFIX}.stdio.v1.{container_id}.out"
+
+
+# Input for a container's main process: StdinChunk messages.
+def stdio_in(container_id: str) -> str:
+    return f"{PREFIX}.stdio.v1.{container_id}.in"
+
+
+# Traces emitted on behalf of shims are sent by the agent; nothing to name here.

