@@ -1,0 +1,1 @@
+"""containerd's role in berth: content store, image metadata, overlay snapshots, load/import."""
