@@ -1,0 +1,107 @@
+"""`berth up -d`: re-execute the supervisor in the background and wait until the API answers."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from berth_cli import apiprobe, procs
+from berth_cli.config import LOCK_FILE, UpConfig
+from berth_cli.state import read_state
+
+TAIL_LINES = 40
+
+
+def lock_is_held(exec_root: Path) -> bool:
+    try:
+        fd = os.open(exec_root / LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock we may have taken
+    return False
+
+
+def supervisor_argv(cfg: UpConfig) -> list[str]:
+    argv = [sys.executable, "-m", "berth_cli", "up", "--daemonized"]
+    for host in cfg.hosts:
+        argv += ["-H", host]
+    argv += ["--data-root", str(cfg.data_root), "--exec-root", str(cfg.exec_root)]
+    argv += ["--nats-port", str(cfg.nats_port)]
+    if cfg.nats_url:
+        argv += ["--nats-url", cfg.nats_url]
+    return argv
+
+
+def log_tail(path: Path, offset: int, lines: int = TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+
+
+def start_detached(cfg: UpConfig) -> int:
+    """Start the background supervisor; 0 once the API answers /_ping on the first -H."""
+    cfg.exec_root.mkdir(parents=True, exist_ok=True)
+    if lock_is_held(cfg.exec_root):
+        old = read_state(cfg.state_path)
+        pid = f" (pid {old.supervisor_pid})" if old else ""
+        print(f"berth: already running with exec root {cfg.exec_root}{pid}", file=sys.stderr)
+        return 1
+    with open(cfg.log_path, "ab") as log:
+        offset = log.tell()
+        # Its own session: no controlling terminal, and no signal aimed at our process group
+        # reaches it. It is reparented when we exit.
+        proc = subprocess.Popen(
+            supervisor_argv(cfg),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + cfg.ready_timeout
+    while True:
+        status = proc.poll()
+        if status is not None:
+            print(f"berth: the supervisor exited during start-up (status {status})", file=sys.stderr)
+            _print_tail(cfg, offset)
+            return 1
+        if apiprobe.ping(cfg.docker_host, timeout=1.0):
+            print(f"berth is up (pid {proc.pid}). To use it:")
+            print(f"  export DOCKER_HOST={cfg.docker_host}", flush=True)
+            return 0
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    print(
+        f"berth: the API did not answer on {cfg.docker_host} within {cfg.ready_timeout:.0f}s;"
+        " stopping",
+        file=sys.stderr,
+    )
+    # A half-started berth in the background helps nobody: stop it the way `down` does.
+    procs.signal_pid(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    _print_tail(cfg, offset)
+    return 1
+
+
+def _print_tail(cfg: UpConfig, offset: int) -> None:
+    tail = log_tail(cfg.log_path, offset)
+    if tail:
+        print(f"--- last lines of {cfg.log_path} ---\n{tail}", file=sys.stderr)

@@ -1,0 +1,69 @@
+"""The supervisor's state file, <exec-root>/berth.json, read by `berth down` and `berth status`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+
+class ChildState(msgspec.Struct, kw_only=True):
+    name: str  # service.name, or "nats-server"
+    module: str = ""  # python -m module; empty for nats-server
+    pid: int = 0  # 0 while not running
+    start_ticks: int = 0  # /proc/<pid>/stat starttime: guards against pid reuse
+    state: str = "starting"  # starting | running | backoff | stopping | stopped
+    restarts: int = 0
+    last_exit: int | None = None  # exit status of the previous run (negative: signal)
+
+
+class NatsState(msgspec.Struct, kw_only=True):
+    url: str
+    embedded: bool
+    process: ChildState | None = None
+
+
+class BerthState(msgspec.Struct, kw_only=True):
+    version: int = 1
+    supervisor_pid: int
+    supervisor_start_ticks: int = 0
+    data_root: str
+    exec_root: str
+    hosts: list[str]
+    docker_host: str
+    log_file: str = ""
+    nats: NatsState
+    services: list[ChildState] = msgspec.field(default_factory=list)
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(BerthState)
+
+
+def write_state(path: Path, state: BerthState) -> None:
+    """Write atomically: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = msgspec.json.format(_encoder.encode(state), indent=2)
+    with open(tmp, "wb") as f:
+        f.write(data + b"\n")
+    os.replace(tmp, path)
+
+
+def read_state(path: Path) -> BerthState | None:
+    """The state, or None when there is none (berth not running, or never ran here)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError:
+        return None
+
+
+def remove_state(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass

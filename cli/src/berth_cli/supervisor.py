@@ -1,0 +1,190 @@
+"""The foreground supervisor behind `berth up`: nats-server first, then the services; the
+reverse on SIGTERM/SIGINT. Keeps <exec-root>/berth.json current for `down` and `status`."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+
+from berth_cli import apiprobe, natsd, procs
+from berth_cli.child import Child
+from berth_cli.config import LOCK_FILE, UpConfig, UsageError
+from berth_cli.state import BerthState, ChildState, NatsState, read_state, remove_state, write_state
+
+log = logging.getLogger("berth.supervisor")
+
+NATS_READY_TIMEOUT = 15.0
+
+
+class AlreadyRunning(UsageError):
+    pass
+
+
+def acquire_lock(exec_root: Path) -> int:
+    """Hold <exec-root>/berth.lock for the supervisor's life: one berth per exec root.
+
+    The kernel drops the lock when the supervisor dies, however it dies. The descriptor is not
+    inherited by children (Python opens it close-on-exec).
+    """
+    fd = os.open(exec_root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        old = read_state(exec_root / "berth.json")
+        pid = f" (pid {old.supervisor_pid})" if old else ""
+        raise AlreadyRunning(f"berth is already running with exec root {exec_root}{pid}") from None
+    return fd
+
+
+def reap_stale(path: Path) -> None:
+    """A supervisor that died hard may have left services behind: stop them before starting."""
+    old = read_state(path)
+    if old is None or procs.alive(old.supervisor_pid, old.supervisor_start_ticks):
+        return
+    leftovers = list(old.services)
+    if old.nats.process is not None:
+        leftovers.append(old.nats.process)  # last: services drain into it
+    for child in leftovers:
+        if procs.alive(child.pid, child.start_ticks):
+            log.warning("stopping leftover %s (pid %d) of a previous berth", child.name, child.pid)
+            procs.terminate(child.pid, child.start_ticks, grace=10.0)
+    remove_state(path)
+
+
+def service_env(cfg: UpConfig, nats_url: str) -> dict[str, str]:
+    from berth_kit.service import default_node
+
+    env = dict(os.environ)  # passes OTEL_* and the like through
+    env.update(
+        BERTH_NATS_URL=nats_url,
+        BERTH_DATA_ROOT=str(cfg.data_root),
+        BERTH_EXEC_ROOT=str(cfg.exec_root),
+        BERTH_HOSTS=",".join(cfg.hosts),
+        BERTH_NODE=default_node(),
+        # Service logs go to a file when detached: do not let them sit in buffers.
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class Supervisor:
+    def __init__(self, cfg: UpConfig) -> None:
+        self.cfg = cfg
+        self._stop = anyio.Event()
+        self._nats_child: Child | None = None
+        self._services: list[Child] = []
+        self._state: BerthState | None = None
+
+    def _write(self) -> None:
+        if self._state is not None:
+            write_state(self.cfg.state_path, self._state)
+
+    async def run(self) -> None:
+        cfg = self.cfg
+        cfg.exec_root.mkdir(parents=True, exist_ok=True)
+        cfg.data_root.mkdir(parents=True, exist_ok=True)
+        lock_fd = acquire_lock(cfg.exec_root)
+        try:
+            await anyio.to_thread.run_sync(reap_stale, cfg.state_path)
+            await self._supervise()
+        finally:
+            remove_state(cfg.state_path)
+            os.close(lock_fd)
+
+    async def _supervise(self) -> None:
+        cfg = self.cfg
+        if cfg.nats_url:
+            nats_url = cfg.nats_url
+            nats = NatsState(url=nats_url, embedded=False)
+        else:
+            port = natsd.pick_port(cfg.nats_port)
+            nats_url = f"nats://127.0.0.1:{port}"
+            store = cfg.data_root / "nats"
+            store.mkdir(parents=True, exist_ok=True)
+            nats = NatsState(url=nats_url, embedded=True, process=ChildState(name="nats-server"))
+            assert nats.process is not None
+            self._nats_child = Child(
+                nats.process, natsd.nats_argv(port, store), dict(os.environ), self._write
+            )
+        env = service_env(cfg, nats_url)
+        self._services = [
+            Child(
+                ChildState(name=spec.name, module=spec.module),
+                [sys.executable, "-m", spec.module],
+                env,
+                self._write,
+            )
+            for spec in cfg.services
+        ]
+        self._state = BerthState(
+            supervisor_pid=os.getpid(),
+            supervisor_start_ticks=procs.start_ticks(os.getpid()),
+            data_root=str(cfg.data_root),
+            exec_root=str(cfg.exec_root),
+            hosts=list(cfg.hosts),
+            docker_host=cfg.docker_host,
+            log_file=str(cfg.log_path) if cfg.daemonized else "",
+            nats=nats,
+            services=[c.state for c in self._services],
+        )
+        self._write()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_signals)
+            if self._nats_child is not None:
+                tg.start_soon(self._nats_child.run)
+                await self._wait_nats(nats_url)
+            if not self._stop.is_set():
+                for child in self._services:
+                    tg.start_soon(child.run)
+                tg.start_soon(self._announce_when_ready)
+            await self._stop.wait()
+            await self._stop_all()
+            tg.cancel_scope.cancel()
+        log.info("berth stopped")
+
+    async def _wait_nats(self, url: str) -> None:
+        with anyio.move_on_after(NATS_READY_TIMEOUT):
+            while not self._stop.is_set():
+                if await anyio.to_thread.run_sync(natsd.reachable, url):
+                    log.info("nats-server ready at %s", url)
+                    return
+                await anyio.sleep(0.05)
+        # Services retry their NATS connection, and the nats child keeps being restarted.
+        log.error("nats-server not reachable at %s after %.0fs", url, NATS_READY_TIMEOUT)
+
+    async def _announce_when_ready(self) -> None:
+        host = self.cfg.docker_host
+        while not self._stop.is_set():
+            if await anyio.to_thread.run_sync(apiprobe.ping, host, 1.0):
+                log.info("API answers on %s", host)
+                if not self.cfg.daemonized:
+                    print(f"berth is up. To use it:\n  export DOCKER_HOST={host}", flush=True)
+                return
+            await anyio.sleep(0.25)
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                log.info("received %s; stopping", signal.Signals(signum).name)
+                self._stop.set()
+                return
+
+    async def _stop_all(self) -> None:
+        # The gateway goes first so no new request arrives while the rest stop; then the other
+        # services together; nats-server last so the services can drain into it.
+        gateway = [c for c in self._services if c.name == "berth-api-gateway"]
+        others = [c for c in self._services if c.name != "berth-api-gateway"]
+        for group in (gateway, others):
+            async with anyio.create_task_group() as tg:
+                for child in group:
+                    tg.start_soon(child.stop)
+        if self._nats_child is not None:
+            await self._nats_child.stop()

@@ -1,0 +1,3 @@
+from fakesvc.common import main
+
+main("berth-engine")

@@ -1,0 +1,143 @@
+"""`berth up -d` / `status --json` / `down` with a real nats-server and stand-in services."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from berth_cli import procs
+
+NAMES = ["berth-engine", "berth-lifecycle", "berth-runtime-agent", "berth-api-gateway"]
+
+
+def status(roots: Any, env: dict[str, str]) -> dict[str, Any]:
+    res = roots.berth("status", "--json", "--exec-root", str(roots.exec_root), env=env, timeout=30)
+    return json.loads(res.stdout)
+
+
+def wait_for(pred, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def up_d(roots: Any, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    return roots.berth(
+        "up", "-d", "--exec-root", str(roots.exec_root), "--data-root", str(roots.data_root),
+        "--nats-port", "0", "--ready-timeout", "30", *extra, env=env, timeout=60,
+    )
+
+
+def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in report["services"]}
+
+
+def test_up_status_restart_down(roots: Any, fake_env: dict[str, str]) -> None:
+    res = up_d(roots, fake_env)
+    assert res.returncode == 0, res.stderr
+    assert f"export DOCKER_HOST={roots.sock}" in res.stdout
+
+    report = wait_for(lambda: (r := status(roots, fake_env))["healthy"] and r, 30, "healthy")
+    assert report["running"] is True
+    assert report["docker_host"] == roots.sock
+    assert report["api"]["ping"] is True
+    assert report["nats"]["reachable"] is True
+    assert report["nats"]["embedded"] is True
+    assert procs.alive(report["nats"]["pid"])
+    assert report["log_file"] == str(roots.exec_root / "berth.log")
+    services = by_name(report)
+    assert sorted(services) == sorted(NAMES)
+    for s in services.values():
+        assert s["healthy"] and s["alive"] and s["state"] == "running"
+        assert s["answered_pid"] == s["pid"]
+        # Own session: a terminal's Ctrl-C never reaches services (or the shims they start).
+        assert os.getsid(s["pid"]) == s["pid"]
+    supervisor = report["supervisor"]["pid"]
+    assert os.getsid(supervisor) == supervisor
+
+    # A second berth on the same exec root is refused.
+    again = up_d(roots, fake_env)
+    assert again.returncode != 0
+    assert "already running" in again.stderr
+
+    # kill -9 one service: the supervisor restarts it and it answers again.
+    old_pid = services["berth-engine"]["pid"]
+    os.kill(old_pid, signal.SIGKILL)
+
+    def restarted() -> dict[str, Any] | None:
+        s = by_name(status(roots, fake_env))["berth-engine"]
+        return s if s["healthy"] and s["pid"] != old_pid else None
+
+    engine = wait_for(restarted, 30, "engine restart")
+    assert engine["restarts"] == 1
+    assert engine["last_exit"] == -signal.SIGKILL
+
+    pids = [s["pid"] for s in by_name(status(roots, fake_env)).values()] + [report["nats"]["pid"]]
+    res = roots.berth("down", "--exec-root", str(roots.exec_root), env=fake_env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert not procs.alive(supervisor)
+    for pid in pids:
+        assert not procs.alive(pid)
+    assert not (roots.exec_root / "berth.json").exists()
+    gone = status(roots, fake_env)
+    assert gone["running"] is False
+
+
+def test_foreground_prints_docker_host_and_stops_on_sigint(roots: Any, fake_env: dict[str, str]) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "berth_cli", "up", "--exec-root", str(roots.exec_root),
+         "--data-root", str(roots.data_root), "--nats-port", "0"],
+        env=fake_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        # readline blocks; the pytest timeout bounds it, and the line comes within seconds.
+        line = ""
+        deadline = time.monotonic() + 30
+        while "DOCKER_HOST" not in line and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+        assert f"export DOCKER_HOST={roots.sock}" in line
+        report = status(roots, fake_env)
+        pids = [s["pid"] for s in report["services"]]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=40) == 0
+        for pid in pids:
+            assert not procs.alive(pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_down_when_not_running(roots: Any, fake_env: dict[str, str]) -> None:
+    roots.exec_root.mkdir(parents=True)
+    res = roots.berth("down", "--exec-root", str(roots.exec_root), env=fake_env, timeout=30)
+    assert res.returncode == 0
+    assert "not running" in res.stdout
+    res = roots.berth("status", "--exec-root", str(roots.exec_root), env=fake_env, timeout=30)
+    assert res.returncode == 1
+    assert "not running" in res.stdout
+
+
+def test_up_d_fails_with_log_tail_when_api_never_answers(roots: Any, fake_env: dict[str, str]) -> None:
+    env = dict(fake_env, BERTH_SUPERVISE="berth-engine=fakesvc.engine,berth-api-gateway=fakesvc.nosuch")
+    res = roots.berth(
+        "up", "-d", "--exec-root", str(roots.exec_root), "--data-root", str(roots.data_root),
+        "--nats-port", "0", "--ready-timeout", "3", env=env, timeout=60,
+    )
+    assert res.returncode == 1
+    assert "did not answer" in res.stderr
+    assert "No module named fakesvc.nosuch" in res.stderr  # the log tail
+    assert not (roots.exec_root / "berth.json").exists()  # it stopped what it started
