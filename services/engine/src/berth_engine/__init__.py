@@ -1,0 +1,1 @@
+"""berth-engine: dockerd's role. Container records, names, config merge, events, exits."""

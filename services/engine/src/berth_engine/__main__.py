@@ -1,0 +1,51 @@
+"""`python -m berth_engine`: dockerd's role as a berth service."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from berth_contracts import subjects
+from berth_contracts.base import Pong
+from berth_contracts.engine import EngineRequest
+from berth_kit.service import ServiceContext, run_service
+
+from berth_engine import settings
+from berth_engine.containers import ContainerService
+from berth_engine.core import EngineCore
+from berth_engine.events import EventPublisher
+from berth_engine.exits import ExitHandler
+from berth_engine.handlers import register
+from berth_engine.images import ImageService
+from berth_engine.info import InfoService
+from berth_engine.store import RecordStore
+
+log = logging.getLogger("berth_engine")
+
+SERVICE_NAME = "berth-engine"
+
+
+async def engine_main(ctx: ServiceContext) -> None:
+    store = RecordStore(settings.db_path())
+    log.info("loaded %d container records from %s", len(store.all()), settings.db_path())
+    core = EngineCore(ctx.nc, store, ctx.rpc, EventPublisher(ctx.nc), ctx.node)
+    exits = ExitHandler(core)
+    # Exits first, then reconcile: an exit during start-up is either seen live or found by it.
+    await exits.subscribe(ctx.nc, ctx.tg)
+    ctx.tg.start_soon(exits.reconcile_loop, settings.RECONCILE_INTERVAL)
+    server = ctx.server(subjects.ENGINE_RPC, EngineRequest, queue=subjects.ENGINE_QUEUE, limit=128)
+    register(
+        server,
+        ContainerService(core, exits),
+        ImageService(core),
+        InfoService(core),
+        Pong(service=SERVICE_NAME, pid=os.getpid(), node=ctx.node),
+    )
+
+
+def main() -> None:
+    run_service(SERVICE_NAME, engine_main)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""What every container operation shares: the store, the RPC client, events, in-flight state,
+and the container's own trace."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import TypeVar
+
+import anyio
+from berth_contracts import subjects
+from berth_contracts.agent import TaskDelete, TaskPurge
+from berth_contracts.base import Command, Done, Reply
+from berth_contracts.errors import NotFound
+from berth_contracts.lifecycle import SnapshotRemove
+from berth_kit.rpc import RpcClient
+from berth_kit.tracing import context_from_traceparent
+from nats.aio.client import Client as NATS
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span
+
+from berth_engine.events import EventPublisher
+from berth_engine.records import Record
+from berth_engine.store import RecordStore
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Reply)
+
+AGENT_TIMEOUT = 30.0
+
+
+class EngineCore:
+    def __init__(
+        self, nc: NATS, store: RecordStore, rpc: RpcClient, events: EventPublisher, node: str
+    ) -> None:
+        self.nc = nc
+        self.store = store
+        self.rpc = rpc
+        self.events = events
+        self.node = node
+        self.tracer = trace.get_tracer("berth-engine")
+        # Containers between TaskCreate and the end of start: their exits are held until then.
+        self.starting: dict[str, object] = {}
+        # Containers being removed (by `rm` or AutoRemove): a second removal is a Conflict.
+        self.removing: set[str] = set()
+        # Set when a running container's exit has been recorded; used by stop/kill/rm -f.
+        self._exited: dict[str, anyio.Event] = {}
+
+    # --- RPC to the node-local services ----------------------------------------------------------
+
+    async def agent(
+        self,
+        node: str,
+        cmd: Command,
+        reply: type[R],
+        *,
+        within: float = AGENT_TIMEOUT,
+        attempts: int = 3,
+    ) -> R:
+        return await self.rpc.request(
+            subjects.agent_rpc(node), cmd, reply, timeout=within, attempts=attempts
+        )
+
+    async def lifecycle(
+        self, node: str, cmd: Command, reply: type[R], *, within: float = 60.0, attempts: int = 3
+    ) -> R:
+        return await self.rpc.request(
+            subjects.lifecycle_rpc(node), cmd, reply, timeout=within, attempts=attempts
+        )
+
+    # --- tracing ---------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def container_span(self, rec: Record, name: str) -> Iterator[Span]:
+        """A span in the container's own trace (child of its create span), linked to the request
+        that caused it, so one trace shows the container's whole life."""
+        incoming = trace.get_current_span().get_span_context()
+        links = [Link(incoming)] if incoming.is_valid else []
+        with self.tracer.start_as_current_span(
+            name,
+            context=context_from_traceparent(rec.traceparent),
+            links=links,
+            attributes={"container.id": rec.id, "container.name": rec.name},
+        ) as span:
+            yield span
+
+    # --- exit waiters ----------------------------------------------------------------------------
+
+    def arm_exit(self, container_id: str) -> None:
+        """A fresh waiter for the run that is starting now."""
+        self._exited[container_id] = anyio.Event()
+
+    def notify_exit(self, container_id: str) -> None:
+        event = self._exited.pop(container_id, None)
+        if event is not None:
+            event.set()
+
+    async def wait_exit(self, rec: Record, within: float) -> bool:
+        """True once the container is not running (or was removed); False on timeout."""
+        if not rec.running:
+            return True
+        event = self._exited.setdefault(rec.id, anyio.Event())
+        with anyio.move_on_after(within):
+            await event.wait()
+        return not rec.running or self.store.get(rec.id) is None
+
+    # --- removal ---------------------------------------------------------------------------------
+
+    async def destroy(self, rec: Record) -> None:
+        """Remove everything of a stopped container, then its record; publish `destroy`.
+
+        Missing pieces (task already deleted, snapshot never made) are fine; any other failure
+        keeps the record so the removal can be retried.
+        """
+        if rec.has_task:
+            await self._ignore_missing(self.agent(rec.node, TaskDelete(container_id=rec.id), Done))
+            rec.has_task = False
+        await self._ignore_missing(self.agent(rec.node, TaskPurge(container_id=rec.id), Done))
+        await self._ignore_missing(self.lifecycle(rec.node, SnapshotRemove(key=rec.id), Done))
+        await self.store.delete(rec.id)
+        self.notify_exit(rec.id)
+        await self.events.container(rec, "destroy")
+
+    @staticmethod
+    async def _ignore_missing(call: object) -> None:
+        try:
+            await call  # type: ignore[misc]
+        except NotFound:
+            pass

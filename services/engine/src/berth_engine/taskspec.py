@@ -1,0 +1,97 @@
+"""From a container record to what the agent runs, and from runc's failure to moby's error."""
+
+from __future__ import annotations
+
+from berth_contracts.agent import TaskSpec
+from berth_contracts.errors import BerthError, InternalError, InvalidParameter
+
+from berth_engine.records import Record
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def replace_or_append_env(base: list[str], overrides: list[str]) -> list[str]:
+    """moby's ReplaceOrAppendEnvValues: an override replaces the entry with its key."""
+    result = list(base)
+    index = {entry.split("=", 1)[0]: i for i, entry in enumerate(result)}
+    for entry in overrides:
+        key = entry.split("=", 1)[0]
+        if key in index:
+            result[index[key]] = entry
+        else:
+            index[key] = len(result)
+            result.append(entry)
+    return result
+
+
+def process_env(rec: Record) -> list[str]:
+    """moby's CreateDaemonEnvironment: PATH, HOSTNAME (and TERM with a TTY), then Config.Env."""
+    base = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={rec.config.hostname}"]
+    if rec.config.tty:
+        base.append("TERM=xterm")
+    return replace_or_append_env(base, rec.config.env or [])
+
+
+def task_spec(rec: Record) -> TaskSpec:
+    hc = rec.host_config
+    return TaskSpec(
+        args=[rec.path, *rec.args],
+        env=process_env(rec),
+        cwd=rec.config.working_dir or "/",
+        user=rec.config.user,
+        hostname=rec.config.hostname,
+        tty=rec.config.tty,
+        open_stdin=rec.config.open_stdin,
+        stdin_once=rec.config.stdin_once,
+        # berth has no bridge yet: anything but host gets a private netns with loopback only.
+        network_mode="host" if hc.network_mode == "host" else "none",
+        memory=hc.memory,
+        memory_swap=hc.memory_swap,
+        nano_cpus=hc.nano_cpus,
+        cpu_shares=hc.cpu_shares,
+        cpu_period=hc.cpu_period,
+        cpu_quota=hc.cpu_quota,
+        pids_limit=max(hc.pids_limit or 0, 0),  # Docker's -1 (unlimited) is the agent's 0
+        privileged=hc.privileged,
+        readonly_rootfs=hc.readonly_rootfs,
+        cap_add=list(hc.cap_add or []),
+        cap_drop=list(hc.cap_drop or []),
+        oom_score_adj=hc.oom_score_adj,
+        labels=dict(rec.config.labels or {}),
+    )
+
+
+_MOBY_PREFIX = (
+    "failed to create task for container: failed to create shim task: OCI runtime create failed: "
+)
+_RUNC_PREFIX = "runc create failed: unable to start container process: "
+
+
+def start_error(exc: BerthError) -> BerthError:
+    """Wrap a runc failure the way moby reports it, so the CLI derives the right exit code.
+
+    Errors that are not runc's (agent unavailable, feature not implemented) pass through as is.
+    """
+    if exc.kind not in ("internal", "invalid") or exc.message.startswith("failed to create task"):
+        return exc
+    text = exc.message
+    if "runc create failed" not in text and "OCI runtime" not in text:
+        text = _RUNC_PREFIX + text
+    if not text.startswith("OCI runtime"):
+        text = _MOBY_PREFIX + text
+    else:
+        text = "failed to create task for container: failed to create shim task: " + text
+    if not text.endswith(": unknown"):
+        text += ": unknown"
+    if "executable file not found" in text or "no such file or directory" in text:
+        return InvalidParameter(text)
+    return InternalError(text)
+
+
+def exit_code_for_start_error(message: str) -> int:
+    """moby's setExitCodeFromError: 127 not found, 126 not executable, else 128."""
+    if "executable file not found" in message or "no such file or directory" in message:
+        return 127
+    if "permission denied" in message or "is a directory" in message:
+        return 126
+    return 128
