@@ -1,0 +1,53 @@
+"""The aiohttp application: middlewares, common headers and the route table.
+
+Every route is registered twice, unversioned and under /v{version}, as moby does; the version
+middleware checks the prefix and stores the version the request speaks in request["api_version"].
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from berth_gateway import versions
+from berth_gateway.backend import BACKEND_KEY, Backend
+from berth_gateway.errors import error_middleware
+from berth_gateway.headers import add_common_headers
+from berth_gateway.routes import containers, images, streams, system, unsupported
+from berth_gateway.routes.table import Route
+from berth_gateway.tracing import tracing_middleware
+
+VERSION_PREFIX = "/v{version:[0-9][0-9.]*}"
+
+
+@web.middleware
+async def version_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request["api_version"] = versions.check(request.match_info.get("version"))
+    return await handler(request)
+
+
+def all_routes() -> list[Route]:
+    # Order matters: fixed paths before greedy {name:.*} ones that could swallow them.
+    return [
+        *system.ROUTES,
+        *streams.ROUTES,
+        *containers.ROUTES,
+        *images.ROUTES,
+        *unsupported.ROUTES,
+    ]
+
+
+def build_app(backend: Backend | None) -> web.Application:
+    # client_max_size: bodies that are streamed (load/import) are never read whole; this
+    # bounds the JSON bodies that are.
+    app = web.Application(
+        middlewares=[tracing_middleware, error_middleware, version_middleware],
+        client_max_size=16 * 1024 * 1024,
+    )
+    if backend is not None:
+        app[BACKEND_KEY] = backend
+    app.on_response_prepare.append(add_common_headers)
+    for route in all_routes():
+        for prefix in ("", VERSION_PREFIX):
+            app.router.add_route(route.method, prefix + route.path, route.handler)
+    return app

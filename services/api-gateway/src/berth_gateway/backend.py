@@ -1,0 +1,54 @@
+"""What the handlers need from the rest of berth: engine RPC and NATS stream subjects."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+from aiohttp import web
+from berth_contracts import subjects
+from berth_contracts.base import Command, Reply
+from berth_kit.rpc import RpcClient
+from nats.aio.client import Client as NATS
+from nats.aio.subscription import Subscription
+
+R = TypeVar("R", bound=Reply)
+
+# Pending limits of one stream subscription: generous, because output must not be dropped
+# while the HTTP client reads slowly; nats-py applies them per subscription.
+_PENDING_MSGS = 65536
+_PENDING_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class Backend:
+    rpc: RpcClient
+    nc: NATS
+
+    async def call(self, command: Command, reply_type: type[R], *, reply_timeout: float = 30.0) -> R:
+        return await self.rpc.request(subjects.ENGINE_RPC, command, reply_type, timeout=reply_timeout)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, subject: str) -> AsyncIterator[Subscription]:
+        """A subscription that is live on the server when this yields (the flush round-trips)."""
+        sub = await self.nc.subscribe(
+            subject, pending_msgs_limit=_PENDING_MSGS, pending_bytes_limit=_PENDING_BYTES
+        )
+        try:
+            await self.nc.flush(timeout=10)
+            yield sub
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    def new_inbox(self) -> str:
+        return self.nc.new_inbox()
+
+
+BACKEND_KEY = web.AppKey("backend", Backend)
+
+
+def backend(request: web.Request) -> Backend:
+    return request.app[BACKEND_KEY]

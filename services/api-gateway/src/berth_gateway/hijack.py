@@ -1,0 +1,149 @@
+"""Taking over the HTTP connection for attach (moby's hijack: `HTTP/1.1 101 UPGRADED`).
+
+aiohttp has no public hijack, but it has the hook websockets use: after an upgrade request,
+RequestHandler.set_parser() receives every later byte the client sends. The gateway installs a
+parser that queues those bytes (the container's stdin) and writes the response header block and
+the output straight to the transport. Two details need a RequestHandler subclass:
+
+* half-close: the docker CLI shuts down its write side when its stdin ends, and keeps reading
+  output. asyncio closes a transport whose protocol's eof_received() returns a false value, so a
+  hijacked connection answers True there and reports EOF to the stdin queue instead.
+* the response aiohttp writes after the handler returns: a HijackedResponse that writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import anyio
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_server import Server
+
+from berth_gateway.headers import COMMON_HEADERS
+
+_STDIN_BUFFER = 64
+
+
+class StdinParser:
+    """Receives the client's bytes after the upgrade (the set_parser protocol of aiohttp)."""
+
+    def __init__(self) -> None:
+        self._send, self.receive = anyio.create_memory_object_stream[bytes | None](_STDIN_BUFFER)
+        self._eof = False
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        if data and not self._eof:
+            with contextlib.suppress(anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                # A client flooding stdin faster than NATS takes it loses the excess rather than
+                # growing memory without bound; interactive input never gets near the limit.
+                self._send.send_nowait(data)
+        return False, b""
+
+    def feed_eof(self) -> None:
+        if self._eof:
+            return
+        self._eof = True
+        with contextlib.suppress(anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._send.send_nowait(None)
+        self._send.close()
+
+
+class HijackableRequestHandler(RequestHandler):
+    """A RequestHandler that keeps a half-closed connection open once it has been hijacked."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hijacked: StdinParser | None = None
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]
+        if self.hijacked is not None:
+            self.hijacked.feed_eof()
+            return True  # keep the transport open: output still flows to the client
+        return None
+
+
+class HijackableServer(Server):
+    def __call__(self) -> RequestHandler:
+        return HijackableRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class HijackedResponse(web.StreamResponse):
+    """What a hijacking handler returns: the bytes were written already, aiohttp adds none."""
+
+    def __init__(self) -> None:
+        super().__init__(status=101)
+
+    async def prepare(self, request: web.BaseRequest) -> None:  # type: ignore[override]
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+    @property
+    def keep_alive(self) -> bool:  # type: ignore[override]
+        return False  # the connection belongs to the stream; aiohttp closes it afterwards
+
+
+class Hijacked:
+    """The taken-over connection: raw writes with flow control, and the client's stdin."""
+
+    def __init__(self, request: web.Request, stdin: StdinParser | None) -> None:
+        self._request = request
+        self._transport = request.transport
+        self._protocol = request.protocol
+        self.stdin = stdin
+
+    @property
+    def closed(self) -> bool:
+        return self._transport is None or self._transport.is_closing()
+
+    async def write(self, data: bytes) -> None:
+        if self.closed:
+            raise ConnectionResetError("client went away")
+        assert self._transport is not None
+        self._transport.write(data)
+        # aiohttp's protocol implements asyncio flow control; wait while the buffer is full.
+        await self._protocol._drain_helper()
+
+    def close(self) -> None:
+        """Close after the buffered output is sent (asyncio's transport.close flushes first)."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+
+
+def wants_upgrade(request: web.Request) -> bool:
+    connection = request.headers.get("Connection", "").lower()
+    return "upgrade" in connection and bool(request.headers.get("Upgrade"))
+
+
+async def hijack(request: web.Request, content_type: str) -> Hijacked:
+    """Answer 101 UPGRADED (or 200 OK without an Upgrade header) and take over the socket.
+
+    The header block goes out in its own write and is flushed before any payload: docker-py
+    parses it through a buffered reader and would swallow output that arrived with it.
+    """
+    upgrade = wants_upgrade(request)
+    protocol = request.protocol
+    stdin: StdinParser | None = None
+    if upgrade:
+        lines = [
+            "HTTP/1.1 101 UPGRADED",
+            f"Content-Type: {content_type}",
+            "Connection: Upgrade",
+            "Upgrade: tcp",
+        ]
+    else:
+        lines = ["HTTP/1.1 200 OK", f"Content-Type: {content_type}"]
+    lines += [f"{name}: {value}" for name, value in COMMON_HEADERS.items()]
+    block = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    if upgrade and isinstance(protocol, HijackableRequestHandler):
+        stdin = StdinParser()
+        protocol.hijacked = stdin
+        protocol.set_parser(stdin)  # type: ignore[arg-type]
+    conn = Hijacked(request, stdin)
+    # transport.write sends at once when nothing is queued, so the block leaves in its own
+    # send(); output written later cannot share its segment unless the client reads slowly.
+    await conn.write(block)
+    return conn

@@ -1,0 +1,52 @@
+"""Replaying a container's log: ContainerLogs to a fresh inbox, LogBatch messages back.
+
+Shared by GET /logs and attach with logs=1. The inbox is subscribed (and flushed) before the
+request goes out, so no batch can arrive before anyone listens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import msgspec
+from berth_contracts.codec import decode
+from berth_contracts.engine import ContainerLogs, LogsStarted
+from berth_contracts.errors import InternalError
+from berth_contracts.streams import LogBatch, LogLine
+from nats.aio.subscription import Subscription
+
+from berth_gateway.backend import Backend
+
+
+class LogStreamError(Exception):
+    """The log stream ended with an error after it had started (LogBatch.error)."""
+
+
+@contextlib.asynccontextmanager
+async def log_replay(
+    be: Backend, command: ContainerLogs
+) -> AsyncIterator[tuple[LogsStarted, AsyncIterator[LogLine]]]:
+    """Start a replay; yields the engine's reply and an iterator over the lines.
+
+    Errors before the first line (no such container, bad parameters) are raised on entry, so
+    the caller can still answer with a plain HTTP error.
+    """
+    inbox = be.new_inbox()
+    async with be.subscribe(inbox) as sub:
+        started = await be.call(msgspec.structs.replace(command, stream_subject=inbox), LogsStarted)
+        yield started, _lines(sub)
+
+
+async def _lines(sub: Subscription) -> AsyncIterator[LogLine]:
+    async for msg in sub.messages:
+        try:
+            batch = decode(msg.data, LogBatch)
+        except Exception as exc:  # noqa: BLE001 - a broken batch ends the stream
+            raise InternalError(f"undecodable log batch: {exc}") from None
+        for line in batch.lines:
+            yield line
+        if batch.error:
+            raise LogStreamError(batch.error)
+        if batch.end:
+            return

@@ -1,0 +1,106 @@
+"""POST /containers/{id}/attach: the hijacked stdio stream of a container's main process.
+
+Order matters: the CLI attaches before it starts the container, so the gateway subscribes to
+the container's output subject and flushes NATS before it answers; every chunk published after
+the 101 (or during a logs=1 replay) is already queued for this client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import anyio
+import msgspec
+from aiohttp import web
+from berth_contracts import subjects
+from berth_contracts.codec import decode, encode
+from berth_contracts.engine import ContainerLogs, ContainerRef, ContainerResolve
+from berth_contracts.errors import NotFound
+from berth_contracts.streams import STDERR, STDOUT, StdinChunk, StdioChunk
+from nats.aio.subscription import Subscription
+
+from berth_gateway import stdcopy
+from berth_gateway.backend import Backend, backend
+from berth_gateway.hijack import Hijacked, HijackedResponse, hijack
+from berth_gateway.logreplay import LogStreamError, log_replay
+from berth_gateway.params import qbool
+from berth_gateway.routes.table import Route
+
+_FINISHED = ("exited", "dead")
+
+
+class Streams:
+    """Which of the container's streams this client asked for."""
+
+    def __init__(self, stdout: bool, stderr: bool) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def wants(self, stream: int) -> bool:
+        if stream == STDERR:
+            return self.stderr
+        return self.stdout if stream == STDOUT else False
+
+
+async def attach(request: web.Request) -> web.StreamResponse:
+    be = backend(request)
+    ref = await be.call(ContainerResolve(ref=request.match_info["id"]), ContainerRef)
+    logs, stream = qbool(request, "logs"), qbool(request, "stream")
+    streams = Streams(qbool(request, "stdout"), qbool(request, "stderr"))
+    with_stdin = qbool(request, "stdin") and ref.open_stdin
+    async with be.subscribe(subjects.stdio_out(ref.id)) as sub:
+        try:
+            latest = await be.call(ContainerResolve(ref=ref.id), ContainerRef)
+        except NotFound:
+            latest = msgspec.structs.replace(ref, status="exited")  # removed meanwhile
+        content_type = stdcopy.media_type(request["api_version"], ref.tty)
+        conn = await hijack(request, content_type)
+        with contextlib.suppress(ConnectionError):
+            if logs:
+                await _replay_logs(be, conn, ref, streams)
+            if stream and latest.status not in _FINISHED:
+                async with anyio.create_task_group() as tg:
+                    if with_stdin and conn.stdin is not None:
+                        tg.start_soon(_pump_stdin, be, conn, ref)
+                    await _relay_output(sub, conn, ref.tty, streams)
+                    tg.cancel_scope.cancel()  # output ended: stdin has nowhere to go
+        conn.close()
+    return HijackedResponse()
+
+
+async def _replay_logs(be: Backend, conn: Hijacked, ref: ContainerRef, streams: Streams) -> None:
+    command = ContainerLogs(
+        ref=ref.id, stream_subject="", stdout=streams.stdout, stderr=streams.stderr
+    )
+    try:
+        async with log_replay(be, command) as (_, lines):
+            async for line in lines:
+                await conn.write(stdcopy.encode(line.stream, line.data, ref.tty))
+    except LogStreamError as exc:
+        if not ref.tty:
+            await conn.write(stdcopy.frame(stdcopy.SYSTEMERR, str(exc).encode()))
+
+
+async def _relay_output(sub: Subscription, conn: Hijacked, tty: bool, streams: Streams) -> None:
+    """Forward StdioChunks until the eof chunk: then all output has been sent."""
+    async for msg in sub.messages:
+        chunk = decode(msg.data, StdioChunk)
+        if chunk.data and streams.wants(chunk.stream):
+            await conn.write(stdcopy.encode(chunk.stream, chunk.data, tty))
+        if chunk.eof:
+            return
+
+
+async def _pump_stdin(be: Backend, conn: Hijacked, ref: ContainerRef) -> None:
+    """Client bytes become StdinChunks; the client's half-close becomes eof."""
+    assert conn.stdin is not None
+    subject = subjects.stdio_in(ref.id)
+    async for data in conn.stdin.receive:
+        if data is None:
+            break
+        await be.nc.publish(subject, encode(StdinChunk(data=data)))
+    await be.nc.publish(subject, encode(StdinChunk(data=b"", eof=True)))
+    await be.nc.flush(timeout=10)
+
+
+ROUTES = [Route("POST", "/containers/{id:.*}/attach", attach)]

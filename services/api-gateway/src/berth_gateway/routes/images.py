@@ -1,0 +1,120 @@
+"""Image endpoints: list, inspect, remove, tag, load, import; pull and the rest say 501."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from berth_contracts.base import Done
+from berth_contracts.engine import (
+    ImageDetail,
+    ImageGet,
+    ImageList,
+    ImageListing,
+    ImageRemove,
+    ImageRemoved,
+    ImageTag,
+    ImageUpload,
+    UploadTarget,
+)
+from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
+
+from berth_gateway.backend import backend
+from berth_gateway.params import qbool, qfilters
+from berth_gateway.responses import json_response
+from berth_gateway.routes.table import Route, not_supported
+from berth_gateway.upload import relay_upload
+
+PULL_NOT_SUPPORTED = (
+    "pulling images from registries is not supported yet: use docker load or docker import"
+)
+
+
+async def list_images(request: web.Request) -> web.Response:
+    filters = qfilters(request)
+    # API < 1.25 had a `filter` parameter meaning a reference filter.
+    if request.query.get("filter"):
+        filters.setdefault("reference", []).append(request.query["filter"])
+    reply = await backend(request).call(
+        ImageList(all=qbool(request, "all"), filters=filters), ImageListing
+    )
+    return json_response(reply.items)
+
+
+async def inspect(request: web.Request) -> web.Response:
+    reply = await backend(request).call(ImageGet(ref=request.match_info["name"]), ImageDetail)
+    return json_response(reply.image)
+
+
+async def remove(request: web.Request) -> web.Response:
+    reply = await backend(request).call(
+        ImageRemove(
+            ref=request.match_info["name"],
+            force=qbool(request, "force"),
+            noprune=qbool(request, "noprune"),
+        ),
+        ImageRemoved,
+        reply_timeout=60.0,
+    )
+    return json_response(reply.items)
+
+
+async def tag(request: web.Request) -> web.Response:
+    repo = request.query.get("repo", "")
+    if not repo:
+        raise InvalidParameter("repository name must have at least one component")
+    await backend(request).call(
+        ImageTag(ref=request.match_info["name"], repo=repo, tag=request.query.get("tag", "")), Done
+    )
+    return web.Response(status=201)
+
+
+async def load(request: web.Request) -> web.StreamResponse:
+    target = await backend(request).call(
+        ImageUpload(kind="load", quiet=qbool(request, "quiet", default=True)), UploadTarget
+    )
+    return await relay_upload(request, target.url)
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    """POST /images/create: import with fromSrc, pull with fromImage."""
+    if request.query.get("fromImage"):
+        raise NotImplementedByBerth(PULL_NOT_SUPPORTED)
+    source = request.query.get("fromSrc", "")
+    if not source:
+        raise InvalidParameter("fromImage or fromSrc is required")
+    if source != "-":
+        raise NotImplementedByBerth(
+            "importing from a URL is not supported by berth yet: send the archive in the body"
+        )
+    target = await backend(request).call(
+        ImageUpload(
+            kind="import",
+            repo=request.query.get("repo", ""),
+            tag=request.query.get("tag", ""),
+            message=request.query.get("message", ""),
+            changes=request.query.getall("changes", []),
+        ),
+        UploadTarget,
+    )
+    return await relay_upload(request, target.url)
+
+
+ROUTES = [
+    Route("GET", "/images/json", list_images),
+    Route("POST", "/images/load", load),
+    Route("POST", "/images/create", create),
+    Route("GET", "/images/get", not_supported("saving images (docker save)")),
+    Route("GET", "/images/search", not_supported("searching registries")),
+    Route("POST", "/images/prune", not_supported("pruning images")),
+    Route("POST", "/build", not_supported("building images")),
+    Route("POST", "/build/prune", not_supported("pruning the build cache")),
+    Route("POST", "/build/cancel", not_supported("building images")),
+    Route("POST", "/commit", not_supported("committing containers to images")),
+    Route("POST", "/auth", not_supported("logging in to registries")),
+    Route("GET", "/distribution/{name:.*}/json", not_supported("querying registries")),
+    Route("GET", "/images/{name:.*}/json", inspect),
+    Route("GET", "/images/{name:.*}/history", not_supported("image history")),
+    Route("GET", "/images/{name:.*}/get", not_supported("saving images (docker save)")),
+    Route("POST", "/images/{name:.*}/push", not_supported("pushing images")),
+    Route("POST", "/images/{name:.*}/tag", tag),
+    Route("DELETE", "/images/{name:.*}", remove),
+]

@@ -1,0 +1,7 @@
+"""The streaming endpoints, gathered for the route table."""
+
+from __future__ import annotations
+
+from berth_gateway.routes import attach, events, logs, wait
+
+ROUTES = [*events.ROUTES, *wait.ROUTES, *logs.ROUTES, *attach.ROUTES]

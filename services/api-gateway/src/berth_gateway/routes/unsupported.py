@@ -1,0 +1,71 @@
+"""Areas berth does not implement yet, answered in Docker's error shape instead of a bare 404.
+
+`docker inspect` skips errors that say "not supported", so 501s here keep its fall-through
+working. Swarm paths say 503 with dockerd's own "not a swarm manager" words, as podman does.
+BuildKit's /session and /grpc are 404 so clients fall back to the classic builder.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from berth_contracts.errors import NotFound, Unavailable
+
+from berth_gateway.routes.table import Route, not_supported
+
+SWARM_MESSAGE = (
+    "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to "
+    "connect this node to swarm and try again."
+)
+
+
+async def no_swarm(request: web.Request) -> web.Response:
+    raise Unavailable(SWARM_MESSAGE)
+
+
+async def page_not_found(request: web.Request) -> web.Response:
+    raise NotFound("page not found")
+
+
+_CONTAINER_AREAS = {
+    "archive": "copying files to and from containers",
+    "stats": "container stats",
+    "top": "listing container processes",
+    "pause": "pausing containers",
+    "unpause": "unpausing containers",
+    "rename": "renaming containers",
+    "update": "updating containers",
+    "export": "exporting containers",
+    "changes": "container filesystem changes",
+    "exec": "exec",
+    "attach/ws": "attaching over websockets",
+}
+
+_AREAS = {
+    "networks": "networks",
+    "volumes": "volumes",
+    "exec": "exec",
+    "plugins": "plugins",
+    "system": "system data usage and pruning",
+}
+
+_SWARM = ("swarm", "nodes", "services", "tasks", "secrets", "configs")
+
+
+def _routes() -> list[Route]:
+    routes: list[Route] = [
+        Route("*", "/session", page_not_found),
+        Route("*", "/grpc", page_not_found),
+        Route("POST", "/containers/prune", not_supported("pruning containers")),
+    ]
+    for suffix, what in _CONTAINER_AREAS.items():
+        routes.append(Route("*", f"/containers/{{id:.*}}/{suffix}", not_supported(what)))
+    for area, what in _AREAS.items():
+        routes.append(Route("*", f"/{area}", not_supported(what)))
+        routes.append(Route("*", f"/{area}/{{tail:.*}}", not_supported(what)))
+    for area in _SWARM:
+        routes.append(Route("*", f"/{area}", no_swarm))
+        routes.append(Route("*", f"/{area}/{{tail:.*}}", no_swarm))
+    return routes
+
+
+ROUTES = _routes()

@@ -1,0 +1,94 @@
+"""POST /containers/{id}/wait: headers at once, the exit status when the condition is met.
+
+The docker CLI sends /wait before /start and blocks until the response headers arrive, so the
+order is fixed: resolve (404 before any header), subscribe to the container's events and flush,
+resolve again (the container may have exited or gone in between), send 200 + headers, then wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal
+
+from aiohttp import web
+from berth_contracts import subjects
+from berth_contracts.codec import decode
+from berth_contracts.docker import Event, WaitResponse
+from berth_contracts.engine import ContainerRef, ContainerResolve
+from berth_contracts.errors import InvalidParameter, NotFound
+from nats.aio.subscription import Subscription
+
+from berth_gateway.backend import backend
+from berth_gateway.responses import JSON, encode
+from berth_gateway.routes.table import Route
+
+Condition = Literal["not-running", "next-exit", "removed"]
+_CONDITIONS: tuple[Condition, ...] = ("not-running", "next-exit", "removed")
+_RUNNING = ("running", "restarting", "paused", "removing")
+
+
+def parse_condition(raw: str) -> Condition:
+    if raw == "":
+        return "not-running"
+    for condition in _CONDITIONS:
+        if raw == condition:
+            return condition
+    raise InvalidParameter("invalid condition")
+
+
+def exit_code_of(event: Event, default: int) -> int:
+    try:
+        return int(event.Actor.Attributes.get("exitCode", default))
+    except ValueError:
+        return default
+
+
+async def wait_for(sub: Subscription, condition: Condition, exit_code: int) -> int:
+    """Consume the container's events until the condition holds; returns the exit code.
+
+    `destroy` ends every condition: a removed container will not exit again.
+    """
+    async for msg in sub.messages:
+        try:
+            event = decode(msg.data, Event)
+        except Exception:  # noqa: BLE001 - not an event we understand; keep waiting
+            continue
+        if event.Action == "die":
+            exit_code = exit_code_of(event, exit_code)
+            if condition != "removed":
+                return exit_code
+        elif event.Action == "destroy":
+            return exit_code
+    return exit_code
+
+
+async def wait(request: web.Request) -> web.StreamResponse:
+    condition = parse_condition(request.query.get("condition", ""))
+    be = backend(request)
+    ref = await be.call(ContainerResolve(ref=request.match_info["id"]), ContainerRef)
+    async with be.subscribe(subjects.docker_events("container", ref.id)) as sub:
+        gone = False
+        try:
+            latest = await be.call(ContainerResolve(ref=ref.id), ContainerRef)
+        except NotFound:
+            latest, gone = ref, True
+        response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        if gone:
+            code = latest.exit_code
+        elif condition == "not-running" and latest.status not in _RUNNING:
+            code = latest.exit_code
+        elif condition == "next-exit" and ref.status in _RUNNING and latest.status not in _RUNNING:
+            code = latest.exit_code  # it exited while we were subscribing
+        else:
+            # The client going away cancels this handler (handler_cancellation), which ends
+            # the wait and the subscription: that is the cancel path.
+            code = await wait_for(sub, condition, latest.exit_code)
+        with contextlib.suppress(ConnectionError):
+            await response.write(encode(WaitResponse(StatusCode=code, Error=None)) + b"\n")
+            await response.write_eof()
+        return response
+
+
+ROUTES = [Route("POST", "/containers/{id:.*}/wait", wait)]

@@ -1,0 +1,92 @@
+"""The gateway service: serve the Docker API on every configured host until asked to stop."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+from pathlib import Path
+
+import anyio
+from aiohttp import web
+from berth_kit.service import ServiceContext
+
+from berth_gateway.app import build_app
+from berth_gateway.backend import Backend
+from berth_gateway.hijack import HijackableServer
+from berth_gateway.hosts import Listen, configured_hosts
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "berth-api-gateway"
+SOCKET_MODE = 0o660
+# Streams (events, wait, logs -f, attach) can last forever; on shutdown they get this long.
+SHUTDOWN_TIMEOUT = 2.0
+
+
+class GatewayRunner(web.AppRunner):
+    """An AppRunner whose connections can be hijacked (see hijack.py)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = HijackableServer
+        return server
+
+
+def _remove_stale_socket(path: str) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise RuntimeError(f"{path} exists and is not a socket")
+    os.unlink(path)
+
+
+async def start_sites(runner: web.AppRunner, hosts: list[Listen]) -> list[web.BaseSite]:
+    sites: list[web.BaseSite] = []
+    for host in hosts:
+        site: web.BaseSite
+        if host.kind == "unix":
+            Path(host.path).parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_socket(host.path)
+            site = web.UnixSite(runner, host.path)
+            await site.start()
+            os.chmod(host.path, SOCKET_MODE)
+        else:
+            site = web.TCPSite(runner, host.host, host.port)
+            await site.start()
+        log.info("listening on %s", host)
+        sites.append(site)
+    return sites
+
+
+async def serve(ctx: ServiceContext) -> None:
+    """run_service's main: start listening, and stop listening when the service stops."""
+    app = build_app(Backend(rpc=ctx.rpc, nc=ctx.nc))
+    # handler_cancellation: a client that hangs up (docker run -d drops its /wait) cancels its
+    # handler, which is how long waits and streams end and release their subscriptions.
+    runner = GatewayRunner(
+        app, handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
+    )
+    await runner.setup()
+    hosts = configured_hosts()
+    try:
+        await start_sites(runner, hosts)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    ctx.tg.start_soon(_close_on_stop, ctx, runner, hosts)
+
+
+async def _close_on_stop(ctx: ServiceContext, runner: web.AppRunner, hosts: list[Listen]) -> None:
+    try:
+        await ctx.stopping.wait()
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_TIMEOUT + 3):
+            await runner.cleanup()
+        for host in hosts:
+            if host.kind == "unix":
+                with contextlib.suppress(OSError):
+                    os.unlink(host.path)
