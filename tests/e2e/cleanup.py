@@ -1,0 +1,110 @@
+"""Leave nothing behind after an e2e session: containers, shims, mounts, temp dirs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+def _run(argv: list[str], timeout: float = 15) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def delete_containers(runc_root: Path) -> list[str]:
+    """`runc delete -f` every container runc still knows under this root."""
+    if not runc_root.exists():
+        return []
+    res = _run(["runc", "--root", str(runc_root), "list", "-q"])
+    ids = res.stdout.split() if res and res.returncode == 0 else []
+    for cid in ids:
+        _run(["runc", "--root", str(runc_root), "delete", "-f", cid])
+    return ids
+
+
+def _mentions(pid: int, needle: bytes) -> bool:
+    for part in ("cmdline", "environ"):
+        try:
+            with open(f"/proc/{pid}/{part}", "rb") as f:
+                if needle in f.read():
+                    return True
+        except OSError:
+            return False
+    return False
+
+
+def kill_processes_of(root: Path) -> list[int]:
+    """SIGKILL every process whose command line or environment names this temp root: services,
+    the agent's zygote and shims (they inherit BERTH_EXEC_ROOT), nats-server (its store dir)."""
+    needle = str(root).encode()
+    me = os.getpid()
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = int(entry)
+        if _mentions(pid, needle):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+    return killed
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) + 0 and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mounts_under(root: Path) -> list[str]:
+    prefix = str(root).rstrip("/") + "/"
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = _unescape(line.split()[4])
+            if point == str(root) or point.startswith(prefix):
+                found.append(point)
+    return found
+
+
+def unmount_all_under(root: Path) -> list[str]:
+    """umount -l everything mounted under root, deepest first (repeat: mounts can stack)."""
+    done: list[str] = []
+    for _ in range(5):
+        points = sorted(set(mounts_under(root)), key=lambda p: p.count("/"), reverse=True)
+        if not points:
+            break
+        for point in points:
+            _run(["umount", "-l", point])
+            done.append(point)
+    return done
+
+
+def cleanup_roots(roots: list[Path]) -> dict[str, list]:  # type: ignore[type-arg]
+    report: dict[str, list] = {"containers": [], "killed": [], "unmounted": []}  # type: ignore[type-arg]
+    for root in roots:
+        report["containers"] += delete_containers(root / "runc")
+    for root in roots:
+        report["killed"] += kill_processes_of(root)
+    if report["killed"]:
+        time.sleep(0.3)  # let the kernel finish tearing them down before unmounting
+    for root in roots:
+        report["unmounted"] += unmount_all_under(root)
+    for root in roots:
+        shutil.rmtree(root, ignore_errors=True)
+    return report
