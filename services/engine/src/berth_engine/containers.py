@@ -249,7 +249,7 @@ class ContainerService:
         """Send sig to the init process; publish `kill`. False if the task is already gone."""
         try:
             await self.core.agent(rec.node, TaskKill(container_id=rec.id, signal=sig), Done)
-        except NotFound:
+        except (NotFound, Conflict):
             # The task vanished under us: let reconcile record the exit right away.
             await self.exits.reconcile_once()
             return False

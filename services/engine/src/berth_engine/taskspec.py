@@ -68,22 +68,23 @@ _RUNC_PREFIX = "runc create failed: unable to start container process: "
 
 
 def start_error(exc: BerthError) -> BerthError:
-    """Wrap a runc failure the way moby reports it, so the CLI derives the right exit code.
-
-    Errors that are not runc's (agent unavailable, feature not implemented) pass through as is.
+    """A runc failure worded and classified the way moby reports it, so the CLI derives the
+    right exit code (127 for a missing executable). The agent usually words it already; a bare
+    runc text is wrapped here. Errors that are not runc's (agent unavailable, feature not
+    implemented, conflicts) pass through as they are.
     """
-    if exc.kind not in ("internal", "invalid") or exc.message.startswith("failed to create task"):
+    if exc.kind not in ("internal", "invalid"):
         return exc
     text = exc.message
-    if "runc create failed" not in text and "OCI runtime" not in text:
-        text = _RUNC_PREFIX + text
-    if not text.startswith("OCI runtime"):
+    if "OCI runtime" not in text and not text.startswith("failed to create task"):
+        if "runc create failed" not in text:
+            text = _RUNC_PREFIX + text
         text = _MOBY_PREFIX + text
-    else:
-        text = "failed to create task for container: failed to create shim task: " + text
-    if not text.endswith(": unknown"):
-        text += ": unknown"
+        if not text.endswith(": unknown"):
+            text += ": unknown"
     if "executable file not found" in text or "no such file or directory" in text:
+        return InvalidParameter(text)
+    if exc.kind == "invalid":
         return InvalidParameter(text)
     return InternalError(text)
 
