@@ -9,6 +9,7 @@ the output straight to the transport. Two details need a RequestHandler subclass
   output. asyncio closes a transport whose protocol's eof_received() returns a false value, so a
   hijacked connection answers True there and reports EOF to the stdin queue instead.
 * the response aiohttp writes after the handler returns: a HijackedResponse that writes nothing.
+* `Upgrade: tcp` must be seen as an upgrade by the HTTP parser (see __init__ below).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 
 import anyio
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.http_parser import HttpRequestParserPy
+from aiohttp.web_protocol import MAX_MSG_QUEUE_SIZE, RequestHandler, RequestPayloadError
 from aiohttp.web_server import Server
 
 from berth_gateway.headers import COMMON_HEADERS
@@ -53,14 +55,33 @@ class StdinParser:
 class HijackableRequestHandler(RequestHandler):
     """A RequestHandler that keeps a half-closed connection open once it has been hijacked."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, manager: Server, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        # aiohttp's C parser recognises only websocket upgrades; the pure-Python one also
+        # knows `Upgrade: tcp`, so bytes sent right behind the attach request reach stdin.
+        self._parser = HttpRequestParserPy(
+            self,
+            kwargs["loop"],
+            kwargs.get("read_bufsize", 2**16),
+            max_line_size=kwargs.get("max_line_size", 8190),
+            max_field_size=kwargs.get("max_field_size", 8190),
+            max_headers=kwargs.get("max_headers", 128),
+            payload_exception=RequestPayloadError,
+            auto_decompress=kwargs.get("auto_decompress", True),
+            max_msg_queue_size=MAX_MSG_QUEUE_SIZE,
+        )
         self.hijacked: StdinParser | None = None
+        self.early_eof = False
 
     def eof_received(self) -> bool | None:  # type: ignore[override]
         if self.hijacked is not None:
             self.hijacked.feed_eof()
             return True  # keep the transport open: output still flows to the client
+        if self._upgraded:
+            # An upgrade request whose client ended its input before the handler took over:
+            # remember it for the hijack, and keep the connection for the answer.
+            self.early_eof = True
+            return True
         return None
 
 
@@ -142,6 +163,8 @@ async def hijack(request: web.Request, content_type: str) -> Hijacked:
         stdin = StdinParser()
         protocol.hijacked = stdin
         protocol.set_parser(stdin)  # type: ignore[arg-type]
+        if protocol.early_eof:
+            stdin.feed_eof()
     conn = Hijacked(request, stdin)
     # transport.write sends at once when nothing is queued, so the block leaves in its own
     # send(); output written later cannot share its segment unless the client reads slowly.

@@ -1,0 +1,106 @@
+"""Fixtures: a real nats-server and the real gateway process listening on a unix socket."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from berth_kit.testing import nats_server
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+@dataclass
+class Gateway:
+    socket_path: str
+    nats_url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        conn = UnixHTTPConnection(self.socket_path)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            data = response.read()
+            return response, data
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    with nats_server() as url:
+        yield url
+
+
+def _wait_for_socket(path: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited early:\n{log.read_text()}")
+        if os.path.exists(path):
+            try:
+                conn = UnixHTTPConnection(path, timeout=2)
+                conn.request("GET", "/_ping")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    return
+            except OSError:
+                pass
+        time.sleep(0.05)
+    raise RuntimeError(f"gateway did not come up:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def gateway(nats_url: str) -> Iterator[Gateway]:
+    with tempfile.TemporaryDirectory(prefix="berth-gw-") as tmp:
+        sock = os.path.join(tmp, "d.sock")
+        log = Path(tmp) / "gateway.log"
+        env = {
+            **os.environ,
+            "BERTH_NATS_URL": nats_url,
+            "BERTH_HOSTS": f"unix://{sock}",
+            "BERTH_NODE": "gwtest",
+        }
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "berth_gateway"], env=env, stdout=out, stderr=out
+            )
+        try:
+            _wait_for_socket(sock, proc, log)
+            yield Gateway(socket_path=sock, nats_url=nats_url, proc=proc, log_path=log)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
