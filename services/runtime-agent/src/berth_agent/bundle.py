@@ -1,0 +1,57 @@
+"""Bundle directory helpers: writing files, and removing a bundle without touching a mounted rootfs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from berth_agent.shim_mount import is_mountpoint, umount
+
+log = logging.getLogger(__name__)
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def unmount_rootfs(bundle: Path) -> None:
+    rootfs = str(bundle / "rootfs")
+    for _ in range(8):  # stacked mounts: peel them all
+        if not is_mountpoint(rootfs):
+            return
+        with contextlib.suppress(OSError):
+            umount(rootfs)
+
+
+def remove_bundle(bundle: Path) -> None:
+    """Remove the bundle; never recurse into rootfs (it could still be the container's files)."""
+    if not bundle.exists():
+        return
+    unmount_rootfs(bundle)
+    for entry in bundle.iterdir():
+        if entry.name == "rootfs" and entry.is_dir() and not entry.is_symlink():
+            try:
+                entry.rmdir()
+            except OSError as exc:
+                log.warning("leaving %s in place: %s", entry, exc)
+        elif entry.is_dir() and not entry.is_symlink():
+            log.warning("unexpected directory %s left in bundle", entry)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+    with contextlib.suppress(OSError):
+        bundle.rmdir()

@@ -1,0 +1,58 @@
+"""The /etc/hostname, /etc/hosts and /etc/resolv.conf Docker bind-mounts into every container."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from berth_contracts.agent import TaskSpec
+
+_LOCAL_NS = re.compile(r"^\s*nameserver\s+(127\.\S*|::1)\s*$")
+
+
+def _resolv_conf(host_net: bool) -> str:
+    try:
+        text = Path("/etc/resolv.conf").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    if host_net:
+        return text
+    # Like Docker: a loopback resolver on the host is unreachable from the container's netns.
+    lines = [ln for ln in text.splitlines() if not _LOCAL_NS.match(ln)]
+    if not any(ln.strip().startswith("nameserver") for ln in lines):
+        lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return "\n".join(lines) + "\n"
+
+
+def _hosts(hostname: str, host_net: bool) -> str:
+    if host_net:
+        try:
+            return Path("/etc/hosts").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            pass
+    return (
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        "fe00::0\tip6-localnet\n"
+        "ff00::0\tip6-mcastprefix\n"
+        "ff02::1\tip6-allnodes\n"
+        "ff02::2\tip6-allrouters\n"
+        f"127.0.0.1\t{hostname}\n"
+    )
+
+
+def write_etc_files(bundle: Path, container_id: str, spec: TaskSpec) -> dict[str, Path]:
+    """Write the files into the bundle; returns container path -> host file to bind-mount."""
+    hostname = spec.hostname or container_id[:12]
+    host_net = spec.network_mode == "host"
+    files = {
+        "/etc/hostname": (bundle / "hostname", f"{hostname}\n"),
+        "/etc/hosts": (bundle / "hosts", _hosts(hostname, host_net)),
+        "/etc/resolv.conf": (bundle / "resolv.conf", _resolv_conf(host_net)),
+    }
+    out: dict[str, Path] = {}
+    for dest, (path, text) in files.items():
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o644)
+        out[dest] = path
+    return out

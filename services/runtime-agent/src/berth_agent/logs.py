@@ -1,0 +1,145 @@
+"""TaskLogs: replaying (and following) a container's json-file log as LogBatch messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+from berth_contracts.agent import TaskLogs
+from berth_contracts.codec import encode
+from berth_contracts.streams import STDERR, STDOUT, LogBatch, LogLine
+from nats.aio.client import Client as NATS
+
+from berth_agent.timefmt import parse_rfc3339nano
+
+log = logging.getLogger(__name__)
+
+BATCH_BYTES = 256 * 1024
+FOLLOW_POLL = 0.1
+_STREAMS = {"stdout": STDOUT, "stderr": STDERR}
+
+
+def parse_line(raw: bytes) -> LogLine | None:
+    try:
+        rec = json.loads(raw)
+        return LogLine(
+            stream=_STREAMS.get(rec.get("stream", "stdout"), STDOUT),
+            data=str(rec.get("log", "")).encode(),
+            time=str(rec.get("time", "")),
+        )
+    except (ValueError, AttributeError):
+        return None
+
+
+class _Filter:
+    def __init__(self, cmd: TaskLogs) -> None:
+        self.cmd = cmd
+
+    def keep(self, line: LogLine) -> bool:
+        if line.stream == STDOUT and not self.cmd.stdout:
+            return False
+        if line.stream == STDERR and not self.cmd.stderr:
+            return False
+        if self.cmd.since or self.cmd.until:
+            ts = parse_rfc3339nano(line.time)
+            if self.cmd.since and ts < self.cmd.since:
+                return False
+            if self.cmd.until and ts > self.cmd.until:
+                return False
+        return True
+
+
+class _Batcher:
+    def __init__(self, nc: NATS, subject: str) -> None:
+        self.nc = nc
+        self.subject = subject
+        self.lines: list[LogLine] = []
+        self.size = 0
+
+    async def add(self, line: LogLine) -> None:
+        self.lines.append(line)
+        self.size += len(line.data) + 64
+        if self.size >= BATCH_BYTES:
+            await self.flush()
+
+    async def flush(self, end: bool = False, error: str = "") -> None:
+        if not self.lines and not end:
+            return
+        batch = LogBatch(lines=self.lines, end=end, error=error)
+        self.lines, self.size = [], 0
+        await self.nc.publish(self.subject, encode(batch))
+
+
+async def stream_logs(nc: NATS, cmd: TaskLogs, path: Path, is_running: Callable[[], bool]) -> None:
+    """Send the log to cmd.stream_subject; with follow, keep going until the task has stopped."""
+    out = _Batcher(nc, cmd.stream_subject)
+    keep = _Filter(cmd).keep
+    try:
+        try:
+            f = path.open("rb")
+        except FileNotFoundError:
+            await out.flush(end=True)
+            return
+        with f:
+            # tail counts records of either stream, as dockerd's json-file reader does.
+            if cmd.tail >= 0:
+                records: deque[bytes] = deque(maxlen=cmd.tail) if cmd.tail > 0 else deque(maxlen=0)
+                for raw in f:
+                    if raw.endswith(b"\n"):
+                        records.append(raw)
+                    else:
+                        f.seek(-len(raw), 1)
+                        break
+                source: list[bytes] = list(records)
+            else:
+                source = []
+            if cmd.tail < 0:
+                partial = b""
+                for raw in f:
+                    if not raw.endswith(b"\n"):
+                        partial = raw
+                        break
+                    line = parse_line(raw)
+                    if line is not None and keep(line):
+                        await out.add(line)
+                if partial:
+                    f.seek(-len(partial), 1)
+            else:
+                for raw in source:
+                    line = parse_line(raw)
+                    if line is not None and keep(line):
+                        await out.add(line)
+            await out.flush()
+            if cmd.follow:
+                await _follow(f, out, keep, is_running)
+        await out.flush(end=True)
+    except Exception as exc:  # noqa: BLE001 - the reader must learn why its stream ended
+        log.exception("log stream for %s failed", cmd.container_id)
+        await out.flush(end=True, error=str(exc))
+    await nc.flush(timeout=5)
+
+
+async def _follow(
+    f: BinaryIO, out: _Batcher, keep: Callable[[LogLine], bool], is_running: Callable[[], bool]
+) -> None:
+    pending = b""
+    while True:
+        running = is_running()  # sampled before reading, so the last read sees every record
+        chunk = f.read(BATCH_BYTES)
+        if chunk:
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                line = parse_line(raw)
+                if line is not None and keep(line):
+                    await out.add(line)
+            await out.flush()
+            continue
+        if not running:
+            return
+        await anyio.sleep(FOLLOW_POLL)

@@ -1,0 +1,103 @@
+"""Wiring: the agent's RPC handlers on subjects.agent_rpc(node)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from berth_contracts import subjects
+from berth_contracts.agent import (
+    AgentRequest,
+    Done,
+    TaskCreate,
+    TaskCreated,
+    TaskDelete,
+    TaskGet,
+    TaskKill,
+    TaskListAll,
+    TaskLogs,
+    TaskPurge,
+    TaskStart,
+    TaskStarted,
+    TaskState,
+    TaskStates,
+)
+from berth_contracts.base import Ping, Pong
+from berth_kit.service import ServiceContext
+
+from berth_agent.logs import stream_logs
+from berth_agent.paths import Paths
+from berth_agent.tasks import TaskManager
+
+log = logging.getLogger(__name__)
+
+
+async def main(ctx: ServiceContext) -> None:
+    paths = Paths.from_env()
+    manager = TaskManager(
+        ctx.nc, ctx.node, paths, ctx.tg, runc=os.environ.get("BERTH_RUNC", "runc")
+    )
+    await manager.adopt_all()
+    ctx.tg.start_soon(_close_on_stop, ctx, manager)
+
+    srv = ctx.server(subjects.agent_rpc(ctx.node), AgentRequest, queue=subjects.AGENT_QUEUE)
+
+    async def task_create(cmd: TaskCreate) -> TaskCreated:
+        await manager.create(cmd)
+        task = manager.get(cmd.container_id)
+        return TaskCreated(
+            pid=int(task.state.get("pid", 0)), log_path=str(paths.log_path(cmd.container_id))
+        )
+
+    async def task_start(cmd: TaskStart) -> TaskStarted:
+        pid, started_at = await manager.start(cmd.container_id)
+        return TaskStarted(pid=pid, started_at=started_at)
+
+    async def task_kill(cmd: TaskKill) -> Done:
+        await manager.kill(cmd.container_id, cmd.signal, cmd.all)
+        return Done()
+
+    async def task_delete(cmd: TaskDelete) -> Done:
+        await manager.delete(cmd.container_id)
+        return Done()
+
+    async def task_purge(cmd: TaskPurge) -> Done:
+        await manager.purge(cmd.container_id)
+        return Done()
+
+    async def task_get(cmd: TaskGet) -> TaskState:
+        return manager.get(cmd.container_id).to_state()
+
+    async def task_list(_: TaskListAll) -> TaskStates:
+        return TaskStates(tasks=[t.to_state() for t in manager.tasks.values()])
+
+    async def task_logs(cmd: TaskLogs) -> Done:
+        def is_running() -> bool:
+            task = manager.tasks.get(cmd.container_id)
+            return task is not None and task.state.get("status") in ("init", "created", "running")
+
+        ctx.tg.start_soon(stream_logs, ctx.nc, cmd, paths.log_path(cmd.container_id), is_running)
+        return Done()
+
+    async def ping(_: Ping) -> Pong:
+        return Pong(service=ctx.name, pid=os.getpid(), node=ctx.node)
+
+    srv.handle(TaskCreate, task_create)
+    srv.handle(TaskStart, task_start)
+    srv.handle(TaskKill, task_kill)
+    srv.handle(TaskDelete, task_delete)
+    srv.handle(TaskPurge, task_purge)
+    srv.handle(TaskGet, task_get)
+    srv.handle(TaskListAll, task_list)
+    srv.handle(TaskLogs, task_logs)
+    srv.handle(Ping, ping)
+
+
+async def _close_on_stop(ctx: ServiceContext, manager: TaskManager) -> None:
+    import anyio
+
+    try:
+        await ctx.stopping.wait()
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+            await manager.aclose()

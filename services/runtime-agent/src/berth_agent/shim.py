@@ -1,0 +1,593 @@
+"""The shim: one per container, the container's parent. Stdlib only (it is forked from the zygote).
+
+It mounts the rootfs, drives runc (create, start, kill, delete), is PR_SET_CHILD_SUBREAPER so the
+container's init is re-parented to it, copies the init's stdout/stderr into Docker's json-file log
+and (when an agent is connected) to the agent, reaps the init, records the exit status and OOM
+kill in <bundle>/state.json (atomic rename), and tells the agent. It never depends on the agent:
+with no agent connected, live output is dropped (the log has it) and the exit waits on disk.
+
+The agent protocol is in shim_proto. Everything runs on one thread with a selectors loop: runc
+commands run synchronously (they are short), so nothing else reaps their children meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from berth_agent import shim_proto as proto
+from berth_agent.shim_log import JsonFileLog
+from berth_agent.shim_mount import is_mountpoint, mount_oci, umount
+from berth_agent.shim_runc import Runc, RuncError
+from berth_agent.timefmt import rfc3339nano
+
+PR_SET_CHILD_SUBREAPER = 36
+OUTBUF_SOFT_LIMIT = 1024 * 1024  # beyond this, live output to a slow agent is dropped
+DRAIN_AFTER_EXIT = 2.0  # seconds to wait for the output pipes to close after the init exited
+DELETE_KILL_WAIT = 10.0
+READ_SIZE = 64 * 1024
+
+
+def write_state(bundle: str, state: dict[str, Any]) -> None:
+    """Atomically replace <bundle>/state.json."""
+    path = os.path.join(bundle, "state.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(state, f)
+    os.replace(tmp, path)
+
+
+def read_state(bundle: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(bundle, "state.json"), encoding="utf-8") as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def oom_killed(container_id: str, cgroup_root: str = "/sys/fs/cgroup") -> bool:
+    """Whether the kernel OOM-killed something in the container's memory cgroup (v1 or v2)."""
+    for path in (
+        os.path.join(cgroup_root, "memory", "berth", container_id, "memory.oom_control"),
+        os.path.join(cgroup_root, "berth", container_id, "memory.events"),
+    ):
+        try:
+            with open(path, encoding="ascii") as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill" and int(value or 0) > 0:
+                        return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def memory_failcnt(container_id: str, cgroup_root: str = "/sys/fs/cgroup") -> int:
+    path = os.path.join(cgroup_root, "memory", "berth", container_id, "memory.failcnt")
+    try:
+        with open(path, encoding="ascii") as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+class Shim:
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.id: str = params["id"]
+        self.bundle: str = params["bundle"]
+        self.socket_path: str = params["socket"]
+        self.rootfs_mount: dict[str, Any] = params["rootfs"]
+        self.open_stdin: bool = bool(params.get("open_stdin"))
+        self.runc = Runc(
+            params.get("runc_binary", "runc"),
+            params["runc_root"],
+            os.path.join(self.bundle, "runc-log.json"),
+        )
+        self.log = JsonFileLog(params["log_path"])
+        self.rootfs = os.path.join(self.bundle, "rootfs")
+        self.state: dict[str, Any] = {
+            "id": self.id,
+            "status": "init",
+            "pid": 0,
+            "shim_pid": os.getpid(),
+            "started": False,
+            "started_at": "",
+            "exit_code": 0,
+            "oom_killed": False,
+            "exited_at": "",
+            "process_tp": "",
+            "process_start_ns": 0,
+        }
+        self.sel = selectors.DefaultSelector()
+        self.listener: socket.socket | None = None
+        self.conn: socket.socket | None = None
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.pending_spans: list[dict[str, Any]] = []
+        self.pipes: dict[int, int] = {}  # fd -> stream (1 stdout, 2 stderr)
+        self.stdin_fd = -1
+        self.stdin_buf = bytearray()
+        self.stdin_closing = False
+        self.init_status: int | None = None
+        self.drain_deadline = 0.0
+        self.exit_reported = False
+        self.pending_delete: tuple[int, str] | None = None
+        self.delete_deadline = 0.0
+        self.wake_r = -1
+        self.done = False
+
+    # --- set-up ------------------------------------------------------------------------------
+    def setup(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # The shim must outlive memory pressure inside its own container.
+        with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
+            f.write("-999")
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
+
+        os.makedirs(self.rootfs, exist_ok=True)
+        if not is_mountpoint(self.rootfs):
+            m = self.rootfs_mount
+            mount_oci(m["type"], m["source"], self.rootfs, list(m.get("options", [])))
+
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)
+        os.makedirs(os.path.dirname(self.socket_path), exist_ok=True)
+        lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lst.bind(self.socket_path)
+        os.chmod(self.socket_path, 0o600)
+        lst.listen(4)
+        lst.setblocking(False)
+        self.listener = lst
+        self.sel.register(lst, selectors.EVENT_READ, "accept")
+        self.save()
+
+    def save(self) -> None:
+        write_state(self.bundle, self.state)
+
+    # --- main loop ---------------------------------------------------------------------------
+    def loop(self) -> None:
+        while not self.done:
+            now = time.monotonic()
+            timeout = 5.0
+            if self.init_status is not None and not self.exit_reported:
+                timeout = max(0.0, self.drain_deadline - now)
+            if self.pending_delete is not None:
+                timeout = max(0.0, min(timeout, self.delete_deadline - now))
+            for key, mask in self.sel.select(timeout):
+                self.dispatch(key, mask)
+                if self.done:
+                    return
+            self.check_exit_done()
+            if self.pending_delete is not None and time.monotonic() >= self.delete_deadline:
+                rid, tp = self.pending_delete
+                self.pending_delete = None
+                self.finish_delete(rid, tp)
+
+    def dispatch(self, key: selectors.SelectorKey, mask: int) -> None:
+        tag = key.data
+        if tag == "wake":
+            self.on_wake()
+        elif tag == "accept":
+            self.on_accept()
+        elif tag == "conn":
+            if mask & selectors.EVENT_READ:
+                self.on_conn_readable()
+            if mask & selectors.EVENT_WRITE and self.conn is not None:
+                self.flush_out()
+        elif tag == "pipe":
+            self.on_pipe(key.fd)
+        elif tag == "stdin":
+            self.flush_stdin()
+
+    def on_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.wake_r, 512):
+                pass
+        self.reap()
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.state["pid"] and self.init_status is None:
+                self.on_init_exit(status)
+
+    # --- agent connection --------------------------------------------------------------------
+    def on_accept(self) -> None:
+        assert self.listener is not None
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        # One agent at a time: a new connection (a restarted agent) replaces the old one.
+        self.drop_conn()
+        conn.setblocking(False)
+        self.conn = conn
+        self.inbuf.clear()
+        self.outbuf.clear()
+        self.sel.register(conn, selectors.EVENT_READ, "conn")
+        self.send({"t": "hello", "state": dict(self.state)})
+        spans, self.pending_spans = self.pending_spans, []
+        for span in spans:
+            self.send(span)
+
+    def drop_conn(self) -> None:
+        if self.conn is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(self.conn)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        self.conn = None
+        self.outbuf.clear()
+
+    def send(self, frame: dict[str, Any], droppable: bool = False) -> None:
+        if self.conn is None:
+            if frame.get("t") == "span" and len(self.pending_spans) < 64:
+                self.pending_spans.append(frame)
+            return
+        if droppable and len(self.outbuf) > OUTBUF_SOFT_LIMIT:
+            return
+        self.outbuf += proto.encode(frame)
+        self.flush_out()
+
+    def flush_out(self) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        try:
+            while self.outbuf:
+                n = conn.send(self.outbuf)
+                del self.outbuf[:n]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.drop_conn()
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.outbuf else 0)
+        self.sel.modify(conn, events, "conn")
+
+    def flush_out_blocking(self, timeout: float = 2.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.conn is not None and self.outbuf and time.monotonic() < deadline:
+            self.flush_out()
+            if self.outbuf:
+                time.sleep(0.01)
+
+    def on_conn_readable(self) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        try:
+            data = conn.recv(READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.drop_conn()
+            return
+        self.inbuf += data
+        if len(self.inbuf) > proto.MAX_LINE:
+            self.drop_conn()
+            return
+        while self.conn is not None and not self.done:
+            nl = self.inbuf.find(b"\n")
+            if nl < 0:
+                break
+            line = bytes(self.inbuf[:nl])
+            del self.inbuf[: nl + 1]
+            try:
+                frame = proto.decode(line)
+            except ValueError:
+                continue
+            self.on_command(frame)
+
+    def reply(self, rid: int, ok: bool = True, **fields: Any) -> None:
+        self.send({"t": "reply", "rid": rid, "ok": ok, **fields})
+
+    def span(self, name: str, start: int, end: int, tp: str, **attrs: Any) -> None:
+        attrs.setdefault("container.id", self.id)
+        self.send({"t": "span", "name": name, "start": start, "end": end, "tp": tp, "attrs": attrs})
+
+    # --- commands ----------------------------------------------------------------------------
+    def on_command(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("t")
+        rid = int(frame.get("rid", 0))
+        tp = str(frame.get("tp", ""))
+        try:
+            if kind == "create":
+                self.cmd_create(rid, tp)
+            elif kind == "start":
+                self.cmd_start(rid, tp)
+            elif kind == "kill":
+                self.cmd_kill(rid, int(frame.get("sig", 15)), bool(frame.get("all")))
+            elif kind == "delete":
+                self.cmd_delete(rid, tp)
+            elif kind == "state":
+                self.reply(rid, state=dict(self.state))
+            elif kind == "stdin":
+                self.write_stdin(proto.unb64(str(frame.get("d", ""))))
+            elif kind == "stdin_close":
+                self.close_stdin()
+            elif rid:
+                self.reply(rid, False, error=f"unknown shim command {kind!r}")
+        except RuncError as exc:
+            self.reply(rid, False, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - the shim must keep serving its container
+            self.reply(rid, False, error=f"{type(exc).__name__}: {exc}")
+
+    def cmd_create(self, rid: int, tp: str) -> None:
+        if self.state["status"] != "init":
+            self.reply(rid, False, error=f"container {self.id} already created")
+            return
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        stdin_r = -1
+        if self.open_stdin:
+            stdin_r, self.stdin_fd = os.pipe()
+        pid_file = os.path.join(self.bundle, "init.pid")
+        start = time.time_ns()
+        try:
+            with open(os.devnull, "rb") as devnull:
+                # runc hands these very fds to the container's init (no terminal: pass-through).
+                self.runc.run(
+                    ["create", "--bundle", self.bundle, "--pid-file", pid_file, self.id],
+                    stdin=stdin_r if stdin_r >= 0 else devnull,
+                    stdout=out_w,
+                    stderr=err_w,
+                    capture=False,
+                )
+        except RuncError as exc:
+            os.close(out_w)
+            os.close(err_w)
+            detail = str(exc)
+            if detail.startswith("runc create exited"):
+                # No JSON log line: runc printed its error on what would be the container's stderr.
+                with contextlib.suppress(OSError):
+                    os.set_blocking(err_r, False)
+                    lines = os.read(err_r, READ_SIZE).decode(errors="replace").strip().splitlines()
+                    if lines:
+                        detail = lines[-1]
+            for fd in (out_r, err_r, stdin_r, self.stdin_fd):
+                if fd >= 0:
+                    os.close(fd)
+            self.stdin_fd = -1
+            self.span("runc create", start, time.time_ns(), tp, error=detail)
+            self.reply(rid, False, error=detail)
+            return
+        os.close(out_w)
+        os.close(err_w)
+        if stdin_r >= 0:
+            os.close(stdin_r)
+            os.set_blocking(self.stdin_fd, False)
+        with open(pid_file, encoding="ascii") as f:
+            pid = int(f.read().strip())
+        for fd, stream in ((out_r, 1), (err_r, 2)):
+            os.set_blocking(fd, False)
+            self.pipes[fd] = stream
+            self.sel.register(fd, selectors.EVENT_READ, "pipe")
+        self.state.update(status="created", pid=pid)
+        self.save()
+        self.span("runc create", start, time.time_ns(), tp, **{"container.pid": pid})
+        self.reply(rid, pid=pid)
+
+    def cmd_start(self, rid: int, tp: str) -> None:
+        if self.state["status"] != "created":
+            self.reply(
+                rid, False, error=f"cannot start a container in the {self.state['status']} state"
+            )
+            return
+        start = time.time_ns()
+        self.runc.run(["start", self.id])
+        end = time.time_ns()
+        self.state.update(
+            status="running",
+            started=True,
+            started_at=rfc3339nano(end),
+            process_tp=tp,
+            process_start_ns=start,
+        )
+        self.save()
+        self.span("runc start", start, end, tp, **{"container.pid": self.state["pid"]})
+        self.reply(rid, pid=self.state["pid"], started_at=self.state["started_at"])
+
+    def cmd_kill(self, rid: int, sig: int, all_: bool) -> None:
+        if self.state["status"] not in ("created", "running") or self.init_status is not None:
+            self.reply(rid, False, error="container not running")
+            return
+        self.runc.run(["kill", *(["--all"] if all_ else []), self.id, str(sig)])
+        self.reply(rid)
+
+    def cmd_delete(self, rid: int, tp: str) -> None:
+        if self.state["pid"] and self.init_status is None:
+            # Kill first and delete once the init is reaped, so its exit is recorded.
+            with contextlib.suppress(RuncError):
+                self.runc.run(["kill", self.id, "9"])
+            self.pending_delete = (rid, tp)
+            self.delete_deadline = time.monotonic() + DELETE_KILL_WAIT
+            self.reap()
+            self.check_exit_done()
+            return
+        self.finish_delete(rid, tp)
+
+    def finish_delete(self, rid: int, tp: str) -> None:
+        start = time.time_ns()
+        error = ""
+        if self.state["status"] != "init":
+            try:
+                self.runc.run(["delete", "--force", self.id])
+            except RuncError as exc:
+                if "does not exist" not in str(exc):
+                    error = str(exc)
+        self.reap()
+        with contextlib.suppress(OSError):
+            umount(self.rootfs)
+        self.span("runc delete", start, time.time_ns(), tp, **({"error": error} if error else {}))
+        if error:
+            self.reply(rid, False, error=error)
+            return
+        self.state["status"] = "deleted"
+        self.save()
+        self.reply(rid, state=dict(self.state))
+        self.flush_out_blocking()
+        self.done = True
+
+    # --- stdin -------------------------------------------------------------------------------
+    def write_stdin(self, data: bytes) -> None:
+        if self.stdin_fd < 0 or self.stdin_closing:
+            return
+        self.stdin_buf += data
+        self.flush_stdin()
+
+    def close_stdin(self) -> None:
+        if self.stdin_fd < 0:
+            return
+        self.stdin_closing = True
+        self.flush_stdin()
+
+    def flush_stdin(self) -> None:
+        fd = self.stdin_fd
+        if fd < 0:
+            return
+        try:
+            while self.stdin_buf:
+                n = os.write(fd, self.stdin_buf)
+                del self.stdin_buf[:n]
+        except BlockingIOError:
+            pass
+        except OSError:  # the container closed its stdin: what is left has nowhere to go
+            self.stdin_buf.clear()
+            self.stdin_closing = True
+        registered = fd in self.sel.get_map()
+        if self.stdin_buf and not registered:
+            self.sel.register(fd, selectors.EVENT_WRITE, "stdin")
+        elif not self.stdin_buf:
+            if registered:
+                self.sel.unregister(fd)
+            if self.stdin_closing:
+                os.close(fd)
+                self.stdin_fd = -1
+
+    # --- output and exit ---------------------------------------------------------------------
+    def on_pipe(self, fd: int) -> None:
+        stream = self.pipes[fd]
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.sel.unregister(fd)
+            os.close(fd)
+            del self.pipes[fd]
+            return
+        self.log.write(stream, data)
+        self.send({"t": "out", "s": stream, "d": proto.b64(data)}, droppable=True)
+
+    def on_init_exit(self, status: int) -> None:
+        code = os.waitstatus_to_exitcode(status)
+        signalled = code < 0
+        if signalled:
+            code = 128 - code
+        # Read before `runc delete` removes the cgroup.
+        oom = oom_killed(self.id)
+        if not oom and code == 128 + signal.SIGKILL and memory_failcnt(self.id) > 0:
+            oom = True
+        self.init_status = status
+        self.state.update(exit_code=code, oom_killed=oom, exited_at=rfc3339nano())
+        self.drain_deadline = time.monotonic() + DRAIN_AFTER_EXIT
+
+    def check_exit_done(self) -> None:
+        """After the init exit: once output is drained (or the deadline passed), record and report."""
+        if self.init_status is None or self.exit_reported:
+            return
+        if self.pipes and time.monotonic() < self.drain_deadline:
+            return
+        for fd in list(self.pipes):
+            # Output still open after the deadline belongs to a stray process; stop reading.
+            self.sel.unregister(fd)
+            os.close(fd)
+        self.pipes.clear()
+        self.log.flush_partial()
+        if self.stdin_fd >= 0:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(self.stdin_fd)
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
+        self.state["status"] = "stopped"
+        self.save()
+        self.exit_reported = True
+        self.send({"t": "eof"})
+        self.send({"t": "exit", "state": dict(self.state)})
+        if self.state["started"]:
+            self.span(
+                "container.process",
+                int(self.state["process_start_ns"]),
+                time.time_ns(),
+                str(self.state["process_tp"]),
+                **{
+                    "container.pid": self.state["pid"],
+                    "process.exit_code": self.state["exit_code"],
+                    "container.oom_killed": self.state["oom_killed"],
+                },
+            )
+        if self.pending_delete is not None:
+            rid, tp = self.pending_delete
+            self.pending_delete = None
+            self.finish_delete(rid, tp)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.log.close()
+        if self.listener is not None:
+            with contextlib.suppress(OSError):
+                self.listener.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self.socket_path)
+        self.drop_conn()
+
+
+def run_shim(params: dict[str, Any], ready_fd: int) -> int:
+    """Body of the shim process (already detached by the zygote). Returns the exit status."""
+    shim = Shim(params)
+    try:
+        shim.setup()
+    except Exception as exc:  # noqa: BLE001 - reported to the spawner, then we are gone
+        with contextlib.suppress(OSError):
+            os.write(ready_fd, proto.encode({"ok": False, "error": str(exc)}))
+            os.close(ready_fd)
+        with contextlib.suppress(OSError):
+            umount(shim.rootfs)
+        return 1
+    os.write(ready_fd, proto.encode({"ok": True, "pid": os.getpid()}))
+    os.close(ready_fd)
+    try:
+        shim.loop()
+    except Exception as exc:  # noqa: BLE001 - leave a trace for the operator
+        print(f"shim {shim.id}: fatal: {exc!r}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        shim.close()
+    return 0

@@ -1,0 +1,49 @@
+"""The wire between the agent and one shim: JSON lines over a unix stream socket. Stdlib only.
+
+Every frame is one JSON object on one line with a type key "t". Bytes travel base64-encoded.
+
+agent -> shim
+  {"t":"create","rid":N,"tp":TRACEPARENT}          runc create; reply {"pid":P}
+  {"t":"start","rid":N,"tp":TRACEPARENT}           runc start; reply {"pid":P,"started_at":TS}
+  {"t":"kill","rid":N,"sig":S,"all":BOOL}          runc kill [--all] <id> S
+  {"t":"delete","rid":N,"tp":TRACEPARENT}          kill if alive, runc delete, unmount; shim exits
+  {"t":"state","rid":N}                            reply {"state":{...}}
+  {"t":"stdin","d":B64} / {"t":"stdin_close"}      container stdin (only with open_stdin)
+
+shim -> agent
+  {"t":"hello","state":{...}}                      first frame on every connection
+  {"t":"reply","rid":N,"ok":true,...}              or {"ok":false,"error":MSG}
+  {"t":"out","s":1|2,"d":B64}                      live output (dropped while the agent lags)
+  {"t":"eof"}                                      all output of the process was sent
+  {"t":"exit","state":{...}}                       init exited (state holds exit_code, oom_killed)
+  {"t":"span","name":..,"start":NS,"end":NS,"tp":TRACEPARENT,"attrs":{..}}
+
+The state dict is what the shim writes to <bundle>/state.json (see shim.State).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+MAX_LINE = 4 * 1024 * 1024
+
+
+def encode(frame: dict[str, Any]) -> bytes:
+    return json.dumps(frame, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    obj = json.loads(line)
+    if not isinstance(obj, dict):
+        raise ValueError("frame is not an object")
+    return obj
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text)

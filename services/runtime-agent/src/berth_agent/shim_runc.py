@@ -1,0 +1,87 @@
+"""Running runc sub-commands from the shim, and reading its JSON log for errors. Stdlib only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import IO
+
+RUNC_TIMEOUT = 60.0
+
+Stdio = int | IO[bytes] | None
+
+
+class RuncError(Exception):
+    pass
+
+
+class Runc:
+    def __init__(self, binary: str, root: str, log_path: str) -> None:
+        self.binary = binary
+        self.root = root
+        self.log_path = log_path
+
+    def _base(self) -> list[str]:
+        return [self.binary, "--root", self.root, "--log", self.log_path, "--log-format", "json"]
+
+    def _log_offset(self) -> int:
+        try:
+            return os.stat(self.log_path).st_size
+        except OSError:
+            return 0
+
+    def last_error(self, offset: int) -> str:
+        """The last error-level message runc logged after offset, in runc's own words."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                lines = f.read().splitlines()
+        except OSError:
+            return ""
+        msg = ""
+        for raw in lines:
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+                msg = str(entry.get("msg", ""))
+        return msg
+
+    def run(
+        self,
+        args: list[str],
+        *,
+        stdin: Stdio = subprocess.DEVNULL,
+        stdout: Stdio = None,
+        stderr: Stdio = None,
+        capture: bool = True,
+    ) -> None:
+        """Run one runc sub-command; raise RuncError with runc's message on failure."""
+        offset = self._log_offset()
+        cmd = self._base() + args
+        try:
+            if capture:
+                proc = subprocess.run(
+                    cmd, stdin=stdin, capture_output=True, timeout=RUNC_TIMEOUT, check=False
+                )
+                stderr_text = proc.stderr.decode(errors="replace").strip()
+            else:
+                proc = subprocess.run(
+                    cmd,
+                    stdin=stdin,
+                    stdout=stdout,
+                    stderr=stderr,
+                    timeout=RUNC_TIMEOUT,
+                    check=False,
+                )
+                stderr_text = ""
+        except subprocess.TimeoutExpired as exc:
+            raise RuncError(f"runc {args[0]} timed out") from exc
+        except OSError as exc:
+            raise RuncError(f"runc {args[0]}: {exc}") from exc
+        if proc.returncode != 0:
+            tail = stderr_text.splitlines()[-1] if stderr_text else ""
+            msg = self.last_error(offset) or tail
+            raise RuncError(msg or f"runc {args[0]} exited with status {proc.returncode}")

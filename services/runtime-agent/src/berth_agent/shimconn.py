@@ -1,0 +1,113 @@
+"""The agent's connection to one shim (protocol in shim_proto)."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from anyio.abc import SocketStream
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from berth_agent import shim_proto as proto
+
+log = logging.getLogger(__name__)
+
+FrameHandler = Callable[[dict[str, Any]], Awaitable[None]]
+CONNECT_TIMEOUT = 5.0
+
+
+class ShimGone(Exception):
+    """The shim closed its connection (it exited, or the agent lost it)."""
+
+
+class ShimConn:
+    def __init__(
+        self, stream: SocketStream, hello: dict[str, Any], reader: BufferedByteReceiveStream
+    ) -> None:
+        self._stream = stream
+        self._reader = reader
+        self.hello = hello
+        self._rids = itertools.count(1)
+        self._pending: dict[int, tuple[anyio.Event, list[dict[str, Any]]]] = {}
+        self._send_lock = anyio.Lock()
+        self.closed = anyio.Event()
+
+    @classmethod
+    async def connect(cls, path: str, timeout: float = CONNECT_TIMEOUT) -> ShimConn:
+        with anyio.fail_after(timeout):
+            stream = await anyio.connect_unix(path)
+            reader = BufferedByteReceiveStream(stream)
+            try:
+                hello = proto.decode(await reader.receive_until(b"\n", proto.MAX_LINE))
+            except BaseException:
+                await stream.aclose()
+                raise
+        if hello.get("t") != "hello":
+            await stream.aclose()
+            raise ShimGone(f"unexpected first frame from shim: {hello.get('t')!r}")
+        return cls(stream, hello, reader)
+
+    async def run(self, on_frame: FrameHandler) -> None:
+        """Read frames until the shim goes away; replies wake their callers, the rest go to on_frame."""
+        try:
+            while True:
+                try:
+                    line = await self._reader.receive_until(b"\n", proto.MAX_LINE)
+                except (
+                    anyio.EndOfStream,
+                    anyio.IncompleteRead,
+                    anyio.BrokenResourceError,
+                    anyio.ClosedResourceError,
+                    OSError,
+                ):
+                    return
+                try:
+                    frame = proto.decode(line)
+                except ValueError:
+                    log.warning("undecodable frame from shim")
+                    continue
+                if frame.get("t") == "reply":
+                    waiter = self._pending.pop(int(frame.get("rid", 0)), None)
+                    if waiter is not None:
+                        waiter[1].append(frame)
+                        waiter[0].set()
+                    continue
+                await on_frame(frame)
+        finally:
+            self.closed.set()
+            for event, _ in self._pending.values():
+                event.set()
+            self._pending.clear()
+            with anyio.CancelScope(shield=True):
+                await self._stream.aclose()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        async with self._send_lock:
+            try:
+                await self._stream.send(proto.encode(frame))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                raise ShimGone("shim connection lost") from exc
+
+    async def call(self, frame: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+        """Send a command and wait for its reply (raises ShimGone, TimeoutError)."""
+        if self.closed.is_set():
+            raise ShimGone("shim connection lost")
+        rid = next(self._rids)
+        event = anyio.Event()
+        box: list[dict[str, Any]] = []
+        self._pending[rid] = (event, box)
+        try:
+            await self.send({**frame, "rid": rid})
+            with anyio.fail_after(timeout):
+                await event.wait()
+        finally:
+            self._pending.pop(rid, None)
+        if not box:
+            raise ShimGone("shim connection lost")
+        return box[0]
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()

@@ -1,0 +1,420 @@
+"""The agent's tasks: one per container, each backed by a shim it spawned or re-adopted.
+
+The agent keeps no state of its own beyond the bundle directory: meta.json (what the agent needs
+to re-adopt: stdin, trace parent) and the shim's state.json. After a restart it reconnects to live
+shims and reports exits that happened while it was away (TaskExit may be sent twice; the engine
+ignores duplicates).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from berth_contracts import subjects
+from berth_contracts.agent import TaskCreate, TaskExit, TaskSpec, TaskState
+from berth_contracts.codec import decode, encode
+from berth_contracts.errors import (
+    BerthError,
+    Conflict,
+    InternalError,
+    InvalidParameter,
+    NotFound,
+    NotImplementedByBerth,
+)
+from berth_contracts.streams import StdinChunk, StdioChunk
+from berth_kit.tracing import traceparent_of
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from opentelemetry import trace
+
+from berth_agent import shim_proto as proto
+from berth_agent.bundle import read_json, remove_bundle, unmount_rootfs, write_json
+from berth_agent.etcfiles import write_etc_files
+from berth_agent.oci import build_config
+from berth_agent.paths import Paths
+from berth_agent.shim import read_state, write_state
+from berth_agent.shim_spans import ShimSpans
+from berth_agent.shimconn import ShimConn, ShimGone
+from berth_agent.timefmt import rfc3339nano
+from berth_agent.users import resolve_user
+from berth_agent.zygote_client import Zygote
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("berth-runtime-agent")
+
+CALL_TIMEOUT = 60.0
+UNKNOWN_EXIT = 255
+
+
+def _swap_supported() -> bool:
+    return os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") or os.path.exists(
+        "/sys/fs/cgroup/cgroup.controllers"
+    )
+
+
+def create_error(detail: str) -> BerthError:
+    """runc's create error, worded the way dockerd reports it (and classified the same way)."""
+    message = (
+        "failed to create task for container: failed to create shim task: "
+        f"OCI runtime create failed: {detail}: unknown"
+    )
+    lowered = detail.lower()
+    if any(
+        s in lowered
+        for s in ("executable file not found", "no such file or directory", "permission denied")
+    ):
+        return InvalidParameter(message)
+    return InternalError(message)
+
+
+@dataclass
+class Task:
+    id: str
+    bundle: Path
+    meta: dict[str, Any]
+    state: dict[str, Any] = field(default_factory=dict)
+    conn: ShimConn | None = None
+    stdin_sub: Subscription | None = None
+    deleting: bool = False
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+    def to_state(self) -> TaskState:
+        status = str(self.state.get("status", "unknown"))
+        mapped = {"init": "created", "deleted": "stopped"}.get(status, status)
+        if mapped not in ("created", "running", "paused", "stopped"):
+            mapped = "unknown"
+        return TaskState(
+            container_id=self.id,
+            status=mapped,  # type: ignore[arg-type]
+            pid=int(self.state.get("pid", 0)),
+            exit_code=int(self.state.get("exit_code", 0)),
+            oom_killed=bool(self.state.get("oom_killed", False)),
+            started_at=str(self.state.get("started_at", "")),
+            exited_at=str(self.state.get("exited_at", "")),
+        )
+
+
+class TaskManager:
+    def __init__(
+        self, nc: NATS, node: str, paths: Paths, tg: TaskGroup, runc: str = "runc"
+    ) -> None:
+        self.nc = nc
+        self.node = node
+        self.paths = paths
+        self.tg = tg
+        self.runc = runc
+        self.zygote = Zygote()
+        self.spans = ShimSpans()
+        self.tasks: dict[str, Task] = {}
+        self.swap_supported = _swap_supported()
+        self.closing = False
+        for d in (paths.tasks_dir, paths.sockets_dir, paths.runc_root):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def get(self, container_id: str) -> Task:
+        task = self.tasks.get(container_id)
+        if task is None:
+            raise NotFound(f"No such container: {container_id}")
+        return task
+
+    # --- shim frames -------------------------------------------------------------------------
+    async def _on_frame(self, task: Task, frame: dict[str, Any]) -> None:
+        kind = frame.get("t")
+        if kind == "out":
+            chunk = StdioChunk(
+                stream=int(frame.get("s", 1)), data=proto.unb64(str(frame.get("d", "")))
+            )
+            await self.nc.publish(subjects.stdio_out(task.id), encode(chunk))
+        elif kind == "eof":
+            await self.nc.publish(
+                subjects.stdio_out(task.id), encode(StdioChunk(stream=1, data=b"", eof=True))
+            )
+        elif kind == "exit":
+            task.state = dict(frame.get("state") or task.state)
+            await self._publish_exit(task)
+        elif kind == "span":
+            self.spans.emit(frame)
+        elif kind == "hello":
+            task.state = dict(frame.get("state") or task.state)
+
+    async def _publish_exit(self, task: Task) -> None:
+        if not task.state.get("started"):
+            return  # never started (a failed or deleted create): nobody waits for this exit
+        event = TaskExit(
+            container_id=task.id,
+            pid=int(task.state.get("pid", 0)),
+            exit_code=int(task.state.get("exit_code", 0)),
+            oom_killed=bool(task.state.get("oom_killed", False)),
+            exited_at=str(task.state.get("exited_at", "")) or rfc3339nano(),
+            node=self.node,
+        )
+        await self.nc.publish(subjects.task_events(self.node), encode(event))
+
+    def _attach(self, task: Task, conn: ShimConn) -> None:
+        task.conn = conn
+        task.state = dict(conn.hello.get("state") or task.state)
+        self.tg.start_soon(self._serve_conn, task, conn)
+
+    async def _serve_conn(self, task: Task, conn: ShimConn) -> None:
+        async def on_frame(frame: dict[str, Any]) -> None:
+            await self._on_frame(task, frame)
+
+        await conn.run(on_frame)
+        if task.conn is conn:
+            task.conn = None
+        if not task.deleting and not self.closing and self.tasks.get(task.id) is task:
+            # The shim went away without being asked to: settle what happened to its container.
+            await self._reconcile_lost(task)
+
+    # --- re-adoption -------------------------------------------------------------------------
+    async def adopt_all(self) -> None:
+        for bundle in sorted(self.paths.tasks_dir.iterdir()):
+            if not bundle.is_dir():
+                continue
+            meta = read_json(bundle / "meta.json")
+            if meta is None:
+                log.warning("removing incomplete bundle %s", bundle)
+                await anyio.to_thread.run_sync(remove_bundle, bundle)
+                continue
+            task = Task(
+                id=bundle.name, bundle=bundle, meta=meta, state=read_state(str(bundle)) or {}
+            )
+            self.tasks[task.id] = task
+            with anyio.move_on_after(10):
+                await self._adopt(task)
+
+    async def _adopt(self, task: Task) -> None:
+        try:
+            conn = await ShimConn.connect(str(self.paths.socket(task.id)))
+        except (OSError, TimeoutError, ShimGone, anyio.EndOfStream, anyio.IncompleteRead):
+            await self._reconcile_dead(task)
+            return
+        self._attach(task, conn)
+        await self._subscribe_stdin(task)
+        log.info("re-adopted shim of %s (%s)", task.id, task.state.get("status"))
+        if task.state.get("status") == "stopped":
+            # It exited while we were away (or before we acknowledged it): report it again.
+            await self.nc.publish(
+                subjects.stdio_out(task.id), encode(StdioChunk(stream=1, data=b"", eof=True))
+            )
+            await self._publish_exit(task)
+
+    async def _reconcile_lost(self, task: Task) -> None:
+        with anyio.move_on_after(2):
+            try:
+                conn = await ShimConn.connect(str(self.paths.socket(task.id)))
+            except (OSError, TimeoutError, ShimGone, anyio.EndOfStream, anyio.IncompleteRead):
+                conn = None
+            if conn is not None:
+                self._attach(task, conn)
+                return
+        await self._reconcile_dead(task)
+
+    async def _reconcile_dead(self, task: Task) -> None:
+        """The shim is gone: report its recorded exit, or 255 if it died before recording one."""
+        state = read_state(str(task.bundle)) or {}
+        if state.get("status") in ("stopped", "deleted"):
+            task.state = state
+        else:
+            await self._runc("delete", "--force", task.id)
+            await anyio.to_thread.run_sync(unmount_rootfs, task.bundle)
+            state.update(status="stopped", exit_code=UNKNOWN_EXIT, exited_at=rfc3339nano())
+            task.state = state
+            with contextlib.suppress(OSError):
+                write_state(str(task.bundle), state)
+        log.info("shim of %s is gone; exit %s", task.id, task.state.get("exit_code"))
+        await self.nc.publish(
+            subjects.stdio_out(task.id), encode(StdioChunk(stream=1, data=b"", eof=True))
+        )
+        await self._publish_exit(task)
+
+    async def _runc(self, *args: str) -> str:
+        cmd = [self.runc, "--root", str(self.paths.runc_root), *args]
+        with anyio.move_on_after(30):
+            result = await anyio.run_process(cmd, check=False)
+            if result.returncode != 0:
+                return result.stderr.decode(errors="replace").strip()
+        return ""
+
+    # --- stdin -------------------------------------------------------------------------------
+    async def _subscribe_stdin(self, task: Task) -> None:
+        if not task.meta.get("open_stdin") or task.stdin_sub is not None:
+            return
+
+        async def on_stdin(msg: Msg) -> None:
+            conn = task.conn
+            if conn is None:
+                return
+            try:
+                chunk = decode(msg.data, StdinChunk)
+            except Exception:  # noqa: BLE001 - ignore garbage on the subject
+                return
+            with contextlib.suppress(ShimGone):
+                if chunk.data:
+                    await conn.send({"t": "stdin", "d": proto.b64(chunk.data)})
+                if chunk.eof:
+                    await conn.send({"t": "stdin_close"})
+
+        task.stdin_sub = await self.nc.subscribe(subjects.stdio_in(task.id), cb=on_stdin)
+
+    # --- commands ----------------------------------------------------------------------------
+    async def create(self, cmd: TaskCreate) -> Task:
+        spec: TaskSpec = cmd.spec
+        cid = cmd.container_id
+        if spec.tty:
+            raise NotImplementedByBerth("TTY containers are not supported yet")
+        if not cmd.rootfs or cmd.rootfs[0].target != "/":
+            raise InvalidParameter('TaskCreate needs a root mount (target "/") first in rootfs')
+        if cid in self.tasks or self.paths.bundle(cid).exists():
+            raise Conflict(f"task {cid}: already exists")
+        tp = traceparent_of(trace.get_current_span())
+        bundle = self.paths.bundle(cid)
+        bundle.mkdir(mode=0o711)
+        task = Task(id=cid, bundle=bundle, meta={"open_stdin": spec.open_stdin, "tty": spec.tty})
+        self.tasks[cid] = task
+        try:
+            async with task.lock:
+                write_json(bundle / "meta.json", task.meta)
+                self.paths.log_dir(cid).mkdir(parents=True, exist_ok=True)
+                root = cmd.rootfs[0]
+                params = {
+                    "id": cid,
+                    "bundle": str(bundle),
+                    "socket": str(self.paths.socket(cid)),
+                    "runc_root": str(self.paths.runc_root),
+                    "runc_binary": self.runc,
+                    "log_path": str(self.paths.log_path(cid)),
+                    "open_stdin": spec.open_stdin,
+                    "rootfs": {
+                        "type": root.type,
+                        "source": root.source,
+                        "options": list(root.options),
+                    },
+                }
+                with tracer.start_as_current_span("shim.spawn"):
+                    await self.zygote.spawn(params)
+                    conn = await ShimConn.connect(str(self.paths.socket(cid)))
+                self._attach(task, conn)
+                with tracer.start_as_current_span("bundle.write"):
+                    await anyio.to_thread.run_sync(self._write_config, cid, spec, cmd, bundle)
+                await self._subscribe_stdin(task)
+                reply = await conn.call({"t": "create", "tp": tp}, CALL_TIMEOUT)
+                if not reply.get("ok"):
+                    raise create_error(str(reply.get("error", "")))
+                task.state.update(status="created", pid=int(reply.get("pid", 0)))
+                return task
+        except BaseException:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await self._destroy(task)
+            raise
+
+    def _write_config(self, cid: str, spec: TaskSpec, cmd: TaskCreate, bundle: Path) -> None:
+        user = resolve_user(str(bundle / "rootfs"), spec.user)
+        etc = write_etc_files(bundle, cid, spec)
+        config = build_config(cid, spec, user, list(cmd.rootfs[1:]), etc, self.swap_supported)
+        write_json(bundle / "config.json", config)
+
+    async def start(self, cid: str) -> tuple[int, str]:
+        task = self.get(cid)
+        tp = traceparent_of(trace.get_current_span())
+        async with task.lock:
+            conn = self._conn(task)
+            reply = await self._call(conn, {"t": "start", "tp": tp})
+            if not reply.get("ok"):
+                error = str(reply.get("error", ""))
+                if error.startswith("cannot start"):
+                    raise Conflict(f"{error}: {cid}")
+                raise InternalError(f"OCI runtime start failed: {error}: unknown")
+            task.state.update(
+                status="running", started=True, started_at=str(reply.get("started_at", ""))
+            )
+            return int(reply.get("pid", 0)), str(reply.get("started_at", ""))
+
+    async def kill(self, cid: str, sig: int, all_: bool) -> None:
+        task = self.get(cid)
+        if task.state.get("status") not in ("created", "running"):
+            raise Conflict(f"container {cid} is not running")
+        conn = self._conn(task)
+        reply = await self._call(conn, {"t": "kill", "sig": sig, "all": all_})
+        if not reply.get("ok"):
+            error = str(reply.get("error", ""))
+            if "not running" in error or "stopped" in error:
+                raise Conflict(f"container {cid} is not running")
+            raise InternalError(f"OCI runtime kill failed: {error}: unknown")
+
+    async def delete(self, cid: str) -> None:
+        task = self.tasks.get(cid)
+        if task is None:
+            # Idempotent: a bundle left without a task (or nothing at all) is simply cleaned.
+            await anyio.to_thread.run_sync(remove_bundle, self.paths.bundle(cid))
+            return
+        async with task.lock:
+            await self._destroy(task)
+
+    async def _destroy(self, task: Task) -> None:
+        tp = traceparent_of(trace.get_current_span())
+        task.deleting = True
+        conn = task.conn
+        if conn is not None and not conn.closed.is_set():
+            try:
+                reply = await conn.call({"t": "delete", "tp": tp}, CALL_TIMEOUT)
+            except (ShimGone, TimeoutError):
+                reply = {"ok": False, "error": "shim gone"}
+            if not reply.get("ok"):
+                log.warning("shim delete of %s: %s; cleaning up here", task.id, reply.get("error"))
+                await self._runc("delete", "--force", task.id)
+            elif reply.get("state"):
+                task.state = dict(reply["state"])
+            with anyio.move_on_after(5):
+                await conn.closed.wait()
+        else:
+            await self._runc("delete", "--force", task.id)
+        if task.stdin_sub is not None:
+            with contextlib.suppress(Exception):
+                await task.stdin_sub.unsubscribe()
+            task.stdin_sub = None
+        await anyio.to_thread.run_sync(remove_bundle, task.bundle)
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.socket(task.id).unlink()
+        if self.tasks.get(task.id) is task:
+            del self.tasks[task.id]
+
+    async def purge(self, cid: str) -> None:
+        await self.delete(cid)
+        log_dir = self.paths.log_dir(cid)
+        if log_dir.is_dir():
+            for entry in log_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+            with contextlib.suppress(OSError):
+                log_dir.rmdir()
+
+    def _conn(self, task: Task) -> ShimConn:
+        if task.conn is None or task.conn.closed.is_set():
+            raise Conflict(f"container {task.id} is not running")
+        return task.conn
+
+    async def _call(self, conn: ShimConn, frame: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await conn.call(frame, CALL_TIMEOUT)
+        except ShimGone as exc:
+            raise InternalError(f"shim connection lost: {exc}") from exc
+        except TimeoutError as exc:
+            raise InternalError("shim did not answer in time") from exc
+
+    async def aclose(self) -> None:
+        self.closing = True
+        for task in list(self.tasks.values()):
+            if task.conn is not None:
+                with contextlib.suppress(Exception):
+                    await task.conn.aclose()
+        await self.zygote.close()
+        self.spans.shutdown()
