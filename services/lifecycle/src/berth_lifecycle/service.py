@@ -1,0 +1,116 @@
+"""The lifecycle service: state under <data root>/lifecycle and the RPC handlers on NATS."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from anyio import to_thread
+from berth_contracts import subjects
+from berth_contracts.base import Done
+from berth_contracts.lifecycle import (
+    ImageDelete,
+    ImageDeleted,
+    ImageFound,
+    ImageListAll,
+    ImageRecords,
+    ImageResolve,
+    ImageTagAdd,
+    ImageUpload,
+    LifecycleRequest,
+    SnapshotGetMounts,
+    SnapshotMounts,
+    SnapshotPrepare,
+    SnapshotRemove,
+    UploadTarget,
+)
+from berth_kit.rpc import RpcServer
+
+from berth_lifecycle.content import ContentStore
+from berth_lifecycle.events import Publish
+from berth_lifecycle.images import Images
+from berth_lifecycle.metadata import Metadata
+from berth_lifecycle.snapshots import Snapshotter
+from berth_lifecycle.upload import UploadServer
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("BERTH_DATA_ROOT", "/var/lib/berth")) / "lifecycle"
+
+
+def http_listen() -> str:
+    return os.environ.get("BERTH_LIFECYCLE_HTTP", "127.0.0.1:0")
+
+
+@dataclass
+class Lifecycle:
+    meta: Metadata
+    content: ContentStore
+    snapshots: Snapshotter
+    images: Images
+    uploads: UploadServer
+
+    @classmethod
+    def open(cls, root: Path, publish: Publish, listen: str = "127.0.0.1:0") -> Lifecycle:
+        """Blocking: open the stores and clean up what a crash may have left."""
+        root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        meta = Metadata(root / "meta.db")
+        content = ContentStore(root)
+        snapshots = Snapshotter(root / "snapshots", meta)
+        snapshots.recover()
+        images = Images(meta, content, snapshots, publish)
+        snapshots.collect_layers()
+        return cls(meta, content, snapshots, images, UploadServer(images, listen))
+
+    def close(self) -> None:
+        self.meta.close()
+
+    # --- handlers --------------------------------------------------------------------------------
+
+    async def image_resolve(self, cmd: ImageResolve) -> ImageFound:
+        return ImageFound(image=await self.images.record(await self.images.resolve(cmd.ref)))
+
+    async def image_list(self, _: ImageListAll) -> ImageRecords:
+        return ImageRecords(images=await self.images.list_all())
+
+    async def image_tag(self, cmd: ImageTagAdd) -> Done:
+        await self.images.tag(cmd.ref, cmd.repo, cmd.tag)
+        return Done()
+
+    async def image_delete(self, cmd: ImageDelete) -> ImageDeleted:
+        untagged, deleted = await self.images.delete(cmd.ref, force=cmd.force)
+        return ImageDeleted(untagged=untagged, deleted=deleted)
+
+    async def image_upload(self, cmd: ImageUpload) -> UploadTarget:
+        return UploadTarget(url=self.uploads.issue(cmd))
+
+    async def snapshot_prepare(self, cmd: SnapshotPrepare) -> SnapshotMounts:
+        row = await self.images.resolve(cmd.image_id)
+        return SnapshotMounts(mounts=await self.snapshots.prepare(cmd.key, row))
+
+    async def snapshot_mounts(self, cmd: SnapshotGetMounts) -> SnapshotMounts:
+        return SnapshotMounts(mounts=await self.snapshots.mounts(cmd.key))
+
+    async def snapshot_remove(self, cmd: SnapshotRemove) -> Done:
+        await self.snapshots.remove(cmd.key)
+        # Layers of an image deleted (forced) while this container used them go now.
+        await to_thread.run_sync(self.snapshots.collect_layers)
+        return Done()
+
+    def register(self, server: RpcServer) -> None:
+        server.handle(ImageResolve, self.image_resolve)
+        server.handle(ImageListAll, self.image_list)
+        server.handle(ImageTagAdd, self.image_tag)
+        server.handle(ImageDelete, self.image_delete)
+        server.handle(ImageUpload, self.image_upload)
+        server.handle(SnapshotPrepare, self.snapshot_prepare)
+        server.handle(SnapshotGetMounts, self.snapshot_mounts)
+        server.handle(SnapshotRemove, self.snapshot_remove)
+
+
+def rpc_subject(node: str) -> str:
+    return subjects.lifecycle_rpc(node)
+
+
+REQUEST_TYPE = LifecycleRequest
