@@ -159,6 +159,7 @@ class ContainerService:
             except NotFound:
                 pass
             rec.has_task = False
+        rec.agent_used = True
         created = await self.core.agent(
             rec.node,
             TaskCreate(container_id=rec.id, spec=task_spec(rec), rootfs=mounts.mounts),

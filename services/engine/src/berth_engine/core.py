@@ -117,7 +117,9 @@ class EngineCore:
         if rec.has_task:
             await self._ignore_missing(self.agent(rec.node, TaskDelete(container_id=rec.id), Done))
             rec.has_task = False
-        await self._ignore_missing(self.agent(rec.node, TaskPurge(container_id=rec.id), Done))
+        if rec.agent_used:
+            # Never-started containers have nothing on the agent's side: no agent round trip.
+            await self._ignore_missing(self.agent(rec.node, TaskPurge(container_id=rec.id), Done))
         await self._ignore_missing(self.lifecycle(rec.node, SnapshotRemove(key=rec.id), Done))
         await self.store.delete(rec.id)
         self.notify_exit(rec.id)

@@ -35,6 +35,7 @@ class Record(msgspec.Struct, kw_only=True):
     log_path: str = ""
     traceparent: str = ""
     has_task: bool = False  # the agent holds a task (created or running) for this container
+    agent_used: bool = False  # a TaskCreate was sent: the agent may keep a log for it
 
     @property
     def running(self) -> bool:

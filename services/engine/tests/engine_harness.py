@@ -1,0 +1,152 @@
+"""Real services as subprocesses against a real nats-server, for the engine's service tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+from berth_contracts import subjects
+from berth_contracts.base import Command, Ping, Pong, Reply
+from berth_contracts.engine import ImageUpload, UploadTarget
+from berth_kit.nats_conn import connect
+from berth_kit.rpc import RpcClient
+
+R = TypeVar("R", bound=Reply)
+NODE = "enginetest"
+
+MODULES = {
+    "berth-engine": "berth_engine",
+    "berth-lifecycle": "berth_lifecycle",
+    "berth-runtime-agent": "berth_agent",
+}
+
+
+class Services:
+    """Starts, stops and talks to berth services sharing one NATS and one set of roots."""
+
+    def __init__(self, nats_url: str, root: Path) -> None:
+        self.nats_url = nats_url
+        self.root = root
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.env = dict(
+            os.environ,
+            BERTH_NATS_URL=nats_url,
+            BERTH_NODE=NODE,
+            BERTH_DATA_ROOT=str(root / "data"),
+            BERTH_EXEC_ROOT=str(root / "exec"),
+            BERTH_ENGINE_RECONCILE_INTERVAL="1",
+            BERTH_LOG_LEVEL="INFO",
+        )
+        self.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+
+    def start(self, service: str, wait: bool = True) -> None:
+        log = open(self.root / f"{service}.log", "ab")  # noqa: SIM115 - lives with the process
+        self.procs[service] = subprocess.Popen(
+            [sys.executable, "-m", MODULES[service]], env=self.env, stdout=log, stderr=log
+        )
+        log.close()
+        if wait:
+            self.wait_ready(service)
+
+    def wait_ready(self, service: str, deadline: float = 30.0) -> None:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            proc = self.procs[service]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{service} exited with {proc.returncode}: {self.log(service)}")
+            try:
+                self.call(subjects.health(service), Ping(), Pong, timeout=1.0, attempts=1)
+                return
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.1)
+        raise RuntimeError(f"{service} did not become ready: {self.log(service)}")
+
+    def stop(self, service: str, sig: int = signal.SIGTERM) -> None:
+        proc = self.procs.pop(service, None)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+    def stop_all(self) -> None:
+        for service in list(self.procs):
+            self.stop(service)
+
+    def log(self, service: str) -> str:
+        path = self.root / f"{service}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    # --- talking to them -------------------------------------------------------------------------
+
+    def call(
+        self,
+        subject: str,
+        command: Command,
+        reply: type[R],
+        *,
+        timeout: float = 30.0,
+        attempts: int = 3,
+    ) -> R:
+        async def go() -> R:
+            nc = await connect(self.nats_url, "engine-tests", connect_deadline=5)
+            try:
+                return await RpcClient(nc).request(
+                    subject, command, reply, timeout=timeout, attempts=attempts
+                )
+            finally:
+                await nc.close()
+
+        return anyio.run(go)
+
+    def engine(self, command: Command, reply: type[R], *, timeout: float = 60.0) -> R:
+        return self.call(subjects.ENGINE_RPC, command, reply, timeout=timeout)
+
+    def load_image(self, archive: bytes) -> str:
+        target = self.engine(ImageUpload(kind="load", quiet=True), UploadTarget)
+        req = urllib.request.Request(
+            target.url, data=archive, method="POST", headers={"Content-Type": "application/x-tar"}
+        )
+        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - loopback URL
+            body = resp.read().decode()
+        if "errorDetail" in body:
+            raise RuntimeError(body)
+        return body
+
+
+def collect(
+    nats_url: str, subject: str, during: Callable[[], Any], settle: float = 0.3
+) -> list[bytes]:
+    """Messages published on subject while `during` runs (in a worker thread)."""
+
+    async def go() -> list[bytes]:
+        nc = await connect(nats_url, "engine-tests-events", connect_deadline=5)
+        got: list[bytes] = []
+        try:
+            sub = await nc.subscribe(subject)
+            await nc.flush()
+            await anyio.to_thread.run_sync(during)
+            await anyio.sleep(settle)
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=0.2)
+                except Exception:  # noqa: BLE001 - nats TimeoutError: nothing more queued
+                    break
+                got.append(msg.data)
+        finally:
+            await nc.close()
+        return got
+
+    return anyio.run(go)
