@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ MASKED_PATHS = [
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
+NOFILE = 1048576
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -171,6 +173,12 @@ def resources(spec: TaskSpec, swap_supported: bool) -> dict[str, Any]:
     return res
 
 
+def nofile_limit() -> int:
+    """Docker's 1048576, unless this process's hard limit is lower (raising it is not permitted)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return NOFILE if hard == resource.RLIM_INFINITY else min(NOFILE, hard)
+
+
 def process_env(spec: TaskSpec, user: ExecUser, hostname: str) -> list[str]:
     env = list(spec.env)
     keys = {e.split("=", 1)[0] for e in env}
@@ -197,6 +205,7 @@ def build_config(
     hostname = spec.hostname or container_id[:12]
     host_net = spec.network_mode == "host"
     caps = capabilities(spec)
+    nofile = nofile_limit()
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if not host_net:
         namespaces.append({"type": "network"})
@@ -227,7 +236,7 @@ def build_config(
             "env": process_env(spec, user, hostname),
             "cwd": spec.cwd or "/",
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}],
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
             "noNewPrivileges": False,
             "oomScoreAdj": spec.oom_score_adj,
         },

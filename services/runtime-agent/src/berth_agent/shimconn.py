@@ -36,8 +36,8 @@ class ShimConn:
         self.closed = anyio.Event()
 
     @classmethod
-    async def connect(cls, path: str, timeout: float = CONNECT_TIMEOUT) -> ShimConn:
-        with anyio.fail_after(timeout):
+    async def connect(cls, path: str, wait_for: float = CONNECT_TIMEOUT) -> ShimConn:
+        with anyio.fail_after(wait_for):
             stream = await anyio.connect_unix(path)
             reader = BufferedByteReceiveStream(stream)
             try:
@@ -91,7 +91,7 @@ class ShimConn:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
                 raise ShimGone("shim connection lost") from exc
 
-    async def call(self, frame: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+    async def call(self, frame: dict[str, Any], wait_for: float = 60.0) -> dict[str, Any]:
         """Send a command and wait for its reply (raises ShimGone, TimeoutError)."""
         if self.closed.is_set():
             raise ShimGone("shim connection lost")
@@ -101,7 +101,7 @@ class ShimConn:
         self._pending[rid] = (event, box)
         try:
             await self.send({**frame, "rid": rid})
-            with anyio.fail_after(timeout):
+            with anyio.fail_after(wait_for):
                 await event.wait()
         finally:
             self._pending.pop(rid, None)
