@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from berth_kit.testing import nats_server
@@ -40,6 +42,9 @@ class Gateway:
     @property
     def host(self) -> str:
         return f"unix://{self.socket_path}"
+
+    def connection(self, timeout: float = 10.0) -> UnixHTTPConnection:
+        return UnixHTTPConnection(self.socket_path, timeout=timeout)
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
@@ -78,18 +83,15 @@ def _wait_for_socket(path: str, proc: subprocess.Popen[bytes], log: Path) -> Non
     raise RuntimeError(f"gateway did not come up:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def gateway(nats_url: str) -> Iterator[Gateway]:
+@contextlib.contextmanager
+def run_gateway(nats_url: str, extra_env: dict[str, str] | None = None) -> Iterator[Gateway]:
+    """The real `python -m berth_gateway` on a temporary unix socket."""
     with tempfile.TemporaryDirectory(prefix="berth-gw-") as tmp:
         sock = os.path.join(tmp, "d.sock")
         log = Path(tmp) / "gateway.log"
-        env = {
-            **os.environ,
-            "BERTH_NATS_URL": nats_url,
-            "BERTH_HOSTS": f"unix://{sock}",
-            "BERTH_NODE": "gwtest",
-        }
-        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env.update(BERTH_NATS_URL=nats_url, BERTH_HOSTS=f"unix://{sock}", BERTH_NODE="gwtest")
+        env.update(extra_env or {})
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "berth_gateway"], env=env, stdout=out, stderr=out
@@ -104,3 +106,19 @@ def gateway(nats_url: str) -> Iterator[Gateway]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope="session")
+def gateway(nats_url: str) -> Iterator[Gateway]:
+    with run_gateway(nats_url) as gw:
+        yield gw
+
+
+@pytest.fixture
+def gateway_factory(nats_url: str) -> Any:
+    """run_gateway bound to the session's NATS: `with gateway_factory(env) as gw: ...`."""
+
+    def factory(extra_env: dict[str, str] | None = None) -> contextlib.AbstractContextManager[Gateway]:
+        return run_gateway(nats_url, extra_env)
+
+    return factory
