@@ -40,17 +40,17 @@ class Client:
         self.exits: dict[str, list[TaskExit]] = {}
         self._exit_event = anyio.Event()
 
-    async def call(self, cmd: Command, reply: type[R], timeout: float = 60.0) -> R:
-        return await self.rpc.request(subjects.agent_rpc(self.node), cmd, reply, timeout=timeout)
+    async def call(self, cmd: Command, reply: type[R], wait_s: float = 60.0) -> R:
+        return await self.rpc.request(subjects.agent_rpc(self.node), cmd, reply, timeout=wait_s)
 
-    async def wait_ready(self, timeout: float = 30.0) -> None:
-        with anyio.fail_after(timeout):
+    async def wait_ready(self, wait_s: float = 30.0) -> None:
+        with anyio.fail_after(wait_s):
             while True:
                 try:
                     await self.rpc.request(
                         subjects.health("berth-runtime-agent"), Ping(), Pong, timeout=1, attempts=1
                     )
-                    await self.call(TaskGet(container_id="__probe__"), TaskState, timeout=2)
+                    await self.call(TaskGet(container_id="__probe__"), TaskState, wait_s=2)
                 except Exception as exc:  # noqa: BLE001
                     if type(exc).__name__ == "NotFound":
                         return
@@ -65,8 +65,8 @@ class Client:
         await self.nc.subscribe(subjects.task_events(self.node), cb=on_exit)
         await self.nc.flush()
 
-    async def wait_exit(self, cid: str, timeout: float = 30.0) -> TaskExit:
-        with anyio.fail_after(timeout):
+    async def wait_exit(self, cid: str, wait_s: float = 30.0) -> TaskExit:
+        with anyio.fail_after(wait_s):
             while not self.exits.get(cid):
                 self._exit_event = anyio.Event()
                 await self._exit_event.wait()
@@ -111,8 +111,8 @@ class Output:
     def data(self, stream: int) -> bytes:
         return b"".join(c.data for c in self.chunks if c.stream == stream)
 
-    async def wait_eof(self, timeout: float = 30.0) -> None:
-        with anyio.fail_after(timeout):
+    async def wait_eof(self, wait_s: float = 30.0) -> None:
+        with anyio.fail_after(wait_s):
             await self.eof.wait()
 
 

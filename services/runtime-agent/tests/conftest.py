@@ -47,6 +47,7 @@ def _require_root_and_runc() -> None:
 def busybox_template() -> Iterator[Path]:
     _require_root_and_runc()
     root = Path(tempfile.mkdtemp(prefix="berth-bb-"))
+    root.chmod(0o755)  # mkdtemp makes it 0700: non-root users in the container could not get in
     (root / "bin").mkdir()
     shutil.copy2(BUSYBOX, root / "bin" / "busybox")
     applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, check=True, text=True).stdout
