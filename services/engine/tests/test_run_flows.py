@@ -1,0 +1,248 @@
+"""Whole container lives through the engine, with the real lifecycle and runtime agent (runc)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from berth_contracts import subjects
+from berth_contracts.base import Done
+from berth_contracts.codec import decode
+from berth_contracts.docker import ContainerInspect, CreateRequest, Event, HostConfig
+from berth_contracts.engine import (
+    ContainerCreate,
+    ContainerCreated,
+    ContainerDetail,
+    ContainerGet,
+    ContainerKill,
+    ContainerList,
+    ContainerListing,
+    ContainerLogs,
+    ContainerRemove,
+    ContainerStart,
+    ContainerStop,
+    LogsStarted,
+)
+from berth_contracts.errors import Conflict, InvalidParameter, NotFound, NotModified
+from berth_contracts.streams import LogBatch
+from berth_kit.nats_conn import connect
+from berth_kit.testing import nats_server
+from berth_lifecycle import testimages
+from engine_harness import Services, collect
+
+IMAGE = testimages.docker_save_archive(["busybox:latest"])
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    root: Path = tmp_path_factory.mktemp("engine-run")
+    with nats_server() as url:
+        services = Services(url, root)
+        try:
+            services.start("berth-lifecycle")
+            services.start("berth-runtime-agent")
+            services.start("berth-engine")
+            services.load_image(IMAGE.data)
+            yield services
+        finally:
+            for cid in _all_ids(services):
+                try:
+                    services.engine(ContainerRemove(ref=cid, force=True), Done)
+                except Exception:  # noqa: BLE001 - best effort clean-up of runc state
+                    pass
+            services.stop_all()
+
+
+def _all_ids(svc: Services) -> list[str]:
+    try:
+        return [c.id for c in svc.engine(ContainerList(all=True), ContainerListing).items]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def create(svc: Services, cmd: list[str], name: str = "", **body: Any) -> str:
+    req = CreateRequest(image="busybox", cmd=cmd, **body)
+    return svc.engine(ContainerCreate(body=req, name=name), ContainerCreated).id
+
+
+def inspect(svc: Services, ref: str) -> ContainerInspect:
+    return svc.engine(ContainerGet(ref=ref), ContainerDetail).container
+
+
+def until(check: Callable[[], bool], within: float = 20.0) -> None:
+    end = time.monotonic() + within
+    while not check():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def exited(svc: Services, cid: str) -> Callable[[], bool]:
+    return lambda: inspect(svc, cid).state.status == "exited"
+
+
+def gone(svc: Services, cid: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            inspect(svc, cid)
+            return False
+        except NotFound:
+            return True
+
+    return check
+
+
+def actions(raw: list[bytes], cid: str) -> list[str]:
+    return [e.Action for e in (decode(r, Event) for r in raw) if e.Actor.ID == cid]
+
+
+def read_logs(svc: Services, cid: str) -> bytes:
+    async def go() -> bytes:
+        nc = await connect(svc.nats_url, "engine-tests-logs", connect_deadline=5)
+        out = b""
+        try:
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox)
+            await nc.flush()
+            from berth_kit.rpc import RpcClient
+
+            await RpcClient(nc).request(
+                subjects.ENGINE_RPC, ContainerLogs(ref=cid, stream_subject=inbox), LogsStarted
+            )
+            with anyio.fail_after(20):
+                while True:
+                    batch = decode((await sub.next_msg(timeout=20)).data, LogBatch)
+                    out += b"".join(line.data for line in batch.lines)
+                    if batch.end or batch.error:
+                        break
+        finally:
+            await nc.close()
+        return out
+
+    return anyio.run(go)
+
+
+def test_run_to_completion_with_logs_and_events(svc: Services) -> None:
+    cid = create(svc, ["sh", "-c", "echo hello; exit 3"], "done3")
+    raw = collect(
+        svc.nats_url,
+        subjects.docker_events("container", cid),
+        lambda: (svc.engine(ContainerStart(ref=cid), Done), until(exited(svc, cid))),
+    )
+    assert actions(raw, cid) == ["start", "die"]
+    die = [decode(r, Event) for r in raw][-1]
+    assert die.Actor.Attributes["exitCode"] == "3"
+    doc = inspect(svc, cid)
+    assert doc.state.exit_code == 3 and not doc.state.running
+    assert doc.state.started_at != "0001-01-01T00:00:00Z"
+    assert doc.state.finished_at != "0001-01-01T00:00:00Z"
+    assert doc.log_path
+    item = svc.engine(ContainerList(all=True, filters={"name": ["done3"]}), ContainerListing).items
+    assert item[0].status.startswith("Exited (3) ")
+    assert read_logs(svc, cid) == b"hello\n"
+    # A second start runs it again.
+    svc.engine(ContainerStart(ref=cid), Done)
+    until(
+        lambda: (
+            inspect(svc, cid).state.status == "exited" and read_logs(svc, cid) == b"hello\nhello\n"
+        )
+    )
+    svc.engine(ContainerRemove(ref=cid), Done)
+    assert gone(svc, cid)()
+
+
+def test_bad_command_maps_to_127_and_autoremove_does_not_hang(svc: Services) -> None:
+    cid = create(svc, ["no-such-binary"], "bad")
+    with pytest.raises(InvalidParameter) as err:
+        svc.engine(ContainerStart(ref=cid), Done)
+    assert err.value.message.startswith("failed to create task for container:")
+    assert "executable file not found" in err.value.message
+    doc = inspect(svc, cid)
+    assert doc.state.status == "created" and doc.state.exit_code == 127
+    assert "executable file not found" in doc.state.error
+    svc.engine(ContainerRemove(ref=cid), Done)
+
+    rm = create(svc, ["no-such-binary"], host_config=HostConfig(auto_remove=True))
+    raw = collect(
+        svc.nats_url,
+        subjects.docker_events("container", rm),
+        lambda: pytest.raises(InvalidParameter, svc.engine, ContainerStart(ref=rm), Done),
+    )
+    assert actions(raw, rm) == ["destroy"]
+    assert gone(svc, rm)()
+
+
+def test_autoremove_after_exit(svc: Services) -> None:
+    cid = create(svc, ["true"], host_config=HostConfig(auto_remove=True))
+    raw = collect(
+        svc.nats_url,
+        subjects.docker_events("container", cid),
+        lambda: (svc.engine(ContainerStart(ref=cid), Done), until(gone(svc, cid))),
+    )
+    assert actions(raw, cid) == ["start", "die", "destroy"]
+
+
+def test_stop_escalates_to_kill_and_rm_rules(svc: Services) -> None:
+    # PID 1 without a TERM handler ignores SIGTERM: stop must escalate after the timeout.
+    cid = create(svc, ["sleep", "300"], "sleeper")
+    svc.engine(ContainerStart(ref=cid), Done)
+    doc = inspect(svc, cid)
+    assert doc.state.running and doc.state.pid > 0
+    with pytest.raises(NotModified):
+        svc.engine(ContainerStart(ref=cid), Done)
+    with pytest.raises(Conflict) as err:
+        svc.engine(ContainerRemove(ref="sleeper"), Done)
+    assert err.value.message == (
+        'cannot remove container "/sleeper": container is running: '
+        "stop the container before removing or force remove"
+    )
+    assert [c.id for c in svc.engine(ContainerList(), ContainerListing).items] == [cid]
+    raw = collect(
+        svc.nats_url,
+        subjects.docker_events("container", cid),
+        lambda: svc.engine(ContainerStop(ref=cid, timeout=1), Done),
+    )
+    assert actions(raw, cid) == ["kill", "kill", "die", "stop"]
+    assert inspect(svc, cid).state.exit_code == 137
+    with pytest.raises(NotModified):
+        svc.engine(ContainerStop(ref=cid), Done)
+    svc.engine(ContainerRemove(ref=cid), Done)
+
+
+def test_kill_with_signal_and_force_remove(svc: Services) -> None:
+    script = "trap 'exit 7' TERM; while true; do sleep 0.1; done"
+    cid = create(svc, ["sh", "-c", script])
+    svc.engine(ContainerStart(ref=cid), Done)
+    time.sleep(0.3)  # let the shell install its trap
+    svc.engine(ContainerKill(ref=cid, signal="SIGTERM"), Done)
+    until(exited(svc, cid))
+    assert inspect(svc, cid).state.exit_code == 7
+
+    svc.engine(ContainerStart(ref=cid), Done)
+    raw = collect(
+        svc.nats_url,
+        subjects.docker_events("container", cid),
+        lambda: svc.engine(ContainerRemove(ref=cid, force=True), Done),
+    )
+    assert actions(raw, cid) == ["kill", "die", "destroy"]
+    assert gone(svc, cid)()
+
+
+def test_engine_restart_while_running_and_missed_exit(svc: Services) -> None:
+    cid = create(svc, ["sleep", "300"])
+    short = create(svc, ["sh", "-c", "sleep 1"])
+    svc.engine(ContainerStart(ref=cid), Done)
+    svc.engine(ContainerStart(ref=short), Done)
+    svc.stop("berth-engine", signal.SIGKILL)
+    time.sleep(1.5)  # `short` exits while no engine listens
+    svc.start("berth-engine")
+    assert inspect(svc, cid).state.status == "running"
+    until(exited(svc, short))
+    assert inspect(svc, short).state.exit_code == 0
+    svc.engine(ContainerRemove(ref=cid, force=True), Done)
+    svc.engine(ContainerRemove(ref=short), Done)
