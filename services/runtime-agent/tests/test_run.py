@@ -50,8 +50,12 @@ def test_echo_output_log_and_ordering(agent, rootfs: Path, nats_url: str) -> Non
             cid = new_id()
             seen: list[tuple[str, bytes]] = []
 
+            exit_seen = anyio.Event()
+
             async def on_any(msg) -> None:  # type: ignore[no-untyped-def]
                 seen.append((msg.subject, msg.data))
+                if msg.subject == subjects.task_events(agent.node):
+                    exit_seen.set()
 
             # One subscription for both subjects: arrival order is the agent's publish order.
             await c.nc.subscribe("berth.>", cb=on_any)
@@ -67,8 +71,7 @@ def test_echo_output_log_and_ordering(agent, rootfs: Path, nats_url: str) -> Non
             assert ev.exit_code == 0 and not ev.oom_killed and ev.node == agent.node
             assert RFC3339NANO.match(ev.exited_at)
             with anyio.fail_after(5):
-                while not any(s == subjects.task_events(agent.node) for s, _ in seen):
-                    await anyio.sleep(0.02)
+                await exit_seen.wait()
             kinds = []
             stdout = b""
             stderr = b""
@@ -87,7 +90,7 @@ def test_echo_output_log_and_ordering(agent, rootfs: Path, nats_url: str) -> Non
             assert set(kinds[:-2]) == {"out"}
 
             log = Path(created.log_path)
-            records = [json.loads(line) for line in log.read_text().splitlines()]
+            records = [json.loads(line) for line in log.read_text().splitlines()]  # noqa: ASYNC240
             assert sorted((r["stream"], r["log"]) for r in records) == [
                 ("stderr", "oops\n"),
                 ("stdout", "hello\n"),
@@ -99,7 +102,7 @@ def test_echo_output_log_and_ordering(agent, rootfs: Path, nats_url: str) -> Non
             assert state.status == "stopped" and state.exit_code == 0
             await c.delete(cid)
             assert not (agent.exec_root / "agent" / "tasks" / cid).exists()
-            assert log.exists()  # the log stays until TaskPurge
+            assert log.exists()  # noqa: ASYNC240 - the log stays until TaskPurge
             await c.call(TaskPurge(container_id=cid), Done)
             assert not log.parent.exists()
             with pytest.raises(NotFound):
@@ -152,7 +155,7 @@ def test_create_errors(agent, rootfs: Path, nats_url: str) -> None:
             assert not (agent.exec_root / "agent" / "tasks" / cid).exists()
             with pytest.raises(NotFound):
                 await c.call(TaskGet(container_id=cid), TaskState)
-            assert not os.path.ismount(rootfs)  # nothing left mounted
+            assert not os.path.ismount(rootfs)  # noqa: ASYNC240 - nothing left mounted
 
             with pytest.raises(InvalidParameter) as err:
                 await c.call(

@@ -1,0 +1,137 @@
+"""Containers outlive the agent: kill -9 it, restart it, and it re-adopts shims or reports exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import anyio
+
+from agent_testlib import client, spec
+from berth_contracts.agent import TaskGet, TaskKill, TaskState
+from berth_contracts.base import Done
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex + uuid.uuid4().hex
+
+
+def shim_state(agent, cid: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    return json.loads((agent.exec_root / "agent" / "tasks" / cid / "state.json").read_text())
+
+
+def ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        chain.append(pid)
+    return chain
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def runc_status(agent, cid: str) -> str:  # type: ignore[no-untyped-def]
+    out = subprocess.run(
+        ["runc", "--root", str(agent.exec_root / "runc"), "state", cid],
+        capture_output=True,
+        check=False,
+    )
+    return json.loads(out.stdout)["status"] if out.returncode == 0 else "gone"
+
+
+def wait_until(cond, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_kill9_agent_then_adopt_running_container(agent, rootfs: Path, nats_url: str) -> None:
+    cid = new_id()
+
+    async def start() -> int:
+        async with client(nats_url, agent.node) as c:
+            created, _ = await c.run(cid, rootfs, spec("sleep", "100"))
+            return created.pid
+
+    pid = anyio.run(start)
+    shim_pid = shim_state(agent, cid)["shim_pid"]
+    assert agent.proc is not None
+    assert agent.proc.pid not in ancestors(shim_pid)  # the shim is no descendant of the agent
+    assert shim_pid in ancestors(pid)
+
+    agent.kill9()
+    assert alive(shim_pid) and alive(pid)
+    assert runc_status(agent, cid) == "running"
+    agent.start()
+
+    async def adopt() -> None:
+        async with client(nats_url, agent.node) as c:
+            state = await c.call(TaskGet(container_id=cid), TaskState)
+            assert state.status == "running" and state.pid == pid
+            out = await c.collect_output(cid)
+            await c.call(TaskKill(container_id=cid, signal=signal.SIGKILL), Done)
+            ev = await c.wait_exit(cid)
+            await out.wait_eof()
+            assert ev.exit_code == 137 and ev.pid == pid
+            await c.delete(cid)
+
+    anyio.run(adopt)
+    wait_until(lambda: not alive(shim_pid))
+
+
+def test_exit_while_agent_down_is_reported_on_restart(agent, rootfs: Path, nats_url: str) -> None:
+    cid = new_id()
+
+    async def start() -> None:
+        async with client(nats_url, agent.node) as c:
+            script = "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo bye; exit 7"
+            await c.run(cid, rootfs, spec("sh", "-c", script))
+
+    anyio.run(start)
+    agent.kill9()
+    (rootfs / "tmp" / "go").touch()  # the container exits now, with no agent running
+    wait_until(lambda: shim_state(agent, cid)["status"] == "stopped")
+    agent.start()
+
+    async def restart() -> None:
+        async with client(nats_url, agent.node) as c:
+            ev = await c.wait_exit(cid)
+            assert ev.exit_code == 7
+            state = await c.call(TaskGet(container_id=cid), TaskState)
+            assert state.status == "stopped" and state.exit_code == 7
+            await c.delete(cid)
+
+    anyio.run(restart)
+
+
+def test_dead_shim_is_reported_as_255(agent, rootfs: Path, nats_url: str) -> None:
+    cid = new_id()
+
+    async def main() -> None:
+        async with client(nats_url, agent.node) as c:
+            created, _ = await c.run(cid, rootfs, spec("sleep", "100"))
+            shim_pid = shim_state(agent, cid)["shim_pid"]
+            os.kill(shim_pid, signal.SIGKILL)
+            ev = await c.wait_exit(cid)
+            assert ev.exit_code == 255
+            assert runc_status(agent, cid) == "gone"
+            assert not alive(created.pid)
+            state = await c.call(TaskGet(container_id=cid), TaskState)
+            assert state.status == "stopped" and state.exit_code == 255
+            await c.delete(cid)
+
+    anyio.run(main)
