@@ -122,8 +122,7 @@ def parse_repo_tag(repo: str, tag: str) -> Reference:
     if ref.digest:
         raise InvalidParameter("refusing to create a tag with a digest reference")
     if tag:
-        if ref.tag:
-            raise InvalidParameter("invalid reference format")
+        # A tag given separately wins over one in repo, as reference.WithTag does in dockerd.
         if not TAG_RE.match(tag):
             raise InvalidParameter(f"invalid tag format: {tag}")
         return Reference(ref.name, tag)
