@@ -1,0 +1,330 @@
+"""The gateway in a whole real berth (`berth up -d`): engine, lifecycle, runtime agent, NATS.
+
+Containers here are created but never started, so the runtime's state does not matter; for
+attach, the test publishes on the container's stdout subject what a shim would, and reads the
+container's stdin subject as a shim would. Everything else is the real thing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import nats
+import pytest
+from berth_contracts import subjects
+from berth_contracts.codec import decode, encode
+from berth_contracts.streams import StdinChunk, StdioChunk
+from berth_gateway.stdcopy import MULTIPLEXED_STREAM, parse_frames
+from berth_kit.testing import free_port
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="berth needs root (overlayfs, runc)"),
+    pytest.mark.skipif(shutil.which("docker") is None, reason="docker CLI not installed"),
+    pytest.mark.timeout(120),
+]
+
+IMAGE = "gwtest/img:v1"
+
+
+@dataclass
+class Berth:
+    base: Path
+    socket_path: str
+    nats_url: str
+
+    def docker(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.base),
+            "DOCKER_HOST": f"unix://{self.socket_path}",
+            "DOCKER_CONFIG": str(self.base / "dc"),
+        }
+        return subprocess.run(
+            ["docker", *args], env=env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def docker_ok(self, *args: str) -> str:
+        res = self.docker(*args)
+        assert res.returncode == 0, f"docker {args}: {res.stderr}"
+        return res.stdout
+
+    def connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(15)
+        sock.connect(self.socket_path)
+        return sock
+
+    def http(self, method: str, path: str, body: dict[str, object] | None = None) -> tuple[int, dict[str, str], bytes]:
+        with self.connect() as sock:
+            payload = json.dumps(body).encode() if body is not None else b""
+            head = f"{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n"
+            if body is not None:
+                head += "Content-Type: application/json\r\n"
+            head += f"Content-Length: {len(payload)}\r\n\r\n"
+            sock.sendall(head.encode() + payload)
+            data = _read_all(sock)
+        return _parse_response(data)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while data := sock.recv(65536):
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def _read_head(sock: socket.socket) -> tuple[list[str], bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = sock.recv(4096)
+        if not more:
+            break
+        data += more
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head.decode("latin-1").split("\r\n"), rest
+
+
+def _dechunk(body: bytes) -> bytes:
+    out = b""
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        out += body[:size]
+        body = body[size + 2 :]
+    return out
+
+
+def _parse_response(data: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(": ")
+        headers[name.lower()] = value
+    if headers.get("transfer-encoding") == "chunked":
+        body = _dechunk(body)
+    return status, headers, body
+
+
+@pytest.fixture(scope="module")
+def berth() -> Iterator[Berth]:
+    base = Path(tempfile.mkdtemp(prefix="bgw-", dir="/tmp"))
+    (base / "dc").mkdir()
+    sock = str(base / "d.sock")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DOCKER_"))}
+    cmd = [sys.executable, "-m", "berth_cli"]
+    up = subprocess.run(
+        [*cmd, "up", "-d", "-H", f"unix://{sock}", "--exec-root", str(base / "x"),
+         "--data-root", str(base / "d"), "--nats-port", str(port), "--ready-timeout", "60"],
+        env=env, capture_output=True, text=True, timeout=100,
+    )  # fmt: skip
+    try:
+        if up.returncode != 0:
+            pytest.skip(f"berth up failed, cannot run whole-berth tests:\n{up.stderr}")
+        b = Berth(base=base, socket_path=sock, nats_url=f"nats://127.0.0.1:{port}")
+        from berth_lifecycle import testimages
+
+        archive = testimages.docker_save_archive([IMAGE]).write(base / "img.tar")
+        b.docker_ok("load", "-i", str(archive))
+        yield b
+    finally:
+        subprocess.run(
+            [*cmd, "down", "--exec-root", str(base / "x")], env=env, capture_output=True, timeout=60
+        )
+        subprocess.run(["umount", "-R", "-l", str(base / "d")], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _create(berth: Berth, **config: object) -> str:
+    status, headers, body = berth.http(
+        "POST", "/v1.44/containers/create", {"Image": IMAGE, "Cmd": ["cat"], **config}
+    )
+    assert status == 201, body
+    assert headers["content-type"] == "application/json"
+    created = json.loads(body)
+    assert created["Warnings"] == []
+    return str(created["Id"])
+
+
+def test_container_crud_over_http(berth: Berth) -> None:
+    name = "gw-crud"
+    status, _, body = berth.http(
+        "POST", f"/v1.44/containers/create?name={name}",
+        {"Image": IMAGE, "Cmd": ["true"], "Labels": {"gw.test": "yes"}},
+    )  # fmt: skip
+    assert status == 201, body
+    cid = json.loads(body)["Id"]
+    filters = urllib.parse.quote(json.dumps({"label": {"gw.test=yes": True}}))
+    status, _, body = berth.http("GET", f"/v1.44/containers/json?all=1&filters={filters}")
+    assert status == 200
+    assert [c["Id"] for c in json.loads(body)] == [cid]
+    filters = urllib.parse.quote(json.dumps({"label": ["gw.test=yes"]}))  # docker-py's form
+    status, _, body = berth.http("GET", f"/containers/json?all=True&filters={filters}")
+    assert [c["Names"] for c in json.loads(body)] == [[f"/{name}"]]
+    status, _, body = berth.http("GET", f"/v1.44/containers/{name}/json")
+    assert status == 200
+    assert json.loads(body)["Name"] == f"/{name}"
+    status, _, body = berth.http("POST", f"/v1.44/containers/{name}/stop")
+    assert status == 304 and body == b""
+    status, _, body = berth.http("DELETE", f"/v1.44/containers/{name}?force=1&v=False")
+    assert status == 204
+    status, headers, body = berth.http("GET", f"/v1.44/containers/{cid}/json")
+    assert status == 404
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["message"] == f"No such container: {cid}"
+
+
+def test_wait_not_running_answers_at_once(berth: Berth) -> None:
+    cid = _create(berth)
+    status, headers, body = berth.http("POST", f"/v1.44/containers/{cid}/wait")
+    assert status == 200
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"StatusCode": 0, "Error": None}
+    berth.http("DELETE", f"/containers/{cid}")
+
+
+def test_wait_removed_sends_headers_first_and_ends_on_removal(berth: Berth) -> None:
+    cid = _create(berth)
+    with berth.connect() as sock:
+        sock.sendall(
+            f"POST /v1.44/containers/{cid}/wait?condition=removed HTTP/1.1\r\n"
+            "Host: docker\r\nContent-Length: 0\r\n\r\n".encode()
+        )
+        lines, rest = _read_head(sock)  # arrives while the container still exists
+        assert lines[0] == "HTTP/1.1 200 OK"
+        assert "Content-Type: application/json" in lines
+        status, _, _ = berth.http("DELETE", f"/containers/{cid}")
+        assert status == 204
+        body = rest
+        while b"\r\n0\r\n\r\n" not in body:
+            more = sock.recv(4096)
+            if not more:
+                break
+            body += more
+    assert json.loads(_dechunk(body)) == {"StatusCode": 0, "Error": None}
+
+
+def test_wait_for_a_missing_container_is_404(berth: Berth) -> None:
+    status, headers, body = berth.http("POST", "/v1.44/containers/nope-nope/wait")
+    assert status == 404
+    assert json.loads(body)["message"] == "No such container: nope-nope"
+
+
+def test_logs_of_a_container_that_never_ran(berth: Berth) -> None:
+    cid = _create(berth)
+    status, headers, body = berth.http("GET", f"/v1.44/containers/{cid}/logs?stdout=1&stderr=1")
+    assert status == 200
+    assert headers["content-type"] == MULTIPLEXED_STREAM
+    assert body == b""
+    berth.http("DELETE", f"/containers/{cid}")
+
+
+def test_attach_relays_output_and_stdin(berth: Berth) -> None:
+    cid = _create(berth, OpenStdin=True, StdinOnce=True, AttachStdin=True)
+    received: list[StdinChunk] = []
+
+    async def play_the_shim() -> None:
+        nc = await nats.connect(berth.nats_url)
+        try:
+            stdin_sub = await nc.subscribe(subjects.stdio_in(cid))
+            await nc.flush()
+            with anyio.fail_after(30):
+                with berth.connect() as sock:
+                    sock.sendall(
+                        f"POST /v1.44/containers/{cid}/attach?stream=1&stdin=1&stdout=1&stderr=1"
+                        " HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                        "Content-Type: text/plain\r\n\r\n".encode()
+                    )
+                    lines, rest = await anyio.to_thread.run_sync(_read_head, sock)
+                    assert lines[0] == "HTTP/1.1 101 UPGRADED"
+                    assert f"Content-Type: {MULTIPLEXED_STREAM}" in lines
+                    sock.sendall(b"typed input\n")
+                    sock.shutdown(socket.SHUT_WR)  # stdin ends; output must keep flowing
+                    while True:
+                        msg = await stdin_sub.next_msg(timeout=10)
+                        received.append(decode(msg.data, StdinChunk))
+                        if received[-1].eof:
+                            break
+                    out = subjects.stdio_out(cid)
+                    await nc.publish(out, encode(StdioChunk(stream=1, data=b"hello\n")))
+                    await nc.publish(out, encode(StdioChunk(stream=2, data=b"oops\n")))
+                    await nc.publish(out, encode(StdioChunk(stream=1, data=b"", eof=True)))
+                    await nc.flush()
+                    body = rest + await anyio.to_thread.run_sync(_read_all, sock)
+            assert parse_frames(body) == [(1, b"hello\n"), (2, b"oops\n")]
+        finally:
+            await nc.close()
+
+    anyio.run(play_the_shim)
+    assert b"".join(c.data for c in received) == b"typed input\n"
+    assert received[-1].eof
+    berth.http("DELETE", f"/containers/{cid}?force=1")
+
+
+def test_docker_cli_and_docker_py(berth: Berth) -> None:
+    cid = berth.docker_ok("create", "--name", "gw-cli", "--label", "k=v", IMAGE, "true").strip()
+    assert berth.docker_ok("ps", "-aq", "--no-trunc", "--filter", "label=k=v").split() == [cid]
+    assert berth.docker_ok("wait", "gw-cli").strip() == "0"
+    assert berth.docker_ok("inspect", "--format", "{{.Name}}", "gw-cli").strip() == "/gw-cli"
+    missing = berth.docker("inspect", "no-such-thing")
+    assert missing.returncode != 0 and "No such object: no-such-thing" in missing.stderr
+    berth.docker_ok("rm", "gw-cli")
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=f"unix://{berth.socket_path}", version="auto")
+    try:
+        assert client.ping() is True
+        assert client.version()["ApiVersion"] == "1.44"
+        assert client.info()["Swarm"]["LocalNodeState"] == "inactive"
+        assert IMAGE in [t for image in client.images.list() for t in image.tags]
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get("gwtest/missing:v9")
+        with pytest.raises(docker.errors.NotFound):
+            client.containers.get("no-such-container")
+    finally:
+        client.close()
+
+
+def test_events_show_what_the_engine_does(berth: Berth) -> None:
+    since = time.time()
+    with berth.connect() as sock:
+        filters = urllib.parse.quote(json.dumps({"type": ["container"], "event": ["create"]}))
+        sock.sendall(f"GET /v1.44/events?filters={filters} HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
+        lines, rest = _read_head(sock)
+        assert lines[0] == "HTTP/1.1 200 OK"
+        cid = _create(berth, Labels={"ev": "1"})
+        data = rest
+        while b"\n" not in _dechunk_partial(data):
+            data += sock.recv(4096)
+    event = json.loads(_dechunk_partial(data).split(b"\n")[0])
+    assert event["Action"] == "create" and event["Actor"]["ID"] == cid
+    assert event["Actor"]["Attributes"]["ev"] == "1"
+    assert event["time"] >= int(since)
+    berth.http("DELETE", f"/containers/{cid}")
+
+
+def _dechunk_partial(body: bytes) -> bytes:
+    out = b""
+    while b"\r\n" in body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0 or len(rest) < size + 2:
+            break
+        out += rest[:size]
+        body = rest[size + 2 :]
+    return out
