@@ -3,6 +3,7 @@ an image in use by a container is not removed without force (and never while run
 
 from __future__ import annotations
 
+import msgspec
 from berth_contracts.base import Done
 from berth_contracts.docker import (
     ImageDeleteItem,
@@ -130,8 +131,13 @@ class ImageService:
                 if not label_matches(img.config.labels or {}, labels):
                     continue
             if patterns := cmd.filters.get("reference"):
-                if not any(reference_matches(p, t) for p in patterns for t in img.repo_tags):
+                # moby shows only the names that matched, so one row per matching tag.
+                tags = [t for t in img.repo_tags if any(reference_matches(p, t) for p in patterns)]
+                if not tags:
                     continue
+                digests = [d for d in img.repo_digests
+                           if any(reference_matches(p, d) for p in patterns)]  # fmt: skip
+                img = msgspec.structs.replace(img, repo_tags=tags, repo_digests=digests)
             created = parse_ns(img.created)
             if before is not None and created >= before:
                 continue
