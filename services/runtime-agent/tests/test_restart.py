@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 
 import anyio
-
 from agent_testlib import client, spec
 from berth_contracts.agent import TaskGet, TaskKill, TaskState
 from berth_contracts.base import Done

@@ -1,0 +1,91 @@
+"""TaskLogs: replay and follow of the json-file log, as LogBatch messages."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import anyio
+from agent_testlib import Client, client, spec
+from berth_contracts.agent import TaskLogs
+from berth_contracts.base import Done
+from berth_contracts.codec import decode
+from berth_contracts.streams import LogBatch, LogLine
+from nats.aio.msg import Msg
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex + uuid.uuid4().hex
+
+
+async def fetch_logs(c: Client, cid: str, **kw: object) -> list[LogLine]:
+    inbox = c.nc.new_inbox()
+    lines: list[LogLine] = []
+    done = anyio.Event()
+
+    async def on_batch(msg: Msg) -> None:
+        batch = decode(msg.data, LogBatch)
+        assert batch.error == ""
+        lines.extend(batch.lines)
+        if batch.end:
+            done.set()
+
+    sub = await c.nc.subscribe(inbox, cb=on_batch)
+    await c.nc.flush()
+    await c.call(TaskLogs(container_id=cid, stream_subject=inbox, **kw), Done)  # type: ignore[arg-type]
+    with anyio.fail_after(20):
+        await done.wait()
+    await sub.unsubscribe()
+    return lines
+
+
+def test_logs_filters_tail_follow(agent, rootfs: Path, nats_url: str) -> None:
+    async def main() -> None:
+        async with client(nats_url, agent.node) as c:
+            cid = new_id()
+            script = "for i in 1 2 3; do echo out$i; echo err$i >&2; done; printf partial"
+            await c.run(cid, rootfs, spec("sh", "-c", script))
+            await c.wait_exit(cid)
+
+            everything = await fetch_logs(c, cid)
+            assert sorted(ln.data for ln in everything) == sorted(
+                [b"out1\n", b"out2\n", b"out3\n", b"err1\n", b"err2\n", b"err3\n", b"partial"]
+            )
+            assert {ln.stream for ln in everything} == {1, 2}
+            out_only = await fetch_logs(c, cid, stderr=False)
+            assert [ln.data for ln in out_only] == [b"out1\n", b"out2\n", b"out3\n", b"partial"]
+            tail = await fetch_logs(c, cid, tail=2, stderr=False)
+            assert [ln.data for ln in tail] == [b"partial"]  # tail counts records of both streams
+            assert await fetch_logs(c, cid, tail=0) == []
+            assert await fetch_logs(c, cid, until=time.time() - 3600) == []
+            assert len(await fetch_logs(c, cid, since=time.time() - 3600)) == 7
+            assert await fetch_logs(c, new_id()) == []  # unknown container: just the end
+
+            # follow: output produced after the request arrives, and the stream ends at exit.
+            cid = new_id()
+            script = "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second"
+            await c.run(cid, rootfs, spec("sh", "-c", script))
+            inbox = c.nc.new_inbox()
+            lines: list[LogLine] = []
+            got_first = anyio.Event()
+            ended = anyio.Event()
+
+            async def on_batch(msg: Msg) -> None:
+                batch = decode(msg.data, LogBatch)
+                lines.extend(batch.lines)
+                if lines:
+                    got_first.set()
+                if batch.end:
+                    ended.set()
+
+            await c.nc.subscribe(inbox, cb=on_batch)
+            await c.call(TaskLogs(container_id=cid, stream_subject=inbox, follow=True), Done)
+            with anyio.fail_after(20):
+                await got_first.wait()
+                assert not ended.is_set()  # still running: the stream stays open
+                (rootfs / "tmp" / "go").touch()  # noqa: ASYNC240
+                await ended.wait()
+            assert [ln.data for ln in lines] == [b"first\n", b"second\n"]
+
+    anyio.run(main)
