@@ -47,7 +47,11 @@ class Gateway:
         return UnixHTTPConnection(self.socket_path, timeout=timeout)
 
     def request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[http.client.HTTPResponse, bytes]:
         conn = UnixHTTPConnection(self.socket_path)
         try:
@@ -118,7 +122,9 @@ def gateway(nats_url: str) -> Iterator[Gateway]:
 def gateway_factory(nats_url: str) -> Any:
     """run_gateway bound to the session's NATS: `with gateway_factory(env) as gw: ...`."""
 
-    def factory(extra_env: dict[str, str] | None = None) -> contextlib.AbstractContextManager[Gateway]:
+    def factory(
+        extra_env: dict[str, str] | None = None,
+    ) -> contextlib.AbstractContextManager[Gateway]:
         return run_gateway(nats_url, extra_env)
 
     return factory

@@ -45,6 +45,9 @@ def test_image_filter() -> None:
     assert matches(event, {"image": ["busybox"]})
     assert matches(event, {"image": ["busybox:latest"]})
     assert not matches(event, {"image": ["alpine"]})
-    tag = Event(Type="image", Action="tag", Actor=EventActor(ID="sha256:" + "b" * 64,
-                Attributes={"name": "busybox:latest"}))
+    tag = Event(
+        Type="image",
+        Action="tag",
+        Actor=EventActor(ID="sha256:" + "b" * 64, Attributes={"name": "busybox:latest"}),
+    )
     assert matches(tag, {"image": ["busybox"]})

@@ -9,7 +9,9 @@ from berth_gateway.routes.logs import parse_tail
 from berth_gateway.routes.wait import parse_condition
 
 
-@pytest.mark.parametrize("value", ["", "0", "no", "false", "none", "FALSE", "False", "None", " No "])
+@pytest.mark.parametrize(
+    "value", ["", "0", "no", "false", "none", "FALSE", "False", "None", " No "]
+)
 def test_false_values(value: str) -> None:
     assert to_bool(value) is False
 

@@ -66,7 +66,9 @@ class Berth:
         sock.connect(self.socket_path)
         return sock
 
-    def http(self, method: str, path: str, body: dict[str, object] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def http(
+        self, method: str, path: str, body: dict[str, object] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         with self.connect() as sock:
             payload = json.dumps(body).encode() if body is not None else b""
             head = f"{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n"
@@ -304,7 +306,9 @@ def test_events_show_what_the_engine_does(berth: Berth) -> None:
     since = time.time()
     with berth.connect() as sock:
         filters = urllib.parse.quote(json.dumps({"type": ["container"], "event": ["create"]}))
-        sock.sendall(f"GET /v1.44/events?filters={filters} HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
+        sock.sendall(
+            f"GET /v1.44/events?filters={filters} HTTP/1.1\r\nHost: docker\r\n\r\n".encode()
+        )
         lines, rest = _read_head(sock)
         assert lines[0] == "HTTP/1.1 200 OK"
         cid = _create(berth, Labels={"ev": "1"})

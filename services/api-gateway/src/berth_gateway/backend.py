@@ -27,8 +27,12 @@ class Backend:
     rpc: RpcClient
     nc: NATS
 
-    async def call(self, command: Command, reply_type: type[R], *, reply_timeout: float = 30.0) -> R:
-        return await self.rpc.request(subjects.ENGINE_RPC, command, reply_type, timeout=reply_timeout)
+    async def call(
+        self, command: Command, reply_type: type[R], *, reply_timeout: float = 30.0
+    ) -> R:
+        return await self.rpc.request(
+            subjects.ENGINE_RPC, command, reply_type, timeout=reply_timeout
+        )
 
     @contextlib.asynccontextmanager
     async def subscribe(self, subject: str) -> AsyncIterator[Subscription]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import nats.errors
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from berth_contracts.errors import HTTP_STATUS, BerthError
@@ -32,6 +33,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, exc.reason)
     except ConnectionError:
         raise
+    except nats.errors.Error as exc:
+        # NATS down or a subscription refused: the daemon's insides are unreachable for now.
+        return error_response(503, f"berth message bus unavailable: {exc}")
     except Exception as exc:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, f"{type(exc).__name__}: {exc}")

@@ -40,8 +40,18 @@ def matches(event: Event, filters: dict[str, list[str]]) -> bool:
         elif key == "label":
             if not _label_matches(wanted, attrs):
                 return False
-        elif key in ("container", "image", "network", "volume", "plugin", "daemon", "config",
-                     "secret", "service", "node"):
+        elif key in (
+            "container",
+            "image",
+            "network",
+            "volume",
+            "plugin",
+            "daemon",
+            "config",
+            "secret",
+            "service",
+            "node",
+        ):
             if not _object_matches(event, key, wanted):
                 return False
         elif key == "scope":

@@ -37,7 +37,9 @@ class StdinParser:
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         if data and not self._eof:
-            with contextlib.suppress(anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            with contextlib.suppress(
+                anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError
+            ):
                 # A client flooding stdin faster than NATS takes it loses the excess rather than
                 # growing memory without bound; interactive input never gets near the limit.
                 self._send.send_nowait(data)
@@ -47,7 +49,9 @@ class StdinParser:
         if self._eof:
             return
         self._eof = True
-        with contextlib.suppress(anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        with contextlib.suppress(
+            anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError
+        ):
             self._send.send_nowait(None)
         self._send.close()
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
+import msgspec
 from aiohttp import web
 from berth_contracts.errors import InternalError, Unavailable
+from berth_kit.tracing import inject
 
 from berth_gateway.responses import JSON, error_response
 
@@ -35,7 +37,8 @@ def split_target(url: str) -> tuple[aiohttp.BaseConnector, str]:
 
 async def relay_upload(request: web.Request, url: str) -> web.StreamResponse:
     connector, target = split_target(url)
-    headers = {"Content-Type": request.headers.get("Content-Type", "application/x-tar")}
+    # The trace context goes along, so lifecycle's work joins this request's trace.
+    headers = inject({"Content-Type": request.headers.get("Content-Type", "application/x-tar")})
     async with aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT) as session:
         try:
             upstream = await session.post(target, data=request.content, headers=headers)
@@ -58,8 +61,6 @@ async def relay_upload(request: web.Request, url: str) -> web.StreamResponse:
 async def _error_message(upstream: aiohttp.ClientResponse) -> str:
     body = await upstream.read()
     try:
-        import msgspec
-
         decoded = msgspec.json.decode(body)
         if isinstance(decoded, dict) and isinstance(decoded.get("message"), str):
             return str(decoded["message"])

@@ -17,7 +17,9 @@ ENGINE_VERSION = "28.5.2-berth"
 SERVER_HEADER = f"Docker/{ENGINE_VERSION} (linux)"
 GIT_COMMIT = "berth"
 # GoVersion is informational; clients print it. We say what really runs the daemon.
-RUNTIME_VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+RUNTIME_VERSION = (
+    f"python{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+)
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 

@@ -75,7 +75,9 @@ async def inspect(request: web.Request) -> web.Response:
 async def start(request: web.Request) -> web.Response:
     if request.query.get("checkpoint"):
         raise NotImplementedByBerth("checkpoints are not supported by berth yet")
-    await backend(request).call(ContainerStart(ref=request.match_info["id"]), Done, reply_timeout=120.0)
+    await backend(request).call(
+        ContainerStart(ref=request.match_info["id"]), Done, reply_timeout=120.0
+    )
     return no_content()
 
 

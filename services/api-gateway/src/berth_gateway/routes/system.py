@@ -156,7 +156,7 @@ async def info(request: web.Request) -> web.Response:
 
 async def plugin_inspect(request: web.Request) -> web.Response:
     # `docker inspect X` probes plugins last; a 404 lets it report "No such object".
-    raise NotFound(f"plugin \"{request.match_info['name']}\" not found")
+    raise NotFound(f'plugin "{request.match_info["name"]}" not found')
 
 
 ROUTES = [

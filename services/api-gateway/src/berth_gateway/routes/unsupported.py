@@ -13,7 +13,7 @@ from berth_contracts.errors import NotFound, Unavailable
 from berth_gateway.routes.table import Route, not_supported
 
 SWARM_MESSAGE = (
-    "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to "
+    'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to '
     "connect this node to swarm and try again."
 )
 
