@@ -108,6 +108,11 @@ class Harness:
     subject: str
     events: list[Event]
     root: Path
+    arrived: anyio.Event
+
+    def add_event(self, event: Event) -> None:
+        self.events.append(event)
+        self.arrived.set()
 
     async def call(self, command: Command, reply_type: type[R]) -> R:
         return await self.client.request(self.subject, command, reply_type, timeout=30)
@@ -130,17 +135,19 @@ class Harness:
     async def wait_events(self, count: int) -> list[Event]:
         with anyio.fail_after(10):
             while len(self.events) < count:
-                await anyio.sleep(0.01)
+                await self.arrived.wait()
+                self.arrived = anyio.Event()
         return self.events
 
 
 @pytest.fixture
 async def harness(tmp_path: Path, nats_url: str) -> AsyncIterator[Harness]:
     nc = await connect(nats_url, "lifecycle-test")
-    events: list[Event] = []
+    box: list[Harness] = []
 
     async def on_event(msg: Any) -> None:
-        events.append(decode(msg.data, Event))
+        if box:
+            box[0].add_event(decode(msg.data, Event))
 
     await nc.subscribe(subjects.docker_events("image", "*"), cb=on_event)
     lc = await to_thread.run_sync(Lifecycle.open, tmp_path / "lifecycle", nats_publisher(nc))
@@ -151,8 +158,9 @@ async def harness(tmp_path: Path, nats_url: str) -> AsyncIterator[Harness]:
         server = RpcServer(nc, subject, LifecycleRequest, queue=subjects.LIFECYCLE_QUEUE)
         lc.register(server)
         await server.start(tg)
+        box.append(Harness(nc, RpcClient(nc), lc, subject, [], tmp_path / "lifecycle", anyio.Event()))
         try:
-            yield Harness(nc, RpcClient(nc), lc, subject, events, tmp_path / "lifecycle")
+            yield box[0]
         finally:
             await server.stop()
             await lc.uploads.stop()

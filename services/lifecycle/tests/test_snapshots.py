@@ -1,4 +1,5 @@
 """Snapshots through the service, mounted for real with overlayfs."""
+# ruff: noqa: ASYNC221, ASYNC240 - a test inspects real mounts and files directly; blocking is fine here
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 import tarfile
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Protocol
 
 from berth_contracts.errors import InvalidParameter
 
@@ -20,6 +20,10 @@ from berth_lifecycle.images import StagedBlob
 
 CHUNK = 1 << 20
 MAX_METADATA = 16 << 20  # manifest.json / index.json / configs larger than this are refused
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
 
 
 def _norm(name: str) -> str:
@@ -59,7 +63,7 @@ class StagedArchive:
             blob.writer.abort()
 
 
-def stage(src: BinaryIO, content: ContentStore) -> StagedArchive:
+def stage(src: Readable, content: ContentStore) -> StagedArchive:
     staged = StagedArchive()
     try:
         with tarfile.open(fileobj=src, mode="r|*") as tar:  # type: ignore[call-overload]
@@ -93,7 +97,7 @@ def stage(src: BinaryIO, content: ContentStore) -> StagedArchive:
     return staged
 
 
-def stage_single(src: BinaryIO, content: ContentStore) -> StagedBlob:
+def stage_single(src: Readable, content: ContentStore) -> StagedBlob:
     """The whole body as one staged blob (`docker import`)."""
     writer = content.writer()
     try:

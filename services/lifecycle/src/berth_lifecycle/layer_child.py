@@ -33,7 +33,7 @@ import shutil
 import stat
 import sys
 import tarfile
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 try:
     import zstandard
@@ -95,17 +95,18 @@ class _Hashing:
 
 def decompressed(raw: BinaryIO) -> Any:
     head = raw.read(6)
-    src = _Peeked(head, raw)
+    # The decompressors only ever call read(); typed as BinaryIO for them.
+    src = cast(BinaryIO, _Peeked(head, raw))
     if head.startswith(GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[arg-type]
+        return gzip.GzipFile(fileobj=src, mode="rb")
     if head.startswith(ZSTD_MAGIC):
         if zstandard is None:
             raise LayerError("zstd-compressed layers need the zstandard module")
         return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
     if head.startswith(BZIP2_MAGIC):
-        return bz2.BZ2File(src)  # type: ignore[arg-type]
+        return bz2.BZ2File(src)
     if head.startswith(XZ_MAGIC):
-        return lzma.LZMAFile(src)  # type: ignore[arg-type]
+        return lzma.LZMAFile(src)
     return src
 
 

@@ -98,7 +98,7 @@ class Metadata:
     def _image(row: tuple[object, ...]) -> ImageRow:
         return ImageRow(
             id=str(row[0]),
-            config=bytes(row[1]),  # type: ignore[arg-type]
+            config=bytes(row[1]) if isinstance(row[1], bytes | bytearray | memoryview) else str(row[1]).encode(),
             diff_ids=json.loads(str(row[2])),
             chain_ids=json.loads(str(row[3])),
             layer_blobs=json.loads(str(row[4])),

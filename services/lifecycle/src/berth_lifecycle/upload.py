@@ -55,8 +55,8 @@ class BodyReader:
                 return await self._content.read()
             return await self._content.read(n)
 
-    def read(self, n: int | None = -1) -> bytes:
-        return from_thread.run(self._read, -1 if n is None else n)
+    def read(self, n: int = -1, /) -> bytes:
+        return from_thread.run(self._read, n)
 
 
 def _line(obj: dict[str, Any]) -> bytes:
