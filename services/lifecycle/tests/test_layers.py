@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
+import zstandard
 from berth_lifecycle.layers import Applied, LayerApplyError, apply_layer, chain_ids
 
 
@@ -80,7 +81,10 @@ def test_metadata_links_devices_and_whiteouts(tmp_path: Path, tar_maker: Callabl
     assert (fs / "opaque/new").read_bytes() == b"n"
 
 
-@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress, lambda d: d])
+@pytest.mark.parametrize(
+    "compress",
+    [gzip.compress, bz2.compress, lzma.compress, zstandard.ZstdCompressor().compress, lambda d: d],
+)
 def test_compressed_layers(tmp_path: Path, tar_maker: Callable[[], Any], compress: Callable[[bytes], bytes]) -> None:
     data = tar_maker().file("a/b", b"content").bytes()
     fs, applied = _apply(tmp_path, compress(data))

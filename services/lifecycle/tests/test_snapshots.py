@@ -80,8 +80,12 @@ async def test_overlay_rootfs_with_whiteouts_and_opaque_dirs(harness: Any, tmp_p
     with mounted(other.mounts, tmp_path / "root2") as root:
         assert (root / "etc/hostname").read_text() == "berth\n"
         assert (root / "data/kept.txt").exists()
-    with pytest.raises(Conflict):
-        await harness.call(SnapshotPrepare(key="d" * 64, image_id="multi:1"), SnapshotMounts)
+    # A retried prepare gets the same answer; the key for another image is a conflict.
+    again = await harness.call(SnapshotPrepare(key="d" * 64, image_id="multi:1"), SnapshotMounts)
+    assert again.mounts == other.mounts
+    await harness.upload(ImageUpload(kind="load"), testimages.docker_save_archive(["one:1"]).data)
+    with pytest.raises(Conflict, match="already exists"):
+        await harness.call(SnapshotPrepare(key="d" * 64, image_id="one:1"), SnapshotMounts)
 
     await harness.call(SnapshotRemove(key="c" * 64), Done)
     assert not upper.exists()

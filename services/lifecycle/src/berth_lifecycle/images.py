@@ -58,8 +58,9 @@ class Images:
         self.content = content
         self.snapshots = snapshots
         self.publish = publish
-        # Serializes name changes and deletes, so "last name gone → delete" decisions hold.
-        self._names_lock = anyio.Lock()
+        # Serializes name changes, deletes and snapshot creation, so "last name gone → delete"
+        # and "no container uses it" decisions hold while they are acted on.
+        self.lock = anyio.Lock()
 
     # --- lookups ---------------------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ class Images:
 
     async def tag(self, ref: str, repo: str, tag: str) -> None:
         target = parse_repo_tag(repo, tag)
-        async with self._names_lock:
+        async with self.lock:
             row = await self.resolve(ref)
             await to_thread.run_sync(self.meta.set_name, str(target), row.id, now_rfc3339())
         await self.publish(image_event("tag", row.id, target.familiar()))
@@ -113,7 +114,7 @@ class Images:
 
     async def delete(self, ref: str, force: bool = False) -> tuple[list[str], list[str]]:
         """Docker's ImageDelete; returns (untagged familiar names, deleted ids)."""
-        async with self._names_lock:
+        async with self.lock:
             row = await self.resolve(ref)
             untagged: list[str] = []
             names = await to_thread.run_sync(self.meta.names_of, row.id)
@@ -216,7 +217,7 @@ class Images:
                 added=now_rfc3339(),
                 last_tag_time=ZERO_TIME,
             )
-            async with self._names_lock:
+            async with self.lock:
                 replaced = await to_thread.run_sync(
                     self.meta.put_image, row, [str(n) for n in names], now_rfc3339()
                 )

@@ -38,7 +38,7 @@ from typing import Any, BinaryIO, cast
 try:
     import zstandard
 except ImportError:  # optional: zstd layers are refused with a clear message without it
-    zstandard = None
+    zstandard = None  # type: ignore[assignment]
 
 CLONE_NEWNS = 0x00020000
 MS_REC = 0x4000

@@ -86,8 +86,9 @@ class Lifecycle:
         return UploadTarget(url=self.uploads.issue(cmd))
 
     async def snapshot_prepare(self, cmd: SnapshotPrepare) -> SnapshotMounts:
-        row = await self.images.resolve(cmd.image_id)
-        return SnapshotMounts(mounts=await self.snapshots.prepare(cmd.key, row))
+        async with self.images.lock:  # an image delete must not collect layers meanwhile
+            row = await self.images.resolve(cmd.image_id)
+            return SnapshotMounts(mounts=await self.snapshots.prepare(cmd.key, row))
 
     async def snapshot_mounts(self, cmd: SnapshotGetMounts) -> SnapshotMounts:
         return SnapshotMounts(mounts=await self.snapshots.mounts(cmd.key))

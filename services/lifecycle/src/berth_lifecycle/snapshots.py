@@ -112,6 +112,10 @@ class Snapshotter:
                 self.meta.add_snapshot, key, "active", chains[-1] if chains else "", image.id, now_rfc3339()
             )
         except sqlite3.IntegrityError:
+            existing = await to_thread.run_sync(self.meta.get_snapshot, key)
+            if existing is not None and existing.kind == "active" and existing.image_id == image.id:
+                # A retried prepare (the caller lost our reply): same answer again.
+                return await to_thread.run_sync(self._mounts, existing)
             raise Conflict(f"snapshot {key} already exists") from None
         try:
             await to_thread.run_sync(self._make_active_dirs, row.n)

@@ -20,7 +20,7 @@ from aiohttp import StreamReader, web
 from anyio import from_thread, to_thread
 from berth_contracts.engine import ImageUpload
 from berth_contracts.errors import BerthError
-from berth_kit.tracing import context_from_traceparent, traceparent_of
+from berth_kit.tracing import context_from_traceparent, extract, traceparent_of
 from opentelemetry import trace
 
 from berth_lifecycle.archive import stage, stage_single
@@ -109,7 +109,9 @@ class UploadServer:
         pending = self._pending.pop(request.match_info["token"], None)
         if pending is None or pending.expires < time.monotonic():
             return web.json_response({"message": "upload URL unknown, used or expired"}, status=404)
-        ctx = context_from_traceparent(pending.traceparent)
+        # The caller's trace context (the gateway sends it) wins over the one of ImageUpload.
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        ctx = extract(headers) if "traceparent" in headers else context_from_traceparent(pending.traceparent)
         with self._tracer.start_as_current_span(f"upload {pending.command.kind}", context=ctx):
             lines = await self._process(pending.command, request)
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
