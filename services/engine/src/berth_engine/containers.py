@@ -135,16 +135,19 @@ class ContainerService:
             if rec.id in self.core.removing:
                 raise Conflict("container is marked for removal and cannot be started")
             self.core.starting[rec.id] = None
+            pending: object = None
             try:
-                await self._start_task(rec, span)
-            except BerthError as exc:
+                async with self.core.lock(rec.id):
+                    try:
+                        await self._start_task(rec, span)
+                    except BerthError as exc:
+                        self.core.starting.pop(rec.id, None)
+                        raise await self._start_failed(rec, exc) from None
+                    # Published under the lock so no `die` of this run can precede it.
+                    await self.core.events.container(rec, "start")
+                    pending = self.core.starting.pop(rec.id, None)
+            finally:
                 self.core.starting.pop(rec.id, None)
-                raise await self._start_failed(rec, exc) from None
-            except BaseException:
-                self.core.starting.pop(rec.id, None)
-                raise
-            pending = self.core.starting.pop(rec.id, None)
-            await self.core.events.container(rec, "start")
             if pending is not None:
                 # The process exited before TaskStart answered: apply that exit now.
                 await self.exits.on_task_exit(pending)  # type: ignore[arg-type]
@@ -152,14 +155,17 @@ class ContainerService:
 
     async def _start_task(self, rec: Record, span: Span) -> None:
         mounts = await self.core.lifecycle(rec.node, SnapshotGetMounts(key=rec.id), SnapshotMounts)
-        if rec.has_task:
-            # A task left from an earlier run (its TaskDelete failed): clear it first.
+        if rec.has_task or rec.agent_used:
+            # Clear what an earlier run may have left (a failed TaskDelete, or an engine that
+            # died between TaskCreate and saving the record); the agent's delete is idempotent.
             try:
                 await self.core.agent(rec.node, TaskDelete(container_id=rec.id), Done)
             except NotFound:
                 pass
             rec.has_task = False
-        rec.agent_used = True
+        else:
+            rec.agent_used = True
+            await self.store.save(rec)  # before TaskCreate: a crash must not forget it was sent
         created = await self.core.agent(
             rec.node,
             TaskCreate(container_id=rec.id, spec=task_spec(rec), rootfs=mounts.mounts),
@@ -283,12 +289,24 @@ class ContainerService:
                 pass  # berth has no volumes yet: nothing anonymous to remove with the container
             self.core.removing.add(rec.id)
             try:
-                if rec.running:
-                    await self._kill_and_wait(rec)
-                await self.core.destroy(rec)
+                # Kill outside the lock (the exit handler needs it), destroy under it; a start
+                # that was already under way when `rm` came finishes first, then is killed.
+                for _ in range(3):
+                    if rec.running:
+                        await self._kill_and_wait(rec)
+                    async with self.core.lock(rec.id):
+                        if rec.running:
+                            if not cmd.force:
+                                raise Conflict(
+                                    f'cannot remove container "/{rec.name}": container is '
+                                    "running: stop the container before removing or force remove"
+                                )
+                            continue
+                        await self.core.destroy(rec)
+                        return Done()
+                raise InternalError(f"could not stop container {rec.id} to remove it")
             finally:
                 self.core.removing.discard(rec.id)
-            return Done()
 
     # --- reads -----------------------------------------------------------------------------------
 

@@ -47,6 +47,9 @@ class EngineCore:
         self.removing: set[str] = set()
         # Set when a running container's exit has been recorded; used by stop/kill/rm -f.
         self._exited: dict[str, anyio.Event] = {}
+        # Serialise what changes a container's task: start, exit processing and removal.
+        # (Stop and kill only signal and wait, so they never hold it while waiting.)
+        self._locks: dict[str, anyio.Lock] = {}
 
     # --- RPC to the node-local services ----------------------------------------------------------
 
@@ -86,6 +89,12 @@ class EngineCore:
         ) as span:
             yield span
 
+    def lock(self, container_id: str) -> anyio.Lock:
+        lock = self._locks.get(container_id)
+        if lock is None:
+            lock = self._locks[container_id] = anyio.Lock()
+        return lock
+
     # --- exit waiters ----------------------------------------------------------------------------
 
     def arm_exit(self, container_id: str) -> None:
@@ -112,8 +121,10 @@ class EngineCore:
         """Remove everything of a stopped container, then its record; publish `destroy`.
 
         Missing pieces (task already deleted, snapshot never made) are fine; any other failure
-        keeps the record so the removal can be retried.
+        keeps the record so the removal can be retried. The caller holds the container's lock.
         """
+        if self.store.get(rec.id) is not rec:
+            return  # already removed (AutoRemove and `rm` can both get here)
         if rec.has_task:
             await self._ignore_missing(self.agent(rec.node, TaskDelete(container_id=rec.id), Done))
             rec.has_task = False
@@ -122,6 +133,7 @@ class EngineCore:
             await self._ignore_missing(self.agent(rec.node, TaskPurge(container_id=rec.id), Done))
         await self._ignore_missing(self.lifecycle(rec.node, SnapshotRemove(key=rec.id), Done))
         await self.store.delete(rec.id)
+        self._locks.pop(rec.id, None)
         self.notify_exit(rec.id)
         await self.events.container(rec, "destroy")
 

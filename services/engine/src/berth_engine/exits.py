@@ -64,11 +64,12 @@ class ExitHandler:
             # The exit raced the reply to TaskStart: the start handler applies it when done.
             self.core.starting[rec.id] = event
             return
-        if not rec.running:
-            return  # a duplicate, or an exit already found by reconcile
-        if event.pid and rec.state.pid and event.pid != rec.state.pid:
-            return  # an exit of an earlier run of this container
-        await self.record_exit(rec, event.exit_code, event.oom_killed, event.exited_at)
+        async with self.core.lock(rec.id):
+            if not rec.running:
+                return  # a duplicate, or an exit already found by reconcile
+            if event.pid and rec.state.pid and event.pid != rec.state.pid:
+                return  # an exit of an earlier run of this container
+            await self.record_exit(rec, event.exit_code, event.oom_killed, event.exited_at)
 
     async def record_exit(
         self, rec: Record, exit_code: int, oom_killed: bool, exited_at: str
@@ -76,7 +77,7 @@ class ExitHandler:
         """Mark the container exited, tell the world, release the task, honour AutoRemove.
 
         Idempotent: the state flips synchronously before the first await, so a duplicate that
-        arrives meanwhile finds the container not running.
+        arrives meanwhile finds the container not running. The caller holds the container's lock.
         """
         if not rec.running:
             return
@@ -110,6 +111,7 @@ class ExitHandler:
                 await self.auto_remove(rec)
 
     async def auto_remove(self, rec: Record) -> None:
+        """Remove after exit (the caller holds the container's lock)."""
         self.core.removing.add(rec.id)
         try:
             await self.core.destroy(rec)
@@ -160,8 +162,14 @@ class ExitHandler:
             return False
 
     async def _apply(self, rec: Record, task: TaskState | None | bool) -> None:
-        if not rec.running or rec.id in self.core.starting or rec.id in self.core.removing:
+        async with self.core.lock(rec.id):
+            await self._apply_locked(rec, task)
+
+    async def _apply_locked(self, rec: Record, task: TaskState | None | bool) -> None:
+        if not rec.running or rec.id in self.core.starting:
             return  # changed while we were asking
+        if self.core.store.get(rec.id) is not rec:
+            return
         if task is None or (isinstance(task, TaskState) and task.status == "unknown"):
             log.info(
                 "reconcile: %s has no task; marking it exited (%d)", rec.short_id, UNKNOWN_EXIT
