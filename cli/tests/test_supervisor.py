@@ -141,3 +141,34 @@ def test_up_d_fails_with_log_tail_when_api_never_answers(roots: Any, fake_env: d
     assert "did not answer" in res.stderr
     assert "No module named fakesvc.nosuch" in res.stderr  # the log tail
     assert not (roots.exec_root / "berth.json").exists()  # it stopped what it started
+
+
+def test_down_after_supervisor_was_killed(roots: Any, fake_env: dict[str, str]) -> None:
+    res = up_d(roots, fake_env)
+    assert res.returncode == 0, res.stderr
+    report = wait_for(lambda: (r := status(roots, fake_env))["healthy"] and r, 30, "healthy")
+    os.kill(report["supervisor"]["pid"], signal.SIGKILL)
+    wait_for(lambda: not procs.alive(report["supervisor"]["pid"]), 10, "supervisor gone")
+    # Services are not the supervisor's process group: they survive it...
+    pids = [s["pid"] for s in report["services"]] + [report["nats"]["pid"]]
+    assert all(procs.alive(p) for p in pids)
+    assert status(roots, fake_env)["running"] is False
+    # ...and `down` stops what it left, one pid at a time.
+    res = roots.berth("down", "--exec-root", str(roots.exec_root), env=fake_env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "leftover" in res.stdout
+    assert not any(procs.alive(p) for p in pids)
+    assert not (roots.exec_root / "berth.json").exists()
+
+
+def test_up_reaps_leftovers_of_a_killed_supervisor(roots: Any, fake_env: dict[str, str]) -> None:
+    assert up_d(roots, fake_env).returncode == 0
+    report = wait_for(lambda: (r := status(roots, fake_env))["healthy"] and r, 30, "healthy")
+    os.kill(report["supervisor"]["pid"], signal.SIGKILL)
+    wait_for(lambda: not procs.alive(report["supervisor"]["pid"]), 10, "supervisor gone")
+    old = [s["pid"] for s in report["services"]] + [report["nats"]["pid"]]
+    res = up_d(roots, fake_env)
+    assert res.returncode == 0, res.stderr
+    assert not any(procs.alive(p) for p in old)
+    fresh = wait_for(lambda: (r := status(roots, fake_env))["healthy"] and r, 30, "healthy again")
+    assert fresh["supervisor"]["pid"] != report["supervisor"]["pid"]

@@ -64,13 +64,16 @@ def berth(receiver: OtlpReceiver) -> Iterator[Berth]:
             pytest.fail(f"`berth up -d` failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
         yield b
     finally:
+        # Nested finally: even a pytest-timeout firing inside `berth down` must not skip the
+        # cleanup (pytest's outcome exceptions are BaseExceptions).
         try:
-            b.berth("down", "--exec-root", str(exec_root), timeout=60)
-        except Exception as exc:  # noqa: BLE001 - clean up below regardless
-            print(f"berth down failed: {exc!r}", file=sys.stderr)
-        report = cleanup_roots([exec_root, data_root, base])
-        if any(report.values()):
-            print(f"e2e cleanup: {report}", file=sys.stderr)
+            res = b.berth("down", "--exec-root", str(exec_root), timeout=60)
+            if res.returncode != 0:
+                print(f"berth down failed: {res.stderr}", file=sys.stderr)
+        finally:
+            report = cleanup_roots([exec_root, data_root, base])
+            if any(report.values()):
+                print(f"e2e cleanup: {report}", file=sys.stderr)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from pathlib import Path
 from berth_cli import apiprobe, procs
 from berth_cli.config import LOCK_FILE, UpConfig
 from berth_cli.state import read_state
+from berth_cli.supervisor import reap_stale
 
 TAIL_LINES = 40
 
@@ -60,6 +61,9 @@ def start_detached(cfg: UpConfig) -> int:
         pid = f" (pid {old.supervisor_pid})" if old else ""
         print(f"berth: already running with exec root {cfg.exec_root}{pid}", file=sys.stderr)
         return 1
+    # Stop what a dead supervisor left behind before anything else: its gateway could still
+    # answer /_ping on our socket and make us report a start that has not happened.
+    reap_stale(cfg.state_path)
     with open(cfg.log_path, "ab") as log:
         offset = log.tell()
         # Its own session: no controlling terminal, and no signal aimed at our process group
@@ -78,7 +82,7 @@ def start_detached(cfg: UpConfig) -> int:
             print(f"berth: the supervisor exited during start-up (status {status})", file=sys.stderr)
             _print_tail(cfg, offset)
             return 1
-        if apiprobe.ping(cfg.docker_host, timeout=1.0):
+        if _is_ours(cfg, proc.pid) and apiprobe.ping(cfg.docker_host, timeout=1.0):
             print(f"berth is up (pid {proc.pid}). To use it:")
             print(f"  export DOCKER_HOST={cfg.docker_host}", flush=True)
             return 0
@@ -99,6 +103,12 @@ def start_detached(cfg: UpConfig) -> int:
         proc.wait(timeout=5)
     _print_tail(cfg, offset)
     return 1
+
+
+def _is_ours(cfg: UpConfig, pid: int) -> bool:
+    """The state file is the new supervisor's: it is past its own start-up checks."""
+    state = read_state(cfg.state_path)
+    return state is not None and state.supervisor_pid == pid
 
 
 def _print_tail(cfg: UpConfig, offset: int) -> None:
