@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 from berth_contracts.agent import TaskSpec
@@ -43,8 +44,8 @@ def _hosts(hostname: str, host_net: bool) -> str:
 
 def write_etc_files(bundle: Path, container_id: str, spec: TaskSpec) -> dict[str, Path]:
     """Write the files into the bundle; returns container path -> host file to bind-mount."""
-    hostname = spec.hostname or container_id[:12]
     host_net = spec.network_mode == "host"
+    hostname = spec.hostname or (socket.gethostname() if host_net else container_id[:12])
     files = {
         "/etc/hostname": (bundle / "hostname", f"{hostname}\n"),
         "/etc/hosts": (bundle / "hosts", _hosts(hostname, host_net)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -201,13 +202,17 @@ def build_config(
     extra_mounts: list[Mount],
     etc_files: dict[str, Path],
     swap_supported: bool,
+    netns_path: str = "",
 ) -> dict[str, Any]:
-    hostname = spec.hostname or container_id[:12]
+    """config.json for the task; netns_path joins another container's network namespace."""
     host_net = spec.network_mode == "host"
+    hostname = spec.hostname or (socket.gethostname() if host_net else container_id[:12])
     caps = capabilities(spec)
     nofile = nofile_limit()
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
-    if not host_net:
+    namespaces: list[dict[str, Any]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if netns_path:
+        namespaces.append({"type": "network", "path": netns_path})
+    elif not host_net:
         namespaces.append({"type": "network"})
     mounts = default_mounts(spec.privileged)
     for m in extra_mounts:

@@ -276,6 +276,7 @@ class TaskManager:
         if cid in self.tasks or self.paths.bundle(cid).exists():
             raise Conflict(f"task {cid}: already exists")
         tp = traceparent_of(trace.get_current_span())
+        netns = self._netns_path(spec)
         bundle = self.paths.bundle(cid)
         bundle.mkdir(mode=0o711)
         task = Task(id=cid, bundle=bundle, meta={"open_stdin": spec.open_stdin, "tty": spec.tty})
@@ -304,7 +305,9 @@ class TaskManager:
                     conn = await ShimConn.connect(str(self.paths.socket(cid)))
                 self._attach(task, conn)
                 with tracer.start_as_current_span("bundle.write"):
-                    await anyio.to_thread.run_sync(self._write_config, cid, spec, cmd, bundle)
+                    await anyio.to_thread.run_sync(
+                        self._write_config, cid, spec, cmd, bundle, netns
+                    )
                 await self._subscribe_stdin(task)
                 reply = await conn.call({"t": "create", "tp": tp}, CALL_TIMEOUT)
                 if not reply.get("ok"):
@@ -316,10 +319,27 @@ class TaskManager:
                 await self._destroy(task)
             raise
 
-    def _write_config(self, cid: str, spec: TaskSpec, cmd: TaskCreate, bundle: Path) -> None:
+    def _netns_path(self, spec: TaskSpec) -> str:
+        """`--network container:<id>`: the network namespace of a running task on this node."""
+        if not spec.network_mode.startswith("container:"):
+            return ""
+        ref = spec.network_mode.partition(":")[2]
+        matches = [t for cid, t in self.tasks.items() if ref and cid.startswith(ref)]
+        if len(matches) != 1:
+            raise NotFound(f"No such container: {ref}")
+        other = matches[0]
+        if other.state.get("status") != "running" or not other.state.get("pid"):
+            raise Conflict(f"cannot join network of a non running container: {other.id}")
+        return f"/proc/{int(other.state['pid'])}/ns/net"
+
+    def _write_config(
+        self, cid: str, spec: TaskSpec, cmd: TaskCreate, bundle: Path, netns: str
+    ) -> None:
         user = resolve_user(str(bundle / "rootfs"), spec.user)
         etc = write_etc_files(bundle, cid, spec)
-        config = build_config(cid, spec, user, list(cmd.rootfs[1:]), etc, self.swap_supported)
+        config = build_config(
+            cid, spec, user, list(cmd.rootfs[1:]), etc, self.swap_supported, netns
+        )
         write_json(bundle / "config.json", config)
 
     async def start(self, cid: str) -> tuple[int, str]:

@@ -12,6 +12,7 @@ The zygote exits when its stdin closes (its agent is gone).
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import select
@@ -69,6 +70,10 @@ def spawn(params: dict[str, object]) -> dict[str, object]:
 
 
 def main() -> None:
+    # Move everything imported so far out of the collector's reach: a GC pass in a shim would
+    # otherwise write to every object header and un-share the zygote's pages (copy-on-write).
+    gc.collect()
+    gc.freeze()
     stdin = sys.stdin.buffer
     stdout = sys.stdout.buffer
     for line in stdin:

@@ -33,17 +33,32 @@ class Zygote:
         return self._proc, self._reader
 
     async def spawn(self, params: dict[str, Any]) -> int:
-        """Fork a detached shim; returns its pid once it listens on its socket."""
+        """Fork a detached shim; returns its pid once it listens on its socket.
+
+        A zygote that died (killed, or crashed) is replaced once, transparently.
+        """
+        line = b""
         async with self._lock:
-            proc, reader = await self._ensure()
-            assert proc.stdin is not None
-            try:
-                with anyio.fail_after(SPAWN_TIMEOUT):
-                    await proc.stdin.send(json.dumps(params).encode() + b"\n")
-                    line = await reader.receive_until(b"\n", 1024 * 1024)
-            except (TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, OSError) as exc:
-                await self.close()
-                raise InternalError(f"shim spawn failed: zygote did not answer ({exc!r})") from exc
+            for attempt in range(2):
+                proc, reader = await self._ensure()
+                assert proc.stdin is not None
+                try:
+                    with anyio.fail_after(SPAWN_TIMEOUT):
+                        await proc.stdin.send(json.dumps(params).encode() + b"\n")
+                        line = await reader.receive_until(b"\n", 1024 * 1024)
+                    break
+                except (
+                    anyio.EndOfStream,
+                    anyio.BrokenResourceError,
+                    anyio.IncompleteRead,
+                    OSError,
+                ) as exc:
+                    await self.close()
+                    if attempt:
+                        raise InternalError(f"shim spawn failed: zygote is gone ({exc!r})") from exc
+                except TimeoutError as exc:
+                    await self.close()
+                    raise InternalError("shim spawn failed: zygote did not answer in time") from exc
         answer = json.loads(line)
         if not answer.get("ok"):
             raise InternalError(f"shim spawn failed: {answer.get('error', 'unknown error')}")
