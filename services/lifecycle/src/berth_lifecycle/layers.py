@@ -46,8 +46,11 @@ async def apply_layer(blob: Path, target: Path) -> Applied:
     try:
         with anyio.fail_after(APPLY_TIMEOUT):
             result = await anyio.run_process(
-                [sys.executable, "-m", "berth_lifecycle.layer_child", str(target), str(fd)],
+                # -I: no current directory on sys.path and no PYTHON* variables, so nothing
+                # but the installed interpreter and packages runs next to the hostile input.
+                [sys.executable, "-I", "-m", "berth_lifecycle.layer_child", str(target), str(fd)],
                 pass_fds=[fd],
+                cwd="/",
                 check=False,
             )
     finally:
