@@ -205,19 +205,21 @@ class Images:
                 size += await self.snapshots.ensure_layer(
                     chains[i], chains[i - 1] if i else "", layer.path, diff_ids[i], i
                 )
-            blob_digests = await to_thread.run_sync(self._commit_blobs, config, layers, config_blob)
-            image_id = blob_digests[0]
-            row = ImageRow(
-                id=image_id,
-                config=config,
-                diff_ids=diff_ids,
-                chain_ids=chains,
-                layer_blobs=blob_digests[1:],
-                size=size,
-                added=now_rfc3339(),
-                last_tag_time=ZERO_TIME,
-            )
+            # Under the lock: a concurrent delete's blob collection must see this image's
+            # blobs either not yet committed or already referenced by its row.
             async with self.lock:
+                blob_digests = await to_thread.run_sync(self._commit_blobs, config, layers, config_blob)
+                image_id = blob_digests[0]
+                row = ImageRow(
+                    id=image_id,
+                    config=config,
+                    diff_ids=diff_ids,
+                    chain_ids=chains,
+                    layer_blobs=blob_digests[1:],
+                    size=size,
+                    added=now_rfc3339(),
+                    last_tag_time=ZERO_TIME,
+                )
                 replaced = await to_thread.run_sync(
                     self.meta.put_image, row, [str(n) for n in names], now_rfc3339()
                 )

@@ -65,28 +65,35 @@ class Snapshotter:
         and then finds it committed.
         """
         lock = self._locks.setdefault(chain_id, anyio.Lock())
-        async with lock:
-            existing = await to_thread.run_sync(self.meta.get_snapshot, chain_id)
-            if existing is not None and existing.kind == "committed":
-                return existing.size
-            row = await to_thread.run_sync(
-                self.meta.add_snapshot, f"extract-{uuid.uuid4().hex}", "extracting", parent, "", now_rfc3339()
-            )
-            fs = self.fs(row.n)
-            try:
-                await to_thread.run_sync(lambda: fs.mkdir(parents=True, mode=0o755))
-                applied = await apply_layer(blob, fs)
-                if applied.diff_id != diff_id:
-                    raise InvalidParameter(
-                        f"invalid diffID for layer {index}: expected {diff_id!r}, got {applied.diff_id!r}"
-                    )
-                if not await to_thread.run_sync(self.meta.commit_snapshot, row.n, chain_id, applied.size):
-                    raise RuntimeError(f"layer {chain_id} committed twice")
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await to_thread.run_sync(self._drop, row)
-                raise
-            return applied.size
+        try:
+            async with lock:
+                return await self._ensure_layer(chain_id, parent, blob, diff_id, index)
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._locks.pop(chain_id, None)
+
+    async def _ensure_layer(self, chain_id: str, parent: str, blob: Path, diff_id: str, index: int) -> int:
+        existing = await to_thread.run_sync(self.meta.get_snapshot, chain_id)
+        if existing is not None and existing.kind == "committed":
+            return existing.size
+        row = await to_thread.run_sync(
+            self.meta.add_snapshot, f"extract-{uuid.uuid4().hex}", "extracting", parent, "", now_rfc3339()
+        )
+        fs = self.fs(row.n)
+        try:
+            await to_thread.run_sync(lambda: fs.mkdir(parents=True, mode=0o755))
+            applied = await apply_layer(blob, fs)
+            if applied.diff_id != diff_id:
+                raise InvalidParameter(
+                    f"invalid diffID for layer {index}: expected {diff_id!r}, got {applied.diff_id!r}"
+                )
+            if not await to_thread.run_sync(self.meta.commit_snapshot, row.n, chain_id, applied.size):
+                raise RuntimeError(f"layer {chain_id} committed twice")
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await to_thread.run_sync(self._drop, row)
+            raise
+        return applied.size
 
     def _drop(self, row: SnapshotRow) -> None:
         self.meta.delete_snapshot(row.n)

@@ -34,6 +34,9 @@ TOKEN_TTL = 600.0
 READ_STALL_TIMEOUT = 300.0  # a client that sends nothing for this long is given up on
 DRAIN_LIMIT = 1 << 30  # after an error, read at most this much more of the body
 CHUNK = 1 << 20
+# Staging threads live as long as an upload; their own limit keeps the shared worker threads
+# (SQLite and file work of every other command) available while big archives arrive.
+MAX_CONCURRENT_UPLOADS = 8
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,10 @@ class UploadServer:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self._tracer = trace.get_tracer("berth-lifecycle")
+        self._limiter: anyio.CapacityLimiter | None = None
 
     async def start(self) -> None:
+        self._limiter = anyio.CapacityLimiter(MAX_CONCURRENT_UPLOADS)
         app = web.Application()
         app.router.add_post("/uploads/{token}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
@@ -127,14 +132,14 @@ class UploadServer:
         lines: list[bytes] = []
         try:
             if command.kind == "load":
-                staged = await to_thread.run_sync(stage, reader, content)
+                staged = await to_thread.run_sync(stage, reader, content, limiter=self._limiter)
                 try:
                     async for msg in load(self.images, staged):
                         lines.append(_line(msg))
                 finally:
                     await to_thread.run_sync(staged.discard)
             else:
-                blob = await to_thread.run_sync(stage_single, reader, content)
+                blob = await to_thread.run_sync(stage_single, reader, content, limiter=self._limiter)
                 try:
                     lines.append(_line(await import_image(self.images, command, blob)))
                 finally:
