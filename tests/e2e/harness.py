@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from typing import Any, TypeVar
 
 import pytest
 from berth_cli.apiprobe import connection
+from berth_kit.testing import free_port
+from cleanup import cleanup_roots
 from otlp_receiver import OtlpReceiver
 
 T = TypeVar("T")
@@ -22,16 +25,18 @@ T = TypeVar("T")
 BERTH = [sys.executable, "-m", "berth_cli"]
 
 
-def wait_until(pred: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+def wait_until(
+    pred: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2
+) -> T:
     """Poll pred until truthy; fail the test with `what` (and the last value) on timeout."""
     deadline = time.monotonic() + timeout
-    last: T = pred()
+    last = pred()
     while not last:
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
         time.sleep(interval)
         last = pred()
-    return last
+    return last  # type: ignore[return-value] # truthy here, so not None
 
 
 @dataclass
@@ -49,14 +54,68 @@ class Berth:
     base: Path
     exec_root: Path
     data_root: Path
-    receiver: OtlpReceiver
+    receiver: OtlpReceiver | None
     env: dict[str, str]
     docker_config: Path
-    log: list[str] = field(default_factory=list)
+    extra_hosts: tuple[str, ...] = ()
+    nats_port: int = field(default_factory=free_port)
+
+    @classmethod
+    def create(cls, receiver: OtlpReceiver | None, extra_hosts: tuple[str, ...] = ()) -> Berth:
+        """Temp roots and environment for one berth (not started yet)."""
+        # Short paths: the API socket lives in the exec root and sun_path holds 108 bytes.
+        base = Path(tempfile.mkdtemp(prefix="b-", dir="/tmp"))
+        docker_config = base / "dc"
+        docker_config.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "BERTH_"))}
+        if receiver is not None:
+            env.update(
+                OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+                OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                OTEL_BSP_SCHEDULE_DELAY="200",
+            )
+        return cls(base, base / "x", base / "d", receiver, env, docker_config, extra_hosts)
 
     @property
     def docker_host(self) -> str:
         return f"unix://{self.exec_root}/docker.sock"
+
+    def up_args(self) -> list[str]:
+        args = ["up", "-H", self.docker_host]
+        for host in self.extra_hosts:
+            args += ["-H", host]
+        args += ["--exec-root", str(self.exec_root), "--data-root", str(self.data_root)]
+        return args + ["--nats-port", str(self.nats_port)]
+
+    def up_detached(self, ready_timeout: float = 60.0) -> None:
+        res = self.berth(
+            *self.up_args(), "-d", "--ready-timeout", str(ready_timeout), timeout=ready_timeout + 45
+        )
+        if res.returncode != 0:
+            pytest.fail(f"`berth up -d` failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+
+    def teardown(self) -> None:
+        """`berth down`, then remove whatever is left (containers, shims, mounts, temp dirs)."""
+        # Nested finally: even a pytest-timeout firing inside `berth down` must not skip the
+        # cleanup (pytest's outcome exceptions are BaseExceptions).
+        try:
+            res = self.berth("down", "--exec-root", str(self.exec_root), timeout=60)
+            if res.returncode != 0:
+                print(f"berth down failed: {res.stderr}", file=sys.stderr)
+        finally:
+            report = cleanup_roots([self.exec_root, self.data_root, self.base])
+            if any(report.values()):
+                print(f"e2e cleanup of {self.base}: {report}", file=sys.stderr)
+
+    def import_busybox(self, ref: str = "busybox:latest") -> str:
+        from berth_lifecycle import testimages
+
+        tar = self.base / "busybox-rootfs.tar"
+        tar.write_bytes(testimages.busybox_rootfs_tar())
+        res = self.docker("import", str(tar), ref, timeout=120)
+        if res.returncode != 0:
+            pytest.fail(f"`docker import` failed ({res.returncode}): {res.stderr}")
+        return ref
 
     # --- the berth command ------------------------------------------------------------------
     def berth(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -92,12 +151,16 @@ class Berth:
 
     # --- the docker CLI ---------------------------------------------------------------------
     def docker(
-        self, *args: str, input: str | None = None, timeout: float = 60
+        self,
+        *args: str,
+        input: str | None = None,
+        timeout: float = 60,
+        host: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/root"),
-            "DOCKER_HOST": self.docker_host,
+            "DOCKER_HOST": host or self.docker_host,
             # A private config dir: no contexts, credential helpers or aliases from the host.
             "DOCKER_CONFIG": str(self.docker_config),
         }

@@ -126,7 +126,7 @@ class Child:
         self._on_change()
 
 
-def _signal(proc: Process, sig: int) -> None:
+def _signal(proc: Process, sig: signal.Signals) -> None:
     if proc.returncode is not None:
         return
     try:
