@@ -18,12 +18,15 @@ from berth_contracts.agent import (
     TaskKill,
     TaskListAll,
     TaskPurge,
+    TaskResize,
+    TaskStart,
+    TaskStarted,
     TaskState,
     TaskStates,
 )
 from berth_contracts.base import Done
 from berth_contracts.codec import decode, encode
-from berth_contracts.errors import Conflict, InvalidParameter, NotFound, NotImplementedByBerth
+from berth_contracts.errors import Conflict, InvalidParameter, NotFound
 from berth_contracts.streams import StdinChunk, StdioChunk
 
 RFC3339NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
@@ -171,13 +174,6 @@ def test_create_errors(agent, rootfs: Path, nats_url: str) -> None:
                 == "unable to find user nobody2: no matching entries in passwd file"
             )
 
-            with pytest.raises(NotImplementedByBerth):
-                await c.call(
-                    TaskCreate(
-                        container_id=new_id(), spec=spec("true", tty=True), rootfs=bind_root(rootfs)
-                    ),
-                    Done,
-                )
             states = await c.call(TaskListAll(), TaskStates)
             assert states.tasks == []
 
@@ -247,5 +243,36 @@ def test_delete_running_task(agent, rootfs: Path, nats_url: str) -> None:
             assert not (agent.exec_root / "agent" / "tasks" / cid).exists()
             assert list((agent.exec_root / "runc").iterdir()) == []
             await c.delete(cid)  # idempotent
+
+    anyio.run(main)
+
+
+def test_tty(agent, rootfs: Path, nats_url: str) -> None:
+    async def main() -> None:
+        async with client(nats_url, agent.node) as c:
+            cid = new_id()
+            out = await c.collect_output(cid)
+            await c.run(
+                cid, rootfs, spec("sh", "-c", "stty size; tty; echo hi", tty=True), start=False
+            )
+            await c.call(TaskResize(container_id=cid, height=40, width=100), Done)
+            await c.call(TaskStart(container_id=cid), TaskStarted)
+            ev = await c.wait_exit(cid)
+            await out.wait_eof()
+            assert ev.exit_code == 0
+            assert out.data(1) == b"40 100\r\n/dev/pts/0\r\nhi\r\n" and out.data(2) == b""
+            await c.delete(cid)
+
+            cid = new_id()
+            out = await c.collect_output(cid)
+            await c.run(cid, rootfs, spec("cat", tty=True, open_stdin=True))
+            await c.nc.publish(subjects.stdio_in(cid), encode(StdinChunk(data=b"abc\n")))
+            await c.nc.publish(
+                subjects.stdio_in(cid), encode(StdinChunk(data=b"\x04"))
+            )  # ^D ends cat
+            ev = await c.wait_exit(cid)
+            await out.wait_eof()
+            assert ev.exit_code == 0 and out.data(1) == b"abc\r\nabc\r\n"
+            await c.delete(cid)
 
     anyio.run(main)

@@ -120,6 +120,14 @@ class TaskLogs(Command, frozen=True):
     until: float = 0.0
 
 
+class TaskResize(Command, frozen=True):
+    """Set the window size of a TTY container's terminal (TIOCSWINSZ on the pty master)."""
+
+    container_id: str
+    height: int
+    width: int
+
+
 AgentRequest = (
     TaskCreate
     | TaskStart
@@ -129,6 +137,7 @@ AgentRequest = (
     | TaskGet
     | TaskListAll
     | TaskLogs
+    | TaskResize
     | Ping
 )
 

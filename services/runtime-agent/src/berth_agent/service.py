@@ -17,6 +17,7 @@ from berth_contracts.agent import (
     TaskListAll,
     TaskLogs,
     TaskPurge,
+    TaskResize,
     TaskStart,
     TaskStarted,
     TaskState,
@@ -79,6 +80,10 @@ async def main(ctx: ServiceContext) -> None:
         ctx.tg.start_soon(stream_logs, ctx.nc, cmd, paths.log_path(cmd.container_id), is_running)
         return Done()
 
+    async def task_resize(cmd: TaskResize) -> Done:
+        await manager.resize(cmd.container_id, cmd.height, cmd.width)
+        return Done()
+
     async def ping(_: Ping) -> Pong:
         return Pong(service=ctx.name, pid=os.getpid(), node=ctx.node)
 
@@ -90,6 +95,7 @@ async def main(ctx: ServiceContext) -> None:
     srv.handle(TaskGet, task_get)
     srv.handle(TaskListAll, task_list)
     srv.handle(TaskLogs, task_logs)
+    srv.handle(TaskResize, task_resize)
     srv.handle(Ping, ping)
 
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import selectors
 import signal
 import socket
+import struct
 import sys
+import termios
 import time
 from typing import Any
 
@@ -87,6 +90,9 @@ class Shim:
         self.socket_path: str = params["socket"]
         self.rootfs_mount: dict[str, Any] = params["rootfs"]
         self.open_stdin: bool = bool(params.get("open_stdin"))
+        self.tty: bool = bool(params.get("tty"))
+        self.console_path = self.socket_path[: -len(".sock")] + ".con"
+        self.master_fd = -1
         self.runc = Runc(
             params.get("runc_binary", "runc"),
             params["runc_root"],
@@ -330,6 +336,8 @@ class Shim:
                 self.write_stdin(proto.unb64(str(frame.get("d", ""))))
             elif kind == "stdin_close":
                 self.close_stdin()
+            elif kind == "resize":
+                self.cmd_resize(rid, int(frame.get("h", 0)), int(frame.get("w", 0)))
             elif rid:
                 self.reply(rid, False, error=f"unknown shim command {kind!r}")
         except RuncError as exc:
@@ -341,56 +349,109 @@ class Shim:
         if self.state["status"] != "init":
             self.reply(rid, False, error=f"container {self.id} already created")
             return
+        start = time.time_ns()
+        try:
+            pid = self.create_tty() if self.tty else self.create_pipes()
+        except RuncError as exc:
+            self.span("runc create", start, time.time_ns(), tp, error=str(exc))
+            self.reply(rid, False, error=str(exc))
+            return
+        self.state.update(status="created", pid=pid)
+        self.save()
+        self.span("runc create", start, time.time_ns(), tp, **{"container.pid": pid})
+        self.reply(rid, pid=pid)
+
+    def _runc_create(self, extra: list[str], stdin: Any, stdout: Any, stderr: Any) -> int:
+        pid_file = os.path.join(self.bundle, "init.pid")
+        self.runc.run(
+            ["create", "--bundle", self.bundle, "--pid-file", pid_file, *extra, self.id],
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            capture=False,
+        )
+        with open(pid_file, encoding="ascii") as f:
+            return int(f.read().strip())
+
+    def _watch_output(self, fd: int, stream: int) -> None:
+        os.set_blocking(fd, False)
+        self.pipes[fd] = stream
+        self.sel.register(fd, selectors.EVENT_READ, "pipe")
+
+    def create_pipes(self) -> int:
+        """runc hands these very pipe ends to the container's init (no terminal: pass-through)."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         stdin_r = -1
         if self.open_stdin:
             stdin_r, self.stdin_fd = os.pipe()
-        pid_file = os.path.join(self.bundle, "init.pid")
-        start = time.time_ns()
         try:
             with open(os.devnull, "rb") as devnull:
-                # runc hands these very fds to the container's init (no terminal: pass-through).
-                self.runc.run(
-                    ["create", "--bundle", self.bundle, "--pid-file", pid_file, self.id],
-                    stdin=stdin_r if stdin_r >= 0 else devnull,
-                    stdout=out_w,
-                    stderr=err_w,
-                    capture=False,
-                )
+                pid = self._runc_create([], stdin_r if stdin_r >= 0 else devnull, out_w, err_w)
         except RuncError as exc:
             os.close(out_w)
             os.close(err_w)
-            detail = str(exc)
-            if detail.startswith("runc create exited"):
+            if str(exc).startswith("runc create exited"):
                 # No JSON log line: runc printed its error on what would be the container's stderr.
                 with contextlib.suppress(OSError):
                     os.set_blocking(err_r, False)
                     lines = os.read(err_r, READ_SIZE).decode(errors="replace").strip().splitlines()
                     if lines:
-                        detail = lines[-1]
+                        exc = RuncError(lines[-1])
             for fd in (out_r, err_r, stdin_r, self.stdin_fd):
                 if fd >= 0:
                     os.close(fd)
             self.stdin_fd = -1
-            self.span("runc create", start, time.time_ns(), tp, error=detail)
-            self.reply(rid, False, error=detail)
-            return
+            raise exc from None
         os.close(out_w)
         os.close(err_w)
         if stdin_r >= 0:
             os.close(stdin_r)
             os.set_blocking(self.stdin_fd, False)
-        with open(pid_file, encoding="ascii") as f:
-            pid = int(f.read().strip())
-        for fd, stream in ((out_r, 1), (err_r, 2)):
-            os.set_blocking(fd, False)
-            self.pipes[fd] = stream
-            self.sel.register(fd, selectors.EVENT_READ, "pipe")
-        self.state.update(status="created", pid=pid)
-        self.save()
-        self.span("runc create", start, time.time_ns(), tp, **{"container.pid": pid})
-        self.reply(rid, pid=pid)
+        self._watch_output(out_r, 1)
+        self._watch_output(err_r, 2)
+        return pid
+
+    def create_tty(self) -> int:
+        """runc sends the pty master over --console-socket; it carries stdout and stdin."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.console_path)
+        console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            console.bind(self.console_path)
+            console.listen(1)
+            with open(os.devnull, "r+b") as devnull:
+                pid = self._runc_create(
+                    ["--console-socket", self.console_path], devnull, devnull, devnull
+                )
+            # runc connected and sent the fd before it exited: it waits in the backlog.
+            console.settimeout(5.0)
+            conn, _ = console.accept()
+            with conn:
+                conn.settimeout(5.0)
+                _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+            if not fds:
+                raise RuncError("runc did not send the console")
+        except OSError as exc:
+            raise RuncError(f"console socket: {exc}") from exc
+        finally:
+            console.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.console_path)
+        self.master_fd = fds[0]
+        self._watch_output(os.dup(self.master_fd), 1)
+        if self.open_stdin:
+            self.stdin_fd = os.dup(self.master_fd)
+            os.set_blocking(self.stdin_fd, False)
+        return pid
+
+    def cmd_resize(self, rid: int, height: int, width: int) -> None:
+        if self.master_fd < 0:
+            self.reply(rid, False, error="container has no TTY")
+            return
+        winsize = struct.pack("HHHH", height, width, 0, 0)
+        fcntl.ioctl(self.master_fd, termios.TIOCSWINSZ, winsize)
+        self.reply(rid)
 
     def cmd_start(self, rid: int, tp: str) -> None:
         if self.state["status"] != "created":
@@ -536,6 +597,9 @@ class Shim:
                 self.sel.unregister(self.stdin_fd)
             os.close(self.stdin_fd)
             self.stdin_fd = -1
+        if self.master_fd >= 0:
+            os.close(self.master_fd)
+            self.master_fd = -1
         self.state["status"] = "stopped"
         self.save()
         self.exit_reported = True

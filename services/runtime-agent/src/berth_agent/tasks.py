@@ -26,7 +26,6 @@ from berth_contracts.errors import (
     InternalError,
     InvalidParameter,
     NotFound,
-    NotImplementedByBerth,
 )
 from berth_contracts.streams import StdinChunk, StdioChunk
 from berth_kit.tracing import traceparent_of
@@ -269,8 +268,6 @@ class TaskManager:
     async def create(self, cmd: TaskCreate) -> Task:
         spec: TaskSpec = cmd.spec
         cid = cmd.container_id
-        if spec.tty:
-            raise NotImplementedByBerth("TTY containers are not supported yet")
         if not cmd.rootfs or cmd.rootfs[0].target != "/":
             raise InvalidParameter('TaskCreate needs a root mount (target "/") first in rootfs')
         if cid in self.tasks or self.paths.bundle(cid).exists():
@@ -294,6 +291,7 @@ class TaskManager:
                     "runc_binary": self.runc,
                     "log_path": str(self.paths.log_path(cid)),
                     "open_stdin": spec.open_stdin,
+                    "tty": spec.tty,
                     "rootfs": {
                         "type": root.type,
                         "source": root.source,
@@ -369,6 +367,16 @@ class TaskManager:
             if "not running" in error or "stopped" in error:
                 raise Conflict(f"container {cid} is not running")
             raise InternalError(f"OCI runtime kill failed: {error}: unknown")
+
+    async def resize(self, cid: str, height: int, width: int) -> None:
+        task = self.get(cid)
+        if not task.meta.get("tty"):
+            return  # no terminal, no window size: dockerd answers 200 here too
+        if task.state.get("status") not in ("created", "running"):
+            raise Conflict(f"container {cid} is not running")
+        reply = await self._call(self._conn(task), {"t": "resize", "h": height, "w": width})
+        if not reply.get("ok"):
+            raise InternalError(f"resize failed: {reply.get('error', '')}")
 
     async def delete(self, cid: str) -> None:
         task = self.tasks.get(cid)
