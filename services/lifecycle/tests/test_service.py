@@ -9,6 +9,7 @@ import tarfile
 from typing import Any
 
 import pytest
+import zstandard
 from berth_contracts.base import Done
 from berth_contracts.engine import ImageUpload
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
@@ -75,6 +76,11 @@ async def test_load_untagged_oci_and_gzip_save(harness: Any) -> None:
     assert await harness.upload(ImageUpload(kind="load"), gzip.compress(multi.data)) == [
         {"stream": "Loaded image: multi:1\n"}
     ]
+    # zstd works too, and a truncated compressed archive is an error, not a hang.
+    zdata = zstandard.ZstdCompressor().compress(testimages.docker_save_archive(["z:1"]).data)
+    assert await harness.upload(ImageUpload(kind="load"), zdata) == [{"stream": "Loaded image: z:1\n"}]
+    lines = await harness.upload(ImageUpload(kind="load"), gzip.compress(multi.data)[:5000])
+    assert "invalid archive" in lines[-1]["error"]
     # Loading another image under an existing tag moves the tag, as Docker says.
     other = testimages.docker_save_archive(["multi:1"], cmd=["echo", "other"])
     lines = await harness.upload(ImageUpload(kind="load"), other.data)

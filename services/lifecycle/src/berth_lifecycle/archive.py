@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import posixpath
 import tarfile
+import zlib
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import BinaryIO, Protocol, cast
 
 from berth_contracts.errors import InvalidParameter
 
 from berth_lifecycle.content import ContentStore
 from berth_lifecycle.images import StagedBlob
+from berth_lifecycle.layer_child import DECOMPRESS_ERRORS, LayerError, decompressed
 
 CHUNK = 1 << 20
 MAX_METADATA = 16 << 20  # manifest.json / index.json / configs larger than this are refused
@@ -66,7 +68,9 @@ class StagedArchive:
 def stage(src: Readable, content: ContentStore) -> StagedArchive:
     staged = StagedArchive()
     try:
-        with tarfile.open(fileobj=src, mode="r|*") as tar:  # type: ignore[call-overload]
+        # Same detection as for layers: gzip, zstd, bzip2, xz or a plain tar.
+        stream = decompressed(cast(BinaryIO, src))
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
                 name = _norm(member.name)
                 if member.isreg():
@@ -88,7 +92,7 @@ def stage(src: Readable, content: ContentStore) -> StagedArchive:
                     staged.aliases[name] = _norm(posixpath.join(posixpath.dirname(name), member.linkname))
                 elif member.islnk():
                     staged.aliases[name] = _norm(member.linkname)
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, EOFError, zlib.error, LayerError, *DECOMPRESS_ERRORS) as exc:  # type: ignore[misc]
         staged.discard()
         raise InvalidParameter(f"invalid archive: {exc}") from None
     except BaseException:

@@ -37,8 +37,11 @@ from typing import Any, BinaryIO, cast
 
 try:
     import zstandard
+
+    DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (gzip.BadGzipFile, lzma.LZMAError, zstandard.ZstdError)
 except ImportError:  # optional: zstd layers are refused with a clear message without it
     zstandard = None  # type: ignore[assignment]
+    DECOMPRESS_ERRORS = (gzip.BadGzipFile, lzma.LZMAError)
 
 CLONE_NEWNS = 0x00020000
 MS_REC = 0x4000
