@@ -54,6 +54,9 @@ class Lifecycle:
     @classmethod
     def open(cls, root: Path, publish: Publish, listen: str = "127.0.0.1:0") -> Lifecycle:
         """Blocking: open the stores and clean up what a crash may have left."""
+        if any(c in str(root) for c in ",:"):
+            # Snapshot paths go into overlay mount options, where these are separators.
+            raise ValueError(f"lifecycle data directory {root} must not contain ',' or ':'")
         root.mkdir(parents=True, exist_ok=True, mode=0o711)
         meta = Metadata(root / "meta.db")
         content = ContentStore(root)
