@@ -164,14 +164,31 @@ class TaskManager:
 
     async def _serve_conn(self, task: Task, conn: ShimConn) -> None:
         async def on_frame(frame: dict[str, Any]) -> None:
-            await self._on_frame(task, frame)
+            try:
+                await self._on_frame(task, frame)
+            except Exception:  # noqa: BLE001 - one lost publish must not take the agent down
+                log.exception("handling %s frame of %s", frame.get("t"), task.id)
 
         await conn.run(on_frame)
         if task.conn is conn:
             task.conn = None
-        if not task.deleting and not self.closing and self.tasks.get(task.id) is task:
-            # The shim went away without being asked to: settle what happened to its container.
-            await self._reconcile_lost(task)
+        if self._wants_conn(task):
+            # The shim went away without being asked to: find it again or settle its exit.
+            await self._connect_or_settle(task)
+
+    def _wants_conn(self, task: Task) -> bool:
+        return not task.deleting and not self.closing and self.tasks.get(task.id) is task
+
+    def _shim_alive(self, task: Task) -> bool:
+        """Whether the shim recorded in state.json still runs (a forked zygote, not a zombie)."""
+        pid = int((read_state(str(task.bundle)) or {}).get("shim_pid", 0))
+        if pid <= 0:
+            return False
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        return b"berth_agent.zygote" in cmdline
 
     # --- re-adoption -------------------------------------------------------------------------
     async def adopt_all(self) -> None:
@@ -187,35 +204,40 @@ class TaskManager:
                 id=bundle.name, bundle=bundle, meta=meta, state=read_state(str(bundle)) or {}
             )
             self.tasks[task.id] = task
-            with anyio.move_on_after(10):
-                await self._adopt(task)
+            if not await self._adopt_once(task):
+                # Its shim lives but does not answer yet (busy in a runc call): keep trying.
+                self.tg.start_soon(self._connect_or_settle, task)
 
-    async def _adopt(self, task: Task) -> None:
+    async def _adopt_once(self, task: Task) -> bool:
+        """One attempt to reconnect; True once the task is settled (adopted or reported dead)."""
         try:
             conn = await ShimConn.connect(str(self.paths.socket(task.id)))
         except (OSError, TimeoutError, ShimGone, anyio.EndOfStream, anyio.IncompleteRead):
+            if self._shim_alive(task):
+                return False
             await self._reconcile_dead(task)
-            return
+            return True
         self._attach(task, conn)
         await self._subscribe_stdin(task)
-        log.info("re-adopted shim of %s (%s)", task.id, task.state.get("status"))
+        log.info("adopted shim of %s (%s)", task.id, task.state.get("status"))
         if task.state.get("status") == "stopped":
-            # It exited while we were away (or before we acknowledged it): report it again.
+            # It exited while we were away (or before TaskDelete acknowledged it): report again.
             await self.nc.publish(
                 subjects.stdio_out(task.id), encode(StdioChunk(stream=1, data=b"", eof=True))
             )
             await self._publish_exit(task)
+        return True
 
-    async def _reconcile_lost(self, task: Task) -> None:
-        with anyio.move_on_after(2):
+    async def _connect_or_settle(self, task: Task) -> None:
+        delay = 0.1
+        while self._wants_conn(task) and task.conn is None:
             try:
-                conn = await ShimConn.connect(str(self.paths.socket(task.id)))
-            except (OSError, TimeoutError, ShimGone, anyio.EndOfStream, anyio.IncompleteRead):
-                conn = None
-            if conn is not None:
-                self._attach(task, conn)
-                return
-        await self._reconcile_dead(task)
+                if await self._adopt_once(task):
+                    return
+            except Exception:  # noqa: BLE001 - keep trying; never crash the agent's task group
+                log.exception("re-adopting %s", task.id)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _reconcile_dead(self, task: Task) -> None:
         """The shim is gone: report its recorded exit, or 255 if it died before recording one."""
