@@ -104,7 +104,6 @@ def test_host_config_normalised_like_dockerd() -> None:
         HostConfig(tmpfs={"/run": ""}),
         HostConfig(volumes_from=["x"]),
         HostConfig(links=["a:b"]),
-        HostConfig(restart_policy=RestartPolicy(name="always")),
         HostConfig(network_mode="mynet"),
     ],
 )

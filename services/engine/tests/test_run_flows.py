@@ -13,7 +13,7 @@ import pytest
 from berth_contracts import subjects
 from berth_contracts.base import Done
 from berth_contracts.codec import decode
-from berth_contracts.docker import ContainerInspect, CreateRequest, Event, HostConfig
+from berth_contracts.docker import ContainerInspect, CreateRequest, Event, HostConfig, RestartPolicy
 from berth_contracts.engine import (
     ContainerCreate,
     ContainerCreated,
@@ -246,3 +246,41 @@ def test_engine_restart_while_running_and_missed_exit(svc: Services) -> None:
     assert inspect(svc, short).state.exit_code == 0
     svc.engine(ContainerRemove(ref=cid, force=True), Done)
     svc.engine(ContainerRemove(ref=short), Done)
+
+
+def test_restart_policies(svc: Services) -> None:
+    failing = create(
+        svc,
+        ["sh", "-c", "echo run; exit 2"],
+        host_config=HostConfig(
+            restart_policy=RestartPolicy(name="on-failure", maximum_retry_count=2)
+        ),
+    )
+    raw = collect(
+        svc.nats_url,
+        subjects.docker_events("container", failing),
+        lambda: (
+            svc.engine(ContainerStart(ref=failing), Done),
+            until(lambda: inspect(svc, failing).restart_count == 2 and exited(svc, failing)()),
+        ),
+        settle=0.5,
+    )
+    assert actions(raw, failing) == ["start", "die"] * 3
+    doc = inspect(svc, failing)
+    assert doc.state.exit_code == 2 and doc.host_config.restart_policy.name == "on-failure"
+    assert read_logs(svc, failing) == b"run\nrun\nrun\n"
+    svc.engine(ContainerRemove(ref=failing), Done)
+
+    # `always` restarts a clean exit too, until a stop ends it (also during the back-off).
+    looping = create(svc, ["sh", "-c", "sleep 0.2"],
+                     host_config=HostConfig(restart_policy=RestartPolicy(name="always")))  # fmt: skip
+    svc.engine(ContainerStart(ref=looping), Done)
+    until(lambda: inspect(svc, looping).restart_count >= 2)
+    svc.engine(ContainerStop(ref=looping, timeout=1), Done)
+    doc = inspect(svc, looping)
+    assert doc.state.status == "exited"
+    count = doc.restart_count
+    time.sleep(1.0)
+    assert inspect(svc, looping).restart_count == count
+    assert inspect(svc, looping).state.status == "exited"
+    svc.engine(ContainerRemove(ref=looping, force=True), Done)

@@ -18,6 +18,7 @@ from berth_engine.exits import ExitHandler
 from berth_engine.handlers import register
 from berth_engine.images import ImageService
 from berth_engine.info import InfoService
+from berth_engine.restarts import Restarter
 from berth_engine.store import RecordStore
 
 log = logging.getLogger("berth_engine")
@@ -34,9 +35,11 @@ async def engine_main(ctx: ServiceContext) -> None:
     await exits.subscribe(ctx.nc, ctx.tg)
     ctx.tg.start_soon(exits.reconcile_loop, settings.RECONCILE_INTERVAL)
     server = ctx.server(subjects.ENGINE_RPC, EngineRequest, queue=subjects.ENGINE_QUEUE, limit=128)
+    containers = ContainerService(core, exits)
+    core.restarter = Restarter(ctx.tg, containers.restart_run)
     register(
         server,
-        ContainerService(core, exits),
+        containers,
         ImageService(core),
         InfoService(core),
         Pong(service=SERVICE_NAME, pid=os.getpid(), node=ctx.node),

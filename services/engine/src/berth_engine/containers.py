@@ -56,6 +56,7 @@ from berth_engine.exits import ExitHandler
 from berth_engine.merge import check_supported, final_command, merge_config, normalise_host_config
 from berth_engine.naming import generate_unique_name, new_container_id, validate_name
 from berth_engine.records import Record, State
+from berth_engine.restarts import validate_policy
 from berth_engine.signals import SIGKILL, SIGTERM, parse_signal
 from berth_engine.store import RecordStore
 from berth_engine.taskspec import exit_code_for_start_error, start_error, task_spec
@@ -85,6 +86,7 @@ class ContainerService:
             name = validate_name(cmd.name) if cmd.name else ""
             if not req.image:
                 raise InvalidParameter("config cannot be empty in order to create a container")
+            validate_policy(req.host_config.restart_policy, req.host_config.auto_remove)
             check_supported(req)
             node = self.core.node
             found = await self.core.lifecycle(node, ImageResolve(ref=req.image), ImageFound)
@@ -134,24 +136,43 @@ class ContainerService:
                 raise NotModified("container already started")
             if rec.id in self.core.removing:
                 raise Conflict("container is marked for removal and cannot be started")
-            self.core.starting[rec.id] = None
-            pending: object = None
-            try:
-                async with self.core.lock(rec.id):
-                    try:
-                        await self._start_task(rec, span)
-                    except BerthError as exc:
-                        self.core.starting.pop(rec.id, None)
-                        raise await self._start_failed(rec, exc) from None
-                    # Published under the lock so no `die` of this run can precede it.
-                    await self.core.events.container(rec, "start")
-                    pending = self.core.starting.pop(rec.id, None)
-            finally:
-                self.core.starting.pop(rec.id, None)
-            if pending is not None:
-                # The process exited before TaskStart answered: apply that exit now.
-                await self.exits.on_task_exit(pending)  # type: ignore[arg-type]
+            # A start through the API re-arms the restart policy (moby resets its manager).
+            rec.manually_stopped = False
+            if self.core.restarter is not None:
+                self.core.restarter.forget(rec.id)
+            await self._run_start(rec, span, restarting=False)
             return Done()
+
+    async def restart_run(self, rec: Record) -> None:
+        """The restart policy's start, once the back-off has passed."""
+        with self.core.container_span(rec, "container restart") as span:
+            await self._run_start(rec, span, restarting=True)
+
+    async def _run_start(self, rec: Record, span: Span, *, restarting: bool) -> None:
+        self.core.starting[rec.id] = None
+        pending: object = None
+        try:
+            async with self.core.lock(rec.id):
+                if restarting and (
+                    rec.state.status != "restarting" or self.store.get(rec.id) is not rec
+                ):
+                    return  # stopped or removed during the back-off
+                try:
+                    await self._start_task(rec, span)
+                except BerthError as exc:
+                    self.core.starting.pop(rec.id, None)
+                    err = await self._start_failed(rec, exc)
+                    if restarting:
+                        return
+                    raise err from None
+                # Published under the lock so no `die` of this run can precede it.
+                await self.core.events.container(rec, "start")
+                pending = self.core.starting.pop(rec.id, None)
+        finally:
+            self.core.starting.pop(rec.id, None)
+        if pending is not None:
+            # The process exited before TaskStart answered: apply that exit now.
+            await self.exits.on_task_exit(pending)  # type: ignore[arg-type]
 
     async def _start_task(self, rec: Record, span: Span) -> None:
         mounts = await self.core.lifecycle(rec.node, SnapshotGetMounts(key=rec.id), SnapshotMounts)
@@ -195,6 +216,9 @@ class ContainerService:
     async def _start_failed(self, rec: Record, exc: BerthError) -> BerthError:
         err = start_error(exc)
         rec.state.error = err.message
+        if rec.state.status == "restarting":
+            rec.state.status = "exited"  # the restart failed: no more attempts
+            self.core.notify_exit(rec.id)
         if rec.state.exit_code == 0:
             rec.state.exit_code = exit_code_for_start_error(err.message)
         await self.store.save(rec)
@@ -216,6 +240,10 @@ class ContainerService:
         with self.core.container_span(rec, "container stop"):
             if not rec.running:
                 raise NotModified("Container already stopped")
+            rec.manually_stopped = True  # before the signal: the exit must not be restarted
+            if await self._settle_restarting(rec):
+                await self.core.events.container(rec, "stop")
+                return Done()
             if cmd.signal:
                 sig = parse_signal(cmd.signal)
             elif rec.config.stop_signal:
@@ -243,6 +271,15 @@ class ContainerService:
                 raise Conflict(
                     f"Cannot kill container: {cmd.ref}: container {rec.id} is not running"
                 )
+            if rec.state.status == "restarting":
+                raise Conflict(
+                    f"Cannot kill container: {cmd.ref}: Container {rec.id} is restarting, "
+                    "wait until the container is running"
+                )
+            # moby's ExitOnNext: a kill with the stop signal (or KILL) ends the restart policy.
+            stop_sig = parse_signal(rec.config.stop_signal) if rec.config.stop_signal else 0
+            if sig == SIGKILL or not stop_sig or sig == stop_sig:
+                rec.manually_stopped = True
             if not await self._signal(rec, sig):
                 raise Conflict(
                     f"Cannot kill container: {cmd.ref}: container {rec.id} is not running"
@@ -263,12 +300,29 @@ class ContainerService:
         await self.core.events.container(rec, "kill", {"signal": str(sig)})
         return True
 
+    async def _settle_restarting(self, rec: Record) -> bool:
+        """Cancel a pending restart, leaving the container exited; True if there was one."""
+        if rec.state.status != "restarting":
+            return False
+        async with self.core.lock(rec.id):
+            if rec.state.status != "restarting":
+                return False
+            if self.core.restarter is not None:
+                self.core.restarter.cancel(rec.id)
+            rec.state.status = "exited"
+            await self.store.save(rec)
+            self.core.notify_exit(rec.id)
+            return True
+
     async def _kill_and_wait(self, rec: Record) -> None:
-        if rec.running:
+        rec.manually_stopped = True
+        if await self._settle_restarting(rec):
+            return
+        if rec.alive:
             await self._signal(rec, SIGKILL)
         if not await self.core.wait_exit(rec, KILL_WAIT):
             await self.exits.reconcile_once()
-            if rec.running:
+            if rec.alive:
                 raise InternalError(
                     f"tried to kill container, but did not receive an exit event: {rec.id}"
                 )

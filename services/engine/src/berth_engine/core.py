@@ -22,6 +22,7 @@ from opentelemetry.trace import Link, Span
 
 from berth_engine.events import EventPublisher
 from berth_engine.records import Record
+from berth_engine.restarts import Restarter
 from berth_engine.store import RecordStore
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class EngineCore:
         # Serialise what changes a container's task: start, exit processing and removal.
         # (Stop and kill only signal and wait, so they never hold it while waiting.)
         self._locks: dict[str, anyio.Lock] = {}
+        # Set once the container service exists (it owns the start path restarts use).
+        self.restarter: Restarter | None = None
 
     # --- RPC to the node-local services ----------------------------------------------------------
 
@@ -107,13 +110,13 @@ class EngineCore:
             event.set()
 
     async def wait_exit(self, rec: Record, within: float) -> bool:
-        """True once the container is not running (or was removed); False on timeout."""
-        if not rec.running:
+        """True once the container's process is gone (or it was removed); False on timeout."""
+        if not rec.alive:
             return True
         event = self._exited.setdefault(rec.id, anyio.Event())
         with anyio.move_on_after(within):
             await event.wait()
-        return not rec.running or self.store.get(rec.id) is None
+        return not rec.alive or self.store.get(rec.id) is None
 
     # --- removal ---------------------------------------------------------------------------------
 
@@ -134,6 +137,8 @@ class EngineCore:
         await self._ignore_missing(self.lifecycle(rec.node, SnapshotRemove(key=rec.id), Done))
         await self.store.delete(rec.id)
         self._locks.pop(rec.id, None)
+        if self.restarter is not None:
+            self.restarter.forget(rec.id)
         self.notify_exit(rec.id)
         await self.events.container(rec, "destroy")
 

@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 
 from berth_engine.core import EngineCore
 from berth_engine.records import Record
+from berth_engine.restarts import wants_restart
 from berth_engine.timefmt import is_zero, parse_ns, rfc3339nano
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class ExitHandler:
             self.core.starting[rec.id] = event
             return
         async with self.core.lock(rec.id):
-            if not rec.running:
+            if not rec.alive:
                 return  # a duplicate, or an exit already found by reconcile
             if event.pid and rec.state.pid and event.pid != rec.state.pid:
                 return  # an exit of an earlier run of this container
@@ -79,7 +80,7 @@ class ExitHandler:
         Idempotent: the state flips synchronously before the first await, so a duplicate that
         arrives meanwhile finds the container not running. The caller holds the container's lock.
         """
-        if not rec.running:
+        if not rec.alive:
             return
         with self.core.container_span(rec, "container exit") as span:
             span.set_attribute("container.exit_code", exit_code)
@@ -107,8 +108,13 @@ class ExitHandler:
                     await self.core.store.save(rec)
                 except BerthError as exc:
                     log.warning("TaskDelete %s after exit: %s", rec.short_id, exc.message)
-            if rec.host_config.auto_remove and rec.id not in self.core.removing:
+            if rec.id in self.core.removing:
+                return
+            if rec.host_config.auto_remove:
                 await self.auto_remove(rec)
+            elif self.core.restarter is not None and wants_restart(rec, exit_code):
+                self.core.restarter.schedule(rec)
+                await self.core.store.save(rec)
 
     async def auto_remove(self, rec: Record) -> None:
         """Remove after exit (the caller holds the container's lock)."""
@@ -125,11 +131,8 @@ class ExitHandler:
     async def reconcile_once(self) -> None:
         by_node: dict[str, list[Record]] = defaultdict(list)
         for rec in self.core.store.all():
-            if (
-                rec.running
-                and rec.id not in self.core.starting
-                and rec.id not in self.core.removing
-            ):
+            # Containers being removed are included: `rm -f` waits for their exit like stop.
+            if rec.alive and rec.id not in self.core.starting:
                 by_node[rec.node].append(rec)
         for node, records in by_node.items():
             await self._reconcile_node(node, records)
@@ -166,7 +169,7 @@ class ExitHandler:
             await self._apply_locked(rec, task)
 
     async def _apply_locked(self, rec: Record, task: TaskState | None | bool) -> None:
-        if not rec.running or rec.id in self.core.starting:
+        if not rec.alive or rec.id in self.core.starting:
             return  # changed while we were asking
         if self.core.store.get(rec.id) is not rec:
             return

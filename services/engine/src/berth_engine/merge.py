@@ -109,8 +109,6 @@ def check_supported(request: CreateRequest) -> None:
         refused.append("HostConfig.VolumesFrom")
     if hc.links:
         refused.append("links (HostConfig.Links)")
-    if hc.restart_policy.name not in ("", "no"):
-        refused.append(f"restart policy {hc.restart_policy.name!r}")
     mode = normalise_network_mode(hc.network_mode)
     if mode not in SUPPORTED_NETWORK_MODES:
         refused.append(f"network mode {hc.network_mode!r} (only bridge, host and none)")

@@ -36,10 +36,17 @@ class Record(msgspec.Struct, kw_only=True):
     traceparent: str = ""
     has_task: bool = False  # the agent holds a task (created or running) for this container
     agent_used: bool = False  # a TaskCreate was sent: the agent may keep a log for it
+    manually_stopped: bool = False  # stopped through the API: restart policies stand down
 
     @property
     def running(self) -> bool:
+        """Docker's State.Running: true while restarting too."""
         return self.state.status in ("running", "paused", "restarting")
+
+    @property
+    def alive(self) -> bool:
+        """A process exists (what exits and signals are about)."""
+        return self.state.status in ("running", "paused")
 
     @property
     def short_id(self) -> str:

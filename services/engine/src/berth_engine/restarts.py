@@ -1,0 +1,102 @@
+"""Restart policies (`--restart no|always|unless-stopped|on-failure[:N]`), like moby's
+restartmanager: back-off from 100 ms doubling to 1 min, reset after a run of 10 s or more; a
+manual stop cancels; the state is "restarting" while the back-off runs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import anyio
+from anyio.abc import TaskGroup
+from berth_contracts.docker import RestartPolicy
+from berth_contracts.errors import InvalidParameter
+
+from berth_engine.records import Record
+from berth_engine.timefmt import parse_ns
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
+FIRST_DELAY = 0.1
+MAX_DELAY = 60.0
+RESET_AFTER = 10.0  # seconds of run time that make the next failure start from FIRST_DELAY
+
+
+def validate_policy(policy: RestartPolicy, auto_remove: bool) -> None:
+    """moby's ValidateRestartPolicy, with its words."""
+    if policy.name not in POLICIES:
+        raise InvalidParameter(
+            f"invalid restart policy: unknown policy '{policy.name}'; use one of "
+            "'no', 'always', 'on-failure', or 'unless-stopped'"
+        )
+    if policy.maximum_retry_count < 0:
+        raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
+    if policy.maximum_retry_count and policy.name != "on-failure":
+        raise InvalidParameter(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+        )
+    if auto_remove and policy.name not in ("", "no"):
+        raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+
+
+def wants_restart(rec: Record, exit_code: int) -> bool:
+    if rec.manually_stopped:
+        return False
+    policy = rec.host_config.restart_policy
+    if policy.name in ("always", "unless-stopped"):
+        return True
+    if policy.name == "on-failure":
+        limit = policy.maximum_retry_count
+        return exit_code != 0 and (limit == 0 or rec.restart_count < limit)
+    return False
+
+
+def next_delay(previous: float, ran_for: float) -> float:
+    if ran_for >= RESET_AFTER or previous <= 0:
+        return FIRST_DELAY
+    return min(previous * 2, MAX_DELAY)
+
+
+class Restarter:
+    """Schedules the restarts; the caller holds the container's lock when scheduling."""
+
+    def __init__(self, tg: TaskGroup, start: Callable[[Record], Awaitable[None]]) -> None:
+        self._tg = tg
+        self._start = start
+        self._delay: dict[str, float] = {}
+        self._pending: dict[str, anyio.CancelScope] = {}
+
+    def schedule(self, rec: Record) -> None:
+        ran_for = (parse_ns(rec.state.finished_at) - parse_ns(rec.state.started_at)) / 1e9
+        delay = next_delay(self._delay.get(rec.id, 0.0), ran_for)
+        self._delay[rec.id] = delay
+        rec.restart_count += 1
+        rec.state.status = "restarting"
+        scope = anyio.CancelScope()
+        self.cancel(rec.id)
+        self._pending[rec.id] = scope
+        self._tg.start_soon(self._later, rec, delay, scope)
+
+    def cancel(self, container_id: str) -> bool:
+        """Cancel a pending restart; True if there was one."""
+        scope = self._pending.pop(container_id, None)
+        if scope is None:
+            return False
+        scope.cancel()
+        return True
+
+    def forget(self, container_id: str) -> None:
+        self.cancel(container_id)
+        self._delay.pop(container_id, None)
+
+    async def _later(self, rec: Record, delay: float, scope: anyio.CancelScope) -> None:
+        with scope:
+            await anyio.sleep(delay)
+        if scope.cancel_called or self._pending.get(rec.id) is not scope:
+            return
+        del self._pending[rec.id]
+        try:
+            await self._start(rec)
+        except Exception:  # noqa: BLE001 - the start path records its own failure
+            log.exception("restart of %s failed", rec.short_id)
