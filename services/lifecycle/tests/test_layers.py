@@ -56,6 +56,9 @@ def test_metadata_links_devices_and_whiteouts(tmp_path: Path, tar_maker: Callabl
         .file("lower/.wh.gone", b"")
         .file("opaque/.wh..wh..opq", b"")
         .file("opaque/new", b"n")
+        .dir(".wh..wh.plnk")
+        .file(".wh..wh.plnk/123.456", b"aufs")
+        .file(".wh..wh.aufs", b"")
         .bytes()
     )
     fs, applied = _apply(tmp_path, data)
@@ -79,6 +82,7 @@ def test_metadata_links_devices_and_whiteouts(tmp_path: Path, tar_maker: Callabl
     assert os.getxattr(fs / "opaque", "trusted.overlay.opaque") == b"y"
     assert not (fs / "opaque/.wh..wh..opq").exists()
     assert (fs / "opaque/new").read_bytes() == b"n"
+    assert sorted(os.listdir(fs)) == ["dev-null", "etc", "fifo", "lower", "opaque"]
 
 
 @pytest.mark.parametrize(

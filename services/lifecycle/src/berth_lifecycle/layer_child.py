@@ -48,6 +48,7 @@ MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
+WHITEOUT_META = ".wh..wh."
 CHUNK = 1 << 20
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -182,6 +183,8 @@ def apply_tar(src: _Hashing) -> int:
                 continue
             base = posixpath.basename(path)
             parent = posixpath.dirname(path)
+            if base != OPAQUE and any(part.startswith(WHITEOUT_META) for part in path.split("/")):
+                continue  # AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): not content
             if base == OPAQUE:
                 _ensure_parent(path)
                 os.setxattr(parent, "trusted.overlay.opaque", b"y", follow_symlinks=False)
