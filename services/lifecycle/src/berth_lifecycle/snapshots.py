@@ -18,10 +18,13 @@ import anyio
 from anyio import to_thread
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
 from berth_contracts.lifecycle import Mount
+from opentelemetry import trace
 
 from berth_lifecycle.layers import apply_layer, chain_ids
 from berth_lifecycle.metadata import ImageRow, Metadata, SnapshotRow
 from berth_lifecycle.timeutil import now_rfc3339
+
+_tracer = trace.get_tracer("berth-lifecycle")
 
 
 class Snapshotter:
@@ -82,7 +85,11 @@ class Snapshotter:
         fs = self.fs(row.n)
         try:
             await to_thread.run_sync(lambda: fs.mkdir(parents=True, mode=0o755))
-            applied = await apply_layer(blob, fs)
+            with _tracer.start_as_current_span("unpack layer") as span:
+                span.set_attribute("berth.layer.chain_id", chain_id)
+                span.set_attribute("berth.layer.diff_id", diff_id)
+                applied = await apply_layer(blob, fs)
+                span.set_attribute("berth.layer.size", applied.size)
             if applied.diff_id != diff_id:
                 raise InvalidParameter(
                     f"invalid diffID for layer {index}: expected {diff_id!r}, got {applied.diff_id!r}"
