@@ -185,8 +185,13 @@ async def test_import_with_changes(harness: Any) -> None:
     lines = await harness.upload(ImageUpload(kind="import"), testimages.busybox_rootfs_tar())
     rec = (await harness.call(ImageResolve(ref=lines[0]["status"]), ImageFound)).image
     assert rec.repo_tags == [] and rec.comment == "Imported from -"
-    lines = await harness.upload(ImageUpload(kind="import", changes=["RUN rm -rf /"]), testimages.busybox_rootfs_tar())
-    assert lines[0]["error"] == "RUN is not a valid change command"
+    # Bad changes or names are refused when the upload is asked for, before any bytes move.
+    from berth_contracts.engine import UploadTarget
+
+    with pytest.raises(InvalidParameter, match="^RUN is not a valid change command$"):
+        await harness.call(ImageUpload(kind="import", changes=["RUN rm -rf /"]), UploadTarget)
+    with pytest.raises(InvalidParameter, match="must be lowercase"):
+        await harness.call(ImageUpload(kind="import", repo="Bad"), UploadTarget)
 
 
 async def test_resolve_tag_and_delete(harness: Any) -> None:

@@ -29,7 +29,9 @@ from berth_kit.rpc import RpcServer
 
 from berth_lifecycle.content import ContentStore
 from berth_lifecycle.events import Publish
+from berth_lifecycle.imageconfig import apply_changes
 from berth_lifecycle.images import Images
+from berth_lifecycle.importer import import_name
 from berth_lifecycle.metadata import Metadata
 from berth_lifecycle.snapshots import Snapshotter
 from berth_lifecycle.upload import UploadServer
@@ -86,6 +88,10 @@ class Lifecycle:
         return ImageDeleted(untagged=untagged, deleted=deleted)
 
     async def image_upload(self, cmd: ImageUpload) -> UploadTarget:
+        if cmd.kind == "import":
+            # Refuse a bad name or change before the caller sends a whole rootfs.
+            import_name(cmd)
+            apply_changes(cmd.changes)
         return UploadTarget(url=self.uploads.issue(cmd))
 
     async def snapshot_prepare(self, cmd: SnapshotPrepare) -> SnapshotMounts:
