@@ -23,7 +23,9 @@ def _ps_ids(berth: Berth) -> list[str]:
     return berth.docker_ok("ps", "-q", "--no-trunc").split()
 
 
-@pytest.mark.parametrize("service", ["berth-runtime-agent", "berth-engine"])
+@pytest.mark.parametrize(
+    "service", ["berth-runtime-agent", "berth-engine", "berth-lifecycle", "berth-api-gateway"]
+)
 def test_container_survives_service_kill(berth: Berth, busybox_image: str, service: str) -> None:
     cid = berth.docker_ok("run", "-d", busybox_image, "sleep", "300").strip()
     try:
@@ -49,5 +51,24 @@ def test_exit_while_agent_down_is_reported(berth: Berth, busybox_image: str) -> 
         assert berth.docker_ok("wait", cid, timeout=60).strip() == "7"
         assert "done" in berth.docker_ok("logs", cid)
         assert berth.docker_ok("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "7"
+    finally:
+        berth.docker("rm", "-f", cid)
+
+
+def test_container_survives_nats_restart(berth: Berth, busybox_image: str) -> None:
+    cid = berth.docker_ok("run", "-d", busybox_image, "sleep", "300").strip()
+    try:
+        nats = berth.status()["nats"]
+        assert nats["reachable"] and nats["pid"]
+        os.kill(nats["pid"], signal.SIGKILL)
+
+        def back() -> bool:
+            st = berth.status()
+            return bool(st["nats"]["pid"] != nats["pid"] and st["healthy"])
+
+        wait_until(back, 40, "nats-server restarted and every service healthy again")
+        wait_until(lambda: cid in _ps_ids(berth), 20, f"{cid[:12]} in docker ps after NATS restart")
+        berth.docker_ok("stop", "-t", "1", cid, timeout=30)
+        assert berth.docker_ok("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "137"
     finally:
         berth.docker("rm", "-f", cid)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import anyio
+from anyio.abc import TaskStatus
 
 from berth_cli import apiprobe, natsd, procs
 from berth_cli.child import Child
@@ -137,7 +138,8 @@ class Supervisor:
         self._write()
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_signals)
+            # Signals are handled before anything is started, so none is missed.
+            await tg.start(self._watch_signals)
             if self._nats_child is not None:
                 tg.start_soon(self._nats_child.run)
                 await self._wait_nats(nats_url)
@@ -170,8 +172,9 @@ class Supervisor:
                 return
             await anyio.sleep(0.25)
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            task_status.started()
             async for signum in signals:
                 log.info("received %s; stopping", signal.Signals(signum).name)
                 self._stop.set()
