@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
-import json
 import os
 import selectors
 import signal
 import socket
-import struct
 import sys
-import termios
 import time
 from typing import Any
 
@@ -30,6 +26,8 @@ from berth_agent import shim_proto as proto
 from berth_agent.shim_log import JsonFileLog
 from berth_agent.shim_mount import is_mountpoint, mount_oci, umount
 from berth_agent.shim_runc import Runc, RuncError
+from berth_agent.shim_state import memory_failcnt, oom_killed, write_state
+from berth_agent.shim_stdio import create_with_pipes, create_with_tty, set_winsize
 from berth_agent.timefmt import rfc3339nano
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -37,50 +35,6 @@ OUTBUF_SOFT_LIMIT = 1024 * 1024  # beyond this, live output to a slow agent is d
 DRAIN_AFTER_EXIT = 2.0  # seconds to wait for the output pipes to close after the init exited
 DELETE_KILL_WAIT = 10.0
 READ_SIZE = 64 * 1024
-
-
-def write_state(bundle: str, state: dict[str, Any]) -> None:
-    """Atomically replace <bundle>/state.json."""
-    path = os.path.join(bundle, "state.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(state, f)
-    os.replace(tmp, path)
-
-
-def read_state(bundle: str) -> dict[str, Any] | None:
-    try:
-        with open(os.path.join(bundle, "state.json"), encoding="utf-8") as f:
-            data = json.load(f)
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
-def oom_killed(container_id: str, cgroup_root: str = "/sys/fs/cgroup") -> bool:
-    """Whether the kernel OOM-killed something in the container's memory cgroup (v1 or v2)."""
-    for path in (
-        os.path.join(cgroup_root, "memory", "berth", container_id, "memory.oom_control"),
-        os.path.join(cgroup_root, "berth", container_id, "memory.events"),
-    ):
-        try:
-            with open(path, encoding="ascii") as f:
-                for line in f:
-                    key, _, value = line.partition(" ")
-                    if key == "oom_kill" and int(value or 0) > 0:
-                        return True
-        except (OSError, ValueError):
-            continue
-    return False
-
-
-def memory_failcnt(container_id: str, cgroup_root: str = "/sys/fs/cgroup") -> int:
-    path = os.path.join(cgroup_root, "memory", "berth", container_id, "memory.failcnt")
-    try:
-        with open(path, encoding="ascii") as f:
-            return int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        return 0
 
 
 class Shim:
@@ -351,106 +305,31 @@ class Shim:
             return
         start = time.time_ns()
         try:
-            pid = self.create_tty() if self.tty else self.create_pipes()
+            if self.tty:
+                created = create_with_tty(
+                    self.runc, self.bundle, self.id, self.console_path, self.open_stdin
+                )
+            else:
+                created = create_with_pipes(self.runc, self.bundle, self.id, self.open_stdin)
         except RuncError as exc:
             self.span("runc create", start, time.time_ns(), tp, error=str(exc))
             self.reply(rid, False, error=str(exc))
             return
-        self.state.update(status="created", pid=pid)
+        for fd, stream in created.outputs:
+            self.pipes[fd] = stream
+            self.sel.register(fd, selectors.EVENT_READ, "pipe")
+        self.stdin_fd = created.stdin_fd
+        self.master_fd = created.master_fd
+        self.state.update(status="created", pid=created.pid)
         self.save()
-        self.span("runc create", start, time.time_ns(), tp, **{"container.pid": pid})
-        self.reply(rid, pid=pid)
-
-    def _runc_create(self, extra: list[str], stdin: Any, stdout: Any, stderr: Any) -> int:
-        pid_file = os.path.join(self.bundle, "init.pid")
-        self.runc.run(
-            ["create", "--bundle", self.bundle, "--pid-file", pid_file, *extra, self.id],
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            capture=False,
-        )
-        with open(pid_file, encoding="ascii") as f:
-            return int(f.read().strip())
-
-    def _watch_output(self, fd: int, stream: int) -> None:
-        os.set_blocking(fd, False)
-        self.pipes[fd] = stream
-        self.sel.register(fd, selectors.EVENT_READ, "pipe")
-
-    def create_pipes(self) -> int:
-        """runc hands these very pipe ends to the container's init (no terminal: pass-through)."""
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        stdin_r = -1
-        if self.open_stdin:
-            stdin_r, self.stdin_fd = os.pipe()
-        try:
-            with open(os.devnull, "rb") as devnull:
-                pid = self._runc_create([], stdin_r if stdin_r >= 0 else devnull, out_w, err_w)
-        except RuncError as exc:
-            os.close(out_w)
-            os.close(err_w)
-            if str(exc).startswith("runc create exited"):
-                # No JSON log line: runc printed its error on what would be the container's stderr.
-                with contextlib.suppress(OSError):
-                    os.set_blocking(err_r, False)
-                    lines = os.read(err_r, READ_SIZE).decode(errors="replace").strip().splitlines()
-                    if lines:
-                        exc = RuncError(lines[-1])
-            for fd in (out_r, err_r, stdin_r, self.stdin_fd):
-                if fd >= 0:
-                    os.close(fd)
-            self.stdin_fd = -1
-            raise exc from None
-        os.close(out_w)
-        os.close(err_w)
-        if stdin_r >= 0:
-            os.close(stdin_r)
-            os.set_blocking(self.stdin_fd, False)
-        self._watch_output(out_r, 1)
-        self._watch_output(err_r, 2)
-        return pid
-
-    def create_tty(self) -> int:
-        """runc sends the pty master over --console-socket; it carries stdout and stdin."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.console_path)
-        console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            console.bind(self.console_path)
-            console.listen(1)
-            with open(os.devnull, "r+b") as devnull:
-                pid = self._runc_create(
-                    ["--console-socket", self.console_path], devnull, devnull, devnull
-                )
-            # runc connected and sent the fd before it exited: it waits in the backlog.
-            console.settimeout(5.0)
-            conn, _ = console.accept()
-            with conn:
-                conn.settimeout(5.0)
-                _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
-            if not fds:
-                raise RuncError("runc did not send the console")
-        except OSError as exc:
-            raise RuncError(f"console socket: {exc}") from exc
-        finally:
-            console.close()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.console_path)
-        self.master_fd = fds[0]
-        self._watch_output(os.dup(self.master_fd), 1)
-        if self.open_stdin:
-            self.stdin_fd = os.dup(self.master_fd)
-            os.set_blocking(self.stdin_fd, False)
-        return pid
+        self.span("runc create", start, time.time_ns(), tp, **{"container.pid": created.pid})
+        self.reply(rid, pid=created.pid)
 
     def cmd_resize(self, rid: int, height: int, width: int) -> None:
         if self.master_fd < 0:
             self.reply(rid, False, error="container has no TTY")
             return
-        winsize = struct.pack("HHHH", height, width, 0, 0)
-        fcntl.ioctl(self.master_fd, termios.TIOCSWINSZ, winsize)
+        set_winsize(self.master_fd, height, width)
         self.reply(rid)
 
     def cmd_start(self, rid: int, tp: str) -> None:

@@ -39,8 +39,8 @@ from berth_agent.bundle import read_json, remove_bundle, unmount_rootfs, write_j
 from berth_agent.etcfiles import write_etc_files
 from berth_agent.oci import build_config
 from berth_agent.paths import Paths
-from berth_agent.shim import read_state, write_state
 from berth_agent.shim_spans import ShimSpans
+from berth_agent.shim_state import read_state, write_state
 from berth_agent.shimconn import ShimConn, ShimGone
 from berth_agent.timefmt import rfc3339nano
 from berth_agent.users import resolve_user

@@ -1,0 +1,55 @@
+"""The shim's state file and the cgroup facts it records at exit. Stdlib only.
+
+<bundle>/state.json: {"id", "status": "init|created|running|stopped|deleted", "pid", "shim_pid",
+"started", "started_at", "exit_code", "oom_killed", "exited_at", "process_tp",
+"process_start_ns"}, replaced atomically (write + rename) on every change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+
+def write_state(bundle: str, state: dict[str, Any]) -> None:
+    path = os.path.join(bundle, "state.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(state, f)
+    os.replace(tmp, path)
+
+
+def read_state(bundle: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(bundle, "state.json"), encoding="utf-8") as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def oom_killed(container_id: str, cgroup_root: str = "/sys/fs/cgroup") -> bool:
+    """Whether the kernel OOM-killed something in the container's memory cgroup (v1 or v2)."""
+    for path in (
+        os.path.join(cgroup_root, "memory", "berth", container_id, "memory.oom_control"),
+        os.path.join(cgroup_root, "berth", container_id, "memory.events"),
+    ):
+        try:
+            with open(path, encoding="ascii") as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill" and int(value or 0) > 0:
+                        return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def memory_failcnt(container_id: str, cgroup_root: str = "/sys/fs/cgroup") -> int:
+    path = os.path.join(cgroup_root, "memory", "berth", container_id, "memory.failcnt")
+    try:
+        with open(path, encoding="ascii") as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0

@@ -1,0 +1,115 @@
+"""Creating the container with runc and its stdio: pipes, or a pty via --console-socket. Stdlib only."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import struct
+import termios
+from dataclasses import dataclass
+
+from berth_agent.shim_runc import Runc, RuncError
+
+READ_SIZE = 64 * 1024
+
+
+@dataclass
+class Created:
+    pid: int
+    outputs: list[tuple[int, int]]  # (fd, stream) to read, non-blocking
+    stdin_fd: int = -1  # non-blocking write end for the container's stdin, or -1
+    master_fd: int = -1  # pty master (TTY only), kept for resizing
+
+
+def _runc_create(
+    runc: Runc, bundle: str, cid: str, extra: list[str], stdio: tuple[object, object, object]
+) -> int:
+    pid_file = os.path.join(bundle, "init.pid")
+    runc.run(
+        ["create", "--bundle", bundle, "--pid-file", pid_file, *extra, cid],
+        stdin=stdio[0],  # type: ignore[arg-type]
+        stdout=stdio[1],  # type: ignore[arg-type]
+        stderr=stdio[2],  # type: ignore[arg-type]
+        capture=False,
+    )
+    with open(pid_file, encoding="ascii") as f:
+        return int(f.read().strip())
+
+
+def create_with_pipes(runc: Runc, bundle: str, cid: str, open_stdin: bool) -> Created:
+    """runc hands these very pipe ends to the container's init (no terminal: pass-through)."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    stdin_r, stdin_w = os.pipe() if open_stdin else (-1, -1)
+    try:
+        with open(os.devnull, "rb") as devnull:
+            pid = _runc_create(
+                runc, bundle, cid, [], (stdin_r if stdin_r >= 0 else devnull, out_w, err_w)
+            )
+    except RuncError as exc:
+        os.close(out_w)
+        os.close(err_w)
+        detail = str(exc)
+        if detail.startswith("runc create exited"):
+            # No JSON log line: runc printed its error on what would be the container's stderr.
+            with contextlib.suppress(OSError):
+                os.set_blocking(err_r, False)
+                lines = os.read(err_r, READ_SIZE).decode(errors="replace").strip().splitlines()
+                if lines:
+                    detail = lines[-1]
+        for fd in (out_r, err_r, stdin_r, stdin_w):
+            if fd >= 0:
+                os.close(fd)
+        raise RuncError(detail) from None
+    os.close(out_w)
+    os.close(err_w)
+    if stdin_r >= 0:
+        os.close(stdin_r)
+        os.set_blocking(stdin_w, False)
+    for fd in (out_r, err_r):
+        os.set_blocking(fd, False)
+    return Created(pid=pid, outputs=[(out_r, 1), (err_r, 2)], stdin_fd=stdin_w)
+
+
+def create_with_tty(
+    runc: Runc, bundle: str, cid: str, console_path: str, open_stdin: bool
+) -> Created:
+    """runc sends the pty master over --console-socket; it carries output (stream 1) and input."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(console_path)
+    console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        console.bind(console_path)
+        console.listen(1)
+        with open(os.devnull, "r+b") as devnull:
+            pid = _runc_create(
+                runc, bundle, cid, ["--console-socket", console_path], (devnull,) * 3
+            )
+        # runc connected and sent the fd before it exited: the connection waits in the backlog.
+        console.settimeout(5.0)
+        conn, _ = console.accept()
+        with conn:
+            conn.settimeout(5.0)
+            _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        if not fds:
+            raise RuncError("runc did not send the console")
+    except OSError as exc:
+        raise RuncError(f"console socket: {exc}") from exc
+    finally:
+        console.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(console_path)
+    master = fds[0]
+    out = os.dup(master)
+    os.set_blocking(out, False)
+    stdin_fd = -1
+    if open_stdin:
+        stdin_fd = os.dup(master)
+        os.set_blocking(stdin_fd, False)
+    return Created(pid=pid, outputs=[(out, 1)], stdin_fd=stdin_fd, master_fd=master)
+
+
+def set_winsize(master_fd: int, height: int, width: int) -> None:
+    fcntl.ioctl(master_fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
