@@ -125,3 +125,11 @@ async def test_forced_image_delete_keeps_layers_a_container_uses(harness: Any, t
     await harness.call(SnapshotRemove(key="ctr"), Done)
     assert harness.lifecycle.meta.snapshots() == []
     assert list((harness.root / "snapshots").iterdir()) == []
+
+    # Forced removal by its last name deletes the image even while a container uses it.
+    await harness.upload(ImageUpload(kind="load"), img.data)
+    await harness.call(SnapshotPrepare(key="ctr2", image_id="multi:1"), SnapshotMounts)
+    res = await harness.call(ImageDelete(ref="multi:1", force=True), ImageDeleted)
+    assert res.untagged == ["multi:1"] and res.deleted == [img.image_id]
+    await harness.call(SnapshotRemove(key="ctr2"), Done)
+    assert harness.lifecycle.meta.snapshots() == []

@@ -132,8 +132,10 @@ class Images:
                     names = [n for n in names if n not in same_repo]
                 if names:
                     return untagged, []
-                if await self._in_use(row.id):
-                    # The engine allowed it (forced): the image stays, dangling, like Docker's.
+                if not force and await self._in_use(row.id):
+                    # A container still uses it: it stays, dangling. Forced, it goes like in
+                    # Docker (which the engine allows only for stopped containers); the layers
+                    # the container needs stay until its snapshot is removed.
                     return untagged, []
             else:
                 if not _single_reference(names) and not force:
