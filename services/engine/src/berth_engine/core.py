@@ -18,7 +18,7 @@ from berth_kit.rpc import RpcClient
 from berth_kit.tracing import context_from_traceparent
 from nats.aio.client import Client as NATS
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span
+from opentelemetry.trace import Link, Span, Tracer
 
 from berth_engine.events import EventPublisher
 from berth_engine.records import Record
@@ -34,14 +34,20 @@ AGENT_TIMEOUT = 30.0
 
 class EngineCore:
     def __init__(
-        self, nc: NATS, store: RecordStore, rpc: RpcClient, events: EventPublisher, node: str
+        self,
+        nc: NATS,
+        store: RecordStore,
+        rpc: RpcClient,
+        events: EventPublisher,
+        node: str,
+        tracer: Tracer | None = None,
     ) -> None:
         self.nc = nc
         self.store = store
         self.rpc = rpc
         self.events = events
         self.node = node
-        self.tracer = trace.get_tracer("berth-engine")
+        self.tracer = tracer or trace.get_tracer("berth-engine")
         # Containers between TaskCreate and the end of start: their exits are held until then.
         self.starting: dict[str, object] = {}
         # Containers being removed (by `rm` or AutoRemove): a second removal is a Conflict.

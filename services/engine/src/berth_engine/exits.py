@@ -20,6 +20,7 @@ from berth_contracts.errors import BerthError, NotFound
 from berth_kit.tracing import extract
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from opentelemetry import context as otel_context
 
 from berth_engine.core import EngineCore
 from berth_engine.records import Record
@@ -49,9 +50,13 @@ class ExitHandler:
                 event = decode(msg.data, TaskExit)
             except Exception:  # noqa: BLE001 - not an exit (other task events may share the subject)
                 return
-            parent = extract(dict(msg.headers or {}))
-            with self.core.tracer.start_as_current_span("TaskExit receive", context=parent):
+            # The exit is traced in the container's own trace (see EngineCore.container_span);
+            # the publisher's context, if it sent one, becomes that span's link.
+            token = otel_context.attach(extract(dict(msg.headers or {})))
+            try:
                 await self.on_task_exit(event)
+            finally:
+                otel_context.detach(token)
         except Exception:  # noqa: BLE001 - one bad event must not stop the others
             log.exception("handling a task exit failed")
         finally:
