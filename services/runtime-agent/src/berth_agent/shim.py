@@ -20,7 +20,6 @@ import signal
 import socket
 import sys
 import time
-from typing import Any
 
 from berth_agent import shim_proto as proto
 from berth_agent.shim_log import JsonFileLog
@@ -29,6 +28,11 @@ from berth_agent.shim_runc import Runc, RuncError
 from berth_agent.shim_state import memory_failcnt, oom_killed, write_state
 from berth_agent.shim_stdio import create_with_pipes, create_with_tty, set_winsize
 from berth_agent.timefmt import rfc3339nano
+
+# typing costs memory in every shim; annotations are strings here, so import it for checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PR_SET_CHILD_SUBREAPER = 36
 OUTBUF_SOFT_LIMIT = 1024 * 1024  # beyond this, live output to a slow agent is dropped

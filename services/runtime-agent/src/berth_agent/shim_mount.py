@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 MS_RDONLY = 0x1
@@ -43,7 +42,8 @@ _libc: ctypes.CDLL | None = None
 def _lib() -> ctypes.CDLL:
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The interpreter is linked against libc: its symbols are already in the process.
+        _libc = ctypes.CDLL(None, use_errno=True)
     return _libc
 
 

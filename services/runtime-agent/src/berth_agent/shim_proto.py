@@ -25,7 +25,11 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+
+# typing costs memory in every shim; annotations are strings here, so import it for checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_LINE = 4 * 1024 * 1024
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import IO
+
+# typing costs memory in every shim; annotations are strings here, so import it for checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO
 
 RUNC_TIMEOUT = 60.0
-
-Stdio = int | IO[bytes] | None
 
 
 class RuncError(Exception):
@@ -53,9 +55,9 @@ class Runc:
         self,
         args: list[str],
         *,
-        stdin: Stdio = subprocess.DEVNULL,
-        stdout: Stdio = None,
-        stderr: Stdio = None,
+        stdin: int | IO[bytes] | None = subprocess.DEVNULL,
+        stdout: int | IO[bytes] | None = None,
+        stderr: int | IO[bytes] | None = None,
         capture: bool = True,
     ) -> None:
         """Run one runc sub-command; raise RuncError with runc's message on failure."""

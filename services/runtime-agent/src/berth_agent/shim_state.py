@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+
+# typing costs memory in every shim; annotations are strings here, so import it for checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def write_state(bundle: str, state: dict[str, Any]) -> None:

@@ -8,19 +8,24 @@ import os
 import socket
 import struct
 import termios
-from dataclasses import dataclass
 
 from berth_agent.shim_runc import Runc, RuncError
 
 READ_SIZE = 64 * 1024
 
 
-@dataclass
 class Created:
-    pid: int
-    outputs: list[tuple[int, int]]  # (fd, stream) to read, non-blocking
-    stdin_fd: int = -1  # non-blocking write end for the container's stdin, or -1
-    master_fd: int = -1  # pty master (TTY only), kept for resizing
+    """What `runc create` left us: the init's pid and our ends of its stdio."""
+
+    __slots__ = ("master_fd", "outputs", "pid", "stdin_fd")
+
+    def __init__(
+        self, pid: int, outputs: list[tuple[int, int]], stdin_fd: int = -1, master_fd: int = -1
+    ) -> None:
+        self.pid = pid
+        self.outputs = outputs  # (fd, stream) to read, non-blocking
+        self.stdin_fd = stdin_fd  # non-blocking write end for the container's stdin, or -1
+        self.master_fd = master_fd  # pty master (TTY only), kept for resizing
 
 
 def _runc_create(
