@@ -74,10 +74,12 @@ def test_recovery_drops_half_made_snapshots(tmp_path: Path) -> None:
     (lc.snapshots.fs(row.n) / "bin").mkdir(parents=True)
     stray = root / "snapshots" / "999"
     stray.mkdir()
+    orphan = lc.content.write_bytes(b"a blob no image references")
     lc.close()
     lc = Lifecycle.open(root, Recorder())
     try:
         assert lc.meta.snapshots() == []
         assert list((root / "snapshots").iterdir()) == []
+        assert not lc.content.exists(orphan)
     finally:
         lc.close()

@@ -167,10 +167,11 @@ class Images:
         await to_thread.run_sync(self.meta.delete_image, row.id)
         await self.publish(image_event("delete", row.id, row.id))
         removed_layers = await to_thread.run_sync(self.snapshots.collect_layers)
-        await to_thread.run_sync(self._collect_blobs, [row.id, *row.layer_blobs])
+        await to_thread.run_sync(self.collect_blobs, [row.id, *row.layer_blobs])
         return [row.id, *removed_layers]
 
-    def _collect_blobs(self, candidates: list[str]) -> None:
+    def collect_blobs(self, candidates: list[str]) -> None:
+        """Delete the candidate blobs no image references (blocking)."""
         used: set[str] = set()
         for image in self.meta.images():
             used.add(image.id)

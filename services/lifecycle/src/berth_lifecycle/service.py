@@ -65,7 +65,10 @@ class Lifecycle:
         snapshots = Snapshotter(root / "snapshots", meta)
         snapshots.recover()
         images = Images(meta, content, snapshots, publish)
+        # A crash between committing blobs / unpacking layers and recording the image leaves
+        # garbage no record points at: collect it before serving.
         snapshots.collect_layers()
+        images.collect_blobs(content.digests())
         return cls(meta, content, snapshots, images, UploadServer(images, listen))
 
     def close(self) -> None:
