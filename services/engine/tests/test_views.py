@@ -88,3 +88,17 @@ def test_inspect_and_summary(make_record: Callable[..., Record]) -> None:
     assert isinstance(item.created, int) and item.created > 1_700_000_000
     ref = views.ref(rec)
     assert (ref.id, ref.name, ref.status, ref.auto_remove) == (rec.id, "web", "created", True)
+
+
+def test_exposed_ports_show_while_running(make_record: Callable[..., Record]) -> None:
+    req = CreateRequest(image="nginx", cmd=["x"], exposed_ports={"80/tcp": {}, "53/udp": {}})
+    rec = make_record("ports", req)
+    assert views.summary(rec).ports == []
+    assert views.inspect(rec).network_settings.ports == {}
+    rec.state.status = "running"
+    ports = views.summary(rec).ports
+    assert [(p.PrivatePort, p.Type, p.PublicPort) for p in ports] == [
+        (53, "udp", None),
+        (80, "tcp", None),
+    ]
+    assert views.inspect(rec).network_settings.ports == {"53/udp": None, "80/tcp": None}

@@ -104,13 +104,13 @@ class ExitHandler:
             )
             self.core.notify_exit(rec.id)
             if rec.has_task:
+                # Not saved on its own: a stale has_task only costs one idempotent TaskDelete
+                # (every start and removal clears whatever an earlier run left).
                 try:
                     await self.core.agent(rec.node, TaskDelete(container_id=rec.id), Done)
                     rec.has_task = False
-                    await self.core.store.save(rec)
                 except NotFound:
                     rec.has_task = False
-                    await self.core.store.save(rec)
                 except BerthError as exc:
                     log.warning("TaskDelete %s after exit: %s", rec.short_id, exc.message)
             if rec.id in self.core.removing:

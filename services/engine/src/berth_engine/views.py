@@ -8,6 +8,8 @@ from berth_contracts.docker import (
     ContainerInspect,
     ContainerState,
     ContainerSummary,
+    NetworkSettings,
+    PortSummary,
     SummaryHostConfig,
 )
 from berth_contracts.engine import ContainerRef
@@ -45,6 +47,16 @@ def command_line(rec: Record) -> str:
     return " ".join([rec.path, *args]) if args else rec.path
 
 
+def exposed_ports(rec: Record) -> list[tuple[int, str]]:
+    """The container's exposed ports as (number, protocol), sorted; "80" means "80/tcp"."""
+    ports: list[tuple[int, str]] = []
+    for key in rec.config.exposed_ports or {}:
+        number, _, proto = key.partition("/")
+        if number.isdigit():
+            ports.append((int(number), proto or "tcp"))
+    return sorted(ports)
+
+
 def inspect(rec: Record) -> ContainerInspect:
     st = rec.state
     return ContainerInspect(
@@ -72,6 +84,10 @@ def inspect(rec: Record) -> ContainerInspect:
         host_config=rec.host_config,
         config=rec.config,
         exec_ids=None,
+        network_settings=NetworkSettings(
+            # While running, moby lists every exposed port; unpublished ones map to null.
+            ports={f"{n}/{p}": None for n, p in exposed_ports(rec)} if rec.alive else {}
+        ),
     )
 
 
@@ -85,6 +101,9 @@ def summary(rec: Record, now_ns: int | None = None) -> ContainerSummary:
         created=parse_ns(rec.created) // 1_000_000_000,
         state=rec.state.status,
         status=status_text(rec, now_ns),
+        ports=[PortSummary(PrivatePort=n, Type=p) for n, p in exposed_ports(rec)]
+        if rec.alive
+        else [],
         labels=dict(rec.config.labels or {}),
         host_config=SummaryHostConfig(network_mode=rec.host_config.network_mode),
     )
