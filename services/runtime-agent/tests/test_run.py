@@ -276,3 +276,19 @@ def test_tty(agent, rootfs: Path, nats_url: str) -> None:
             await c.delete(cid)
 
     anyio.run(main)
+
+
+def test_fast_exits_are_never_reported_running(agent, rootfs: Path, nats_url: str) -> None:
+    """The exit frame can overtake TaskStart's reply in the agent: state must stay stopped."""
+
+    async def main() -> None:
+        async with client(nats_url, agent.node) as c:
+            for _ in range(8):
+                cid = new_id()
+                await c.run(cid, rootfs, spec("true"))
+                await c.wait_exit(cid)
+                state = await c.call(TaskGet(container_id=cid), TaskState)
+                assert state.status == "stopped" and state.started_at
+                await c.delete(cid)
+
+    anyio.run(main)

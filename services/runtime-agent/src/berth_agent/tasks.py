@@ -332,7 +332,8 @@ class TaskManager:
                 reply = await conn.call({"t": "create", "tp": tp}, CALL_TIMEOUT)
                 if not reply.get("ok"):
                     raise create_error(str(reply.get("error", "")))
-                task.state.update(status="created", pid=int(reply.get("pid", 0)))
+                if task.state.get("status") == "init":  # the shim's frames may be ahead of us
+                    task.state.update(status="created", pid=int(reply.get("pid", 0)))
                 return task
         except BaseException:
             with anyio.CancelScope(shield=True), anyio.move_on_after(30):
@@ -373,9 +374,11 @@ class TaskManager:
                 if error.startswith("cannot start"):
                     raise Conflict(f"{error}: {cid}")
                 raise InternalError(f"OCI runtime start failed: {error}: unknown")
-            task.state.update(
-                status="running", started=True, started_at=str(reply.get("started_at", ""))
-            )
+            if task.state.get("status") == "created":
+                # Only if no exit frame got here first: a fast process may already be stopped.
+                task.state.update(
+                    status="running", started=True, started_at=str(reply.get("started_at", ""))
+                )
             return int(reply.get("pid", 0)), str(reply.get("started_at", ""))
 
     async def kill(self, cid: str, sig: int, all_: bool) -> None:
