@@ -106,6 +106,13 @@ def test_hostile_tar_stays_inside_the_layer(tmp_path: Path, tar_maker: Callable[
     tag = uuid.uuid4().hex
     victim = Path(f"/tmp/berth-victim-{tag}")
     victim.write_text("keep me")
+    try:
+        _check_hostile(tmp_path, tar_maker, tag, victim)
+    finally:
+        victim.unlink(missing_ok=True)
+
+
+def _check_hostile(tmp_path: Path, tar_maker: Callable[[], Any], tag: str, victim: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "sentinel").write_text("s")
@@ -143,7 +150,6 @@ def test_hostile_tar_stays_inside_the_layer(tmp_path: Path, tar_maker: Callable[
     after = {p: v for p, v in _tree(tmp_path).items() if not p.startswith(str(fs.parent)) and "blob-" not in p}
     assert after == {p: v for p, v in before.items()}
     assert os.stat("/etc/passwd") == passwd_before
-    victim.unlink()
 
 
 def test_hardlink_to_host_file_is_refused(tmp_path: Path, tar_maker: Callable[[], Any]) -> None:
