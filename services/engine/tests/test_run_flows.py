@@ -24,6 +24,7 @@ from berth_contracts.engine import (
     ContainerListing,
     ContainerLogs,
     ContainerRemove,
+    ContainerResize,
     ContainerStart,
     ContainerStop,
     LogsStarted,
@@ -284,3 +285,28 @@ def test_restart_policies(svc: Services) -> None:
     assert inspect(svc, looping).restart_count == count
     assert inspect(svc, looping).state.status == "exited"
     svc.engine(ContainerRemove(ref=looping, force=True), Done)
+
+
+def test_tty_console_size_and_resize(svc: Services) -> None:
+    sized = create(svc, ["stty", "size"], tty=True, host_config=HostConfig(console_size=[30, 100]))
+    svc.engine(ContainerStart(ref=sized), Done)
+    until(exited(svc, sized))
+    assert read_logs(svc, sized).strip() == b"30 100"
+    with pytest.raises(Conflict) as err:
+        svc.engine(ContainerResize(ref=sized, height=10, width=10), Done)
+    assert err.value.message == f"container {sized} is not running"
+    svc.engine(ContainerRemove(ref=sized), Done)
+
+    live = create(svc, ["sh", "-c", "while [ \"$(stty size)\" != '40 120' ]; do sleep 0.05; done; stty size"],
+                  tty=True)  # fmt: skip
+    svc.engine(ContainerStart(ref=live), Done)
+    svc.engine(ContainerResize(ref=live, height=40, width=120), Done)
+    until(exited(svc, live))
+    # (Before the resize stty may complain about a 0x0 window: only the last line counts.)
+    assert read_logs(svc, live).strip().splitlines()[-1] == b"40 120"
+    svc.engine(ContainerRemove(ref=live), Done)
+
+    plain = create(svc, ["sleep", "30"])
+    svc.engine(ContainerStart(ref=plain), Done)
+    svc.engine(ContainerResize(ref=plain, height=40, width=120), Done)  # no TTY: a no-op
+    svc.engine(ContainerRemove(ref=plain, force=True), Done)

@@ -113,6 +113,17 @@ class LogsStarted(Reply, frozen=True):
     tty: bool
 
 
+class ContainerResize(Command, frozen=True):
+    """Set a TTY container's window size (POST /containers/{id}/resize); Done when applied.
+
+    Not running → Conflict("container <id> is not running"); without a TTY it is a no-op.
+    """
+
+    ref: str
+    height: int
+    width: int
+
+
 # --- images --------------------------------------------------------------------------------------
 
 
@@ -205,6 +216,7 @@ EngineRequest = (
     | ContainerList
     | ContainerResolve
     | ContainerLogs
+    | ContainerResize
     | ImageList
     | ImageGet
     | ImageRemove

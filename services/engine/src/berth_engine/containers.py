@@ -10,6 +10,7 @@ from berth_contracts.agent import (
     TaskDelete,
     TaskKill,
     TaskLogs,
+    TaskResize,
     TaskStart,
     TaskStarted,
 )
@@ -26,6 +27,7 @@ from berth_contracts.engine import (
     ContainerLogs,
     ContainerRef,
     ContainerRemove,
+    ContainerResize,
     ContainerResolve,
     ContainerStart,
     ContainerStop,
@@ -194,6 +196,7 @@ class ContainerService:
         )
         rec.has_task = True
         rec.log_path = created.log_path or rec.log_path
+        await self._initial_console_size(rec)
         try:
             started = await self.core.agent(rec.node, TaskStart(container_id=rec.id), TaskStarted)
         except BerthError:
@@ -212,6 +215,31 @@ class ContainerService:
         )
         span.set_attribute("container.pid", started.pid)
         await self.store.save(rec)
+
+    async def _initial_console_size(self, rec: Record) -> None:
+        """moby applies HostConfig.ConsoleSize ([height, width]) between create and start."""
+        size = rec.host_config.console_size or []
+        if not rec.config.tty or len(size) != 2 or not (size[0] or size[1]):
+            return
+        try:
+            await self.core.agent(
+                rec.node, TaskResize(container_id=rec.id, height=size[0], width=size[1]), Done
+            )
+        except BerthError as exc:  # a wrong initial size must not fail the start
+            log.warning("initial console size for %s: %s", rec.short_id, exc.message)
+
+    async def resize(self, cmd: ContainerResize) -> Done:
+        rec = self.store.lookup(cmd.ref)
+        if not rec.alive:
+            raise Conflict(f"container {rec.id} is not running")
+        if rec.config.tty:  # no terminal, no window size: moby answers 200 as well
+            await self.core.agent(
+                rec.node,
+                TaskResize(container_id=rec.id, height=cmd.height, width=cmd.width),
+                Done,
+                within=10.0,
+            )
+        return Done()
 
     async def _start_failed(self, rec: Record, exc: BerthError) -> BerthError:
         err = start_error(exc)

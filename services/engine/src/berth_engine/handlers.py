@@ -27,6 +27,7 @@ def register(
     server.handle(e.ContainerList, containers.list)
     server.handle(e.ContainerResolve, containers.resolve)
     server.handle(e.ContainerLogs, containers.logs)
+    server.handle(e.ContainerResize, containers.resize)
     server.handle(e.ImageList, images.list)
     server.handle(e.ImageGet, images.get)
     server.handle(e.ImageRemove, images.remove)
