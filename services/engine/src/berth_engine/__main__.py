@@ -11,14 +11,17 @@ from berth_contracts.engine import EngineRequest
 from berth_kit.service import ServiceContext, run_service
 
 from berth_engine import settings
-from berth_engine.containers import ContainerService
 from berth_engine.core import EngineCore
+from berth_engine.creating import CreateService
 from berth_engine.events import EventPublisher
 from berth_engine.exits import ExitHandler
-from berth_engine.handlers import register
+from berth_engine.handlers import Services, register
 from berth_engine.images import ImageService
 from berth_engine.info import InfoService
+from berth_engine.queries import QueryService
 from berth_engine.restarts import Restarter
+from berth_engine.starting import StartService
+from berth_engine.stopping import StopService
 from berth_engine.store import RecordStore
 
 log = logging.getLogger("berth_engine")
@@ -31,19 +34,21 @@ async def engine_main(ctx: ServiceContext) -> None:
     log.info("loaded %d container records from %s", len(store.all()), settings.db_path())
     core = EngineCore(ctx.nc, store, ctx.rpc, EventPublisher(ctx.nc), ctx.node)
     exits = ExitHandler(core)
+    starter = StartService(core, exits)
+    core.restarter = Restarter(ctx.tg, starter.restart_run)
     # Exits first, then reconcile: an exit during start-up is either seen live or found by it.
     await exits.subscribe(ctx.nc, ctx.tg)
     ctx.tg.start_soon(exits.reconcile_loop, settings.RECONCILE_INTERVAL)
     server = ctx.server(subjects.ENGINE_RPC, EngineRequest, queue=subjects.ENGINE_QUEUE, limit=128)
-    containers = ContainerService(core, exits)
-    core.restarter = Restarter(ctx.tg, containers.restart_run)
-    register(
-        server,
-        containers,
-        ImageService(core),
-        InfoService(core),
-        Pong(service=SERVICE_NAME, pid=os.getpid(), node=ctx.node),
+    services = Services(
+        create=CreateService(core),
+        start=starter,
+        stop=StopService(core, exits),
+        query=QueryService(core),
+        images=ImageService(core),
+        info=InfoService(core),
     )
+    register(server, services, Pong(service=SERVICE_NAME, pid=os.getpid(), node=ctx.node))
 
 
 def main() -> None:

@@ -1,39 +1,48 @@
-"""Wiring: which service method answers which EngineRequest command."""
+"""Wiring: which service object answers which EngineRequest command."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from berth_contracts import engine as e
 from berth_contracts.base import Ping, Pong
 from berth_kit.rpc import RpcServer
 
-from berth_engine.containers import ContainerService
+from berth_engine.creating import CreateService
 from berth_engine.images import ImageService
 from berth_engine.info import InfoService
+from berth_engine.queries import QueryService
+from berth_engine.starting import StartService
+from berth_engine.stopping import StopService
 
 
-def register(
-    server: RpcServer,
-    containers: ContainerService,
-    images: ImageService,
-    info: InfoService,
-    pong: Pong,
-) -> None:
-    server.handle(e.ContainerCreate, containers.create)
-    server.handle(e.ContainerStart, containers.start)
-    server.handle(e.ContainerStop, containers.stop)
-    server.handle(e.ContainerKill, containers.kill)
-    server.handle(e.ContainerRemove, containers.remove)
-    server.handle(e.ContainerGet, containers.get)
-    server.handle(e.ContainerList, containers.list)
-    server.handle(e.ContainerResolve, containers.resolve)
-    server.handle(e.ContainerLogs, containers.logs)
-    server.handle(e.ContainerResize, containers.resize)
-    server.handle(e.ImageList, images.list)
-    server.handle(e.ImageGet, images.get)
-    server.handle(e.ImageRemove, images.remove)
-    server.handle(e.ImageTag, images.tag)
-    server.handle(e.ImageUpload, images.upload)
-    server.handle(e.SystemInfo, info.info)
+@dataclass
+class Services:
+    create: CreateService
+    start: StartService
+    stop: StopService
+    query: QueryService
+    images: ImageService
+    info: InfoService
+
+
+def register(server: RpcServer, s: Services, pong: Pong) -> None:
+    server.handle(e.ContainerCreate, s.create.create)
+    server.handle(e.ContainerStart, s.start.start)
+    server.handle(e.ContainerResize, s.start.resize)
+    server.handle(e.ContainerStop, s.stop.stop)
+    server.handle(e.ContainerKill, s.stop.kill)
+    server.handle(e.ContainerRemove, s.stop.remove)
+    server.handle(e.ContainerGet, s.query.get)
+    server.handle(e.ContainerList, s.query.list)
+    server.handle(e.ContainerResolve, s.query.resolve)
+    server.handle(e.ContainerLogs, s.query.logs)
+    server.handle(e.ImageList, s.images.list)
+    server.handle(e.ImageGet, s.images.get)
+    server.handle(e.ImageRemove, s.images.remove)
+    server.handle(e.ImageTag, s.images.tag)
+    server.handle(e.ImageUpload, s.images.upload)
+    server.handle(e.SystemInfo, s.info.info)
 
     async def ping(_: Ping) -> Pong:
         return pong

@@ -1,0 +1,77 @@
+"""ContainerCreate: resolve the image, merge its config, name and persist the record, and
+prepare the writable layer (containerd prepares the snapshot at create, too)."""
+
+from __future__ import annotations
+
+import logging
+
+from berth_contracts.engine import ContainerCreate, ContainerCreated
+from berth_contracts.errors import BerthError, InvalidParameter
+from berth_contracts.lifecycle import ImageFound, ImageResolve, SnapshotMounts, SnapshotPrepare
+from berth_kit.tracing import traceparent_of
+
+from berth_engine.core import EngineCore
+from berth_engine.merge import check_supported, final_command, merge_config, normalise_host_config
+from berth_engine.naming import generate_unique_name, new_container_id, validate_name
+from berth_engine.records import Record
+from berth_engine.restarts import validate_policy
+from berth_engine.store import RecordStore
+from berth_engine.timefmt import rfc3339nano
+
+log = logging.getLogger(__name__)
+
+
+class CreateService:
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+
+    @property
+    def store(self) -> RecordStore:
+        return self.core.store
+
+    async def create(self, cmd: ContainerCreate) -> ContainerCreated:
+        req = cmd.body
+        with self.core.tracer.start_as_current_span("container create") as span:
+            name = validate_name(cmd.name) if cmd.name else ""
+            if not req.image:
+                raise InvalidParameter("config cannot be empty in order to create a container")
+            validate_policy(req.host_config.restart_policy, req.host_config.auto_remove)
+            check_supported(req)
+            node = self.core.node
+            found = await self.core.lifecycle(node, ImageResolve(ref=req.image), ImageFound)
+            image = found.image
+            cid = new_container_id()
+            span.set_attribute("container.id", cid)
+            config = merge_config(req, image.config, cid, req.image)
+            argv = final_command(config)
+            if not name:
+                name = generate_unique_name(self.store.name_taken)
+            self.store.reserve_name(name, cid)
+            try:
+                rec = Record(
+                    id=cid,
+                    name=name,
+                    created=rfc3339nano(),
+                    request=req,
+                    config=config,
+                    host_config=normalise_host_config(req.host_config),
+                    path=argv[0],
+                    args=argv[1:],
+                    image_id=image.id,
+                    image_name=req.image,
+                    node=node,
+                    traceparent=traceparent_of(span),
+                )
+                await self.store.insert(rec)
+            finally:
+                self.store.release_name(name)
+            try:
+                # Like containerd, the writable layer exists from create on (docker cp, diff).
+                await self.core.lifecycle(
+                    node, SnapshotPrepare(key=cid, image_id=image.id), SnapshotMounts
+                )
+            except BerthError:
+                await self.store.delete(cid)
+                raise
+            await self.core.events.container(rec, "create")
+            return ContainerCreated(id=cid, warnings=[])

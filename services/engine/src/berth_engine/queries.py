@@ -1,0 +1,77 @@
+"""Read-only container requests, served from the in-memory records: inspect, list, resolve;
+and ContainerLogs, which the agent on the container's node streams."""
+
+from __future__ import annotations
+
+import logging
+
+from berth_contracts.agent import TaskLogs
+from berth_contracts.base import Done
+from berth_contracts.codec import encode
+from berth_contracts.engine import (
+    ContainerDetail,
+    ContainerGet,
+    ContainerList,
+    ContainerListing,
+    ContainerLogs,
+    ContainerRef,
+    ContainerResolve,
+    LogsStarted,
+)
+from berth_contracts.errors import InvalidParameter, NotFound
+from berth_contracts.streams import LogBatch
+
+from berth_engine import listing, views
+from berth_engine.core import EngineCore
+from berth_engine.store import RecordStore
+
+log = logging.getLogger(__name__)
+
+
+class QueryService:
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+
+    @property
+    def store(self) -> RecordStore:
+        return self.core.store
+
+    async def get(self, cmd: ContainerGet) -> ContainerDetail:
+        return ContainerDetail(container=views.inspect(self.store.lookup(cmd.ref)))
+
+    async def list(self, cmd: ContainerList) -> ContainerListing:
+        records = listing.select(
+            self.store.all(),
+            all_=cmd.all,
+            limit=cmd.limit,
+            filters=cmd.filters,
+            lookup=self.store.lookup,
+        )
+        return ContainerListing(items=[views.summary(r) for r in records])
+
+    async def resolve(self, cmd: ContainerResolve) -> ContainerRef:
+        return views.ref(self.store.lookup(cmd.ref))
+
+    async def logs(self, cmd: ContainerLogs) -> LogsStarted:
+        if not (cmd.stdout or cmd.stderr):
+            raise InvalidParameter("Bad parameters: you must choose at least one stream")
+        rec = self.store.lookup(cmd.ref)
+        try:
+            await self.core.agent(
+                rec.node,
+                TaskLogs(
+                    container_id=rec.id,
+                    stream_subject=cmd.stream_subject,
+                    stdout=cmd.stdout,
+                    stderr=cmd.stderr,
+                    follow=cmd.follow,
+                    tail=cmd.tail,
+                    since=cmd.since,
+                    until=cmd.until,
+                ),
+                Done,
+            )
+        except NotFound:
+            # Never started: no log yet. Docker answers with an empty log, so do we.
+            await self.core.nc.publish(cmd.stream_subject, encode(LogBatch(lines=[], end=True)))
+        return LogsStarted(tty=rec.config.tty)

@@ -1,0 +1,169 @@
+"""ContainerStart and the restart policy's starts: TaskCreate + TaskStart on the agent, moby's
+wording for runc failures, AutoRemove of a container that could not start; TTY resize."""
+
+from __future__ import annotations
+
+import logging
+
+from berth_contracts.agent import (
+    TaskCreate,
+    TaskCreated,
+    TaskDelete,
+    TaskResize,
+    TaskStart,
+    TaskStarted,
+)
+from berth_contracts.base import Done
+from berth_contracts.engine import ContainerResize, ContainerStart
+from berth_contracts.errors import BerthError, Conflict, NotFound, NotModified
+from berth_contracts.lifecycle import SnapshotGetMounts, SnapshotMounts
+from opentelemetry.trace import Span
+
+from berth_engine.core import EngineCore
+from berth_engine.exits import ExitHandler
+from berth_engine.records import Record, State
+from berth_engine.store import RecordStore
+from berth_engine.taskspec import exit_code_for_start_error, start_error, task_spec
+from berth_engine.timefmt import rfc3339nano
+
+log = logging.getLogger(__name__)
+
+
+class StartService:
+    def __init__(self, core: EngineCore, exits: ExitHandler) -> None:
+        self.core = core
+        self.exits = exits
+
+    @property
+    def store(self) -> RecordStore:
+        return self.core.store
+
+    async def start(self, cmd: ContainerStart) -> Done:
+        rec = self.store.lookup(cmd.ref)
+        with self.core.container_span(rec, "container start") as span:
+            if rec.running or rec.id in self.core.starting:
+                raise NotModified("container already started")
+            if rec.id in self.core.removing:
+                raise Conflict("container is marked for removal and cannot be started")
+            # A start through the API re-arms the restart policy (moby resets its manager).
+            rec.manually_stopped = False
+            if self.core.restarter is not None:
+                self.core.restarter.forget(rec.id)
+            await self._run_start(rec, span, restarting=False)
+            return Done()
+
+    async def restart_run(self, rec: Record) -> None:
+        """The restart policy's start, once the back-off has passed."""
+        with self.core.container_span(rec, "container restart") as span:
+            await self._run_start(rec, span, restarting=True)
+
+    async def _run_start(self, rec: Record, span: Span, *, restarting: bool) -> None:
+        self.core.starting[rec.id] = None
+        pending: object = None
+        try:
+            async with self.core.lock(rec.id):
+                if restarting and (
+                    rec.state.status != "restarting" or self.store.get(rec.id) is not rec
+                ):
+                    return  # stopped or removed during the back-off
+                try:
+                    await self._start_task(rec, span)
+                except BerthError as exc:
+                    self.core.starting.pop(rec.id, None)
+                    err = await self._start_failed(rec, exc)
+                    if restarting:
+                        return
+                    raise err from None
+                # Published under the lock so no `die` of this run can precede it.
+                await self.core.events.container(rec, "start")
+                pending = self.core.starting.pop(rec.id, None)
+        finally:
+            self.core.starting.pop(rec.id, None)
+        if pending is not None:
+            # The process exited before TaskStart answered: apply that exit now.
+            await self.exits.on_task_exit(pending)  # type: ignore[arg-type]
+
+    async def _start_task(self, rec: Record, span: Span) -> None:
+        mounts = await self.core.lifecycle(rec.node, SnapshotGetMounts(key=rec.id), SnapshotMounts)
+        if rec.has_task or rec.agent_used:
+            # Clear what an earlier run may have left (a failed TaskDelete, or an engine that
+            # died between TaskCreate and saving the record); the agent's delete is idempotent.
+            try:
+                await self.core.agent(rec.node, TaskDelete(container_id=rec.id), Done)
+            except NotFound:
+                pass
+            rec.has_task = False
+        else:
+            rec.agent_used = True
+            await self.store.save(rec)  # before TaskCreate: a crash must not forget it was sent
+        created = await self.core.agent(
+            rec.node,
+            TaskCreate(container_id=rec.id, spec=task_spec(rec), rootfs=mounts.mounts),
+            TaskCreated,
+        )
+        rec.has_task = True
+        rec.log_path = created.log_path or rec.log_path
+        await self._initial_console_size(rec)
+        try:
+            started = await self.core.agent(rec.node, TaskStart(container_id=rec.id), TaskStarted)
+        except BerthError:
+            try:
+                await self.core.agent(rec.node, TaskDelete(container_id=rec.id), Done)
+                rec.has_task = False
+            except BerthError as exc:
+                log.warning("TaskDelete %s after failed start: %s", rec.short_id, exc.message)
+            raise
+        self.core.arm_exit(rec.id)
+        rec.state = State(
+            status="running",
+            pid=started.pid,
+            started_at=started.started_at or rfc3339nano(),
+            finished_at=rec.state.finished_at,
+        )
+        span.set_attribute("container.pid", started.pid)
+        await self.store.save(rec)
+
+    async def _initial_console_size(self, rec: Record) -> None:
+        """moby applies HostConfig.ConsoleSize ([height, width]) between create and start."""
+        size = rec.host_config.console_size or []
+        if not rec.config.tty or len(size) != 2 or not (size[0] or size[1]):
+            return
+        try:
+            await self.core.agent(
+                rec.node, TaskResize(container_id=rec.id, height=size[0], width=size[1]), Done
+            )
+        except BerthError as exc:  # a wrong initial size must not fail the start
+            log.warning("initial console size for %s: %s", rec.short_id, exc.message)
+
+    async def resize(self, cmd: ContainerResize) -> Done:
+        rec = self.store.lookup(cmd.ref)
+        if not rec.alive:
+            raise Conflict(f"container {rec.id} is not running")
+        if rec.config.tty:  # no terminal, no window size: moby answers 200 as well
+            await self.core.agent(
+                rec.node,
+                TaskResize(container_id=rec.id, height=cmd.height, width=cmd.width),
+                Done,
+                within=10.0,
+            )
+        return Done()
+
+    async def _start_failed(self, rec: Record, exc: BerthError) -> BerthError:
+        err = start_error(exc)
+        rec.state.error = err.message
+        if rec.state.status == "restarting":
+            rec.state.status = "exited"  # the restart failed: no more attempts
+            self.core.notify_exit(rec.id)
+        if rec.state.exit_code == 0:
+            rec.state.exit_code = exit_code_for_start_error(err.message)
+        await self.store.save(rec)
+        if rec.host_config.auto_remove and rec.id not in self.core.removing:
+            # `docker run --rm` waits for removal even when start fails: remove now.
+            self.core.removing.add(rec.id)
+            try:
+                await self.core.destroy(rec)
+            except BerthError as cleanup:
+                log.warning("removing %s after failed start: %s", rec.short_id, cleanup.message)
+            finally:
+                self.core.removing.discard(rec.id)
+        return err
