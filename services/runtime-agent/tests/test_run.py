@@ -220,14 +220,17 @@ def test_kill_readonly_and_stdin(agent, rootfs: Path, nats_url: str) -> None:
             _, _, err, code, _ = await run_to_exit(c, rootfs, "touch", "/x", readonly_rootfs=True)
             assert code == 1 and b"Read-only file system" in err
 
+            # Input sent before the task exists (docker run -i attaches first) is kept.
             cid = new_id()
             out = await c.collect_output(cid)
+            await c.nc.publish(subjects.stdio_in(cid), encode(StdinChunk(data=b"early\n")))
+            await c.nc.flush()
             await c.run(cid, rootfs, spec("cat", open_stdin=True))
             await c.nc.publish(subjects.stdio_in(cid), encode(StdinChunk(data=b"ping\n")))
             await c.nc.publish(subjects.stdio_in(cid), encode(StdinChunk(data=b"", eof=True)))
             ev = await c.wait_exit(cid)
             await out.wait_eof()
-            assert ev.exit_code == 0 and out.data(1) == b"ping\n"
+            assert ev.exit_code == 0 and out.data(1) == b"early\nping\n"
 
     anyio.run(main)
 

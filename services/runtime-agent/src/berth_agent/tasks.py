@@ -19,7 +19,7 @@ import anyio
 from anyio.abc import TaskGroup
 from berth_contracts import subjects
 from berth_contracts.agent import TaskCreate, TaskExit, TaskSpec, TaskState
-from berth_contracts.codec import decode, encode
+from berth_contracts.codec import encode
 from berth_contracts.errors import (
     BerthError,
     Conflict,
@@ -30,8 +30,6 @@ from berth_contracts.errors import (
 from berth_contracts.streams import StdinChunk, StdioChunk
 from berth_kit.tracing import traceparent_of
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from opentelemetry import trace
 
 from berth_agent import shim_proto as proto
@@ -42,6 +40,7 @@ from berth_agent.paths import Paths
 from berth_agent.shim_spans import ShimSpans
 from berth_agent.shim_state import read_state, write_state
 from berth_agent.shimconn import ShimConn, ShimGone
+from berth_agent.stdin_router import StdinRouter
 from berth_agent.timefmt import rfc3339nano
 from berth_agent.users import resolve_user
 from berth_agent.zygote_client import Zygote
@@ -81,7 +80,6 @@ class Task:
     meta: dict[str, Any]
     state: dict[str, Any] = field(default_factory=dict)
     conn: ShimConn | None = None
-    stdin_sub: Subscription | None = None
     deleting: bool = False
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
@@ -115,6 +113,7 @@ class TaskManager:
         self.tasks: dict[str, Task] = {}
         self.swap_supported = _swap_supported()
         self.closing = False
+        self.stdin = StdinRouter(nc, self._deliver_stdin)
         for d in (paths.tasks_dir, paths.sockets_dir, paths.runc_root):
             d.mkdir(parents=True, exist_ok=True)
 
@@ -192,6 +191,7 @@ class TaskManager:
 
     # --- re-adoption -------------------------------------------------------------------------
     async def adopt_all(self) -> None:
+        await self.stdin.start()
         for bundle in sorted(self.paths.tasks_dir.iterdir()):
             if not bundle.is_dir():
                 continue
@@ -266,25 +266,20 @@ class TaskManager:
         return ""
 
     # --- stdin -------------------------------------------------------------------------------
-    async def _subscribe_stdin(self, task: Task) -> None:
-        if not task.meta.get("open_stdin") or task.stdin_sub is not None:
+    async def _deliver_stdin(self, cid: str, chunk: StdinChunk) -> None:
+        task = self.tasks.get(cid)
+        conn = task.conn if task is not None else None
+        if conn is None:
             return
+        with contextlib.suppress(ShimGone):
+            if chunk.data:
+                await conn.send({"t": "stdin", "d": proto.b64(chunk.data)})
+            if chunk.eof:
+                await conn.send({"t": "stdin_close"})
 
-        async def on_stdin(msg: Msg) -> None:
-            conn = task.conn
-            if conn is None:
-                return
-            try:
-                chunk = decode(msg.data, StdinChunk)
-            except Exception:  # noqa: BLE001 - ignore garbage on the subject
-                return
-            with contextlib.suppress(ShimGone):
-                if chunk.data:
-                    await conn.send({"t": "stdin", "d": proto.b64(chunk.data)})
-                if chunk.eof:
-                    await conn.send({"t": "stdin_close"})
-
-        task.stdin_sub = await self.nc.subscribe(subjects.stdio_in(task.id), cb=on_stdin)
+    async def _subscribe_stdin(self, task: Task) -> None:
+        if task.meta.get("open_stdin"):
+            await self.stdin.ready(task.id)
 
     # --- commands ----------------------------------------------------------------------------
     async def create(self, cmd: TaskCreate) -> Task:
@@ -328,12 +323,13 @@ class TaskManager:
                     await anyio.to_thread.run_sync(
                         self._write_config, cid, spec, cmd, bundle, netns
                     )
-                await self._subscribe_stdin(task)
                 reply = await conn.call({"t": "create", "tp": tp}, CALL_TIMEOUT)
                 if not reply.get("ok"):
                     raise create_error(str(reply.get("error", "")))
                 if task.state.get("status") == "init":  # the shim's frames may be ahead of us
                     task.state.update(status="created", pid=int(reply.get("pid", 0)))
+                # The stdin pipe exists now: hand over input that arrived early, then live input.
+                await self._subscribe_stdin(task)
                 return task
         except BaseException:
             with anyio.CancelScope(shield=True), anyio.move_on_after(30):
@@ -430,10 +426,7 @@ class TaskManager:
                 await conn.closed.wait()
         else:
             await self._runc("delete", "--force", task.id)
-        if task.stdin_sub is not None:
-            with contextlib.suppress(Exception):
-                await task.stdin_sub.unsubscribe()
-            task.stdin_sub = None
+        self.stdin.forget(task.id)
         await anyio.to_thread.run_sync(remove_bundle, task.bundle)
         with contextlib.suppress(FileNotFoundError):
             self.paths.socket(task.id).unlink()
@@ -465,6 +458,7 @@ class TaskManager:
 
     async def aclose(self) -> None:
         self.closing = True
+        await self.stdin.stop()
         for task in list(self.tasks.values()):
             if task.conn is not None:
                 with contextlib.suppress(Exception):
