@@ -238,3 +238,13 @@ def test_start_without_agent_fails_cleanly(svc: Services) -> None:
         svc.engine(ContainerRemove(ref=cid), Done)
     assert getattr(rm.value, "kind", "") == "unavailable"
     assert inspect(svc, cid).id == cid
+
+
+def test_ancestor_filter_resolves_image_names(svc: Services) -> None:
+    cid = create(svc, "descendant", image="busybox:latest")
+    for ref in ("busybox", "busybox:latest", IMAGE.image_id, IMAGE.image_id[7:19]):
+        got = svc.engine(ContainerList(all=True, filters={"ancestor": [ref]}), ContainerListing)
+        assert cid in [c.id for c in got.items], ref
+    none = svc.engine(ContainerList(all=True, filters={"ancestor": ["nothere"]}), ContainerListing)
+    assert none.items == []
+    svc.engine(ContainerRemove(ref=cid), Done)

@@ -19,6 +19,7 @@ from berth_contracts.engine import (
     LogsStarted,
 )
 from berth_contracts.errors import InvalidParameter, NotFound
+from berth_contracts.lifecycle import ImageFound, ImageResolve
 from berth_contracts.streams import LogBatch
 
 from berth_engine import listing, views
@@ -40,14 +41,28 @@ class QueryService:
         return ContainerDetail(container=views.inspect(self.store.lookup(cmd.ref)))
 
     async def list(self, cmd: ContainerList) -> ContainerListing:
+        ancestors = await self._ancestor_ids(cmd.filters.get("ancestor", []))
         records = listing.select(
             self.store.all(),
             all_=cmd.all,
             limit=cmd.limit,
             filters=cmd.filters,
+            image_ids=lambda ref: ancestors.get(ref, set()),
             lookup=self.store.lookup,
         )
         return ContainerListing(items=[views.summary(r) for r in records])
+
+    async def _ancestor_ids(self, refs: list[str]) -> dict[str, set[str]]:
+        """Image ids the `ancestor` filter values name: one lifecycle lookup per value, none
+        per container. An unknown image matches nothing (moby ignores it the same way)."""
+        found: dict[str, set[str]] = {}
+        for ref in refs:
+            try:
+                img = await self.core.lifecycle(self.core.node, ImageResolve(ref=ref), ImageFound)
+                found[ref] = {img.image.id}
+            except NotFound:
+                found[ref] = set()
+        return found
 
     async def resolve(self, cmd: ContainerResolve) -> ContainerRef:
         return views.ref(self.store.lookup(cmd.ref))
