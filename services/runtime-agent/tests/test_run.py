@@ -217,6 +217,11 @@ def test_kill_readonly_and_stdin(agent, rootfs: Path, nats_url: str) -> None:
                 await c.call(TaskKill(container_id=cid, signal=9), Done)
             await c.delete(cid)
 
+            _, out, _, code, _ = await run_to_exit(
+                c, rootfs, "sh", "-c", "grep CapBnd /proc/self/status", privileged=True
+            )
+            assert code == 0 and out.split()[-1] == _own_cap_bnd()
+
             _, _, err, code, _ = await run_to_exit(c, rootfs, "touch", "/x", readonly_rootfs=True)
             assert code == 1 and b"Read-only file system" in err
 
@@ -295,3 +300,10 @@ def test_fast_exits_are_never_reported_running(agent, rootfs: Path, nats_url: st
                 await c.delete(cid)
 
     anyio.run(main)
+
+
+def _own_cap_bnd() -> bytes:
+    for line in Path("/proc/self/status").read_bytes().splitlines():
+        if line.startswith(b"CapBnd:"):
+            return line.split()[-1]
+    raise AssertionError("no CapBnd")

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from berth_agent.oci import DEFAULT_CAPS, build_config, capabilities
+from berth_agent.oci import DEFAULT_CAPS, available_caps, build_config, capabilities
 from berth_agent.shim_log import LINE_MAX, JsonFileLog
 from berth_agent.timefmt import parse_rfc3339nano, rfc3339nano
 from berth_agent.users import resolve_user
@@ -74,7 +74,8 @@ def test_capabilities() -> None:
     assert capabilities(TaskSpec(args=["x"], env=[], cap_drop=["ALL"], cap_add=["CHOWN"])) == [
         "CAP_CHOWN"
     ]
-    assert "CAP_SYS_ADMIN" in capabilities(TaskSpec(args=["x"], env=[], privileged=True))
+    privileged = capabilities(TaskSpec(args=["x"], env=[], privileged=True))
+    assert "CAP_SYS_ADMIN" in privileged and privileged == available_caps()
     with pytest.raises(InvalidParameter):
         capabilities(TaskSpec(args=["x"], env=[], cap_add=["NOPE"]))
 

@@ -94,10 +94,27 @@ def _cap_name(cap: str) -> str:
     return up if up.startswith("CAP_") else f"CAP_{up}"
 
 
+def available_caps() -> list[str]:
+    """The capabilities this process may hand on (its bounding set): "all" for --privileged.
+
+    Like dockerd, which uses what the kernel supports; here the bounding set can be smaller
+    (e.g. a sandbox without CAP_SYS_RESOURCE), and asking runc for more fails the container.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    mask = int(line.split()[1], 16)
+                    return [c for i, c in enumerate(ALL_CAPS) if mask >> i & 1]
+    except (OSError, ValueError):
+        pass
+    return list(ALL_CAPS)
+
+
 def capabilities(spec: TaskSpec) -> list[str]:
     """Docker's TweakCapabilities: defaults, then drops, then adds ("ALL" works in both)."""
     if spec.privileged:
-        return list(ALL_CAPS)
+        return available_caps()
     adds = [_cap_name(c) for c in spec.cap_add]
     drops = [_cap_name(c) for c in spec.cap_drop]
     for cap in adds + drops:
@@ -105,7 +122,7 @@ def capabilities(spec: TaskSpec) -> list[str]:
             raise InvalidParameter(f"unknown capability: {cap!r}")
     caps = [] if "CAP_ALL" in drops else [c for c in DEFAULT_CAPS if c not in drops]
     if "CAP_ALL" in adds:
-        caps = [c for c in ALL_CAPS if c not in drops or c in adds]
+        caps = [c for c in available_caps() if c not in drops or c in adds]
     for cap in adds:
         if cap != "CAP_ALL" and cap not in caps:
             caps.append(cap)
