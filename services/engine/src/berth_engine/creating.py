@@ -13,6 +13,7 @@ from berth_kit.tracing import traceparent_of
 from berth_engine.core import EngineCore
 from berth_engine.merge import check_supported, final_command, merge_config, normalise_host_config
 from berth_engine.naming import generate_unique_name, new_container_id, validate_name
+from berth_engine.platforms import check_platform
 from berth_engine.records import Record
 from berth_engine.restarts import validate_policy
 from berth_engine.store import RecordStore
@@ -40,6 +41,7 @@ class CreateService:
             node = self.core.node
             found = await self.core.lifecycle(node, ImageResolve(ref=req.image), ImageFound)
             image = found.image
+            check_platform(req.image, cmd.platform, image)
             cid = new_container_id()
             span.set_attribute("container.id", cid)
             config = merge_config(req, image.config, cid, req.image)
