@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
+import anyio
 from berth_contracts import subjects
 from berth_contracts.agent import (
     AgentRequest,
@@ -39,7 +40,7 @@ async def main(ctx: ServiceContext) -> None:
         ctx.nc, ctx.node, paths, ctx.tg, runc=os.environ.get("BERTH_RUNC", "runc")
     )
     await manager.adopt_all()
-    ctx.tg.start_soon(_close_on_stop, ctx, manager)
+    ctx.tg.start_soon(_close_on_stop, manager)
 
     srv = ctx.server(subjects.agent_rpc(ctx.node), AgentRequest, queue=subjects.AGENT_QUEUE)
 
@@ -99,11 +100,11 @@ async def main(ctx: ServiceContext) -> None:
     srv.handle(Ping, ping)
 
 
-async def _close_on_stop(ctx: ServiceContext, manager: TaskManager) -> None:
-    import anyio
-
+async def _close_on_stop(manager: TaskManager) -> None:
+    """Runs until the kit cancels the service's task group, i.e. after in-flight requests drained."""
     try:
-        await ctx.stopping.wait()
+        await anyio.sleep_forever()
     finally:
+        # Shims and containers stay; only our connections to them close.
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):
             await manager.aclose()

@@ -8,6 +8,7 @@ they are. One wildcard subscription keeps the order of everything the agent rece
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -51,9 +52,10 @@ class StdinRouter:
         self._sub = await self._nc.subscribe(subjects.stdio_in("*"), cb=self._on_msg)
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-            self._sub = None
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):  # the connection may be closed already
+                await sub.unsubscribe()
 
     async def _on_msg(self, msg: Msg) -> None:
         cid = msg.subject.split(".")[-2]
