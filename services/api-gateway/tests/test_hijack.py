@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import tempfile
@@ -27,10 +28,12 @@ async def _echo_after_eof(request: web.Request) -> web.StreamResponse:
     received = b""
     if conn.stdin is not None:
         with anyio.fail_after(10):
-            async for data in conn.stdin.receive:
-                if data is None:
-                    break
+            if request.query.get("slow"):
+                await anyio.sleep(0.3)  # let input pile up: reading must pause, not drop
+            while (data := await conn.stdin.read()) is not None:
                 received += data
+    if request.query.get("digest"):
+        received = hashlib.sha256(received).hexdigest().encode()
     await conn.write(frame(1, b"got:" + received))
     await conn.write(frame(2, b"bye"))
     conn.close()
@@ -92,6 +95,33 @@ async def test_upgrade_stdin_and_half_close() -> None:
     assert "Upgrade: tcp" in lines
     assert "Api-Version: 1.44" in lines
     assert parse_frames(body) == [(1, b"got:hello"), (2, b"bye")]
+
+
+async def test_large_input_is_paced_not_dropped() -> None:
+    payload = os.urandom(5 * 1024 * 1024)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "h.sock")
+        runner = await _serve(path)
+        try:
+
+            def client() -> bytes:
+                with socket.socket(socket.AF_UNIX) as sock:
+                    sock.settimeout(30)
+                    sock.connect(path)
+                    sock.sendall(
+                        b"POST /attach?slow=1&digest=1 HTTP/1.1\r\nHost: docker\r\n"
+                        b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+                    )
+                    sock.sendall(payload)
+                    sock.shutdown(socket.SHUT_WR)
+                    return _read_until_eof(sock)
+
+            data = await anyio.to_thread.run_sync(client)
+        finally:
+            await runner.cleanup()
+    _, body = _split_head(data)
+    digest = hashlib.sha256(payload).hexdigest().encode()
+    assert parse_frames(body) == [(1, b"got:" + digest), (2, b"bye")]
 
 
 async def test_client_half_closing_before_the_answer() -> None:

@@ -14,7 +14,8 @@ the output straight to the transport. Two details need a RequestHandler subclass
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+from collections import deque
 from typing import Any
 
 import anyio
@@ -25,35 +26,63 @@ from aiohttp.web_server import Server
 
 from berth_gateway.headers import COMMON_HEADERS
 
-_STDIN_BUFFER = 64
-
 
 class StdinParser:
-    """Receives the client's bytes after the upgrade (the set_parser protocol of aiohttp)."""
+    """Receives the client's bytes after the upgrade (the set_parser protocol of aiohttp).
 
-    def __init__(self) -> None:
-        self._send, self.receive = anyio.create_memory_object_stream[bytes | None](_STDIN_BUFFER)
+    Nothing is dropped: when more than HIGH_WATER bytes wait for the container, the gateway stops
+    reading the socket (TCP back-pressure reaches the client) until the queue drains below
+    LOW_WATER. feed_* run as protocol callbacks, outside any task; read() runs in the handler.
+    """
+
+    HIGH_WATER = 1024 * 1024
+    LOW_WATER = 256 * 1024
+
+    def __init__(self, transport: asyncio.Transport | None) -> None:
+        self._transport = transport
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
         self._eof = False
+        self._paused = False
+        self._wakeup: anyio.Event | None = None
+
+    @property
+    def eof(self) -> bool:
+        return self._eof
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         if data and not self._eof:
-            with contextlib.suppress(
-                anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError
-            ):
-                # A client flooding stdin faster than NATS takes it loses the excess rather than
-                # growing memory without bound; interactive input never gets near the limit.
-                self._send.send_nowait(data)
+            self._chunks.append(data)
+            self._size += len(data)
+            if self._size > self.HIGH_WATER and not self._paused and self._transport is not None:
+                self._paused = True
+                self._transport.pause_reading()
+            self._wake()
         return False, b""
 
     def feed_eof(self) -> None:
-        if self._eof:
-            return
         self._eof = True
-        with contextlib.suppress(
-            anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError
-        ):
-            self._send.send_nowait(None)
-        self._send.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def read(self) -> bytes | None:
+        """The next chunk the client sent; None once it has half-closed (or gone)."""
+        while not self._chunks:
+            if self._eof:
+                return None
+            self._wakeup = anyio.Event()
+            await self._wakeup.wait()
+            self._wakeup = None
+        data = self._chunks.popleft()
+        self._size -= len(data)
+        if self._paused and self._size < self.LOW_WATER and self._transport is not None:
+            self._paused = False
+            if not self._transport.is_closing():
+                self._transport.resume_reading()
+        return data
 
 
 class HijackableRequestHandler(RequestHandler):
@@ -164,7 +193,7 @@ async def hijack(request: web.Request, content_type: str) -> Hijacked:
     lines += [f"{name}: {value}" for name, value in COMMON_HEADERS.items()]
     block = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     if upgrade and isinstance(protocol, HijackableRequestHandler):
-        stdin = StdinParser()
+        stdin = StdinParser(request.transport)  # type: ignore[arg-type]
         protocol.hijacked = stdin
         protocol.set_parser(stdin)  # type: ignore[arg-type]
         if protocol.early_eof:

@@ -14,6 +14,7 @@ import msgspec
 from aiohttp import web
 from berth_contracts import subjects
 from berth_contracts.codec import decode, encode
+from berth_contracts.docker import Event
 from berth_contracts.engine import ContainerLogs, ContainerRef, ContainerResolve
 from berth_contracts.errors import NotFound
 from berth_contracts.streams import STDERR, STDOUT, StdinChunk, StdioChunk
@@ -48,7 +49,10 @@ async def attach(request: web.Request) -> web.StreamResponse:
     logs, stream = qbool(request, "logs"), qbool(request, "stream")
     streams = Streams(qbool(request, "stdout"), qbool(request, "stderr"))
     with_stdin = qbool(request, "stdin") and ref.open_stdin
-    async with be.subscribe(subjects.stdio_out(ref.id)) as sub:
+    async with (
+        be.subscribe(subjects.stdio_out(ref.id)) as sub,
+        be.subscribe(subjects.docker_events("container", ref.id)) as events,
+    ):
         try:
             latest = await be.call(ContainerResolve(ref=ref.id), ContainerRef)
         except NotFound:
@@ -61,7 +65,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
             if stream and latest.status not in _FINISHED:
                 async with anyio.create_task_group() as tg:
                     if with_stdin and conn.stdin is not None:
-                        tg.start_soon(_pump_stdin, be, conn, ref)
+                        tg.start_soon(_pump_stdin, be, conn, ref.id, latest.status, events)
                     await _relay_output(sub, conn, ref.tty, streams)
                     tg.cancel_scope.cancel()  # output ended: stdin has nowhere to go
         conn.close()
@@ -91,13 +95,34 @@ async def _relay_output(sub: Subscription, conn: Hijacked, tty: bool, streams: S
             return
 
 
-async def _pump_stdin(be: Backend, conn: Hijacked, ref: ContainerRef) -> None:
-    """Client bytes become StdinChunks; the client's half-close becomes eof."""
+async def _until_started(events: Subscription) -> bool:
+    """Wait for the container's `start` event; False if it died or went away instead."""
+    async for msg in events.messages:
+        try:
+            action = decode(msg.data, Event).Action
+        except Exception:  # noqa: BLE001 - not an event: keep waiting
+            continue
+        if action == "start":
+            return True
+        if action in ("die", "destroy"):
+            return False
+    return False
+
+
+async def _pump_stdin(
+    be: Backend, conn: Hijacked, cid: str, status: str, events: Subscription
+) -> None:
+    """Client bytes become StdinChunks; the client's half-close becomes eof.
+
+    The CLI attaches, and starts sending input, before it starts the container; input is held
+    here (reading from the client pauses when much is waiting) until the container runs, so
+    nothing is published before the runtime has somewhere to put it.
+    """
     assert conn.stdin is not None
-    subject = subjects.stdio_in(ref.id)
-    async for data in conn.stdin.receive:
-        if data is None:
-            break
+    if status == "created" and not await _until_started(events):
+        return
+    subject = subjects.stdio_in(cid)
+    while (data := await conn.stdin.read()) is not None:
         await be.nc.publish(subject, encode(StdinChunk(data=data)))
     await be.nc.publish(subject, encode(StdinChunk(data=b"", eof=True)))
     await be.nc.flush(timeout=10)
