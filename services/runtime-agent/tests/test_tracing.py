@@ -61,7 +61,7 @@ def collector() -> Iterator[Collector]:
     c.close()
 
 
-def test_shim_spans(agent, collector: Collector, rootfs: Path, nats_url: str) -> None:
+def test_spans(agent, collector: Collector, rootfs: Path, nats_url: str) -> None:
     agent.stop()
     agent.env.update(OTEL_EXPORTER_OTLP_ENDPOINT=collector.url, OTEL_BSP_SCHEDULE_DELAY="50")
     agent.start()

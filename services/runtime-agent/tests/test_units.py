@@ -153,3 +153,18 @@ def test_rfc3339nano() -> None:
     assert rfc3339nano(1_700_000_000_000_000_001) == "2023-11-14T22:13:20.000000001Z"
     assert parse_rfc3339nano("2023-11-14T22:13:20.12Z") == pytest.approx(1_700_000_000.12)
     assert parse_rfc3339nano("garbage") == 0.0
+
+
+def test_shim_side_imports_only_the_stdlib() -> None:
+    """Every shim is a fork of the zygote: nothing heavy may be loaded there."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, berth_agent.zygote, berth_agent.shim\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'nats', 'opentelemetry', 'msgspec', 'anyio', 'berth_contracts', 'berth_kit', 'asyncio', 'typing', 'dataclasses'})\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

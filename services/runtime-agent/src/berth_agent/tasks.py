@@ -35,11 +35,11 @@ from opentelemetry import trace
 from berth_agent import shim_proto as proto
 from berth_agent.bundle import read_json, remove_bundle, unmount_rootfs, write_json
 from berth_agent.etcfiles import write_etc_files
+from berth_agent.links import ShimConn, ShimGone
 from berth_agent.oci import build_config
 from berth_agent.paths import Paths
-from berth_agent.shim_spans import ShimSpans
 from berth_agent.shim_state import read_state, write_state
-from berth_agent.shimconn import ShimConn, ShimGone
+from berth_agent.spans import ShimSpans
 from berth_agent.stdin_router import StdinRouter
 from berth_agent.timefmt import rfc3339nano
 from berth_agent.users import resolve_user
