@@ -310,3 +310,17 @@ def test_tty_console_size_and_resize(svc: Services) -> None:
     svc.engine(ContainerStart(ref=plain), Done)
     svc.engine(ContainerResize(ref=plain, height=40, width=120), Done)  # no TTY: a no-op
     svc.engine(ContainerRemove(ref=plain, force=True), Done)
+
+
+def test_restart_backoff_survives_engine_restart(svc: Services) -> None:
+    cid = create(svc, ["sh", "-c", "exit 1"],
+                 host_config=HostConfig(restart_policy=RestartPolicy(name="always")))  # fmt: skip
+    svc.engine(ContainerStart(ref=cid), Done)
+    until(lambda: inspect(svc, cid).restart_count >= 4)  # the back-off is 1.6 s now
+    until(lambda: inspect(svc, cid).state.status == "restarting")
+    count = inspect(svc, cid).restart_count
+    svc.stop("berth-engine", signal.SIGKILL)
+    svc.start("berth-engine")
+    until(lambda: inspect(svc, cid).restart_count > count)
+    svc.engine(ContainerRemove(ref=cid, force=True), Done)
+    assert gone(svc, cid)()

@@ -36,6 +36,9 @@ async def engine_main(ctx: ServiceContext) -> None:
     exits = ExitHandler(core)
     starter = StartService(core, exits)
     core.restarter = Restarter(ctx.tg, starter.restart_run)
+    for rec in store.all():
+        if rec.state.status == "restarting":
+            core.restarter.resume(rec)
     # Exits first, then reconcile: an exit during start-up is either seen live or found by it.
     await exits.subscribe(ctx.nc, ctx.tg)
     ctx.tg.start_soon(exits.reconcile_loop, settings.RECONCILE_INTERVAL)

@@ -78,6 +78,13 @@ class Restarter:
         self._pending[rec.id] = scope
         self._tg.start_soon(self._later, rec, delay, scope)
 
+    def resume(self, rec: Record) -> None:
+        """Re-arm a restart whose back-off was lost with the previous engine process."""
+        scope = anyio.CancelScope()
+        self.cancel(rec.id)
+        self._pending[rec.id] = scope
+        self._tg.start_soon(self._later, rec, FIRST_DELAY, scope)
+
     def cancel(self, container_id: str) -> bool:
         """Cancel a pending restart; True if there was one."""
         scope = self._pending.pop(container_id, None)
