@@ -106,3 +106,19 @@ def test_network_mode_container_and_host(agent, rootfs: Path, nats_url: str) -> 
             await c.delete(cid)
 
     anyio.run(main)
+
+
+def test_delete_before_start(agent, rootfs: Path, nats_url: str) -> None:
+    async def main() -> None:
+        async with client(nats_url, agent.node) as c:
+            cid = new_id()
+            created, _ = await c.run(cid, rootfs, spec("echo", "never"), start=False)
+            state = await c.call(TaskGet(container_id=cid), TaskState)
+            assert state.status == "created" and state.pid == created.pid
+            await c.delete(cid)
+            assert not (agent.exec_root / "agent" / "tasks" / cid).exists()  # noqa: ASYNC240
+            assert list((agent.exec_root / "runc").iterdir()) == []  # noqa: ASYNC240
+            await anyio.sleep(0.2)
+            assert cid not in c.exits  # it never ran: no exit to report
+
+    anyio.run(main)

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 from berth_contracts import subjects
-from berth_contracts.agent import TaskCreate, TaskExit, TaskSpec, TaskState
+from berth_contracts.agent import TaskCreate, TaskExit, TaskSpec, TaskState, TaskStatus
 from berth_contracts.codec import encode
 from berth_contracts.errors import (
     BerthError,
@@ -73,6 +73,16 @@ def create_error(detail: str) -> BerthError:
     return InternalError(message)
 
 
+# shim state.json status -> TaskState.status
+_STATUS: dict[str, TaskStatus] = {
+    "init": "created",
+    "created": "created",
+    "running": "running",
+    "stopped": "stopped",
+    "deleted": "stopped",
+}
+
+
 @dataclass
 class Task:
     id: str
@@ -85,12 +95,9 @@ class Task:
 
     def to_state(self) -> TaskState:
         status = str(self.state.get("status", "unknown"))
-        mapped = {"init": "created", "deleted": "stopped"}.get(status, status)
-        if mapped not in ("created", "running", "paused", "stopped"):
-            mapped = "unknown"
         return TaskState(
             container_id=self.id,
-            status=mapped,  # type: ignore[arg-type]
+            status=_STATUS.get(status, "unknown"),
             pid=int(self.state.get("pid", 0)),
             exit_code=int(self.state.get("exit_code", 0)),
             oom_killed=bool(self.state.get("oom_killed", False)),
