@@ -99,9 +99,12 @@ def cleanup_roots(roots: list[Path]) -> dict[str, list]:  # type: ignore[type-ar
     report: dict[str, list] = {"containers": [], "killed": [], "unmounted": []}  # type: ignore[type-arg]
     for root in roots:
         report["containers"] += delete_containers(root / "runc")
-    for root in roots:
-        report["killed"] += kill_processes_of(root)
-    if report["killed"]:
+    # Repeat: a supervisor that outlived `berth down` may start a service while we scan.
+    for _ in range(3):
+        killed = [pid for root in roots for pid in kill_processes_of(root)]
+        if not killed:
+            break
+        report["killed"] += killed
         time.sleep(0.3)  # let the kernel finish tearing them down before unmounting
     for root in roots:
         report["unmounted"] += unmount_all_under(root)

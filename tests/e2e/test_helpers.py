@@ -63,8 +63,8 @@ def test_cleanup_unmounts_kills_and_removes() -> None:
     try:
         assert len(mounts_under(base)) == 2
         report = cleanup_roots([base])
+        assert stray.pid in report["killed"], report
         assert stray.wait(timeout=10) == -9
-        assert stray.pid in report["killed"]
         assert mounts_under(base) == []
         assert not base.exists()
     finally:
