@@ -272,6 +272,38 @@ def test_attach_before_start_then_stdin_with_half_close(berth: Berth) -> None:
     berth.http("DELETE", f"/containers/{cid}")
 
 
+def test_tty_attach_is_raw_and_resize_reaches_the_terminal(berth: Berth) -> None:
+    cid = _create(
+        berth,
+        Cmd=["sh", "-c", "read x; stty size"],
+        Tty=True,
+        OpenStdin=True,
+        StdinOnce=True,
+        AttachStdin=True,
+    )
+    status, _, body = berth.http("POST", f"/v1.44/containers/{cid}/resize?h=40&w=100")
+    assert status == 409, body  # not running yet
+    status, _, body = berth.http("POST", f"/v1.44/containers/{cid}/resize?h=x&w=100")
+    assert status == 400 and json.loads(body)["message"] == "invalid resize height"
+    with berth.connect() as sock:
+        sock.sendall(
+            f"POST /v1.44/containers/{cid}/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+            "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode()
+        )
+        lines, rest = _read_head(sock)
+        assert lines[0] == "HTTP/1.1 101 UPGRADED"
+        assert "Content-Type: application/vnd.docker.raw-stream" in lines
+        status, _, body = berth.http("POST", f"/v1.44/containers/{cid}/start")
+        assert status == 204, body
+        status, _, body = berth.http("POST", f"/v1.44/containers/{cid}/resize?h=40&w=100")
+        assert status == 200, body
+        sock.sendall(b"go\n")
+        body = rest + _read_all(sock)
+    assert b"40 100" in body  # raw terminal output, no stdcopy frames
+    assert not body.startswith(b"\x01\x00\x00\x00")
+    berth.http("DELETE", f"/containers/{cid}?force=1")
+
+
 def test_wait_next_exit_and_logs_with_timestamps(berth: Berth) -> None:
     cid = _create(berth, Cmd=["sh", "-c", "echo one; echo two >&2; exit 3"])
     with berth.connect() as sock:

@@ -13,13 +13,12 @@ from berth_contracts.engine import (
     ContainerKill,
     ContainerList,
     ContainerListing,
-    ContainerRef,
     ContainerRemove,
-    ContainerResolve,
+    ContainerResize,
     ContainerStart,
     ContainerStop,
 )
-from berth_contracts.errors import Conflict, InvalidParameter, NotImplementedByBerth, NotModified
+from berth_contracts.errors import InvalidParameter, NotImplementedByBerth, NotModified
 
 from berth_gateway.backend import backend
 from berth_gateway.bodies import read_json
@@ -143,16 +142,12 @@ def _dimension(request: web.Request, name: str, word: str) -> int:
 
 
 async def resize(request: web.Request) -> web.Response:
-    _dimension(request, "h", "height")
-    _dimension(request, "w", "width")
-    ref: ContainerRef = await backend(request).call(
-        ContainerResolve(ref=request.match_info["id"]), ContainerRef
+    height = _dimension(request, "h", "height")
+    width = _dimension(request, "w", "width")
+    # The engine answers 409 for a container that is not running and ignores it without a TTY.
+    await backend(request).call(
+        ContainerResize(ref=request.match_info["id"], height=height, width=width), Done
     )
-    if ref.status != "running":
-        raise Conflict(f"container {ref.id} is not running")
-    if ref.tty:
-        raise NotImplementedByBerth("resizing a container's TTY is not supported by berth yet")
-    # Without a TTY there is no window size to change; moby answers 200 as well.
     return web.Response(status=200)
 
 
