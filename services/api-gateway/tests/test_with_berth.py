@@ -343,6 +343,10 @@ def test_docker_cli_and_docker_py(berth: Berth) -> None:
     assert berth.docker_ok("inspect", "--format", "{{.Name}}", "gw-cli").strip() == "/gw-cli"
     missing = berth.docker("inspect", "no-such-thing")
     assert missing.returncode != 0 and "No such object: no-such-thing" in missing.stderr
+    top = berth.docker("top", "gw-cli")
+    assert top.returncode != 0 and "not supported by berth yet" in top.stderr
+    top = berth.docker("top", "no-such-box")
+    assert top.returncode != 0 and "No such container: no-such-box" in top.stderr
     berth.docker_ok("rm", "gw-cli")
     docker = pytest.importorskip("docker")
     client = docker.DockerClient(base_url=f"unix://{berth.socket_path}", version="auto")

@@ -8,9 +8,11 @@ BuildKit's /session and /grpc are 404 so clients fall back to the classic builde
 from __future__ import annotations
 
 from aiohttp import web
-from berth_contracts.errors import NotFound, Unavailable
+from berth_contracts.engine import ContainerRef, ContainerResolve
+from berth_contracts.errors import NotFound, NotImplementedByBerth, Unavailable
 
-from berth_gateway.routes.table import Route, not_supported
+from berth_gateway.backend import backend
+from berth_gateway.routes.table import HandlerFn, Route, not_supported
 
 SWARM_MESSAGE = (
     'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to '
@@ -20,6 +22,20 @@ SWARM_MESSAGE = (
 
 async def no_swarm(request: web.Request) -> web.Response:
     raise Unavailable(SWARM_MESSAGE)
+
+
+async def no_swarm_mode(request: web.Request) -> web.Response:
+    raise Unavailable("swarm mode is not supported by berth yet")
+
+
+def container_area(what: str) -> HandlerFn:
+    """Unsupported, but about a container: a missing container is still "No such container"."""
+
+    async def handler(request: web.Request) -> web.Response:
+        await backend(request).call(ContainerResolve(ref=request.match_info["id"]), ContainerRef)
+        raise NotImplementedByBerth(f"{what} is not supported by berth yet")
+
+    return handler
 
 
 async def page_not_found(request: web.Request) -> web.Response:
@@ -41,8 +57,8 @@ _CONTAINER_AREAS = {
 }
 
 _AREAS = {
-    "networks": "networks",
-    "volumes": "volumes",
+    "networks": "network management",
+    "volumes": "volume management",
     "exec": "exec",
     "plugins": "plugins",
     "system": "system data usage and pruning",
@@ -58,10 +74,12 @@ def _routes() -> list[Route]:
         Route("POST", "/containers/prune", not_supported("pruning containers")),
     ]
     for suffix, what in _CONTAINER_AREAS.items():
-        routes.append(Route("*", f"/containers/{{id:.*}}/{suffix}", not_supported(what)))
+        routes.append(Route("*", f"/containers/{{id:.*}}/{suffix}", container_area(what)))
     for area, what in _AREAS.items():
         routes.append(Route("*", f"/{area}", not_supported(what)))
         routes.append(Route("*", f"/{area}/{{tail:.*}}", not_supported(what)))
+    routes.append(Route("POST", "/swarm/init", no_swarm_mode))
+    routes.append(Route("POST", "/swarm/join", no_swarm_mode))
     for area in _SWARM:
         routes.append(Route("*", f"/{area}", no_swarm))
         routes.append(Route("*", f"/{area}/{{tail:.*}}", no_swarm))
