@@ -16,6 +16,7 @@ from berth_engine.naming import generate_unique_name, new_container_id, validate
 from berth_engine.platforms import check_platform
 from berth_engine.records import Record
 from berth_engine.restarts import validate_policy
+from berth_engine.signals import parse_signal
 from berth_engine.store import RecordStore
 from berth_engine.timefmt import rfc3339nano
 
@@ -46,6 +47,8 @@ class CreateService:
             span.set_attribute("container.id", cid)
             config = merge_config(req, image.config, cid, req.image)
             argv = final_command(config)
+            if config.stop_signal:
+                parse_signal(config.stop_signal)  # moby refuses a bad StopSignal at create
             if not name:
                 name = generate_unique_name(self.store.name_taken)
             self.store.reserve_name(name, cid)

@@ -154,8 +154,7 @@ class StartService:
         if rec.state.status == "restarting":
             rec.state.status = "exited"  # the restart failed: no more attempts
             self.core.notify_exit(rec.id)
-        if rec.state.exit_code == 0:
-            rec.state.exit_code = exit_code_for_start_error(err.message)
+        rec.state.exit_code = exit_code_for_start_error(err.message)  # moby's setExitCodeFromError
         await self.store.save(rec)
         if rec.host_config.auto_remove and rec.id not in self.core.removing:
             # `docker run --rm` waits for removal even when start fails: remove now.
