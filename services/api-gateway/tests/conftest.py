@@ -95,7 +95,10 @@ def run_gateway(nats_url: str, extra_env: dict[str, str] | None = None) -> Itera
         log = Path(tmp) / "gateway.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         env.update(BERTH_NATS_URL=nats_url, BERTH_HOSTS=f"unix://{sock}", BERTH_NODE="gwtest")
-        env.update(extra_env or {})
+        extra = dict(extra_env or {})
+        if "BERTH_HOSTS" in extra:  # extra listeners besides the test's unix socket
+            extra["BERTH_HOSTS"] = f"unix://{sock},{extra['BERTH_HOSTS']}"
+        env.update(extra)
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "berth_gateway"], env=env, stdout=out, stderr=out

@@ -6,14 +6,17 @@ validation, unsupported areas) and what it says when the engine is not there.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from berth_kit.testing import free_port
 
 if TYPE_CHECKING:
     from conftest import Gateway
@@ -179,3 +182,20 @@ def test_without_engine_the_answer_is_503(gateway: Gateway) -> None:
     assert response.status == 503
     assert response.headers["Content-Type"] == "application/json"
     assert "berth.engine.v1.rpc" in _message(body)
+
+
+def test_tcp_listener_and_clean_shutdown(gateway_factory: Any) -> None:
+    port = free_port()
+    with gateway_factory({"BERTH_HOSTS": f"tcp://127.0.0.1:{port}"}) as gw:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", "/v1.44/version")
+            response = conn.getresponse()
+            assert response.status == 200
+            assert json.loads(response.read())["ApiVersion"] == "1.44"
+        finally:
+            conn.close()
+        socket_path = gw.socket_path
+        gw.proc.send_signal(signal.SIGTERM)
+        assert gw.proc.wait(timeout=15) == 0
+    assert not os.path.exists(socket_path)  # the socket goes away with the daemon
