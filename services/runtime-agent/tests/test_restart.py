@@ -134,3 +134,34 @@ def test_dead_shim_is_reported_as_255(agent, rootfs: Path, nats_url: str) -> Non
             await c.delete(cid)
 
     anyio.run(main)
+
+
+def test_output_while_agent_down_goes_to_the_log(agent, rootfs: Path, nats_url: str) -> None:
+    cid = new_id()
+    script = "i=0; while [ ! -e /tmp/go ]; do i=$((i+1)); echo $i; sleep 0.02; done; echo last"
+
+    async def start() -> str:
+        async with client(nats_url, agent.node) as c:
+            created, _ = await c.run(cid, rootfs, spec("sh", "-c", script))
+            return created.log_path
+
+    log_path = Path(anyio.run(start))
+    agent.kill9()
+    size = log_path.stat().st_size
+    wait_until(lambda: log_path.stat().st_size > size + 200)  # it keeps writing, unblocked
+    agent.start()
+
+    async def after() -> None:
+        async with client(nats_url, agent.node) as c:
+            out = await c.collect_output(cid)
+            await c.call(TaskGet(container_id=cid), TaskState)
+            (rootfs / "tmp" / "go").touch()  # noqa: ASYNC240
+            ev = await c.wait_exit(cid)
+            await out.wait_eof()
+            assert ev.exit_code == 0 and out.data(1).endswith(b"last\n")
+            await c.delete(cid)
+
+    anyio.run(after)
+    lines = [json.loads(ln)["log"] for ln in log_path.read_text().splitlines()]
+    assert lines[-1] == "last\n"
+    assert [int(x) for x in lines[:-1]] == list(range(1, len(lines)))  # nothing lost or doubled
