@@ -172,3 +172,20 @@ def test_up_reaps_leftovers_of_a_killed_supervisor(roots: Any, fake_env: dict[st
     assert not any(procs.alive(p) for p in old)
     fresh = wait_for(lambda: (r := status(roots, fake_env))["healthy"] and r, 30, "healthy again")
     assert fresh["supervisor"]["pid"] != report["supervisor"]["pid"]
+
+
+def test_nats_port_in_use_fails_fast(roots: Any, fake_env: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        t0 = time.monotonic()
+        res = roots.berth(
+            "up", "-d", "--exec-root", str(roots.exec_root), "--data-root", str(roots.data_root),
+            "--nats-port", str(port), env=fake_env, timeout=60,
+        )
+        assert res.returncode == 1
+        assert time.monotonic() - t0 < 15
+        assert f"port {port} is in use" in res.stderr

@@ -169,6 +169,7 @@ class Berth:
                 ["docker", *args],
                 env=env,
                 input=input,
+                stdin=None if input is not None else subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
                 timeout=timeout,

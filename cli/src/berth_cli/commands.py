@@ -12,9 +12,9 @@ from typing import Any
 import anyio
 
 from berth_cli import daemon, health, procs
-from berth_cli.config import STATE_FILE, UpConfig
+from berth_cli.config import STATE_FILE, UpConfig, UsageError
 from berth_cli.state import read_state
-from berth_cli.supervisor import AlreadyRunning, Supervisor, reap_stale
+from berth_cli.supervisor import Supervisor, reap_stale
 
 
 def up(cfg: UpConfig) -> int:
@@ -27,7 +27,7 @@ def up(cfg: UpConfig) -> int:
     )
     try:
         anyio.run(Supervisor(cfg).run, backend="asyncio")
-    except AlreadyRunning as exc:
+    except UsageError as exc:
         print(f"berth: {exc}", file=sys.stderr)
         return 1
     return 0

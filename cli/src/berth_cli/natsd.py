@@ -13,6 +13,21 @@ def pick_port(port: int) -> int:
     return port or free_port()
 
 
+def port_in_use(port: int) -> bool:
+    """True if something already listens on 127.0.0.1:port.
+
+    Checked before starting the embedded server: if another NATS holds the port, our services
+    would silently join it instead of ours.
+    """
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def nats_argv(port: int, store_dir: Path) -> list[str]:
     # Loopback only: NATS carries every command unauthenticated. JetStream is on for services
     # that want it; its store lives with the rest of berth's persistent state.

@@ -27,6 +27,10 @@ class AlreadyRunning(UsageError):
     pass
 
 
+class PortInUse(UsageError):
+    pass
+
+
 def acquire_lock(exec_root: Path) -> int:
     """Hold <exec-root>/berth.lock for the supervisor's life: one berth per exec root.
 
@@ -106,6 +110,11 @@ class Supervisor:
             nats = NatsState(url=nats_url, embedded=False)
         else:
             port = natsd.pick_port(cfg.nats_port)
+            if natsd.port_in_use(port):
+                raise PortInUse(
+                    f"port {port} is in use: cannot start the embedded nats-server"
+                    " (choose another with --nats-port, 0 for any, or use --nats-url)"
+                )
             nats_url = f"nats://127.0.0.1:{port}"
             store = cfg.data_root / "nats"
             store.mkdir(parents=True, exist_ok=True)
