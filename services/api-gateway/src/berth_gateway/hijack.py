@@ -25,6 +25,7 @@ from aiohttp.web_protocol import MAX_MSG_QUEUE_SIZE, RequestHandler, RequestPayl
 from aiohttp.web_server import Server
 
 from berth_gateway.headers import COMMON_HEADERS
+from berth_gateway.stdcopy import RAW_STREAM
 
 
 class StdinParser:
@@ -189,7 +190,8 @@ async def hijack(request: web.Request, content_type: str) -> Hijacked:
             "Upgrade: tcp",
         ]
     else:
-        lines = ["HTTP/1.1 200 OK", f"Content-Type: {content_type}"]
+        # Without an upgrade moby answers 200 and says raw-stream whatever the framing is.
+        lines = ["HTTP/1.1 200 OK", f"Content-Type: {RAW_STREAM}"]
     lines += [f"{name}: {value}" for name, value in COMMON_HEADERS.items()]
     block = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     if upgrade and isinstance(protocol, HijackableRequestHandler):
