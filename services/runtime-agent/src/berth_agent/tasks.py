@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -426,19 +427,27 @@ class TaskManager:
                 reply = {"ok": False, "error": "shim gone"}
             if not reply.get("ok"):
                 log.warning("shim delete of %s: %s; cleaning up here", task.id, reply.get("error"))
-                await self._runc("delete", "--force", task.id)
+                await self._force_delete(task)
             elif reply.get("state"):
                 task.state = dict(reply["state"])
             with anyio.move_on_after(5):
                 await conn.closed.wait()
         else:
-            await self._runc("delete", "--force", task.id)
+            await self._force_delete(task)
         self.stdin.forget(task.id)
         await anyio.to_thread.run_sync(remove_bundle, task.bundle)
         with contextlib.suppress(FileNotFoundError):
             self.paths.socket(task.id).unlink()
         if self.tasks.get(task.id) is task:
             del self.tasks[task.id]
+
+    async def _force_delete(self, task: Task) -> None:
+        """Without the shim's help: kill the container, and the shim if it still lingers."""
+        await self._runc("delete", "--force", task.id)
+        if self._shim_alive(task):
+            shim_pid = int((read_state(str(task.bundle)) or {}).get("shim_pid", 0))
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(shim_pid, signal.SIGKILL)
 
     async def purge(self, cid: str) -> None:
         await self.delete(cid)
