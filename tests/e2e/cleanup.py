@@ -28,21 +28,24 @@ def delete_containers(runc_root: Path) -> list[str]:
     return ids
 
 
-def _mentions(pid: int, needle: bytes) -> bool:
+def _mentions(pid: int, root: bytes) -> bool:
+    # The root itself or a path under it, never merely a longer name that starts the same way.
+    needles = (root + b"/", root + b"\0")
     for part in ("cmdline", "environ"):
         try:
             with open(f"/proc/{pid}/{part}", "rb") as f:
-                if needle in f.read():
-                    return True
+                data = f.read()
         except OSError:
             return False
+        if any(n in data for n in needles):
+            return True
     return False
 
 
 def kill_processes_of(root: Path) -> list[int]:
     """SIGKILL every process whose command line or environment names this temp root: services,
     the agent's zygote and shims (they inherit BERTH_EXEC_ROOT), nats-server (its store dir)."""
-    needle = str(root).encode()
+    needle = str(root).rstrip("/").encode()
     me = os.getpid()
     killed = []
     for entry in os.listdir("/proc"):
