@@ -324,3 +324,14 @@ def test_restart_backoff_survives_engine_restart(svc: Services) -> None:
     until(lambda: inspect(svc, cid).restart_count > count)
     svc.engine(ContainerRemove(ref=cid, force=True), Done)
     assert gone(svc, cid)()
+
+
+def test_autoremove_retried_when_lifecycle_was_away(svc: Services) -> None:
+    cid = create(svc, ["sleep", "1"], host_config=HostConfig(auto_remove=True))
+    svc.engine(ContainerStart(ref=cid), Done)
+    svc.stop("berth-lifecycle")
+    try:
+        until(exited(svc, cid))  # the exit is recorded; the removal cannot finish yet
+    finally:
+        svc.start("berth-lifecycle")
+    until(gone(svc, cid))

@@ -136,11 +136,23 @@ class ExitHandler:
     async def reconcile_once(self) -> None:
         by_node: dict[str, list[Record]] = defaultdict(list)
         for rec in self.core.store.all():
+            if rec.host_config.auto_remove and rec.state.status == "exited":
+                # An AutoRemove that failed (lifecycle or agent away): `docker run --rm` waits
+                # for the removal, so keep trying.
+                await self._retry_auto_remove(rec)
+                continue
             # Containers being removed are included: `rm -f` waits for their exit like stop.
             if rec.alive and rec.id not in self.core.starting:
                 by_node[rec.node].append(rec)
         for node, records in by_node.items():
             await self._reconcile_node(node, records)
+
+    async def _retry_auto_remove(self, rec: Record) -> None:
+        if rec.id in self.core.removing:
+            return
+        async with self.core.lock(rec.id):
+            if rec.state.status == "exited" and self.core.store.get(rec.id) is rec:
+                await self.auto_remove(rec)
 
     async def _reconcile_node(self, node: str, records: list[Record]) -> None:
         try:
