@@ -134,7 +134,10 @@ class Shim:
             if self.pending_delete is not None:
                 timeout = max(0.0, min(timeout, self.delete_deadline - now))
             for key, mask in self.sel.select(timeout):
-                self.dispatch(key, mask)
+                try:
+                    self.dispatch(key, mask)
+                except Exception as exc:  # noqa: BLE001 - a shim that dies orphans its container
+                    print(f"shim {self.id}: {exc!r}", file=sys.stderr, flush=True)
                 if self.done:
                     return
             self.check_exit_done()
@@ -435,7 +438,9 @@ class Shim:
 
     # --- output and exit ---------------------------------------------------------------------
     def on_pipe(self, fd: int) -> None:
-        stream = self.pipes[fd]
+        stream = self.pipes.get(fd)
+        if stream is None:  # closed earlier in this same batch of events
+            return
         try:
             data = os.read(fd, READ_SIZE)
         except BlockingIOError:
