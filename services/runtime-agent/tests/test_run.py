@@ -26,7 +26,7 @@ from berth_contracts.agent import (
 )
 from berth_contracts.base import Done
 from berth_contracts.codec import decode, encode
-from berth_contracts.errors import Conflict, InvalidParameter, NotFound
+from berth_contracts.errors import Conflict, InternalError, InvalidParameter, NotFound
 from berth_contracts.streams import StdinChunk, StdioChunk
 
 RFC3339NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
@@ -173,6 +173,19 @@ def test_create_errors(agent, rootfs: Path, nats_url: str) -> None:
                 err.value.message
                 == "unable to find user nobody2: no matching entries in passwd file"
             )
+
+            cid = new_id()
+            with pytest.raises(InternalError) as ierr:
+                await c.call(
+                    TaskCreate(
+                        container_id=cid,
+                        spec=spec("true"),
+                        rootfs=bind_root(rootfs / "nonexistent"),
+                    ),
+                    Done,
+                )
+            assert "mount" in ierr.value.message
+            assert not (agent.exec_root / "agent" / "tasks" / cid).exists()
 
             states = await c.call(TaskListAll(), TaskStates)
             assert states.tasks == []
