@@ -1,7 +1,7 @@
 """The aiohttp application: middlewares, common headers and the route table.
 
 Every route is registered twice, unversioned and under /v{version}, as moby does; the version
-middleware checks the prefix and stores the version the request speaks in request["api_version"].
+middleware checks the prefix and stores the version the request speaks in request[API_VERSION_KEY].
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from berth_gateway.headers import add_common_headers
 from berth_gateway.routes import containers, images, streams, system, unsupported
 from berth_gateway.routes.table import Route
 from berth_gateway.tracing import tracing_middleware
+from berth_gateway.versions import API_VERSION_KEY
 
 VERSION_PREFIX = "/v{version:[0-9][0-9.]*}"
 
 
 @web.middleware
 async def version_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request["api_version"] = versions.check(request.match_info.get("version"))
+    request[API_VERSION_KEY] = versions.check(request.match_info.get("version"))
     return await handler(request)
 
 

@@ -6,6 +6,8 @@ from aiohttp import web
 
 from berth_gateway.versions import API_VERSION, SERVER_HEADER
 
+PREPARED = web.RequestKey("berth.prepared_response", web.StreamResponse)
+
 COMMON_HEADERS: dict[str, str] = {
     "Api-Version": API_VERSION,
     "Docker-Experimental": "false",
@@ -18,3 +20,6 @@ async def add_common_headers(request: web.Request, response: web.StreamResponse)
     """on_response_prepare hook: runs for plain and streaming responses alike."""
     for name, value in COMMON_HEADERS.items():
         response.headers[name] = value
+    # Remember the response that went out: an error after this point cannot become a new
+    # response (see errors.py), only the end of this one.
+    request[PREPARED] = response

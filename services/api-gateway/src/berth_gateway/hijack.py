@@ -27,6 +27,8 @@ from aiohttp.web_server import Server
 from berth_gateway.headers import COMMON_HEADERS
 from berth_gateway.stdcopy import RAW_STREAM
 
+HIJACKED = web.RequestKey("berth.hijacked", bool)
+
 
 class StdinParser:
     """Receives the client's bytes after the upgrade (the set_parser protocol of aiohttp).
@@ -201,6 +203,7 @@ async def hijack(request: web.Request, content_type: str) -> Hijacked:
         if protocol.early_eof:
             stdin.feed_eof()
     conn = Hijacked(request, stdin)
+    request[HIJACKED] = True
     # transport.write sends at once when nothing is queued, so the block leaves in its own
     # send(); output written later cannot share its segment unless the client reads slowly.
     await conn.write(block)

@@ -14,7 +14,9 @@ TRACER_NAME = "berth-api-gateway"
 def route_template(request: web.Request) -> str:
     """The matched route without the optional /v{version} prefix, e.g. /containers/{id}/json."""
     info = request.match_info.route.resource
-    template = info.canonical if info is not None else request.path
+    if info is None:
+        return "(unmatched)"  # unknown paths would make one span name per path
+    template = info.canonical
     if template.startswith("/v{version"):
         template = template[template.index("}") + 1 :]
     return template

@@ -9,7 +9,11 @@ from __future__ import annotations
 import platform
 import sys
 
+from aiohttp import web
 from berth_contracts.errors import InvalidParameter
+
+# The version a request speaks (its /vX.Y prefix, else API_VERSION); set by app.py.
+API_VERSION_KEY = web.RequestKey("berth.api_version", str)
 
 API_VERSION = "1.44"
 MIN_API_VERSION = "1.24"

@@ -26,6 +26,7 @@ from berth_gateway.hijack import Hijacked, HijackedResponse, hijack
 from berth_gateway.logreplay import LogStreamError, log_replay
 from berth_gateway.params import qbool
 from berth_gateway.routes.table import Route
+from berth_gateway.versions import API_VERSION_KEY
 
 _FINISHED = ("exited", "dead")
 
@@ -57,7 +58,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
             latest = await be.call(ContainerResolve(ref=ref.id), ContainerRef)
         except NotFound:
             latest = msgspec.structs.replace(ref, status="exited")  # removed meanwhile
-        content_type = stdcopy.media_type(request["api_version"], ref.tty)
+        content_type = stdcopy.media_type(request[API_VERSION_KEY], ref.tty)
         conn = await hijack(request, content_type)
         with contextlib.suppress(ConnectionError):
             if logs:

@@ -14,6 +14,7 @@ from berth_gateway.backend import backend
 from berth_gateway.logreplay import LogStreamError, log_replay
 from berth_gateway.params import qbool, qtime
 from berth_gateway.routes.table import Route
+from berth_gateway.versions import API_VERSION_KEY
 
 
 def parse_tail(raw: str) -> int:
@@ -54,7 +55,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
     async with log_replay(backend(request), command) as (started, lines):
         response = web.StreamResponse(
             status=200,
-            headers={"Content-Type": stdcopy.media_type(request["api_version"], started.tty)},
+            headers={"Content-Type": stdcopy.media_type(request[API_VERSION_KEY], started.tty)},
         )
         response.enable_chunked_encoding()
         await response.prepare(request)
