@@ -89,3 +89,39 @@ def test_logs_filters_tail_follow(agent, rootfs: Path, nats_url: str) -> None:
             assert [ln.data for ln in lines] == [b"first\n", b"second\n"]
 
     anyio.run(main)
+
+
+def test_follow_stops_when_the_reader_is_gone(nats_url: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from berth_agent import logs
+    from berth_kit.nats_conn import connect
+
+    monkeypatch.setattr(logs, "LISTENER_PROBE_INTERVAL", 0.2)
+    path = tmp_path / "c-json.log"
+    path.write_text('{"log":"a\\n","stream":"stdout","time":"2024-01-01T00:00:00Z"}\n')
+
+    async def main() -> None:
+        nc = await connect(nats_url, "logs-test")
+        try:
+            inbox = nc.new_inbox()
+            got: list[LogBatch] = []
+
+            async def on_batch(msg: Msg) -> None:
+                got.append(decode(msg.data, LogBatch))
+
+            sub = await nc.subscribe(inbox, cb=on_batch)
+            cmd = TaskLogs(container_id="c", stream_subject=inbox, follow=True)
+
+            async def reader_leaves() -> None:
+                await anyio.sleep(1.0)  # several probes while the reader is there: still following
+                assert [ln.data for b in got for ln in b.lines] == [b"a\n"]
+                assert not any(b.end for b in got)
+                await sub.unsubscribe()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(reader_leaves)
+                with anyio.fail_after(10):  # the next probe meets "no responders": it returns
+                    await logs.stream_logs(nc, cmd, path, lambda: True)
+        finally:
+            await nc.close()
+
+    anyio.run(main)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,8 @@ from berth_contracts.agent import TaskLogs
 from berth_contracts.codec import encode
 from berth_contracts.streams import STDERR, STDOUT, LogBatch, LogLine
 from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 
 from berth_agent.timefmt import parse_rfc3339nano
 
@@ -21,6 +24,7 @@ log = logging.getLogger(__name__)
 
 BATCH_BYTES = 256 * 1024
 FOLLOW_POLL = 0.1
+LISTENER_PROBE_INTERVAL = 5.0  # while following an idle log: is the reader still there?
 _STREAMS = {"stdout": STDOUT, "stderr": STDERR}
 
 
@@ -66,6 +70,17 @@ class _Batcher:
         self.size += len(line.data) + 64
         if self.size >= BATCH_BYTES:
             await self.flush()
+
+    async def listener_present(self) -> bool:
+        """Whether someone still listens: an empty batch sent as a request meets "no responders"
+        once the subscriber is gone, and times out (nobody answers batches) while it is there."""
+        try:
+            await self.nc.request(self.subject, encode(LogBatch(lines=[])), timeout=0.5)
+        except NoRespondersError:
+            return False
+        except (NatsTimeoutError, TimeoutError):
+            return True
+        return True
 
     async def flush(self, end: bool = False, error: str = "") -> None:
         if not self.lines and not end:
@@ -116,7 +131,11 @@ async def stream_logs(nc: NATS, cmd: TaskLogs, path: Path, is_running: Callable[
                         await out.add(line)
             await out.flush()
             if cmd.follow:
-                await _follow(f, out, keep, is_running)
+                try:
+                    await _follow(f, out, keep, is_running)
+                except _ListenerGone:
+                    log.info("log follower of %s went away", cmd.container_id)
+                    return
         await out.flush(end=True)
     except Exception as exc:  # noqa: BLE001 - the reader must learn why its stream ended
         log.exception("log stream for %s failed", cmd.container_id)
@@ -128,6 +147,7 @@ async def _follow(
     f: BinaryIO, out: _Batcher, keep: Callable[[LogLine], bool], is_running: Callable[[], bool]
 ) -> None:
     pending = b""
+    idle_since = time.monotonic()
     while True:
         running = is_running()  # sampled before reading, so the last read sees every record
         chunk = f.read(BATCH_BYTES)
@@ -142,4 +162,12 @@ async def _follow(
             continue
         if not running:
             return
+        if time.monotonic() - idle_since > LISTENER_PROBE_INTERVAL:
+            idle_since = time.monotonic()
+            if not await out.listener_present():
+                raise _ListenerGone
         await anyio.sleep(FOLLOW_POLL)
+
+
+class _ListenerGone(Exception):
+    """Nobody subscribes to the stream subject any more (the client went away)."""
