@@ -23,9 +23,11 @@ from berth_contracts.engine import (
     ContainerList,
     ContainerListing,
     ContainerLogs,
+    ContainerPrune,
     ContainerRef,
     ContainerRemove,
     ContainerResolve,
+    ContainersPruned,
     ContainerStart,
     ContainerStop,
     EngineInfo,
@@ -248,3 +250,15 @@ def test_ancestor_filter_resolves_image_names(svc: Services) -> None:
     none = svc.engine(ContainerList(all=True, filters={"ancestor": ["nothere"]}), ContainerListing)
     assert none.items == []
     svc.engine(ContainerRemove(ref=cid), Done)
+
+
+def test_prune_removes_stopped_containers_the_filters_select(svc: Services) -> None:
+    keep = create(svc, "keepme", labels={"keep": "1"})
+    drop = create(svc, "dropme")
+    pruned = svc.engine(ContainerPrune(filters={"label!": ["keep"]}), ContainersPruned)
+    assert drop in pruned.containers_deleted and keep not in pruned.containers_deleted
+    with pytest.raises(NotFound):
+        inspect(svc, drop)
+    with pytest.raises(InvalidParameter):
+        svc.engine(ContainerPrune(filters={"bogus": ["1"]}), ContainersPruned)
+    svc.engine(ContainerRemove(ref=keep), Done)

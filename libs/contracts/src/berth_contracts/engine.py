@@ -124,6 +124,18 @@ class ContainerResize(Command, frozen=True):
     width: int
 
 
+class ContainerPrune(Command, frozen=True):
+    """POST /containers/prune: remove every stopped container the filters select
+    (`until`: unix time, RFC3339 or Go duration; `label` / `label!`: `k` or `k=v`)."""
+
+    filters: Filters = msgspec.field(default_factory=dict)
+
+
+class ContainersPruned(Reply, frozen=True):
+    containers_deleted: list[str]  # ids
+    space_reclaimed: int = 0
+
+
 # --- images --------------------------------------------------------------------------------------
 
 
@@ -217,6 +229,7 @@ EngineRequest = (
     | ContainerResolve
     | ContainerLogs
     | ContainerResize
+    | ContainerPrune
     | ImageList
     | ImageGet
     | ImageRemove

@@ -18,6 +18,7 @@ from berth_engine.exits import ExitHandler
 from berth_engine.handlers import Services, register
 from berth_engine.images import ImageService
 from berth_engine.info import InfoService
+from berth_engine.pruning import PruneService
 from berth_engine.queries import QueryService
 from berth_engine.restarts import Restarter
 from berth_engine.starting import StartService
@@ -50,6 +51,7 @@ async def engine_main(ctx: ServiceContext) -> None:
         query=QueryService(core),
         images=ImageService(core),
         info=InfoService(core),
+        prune=PruneService(core),
     )
     register(server, services, Pong(service=SERVICE_NAME, pid=os.getpid(), node=ctx.node))
 

@@ -11,6 +11,7 @@ from berth_kit.rpc import RpcServer
 from berth_engine.creating import CreateService
 from berth_engine.images import ImageService
 from berth_engine.info import InfoService
+from berth_engine.pruning import PruneService
 from berth_engine.queries import QueryService
 from berth_engine.starting import StartService
 from berth_engine.stopping import StopService
@@ -24,6 +25,7 @@ class Services:
     query: QueryService
     images: ImageService
     info: InfoService
+    prune: PruneService
 
 
 def register(server: RpcServer, s: Services, pong: Pong) -> None:
@@ -37,6 +39,7 @@ def register(server: RpcServer, s: Services, pong: Pong) -> None:
     server.handle(e.ContainerList, s.query.list)
     server.handle(e.ContainerResolve, s.query.resolve)
     server.handle(e.ContainerLogs, s.query.logs)
+    server.handle(e.ContainerPrune, s.prune.prune)
     server.handle(e.ImageList, s.images.list)
     server.handle(e.ImageGet, s.images.get)
     server.handle(e.ImageRemove, s.images.remove)
