@@ -272,6 +272,31 @@ def test_attach_before_start_then_stdin_with_half_close(berth: Berth) -> None:
     berth.http("DELETE", f"/containers/{cid}")
 
 
+def test_half_close_keeps_stdin_open_without_stdin_once(berth: Berth) -> None:
+    cid = _create(berth, Cmd=["cat"], OpenStdin=True, StdinOnce=False, AttachStdin=True)
+    status, _, _ = berth.http("POST", f"/v1.44/containers/{cid}/start")
+    assert status == 204
+    with berth.connect() as sock:
+        sock.sendall(
+            f"POST /v1.44/containers/{cid}/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\n"
+            "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode()
+        )
+        _, rest = _read_head(sock)
+        sock.sendall(b"abc\n")
+        sock.shutdown(socket.SHUT_WR)
+        body = rest
+        while len(body) < 12:  # one frame: 8-byte header + b"abc\n"
+            body += sock.recv(4096)
+        assert parse_frames(body) == [(1, b"abc\n")]
+        # cat still runs: this client's EOF did not close the container's stdin.
+        status, _, inspect = berth.http("GET", f"/v1.44/containers/{cid}/json")
+        assert json.loads(inspect)["State"]["Running"] is True
+        status, _, _ = berth.http("POST", f"/v1.44/containers/{cid}/kill")
+        assert status == 204
+        assert _read_all(sock) == b""  # the stream ends when the container does
+    berth.http("DELETE", f"/containers/{cid}?force=1")
+
+
 def test_tty_attach_is_raw_and_resize_reaches_the_terminal(berth: Berth) -> None:
     cid = _create(
         berth,

@@ -66,7 +66,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
             if stream and latest.status not in _FINISHED:
                 async with anyio.create_task_group() as tg:
                     if with_stdin and conn.stdin is not None:
-                        tg.start_soon(_pump_stdin, be, conn, ref.id, latest.status, events)
+                        tg.start_soon(_pump_stdin, be, conn, latest, events)
                     await _relay_output(sub, conn, ref.tty, streams)
                     tg.cancel_scope.cancel()  # output ended: stdin has nowhere to go
         conn.close()
@@ -111,21 +111,24 @@ async def _until_started(events: Subscription) -> bool:
 
 
 async def _pump_stdin(
-    be: Backend, conn: Hijacked, cid: str, status: str, events: Subscription
+    be: Backend, conn: Hijacked, ref: ContainerRef, events: Subscription
 ) -> None:
-    """Client bytes become StdinChunks; the client's half-close becomes eof.
+    """Client bytes become StdinChunks; the client's half-close becomes eof if StdinOnce.
 
     The CLI attaches, and starts sending input, before it starts the container; input is held
     here (reading from the client pauses when much is waiting) until the container runs, so
-    nothing is published before the runtime has somewhere to put it.
+    nothing is published before the runtime has somewhere to put it. As in moby, the end of one
+    client's input closes the container's stdin only for StdinOnce containers: another client
+    may attach to the others later.
     """
     assert conn.stdin is not None
-    if status == "created" and not await _until_started(events):
+    if ref.status == "created" and not await _until_started(events):
         return
-    subject = subjects.stdio_in(cid)
+    subject = subjects.stdio_in(ref.id)
     while (data := await conn.stdin.read()) is not None:
         await be.nc.publish(subject, encode(StdinChunk(data=data)))
-    await be.nc.publish(subject, encode(StdinChunk(data=b"", eof=True)))
+    if ref.stdin_once:
+        await be.nc.publish(subject, encode(StdinChunk(data=b"", eof=True)))
     await be.nc.flush(timeout=10)
 
 
