@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import Literal
 
+import nats.errors
 from aiohttp import web
 from berth_contracts import subjects
 from berth_contracts.codec import decode
@@ -62,6 +63,26 @@ async def wait_for(sub: Subscription, condition: Condition, exit_code: int) -> i
     return exit_code
 
 
+async def _queued_exit_code(sub: Subscription, exit_code: int) -> int:
+    """The exit code of a `die` already delivered to the subscription, if there is one.
+
+    The engine publishes die/destroy before it answers a resolve with "No such container", on
+    the same connection, so those events are queued here by the time the answer arrived.
+    """
+    while sub.pending_msgs:
+        try:
+            msg = await sub.next_msg(timeout=1)
+        except nats.errors.TimeoutError:
+            break
+        try:
+            event = decode(msg.data, Event)
+        except Exception:  # noqa: BLE001 - not an event: skip it
+            continue
+        if event.Action == "die":
+            exit_code = exit_code_of(event, exit_code)
+    return exit_code
+
+
 async def wait(request: web.Request) -> web.StreamResponse:
     condition = parse_condition(request.query.get("condition", ""))
     be = backend(request)
@@ -76,7 +97,7 @@ async def wait(request: web.Request) -> web.StreamResponse:
         response.enable_chunked_encoding()
         await response.prepare(request)
         if gone:
-            code = latest.exit_code
+            code = await _queued_exit_code(sub, latest.exit_code)
         elif condition == "not-running" and latest.status not in _RUNNING:
             code = latest.exit_code
         elif condition == "next-exit" and ref.status in _RUNNING and latest.status not in _RUNNING:
