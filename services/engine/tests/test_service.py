@@ -26,6 +26,7 @@ from berth_contracts.engine import (
     ContainerPrune,
     ContainerRef,
     ContainerRemove,
+    ContainerRename,
     ContainerResolve,
     ContainersPruned,
     ContainerStart,
@@ -262,3 +263,24 @@ def test_prune_removes_stopped_containers_the_filters_select(svc: Services) -> N
     with pytest.raises(InvalidParameter):
         svc.engine(ContainerPrune(filters={"bogus": ["1"]}), ContainersPruned)
     svc.engine(ContainerRemove(ref=keep), Done)
+
+
+def test_rename(svc: Services) -> None:
+    cid = create(svc, "oldname")
+    other = create(svc, "other")
+    raw = collect(svc.nats_url, subjects.docker_events("container", cid),
+                  lambda: svc.engine(ContainerRename(ref="oldname", name="newname"), Done))  # fmt: skip
+    ev = decode(raw[0], Event)
+    assert (ev.Action, ev.Actor.Attributes["oldName"], ev.Actor.Attributes["name"]) == (
+        "rename", "/oldname", "newname")  # fmt: skip
+    assert inspect(svc, "newname").id == cid
+    with pytest.raises(NotFound):
+        inspect(svc, "oldname")
+    with pytest.raises(Conflict):
+        svc.engine(ContainerRename(ref=cid, name="other"), Done)
+    with pytest.raises(InvalidParameter):
+        svc.engine(ContainerRename(ref=cid, name="newname"), Done)
+    with pytest.raises(InvalidParameter):
+        svc.engine(ContainerRename(ref=cid, name="bad name"), Done)
+    svc.engine(ContainerRemove(ref=cid), Done)
+    svc.engine(ContainerRemove(ref=other), Done)

@@ -101,3 +101,18 @@ async def test_delete_frees_name_and_survives_reopen(
     await store.save(rec)
     store.close()
     assert RecordStore(db).all() == []
+
+
+async def test_rename(tmp_path: Path, make_record: Callable[..., Record]) -> None:
+    db = tmp_path / "e.db"
+    store = RecordStore(db)
+    a, b = make_record("a1"), make_record("b1")
+    await store.insert(a)
+    await store.insert(b)
+    await store.rename(a, "renamed")
+    assert store.lookup("renamed") is a and not store.name_taken("a1")
+    with pytest.raises(Conflict):
+        await store.rename(a, "b1")
+    assert a.name == "renamed"
+    store.close()
+    assert RecordStore(db).lookup("renamed").id == a.id

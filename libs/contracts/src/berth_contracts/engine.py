@@ -124,6 +124,13 @@ class ContainerResize(Command, frozen=True):
     width: int
 
 
+class ContainerRename(Command, frozen=True):
+    """POST /containers/{id}/rename?name=: Done; publishes a `rename` event (oldName)."""
+
+    ref: str
+    name: str
+
+
 class ContainerPrune(Command, frozen=True):
     """POST /containers/prune: remove every stopped container the filters select
     (`until`: unix time, RFC3339 or Go duration; `label` / `label!`: `k` or `k=v`)."""
@@ -230,6 +237,7 @@ EngineRequest = (
     | ContainerLogs
     | ContainerResize
     | ContainerPrune
+    | ContainerRename
     | ImageList
     | ImageGet
     | ImageRemove

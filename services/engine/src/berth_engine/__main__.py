@@ -20,6 +20,7 @@ from berth_engine.images import ImageService
 from berth_engine.info import InfoService
 from berth_engine.pruning import PruneService
 from berth_engine.queries import QueryService
+from berth_engine.renaming import RenameService
 from berth_engine.restarts import Restarter
 from berth_engine.starting import StartService
 from berth_engine.stopping import StopService
@@ -52,6 +53,7 @@ async def engine_main(ctx: ServiceContext) -> None:
         images=ImageService(core),
         info=InfoService(core),
         prune=PruneService(core),
+        rename=RenameService(core),
     )
     register(server, services, Pong(service=SERVICE_NAME, pid=os.getpid(), node=ctx.node))
 

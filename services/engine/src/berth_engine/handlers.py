@@ -13,6 +13,7 @@ from berth_engine.images import ImageService
 from berth_engine.info import InfoService
 from berth_engine.pruning import PruneService
 from berth_engine.queries import QueryService
+from berth_engine.renaming import RenameService
 from berth_engine.starting import StartService
 from berth_engine.stopping import StopService
 
@@ -26,6 +27,7 @@ class Services:
     images: ImageService
     info: InfoService
     prune: PruneService
+    rename: RenameService
 
 
 def register(server: RpcServer, s: Services, pong: Pong) -> None:
@@ -40,6 +42,7 @@ def register(server: RpcServer, s: Services, pong: Pong) -> None:
     server.handle(e.ContainerResolve, s.query.resolve)
     server.handle(e.ContainerLogs, s.query.logs)
     server.handle(e.ContainerPrune, s.prune.prune)
+    server.handle(e.ContainerRename, s.rename.rename)
     server.handle(e.ImageList, s.images.list)
     server.handle(e.ImageGet, s.images.get)
     server.handle(e.ImageRemove, s.images.remove)

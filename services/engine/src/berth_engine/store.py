@@ -120,6 +120,23 @@ class RecordStore:
             blob = encode_record(rec)
             await anyio.to_thread.run_sync(self._update_sync, rec, blob)
 
+    async def rename(self, rec: Record, new_name: str) -> None:
+        """Give rec a new name (the caller validated it); Conflict if someone has it."""
+        owner = self._by_name.get(new_name) or self._reserved.get(new_name)
+        if owner is not None and owner != rec.id:
+            raise name_conflict(new_name, owner)
+        old_name = rec.name
+        async with self._write_lock:
+            rec.name = new_name
+            blob = encode_record(rec)
+            try:
+                await anyio.to_thread.run_sync(self._rename_sync, rec, blob)
+            except BaseException:
+                rec.name = old_name
+                raise
+        self._by_name.pop(old_name, None)
+        self._by_name[new_name] = rec.id
+
     async def delete(self, container_id: str) -> None:
         async with self._write_lock:
             await anyio.to_thread.run_sync(self._delete_sync, container_id)
@@ -140,6 +157,12 @@ class RecordStore:
             self._db.execute(
                 "UPDATE containers SET status = ?, record = ? WHERE id = ?",
                 (rec.state.status, blob, rec.id),
+            )
+
+    def _rename_sync(self, rec: Record, blob: bytes) -> None:
+        with self._db_lock:
+            self._db.execute(
+                "UPDATE containers SET name = ?, record = ? WHERE id = ?", (rec.name, blob, rec.id)
             )
 
     def _delete_sync(self, container_id: str) -> None:
