@@ -15,11 +15,13 @@ from berth_contracts import subjects
 from berth_contracts.codec import decode
 from berth_contracts.docker import Event
 
+from berth_gateway import versions
 from berth_gateway.backend import backend
 from berth_gateway.eventfilter import matches
 from berth_gateway.params import qfilters, qtime
 from berth_gateway.responses import JSON, json_line
 from berth_gateway.routes.table import Route
+from berth_gateway.versions import API_VERSION_KEY
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -27,6 +29,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     since = qtime(request, "since")
     until = qtime(request, "until")
     be = backend(request)
+    hide_image_create = not versions.at_least(request[API_VERSION_KEY], "1.46")
     response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
     response.enable_chunked_encoding()
     remaining = None if until == 0.0 else until - time.time()
@@ -45,6 +48,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                         continue
                     if since and event.time and event.time < since:
                         continue
+                    if hide_image_create and event.Type == "image" and event.Action == "create":
+                        continue  # moby shows image `create` events from API 1.46 on
                     if matches(event, filters):
                         await response.write(json_line(event))
             await response.write_eof()
