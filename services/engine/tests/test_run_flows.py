@@ -75,12 +75,13 @@ def inspect(svc: Services, ref: str) -> ContainerInspect:
     return svc.engine(ContainerGet(ref=ref), ContainerDetail).container
 
 
-def until(check: Callable[[], bool], within: float = 20.0) -> None:
+def until(check: Callable[[], bool], within: float = 20.0) -> bool:
     end = time.monotonic() + within
     while not check():
         if time.monotonic() > end:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+    return True
 
 
 def exited(svc: Services, cid: str) -> Callable[[], bool]:

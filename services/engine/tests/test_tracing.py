@@ -34,7 +34,7 @@ def test_container_span_joins_the_create_trace(make_record: Callable[..., Record
         span = spans[name]
         assert span.context.trace_id == created.trace_id
         assert span.parent is not None and span.parent.span_id == created.span_id
-        assert span.attributes["container.id"] == rec.id
+        assert span.attributes is not None and span.attributes["container.id"] == rec.id
     start_links = spans["container start"].links
     assert [link.context.span_id for link in start_links] == [request.get_span_context().span_id]
     assert spans["container exit"].links == ()

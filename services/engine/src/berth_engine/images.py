@@ -106,7 +106,7 @@ class ImageService:
             counts[rec.image_id] = counts.get(rec.image_id, 0) + 1
         return counts
 
-    async def list(self, cmd: ImageList) -> ImageListing:
+    async def list_images(self, cmd: ImageList) -> ImageListing:
         for key in cmd.filters:
             if key not in IMAGE_FILTERS:
                 raise InvalidParameter(f"invalid filter '{key}'")

@@ -40,7 +40,7 @@ class QueryService:
     async def get(self, cmd: ContainerGet) -> ContainerDetail:
         return ContainerDetail(container=views.inspect(self.store.lookup(cmd.ref)))
 
-    async def list(self, cmd: ContainerList) -> ContainerListing:
+    async def list_containers(self, cmd: ContainerList) -> ContainerListing:
         ancestors = await self._ancestor_ids(cmd.filters.get("ancestor", []))
         records = listing.select(
             self.store.all(),
