@@ -7,8 +7,6 @@ the 101 (or during a logs=1 replay) is already queued for this client.
 
 from __future__ import annotations
 
-import contextlib
-
 import anyio
 import msgspec
 from aiohttp import web
@@ -60,7 +58,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
             latest = msgspec.structs.replace(ref, status="exited")  # removed meanwhile
         content_type = stdcopy.media_type(request[API_VERSION_KEY], ref.tty)
         conn = await hijack(request, content_type)
-        with contextlib.suppress(ConnectionError):
+        try:
             if logs:
                 await _replay_logs(be, conn, ref, streams)
             if stream and latest.status not in _FINISHED:
@@ -69,7 +67,10 @@ async def attach(request: web.Request) -> web.StreamResponse:
                         tg.start_soon(_pump_stdin, be, conn, latest, events)
                     await _relay_output(sub, conn, ref.tty, streams)
                     tg.cancel_scope.cancel()  # output ended: stdin has nowhere to go
-        conn.close()
+        except* ConnectionError:
+            pass  # the client went away: nothing left to deliver
+        finally:
+            conn.close()
     return HijackedResponse()
 
 
