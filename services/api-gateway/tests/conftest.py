@@ -126,8 +126,8 @@ def gateway_factory(nats_url: str) -> Any:
     """run_gateway bound to the session's NATS: `with gateway_factory(env) as gw: ...`."""
 
     def factory(
-        extra_env: dict[str, str] | None = None,
+        extra_env: dict[str, str] | None = None, nats: str | None = None
     ) -> contextlib.AbstractContextManager[Gateway]:
-        return run_gateway(nats_url, extra_env)
+        return run_gateway(nats or nats_url, extra_env)
 
     return factory
