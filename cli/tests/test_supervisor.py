@@ -189,3 +189,35 @@ def test_nats_port_in_use_fails_fast(roots: Any, fake_env: dict[str, str]) -> No
         assert res.returncode == 1
         assert time.monotonic() - t0 < 15
         assert f"port {port} is in use" in res.stderr
+
+
+def test_two_berths_on_one_external_nats(roots: Any, fake_env: dict[str, str], tmp_path: Any) -> None:
+    """--nats-url: no embedded server; each berth's status counts only its own services' Pongs."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from berth_kit.testing import nats_server
+
+    other_base = Path(tempfile.mkdtemp(prefix="b-", dir="/tmp"))
+    other_exec, other_data = other_base / "x", other_base / "d"
+    with nats_server() as url:
+        try:
+            for exec_root, data_root in ((roots.exec_root, roots.data_root), (other_exec, other_data)):
+                res = roots.berth(
+                    "up", "-d", "--exec-root", str(exec_root), "--data-root", str(data_root),
+                    "--nats-url", url, "--ready-timeout", "30", env=fake_env, timeout=60,
+                )
+                assert res.returncode == 0, res.stderr
+            a = wait_for(lambda: (r := status(roots, fake_env))["healthy"] and r, 30, "first healthy")
+            res = roots.berth("status", "--json", "--exec-root", str(other_exec), env=fake_env, timeout=30)
+            b = json.loads(res.stdout)
+            assert b["healthy"], b
+            assert a["nats"] == {"url": url, "embedded": False, "reachable": True}
+            for report in (a, b):
+                for s in report["services"]:
+                    assert s["answered_pid"] == s["pid"]
+            assert {s["pid"] for s in a["services"]}.isdisjoint(s["pid"] for s in b["services"])
+        finally:
+            roots.berth("down", "--exec-root", str(other_exec), env=fake_env, timeout=60)
+            shutil.rmtree(other_base, ignore_errors=True)

@@ -11,6 +11,7 @@ from berth_contracts import subjects
 from berth_contracts.base import Ping, Pong
 from berth_contracts.codec import decode_as, encode
 from berth_contracts.errors import ErrorReply
+from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 
 from berth_cli import apiprobe, natsd, procs
@@ -20,9 +21,14 @@ PING_TIMEOUT = 2.0
 CONNECT_TIMEOUT = 2.0
 
 
-async def ping_services(url: str, names: list[str]) -> tuple[bool, dict[str, int | None]]:
-    """(nats reachable, {service: pid in its Pong, or None when it does not answer})."""
-    answers: dict[str, int | None] = dict.fromkeys(names)
+async def ping_services(url: str, expected: dict[str, int]) -> tuple[bool, dict[str, list[int]]]:
+    """Ping every service; (nats reachable, {service: pids that answered with a Pong}).
+
+    All Pongs are gathered, not just the first: on a NATS shared with other berths (--nats-url)
+    several processes answer on one health subject, and only the one with our pid counts.
+    Stops early once every expected pid has answered.
+    """
+    answers: dict[str, list[int]] = {name: [] for name in expected}
     try:
         with anyio.fail_after(CONNECT_TIMEOUT + 1):
             nc = await nats.connect(
@@ -35,26 +41,40 @@ async def ping_services(url: str, names: list[str]) -> tuple[bool, dict[str, int
     except (OSError, TimeoutError, NatsError):
         return False, answers
 
-    async def one(name: str) -> None:
+    by_subject = {subjects.health(name): name for name in expected}
+    inbox = nc.new_inbox()
+    pending = {name for name, pid in expected.items() if pid}
+    all_in = anyio.Event()
+
+    async def on_reply(msg: Msg) -> None:
         try:
-            msg = await nc.request(subjects.health(name), encode(Ping()), timeout=PING_TIMEOUT)
             reply = decode_as(msg.data, Pong | ErrorReply)
-        except Exception:  # noqa: BLE001 - no answer, or a garbled one: not healthy
+        except Exception:  # noqa: BLE001 - a garbled answer is no answer
             return
-        if isinstance(reply, Pong):
-            answers[name] = reply.pid
+        if isinstance(reply, Pong) and reply.service in answers:
+            answers[reply.service].append(reply.pid)
+            if reply.pid == expected[reply.service]:
+                pending.discard(reply.service)
+                if not pending:
+                    all_in.set()
 
     try:
-        async with anyio.create_task_group() as tg:
-            for name in names:
-                tg.start_soon(one, name)
+        await nc.subscribe(inbox, cb=on_reply)
+        for subject in by_subject:
+            await nc.publish(subject, encode(Ping()), reply=inbox)
+        await nc.flush(timeout=int(CONNECT_TIMEOUT))
+        if pending:
+            with anyio.move_on_after(PING_TIMEOUT):
+                await all_in.wait()
+    except (OSError, TimeoutError, NatsError):
+        return False, answers
     finally:
         with anyio.move_on_after(2):
             await nc.close()
     return True, answers
 
 
-def _child(c: ChildState, pong_pid: int | None = None, with_health: bool = True) -> dict[str, Any]:
+def _child(c: ChildState, answered: list[int] | None = None, with_health: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": c.name,
         "pid": c.pid or None,
@@ -66,14 +86,16 @@ def _child(c: ChildState, pong_pid: int | None = None, with_health: bool = True)
     if c.module:
         out["module"] = c.module
     if with_health:
-        out["healthy"] = pong_pid is not None and out["alive"]
-        out["answered_pid"] = pong_pid
+        answered = answered or []
+        out["healthy"] = bool(out["alive"] and c.pid in answered)
+        # The pid that answered: ours if it did, else whoever else answers on that subject.
+        out["answered_pid"] = c.pid if c.pid in answered else (answered[0] if answered else None)
     return out
 
 
 async def collect(state: BerthState) -> dict[str, Any]:
-    names = [s.name for s in state.services]
-    nats_ok, pongs = await ping_services(state.nats.url, names)
+    expected = {s.name: s.pid for s in state.services}
+    nats_ok, pongs = await ping_services(state.nats.url, expected)
     api_ok = await anyio.to_thread.run_sync(apiprobe.ping, state.docker_host, 2.0)
     nats_info: dict[str, Any] = {
         "url": state.nats.url,
