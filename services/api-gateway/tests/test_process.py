@@ -13,6 +13,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -199,3 +200,13 @@ def test_tcp_listener_and_clean_shutdown(gateway_factory: Any) -> None:
         gw.proc.send_signal(signal.SIGTERM)
         assert gw.proc.wait(timeout=15) == 0
     assert not os.path.exists(socket_path)  # the socket goes away with the daemon
+
+
+def test_long_query_strings_and_headers(gateway: Gateway) -> None:
+    labels = {f"com.example.label-{i}=value-{i}": True for i in range(600)}
+    query = urllib.parse.urlencode({"filters": json.dumps({"label": labels})})
+    assert len(query) > 20000
+    response, body = gateway.request(
+        "GET", f"/v1.44/version?{query}", headers={"X-Registry-Auth": "e30" * 5000}
+    )
+    assert response.status == 200, body

@@ -23,6 +23,7 @@ SERVICE_NAME = "berth-api-gateway"
 SOCKET_MODE = 0o660
 # Streams (events, wait, logs -f, attach) can last forever; on shutdown they get this long.
 SHUTDOWN_TIMEOUT = 2.0
+MAX_HEADER_BYTES = 256 * 1024
 
 
 class GatewayRunner(web.AppRunner):
@@ -68,7 +69,14 @@ async def serve(ctx: ServiceContext) -> None:
     # handler_cancellation: a client that hangs up (docker run -d drops its /wait) cancels its
     # handler, which is how long waits and streams end and release their subscriptions.
     runner = GatewayRunner(
-        app, handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
+        app,
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        # Long query strings (filters with many labels) and registry auth headers exceed
+        # aiohttp's 8 KiB defaults; Go's server allows 1 MiB of headers.
+        max_line_size=MAX_HEADER_BYTES,
+        max_field_size=MAX_HEADER_BYTES,
     )
     await runner.setup()
     hosts = configured_hosts()
