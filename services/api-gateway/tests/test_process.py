@@ -72,6 +72,9 @@ def test_ping(gateway: Gateway, method: str) -> None:
     response, body = gateway.request(method, "/_ping")
     assert response.status == 200
     assert body == (b"OK" if method == "GET" else b"")
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    if method == "HEAD":
+        assert response.headers["Content-Length"] == "0"
     headers = response.headers
     assert headers["Api-Version"] == "1.44"
     assert headers["Ostype"] == "linux"

@@ -27,6 +27,8 @@ async def ping(request: web.Request) -> web.Response:
     body = b"" if request.method == "HEAD" else b"OK"
     response = web.Response(body=body, headers=_PING_HEADERS)
     response.headers["Content-Type"] = "text/plain; charset=utf-8"
+    if request.method == "HEAD":
+        response.headers["Content-Length"] = "0"
     return response
 
 
