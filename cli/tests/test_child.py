@@ -119,3 +119,21 @@ def test_missing_executable_is_retried_not_fatal(monkeypatch: pytest.MonkeyPatch
 
     anyio.run(main)
     assert state.state == "stopped"
+
+
+def test_cancelled_supervision_still_stops_the_process() -> None:
+    """If the supervisor itself fails, its children are stopped, not left running untracked."""
+    state = ChildState(name="orphan-candidate")
+    pids: list[int] = []
+
+    async def main() -> None:
+        c = Child(state, [PY, "-c", "import time; time.sleep(60)"], dict(os.environ), lambda: None)
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(c.run)
+                await poll(lambda: state.state == "running", 20)
+                pids.append(state.pid)
+                tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert pids and not procs.alive(pids[0])

@@ -106,11 +106,27 @@ class Child:
             return
         self._set(state="running", pid=proc.pid, start_ticks=start_ticks(proc.pid))
         log.info("%s started (pid %d)", self.name, proc.pid)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._stop_when_asked, proc)
-            status = await proc.wait()
-            tg.cancel_scope.cancel()
-        self.state.last_exit = status
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._stop_when_asked, proc)
+                status = await proc.wait()
+                tg.cancel_scope.cancel()
+            self.state.last_exit = status
+        finally:
+            if proc.returncode is None:
+                # Cancelled from outside (the supervisor is failing): never leave a child running
+                # unsupervised and untracked; stop it the normal way, shielded from the cancel.
+                with anyio.CancelScope(shield=True):
+                    await self._terminate(proc)
+
+    async def _terminate(self, proc: Process) -> None:
+        _signal(proc, signal.SIGTERM)
+        with anyio.move_on_after(self._stop_grace):
+            await proc.wait()
+            return
+        _signal(proc, signal.SIGKILL)
+        with anyio.move_on_after(5):
+            await proc.wait()
 
     async def _stop_when_asked(self, proc: Process) -> None:
         await self._stopping.wait()

@@ -177,7 +177,10 @@ class Supervisor:
             if await anyio.to_thread.run_sync(apiprobe.ping, host, 1.0):
                 log.info("API answers on %s", host)
                 if not self.cfg.daemonized:
-                    print(f"berth is up. To use it:\n  export DOCKER_HOST={host}", flush=True)
+                    try:
+                        print(f"berth is up. To use it:\n  export DOCKER_HOST={host}", flush=True)
+                    except OSError:  # stdout closed (`berth up | head`): not worth dying for
+                        pass
                 return
             await anyio.sleep(0.25)
 
