@@ -213,7 +213,7 @@ def test_two_berths_on_one_external_nats(roots: Any, fake_env: dict[str, str], t
             res = roots.berth("status", "--json", "--exec-root", str(other_exec), env=fake_env, timeout=30)
             b = json.loads(res.stdout)
             assert b["healthy"], b
-            assert a["nats"] == {"url": url, "embedded": False, "reachable": True}
+            assert a["nats"] == {"url": url, "embedded": False, "reachable": True, "health": "healthy"}
             for report in (a, b):
                 for s in report["services"]:
                     assert s["answered_pid"] == s["pid"]

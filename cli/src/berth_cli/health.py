@@ -90,6 +90,7 @@ def _child(c: ChildState, answered: list[int] | None = None, with_health: bool =
         out["healthy"] = bool(out["alive"] and c.pid in answered)
         # The pid that answered: ours if it did, else whoever else answers on that subject.
         out["answered_pid"] = c.pid if c.pid in answered else (answered[0] if answered else None)
+        out["health"] = "healthy" if out["healthy"] else "unhealthy"
     return out
 
 
@@ -102,6 +103,7 @@ async def collect(state: BerthState) -> dict[str, Any]:
         "embedded": state.nats.embedded,
         "reachable": nats_ok and await anyio.to_thread.run_sync(natsd.reachable, state.nats.url),
     }
+    nats_info["health"] = "healthy" if nats_info["reachable"] else "unhealthy"
     if state.nats.process is not None:
         nats_info.update(
             {k: v for k, v in _child(state.nats.process, with_health=False).items() if k != "name"}
