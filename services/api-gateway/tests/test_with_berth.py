@@ -418,3 +418,68 @@ def _dechunk_partial(body: bytes) -> bytes:
         out += rest[:size]
         body = rest[size + 2 :]
     return out
+
+
+def _busybox_rootfs_tar() -> bytes:
+    from berth_lifecycle import testimages
+
+    return testimages.busybox_rootfs_tar()
+
+
+def test_import_streams_a_chunked_body_and_relays_progress(berth: Berth) -> None:
+    rootfs = _busybox_rootfs_tar()
+    query = urllib.parse.urlencode(
+        [
+            ("fromSrc", "-"),
+            ("repo", "gwtest/imported"),
+            ("tag", "v2"),
+            ("message", "from the gateway test"),
+            ("changes", 'CMD ["echo", "imported"]'),
+            ("changes", "ENV GW=1"),
+        ]
+    )
+    with berth.connect() as sock:
+        head = (
+            f"POST /v1.44/images/create?{query} HTTP/1.1\r\nHost: docker\r\n"
+            "Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        for start in range(0, len(rootfs), 100_000):
+            piece = rootfs[start : start + 100_000]
+            sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        sock.sendall(b"0\r\n\r\n")
+        status, headers, body = _parse_response(_read_all(sock))
+    assert status == 200, body
+    assert headers["content-type"] == "application/json"
+    assert headers["transfer-encoding"] == "chunked"
+    image_id = json.loads(body.splitlines()[-1])["status"]
+    assert image_id.startswith("sha256:")
+    out = berth.docker_ok(
+        "inspect", "--format", "{{.Id}} {{json .Config.Cmd}} {{.Comment}}", "gwtest/imported:v2"
+    )
+    assert out.strip() == f'{image_id} ["echo","imported"] from the gateway test'
+    assert berth.docker_ok("run", "--rm", "gwtest/imported:v2") == "imported\n"
+    berth.docker_ok("rmi", "gwtest/imported:v2")
+
+
+def test_load_of_a_broken_archive_is_an_error_clients_see(berth: Berth) -> None:
+    with berth.connect() as sock:
+        payload = b"this is not a tar archive" * 100
+        sock.sendall(
+            b"POST /v1.44/images/load?quiet=1 HTTP/1.1\r\nHost: docker\r\n"
+            b"Content-Type: application/x-tar\r\nConnection: close\r\n"
+            + f"Content-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
+        status, headers, body = _parse_response(_read_all(sock))
+    # Before any progress it may be a plain HTTP error, after it an in-band errorDetail.
+    assert headers["content-type"] == "application/json"
+    if status == 200:
+        assert json.loads(body.splitlines()[-1])["errorDetail"]["message"]
+    else:
+        assert status == 400 and json.loads(body)["message"]
+    garbage = berth.base / "garbage.tar"
+    garbage.write_bytes(payload)
+    res = berth.docker("load", "-i", str(garbage))
+    assert res.returncode != 0 and "invalid archive" in res.stderr
