@@ -128,3 +128,29 @@ def test_what_the_cli_sends_by_default_is_accepted() -> None:
     check_supported(
         CreateRequest(image="x", host_config=HostConfig(port_bindings={"80/tcp": None}))
     )
+
+
+def test_daemon_defaults_are_stored() -> None:
+    hc = normalise_host_config(HostConfig(pids_limit=0, memory_swappiness=-1))
+    assert (hc.ipc_mode, hc.runtime, hc.shm_size) == ("private", "runc", 64 * 1024 * 1024)
+    assert hc.cgroupns_mode in ("host", "private")
+    assert hc.pids_limit is None and hc.memory_swappiness is None
+    assert hc.masked_paths and "/proc/kcore" in hc.masked_paths
+    assert hc.readonly_paths == [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ]
+    privileged = normalise_host_config(HostConfig(privileged=True, pids_limit=100))
+    assert privileged.masked_paths is None and privileged.readonly_paths is None
+    assert privileged.pids_limit == 100
+
+
+@pytest.mark.parametrize(
+    "hc", [HostConfig(shm_size=1 << 30), HostConfig(pid_mode="host"), HostConfig(runtime="crun")]
+)
+def test_more_unsupported(hc: HostConfig) -> None:
+    with pytest.raises(NotImplementedByBerth):
+        check_supported(CreateRequest(image="busybox", host_config=hc))

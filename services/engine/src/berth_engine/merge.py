@@ -3,12 +3,22 @@ the HostConfig, and refuse what berth cannot honour yet (instead of silently ign
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 from berth_contracts.docker import ContainerConfig, CreateRequest, HostConfig, LogConfig, StrSlice
 from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
 
 # The NetworkModes berth can honour today: no bridge yet, so "bridge" runs with loopback only.
 SUPPORTED_NETWORK_MODES = ("bridge", "host", "none")
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+# What the runtime agent applies to unprivileged containers (moby v28's oci defaults).
+DEFAULT_MASKED_PATHS = [
+    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+]  # fmt: skip
+DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 
 def strslice(value: StrSlice) -> list[str] | None:
@@ -112,6 +122,14 @@ def check_supported(request: CreateRequest) -> None:
     mode = normalise_network_mode(hc.network_mode)
     if mode not in SUPPORTED_NETWORK_MODES:
         refused.append(f"network mode {hc.network_mode!r} (only bridge, host and none)")
+    if hc.shm_size not in (0, DEFAULT_SHM_SIZE):
+        refused.append("a /dev/shm size other than 64 MiB (HostConfig.ShmSize)")
+    if hc.ipc_mode not in ("", "private", "shareable"):
+        refused.append(f"IPC mode {hc.ipc_mode!r}")
+    if hc.pid_mode:
+        refused.append(f"PID mode {hc.pid_mode!r}")
+    if hc.runtime not in ("", "runc"):
+        refused.append(f"runtime {hc.runtime!r} (only runc)")
     if hc.log_config.type not in ("", "json-file"):
         refused.append(f"logging driver {hc.log_config.type!r} (only json-file)")
     if refused:
@@ -122,11 +140,33 @@ def normalise_network_mode(mode: str) -> str:
     return "bridge" if mode in ("", "default") else mode
 
 
+def _cgroup_v2() -> bool:
+    return Path("/sys/fs/cgroup/cgroup.controllers").exists()
+
+
 def normalise_host_config(hc: HostConfig) -> HostConfig:
-    """What dockerd stores at create: NetworkMode default → bridge, LogConfig.Type → json-file."""
+    """What dockerd stores at create, so inspect shows what the container really gets:
+    NetworkMode default → bridge, LogConfig.Type → json-file, the daemon's IPC / cgroupns /
+    runtime / shm defaults, the default masked and read-only paths, and "unlimited" values
+    (PidsLimit ≤ 0, MemorySwappiness -1) as null."""
     log_config = hc.log_config
     if not log_config.type:
         log_config = LogConfig(type="json-file", config=log_config.config or {})
+    unprivileged = not hc.privileged
     return msgspec.structs.replace(
-        hc, network_mode=normalise_network_mode(hc.network_mode), log_config=log_config
+        hc,
+        network_mode=normalise_network_mode(hc.network_mode),
+        log_config=log_config,
+        ipc_mode=hc.ipc_mode or "private",
+        cgroupns_mode=hc.cgroupns_mode or ("private" if _cgroup_v2() else "host"),
+        runtime=hc.runtime or "runc",
+        shm_size=hc.shm_size or DEFAULT_SHM_SIZE,
+        pids_limit=hc.pids_limit if hc.pids_limit and hc.pids_limit > 0 else None,
+        memory_swappiness=None if hc.memory_swappiness == -1 else hc.memory_swappiness,
+        masked_paths=hc.masked_paths
+        if hc.masked_paths is not None or not unprivileged
+        else list(DEFAULT_MASKED_PATHS),
+        readonly_paths=hc.readonly_paths
+        if hc.readonly_paths is not None or not unprivileged
+        else list(DEFAULT_READONLY_PATHS),
     )
