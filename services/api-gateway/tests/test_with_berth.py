@@ -483,3 +483,17 @@ def test_load_of_a_broken_archive_is_an_error_clients_see(berth: Berth) -> None:
     garbage.write_bytes(payload)
     res = berth.docker("load", "-i", str(garbage))
     assert res.returncode != 0 and "invalid archive" in res.stderr
+
+
+def test_rename_and_prune(berth: Berth) -> None:
+    cid = berth.docker_ok("create", "--name", "gw-old", "--label", "prune=me", IMAGE, "true").strip()
+    berth.docker_ok("rename", "gw-old", "gw-new")
+    assert berth.docker_ok("inspect", "--format", "{{.Name}}", cid).strip() == "/gw-new"
+    filters = urllib.parse.quote(json.dumps({"label": ["prune=nobody"]}))
+    status, headers, body = berth.http("POST", f"/v1.44/containers/prune?filters={filters}")
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert json.loads(body) == {"ContainersDeleted": None, "SpaceReclaimed": 0}
+    out = berth.docker_ok("container", "prune", "-f", "--filter", "label=prune=me")
+    assert cid in out
+    status, _, _ = berth.http("GET", f"/v1.44/containers/{cid}/json")
+    assert status == 404

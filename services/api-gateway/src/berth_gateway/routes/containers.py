@@ -13,8 +13,11 @@ from berth_contracts.engine import (
     ContainerKill,
     ContainerList,
     ContainerListing,
+    ContainerPrune,
     ContainerRemove,
+    ContainerRename,
     ContainerResize,
+    ContainersPruned,
     ContainerStart,
     ContainerStop,
 )
@@ -151,8 +154,25 @@ async def resize(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+async def rename(request: web.Request) -> web.Response:
+    await backend(request).call(
+        ContainerRename(ref=request.match_info["id"], name=request.query.get("name", "")), Done
+    )
+    return no_content()
+
+
+async def prune(request: web.Request) -> web.Response:
+    reply = await backend(request).call(
+        ContainerPrune(filters=qfilters(request)), ContainersPruned, reply_timeout=120.0
+    )
+    # moby sends null, not [], when nothing was deleted.
+    deleted = reply.containers_deleted or None
+    return json_response({"ContainersDeleted": deleted, "SpaceReclaimed": reply.space_reclaimed})
+
+
 ROUTES = [
     Route("POST", "/containers/create", create),
+    Route("POST", "/containers/prune", prune),
     Route("GET", "/containers/json", list_containers),
     Route("GET", "/containers/{id:.*}/json", inspect),
     Route("POST", "/containers/{id:.*}/start", start),
@@ -160,5 +180,6 @@ ROUTES = [
     Route("POST", "/containers/{id:.*}/restart", restart),
     Route("POST", "/containers/{id:.*}/kill", kill),
     Route("POST", "/containers/{id:.*}/resize", resize),
+    Route("POST", "/containers/{id:.*}/rename", rename),
     Route("DELETE", "/containers/{id:.*}", remove),
 ]

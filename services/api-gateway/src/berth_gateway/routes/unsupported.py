@@ -48,7 +48,6 @@ _CONTAINER_AREAS = {
     "top": "listing container processes",
     "pause": "pausing containers",
     "unpause": "unpausing containers",
-    "rename": "renaming containers",
     "update": "updating containers",
     "export": "exporting containers",
     "changes": "container filesystem changes",
@@ -71,7 +70,6 @@ def _routes() -> list[Route]:
     routes: list[Route] = [
         Route("*", "/session", page_not_found),
         Route("*", "/grpc", page_not_found),
-        Route("POST", "/containers/prune", not_supported("pruning containers")),
     ]
     for suffix, what in _CONTAINER_AREAS.items():
         routes.append(Route("*", f"/containers/{{id:.*}}/{suffix}", container_area(what)))
