@@ -6,6 +6,7 @@ validation, unsupported areas) and what it says when the engine is not there.
 
 from __future__ import annotations
 
+import grp
 import http.client
 import json
 import os
@@ -47,6 +48,11 @@ def test_socket_mode(gateway: Gateway) -> None:
     mode = os.stat(gateway.socket_path).st_mode
     assert stat.S_ISSOCK(mode)
     assert stat.S_IMODE(mode) == 0o660
+    try:
+        docker_gid = grp.getgrnam("docker").gr_gid
+    except KeyError:
+        return
+    assert os.stat(gateway.socket_path).st_gid == docker_gid  # as dockerd does
 
 
 @pytest.mark.skipif(DOCKER is None, reason="docker CLI not installed")

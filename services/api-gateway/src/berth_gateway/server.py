@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import grp
 import logging
 import os
 import stat
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "berth-api-gateway"
 SOCKET_MODE = 0o660
+SOCKET_GROUP = "docker"
 # Streams (events, wait, logs -f, attach) can last forever; on shutdown they get this long.
 SHUTDOWN_TIMEOUT = 2.0
 MAX_HEADER_BYTES = 256 * 1024
@@ -45,6 +47,18 @@ def _remove_stale_socket(path: str) -> None:
     os.unlink(path)
 
 
+def _give_to_docker_group(path: str) -> None:
+    """Like dockerd: members of the `docker` group may use the socket (if that group exists)."""
+    try:
+        gid = grp.getgrnam(SOCKET_GROUP).gr_gid
+    except KeyError:
+        return
+    try:
+        os.chown(path, -1, gid)
+    except OSError as exc:
+        log.warning("cannot give %s to group %s: %s", path, SOCKET_GROUP, exc)
+
+
 async def start_sites(runner: web.AppRunner, hosts: list[Listen]) -> list[web.BaseSite]:
     sites: list[web.BaseSite] = []
     for host in hosts:
@@ -55,6 +69,7 @@ async def start_sites(runner: web.AppRunner, hosts: list[Listen]) -> list[web.Ba
             site = web.UnixSite(runner, host.path)
             await site.start()
             os.chmod(host.path, SOCKET_MODE)
+            _give_to_docker_group(host.path)
         else:
             site = web.TCPSite(runner, host.host, host.port)
             await site.start()
