@@ -3,7 +3,7 @@
 aiohttp has no public hijack, but it has the hook websockets use: after an upgrade request,
 RequestHandler.set_parser() receives every later byte the client sends. The gateway installs a
 parser that queues those bytes (the container's stdin) and writes the response header block and
-the output straight to the transport. Two details need a RequestHandler subclass:
+the output straight to the transport. Three details need care:
 
 * half-close: the docker CLI shuts down its write side when its stdin ends, and keeps reading
   output. asyncio closes a transport whose protocol's eof_received() returns a false value, so a
