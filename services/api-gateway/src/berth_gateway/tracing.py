@@ -39,6 +39,11 @@ async def tracing_middleware(request: web.Request, handler: Handler) -> web.Stre
         span.set_attribute("url.path", request.path)
         if "version" in request.match_info:
             span.set_attribute("docker.api_version", request.match_info["version"])
+        # The object a request is about, as the client named it: what one searches traces by.
+        if "id" in request.match_info:
+            span.set_attribute("docker.container.ref", request.match_info["id"])
+        if "name" in request.match_info:
+            span.set_attribute("docker.object.ref", request.match_info["name"])
         response = await handler(request)
         span.set_attribute("http.response.status_code", response.status)
         if response.status >= 500:
