@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 from berth_contracts import subjects
+from berth_contracts.agent import TaskExit
 from berth_contracts.base import Done
 from berth_contracts.codec import decode
 from berth_contracts.docker import ContainerInspect, CreateRequest, Event, HostConfig, RestartPolicy
@@ -34,7 +35,7 @@ from berth_contracts.streams import LogBatch
 from berth_kit.nats_conn import connect
 from berth_kit.testing import nats_server
 from berth_lifecycle import testimages
-from engine_harness import Services, collect
+from engine_harness import NODE, Services, collect
 
 IMAGE = testimages.docker_save_archive(["busybox:latest"])
 
@@ -336,3 +337,30 @@ def test_autoremove_retried_when_lifecycle_was_away(svc: Services) -> None:
     finally:
         svc.start("berth-lifecycle")
     until(gone(svc, cid))
+
+
+def test_duplicate_task_exit_is_ignored(svc: Services) -> None:
+    """Agents may report one exit twice (e.g. after re-adopting shims): one `die`, one state."""
+    cid = create(svc, ["sh", "-c", "exit 5"])
+    exits = collect(
+        svc.nats_url,
+        "berth.events.v1.task.>",
+        lambda: (svc.engine(ContainerStart(ref=cid), Done), until(exited(svc, cid))),
+    )
+    mine = [raw for raw in exits if decode(raw, TaskExit).container_id == cid]
+    assert len(mine) == 1
+    before = inspect(svc, cid)
+
+    async def republish() -> None:
+        nc = await connect(svc.nats_url, "engine-tests-dup", connect_deadline=5)
+        try:
+            await nc.publish(subjects.task_events(NODE), mine[0])
+            await nc.flush()
+        finally:
+            await nc.close()
+
+    events = collect(svc.nats_url, subjects.docker_events("container", cid),
+                     lambda: anyio.run(republish), settle=0.5)  # fmt: skip
+    assert actions(events, cid) == []
+    assert inspect(svc, cid) == before
+    svc.engine(ContainerRemove(ref=cid), Done)
