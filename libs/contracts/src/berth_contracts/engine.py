@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from berth_contracts.base import Command, Done, Ping, Pong, Reply
+from berth_contracts.base import Command, Done, Ping, Pong, Reply  # noqa: F401 - Done, Pong re-exported
 from berth_contracts.docker import (
     ContainerInspect,
     ContainerSummary,
