@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import anyio
 import pytest
-
 from berth_contracts.base import Command, Done, Reply
 from berth_contracts.errors import NotFound
 from berth_kit.nats_conn import connect

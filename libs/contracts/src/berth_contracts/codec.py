@@ -22,7 +22,8 @@ def _decoder(tp: Any) -> msgspec.msgpack.Decoder[Any]:
 
 
 def decode(data: bytes, tp: type[T]) -> T:
-    result: T = _decoder(tp).decode(data)
+    decoder: msgspec.msgpack.Decoder[T] = _decoder(tp)  # type: ignore[arg-type]
+    result: T = decoder.decode(data)
     return result
 
 

@@ -16,14 +16,6 @@ from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
-
 from berth_contracts.base import Command, Reply
 from berth_contracts.codec import decode_as, encode
 from berth_contracts.errors import (
@@ -33,6 +25,14 @@ from berth_contracts.errors import (
     Unavailable,
     error_from_reply,
 )
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
 from berth_kit.tracing import extract, inject
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class RpcClient:
         command: Command,
         reply_type: type[R],
         *,
-        timeout: float = 30.0,
+        timeout: float = 30.0,  # noqa: ASYNC109 - per attempt, handed to nats-py
         attempts: int = 3,
     ) -> R:
         """Send and wait for the reply, retrying while nobody answers (a service restarting).

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import anyio
 from anyio.abc import TaskGroup
+from berth_contracts import subjects
+from berth_contracts.base import Ping, Pong
 from nats.aio.client import Client as NATS
 from opentelemetry.sdk.trace import TracerProvider
 
-from berth_contracts import subjects
-from berth_contracts.base import Ping, Pong
 from berth_kit.nats_conn import connect
 from berth_kit.rpc import RpcClient, RpcServer
 from berth_kit.tracing import setup_tracing
