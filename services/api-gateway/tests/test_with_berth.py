@@ -486,7 +486,9 @@ def test_load_of_a_broken_archive_is_an_error_clients_see(berth: Berth) -> None:
 
 
 def test_rename_and_prune(berth: Berth) -> None:
-    cid = berth.docker_ok("create", "--name", "gw-old", "--label", "prune=me", IMAGE, "true").strip()
+    cid = berth.docker_ok(
+        "create", "--name", "gw-old", "--label", "prune=me", IMAGE, "true"
+    ).strip()
     berth.docker_ok("rename", "gw-old", "gw-new")
     assert berth.docker_ok("inspect", "--format", "{{.Name}}", cid).strip() == "/gw-new"
     filters = urllib.parse.quote(json.dumps({"label": ["prune=nobody"]}))

@@ -111,9 +111,7 @@ async def _until_started(events: Subscription) -> bool:
     return False
 
 
-async def _pump_stdin(
-    be: Backend, conn: Hijacked, ref: ContainerRef, events: Subscription
-) -> None:
+async def _pump_stdin(be: Backend, conn: Hijacked, ref: ContainerRef, events: Subscription) -> None:
     """Client bytes become StdinChunks; the client's half-close becomes eof if StdinOnce.
 
     The CLI attaches, and starts sending input, before it starts the container; input is held
