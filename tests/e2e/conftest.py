@@ -47,3 +47,15 @@ def berth(receiver: OtlpReceiver) -> Iterator[Berth]:
 def busybox_image(berth: Berth) -> str:
     """busybox:latest, imported from a rootfs tar built from Debian's static busybox."""
     return berth.import_busybox("busybox:latest")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On failure, attach the tail of berth.log (every service logs there) to the report."""
+    outcome = yield
+    rep = outcome.get_result()  # type: ignore[attr-defined]
+    if rep.failed and call.when in ("setup", "call"):
+        funcargs = getattr(item, "funcargs", {})
+        for value in funcargs.values():
+            if isinstance(value, Berth):
+                rep.sections.append((f"berth.log tail ({value.exec_root})", value.log_tail(80)))

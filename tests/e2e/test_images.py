@@ -16,7 +16,7 @@ def _repo_tags(berth: Berth) -> set[str]:
 def test_load_docker_save_archive(berth: Berth) -> None:
     img = testimages.docker_save_archive(["berth-test/saved:v1"])
     path = img.write(berth.base / "saved.tar")
-    out = berth.docker_ok("load", "-i", str(path), timeout=120)
+    out = berth.docker_ok("load", "-i", str(path), timeout=60)
     assert "berth-test/saved:v1" in out
     assert "berth-test/saved:v1" in _repo_tags(berth)
     ids = berth.docker_ok("images", "--no-trunc", "--format", "{{.ID}}", "berth-test/saved:v1").split()
@@ -30,7 +30,7 @@ def test_load_docker_save_archive(berth: Berth) -> None:
 def test_load_oci_archive(berth: Berth) -> None:
     img = testimages.oci_layout_archive("berth-test/oci:v1")
     path = img.write(berth.base / "oci.tar")
-    out = berth.docker_ok("load", "-i", str(path), timeout=120)
+    out = berth.docker_ok("load", "-i", str(path), timeout=60)
     assert "berth-test/oci:v1" in out
     assert "berth-test/oci:v1" in _repo_tags(berth)
     ids = berth.docker_ok("images", "--no-trunc", "--format", "{{.ID}}", "berth-test/oci:v1").split()
@@ -40,7 +40,7 @@ def test_load_oci_archive(berth: Berth) -> None:
 def test_rmi_image_in_use(berth: Berth) -> None:
     img = testimages.docker_save_archive(["berth-test/inuse:v1"])
     path = img.write(berth.base / "inuse.tar")
-    berth.docker_ok("load", "-i", str(path), timeout=120)
+    berth.docker_ok("load", "-i", str(path), timeout=60)
     cid = berth.docker_ok("create", "berth-test/inuse:v1", "true").strip()
     try:
         res = berth.docker("rmi", img.image_id)

@@ -66,3 +66,14 @@ def terminate(pid: int, ticks: int, grace: float = 10.0) -> None:
     if not wait_gone(pid, ticks, grace):
         signal_pid(pid, signal.SIGKILL, ticks)
         wait_gone(pid, ticks, 5.0)
+
+
+def terminate_all(targets: list[tuple[int, int]], grace: float = 10.0) -> None:
+    """terminate() for several processes at once: one grace period for all, not one each."""
+    live = [(pid, ticks) for pid, ticks in targets if signal_pid(pid, signal.SIGTERM, ticks)]
+    deadline = time.monotonic() + grace
+    for pid, ticks in live:
+        wait_gone(pid, ticks, max(0.0, deadline - time.monotonic()))
+    for pid, ticks in live:
+        if signal_pid(pid, signal.SIGKILL, ticks):
+            wait_gone(pid, ticks, 5.0)

@@ -21,6 +21,9 @@ from berth_cli.state import BerthState, ChildState, NatsState, read_state, remov
 log = logging.getLogger("berth.supervisor")
 
 NATS_READY_TIMEOUT = 15.0
+NATS_STOP_GRACE = 5.0  # nats-server stops in milliseconds; do not let it eat `down`'s budget
+GATEWAY = "berth-api-gateway"
+GATEWAY_HEAD_START = 3.0
 
 
 class AlreadyRunning(UsageError):
@@ -53,13 +56,13 @@ def reap_stale(path: Path) -> None:
     old = read_state(path)
     if old is None or procs.alive(old.supervisor_pid, old.supervisor_start_ticks):
         return
-    leftovers = list(old.services)
-    if old.nats.process is not None:
-        leftovers.append(old.nats.process)  # last: services drain into it
-    for child in leftovers:
-        if procs.alive(child.pid, child.start_ticks):
-            log.warning("stopping leftover %s (pid %d) of a previous berth", child.name, child.pid)
-            procs.terminate(child.pid, child.start_ticks, grace=10.0)
+    # Services first, together; nats-server last (services drain into it). Pid by pid, each
+    # checked against its start time, never a process group: containers stay up.
+    for group in (old.services, [old.nats.process] if old.nats.process else []):
+        live = [c for c in group if procs.alive(c.pid, c.start_ticks)]
+        for c in live:
+            log.warning("stopping leftover %s (pid %d) of a previous berth", c.name, c.pid)
+        procs.terminate_all([(c.pid, c.start_ticks) for c in live], grace=10.0)
     remove_state(path)
 
 
@@ -121,7 +124,11 @@ class Supervisor:
             nats = NatsState(url=nats_url, embedded=True, process=ChildState(name="nats-server"))
             assert nats.process is not None
             self._nats_child = Child(
-                nats.process, natsd.nats_argv(port, store), dict(os.environ), self._write
+                nats.process,
+                natsd.nats_argv(port, store),
+                dict(os.environ),
+                self._write,
+                stop_grace=NATS_STOP_GRACE,
             )
         env = service_env(cfg, nats_url)
         self._services = [
@@ -188,18 +195,33 @@ class Supervisor:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             task_status.started()
             async for signum in signals:
-                log.info("received %s; stopping", signal.Signals(signum).name)
+                name = signal.Signals(signum).name
+                if self._stop.is_set():
+                    # The stop is bounded (SIGKILL after the grace); a second Ctrl-C must not
+                    # abandon services half-stopped.
+                    log.info("received %s; already stopping", name)
+                    continue
+                log.info("received %s; stopping", name)
                 self._stop.set()
-                return
 
     async def _stop_all(self) -> None:
-        # The gateway goes first so no new request arrives while the rest stop; then the other
-        # services together; nats-server last so the services can drain into it.
-        gateway = [c for c in self._services if c.name == "berth-api-gateway"]
-        others = [c for c in self._services if c.name != "berth-api-gateway"]
-        for group in (gateway, others):
-            async with anyio.create_task_group() as tg:
-                for child in group:
-                    tg.start_soon(child.stop)
+        # The gateway goes first so no new request arrives while the rest stop; the other
+        # services follow once it is gone (or after a head start, so the whole stop stays well
+        # inside `berth down`'s 30 s); nats-server last, so the services can drain into it.
+        gateway = [c for c in self._services if c.name == GATEWAY]
+        others = [c for c in self._services if c.name != GATEWAY]
+        gateway_gone = anyio.Event()
+
+        async def stop_gateway() -> None:
+            for child in gateway:
+                await child.stop()
+            gateway_gone.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stop_gateway)
+            with anyio.move_on_after(GATEWAY_HEAD_START):
+                await gateway_gone.wait()
+            for child in others:
+                tg.start_soon(child.stop)
         if self._nats_child is not None:
             await self._nats_child.stop()
