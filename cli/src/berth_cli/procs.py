@@ -59,17 +59,8 @@ def wait_gone(pid: int, ticks: int, timeout: float) -> bool:
     return True
 
 
-def terminate(pid: int, ticks: int, grace: float = 10.0) -> None:
-    """SIGTERM, wait up to grace seconds, then SIGKILL: for processes that are not our children."""
-    if not signal_pid(pid, signal.SIGTERM, ticks):
-        return
-    if not wait_gone(pid, ticks, grace):
-        signal_pid(pid, signal.SIGKILL, ticks)
-        wait_gone(pid, ticks, 5.0)
-
-
 def terminate_all(targets: list[tuple[int, int]], grace: float = 10.0) -> None:
-    """terminate() for several processes at once: one grace period for all, not one each."""
+    """SIGTERM to each, one shared grace period, then SIGKILL: for processes not our children."""
     live = [(pid, ticks) for pid, ticks in targets if signal_pid(pid, signal.SIGTERM, ticks)]
     deadline = time.monotonic() + grace
     for pid, ticks in live:
