@@ -499,3 +499,28 @@ def test_rename_and_prune(berth: Berth) -> None:
     assert cid in out
     status, _, _ = berth.http("GET", f"/v1.44/containers/{cid}/json")
     assert status == 404
+
+
+def test_start_attached_twice_streams_each_run(berth: Berth) -> None:
+    berth.docker_ok("create", "--name", "gw-twice", IMAGE, "sh", "-c", "echo run-output; exit 5")
+    for _ in range(2):  # the second attach finds the container stopped: it waits for the start
+        res = berth.docker("start", "-a", "gw-twice")
+        assert (res.returncode, res.stdout) == (5, "run-output\n"), res.stderr
+    berth.docker_ok("rm", "gw-twice")
+
+
+def test_attach_to_a_stopped_container_replays_logs_and_ends(berth: Berth) -> None:
+    cid = _create(berth, Cmd=["sh", "-c", "echo before"])
+    berth.http("POST", f"/v1.44/containers/{cid}/start")
+    status, _, body = berth.http("POST", f"/v1.44/containers/{cid}/wait")
+    assert json.loads(body)["StatusCode"] == 0
+    with berth.connect() as sock:
+        sock.sendall(
+            f"POST /v1.44/containers/{cid}/attach?logs=1&stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+            "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode()
+        )
+        lines, rest = _read_head(sock)
+        assert lines[0] == "HTTP/1.1 101 UPGRADED"
+        body = rest + _read_all(sock)  # ends by itself: no new run is coming
+    assert parse_frames(body) == [(1, b"before\n")]
+    berth.http("DELETE", f"/containers/{cid}")

@@ -8,7 +8,6 @@ the 101 (or during a logs=1 replay) is already queued for this client.
 from __future__ import annotations
 
 import anyio
-import msgspec
 from aiohttp import web
 from berth_contracts import subjects
 from berth_contracts.codec import decode, encode
@@ -27,6 +26,9 @@ from berth_gateway.routes.table import Route
 from berth_gateway.versions import API_VERSION_KEY
 
 _FINISHED = ("exited", "dead")
+# How long an attach to a stopped container waits for it to be started again (docker start -a
+# sends the start right after the attach is answered).
+RESTART_GRACE = 5.0
 
 
 class Streams:
@@ -53,18 +55,18 @@ async def attach(request: web.Request) -> web.StreamResponse:
         be.subscribe(subjects.docker_events("container", ref.id)) as events,
     ):
         try:
-            latest = await be.call(ContainerResolve(ref=ref.id), ContainerRef)
+            latest: ContainerRef | None = await be.call(ContainerResolve(ref=ref.id), ContainerRef)
         except NotFound:
-            latest = msgspec.structs.replace(ref, status="exited")  # removed meanwhile
+            latest = None  # removed meanwhile: there is nothing left to stream
         content_type = stdcopy.media_type(request[API_VERSION_KEY], ref.tty)
         conn = await hijack(request, content_type)
         try:
             if logs:
                 await _replay_logs(be, conn, ref, streams)
-            if stream and latest.status not in _FINISHED:
+            if stream and latest is not None and await _has_a_run_to_stream(latest, events):
                 async with anyio.create_task_group() as tg:
                     if with_stdin and conn.stdin is not None:
-                        tg.start_soon(_pump_stdin, be, conn, latest, events)
+                        tg.start_soon(_pump_stdin, be, conn, latest)
                     await _relay_output(sub, conn, ref.tty, streams)
                     tg.cancel_scope.cancel()  # output ended: stdin has nowhere to go
         except* ConnectionError:
@@ -111,18 +113,32 @@ async def _until_started(events: Subscription) -> bool:
     return False
 
 
-async def _pump_stdin(be: Backend, conn: Hijacked, ref: ContainerRef, events: Subscription) -> None:
+async def _has_a_run_to_stream(latest: ContainerRef, events: Subscription) -> bool:
+    """Whether the process runs, or is about to: then its output and input are streamed.
+
+    Until it runs, output stays queued in the subscription and input in the stdin parser, so
+    nothing is published before the runtime has somewhere to put it.
+    """
+    if latest.status == "created":
+        # docker run / start -a: attach first, start next. Wait as long as the client does.
+        return await _until_started(events)
+    if latest.status in _FINISHED:
+        # `docker start -a` attaches to a stopped container and then starts it again; any other
+        # attach to a stopped container ends (after its logs, if asked) once it is clear that
+        # no new run is coming.
+        with anyio.move_on_after(RESTART_GRACE):
+            return await _until_started(events)
+        return False
+    return True
+
+
+async def _pump_stdin(be: Backend, conn: Hijacked, ref: ContainerRef) -> None:
     """Client bytes become StdinChunks; the client's half-close becomes eof if StdinOnce.
 
-    The CLI attaches, and starts sending input, before it starts the container; input is held
-    here (reading from the client pauses when much is waiting) until the container runs, so
-    nothing is published before the runtime has somewhere to put it. As in moby, the end of one
-    client's input closes the container's stdin only for StdinOnce containers: another client
-    may attach to the others later.
+    As in moby, the end of one client's input closes the container's stdin only for StdinOnce
+    containers: another client may attach to the others later.
     """
     assert conn.stdin is not None
-    if ref.status == "created" and not await _until_started(events):
-        return
     subject = subjects.stdio_in(ref.id)
     while (data := await conn.stdin.read()) is not None:
         await be.nc.publish(subject, encode(StdinChunk(data=data)))
