@@ -19,6 +19,7 @@ from berth_gateway.hijack import HijackableServer
 from berth_gateway.hosts import Listen, configured_hosts
 
 log = logging.getLogger(__name__)
+ACCESS_LOG = logging.getLogger("berth_gateway.access")
 
 SERVICE_NAME = "berth-api-gateway"
 SOCKET_MODE = 0o660
@@ -86,7 +87,8 @@ async def serve(ctx: ServiceContext) -> None:
     runner = GatewayRunner(
         app,
         handler_cancellation=True,
-        access_log=None,
+        # Access logs only when debugging: at INFO they would drown the suite's shared log.
+        access_log=ACCESS_LOG if log.isEnabledFor(logging.DEBUG) else None,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         # Long query strings (filters with many labels) and registry auth headers exceed
         # aiohttp's 8 KiB defaults; Go's server allows 1 MiB of headers.
