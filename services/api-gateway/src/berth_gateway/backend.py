@@ -16,10 +16,11 @@ from nats.aio.subscription import Subscription
 
 R = TypeVar("R", bound=Reply)
 
-# Pending limits of one stream subscription: generous, because output must not be dropped
-# while the HTTP client reads slowly; nats-py applies them per subscription.
-_PENDING_MSGS = 65536
-_PENDING_BYTES = 256 * 1024 * 1024
+# Pending limits of one stream subscription (nats-py applies them per subscription). NATS has
+# no flow control, so output waiting for a slow HTTP client queues here: enough for bursts of
+# tens of MiB, bounded so that many stalled clients cannot exhaust the gateway's memory.
+_PENDING_MSGS = 512 * 1024
+_PENDING_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
