@@ -65,6 +65,13 @@ def test_up_status_restart_down(roots: Any, fake_env: dict[str, str]) -> None:
     supervisor = report["supervisor"]["pid"]
     assert os.getsid(supervisor) == supervisor
 
+    human = roots.berth("status", "--exec-root", str(roots.exec_root), env=fake_env, timeout=30)
+    assert human.returncode == 0
+    assert "healthy: yes" in human.stdout
+    assert f"DOCKER_HOST={roots.sock}" in human.stdout
+    for name in NAMES:
+        assert name in human.stdout
+
     # A second berth on the same exec root is refused.
     again = up_d(roots, fake_env)
     assert again.returncode != 0
