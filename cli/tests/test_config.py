@@ -58,8 +58,9 @@ def test_up_all_flags() -> None:
     assert cfg.nats_port == 0
 
 
-def test_default_socket_follows_exec_root() -> None:
-    assert parse_up("--exec-root", "/tmp/r").hosts == ("unix:///tmp/r/docker.sock",)
+def test_default_socket_does_not_follow_exec_root() -> None:
+    # As with dockerd's --exec-root: the socket is only moved by -H.
+    assert parse_up("--exec-root", "/tmp/r").hosts == ("unix:///run/berth/docker.sock",)
 
 
 def test_external_nats() -> None:

@@ -31,7 +31,7 @@ def test_real_services_status_and_down(roots: Any) -> None:
     log_path = roots.base / "up.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
-        [sys.executable, "-m", "berth_cli", "up", "--exec-root", str(roots.exec_root),
+        [sys.executable, "-m", "berth_cli", "up", "-H", roots.sock, "--exec-root", str(roots.exec_root),
          "--data-root", str(roots.data_root), "--nats-port", "0"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )

@@ -33,7 +33,7 @@ def wait_for(pred, timeout: float, what: str) -> Any:
 
 def up_d(roots: Any, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
     return roots.berth(
-        "up", "-d", "--exec-root", str(roots.exec_root), "--data-root", str(roots.data_root),
+        "up", "-d", "-H", roots.sock, "--exec-root", str(roots.exec_root), "--data-root", str(roots.data_root),
         "--nats-port", "0", "--ready-timeout", "30", *extra, env=env, timeout=60,
     )
 
@@ -102,7 +102,7 @@ def test_up_status_restart_down(roots: Any, fake_env: dict[str, str]) -> None:
 
 def test_foreground_prints_docker_host_and_stops_on_sigint(roots: Any, fake_env: dict[str, str]) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "berth_cli", "up", "--exec-root", str(roots.exec_root),
+        [sys.executable, "-m", "berth_cli", "up", "-H", roots.sock, "--exec-root", str(roots.exec_root),
          "--data-root", str(roots.data_root), "--nats-port", "0"],
         env=fake_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
@@ -141,7 +141,7 @@ def test_down_when_not_running(roots: Any, fake_env: dict[str, str]) -> None:
 def test_up_d_fails_with_log_tail_when_api_never_answers(roots: Any, fake_env: dict[str, str]) -> None:
     env = dict(fake_env, BERTH_SUPERVISE="berth-engine=fakesvc.engine,berth-api-gateway=fakesvc.nosuch")
     res = roots.berth(
-        "up", "-d", "--exec-root", str(roots.exec_root), "--data-root", str(roots.data_root),
+        "up", "-d", "-H", roots.sock, "--exec-root", str(roots.exec_root), "--data-root", str(roots.data_root),
         "--nats-port", "0", "--ready-timeout", "3", env=env, timeout=60,
     )
     assert res.returncode == 1
@@ -190,7 +190,7 @@ def test_nats_port_in_use_fails_fast(roots: Any, fake_env: dict[str, str]) -> No
         port = busy.getsockname()[1]
         t0 = time.monotonic()
         res = roots.berth(
-            "up", "-d", "--exec-root", str(roots.exec_root), "--data-root", str(roots.data_root),
+            "up", "-d", "-H", roots.sock, "--exec-root", str(roots.exec_root), "--data-root", str(roots.data_root),
             "--nats-port", str(port), env=fake_env, timeout=60,
         )
         assert res.returncode == 1
@@ -212,7 +212,7 @@ def test_two_berths_on_one_external_nats(roots: Any, fake_env: dict[str, str], t
         try:
             for exec_root, data_root in ((roots.exec_root, roots.data_root), (other_exec, other_data)):
                 res = roots.berth(
-                    "up", "-d", "--exec-root", str(exec_root), "--data-root", str(data_root),
+                    "up", "-d", "-H", f"unix://{exec_root}/docker.sock", "--exec-root", str(exec_root), "--data-root", str(data_root),
                     "--nats-url", url, "--ready-timeout", "30", env=fake_env, timeout=60,
                 )
                 assert res.returncode == 0, res.stderr

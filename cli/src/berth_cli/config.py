@@ -9,6 +9,7 @@ from pathlib import Path
 
 DEFAULT_DATA_ROOT = "/var/lib/berth"
 DEFAULT_EXEC_ROOT = "/run/berth"
+DEFAULT_HOST = "unix:///run/berth/docker.sock"
 DEFAULT_NATS_PORT = 4222
 STATE_FILE = "berth.json"
 LOG_FILE = "berth.log"
@@ -142,9 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def up_config(ns: argparse.Namespace) -> UpConfig:
     exec_root = Path(ns.exec_root).absolute()
-    # Without -H the socket lives in the exec root: /run/berth/docker.sock by default, and two
-    # berths with different exec roots do not fight over one socket.
-    hosts = tuple(validate_host(h) for h in (ns.hosts or [f"unix://{exec_root}/docker.sock"]))
+    # Like dockerd, the default socket does not follow --exec-root: give -H to run two berths.
+    hosts = tuple(validate_host(h) for h in (ns.hosts or [DEFAULT_HOST]))
     if not 0 <= ns.nats_port < 65536:
         raise UsageError(f"invalid --nats-port {ns.nats_port}")
     if ns.nats_url and not ns.nats_url.startswith(("nats://", "tls://")):
