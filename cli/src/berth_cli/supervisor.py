@@ -98,6 +98,9 @@ class Supervisor:
         cfg = self.cfg
         cfg.exec_root.mkdir(parents=True, exist_ok=True)
         cfg.data_root.mkdir(parents=True, exist_ok=True)
+        for host in cfg.hosts:  # the gateway binds there; dockerd creates the directory too
+            if host.startswith("unix://"):
+                Path(host[len("unix://") :]).parent.mkdir(parents=True, exist_ok=True)
         lock_fd = acquire_lock(cfg.exec_root)
         try:
             await anyio.to_thread.run_sync(reap_stale, cfg.state_path)
