@@ -89,3 +89,17 @@ def test_oom_killed_foreground(berth: Berth, busybox_image: str) -> None:
         assert berth.docker_ok("inspect", "-f", "{{.State.OOMKilled}}", "oomfg").strip() == "true"
     finally:
         berth.docker("rm", "-f", "oomfg")
+
+
+def test_restart_and_kill(berth: Berth, busybox_image: str) -> None:
+    cid = berth.docker_ok("run", "-d", busybox_image, "sleep", "300").strip()
+    try:
+        pid1 = int(berth.docker_ok("inspect", "-f", "{{.State.Pid}}", cid))
+        berth.docker_ok("restart", "-t", "1", cid, timeout=30)
+        [info] = json.loads(berth.docker_ok("inspect", cid))
+        assert info["State"]["Running"] is True
+        assert info["State"]["Pid"] not in (0, pid1)
+        berth.docker_ok("kill", cid)
+        assert berth.docker_ok("wait", cid).strip() == "137"
+    finally:
+        berth.docker("rm", "-f", cid)

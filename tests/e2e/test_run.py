@@ -57,3 +57,21 @@ def test_user(berth: Berth, busybox_image: str) -> None:
     res = berth.docker("run", "--rm", "--user", "1000", busybox_image, "id", "-u")
     assert res.returncode == 0, res.stderr
     assert res.stdout == "1000\n"
+
+
+def test_stdin_is_piped_with_i(berth: Berth, busybox_image: str) -> None:
+    res = berth.docker("run", "-i", "--rm", busybox_image, "cat", input="piped-in\nline two\n")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "piped-in\nline two\n"
+
+
+def test_tty(berth: Berth, busybox_image: str) -> None:
+    res = berth.docker("run", "--rm", "-t", busybox_image, "tty")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().startswith("/dev/pts/")
+
+
+def test_entrypoint_override(berth: Berth, busybox_image: str) -> None:
+    res = berth.docker("run", "--rm", "--entrypoint", "echo", busybox_image, "from", "entrypoint")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "from entrypoint\n"
