@@ -3,6 +3,7 @@ same roots takes them over again."""
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Iterator
 
@@ -29,8 +30,8 @@ def test_ctrl_c_in_terminal_leaves_containers_running(fresh_berth: Berth) -> Non
     b.exec_root.mkdir(parents=True)
     # A real terminal: Ctrl-C sends SIGINT to its foreground process group. Output goes to a
     # file so nothing blocks on a full pty buffer nobody reads.
-    argv = " ".join([*BERTH, *b.up_args()])
-    term = pexpect.spawn("/bin/sh", ["-c", f"exec {argv} >{log} 2>&1"], env=b.env, timeout=30)
+    argv = shlex.join([*BERTH, *b.up_args()])
+    term = pexpect.spawn("/bin/sh", ["-c", f"exec {argv} >{shlex.quote(str(log))} 2>&1"], env=b.env, timeout=30)
     try:
         wait_until(
             lambda: log.exists() and "export DOCKER_HOST=" in log.read_text(errors="replace"),
