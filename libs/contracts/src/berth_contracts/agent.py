@@ -128,6 +128,52 @@ class TaskResize(Command, frozen=True):
     width: int
 
 
+class ExecProcess(msgspec.Struct, frozen=True):
+    """An extra process in a running task (docker exec), run through its shim with `runc exec`."""
+
+    args: list[str]
+    env: list[str] = msgspec.field(default_factory=list)  # added to (and overriding) the task's
+    cwd: str = ""  # "" = the task's working directory
+    user: str = ""  # "" = the task's user; else resolved inside the rootfs like TaskSpec.user
+    tty: bool = False
+    open_stdin: bool = False
+    privileged: bool = False
+    height: int = 0  # initial window size (TTY only); 0 = leave it
+    width: int = 0
+
+
+class TaskExec(Command, frozen=True):
+    """Start an exec process. Output goes to subjects.stdio_out(exec_id) (last chunk eof=True,
+    published after its exit code is known to TaskExecGet); input comes on stdio_in(exec_id)."""
+
+    container_id: str
+    exec_id: str
+    process: ExecProcess
+
+
+class TaskExecStarted(Reply, frozen=True):
+    pid: int
+
+
+class TaskExecGet(Command, frozen=True):
+    container_id: str
+    exec_id: str
+
+
+class TaskExecState(Reply, frozen=True):
+    exec_id: str
+    running: bool
+    pid: int = 0
+    exit_code: int = 0
+
+
+class TaskExecResize(Command, frozen=True):
+    container_id: str
+    exec_id: str
+    height: int
+    width: int
+
+
 AgentRequest = (
     TaskCreate
     | TaskStart
@@ -138,6 +184,9 @@ AgentRequest = (
     | TaskListAll
     | TaskLogs
     | TaskResize
+    | TaskExec
+    | TaskExecGet
+    | TaskExecResize
     | Ping
 )
 

@@ -15,6 +15,7 @@ from berth_contracts.docker import (
     ImageInspect,
     ImageSummary,
 )
+from berth_contracts.execs import ExecCreate, ExecGet, ExecResize, ExecStart
 
 Filters = dict[str, list[str]]
 
@@ -244,5 +245,9 @@ EngineRequest = (
     | ImageTag
     | ImageUpload
     | SystemInfo
+    | ExecCreate
+    | ExecGet
+    | ExecStart
+    | ExecResize
     | Ping
 )

@@ -14,6 +14,7 @@ from berth_engine import settings
 from berth_engine.core import EngineCore
 from berth_engine.creating import CreateService
 from berth_engine.events import EventPublisher
+from berth_engine.execs import ExecService, register_execs
 from berth_engine.exits import ExitHandler
 from berth_engine.handlers import Services, register
 from berth_engine.images import ImageService
@@ -56,6 +57,7 @@ async def engine_main(ctx: ServiceContext) -> None:
         rename=RenameService(core),
     )
     register(server, services, Pong(service=SERVICE_NAME, pid=os.getpid(), node=ctx.node))
+    register_execs(server, ExecService(core, ctx.tg))
 
 
 def main() -> None:

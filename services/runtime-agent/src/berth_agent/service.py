@@ -13,6 +13,11 @@ from berth_contracts.agent import (
     TaskCreate,
     TaskCreated,
     TaskDelete,
+    TaskExec,
+    TaskExecGet,
+    TaskExecResize,
+    TaskExecStarted,
+    TaskExecState,
     TaskGet,
     TaskKill,
     TaskListAll,
@@ -85,6 +90,17 @@ async def main(ctx: ServiceContext) -> None:
         await manager.resize(cmd.container_id, cmd.height, cmd.width)
         return Done()
 
+    async def task_exec(cmd: TaskExec) -> TaskExecStarted:
+        pid = await manager.exec(cmd.container_id, cmd.exec_id, cmd.process)
+        return TaskExecStarted(pid=pid)
+
+    async def task_exec_get(cmd: TaskExecGet) -> TaskExecState:
+        return manager.exec_run(cmd.container_id, cmd.exec_id).to_state()
+
+    async def task_exec_resize(cmd: TaskExecResize) -> Done:
+        await manager.exec_resize(cmd.container_id, cmd.exec_id, cmd.height, cmd.width)
+        return Done()
+
     async def ping(_: Ping) -> Pong:
         return Pong(service=ctx.name, pid=os.getpid(), node=ctx.node)
 
@@ -97,6 +113,9 @@ async def main(ctx: ServiceContext) -> None:
     srv.handle(TaskListAll, task_list)
     srv.handle(TaskLogs, task_logs)
     srv.handle(TaskResize, task_resize)
+    srv.handle(TaskExec, task_exec)
+    srv.handle(TaskExecGet, task_exec_get)
+    srv.handle(TaskExecResize, task_exec_resize)
     srv.handle(Ping, ping)
 
 

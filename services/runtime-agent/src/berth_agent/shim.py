@@ -22,6 +22,7 @@ import sys
 import time
 
 from berth_agent import shim_proto as proto
+from berth_agent.shim_exec import Exec, start_exec
 from berth_agent.shim_log import JsonFileLog
 from berth_agent.shim_mount import is_mountpoint, mount_oci, umount
 from berth_agent.shim_runc import Runc, RuncError
@@ -88,6 +89,9 @@ class Shim:
         self.delete_deadline = 0.0
         self.wake_r = -1
         self.done = False
+        self.execs: dict[str, Exec] = {}
+        self.exec_stdin: dict[str, bytearray] = {}
+        self.exec_closing: set[str] = set()  # stdin to close once its buffer is written
 
     # --- set-up ------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -133,6 +137,9 @@ class Shim:
                 timeout = max(0.0, self.drain_deadline - now)
             if self.pending_delete is not None:
                 timeout = max(0.0, min(timeout, self.delete_deadline - now))
+            for ex in self.execs.values():
+                if ex.exit_code is not None:
+                    timeout = max(0.0, min(timeout, ex.drain_deadline - now))
             for key, mask in self.sel.select(timeout):
                 try:
                     self.dispatch(key, mask)
@@ -141,6 +148,7 @@ class Shim:
                 if self.done:
                     return
             self.check_exit_done()
+            self.check_execs_done()
             if self.pending_delete is not None and time.monotonic() >= self.delete_deadline:
                 rid, tp = self.pending_delete
                 self.pending_delete = None
@@ -161,6 +169,10 @@ class Shim:
             self.on_pipe(key.fd)
         elif tag == "stdin":
             self.flush_stdin()
+        elif isinstance(tag, tuple) and tag[0] == "xpipe":
+            self.on_exec_pipe(tag[1], key.fd)
+        elif isinstance(tag, tuple) and tag[0] == "xstdin":
+            self.flush_exec_stdin(tag[1])
 
     def on_wake(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -178,6 +190,11 @@ class Shim:
                 return
             if pid == self.state["pid"] and self.init_status is None:
                 self.on_init_exit(status)
+            for ex in self.execs.values():
+                if ex.pid == pid and ex.exit_code is None:
+                    code = os.waitstatus_to_exitcode(status)
+                    ex.exit_code = 128 - code if code < 0 else code
+                    ex.drain_deadline = time.monotonic() + DRAIN_AFTER_EXIT
 
     # --- agent connection --------------------------------------------------------------------
     def on_accept(self) -> None:
@@ -299,6 +316,14 @@ class Shim:
                 self.close_stdin()
             elif kind == "resize":
                 self.cmd_resize(rid, int(frame.get("h", 0)), int(frame.get("w", 0)))
+            elif kind == "exec":
+                self.cmd_exec(rid, frame)
+            elif kind == "xstdin":
+                self.write_exec_stdin(str(frame.get("eid")), proto.unb64(str(frame.get("d", ""))))
+            elif kind == "xstdin_close":
+                self.write_exec_stdin(str(frame.get("eid")), b"", close=True)
+            elif kind == "xresize":
+                self.cmd_exec_resize(rid, frame)
             elif rid:
                 self.reply(rid, False, error=f"unknown shim command {kind!r}")
         except RuncError as exc:
@@ -399,6 +424,124 @@ class Shim:
         self.reply(rid, state=dict(self.state))
         self.flush_out_blocking()
         self.done = True
+
+    # --- exec --------------------------------------------------------------------------------
+    def cmd_exec(self, rid: int, frame: dict[str, Any]) -> None:
+        eid = str(frame.get("eid", ""))
+        if self.state["status"] != "running" or self.init_status is not None:
+            self.reply(rid, False, error=f"container {self.id} is not running")
+            return
+        if not eid or eid in self.execs:
+            self.reply(rid, False, error=f"exec {eid!r} already exists")
+            return
+        start = time.time_ns()
+        console = f"{self.console_path[:-4]}.x{eid[:8]}"
+        try:
+            created = start_exec(
+                self.runc,
+                self.bundle,
+                self.id,
+                eid,
+                dict(frame.get("proc") or {}),
+                console,
+                bool(frame.get("stdin")),
+            )
+        except RuncError as exc:
+            self.span("runc exec", start, time.time_ns(), str(frame.get("tp", "")), error=str(exc))
+            raise
+        ex = Exec(eid, created)
+        self.execs[eid] = ex
+        if ex.master_fd >= 0 and frame.get("h") and frame.get("w"):
+            set_winsize(ex.master_fd, int(frame["h"]), int(frame["w"]))
+        for fd in ex.pipes:
+            self.sel.register(fd, selectors.EVENT_READ, ("xpipe", eid))
+        self.span(
+            "runc exec",
+            start,
+            time.time_ns(),
+            str(frame.get("tp", "")),
+            **{"exec.id": eid, "exec.pid": ex.pid},
+        )
+        self.reply(rid, pid=ex.pid)
+
+    def cmd_exec_resize(self, rid: int, frame: dict[str, Any]) -> None:
+        ex = self.execs.get(str(frame.get("eid")))
+        if ex is not None and ex.master_fd >= 0:
+            set_winsize(ex.master_fd, int(frame.get("h", 0)), int(frame.get("w", 0)))
+        self.reply(rid)
+
+    def on_exec_pipe(self, eid: str, fd: int) -> None:
+        ex = self.execs.get(eid)
+        stream = ex.pipes.get(fd) if ex is not None else None
+        if ex is None or stream is None:
+            return
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:  # a pty whose other side is gone reads EIO
+            data = b""
+        if not data:
+            self.sel.unregister(fd)
+            os.close(fd)
+            del ex.pipes[fd]
+            return
+        # Exec output is not logged (as in Docker); it goes to whoever started the exec.
+        self.send({"t": "xout", "eid": eid, "s": stream, "d": proto.b64(data)}, droppable=True)
+
+    def write_exec_stdin(self, eid: str, data: bytes, close: bool = False) -> None:
+        ex = self.execs.get(eid)
+        if ex is None or ex.stdin_fd < 0:
+            return
+        buf = self.exec_stdin.setdefault(eid, bytearray())
+        buf += data
+        if close and ex.master_fd >= 0:
+            buf += b"\x04"  # a terminal has no half-close: end of input is ^D, as for the init
+        elif close:
+            self.exec_closing.add(eid)
+        self.flush_exec_stdin(eid)
+
+    def flush_exec_stdin(self, eid: str) -> None:
+        ex = self.execs.get(eid)
+        buf = self.exec_stdin.get(eid)
+        if ex is None or ex.stdin_fd < 0 or buf is None:
+            return
+        fd = ex.stdin_fd
+        try:
+            while buf:
+                del buf[: os.write(fd, buf)]
+        except BlockingIOError:
+            pass
+        except OSError:
+            buf.clear()
+        registered = fd in self.sel.get_map()
+        if buf and not registered:
+            self.sel.register(fd, selectors.EVENT_WRITE, ("xstdin", eid))
+        elif not buf:
+            if registered:
+                self.sel.unregister(fd)
+            if eid in self.exec_closing:
+                self.exec_closing.discard(eid)
+                os.close(fd)
+                ex.stdin_fd = -1
+
+    def check_execs_done(self) -> None:
+        """An exec whose output is drained (or whose deadline passed) is reported and forgotten."""
+        now = time.monotonic()
+        for eid, ex in list(self.execs.items()):
+            if ex.exit_code is None or (ex.pipes and now < ex.drain_deadline):
+                continue
+            for fd in list(ex.pipes):
+                with contextlib.suppress(KeyError, ValueError):
+                    self.sel.unregister(fd)
+            if ex.stdin_fd >= 0:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.sel.unregister(ex.stdin_fd)
+            ex.close_fds()
+            del self.execs[eid]
+            self.exec_stdin.pop(eid, None)
+            self.exec_closing.discard(eid)
+            self.send({"t": "xexit", "eid": eid, "code": ex.exit_code})
 
     # --- stdin -------------------------------------------------------------------------------
     def write_stdin(self, data: bytes) -> None:

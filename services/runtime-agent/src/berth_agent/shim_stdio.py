@@ -11,6 +11,14 @@ import termios
 
 from berth_agent.shim_runc import Runc, RuncError
 
+# typing costs memory in every shim; annotations are strings here, so import it for checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    # (extra runc flags, (stdin, stdout, stderr)) -> pid of the started process
+    Launch = Callable[[list[str], tuple[object, object, object]], int]
+
 READ_SIZE = 64 * 1024
 
 
@@ -43,16 +51,20 @@ def _runc_create(
         return int(f.read().strip())
 
 
-def create_with_pipes(runc: Runc, bundle: str, cid: str, open_stdin: bool) -> Created:
-    """runc hands these very pipe ends to the container's init (no terminal: pass-through)."""
+def create_with_pipes(
+    runc: Runc, bundle: str, cid: str, open_stdin: bool, launch: Launch | None = None
+) -> Created:
+    """runc hands these very pipe ends to the container's init (no terminal: pass-through).
+
+    launch (default: runc create) starts the process with extra runc flags and stdio; runc exec
+    uses the same plumbing."""
+    launch = launch or (lambda extra, stdio: _runc_create(runc, bundle, cid, extra, stdio))
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     stdin_r, stdin_w = os.pipe() if open_stdin else (-1, -1)
     try:
         with open(os.devnull, "rb") as devnull:
-            pid = _runc_create(
-                runc, bundle, cid, [], (stdin_r if stdin_r >= 0 else devnull, out_w, err_w)
-            )
+            pid = launch([], (stdin_r if stdin_r >= 0 else devnull, out_w, err_w))
     except RuncError as exc:
         os.close(out_w)
         os.close(err_w)
@@ -79,9 +91,15 @@ def create_with_pipes(runc: Runc, bundle: str, cid: str, open_stdin: bool) -> Cr
 
 
 def create_with_tty(
-    runc: Runc, bundle: str, cid: str, console_path: str, open_stdin: bool
+    runc: Runc,
+    bundle: str,
+    cid: str,
+    console_path: str,
+    open_stdin: bool,
+    launch: Launch | None = None,
 ) -> Created:
     """runc sends the pty master over --console-socket; it carries output (stream 1) and input."""
+    launch = launch or (lambda extra, stdio: _runc_create(runc, bundle, cid, extra, stdio))
     with contextlib.suppress(FileNotFoundError):
         os.unlink(console_path)
     console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -89,9 +107,7 @@ def create_with_tty(
         console.bind(console_path)
         console.listen(1)
         with open(os.devnull, "r+b") as devnull:
-            pid = _runc_create(
-                runc, bundle, cid, ["--console-socket", console_path], (devnull,) * 3
-            )
+            pid = launch(["--console-socket", console_path], (devnull,) * 3)
         # runc connected and sent the fd before it exited: the connection waits in the backlog.
         console.settimeout(5.0)
         conn, _ = console.accept()

@@ -19,7 +19,14 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 from berth_contracts import subjects
-from berth_contracts.agent import TaskCreate, TaskExit, TaskSpec, TaskState, TaskStatus
+from berth_contracts.agent import (
+    ExecProcess,
+    TaskCreate,
+    TaskExit,
+    TaskSpec,
+    TaskState,
+    TaskStatus,
+)
 from berth_contracts.codec import encode
 from berth_contracts.errors import (
     BerthError,
@@ -36,6 +43,7 @@ from opentelemetry import trace
 from berth_agent import shim_proto as proto
 from berth_agent.bundle import read_json, remove_bundle, unmount_rootfs, write_json
 from berth_agent.etcfiles import write_etc_files
+from berth_agent.execproc import ExecRun, exec_process
 from berth_agent.links import ShimConn, ShimGone
 from berth_agent.oci import build_config
 from berth_agent.paths import Paths
@@ -122,6 +130,7 @@ class TaskManager:
         self.swap_supported = _swap_supported()
         self.closing = False
         self.stdin = StdinRouter(nc, self._deliver_stdin)
+        self.execs: dict[str, ExecRun] = {}
         for d in (paths.tasks_dir, paths.sockets_dir, paths.runc_root):
             d.mkdir(parents=True, exist_ok=True)
 
@@ -146,6 +155,22 @@ class TaskManager:
         elif kind == "exit":
             task.state = dict(frame.get("state") or task.state)
             await self._publish_exit(task)
+        elif kind == "xout":
+            chunk = StdioChunk(
+                stream=int(frame.get("s", 1)), data=proto.unb64(str(frame.get("d", "")))
+            )
+            await self.nc.publish(subjects.stdio_out(str(frame.get("eid"))), encode(chunk))
+        elif kind == "xexit":
+            eid = str(frame.get("eid"))
+            run = self.execs.get(eid)
+            if run is not None:
+                # Known before the eof goes out: a client that inspects after its stream ended
+                # reads the exit code.
+                run.running, run.exit_code = False, int(frame.get("code", 0))
+            self.stdin.forget(eid)
+            await self.nc.publish(
+                subjects.stdio_out(eid), encode(StdioChunk(stream=1, data=b"", eof=True))
+            )
         elif kind == "span":
             self.spans.emit(frame)
         elif kind == "hello":
@@ -275,11 +300,18 @@ class TaskManager:
 
     # --- stdin -------------------------------------------------------------------------------
     async def _deliver_stdin(self, cid: str, chunk: StdinChunk) -> None:
-        task = self.tasks.get(cid)
+        run = self.execs.get(cid)
+        task = self.tasks.get(run.container_id if run is not None else cid)
         conn = task.conn if task is not None else None
         if conn is None:
             return
         with contextlib.suppress(ShimGone):
+            if run is not None:
+                if chunk.data:
+                    await conn.send({"t": "xstdin", "eid": cid, "d": proto.b64(chunk.data)})
+                if chunk.eof:
+                    await conn.send({"t": "xstdin_close", "eid": cid})
+                return
             if chunk.data:
                 await conn.send({"t": "stdin", "d": proto.b64(chunk.data)})
             if chunk.eof:
@@ -407,6 +439,49 @@ class TaskManager:
         if not reply.get("ok"):
             raise InternalError(f"resize failed: {reply.get('error', '')}")
 
+    async def exec(self, cid: str, eid: str, proc: ExecProcess) -> int:
+        task = self.get(cid)
+        if task.state.get("status") != "running":
+            raise Conflict(f"Container {cid} is not running")
+        if eid in self.execs:
+            raise Conflict(f"Error: Exec command {eid} has already run")
+        process = await anyio.to_thread.run_sync(exec_process, task.bundle, proc)
+        frame = {
+            "t": "exec",
+            "eid": eid,
+            "proc": process,
+            "stdin": proc.open_stdin,
+            "h": proc.height,
+            "w": proc.width,
+            "tp": traceparent_of(trace.get_current_span()),
+        }
+        run = self.execs[eid] = ExecRun(exec_id=eid, container_id=cid, pid=0)
+        reply = await self._call(self._conn(task), frame)
+        if not reply.get("ok"):
+            del self.execs[eid]
+            error = str(reply.get("error", ""))
+            if "not running" in error:
+                raise Conflict(f"Container {cid} is not running")
+            raise InternalError(f"OCI runtime exec failed: exec failed: {error}: unknown")
+        run.pid = int(reply.get("pid", 0))
+        if proc.open_stdin:
+            await self.stdin.ready(eid)
+        return run.pid
+
+    def exec_run(self, cid: str, eid: str) -> ExecRun:
+        run = self.execs.get(eid)
+        if run is None or run.container_id != cid:
+            raise NotFound(f"No such exec instance: {eid}")
+        return run
+
+    async def exec_resize(self, cid: str, eid: str, height: int, width: int) -> None:
+        self.exec_run(cid, eid)
+        task = self.get(cid)
+        frame = {"t": "xresize", "eid": eid, "h": height, "w": width}
+        reply = await self._call(self._conn(task), frame)
+        if not reply.get("ok"):
+            raise InternalError(f"resize failed: {reply.get('error', '')}")
+
     async def delete(self, cid: str) -> None:
         task = self.tasks.get(cid)
         if task is None:
@@ -435,6 +510,9 @@ class TaskManager:
         else:
             await self._force_delete(task)
         self.stdin.forget(task.id)
+        for eid in [e for e, r in self.execs.items() if r.container_id == task.id]:
+            self.stdin.forget(eid)
+            del self.execs[eid]
         await anyio.to_thread.run_sync(remove_bundle, task.bundle)
         with contextlib.suppress(FileNotFoundError):
             self.paths.socket(task.id).unlink()

@@ -51,14 +51,12 @@ _CONTAINER_AREAS = {
     "update": "updating containers",
     "export": "exporting containers",
     "changes": "container filesystem changes",
-    "exec": "exec",
     "attach/ws": "attaching over websockets",
 }
 
 _AREAS = {
     "networks": "network management",
     "volumes": "volume management",
-    "exec": "exec",
     "plugins": "plugins",
     "system": "system data usage and pruning",
 }

@@ -1,0 +1,79 @@
+"""docker exec on the agent's side: the OCI process of an exec, and what is known of each exec.
+
+The process starts from the task's own (config.json): same capabilities, rlimits and
+environment, with the exec's arguments, extra environment, working directory and user.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from berth_contracts.agent import ExecProcess, TaskExecState
+from berth_contracts.errors import InternalError, InvalidParameter
+
+from berth_agent.bundle import read_json
+from berth_agent.users import resolve_user
+
+
+@dataclass
+class ExecRun:
+    """One exec the agent started; kept until its task is deleted (exit code for inspect)."""
+
+    exec_id: str
+    container_id: str
+    pid: int
+    running: bool = True
+    exit_code: int = 0
+
+    def to_state(self) -> TaskExecState:
+        return TaskExecState(
+            exec_id=self.exec_id, running=self.running, pid=self.pid, exit_code=self.exit_code
+        )
+
+
+def merge_env(base: list[str], extra: list[str]) -> list[str]:
+    """The task's environment with the exec's entries replacing the same keys (moby's rule)."""
+    out = list(base)
+    index = {e.split("=", 1)[0]: i for i, e in enumerate(out)}
+    for entry in extra:
+        key = entry.split("=", 1)[0]
+        if key in index:
+            out[index[key]] = entry
+        else:
+            index[key] = len(out)
+            out.append(entry)
+    return out
+
+
+def exec_process(bundle: Path, proc: ExecProcess) -> dict[str, Any]:
+    """The runc `--process` document for an exec in the task whose bundle this is."""
+    config = read_json(bundle / "config.json")
+    if config is None or not isinstance(config.get("process"), dict):
+        raise InternalError(f"no OCI config in {bundle}")
+    process: dict[str, Any] = copy.deepcopy(config["process"])
+    process.pop("consoleSize", None)
+    if not proc.args:
+        raise InvalidParameter("No exec command specified")
+    process["args"] = list(proc.args)
+    process["terminal"] = proc.tty
+    env = merge_env(list(process.get("env") or []), list(proc.env))
+    if proc.tty and not any(e.startswith("TERM=") for e in env):
+        env.append("TERM=xterm")
+    if proc.cwd:
+        process["cwd"] = proc.cwd
+    if proc.user:
+        user = resolve_user(str(bundle / "rootfs"), proc.user)
+        spec: dict[str, Any] = {"uid": user.uid, "gid": user.gid}
+        if user.additional_gids:
+            spec["additionalGids"] = user.additional_gids
+        process["user"] = spec
+        env = merge_env(env, [f"HOME={user.home or '/'}"]) if not _has(proc.env, "HOME") else env
+    process["env"] = env
+    return process
+
+
+def _has(env: list[str], key: str) -> bool:
+    return any(e.split("=", 1)[0] == key for e in env)

@@ -1,0 +1,102 @@
+"""docker exec and interactive sessions with the real docker CLI (TTY sessions under a pty)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pexpect
+import pytest
+from harness import Berth
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+
+def _spawn(berth: Berth, *args: str) -> pexpect.spawn:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "DOCKER_HOST": berth.docker_host,
+        "DOCKER_CONFIG": str(berth.docker_config),
+        "TERM": "xterm",
+    }
+    return pexpect.spawn(
+        "docker", list(args), env=env, timeout=30, dimensions=(24, 80), encoding="utf-8"
+    )
+
+
+def _interactive_shell_checks(term: pexpect.spawn) -> None:
+    """Type a computation, read its result, resize the window, leave with `exit 5`."""
+    try:
+        term.sendline("echo $((6*7))")
+        term.expect("42")
+        term.setwinsize(33, 101)  # SIGWINCH: the CLI posts the new size to the resize endpoint
+        # The resize reaches the terminal asynchronously: ask until the shell sees it.
+        for _ in range(50):
+            term.sendline("stty size")
+            if term.expect(["33 101", pexpect.TIMEOUT], timeout=1) == 0:
+                break
+        else:
+            pytest.fail("the window size never reached the container's terminal")
+        term.sendline("exit 5")
+        term.expect(pexpect.EOF)
+    finally:
+        term.close(force=True)
+    assert term.exitstatus == 5, term.before
+
+
+@pytest.fixture
+def sleeper(berth: Berth, busybox_image: str) -> Iterator[str]:
+    cid = berth.docker_ok("run", "-d", busybox_image, "sleep", "300").strip()
+    try:
+        yield cid
+    finally:
+        berth.docker("rm", "-f", cid)
+
+
+def test_run_it_interactive_shell(berth: Berth, busybox_image: str) -> None:
+    name = "it-shell"
+    try:
+        _interactive_shell_checks(_spawn(berth, "run", "-it", "--name", name, busybox_image, "sh"))
+        assert berth.docker_ok("inspect", "-f", "{{.State.ExitCode}}", name).strip() == "5"
+    finally:
+        berth.docker("rm", "-f", name)
+
+
+def test_exec_it_interactive_shell(berth: Berth, sleeper: str) -> None:
+    _interactive_shell_checks(_spawn(berth, "exec", "-it", sleeper, "sh"))
+    # The container itself goes on.
+    assert berth.docker_ok("inspect", "-f", "{{.State.Running}}", sleeper).strip() == "true"
+
+
+def test_exec_output_and_exit_codes(berth: Berth, sleeper: str) -> None:
+    assert berth.docker_ok("exec", sleeper, "cat", "/etc/hostname").strip() == sleeper[:12]
+    assert berth.docker("exec", sleeper, "sh", "-c", "exit 3").returncode == 3
+    res = berth.docker("exec", sleeper, "sh", "-c", "echo out; echo err >&2")
+    assert (res.stdout, res.stderr) == ("out\n", "err\n")
+    out = berth.docker_ok(
+        "exec", "-e", "FOO=bar", "-w", "/tmp", "-u", "65534", sleeper,
+        "sh", "-c", "echo $FOO; pwd; id -u",
+    )
+    assert out.split() == ["bar", "/tmp", "65534"]
+    assert berth.docker_ok("exec", "-i", sleeper, "cat", input="piped\n") == "piped\n"
+    missing = berth.docker("exec", sleeper, "no-such-binary")
+    assert missing.returncode == 126, missing
+    assert "executable file not found" in missing.stdout + missing.stderr
+
+
+def test_exec_detached_and_inspect(berth: Berth, sleeper: str) -> None:
+    berth.docker_ok("exec", "-d", sleeper, "sh", "-c", "echo hi > /tmp/flag")
+    assert berth.docker_ok("exec", sleeper, "cat", "/tmp/flag") == "hi\n"
+
+
+def test_exec_refused_when_not_running(berth: Berth, busybox_image: str) -> None:
+    cid = berth.docker_ok("create", busybox_image, "true").strip()
+    try:
+        res = berth.docker("exec", cid, "true")
+        assert res.returncode != 0
+        assert f"Container {cid} is not running" in res.stderr
+        res = berth.docker("exec", "no-such-container", "true")
+        assert "No such container: no-such-container" in res.stderr
+    finally:
+        berth.docker("rm", "-f", cid)
