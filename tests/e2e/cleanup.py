@@ -98,7 +98,7 @@ def unmount_all_under(root: Path) -> list[str]:
     return done
 
 
-def cleanup_roots(roots: list[Path]) -> dict[str, list]:  # type: ignore[type-arg]
+def cleanup_roots(roots: list[Path], remove: bool = True) -> dict[str, list]:  # type: ignore[type-arg]
     report: dict[str, list] = {"containers": [], "killed": [], "unmounted": []}  # type: ignore[type-arg]
     for root in roots:
         report["containers"] += delete_containers(root / "runc")
@@ -111,6 +111,7 @@ def cleanup_roots(roots: list[Path]) -> dict[str, list]:  # type: ignore[type-ar
         time.sleep(0.3)  # let the kernel finish tearing them down before unmounting
     for root in roots:
         report["unmounted"] += unmount_all_under(root)
-    for root in roots:
-        shutil.rmtree(root, ignore_errors=True)
+    if remove:
+        for root in roots:
+            shutil.rmtree(root, ignore_errors=True)
     return report

@@ -103,7 +103,11 @@ class Berth:
             if res.returncode != 0:
                 print(f"berth down failed: {res.stderr}", file=sys.stderr)
         finally:
-            report = cleanup_roots([self.exec_root, self.data_root, self.base])
+            # BERTH_E2E_KEEP=1 keeps the temp dirs (logs, databases) for a post-mortem.
+            keep = bool(os.environ.get("BERTH_E2E_KEEP"))
+            report = cleanup_roots([self.exec_root, self.data_root, self.base], remove=not keep)
+            if keep:
+                print(f"BERTH_E2E_KEEP: left {self.base}", file=sys.stderr)
             if any(report.values()):
                 print(f"e2e cleanup of {self.base}: {report}", file=sys.stderr)
 
