@@ -15,6 +15,7 @@ from berth_contracts.docker import (
     ImageInspect,
     ImageSummary,
 )
+from berth_contracts.eventlog import EventHistory
 from berth_contracts.execs import ExecCreate, ExecGet, ExecResize, ExecStart
 
 Filters = dict[str, list[str]]
@@ -249,5 +250,6 @@ EngineRequest = (
     | ExecGet
     | ExecStart
     | ExecResize
+    | EventHistory
     | Ping
 )

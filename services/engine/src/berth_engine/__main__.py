@@ -8,12 +8,14 @@ import os
 from berth_contracts import subjects
 from berth_contracts.base import Pong
 from berth_contracts.engine import EngineRequest
+from berth_contracts.eventlog import EventHistory
 from berth_kit.service import ServiceContext, run_service
 
 from berth_engine import settings
 from berth_engine.core import EngineCore
 from berth_engine.creating import CreateService
 from berth_engine.events import EventPublisher
+from berth_engine.eventlog import EventLog
 from berth_engine.execs import ExecService, register_execs
 from berth_engine.exits import ExitHandler
 from berth_engine.handlers import Services, register
@@ -42,6 +44,8 @@ async def engine_main(ctx: ServiceContext) -> None:
     for rec in store.all():
         if rec.state.status == "restarting":
             core.restarter.resume(rec)
+    event_log = EventLog()
+    await event_log.subscribe(ctx.nc)
     # Exits first, then reconcile: an exit during start-up is either seen live or found by it.
     await exits.subscribe(ctx.nc, ctx.tg)
     ctx.tg.start_soon(exits.reconcile_loop, settings.RECONCILE_INTERVAL)
@@ -58,6 +62,7 @@ async def engine_main(ctx: ServiceContext) -> None:
     )
     register(server, services, Pong(service=SERVICE_NAME, pid=os.getpid(), node=ctx.node))
     register_execs(server, ExecService(core, ctx.tg))
+    server.handle(EventHistory, event_log.history)
 
 
 def main() -> None:

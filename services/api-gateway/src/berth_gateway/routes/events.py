@@ -1,7 +1,9 @@
 """GET /events: live Docker events from NATS, one JSON object per chunk.
 
-berth keeps no event history, so `since` only bounds what is shown from now on; `until` ends
-the stream at that time (at once when it is already past).
+With `since`, the engine's history (its last 256 events, as moby keeps) is replayed first;
+`until` ends the stream at that time (after the history when it is already past). The live
+subscription starts before the history is read, so nothing falls between; what both hold is
+shown once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from aiohttp import web
 from berth_contracts import subjects
 from berth_contracts.codec import decode
 from berth_contracts.docker import Event
+from berth_contracts.eventlog import EventHistory, EventList
 
 from berth_gateway import versions
 from berth_gateway.backend import backend
@@ -36,6 +39,13 @@ async def events(request: web.Request) -> web.StreamResponse:
     async with be.subscribe(subjects.DOCKER_EVENTS_ALL) as sub:
         # A StreamResponse sends its headers on prepare: clients see the stream at once.
         await response.prepare(request)
+        seen: set[tuple[int, str, str, str]] = set()
+        if since or (remaining is not None and remaining <= 0):
+            history = await be.call(EventHistory(since=since, until=until), EventList)
+            for event in history.events:
+                seen.add(_key(event))
+                if _shown(event, filters, hide_image_create):
+                    await response.write(json_line(event))
         if remaining is not None and remaining <= 0:
             await response.write_eof()
             return response
@@ -46,14 +56,22 @@ async def events(request: web.Request) -> web.StreamResponse:
                         event = decode(msg.data, Event)
                     except Exception:  # noqa: BLE001 - skip what is not an event
                         continue
-                    if since and event.time and event.time < since:
+                    if since and event.time and event.time < since or _key(event) in seen:
                         continue
-                    if hide_image_create and event.Type == "image" and event.Action == "create":
-                        continue  # moby shows image `create` events from API 1.46 on
-                    if matches(event, filters):
+                    if _shown(event, filters, hide_image_create):
                         await response.write(json_line(event))
             await response.write_eof()
     return response
+
+
+def _key(event: Event) -> tuple[int, str, str, str]:
+    return (event.timeNano, event.Type, event.Action, event.Actor.ID)
+
+
+def _shown(event: Event, filters: dict[str, list[str]], hide_image_create: bool) -> bool:
+    if hide_image_create and event.Type == "image" and event.Action == "create":
+        return False  # moby shows image `create` events from API 1.46 on
+    return matches(event, filters)
 
 
 ROUTES = [Route("GET", "/events", events)]

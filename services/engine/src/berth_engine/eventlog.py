@@ -1,0 +1,42 @@
+"""The last Docker events of every publisher (engine, lifecycle), for `docker events --since`.
+
+moby keeps its last 256 events in memory; so does this, fed from the same NATS subjects the
+gateway streams live, so history and live stream hold the very same events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+
+from berth_contracts import subjects
+from berth_contracts.codec import decode
+from berth_contracts.docker import Event
+from berth_contracts.eventlog import EventHistory, EventList
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+KEEP = 256
+
+
+class EventLog:
+    def __init__(self, keep: int = KEEP) -> None:
+        self.events: deque[Event] = deque(maxlen=keep)
+
+    async def subscribe(self, nc: NATS) -> None:
+        await nc.subscribe(subjects.DOCKER_EVENTS_ALL, cb=self._on_msg)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        with contextlib.suppress(Exception):  # what is not an event is not history
+            self.events.append(decode(msg.data, Event))
+
+    async def history(self, cmd: EventHistory) -> EventList:
+        since_ns = int(cmd.since * 1e9)
+        until_ns = int(cmd.until * 1e9) if cmd.until else None
+        return EventList(
+            events=[
+                e
+                for e in self.events
+                if e.timeNano >= since_ns and (until_ns is None or e.timeNano <= until_ns)
+            ]
+        )
