@@ -5,10 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # runc: the low-level runtime; busybox-static: the rootfs of the images tests build;
-# iproute2/procps: tools the tests and the agent call.
-APT_PACKAGES := runc busybox-static iproute2 procps
+# iproute2/procps: tools the tests and the agent call; docker-registry/skopeo: registry-proxy tests.
+APT_PACKAGES := runc busybox-static iproute2 procps docker-registry skopeo
 PACKAGES := libs/contracts libs/kit services/api-gateway services/engine services/lifecycle \
-            services/runtime-agent cli
+            services/runtime-agent services/registry-proxy cli
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
 .PHONY: install up test lint clean-venv

@@ -30,6 +30,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("berth-engine", "berth_engine"),
     ServiceSpec("berth-lifecycle", "berth_lifecycle"),
     ServiceSpec("berth-runtime-agent", "berth_agent"),
+    ServiceSpec("berth-registry-proxy", "berth_registry_proxy"),
     ServiceSpec("berth-api-gateway", "berth_gateway"),
 )
 

@@ -79,7 +79,23 @@ def service_env(cfg: UpConfig, nats_url: str) -> dict[str, str]:
         # Service logs go to a file when detached: do not let them sit in buffers.
         PYTHONUNBUFFERED="1",
     )
+    registry_proxy_env(env)
     return env
+
+
+def registry_proxy_env(env: dict[str, str]) -> None:
+    """Where registry-proxy listens (a free loopback port unless given) and how lifecycle
+    reaches it; its cache goes under <data-root>/registry-proxy (its own default)."""
+    if not env.get("BERTH_REGISTRY_PROXY_LISTEN"):
+        import socket
+
+        with socket.socket() as s:  # a free port now; nothing else on loopback races us here
+            s.bind(("127.0.0.1", 0))
+            env["BERTH_REGISTRY_PROXY_LISTEN"] = f"127.0.0.1:{s.getsockname()[1]}"
+    if not env.get("BERTH_REGISTRY_PROXY_URL"):
+        host, _, port = env["BERTH_REGISTRY_PROXY_LISTEN"].rpartition(":")
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
+        env["BERTH_REGISTRY_PROXY_URL"] = f"http://{host}:{port}"
 
 
 class Supervisor:

@@ -1,0 +1,69 @@
+"""`python -m berth_registry_proxy [--listen H:P] [--data DIR] [--docker-hub URL] ...`.
+
+Flags override the BERTH_REGISTRY_PROXY_* environment variables (see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import anyio
+from aiohttp import web
+from anyio import to_thread
+from berth_kit.service import ServiceContext, run_service
+
+from berth_registry_proxy.app import Proxy
+from berth_registry_proxy.cache import Cache
+from berth_registry_proxy.config import ProxyConfig
+from berth_registry_proxy.fetches import Fetches
+from berth_registry_proxy.upstream import Upstream
+
+SERVICE = "berth-registry-proxy"
+FLAGS = {
+    "listen": "BERTH_REGISTRY_PROXY_LISTEN",
+    "data": "BERTH_REGISTRY_PROXY_DATA",
+    "docker_hub": "BERTH_REGISTRY_PROXY_DOCKER_HUB",
+    "upstreams": "BERTH_REGISTRY_PROXY_UPSTREAMS",
+    "insecure": "BERTH_REGISTRY_PROXY_INSECURE",
+    "tag_ttl": "BERTH_REGISTRY_PROXY_TAG_TTL",
+    "quota": "BERTH_REGISTRY_PROXY_QUOTA",
+}
+
+
+async def serve(ctx: ServiceContext) -> None:
+    config = ProxyConfig.from_env()
+    cache = await to_thread.run_sync(Cache, config.data_dir, config.quota)
+    upstream = Upstream(config)
+    await upstream.start()
+    fetches = Fetches(cache, upstream, ctx.tg, config.max_blob)
+    proxy = Proxy(config, cache, upstream, fetches)
+    runner = web.AppRunner(proxy.app(), access_log=None)
+    await runner.setup()
+    host, _, port = config.listen.rpartition(":")
+    await web.TCPSite(runner, host or "127.0.0.1", int(port or 5000)).start()
+
+    async def close_on_stop() -> None:
+        try:
+            await ctx.stopping.wait()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await runner.cleanup()
+                await upstream.close()
+
+    ctx.tg.start_soon(close_on_stop)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="berth-registry-proxy")
+    for flag, env in FLAGS.items():
+        parser.add_argument("--" + flag.replace("_", "-"), dest=flag, default=None, help=f"overrides {env}")
+    ns = parser.parse_args()
+    for flag, env in FLAGS.items():
+        if getattr(ns, flag) is not None:
+            os.environ[env] = getattr(ns, flag)
+    run_service(SERVICE, serve)
+
+
+if __name__ == "__main__":
+    main()

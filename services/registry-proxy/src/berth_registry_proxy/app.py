@@ -1,0 +1,257 @@
+"""The HTTP side: the pull half of the OCI Distribution API over the cache and the upstreams."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlencode
+
+import anyio
+from aiohttp import web
+from anyio import to_thread
+
+from berth_registry_proxy.cache import Cache
+from berth_registry_proxy.config import ProxyConfig
+from berth_registry_proxy.errors import RegistryError, UpstreamUnavailable
+from berth_registry_proxy.fetches import CHUNK, Fetch, Fetches
+from berth_registry_proxy.names import DIGEST_RE, check_reference, split_name
+from berth_registry_proxy.upstream import MANIFEST_ACCEPT, Upstream
+
+log = logging.getLogger(__name__)
+API_HEADERS = {"Docker-Distribution-API-Version": "registry/2.0"}
+STALE = '110 - "Response is Stale"'
+BLOB_TYPE = "application/octet-stream"
+
+
+class Proxy:
+    def __init__(self, config: ProxyConfig, cache: Cache, upstream: Upstream, fetches: Fetches) -> None:
+        self.config = config
+        self.cache = cache
+        self.upstream = upstream
+        self.fetches = fetches
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors])
+        app.router.add_route("*", "/v2/", self.base)
+        app.router.add_route("*", "/v2", self.base)
+        app.router.add_route("*", "/v2/{rest:.+}", self.dispatch)
+        return app
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
+        try:
+            return await handler(request)
+        except RegistryError as exc:
+            return exc.response()
+
+    async def base(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            raise RegistryError("UNSUPPORTED", "the operation is unsupported")
+        return web.json_response({}, headers=API_HEADERS)
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        rest = request.match_info["rest"]
+        ns = request.query.get("ns", "")
+        read = request.method in ("GET", "HEAD")
+        for marker, handler in (
+            ("/manifests/", self.manifest),
+            ("/blobs/", self.blob),
+        ):
+            name, sep, ref = rest.rpartition(marker)
+            if sep and name and ref and "/" not in ref:
+                if not read:
+                    break
+                host, repo = split_name(name, ns)
+                check_reference(ref)
+                return await handler(request, host, repo, ref)
+        if rest.endswith("/tags/list") and read:
+            host, repo = split_name(rest[: -len("/tags/list")], ns)
+            return await self.tags(request, host, repo)
+        if not read:
+            raise RegistryError("UNSUPPORTED", "the operation is unsupported")
+        raise RegistryError("NAME_UNKNOWN", "repository name not known to registry", 404)
+
+    # --- manifests -------------------------------------------------------------------------------
+
+    async def manifest(self, request: web.Request, host: str, repo: str, ref: str) -> web.Response:
+        body, media, warning = await self.resolve_manifest(host, repo, ref)
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        headers = {
+            **API_HEADERS,
+            "Docker-Content-Digest": digest,
+            "Content-Type": media,
+            "Etag": f'"{digest}"',
+        }
+        if warning:
+            headers["Warning"] = warning
+        if request.method == "HEAD":
+            headers["Content-Length"] = str(len(body))
+            return web.Response(status=200, headers=headers)
+        return web.Response(status=200, body=body, headers=headers)
+
+    async def resolve_manifest(self, host: str, repo: str, ref: str) -> tuple[bytes, str, str]:
+        """(bytes, media type, Warning header or ""), from the cache or upstream."""
+        if DIGEST_RE.match(ref):
+            cached = await to_thread.run_sync(self.cache.get_manifest, ref)
+            if cached is not None:
+                return cached[0], cached[1], ""
+            body, media = await self._fetch_manifest(host, repo, ref, ref)
+            return body, media, ""
+        tag = await to_thread.run_sync(self.cache.get_tag, host, repo, ref)
+        cached = await to_thread.run_sync(self.cache.get_manifest, tag[0]) if tag else None
+        if tag and cached and time.time() - tag[1] < self.config.tag_ttl:
+            return cached[0], cached[1], ""
+        try:
+            if tag and cached:
+                # Revalidate: a HEAD is cheap and not counted against Docker Hub's pull limit.
+                current = await self._head_digest(host, repo, ref)
+                if current == tag[0]:
+                    await to_thread.run_sync(self.cache.put_tag, host, repo, ref, tag[0])
+                    return cached[0], cached[1], ""
+            body, media = await self._fetch_manifest(host, repo, ref, "")
+            return body, media, ""
+        except UpstreamUnavailable as exc:
+            if cached:
+                log.warning("serving cached %s/%s:%s: upstream: %s", host, repo, ref, exc.message)
+                return cached[0], cached[1], STALE
+            raise
+
+    async def _head_digest(self, host: str, repo: str, ref: str) -> str:
+        resp = await self.upstream.request("HEAD", host, repo, f"manifests/{ref}", {"Accept": MANIFEST_ACCEPT})
+        async with resp:
+            return resp.headers.get("Docker-Content-Digest", "")
+
+    async def _fetch_manifest(self, host: str, repo: str, ref: str, expected: str) -> tuple[bytes, str]:
+        resp = await self.upstream.request("GET", host, repo, f"manifests/{ref}", {"Accept": MANIFEST_ACCEPT})
+        async with resp:
+            limit = self.config.max_manifest
+            if (resp.content_length or 0) > limit:
+                raise RegistryError("MANIFEST_INVALID", f"manifest is larger than {limit} bytes", 400)
+            body = await resp.content.read(limit + 1)
+            if len(body) > limit:
+                raise RegistryError("MANIFEST_INVALID", f"manifest is larger than {limit} bytes", 400)
+            media = resp.headers.get("Content-Type", "").split(";")[0].strip()
+            claimed = resp.headers.get("Docker-Content-Digest", "")
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if expected and digest != expected:
+            raise RegistryError("DIGEST_INVALID", f"upstream manifest {ref} has digest {digest}", 502)
+        if claimed.startswith("sha256:") and claimed != digest:
+            raise RegistryError("DIGEST_INVALID", f"upstream manifest says {claimed}, its bytes are {digest}", 502)
+        if not media:
+            media = _media_from_body(body)
+        await to_thread.run_sync(self.cache.put_manifest, digest, body, media)
+        if not expected:
+            await to_thread.run_sync(self.cache.put_tag, host, repo, ref, digest)
+        return body, media
+
+    # --- blobs -----------------------------------------------------------------------------------
+
+    def _blob_headers(self, digest: str) -> dict[str, str]:
+        return {**API_HEADERS, "Docker-Content-Digest": digest, "Accept-Ranges": "bytes", "Etag": f'"{digest}"'}
+
+    async def blob(self, request: web.Request, host: str, repo: str, digest: str) -> web.StreamResponse:
+        if not DIGEST_RE.match(digest):
+            raise RegistryError("DIGEST_INVALID", f"invalid digest {digest!r}")
+        path = self.cache.blob_path(digest)
+        if not await to_thread.run_sync(path.exists):
+            if request.method == "HEAD":
+                return await self._head_blob(host, repo, digest)
+            fetch = self.fetches.get(host, repo, digest)
+            await self.fetches.wait_started(fetch)
+            if "Range" not in request.headers and not fetch.done:
+                return await self._stream(request, fetch)
+            await fetch.finished.wait()
+            if fetch.error is not None:
+                raise fetch.error
+        return await self._serve_file(request, digest)
+
+    async def _serve_file(self, request: web.Request, digest: str) -> web.StreamResponse:
+        path = self.cache.blob_path(digest)
+        # Least recently served goes first when the quota evicts.
+        await to_thread.run_sync(lambda: os.utime(path))
+        resp = web.FileResponse(path, headers={**self._blob_headers(digest), "Content-Type": BLOB_TYPE})
+        return resp
+
+    async def _head_blob(self, host: str, repo: str, digest: str) -> web.Response:
+        resp = await self.upstream.request("HEAD", host, repo, f"blobs/{digest}")
+        async with resp:
+            length = resp.headers.get("Content-Length", "")
+        headers = {**self._blob_headers(digest), "Content-Type": BLOB_TYPE}
+        if length:
+            headers["Content-Length"] = length
+        return web.Response(status=200, headers=headers)
+
+    async def _stream(self, request: web.Request, fetch: Fetch) -> web.StreamResponse:
+        headers = {**self._blob_headers(fetch.digest), "Content-Type": BLOB_TYPE}
+        resp = web.StreamResponse(status=200, headers=headers)
+        if fetch.size >= 0:
+            resp.content_length = fetch.size
+        else:
+            resp.enable_chunked_encoding()
+        src = await to_thread.run_sync(_open_either, fetch.path, self.cache.blob_path(fetch.digest))
+        try:
+            await resp.prepare(request)
+            sent = 0
+            while True:
+                progress = fetch.progress
+                # Hold the last byte back until the digest is verified.
+                limit = fetch.written if fetch.done else max(fetch.written - 1, 0)
+                if fetch.finished.is_set() and fetch.error is not None:
+                    # Cut the connection: the client sees a short body, never a complete bad one.
+                    log.warning("aborting a client of %s: %s", fetch.digest, fetch.error.message)
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return resp
+                while sent < limit:
+                    chunk = await to_thread.run_sync(src.read, min(CHUNK, limit - sent))
+                    if not chunk:
+                        break
+                    sent += len(chunk)
+                    await resp.write(chunk)
+                if fetch.done and sent >= fetch.written:
+                    break
+                with anyio.fail_after(self.config.read_timeout):
+                    await progress.wait()
+        finally:
+            await to_thread.run_sync(src.close)
+        await resp.write_eof()
+        return resp
+
+    # --- tags ------------------------------------------------------------------------------------
+
+    async def tags(self, request: web.Request, host: str, repo: str) -> web.Response:
+        query = {k: v for k, v in request.query.items() if k in ("n", "last")}
+        path = "tags/list" + (f"?{urlencode(query)}" if query else "")
+        resp = await self.upstream.request("GET", host, repo, path)
+        async with resp:
+            body = await resp.content.read(self.config.max_manifest)
+            headers = {**API_HEADERS}
+            if "Link" in resp.headers:
+                headers["Link"] = resp.headers["Link"]
+        return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+def _open_either(ingest: Path | None, final: Path) -> BinaryIO:
+    """The ingest file being written; if it was already committed, the blob under its name."""
+    for p in (ingest, final):
+        if p is None:
+            continue
+        try:
+            return open(p, "rb")  # noqa: SIM115 - closed by the caller
+        except FileNotFoundError:
+            continue
+    raise RegistryError("BLOB_UNKNOWN", "blob vanished while being served", 404)
+
+
+def _media_from_body(body: bytes) -> str:
+    import json
+
+    try:
+        media = json.loads(body).get("mediaType", "")
+    except (ValueError, AttributeError):
+        media = ""
+    return str(media) or "application/vnd.oci.image.manifest.v1+json"

@@ -1,0 +1,164 @@
+"""Talking to upstream registries: anonymous (or configured) bearer tokens, redirects, errors.
+
+Credentials are only ever sent to the host they are configured for (and its token realm);
+a redirect to another host (Docker Hub's CDN) is followed without Authorization.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+
+from berth_registry_proxy.config import ProxyConfig
+from berth_registry_proxy.errors import RegistryError, UpstreamUnavailable
+
+MANIFEST_ACCEPT = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+_CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
+MAX_REDIRECTS = 5
+
+
+@dataclass
+class _Token:
+    value: str
+    expires: float
+
+
+class Upstream:
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self._tokens: dict[tuple[str, str], _Token] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self.config.connect_timeout, sock_read=self.config.read_timeout
+        )
+        self._session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "Upstream.start() first"
+        return self._session
+
+    async def request(
+        self, method: str, host: str, repo: str, path: str, headers: dict[str, str] | None = None
+    ) -> aiohttp.ClientResponse:
+        """`method` on <upstream of host>/v2/<repo>/<path>; the response is open (caller closes).
+
+        Raises RegistryError for answers that are not 2xx (with the upstream's code when it
+        sent one) and UpstreamUnavailable when it cannot be reached, is rate limited or 5xx.
+        """
+        base = self.config.base_url(host)
+        url = f"{base}/v2/{repo}/{path}"
+        hdrs = dict(headers or {})
+        token = self._tokens.get((host, repo))
+        if token and token.expires > time.monotonic():
+            hdrs["Authorization"] = f"Bearer {token.value}"
+        resp = await self._send(method, url, hdrs, base)
+        if resp.status == 401:  # no token yet, or it expired early: ask once
+            challenge = resp.headers.get("WWW-Authenticate", "")
+            resp.release()
+            auth = await self._authorize(host, repo, challenge)
+            if auth:
+                hdrs["Authorization"] = auth
+                resp = await self._send(method, url, hdrs, base)
+        if resp.status >= 400:
+            await self._raise(resp, host)
+        return resp
+
+    async def _send(self, method: str, url: str, headers: dict[str, str], base: str) -> aiohttp.ClientResponse:
+        origin = urlsplit(base).netloc
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                resp = await self.session.request(method, url, headers=headers, allow_redirects=False)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise UpstreamUnavailable(
+                    "UNAVAILABLE", f'{method} "{url}": {exc or type(exc).__name__}', 503
+                ) from None
+            if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
+                url = str(resp.url.join(aiohttp.client.URL(resp.headers["Location"])))
+                resp.release()
+                if urlsplit(url).netloc != origin:
+                    # Never forward credentials (ours or a token for them) to another host.
+                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                continue
+            return resp
+        raise RegistryError("UNKNOWN", f"too many redirects from {url}", 502)
+
+    async def _authorize(self, host: str, repo: str, challenge: str) -> str:
+        scheme, _, params = challenge.partition(" ")
+        creds = self.config.credentials.get(host, "")
+        basic = "Basic " + base64.b64encode(creds.encode()).decode() if creds else ""
+        if scheme.lower() == "basic":
+            return basic
+        if scheme.lower() != "bearer":
+            return ""
+        fields = dict(_CHALLENGE_RE.findall(params))
+        realm = fields.get("realm", "")
+        if not realm:
+            return ""
+        query = {"scope": f"repository:{repo}:pull"}
+        if fields.get("service"):
+            query["service"] = fields["service"]
+        headers = {"Authorization": basic} if basic else {}
+        try:
+            async with self.session.get(f"{realm}?{urlencode(query)}", headers=headers) as resp:
+                if resp.status >= 400:
+                    raise RegistryError(
+                        "UNAUTHORIZED", f"token request to {realm} failed: HTTP {resp.status}", 401
+                    )
+                doc = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            raise UpstreamUnavailable("UNAVAILABLE", f"token request to {realm}: {exc}", 503) from None
+        value = doc.get("token") or doc.get("access_token") or ""
+        ttl = float(doc.get("expires_in") or 60)
+        self._tokens[(host, repo)] = _Token(value, time.monotonic() + max(ttl - 10, 5))
+        return f"Bearer {value}"
+
+    async def _raise(self, resp: aiohttp.ClientResponse, host: str) -> None:
+        status = resp.status
+        retry = resp.headers.get("Retry-After", "")
+        try:
+            body = await resp.content.read(64 * 1024)
+        except (aiohttp.ClientError, TimeoutError):
+            body = b""
+        finally:
+            resp.release()
+        code, message = _first_error(body)
+        if status == 429:
+            headers = {"Retry-After": retry} if retry else {}
+            raise UpstreamUnavailable(
+                "TOOMANYREQUESTS", message or f"{host}: too many requests", 429, headers
+            )
+        if status >= 500:
+            raise UpstreamUnavailable("UNAVAILABLE", message or f"{host}: HTTP {status}", 503)
+        if status == 401:
+            raise RegistryError("UNAUTHORIZED", message or "authentication required", 401)
+        raise RegistryError(code or ("NAME_UNKNOWN" if status == 404 else "UNKNOWN"), message or f"HTTP {status}", status)
+
+
+def _first_error(body: bytes) -> tuple[str, str]:
+    import json
+
+    try:
+        doc = json.loads(body)
+        err = doc["errors"][0]
+        return str(err.get("code", "")), str(err.get("message", ""))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return "", body.decode("utf-8", "replace").strip()[:500]
