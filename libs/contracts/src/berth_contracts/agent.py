@@ -151,6 +151,16 @@ class TaskExec(Command, frozen=True):
     process: ExecProcess
 
 
+class TaskPause(Command, frozen=True):
+    """Freeze the task's processes (runc pause, freezer cgroup); Done. Not running: Conflict."""
+
+    container_id: str
+
+
+class TaskResume(Command, frozen=True):
+    container_id: str
+
+
 class TaskExecStarted(Reply, frozen=True):
     pid: int
 
@@ -187,6 +197,8 @@ AgentRequest = (
     | TaskExec
     | TaskExecGet
     | TaskExecResize
+    | TaskPause
+    | TaskResume
     | Ping
 )
 

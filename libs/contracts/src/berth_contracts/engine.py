@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 
 from berth_contracts.base import Command, Done, Ping, Pong, Reply  # noqa: F401 - Done, Pong re-exported
+from berth_contracts.containerops import ContainerPause, ContainerUnpause
 from berth_contracts.docker import (
     ContainerInspect,
     ContainerSummary,
@@ -251,5 +252,7 @@ EngineRequest = (
     | ExecStart
     | ExecResize
     | EventHistory
+    | ContainerPause
+    | ContainerUnpause
     | Ping
 )

@@ -7,6 +7,7 @@ import os
 
 from berth_contracts import subjects
 from berth_contracts.base import Pong
+from berth_contracts.containerops import ContainerPause, ContainerUnpause
 from berth_contracts.engine import EngineRequest
 from berth_contracts.eventlog import EventHistory
 from berth_kit.service import ServiceContext, run_service
@@ -14,13 +15,14 @@ from berth_kit.service import ServiceContext, run_service
 from berth_engine import settings
 from berth_engine.core import EngineCore
 from berth_engine.creating import CreateService
-from berth_engine.events import EventPublisher
 from berth_engine.eventlog import EventLog
+from berth_engine.events import EventPublisher
 from berth_engine.execs import ExecService, register_execs
 from berth_engine.exits import ExitHandler
 from berth_engine.handlers import Services, register
 from berth_engine.images import ImageService
 from berth_engine.info import InfoService
+from berth_engine.pausing import PauseService
 from berth_engine.pruning import PruneService
 from berth_engine.queries import QueryService
 from berth_engine.renaming import RenameService
@@ -63,6 +65,9 @@ async def engine_main(ctx: ServiceContext) -> None:
     register(server, services, Pong(service=SERVICE_NAME, pid=os.getpid(), node=ctx.node))
     register_execs(server, ExecService(core, ctx.tg))
     server.handle(EventHistory, event_log.history)
+    pauses = PauseService(core)
+    server.handle(ContainerPause, pauses.pause)
+    server.handle(ContainerUnpause, pauses.unpause)
 
 
 def main() -> None:

@@ -22,8 +22,10 @@ from berth_contracts.agent import (
     TaskKill,
     TaskListAll,
     TaskLogs,
+    TaskPause,
     TaskPurge,
     TaskResize,
+    TaskResume,
     TaskStart,
     TaskStarted,
     TaskState,
@@ -81,7 +83,12 @@ async def main(ctx: ServiceContext) -> None:
     async def task_logs(cmd: TaskLogs) -> Done:
         def is_running() -> bool:
             task = manager.tasks.get(cmd.container_id)
-            return task is not None and task.state.get("status") in ("init", "created", "running")
+            return task is not None and task.state.get("status") in (
+                "init",
+                "created",
+                "running",
+                "paused",
+            )
 
         ctx.tg.start_soon(stream_logs, ctx.nc, cmd, paths.log_path(cmd.container_id), is_running)
         return Done()
@@ -101,6 +108,14 @@ async def main(ctx: ServiceContext) -> None:
         await manager.exec_resize(cmd.container_id, cmd.exec_id, cmd.height, cmd.width)
         return Done()
 
+    async def task_pause(cmd: TaskPause) -> Done:
+        await manager.pause(cmd.container_id, True)
+        return Done()
+
+    async def task_resume(cmd: TaskResume) -> Done:
+        await manager.pause(cmd.container_id, False)
+        return Done()
+
     async def ping(_: Ping) -> Pong:
         return Pong(service=ctx.name, pid=os.getpid(), node=ctx.node)
 
@@ -116,6 +131,8 @@ async def main(ctx: ServiceContext) -> None:
     srv.handle(TaskExec, task_exec)
     srv.handle(TaskExecGet, task_exec_get)
     srv.handle(TaskExecResize, task_exec_resize)
+    srv.handle(TaskPause, task_pause)
+    srv.handle(TaskResume, task_resume)
     srv.handle(Ping, ping)
 
 

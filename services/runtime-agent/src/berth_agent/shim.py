@@ -316,6 +316,8 @@ class Shim:
                 self.close_stdin()
             elif kind == "resize":
                 self.cmd_resize(rid, int(frame.get("h", 0)), int(frame.get("w", 0)))
+            elif kind in ("pause", "resume"):
+                self.cmd_pause(rid, kind == "pause")
             elif kind == "exec":
                 self.cmd_exec(rid, frame)
             elif kind == "xstdin":
@@ -385,17 +387,41 @@ class Shim:
         self.reply(rid, pid=self.state["pid"], started_at=self.state["started_at"])
 
     def cmd_kill(self, rid: int, sig: int, all_: bool) -> None:
-        if self.state["status"] not in ("created", "running") or self.init_status is not None:
+        status = self.state["status"]
+        if status not in ("created", "running", "paused") or self.init_status is not None:
             self.reply(rid, False, error="container not running")
             return
         self.runc.run(["kill", *(["--all"] if all_ else []), self.id, str(sig)])
+        if status == "paused" and sig in (signal.SIGKILL, signal.SIGTERM):
+            # A frozen process never acts on a signal; moby thaws a paused container it stops.
+            self.thaw()
         self.reply(rid)
+
+    def cmd_pause(self, rid: int, pause: bool) -> None:
+        status = self.state["status"]
+        if self.init_status is not None or status not in ("running", "paused"):
+            self.reply(rid, False, error="container not running")
+            return
+        if pause and status == "running":
+            self.runc.run(["pause", self.id])
+            self.state["status"] = "paused"
+            self.save()
+        elif not pause and status == "paused":
+            self.thaw()
+        self.reply(rid, state=dict(self.state))
+
+    def thaw(self) -> None:
+        self.runc.run(["resume", self.id])
+        self.state["status"] = "running"
+        self.save()
 
     def cmd_delete(self, rid: int, tp: str) -> None:
         if self.state["pid"] and self.init_status is None:
             # Kill first and delete once the init is reaped, so its exit is recorded.
             with contextlib.suppress(RuncError):
                 self.runc.run(["kill", self.id, "9"])
+                if self.state["status"] == "paused":
+                    self.thaw()
             self.pending_delete = (rid, tp)
             self.delete_deadline = time.monotonic() + DELETE_KILL_WAIT
             self.reap()

@@ -8,6 +8,11 @@ agent -> shim
   {"t":"kill","rid":N,"sig":S,"all":BOOL}          runc kill [--all] <id> S
   {"t":"delete","rid":N,"tp":TRACEPARENT}          kill if alive, runc delete, unmount; shim exits
   {"t":"state","rid":N}                            reply {"state":{...}}
+  {"t":"pause"|"resume","rid":N}                   runc pause / resume (freezer); reply {"state":{...}}
+  {"t":"exec","rid":N,"eid":E,"proc":{OCI process},"stdin":BOOL,"h":H,"w":W,"tp":TP}
+                                                   runc exec --detach; reply {"pid":P}
+  {"t":"xstdin","eid":E,"d":B64} / {"t":"xstdin_close","eid":E}   exec stdin
+  {"t":"xresize","rid":N,"eid":E,"h":H,"w":W}      exec TTY window size
   {"t":"stdin","d":B64} / {"t":"stdin_close"}      container stdin (only with open_stdin)
 
 shim -> agent
@@ -15,6 +20,8 @@ shim -> agent
   {"t":"reply","rid":N,"ok":true,...}              or {"ok":false,"error":MSG}
   {"t":"out","s":1|2,"d":B64}                      live output (dropped while the agent lags)
   {"t":"eof"}                                      all output of the process was sent
+  {"t":"xout","eid":E,"s":1|2,"d":B64}             exec output (not logged, as in Docker)
+  {"t":"xexit","eid":E,"code":C}                   exec exited, all its output was sent
   {"t":"exit","state":{...}}                       init exited (state holds exit_code, oom_killed)
   {"t":"span","name":..,"start":NS,"end":NS,"tp":TRACEPARENT,"attrs":{..}}
 

@@ -87,6 +87,7 @@ _STATUS: dict[str, TaskStatus] = {
     "init": "created",
     "created": "created",
     "running": "running",
+    "paused": "paused",
     "stopped": "stopped",
     "deleted": "stopped",
 }
@@ -419,7 +420,7 @@ class TaskManager:
 
     async def kill(self, cid: str, sig: int, all_: bool) -> None:
         task = self.get(cid)
-        if task.state.get("status") not in ("created", "running"):
+        if task.state.get("status") not in ("created", "running", "paused"):
             raise Conflict(f"container {cid} is not running")
         conn = self._conn(task)
         reply = await self._call(conn, {"t": "kill", "sig": sig, "all": all_})
@@ -467,6 +468,16 @@ class TaskManager:
         if proc.open_stdin:
             await self.stdin.ready(eid)
         return run.pid
+
+    async def pause(self, cid: str, pause: bool) -> None:
+        """Freeze (runc pause) or thaw the task's cgroup."""
+        task = self.get(cid)
+        async with task.lock:
+            reply = await self._call(self._conn(task), {"t": "pause" if pause else "resume"})
+            if not reply.get("ok"):
+                raise Conflict(f"Container {cid} is not running")
+            if reply.get("state"):
+                task.state = dict(reply["state"])
 
     def exec_run(self, cid: str, eid: str) -> ExecRun:
         run = self.execs.get(eid)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from berth_gateway.routes import attach, events, execs, logs, wait
+from berth_gateway.routes import attach, containerops, events, execs, logs, wait
 
-ROUTES = [*events.ROUTES, *wait.ROUTES, *logs.ROUTES, *attach.ROUTES, *execs.ROUTES]
+ROUTES = [*events.ROUTES, *wait.ROUTES, *logs.ROUTES, *attach.ROUTES, *execs.ROUTES, *containerops.ROUTES]

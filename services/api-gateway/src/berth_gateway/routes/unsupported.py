@@ -46,8 +46,6 @@ _CONTAINER_AREAS = {
     "archive": "copying files to and from containers",
     "stats": "container stats",
     "top": "listing container processes",
-    "pause": "pausing containers",
-    "unpause": "unpausing containers",
     "update": "updating containers",
     "export": "exporting containers",
     "changes": "container filesystem changes",
