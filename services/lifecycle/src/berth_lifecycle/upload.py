@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -81,11 +82,14 @@ class UploadServer:
         self.base_url = ""
         self._tracer = trace.get_tracer("berth-lifecycle")
         self._limiter: anyio.CapacityLimiter | None = None
+        self.extra_posts: list[tuple[str, Any]] = []
 
     async def start(self) -> None:
         self._limiter = anyio.CapacityLimiter(MAX_CONCURRENT_UPLOADS)
         app = web.Application()
         app.router.add_post("/uploads/{token}", self._handle)
+        for path, handler in self.extra_posts:  # e.g. pull.py's /pulls/{token}
+            app.router.add_post(path, handler)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -93,7 +97,11 @@ class UploadServer:
         server = site._server  # aiohttp exposes the bound port only here
         sockets = getattr(server, "sockets", None) or []
         port = sockets[0].getsockname()[1] if sockets else self._port
-        advertised = "127.0.0.1" if self._host in ("0.0.0.0", "", "::") else self._host
+        # BERTH_LIFECYCLE_ADVERTISE: the host name others reach this listener by (compose: the
+        # service name), when it listens on every address.
+        advertised = os.environ.get("BERTH_LIFECYCLE_ADVERTISE") or (
+            "127.0.0.1" if self._host in ("0.0.0.0", "", "::") else self._host
+        )
         self.base_url = f"http://{advertised}:{port}"
 
     async def stop(self) -> None:
