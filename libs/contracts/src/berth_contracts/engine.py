@@ -204,6 +204,22 @@ class UploadTarget(Reply, frozen=True):
     url: str  # http://host:port/path or http+unix://<percent-encoded socket path>/path
 
 
+class ImagePull(Command, frozen=True):
+    """`docker pull`: resolve `ref` (+ `tag`, which may be a digest) at its registry, through
+    registry-proxy, and hand out where to fetch the progress stream.
+
+    Errors found before any download (bad reference, unknown repository or tag, no manifest
+    for the platform, registry unreachable) are the reply's error. The reply is an
+    UploadTarget: the caller POSTs (empty body) to its URL and relays the answer, Docker's
+    JSON-lines progress ending in `Status: ...` or an errorDetail line. Served by the engine
+    (EngineRequest) and by lifecycle (LifecycleRequest), like ImageUpload.
+    """
+
+    ref: str
+    tag: str = ""
+    platform: str = ""  # "os/arch[/variant]"; "" = the host's
+
+
 # --- system --------------------------------------------------------------------------------------
 
 
@@ -246,6 +262,7 @@ EngineRequest = (
     | ImageRemove
     | ImageTag
     | ImageUpload
+    | ImagePull
     | SystemInfo
     | ExecCreate
     | ExecGet

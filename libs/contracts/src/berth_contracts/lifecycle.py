@@ -11,9 +11,9 @@ import msgspec
 
 from berth_contracts.base import Command, Done, Ping, Reply
 from berth_contracts.docker import ContainerConfig
-from berth_contracts.engine import ImageUpload, UploadTarget
+from berth_contracts.engine import ImagePull, ImageUpload, UploadTarget
 
-__all__ = ["Done", "ImageUpload", "UploadTarget"]
+__all__ = ["Done", "ImagePull", "ImageUpload", "UploadTarget"]
 
 
 class Mount(msgspec.Struct, frozen=True):
@@ -109,6 +109,7 @@ LifecycleRequest = (
     | ImageTagAdd
     | ImageDelete
     | ImageUpload
+    | ImagePull
     | SnapshotPrepare
     | SnapshotGetMounts
     | SnapshotRemove

@@ -48,6 +48,7 @@ def register(server: RpcServer, s: Services, pong: Pong) -> None:
     server.handle(e.ImageRemove, s.images.remove)
     server.handle(e.ImageTag, s.images.tag)
     server.handle(e.ImageUpload, s.images.upload)
+    server.handle(e.ImagePull, s.images.pull)
     server.handle(e.SystemInfo, s.info.info)
 
     async def ping(_: Ping) -> Pong:

@@ -17,6 +17,7 @@ from berth_contracts.engine import (
     ImageGet,
     ImageList,
     ImageListing,
+    ImagePull,
     ImageRemove,
     ImageRemoved,
     ImageTag,
@@ -214,3 +215,7 @@ class ImageService:
 
     async def upload(self, cmd: ImageUpload) -> UploadTarget:
         return await self.core.lifecycle(self.core.node, cmd, UploadTarget, attempts=1)
+
+    async def pull(self, cmd: ImagePull) -> UploadTarget:
+        # Resolving at the registry may wait for an upstream's connect timeout: allow for it.
+        return await self.core.lifecycle(self.core.node, cmd, UploadTarget, within=90.0, attempts=1)

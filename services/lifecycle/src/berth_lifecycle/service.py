@@ -14,6 +14,7 @@ from berth_contracts.lifecycle import (
     ImageDeleted,
     ImageFound,
     ImageListAll,
+    ImagePull,
     ImageRecords,
     ImageResolve,
     ImageTagAdd,
@@ -33,6 +34,7 @@ from berth_lifecycle.imageconfig import apply_changes
 from berth_lifecycle.images import Images
 from berth_lifecycle.importer import import_name
 from berth_lifecycle.metadata import Metadata
+from berth_lifecycle.pull import Puller
 from berth_lifecycle.snapshots import Snapshotter
 from berth_lifecycle.upload import UploadServer
 
@@ -52,6 +54,7 @@ class Lifecycle:
     snapshots: Snapshotter
     images: Images
     uploads: UploadServer
+    puller: Puller
 
     @classmethod
     def open(cls, root: Path, publish: Publish, listen: str = "127.0.0.1:0") -> Lifecycle:
@@ -69,7 +72,10 @@ class Lifecycle:
         # garbage no record points at: collect it before serving.
         snapshots.collect_layers()
         images.collect_blobs(content.digests())
-        return cls(meta, content, snapshots, images, UploadServer(images, listen))
+        uploads = UploadServer(images, listen)
+        puller = Puller(images)
+        uploads.extra_posts.append(("/pulls/{token}", puller.handle))
+        return cls(meta, content, snapshots, images, uploads, puller)
 
     def close(self) -> None:
         self.meta.close()
@@ -97,6 +103,9 @@ class Lifecycle:
             apply_changes(cmd.changes)
         return UploadTarget(url=self.uploads.issue(cmd))
 
+    async def image_pull(self, cmd: ImagePull) -> UploadTarget:
+        return UploadTarget(url=await self.puller.prepare(cmd, self.uploads.base_url))
+
     async def snapshot_prepare(self, cmd: SnapshotPrepare) -> SnapshotMounts:
         async with self.images.lock:  # an image delete must not collect layers meanwhile
             row = await self.images.resolve(cmd.image_id)
@@ -117,6 +126,7 @@ class Lifecycle:
         server.handle(ImageTagAdd, self.image_tag)
         server.handle(ImageDelete, self.image_delete)
         server.handle(ImageUpload, self.image_upload)
+        server.handle(ImagePull, self.image_pull)
         server.handle(SnapshotPrepare, self.snapshot_prepare)
         server.handle(SnapshotGetMounts, self.snapshot_mounts)
         server.handle(SnapshotRemove, self.snapshot_remove)

@@ -11,7 +11,7 @@ from typing import BinaryIO
 from urllib.parse import urlencode
 
 import anyio
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
 from anyio import to_thread
 
 from berth_registry_proxy.cache import Cache
@@ -19,7 +19,7 @@ from berth_registry_proxy.config import ProxyConfig
 from berth_registry_proxy.errors import RegistryError, UpstreamUnavailable
 from berth_registry_proxy.fetches import CHUNK, Fetch, Fetches
 from berth_registry_proxy.names import DIGEST_RE, check_reference, split_name
-from berth_registry_proxy.upstream import MANIFEST_ACCEPT, Upstream
+from berth_registry_proxy.upstream import MANIFEST_ACCEPT, Upstream, read_limited
 
 log = logging.getLogger(__name__)
 API_HEADERS = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -131,7 +131,7 @@ class Proxy:
             limit = self.config.max_manifest
             if (resp.content_length or 0) > limit:
                 raise RegistryError("MANIFEST_INVALID", f"manifest is larger than {limit} bytes", 400)
-            body = await resp.content.read(limit + 1)
+            body = await read_limited(resp, limit)
             if len(body) > limit:
                 raise RegistryError("MANIFEST_INVALID", f"manifest is larger than {limit} bytes", 400)
             media = resp.headers.get("Content-Type", "").split(";")[0].strip()
@@ -211,7 +211,10 @@ class Proxy:
                     if not chunk:
                         break
                     sent += len(chunk)
-                    await resp.write(chunk)
+                    try:
+                        await resp.write(chunk)
+                    except (ConnectionError, ClientConnectionResetError):
+                        return resp  # the client left; the fetch goes on into the cache
                 if fetch.done and sent >= fetch.written:
                     break
                 with anyio.fail_after(self.config.read_timeout):
@@ -228,7 +231,7 @@ class Proxy:
         path = "tags/list" + (f"?{urlencode(query)}" if query else "")
         resp = await self.upstream.request("GET", host, repo, path)
         async with resp:
-            body = await resp.content.read(self.config.max_manifest)
+            body = await read_limited(resp, self.config.max_manifest)
             headers = {**API_HEADERS}
             if "Link" in resp.headers:
                 headers["Link"] = resp.headers["Link"]

@@ -215,6 +215,16 @@ def seed(base: str) -> Seeded:
     return Seeded(busybox, multilayer, amd, arm, index, zbox)
 
 
+def push_unique(base: str, repo: str, tag: str, marker: str) -> Pushed:
+    """busybox plus a small layer holding /marker.txt = marker: a blob no cache has yet."""
+    bb = testimages._busybox_layer()
+    t = testimages._TarBuilder()
+    t.file("marker.txt", marker.encode() + b"\n")
+    extra = t.finish()
+    config = testimages.image_config([bb.diff_id, extra.diff_id], labels={"marker": marker})
+    return push_image(base, repo, tag, [bb.tar, extra.tar], config)
+
+
 # --- a front with faults -------------------------------------------------------------------------------
 
 

@@ -135,7 +135,7 @@ class Upstream:
         status = resp.status
         retry = resp.headers.get("Retry-After", "")
         try:
-            body = await resp.content.read(64 * 1024)
+            body = await read_limited(resp, 64 * 1024)
         except (aiohttp.ClientError, TimeoutError):
             body = b""
         finally:
@@ -162,3 +162,13 @@ def _first_error(body: bytes) -> tuple[str, str]:
         return str(err.get("code", "")), str(err.get("message", ""))
     except (ValueError, KeyError, IndexError, TypeError):
         return "", body.decode("utf-8", "replace").strip()[:500]
+
+
+async def read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or limit+1 bytes when it is longer (read(n) may return less than n)."""
+    buf = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        buf += chunk
+        if len(buf) > limit:
+            break
+    return bytes(buf[: limit + 1])

@@ -1,4 +1,4 @@
-"""Image endpoints: list, inspect, remove, tag, load, import; pull and the rest say 501."""
+"""Image endpoints: list, inspect, remove, tag, load, import, pull; the rest say 501."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from berth_contracts.engine import (
     ImageGet,
     ImageList,
     ImageListing,
+    ImagePull,
     ImageRemove,
     ImageRemoved,
     ImageTag,
@@ -22,10 +23,6 @@ from berth_gateway.params import qbool, qfilters
 from berth_gateway.responses import json_response
 from berth_gateway.routes.table import Route, not_supported
 from berth_gateway.upload import relay_upload
-
-PULL_NOT_SUPPORTED = (
-    "pulling images from registries is not supported yet: use docker load or docker import"
-)
 
 
 async def list_images(request: web.Request) -> web.Response:
@@ -77,7 +74,7 @@ async def load(request: web.Request) -> web.StreamResponse:
 async def create(request: web.Request) -> web.StreamResponse:
     """POST /images/create: import with fromSrc, pull with fromImage."""
     if request.query.get("fromImage"):
-        raise NotImplementedByBerth(PULL_NOT_SUPPORTED)
+        return await pull(request)
     source = request.query.get("fromSrc", "")
     if not source:
         raise InvalidParameter("fromImage or fromSrc is required")
@@ -94,6 +91,20 @@ async def create(request: web.Request) -> web.StreamResponse:
             changes=request.query.getall("changes", []),
         ),
         UploadTarget,
+    )
+    return await relay_upload(request, target.url)
+
+
+async def pull(request: web.Request) -> web.StreamResponse:
+    """Pull: errors found while resolving are HTTP errors, later ones errorDetail lines."""
+    target = await backend(request).call(
+        ImagePull(
+            ref=request.query["fromImage"],
+            tag=request.query.get("tag", ""),
+            platform=request.query.get("platform", ""),
+        ),
+        UploadTarget,
+        reply_timeout=100.0,
     )
     return await relay_upload(request, target.url)
 

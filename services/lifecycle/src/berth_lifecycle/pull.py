@@ -1,0 +1,242 @@
+"""`docker pull`: resolve at the registry (through registry-proxy), download the layers in
+parallel into the content store (verified while streaming), unpack them, record the image.
+
+ImagePull resolves the manifest first, so "no such repository/tag" is the RPC's error (an HTTP
+error for the client); then it hands out a single-use URL on lifecycle's HTTP listener. A POST
+there runs the pull and streams Docker's JSON progress lines; later errors are errorDetail lines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from aiohttp import web
+from anyio import to_thread
+from anyio.streams.memory import MemoryObjectSendStream
+from berth_contracts.engine import ImagePull
+from berth_contracts.errors import BerthError, InvalidParameter
+from berth_kit.tracing import extract
+
+from berth_lifecycle.events import image_event
+from berth_lifecycle.images import Images, StagedBlob
+from berth_lifecycle.layers import chain_ids
+from berth_lifecycle.reference import DIGEST_RE, Reference, parse_normalized_named
+from berth_lifecycle.registry import Platform, RegistryClient, Resolved, proxy_url
+
+log = logging.getLogger(__name__)
+TOKEN_TTL = 600.0
+PARALLEL_LAYERS = 3
+PROGRESS_STEP = 512 * 1024  # bytes between two Downloading lines of one layer
+
+
+def pull_reference(cmd: ImagePull) -> Reference:
+    """fromImage + tag as dockerd reads them: tag may be a tag or a digest."""
+    ref = parse_normalized_named(cmd.ref)
+    if cmd.tag:
+        if DIGEST_RE.match(cmd.tag):
+            return Reference(ref.name, "", cmd.tag)
+        if ":" in cmd.tag or "@" in cmd.tag:
+            raise InvalidParameter("invalid reference format")
+        return Reference(ref.name, cmd.tag, "")
+    return ref.with_default_tag()
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\r\n"
+
+
+def _short(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    resolved: Resolved
+    expires: float
+
+
+class Puller:
+    def __init__(self, images: Images) -> None:
+        self.images = images
+        self._pending: dict[str, _Pending] = {}
+
+    async def prepare(self, cmd: ImagePull, base_url: str) -> str:
+        ref = pull_reference(cmd)
+        platform = Platform.parse(cmd.platform)
+        client = RegistryClient(proxy_url())
+        try:
+            resolved = await client.resolve(ref, platform)
+        finally:
+            await client.close()
+        now = time.monotonic()
+        for token in [t for t, p in self._pending.items() if p.expires < now]:
+            del self._pending[token]
+        token = secrets.token_urlsafe(24)
+        self._pending[token] = _Pending(resolved, now + TOKEN_TTL)
+        return f"{base_url}/pulls/{token}"
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        pending = self._pending.pop(request.match_info["token"], None)
+        if pending is None or pending.expires < time.monotonic():
+            return web.json_response({"message": "pull URL unknown, used or expired"}, status=404)
+        await request.read()  # the body is empty
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        send, receive = anyio.create_memory_object_stream[bytes](64)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        from opentelemetry import context, trace
+
+        token = context.attach(extract(headers)) if "traceparent" in headers else None
+        try:
+            with trace.get_tracer("berth-lifecycle").start_as_current_span("pull image"):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._run, pending.resolved, send)
+                    async with receive:
+                        async for line in receive:
+                            await response.write(line)
+        finally:
+            if token is not None:
+                context.detach(token)
+        await response.write_eof()
+        return response
+
+    async def _run(self, resolved: Resolved, send: MemoryObjectSendStream[bytes]) -> None:
+        async with send:
+            try:
+                await self._pull(resolved, send)
+            except BerthError as exc:
+                await send.send(_error(exc.message))
+                await self.images.collect_garbage()
+            except Exception as exc:  # noqa: BLE001 - the client must get an error line, not a cut
+                log.exception("pull of %s failed", resolved.ref)
+                await send.send(_error(f"{type(exc).__name__}: {exc}"))
+                await self.images.collect_garbage()
+
+    async def _pull(self, resolved: Resolved, send: MemoryObjectSendStream[bytes]) -> None:
+        ref = resolved.ref
+        shown = ref.familiar()
+        await send.send(_line({"status": f"Pulling from {ref.path}", "id": ref.tag or ref.digest}))
+        config_digest = str(resolved.config.get("digest", ""))
+        names = [Reference(ref.name, ref.tag, "")] if ref.tag else []
+        names.append(Reference(ref.name, "", resolved.digest))
+        if await self._up_to_date(names, config_digest):
+            await send.send(_line({"status": f"Digest: {resolved.digest}"}))
+            await send.send(_line({"status": f"Status: Image is up to date for {shown}"}))
+            return
+        client = RegistryClient(proxy_url())
+        staged: list[StagedBlob | None] = [None] * len(resolved.layers)
+        try:
+            config = await client.blob_bytes(ref, config_digest)
+            diff_ids = _diff_ids(config)
+            chains = chain_ids(diff_ids) if len(diff_ids) == len(resolved.layers) else []
+            for layer in resolved.layers:
+                await send.send(_line({"status": "Pulling fs layer", "progressDetail": {}, "id": _short(layer["digest"])}))
+            limiter = anyio.CapacityLimiter(PARALLEL_LAYERS)
+            try:
+                async with anyio.create_task_group() as tg:
+                    for i, layer in enumerate(resolved.layers):
+                        chain = chains[i] if chains else ""
+                        tg.start_soon(self._layer, client, ref, layer, chain, i, staged, send, limiter)
+            except BaseExceptionGroup as group:
+                raise _first(group) from None
+            blobs = [s for s in staged if s is not None]
+            for layer in resolved.layers:
+                size = int(layer.get("size") or 0)
+                await send.send(_line({"status": "Extracting", "progressDetail": {"current": 0, "total": size}, "id": _short(layer["digest"])}))
+            stored = await self.images.store(config, blobs, names)
+            for layer in resolved.layers:
+                await send.send(_line({"status": "Pull complete", "progressDetail": {}, "id": _short(layer["digest"])}))
+        finally:
+            await client.close()
+            for s in staged:
+                if s is not None:
+                    await to_thread.run_sync(s.writer.abort)
+        await self.images.publish(image_event("pull", stored.image_id, shown))
+        await send.send(_line({"status": f"Digest: {resolved.digest}"}))
+        await send.send(_line({"status": f"Status: Downloaded newer image for {shown}"}))
+
+    async def _up_to_date(self, names: list[Reference], config_digest: str) -> bool:
+        meta = self.images.meta
+        ids = [await to_thread.run_sync(meta.lookup_name, str(n)) for n in names]
+        return all(i == config_digest for i in ids) and await to_thread.run_sync(meta.get_image, config_digest) is not None
+
+    async def _layer(
+        self,
+        client: RegistryClient,
+        ref: Reference,
+        layer: dict[str, Any],
+        chain: str,
+        index: int,
+        staged: list[StagedBlob | None],
+        send: MemoryObjectSendStream[bytes],
+        limiter: anyio.CapacityLimiter,
+    ) -> None:
+        digest = str(layer.get("digest", ""))
+        if not DIGEST_RE.match(digest):
+            raise InvalidParameter(f"invalid layer digest {digest!r}")
+        short = _short(digest)
+        content = self.images.content
+        writer = await to_thread.run_sync(content.writer, digest)
+        staged[index] = StagedBlob(writer=writer, digest=digest)
+        if chain and await self._have_layer(chain, digest):
+            # Unpacked already: copy the local blob instead of downloading it again.
+            await to_thread.run_sync(_copy_blob, content.path(digest), writer)
+            await send.send(_line({"status": "Already exists", "progressDetail": {}, "id": short}))
+            return
+        async with limiter:
+            last = 0
+
+            async def progress(current: int, total: int) -> None:
+                nonlocal last
+                if current - last >= PROGRESS_STEP or current == total:
+                    last = current
+                    await send.send(_line({"status": "Downloading", "progressDetail": {"current": current, "total": total or int(layer.get("size") or 0)}, "id": short}))
+
+            await client.blob_into(ref, digest, writer, progress)
+        await send.send(_line({"status": "Verifying Checksum", "progressDetail": {}, "id": short}))
+        await send.send(_line({"status": "Download complete", "progressDetail": {}, "id": short}))
+
+    async def _have_layer(self, chain: str, digest: str) -> bool:
+        snap = await to_thread.run_sync(self.images.meta.get_snapshot, chain)
+        return snap is not None and snap.kind == "committed" and await to_thread.run_sync(self.images.content.exists, digest)
+
+
+def _copy_blob(path: Any, writer: Any) -> None:
+    with open(path, "rb") as src:
+        while chunk := src.read(1 << 20):
+            writer.write(chunk)
+    writer.finish()
+
+
+def _diff_ids(config: bytes) -> list[str]:
+    try:
+        doc = json.loads(config)
+        return [str(d) for d in doc["rootfs"]["diff_ids"]]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidParameter("invalid image config: no rootfs.diff_ids") from None
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    """The error to report from a failed parallel download: a BerthError if there is one."""
+    leaves: list[BaseException] = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for sub in e.exceptions:
+                walk(sub)
+        else:
+            leaves.append(e)
+
+    walk(group)
+    return next((e for e in leaves if isinstance(e, BerthError)), leaves[0])
+
+
+def _error(message: str) -> bytes:
+    return _line({"errorDetail": {"message": message}, "error": message})
