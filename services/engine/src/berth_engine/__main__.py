@@ -20,6 +20,7 @@ from berth_engine.events import EventPublisher
 from berth_engine.execs import ExecService, register_execs
 from berth_engine.exits import ExitHandler
 from berth_engine.handlers import Services, register
+from berth_engine.health import HealthMonitor
 from berth_engine.images import ImageService
 from berth_engine.info import InfoService
 from berth_engine.pausing import PauseService
@@ -63,7 +64,9 @@ async def engine_main(ctx: ServiceContext) -> None:
         rename=RenameService(core),
     )
     register(server, services, Pong(service=SERVICE_NAME, pid=os.getpid(), node=ctx.node))
-    register_execs(server, ExecService(core, ctx.tg))
+    execs = ExecService(core, ctx.tg)
+    register_execs(server, execs)
+    await HealthMonitor(core, execs, ctx.tg).subscribe(ctx.nc)
     server.handle(EventHistory, event_log.history)
     pauses = PauseService(core)
     server.handle(ContainerPause, pauses.pause)

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import msgspec
-from berth_contracts.docker import ZERO_TIME, ContainerConfig, CreateRequest, HostConfig
+from berth_contracts.docker import (
+    ZERO_TIME,
+    ContainerConfig,
+    CreateRequest,
+    Health,
+    HostConfig,
+)
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -16,6 +22,7 @@ class State(msgspec.Struct, kw_only=True):
     error: str = ""
     started_at: str = ZERO_TIME
     finished_at: str = ZERO_TIME
+    health: Health | None = None  # with a healthcheck: State.Health
 
 
 class Record(msgspec.Struct, kw_only=True):

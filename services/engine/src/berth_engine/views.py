@@ -14,6 +14,7 @@ from berth_contracts.docker import (
 )
 from berth_contracts.engine import ContainerRef
 
+from berth_engine.health import health_text
 from berth_engine.records import Record
 from berth_engine.timefmt import human_duration, is_zero, parse_ns
 
@@ -24,7 +25,9 @@ def status_text(rec: Record, now_ns: int | None = None) -> str:
     st = rec.state
     if st.status in ("running", "paused"):
         up = human_duration((now - parse_ns(st.started_at)) / 1e9)
-        return f"Up {up} (Paused)" if st.status == "paused" else f"Up {up}"
+        if st.status == "paused":
+            return f"Up {up} (Paused)"
+        return f"Up {up}{health_text(st.health)}"
     if st.status == "restarting":
         ago = human_duration((now - parse_ns(st.finished_at)) / 1e9)
         return f"Restarting ({st.exit_code}) {ago} ago"
@@ -76,6 +79,7 @@ def inspect(rec: Record) -> ContainerInspect:
             error=st.error,
             started_at=st.started_at,
             finished_at=st.finished_at,
+            health=st.health,
         ),
         image=rec.image_id,
         log_path=rec.log_path,
