@@ -1,0 +1,93 @@
+"""docker-py, unchanged, for living with containers: exec_run, logs(stream=True),
+attach_socket, events(decode=True), pause."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import docker
+import pytest
+from harness import Berth
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def client(berth: Berth) -> Iterator[docker.DockerClient]:
+    c = docker.DockerClient(base_url=berth.docker_host, version="auto", timeout=60)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def test_exec_run(client: docker.DockerClient, busybox_image: str) -> None:
+    c = client.containers.run(busybox_image, ["sleep", "120"], detach=True)
+    try:
+        res = c.exec_run(["sh", "-c", "echo out; echo err >&2; exit 4"], demux=True)
+        assert res.exit_code == 4
+        assert res.output == (b"out\n", b"err\n")
+        res = c.exec_run("id -u", user="65534", environment={"A": "1"}, workdir="/tmp")
+        assert (res.exit_code, res.output) == (0, b"65534\n")
+        res = c.exec_run("pwd", workdir="/tmp", tty=True)
+        assert res.output == b"/tmp\r\n"
+        chunks = list(c.exec_run(["sh", "-c", "echo a; sleep 0.2; echo b"], stream=True).output)
+        assert b"".join(chunks) == b"a\nb\n"
+        # the low-level API: exec_inspect has the exit code
+        exec_id = client.api.exec_create(c.id, ["sh", "-c", "exit 7"])["Id"]
+        client.api.exec_start(exec_id)
+        info = client.api.exec_inspect(exec_id)
+        assert (info["ExitCode"], info["Running"], info["ContainerID"]) == (7, False, c.id)
+        with pytest.raises(docker.errors.NotFound):
+            client.api.exec_inspect("0" * 64)
+    finally:
+        c.remove(force=True)
+
+
+def test_logs_stream_and_events(client: docker.DockerClient, busybox_image: str) -> None:
+    since = time.time() - 1
+    c = client.containers.run(
+        busybox_image, ["sh", "-c", "for i in 1 2 3; do echo n$i; sleep 0.3; done"], detach=True
+    )
+    try:
+        lines = list(c.logs(stream=True, follow=True))
+        assert b"".join(lines) == b"n1\nn2\nn3\n"
+        assert c.wait(timeout=60)["StatusCode"] == 0
+    finally:
+        c.remove(force=True)
+    events = client.events(
+        since=since, until=time.time() + 1, decode=True, filters={"container": c.id}
+    )
+    assert [e["Action"] for e in events] == ["create", "start", "die", "destroy"]
+
+
+def test_attach_socket_interactive(client: docker.DockerClient, busybox_image: str) -> None:
+    c = client.containers.run(busybox_image, ["cat"], detach=True, stdin_open=True, tty=True)
+    try:
+        sock = client.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1})
+        raw: socket.socket = sock._sock  # docker-py hands out the SocketIO; its socket is raw
+        raw.settimeout(30)
+        raw.sendall(b"hello\n")
+        got = b""
+        while got.count(b"hello") < 2:  # the terminal echoes the line, then cat prints it
+            data = raw.recv(4096)
+            assert data, got
+            got += data
+        sock.close()
+    finally:
+        c.remove(force=True)
+
+
+def test_pause_unpause(client: docker.DockerClient, busybox_image: str) -> None:
+    c = client.containers.run(busybox_image, ["sleep", "120"], detach=True)
+    try:
+        c.pause()
+        c.reload()
+        assert c.status == "paused"
+        c.unpause()
+        c.reload()
+        assert c.status == "running"
+    finally:
+        c.remove(force=True)
