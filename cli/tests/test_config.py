@@ -32,6 +32,7 @@ def test_up_defaults() -> None:
         "berth_engine",
         "berth_lifecycle",
         "berth_agent",
+        "berth_registry_proxy",
         "berth_gateway",
     ]
 
