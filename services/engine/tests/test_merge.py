@@ -98,10 +98,7 @@ def test_host_config_normalised_like_dockerd() -> None:
 @pytest.mark.parametrize(
     "hc",
     [
-        HostConfig(binds=["/a:/b"]),
-        HostConfig(mounts=[{"Type": "volume"}]),
         HostConfig(port_bindings={"80/tcp": [PortBinding(host_port="8080")]}),
-        HostConfig(tmpfs={"/run": ""}),
         HostConfig(volumes_from=["x"]),
         HostConfig(links=["a:b"]),
         HostConfig(network_mode="mynet"),

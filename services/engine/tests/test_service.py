@@ -162,7 +162,7 @@ def test_errors_use_dockers_words(svc: Services) -> None:
         create(svc, "bad name!")
     assert "Invalid container name (bad name!)" in bad.value.message
     with pytest.raises(NotImplementedByBerth):
-        create(svc, host_config=HostConfig(binds=["/tmp:/tmp"]))
+        create(svc, host_config=HostConfig(links=["a:b"]))
     with pytest.raises(NotFound):
         svc.engine(ContainerGet(ref="no-such-thing"), ContainerDetail)
     with pytest.raises(NotModified):

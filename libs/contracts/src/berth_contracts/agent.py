@@ -42,6 +42,9 @@ class TaskSpec(msgspec.Struct, frozen=True):
     cap_drop: list[str] = msgspec.field(default_factory=list)
     oom_score_adj: int = 0
     labels: dict[str, str] = msgspec.field(default_factory=dict)
+    # Targets of volume mounts in TaskCreate.rootfs to fill from the image when the volume is
+    # empty (Docker's copy-up); the path is resolved inside the container's rootfs.
+    copy_up: list[str] = msgspec.field(default_factory=list)
 
 
 class TaskCreate(Command, frozen=True):

@@ -18,6 +18,13 @@ from berth_contracts.docker import (
 )
 from berth_contracts.eventlog import EventHistory
 from berth_contracts.execs import ExecCreate, ExecGet, ExecResize, ExecStart
+from berth_contracts.volumes import (
+    VolumeCreate,
+    VolumeGet,
+    VolumeList,
+    VolumePrune,
+    VolumeRemove,
+)
 
 Filters = dict[str, list[str]]
 
@@ -220,6 +227,18 @@ class ImagePull(Command, frozen=True):
     platform: str = ""  # "os/arch[/variant]"; "" = the host's
 
 
+class ImagePrune(Command, frozen=True):
+    """POST /images/prune: delete images no container uses; only dangling ones unless the
+    filter says dangling=false (`docker image prune -a`). Filters: dangling, until, label, label!."""
+
+    filters: Filters = msgspec.field(default_factory=dict)
+
+
+class ImagesPruned(Reply, frozen=True):
+    items: list[ImageDeleteItem]
+    space_reclaimed: int = 0
+
+
 # --- system --------------------------------------------------------------------------------------
 
 
@@ -263,7 +282,13 @@ EngineRequest = (
     | ImageTag
     | ImageUpload
     | ImagePull
+    | ImagePrune
     | SystemInfo
+    | VolumeCreate
+    | VolumeGet
+    | VolumeList
+    | VolumeRemove
+    | VolumePrune
     | ExecCreate
     | ExecGet
     | ExecStart

@@ -31,6 +31,8 @@ from berth_engine.restarts import Restarter
 from berth_engine.starting import StartService
 from berth_engine.stopping import StopService
 from berth_engine.store import RecordStore
+from berth_engine.volumes import VolumeService
+from berth_engine.volumestore import VolumeStore
 
 log = logging.getLogger("berth_engine")
 
@@ -44,6 +46,7 @@ async def engine_main(ctx: ServiceContext) -> None:
     exits = ExitHandler(core)
     starter = StartService(core, exits)
     core.restarter = Restarter(ctx.tg, starter.restart_run)
+    core.volumes = VolumeService(VolumeStore(settings.volumes_dir()), store)
     for rec in store.all():
         if rec.state.status == "restarting":
             core.restarter.resume(rec)
@@ -62,6 +65,7 @@ async def engine_main(ctx: ServiceContext) -> None:
         info=InfoService(core),
         prune=PruneService(core),
         rename=RenameService(core),
+        volumes=core.volumes,
     )
     register(server, services, Pong(service=SERVICE_NAME, pid=os.getpid(), node=ctx.node))
     execs = ExecService(core, ctx.tg)

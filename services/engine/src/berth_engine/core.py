@@ -24,6 +24,7 @@ from berth_engine.events import EventPublisher
 from berth_engine.records import Record
 from berth_engine.restarts import Restarter
 from berth_engine.store import RecordStore
+from berth_engine.volumes import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class EngineCore:
         self._locks: dict[str, anyio.Lock] = {}
         # Set once the container service exists (it owns the start path restarts use).
         self.restarter: Restarter | None = None
+        # Set at start-up: creates volumes for new containers, drops anonymous ones with them.
+        self.volumes: VolumeService | None = None
 
     # --- RPC to the node-local services ----------------------------------------------------------
 
@@ -126,7 +129,7 @@ class EngineCore:
 
     # --- removal ---------------------------------------------------------------------------------
 
-    async def destroy(self, rec: Record) -> None:
+    async def destroy(self, rec: Record, *, volumes: bool = False) -> None:
         """Remove everything of a stopped container, then its record; publish `destroy`.
 
         Missing pieces (task already deleted, snapshot never made) are fine; any other failure
@@ -146,6 +149,9 @@ class EngineCore:
         if self.restarter is not None:
             self.restarter.forget(rec.id)
         self.notify_exit(rec.id)
+        if self.volumes is not None and (volumes or rec.host_config.auto_remove):
+            # `rm -v` and `--rm` take the anonymous volumes along (named ones stay).
+            await anyio.to_thread.run_sync(self.volumes.release_anonymous, rec)
         await self.events.container(rec, "destroy")
 
     @staticmethod

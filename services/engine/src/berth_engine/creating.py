@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import anyio
 from berth_contracts.engine import ContainerCreate, ContainerCreated
 from berth_contracts.errors import BerthError, InvalidParameter
 from berth_contracts.lifecycle import ImageFound, ImageResolve, SnapshotMounts, SnapshotPrepare
@@ -12,6 +13,7 @@ from berth_kit.tracing import traceparent_of
 
 from berth_engine.core import EngineCore
 from berth_engine.merge import check_supported, final_command, merge_config, normalise_host_config
+from berth_engine.mountspec import parse_all
 from berth_engine.naming import generate_unique_name, new_container_id, validate_name
 from berth_engine.platforms import check_platform
 from berth_engine.records import Record
@@ -47,12 +49,15 @@ class CreateService:
             span.set_attribute("container.id", cid)
             config = merge_config(req, image.config, cid, req.image)
             argv = final_command(config)
+            entries = parse_all(req.host_config, config)
             if config.stop_signal:
                 parse_signal(config.stop_signal)  # moby refuses a bad StopSignal at create
             if not name:
                 name = generate_unique_name(self.store.name_taken)
             self.store.reserve_name(name, cid)
             try:
+                if self.core.volumes is not None:
+                    entries = await anyio.to_thread.run_sync(self.core.volumes.prepare, entries)
                 rec = Record(
                     id=cid,
                     name=name,
@@ -66,6 +71,7 @@ class CreateService:
                     image_name=req.image,
                     node=node,
                     traceparent=traceparent_of(span),
+                    mounts=entries,
                 )
                 await self.store.insert(rec)
             finally:

@@ -16,6 +16,7 @@ from berth_engine.queries import QueryService
 from berth_engine.renaming import RenameService
 from berth_engine.starting import StartService
 from berth_engine.stopping import StopService
+from berth_engine.volumes import VolumeService
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Services:
     info: InfoService
     prune: PruneService
     rename: RenameService
+    volumes: VolumeService | None = None
 
 
 def register(server: RpcServer, s: Services, pong: Pong) -> None:
@@ -49,7 +51,14 @@ def register(server: RpcServer, s: Services, pong: Pong) -> None:
     server.handle(e.ImageTag, s.images.tag)
     server.handle(e.ImageUpload, s.images.upload)
     server.handle(e.ImagePull, s.images.pull)
+    server.handle(e.ImagePrune, s.images.prune)
     server.handle(e.SystemInfo, s.info.info)
+    if s.volumes is not None:
+        server.handle(e.VolumeCreate, s.volumes.create)
+        server.handle(e.VolumeGet, s.volumes.get)
+        server.handle(e.VolumeList, s.volumes.list_volumes)
+        server.handle(e.VolumeRemove, s.volumes.remove)
+        server.handle(e.VolumePrune, s.volumes.prune)
 
     async def ping(_: Ping) -> Pong:
         return pong

@@ -103,18 +103,10 @@ def check_supported(request: CreateRequest) -> None:
     """Refuse, with a clear 501, the features berth does not implement yet."""
     hc = request.host_config
     refused: list[str] = []
-    if hc.binds:
-        refused.append("bind mounts and volumes (HostConfig.Binds)")
-    if hc.mounts:
-        refused.append("mounts (HostConfig.Mounts)")
-    if request.volumes:
-        refused.append("anonymous volumes (Config.Volumes)")
     if any(bindings for bindings in (hc.port_bindings or {}).values()):
         refused.append("published ports (HostConfig.PortBindings)")
     if hc.publish_all_ports:
         refused.append("publishing all ports (HostConfig.PublishAllPorts)")
-    if hc.tmpfs:
-        refused.append("tmpfs mounts (HostConfig.Tmpfs)")
     if hc.volumes_from:
         refused.append("HostConfig.VolumesFrom")
     if hc.links:

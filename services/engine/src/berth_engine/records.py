@@ -11,6 +11,8 @@ from berth_contracts.docker import (
     HostConfig,
 )
 
+from berth_engine.mountspec import MountEntry
+
 
 class State(msgspec.Struct, kw_only=True):
     """Docker's container state, as the engine last knew it."""
@@ -44,6 +46,7 @@ class Record(msgspec.Struct, kw_only=True):
     has_task: bool = False  # the agent holds a task (created or running) for this container
     agent_used: bool = False  # a TaskCreate was sent: the agent may keep a log for it
     manually_stopped: bool = False  # stopped through the API: restart policies stand down
+    mounts: list[MountEntry] = msgspec.field(default_factory=list)  # binds, volumes, tmpfs
 
     @property
     def running(self) -> bool:

@@ -14,6 +14,10 @@ def engine_dir() -> Path:
     return data_root() / "engine"
 
 
+def volumes_dir() -> Path:
+    return engine_dir() / "volumes"
+
+
 def db_path() -> Path:
     return engine_dir() / "engine.db"
 

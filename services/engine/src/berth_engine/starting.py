@@ -21,6 +21,7 @@ from opentelemetry.trace import Span
 
 from berth_engine.core import EngineCore
 from berth_engine.exits import ExitHandler
+from berth_engine.mountspec import oci_mounts
 from berth_engine.records import Record, State
 from berth_engine.store import RecordStore
 from berth_engine.taskspec import exit_code_for_start_error, start_error, task_spec
@@ -98,7 +99,11 @@ class StartService:
             await self.store.save(rec)  # before TaskCreate: a crash must not forget it was sent
         created = await self.core.agent(
             rec.node,
-            TaskCreate(container_id=rec.id, spec=task_spec(rec), rootfs=mounts.mounts),
+            TaskCreate(
+                container_id=rec.id,
+                spec=task_spec(rec),
+                rootfs=[*mounts.mounts, *oci_mounts(rec.mounts)],
+            ),
             TaskCreated,
         )
         rec.has_task = True

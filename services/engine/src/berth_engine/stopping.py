@@ -134,8 +134,6 @@ class StopService:
                     f'cannot remove container "/{rec.name}": container is running: '
                     "stop the container before removing or force remove"
                 )
-            if cmd.volumes:
-                pass  # berth has no volumes yet: nothing anonymous to remove with the container
             self.core.removing.add(rec.id)
             try:
                 # Kill outside the lock (the exit handler needs it), destroy under it; a start
@@ -151,7 +149,7 @@ class StopService:
                                     "running: stop the container before removing or force remove"
                                 )
                             continue
-                        await self.core.destroy(rec)
+                        await self.core.destroy(rec, volumes=cmd.volumes)
                         return Done()
                 raise InternalError(f"could not stop container {rec.id} to remove it")
             finally:

@@ -58,6 +58,7 @@ def task_spec(rec: Record) -> TaskSpec:
         cap_drop=list(hc.cap_drop or []),
         oom_score_adj=hc.oom_score_adj,
         labels=dict(rec.config.labels or {}),
+        copy_up=[m.destination for m in rec.mounts if m.type == "volume" and m.copy_up],
     )
 
 

@@ -15,6 +15,7 @@ from berth_contracts.docker import (
 from berth_contracts.engine import ContainerRef
 
 from berth_engine.health import health_text
+from berth_engine.mountspec import mount_points
 from berth_engine.records import Record
 from berth_engine.timefmt import human_duration, is_zero, parse_ns
 
@@ -88,6 +89,7 @@ def inspect(rec: Record) -> ContainerInspect:
         host_config=rec.host_config,
         config=rec.config,
         exec_ids=None,
+        mounts=mount_points(rec.mounts),
         network_settings=NetworkSettings(
             # While running, moby lists every exposed port; unpublished ones map to null.
             ports={f"{n}/{p}": None for n, p in exposed_ports(rec)} if rec.alive else {}
@@ -110,6 +112,7 @@ def summary(rec: Record, now_ns: int | None = None) -> ContainerSummary:
         else [],
         labels=dict(rec.config.labels or {}),
         host_config=SummaryHostConfig(network_mode=rec.host_config.network_mode),
+        mounts=mount_points(rec.mounts),
     )
 
 

@@ -42,6 +42,7 @@ from opentelemetry import trace
 
 from berth_agent import shim_proto as proto
 from berth_agent.bundle import read_json, remove_bundle, unmount_rootfs, write_json
+from berth_agent.copyup import copy_up
 from berth_agent.etcfiles import write_etc_files
 from berth_agent.execproc import ExecRun, exec_process
 from berth_agent.links import ShimConn, ShimGone
@@ -394,6 +395,8 @@ class TaskManager:
         self, cid: str, spec: TaskSpec, cmd: TaskCreate, bundle: Path, netns: str
     ) -> None:
         user = resolve_user(str(bundle / "rootfs"), spec.user)
+        if spec.copy_up:
+            copy_up(str(bundle / "rootfs"), list(spec.copy_up), list(cmd.rootfs[1:]))
         etc = write_etc_files(bundle, cid, spec)
         config = build_config(
             cid, spec, user, list(cmd.rootfs[1:]), etc, self.swap_supported, netns

@@ -54,7 +54,6 @@ _CONTAINER_AREAS = {
 
 _AREAS = {
     "networks": "network management",
-    "volumes": "volume management",
     "plugins": "plugins",
     "system": "system data usage and pruning",
 }

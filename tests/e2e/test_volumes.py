@@ -1,0 +1,171 @@
+"""Volumes with the real docker CLI: named, anonymous, bind, tmpfs, read-only; `docker volume`."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+from harness import Berth
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_named_volume_survives_rm_and_is_in_use(berth: Berth, busybox_image: str) -> None:
+    vol = _name("data")
+    ctr = _name("writer")
+    try:
+        berth.docker_ok(
+            "run", "--name", ctr, "-v", f"{vol}:/data", busybox_image,
+            "sh", "-c", "echo kept > /data/f",
+        )  # fmt: skip
+        [info] = json.loads(berth.docker_ok("inspect", ctr))
+        [mount] = info["Mounts"]
+        assert (mount["Type"], mount["Name"], mount["Destination"]) == ("volume", vol, "/data")
+        assert mount["RW"] is True and mount["Driver"] == "local"
+        # In use by a (stopped) container: Docker's 409.
+        busy = berth.docker("volume", "rm", vol)
+        assert busy.returncode != 0 and "volume is in use" in busy.stderr, busy.stderr
+        berth.docker_ok("rm", "-v", ctr)  # -v drops anonymous volumes only
+        out = berth.docker_ok("run", "--rm", "-v", f"{vol}:/data", busybox_image, "cat", "/data/f")
+        assert out == "kept\n"
+        [vinfo] = json.loads(berth.docker_ok("volume", "inspect", vol))
+        assert vinfo["Name"] == vol and vinfo["Driver"] == "local"
+        assert (Path(vinfo["Mountpoint"]) / "f").read_text() == "kept\n"
+        assert vol in berth.docker_ok("volume", "ls", "-q").split()
+        # :ro cannot be written.
+        ro = berth.docker(
+            "run", "--rm", "-v", f"{vol}:/data:ro", busybox_image, "sh", "-c", "echo x > /data/g"
+        )
+        assert ro.returncode != 0 and "Read-only file system" in ro.stderr, ro.stderr
+    finally:
+        berth.docker("rm", "-f", ctr)
+        berth.docker("volume", "rm", "-f", vol)
+    assert vol not in berth.docker_ok("volume", "ls", "-q").split()
+    missing = berth.docker("volume", "inspect", vol)
+    assert missing.returncode != 0 and "no such volume" in missing.stderr
+
+
+def test_volume_api_create_labels_prune(berth: Berth, busybox_image: str) -> None:
+    vol = _name("lab")
+    berth.docker_ok("volume", "create", "--label", "team=berth", vol)
+    try:
+        assert berth.docker_ok("volume", "ls", "-q", "--filter", "label=team=berth").split() == [
+            vol
+        ]
+        # An anonymous volume from `-v /path` is removed by prune; the named one is kept.
+        ctr = berth.docker_ok("create", "-v", "/anon", busybox_image, "true").strip()
+        [info] = json.loads(berth.docker_ok("inspect", ctr))
+        anon = info["Mounts"][0]["Name"]
+        assert len(anon) == 64
+        berth.docker_ok("rm", ctr)  # without -v the anonymous volume stays
+        assert anon in berth.docker_ok("volume", "ls", "-q").split()
+        pruned = berth.docker_ok("volume", "prune", "-f")
+        assert anon in pruned
+        remaining = berth.docker_ok("volume", "ls", "-q").split()
+        assert anon not in remaining and vol in remaining
+    finally:
+        berth.docker("volume", "rm", "-f", vol)
+
+
+def test_copy_up_bind_tmpfs_and_read_only(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    # Copy-up: an empty named volume over /etc starts with the image's /etc.
+    vol = _name("etc")
+    try:
+        out = berth.docker_ok(
+            "run", "--rm", "-v", f"{vol}:/etc", busybox_image, "cat", "/etc/passwd"
+        )
+        assert "root:" in out
+    finally:
+        berth.docker("volume", "rm", "-f", vol)
+    # A bind mount, read-write and read-only (--mount).
+    host = tmp_path / "share"
+    host.mkdir()
+    (host / "in.txt").write_text("from host\n")
+    out = berth.docker_ok(
+        "run", "--rm", "-v", f"{host}:/share", busybox_image,
+        "sh", "-c", "cat /share/in.txt; echo back > /share/out.txt",
+    )  # fmt: skip
+    assert out == "from host\n"
+    assert (host / "out.txt").read_text() == "back\n"
+    ro = berth.docker(
+        "run", "--rm", "--mount", f"type=bind,source={host},target=/share,readonly",
+        busybox_image, "touch", "/share/x",
+    )  # fmt: skip
+    assert ro.returncode != 0 and not (host / "x").exists()
+    missing = berth.docker(
+        "run",
+        "--rm",
+        "--mount",
+        f"type=bind,source={tmp_path}/nope,target=/x",
+        busybox_image,
+        "true",
+    )
+    assert "bind source path does not exist" in missing.stderr
+    # tmpfs is empty at each start.
+    ctr = _name("tmp")
+    try:
+        berth.docker_ok(
+            "run", "--name", ctr, "--tmpfs", "/scratch", "--mount", "type=tmpfs,target=/t2",
+            busybox_image, "sh", "-c", "ls -A /scratch /t2; touch /scratch/a /t2/b",
+        )  # fmt: skip
+        berth.docker_ok("start", ctr)
+        logs = berth.docker_ok("logs", ctr)
+        assert "a" not in logs.split() and "b" not in logs.split(), logs
+        mounts = berth.docker_ok(
+            "run", "--rm", "--tmpfs", "/scratch", busybox_image, "grep", "/scratch", "/proc/mounts"
+        )
+        assert "tmpfs" in mounts and "nosuid" in mounts
+    finally:
+        berth.docker("rm", "-f", ctr)
+    # --read-only root.
+    rofs = berth.docker("run", "--rm", "--read-only", busybox_image, "touch", "/x")
+    assert rofs.returncode != 0 and "Read-only file system" in rofs.stderr
+
+
+def import_symlink_image(berth: Berth, ref: str, link: str) -> str:
+    """busybox plus `/target` → link: what a hostile image ships."""
+    from berth_lifecycle import testimages
+
+    raw = io.BytesIO(testimages.busybox_rootfs_tar())
+    out = io.BytesIO()
+    with tarfile.open(fileobj=raw) as src, tarfile.open(fileobj=out, mode="w") as dst:
+        for member in src.getmembers():
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        info = tarfile.TarInfo("target")
+        info.type = tarfile.SYMTYPE
+        info.linkname = link
+        dst.addfile(info)
+    tar = berth.base / f"{ref.replace(':', '_')}.tar"
+    tar.write_bytes(out.getvalue())
+    berth.docker_ok("import", str(tar), ref, timeout=120)
+    return ref
+
+
+@pytest.mark.parametrize("link", ["/", "../../.."])
+def test_bind_target_symlink_stays_inside_rootfs(
+    berth: Berth, busybox_image: str, tmp_path: Path, link: str
+) -> None:
+    """A mount target that is a symlink inside the image ("/target" → "/" or "../../..")
+    resolves inside the container's root, never on the host."""
+    image = import_symlink_image(berth, f"evil-link:{uuid.uuid4().hex[:8]}", link)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "marker").write_text("m\n")
+    escape = f"berth-escape-{uuid.uuid4().hex[:8]}"
+    try:
+        out = berth.docker_ok(
+            "run", "--rm", "-v", f"{src}:/target/{escape}", image, "cat", f"/{escape}/marker"
+        )
+        assert out == "m\n"  # the mount landed at /<escape> inside the container
+        for host_dir in (Path("/"), berth.exec_root, berth.exec_root / "agent", berth.data_root):
+            assert not (host_dir / escape).exists(), host_dir / escape
+    finally:
+        berth.docker("rmi", image)
