@@ -177,3 +177,26 @@ def test_upstream_down_and_rate_limited(berth: Berth, front: tr.Front) -> None:
     finally:
         front.mode = "ok"
         _rmi(berth, cached, uncached)
+
+
+def test_image_prune_dangling_and_all(berth: Berth, registry: tuple[str, tr.Seeded]) -> None:
+    url, _ = registry
+    ref, ref2 = f"{_host(url)}/library/prunable:1", f"{_host(url)}/library/prunable:2"
+    first, second = secrets.token_hex(6), secrets.token_hex(6)
+    a = tr.push_unique(url, "library/prunable", "1", first)
+    b = tr.push_unique(url, "library/prunable", "2", second)
+    try:
+        berth.docker_ok("pull", ref, timeout=120)
+        berth.docker_ok("pull", ref2, timeout=120)
+        berth.docker_ok("tag", ref2, ref)  # the tag moves: the first image is dangling
+        # Only the dangling one goes (label filters keep other tests' images out of it).
+        out = berth.docker_ok("image", "prune", "-f", "--filter", f"label=marker={second}")
+        assert "Total reclaimed space: 0B" in out
+        out = berth.docker_ok("image", "prune", "-f", "--filter", f"label=marker={first}")
+        assert f"deleted: {a.image_id}" in out.lower()
+        assert berth.docker("image", "inspect", a.image_id).returncode != 0
+        # -a: unused tagged images go too, untagged first.
+        out = berth.docker_ok("image", "prune", "-a", "-f", "--filter", f"label=marker={second}")
+        assert f"untagged: {ref}" in out.lower() and f"deleted: {b.image_id}" in out.lower()
+    finally:
+        _rmi(berth, ref, ref2)

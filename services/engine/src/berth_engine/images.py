@@ -17,9 +17,11 @@ from berth_contracts.engine import (
     ImageGet,
     ImageList,
     ImageListing,
+    ImagePrune,
     ImagePull,
     ImageRemove,
     ImageRemoved,
+    ImagesPruned,
     ImageTag,
     ImageUpload,
     UploadTarget,
@@ -219,3 +221,8 @@ class ImageService:
     async def pull(self, cmd: ImagePull) -> UploadTarget:
         # Resolving at the registry may wait for an upstream's connect timeout: allow for it.
         return await self.core.lifecycle(self.core.node, cmd, UploadTarget, within=90.0, attempts=1)
+
+    async def prune(self, cmd: ImagePrune) -> ImagesPruned:
+        from berth_engine.imageprune import ImagePruneService
+
+        return await ImagePruneService(self.core).prune(cmd)

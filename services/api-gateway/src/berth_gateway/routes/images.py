@@ -9,9 +9,11 @@ from berth_contracts.engine import (
     ImageGet,
     ImageList,
     ImageListing,
+    ImagePrune,
     ImagePull,
     ImageRemove,
     ImageRemoved,
+    ImagesPruned,
     ImageTag,
     ImageUpload,
     UploadTarget,
@@ -109,13 +111,23 @@ async def pull(request: web.Request) -> web.StreamResponse:
     return await relay_upload(request, target.url)
 
 
+async def prune(request: web.Request) -> web.Response:
+    reply = await backend(request).call(
+        ImagePrune(filters=qfilters(request)), ImagesPruned, reply_timeout=120.0
+    )
+    # moby sends null, not [], when nothing was deleted.
+    return json_response(
+        {"ImagesDeleted": reply.items or None, "SpaceReclaimed": reply.space_reclaimed}
+    )
+
+
 ROUTES = [
     Route("GET", "/images/json", list_images),
     Route("POST", "/images/load", load),
     Route("POST", "/images/create", create),
     Route("GET", "/images/get", not_supported("saving images (docker save)")),
     Route("GET", "/images/search", not_supported("searching registries")),
-    Route("POST", "/images/prune", not_supported("pruning images")),
+    Route("POST", "/images/prune", prune),
     Route("POST", "/build", not_supported("building images")),
     Route("POST", "/build/prune", not_supported("pruning the build cache")),
     Route("POST", "/build/cancel", not_supported("building images")),
