@@ -155,8 +155,16 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def label(pid: int) -> str:
+    """`python -m MODULE` as MODULE, other programs by their base name."""
+    argv = cmdline(pid).split()
+    if "-m" in argv[:-1]:
+        return argv[argv.index("-m") + 1]
+    return os.path.basename(argv[0]) if argv else str(pid)
+
+
 def tree_pss(pid: int) -> tuple[int, list[tuple[str, int]]]:
-    parts = [(cmdline(p).split(" -")[0][:60] or str(p), pss(p)) for p in tree(pid)]
+    parts = [(label(p), pss(p)) for p in tree(pid)]
     return sum(v for _, v in parts), parts
 
 
