@@ -154,10 +154,12 @@ class Puller:
             for layer in resolved.layers:
                 await send.send(_line({"status": "Pull complete", "progressDetail": {}, "id": _short(layer["digest"])}))
         finally:
-            await client.close()
-            for s in staged:
-                if s is not None:
-                    await to_thread.run_sync(s.writer.abort)
+            # Shielded: a client that leaves cancels the pull, and its temp files must still go.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await client.close()
+                for s in staged:
+                    if s is not None:
+                        await to_thread.run_sync(s.writer.abort)
         await self.images.publish(image_event("pull", stored.image_id, shown))
         await send.send(_line({"status": f"Digest: {resolved.digest}"}))
         await send.send(_line({"status": f"Status: Downloaded newer image for {shown}"}))

@@ -1,0 +1,125 @@
+"""Pull benchmark: berth (lifecycle → registry-proxy → registry) against dockerd pulling straight
+from the same local registry, in one run.
+
+    .venv/bin/python bench/pull_bench.py [--mb 200] [--reps 2]
+
+Builds a three-layer image of about --mb MB (incompressible random files, gzip layers), pushes it
+to a Debian docker-registry on loopback, then times `docker pull`:
+- berth cold: empty registry-proxy cache and empty content store;
+- berth warm: `docker rmi` then pull again (registry-proxy cache hit; lifecycle downloads and
+  unpacks again, as dockerd does after rmi);
+- dockerd: `docker pull 127.0.0.1:<port>/...` (plain HTTP on loopback), rmi, pull again.
+Everything it starts is stopped at the end. Prints a markdown table; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from berth_lifecycle import testimages
+from berth_registry_proxy import testregistry as tr
+
+BIN = Path(sys.executable).parent
+
+
+def big_layer(name: str, size: int) -> testimages.Layer:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        chunk = 8 << 20
+        for i in range(0, size, chunk):
+            data = os.urandom(min(chunk, size - i))
+            info = tarfile.TarInfo(f"{name}/part{i // chunk:04d}")
+            info.size, info.mtime = len(data), testimages.MTIME
+            tar.addfile(info, io.BytesIO(data))
+    raw = buf.getvalue()
+    return testimages.Layer(tar=raw, diff_id=testimages.sha256(raw))
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.monotonic()
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    elapsed = time.monotonic() - start
+    if res.returncode:
+        raise RuntimeError(f"{' '.join(cmd)}: {res.stderr}")
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=int, default=200)
+    ap.add_argument("--reps", type=int, default=2)
+    args = ap.parse_args()
+    rows: list[tuple[str, list[float]]] = []
+    with tr.registry() as reg, tempfile.TemporaryDirectory(prefix="berth-pullbench-") as tmp:
+        root = Path(tmp)
+        third = args.mb * (1 << 20) // 3
+        layers = [big_layer("a", third), big_layer("b", third), big_layer("c", third)]
+        config = testimages.image_config([x.diff_id for x in layers])
+        t0 = time.monotonic()
+        tr.push_image(reg, "bench/big", "1", [x.tar for x in layers], config)
+        print(f"pushed 3 layers, {args.mb} MB, in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+        ref = f"{reg.removeprefix('http://')}/bench/big:1"
+
+        # berth
+        sock = root / "berth.sock"
+        berth = [str(BIN / "berth")]
+        up = subprocess.run(
+            [*berth, "up", "-d", "-H", f"unix://{sock}", "--data-root", str(root / "bd"),
+             "--exec-root", str(root / "bx"), "--nats-port", "0"],
+            capture_output=True, text=True, timeout=120,
+        )
+        if up.returncode:
+            raise RuntimeError(up.stderr)
+        benv = {**os.environ, "DOCKER_HOST": f"unix://{sock}"}
+        try:
+            cold = [timed(["docker", "pull", "-q", ref], benv)]
+            warm = []
+            for _ in range(args.reps):
+                subprocess.run(["docker", "rmi", ref], env=benv, capture_output=True, timeout=120)
+                warm.append(timed(["docker", "pull", "-q", ref], benv))
+            rows += [("berth cold (empty proxy cache)", cold), ("berth warm (proxy cache hit, after rmi)", warm)]
+        finally:
+            subprocess.run([*berth, "down", "--exec-root", str(root / "bx")], capture_output=True, timeout=120)
+
+        # dockerd, straight from the registry
+        dockerd = shutil.which("dockerd")
+        if dockerd:
+            dsock = root / "dockerd.sock"
+            proc = subprocess.Popen(
+                [dockerd, "-H", f"unix://{dsock}", "--data-root", str(root / "dd"), "--exec-root", str(root / "dx"),
+                 "--pidfile", str(root / "d.pid"), "--iptables=false", "--bridge=none"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            denv = {**os.environ, "DOCKER_HOST": f"unix://{dsock}"}
+            try:
+                deadline = time.monotonic() + 60
+                while subprocess.run(["docker", "version"], env=denv, capture_output=True).returncode:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("dockerd did not start")
+                    time.sleep(0.3)
+                times = []
+                for _ in range(args.reps + 1):
+                    times.append(timed(["docker", "pull", "-q", ref], denv))
+                    subprocess.run(["docker", "rmi", ref], env=denv, capture_output=True, timeout=120)
+                rows += [("dockerd (from the registry, first)", times[:1]), ("dockerd (again, after rmi)", times[1:])]
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+                subprocess.run(["umount", "-R", str(root / "dd")], capture_output=True)
+    print(f"\n| pull of a {args.mb} MB three-layer image | median s | runs |\n|---|---|---|")
+    for name, values in rows:
+        print(f"| {name} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
+
+
+if __name__ == "__main__":
+    main()
