@@ -27,12 +27,7 @@ def run_proxy(env: dict[str, str]) -> Iterator[str]:
         tr.wait_http(f"http://127.0.0.1:{port}/v2/")
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        tr.stop_process(proc)
 
 
 @pytest.fixture(scope="module")

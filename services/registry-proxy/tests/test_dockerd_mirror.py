@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from berth_registry_proxy import testregistry as tr
 from proxy_harness import ProxyRun
 
 DOCKERD = shutil.which("dockerd")
@@ -60,11 +61,6 @@ def test_dockerd_pulls_docker_hub_name_through_the_proxy(proxy: ProxyRun) -> Non
             # It came through the proxy: the upstream saw the proxy fetch the layer once.
             assert proxy.front.blob_gets(proxy.seeded.busybox.layer_digests[0]) == 1
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            tr.stop_process(proc, grace=30)
             log.close()
             subprocess.run(["umount", "-R", str(root / "data")], capture_output=True)
