@@ -169,3 +169,66 @@ def test_bind_target_symlink_stays_inside_rootfs(
             assert not (host_dir / escape).exists(), host_dir / escape
     finally:
         berth.docker("rmi", image)
+
+
+def test_docker_cp_both_ways(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    vol = _name("cpvol")
+    ctr = _name("cp")
+    try:
+        berth.docker_ok(
+            "run", "-d", "--name", ctr, "-v", f"{vol}:/vol", busybox_image, "sleep", "300"
+        )  # fmt: skip
+        src = tmp_path / "in"
+        src.mkdir()
+        (src / "a.txt").write_text("alpha\n")
+        # Into the running container (rootfs and a volume), then back out.
+        berth.docker_ok("cp", str(src / "a.txt"), f"{ctr}:/tmp/a.txt")
+        berth.docker_ok("cp", str(src), f"{ctr}:/vol/")
+        out = berth.docker_ok("exec", ctr, "cat", "/tmp/a.txt", "/vol/in/a.txt")
+        assert out == "alpha\nalpha\n"
+        berth.docker_ok("cp", f"{ctr}:/etc/passwd", str(tmp_path / "passwd"))
+        assert "root:" in (tmp_path / "passwd").read_text()
+        # A stopped container: its snapshot with the volume on top.
+        berth.docker_ok("stop", "-t", "0", ctr, timeout=30)
+        berth.docker_ok("cp", f"{ctr}:/vol/in", str(tmp_path / "back"))
+        assert (tmp_path / "back" / "a.txt").read_text() == "alpha\n"
+        (src / "b.txt").write_text("beta\n")
+        berth.docker_ok("cp", str(src / "b.txt"), f"{ctr}:/b.txt")
+        berth.docker_ok("cp", f"{ctr}:/b.txt", str(tmp_path / "b-back.txt"))
+        assert (tmp_path / "b-back.txt").read_text() == "beta\n"
+        missing = berth.docker("cp", f"{ctr}:/no/such", str(tmp_path / "x"))
+        assert missing.returncode != 0 and "Could not find the file" in missing.stderr
+    finally:
+        berth.docker("rm", "-f", ctr)
+        berth.docker("volume", "rm", "-f", vol)
+
+
+@pytest.mark.parametrize("link", ["/", "../../.."])
+def test_docker_cp_through_symlink_stays_inside(berth: Berth, tmp_path: Path, link: str) -> None:
+    """`docker cp` to and from `/target` (a symlink to / or ../../..) stays inside the
+    container: nothing is written to, or read from, the host's root."""
+    image = import_symlink_image(berth, f"evil-cp:{uuid.uuid4().hex[:8]}", link)
+    ctr = _name("evilcp")
+    name = f"berth-cp-escape-{uuid.uuid4().hex[:8]}"
+    secret = tmp_path / "host-secret"
+    secret.write_text("host only\n")
+    try:
+        berth.docker_ok("create", "--name", ctr, image, "true")
+        payload = tmp_path / name
+        payload.write_text("x\n")
+        berth.docker_ok("cp", str(payload), f"{ctr}:/target/")
+        for host_dir in (
+            Path("/"),
+            berth.exec_root,
+            berth.data_root,
+            berth.data_root / "lifecycle",
+        ):
+            assert not (host_dir / name).exists(), host_dir / name
+        # Reading through the link sees the container's file, not the host's tmp_path.
+        berth.docker_ok("cp", f"{ctr}:/target/{name}", str(tmp_path / "out"))
+        assert (tmp_path / "out").read_text() == "x\n"
+        leak = berth.docker("cp", f"{ctr}:/target{secret}", str(tmp_path / "leak"))
+        assert leak.returncode != 0 and not (tmp_path / "leak").exists()
+    finally:
+        berth.docker("rm", "-f", ctr)
+        berth.docker("rmi", image)

@@ -6,6 +6,7 @@ from typing import Literal
 
 import msgspec
 
+from berth_contracts.archives import ContainerArchive
 from berth_contracts.base import Command, Done, Ping, Pong, Reply  # noqa: F401 - Done, Pong re-exported
 from berth_contracts.containerops import ContainerPause, ContainerUnpause
 from berth_contracts.docker import (
@@ -284,6 +285,7 @@ EngineRequest = (
     | ImagePull
     | ImagePrune
     | SystemInfo
+    | ContainerArchive
     | VolumeCreate
     | VolumeGet
     | VolumeList

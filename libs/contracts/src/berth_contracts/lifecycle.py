@@ -103,8 +103,11 @@ class SnapshotRemove(Command, frozen=True):
     key: str
 
 
+from berth_contracts.archives import ArchiveOpen  # noqa: E402 - no cycle: archives is a leaf
+
 LifecycleRequest = (
-    ImageResolve
+    ArchiveOpen
+    | ImageResolve
     | ImageListAll
     | ImageTagAdd
     | ImageDelete

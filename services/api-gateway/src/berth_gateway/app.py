@@ -13,7 +13,7 @@ from berth_gateway import versions
 from berth_gateway.backend import BACKEND_KEY, Backend
 from berth_gateway.errors import error_middleware
 from berth_gateway.headers import add_common_headers
-from berth_gateway.routes import containers, images, streams, system, unsupported, volumes
+from berth_gateway.routes import archive, containers, images, streams, system, unsupported, volumes
 from berth_gateway.routes.table import Route
 from berth_gateway.tracing import tracing_middleware
 from berth_gateway.versions import API_VERSION_KEY
@@ -35,6 +35,7 @@ def all_routes() -> list[Route]:
         *containers.ROUTES,
         *images.ROUTES,
         *volumes.ROUTES,
+        *archive.ROUTES,
         *unsupported.ROUTES,
     ]
 

@@ -47,7 +47,7 @@ async def relay_upload(request: web.Request, url: str) -> web.StreamResponse:
         async with upstream:
             if upstream.status >= 400:
                 # Errors before any progress are plain HTTP errors, with the upstream's words.
-                message = await _error_message(upstream)
+                message = await error_message(upstream)
                 return error_response(upstream.status, message)
             response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
             response.enable_chunked_encoding()
@@ -58,7 +58,7 @@ async def relay_upload(request: web.Request, url: str) -> web.StreamResponse:
             return response
 
 
-async def _error_message(upstream: aiohttp.ClientResponse) -> str:
+async def error_message(upstream: aiohttp.ClientResponse) -> str:
     body = await upstream.read()
     try:
         decoded = msgspec.json.decode(body)

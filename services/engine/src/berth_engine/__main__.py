@@ -6,6 +6,7 @@ import logging
 import os
 
 from berth_contracts import subjects
+from berth_contracts.archives import ContainerArchive
 from berth_contracts.base import Pong
 from berth_contracts.containerops import ContainerPause, ContainerUnpause
 from berth_contracts.engine import EngineRequest
@@ -13,6 +14,7 @@ from berth_contracts.eventlog import EventHistory
 from berth_kit.service import ServiceContext, run_service
 
 from berth_engine import settings
+from berth_engine.archiving import ArchiveService
 from berth_engine.core import EngineCore
 from berth_engine.creating import CreateService
 from berth_engine.eventlog import EventLog
@@ -68,6 +70,7 @@ async def engine_main(ctx: ServiceContext) -> None:
         volumes=core.volumes,
     )
     register(server, services, Pong(service=SERVICE_NAME, pid=os.getpid(), node=ctx.node))
+    server.handle(ContainerArchive, ArchiveService(core).archive)
     execs = ExecService(core, ctx.tg)
     register_execs(server, execs)
     await HealthMonitor(core, execs, ctx.tg).subscribe(ctx.nc)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from anyio import to_thread
 from berth_contracts import subjects
+from berth_contracts.archives import ArchiveOpen
 from berth_contracts.base import Done
 from berth_contracts.lifecycle import (
     ImageDelete,
@@ -28,6 +29,7 @@ from berth_contracts.lifecycle import (
 )
 from berth_kit.rpc import RpcServer
 
+from berth_lifecycle.containerfs import ContainerFiles
 from berth_lifecycle.content import ContentStore
 from berth_lifecycle.events import Publish
 from berth_lifecycle.imageconfig import apply_changes
@@ -55,6 +57,7 @@ class Lifecycle:
     images: Images
     uploads: UploadServer
     puller: Puller
+    files: ContainerFiles | None = None  # docker cp
 
     @classmethod
     def open(cls, root: Path, publish: Publish, listen: str = "127.0.0.1:0") -> Lifecycle:
@@ -75,7 +78,8 @@ class Lifecycle:
         uploads = UploadServer(images, listen)
         puller = Puller(images)
         uploads.extra_posts.append(("/pulls/{token}", puller.handle))
-        return cls(meta, content, snapshots, images, uploads, puller)
+        files = ContainerFiles(snapshots, uploads, root / "archive-mnt")
+        return cls(meta, content, snapshots, images, uploads, puller, files)
 
     def close(self) -> None:
         self.meta.close()
@@ -121,6 +125,8 @@ class Lifecycle:
         return Done()
 
     def register(self, server: RpcServer) -> None:
+        if self.files is not None:
+            server.handle(ArchiveOpen, self.files.open)
         server.handle(ImageResolve, self.image_resolve)
         server.handle(ImageListAll, self.image_list)
         server.handle(ImageTagAdd, self.image_tag)

@@ -43,7 +43,6 @@ async def page_not_found(request: web.Request) -> web.Response:
 
 
 _CONTAINER_AREAS = {
-    "archive": "copying files to and from containers",
     "stats": "container stats",
     "top": "listing container processes",
     "update": "updating containers",

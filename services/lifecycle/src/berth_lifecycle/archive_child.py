@@ -1,0 +1,227 @@
+"""The confined `docker cp` worker: `python -I -m berth_lifecycle.archive_child '<json>'`.
+
+Security-critical, like layer_child. The child chroots into the container's root before it
+touches any container path, so every path and every symlink in the container (`/target` → `/`,
+`../../..`, links swapped while we work) is resolved by the kernel inside that root:
+
+- running container: its root is /proc/<pid>/root (its own mount namespace, volumes included);
+- stopped container: the child unshares its mount namespace, mounts the snapshot on a scratch
+  directory, binds the volumes at their targets (resolved inside the root) and chroots there;
+  the mounts vanish with the child.
+
+Nothing is imported after the chroot, and user/group names are never looked up (no NSS modules
+loaded from the container, cf. CVE-2019-14271): tar headers carry numeric owners only.
+
+Modes: stat (prints the stat JSON), get (writes a tar to stdout), put (reads a tar on stdin).
+Exit status 2: path not found; 3: not a directory / would overwrite; 1: anything else.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import json
+import os
+import posixpath
+import stat
+import sys
+import tarfile
+from datetime import UTC, datetime
+from typing import Any
+
+CLONE_NEWNS = 0x00020000
+MS_RDONLY = 1
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+
+# No user/group name lookups: tarfile skips them when these are None.
+tarfile.pwd = None  # type: ignore[attr-defined]
+tarfile.grp = None  # type: ignore[attr-defined]
+
+# Go's os.FileMode type bits, which Docker's stat JSON uses.
+_GO_DIR, _GO_LINK, _GO_PIPE, _GO_SOCK = 1 << 31, 1 << 27, 1 << 25, 1 << 24
+_GO_DEV, _GO_CHAR, _GO_SETUID, _GO_SETGID, _GO_STICKY = 1 << 26, 1 << 21, 1 << 23, 1 << 22, 1 << 20
+
+
+class Fail(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def secure_join(root: str, path: str) -> str:
+    """`path` inside `root` with symlinks resolved inside it (used before the chroot only,
+    for volume targets of a stopped container, which cannot change meanwhile)."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    resolved: list[str] = []
+    for _ in range(255):
+        if not parts:
+            break
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        if os.path.islink(candidate):
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p and p != "."] + parts
+        else:
+            resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def mount_stopped(spec: dict[str, Any]) -> str:
+    libc = _libc()
+    _check(libc.unshare(CLONE_NEWNS), "unshare")
+    _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    root = spec["scratch"]
+    rootfs = spec["rootfs"]
+    if rootfs["type"] == "bind":
+        flags, data = MS_BIND | MS_REC, None
+    else:
+        flags, data = 0, ",".join(rootfs["options"]).encode()
+    _check(
+        libc.mount(rootfs["source"].encode(), root.encode(), rootfs["type"].encode(), flags, data),
+        "mount rootfs",
+    )
+    for m in spec.get("mounts", []):
+        dest = secure_join(root, m["target"])
+        if not os.path.isdir(dest) and not os.path.isfile(dest):
+            continue  # the runtime would create it; a copy does not need it
+        _check(
+            libc.mount(m["source"].encode(), dest.encode(), None, MS_BIND | MS_REC, None), "bind"
+        )
+        if m.get("readonly"):
+            flags = MS_BIND | MS_REMOUNT | MS_RDONLY
+            _check(libc.mount(None, dest.encode(), None, flags, None), "remount ro")
+    return root
+
+
+def go_mode(st: os.stat_result) -> int:
+    mode = st.st_mode & 0o777
+    kind = stat.S_IFMT(st.st_mode)
+    mode |= {
+        stat.S_IFDIR: _GO_DIR,
+        stat.S_IFLNK: _GO_LINK,
+        stat.S_IFIFO: _GO_PIPE,
+        stat.S_IFSOCK: _GO_SOCK,
+        stat.S_IFBLK: _GO_DEV,
+        stat.S_IFCHR: _GO_DEV | _GO_CHAR,
+    }.get(kind, 0)
+    if st.st_mode & stat.S_ISUID:
+        mode |= _GO_SETUID
+    if st.st_mode & stat.S_ISGID:
+        mode |= _GO_SETGID
+    if st.st_mode & stat.S_ISVTX:
+        mode |= _GO_STICKY
+    return mode
+
+
+def _lstat(path: str) -> os.stat_result:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        raise Fail(2, "not found") from None
+    except NotADirectoryError:
+        raise Fail(2, "not found") from None
+
+
+def do_stat(path: str) -> dict[str, Any]:
+    st = _lstat(path)
+    link = ""
+    if stat.S_ISLNK(st.st_mode):
+        link = os.path.realpath(path)  # inside the chroot: the container's view
+    mtime = datetime.fromtimestamp(st.st_mtime, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    base = posixpath.basename(path.rstrip("/")) or "/"
+    return {"name": base, "size": st.st_size, "mode": go_mode(st), "mtime": mtime,
+            "linkTarget": link}  # fmt: skip
+
+
+def arcname(path: str) -> str:
+    """Docker's rebase: the tar's top entry is the path's last element ("." for `dir/.`)."""
+    if path.endswith("/.") or path == ".":
+        return "."
+    return posixpath.basename(path.rstrip("/")) or "."
+
+
+def do_get(path: str) -> None:
+    _lstat(path)
+    with tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(path, arcname=arcname(path), recursive=True)
+
+
+def _would_replace(dest_dir: str, member: tarfile.TarInfo) -> bool:
+    target = os.path.join(dest_dir, member.name)
+    try:
+        st = os.lstat(target)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) != member.isdir()
+
+
+def do_put(path: str, no_overwrite: bool) -> None:
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise Fail(2, "not found") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise Fail(3, "extraction point is not a directory")
+    with tarfile.open(fileobj=sys.stdin.buffer, mode="r|*") as tar:
+        for member in tar:
+            if no_overwrite and _would_replace(path, member):
+                what = "directory" if member.isdir() else "non-directory"
+                raise Fail(3, f"cannot overwrite {'non-' if member.isdir() else ''}directory "
+                              f"{posixpath.join(path, member.name)!r} with {what}")  # fmt: skip
+            tar.extract(member, path, numeric_owner=True, filter="fully_trusted")
+
+
+def main() -> int:
+    spec = json.loads(sys.argv[1])
+    try:
+        root = spec["proc_root"] or mount_stopped(spec)
+        os.chroot(root)
+        os.chdir("/")
+        sys.path[:] = []  # nothing is imported from the container
+        path = posixpath.join("/", spec["path"]) if spec["path"] else "/"
+        if spec["path"].endswith("/.") and not path.endswith("/."):
+            path += "/."
+        if spec["mode"] == "stat":
+            sys.stdout.write(json.dumps(do_stat(path)))
+        elif spec["mode"] == "get":
+            do_get(path)
+        else:
+            do_put(path, bool(spec.get("no_overwrite")))
+    except Fail as exc:
+        print(exc, file=sys.stderr)
+        return exc.code
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            print("not found", file=sys.stderr)
+            return 2
+        print(f"{exc}", file=sys.stderr)
+        return 1
+    except (tarfile.TarError, ValueError) as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 1
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
