@@ -137,7 +137,7 @@ class Cache:
 
     # --- eviction --------------------------------------------------------------------------------
 
-    def evict(self, keep: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    def evict(self, keep: set[str] | frozenset[str] = frozenset()) -> list[str]:
         """Delete least recently used blobs until under the quota; tags that point at an evicted
         manifest go first. `keep`: digests in use by downloads right now."""
         if self.quota <= 0:

@@ -1,0 +1,48 @@
+"""The on-disk cache: verified commits only, and eviction that never leaves a tag dangling."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from berth_registry_proxy.cache import Cache, DigestMismatch
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_only_verified_content_is_committed(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    ing = cache.ingest(sha(b"right"))
+    ing.write(b"wrong")
+    with pytest.raises(DigestMismatch):
+        ing.commit()
+    assert not cache.has(sha(b"right"))
+    assert list(cache.ingest_dir.iterdir()) == []
+    leftover = cache.ingest(sha(b"x"))
+    leftover.write(b"x")  # a crash mid-download: never an entry, gone at the next start
+    assert list(Cache(tmp_path).ingest_dir.iterdir()) == []
+
+
+def test_eviction_drops_tags_with_their_manifest(tmp_path: Path) -> None:
+    cache = Cache(tmp_path, quota=3000)
+    manifest = b"{" + b" " * 998 + b"}"
+    cache.put_manifest(sha(manifest), manifest, "application/vnd.oci.image.manifest.v1+json")
+    cache.put_tag("r.test", "a/b", "1", sha(manifest))
+    old = time_back = 1_000_000_000  # older than anything else here
+    os.utime(cache.blob_path(sha(manifest)), (old, old))
+    blobs = [bytes([i]) * 1000 for i in range(3)]
+    for i, b in enumerate(blobs):
+        ing = cache.ingest(sha(b))
+        ing.write(b)
+        ing.commit()
+        os.utime(cache.blob_path(sha(b)), (time_back + 10 + i, time_back + 10 + i))
+    assert cache.get_tag("r.test", "a/b", "1") is not None
+    victims = cache.evict(keep={sha(blobs[0])})
+    assert sha(manifest) in victims and sha(blobs[0]) not in victims
+    assert cache.get_tag("r.test", "a/b", "1") is None
+    assert not any((cache.tag_dir / "r.test").rglob("*.json"))
+    assert cache.get_manifest(sha(manifest)) is None
