@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pexpect
@@ -100,3 +101,34 @@ def test_exec_refused_when_not_running(berth: Berth, busybox_image: str) -> None
         assert "No such container: no-such-container" in res.stderr
     finally:
         berth.docker("rm", "-f", cid)
+
+
+def test_detach_keys_leave_the_container_running(berth: Berth, busybox_image: str) -> None:
+    name = "it-detach"
+    try:
+        term = _spawn(berth, "run", "-it", "--name", name, busybox_image, "sh")
+        try:
+            term.sendline("echo $((5*5))")
+            term.expect("25")
+            term.send("\x10\x11")  # ctrl-p ctrl-q
+            term.expect(pexpect.EOF)
+        finally:
+            term.close(force=True)
+        assert term.exitstatus == 0, term.before
+        assert berth.docker_ok("inspect", "-f", "{{.State.Running}}", name).strip() == "true"
+        # attach again: the same shell, still interactive; Ctrl-C reaches it, exit ends it.
+        term = _spawn(berth, "attach", name)
+        try:
+            term.sendline("sleep 100")
+            term.expect("sleep 100\r\n")
+            time.sleep(1)  # let the shell start sleep: ^C must reach sleep, not the prompt
+            term.sendintr()
+            term.sendline("echo back-$((1+1))")
+            term.expect("back-2")
+            term.sendline("exit 3")
+            term.expect(pexpect.EOF)
+        finally:
+            term.close(force=True)
+        assert term.exitstatus == 3, term.before
+    finally:
+        berth.docker("rm", "-f", name)

@@ -136,13 +136,14 @@ async def _pump_stdin(be: Backend, conn: Hijacked, ref: ContainerRef) -> None:
     """Client bytes become StdinChunks; the client's half-close becomes eof if StdinOnce.
 
     As in moby, the end of one client's input closes the container's stdin only for StdinOnce
-    containers: another client may attach to the others later.
+    containers without a TTY: another client may attach to the others later (and a terminal
+    outlives a client that detached with ctrl-p ctrl-q).
     """
     assert conn.stdin is not None
     subject = subjects.stdio_in(ref.id)
     while (data := await conn.stdin.read()) is not None:
         await be.nc.publish(subject, encode(StdinChunk(data=data)))
-    if ref.stdin_once:
+    if ref.stdin_once and not ref.tty:
         await be.nc.publish(subject, encode(StdinChunk(data=b"", eof=True)))
     await be.nc.flush(timeout=10)
 

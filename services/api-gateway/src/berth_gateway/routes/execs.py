@@ -85,7 +85,7 @@ async def start(request: web.Request) -> web.StreamResponse:
                 return HijackedResponse()
             async with anyio.create_task_group() as tg:
                 if detail.exec.open_stdin and conn.stdin is not None:
-                    tg.start_soon(_pump_stdin, be, conn, exec_id)
+                    tg.start_soon(_pump_stdin, be, conn, exec_id, tty)
                 await _relay(sub, conn, tty, detail)
                 tg.cancel_scope.cancel()  # the process is gone: its stdin with it
         except* ConnectionError:
@@ -105,13 +105,15 @@ async def _relay(sub: Subscription, conn: Hijacked, tty: bool, detail: ExecDetai
             return
 
 
-async def _pump_stdin(be: Backend, conn: Hijacked, exec_id: str) -> None:
-    """Client input to the exec; its half-close closes the exec's stdin (moby's CloseStdin)."""
+async def _pump_stdin(be: Backend, conn: Hijacked, exec_id: str, tty: bool) -> None:
+    """Client input to the exec; its half-close closes the exec's stdin (moby's CloseStdin),
+    except with a TTY: a terminal outlives a client that detached."""
     assert conn.stdin is not None
     subject = subjects.stdio_in(exec_id)
     while (data := await conn.stdin.read()) is not None:
         await be.nc.publish(subject, encode(StdinChunk(data=data)))
-    await be.nc.publish(subject, encode(StdinChunk(data=b"", eof=True)))
+    if not tty:
+        await be.nc.publish(subject, encode(StdinChunk(data=b"", eof=True)))
     await be.nc.flush(timeout=10)
 
 
