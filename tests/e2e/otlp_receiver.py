@@ -57,7 +57,7 @@ def decode_spans(body: bytes) -> list[SpanRecord]:
 class OtlpReceiver:
     """Start with start(), stop with stop(); `endpoint` goes into OTEL_EXPORTER_OTLP_ENDPOINT."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._lock = threading.Lock()
         self._spans: list[SpanRecord] = []
         self.requests = 0
@@ -94,7 +94,7 @@ class OtlpReceiver:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass  # quiet: exporters post every 200 ms
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
 
