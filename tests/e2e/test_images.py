@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from berth_lifecycle import testimages
 from harness import Berth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+
+@pytest.fixture(autouse=True)
+def _untag_what_we_load(berth: Berth) -> Iterator[None]:
+    """The test images share one image id with other busybox builds: leave no extra tags behind,
+    or another test's `docker rmi <tag>` would only untag instead of deleting."""
+    yield
+    for ref in ("berth-test/saved:v1", "berth-test/oci:v1", "berth-test/inuse:v1"):
+        berth.docker("rmi", ref)
 
 
 def _repo_tags(berth: Berth) -> set[str]:
