@@ -11,6 +11,7 @@ from typing import Literal
 
 import msgspec
 
+from berth_contracts.agentops import TaskStats, TaskTop, TaskUpdate
 from berth_contracts.base import Command, Done, Ping, Reply
 from berth_contracts.lifecycle import Mount
 
@@ -202,6 +203,9 @@ AgentRequest = (
     | TaskExecResize
     | TaskPause
     | TaskResume
+    | TaskTop
+    | TaskUpdate
+    | TaskStats
     | Ping
 )
 

@@ -8,7 +8,13 @@ import msgspec
 
 from berth_contracts.archives import ContainerArchive
 from berth_contracts.base import Command, Done, Ping, Pong, Reply  # noqa: F401 - Done, Pong re-exported
-from berth_contracts.containerops import ContainerPause, ContainerUnpause
+from berth_contracts.containerops import (
+    ContainerPause,
+    ContainerStats,
+    ContainerTop,
+    ContainerUnpause,
+    ContainerUpdate,
+)
 from berth_contracts.docker import (
     ContainerInspect,
     ContainerSummary,
@@ -298,5 +304,8 @@ EngineRequest = (
     | EventHistory
     | ContainerPause
     | ContainerUnpause
+    | ContainerUpdate
+    | ContainerTop
+    | ContainerStats
     | Ping
 )

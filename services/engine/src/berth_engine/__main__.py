@@ -8,7 +8,13 @@ import os
 from berth_contracts import subjects
 from berth_contracts.archives import ContainerArchive
 from berth_contracts.base import Pong
-from berth_contracts.containerops import ContainerPause, ContainerUnpause
+from berth_contracts.containerops import (
+    ContainerPause,
+    ContainerStats,
+    ContainerTop,
+    ContainerUnpause,
+    ContainerUpdate,
+)
 from berth_contracts.engine import EngineRequest
 from berth_contracts.eventlog import EventHistory
 from berth_kit.service import ServiceContext, run_service
@@ -29,6 +35,7 @@ from berth_engine.pausing import PauseService
 from berth_engine.pruning import PruneService
 from berth_engine.queries import QueryService
 from berth_engine.renaming import RenameService
+from berth_engine.resources import ResourceService
 from berth_engine.restarts import Restarter
 from berth_engine.starting import StartService
 from berth_engine.stopping import StopService
@@ -78,6 +85,10 @@ async def engine_main(ctx: ServiceContext) -> None:
     pauses = PauseService(core)
     server.handle(ContainerPause, pauses.pause)
     server.handle(ContainerUnpause, pauses.unpause)
+    resources = ResourceService(core)
+    server.handle(ContainerUpdate, resources.update)
+    server.handle(ContainerTop, resources.top)
+    server.handle(ContainerStats, resources.stats)
 
 
 def main() -> None:

@@ -31,9 +31,12 @@ from berth_contracts.agent import (
     TaskState,
     TaskStates,
 )
+from berth_contracts.agentops import TaskStats, TaskStatsSample, TaskTop, TaskTopResult, TaskUpdate
 from berth_contracts.base import Ping, Pong
+from berth_contracts.errors import Conflict
 from berth_kit.service import ServiceContext
 
+from berth_agent import resources
 from berth_agent.logs import stream_logs
 from berth_agent.paths import Paths
 from berth_agent.tasks import TaskManager
@@ -116,6 +119,27 @@ async def main(ctx: ServiceContext) -> None:
         await manager.pause(cmd.container_id, False)
         return Done()
 
+    runc_cmd = [manager.runc, "--root", str(paths.runc_root)]
+
+    def running_task(cid: str) -> int:
+        state = manager.get(cid).state
+        if state.get("status") not in ("running", "paused"):
+            raise Conflict(f"Container {cid} is not running")
+        return int(state.get("pid", 0))
+
+    async def task_top(cmd: TaskTop) -> TaskTopResult:
+        running_task(cmd.container_id)
+        return await resources.top(runc_cmd, cmd.container_id, cmd.ps_args)
+
+    async def task_update(cmd: TaskUpdate) -> Done:
+        running_task(cmd.container_id)
+        await resources.update(runc_cmd, cmd)
+        return Done()
+
+    async def task_stats(cmd: TaskStats) -> TaskStatsSample:
+        pid = running_task(cmd.container_id)
+        return await anyio.to_thread.run_sync(resources.stats, cmd.container_id, pid)
+
     async def ping(_: Ping) -> Pong:
         return Pong(service=ctx.name, pid=os.getpid(), node=ctx.node)
 
@@ -133,6 +157,9 @@ async def main(ctx: ServiceContext) -> None:
     srv.handle(TaskExecResize, task_exec_resize)
     srv.handle(TaskPause, task_pause)
     srv.handle(TaskResume, task_resume)
+    srv.handle(TaskTop, task_top)
+    srv.handle(TaskUpdate, task_update)
+    srv.handle(TaskStats, task_stats)
     srv.handle(Ping, ping)
 
 
