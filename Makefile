@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # runc: the low-level runtime; busybox-static: the rootfs of the images tests build;
-# iproute2/procps: tools the tests and the agent call; docker-registry/skopeo: registry-proxy tests.
-APT_PACKAGES := runc busybox-static iproute2 procps docker-registry skopeo
+# iproute2/procps: tools the tests and the agent call; docker-registry/skopeo: registry-proxy tests;
+# docker.io (dockerd 20.10), docker-compose (v1.29), debootstrap: tests of the containerised suite.
+APT_PACKAGES := runc busybox-static iproute2 procps docker-registry skopeo docker.io docker-compose debootstrap
 PACKAGES := libs/contracts libs/kit services/api-gateway services/engine services/lifecycle \
             services/runtime-agent services/registry-proxy cli
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))

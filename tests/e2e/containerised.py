@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -29,7 +30,6 @@ MIRROR = "http://deb.debian.org/debian"
 # runc in the base: the runtime-agent target then needs no apt (nothing reachable from builds).
 BASE_PACKAGES = ("python3", "python3-venv", "runc")
 SERVICES = ("engine", "lifecycle", "runtime-agent", "api-gateway", "registry-proxy")
-ADDRESS_POOL = "10.213.0.0/16"  # bridges this dockerd makes: /24s from here
 
 
 class Unavailable(Exception):
@@ -44,7 +44,6 @@ def _run(argv: list[str], timeout: float, **kw: object) -> subprocess.CompletedP
 class Dockerd:
     base: Path
     proc: subprocess.Popen[bytes] | None = None
-    bridges_before: set[str] = field(default_factory=set)
 
     @property
     def host(self) -> str:
@@ -61,7 +60,7 @@ class Dockerd:
         if exe is None:
             raise Unavailable("dockerd is not installed (Debian's docker.io: make install)")
         base = Path(tempfile.mkdtemp(prefix="bd-", dir="/tmp"))
-        d = cls(base, bridges_before=_bridges())
+        d = cls(base)
         log = open(base / "dockerd.log", "wb")  # noqa: SIM115 - closed with the process
         d.proc = subprocess.Popen(
             [
@@ -74,7 +73,7 @@ class Dockerd:
                 # Leave the host's firewall and docker0 alone: no iptables rules, no default
                 # bridge; compose/testcontainers networks are bridges on their own /24s.
                 "--iptables=false", "--ip-masq=false", "--bridge=none",
-                "--default-address-pool", f"base={ADDRESS_POOL},size=24",
+                "--default-address-pool", f"base={_free_pool()},size=24",
             ],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
@@ -104,6 +103,7 @@ class Dockerd:
 
     def stop(self) -> None:
         """Remove every container, network and volume, stop dockerd, delete its roots."""
+        mine: set[str] = set()  # bridges of this dockerd's networks (never another dockerd's)
         try:
             if self.proc is not None and self.proc.poll() is None:
                 try:
@@ -113,6 +113,10 @@ class Dockerd:
                             ct.remove(force=True, v=True)
                         except Exception:  # noqa: BLE001 - best effort, dockerd goes next
                             pass
+                    for n in c.networks.list():
+                        if n.attrs.get("Driver") == "bridge":
+                            opts = n.attrs.get("Options") or {}
+                            mine.add(opts.get("com.docker.network.bridge.name") or f"br-{n.id[:12]}")
                     c.networks.prune()
                     c.volumes.prune()
                 except Exception as exc:  # noqa: BLE001
@@ -127,14 +131,25 @@ class Dockerd:
             # containerd-shims of a dockerd that died hard, then mounts, bridges, the roots.
             _kill_mentioning(str(self.base))
             _umount_under(self.base)
-            for br in _bridges() - self.bridges_before:
+            for br in mine & _bridges():
                 _run(["ip", "link", "delete", br], 10)
             shutil.rmtree(self.base, ignore_errors=True)
 
 
+def _free_pool() -> str:
+    """A 10.x.0.0/16 no route uses yet: bridges of concurrent scratch dockerds never overlap."""
+    routes = _run(["ip", "-o", "route"], 10).stdout + _run(["ip", "-o", "addr"], 10).stdout
+    candidates = list(range(200, 255))
+    random.shuffle(candidates)
+    for n in candidates:
+        if f"10.{n}." not in routes:  # (a false match only skips a candidate)
+            return f"10.{n}.0.0/16"
+    raise Unavailable("no free 10.x.0.0/16 for the scratch dockerd's bridges")
+
+
 def _bridges() -> set[str]:
     res = _run(["ip", "-o", "link", "show", "type", "bridge"], 10)
-    return {line.split(":")[1].strip() for line in res.stdout.splitlines() if "br-" in line}
+    return {line.split(":")[1].strip().split("@")[0] for line in res.stdout.splitlines()}
 
 
 def _kill_mentioning(root: str) -> None:
