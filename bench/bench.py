@@ -136,15 +136,19 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-def pss(pid: int) -> int:
+def pss(pid: int, field: str = "Pss:") -> int:
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("Pss:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def tree_rss(pid: int) -> int:
+    return sum(pss(p, "Rss:") for p in tree(pid))
 
 
 def cmdline(pid: int) -> str:
@@ -574,6 +578,7 @@ def measure(args: argparse.Namespace, base: Path, tar: Path) -> list[str]:
 
         # 5. idle engine PSS, before anything ran in bulk
         idle: dict[str, list[float]] = {n: [] for n in names}
+        idle_rss: dict[str, list[float]] = {n: [] for n in names}
         parts: dict[str, list[tuple[str, int]]] = {}
         for _ in range(5):
             for e in engines:
@@ -581,6 +586,7 @@ def measure(args: argparse.Namespace, base: Path, tar: Path) -> list[str]:
                 if pid:
                     total, parts[e.name] = tree_pss(pid)
                     idle[e.name].append(total)
+                    idle_rss[e.name].append(tree_rss(pid))
             time.sleep(0.5)
         log(f"idle PSS: { {n: statistics.median(v) / 2**20 for n, v in idle.items()} }")
 
@@ -674,6 +680,12 @@ def measure(args: argparse.Namespace, base: Path, tar: Path) -> list[str]:
             "5. idle engine, total PSS of its processes, MiB",
             {n: fmt(v, 2**-20, "MiB", 1) for n, v in idle.items()},
             med(idle),
+            True,
+        ),
+        (
+            "5b. same, total RSS (pages shared between its processes counted in each), MiB",
+            {n: fmt(v, 2**-20, "MiB", 1) for n, v in idle_rss.items()},
+            med(idle_rss),
             True,
         ),
     ]
