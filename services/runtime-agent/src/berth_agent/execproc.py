@@ -55,6 +55,9 @@ def exec_process(bundle: Path, proc: ExecProcess) -> dict[str, Any]:
         raise InternalError(f"no OCI config in {bundle}")
     process: dict[str, Any] = copy.deepcopy(config["process"])
     process.pop("consoleSize", None)
+    if proc.tty and proc.height and proc.width:
+        # runc sizes the terminal before the process starts: no window of 0x0 to race with.
+        process["consoleSize"] = {"height": proc.height, "width": proc.width}
     if not proc.args:
         raise InvalidParameter("No exec command specified")
     process["args"] = list(proc.args)

@@ -134,11 +134,11 @@ async def stats(request: web.Request) -> web.StreamResponse:
     one_shot = qbool(request, "one-shot")
     first = await _sample(be, ref)
     if not stream:
-        previous = None
+        primer = None
         if first is not None and not one_shot:
             await anyio.sleep(INTERVAL)  # two readings: CPU use is a difference
-            previous, first = first, await _sample(be, ref)
-        return json_response(stats_json(ref, first, previous if first else None))
+            primer, first = first, await _sample(be, ref)
+        return json_response(stats_json(ref, first, primer if first else None))
     response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
     response.enable_chunked_encoding()
     await response.prepare(request)
