@@ -51,7 +51,12 @@ def test_exec_pipes_tty_user_env(agent, rootfs: Path, nats_url: str) -> None:  #
             cid = new_id()
             await c.run(cid, rootfs, spec("sleep", "100", env=["PATH=/bin", "A=1"]))
             code, out, err = await run_exec(
-                c, cid, ExecProcess(args=["sh", "-c", "echo $A$B; echo e >&2; exit 3"], env=["B=2"])
+                c,
+                cid,
+                ExecProcess(
+                    args=["sh", "-c", "echo $A$B; echo e >&2; exit 3"],
+                    env=["PATH=/bin", "A=1", "B=2"],
+                ),
             )
             assert (code, out, err) == (3, b"12\n", b"e\n")
             code, out, _ = await run_exec(

@@ -136,7 +136,7 @@ class ExecProcess(msgspec.Struct, frozen=True):
     """An extra process in a running task (docker exec), run through its shim with `runc exec`."""
 
     args: list[str]
-    env: list[str] = msgspec.field(default_factory=list)  # added to (and overriding) the task's
+    env: list[str] = msgspec.field(default_factory=list)  # the whole environment; [] = the task's
     cwd: str = ""  # "" = the task's working directory
     user: str = ""  # "" = the task's user; else resolved inside the rootfs like TaskSpec.user
     tty: bool = False

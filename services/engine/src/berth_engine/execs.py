@@ -43,6 +43,7 @@ from berth_kit.rpc import RpcServer
 
 from berth_engine.core import EngineCore
 from berth_engine.records import Record
+from berth_engine.taskspec import process_env, replace_or_append_env
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,15 @@ class ExecEntry:
             detach_keys=self.config.detach_keys,
             pid=self.pid,
         )
+
+
+def exec_env(rec: Record, config: ExecConfig) -> list[str]:
+    """moby: the daemon's environment for the container (TERM by the exec's TTY), then the
+    container's Env, then the exec's own entries, each replacing the same key."""
+    env = process_env(rec)
+    if config.tty and not any(e.startswith("TERM=") for e in env):
+        env.append("TERM=xterm")
+    return replace_or_append_env(env, list(config.env or []))
 
 
 class ExecService:
@@ -176,7 +186,7 @@ class ExecService:
         config = entry.config
         process = ExecProcess(
             args=list(config.cmd or []),
-            env=list(config.env or []),
+            env=exec_env(rec, config),
             cwd=config.working_dir,
             user=config.user,
             tty=config.tty,

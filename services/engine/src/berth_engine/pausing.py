@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from berth_contracts.agent import TaskPause, TaskResume
-from berth_contracts.base import Done
+from berth_contracts.base import Command, Done
 from berth_contracts.containerops import ContainerPause, ContainerUnpause
 from berth_contracts.errors import Conflict
 
@@ -15,27 +15,26 @@ class PauseService:
         self.core = core
 
     async def pause(self, cmd: ContainerPause) -> Done:
-        rec = self.core.store.lookup(cmd.ref)
-        async with self.core.lock(rec.id):
-            if rec.state.status == "paused":
-                raise Conflict(f"Container {rec.id} is already paused")
-            if rec.state.status != "running":
-                raise Conflict(f"Container {rec.id} is not running")
-            with self.core.container_span(rec, "container pause"):
-                await self.core.agent(rec.node, TaskPause(container_id=rec.id), Done)
-                rec.state.status = "paused"
-                await self.core.store.save(rec)
-                await self.core.events.container(rec, "pause")
-        return Done()
+        return await self._switch(cmd.ref, pause=True)
 
     async def unpause(self, cmd: ContainerUnpause) -> Done:
-        rec = self.core.store.lookup(cmd.ref)
+        return await self._switch(cmd.ref, pause=False)
+
+    async def _switch(self, ref: str, pause: bool) -> Done:
+        rec = self.core.store.lookup(ref)
         async with self.core.lock(rec.id):
-            if rec.state.status != "paused":
+            status = rec.state.status
+            if pause and status == "paused":
+                raise Conflict(f"Container {rec.id} is already paused")
+            if pause and status != "running":
+                raise Conflict(f"Container {rec.id} is not running")
+            if not pause and status != "paused":
                 raise Conflict(f"Container {rec.id} is not paused")
-            with self.core.container_span(rec, "container unpause"):
-                await self.core.agent(rec.node, TaskResume(container_id=rec.id), Done)
-                rec.state.status = "running"
+            action = "pause" if pause else "unpause"
+            with self.core.container_span(rec, f"container {action}"):
+                task: Command = (TaskPause if pause else TaskResume)(container_id=rec.id)
+                await self.core.agent(rec.node, task, Done)
+                rec.state.status = "paused" if pause else "running"
                 await self.core.store.save(rec)
-                await self.core.events.container(rec, "unpause")
+                await self.core.events.container(rec, action)
         return Done()

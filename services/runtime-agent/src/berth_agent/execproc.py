@@ -1,7 +1,7 @@
 """docker exec on the agent's side: the OCI process of an exec, and what is known of each exec.
 
-The process starts from the task's own (config.json): same capabilities, rlimits and
-environment, with the exec's arguments, extra environment, working directory and user.
+The process starts from the task's own (config.json): same capabilities and rlimits, with the
+exec's arguments, environment, working directory and user.
 """
 
 from __future__ import annotations
@@ -34,20 +34,6 @@ class ExecRun:
         )
 
 
-def merge_env(base: list[str], extra: list[str]) -> list[str]:
-    """The task's environment with the exec's entries replacing the same keys (moby's rule)."""
-    out = list(base)
-    index = {e.split("=", 1)[0]: i for i, e in enumerate(out)}
-    for entry in extra:
-        key = entry.split("=", 1)[0]
-        if key in index:
-            out[index[key]] = entry
-        else:
-            index[key] = len(out)
-            out.append(entry)
-    return out
-
-
 def exec_process(bundle: Path, proc: ExecProcess) -> dict[str, Any]:
     """The runc `--process` document for an exec in the task whose bundle this is."""
     config = read_json(bundle / "config.json")
@@ -62,9 +48,9 @@ def exec_process(bundle: Path, proc: ExecProcess) -> dict[str, Any]:
         raise InvalidParameter("No exec command specified")
     process["args"] = list(proc.args)
     process["terminal"] = proc.tty
-    env = merge_env(list(process.get("env") or []), list(proc.env))
-    if proc.tty and not any(e.startswith("TERM=") for e in env):
-        env.append("TERM=xterm")
+    if proc.env:
+        # The engine's environment for the exec, whole. Without HOME, runc sets the user's.
+        process["env"] = list(proc.env)
     if proc.cwd:
         process["cwd"] = proc.cwd
     if proc.user:
@@ -73,10 +59,4 @@ def exec_process(bundle: Path, proc: ExecProcess) -> dict[str, Any]:
         if user.additional_gids:
             spec["additionalGids"] = user.additional_gids
         process["user"] = spec
-        env = merge_env(env, [f"HOME={user.home or '/'}"]) if not _has(proc.env, "HOME") else env
-    process["env"] = env
     return process
-
-
-def _has(env: list[str], key: str) -> bool:
-    return any(e.split("=", 1)[0] == key for e in env)
