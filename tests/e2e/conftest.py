@@ -43,10 +43,17 @@ def berth(receiver: OtlpReceiver) -> Iterator[Berth]:
         b.teardown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def busybox_image(berth: Berth) -> str:
-    """busybox:latest, imported from a rootfs tar built from Debian's static busybox."""
-    return berth.import_busybox("busybox:latest")
+    """busybox:latest, imported from a rootfs tar built from Debian's static busybox.
+
+    Checked before every test and imported again if missing: one test's prune or rmi must not
+    turn every later test red.
+    """
+    ref = "busybox:latest"
+    if berth.docker("image", "inspect", "--format", "{{.Id}}", ref).returncode != 0:
+        berth.import_busybox(ref)
+    return ref
 
 
 @pytest.hookimpl(hookwrapper=True)

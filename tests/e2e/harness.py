@@ -115,7 +115,8 @@ class Berth:
         from berth_lifecycle import testimages
 
         tar = self.base / "busybox-rootfs.tar"
-        tar.write_bytes(testimages.busybox_rootfs_tar())
+        if not tar.exists():
+            tar.write_bytes(testimages.busybox_rootfs_tar())
         res = self.docker("import", str(tar), ref, timeout=120)
         if res.returncode != 0:
             pytest.fail(f"`docker import` failed ({res.returncode}): {res.stderr}")
