@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pexpect
 import pytest
 from harness import Berth
+from otlp_receiver import OtlpReceiver, SpanRecord
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -76,8 +77,17 @@ def test_exec_output_and_exit_codes(berth: Berth, sleeper: str) -> None:
     res = berth.docker("exec", sleeper, "sh", "-c", "echo out; echo err >&2")
     assert (res.stdout, res.stderr) == ("out\n", "err\n")
     out = berth.docker_ok(
-        "exec", "-e", "FOO=bar", "-w", "/tmp", "-u", "65534", sleeper,
-        "sh", "-c", "echo $FOO; pwd; id -u",
+        "exec",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "-u",
+        "65534",
+        sleeper,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u",
     )
     assert out.split() == ["bar", "/tmp", "65534"]
     assert berth.docker_ok("exec", "-i", sleeper, "cat", input="piped\n") == "piped\n"
@@ -132,3 +142,32 @@ def test_detach_keys_leave_the_container_running(berth: Berth, busybox_image: st
         assert term.exitstatus == 3, term.before
     finally:
         berth.docker("rm", "-f", name)
+
+
+def test_exec_joins_the_container_trace(
+    berth: Berth, busybox_image: str, receiver: OtlpReceiver
+) -> None:
+    before = {s.span_id for s in receiver.spans}
+    cid = berth.docker_ok("run", "-d", busybox_image, "sleep", "60").strip()
+    try:
+
+        def create_trace(spans: list[SpanRecord]) -> str:
+            for s in spans:
+                if s.span_id not in before and (s.service, s.name) == (
+                    "berth-engine",
+                    "ContainerCreate",
+                ):
+                    return s.trace_id
+            return ""
+
+        trace_id = str(receiver.wait_for(create_trace, timeout=10))
+        assert trace_id
+        berth.docker_ok("exec", cid, "true")
+
+        def exec_spans(_: list[SpanRecord]) -> bool:
+            names = {(s.service, s.name) for s in receiver.trace(trace_id)}
+            return {("berth-engine", "container exec"), ("berth-shim", "runc exec")} <= names
+
+        assert receiver.wait_for(exec_spans, timeout=10), "exec spans not in the container's trace"
+    finally:
+        berth.docker("rm", "-f", cid)
