@@ -105,8 +105,10 @@ def test_pull_errors(berth: Berth, registry: tuple[str, tr.Seeded]) -> None:
 
 
 def test_tag_rmi_prune_after_pull(berth: Berth, registry: tuple[str, tr.Seeded]) -> None:
-    url, seeded = registry
-    ref = f"{_host(url)}/library/busybox:1"
+    url, _ = registry
+    # A unique image: the seeded busybox has the id of images other tests load under other names.
+    pushed = tr.push_unique(url, "library/tagrmi", "1", secrets.token_hex(6))
+    ref = f"{_host(url)}/library/tagrmi:1"
     try:
         berth.docker_ok("pull", ref, timeout=120)
         berth.docker_ok("tag", ref, "berth-test/pulled:x")
@@ -117,7 +119,7 @@ def test_tag_rmi_prune_after_pull(berth: Berth, registry: tuple[str, tr.Seeded])
         assert res.returncode != 0 and "container" in res.stderr
         berth.docker_ok("rm", cid)
         out = berth.docker_ok("rmi", ref)
-        assert f"Deleted: {seeded.busybox.image_id}" in out
+        assert f"Deleted: {pushed.image_id}" in out
     finally:
         _rmi(berth, ref, "berth-test/pulled:x")
 
