@@ -1,7 +1,8 @@
 """Measure berth against dockerd with the real docker CLI, and print a markdown table.
 
     .venv/bin/python bench/bench.py [--runs 20] [--reps 3] [--containers 50] [--ps-containers 100]
-                                    [--no-dockerd] [--install-docker] [--no-trace] [--out FILE]
+                                    [--no-dockerd] [--install-docker] [--no-trace | --trace-only]
+                                    [--trace-runs 10] [--out FILE]
 
 Starts berth (`berth up -d`) on scratch roots under /tmp, and dockerd too when it is installed
 (`--install-docker` runs `apt-get install -y docker.io` if it is not), makes the same busybox image in
@@ -535,6 +536,7 @@ def main() -> None:
         "--install-docker", action="store_true", help="apt-get install docker.io if missing"
     )
     parser.add_argument("--no-trace", action="store_true")
+    parser.add_argument("--trace-only", action="store_true", help="only the traced breakdown")
     parser.add_argument("--trace-runs", type=int, default=10)
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     args = parser.parse_args()
@@ -546,7 +548,8 @@ def main() -> None:
     tar.write_bytes(busybox_rootfs_tar())
     report: list[str] = []
     try:
-        report = measure(args, base, tar)
+        if not args.trace_only:
+            report = measure(args, base, tar)
         if not args.no_trace:
             report += [
                 "",
