@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import shutil
 import statistics
@@ -54,6 +55,17 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
+def wait_healthy(berth: list[str], exec_root: Path, timeout: float = 60.0) -> None:
+    """`berth up -d` returns once the API answers; the services behind it may still be starting."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        res = subprocess.run([*berth, "status", "--json", "--exec-root", str(exec_root)],
+                             capture_output=True, text=True, timeout=30)  # fmt: skip
+        if res.returncode == 0 and json.loads(res.stdout).get("healthy"):
+            return
+        time.sleep(0.5)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=200)
@@ -81,6 +93,7 @@ def main() -> None:
         if up.returncode:
             raise RuntimeError(up.stderr)
         benv = {**os.environ, "DOCKER_HOST": f"unix://{sock}"}
+        wait_healthy(berth, root / "bx")
         try:
             cold = [timed(["docker", "pull", "-q", ref], benv)]
             warm = []

@@ -220,7 +220,8 @@ class ImageService:
 
     async def pull(self, cmd: ImagePull) -> UploadTarget:
         # Resolving at the registry may wait for an upstream's connect timeout: allow for it.
-        return await self.core.lifecycle(self.core.node, cmd, UploadTarget, within=90.0, attempts=1)
+        # Retried while lifecycle is not there yet (just started): resolving is idempotent.
+        return await self.core.lifecycle(self.core.node, cmd, UploadTarget, within=90.0, attempts=4)
 
     async def prune(self, cmd: ImagePrune) -> ImagesPruned:
         from berth_engine.imageprune import ImagePruneService
