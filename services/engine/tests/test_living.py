@@ -113,3 +113,21 @@ def test_event_history_window() -> None:
         assert [e.Action for e in got.events] == ["a2", "a3"]  # a0, a1 fell out of the 3 kept
 
     anyio.run(main)
+
+
+def test_execs_go_with_their_container(make_record: Callable[..., Record]) -> None:
+    from berth_contracts.execs import ExecConfig
+    from berth_engine.execs import ExecService, exec_env
+
+    rec = make_record("x")
+    rec.state.status = "running"
+    service = ExecService(None, None)  # type: ignore[arg-type]
+    entry = service.new_exec(rec, ExecConfig(cmd=["true"], env=["A=1"], tty=True))
+    other = service.new_exec(rec, ExecConfig(cmd=["x"]))
+    assert set(service.execs) == {entry.id, other.id}
+    service.forget_container(rec.id)
+    assert service.execs == {}
+    env = exec_env(rec, ExecConfig(cmd=["true"], env=["A=1", "HOSTNAME=h"], tty=True))
+    assert "A=1" in env and "TERM=xterm" in env and "HOSTNAME=h" in env
+    with pytest.raises(InvalidParameter, match="No exec command specified"):
+        service.new_exec(rec, ExecConfig(cmd=[]))

@@ -80,6 +80,7 @@ async def engine_main(ctx: ServiceContext) -> None:
     server.handle(ContainerArchive, ArchiveService(core).archive)
     execs = ExecService(core, ctx.tg)
     register_execs(server, execs)
+    await execs.subscribe(ctx.nc)
     await HealthMonitor(core, execs, ctx.tg).subscribe(ctx.nc)
     server.handle(EventHistory, event_log.history)
     pauses = PauseService(core)

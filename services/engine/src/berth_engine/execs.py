@@ -26,6 +26,7 @@ from berth_contracts.agent import (
 )
 from berth_contracts.base import Done
 from berth_contracts.codec import decode
+from berth_contracts.docker import Event
 from berth_contracts.errors import BerthError, Conflict, InvalidParameter, NotFound
 from berth_contracts.execs import (
     ExecConfig,
@@ -40,6 +41,8 @@ from berth_contracts.execs import (
 )
 from berth_contracts.streams import StdioChunk
 from berth_kit.rpc import RpcServer
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from berth_engine.core import EngineCore
 from berth_engine.records import Record
@@ -66,6 +69,7 @@ class ExecEntry:
     exit_code: int | None = None
     output: bytearray = field(default_factory=bytearray)
     done: anyio.Event = field(default_factory=anyio.Event)
+    watcher: anyio.CancelScope | None = None
 
     def inspect(self) -> ExecInspect:
         cmd = list(self.config.cmd or [])
@@ -219,15 +223,36 @@ class ExecService:
         )
         self.tg.start_soon(self._watch, entry, sub, on_exit)
 
+    async def subscribe(self, nc: NATS) -> None:
+        await nc.subscribe(subjects.docker_events("container", "*"), cb=self._on_event)
+
+    async def _on_event(self, msg: Msg) -> None:
+        with contextlib.suppress(Exception):
+            event = decode(msg.data, Event)
+            if event.Action == "destroy":
+                self.forget_container(event.Actor.ID)
+
+    def forget_container(self, container_id: str) -> None:
+        """A removed container's execs go with it (moby), watchers included."""
+        for entry in [e for e in self.execs.values() if e.container_id == container_id]:
+            del self.execs[entry.id]
+            if entry.watcher is not None:
+                entry.watcher.cancel()
+
     async def _watch(self, entry: ExecEntry, sub: object, on_exit: OnExit | None) -> None:
         try:
-            async for msg in sub.messages:  # type: ignore[attr-defined]
-                chunk = decode(msg.data, StdioChunk)
-                room = OUTPUT_KEEP - len(entry.output)
-                if room > 0 and chunk.data:
-                    entry.output += chunk.data[:room]
-                if chunk.eof:
-                    break
+            with anyio.CancelScope() as entry.watcher:
+                async for msg in sub.messages:  # type: ignore[attr-defined]
+                    chunk = decode(msg.data, StdioChunk)
+                    room = OUTPUT_KEEP - len(entry.output)
+                    if room > 0 and chunk.data:
+                        entry.output += chunk.data[:room]
+                    if chunk.eof:
+                        break
+            if entry.watcher.cancel_called:
+                entry.running = False
+                entry.done.set()
+                return
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()  # type: ignore[attr-defined]
