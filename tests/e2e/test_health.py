@@ -29,6 +29,8 @@ def test_failing_healthcheck_turns_unhealthy(berth: Berth, busybox_image: str) -
         last = health["Log"][-1]  # type: ignore[index]
         assert last["ExitCode"] == 1 and last["Output"] == "probing\n"
         assert "(unhealthy)" in berth.docker_ok("ps", "--filter", f"id={cid}")
+        assert cid in berth.docker_ok("ps", "-q", "--no-trunc", "--filter", "health=unhealthy")
+        assert cid not in berth.docker_ok("ps", "-q", "--no-trunc", "--filter", "health=none")
         out = berth.docker_ok(
             "events", "--since", f"{since:.3f}", "--until", f"{time.time() + 1:.3f}",
             "--filter", f"container={cid}", "--filter", "event=health_status",

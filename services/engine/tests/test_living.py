@@ -131,3 +131,16 @@ def test_execs_go_with_their_container(make_record: Callable[..., Record]) -> No
     assert "A=1" in env and "TERM=xterm" in env and "HOSTNAME=h" in env
     with pytest.raises(InvalidParameter, match="No exec command specified"):
         service.new_exec(rec, ExecConfig(cmd=[]))
+
+
+def test_health_filter(make_record: Callable[..., Record]) -> None:
+    from berth_engine.listing import select
+
+    sick, plain = make_record("sick"), make_record("plain")
+    for rec in (sick, plain):
+        rec.state.status = "running"
+    sick.state.health = Health(status="unhealthy")
+    assert select([sick, plain], all_=False, limit=-1, filters={"health": ["unhealthy"]}) == [sick]
+    assert select([sick, plain], all_=False, limit=-1, filters={"health": ["none"]}) == [plain]
+    with pytest.raises(InvalidParameter, match="Unrecognised filter value for health: ill"):
+        select([sick], all_=False, limit=-1, filters={"health": ["ill"]})

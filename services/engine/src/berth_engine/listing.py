@@ -9,6 +9,7 @@ from berth_contracts.errors import InvalidParameter
 from berth_engine.records import Record
 from berth_engine.timefmt import parse_ns
 
+HEALTH_STATES = ("starting", "healthy", "unhealthy", "none")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 FILTERS = ("id", "name", "label", "status", "ancestor", "exited", "before", "since", "network",
            "volume", "health", "publish", "expose", "isolation", "is-task")  # fmt: skip
@@ -45,6 +46,9 @@ def select(
     for status in filters.get("status", []):
         if status not in STATUSES:
             raise InvalidParameter(f"invalid filter 'status={status}'")
+    for health in filters.get("health", []):
+        if health not in HEALTH_STATES:
+            raise InvalidParameter(f"Unrecognised filter value for health: {health}")
     exited_codes: set[int] = set()
     for code in filters.get("exited", []):
         try:
@@ -80,6 +84,9 @@ def select(
                 continue
         if exited_codes and (status != "exited" or rec.state.exit_code not in exited_codes):
             continue
+        if healths := filters.get("health"):
+            if (rec.state.health.status if rec.state.health else "none") not in healths:
+                continue
         if ancestors := filters.get("ancestor"):
             if not _ancestor_matches(rec, ancestors, image_ids):
                 continue
