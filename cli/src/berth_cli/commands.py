@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 
-from berth_cli import daemon, health, procs
+from berth_cli import daemon, procs
 from berth_cli.config import STATE_FILE, UpConfig, UsageError
 from berth_cli.state import read_state
 from berth_cli.supervisor import Supervisor, reap_stale
@@ -64,6 +64,10 @@ def status(exec_root: Path, as_json: bool) -> int:
         if state is not None:
             report["stale_state"] = True
     else:
+        # Imported here: nats, msgspec and the contracts cost the long-lived supervisor ~4.5 MiB
+        # PSS it never needs (bench/README.md).
+        from berth_cli import health
+
         report = anyio.run(health.collect, state, backend="asyncio")
     if as_json:
         print(json.dumps(report, indent=2))
