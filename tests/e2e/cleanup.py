@@ -98,9 +98,23 @@ def unmount_all_under(root: Path) -> list[str]:
     return done
 
 
+def teardown_networks(exec_root: Path) -> list[str]:
+    """netavark teardown of tasks the agent left attached (bridges, firewall rules, DNS)."""
+    done = []
+    for state in sorted((exec_root / "agent" / "netns").glob("*.json")):
+        _run(
+            ["/usr/lib/podman/netavark", "--config", str(exec_root / "agent" / "netavark"),
+             "--rootless", "false", "-f", str(state), "teardown", str(state.with_suffix(""))],
+            timeout=60,
+        )  # fmt: skip
+        done.append(state.stem)
+    return done
+
+
 def cleanup_roots(roots: list[Path], remove: bool = True) -> dict[str, list]:  # type: ignore[type-arg]
     report: dict[str, list] = {"containers": [], "killed": [], "unmounted": []}  # type: ignore[type-arg]
     for root in roots:
+        report["containers"] += teardown_networks(root)
         report["containers"] += delete_containers(root / "runc")
     # Repeat: a supervisor that outlived `berth down` may start a service while we scan.
     for _ in range(3):

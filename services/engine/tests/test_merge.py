@@ -3,7 +3,6 @@ from berth_contracts.docker import (
     ContainerConfig,
     CreateRequest,
     HostConfig,
-    PortBinding,
     RestartPolicy,
 )
 from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
@@ -98,10 +97,8 @@ def test_host_config_normalised_like_dockerd() -> None:
 @pytest.mark.parametrize(
     "hc",
     [
-        HostConfig(port_bindings={"80/tcp": [PortBinding(host_port="8080")]}),
         HostConfig(volumes_from=["x"]),
         HostConfig(links=["a:b"]),
-        HostConfig(network_mode="mynet"),
     ],
 )
 def test_unsupported_features_are_refused(hc: HostConfig) -> None:

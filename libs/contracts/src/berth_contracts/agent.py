@@ -14,6 +14,7 @@ import msgspec
 from berth_contracts.agentops import TaskStats, TaskTop, TaskUpdate
 from berth_contracts.base import Command, Done, Ping, Reply
 from berth_contracts.lifecycle import Mount
+from berth_contracts.networks import NetworkAttachment, PortMapping
 
 __all__ = ["Done"]
 
@@ -46,6 +47,9 @@ class TaskSpec(msgspec.Struct, frozen=True):
     # Targets of volume mounts in TaskCreate.rootfs to fill from the image when the volume is
     # empty (Docker's copy-up); the path is resolved inside the container's rootfs.
     copy_up: list[str] = msgspec.field(default_factory=list)
+    # Bridge networks to attach (netavark) and published ports; empty = loopback only.
+    networks: list[NetworkAttachment] = msgspec.field(default_factory=list)
+    port_mappings: list[PortMapping] = msgspec.field(default_factory=list)
 
 
 class TaskCreate(Command, frozen=True):

@@ -25,6 +25,15 @@ from berth_contracts.docker import (
 )
 from berth_contracts.eventlog import EventHistory
 from berth_contracts.execs import ExecCreate, ExecGet, ExecResize, ExecStart
+from berth_contracts.networks import (
+    NetworkConnect,
+    NetworkCreate,
+    NetworkDisconnect,
+    NetworkGet,
+    NetworkList,
+    NetworkPrune,
+    NetworkRemove,
+)
 from berth_contracts.volumes import (
     VolumeCreate,
     VolumeGet,
@@ -292,6 +301,13 @@ EngineRequest = (
     | ImagePrune
     | SystemInfo
     | ContainerArchive
+    | NetworkCreate
+    | NetworkGet
+    | NetworkList
+    | NetworkRemove
+    | NetworkConnect
+    | NetworkDisconnect
+    | NetworkPrune
     | VolumeCreate
     | VolumeGet
     | VolumeList

@@ -13,7 +13,16 @@ from berth_gateway import versions
 from berth_gateway.backend import BACKEND_KEY, Backend
 from berth_gateway.errors import error_middleware
 from berth_gateway.headers import add_common_headers
-from berth_gateway.routes import archive, containers, images, streams, system, unsupported, volumes
+from berth_gateway.routes import (
+    archive,
+    containers,
+    images,
+    networks,
+    streams,
+    system,
+    unsupported,
+    volumes,
+)
 from berth_gateway.routes.table import Route
 from berth_gateway.tracing import tracing_middleware
 from berth_gateway.versions import API_VERSION_KEY
@@ -36,6 +45,7 @@ def all_routes() -> list[Route]:
         *images.ROUTES,
         *volumes.ROUTES,
         *archive.ROUTES,
+        *networks.ROUTES,
         *unsupported.ROUTES,
     ]
 

@@ -31,6 +31,9 @@ from berth_engine.handlers import Services, register
 from berth_engine.health import HealthMonitor
 from berth_engine.images import ImageService
 from berth_engine.info import InfoService
+from berth_engine.netapi import NetworkApi, register_networks
+from berth_engine.netstore import NetworkStore
+from berth_engine.networking import NetworkService
 from berth_engine.pausing import PauseService
 from berth_engine.pruning import PruneService
 from berth_engine.queries import QueryService
@@ -56,6 +59,7 @@ async def engine_main(ctx: ServiceContext) -> None:
     starter = StartService(core, exits)
     core.restarter = Restarter(ctx.tg, starter.restart_run)
     core.volumes = VolumeService(VolumeStore(settings.volumes_dir()), store)
+    core.networks = NetworkService(NetworkStore(settings.engine_dir() / "networks"), store)
     for rec in store.all():
         if rec.state.status == "restarting":
             core.restarter.resume(rec)
@@ -78,6 +82,7 @@ async def engine_main(ctx: ServiceContext) -> None:
     )
     register(server, services, Pong(service=SERVICE_NAME, pid=os.getpid(), node=ctx.node))
     server.handle(ContainerArchive, ArchiveService(core).archive)
+    register_networks(server, NetworkApi(core, core.networks))
     execs = ExecService(core, ctx.tg)
     register_execs(server, execs)
     await execs.subscribe(ctx.nc)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from berth_contracts import subjects
@@ -25,6 +25,9 @@ from berth_engine.records import Record
 from berth_engine.restarts import Restarter
 from berth_engine.store import RecordStore
 from berth_engine.volumes import VolumeService
+
+if TYPE_CHECKING:
+    from berth_engine.networking import NetworkService
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ class EngineCore:
         self.restarter: Restarter | None = None
         # Set at start-up: creates volumes for new containers, drops anonymous ones with them.
         self.volumes: VolumeService | None = None
+        # Set at start-up: addresses and published ports of bridge networks.
+        self.networks: NetworkService | None = None
 
     # --- RPC to the node-local services ----------------------------------------------------------
 

@@ -50,6 +50,8 @@ class CreateService:
             config = merge_config(req, image.config, cid, req.image)
             argv = final_command(config)
             entries = parse_all(req.host_config, config)
+            if self.core.networks is not None:
+                self.core.networks.validate_mode(req.host_config.network_mode or "bridge")
             if config.stop_signal:
                 parse_signal(config.stop_signal)  # moby refuses a bad StopSignal at create
             if not name:
@@ -58,6 +60,11 @@ class CreateService:
             try:
                 if self.core.volumes is not None:
                     entries = await anyio.to_thread.run_sync(self.core.volumes.prepare, entries)
+                endpoints = (
+                    self.core.networks.endpoints_for_create(req.host_config, req.networking_config)
+                    if self.core.networks is not None
+                    else []
+                )
                 rec = Record(
                     id=cid,
                     name=name,
@@ -72,6 +79,7 @@ class CreateService:
                     node=node,
                     traceparent=traceparent_of(span),
                     mounts=entries,
+                    endpoints=endpoints,
                 )
                 await self.store.insert(rec)
             finally:

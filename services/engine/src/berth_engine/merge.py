@@ -9,8 +9,6 @@ import msgspec
 from berth_contracts.docker import ContainerConfig, CreateRequest, HostConfig, LogConfig, StrSlice
 from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
 
-# The NetworkModes berth can honour today: no bridge yet, so "bridge" runs with loopback only.
-SUPPORTED_NETWORK_MODES = ("bridge", "host", "none")
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 # What the runtime agent applies to unprivileged containers (moby v28's oci defaults).
 DEFAULT_MASKED_PATHS = [
@@ -103,17 +101,10 @@ def check_supported(request: CreateRequest) -> None:
     """Refuse, with a clear 501, the features berth does not implement yet."""
     hc = request.host_config
     refused: list[str] = []
-    if any(bindings for bindings in (hc.port_bindings or {}).values()):
-        refused.append("published ports (HostConfig.PortBindings)")
-    if hc.publish_all_ports:
-        refused.append("publishing all ports (HostConfig.PublishAllPorts)")
     if hc.volumes_from:
         refused.append("HostConfig.VolumesFrom")
     if hc.links:
         refused.append("links (HostConfig.Links)")
-    mode = normalise_network_mode(hc.network_mode)
-    if mode not in SUPPORTED_NETWORK_MODES:
-        refused.append(f"network mode {hc.network_mode!r} (only bridge, host and none)")
     if hc.shm_size not in (0, DEFAULT_SHM_SIZE):
         refused.append("a /dev/shm size other than 64 MiB (HostConfig.ShmSize)")
     if hc.ipc_mode not in ("", "private", "shareable"):

@@ -12,6 +12,7 @@ from berth_contracts.docker import (
 )
 
 from berth_engine.mountspec import MountEntry
+from berth_engine.netmodel import Endpoint, PublishedPort
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -47,6 +48,8 @@ class Record(msgspec.Struct, kw_only=True):
     agent_used: bool = False  # a TaskCreate was sent: the agent may keep a log for it
     manually_stopped: bool = False  # stopped through the API: restart policies stand down
     mounts: list[MountEntry] = msgspec.field(default_factory=list)  # binds, volumes, tmpfs
+    endpoints: list[Endpoint] = msgspec.field(default_factory=list)  # bridge networks joined
+    ports: list[PublishedPort] = msgspec.field(default_factory=list)  # published, this run
 
     @property
     def running(self) -> bool:

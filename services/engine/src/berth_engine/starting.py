@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import msgspec
 from berth_contracts.agent import (
     TaskCreate,
     TaskCreated,
@@ -97,11 +98,15 @@ class StartService:
         else:
             rec.agent_used = True
             await self.store.save(rec)  # before TaskCreate: a crash must not forget it was sent
+        spec = task_spec(rec)
+        if self.core.networks is not None and rec.endpoints:
+            networks, ports = self.core.networks.attach(rec)
+            spec = msgspec.structs.replace(spec, networks=networks, port_mappings=ports)
         created = await self.core.agent(
             rec.node,
             TaskCreate(
                 container_id=rec.id,
-                spec=task_spec(rec),
+                spec=spec,
                 rootfs=[*mounts.mounts, *oci_mounts(rec.mounts)],
             ),
             TaskCreated,

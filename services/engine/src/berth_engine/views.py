@@ -8,14 +8,15 @@ from berth_contracts.docker import (
     ContainerInspect,
     ContainerState,
     ContainerSummary,
-    NetworkSettings,
     PortSummary,
     SummaryHostConfig,
+    SummaryNetworkSettings,
 )
 from berth_contracts.engine import ContainerRef
 
 from berth_engine.health import health_text
 from berth_engine.mountspec import mount_points
+from berth_engine.networking import network_settings
 from berth_engine.records import Record
 from berth_engine.timefmt import human_duration, is_zero, parse_ns
 
@@ -61,6 +62,22 @@ def exposed_ports(rec: Record) -> list[tuple[int, str]]:
     return sorted(ports)
 
 
+def port_summaries(rec: Record) -> list[PortSummary]:
+    """ps's Ports: published ones with their host side, the other exposed ones bare."""
+    if not rec.alive:
+        return []
+    published = {(p.container_port, p.protocol) for p in rec.ports}
+    out = [
+        PortSummary(PrivatePort=p.container_port, Type=p.protocol, IP=p.host_ip or "0.0.0.0",
+                    PublicPort=p.host_port)
+        for p in rec.ports
+    ]  # fmt: skip
+    out += [
+        PortSummary(PrivatePort=n, Type=p) for n, p in exposed_ports(rec) if (n, p) not in published
+    ]
+    return out
+
+
 def inspect(rec: Record) -> ContainerInspect:
     st = rec.state
     return ContainerInspect(
@@ -90,10 +107,8 @@ def inspect(rec: Record) -> ContainerInspect:
         config=rec.config,
         exec_ids=None,
         mounts=mount_points(rec.mounts),
-        network_settings=NetworkSettings(
-            # While running, moby lists every exposed port; unpublished ones map to null.
-            ports={f"{n}/{p}": None for n, p in exposed_ports(rec)} if rec.alive else {}
-        ),
+        # While running, moby lists every exposed port; unpublished ones map to null.
+        network_settings=network_settings(rec),
     )
 
 
@@ -107,11 +122,10 @@ def summary(rec: Record, now_ns: int | None = None) -> ContainerSummary:
         created=parse_ns(rec.created) // 1_000_000_000,
         state=rec.state.status,
         status=status_text(rec, now_ns),
-        ports=[PortSummary(PrivatePort=n, Type=p) for n, p in exposed_ports(rec)]
-        if rec.alive
-        else [],
+        ports=port_summaries(rec),
         labels=dict(rec.config.labels or {}),
         host_config=SummaryHostConfig(network_mode=rec.host_config.network_mode),
+        network_settings=SummaryNetworkSettings(networks=network_settings(rec).networks),
         mounts=mount_points(rec.mounts),
     )
 

@@ -11,13 +11,17 @@ from berth_contracts.agent import TaskSpec
 _LOCAL_NS = re.compile(r"^\s*nameserver\s+(127\.\S*|::1)\s*$")
 
 
-def _resolv_conf(host_net: bool) -> str:
+def _resolv_conf(host_net: bool, dns: list[str] | None = None) -> str:
     try:
         text = Path("/etc/resolv.conf").read_text(encoding="utf-8", errors="replace")
     except OSError:
         text = ""
     if host_net:
         return text
+    if dns:
+        # aardvark-dns answers container names and forwards the rest to the host's resolvers.
+        searches = [ln for ln in text.splitlines() if ln.strip().startswith(("search", "options"))]
+        return "".join(f"nameserver {ip}\n" for ip in dns) + "".join(f"{s}\n" for s in searches)
     # Like Docker: a loopback resolver on the host is unreachable from the container's netns.
     lines = [ln for ln in text.splitlines() if not _LOCAL_NS.match(ln)]
     if not any(ln.strip().startswith("nameserver") for ln in lines):
@@ -25,7 +29,7 @@ def _resolv_conf(host_net: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _hosts(hostname: str, host_net: bool) -> str:
+def _hosts(hostname: str, host_net: bool, ip: str = "") -> str:
     if host_net:
         try:
             return Path("/etc/hosts").read_text(encoding="utf-8", errors="replace")
@@ -38,18 +42,23 @@ def _hosts(hostname: str, host_net: bool) -> str:
         "ff00::0\tip6-mcastprefix\n"
         "ff02::1\tip6-allnodes\n"
         "ff02::2\tip6-allrouters\n"
-        f"127.0.0.1\t{hostname}\n"
+        f"{ip or '127.0.0.1'}\t{hostname}\n"
     )
 
 
 def write_etc_files(bundle: Path, container_id: str, spec: TaskSpec) -> dict[str, Path]:
     """Write the files into the bundle; returns container path -> host file to bind-mount."""
     host_net = spec.network_mode == "host"
+    # User-defined networks: names resolve through aardvark-dns, listening on each gateway.
+    dns = [n.gateway for n in spec.networks if n.dns_enabled]
     hostname = spec.hostname or (socket.gethostname() if host_net else container_id[:12])
     files = {
         "/etc/hostname": (bundle / "hostname", f"{hostname}\n"),
-        "/etc/hosts": (bundle / "hosts", _hosts(hostname, host_net)),
-        "/etc/resolv.conf": (bundle / "resolv.conf", _resolv_conf(host_net)),
+        "/etc/hosts": (
+            bundle / "hosts",
+            _hosts(hostname, host_net, spec.networks[0].ip if spec.networks else ""),
+        ),
+        "/etc/resolv.conf": (bundle / "resolv.conf", _resolv_conf(host_net, dns)),
     }
     out: dict[str, Path] = {}
     for dest, (path, text) in files.items():

@@ -46,6 +46,7 @@ from berth_agent.copyup import copy_up
 from berth_agent.etcfiles import write_etc_files
 from berth_agent.execproc import ExecRun, exec_process
 from berth_agent.links import ShimConn, ShimGone
+from berth_agent.netsetup import NetworkSetup
 from berth_agent.oci import build_config
 from berth_agent.paths import Paths
 from berth_agent.shim_state import read_state, write_state
@@ -130,6 +131,7 @@ class TaskManager:
         self.spans = ShimSpans()
         self.tasks: dict[str, Task] = {}
         self.swap_supported = _swap_supported()
+        self.net = NetworkSetup(paths.exec_root)
         self.closing = False
         self.stdin = StdinRouter(nc, self._deliver_stdin)
         self.execs: dict[str, ExecRun] = {}
@@ -233,6 +235,7 @@ class TaskManager:
             meta = read_json(bundle / "meta.json")
             if meta is None:
                 log.warning("removing incomplete bundle %s", bundle)
+                await anyio.to_thread.run_sync(self.net.teardown, bundle.name)
                 await anyio.to_thread.run_sync(remove_bundle, bundle)
                 continue
             task = Task(
@@ -370,6 +373,12 @@ class TaskManager:
                     raise create_error(str(reply.get("error", "")))
                 if task.state.get("status") == "init":  # the shim's frames may be ahead of us
                     task.state.update(status="created", pid=int(reply.get("pid", 0)))
+                if spec.networks:
+                    # runc made the namespace; its process waits for start: attach it now.
+                    with tracer.start_as_current_span("network.setup"):
+                        await anyio.to_thread.run_sync(
+                            self.net.setup, cid, int(reply.get("pid", 0)), spec, spec.hostname
+                        )
                 # The stdin pipe exists now: hand over input that arrived early, then live input.
                 await self._subscribe_stdin(task)
                 return task
@@ -500,6 +509,7 @@ class TaskManager:
         task = self.tasks.get(cid)
         if task is None:
             # Idempotent: a bundle left without a task (or nothing at all) is simply cleaned.
+            await anyio.to_thread.run_sync(self.net.teardown, cid)
             await anyio.to_thread.run_sync(remove_bundle, self.paths.bundle(cid))
             return
         async with task.lock:
@@ -527,6 +537,7 @@ class TaskManager:
         for eid in [e for e, r in self.execs.items() if r.container_id == task.id]:
             self.stdin.forget(eid)
             del self.execs[eid]
+        await anyio.to_thread.run_sync(self.net.teardown, task.id)
         await anyio.to_thread.run_sync(remove_bundle, task.bundle)
         with contextlib.suppress(FileNotFoundError):
             self.paths.socket(task.id).unlink()

@@ -49,7 +49,6 @@ _CONTAINER_AREAS = {
 }
 
 _AREAS = {
-    "networks": "network management",
     "plugins": "plugins",
     "system": "system data usage and pruning",
 }

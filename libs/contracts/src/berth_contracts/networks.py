@@ -1,0 +1,120 @@
+"""Networks: the engine's network commands (subjects.ENGINE_RPC), Docker's Network object, and
+what a task needs to be attached (the runtime agent drives netavark + aardvark-dns with it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from berth_contracts.base import Command, Reply
+
+Filters = dict[str, list[str]]
+
+
+# --- what the agent gets (TaskSpec.networks / TaskSpec.port_mappings) -----------------------------
+
+
+class NetworkAttachment(msgspec.Struct, frozen=True):
+    """One bridge network a task joins, with the address the engine allocated."""
+
+    name: str
+    id: str  # 64 hex
+    bridge: str  # host interface name
+    subnet: str  # CIDR
+    gateway: str
+    ip: str
+    aliases: list[str] = msgspec.field(default_factory=list)
+    dns_enabled: bool = False  # user-defined networks resolve names through aardvark-dns
+    internal: bool = False
+
+
+class PortMapping(msgspec.Struct, frozen=True):
+    host_ip: str  # "" = every address
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+
+
+# --- Docker's objects ------------------------------------------------------------------------------
+
+
+class Network(msgspec.Struct, rename="pascal", omit_defaults=False, frozen=True):
+    """Docker's Network (GET /networks/{id})."""
+
+    name: str
+    id: str = msgspec.field(default="", name="Id")
+    created: str = ""
+    scope: str = "local"
+    driver: str = "bridge"
+    enable_ipv6: bool = msgspec.field(default=False, name="EnableIPv6")
+    ipam: dict[str, Any] = msgspec.field(default_factory=dict, name="IPAM")
+    internal: bool = False
+    attachable: bool = False
+    ingress: bool = False
+    config_from: dict[str, str] = msgspec.field(default_factory=lambda: {"Network": ""})
+    config_only: bool = False
+    containers: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
+    options: dict[str, str] = msgspec.field(default_factory=dict)
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+
+class NetworkCreate(Command, frozen=True):
+    name: str
+    driver: str = ""
+    internal: bool = False
+    attachable: bool = False
+    subnet: str = ""
+    gateway: str = ""
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    options: dict[str, str] = msgspec.field(default_factory=dict)
+    check_duplicate: bool = True
+
+
+class NetworkCreated(Reply, frozen=True):
+    id: str
+    warning: str = ""
+
+
+class NetworkGet(Command, frozen=True):
+    ref: str
+
+
+class NetworkDetail(Reply, frozen=True):
+    network: Network
+
+
+class NetworkList(Command, frozen=True):
+    filters: Filters = msgspec.field(default_factory=dict)
+
+
+class NetworkListing(Reply, frozen=True):
+    networks: list[Network]
+
+
+class NetworkRemove(Command, frozen=True):
+    ref: str
+
+
+class NetworkConnect(Command, frozen=True):
+    ref: str
+    container: str
+    aliases: list[str] = msgspec.field(default_factory=list)
+    ipv4_address: str = ""
+
+
+class NetworkDisconnect(Command, frozen=True):
+    ref: str
+    container: str
+    force: bool = False
+
+
+class NetworkPrune(Command, frozen=True):
+    filters: Filters = msgspec.field(default_factory=dict)
+
+
+class NetworksPruned(Reply, frozen=True):
+    networks_deleted: list[str]

@@ -1,0 +1,121 @@
+"""/networks: create, list, inspect, remove, connect, disconnect, prune (engine's networks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from berth_contracts.networks import (
+    NetworkConnect,
+    NetworkCreate,
+    NetworkCreated,
+    NetworkDetail,
+    NetworkDisconnect,
+    NetworkGet,
+    NetworkList,
+    NetworkListing,
+    NetworkPrune,
+    NetworkRemove,
+    NetworksPruned,
+)
+
+from berth_gateway.backend import backend
+from berth_gateway.bodies import read_json
+from berth_gateway.params import qfilters
+from berth_gateway.responses import json_response, no_content
+from berth_gateway.routes.table import Route
+
+
+class _CreateBody(msgspec.Struct, rename="pascal"):
+    name: str = ""
+    driver: str = ""
+    internal: bool = False
+    attachable: bool = False
+    check_duplicate: bool = True
+    ipam: dict[str, Any] | None = msgspec.field(default=None, name="IPAM")
+    options: dict[str, str] | None = None
+    labels: dict[str, str] | None = None
+
+
+class _ConnectBody(msgspec.Struct, rename="pascal"):
+    container: str = ""
+    endpoint_config: dict[str, Any] | None = None
+    force: bool = False
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await read_json(request, _CreateBody)
+    assert body is not None
+    config = ((body.ipam or {}).get("Config") or [{}])[0] or {}
+    reply = await backend(request).call(
+        NetworkCreate(
+            name=body.name,
+            driver=body.driver,
+            internal=body.internal,
+            attachable=body.attachable,
+            subnet=config.get("Subnet") or "",
+            gateway=config.get("Gateway") or "",
+            labels=body.labels or {},
+            options=body.options or {},
+        ),
+        NetworkCreated,
+    )
+    return json_response({"Id": reply.id, "Warning": reply.warning}, status=201)
+
+
+async def list_networks(request: web.Request) -> web.Response:
+    reply = await backend(request).call(NetworkList(filters=qfilters(request)), NetworkListing)
+    return json_response(reply.networks)
+
+
+async def inspect(request: web.Request) -> web.Response:
+    reply = await backend(request).call(NetworkGet(ref=request.match_info["id"]), NetworkDetail)
+    return json_response(reply.network)
+
+
+async def remove(request: web.Request) -> web.Response:
+    await backend(request).call(NetworkRemove(ref=request.match_info["id"]), NetworkDetail)
+    return no_content()
+
+
+async def connect(request: web.Request) -> web.Response:
+    body = await read_json(request, _ConnectBody)
+    assert body is not None
+    ep = body.endpoint_config or {}
+    await backend(request).call(
+        NetworkConnect(
+            ref=request.match_info["id"],
+            container=body.container,
+            aliases=list(ep.get("Aliases") or []),
+            ipv4_address=((ep.get("IPAMConfig") or {}).get("IPv4Address") or ""),
+        ),
+        NetworkDetail,
+    )
+    return web.Response(status=200)
+
+
+async def disconnect(request: web.Request) -> web.Response:
+    body = await read_json(request, _ConnectBody)
+    assert body is not None
+    await backend(request).call(
+        NetworkDisconnect(ref=request.match_info["id"], container=body.container, force=body.force),
+        NetworkDetail,
+    )
+    return web.Response(status=200)
+
+
+async def prune(request: web.Request) -> web.Response:
+    reply = await backend(request).call(NetworkPrune(filters=qfilters(request)), NetworksPruned)
+    return json_response({"NetworksDeleted": reply.networks_deleted})
+
+
+ROUTES = [
+    Route("POST", "/networks/create", create),
+    Route("POST", "/networks/prune", prune),
+    Route("GET", "/networks", list_networks),
+    Route("GET", "/networks/{id}", inspect),
+    Route("DELETE", "/networks/{id}", remove),
+    Route("POST", "/networks/{id}/connect", connect),
+    Route("POST", "/networks/{id}/disconnect", disconnect),
+]

@@ -1,0 +1,229 @@
+"""`docker network create/ls/inspect/rm/connect/disconnect/prune` with dockerd's words."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import anyio
+from berth_contracts.docker import EndpointIPAMConfig, EndpointSettings
+from berth_contracts.errors import (
+    Conflict,
+    Forbidden,
+    InvalidParameter,
+    NotFound,
+    NotImplementedByBerth,
+)
+from berth_contracts.networks import (
+    Network,
+    NetworkConnect,
+    NetworkCreate,
+    NetworkCreated,
+    NetworkDetail,
+    NetworkDisconnect,
+    NetworkGet,
+    NetworkList,
+    NetworkListing,
+    NetworkPrune,
+    NetworkRemove,
+    NetworksPruned,
+)
+from berth_kit.rpc import RpcServer
+
+from berth_engine.core import EngineCore
+from berth_engine.listing import label_matches
+from berth_engine.netstore import NetworkRecord
+from berth_engine.networking import NetworkService
+
+_FILTERS = ("name", "id", "driver", "label", "type", "scope", "dangling")
+
+
+class NetworkApi:
+    def __init__(self, core: EngineCore, svc: NetworkService) -> None:
+        self.core = core
+        self.svc = svc
+
+    def _users(self, net: NetworkRecord, running_only: bool) -> list[str]:
+        return [
+            r.id
+            for r in self.core.store.all()
+            if (r.alive or not running_only)
+            and (
+                any(e.network_id == net.id for e in r.endpoints)
+                or r.host_config.network_mode in (net.name, net.id)
+            )
+        ]
+
+    def view(self, net: NetworkRecord) -> Network:
+        containers: dict[str, dict[str, str]] = {}
+        for r in self.core.store.all():
+            for e in r.endpoints:
+                if e.network_id == net.id and r.alive:
+                    containers[r.id] = {
+                        "Name": r.name,
+                        "EndpointID": e.network_id[:32] + r.id[:32],
+                        "MacAddress": "",
+                        "IPv4Address": f"{e.ip}/{e.prefix_len}",
+                        "IPv6Address": "",
+                    }
+        ipam_config = [{"Subnet": net.subnet, "Gateway": net.gateway}] if net.subnet else []
+        return Network(
+            name=net.name,
+            id=net.id,
+            created=net.created,
+            driver=net.driver,
+            ipam={"Driver": "default", "Options": None, "Config": ipam_config},
+            internal=net.internal,
+            attachable=net.attachable,
+            containers=containers,
+            options=dict(net.options),
+            labels=dict(net.labels),
+        )
+
+    async def create(self, cmd: NetworkCreate) -> NetworkCreated:
+        if not cmd.name or not all(c.isalnum() or c in "_.-" for c in cmd.name):
+            raise InvalidParameter(f"invalid name {cmd.name!r} for a network")
+        if cmd.name in ("bridge", "host", "none"):
+            raise Forbidden(f"{cmd.name} is a pre-defined network and cannot be created")
+        if self.svc.nets.by_name(cmd.name) is not None:
+            raise Conflict(f"network with name {cmd.name} already exists")
+        if cmd.driver not in ("", "bridge"):
+            raise NotFound(
+                f"could not find plugin {cmd.driver} in v1 plugin registry: plugin not found"
+            )
+        if cmd.subnet:
+            try:
+                subnet = ipaddress.ip_network(cmd.subnet, strict=False)
+            except ValueError:
+                raise InvalidParameter(f"invalid CIDR address: {cmd.subnet}") from None
+            if subnet.version != 4:
+                raise NotImplementedByBerth("IPv6 networks are not supported by berth yet")
+            if self.svc.nets.overlaps(subnet):
+                raise Forbidden(
+                    "invalid pool request: Pool overlaps with other one on this address space"
+                )
+            if cmd.gateway and ipaddress.ip_address(cmd.gateway) not in subnet:
+                raise InvalidParameter(f"no matching subnet for gateway {cmd.gateway}")
+            subnet_text = str(subnet)
+        else:
+            subnet_text = str(self.svc.nets.free_subnet())
+        rec = self.svc.nets.new_record(
+            cmd.name,
+            "bridge",
+            subnet=subnet_text,
+            gateway=cmd.gateway,
+            internal=cmd.internal,
+            attachable=cmd.attachable,
+            user_ipam=bool(cmd.subnet),
+            labels=dict(cmd.labels),
+            options=dict(cmd.options),
+        )
+        await anyio.to_thread.run_sync(self.svc.nets.add, rec)
+        return NetworkCreated(id=rec.id)
+
+    async def get(self, cmd: NetworkGet) -> NetworkDetail:
+        return NetworkDetail(network=self.view(self.svc.lookup(cmd.ref)))
+
+    async def list_networks(self, cmd: NetworkList) -> NetworkListing:
+        for key in cmd.filters:
+            if key not in _FILTERS:
+                raise InvalidParameter(f"invalid filter '{key}'")
+        f = cmd.filters
+        out: list[Network] = []
+        for net in self.svc.nets.all():
+            if (names := f.get("name")) and not any(n in net.name for n in names):
+                continue
+            if (ids := f.get("id")) and not any(net.id.startswith(i) for i in ids):
+                continue
+            if (drivers := f.get("driver")) and net.driver not in drivers:
+                continue
+            if (wanted := f.get("label")) and not label_matches(net.labels, wanted):
+                continue
+            if (types := f.get("type")) and (
+                "builtin" if net.predefined else "custom"
+            ) not in types:
+                continue
+            if "dangling" in f and (f["dangling"] in (["true"], ["1"])) == bool(
+                net.predefined or self._users(net, running_only=False)
+            ):
+                continue
+            out.append(self.view(net))
+        return NetworkListing(networks=out)
+
+    async def remove(self, cmd: NetworkRemove) -> NetworkDetail:
+        net = self.svc.lookup(cmd.ref)
+        if net.predefined:
+            raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
+        if self._users(net, running_only=True):
+            raise Forbidden(
+                f"error while removing network: network {net.name} id {net.id} has active endpoints"
+            )
+        await anyio.to_thread.run_sync(self.svc.nets.remove, net)
+        return NetworkDetail(network=self.view(net))
+
+    async def connect(self, cmd: NetworkConnect) -> NetworkDetail:
+        net = self.svc.lookup(cmd.ref)
+        rec = self.core.store.lookup(cmd.container)
+        async with self.core.lock(rec.id):
+            if net.driver != "bridge":
+                raise Forbidden(
+                    "container cannot be disconnected from host network or connected to host network"
+                )
+            if rec.host_config.network_mode in (
+                "host",
+                "none",
+            ) or rec.host_config.network_mode.startswith("container:"):
+                raise Forbidden(
+                    "container sharing network namespace with another container or host cannot be connected to any other network"
+                )
+            if any(e.network_id == net.id for e in rec.endpoints):
+                raise Forbidden(
+                    f"endpoint with name {rec.name} already exists in network {net.name}"
+                )
+            if rec.alive:
+                raise NotImplementedByBerth(
+                    "connecting a running container to a network is not supported by berth yet"
+                )
+            settings = EndpointSettings(
+                aliases=cmd.aliases or None,
+                ipam_config=EndpointIPAMConfig(ipv4_address=cmd.ipv4_address)
+                if cmd.ipv4_address
+                else None,
+            )
+            rec.endpoints.append(self.svc._endpoint(net, settings))
+            await self.core.store.save(rec)
+        return NetworkDetail(network=self.view(net))
+
+    async def disconnect(self, cmd: NetworkDisconnect) -> NetworkDetail:
+        net = self.svc.lookup(cmd.ref)
+        rec = self.core.store.lookup(cmd.container)
+        async with self.core.lock(rec.id):
+            if not any(e.network_id == net.id for e in rec.endpoints):
+                raise Forbidden(f"container {rec.id} is not connected to network {net.name}")
+            if rec.alive and not cmd.force:
+                raise NotImplementedByBerth(
+                    "disconnecting a running container is not supported by berth yet"
+                )
+            rec.endpoints = [e for e in rec.endpoints if e.network_id != net.id]
+            await self.core.store.save(rec)
+        return NetworkDetail(network=self.view(net))
+
+    async def prune(self, cmd: NetworkPrune) -> NetworksPruned:
+        deleted: list[str] = []
+        for net in self.svc.nets.all():
+            if net.predefined or self._users(net, running_only=False):
+                continue
+            if (wanted := cmd.filters.get("label")) and not label_matches(net.labels, wanted):
+                continue
+            await anyio.to_thread.run_sync(self.svc.nets.remove, net)
+            deleted.append(net.name)
+        return NetworksPruned(networks_deleted=deleted)
+
+
+def register_networks(server: RpcServer, api: NetworkApi) -> None:
+    server.handle(NetworkCreate, api.create)
+    server.handle(NetworkGet, api.get)
+    server.handle(NetworkList, api.list_networks)
+    server.handle(NetworkRemove, api.remove)
+    server.handle(NetworkConnect, api.connect)
+    server.handle(NetworkDisconnect, api.disconnect)
+    server.handle(NetworkPrune, api.prune)

@@ -1,0 +1,244 @@
+"""dockerd's network controller, as far as berth goes: bridge networks (the default `bridge`
+and user-defined ones), addresses, aliases and published ports. The engine decides; the runtime
+agent attaches tasks with netavark (TaskSpec.networks / port_mappings)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from typing import Any
+
+from berth_contracts.docker import (
+    EndpointIPAMConfig,
+    EndpointSettings,
+    HostConfig,
+    NetworkingConfig,
+    NetworkSettings,
+    PortBinding,
+)
+from berth_contracts.errors import Conflict, InternalError, InvalidParameter, NotFound
+from berth_contracts.networks import NetworkAttachment, PortMapping
+
+from berth_engine.netmodel import Endpoint, PublishedPort
+from berth_engine.netstore import NetworkRecord, NetworkStore
+from berth_engine.records import Record
+from berth_engine.store import RecordStore
+
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def _ports_of(hc: HostConfig, exposed: dict[str, Any] | None) -> list[tuple[int, str, str, str]]:
+    """(container port, proto, host ip, host port or "") for every binding; -P adds the rest."""
+    out: list[tuple[int, str, str, str]] = []
+    bound = hc.port_bindings or {}
+    for key, bindings in bound.items():
+        number, _, proto = key.partition("/")
+        for b in bindings or []:
+            out.append((int(number), proto or "tcp", b.host_ip, b.host_port.split("-")[0]))
+    if hc.publish_all_ports:
+        for key in exposed or {}:
+            if key in bound or (key.partition("/")[2] == "" and f"{key}/tcp" in bound):
+                continue
+            number, _, proto = key.partition("/")
+            if number.isdigit():
+                out.append((int(number), proto or "tcp", "", ""))
+    return out
+
+
+def _probe_port(host_ip: str, port: int, proto: str) -> int:
+    """Bind (and release) the host port: 0 picks a free one, as Docker's allocator would."""
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind((host_ip or "0.0.0.0", port))
+        except OSError as exc:
+            raise InternalError(
+                f"driver failed programming external connectivity: listen {proto}4 "
+                f"{host_ip or '0.0.0.0'}:{port}: bind: {exc.strerror.lower() if exc.strerror else exc}"
+            ) from None
+        return int(s.getsockname()[1])
+
+
+class NetworkService:
+    def __init__(self, nets: NetworkStore, store: RecordStore) -> None:
+        self.nets = nets
+        self.store = store
+
+    # --- lookups -----------------------------------------------------------------------------
+    def lookup(self, ref: str) -> NetworkRecord:
+        net = self.nets.lookup(ref)
+        if net is None:
+            raise NotFound(f"network {ref} not found")
+        return net
+
+    def _taken(self, net: NetworkRecord) -> set[str]:
+        return {e.ip for r in self.store.all() for e in r.endpoints if e.network_id == net.id}
+
+    def _allocate(self, net: NetworkRecord, user_ip: str) -> str:
+        subnet = ipaddress.ip_network(net.subnet)
+        taken = self._taken(net) | {net.gateway}
+        if user_ip:
+            if not net.user_ipam:
+                raise InvalidParameter(
+                    "user specified IP address is supported only when connecting to networks "
+                    "with user configured subnets"
+                )
+            if ipaddress.ip_address(user_ip) not in subnet:
+                raise InvalidParameter(f"no configured subnet contains IP address {user_ip}")
+            if user_ip in taken:
+                raise Conflict(f"Address already in use: {user_ip}")
+            return user_ip
+        for host in subnet.hosts():
+            if str(host) not in taken:
+                return str(host)
+        raise InternalError(
+            f"no available IPv4 addresses on this network's address pools: {net.name}"
+        )
+
+    def _endpoint(self, net: NetworkRecord, settings: EndpointSettings | None) -> Endpoint:
+        user_ip = settings.ipam_config.ipv4_address if settings and settings.ipam_config else ""
+        aliases = list(settings.aliases or []) if settings else []
+        if aliases and not net.dns_enabled:
+            raise InvalidParameter(
+                "network-scoped alias is supported only for containers in user defined networks"
+            )
+        return Endpoint(
+            network_id=net.id,
+            network_name=net.name,
+            ip=self._allocate(net, user_ip),
+            prefix_len=ipaddress.ip_network(net.subnet).prefixlen,
+            gateway=net.gateway,
+            aliases=aliases,
+            user_ip=user_ip,
+        )
+
+    # --- containers --------------------------------------------------------------------------
+    def validate_mode(self, mode: str) -> None:
+        mode = "bridge" if mode in ("", "default") else mode
+        if mode in ("host", "none") or mode.startswith("container:"):
+            return
+        self.lookup(mode)
+
+    def endpoints_for_create(self, hc: HostConfig, nc: NetworkingConfig | None) -> list[Endpoint]:
+        mode = "bridge" if hc.network_mode in ("", "default") else hc.network_mode
+        configs = dict((nc.endpoints_config or {}) if nc else {})
+        if mode in ("host", "none") or mode.startswith("container:"):
+            if configs and mode != "host":
+                raise InvalidParameter(
+                    "conflicting options: container type network can't be used with links"
+                )
+            return []
+        primary = self.lookup(mode)
+        if primary.driver != "bridge":
+            return []
+        # The CLI names the primary endpoint as it named the mode ("default" included).
+        first = [
+            configs.pop(k) for k in (mode, primary.id, "default", hc.network_mode) if k in configs
+        ]
+        out = [self._endpoint(primary, first[0] if first else None)]
+        for ref, settings in configs.items():  # API ≥ 1.44: several networks at create
+            net = self.lookup(ref)
+            if net.id != primary.id and net.driver == "bridge":
+                out.append(self._endpoint(net, settings))
+        return out
+
+    def attach(self, rec: Record) -> tuple[list[NetworkAttachment], list[PortMapping]]:
+        """At start: what the agent attaches, with host ports chosen for this run."""
+        attachments: list[NetworkAttachment] = []
+        for e in rec.endpoints:
+            net = self.nets.get(e.network_id)
+            if net is None:
+                raise NotFound(f"network {e.network_name} not found")
+            names = [rec.name, *e.aliases, rec.id[:12]] if net.dns_enabled else []
+            attachments.append(
+                NetworkAttachment(
+                    name=net.name, id=net.id, bridge=net.bridge, subnet=net.subnet,
+                    gateway=net.gateway, ip=e.ip, aliases=names, dns_enabled=net.dns_enabled,
+                    internal=net.internal,
+                )
+            )  # fmt: skip
+        rec.ports = []
+        if not attachments:
+            return [], []
+        in_use = {
+            (p.protocol, p.host_port)
+            for other in self.store.all()
+            if other.alive and other.id != rec.id
+            for p in other.ports
+        }
+        for number, proto, host_ip, host_port in _ports_of(
+            rec.host_config, rec.config.exposed_ports
+        ):
+            wanted = int(host_port) if host_port and host_port != "0" else 0
+            if wanted and (proto, wanted) in in_use:
+                raise InternalError(
+                    f"driver failed programming external connectivity on endpoint {rec.name} "
+                    f"({rec.id}): Bind for {host_ip or '0.0.0.0'}:{wanted} failed: port is already allocated"
+                )
+            port = _probe_port(host_ip, wanted, proto)
+            while (proto, port) in in_use:
+                port = _probe_port(host_ip, 0, proto)
+            in_use.add((proto, port))
+            rec.ports.append(
+                PublishedPort(
+                    container_port=number, protocol=proto, host_ip=host_ip, host_port=port
+                )
+            )
+        mappings = [
+            PortMapping(p.host_ip, p.host_port, p.container_port, p.protocol) for p in rec.ports
+        ]
+        return attachments, mappings
+
+
+# --- views (inspect / ps) ---------------------------------------------------------------------
+
+
+def endpoint_settings(rec: Record, e: Endpoint) -> EndpointSettings:
+    running = rec.alive
+    return EndpointSettings(
+        ipam_config=EndpointIPAMConfig(ipv4_address=e.user_ip) if e.user_ip else None,
+        aliases=list(e.aliases) or None,
+        network_id=e.network_id,
+        endpoint_id=(e.network_id[:32] + rec.id[:32]) if running else "",
+        gateway=e.gateway if running else "",
+        ip_address=e.ip if running else "",
+        ip_prefix_len=e.prefix_len if running else 0,
+        dns_names=[rec.name, *e.aliases, rec.id[:12]]
+        if running and e.network_name != "bridge"
+        else None,
+    )
+
+
+def port_map(rec: Record) -> dict[str, list[PortBinding] | None]:
+    ports: dict[str, list[PortBinding] | None] = {}
+    if not rec.alive:
+        return ports
+    for key in rec.config.exposed_ports or {}:
+        ports[key if "/" in key else f"{key}/tcp"] = None
+    for p in rec.ports:
+        ports.setdefault(f"{p.container_port}/{p.protocol}", None)
+        ports[f"{p.container_port}/{p.protocol}"] = [
+            *(ports[f"{p.container_port}/{p.protocol}"] or []),
+            PortBinding(host_ip=p.host_ip or "0.0.0.0", host_port=str(p.host_port)),
+        ]
+    return ports
+
+
+def network_settings(rec: Record) -> NetworkSettings:
+    networks: dict[str, EndpointSettings] = {}
+    mode = rec.host_config.network_mode
+    if mode in ("host", "none"):
+        networks[mode] = EndpointSettings()
+    for e in rec.endpoints:
+        networks[e.network_name] = endpoint_settings(rec, e)
+    first = next((e for e in rec.endpoints if e.network_name == "bridge"), None)
+    running = rec.alive
+    return NetworkSettings(
+        ports=port_map(rec),
+        sandbox_key=f"/proc/{rec.state.pid}/ns/net" if running and rec.endpoints else "",
+        gateway=first.gateway if first and running else "",
+        ip_address=first.ip if first and running else "",
+        ip_prefix_len=first.prefix_len if first and running else 0,
+        networks=networks,
+    )

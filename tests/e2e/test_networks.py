@@ -1,0 +1,97 @@
+"""Networks with the real docker CLI: default bridge, user-defined networks with DNS names and
+aliases, isolation between networks, published ports reachable on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+
+import pytest
+from harness import Berth, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+HTTPD = (
+    "sh",
+    "-c",
+    "mkdir -p /www && echo served-by-berth > /www/index.html && httpd -f -p 80 -h /www",
+)
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _wget(berth: Berth, image: str, network: str, url: str) -> tuple[int, str]:
+    res = berth.docker(
+        # wget must not be PID 1 (which ignores timeout's signal): sh stays PID 1.
+        "run", "--rm", "--network", network, image,
+        "sh", "-c", f"timeout 5 wget -q -O - {url}; rc=$?; exit $rc",
+        timeout=60,
+    )  # fmt: skip
+    return res.returncode, res.stdout
+
+
+def test_user_network_dns_alias_and_isolation(berth: Berth, busybox_image: str) -> None:
+    net, other = _name("front"), _name("other")
+    web = _name("web")
+    berth.docker_ok("network", "create", net)
+    berth.docker_ok("network", "create", other)
+    try:
+        berth.docker_ok(
+            "run", "-d", "--name", web, "--network", net, "--network-alias", "www",
+            busybox_image, *HTTPD,
+        )  # fmt: skip
+
+        # By name and by alias, from a container that joins later.
+        def fetch(host: str) -> str | None:
+            code, out = _wget(berth, busybox_image, net, f"http://{host}/")
+            return out if code == 0 else None
+
+        assert wait_until(lambda: fetch(web), 60, "httpd reachable by name") == "served-by-berth\n"
+        assert fetch("www") == "served-by-berth\n"
+        # Another network neither resolves nor reaches it.
+        [info] = json.loads(berth.docker_ok("inspect", web))
+        ip = info["NetworkSettings"]["Networks"][net]["IPAddress"]
+        assert ip and info["NetworkSettings"]["Networks"][net]["Aliases"] == ["www"]
+        assert _wget(berth, busybox_image, other, f"http://{web}/")[0] != 0
+        assert _wget(berth, busybox_image, other, f"http://{ip}/")[0] != 0
+        # In use: Docker's refusal.
+        busy = berth.docker("network", "rm", net)
+        assert busy.returncode != 0 and "has active endpoints" in busy.stderr
+        [ninfo] = json.loads(berth.docker_ok("network", "inspect", net))
+        assert ninfo["IPAM"]["Config"][0]["Subnet"]
+        assert any(c["Name"] == web for c in ninfo["Containers"].values())
+    finally:
+        berth.docker("rm", "-f", web)
+        berth.docker("network", "rm", net)
+        berth.docker("network", "rm", other)
+    names = berth.docker_ok("network", "ls", "--format", "{{.Name}}").split()
+    assert net not in names and {"bridge", "host", "none"} <= set(names)
+
+
+def test_published_port_on_loopback(berth: Berth, busybox_image: str) -> None:
+    ctr = _name("pub")
+    try:
+        berth.docker_ok("run", "-d", "--name", ctr, "-p", "127.0.0.1::80", busybox_image, *HTTPD)
+        out = berth.docker_ok("port", ctr, "80/tcp").strip()
+        host, _, port = out.splitlines()[0].rpartition(":")
+        assert host == "127.0.0.1" and int(port) > 0
+
+        def fetch() -> str | None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3) as r:
+                    return r.read().decode()
+            except OSError:
+                return None
+
+        assert wait_until(fetch, 60, "the published port") == "served-by-berth\n"
+        # The default bridge gives an address and /etc/hosts names it.
+        [info] = json.loads(berth.docker_ok("inspect", ctr))
+        ip = info["NetworkSettings"]["IPAddress"]
+        assert ip and info["NetworkSettings"]["Networks"]["bridge"]["IPAddress"] == ip
+        hosts = berth.docker_ok("exec", ctr, "cat", "/etc/hosts")
+        assert f"{ip}\t{info['Config']['Hostname']}" in hosts
+    finally:
+        berth.docker("rm", "-f", ctr)
