@@ -95,3 +95,27 @@ def test_published_port_on_loopback(berth: Berth, busybox_image: str) -> None:
         assert f"{ip}\t{info['Config']['Hostname']}" in hosts
     finally:
         berth.docker("rm", "-f", ctr)
+
+
+def test_connect_and_disconnect_running_container(berth: Berth, busybox_image: str) -> None:
+    net = _name("late")
+    web = _name("hot")
+    berth.docker_ok("network", "create", net)
+    try:
+        berth.docker_ok("run", "-d", "--name", web, busybox_image, *HTTPD)
+        berth.docker_ok("network", "connect", "--alias", "hotweb", net, web)
+        [info] = json.loads(berth.docker_ok("inspect", web))
+        assert set(info["NetworkSettings"]["Networks"]) == {"bridge", net}
+
+        def fetch() -> str | None:
+            code, out = _wget(berth, busybox_image, net, "http://hotweb/")
+            return out if code == 0 else None
+
+        assert wait_until(fetch, 60, "the connected container by alias") == "served-by-berth\n"
+        berth.docker_ok("network", "disconnect", net, web)
+        assert _wget(berth, busybox_image, net, "http://hotweb/")[0] != 0
+        [info] = json.loads(berth.docker_ok("inspect", web))
+        assert set(info["NetworkSettings"]["Networks"]) == {"bridge"}
+    finally:
+        berth.docker("rm", "-f", web)
+        berth.docker("network", "rm", net)

@@ -14,7 +14,7 @@ import msgspec
 from berth_contracts.agentops import TaskStats, TaskTop, TaskUpdate
 from berth_contracts.base import Command, Done, Ping, Reply
 from berth_contracts.lifecycle import Mount
-from berth_contracts.networks import NetworkAttachment, PortMapping
+from berth_contracts.networks import NetworkAttachment, PortMapping, TaskNetworkUpdate
 
 __all__ = ["Done"]
 
@@ -210,6 +210,7 @@ AgentRequest = (
     | TaskTop
     | TaskUpdate
     | TaskStats
+    | TaskNetworkUpdate
     | Ping
 )
 

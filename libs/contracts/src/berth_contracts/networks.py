@@ -118,3 +118,12 @@ class NetworkPrune(Command, frozen=True):
 
 class NetworksPruned(Reply, frozen=True):
     networks_deleted: list[str]
+
+
+class TaskNetworkUpdate(Command, frozen=True):
+    """Agent (subjects.agent_rpc): attach a running task to more networks or detach it
+    (`docker network connect/disconnect` of a running container); Done."""
+
+    container_id: str
+    connect: list[NetworkAttachment] = msgspec.field(default_factory=list)
+    disconnect: list[str] = msgspec.field(default_factory=list)  # network names

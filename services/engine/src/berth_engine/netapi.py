@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import anyio
+from berth_contracts.base import Done
 from berth_contracts.docker import EndpointIPAMConfig, EndpointSettings
 from berth_contracts.errors import (
     Conflict,
@@ -26,6 +27,7 @@ from berth_contracts.networks import (
     NetworkPrune,
     NetworkRemove,
     NetworksPruned,
+    TaskNetworkUpdate,
 )
 from berth_kit.rpc import RpcServer
 
@@ -179,17 +181,23 @@ class NetworkApi:
                 raise Forbidden(
                     f"endpoint with name {rec.name} already exists in network {net.name}"
                 )
-            if rec.alive:
-                raise NotImplementedByBerth(
-                    "connecting a running container to a network is not supported by berth yet"
-                )
             settings = EndpointSettings(
                 aliases=cmd.aliases or None,
                 ipam_config=EndpointIPAMConfig(ipv4_address=cmd.ipv4_address)
                 if cmd.ipv4_address
                 else None,
             )
-            rec.endpoints.append(self.svc._endpoint(net, settings))
+            endpoint = self.svc.new_endpoint(net, settings)
+            if rec.alive:
+                # Hot-plug: the agent runs netavark on the running task's namespace.
+                await self.core.agent(
+                    rec.node,
+                    TaskNetworkUpdate(
+                        container_id=rec.id, connect=[self.svc.attachment(rec, net, endpoint)]
+                    ),
+                    Done,
+                )
+            rec.endpoints.append(endpoint)
             await self.core.store.save(rec)
         return NetworkDetail(network=self.view(net))
 
@@ -199,9 +207,9 @@ class NetworkApi:
         async with self.core.lock(rec.id):
             if not any(e.network_id == net.id for e in rec.endpoints):
                 raise Forbidden(f"container {rec.id} is not connected to network {net.name}")
-            if rec.alive and not cmd.force:
-                raise NotImplementedByBerth(
-                    "disconnecting a running container is not supported by berth yet"
+            if rec.alive:
+                await self.core.agent(
+                    rec.node, TaskNetworkUpdate(container_id=rec.id, disconnect=[net.name]), Done
                 )
             rec.endpoints = [e for e in rec.endpoints if e.network_id != net.id]
             await self.core.store.save(rec)

@@ -96,7 +96,7 @@ class NetworkService:
             f"no available IPv4 addresses on this network's address pools: {net.name}"
         )
 
-    def _endpoint(self, net: NetworkRecord, settings: EndpointSettings | None) -> Endpoint:
+    def new_endpoint(self, net: NetworkRecord, settings: EndpointSettings | None) -> Endpoint:
         user_ip = settings.ipam_config.ipv4_address if settings and settings.ipam_config else ""
         aliases = list(settings.aliases or []) if settings else []
         if aliases and not net.dns_enabled:
@@ -136,12 +136,20 @@ class NetworkService:
         first = [
             configs.pop(k) for k in (mode, primary.id, "default", hc.network_mode) if k in configs
         ]
-        out = [self._endpoint(primary, first[0] if first else None)]
+        out = [self.new_endpoint(primary, first[0] if first else None)]
         for ref, settings in configs.items():  # API ≥ 1.44: several networks at create
             net = self.lookup(ref)
             if net.id != primary.id and net.driver == "bridge":
-                out.append(self._endpoint(net, settings))
+                out.append(self.new_endpoint(net, settings))
         return out
+
+    @staticmethod
+    def attachment(rec: Record, net: NetworkRecord, e: Endpoint) -> NetworkAttachment:
+        names = [rec.name, *e.aliases, rec.id[:12]] if net.dns_enabled else []
+        return NetworkAttachment(
+            name=net.name, id=net.id, bridge=net.bridge, subnet=net.subnet, gateway=net.gateway,
+            ip=e.ip, aliases=names, dns_enabled=net.dns_enabled, internal=net.internal,
+        )  # fmt: skip
 
     def attach(self, rec: Record) -> tuple[list[NetworkAttachment], list[PortMapping]]:
         """At start: what the agent attaches, with host ports chosen for this run."""
@@ -150,14 +158,7 @@ class NetworkService:
             net = self.nets.get(e.network_id)
             if net is None:
                 raise NotFound(f"network {e.network_name} not found")
-            names = [rec.name, *e.aliases, rec.id[:12]] if net.dns_enabled else []
-            attachments.append(
-                NetworkAttachment(
-                    name=net.name, id=net.id, bridge=net.bridge, subnet=net.subnet,
-                    gateway=net.gateway, ip=e.ip, aliases=names, dns_enabled=net.dns_enabled,
-                    internal=net.internal,
-                )
-            )  # fmt: skip
+            attachments.append(self.attachment(rec, net, e))
         rec.ports = []
         if not attachments:
             return [], []

@@ -19,6 +19,7 @@ from typing import Any
 
 from berth_contracts.agent import TaskSpec
 from berth_contracts.errors import InternalError
+from berth_contracts.networks import NetworkAttachment, PortMapping
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,15 @@ TIMEOUT = 60.0
 
 def network_options(cid: str, name: str, spec: TaskSpec) -> dict[str, Any]:
     """netavark's NetworkOptions (its `setup` / `teardown` stdin)."""
+    return _options(cid, name, list(spec.networks), list(spec.port_mappings))
+
+
+def _options(
+    cid: str, name: str, nets: list[NetworkAttachment], ports: list[PortMapping], first: int = 0
+) -> dict[str, Any]:
     networks: dict[str, Any] = {}
     info: dict[str, Any] = {}
-    for i, net in enumerate(spec.networks):
+    for i, net in enumerate(nets, start=first):
         networks[net.name] = {
             "static_ips": [net.ip],
             "aliases": list(net.aliases),
@@ -65,7 +72,7 @@ def network_options(cid: str, name: str, spec: TaskSpec) -> dict[str, Any]:
                 "range": 1,
                 "protocol": p.protocol,
             }
-            for p in spec.port_mappings
+            for p in ports
         ],
     }
 
@@ -97,17 +104,61 @@ class NetworkSetup:
         """Attach the namespace of `pid` (runc's init, before it starts the process)."""
         if not spec.networks:
             return
-        self.netns_dir.mkdir(parents=True, exist_ok=True)
-        netns = self._netns(cid)
-        netns.touch()
-        subprocess.run(
-            ["mount", "--bind", f"/proc/{pid}/ns/net", str(netns)], check=True, timeout=TIMEOUT,
-            capture_output=True,
-        )  # fmt: skip
+        netns = self._bind_netns(cid, pid)
         options = network_options(cid, name, spec)
         # Saved before setup: a half-done setup is torn down from this too.
         self._state(cid).write_text(json.dumps(options))
         self._run("setup", netns, options)
+
+    def _bind_netns(self, cid: str, pid: int) -> Path:
+        self.netns_dir.mkdir(parents=True, exist_ok=True)
+        netns = self._netns(cid)
+        if not os.path.ismount(netns):
+            netns.touch()
+            subprocess.run(
+                ["mount", "--bind", f"/proc/{pid}/ns/net", str(netns)], check=True,
+                timeout=TIMEOUT, capture_output=True,
+            )  # fmt: skip
+        return netns
+
+    def connect(self, cid: str, pid: int, nets: list[NetworkAttachment], name: str) -> None:
+        """Attach a running task to more networks (`docker network connect`)."""
+        netns = self._bind_netns(cid, pid)
+        state_file = self._state(cid)
+        state = json.loads(state_file.read_text()) if state_file.exists() else None
+        used = len(state["networks"]) if state else 0
+        add = [n for n in nets if not state or n.name not in state["networks"]]
+        if not add:
+            return
+        options = _options(cid, name, add, [], first=used)
+        self._run("setup", netns, options)
+        if state is None:
+            state = options
+        else:
+            state["networks"].update(options["networks"])
+            state["network_info"].update(options["network_info"])
+        state_file.write_text(json.dumps(state))
+
+    def disconnect(self, cid: str, names: list[str]) -> None:
+        """Detach a running task from networks (`docker network disconnect`)."""
+        state_file = self._state(cid)
+        if not state_file.exists():
+            return
+        state = json.loads(state_file.read_text())
+        gone = [n for n in names if n in state["networks"]]
+        if not gone:
+            return
+        options = {
+            **state,
+            "networks": {n: state["networks"][n] for n in gone},
+            "network_info": {n: state["network_info"][n] for n in gone},
+            "port_mappings": [],
+        }
+        self._run("teardown", self._netns(cid), options)
+        for n in gone:
+            state["networks"].pop(n)
+            state["network_info"].pop(n)
+        state_file.write_text(json.dumps(state))
 
     def teardown(self, cid: str) -> None:
         """Undo setup (idempotent; nothing to do for a task without networks)."""

@@ -22,6 +22,7 @@ from berth_contracts.agent import (
     TaskKill,
     TaskListAll,
     TaskLogs,
+    TaskNetworkUpdate,
     TaskPause,
     TaskPurge,
     TaskResize,
@@ -152,6 +153,20 @@ async def main(ctx: ServiceContext) -> None:
     srv.handle(TaskListAll, task_list)
     srv.handle(TaskLogs, task_logs)
     srv.handle(TaskResize, task_resize)
+
+    async def task_network(cmd: TaskNetworkUpdate) -> Done:
+        pid = running_task(cmd.container_id)
+        if cmd.connect:
+            await anyio.to_thread.run_sync(
+                manager.net.connect, cmd.container_id, pid, list(cmd.connect), cmd.container_id[:12]
+            )
+        if cmd.disconnect:
+            await anyio.to_thread.run_sync(
+                manager.net.disconnect, cmd.container_id, list(cmd.disconnect)
+            )
+        return Done()
+
+    srv.handle(TaskNetworkUpdate, task_network)
     srv.handle(TaskExec, task_exec)
     srv.handle(TaskExecGet, task_exec_get)
     srv.handle(TaskExecResize, task_exec_resize)
