@@ -232,3 +232,21 @@ def test_docker_cp_through_symlink_stays_inside(berth: Berth, tmp_path: Path, li
     finally:
         berth.docker("rm", "-f", ctr)
         berth.docker("rmi", image)
+
+
+def test_volumes_from(berth: Berth, busybox_image: str) -> None:
+    src = _name("src")
+    vol = _name("shared")
+    try:
+        berth.docker_ok(
+            "run", "--name", src, "-v", f"{vol}:/shared", busybox_image,
+            "sh", "-c", "echo from-src > /shared/f",
+        )  # fmt: skip
+        out = berth.docker_ok(
+            "run", "--rm", "--volumes-from", f"{src}:ro", busybox_image,
+            "sh", "-c", "cat /shared/f; touch /shared/g 2>/dev/null || echo read-only",
+        )  # fmt: skip
+        assert out == "from-src\nread-only\n"
+    finally:
+        berth.docker("rm", "-f", src)
+        berth.docker("volume", "rm", "-f", vol)

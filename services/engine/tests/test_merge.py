@@ -97,7 +97,6 @@ def test_host_config_normalised_like_dockerd() -> None:
 @pytest.mark.parametrize(
     "hc",
     [
-        HostConfig(volumes_from=["x"]),
         HostConfig(links=["a:b"]),
     ],
 )

@@ -60,6 +60,10 @@ class CreateService:
             try:
                 if self.core.volumes is not None:
                     entries = await anyio.to_thread.run_sync(self.core.volumes.prepare, entries)
+                    if req.host_config.volumes_from:
+                        entries = self.core.volumes.volumes_from(
+                            entries, list(req.host_config.volumes_from)
+                        )
                 endpoints = (
                     self.core.networks.endpoints_for_create(req.host_config, req.networking_config)
                     if self.core.networks is not None

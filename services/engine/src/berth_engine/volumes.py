@@ -74,6 +74,24 @@ class VolumeService:
             out.append(e)
         return out
 
+    def volumes_from(self, entries: list[MountEntry], refs: list[str]) -> list[MountEntry]:
+        """`--volumes-from ctr[:ro|:rw]`: the other container's volumes and binds (not its
+        tmpfs), unless this container mounts something at the same place (moby's rule)."""
+        out = list(entries)
+        taken = {e.destination for e in entries}
+        for spec in refs:
+            ref, _, mode = spec.partition(":")
+            if mode not in ("", "ro", "rw"):
+                raise InvalidParameter(f"invalid mode for volumes-from: {mode}")
+            other = self.store.lookup(ref)
+            for m in other.mounts:
+                if m.type == "tmpfs" or m.destination in taken:
+                    continue
+                rw = m.rw if not mode else mode == "rw"
+                out.append(msgspec.structs.replace(m, rw=rw, copy_up=False, mode=mode or m.mode))
+                taken.add(m.destination)
+        return out
+
     def release_anonymous(self, rec: Record) -> None:
         """After the container is gone: its anonymous volumes that nobody else uses."""
         for m in rec.mounts:
