@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -112,3 +113,20 @@ def test_upstream_down_and_429(proxy: ProxyRun) -> None:
     status, _, body = get(f"{proxy.url}/v2/library/multilayer/manifests/1")
     assert status == 503, body
     proxy.front.start()
+
+
+def test_download_completes_into_the_cache_after_the_client_left(proxy: ProxyRun) -> None:
+    layer = proxy.seeded.multilayer.layer_digests[0]  # the busybox layer, ~1 MB
+    proxy.front.mode = "slow"
+    with urllib.request.urlopen(f"{proxy.url}/v2/library/multilayer/blobs/{layer}", timeout=30) as resp:
+        assert len(resp.read(10)) == 10  # then leave
+    cached = proxy.data / "blobs" / "sha256" / layer.removeprefix("sha256:")
+    deadline = time.monotonic() + 60
+    while not cached.exists():
+        assert time.monotonic() < deadline, "the download did not complete into the cache"
+        time.sleep(0.1)
+    assert sha(cached.read_bytes()) == layer
+    proxy.front.mode = "ok"
+    status, _, body = get(f"{proxy.url}/v2/library/multilayer/blobs/{layer}")
+    assert status == 200 and sha(body) == layer
+    assert proxy.front.blob_gets(layer) == 1

@@ -234,7 +234,7 @@ def push_unique(base: str, repo: str, tag: str, marker: str) -> Pushed:
 
 
 class Front:
-    """HTTP front of `upstream` on 127.0.0.1:<port>. mode: "ok" | "corrupt" | "429" | "down"."""
+    """HTTP front of `upstream` on 127.0.0.1:<port>. mode: "ok" | "corrupt" | "429" | "down" | "slow"."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
@@ -303,8 +303,12 @@ class Front:
                     length = len(body) if self.command == "GET" else int(resp.headers.get("Content-Length") or 0)
                     self.send_header("Content-Length", str(length))
                     self.end_headers()
-                    if body:
-                        self.wfile.write(body)
+                    # "slow": the body trickles, so a client can leave in the middle of it.
+                    step = 64 * 1024 if front.mode == "slow" else max(len(body), 1)
+                    for i in range(0, len(body), step):
+                        self.wfile.write(body[i : i + step])
+                        if front.mode == "slow":
+                            time.sleep(0.02)
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
