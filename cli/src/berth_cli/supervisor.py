@@ -67,7 +67,7 @@ def reap_stale(path: Path) -> None:
 
 
 def service_env(cfg: UpConfig, nats_url: str) -> dict[str, str]:
-    from berth_kit.service import default_node
+    from berth_kit.node import default_node  # stdlib only: not berth_kit.service (NATS, OTel)
 
     env = dict(os.environ)  # passes OTEL_* and the like through
     env.update(

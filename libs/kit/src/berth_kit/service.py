@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -22,6 +21,7 @@ from nats.aio.client import Client as NATS
 from opentelemetry.sdk.trace import TracerProvider
 
 from berth_kit.nats_conn import connect
+from berth_kit.node import default_node
 from berth_kit.rpc import RpcClient, RpcServer
 from berth_kit.tracing import setup_tracing
 
@@ -45,10 +45,6 @@ class ServiceContext:
         srv = RpcServer(self.nc, subject, request_type, queue=queue, limit=limit, tracer_name=self.name)
         self.servers.append(srv)
         return srv
-
-
-def default_node() -> str:
-    return os.environ.get("BERTH_NODE") or socket.gethostname().split(".")[0].replace(".", "-")
 
 
 def nats_url() -> str:
