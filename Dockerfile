@@ -70,16 +70,20 @@ VOLUME ["/var/lib/berth"]
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["berth-healthcheck"]
 CMD ["python", "-m", "berth_lifecycle"]
 
-# --- runtime-agent: root, runc (Debian's, installed only if the base lacks it) ----------------
+# --- runtime-agent: root; runc, and podman's netavark + aardvark-dns + iptables for bridge
+# networks (Debian's; installed only when the base lacks them) --------------------------------
 FROM base AS runtime-agent
-RUN command -v runc >/dev/null 2>&1 || { apt-get update \
-      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends runc \
-      && rm -rf /var/lib/apt/lists/*; }
+RUN missing=""; for p in runc netavark aardvark-dns iptables; do \
+      dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done; \
+    if [ -n "$missing" ]; then apt-get update \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing \
+      && rm -rf /var/lib/apt/lists/*; fi
 COPY --from=venv-runtime-agent /opt/berth /opt/berth
+COPY ops/docker/berth-agent-start /usr/local/bin/berth-agent-start
 ENV BERTH_SERVICE=berth-runtime-agent
 VOLUME ["/var/lib/berth"]
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["berth-healthcheck"]
-CMD ["python", "-m", "berth_agent"]
+CMD ["berth-agent-start"]
 
 # --- registry-proxy: a pull-through cache, non-root -------------------------------------------
 FROM base AS registry-proxy

