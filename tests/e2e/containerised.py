@@ -257,7 +257,9 @@ def wheelhouse(dest: Path) -> None:
 
 def build_context(dest: Path) -> None:
     """What the Dockerfile's COPY lines need, with the wheelhouse in ops/wheelhouse/."""
-    ignore = shutil.ignore_patterns("tests", "__pycache__", "*.pyc", "*.egg-info", ".*_cache")
+    ignore = shutil.ignore_patterns(
+        "tests", "__pycache__", "*.pyc", "*.egg-info", ".*_cache", "build", "dist"
+    )
     for name in ("Dockerfile", ".dockerignore"):
         shutil.copy2(REPO / name, dest / name)
     for sub in ("libs", "services", "ops/docker"):
