@@ -171,8 +171,16 @@ class RegistryClient:
         async with resp:
             total = resp.content_length or 0
             try:
-                async for chunk in resp.content.iter_chunked(CHUNK):
-                    await to_thread.run_sync(writer.write, chunk)
+                pending = bytearray()
+                async for chunk in resp.content.iter_any():
+                    pending += chunk
+                    # Socket reads are small: one worker-thread write per CHUNK, not per read.
+                    if len(pending) >= CHUNK:
+                        await to_thread.run_sync(writer.write, bytes(pending))
+                        pending.clear()
+                        await progress(writer.size, total)
+                if pending:
+                    await to_thread.run_sync(writer.write, bytes(pending))
                     await progress(writer.size, total)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise Unavailable(f"error pulling {digest}: {exc or type(exc).__name__}") from None

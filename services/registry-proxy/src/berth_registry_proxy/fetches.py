@@ -17,12 +17,12 @@ import anyio
 from anyio import to_thread
 from anyio.abc import TaskGroup
 
-from berth_registry_proxy.cache import Cache, DigestMismatch
+from berth_registry_proxy.cache import Cache, DigestMismatch, Ingest
 from berth_registry_proxy.errors import RegistryError
 from berth_registry_proxy.upstream import Upstream
 
 log = logging.getLogger(__name__)
-CHUNK = 256 * 1024
+CHUNK = 1 << 20
 START_TIMEOUT = 120.0  # waiting for the upstream's answer headers
 
 
@@ -73,12 +73,17 @@ class Fetches:
                 fetch.size = -1 if length is None else length
                 fetch.path = ingest.path
                 fetch.started.set()
-                async for chunk in resp.content.iter_chunked(CHUNK):
-                    if ingest.size + len(chunk) > self.max_blob:
+                pending = bytearray()
+                async for chunk in resp.content.iter_any():
+                    pending += chunk
+                    if ingest.size + len(pending) > self.max_blob:
                         raise RegistryError("SIZE_INVALID", f"blob {fetch.digest} is larger than the limit", 400)
-                    await to_thread.run_sync(ingest.write, chunk)
-                    fetch.written = ingest.size
-                    fetch._tick()
+                    # Socket reads are small: one worker-thread write per CHUNK, not per read.
+                    if len(pending) >= CHUNK:
+                        await self._write(ingest, fetch, bytes(pending))
+                        pending.clear()
+                if pending:
+                    await self._write(ingest, fetch, bytes(pending))
             if fetch.size >= 0 and ingest.size != fetch.size:
                 raise RegistryError("UNKNOWN", f"upstream sent {ingest.size} of {fetch.size} bytes", 502)
             await to_thread.run_sync(ingest.commit)
@@ -100,6 +105,12 @@ class Fetches:
             fetch._tick()
             if self.cache.quota:
                 await to_thread.run_sync(self.cache.evict, set(self.active))
+
+    @staticmethod
+    async def _write(ingest: Ingest, fetch: Fetch, data: bytes) -> None:
+        await to_thread.run_sync(ingest.write, data)
+        fetch.written = ingest.size
+        fetch._tick()
 
     async def wait_started(self, fetch: Fetch) -> None:
         with anyio.fail_after(START_TIMEOUT):
