@@ -15,7 +15,7 @@ between the engines within the run (every container with `--network none` on bot
 4. host memory per idle container: MemAvailable before and after the 50 sleeping containers of 2;
 5. memory of the idle engine: total PSS of its process tree (berth: supervisor, nats-server, services,
    zygote; dockerd: dockerd + the containerd it spawned), with no container;
-6. image pull from a local registry: pending (needs services/registry-proxy).
+6. image pull from a local registry: bench/pull_bench.py (run separately).
 
 Then (unless `--no-trace`) a second berth with OTLP export to a collector inside this script, and
 `docker run --rm` a few times with the CLI's own OTLP export, to print where the time of one run goes.
@@ -711,9 +711,9 @@ def measure(args: argparse.Namespace, base: Path, tar: Path) -> list[str]:
             cells.append(f"{raw['berth'] / raw['dockerd']:.2f}×" if raw["dockerd"] else "–")
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     out.append(
-        "| 6. pull of a ~200 MB three-layer image, cold / warm | pending (registry-proxy) | | |"
+        "| 6. pull of a ~200 MB three-layer image, cold / warm | see `bench/pull_bench.py` | | |"
         if len(names) == 2
-        else "| 6. pull | pending (registry-proxy) |"
+        else "| 6. pull | see `bench/pull_bench.py` |"
     )
     out += ["", "Idle engine PSS by process (last sample):", ""]
     for n, ps in parts.items():
