@@ -74,8 +74,8 @@ def start_error(exc: BerthError) -> BerthError:
     runc text is wrapped here. Errors that are not runc's (agent unavailable, feature not
     implemented, conflicts) pass through as they are.
     """
-    if exc.kind not in ("internal", "invalid"):
-        return exc
+    if exc.kind not in ("internal", "invalid") or exc.message.startswith("driver failed"):
+        return exc  # not runc's (port allocation words are dockerd's own, unwrapped)
     text = exc.message
     if "OCI runtime" not in text and not text.startswith("failed to create task"):
         if "runc create failed" not in text:

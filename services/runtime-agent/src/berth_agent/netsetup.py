@@ -97,7 +97,8 @@ class NetworkSetup:
             check=False,
         )  # fmt: skip
         if res.returncode != 0:
-            text = res.stderr.decode(errors="replace").strip()
+            # netavark reports its error as JSON on stdout ({"error": ...}), logs on stderr.
+            text = (res.stdout + res.stderr).decode(errors="replace").strip()
             raise InternalError(f"netavark {verb}: {text or f'exit status {res.returncode}'}")
 
     def setup(self, cid: str, pid: int, spec: TaskSpec, name: str) -> None:
