@@ -126,4 +126,4 @@ class TaskNetworkUpdate(Command, frozen=True):
 
     container_id: str
     connect: list[NetworkAttachment] = msgspec.field(default_factory=list)
-    disconnect: list[str] = msgspec.field(default_factory=list)  # network names
+    disconnect: list[str] = msgspec.field(default_factory=list)  # network ids

@@ -209,7 +209,7 @@ class NetworkApi:
                 raise Forbidden(f"container {rec.id} is not connected to network {net.name}")
             if rec.alive:
                 await self.core.agent(
-                    rec.node, TaskNetworkUpdate(container_id=rec.id, disconnect=[net.name]), Done
+                    rec.node, TaskNetworkUpdate(container_id=rec.id, disconnect=[net.id]), Done
                 )
             rec.endpoints = [e for e in rec.endpoints if e.network_id != net.id]
             await self.core.store.save(rec)

@@ -10,10 +10,13 @@ finds it after the container's processes are gone (and after an agent restart).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +29,40 @@ log = logging.getLogger(__name__)
 NETAVARK = os.environ.get("BERTH_NETAVARK", "/usr/lib/podman/netavark")
 AARDVARK = os.environ.get("BERTH_AARDVARK", "/usr/lib/podman/aardvark-dns")
 TIMEOUT = 60.0
+# netavark 1.4 edits shared iptables chains without a lock of its own: concurrent setups and
+# teardowns (of this agent, or of other berths on the host) race ("No chain/target/match").
+LOCK_FILE = os.environ.get("BERTH_NETAVARK_LOCK", "/run/berth-netavark.lock")
+
+
+@contextlib.contextmanager
+def _host_lock(timeout: float = TIMEOUT) -> Iterator[None]:
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise InternalError(
+                        "netavark: timed out waiting for the host's network lock"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def network_options(cid: str, name: str, spec: TaskSpec) -> dict[str, Any]:
     """netavark's NetworkOptions (its `setup` / `teardown` stdin)."""
     return _options(cid, name, list(spec.networks), list(spec.port_mappings))
+
+
+def netavark_name(network_id: str) -> str:
+    """The name netavark knows a network by. Not Docker's name: netavark derives firewall chain
+    names and aardvark files from it, and every berth on a host has a network called "bridge"."""
+    return f"berth-{network_id[:12]}"
 
 
 def _options(
@@ -39,13 +71,14 @@ def _options(
     networks: dict[str, Any] = {}
     info: dict[str, Any] = {}
     for i, net in enumerate(nets, start=first):
-        networks[net.name] = {
+        key = netavark_name(net.id)
+        networks[key] = {
             "static_ips": [net.ip],
             "aliases": list(net.aliases),
             "interface_name": f"eth{i}",
         }
-        info[net.name] = {
-            "name": net.name,
+        info[key] = {
+            "name": key,
             "id": net.id,
             "driver": "bridge",
             "network_interface": net.bridge,
@@ -92,10 +125,11 @@ class NetworkSetup:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         argv = [NETAVARK, "--config", str(self.config_dir), "--rootless", "false",
                 "--aardvark-binary", AARDVARK, verb, str(netns)]  # fmt: skip
-        res = subprocess.run(
-            argv, input=json.dumps(options).encode(), capture_output=True, timeout=TIMEOUT,
-            check=False,
-        )  # fmt: skip
+        with _host_lock():
+            res = subprocess.run(
+                argv, input=json.dumps(options).encode(), capture_output=True, timeout=TIMEOUT,
+                check=False,
+            )  # fmt: skip
         if res.returncode != 0:
             # netavark reports its error as JSON on stdout ({"error": ...}), logs on stderr.
             text = (res.stdout + res.stderr).decode(errors="replace").strip()
@@ -128,7 +162,7 @@ class NetworkSetup:
         state_file = self._state(cid)
         state = json.loads(state_file.read_text()) if state_file.exists() else None
         used = len(state["networks"]) if state else 0
-        add = [n for n in nets if not state or n.name not in state["networks"]]
+        add = [n for n in nets if not state or netavark_name(n.id) not in state["networks"]]
         if not add:
             return
         options = _options(cid, name, add, [], first=used)
@@ -140,8 +174,9 @@ class NetworkSetup:
             state["network_info"].update(options["network_info"])
         state_file.write_text(json.dumps(state))
 
-    def disconnect(self, cid: str, names: list[str]) -> None:
+    def disconnect(self, cid: str, network_ids: list[str]) -> None:
         """Detach a running task from networks (`docker network disconnect`)."""
+        names = [netavark_name(i) for i in network_ids]
         state_file = self._state(cid)
         if not state_file.exists():
             return
