@@ -54,7 +54,8 @@ def log_tail(path: Path, offset: int, lines: int = TAIL_LINES) -> str:
 
 
 def start_detached(cfg: UpConfig) -> int:
-    """Start the background supervisor; 0 once the API answers /_ping on the first -H."""
+    """Start the background supervisor; 0 once the API answers /_ping on the first -H and every
+    service answers its health Ping."""
     cfg.exec_root.mkdir(parents=True, exist_ok=True)
     if lock_is_held(cfg.exec_root):
         old = read_state(cfg.state_path)
@@ -82,7 +83,11 @@ def start_detached(cfg: UpConfig) -> int:
             print(f"berth: the supervisor exited during start-up (status {status})", file=sys.stderr)
             _print_tail(cfg, offset)
             return 1
-        if _is_ours(cfg, proc.pid) and apiprobe.ping(cfg.docker_host, timeout=1.0):
+        if (
+            _is_ours(cfg, proc.pid)
+            and apiprobe.ping(cfg.docker_host, timeout=1.0)
+            and _all_services_answer(cfg)
+        ):
             print(f"berth is up (pid {proc.pid}). To use it:")
             print(f"  export DOCKER_HOST={cfg.docker_host}", flush=True)
             return 0
@@ -103,6 +108,21 @@ def start_detached(cfg: UpConfig) -> int:
         proc.wait(timeout=5)
     _print_tail(cfg, offset)
     return 1
+
+
+def _all_services_answer(cfg: UpConfig) -> bool:
+    """Every service answers its health Ping: a `docker load` right after `up -d` must not meet
+    a lifecycle that is still starting (the gateway answers /_ping before the others are ready)."""
+    # Imported here: the health check pulls in nats-py, which the supervisor itself never needs.
+    import anyio
+
+    from berth_cli.health import collect
+
+    state = read_state(cfg.state_path)
+    if state is None:
+        return False
+    report = anyio.run(collect, state)
+    return bool(report["healthy"])
 
 
 def _is_ours(cfg: UpConfig, pid: int) -> bool:
