@@ -227,6 +227,9 @@ def base_tarball() -> Path:
         if res.returncode != 0:
             raise RuntimeError(f"tar failed: {res.stderr}")
         part.rename(tar)
+        for old in CACHE.glob("python-base-*.tar"):  # tarballs of earlier package lists
+            if old != tar:
+                old.unlink(missing_ok=True)
         return tar
     finally:
         shutil.rmtree(work, ignore_errors=True)
