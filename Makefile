@@ -34,8 +34,7 @@ install: .stamps/apt .stamps/venv
 up: install
 	$(BIN)/berth up
 
-test: install
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/python -m pytest
 
 lint: install

@@ -41,4 +41,4 @@ class _NatsTransportWithoutAiohttp:
 
 
 if not any(isinstance(f, _NatsTransportWithoutAiohttp) for f in _sys.meta_path):
-    _sys.meta_path.insert(0, _NatsTransportWithoutAiohttp())
+    _sys.meta_path.insert(0, _NatsTransportWithoutAiohttp())  # type: ignore[arg-type]

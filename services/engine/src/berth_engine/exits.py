@@ -163,7 +163,7 @@ class ExitHandler:
             return
         known = {t.container_id: t for t in listing.tasks}
         for rec in records:
-            task = known.get(rec.id)
+            task: TaskState | None | bool = known.get(rec.id)
             if task is None:
                 task = await self._task_get(node, rec.id)
                 if task is False:

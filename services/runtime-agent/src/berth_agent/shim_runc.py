@@ -97,19 +97,21 @@ class Runc:
         cmd = self._base() + args
         try:
             if capture:
-                proc = subprocess.run(
+                done = subprocess.run(
                     cmd, stdin=stdin, capture_output=True, timeout=RUNC_TIMEOUT, check=False
                 )
-                stderr_text = proc.stderr.decode(errors="replace").strip()
+                returncode = done.returncode
+                stderr_text = done.stderr.decode(errors="replace").strip()
             else:
                 proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr)
                 wait_exit(proc, RUNC_TIMEOUT)
+                returncode = proc.returncode
                 stderr_text = ""
         except subprocess.TimeoutExpired as exc:
             raise RuncError(f"runc {args[0]} timed out") from exc
         except OSError as exc:
             raise RuncError(f"runc {args[0]}: {exc}") from exc
-        if proc.returncode != 0:
+        if returncode != 0:
             tail = stderr_text.splitlines()[-1] if stderr_text else ""
             msg = self.last_error(offset) or tail
-            raise RuncError(msg or f"runc {args[0]} exited with status {proc.returncode}")
+            raise RuncError(msg or f"runc {args[0]} exited with status {returncode}")
