@@ -36,6 +36,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -152,6 +153,39 @@ def tree_rss(pid: int) -> int:
     return sum(pss(p, "Rss:") for p in tree(pid))
 
 
+def tree_exclusive(pid: int) -> int:
+    """Bytes of the resident pages that no process outside this tree maps: what stopping the
+    engine would free, whatever else runs on the host. PSS instead charges the tree a share of
+    pages other processes map too (libpython, a colleague's dockerd binary), so it moves with
+    the neighbours. Counts each page once: its mappings within the tree (/proc/PID/pagemap)
+    against its mappings in total (/proc/kpagecount). Needs root."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    inside: dict[int, int] = {}
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/maps") as maps, open(f"/proc/{p}/pagemap", "rb") as pagemap:
+                for line in maps:
+                    start, end = (int(x, 16) for x in line.split()[0].split("-"))
+                    if line.rstrip().endswith("[vsyscall]"):
+                        continue
+                    pagemap.seek(start // page * 8)
+                    data = pagemap.read((end - start) // page * 8)
+                    for (entry,) in struct.iter_unpack("<Q", data):
+                        if entry >> 63:  # present in RAM; bits 0-54 are the frame number
+                            pfn = entry & ((1 << 55) - 1)
+                            inside[pfn] = inside.get(pfn, 0) + 1
+        except OSError:
+            continue
+    exclusive = 0
+    with open("/proc/kpagecount", "rb") as counts:
+        for pfn, n in inside.items():
+            counts.seek(pfn * 8)
+            (total,) = struct.unpack("<Q", counts.read(8))
+            if total <= n:
+                exclusive += 1
+    return exclusive * page
+
+
 def cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -161,7 +195,15 @@ def cmdline(pid: int) -> str:
 
 
 def label(pid: int) -> str:
-    """`python -m MODULE` as MODULE, other programs by their base name."""
+    """A berth service forked by the forkserver by its title, `python -m MODULE` as MODULE,
+    other programs by their base name."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+    except OSError:
+        comm = ""
+    if comm.startswith("berth-"):
+        return comm
     argv = cmdline(pid).split()
     if "-m" in argv[:-1]:
         return argv[argv.index("-m") + 1]
@@ -582,6 +624,7 @@ def measure(args: argparse.Namespace, base: Path, tar: Path) -> list[str]:
         # 5. idle engine PSS, before anything ran in bulk
         idle: dict[str, list[float]] = {n: [] for n in names}
         idle_rss: dict[str, list[float]] = {n: [] for n in names}
+        idle_own: dict[str, list[float]] = {n: [] for n in names}
         parts: dict[str, list[tuple[str, int]]] = {}
         for _ in range(5):
             for e in engines:
@@ -590,6 +633,7 @@ def measure(args: argparse.Namespace, base: Path, tar: Path) -> list[str]:
                     total, parts[e.name] = tree_pss(pid)
                     idle[e.name].append(total)
                     idle_rss[e.name].append(tree_rss(pid))
+                    idle_own[e.name].append(tree_exclusive(pid))
             time.sleep(0.5)
         log(f"idle PSS: { {n: statistics.median(v) / 2**20 for n, v in idle.items()} }")
 
@@ -689,6 +733,12 @@ def measure(args: argparse.Namespace, base: Path, tar: Path) -> list[str]:
             "5b. same, total RSS (pages shared between its processes counted in each), MiB",
             {n: fmt(v, 2**-20, "MiB", 1) for n, v in idle_rss.items()},
             med(idle_rss),
+            True,
+        ),
+        (
+            "5c. same, pages no other process maps (what stopping it frees), MiB",
+            {n: fmt(v, 2**-20, "MiB", 1) for n, v in idle_own.items()},
+            med(idle_own),
             True,
         ),
     ]

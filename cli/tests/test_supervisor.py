@@ -228,3 +228,64 @@ def test_two_berths_on_one_external_nats(roots: Any, fake_env: dict[str, str], t
         finally:
             roots.berth("down", "--exec-root", str(other_exec), env=fake_env, timeout=60)
             shutil.rmtree(other_base, ignore_errors=True)
+
+
+def test_services_survive_the_forkserver_and_restart_through_its_successor(
+    roots: Any, fake_env: dict[str, str]
+) -> None:
+    assert up_d(roots, fake_env).returncode == 0
+    report = wait_for(lambda: (r := status(roots, fake_env))["healthy"] and r, 30, "healthy")
+    forkserver = report["forkserver"]["pid"]
+    services = by_name(report)
+    # Forked, not exec'd: each service's parent is the forkserver, itself the supervisor's child.
+    for s in services.values():
+        assert procs.alive(s["pid"])
+        with open(f"/proc/{s['pid']}/stat") as f:
+            assert int(f.read().rsplit(")", 1)[1].split()[1]) == forkserver
+    with open(f"/proc/{services['berth-engine']['pid']}/comm") as f:
+        assert f.read().strip() == "berth-engine"
+
+    os.kill(forkserver, signal.SIGKILL)
+    successor = wait_for(
+        lambda: (p := status(roots, fake_env)["forkserver"]["pid"]) not in (None, forkserver) and p,
+        30,
+        "a new forkserver",
+    )
+    after = by_name(status(roots, fake_env))
+    for name, s in services.items():  # nothing was restarted
+        assert after[name]["pid"] == s["pid"] and after[name]["restarts"] == 0
+
+    # A service forked by the dead forkserver: its exit is still noticed (pidfd), and it comes
+    # back forked by the new one.
+    old_pid = services["berth-lifecycle"]["pid"]
+    os.kill(old_pid, signal.SIGKILL)
+
+    def restarted() -> dict[str, Any] | None:
+        s = by_name(status(roots, fake_env))["berth-lifecycle"]
+        return s if s["healthy"] and s["pid"] != old_pid else None
+
+    lifecycle = wait_for(restarted, 30, "lifecycle restart")
+    assert lifecycle["restarts"] == 1
+    assert lifecycle["last_exit"] is None  # nobody could reap it for us
+    with open(f"/proc/{lifecycle['pid']}/stat") as f:
+        assert int(f.read().rsplit(")", 1)[1].split()[1]) == successor
+
+    res = roots.berth("down", "--exec-root", str(roots.exec_root), env=fake_env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert not procs.alive(successor)
+    for s in after.values():
+        assert not procs.alive(s["pid"])
+
+
+def test_without_the_forkserver_each_service_is_its_own_interpreter(
+    roots: Any, fake_env: dict[str, str]
+) -> None:
+    env = dict(fake_env, BERTH_FORKSERVER="0")
+    assert up_d(roots, env).returncode == 0
+    report = wait_for(lambda: (r := status(roots, env))["healthy"] and r, 30, "healthy")
+    assert report["forkserver"]["pid"] is None
+    for s in report["services"]:
+        with open(f"/proc/{s['pid']}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[1:3] == [b"-m", s["module"].encode()]
+    res = roots.berth("down", "--exec-root", str(roots.exec_root), env=env, timeout=60)
+    assert res.returncode == 0, res.stderr

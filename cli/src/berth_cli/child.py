@@ -11,10 +11,10 @@ import logging
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
-from anyio.abc import Process
 
 from berth_cli.procs import start_ticks
 from berth_cli.state import ChildState
@@ -27,6 +27,23 @@ STABLE_AFTER = 30.0  # a run at least this long resets the backoff
 STOP_GRACE = 10.0  # SIGTERM, then SIGKILL after this many seconds
 
 
+class Running(Protocol):
+    """What Child needs of a started process: an anyio Process, or a ForkedProcess."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int | None: ...
+
+    def send_signal(self, sig: signal.Signals) -> None: ...
+
+
+Launch = Callable[[], Awaitable[Running]]
+
+
 class Child:
     def __init__(
         self,
@@ -36,8 +53,12 @@ class Child:
         on_change: Callable[[], None],
         *,
         stop_grace: float = STOP_GRACE,
+        launch: Launch | None = None,
     ) -> None:
+        """argv/env start a new process; launch, when given, starts it some other way (the
+        forkserver) and may raise OSError or LaunchError."""
         self.state = state
+        self._launch = launch
         self._argv = argv
         self._env = env
         self._on_change = on_change
@@ -90,17 +111,22 @@ class Child:
         with anyio.move_on_after(self._stop_grace + 10):
             await self._done.wait()
 
+    async def _start(self) -> Running:
+        if self._launch is not None:
+            return await self._launch()
+        return await anyio.open_process(
+            self._argv,
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+            stdout=None,  # inherit: the terminal, or berth.log when detached
+            stderr=None,
+            start_new_session=True,
+        )
+
     async def _run_once(self) -> None:
         try:
-            proc = await anyio.open_process(
-                self._argv,
-                env=self._env,
-                stdin=subprocess.DEVNULL,
-                stdout=None,  # inherit: the terminal, or berth.log when detached
-                stderr=None,
-                start_new_session=True,
-            )
-        except OSError as exc:
+            proc = await self._start()
+        except Exception as exc:  # noqa: BLE001 - OSError, or the launcher's LaunchError
             log.error("%s: cannot start %s: %s", self.name, self._argv[0], exc)
             self.state.last_exit = None
             return
@@ -119,7 +145,7 @@ class Child:
                 with anyio.CancelScope(shield=True):
                     await self._terminate(proc)
 
-    async def _terminate(self, proc: Process) -> None:
+    async def _terminate(self, proc: Running) -> None:
         _signal(proc, signal.SIGTERM)
         with anyio.move_on_after(self._stop_grace):
             await proc.wait()
@@ -128,7 +154,7 @@ class Child:
         with anyio.move_on_after(5):
             await proc.wait()
 
-    async def _stop_when_asked(self, proc: Process) -> None:
+    async def _stop_when_asked(self, proc: Running) -> None:
         await self._stopping.wait()
         self._set(state="stopping")
         _signal(proc, signal.SIGTERM)
@@ -142,7 +168,7 @@ class Child:
         self._on_change()
 
 
-def _signal(proc: Process, sig: signal.Signals) -> None:
+def _signal(proc: Running, sig: signal.Signals) -> None:
     if proc.returncode is not None:
         return
     try:

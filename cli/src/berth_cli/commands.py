@@ -11,22 +11,24 @@ from typing import Any
 
 import anyio
 
-from berth_cli import daemon, procs
+from berth_cli import daemon, forkclient, procs
 from berth_cli.config import STATE_FILE, UpConfig, UsageError
 from berth_cli.state import read_state
-from berth_cli.supervisor import Supervisor, reap_stale
+from berth_cli.supervisor import Supervisor, forkserver_enabled, reap_stale
 
 
 def up(cfg: UpConfig) -> int:
     if cfg.detach:
         return daemon.start_detached(cfg)
+    # Before logging and the event loop: the forkserver must be forked from a single thread.
+    preforked = forkclient.prefork([s.module for s in cfg.services]) if forkserver_enabled() else None
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s berth %(levelname)s %(message)s",
         stream=sys.stderr,
     )
     try:
-        anyio.run(Supervisor(cfg).run, backend="asyncio")
+        anyio.run(Supervisor(cfg, preforked).run, backend="asyncio")
     except UsageError as exc:
         print(f"berth: {exc}", file=sys.stderr)
         return 1
@@ -81,6 +83,8 @@ def _print_human(report: dict[str, Any]) -> None:
         print(f"berth is not running (exec root {report['exec_root']})")
         return
     print(f"berth: supervisor pid {report['supervisor']['pid']}, healthy: {_yn(report['healthy'])}")
+    if report["forkserver"]["pid"]:
+        print(f"  services forked from forkserver pid {report['forkserver']['pid']}")
     print(f"  DOCKER_HOST={report['docker_host']}  (/_ping: {_yn(report['api']['ping'])})")
     nats = report["nats"]
     kind = f"embedded, pid {nats.get('pid')}" if nats["embedded"] else "external"

@@ -113,6 +113,7 @@ async def collect(state: BerthState) -> dict[str, Any]:
         "running": procs.alive(state.supervisor_pid, state.supervisor_start_ticks),
         "healthy": nats_ok and api_ok and all(s["healthy"] for s in services),
         "supervisor": {"pid": state.supervisor_pid},
+        "forkserver": {"pid": state.forkserver_pid or None},
         "docker_host": state.docker_host,
         "hosts": state.hosts,
         "api": {"host": state.docker_host, "ping": api_ok},

@@ -33,6 +33,7 @@ class BerthState(msgspec.Struct, kw_only=True):
     hosts: list[str]
     docker_host: str
     log_file: str = ""
+    forkserver_pid: int = 0  # 0: none (BERTH_FORKSERVER=0, or between restarts)
     nats: NatsState
     services: list[ChildState] = msgspec.field(default_factory=list)
 
