@@ -73,7 +73,7 @@ CMD ["python", "-m", "berth_lifecycle"]
 # --- runtime-agent: root; runc, and podman's netavark + aardvark-dns + iptables for bridge
 # networks (Debian's; installed only when the base lacks them) --------------------------------
 FROM base AS runtime-agent
-RUN missing=""; for p in runc netavark aardvark-dns iptables; do \
+RUN missing=""; for p in runc netavark aardvark-dns iptables golang-github-containers-common; do \
       dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done; \
     if [ -n "$missing" ]; then apt-get update \
       && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing \

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # iproute2/procps: tools the tests and the agent call; docker-registry/skopeo: registry-proxy tests;
 # docker.io (dockerd 20.10), docker-compose (v1.29), debootstrap: tests of the containerised suite.
 # netavark, aardvark-dns, iptables: bridge networks, DNS and published ports (runtime agent).
-APT_PACKAGES := runc busybox-static iproute2 procps docker-registry skopeo docker.io docker-compose debootstrap netavark aardvark-dns iptables
+APT_PACKAGES := runc busybox-static iproute2 procps docker-registry skopeo docker.io docker-compose debootstrap netavark aardvark-dns iptables golang-github-containers-common
 PACKAGES := libs/contracts libs/kit services/api-gateway services/engine services/lifecycle \
             services/runtime-agent services/registry-proxy cli
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))

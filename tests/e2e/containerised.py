@@ -29,7 +29,10 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 # The agent's tools in the base: the runtime-agent target then needs no apt (nothing is reachable
 # from builds).
-BASE_PACKAGES = ("python3", "python3-venv", "runc", "netavark", "aardvark-dns", "iptables")
+BASE_PACKAGES = (
+    "python3", "python3-venv", "runc", "netavark", "aardvark-dns", "iptables",
+    "golang-github-containers-common",  # the seccomp profile the agent applies
+)
 SERVICES = ("engine", "lifecycle", "runtime-agent", "api-gateway", "registry-proxy")
 
 

@@ -191,6 +191,9 @@ def run_job(job: Job) -> NoReturn:
             sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
         logging.root.handlers.clear()  # the service configures logging as if it were new
         sys.argv = [job.module]
+        # The preloaded copy was for its imports; runpy runs __main__ afresh (and warns if the
+        # preloaded one is still registered).
+        sys.modules.pop(f"{job.module}.__main__", None)
         runpy.run_module(job.module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):

@@ -43,6 +43,9 @@ class TaskSpec(msgspec.Struct, frozen=True):
     cap_add: list[str] = msgspec.field(default_factory=list)
     cap_drop: list[str] = msgspec.field(default_factory=list)
     oom_score_adj: int = 0
+    # "" is the default profile, "unconfined" none, anything else a profile's JSON (Docker's format).
+    seccomp: str = ""
+    no_new_privileges: bool = False
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     # Targets of volume mounts in TaskCreate.rootfs to fill from the image when the volume is
     # empty (Docker's copy-up); the path is resolved inside the container's rootfs.

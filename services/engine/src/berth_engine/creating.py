@@ -18,6 +18,7 @@ from berth_engine.naming import generate_unique_name, new_container_id, validate
 from berth_engine.platforms import check_platform
 from berth_engine.records import Record
 from berth_engine.restarts import validate_policy
+from berth_engine.secopts import parse_security_opts
 from berth_engine.signals import parse_signal
 from berth_engine.store import RecordStore
 from berth_engine.timefmt import rfc3339nano
@@ -41,6 +42,7 @@ class CreateService:
                 raise InvalidParameter("config cannot be empty in order to create a container")
             validate_policy(req.host_config.restart_policy, req.host_config.auto_remove)
             check_supported(req)
+            parse_security_opts(req.host_config.security_opt)  # refuse bad ones at create
             node = self.core.node
             found = await self.core.lifecycle(node, ImageResolve(ref=req.image), ImageFound)
             image = found.image

@@ -6,6 +6,7 @@ from berth_contracts.agent import TaskSpec
 from berth_contracts.errors import BerthError, InternalError, InvalidParameter
 
 from berth_engine.records import Record
+from berth_engine.secopts import parse_security_opts
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -34,6 +35,7 @@ def process_env(rec: Record) -> list[str]:
 
 def task_spec(rec: Record) -> TaskSpec:
     hc = rec.host_config
+    security = parse_security_opts(hc.security_opt)
     return TaskSpec(
         args=[rec.path, *rec.args],
         env=process_env(rec),
@@ -57,6 +59,8 @@ def task_spec(rec: Record) -> TaskSpec:
         cap_add=list(hc.cap_add or []),
         cap_drop=list(hc.cap_drop or []),
         oom_score_adj=hc.oom_score_adj,
+        seccomp=security.seccomp,
+        no_new_privileges=security.no_new_privileges,
         labels=dict(rec.config.labels or {}),
         copy_up=[m.destination for m in rec.mounts if m.type == "volume" and m.copy_up],
     )

@@ -11,6 +11,7 @@ from berth_contracts.agent import TaskSpec
 from berth_contracts.errors import InvalidParameter
 from berth_contracts.lifecycle import Mount
 
+from berth_agent import seccomp
 from berth_agent.users import ExecUser
 
 # moby oci/caps/defaults.go
@@ -249,6 +250,9 @@ def build_config(
     if not spec.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
+    profile = seccomp.for_container(spec.seccomp, spec.privileged, caps)
+    if profile is not None:
+        linux["seccomp"] = profile
     return {
         "ociVersion": "1.0.2-dev",
         "process": {
@@ -259,7 +263,7 @@ def build_config(
             "cwd": spec.cwd or "/",
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
-            "noNewPrivileges": False,
+            "noNewPrivileges": spec.no_new_privileges,
             "oomScoreAdj": spec.oom_score_adj,
         },
         "root": {"path": "rootfs", "readonly": spec.readonly_rootfs},

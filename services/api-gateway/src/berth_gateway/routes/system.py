@@ -135,7 +135,9 @@ def info_body(info: EngineInfo) -> dict[str, object]:
         "ContainerdCommit": {"ID": ""},
         "RuncCommit": {"ID": info.runtime_version},
         "InitCommit": {"ID": ""},
-        "SecurityOptions": [],
+        # The agent applies this profile unless told otherwise, and refuses to run a container
+        # unconfined when the profile file is missing (berth_agent.seccomp).
+        "SecurityOptions": ["name=seccomp,profile=default"],
         "Warnings": [],
     }
 
