@@ -108,6 +108,10 @@ def teardown_networks(exec_root: Path) -> list[str]:
             timeout=60,
         )  # fmt: skip
         done.append(state.stem)
+    # The default bridge's keeper (berth_agent.netsetup): an agent killed with -9 left it.
+    from berth_agent.netsetup import NetworkSetup
+
+    done += NetworkSetup(exec_root).release_keepers()
     return done
 
 

@@ -5,12 +5,20 @@ server with aliases and per-network isolation, which Docker's user-defined netwo
 
 The namespace runc made is bind-mounted to <exec-root>/agent/netns/<id>, so teardown still
 finds it after the container's processes are gone (and after an agent restart).
+
+The default bridge keeps its bridge and firewall rules between containers, as docker0 does:
+netavark tears a bridge down completely (interface, NAT and forwarding rules: ~160 ms, most of a
+`docker run --rm`) when its last container leaves, so the agent enslaves a "keeper", a dummy
+interface pair with no address, to that bridge. The agent releases it when it stops (and the test
+clean-up does): with no container left, a throw-away namespace is attached and detached again,
+which makes netavark's own teardown remove the bridge and its rules.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import json
 import logging
 import os
@@ -25,6 +33,8 @@ from berth_contracts.errors import InternalError
 from berth_contracts.networks import NetworkAttachment, PortMapping
 
 log = logging.getLogger(__name__)
+
+DEFAULT_BRIDGE = "bridge"  # Docker's name of the default network
 
 NETAVARK = os.environ.get("BERTH_NETAVARK", "/usr/lib/podman/netavark")
 AARDVARK = os.environ.get("BERTH_AARDVARK", "/usr/lib/podman/aardvark-dns")
@@ -52,6 +62,22 @@ def _host_lock(timeout: float = TIMEOUT) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _ip(*args: str) -> None:
+    res = subprocess.run(["ip", *args], capture_output=True, timeout=TIMEOUT, check=False)
+    if res.returncode != 0:
+        text = res.stderr.decode(errors="replace").strip()
+        raise InternalError(f"ip {' '.join(args)}: {text or f'exit status {res.returncode}'}")
+
+
+def keeper_name(network_id: str) -> str:
+    """The keeper's interface name (15 characters at most)."""
+    return f"bk-{network_id[:12]}"
+
+
+def keeper_peer(network_id: str) -> str:
+    return f"bp-{network_id[:12]}"
 
 
 def network_options(cid: str, name: str, spec: TaskSpec) -> dict[str, Any]:
@@ -144,6 +170,74 @@ class NetworkSetup:
         # Saved before setup: a half-done setup is torn down from this too.
         self._state(cid).write_text(json.dumps(options))
         self._run("setup", netns, options)
+        for net in spec.networks:
+            if net.name == DEFAULT_BRIDGE:
+                try:
+                    self._keep(options["network_info"][netavark_name(net.id)])
+                except (InternalError, OSError, subprocess.SubprocessError) as exc:
+                    # Only speed is lost: the bridge is rebuilt when it next empties and refills.
+                    log.warning("no keeper for the default bridge: %s", exc)
+
+    # --- the default bridge's keeper -----------------------------------------------------------
+    def _keepers(self) -> Path:
+        return self.config_dir / "keepers"
+
+    def _keep(self, info: dict[str, Any]) -> None:
+        """Enslave a dummy interface to the bridge (once): netavark then never sees it empty."""
+        keeper, bridge = keeper_name(info["id"]), info["network_interface"]
+        record = self._keepers() / f"{info['name']}.json"
+        master = os.path.realpath(f"/sys/class/net/{keeper}/master")
+        if record.exists() and os.path.basename(master) == bridge:
+            return  # the common case: two stat calls
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(info))  # before the link: release finds a half-made one
+        if not os.path.exists(f"/sys/class/net/{keeper}"):
+            # A veth pair, not a dummy: every kernel that runs containers has veth (the dummy
+            # driver is a module some kernels lack). Deleting one end deletes both.
+            _ip("link", "add", keeper, "type", "veth", "peer", "name", keeper_peer(info["id"]))
+        _ip("link", "set", keeper, "master", bridge)
+
+    def release_keepers(self) -> list[str]:
+        """Remove every keeper; a bridge left without ports is torn down by netavark itself."""
+        released = []
+        for record in sorted(self._keepers().glob("*.json")):
+            try:
+                info = json.loads(record.read_text())
+                with contextlib.suppress(InternalError):
+                    _ip("link", "del", keeper_name(info["id"]))
+                bridge = info["network_interface"]
+                if os.path.exists(f"/sys/class/net/{bridge}") and not os.listdir(
+                    f"/sys/class/net/{bridge}/brif"
+                ):
+                    self._complete_teardown(info)
+            except (InternalError, OSError, ValueError, KeyError) as exc:
+                log.warning("releasing the keeper of %s: %s", record.stem, exc)
+            record.unlink(missing_ok=True)
+            released.append(record.stem)
+        return released
+
+    def _complete_teardown(self, info: dict[str, Any]) -> None:
+        """Attach a throw-away namespace and detach it: the last detach removes the bridge and
+        the network's firewall rules (netavark's own complete teardown)."""
+        ns = f"berth-release-{os.getpid()}"
+        subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True, timeout=TIMEOUT)
+        _ip("netns", "add", ns)
+        try:
+            netns = Path("/run/netns") / ns
+            net = ipaddress.ip_network(info["subnets"][0]["subnet"], strict=False)
+            address = str(net.broadcast_address - 1)  # no container is left to hold it
+            key = info["name"]
+            options = {
+                "container_id": "0" * 64,
+                "container_name": ns,
+                "networks": {key: {"static_ips": [address], "aliases": [], "interface_name": "eth0"}},
+                "network_info": {key: info},
+                "port_mappings": [],
+            }
+            self._run("setup", netns, options)
+            self._run("teardown", netns, options)
+        finally:
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True, timeout=TIMEOUT)
 
     def _bind_netns(self, cid: str, pid: int) -> Path:
         self.netns_dir.mkdir(parents=True, exist_ok=True)

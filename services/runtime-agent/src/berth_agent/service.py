@@ -186,3 +186,6 @@ async def _close_on_stop(manager: TaskManager) -> None:
         # Shims and containers stay; only our connections to them close.
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):
             await manager.aclose()
+        # The default bridge outlives its containers only while the agent runs (netsetup).
+        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+            await anyio.to_thread.run_sync(manager.net.release_keepers)

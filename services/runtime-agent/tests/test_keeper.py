@@ -1,0 +1,93 @@
+"""The default bridge's keeper (berth_agent.netsetup): the bridge and its firewall rules outlive
+the last container while the agent runs, and go when it releases them. Real netavark, real links,
+in throw-away namespaces on a scratch subnet."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from berth_agent import netsetup
+from berth_agent.netsetup import NetworkSetup
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (netavark, ip netns)"),
+    pytest.mark.skipif(not Path(netsetup.NETAVARK).exists(), reason="netavark not installed"),
+]
+
+
+def free_subnet() -> str:
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    for _ in range(100):
+        subnet = f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24"
+        if subnet.rsplit(".", 1)[0] + "." not in routes:
+            return subnet
+    pytest.skip("no free 10.x.y.0/24")
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    net_id = uuid.uuid4().hex + uuid.uuid4().hex
+    subnet = free_subnet()
+    info = {
+        "name": netsetup.netavark_name(net_id),
+        "id": net_id,
+        "driver": "bridge",
+        "network_interface": f"bt-{net_id[:12]}",
+        "subnets": [{"subnet": subnet, "gateway": subnet.replace(".0/24", ".1")}],
+        "ipv6_enabled": False,
+        "internal": False,
+        "dns_enabled": False,
+        "ipam_options": {"driver": "host-local"},
+        "options": {},
+    }
+    yield info
+    for link in (info["network_interface"], netsetup.keeper_name(net_id)):
+        subprocess.run(["ip", "link", "del", link], capture_output=True)
+
+
+def attach(net: NetworkSetup, info: dict[str, Any], ns: str, address: str) -> dict[str, Any]:
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    options = {
+        "container_id": uuid.uuid4().hex * 2,
+        "container_name": ns,
+        "networks": {info["name"]: {"static_ips": [address], "aliases": [], "interface_name": "eth0"}},
+        "network_info": {info["name"]: info},
+        "port_mappings": [],
+    }
+    net._run("setup", Path("/run/netns") / ns, options)
+    return options
+
+
+def test_keeper_holds_the_bridge_until_released(tmp_path: Path, network: dict[str, Any]) -> None:
+    net = NetworkSetup(tmp_path)
+    bridge = Path("/sys/class/net") / network["network_interface"]
+    ns = f"bt-{os.getpid()}"
+    try:
+        options = attach(net, network, ns, network["subnets"][0]["subnet"].replace(".0/24", ".2"))
+        net._keep(network)
+        net._keep(network)  # idempotent
+        assert sorted(os.listdir(bridge / "brif"))[0].startswith(("bk-", "veth"))
+        assert netsetup.keeper_name(network["id"]) in os.listdir(bridge / "brif")
+        net._run("teardown", Path("/run/netns") / ns, options)
+        # The container left; the bridge and its rules stay (no rebuild for the next one).
+        assert bridge.exists()
+        assert os.listdir(bridge / "brif") == [netsetup.keeper_name(network["id"])]
+        assert network["subnets"][0]["subnet"] in subprocess.run(
+            ["iptables-save"], capture_output=True, text=True
+        ).stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    assert net.release_keepers() == [network["name"]]
+    assert not bridge.exists()
+    assert not Path(f"/sys/class/net/{netsetup.keeper_name(network['id'])}").exists()
+    rules_after = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    assert network["subnets"][0]["subnet"] not in rules_after  # netavark's NAT/forward rules went
+    assert net.release_keepers() == []
