@@ -14,6 +14,7 @@ from agent_testlib import Client, bind_root, client, spec
 from berth_contracts import subjects
 from berth_contracts.agent import (
     TaskCreate,
+    TaskCreated,
     TaskGet,
     TaskKill,
     TaskListAll,
@@ -26,7 +27,7 @@ from berth_contracts.agent import (
 )
 from berth_contracts.base import Done
 from berth_contracts.codec import decode, encode
-from berth_contracts.errors import Conflict, InternalError, InvalidParameter, NotFound
+from berth_contracts.errors import BerthError, Conflict, InternalError, InvalidParameter, NotFound
 from berth_contracts.streams import StdinChunk, StdioChunk
 
 RFC3339NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
@@ -320,3 +321,41 @@ def _own_cap_bnd() -> bytes:
         if line.startswith(b"CapBnd:"):
             return line.split()[-1]
     raise AssertionError("no CapBnd")
+
+
+def test_create_and_start_in_one_call(agent, rootfs: Path, nats_url: str) -> None:
+    """TaskCreate(start=True): the engine's usual start, one round trip instead of two."""
+
+    async def main() -> None:
+        async with client(nats_url, agent.node) as c:
+            cid = new_id()
+            out = await c.collect_output(cid)
+            created = await c.call(
+                TaskCreate(
+                    container_id=cid, spec=spec("sh", "-c", "echo one-call"),
+                    rootfs=bind_root(rootfs), start=True,
+                ),
+                TaskCreated,
+            )
+            assert created.pid > 0 and created.started_at.endswith("Z")
+            ev = await c.wait_exit(cid)
+            await out.wait_eof()
+            assert ev.exit_code == 0 and out.data(1) == b"one-call\n"
+            # Already running: a TaskStart on top is refused like a second docker start.
+            with pytest.raises(BerthError, match="cannot start"):
+                await c.call(TaskStart(container_id=cid), TaskStarted)
+            await c.delete(cid)
+
+            # A create that fails leaves nothing behind, start or not.
+            bad = new_id()
+            with pytest.raises(BerthError, match="no such file or directory"):
+                await c.call(
+                    TaskCreate(
+                        container_id=bad, spec=spec("/no/such/binary"),
+                        rootfs=bind_root(rootfs), start=True,
+                    ),
+                    TaskCreated,
+                )
+            assert not (agent.exec_root / "agent" / "tasks" / bad).exists()
+
+    anyio.run(main)

@@ -59,11 +59,15 @@ class TaskCreate(Command, frozen=True):
     container_id: str
     spec: TaskSpec
     rootfs: list[Mount]
+    # Start the process as soon as it is created (and networked): TaskCreate + TaskStart in one
+    # call, one engine→agent round trip fewer per `docker run`. A failed start deletes the task.
+    start: bool = False
 
 
 class TaskCreated(Reply, frozen=True):
     pid: int
     log_path: str
+    started_at: str = ""  # RFC 3339, set when TaskCreate.start was asked (and done)
 
 
 class TaskStart(Command, frozen=True):

@@ -102,17 +102,36 @@ class StartService:
         if self.core.networks is not None and rec.endpoints:
             networks, ports = self.core.networks.attach(rec)
             spec = msgspec.structs.replace(spec, networks=networks, port_mappings=ports)
+        # Create and start in one agent call, unless the terminal's initial size has to be set
+        # in between (moby applies HostConfig.ConsoleSize after create, before start).
+        start_now = not self._needs_console_size(rec)
         created = await self.core.agent(
             rec.node,
             TaskCreate(
                 container_id=rec.id,
                 spec=spec,
                 rootfs=[*mounts.mounts, *oci_mounts(rec.mounts)],
+                start=start_now,
             ),
             TaskCreated,
         )
         rec.has_task = True
         rec.log_path = created.log_path or rec.log_path
+        if start_now:
+            pid, started_at = created.pid, created.started_at
+        else:
+            pid, started_at = await self._start_created(rec)
+        self.core.arm_exit(rec.id)
+        rec.state = State(
+            status="running",
+            pid=pid,
+            started_at=started_at or rfc3339nano(),
+            finished_at=rec.state.finished_at,
+        )
+        span.set_attribute("container.pid", pid)
+        await self.store.save(rec)
+
+    async def _start_created(self, rec: Record) -> tuple[int, str]:
         await self._initial_console_size(rec)
         try:
             started = await self.core.agent(rec.node, TaskStart(container_id=rec.id), TaskStarted)
@@ -123,21 +142,18 @@ class StartService:
             except BerthError as exc:
                 log.warning("TaskDelete %s after failed start: %s", rec.short_id, exc.message)
             raise
-        self.core.arm_exit(rec.id)
-        rec.state = State(
-            status="running",
-            pid=started.pid,
-            started_at=started.started_at or rfc3339nano(),
-            finished_at=rec.state.finished_at,
-        )
-        span.set_attribute("container.pid", started.pid)
-        await self.store.save(rec)
+        return started.pid, started.started_at
+
+    @staticmethod
+    def _needs_console_size(rec: Record) -> bool:
+        size = rec.host_config.console_size or []
+        return bool(rec.config.tty and len(size) == 2 and (size[0] or size[1]))
 
     async def _initial_console_size(self, rec: Record) -> None:
         """moby applies HostConfig.ConsoleSize ([height, width]) between create and start."""
-        size = rec.host_config.console_size or []
-        if not rec.config.tty or len(size) != 2 or not (size[0] or size[1]):
+        if not self._needs_console_size(rec):
             return
+        size = rec.host_config.console_size or []
         try:
             await self.core.agent(
                 rec.node, TaskResize(container_id=rec.id, height=size[0], width=size[1]), Done

@@ -58,9 +58,17 @@ async def main(ctx: ServiceContext) -> None:
     async def task_create(cmd: TaskCreate) -> TaskCreated:
         await manager.create(cmd)
         task = manager.get(cmd.container_id)
-        return TaskCreated(
-            pid=int(task.state.get("pid", 0)), log_path=str(paths.log_path(cmd.container_id))
-        )
+        log_path = str(paths.log_path(cmd.container_id))
+        if not cmd.start:
+            return TaskCreated(pid=int(task.state.get("pid", 0)), log_path=log_path)
+        try:
+            pid, started_at = await manager.start(cmd.container_id)
+        except BaseException:
+            # As after a failed TaskStart: the engine then sees a create that did not happen.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await manager.delete(cmd.container_id)
+            raise
+        return TaskCreated(pid=pid, log_path=log_path, started_at=started_at)
 
     async def task_start(cmd: TaskStart) -> TaskStarted:
         pid, started_at = await manager.start(cmd.container_id)
