@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -99,6 +100,24 @@ def test_exec_output_and_exit_codes(berth: Berth, sleeper: str) -> None:
 def test_exec_detached_and_inspect(berth: Berth, sleeper: str) -> None:
     berth.docker_ok("exec", "-d", sleeper, "sh", "-c", "echo hi > /tmp/flag")
     assert berth.docker_ok("exec", sleeper, "cat", "/tmp/flag") == "hi\n"
+
+
+def test_inspect_lists_running_execs(berth: Berth, sleeper: str) -> None:
+    """moby's ExecIDs: the container's running execs, null when there are none."""
+    fmt = "{{json .ExecIDs}}"
+    assert berth.docker_ok("inspect", "-f", fmt, sleeper).strip() == "null"
+    berth.docker_ok("exec", "-d", sleeper, "sleep", "3")
+    deadline = time.monotonic() + 10
+    ids = None
+    while time.monotonic() < deadline and not ids:
+        ids = json.loads(berth.docker_ok("inspect", "-f", fmt, sleeper))
+    assert isinstance(ids, list) and len(ids) == 1 and len(ids[0]) == 64, ids
+    exec_state = berth.http("GET", f"/exec/{ids[0]}/json").json()
+    assert exec_state["ID"] == ids[0] and exec_state["Running"] is True
+    while time.monotonic() < deadline + 10 and ids:
+        ids = json.loads(berth.docker_ok("inspect", "-f", fmt, sleeper))
+        time.sleep(0.2)
+    assert ids is None
 
 
 def test_exec_refused_when_not_running(berth: Berth, busybox_image: str) -> None:

@@ -84,6 +84,7 @@ async def engine_main(ctx: ServiceContext) -> None:
     server.handle(ContainerArchive, ArchiveService(core).archive)
     register_networks(server, NetworkApi(core, core.networks))
     execs = ExecService(core, ctx.tg)
+    core.running_execs = execs.running_ids
     register_execs(server, execs)
     await execs.subscribe(ctx.nc)
     await HealthMonitor(core, execs, ctx.tg).subscribe(ctx.nc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
@@ -67,6 +67,8 @@ class EngineCore:
         self.volumes: VolumeService | None = None
         # Set at start-up: addresses and published ports of bridge networks.
         self.networks: NetworkService | None = None
+        # Set at start-up: the ids of a container's running execs (inspect's ExecIDs).
+        self.running_execs: Callable[[str], list[str] | None] = lambda container_id: None
 
     # --- RPC to the node-local services ----------------------------------------------------------
 

@@ -232,6 +232,11 @@ class ExecService:
             if event.Action == "destroy":
                 self.forget_container(event.Actor.ID)
 
+    def running_ids(self, container_id: str) -> list[str] | None:
+        """moby's ExecIDs: the container's execs that are running now; null when none."""
+        ids = [e.id for e in self.execs.values() if e.container_id == container_id and e.running]
+        return ids or None
+
     def forget_container(self, container_id: str) -> None:
         """A removed container's execs go with it (moby), watchers included."""
         for entry in [e for e in self.execs.values() if e.container_id == container_id]:

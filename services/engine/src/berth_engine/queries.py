@@ -38,7 +38,8 @@ class QueryService:
         return self.core.store
 
     async def get(self, cmd: ContainerGet) -> ContainerDetail:
-        return ContainerDetail(container=views.inspect(self.store.lookup(cmd.ref)))
+        rec = self.store.lookup(cmd.ref)
+        return ContainerDetail(container=views.inspect(rec, self.core.running_execs(rec.id)))
 
     async def list_containers(self, cmd: ContainerList) -> ContainerListing:
         ancestors = await self._ancestor_ids(cmd.filters.get("ancestor", []))

@@ -78,7 +78,7 @@ def port_summaries(rec: Record) -> list[PortSummary]:
     return out
 
 
-def inspect(rec: Record) -> ContainerInspect:
+def inspect(rec: Record, exec_ids: list[str] | None = None) -> ContainerInspect:
     st = rec.state
     return ContainerInspect(
         id=rec.id,
@@ -105,7 +105,7 @@ def inspect(rec: Record) -> ContainerInspect:
         restart_count=rec.restart_count,
         host_config=rec.host_config,
         config=rec.config,
-        exec_ids=None,
+        exec_ids=exec_ids,
         mounts=mount_points(rec.mounts),
         # While running, moby lists every exposed port; unpublished ones map to null.
         network_settings=network_settings(rec),
