@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -62,8 +63,15 @@ def test_cleanup_unmounts_kills_and_removes() -> None:
     )
     try:
         assert len(mounts_under(base)) == 2
+        # Wait until the stray shows its environment in /proc (once, under a loaded full run,
+        # cleanup found nothing: make a dead or not-yet-visible stray an explicit failure).
+        deadline = time.monotonic() + 10
+        while str(base).encode() not in Path(f"/proc/{stray.pid}/environ").read_bytes():
+            assert stray.poll() is None, f"the stray exited with {stray.returncode}"
+            assert time.monotonic() < deadline, "the stray's environment never showed in /proc"
+            time.sleep(0.05)
         report = cleanup_roots([base])
-        assert stray.pid in report["killed"], report
+        assert stray.pid in report["killed"], (report, stray.poll())
         assert stray.wait(timeout=10) == -9
         assert mounts_under(base) == []
         assert not base.exists()
