@@ -89,6 +89,7 @@ class Shim:
         self.pending_delete: tuple[int, str] | None = None
         self.delete_deadline = 0.0
         self.wake_r = -1
+        self.runc_deleted = False
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.done = False
         self.execs: dict[str, Exec] = {}
@@ -440,16 +441,18 @@ class Shim:
     def finish_delete(self, rid: int, tp: str) -> None:
         start = time.time_ns()
         error = ""
-        if self.state["status"] != "init":
+        if self.state["status"] != "init" and not self.runc_deleted:
             try:
                 self.runc.run(["delete", "--force", self.id])
             except RuncError as exc:
                 if "does not exist" not in str(exc):
                     error = str(exc)
+            self.span(
+                "runc delete", start, time.time_ns(), tp, **({"error": error} if error else {})
+            )
         self.reap()
         with contextlib.suppress(OSError):
             umount(self.rootfs)
-        self.span("runc delete", start, time.time_ns(), tp, **({"error": error} if error else {}))
         if error:
             self.reply(rid, False, error=error)
             return
@@ -686,6 +689,22 @@ class Shim:
             rid, tp = self.pending_delete
             self.pending_delete = None
             self.finish_delete(rid, tp)
+        else:
+            self.delete_runc_container()
+
+    def delete_runc_container(self) -> None:
+        """Once the exit is reported, release runc's container (cgroup, state) right away, as
+        moby deletes the task on exit: TaskDelete, which follows, then has only the unmount left
+        (~6 ms off every `run --rm`, bench/README.md). The exit frame is already on the socket."""
+        start = time.time_ns()
+        try:
+            self.runc.run(["delete", "--force", self.id])
+        except RuncError as exc:
+            if "does not exist" not in str(exc):
+                print(f"shim {self.id}: runc delete after exit: {exc}", file=sys.stderr, flush=True)
+                return  # TaskDelete tries again and reports it
+        self.runc_deleted = True
+        self.span("runc delete", start, time.time_ns(), str(self.state["process_tp"]))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
