@@ -59,8 +59,11 @@ async def main(ctx: ServiceContext) -> None:
         await manager.create(cmd)
         task = manager.get(cmd.container_id)
         log_path = str(paths.log_path(cmd.container_id))
+        pid = int(task.state.get("pid", 0))
         if not cmd.start:
-            return TaskCreated(pid=int(task.state.get("pid", 0)), log_path=log_path)
+            return TaskCreated(pid=pid, log_path=log_path)
+        if task.created_running_at:  # the create started it too (runc run --detach)
+            return TaskCreated(pid=pid, log_path=log_path, started_at=task.created_running_at)
         try:
             pid, started_at = await manager.start(cmd.container_id)
         except BaseException:

@@ -28,7 +28,7 @@ from berth_agent.shim_log import JsonFileLog
 from berth_agent.shim_mount import is_mountpoint, mount_oci, umount
 from berth_agent.shim_runc import Runc, RuncError
 from berth_agent.shim_state import memory_failcnt, oom_killed, write_state
-from berth_agent.shim_stdio import create_with_pipes, create_with_tty, set_winsize
+from berth_agent.shim_stdio import create_with_pipes, create_with_tty, run_detached, set_winsize
 from berth_agent.timefmt import rfc3339nano
 
 # typing costs memory in every shim; annotations are strings here, so import it for checkers only.
@@ -303,7 +303,7 @@ class Shim:
         tp = str(frame.get("tp", ""))
         try:
             if kind == "create":
-                self.cmd_create(rid, tp)
+                self.cmd_create(rid, tp, bool(frame.get("start")))
             elif kind == "start":
                 self.cmd_start(rid, tp)
             elif kind == "kill":
@@ -335,20 +335,25 @@ class Shim:
         except Exception as exc:  # noqa: BLE001 - the shim must keep serving its container
             self.reply(rid, False, error=f"{type(exc).__name__}: {exc}")
 
-    def cmd_create(self, rid: int, tp: str) -> None:
+    def cmd_create(self, rid: int, tp: str, and_start: bool = False) -> None:
+        """runc create; with and_start, `runc run --detach` (create + start, one runc process)."""
         if self.state["status"] != "init":
             self.reply(rid, False, error=f"container {self.id} already created")
             return
+        name = "runc run" if and_start else "runc create"
+        launch = run_detached(self.runc, self.bundle, self.id) if and_start else None
         start = time.time_ns()
         try:
             if self.tty:
                 created = create_with_tty(
-                    self.runc, self.bundle, self.id, self.console_path, self.open_stdin
+                    self.runc, self.bundle, self.id, self.console_path, self.open_stdin, launch
                 )
             else:
-                created = create_with_pipes(self.runc, self.bundle, self.id, self.open_stdin)
+                created = create_with_pipes(
+                    self.runc, self.bundle, self.id, self.open_stdin, launch
+                )
         except RuncError as exc:
-            self.span("runc create", start, time.time_ns(), tp, error=str(exc))
+            self.span(name, start, time.time_ns(), tp, error=str(exc))
             self.reply(rid, False, error=str(exc))
             return
         for fd, stream in created.outputs:
@@ -356,10 +361,25 @@ class Shim:
             self.sel.register(fd, selectors.EVENT_READ, "pipe")
         self.stdin_fd = created.stdin_fd
         self.master_fd = created.master_fd
-        self.state.update(status="created", pid=created.pid)
+        end = time.time_ns()
+        if not and_start:
+            self.state.update(status="created", pid=created.pid)
+            self.save()
+            self.span(name, start, end, tp, **{"container.pid": created.pid})
+            self.reply(rid, pid=created.pid)
+            return
+        self.state.update(
+            status="running",
+            pid=created.pid,
+            started=True,
+            started_at=rfc3339nano(end),
+            process_tp=tp,
+            process_start_ns=start,
+        )
         self.save()
-        self.span("runc create", start, time.time_ns(), tp, **{"container.pid": created.pid})
-        self.reply(rid, pid=created.pid)
+        self.span(name, start, end, tp, **{"container.pid": created.pid})
+        self.reply(rid, pid=created.pid, started_at=self.state["started_at"])
+        self.trim()
 
     def cmd_resize(self, rid: int, height: int, width: int) -> None:
         if self.master_fd < 0:

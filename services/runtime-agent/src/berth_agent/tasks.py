@@ -104,6 +104,7 @@ class Task:
     conn: ShimConn | None = None
     deleting: bool = False
     lock: anyio.Lock = field(default_factory=anyio.Lock)
+    created_running_at: str = ""  # set when TaskCreate's runc run started the process too
 
     def to_state(self) -> TaskState:
         status = str(self.state.get("status", "unknown"))
@@ -368,11 +369,19 @@ class TaskManager:
                     await anyio.to_thread.run_sync(
                         self._write_config, cid, spec, cmd, bundle, netns
                     )
-                reply = await conn.call({"t": "create", "tp": tp}, CALL_TIMEOUT)
+                # Nothing to do between create and start (no network to attach): one runc run.
+                run_now = cmd.start and not spec.networks
+                frame = {"t": "create", "tp": tp, **({"start": True} if run_now else {})}
+                reply = await conn.call(frame, CALL_TIMEOUT)
                 if not reply.get("ok"):
                     raise create_error(str(reply.get("error", "")))
                 if task.state.get("status") == "init":  # the shim's frames may be ahead of us
                     task.state.update(status="created", pid=int(reply.get("pid", 0)))
+                    if run_now:
+                        task.state.update(
+                            status="running", started=True, started_at=str(reply["started_at"])
+                        )
+                task.created_running_at = str(reply.get("started_at", ""))
                 if spec.networks:
                     # runc made the namespace; its process waits for start: attach it now.
                     with tracer.start_as_current_span("network.setup"):
