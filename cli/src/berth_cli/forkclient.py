@@ -164,10 +164,6 @@ class ForkServer:
         self._early_exits: dict[int, int] = {}
         self._lock = anyio.Lock()
 
-    @property
-    def pid(self) -> int:
-        return self._server.pid if self._server is not None else 0
-
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Keep a forkserver running until stop(); restart it with backoff when it dies."""
         task_status.started()
