@@ -67,6 +67,20 @@ def prefork(modules: Sequence[str]) -> Preforked:
     return Preforked(pid, mine)
 
 
+async def wait_pid_gone(pid: int, ticks: int = 0) -> None:
+    """Until pid has exited (any process, not only our children): its pidfd turns readable.
+    With ticks, a pid reused by another process counts as gone."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if not ticks or procs.alive(pid, ticks):
+            await anyio.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
+
+
 class ForkedProcess:
     """A service forked by the forkserver: not our child, so its exit comes as a message."""
 
@@ -91,17 +105,8 @@ class ForkedProcess:
             self._exited.set()
 
     async def watch_orphaned(self) -> None:
-        """The forkserver is gone: learn of the exit from a pidfd (readable once the pid exits)."""
-        try:
-            pidfd = os.pidfd_open(self.pid)
-        except ProcessLookupError:
-            self.exited(None)
-            return
-        try:
-            if procs.alive(self.pid, self._ticks):  # the pidfd is of our process, not a reuse
-                await anyio.wait_readable(pidfd)
-        finally:
-            os.close(pidfd)
+        """The forkserver is gone: learn of the exit from the pid itself."""
+        await wait_pid_gone(self.pid, self._ticks)
         self.exited(None)
 
 
@@ -120,15 +125,7 @@ class _Server:
             return
         if self._reaped:
             return
-        try:
-            pidfd = os.pidfd_open(self.pid)
-        except ProcessLookupError:  # already reaped
-            self._reaped = True
-            return
-        try:
-            await anyio.wait_readable(pidfd)
-        finally:
-            os.close(pidfd)
+        await wait_pid_gone(self.pid)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, os.WNOHANG)  # noqa: ASYNC222 - it has exited: this only reaps
         self._reaped = True

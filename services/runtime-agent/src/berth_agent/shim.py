@@ -459,17 +459,7 @@ class Shim:
         self.finish_delete(rid, tp)
 
     def finish_delete(self, rid: int, tp: str) -> None:
-        start = time.time_ns()
-        error = ""
-        if self.state["status"] != "init" and not self.runc_deleted:
-            try:
-                self.runc.run(["delete", "--force", self.id])
-            except RuncError as exc:
-                if "does not exist" not in str(exc):
-                    error = str(exc)
-            self.span(
-                "runc delete", start, time.time_ns(), tp, **({"error": error} if error else {})
-            )
+        error = self.runc_delete(tp) if self.state["status"] != "init" else ""
         self.reap()
         with contextlib.suppress(OSError):
             umount(self.rootfs)
@@ -715,16 +705,25 @@ class Shim:
     def delete_runc_container(self) -> None:
         """Once the exit is reported, release runc's container (cgroup, state) right away, as
         moby deletes the task on exit: TaskDelete, which follows, then has only the unmount left
-        (~6 ms off every `run --rm`, bench/README.md). The exit frame is already on the socket."""
+        (bench/README.md, change 9). The exit frame is already on the socket."""
+        error = self.runc_delete(str(self.state["process_tp"]))
+        if error:  # TaskDelete tries again and reports it
+            print(f"shim {self.id}: runc delete after exit: {error}", file=sys.stderr, flush=True)
+
+    def runc_delete(self, tp: str) -> str:
+        """`runc delete --force`, once; "" or runc's error (a container already gone is none)."""
+        if self.runc_deleted:
+            return ""
         start = time.time_ns()
+        error = ""
         try:
             self.runc.run(["delete", "--force", self.id])
         except RuncError as exc:
             if "does not exist" not in str(exc):
-                print(f"shim {self.id}: runc delete after exit: {exc}", file=sys.stderr, flush=True)
-                return  # TaskDelete tries again and reports it
-        self.runc_deleted = True
-        self.span("runc delete", start, time.time_ns(), str(self.state["process_tp"]))
+                error = str(exc)
+        self.runc_deleted = not error
+        self.span("runc delete", start, time.time_ns(), tp, **({"error": error} if error else {}))
+        return error
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

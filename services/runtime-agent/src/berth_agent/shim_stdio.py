@@ -36,12 +36,18 @@ class Created:
         self.master_fd = master_fd  # pty master (TTY only), kept for resizing
 
 
-def _runc_create(
-    runc: Runc, bundle: str, cid: str, extra: list[str], stdio: tuple[object, object, object]
+def _runc_init(
+    runc: Runc,
+    verb: list[str],
+    bundle: str,
+    cid: str,
+    extra: list[str],
+    stdio: tuple[object, object, object],
 ) -> int:
+    """`runc create` or `runc run --detach` with this stdio; the init's pid."""
     pid_file = os.path.join(bundle, "init.pid")
     runc.run(
-        ["create", "--bundle", bundle, "--pid-file", pid_file, *extra, cid],
+        [*verb, "--bundle", bundle, "--pid-file", pid_file, *extra, cid],
         stdin=stdio[0],  # type: ignore[arg-type]
         stdout=stdio[1],  # type: ignore[arg-type]
         stderr=stdio[2],  # type: ignore[arg-type]
@@ -51,29 +57,26 @@ def _runc_create(
         return int(f.read().strip())
 
 
+def _runc_create(
+    runc: Runc, bundle: str, cid: str, extra: list[str], stdio: tuple[object, object, object]
+) -> int:
+    return _runc_init(runc, ["create"], bundle, cid, extra, stdio)
+
+
 def run_detached(runc: Runc, bundle: str, cid: str) -> Launch:
     """`runc run --detach`: create and start in one runc process, for a start with nothing to do
     in between (no network to attach). Its errors keep `runc create`'s words, as moby reports a
     failure before the process runs."""
 
     def launch(extra: list[str], stdio: tuple[object, object, object]) -> int:
-        pid_file = os.path.join(bundle, "init.pid")
         try:
-            runc.run(
-                ["run", "--detach", "--bundle", bundle, "--pid-file", pid_file, *extra, cid],
-                stdin=stdio[0],  # type: ignore[arg-type]
-                stdout=stdio[1],  # type: ignore[arg-type]
-                stderr=stdio[2],  # type: ignore[arg-type]
-                capture=False,
-            )
+            return _runc_init(runc, ["run", "--detach"], bundle, cid, extra, stdio)
         except RuncError as exc:
             text = str(exc)
             for old, new in (("runc run failed", "runc create failed"), ("runc run ", "runc create ")):
                 if text.startswith(old):
                     text = new + text[len(old) :]
             raise RuncError(text) from None
-        with open(pid_file, encoding="ascii") as f:
-            return int(f.read().strip())
 
     return launch
 
