@@ -65,4 +65,4 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         funcargs = getattr(item, "funcargs", {})
         for value in funcargs.values():
             if isinstance(value, Berth):
-                rep.sections.append((f"berth.log tail ({value.exec_root})", value.log_tail(80)))
+                rep.sections.append((f"berth.log tail ({value.exec_root})", value.log_tail(200)))

@@ -109,6 +109,17 @@ class HijackableRequestHandler(RequestHandler):
         self.hijacked: StdinParser | None = None
         self.early_eof = False
 
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        super().resume_reading(resume_parser)
+        # aiohttp 3.14's pure-Python payload parser can keep a pause that outlived it: paused
+        # while feeding a chunk that ends what the socket delivered, it never clears the flag,
+        # and parks the next chunk to arrive instead of passing it on. When that chunk is the
+        # client's last, the request body never ends (a `docker load` hung on ~2% of runs).
+        # Reading has resumed here, so no pause is wanted.
+        payload_parser = getattr(self._parser, "_payload_parser", None)
+        if not self._reading_paused and getattr(payload_parser, "_paused", False):
+            payload_parser._paused = False  # type: ignore[union-attr]
+
     def eof_received(self) -> bool | None:  # type: ignore[override]
         if self.hijacked is not None:
             self.hijacked.feed_eof()
