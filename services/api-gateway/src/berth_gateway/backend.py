@@ -36,13 +36,19 @@ class Backend:
         )
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, subject: str) -> AsyncIterator[Subscription]:
-        """A subscription that is live on the server when this yields (the flush round-trips)."""
+    async def subscribe(self, subject: str, *, flush: bool = True) -> AsyncIterator[Subscription]:
+        """A subscription that is live on the server when this yields (the flush round-trips).
+
+        flush=False when a request to the engine follows at once: it travels on the same
+        connection, so the server registers the subscription before it routes the request, and
+        whatever the engine publishes after it received the request reaches the subscription.
+        """
         sub = await self.nc.subscribe(
             subject, pending_msgs_limit=_PENDING_MSGS, pending_bytes_limit=_PENDING_BYTES
         )
         try:
-            await self.nc.flush(timeout=10)
+            if flush:
+                await self.nc.flush(timeout=10)
             yield sub
         finally:
             with contextlib.suppress(Exception):

@@ -33,7 +33,7 @@ async def log_replay(
     the caller can still answer with a plain HTTP error.
     """
     inbox = be.new_inbox()
-    async with be.subscribe(inbox) as sub:
+    async with be.subscribe(inbox, flush=False) as sub:  # the request follows
         started = await be.call(msgspec.structs.replace(command, stream_subject=inbox), LogsStarted)
         yield started, _lines(sub)
 

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from berth_contracts import subjects
-from berth_contracts.agent import TaskDelete, TaskPurge
+from berth_contracts.agent import TaskPurge
 from berth_contracts.base import Command, Done, Reply
 from berth_contracts.errors import NotFound
-from berth_contracts.lifecycle import SnapshotRemove
+from berth_contracts.lifecycle import SnapshotMounts, SnapshotRemove
 from berth_kit.rpc import RpcClient
 from berth_kit.tracing import context_from_traceparent
 from nats.aio.client import Client as NATS
@@ -56,6 +56,9 @@ class EngineCore:
         self.starting: dict[str, object] = {}
         # Containers being removed (by `rm` or AutoRemove): a second removal is a Conflict.
         self.removing: set[str] = set()
+        # The rootfs mounts SnapshotPrepare answered at create, for the first start to use
+        # instead of asking lifecycle again (in memory only: later starts ask).
+        self.prepared_mounts: dict[str, SnapshotMounts] = {}
         # Set when a running container's exit has been recorded; used by stop/kill/rm -f.
         self._exited: dict[str, anyio.Event] = {}
         # Serialise what changes a container's task: start, exit processing and removal.
@@ -144,15 +147,15 @@ class EngineCore:
         """
         if self.store.get(rec.id) is not rec:
             return  # already removed (AutoRemove and `rm` can both get here)
-        if rec.has_task:
-            await self._ignore_missing(self.agent(rec.node, TaskDelete(container_id=rec.id), Done))
-            rec.has_task = False
-        if rec.agent_used:
-            # Never-started containers have nothing on the agent's side: no agent round trip.
+        if rec.has_task or rec.agent_used:
+            # TaskPurge deletes the task first, then its logs: one round trip for both. Never
+            # started containers have nothing on the agent's side: no agent round trip.
             await self._ignore_missing(self.agent(rec.node, TaskPurge(container_id=rec.id), Done))
+            rec.has_task = False
         await self._ignore_missing(self.lifecycle(rec.node, SnapshotRemove(key=rec.id), Done))
         await self.store.delete(rec.id)
         self._locks.pop(rec.id, None)
+        self.prepared_mounts.pop(rec.id, None)
         if self.restarter is not None:
             self.restarter.forget(rec.id)
         self.notify_exit(rec.id)

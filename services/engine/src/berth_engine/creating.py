@@ -92,7 +92,7 @@ class CreateService:
                 self.store.release_name(name)
             try:
                 # Like containerd, the writable layer exists from create on (docker cp, diff).
-                await self.core.lifecycle(
+                self.core.prepared_mounts[cid] = await self.core.lifecycle(
                     node, SnapshotPrepare(key=cid, image_id=image.id), SnapshotMounts
                 )
             except BerthError:

@@ -103,7 +103,10 @@ class ExitHandler:
                 rec, "die", {"exitCode": str(exit_code), "execDuration": str(duration)}
             )
             self.core.notify_exit(rec.id)
-            if rec.has_task:
+            # A removal that follows (AutoRemove, or an `rm -f` waiting for this exit) deletes
+            # the task with its TaskPurge: no TaskDelete round trip of its own here.
+            removal_follows = rec.host_config.auto_remove or rec.id in self.core.removing
+            if rec.has_task and not removal_follows:
                 # Not saved on its own: a stale has_task only costs one idempotent TaskDelete
                 # (every start and removal clears whatever an earlier run left).
                 try:

@@ -86,7 +86,9 @@ class StartService:
             await self.exits.on_task_exit(pending)  # type: ignore[arg-type]
 
     async def _start_task(self, rec: Record, span: Span) -> None:
-        mounts = await self.core.lifecycle(rec.node, SnapshotGetMounts(key=rec.id), SnapshotMounts)
+        mounts = self.core.prepared_mounts.pop(rec.id, None) or await self.core.lifecycle(
+            rec.node, SnapshotGetMounts(key=rec.id), SnapshotMounts
+        )
         if rec.has_task or rec.agent_used:
             # Clear what an earlier run may have left (a failed TaskDelete, or an engine that
             # died between TaskCreate and saving the record); the agent's delete is idempotent.

@@ -1,8 +1,9 @@
 """POST /containers/{id}/attach: the hijacked stdio stream of a container's main process.
 
 Order matters: the CLI attaches before it starts the container, so the gateway subscribes to
-the container's output subject and flushes NATS before it answers; every chunk published after
-the 101 (or during a logs=1 replay) is already queued for this client.
+the container's output subject before it answers (watch.py: the resolve that follows the
+subscription proves the server has it); every chunk published after the 101 (or during a
+logs=1 replay) is already queued for this client.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from aiohttp import web
 from berth_contracts import subjects
 from berth_contracts.codec import decode, encode
 from berth_contracts.docker import Event
-from berth_contracts.engine import ContainerLogs, ContainerRef, ContainerResolve
-from berth_contracts.errors import NotFound
+from berth_contracts.engine import ContainerLogs, ContainerRef
 from berth_contracts.streams import STDERR, STDOUT, StdinChunk, StdioChunk
 from nats.aio.subscription import Subscription
 
@@ -24,6 +24,7 @@ from berth_gateway.logreplay import LogStreamError, log_replay
 from berth_gateway.params import qbool
 from berth_gateway.routes.table import Route
 from berth_gateway.versions import API_VERSION_KEY
+from berth_gateway.watch import watch_container
 
 _FINISHED = ("exited", "dead")
 # How long an attach to a stopped container waits for it to be started again (docker start -a
@@ -46,18 +47,12 @@ class Streams:
 
 async def attach(request: web.Request) -> web.StreamResponse:
     be = backend(request)
-    ref = await be.call(ContainerResolve(ref=request.match_info["id"]), ContainerRef)
     logs, stream = qbool(request, "logs"), qbool(request, "stream")
     streams = Streams(qbool(request, "stdout"), qbool(request, "stderr"))
-    with_stdin = qbool(request, "stdin") and ref.open_stdin
-    async with (
-        be.subscribe(subjects.stdio_out(ref.id)) as sub,
-        be.subscribe(subjects.docker_events("container", ref.id)) as events,
-    ):
-        try:
-            latest: ContainerRef | None = await be.call(ContainerResolve(ref=ref.id), ContainerRef)
-        except NotFound:
-            latest = None  # removed meanwhile: there is nothing left to stream
+    async with watch_container(be, request.match_info["id"], _attach_subjects) as watched:
+        ref, latest = watched.first, watched.latest  # latest None: removed, nothing to stream
+        sub, events = watched.subs
+        with_stdin = qbool(request, "stdin") and ref.open_stdin
         content_type = stdcopy.media_type(request[API_VERSION_KEY], ref.tty)
         conn = await hijack(request, content_type)
         try:
@@ -74,6 +69,10 @@ async def attach(request: web.Request) -> web.StreamResponse:
         finally:
             conn.close()
     return HijackedResponse()
+
+
+def _attach_subjects(container_id: str) -> list[str]:
+    return [subjects.stdio_out(container_id), subjects.docker_events("container", container_id)]
 
 
 async def _replay_logs(be: Backend, conn: Hijacked, ref: ContainerRef, streams: Streams) -> None:

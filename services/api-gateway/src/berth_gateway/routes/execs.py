@@ -75,7 +75,7 @@ async def start(request: web.Request) -> web.StreamResponse:
         await be.call(command, Done)
         return web.Response(status=200)
     tty = detail.tty
-    async with be.subscribe(subjects.stdio_out(exec_id)) as sub:
+    async with be.subscribe(subjects.stdio_out(exec_id), flush=False) as sub:  # ExecStart follows
         conn = await hijack(request, stdcopy.media_type(request[API_VERSION_KEY], tty))
         try:
             try:

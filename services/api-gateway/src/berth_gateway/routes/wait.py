@@ -1,8 +1,8 @@
 """POST /containers/{id}/wait: headers at once, the exit status when the condition is met.
 
 The docker CLI sends /wait before /start and blocks until the response headers arrive, so the
-order is fixed: resolve (404 before any header), subscribe to the container's events and flush,
-resolve again (the container may have exited or gone in between), send 200 + headers, then wait.
+order is fixed: resolve and subscribe to the container's events (watch.py; 404 before any
+header), send 200 + headers, then wait.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from aiohttp import web
 from berth_contracts import subjects
 from berth_contracts.codec import decode
 from berth_contracts.docker import Event, WaitResponse
-from berth_contracts.engine import ContainerRef, ContainerResolve
-from berth_contracts.errors import InvalidParameter, NotFound
+from berth_contracts.errors import InvalidParameter
 from nats.aio.subscription import Subscription
 
 from berth_gateway.backend import backend
 from berth_gateway.responses import JSON, encode
 from berth_gateway.routes.table import Route
+from berth_gateway.watch import watch_container
 
 Condition = Literal["not-running", "next-exit", "removed"]
 _CONDITIONS: tuple[Condition, ...] = ("not-running", "next-exit", "removed")
@@ -83,16 +83,17 @@ async def _queued_exit_code(sub: Subscription, exit_code: int) -> int:
     return exit_code
 
 
+def _event_subjects(container_id: str) -> list[str]:
+    return [subjects.docker_events("container", container_id)]
+
+
 async def wait(request: web.Request) -> web.StreamResponse:
     condition = parse_condition(request.query.get("condition", ""))
     be = backend(request)
-    ref = await be.call(ContainerResolve(ref=request.match_info["id"]), ContainerRef)
-    async with be.subscribe(subjects.docker_events("container", ref.id)) as sub:
-        gone = False
-        try:
-            latest = await be.call(ContainerResolve(ref=ref.id), ContainerRef)
-        except NotFound:
-            latest, gone = ref, True
+    async with watch_container(be, request.match_info["id"], _event_subjects) as watched:
+        ref, (sub,) = watched.first, watched.subs
+        gone = watched.latest is None
+        latest = watched.latest or ref
         response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
         response.enable_chunked_encoding()
         await response.prepare(request)
