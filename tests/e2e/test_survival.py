@@ -3,8 +3,10 @@ restarts it, and the containers are still there and still controllable."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 
 import pytest
 from harness import Berth, wait_until
@@ -72,3 +74,50 @@ def test_container_survives_nats_restart(berth: Berth, busybox_image: str) -> No
         assert berth.docker_ok("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "137"
     finally:
         berth.docker("rm", "-f", cid)
+
+
+def test_exec_exit_while_agent_down_is_reported(berth: Berth, busybox_image: str) -> None:
+    """An attached `docker exec` whose process exits while the runtime-agent is down ends with
+    its own exit status once the restarted agent has adopted the shim; so does inspect."""
+    cid = berth.docker_ok("run", "-d", busybox_image, "sleep", "300").strip()
+    script = "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo out; exit 7"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "DOCKER_HOST": berth.docker_host,
+        "DOCKER_CONFIG": str(berth.docker_config),
+    }
+    attached = subprocess.Popen(
+        ["docker", "exec", cid, "sh", "-c", script],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: _exec_ids(berth, cid), 20, "the exec listed in ExecIDs")
+        (exec_id,) = _exec_ids(berth, cid)
+        old = _kill9(berth, "berth-runtime-agent")
+        _touch_in_rootfs(berth, cid, "/tmp/go")  # the exec exits now, with no agent running
+        berth.wait_restarted("berth-runtime-agent", old, timeout=40)
+        _, err = attached.communicate(timeout=60)
+        assert attached.returncode == 7, err
+        state = berth.http("GET", f"/exec/{exec_id}/json").json()
+        assert (state["Running"], state["ExitCode"]) == (False, 7)
+        assert _exec_ids(berth, cid) == []
+    finally:
+        attached.kill()
+        attached.wait()
+        berth.docker("rm", "-f", cid)
+
+
+def _exec_ids(berth: Berth, cid: str) -> list[str]:
+    return json.loads(berth.docker_ok("inspect", "-f", "{{json .ExecIDs}}", cid)) or []
+
+
+def _touch_in_rootfs(berth: Berth, cid: str, path: str) -> None:
+    """Create a file inside the container without the agent (it is down): through the init's
+    root, /proc/<pid>/root."""
+    pid = berth.docker_ok("inspect", "-f", "{{.State.Pid}}", cid).strip()
+    with open(f"/proc/{pid}/root{path}", "w"):
+        pass

@@ -126,12 +126,14 @@ def spec(*args: str, **kw: Any) -> TaskSpec:
 
 
 @asynccontextmanager
-async def client(nats_url: str, node: str) -> AsyncIterator[Client]:
+async def client(nats_url: str, node: str, ready: bool = True) -> AsyncIterator[Client]:
+    """ready=False: no wait for the agent (to subscribe before it starts; call wait_ready)."""
     nc = await connect(nats_url, "agent-test")
     try:
         c = Client(nc, node)
         await c.watch_exits()
-        await c.wait_ready()
+        if ready:
+            await c.wait_ready()
         yield c
     finally:
         await nc.close()

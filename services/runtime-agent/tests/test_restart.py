@@ -12,8 +12,20 @@ from pathlib import Path
 
 import anyio
 from agent_testlib import client, spec
-from berth_contracts.agent import TaskGet, TaskKill, TaskState
+from berth_contracts import subjects
+from berth_contracts.agent import (
+    ExecProcess,
+    TaskExec,
+    TaskExecGet,
+    TaskExecStarted,
+    TaskExecState,
+    TaskGet,
+    TaskKill,
+    TaskState,
+)
 from berth_contracts.base import Done
+from berth_contracts.codec import encode
+from berth_contracts.streams import StdinChunk
 
 
 def new_id() -> str:
@@ -165,3 +177,53 @@ def test_output_while_agent_down_goes_to_the_log(agent, rootfs: Path, nats_url: 
     lines = [json.loads(ln)["log"] for ln in log_path.read_text().splitlines()]
     assert lines[-1] == "last\n"
     assert [int(x) for x in lines[:-1]] == list(range(1, len(lines)))  # nothing lost or doubled
+
+
+def test_execs_across_an_agent_restart(agent, rootfs: Path, nats_url: str) -> None:
+    """An exec that exits while the agent is down, one that exits after the new agent adopted
+    the shim, and one whose stdin is fed by the new agent: all end with their own exit codes."""
+    cid = new_id()
+    gone, later, reader = new_id(), new_id(), new_id()
+
+    def waits_for(flag: str, code: int) -> ExecProcess:
+        script = f"while [ ! -e /tmp/{flag} ]; do sleep 0.05; done; exit {code}"
+        return ExecProcess(args=["sh", "-c", script], env=["PATH=/bin"])
+
+    async def start() -> None:
+        async with client(nats_url, agent.node) as c:
+            await c.run(cid, rootfs, spec("sleep", "100"))
+            for eid, proc in (
+                (gone, waits_for("gone", 7)),
+                (later, waits_for("later", 9)),
+                (reader, ExecProcess(args=["sh", "-c", "read x; exit $x"], open_stdin=True)),
+            ):
+                await c.call(TaskExec(container_id=cid, exec_id=eid, process=proc), TaskExecStarted)
+
+    anyio.run(start)
+    agent.kill9()
+    (rootfs / "tmp" / "gone").touch()  # exits now, with no agent to tell
+    time.sleep(0.5)
+
+    async def after_restart() -> None:
+        async with client(nats_url, agent.node, ready=False) as c:
+            outputs = {eid: await c.collect_output(eid) for eid in (gone, later, reader)}
+            agent.start()
+            await c.wait_ready()
+            await outputs[gone].wait_eof()  # published by the new agent when it adopts the shim
+            state = await c.call(TaskExecGet(container_id=cid, exec_id=gone), TaskExecState)
+            assert (state.running, state.exit_code) == (False, 7)
+
+            state = await c.call(TaskExecGet(container_id=cid, exec_id=later), TaskExecState)
+            assert state.running and state.pid > 0
+            (rootfs / "tmp" / "later").touch()
+            await outputs[later].wait_eof()
+            state = await c.call(TaskExecGet(container_id=cid, exec_id=later), TaskExecState)
+            assert (state.running, state.exit_code) == (False, 9)
+
+            await c.nc.publish(subjects.stdio_in(reader), encode(StdinChunk(data=b"5\n", eof=True)))
+            await outputs[reader].wait_eof()
+            state = await c.call(TaskExecGet(container_id=cid, exec_id=reader), TaskExecState)
+            assert (state.running, state.exit_code) == (False, 5)
+            await c.delete(cid)
+
+    anyio.run(after_restart)

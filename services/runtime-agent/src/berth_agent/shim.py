@@ -40,6 +40,9 @@ PR_SET_CHILD_SUBREAPER = 36
 OUTBUF_SOFT_LIMIT = 1024 * 1024  # beyond this, live output to a slow agent is dropped
 DRAIN_AFTER_EXIT = 2.0  # seconds to wait for the output pipes to close after the init exited
 DELETE_KILL_WAIT = 10.0
+# Exec exits no agent has acknowledged yet (it may have been down when they happened): the next
+# agent learns them from the hello frame. Bounded: a healthcheck runs an exec every interval.
+DONE_EXECS_KEPT = 256
 READ_SIZE = 64 * 1024
 
 
@@ -95,6 +98,7 @@ class Shim:
         self.execs: dict[str, Exec] = {}
         self.exec_stdin: dict[str, bytearray] = {}
         self.exec_closing: set[str] = set()  # stdin to close once its buffer is written
+        self.done_execs: dict[str, int] = {}  # exec id -> exit code, until an agent acks it
 
     # --- set-up ------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -212,7 +216,7 @@ class Shim:
         self.inbuf.clear()
         self.outbuf.clear()
         self.sel.register(conn, selectors.EVENT_READ, "conn")
-        self.send({"t": "hello", "state": dict(self.state)})
+        self.send({"t": "hello", "state": dict(self.state), "execs": self.exec_summary()})
         spans, self.pending_spans = self.pending_spans, []
         for span in spans:
             self.send(span)
@@ -328,6 +332,8 @@ class Shim:
                 self.write_exec_stdin(str(frame.get("eid")), b"", close=True)
             elif kind == "xresize":
                 self.cmd_exec_resize(rid, frame)
+            elif kind == "xack":
+                self.done_execs.pop(str(frame.get("eid")), None)
             elif rid:
                 self.reply(rid, False, error=f"unknown shim command {kind!r}")
         except RuncError as exc:
@@ -588,7 +594,15 @@ class Shim:
             del self.execs[eid]
             self.exec_stdin.pop(eid, None)
             self.exec_closing.discard(eid)
+            self.done_execs[eid] = ex.exit_code
+            while len(self.done_execs) > DONE_EXECS_KEPT:
+                del self.done_execs[next(iter(self.done_execs))]
             self.send({"t": "xexit", "eid": eid, "code": ex.exit_code})
+
+    def exec_summary(self) -> dict[str, Any]:
+        """For a (re)connecting agent: the execs that run, and exits it was not told about."""
+        running = {eid: {"pid": ex.pid, "stdin": ex.stdin_fd >= 0} for eid, ex in self.execs.items()}
+        return {"running": running, "done": dict(self.done_execs)}
 
     # --- stdin -------------------------------------------------------------------------------
     def write_stdin(self, data: bytes) -> None:

@@ -119,6 +119,15 @@ class Task:
         )
 
 
+@dataclass
+class AdoptedExecs:
+    """What a (re)connected shim's hello said about execs the agent did not know."""
+
+    finished: list[str] = field(default_factory=list)  # exited while no agent listened
+    acknowledged: list[str] = field(default_factory=list)  # exits this agent already had
+    with_stdin: list[str] = field(default_factory=list)  # running, with an open stdin
+
+
 class TaskManager:
     def __init__(
         self, nc: NATS, node: str, paths: Paths, tg: TaskGroup, runc: str = "runc"
@@ -176,6 +185,9 @@ class TaskManager:
             await self.nc.publish(
                 subjects.stdio_out(eid), encode(StdioChunk(stream=1, data=b"", eof=True))
             )
+            if task.conn is not None:
+                with contextlib.suppress(ShimGone):
+                    await task.conn.send({"t": "xack", "eid": eid})  # the shim may forget it now
         elif kind == "span":
             self.spans.emit(frame)
         elif kind == "hello":
@@ -194,10 +206,46 @@ class TaskManager:
         )
         await self.nc.publish(subjects.task_events(self.node), encode(event))
 
-    def _attach(self, task: Task, conn: ShimConn) -> None:
+    def _attach(self, task: Task, conn: ShimConn) -> AdoptedExecs:
         task.conn = conn
         task.state = dict(conn.hello.get("state") or task.state)
+        # Before the connection is served: an exit frame that follows the hello must find the
+        # exec registered, or it would be taken for running forever.
+        adopted = self._adopt_execs(task, conn.hello.get("execs") or {})
         self.tg.start_soon(self._serve_conn, task, conn)
+        return adopted
+
+    def _adopt_execs(self, task: Task, summary: dict[str, Any]) -> AdoptedExecs:
+        """Take over the execs the shim reports: a restarted agent knew none of them."""
+        adopted = AdoptedExecs()
+        for eid, info in dict(summary.get("running") or {}).items():
+            if eid not in self.execs:
+                self.execs[eid] = ExecRun(exec_id=eid, container_id=task.id, pid=int(info["pid"]))
+                if info.get("stdin"):
+                    adopted.with_stdin.append(eid)
+        for eid, code in dict(summary.get("done") or {}).items():
+            run = self.execs.get(eid)
+            if run is None:
+                run = self.execs[eid] = ExecRun(exec_id=eid, container_id=task.id, pid=0)
+            if run.running:
+                run.running, run.exit_code = False, int(code)
+                adopted.finished.append(eid)
+            else:
+                adopted.acknowledged.append(eid)
+        return adopted
+
+    async def _resume_execs(self, conn: ShimConn, adopted: AdoptedExecs) -> None:
+        """Exits that happened while no agent listened end their streams now (the engine's exec
+        watcher then reads the code); stdin of running execs flows again."""
+        for eid in adopted.finished:
+            await self.nc.publish(
+                subjects.stdio_out(eid), encode(StdioChunk(stream=1, data=b"", eof=True))
+            )
+        for eid in adopted.with_stdin:
+            await self.stdin.ready(eid)
+        with contextlib.suppress(ShimGone):
+            for eid in (*adopted.finished, *adopted.acknowledged):
+                await conn.send({"t": "xack", "eid": eid})
 
     async def _serve_conn(self, task: Task, conn: ShimConn) -> None:
         async def on_frame(frame: dict[str, Any]) -> None:
@@ -256,8 +304,9 @@ class TaskManager:
                 return False
             await self._reconcile_dead(task)
             return True
-        self._attach(task, conn)
+        adopted = self._attach(task, conn)
         await self._subscribe_stdin(task)
+        await self._resume_execs(conn, adopted)
         log.info("adopted shim of %s (%s)", task.id, task.state.get("status"))
         if task.state.get("status") == "stopped":
             # It exited while we were away (or before TaskDelete acknowledged it): report again.
