@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
 from berth_agent.oci import DEFAULT_CAPS, available_caps, build_config, capabilities
 from berth_agent.shim_log import LINE_MAX, JsonFileLog
 from berth_agent.timefmt import parse_rfc3339nano, rfc3339nano
-from berth_agent.users import resolve_user
+from berth_agent.users import read_in_root, resolve_user
 from berth_contracts.agent import TaskSpec
 from berth_contracts.errors import InvalidParameter
 
@@ -168,3 +169,30 @@ def test_shim_side_imports_only_the_stdlib() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_read_in_root_survives_renames_elsewhere(tmp_path: Path) -> None:
+    """openat2(RESOLVE_IN_ROOT) fails with EAGAIN when any rename on the host races a `..` of
+    the lookup (the suite's own file churn did, in CI); the read retries instead of failing."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "real").mkdir()
+    (root / "real" / "passwd").write_text("inside:x:7:7::/in:/bin/sh\n")
+    (root / "etc" / "passwd").symlink_to("../../../../../../real/passwd")
+    stop = threading.Event()
+
+    def rename_back_and_forth() -> None:
+        a, b = tmp_path / "a", tmp_path / "b"
+        a.touch()
+        while not stop.is_set():
+            a.rename(b)
+            b.rename(a)
+
+    renamer = threading.Thread(target=rename_back_and_forth)
+    renamer.start()
+    try:
+        for _ in range(20000):
+            assert read_in_root(str(root), "/etc/passwd") == b"inside:x:7:7::/in:/bin/sh\n"
+    finally:
+        stop.set()
+        renamer.join()

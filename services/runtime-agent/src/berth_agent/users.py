@@ -24,6 +24,7 @@ class _OpenHow(ctypes.Structure):
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_EAGAIN_RETRIES = 64
 
 
 def read_in_root(root: str, path: str) -> bytes | None:
@@ -31,9 +32,14 @@ def read_in_root(root: str, path: str) -> bytes | None:
     dirfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         how = _OpenHow(os.O_RDONLY | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
-        fd = _libc.syscall(
-            _SYS_OPENAT2, dirfd, path.lstrip("/").encode(), ctypes.byref(how), ctypes.sizeof(how)
-        )
+        for _ in range(_EAGAIN_RETRIES):
+            fd = _libc.syscall(
+                _SYS_OPENAT2, dirfd, path.lstrip("/").encode(), ctypes.byref(how), ctypes.sizeof(how)
+            )
+            # EAGAIN: a rename or mount anywhere on the host raced a `..` of this lookup, and
+            # the kernel could not prove it stayed inside the root; openat2(2) says to retry.
+            if fd >= 0 or ctypes.get_errno() != errno.EAGAIN:
+                break
         if fd < 0:
             err = ctypes.get_errno()
             if err in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EXDEV):
