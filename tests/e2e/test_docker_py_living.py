@@ -80,6 +80,83 @@ def test_attach_socket_interactive(client: docker.DockerClient, busybox_image: s
         c.remove(force=True)
 
 
+
+def _read_until(raw: socket.socket, want: bytes) -> bytes:
+    got = b""
+    while want not in got:
+        data = raw.recv(4096)
+        assert data, got
+        got += data
+    return got
+
+
+def _closed_by_server(raw: socket.socket) -> bool:
+    try:
+        while raw.recv(4096):
+            pass  # the rest of the terminal's echo
+    except TimeoutError:
+        return False
+    return True
+
+
+def _type(raw: socket.socket, keys: bytes) -> None:
+    for key in keys:  # one key at a time, as from a terminal
+        raw.sendall(bytes([key]))
+        time.sleep(0.1)
+
+
+def test_detach_keys_end_an_attach(client: docker.DockerClient, busybox_image: str) -> None:
+    """moby's server-side detach: ctrl-p ctrl-q (or the client's detachKeys), typed into a TTY
+    attach, closes the connection and leaves the container running; keys that only start the
+    sequence reach the container."""
+    c = client.containers.run(busybox_image, ["cat"], detach=True, stdin_open=True, tty=True)
+    try:
+        sock = client.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1})
+        raw: socket.socket = sock._sock
+        raw.settimeout(10)
+        _type(raw, b"\x10a\n")  # ctrl-p, then not ctrl-q: both go on
+        assert b"^Pa" in _read_until(raw, b"^Pa")
+        _type(raw, b"\x10\x11")
+        assert _closed_by_server(raw)
+        sock.close()
+        c.reload()
+        assert c.status == "running"
+
+        params = {"stdin": 1, "stdout": 1, "stream": 1, "detachKeys": "ctrl-x,y"}
+        sock = client.api.attach_socket(c.id, params=params)
+        raw = sock._sock
+        raw.settimeout(10)
+        _type(raw, b"\x18y")
+        assert _closed_by_server(raw)
+        sock.close()
+        c.reload()
+        assert c.status == "running"
+
+        with pytest.raises(docker.errors.APIError, match=r"Invalid detach keys \(ctrl-yes\)"):
+            client.api.attach_socket(c.id, params={"stdin": 1, "detachKeys": "ctrl-yes"})
+    finally:
+        c.remove(force=True)
+
+
+def test_detach_keys_end_an_exec_session(client: docker.DockerClient, busybox_image: str) -> None:
+    c = client.containers.run(busybox_image, ["sleep", "120"], detach=True)
+    try:
+        exec_id = client.api.exec_create(
+            c.id, ["sh", "-c", "cat; echo ended > /tmp/ended"], stdin=True, tty=True,
+            detach_keys="ctrl-a,b",
+        )["Id"]
+        sock = client.api.exec_start(exec_id, tty=True, socket=True)
+        raw: socket.socket = sock._sock
+        raw.settimeout(10)
+        _type(raw, b"\x01b")
+        assert _closed_by_server(raw)
+        sock.close()
+        assert client.api.exec_inspect(exec_id)["Running"] is True  # the session runs on
+        with pytest.raises(docker.errors.APIError, match=r"Invalid escape keys \(ctrl-\)"):
+            client.api.exec_create(c.id, ["true"], detach_keys="ctrl-")
+    finally:
+        c.remove(force=True)
+
 def test_pause_unpause(client: docker.DockerClient, busybox_image: str) -> None:
     c = client.containers.run(busybox_image, ["sleep", "120"], detach=True)
     try:

@@ -23,8 +23,26 @@ async def read_json(request: web.Request, tp: type[T], *, allow_empty: bool = Fa
             return None
         raise InvalidParameter("invalid JSON: got EOF while reading request body")
     try:
+        if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+            obj = msgspec.json.decode(data)
+            if isinstance(obj, dict):
+                return msgspec.convert(_go_field_names(obj, tp), tp)
         return msgspec.json.decode(data, type=tp)
     except msgspec.ValidationError as exc:
         raise InvalidParameter(f"invalid JSON: {exc}") from None
     except msgspec.DecodeError as exc:
         raise InvalidParameter(f"invalid JSON: {exc}") from None
+
+
+def _go_field_names(obj: dict[str, object], tp: type[msgspec.Struct]) -> dict[str, object]:
+    """Go's encoding/json matches a struct's field names case-insensitively, and clients rely
+    on it (docker-py sends `detachKeys` for DetachKeys): the top-level keys of the body are
+    matched the same way. An exact match wins over one that differs only in case."""
+    names = {f.encode_name.lower(): f.encode_name for f in msgspec.structs.fields(tp)}
+    out = dict(obj)
+    for key, value in obj.items():
+        name = names.get(key.lower())
+        if name is not None and name != key:
+            out.pop(key)
+            out.setdefault(name, value)
+    return out

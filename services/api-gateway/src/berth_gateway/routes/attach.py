@@ -8,21 +8,24 @@ logs=1 replay) is already queued for this client.
 
 from __future__ import annotations
 
+import functools
+
 import anyio
 from aiohttp import web
 from berth_contracts import subjects
-from berth_contracts.codec import decode, encode
+from berth_contracts.codec import decode
 from berth_contracts.docker import Event
 from berth_contracts.engine import ContainerLogs, ContainerRef
-from berth_contracts.streams import STDERR, STDOUT, StdinChunk, StdioChunk
+from berth_contracts.streams import STDERR, STDOUT, StdioChunk
 from nats.aio.subscription import Subscription
 
-from berth_gateway import stdcopy
+from berth_gateway import detachkeys, stdcopy
 from berth_gateway.backend import Backend, backend
 from berth_gateway.hijack import Hijacked, HijackedResponse, hijack
 from berth_gateway.logreplay import LogStreamError, log_replay
 from berth_gateway.params import qbool
 from berth_gateway.routes.table import Route
+from berth_gateway.stdinpump import pump_stdin
 from berth_gateway.versions import API_VERSION_KEY
 from berth_gateway.watch import watch_container
 
@@ -46,6 +49,7 @@ class Streams:
 
 
 async def attach(request: web.Request) -> web.StreamResponse:
+    detach_keys = detachkeys.parse(request.query.get("detachKeys", ""))
     be = backend(request)
     logs, stream = qbool(request, "logs"), qbool(request, "stream")
     streams = Streams(qbool(request, "stdout"), qbool(request, "stderr"))
@@ -61,7 +65,20 @@ async def attach(request: web.Request) -> web.StreamResponse:
             if stream and latest is not None and await _has_a_run_to_stream(latest, events):
                 async with anyio.create_task_group() as tg:
                     if with_stdin and conn.stdin is not None:
-                        tg.start_soon(_pump_stdin, be, conn, latest)
+                        # As in moby, the end of one client's input closes the container's
+                        # stdin only for StdinOnce containers without a TTY: another client may
+                        # attach later (a terminal outlives a client that detached). Only a TTY
+                        # detaches on the detach keys.
+                        pump = functools.partial(
+                            pump_stdin,
+                            be,
+                            conn,
+                            subjects.stdio_in(latest.id),
+                            eof_at_end=latest.stdin_once and not latest.tty,
+                            detach_keys=detach_keys if latest.tty else b"",
+                            session=tg.cancel_scope,
+                        )
+                        tg.start_soon(pump)
                     await _relay_output(sub, conn, ref.tty, streams)
                     tg.cancel_scope.cancel()  # output ended: stdin has nowhere to go
         except* ConnectionError:
@@ -129,22 +146,6 @@ async def _has_a_run_to_stream(latest: ContainerRef, events: Subscription) -> bo
             return await _until_started(events)
         return False
     return True
-
-
-async def _pump_stdin(be: Backend, conn: Hijacked, ref: ContainerRef) -> None:
-    """Client bytes become StdinChunks; the client's half-close becomes eof if StdinOnce.
-
-    As in moby, the end of one client's input closes the container's stdin only for StdinOnce
-    containers without a TTY: another client may attach to the others later (and a terminal
-    outlives a client that detached with ctrl-p ctrl-q).
-    """
-    assert conn.stdin is not None
-    subject = subjects.stdio_in(ref.id)
-    while (data := await conn.stdin.read()) is not None:
-        await be.nc.publish(subject, encode(StdinChunk(data=data)))
-    if ref.stdin_once and not ref.tty:
-        await be.nc.publish(subject, encode(StdinChunk(data=b"", eof=True)))
-    await be.nc.flush(timeout=10)
 
 
 ROUTES = [Route("POST", "/containers/{id:.*}/attach", attach)]

@@ -7,11 +7,13 @@ on the stream (the CLI prints it and reads the exit code, 126, from /exec/{id}/j
 
 from __future__ import annotations
 
+import functools
+
 import anyio
 from aiohttp import web
 from berth_contracts import subjects
 from berth_contracts.base import Done
-from berth_contracts.codec import decode, encode
+from berth_contracts.codec import decode
 from berth_contracts.errors import BerthError
 from berth_contracts.execs import (
     ExecConfig,
@@ -23,22 +25,24 @@ from berth_contracts.execs import (
     ExecStart,
     ExecStartConfig,
 )
-from berth_contracts.streams import STDOUT, StdinChunk, StdioChunk
+from berth_contracts.streams import STDOUT, StdioChunk
 from nats.aio.subscription import Subscription
 
-from berth_gateway import stdcopy
-from berth_gateway.backend import Backend, backend
+from berth_gateway import detachkeys, stdcopy
+from berth_gateway.backend import backend
 from berth_gateway.bodies import read_json
 from berth_gateway.hijack import Hijacked, HijackedResponse, hijack
 from berth_gateway.params import qint
 from berth_gateway.responses import json_response
 from berth_gateway.routes.table import Route
+from berth_gateway.stdinpump import pump_stdin
 from berth_gateway.versions import API_VERSION_KEY
 
 
 async def create(request: web.Request) -> web.Response:
     config = await read_json(request, ExecConfig)
     assert config is not None
+    detachkeys.parse(config.detach_keys, "escape keys")  # moby's words for exec
     reply = await backend(request).call(
         ExecCreate(ref=request.match_info["id"], config=config), ExecCreated
     )
@@ -85,7 +89,18 @@ async def start(request: web.Request) -> web.StreamResponse:
                 return HijackedResponse()
             async with anyio.create_task_group() as tg:
                 if detail.exec.open_stdin and conn.stdin is not None:
-                    tg.start_soon(_pump_stdin, be, conn, exec_id, tty)
+                    # The client's half-close closes the exec's stdin (moby's CloseStdin), but a
+                    # terminal outlives a client that detached (on the detach keys, TTY only).
+                    pump = functools.partial(
+                        pump_stdin,
+                        be,
+                        conn,
+                        subjects.stdio_in(exec_id),
+                        eof_at_end=not tty,
+                        detach_keys=detachkeys.parse(detail.exec.detach_keys) if tty else b"",
+                        session=tg.cancel_scope,
+                    )
+                    tg.start_soon(pump)
                 await _relay(sub, conn, tty, detail)
                 tg.cancel_scope.cancel()  # the process is gone: its stdin with it
         except* ConnectionError:
@@ -103,18 +118,6 @@ async def _relay(sub: Subscription, conn: Hijacked, tty: bool, detail: ExecDetai
             await conn.write(stdcopy.encode(chunk.stream, chunk.data, tty))
         if chunk.eof:
             return
-
-
-async def _pump_stdin(be: Backend, conn: Hijacked, exec_id: str, tty: bool) -> None:
-    """Client input to the exec; its half-close closes the exec's stdin (moby's CloseStdin),
-    except with a TTY: a terminal outlives a client that detached."""
-    assert conn.stdin is not None
-    subject = subjects.stdio_in(exec_id)
-    while (data := await conn.stdin.read()) is not None:
-        await be.nc.publish(subject, encode(StdinChunk(data=data)))
-    if not tty:
-        await be.nc.publish(subject, encode(StdinChunk(data=b"", eof=True)))
-    await be.nc.flush(timeout=10)
 
 
 ROUTES = [
