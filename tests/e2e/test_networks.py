@@ -71,6 +71,35 @@ def test_user_network_dns_alias_and_isolation(berth: Berth, busybox_image: str) 
     assert net not in names and {"bridge", "host", "none"} <= set(names)
 
 
+
+def test_default_bridge_isolated_from_user_networks(berth: Berth, busybox_image: str) -> None:
+    """As in Docker, the default bridge reaches no user-defined network; and removing some other
+    network does not lift that (netavark 1.4 drops its host-wide isolation jump on a network's
+    complete teardown; the agent puts it back)."""
+    net, spare = _name("iso"), _name("spare")
+    web, probe = _name("web"), _name("probe")
+    berth.docker_ok("network", "create", net)
+    berth.docker_ok("network", "create", spare)
+    try:
+        berth.docker_ok("run", "-d", "--name", web, "--network", net, busybox_image, *HTTPD)
+        [info] = json.loads(berth.docker_ok("inspect", web))
+        url = f"http://{info['NetworkSettings']['Networks'][net]['IPAddress']}/"
+        wait_until(lambda: _wget(berth, busybox_image, net, url)[0] == 0, 60, "httpd up")
+        berth.docker_ok("run", "-d", "--name", probe, busybox_image, "sleep", "300")
+
+        def probe_reaches() -> bool:
+            res = berth.docker("exec", probe, "timeout", "5", "wget", "-q", "-O", "-", url)
+            return res.returncode == 0
+
+        assert not probe_reaches()
+        berth.docker_ok("run", "--rm", "--network", spare, busybox_image, "true")
+        berth.docker_ok("network", "rm", spare)  # its bridge and rules go now
+        assert not probe_reaches()
+    finally:
+        berth.docker("rm", "-f", web, probe)
+        berth.docker("network", "rm", net)
+        berth.docker("network", "rm", spare)
+
 def test_published_port_on_loopback(berth: Berth, busybox_image: str) -> None:
     ctr = _name("pub")
     try:

@@ -34,9 +34,17 @@ def free_subnet() -> str:
 
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    info = network_info(isolate=False)
+    yield info
+    for link in (info["network_interface"], netsetup.keeper_name(info["id"])):
+        subprocess.run(["ip", "link", "del", link], capture_output=True)
+
+
+def network_info(isolate: bool) -> dict[str, Any]:
+    """netavark's description of a network on a free scratch subnet."""
     net_id = uuid.uuid4().hex + uuid.uuid4().hex
     subnet = free_subnet()
-    info = {
+    return {
         "name": netsetup.netavark_name(net_id),
         "id": net_id,
         "driver": "bridge",
@@ -46,11 +54,8 @@ def network(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "internal": False,
         "dns_enabled": False,
         "ipam_options": {"driver": "host-local"},
-        "options": {},
+        "options": {"isolate": "true"} if isolate else {},
     }
-    yield info
-    for link in (info["network_interface"], netsetup.keeper_name(net_id)):
-        subprocess.run(["ip", "link", "del", link], capture_output=True)
 
 
 def attach(net: NetworkSetup, info: dict[str, Any], ns: str, address: str) -> dict[str, Any]:
@@ -91,3 +96,35 @@ def test_keeper_holds_the_bridge_until_released(tmp_path: Path, network: dict[st
     rules_after = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     assert network["subnets"][0]["subnet"] not in rules_after  # netavark's NAT/forward rules went
     assert net.release_keepers() == []
+
+
+def _reaches(ns: str, address: str) -> bool:
+    ping = ["ip", "netns", "exec", ns, "busybox", "ping", "-c", "1", "-W", "1", address]
+    return subprocess.run(ping, capture_output=True).returncode == 0
+
+
+def test_network_release_keeps_the_others_isolated(tmp_path: Path) -> None:
+    """netavark 1.4 drops the host-wide isolation jump when an isolated network is torn down
+    completely; after releasing one network, the agent puts it back for those still kept."""
+    a, b, gone = (network_info(isolate=True) for _ in range(3))
+    net = NetworkSetup(tmp_path)
+    ns_a, ns_b, ns_gone = (f"bt{os.getpid()}{x}" for x in "abg")
+    ip = {n["name"]: n["subnets"][0]["subnet"].replace(".0/24", ".2") for n in (a, b, gone)}
+    try:
+        for info, ns in ((a, ns_a), (b, ns_b), (gone, ns_gone)):
+            options = attach(net, info, ns, ip[info["name"]])
+            net._keep(info)
+        assert _reaches(ns_a, a["subnets"][0]["gateway"])  # the network works
+        assert not _reaches(ns_a, ip[b["name"]])  # and is isolated from the others
+        net._run("teardown", Path("/run/netns") / ns_gone, options)  # its container leaves
+        assert net.release_network(gone["id"])
+        assert not Path(f"/sys/class/net/{gone['network_interface']}").exists()
+        assert not _reaches(ns_a, ip[b["name"]])  # still isolated: the jump was put back
+        assert not net.release_network(gone["id"])  # released once
+    finally:
+        for ns in (ns_a, ns_b, ns_gone):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        net.release_keepers()
+        for info in (a, b, gone):
+            for link in (info["network_interface"], netsetup.keeper_name(info["id"])):
+                subprocess.run(["ip", "link", "del", link], capture_output=True)

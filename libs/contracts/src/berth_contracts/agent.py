@@ -14,7 +14,12 @@ import msgspec
 from berth_contracts.agentops import TaskStats, TaskTop, TaskUpdate
 from berth_contracts.base import Command, Done, Ping, Reply
 from berth_contracts.lifecycle import Mount
-from berth_contracts.networks import NetworkAttachment, PortMapping, TaskNetworkUpdate
+from berth_contracts.networks import (
+    NetworkAttachment,
+    NetworkRelease,
+    PortMapping,
+    TaskNetworkUpdate,
+)
 
 __all__ = ["Done"]
 
@@ -218,6 +223,7 @@ AgentRequest = (
     | TaskUpdate
     | TaskStats
     | TaskNetworkUpdate
+    | NetworkRelease
     | Ping
 )
 

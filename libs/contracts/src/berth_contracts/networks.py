@@ -120,6 +120,13 @@ class NetworksPruned(Reply, frozen=True):
     networks_deleted: list[str]
 
 
+class NetworkRelease(Command, frozen=True):
+    """Agent (subjects.agent_rpc): `docker network rm` happened; drop what the agent keeps up
+    for that network between containers (its bridge keeper, hence the bridge and its rules); Done."""
+
+    network_id: str
+
+
 class TaskNetworkUpdate(Command, frozen=True):
     """Agent (subjects.agent_rpc): attach a running task to more networks or detach it
     (`docker network connect/disconnect` of a running container); Done."""

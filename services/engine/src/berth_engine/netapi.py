@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 import anyio
 from berth_contracts.base import Done
 from berth_contracts.docker import EndpointIPAMConfig, EndpointSettings
 from berth_contracts.errors import (
+    BerthError,
     Conflict,
     Forbidden,
     InvalidParameter,
@@ -25,6 +27,7 @@ from berth_contracts.networks import (
     NetworkList,
     NetworkListing,
     NetworkPrune,
+    NetworkRelease,
     NetworkRemove,
     NetworksPruned,
     TaskNetworkUpdate,
@@ -35,6 +38,8 @@ from berth_engine.core import EngineCore
 from berth_engine.listing import label_matches
 from berth_engine.netstore import NetworkRecord
 from berth_engine.networking import NetworkService
+
+log = logging.getLogger(__name__)
 
 _FILTERS = ("name", "id", "driver", "label", "type", "scope", "dangling")
 
@@ -160,7 +165,18 @@ class NetworkApi:
                 f"error while removing network: network {net.name} id {net.id} has active endpoints"
             )
         await anyio.to_thread.run_sync(self.svc.nets.remove, net)
+        await self._release_on_agents(net)
         return NetworkDetail(network=self.view(net))
+
+    async def _release_on_agents(self, net: NetworkRecord) -> None:
+        """The agents keep a network's bridge up between containers: tell them it is gone. An
+        agent that does not answer keeps it until it stops (a bridge, no endpoint)."""
+        nodes = {self.core.node, *(rec.node for rec in self.core.store.all())}
+        for node in sorted(nodes):
+            try:
+                await self.core.agent(node, NetworkRelease(network_id=net.id), Done, attempts=1)
+            except BerthError as exc:
+                log.warning("network %s: release on %s: %s", net.name, node, exc.message)
 
     async def connect(self, cmd: NetworkConnect) -> NetworkDetail:
         net = self.svc.lookup(cmd.ref)
@@ -223,6 +239,7 @@ class NetworkApi:
             if (wanted := cmd.filters.get("label")) and not label_matches(net.labels, wanted):
                 continue
             await anyio.to_thread.run_sync(self.svc.nets.remove, net)
+            await self._release_on_agents(net)
             deleted.append(net.name)
         return NetworksPruned(networks_deleted=deleted)
 

@@ -6,12 +6,19 @@ server with aliases and per-network isolation, which Docker's user-defined netwo
 The namespace runc made is bind-mounted to <exec-root>/agent/netns/<id>, so teardown still
 finds it after the container's processes are gone (and after an agent restart).
 
-The default bridge keeps its bridge and firewall rules between containers, as docker0 does:
-netavark tears a bridge down completely (interface, NAT and forwarding rules: ~160 ms, most of a
+Every network keeps its bridge and firewall rules between containers, as Docker's do: netavark
+tears a bridge down completely (interface, NAT and forwarding rules: ~160 ms, most of a
 `docker run --rm`) when its last container leaves, so the agent enslaves a "keeper", a dummy
-interface pair with no address, to that bridge. The agent releases it when it stops (and the test
-clean-up does): with no container left, a throw-away namespace is attached and detached again,
-which makes netavark's own teardown remove the bridge and its rules.
+interface pair with no address, to each bridge it sets up. It releases a network's keeper on
+`docker network rm` (NetworkRelease) and all of them when it stops (the test clean-up does too):
+with no container left, a throw-away namespace is attached and detached again, which makes
+netavark's own teardown remove the bridge and its rules.
+
+Keepers are also what makes isolation hold. Every network is isolated from the others, the
+default bridge included, as in Docker; but netavark 1.4 removes the host-wide
+`FORWARD -j NETAVARK_ISOLATION_1` jump whenever an isolated network is torn down completely.
+With keepers that happens only on a release, after which the jump is put back by attaching a
+throw-away namespace to a network that is still kept, if there is one.
 """
 
 from __future__ import annotations
@@ -34,7 +41,6 @@ from berth_contracts.networks import NetworkAttachment, PortMapping
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BRIDGE = "bridge"  # Docker's name of the default network
 
 NETAVARK = os.environ.get("BERTH_NETAVARK", "/usr/lib/podman/netavark")
 AARDVARK = os.environ.get("BERTH_AARDVARK", "/usr/lib/podman/aardvark-dns")
@@ -69,6 +75,11 @@ def _ip(*args: str) -> None:
     if res.returncode != 0:
         text = res.stderr.decode(errors="replace").strip()
         raise InternalError(f"ip {' '.join(args)}: {text or f'exit status {res.returncode}'}")
+
+
+def _isolation_jump_present() -> bool:
+    check = ["iptables", "-w", "-C", "FORWARD", "-j", "NETAVARK_ISOLATION_1"]
+    return subprocess.run(check, capture_output=True, timeout=TIMEOUT, check=False).returncode == 0
 
 
 def keeper_name(network_id: str) -> str:
@@ -113,10 +124,9 @@ def _options(
             "internal": net.internal,
             "dns_enabled": net.dns_enabled,
             "ipam_options": {"driver": "host-local"},
-            # Docker isolates user-defined networks from each other; netavark does when asked.
-            # Not the default bridge: netavark 1.4 drops its global isolation jump whenever an
-            # isolated network loses its last container, and the default bridge churns most.
-            "options": {"isolate": "true"} if net.dns_enabled else {},
+            # Docker isolates its bridge networks from each other; netavark does when asked
+            # (and keepers keep that true: see the module's docstring).
+            "options": {"isolate": "true"},
         }
     return {
         "container_id": cid,
@@ -170,15 +180,18 @@ class NetworkSetup:
         # Saved before setup: a half-done setup is torn down from this too.
         self._state(cid).write_text(json.dumps(options))
         self._run("setup", netns, options)
-        for net in spec.networks:
-            if net.name == DEFAULT_BRIDGE:
-                try:
-                    self._keep(options["network_info"][netavark_name(net.id)])
-                except (InternalError, OSError, subprocess.SubprocessError) as exc:
-                    # Only speed is lost: the bridge is rebuilt when it next empties and refills.
-                    log.warning("no keeper for the default bridge: %s", exc)
+        self._keep_all(options)
 
-    # --- the default bridge's keeper -----------------------------------------------------------
+    # --- keepers -------------------------------------------------------------------------------
+    def _keep_all(self, options: dict[str, Any]) -> None:
+        for info in options["network_info"].values():
+            try:
+                self._keep(info)
+            except (InternalError, OSError, subprocess.SubprocessError) as exc:
+                # The bridge is rebuilt when it next empties and refills (slower), and its
+                # teardown may drop the isolation jump until the next setup.
+                log.warning("no keeper for network %s: %s", info["name"], exc)
+
     def _keepers(self) -> Path:
         return self.config_dir / "keepers"
 
@@ -201,24 +214,44 @@ class NetworkSetup:
         """Remove every keeper; a bridge left without ports is torn down by netavark itself."""
         released = []
         for record in sorted(self._keepers().glob("*.json")):
-            try:
-                info = json.loads(record.read_text())
-                with contextlib.suppress(InternalError):
-                    _ip("link", "del", keeper_name(info["id"]))
-                bridge = info["network_interface"]
-                if os.path.exists(f"/sys/class/net/{bridge}") and not os.listdir(
-                    f"/sys/class/net/{bridge}/brif"
-                ):
-                    self._complete_teardown(info)
-            except (InternalError, OSError, ValueError, KeyError) as exc:
-                log.warning("releasing the keeper of %s: %s", record.stem, exc)
-            record.unlink(missing_ok=True)
+            self._release(record)
             released.append(record.stem)
         return released
 
-    def _complete_teardown(self, info: dict[str, Any]) -> None:
-        """Attach a throw-away namespace and detach it: the last detach removes the bridge and
-        the network's firewall rules (netavark's own complete teardown)."""
+    def release_network(self, network_id: str) -> bool:
+        """`docker network rm`: release that network's keeper (its bridge and rules go with the
+        last container), then put back the isolation jump for the networks still kept."""
+        record = self._keepers() / f"{netavark_name(network_id)}.json"
+        if not record.exists():
+            return False
+        self._release(record)
+        remaining = sorted(self._keepers().glob("*.json"))
+        if remaining and not _isolation_jump_present():
+            try:
+                self._attach_and_detach(json.loads(remaining[0].read_text()))
+            except (InternalError, OSError, ValueError, KeyError) as exc:
+                log.warning("restoring network isolation: %s", exc)
+        return True
+
+    def _release(self, record: Path) -> None:
+        try:
+            info = json.loads(record.read_text())
+            with contextlib.suppress(InternalError):
+                _ip("link", "del", keeper_name(info["id"]))
+            bridge = info["network_interface"]
+            if os.path.exists(f"/sys/class/net/{bridge}") and not os.listdir(
+                f"/sys/class/net/{bridge}/brif"
+            ):
+                self._attach_and_detach(info)  # the last detach is a complete teardown
+        except (InternalError, OSError, ValueError, KeyError) as exc:
+            log.warning("releasing the keeper of %s: %s", record.stem, exc)
+        record.unlink(missing_ok=True)
+
+    def _attach_and_detach(self, info: dict[str, Any]) -> None:
+        """Attach a throw-away namespace to the network and detach it. On a bridge with nothing
+        else attached, the detach removes the bridge and the network's firewall rules
+        (netavark's own complete teardown); on a kept one, the attach (re)creates what netavark
+        sets up once per network, such as the isolation jump, and the detach leaves it."""
         ns = f"berth-release-{os.getpid()}"
         subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True, timeout=TIMEOUT)
         _ip("netns", "add", ns)
@@ -261,6 +294,7 @@ class NetworkSetup:
             return
         options = _options(cid, name, add, [], first=used)
         self._run("setup", netns, options)
+        self._keep_all(options)
         if state is None:
             state = options
         else:

@@ -10,6 +10,7 @@ from berth_contracts import subjects
 from berth_contracts.agent import (
     AgentRequest,
     Done,
+    NetworkRelease,
     TaskCreate,
     TaskCreated,
     TaskDelete,
@@ -178,6 +179,12 @@ async def main(ctx: ServiceContext) -> None:
         return Done()
 
     srv.handle(TaskNetworkUpdate, task_network)
+
+    async def network_release(cmd: NetworkRelease) -> Done:
+        await anyio.to_thread.run_sync(manager.net.release_network, cmd.network_id)
+        return Done()
+
+    srv.handle(NetworkRelease, network_release)
     srv.handle(TaskExec, task_exec)
     srv.handle(TaskExecGet, task_exec_get)
     srv.handle(TaskExecResize, task_exec_resize)
