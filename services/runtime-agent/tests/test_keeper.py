@@ -110,18 +110,23 @@ def test_network_release_keeps_the_others_isolated(tmp_path: Path) -> None:
     net = NetworkSetup(tmp_path)
     ns_a, ns_b, ns_gone = (f"bt{os.getpid()}{x}" for x in "abg")
     ip = {n["name"]: n["subnets"][0]["subnet"].replace(".0/24", ".2") for n in (a, b, gone)}
+    attached: dict[str, dict[str, Any]] = {}
     try:
         for info, ns in ((a, ns_a), (b, ns_b), (gone, ns_gone)):
-            options = attach(net, info, ns, ip[info["name"]])
+            attached[ns] = attach(net, info, ns, ip[info["name"]])
             net._keep(info)
         assert _reaches(ns_a, a["subnets"][0]["gateway"])  # the network works
         assert not _reaches(ns_a, ip[b["name"]])  # and is isolated from the others
-        net._run("teardown", Path("/run/netns") / ns_gone, options)  # its container leaves
+        net._run("teardown", Path("/run/netns") / ns_gone, attached.pop(ns_gone))  # it leaves
         assert net.release_network(gone["id"])
         assert not Path(f"/sys/class/net/{gone['network_interface']}").exists()
         assert not _reaches(ns_a, ip[b["name"]])  # still isolated: the jump was put back
         assert not net.release_network(gone["id"])  # released once
     finally:
+        # Containers leave through netavark (deleting a namespace frees its veth only later,
+        # and a bridge that still lists it would not be torn down with its rules).
+        for ns, options in attached.items():
+            net._run("teardown", Path("/run/netns") / ns, options)
         for ns in (ns_a, ns_b, ns_gone):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         net.release_keepers()
