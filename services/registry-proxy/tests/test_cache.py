@@ -6,8 +6,12 @@ import hashlib
 import os
 from pathlib import Path
 
+import anyio
 import pytest
 from berth_registry_proxy.cache import Cache, DigestMismatch
+from berth_registry_proxy.config import ProxyConfig
+from berth_registry_proxy.fetches import Fetches
+from berth_registry_proxy.upstream import Upstream
 
 
 def sha(data: bytes) -> str:
@@ -46,3 +50,21 @@ def test_eviction_drops_tags_with_their_manifest(tmp_path: Path) -> None:
     assert cache.get_tag("r.test", "a/b", "1") is None
     assert not any((cache.tag_dir / "r.test").rglob("*.json"))
     assert cache.get_manifest(sha(manifest)) is None
+
+
+def test_no_second_fetch_for_a_blob_cached_meanwhile(tmp_path: Path) -> None:
+    """A client that found the blob missing (in a worker thread) asks for its fetch after that
+    fetch ended: the cache answers, no second upstream GET starts."""
+    cache = Cache(tmp_path)
+    blob = b"layer"
+    ing = cache.ingest(sha(blob))
+    ing.write(blob)
+    ing.commit()  # what the ended fetch did
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            fetches = Fetches(cache, Upstream(ProxyConfig(data_dir=tmp_path)), tg, max_blob=1 << 20)
+            assert fetches.get("r.test", "a/b", sha(blob)) is None
+            assert fetches.upstream_fetches == 0 and not fetches.active
+
+    anyio.run(main)

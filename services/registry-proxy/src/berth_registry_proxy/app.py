@@ -161,12 +161,13 @@ class Proxy:
             if request.method == "HEAD":
                 return await self._head_blob(host, repo, digest)
             fetch = self.fetches.get(host, repo, digest)
-            await self.fetches.wait_started(fetch)
-            if "Range" not in request.headers and not fetch.done:
-                return await self._stream(request, fetch)
-            await fetch.finished.wait()
-            if fetch.error is not None:
-                raise fetch.error
+            if fetch is not None:
+                await self.fetches.wait_started(fetch)
+                if "Range" not in request.headers and not fetch.done:
+                    return await self._stream(request, fetch)
+                await fetch.finished.wait()
+                if fetch.error is not None:
+                    raise fetch.error
         return await self._serve_file(request, digest)
 
     async def _serve_file(self, request: web.Request, digest: str) -> web.StreamResponse:

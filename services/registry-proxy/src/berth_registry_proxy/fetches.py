@@ -52,9 +52,13 @@ class Fetches:
         self.active: dict[str, Fetch] = {}
         self.upstream_fetches = 0  # counted for tests and logs
 
-    def get(self, host: str, repo: str, digest: str) -> Fetch:
+    def get(self, host: str, repo: str, digest: str) -> Fetch | None:
+        """The blob's fetch, started if none runs; None if the blob is cached by now (the caller
+        looked at the cache from a worker thread, and a fetch may have ended meanwhile)."""
         fetch = self.active.get(digest)
         if fetch is None:
+            if self.cache.blob_path(digest).exists():  # one stat on the loop closes that race
+                return None
             fetch = Fetch(digest)
             self.active[digest] = fetch
             self.tg.start_soon(self._run, fetch, host, repo)
