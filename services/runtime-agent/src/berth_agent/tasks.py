@@ -163,9 +163,7 @@ class TaskManager:
             )
             await self.nc.publish(subjects.stdio_out(task.id), encode(chunk))
         elif kind == "eof":
-            await self.nc.publish(
-                subjects.stdio_out(task.id), encode(StdioChunk(stream=1, data=b"", eof=True))
-            )
+            await self._publish_eof(task.id)
         elif kind == "exit":
             task.state = dict(frame.get("state") or task.state)
             await self._publish_exit(task)
@@ -182,9 +180,7 @@ class TaskManager:
                 # reads the exit code.
                 run.running, run.exit_code = False, int(frame.get("code", 0))
             self.stdin.forget(eid)
-            await self.nc.publish(
-                subjects.stdio_out(eid), encode(StdioChunk(stream=1, data=b"", eof=True))
-            )
+            await self._publish_eof(eid)
             if task.conn is not None:
                 with contextlib.suppress(ShimGone):
                     await task.conn.send({"t": "xack", "eid": eid})  # the shim may forget it now
@@ -192,6 +188,12 @@ class TaskManager:
             self.spans.emit(frame)
         elif kind == "hello":
             task.state = dict(frame.get("state") or task.state)
+
+    async def _publish_eof(self, stream_id: str) -> None:
+        """The end of a container's or an exec's output stream (its readers stop there)."""
+        await self.nc.publish(
+            subjects.stdio_out(stream_id), encode(StdioChunk(stream=1, data=b"", eof=True))
+        )
 
     async def _publish_exit(self, task: Task) -> None:
         if not task.state.get("started"):
@@ -238,9 +240,7 @@ class TaskManager:
         """Exits that happened while no agent listened end their streams now (the engine's exec
         watcher then reads the code); stdin of running execs flows again."""
         for eid in adopted.finished:
-            await self.nc.publish(
-                subjects.stdio_out(eid), encode(StdioChunk(stream=1, data=b"", eof=True))
-            )
+            await self._publish_eof(eid)
         for eid in adopted.with_stdin:
             await self.stdin.ready(eid)
         with contextlib.suppress(ShimGone):
@@ -310,9 +310,7 @@ class TaskManager:
         log.info("adopted shim of %s (%s)", task.id, task.state.get("status"))
         if task.state.get("status") == "stopped":
             # It exited while we were away (or before TaskDelete acknowledged it): report again.
-            await self.nc.publish(
-                subjects.stdio_out(task.id), encode(StdioChunk(stream=1, data=b"", eof=True))
-            )
+            await self._publish_eof(task.id)
             await self._publish_exit(task)
         return True
 
@@ -340,9 +338,7 @@ class TaskManager:
             with contextlib.suppress(OSError):
                 write_state(str(task.bundle), state)
         log.info("shim of %s is gone; exit %s", task.id, task.state.get("exit_code"))
-        await self.nc.publish(
-            subjects.stdio_out(task.id), encode(StdioChunk(stream=1, data=b"", eof=True))
-        )
+        await self._publish_eof(task.id)
         await self._publish_exit(task)
 
     async def _runc(self, *args: str) -> str:
