@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TypeVar
 
 import msgspec
@@ -38,7 +39,7 @@ def _go_field_names(obj: dict[str, object], tp: type[msgspec.Struct]) -> dict[st
     """Go's encoding/json matches a struct's field names case-insensitively, and clients rely
     on it (docker-py sends `detachKeys` for DetachKeys): the top-level keys of the body are
     matched the same way. An exact match wins over one that differs only in case."""
-    names = {f.encode_name.lower(): f.encode_name for f in msgspec.structs.fields(tp)}
+    names = _field_names(tp)
     out = dict(obj)
     for key, value in obj.items():
         name = names.get(key.lower())
@@ -46,3 +47,9 @@ def _go_field_names(obj: dict[str, object], tp: type[msgspec.Struct]) -> dict[st
             out.pop(key)
             out.setdefault(name, value)
     return out
+
+
+@functools.cache
+def _field_names(tp: type[msgspec.Struct]) -> dict[str, str]:
+    """Lower-cased wire name -> wire name; cached: msgspec's introspection takes ~170 us."""
+    return {f.encode_name.lower(): f.encode_name for f in msgspec.structs.fields(tp)}
