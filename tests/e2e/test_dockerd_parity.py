@@ -129,3 +129,96 @@ def test_put_archive_into_mount_points_of_a_container_never_started(
         assert api.logs(cid) == b"in the volume\nin the bind\n"
     finally:
         api.remove_container(cid, force=True, v=True)
+
+
+def test_prune_reports_the_writable_layers_it_removed(
+    api: docker.APIClient, busybox_image: str
+) -> None:
+    label = {"berth-test": "prune-space"}
+    ids = []
+    for _ in range(2):
+        cid = api.create_container(
+            busybox_image,
+            ["dd", "if=/dev/zero", "of=/big", "bs=1k", "count=100"],
+            labels=label,
+            host_config=api.create_host_config(network_mode="none"),
+        )["Id"]
+        api.start(cid)
+        assert api.wait(cid, timeout=60)["StatusCode"] == 0
+        ids.append(cid)
+    pruned = api.prune_containers(filters={"label": "berth-test=prune-space"})
+    assert sorted(pruned["ContainersDeleted"]) == sorted(ids)
+    # dockerd 20.10 answers 204800 for the same two containers: /big twice, as directory.Size
+    # counts (mount points runc made are empty files, counted 0).
+    assert 2 * 102400 <= pruned["SpaceReclaimed"] < 2 * 102400 + 4096
+
+
+def test_restart_policy_checked_in_dockerds_words(berth: Berth, busybox_image: str) -> None:
+    for policy, words in (
+        ("always:3", "maximum retry count cannot be used with restart policy 'always'"),
+        ("unless-stopped:1", "maximum retry count cannot be used with restart policy 'unless-stopped'"),
+        ("on-failure:-1", "maximum retry count cannot be negative"),
+        ("sometimes", "invalid restart policy 'sometimes'"),
+    ):
+        res = berth.docker("create", "--network", "none", "--restart", policy, busybox_image, "true")
+        assert res.returncode != 0
+        assert f"Error response from daemon: {words}" in res.stderr, res.stderr
+    cid = berth.docker_ok("create", "--network", "none", busybox_image, "true").strip()
+    try:
+        res = berth.docker("update", "--restart", "always:2", cid)
+        assert "maximum retry count cannot be used with restart policy 'always'" in res.stderr
+        res = berth.docker("update", "--restart", "on-failure:-2", cid)
+        assert "maximum retry count cannot be negative" in res.stderr
+        berth.docker_ok("update", "--restart", "on-failure:2", cid)
+    finally:
+        berth.docker("rm", "-f", cid)
+
+
+def test_log_drivers_none_local_rotation_unknown(
+    berth: Berth, api: docker.APIClient, busybox_image: str
+) -> None:
+    script = "for i in $(seq 1 200); do echo line-$i; done; echo err >&2"
+    made: list[str] = []
+    try:
+        for driver in ("none", "local"):
+            cid = berth.docker_ok(
+                "run", "-d", "--network", "none", "--log-driver", driver, busybox_image, "sh", "-c", script
+            ).strip()
+            made.append(cid)
+            assert api.wait(cid, timeout=60)["StatusCode"] == 0
+            res = berth.docker("logs", cid)
+            if driver == "none":
+                assert res.returncode != 0
+                assert res.stderr.strip() == (
+                    "Error response from daemon: configured logging driver does not support reading"
+                )
+                with pytest.raises(docker.errors.APIError) as err:
+                    api.logs(cid)
+                assert err.value.response.status_code == 501
+            else:
+                assert res.stdout.splitlines() == [f"line-{i}" for i in range(1, 201)]
+                assert res.stderr == "err\n"
+            assert api.inspect_container(cid)["LogPath"] == ""  # as dockerd: json-file only
+        cid = berth.docker_ok(
+            "run", "-d", "--network", "none", "--log-opt", "max-size=1k", "--log-opt", "max-file=2",
+            busybox_image, "sh", "-c", script,
+        ).strip()  # fmt: skip
+        made.append(cid)
+        assert api.wait(cid, timeout=60)["StatusCode"] == 0
+        kept = berth.docker_ok("logs", cid).splitlines()
+        assert kept[-1] == "line-200" and 10 < len(kept) < 60  # two files of ~1 kB, not 200 lines
+        assert kept == [f"line-{i}" for i in range(201 - len(kept), 201)]
+        log_path = Path(api.inspect_container(cid)["LogPath"])
+        assert sorted(p.name for p in log_path.parent.iterdir()) == [
+            log_path.name, log_path.name + ".1"
+        ]  # fmt: skip
+        res = berth.docker("run", "--rm", "--log-driver", "asdf", busybox_image, "true")
+        assert "logger: no log driver named 'asdf' is registered" in res.stderr
+        with pytest.raises(docker.errors.APIError) as err:
+            api.create_container(
+                busybox_image, ["true"], host_config=api.create_host_config(log_config={"Type": "asdf"})
+            )
+        assert err.value.response.status_code == 400
+    finally:
+        for cid in made:
+            api.remove_container(cid, force=True)
