@@ -60,6 +60,14 @@ class TaskSpec(msgspec.Struct, frozen=True):
     port_mappings: list[PortMapping] = msgspec.field(default_factory=list)
 
 
+class TaskLogConfig(msgspec.Struct, frozen=True):
+    """How the shim keeps the container's output (HostConfig.LogConfig, checked by the engine)."""
+
+    driver: Literal["json-file", "local", "none"] = "json-file"  # local: json-file's format too
+    max_size: int = 0  # bytes a file may reach before it is rotated; 0 = never rotated
+    max_files: int = 1  # files kept, the current one included (1 = truncated when full)
+
+
 class TaskCreate(Command, frozen=True):
     container_id: str
     spec: TaskSpec
@@ -67,6 +75,7 @@ class TaskCreate(Command, frozen=True):
     # Start the process as soon as it is created (and networked): TaskCreate + TaskStart in one
     # call, one engine→agent round trip fewer per `docker run`. A failed start deletes the task.
     start: bool = False
+    log: TaskLogConfig = msgspec.field(default_factory=TaskLogConfig)
 
 
 class TaskCreated(Reply, frozen=True):

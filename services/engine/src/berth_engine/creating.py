@@ -12,6 +12,7 @@ from berth_contracts.lifecycle import ImageFound, ImageResolve, SnapshotMounts, 
 from berth_kit.tracing import traceparent_of
 
 from berth_engine.core import EngineCore
+from berth_engine.logdrivers import check_log_config
 from berth_engine.merge import check_supported, final_command, merge_config, normalise_host_config
 from berth_engine.mountspec import parse_all
 from berth_engine.naming import generate_unique_name, new_container_id, validate_name
@@ -41,6 +42,7 @@ class CreateService:
             if not req.image:
                 raise InvalidParameter("config cannot be empty in order to create a container")
             validate_policy(req.host_config.restart_policy, req.host_config.auto_remove)
+            check_log_config(req.host_config.log_config)
             check_supported(req)
             parse_security_opts(req.host_config.security_opt)  # refuse bad ones at create
             node = self.core.node

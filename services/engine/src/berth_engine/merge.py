@@ -111,8 +111,6 @@ def check_supported(request: CreateRequest) -> None:
         refused.append(f"PID mode {hc.pid_mode!r}")
     if hc.runtime not in ("", "runc"):
         refused.append(f"runtime {hc.runtime!r} (only runc)")
-    if hc.log_config.type not in ("", "json-file"):
-        refused.append(f"logging driver {hc.log_config.type!r} (only json-file)")
     if refused:
         raise NotImplementedByBerth("berth does not support " + ", ".join(refused) + " yet")
 

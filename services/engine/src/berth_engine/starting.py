@@ -22,6 +22,7 @@ from opentelemetry.trace import Span
 
 from berth_engine.core import EngineCore
 from berth_engine.exits import ExitHandler
+from berth_engine.logdrivers import task_log_config
 from berth_engine.mountspec import oci_mounts
 from berth_engine.records import Record, State
 from berth_engine.store import RecordStore
@@ -86,6 +87,7 @@ class StartService:
             await self.exits.on_task_exit(pending)  # type: ignore[arg-type]
 
     async def _start_task(self, rec: Record, span: Span) -> None:
+        log_config = task_log_config(rec.host_config.log_config)  # dockerd checks values at start
         mounts = self.core.prepared_mounts.pop(rec.id, None) or await self.core.lifecycle(
             rec.node, SnapshotGetMounts(key=rec.id), SnapshotMounts
         )
@@ -114,6 +116,7 @@ class StartService:
                 spec=spec,
                 rootfs=[*mounts.mounts, *oci_mounts(rec.mounts)],
                 start=start_now,
+                log=log_config,
             ),
             TaskCreated,
         )

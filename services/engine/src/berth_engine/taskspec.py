@@ -72,14 +72,17 @@ _MOBY_PREFIX = (
 _RUNC_PREFIX = "runc create failed: unable to start container process: "
 
 
+_NOT_RUNC = ("driver failed", "failed to initialize logging driver")
+
+
 def start_error(exc: BerthError) -> BerthError:
     """A runc failure worded and classified the way moby reports it, so the CLI derives the
     right exit code (127 for a missing executable). The agent usually words it already; a bare
     runc text is wrapped here. Errors that are not runc's (agent unavailable, feature not
     implemented, conflicts) pass through as they are.
     """
-    if exc.kind not in ("internal", "invalid") or exc.message.startswith("driver failed"):
-        return exc  # not runc's (port allocation words are dockerd's own, unwrapped)
+    if exc.kind not in ("internal", "invalid") or exc.message.startswith(_NOT_RUNC):
+        return exc  # not runc's (port allocation, log driver: dockerd's own words, unwrapped)
     text = exc.message
     if "OCI runtime" not in text and not text.startswith("failed to create task"):
         if "runc create failed" not in text:

@@ -3,6 +3,7 @@ stream a tar out of (get) or into (put) a container through the confined archive
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -50,6 +51,14 @@ def child_error(code: int, stderr: str, cmd: ArchiveOpen) -> BerthError:
     if "Read-only file system" in text:
         return Conflict(f"container rootfs is marked read-only: {text}")
     return InternalError(f"docker cp: {text}")
+
+
+def _kill(proc: Process) -> None:
+    """Kill the child if it still runs: one that already exited (its status is the error being
+    raised) must not turn that error into a ProcessLookupError."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
 
 
 class ContainerFiles:
@@ -132,7 +141,7 @@ class ContainerFiles:
                     await response.write(chunk)
                 await self._wait(proc, pending)
             except BaseException:
-                proc.kill()
+                _kill(proc)
                 raise
             await response.write_eof()
             return response
@@ -153,7 +162,7 @@ class ContainerFiles:
                 await proc.stdin.aclose()
                 await self._wait(proc, pending)
             except BaseException:
-                proc.kill()
+                _kill(proc)
                 raise
         return web.json_response({}, status=200)
 

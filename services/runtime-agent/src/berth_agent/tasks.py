@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 from anyio.abc import TaskGroup
 from berth_contracts import subjects
 from berth_contracts.agent import (
@@ -398,6 +399,7 @@ class TaskManager:
                     "runc_root": str(self.paths.runc_root),
                     "runc_binary": self.runc,
                     "log_path": str(self.paths.log_path(cid)),
+                    "log": msgspec.to_builtins(cmd.log),
                     "open_stdin": spec.open_stdin,
                     "tty": spec.tty,
                     "rootfs": {
