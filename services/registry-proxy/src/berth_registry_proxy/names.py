@@ -33,10 +33,10 @@ def split_name(name: str, ns: str = "", config: ProxyConfig | None = None) -> tu
     host = host.lower()  # host names are case-insensitive: one cache and one upstream for each
     if host in _DOCKER_HUB_ALIASES:
         host = DOCKER_HUB
-    if not refgrammar.is_remote_name(repo):
-        raise RegistryError("NAME_INVALID", f"invalid repository name {repo[:300]!r}")
     if host == DOCKER_HUB and "/" not in repo:
         repo = f"library/{repo}"
+    if not refgrammar.is_remote_name(repo):
+        raise RegistryError("NAME_INVALID", f"invalid repository name {repo[:300]!r}")
     if config is not None and not config.may_reach(host):
         raise RegistryError("DENIED", f"registry host {host!r} is not served by this proxy", 403)
     return host, repo
