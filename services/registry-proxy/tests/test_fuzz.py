@@ -24,14 +24,14 @@ from berth_registry_proxy import testregistry as tr
 from berth_registry_proxy.errors import RegistryError
 from berth_registry_proxy.names import split_name
 from conftest import run_proxy
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 # Local settings, not a loaded profile: other test modules keep their own.
 FUZZ = settings(
-    max_examples=3000 if LONG else 40,
+    max_examples=3000 if LONG else 80,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -82,10 +82,25 @@ def fuzzed(upstream: tuple[str, tr.Seeded]) -> Iterator[Fuzzed]:
             yield Fuzzed(url, host, outer)
 
 
-_part = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=24))
-_paths = st.lists(_part, max_size=8).map("/".join)
+# Host-like parts: labels, dots, ports, brackets, as a registry host is spelled (or nearly).
+_hostish = st.lists(
+    st.sampled_from(["a", "b-", "-c", "0", "127", "", "[", "]", "::1", "zz", "x" * 70, "\u00e4", "%2e"]), min_size=1, max_size=5
+).flatmap(
+    lambda labels: st.tuples(st.just(".".join(labels)), st.sampled_from(["", ":0", ":1", ":65536", ":x", ":"]))
+).map("".join)
+_part = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=24), _hostish)
+_names = st.lists(st.one_of(st.sampled_from(["library", "busybox", "multiarch", ".."]), _part), min_size=1, max_size=4)
+# Half the paths have the API's shape (<name>/manifests/<ref>, .../blobs/<ref>, .../tags/list),
+# so the parts reach the handlers and not only the router.
+_paths = st.one_of(
+    st.lists(_part, max_size=8).map("/".join),
+    st.tuples(_names.map("/".join), st.sampled_from(["manifests", "blobs"]), _part).map("/".join),
+    _names.map(lambda parts: "/".join([*parts, "tags", "list"])),
+)
 _queries = st.dictionaries(
-    st.sampled_from(["ns", "n", "last", "ns", "x"]), st.one_of(st.sampled_from(HOSTILE), st.text(max_size=40)), max_size=3
+    st.sampled_from(["ns", "n", "last", "ns", "x"]),
+    st.one_of(st.sampled_from(HOSTILE), st.text(max_size=40), _hostish),
+    max_size=3,
 )
 
 
@@ -102,6 +117,10 @@ def _request(base: str, method: str, target: str) -> tuple[int, dict[str, str], 
 
 
 @FUZZ
+# The reported cases, always run: the traversal through ns, and hosts the URL parser rejects.
+@example(method="GET", path="library/busybox/manifests/1", query={"ns": "127.0.0.1:18080/../../.."}, front_first=False)
+@example(method="GET", path="library/tags/list", query={"ns": "a..b"}, front_first=False)
+@example(method="HEAD", path="[zz]:5000/x/blobs/sha256:" + "0" * 64, query={}, front_first=False)
 @given(
     method=st.sampled_from(["GET", "HEAD", "GET", "PUT", "DELETE"]),
     path=_paths,
