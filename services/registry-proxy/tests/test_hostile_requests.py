@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
+import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +74,13 @@ def hostile(upstream: tuple[str, tr.Seeded]) -> Iterator[Hostile]:
         }
         with run_proxy(env) as proxy_url:
             yield Hostile(proxy_url, hub, evil, seeded, outer)
+
+
+def _wait(ready: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
 
 def _error(body: bytes) -> dict[str, object]:
@@ -205,3 +215,20 @@ def test_cache_paths_stay_inside_the_root(tmp_path: Path) -> None:
     with pytest.raises(OutsideRoot):
         cache.put_tag("h", "r", "t", digest)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_a_download_for_one_repository_is_not_streamed_to_another(hostile: Hostile) -> None:
+    """A client naming a repository without the blob must not join another's download of it."""
+    fresh = tr.push_unique(hostile.hub.upstream, "library/fresh", "1", secrets.token_hex(8))
+    layer = fresh.layer_digests[-1]  # only library/fresh holds it
+    hostile.hub.hold_for, hostile.hub.hold_timeout = 2, 5.0  # its GET waits for a second request
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(get, f"{hostile.url}/v2/library/fresh/blobs/{layer}")
+            _wait(lambda: hostile.hub.blob_gets(layer) == 1, 20)
+            status, _, body = get(f"{hostile.url}/v2/library/busybox/blobs/{layer}")
+            assert status == 404 and _error(body)["code"] == "BLOB_UNKNOWN", body
+            status, _, body = first.result(timeout=60)
+            assert status == 200 and tr._sha(body) == layer
+    finally:
+        hostile.hub.hold_for = 0
