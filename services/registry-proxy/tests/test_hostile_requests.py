@@ -168,26 +168,23 @@ def test_blob_and_manifest_served_only_to_a_repository_holding_them(hostile: Hos
     assert heads == sum(n for k, n in hostile.hub.counts.items() if k.startswith("HEAD ") and k.endswith(layer))
 
 
-def test_a_redirect_body_is_never_content(hostile: Hostile) -> None:
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        ("bare302", ["without a usable Location"]),  # the 302's body (a manifest) is not served
+        ("ftp302", ["ftp://127.0.0.1", "not allowed"]),  # and the path (a signature?) not echoed
+    ],
+)
+def test_bad_redirects_are_a_502_never_content(hostile: Hostile, mode: str, said: list[str]) -> None:
     hostile.evil.rewrite = _after_v2
-    hostile.evil.mode = "bare302"
-    try:
-        status, _, body = get(f"{hostile.url}/v2/{hostile.evil_host}/library/zbox/manifests/1")
-    finally:
-        hostile.evil.mode = "ok"
-    assert status == 502, body
-    assert "Location" in str(_error(body)["message"])
-
-
-def test_a_redirect_to_another_scheme_is_refused(hostile: Hostile) -> None:
-    hostile.evil.mode = "ftp302"
+    hostile.evil.mode = mode
     try:
         status, _, body = get(f"{hostile.url}/v2/{hostile.evil_host}/library/zbox/manifests/1")
     finally:
         hostile.evil.mode = "ok"
     assert status == 502, body
     message = str(_error(body)["message"])
-    assert "ftp://127.0.0.1" in message and "not allowed" in message and "passwd" not in message
+    assert all(s in message for s in said) and "passwd" not in message, message
 
 
 def test_redirect_policy() -> None:

@@ -197,7 +197,8 @@ class Proxy:
     async def _confirm(self, host: str, repo: str, kind: str, digest: str) -> None:
         """Ask the upstream whether `repo` holds `digest` (a HEAD); link it if so."""
         try:
-            resp = await self.upstream.request("HEAD", host, repo, f"{kind}/{digest}")
+            accept = {"Accept": MANIFEST_ACCEPT} if kind == "manifests" else {}
+            resp = await self.upstream.request("HEAD", host, repo, f"{kind}/{digest}", accept)
         except UpstreamUnavailable:
             raise
         except RegistryError as exc:

@@ -85,6 +85,11 @@ class Cache:
         # Partial downloads of a previous run are never cache entries.
         for leftover in self.ingest_dir.iterdir():
             leftover.unlink(missing_ok=True)
+        # Tag files of the layout before `_tags/` (tags/<host>/<repo>/<tag>.json) could stand
+        # where a repository's directory goes now: they are only a cache, drop them.
+        for old in self.tag_dir.rglob("*.json"):
+            if old.parent.name != "_tags" and old.is_file():
+                old.unlink(missing_ok=True)
 
     def blob_path(self, digest: str) -> Path:
         if not refgrammar.is_sha256_digest(digest):
@@ -196,7 +201,7 @@ class Cache:
             victims.append(digest)
             total -= size
         doomed = set(victims)
-        for tag_file in self.tag_dir.rglob("*.json"):
+        for tag_file in self.tag_dir.glob("**/_tags/*.json"):  # a repository may end in ".json"
             try:
                 if json.loads(tag_file.read_text()).get("digest") in doomed:
                     tag_file.unlink(missing_ok=True)
