@@ -171,3 +171,18 @@ def test_split_name_returns_checked_parts_or_a_registry_error(name: str, ns: str
         assert exc.status == 400 and exc.code == "NAME_INVALID"
         return
     assert refgrammar.is_domain(host) and refgrammar.is_remote_name(repo)
+
+
+@PURE
+@given(host=st.one_of(_hostish, _part), repo=st.lists(_part, max_size=4).map("/".join), tag=_part)
+def test_cache_paths_are_built_inside_the_root_or_refused(tmp_path_factory: pytest.TempPathFactory, host: str, repo: str, tag: str) -> None:
+    from berth_registry_proxy.cache import Cache, OutsideRoot
+
+    root = tmp_path_factory.getbasetemp() / "fuzz-cache"
+    cache = Cache(root / "cache")
+    try:
+        cache.put_tag(host, repo, tag, "sha256:" + "0" * 64)
+        cache.link(host, repo, {"sha256:" + "1" * 64})
+    except OutsideRoot:
+        return
+    assert sorted(p.name for p in root.iterdir()) == ["cache"]

@@ -20,7 +20,6 @@ import ipaddress
 import re
 
 NAME_TOTAL_LENGTH_MAX = 255
-DOCKER_HUB = "docker.io"
 
 _ALNUM = r"[a-z0-9]+"
 _SEPARATOR = r"(?:[._]|__|-+)"
@@ -34,10 +33,6 @@ DOMAIN_RE = re.compile(rf"(?P<host>{_DOMAIN_NAME}|{_IPV6})(?::(?P<port>[0-9]+))?
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 DIGEST_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
 SHA256_DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")
-
-
-class InvalidReference(ValueError):
-    """A name, domain, tag or digest that does not pass the grammar."""
 
 
 def is_domain(value: str) -> bool:
@@ -74,19 +69,3 @@ def is_digest(value: str) -> bool:
 def is_sha256_digest(value: str) -> bool:
     """The canonical digest: `sha256:` and 64 lower-case hex digits."""
     return SHA256_DIGEST_RE.fullmatch(value) is not None
-
-
-def looks_like_domain(first: str) -> bool:
-    """Docker's rule for whether the first part of a name is a registry host (not a path)."""
-    return "." in first or ":" in first or first == "localhost" or first.lower() != first
-
-
-def split_name(name: str) -> tuple[str, str]:
-    """(domain or "", remote name) of a full name; raises InvalidReference if either is invalid."""
-    first, sep, rest = name.partition("/")
-    domain, remote = (first, rest) if sep and looks_like_domain(first) else ("", name)
-    if domain and not is_domain(domain):
-        raise InvalidReference(f"invalid registry host {domain!r}")
-    if not is_remote_name(remote) or len(name) > NAME_TOTAL_LENGTH_MAX:
-        raise InvalidReference(f"invalid repository name {name!r}")
-    return domain, remote
