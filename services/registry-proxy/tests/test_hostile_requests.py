@@ -229,3 +229,25 @@ def test_a_download_for_one_repository_is_not_streamed_to_another(hostile: Hosti
             assert status == 200 and tr._sha(body) == layer
     finally:
         hostile.hub.hold_for = 0
+
+
+def test_credentials_never_follow_a_redirect_to_another_host(upstream: tuple[str, tr.Seeded]) -> None:
+    """Configured credentials go to their host only; its redirect elsewhere goes without them."""
+    with (
+        nats_server() as nats,
+        tempfile.TemporaryDirectory(prefix="berth-rp-") as tmp,
+        tr.Front(upstream[0]) as private,
+        tr.Front(upstream[0]) as cdn,
+    ):
+        private.mode, private.redirect_to = "auth307", cdn.url
+        host = f"127.0.0.1:{private.port}"
+        env = {
+            "BERTH_NATS_URL": nats,
+            "BERTH_REGISTRY_PROXY_DATA": tmp,
+            "BERTH_REGISTRY_PROXY_CREDENTIALS": f"{host}=user:secret",
+        }
+        with run_proxy(env) as url:
+            status, headers, _ = get(f"{url}/v2/{host}/library/busybox/manifests/1")
+        assert status == 200 and headers["Docker-Content-Digest"] == upstream[1].busybox.digest
+        assert private.authorizations and all(a.startswith("Basic ") for a in private.authorizations)
+        assert cdn.authorizations == []

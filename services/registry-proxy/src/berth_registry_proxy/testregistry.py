@@ -239,7 +239,8 @@ class Front:
 
     mode: "ok" | "corrupt" | "429" | "down" | "slow" | "stall" (headers, then no body until
     stop()) | "bare302" (the upstream's answer as a 302 without Location) | "ftp302" (a
-    redirect to ftp://). `rewrite` maps each request path before it is relayed. With
+    redirect to ftp://) | "auth307" (401 Basic without Authorization, else a 307 to
+    `redirect_to` + the path). `authorizations` lists the Authorization headers received. `rewrite` maps each request path before it is relayed. With
     `hold_for` = n, each request waits (at most `hold_timeout` s) until n are in at once;
     `peak` is the most seen at once.
     """
@@ -249,6 +250,8 @@ class Front:
         self.mode = "ok"
         self.counts: Counter[str] = Counter()  # "GET /v2/.../blobs/sha256:..." → n
         self.rewrite: Callable[[str], str] | None = None
+        self.redirect_to = ""
+        self.authorizations: list[str] = []
         self.hold_for = 0
         self.hold_timeout = 3.0
         self.active = 0
@@ -313,6 +316,19 @@ class Front:
                     self.end_headers()
                     if self.command == "GET":
                         self.wfile.write(body)
+                    return
+                auth = self.headers.get("Authorization")
+                if auth:
+                    with front._lock:
+                        front.authorizations.append(auth)
+                if front.mode == "auth307":
+                    self.send_response(307 if auth else 401)
+                    if auth:
+                        self.send_header("Location", front.redirect_to + self.path)
+                    else:
+                        self.send_header("WWW-Authenticate", 'Basic realm="front"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 if front.mode == "ftp302":
                     self.send_response(302)
