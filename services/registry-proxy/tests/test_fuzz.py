@@ -35,7 +35,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-PURE = settings(max_examples=20000 if LONG else 300, deadline=None)
+PURE = settings(max_examples=5000 if LONG else 150, deadline=None)
 
 HOSTILE = [
     "..", ".", "", "%2e%2e", "%2E%2E%2F", "%2F", "%00", "..%2f..", "%", "%zz", "\\..", "~", "/",

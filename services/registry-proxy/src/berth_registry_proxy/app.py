@@ -196,16 +196,14 @@ class Proxy:
 
     async def _confirm(self, host: str, repo: str, kind: str, digest: str) -> None:
         """Ask the upstream whether `repo` holds `digest` (a HEAD); link it if so."""
+        accept = {"Accept": MANIFEST_ACCEPT} if kind == "manifests" else {}
         try:
-            accept = {"Accept": MANIFEST_ACCEPT} if kind == "manifests" else {}
             resp = await self.upstream.request("HEAD", host, repo, f"{kind}/{digest}", accept)
-        except UpstreamUnavailable:
-            raise
         except RegistryError as exc:
-            if exc.status in (401, 403, 404):
-                code = "BLOB_UNKNOWN" if kind == "blobs" else "MANIFEST_UNKNOWN"
-                raise RegistryError(code, f"{kind[:-1]} unknown to registry", 404) from None
-            raise
+            if exc.status != 404:
+                raise  # unreachable, rate limited, unauthorized: as the upstream said
+            code = "BLOB_UNKNOWN" if kind == "blobs" else "MANIFEST_UNKNOWN"
+            raise RegistryError(code, f"{kind[:-1]} unknown to registry", 404) from None
         resp.release()
         await to_thread.run_sync(self.cache.link, host, repo, {digest})
 
