@@ -11,6 +11,7 @@ from berth_contracts.errors import BerthError, InvalidParameter
 from berth_contracts.lifecycle import ImageFound, ImageResolve, SnapshotMounts, SnapshotPrepare
 from berth_kit.tracing import traceparent_of
 
+from berth_engine import hostopts
 from berth_engine.core import EngineCore
 from berth_engine.merge import check_supported, final_command, merge_config, normalise_host_config
 from berth_engine.mountspec import parse_all
@@ -43,6 +44,7 @@ class CreateService:
             validate_policy(req.host_config.restart_policy, req.host_config.auto_remove)
             check_supported(req)
             parse_security_opts(req.host_config.security_opt)  # refuse bad ones at create
+            host_config = hostopts.validate_create(req, self.store)
             node = self.core.node
             found = await self.core.lifecycle(node, ImageResolve(ref=req.image), ImageFound)
             image = found.image
@@ -77,7 +79,7 @@ class CreateService:
                     created=rfc3339nano(),
                     request=req,
                     config=config,
-                    host_config=normalise_host_config(req.host_config),
+                    host_config=normalise_host_config(host_config),
                     path=argv[0],
                     args=argv[1:],
                     image_id=image.id,

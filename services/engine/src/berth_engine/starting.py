@@ -20,6 +20,7 @@ from berth_contracts.errors import BerthError, Conflict, NotFound, NotModified
 from berth_contracts.lifecycle import SnapshotGetMounts, SnapshotMounts
 from opentelemetry.trace import Span
 
+from berth_engine import hostopts
 from berth_engine.core import EngineCore
 from berth_engine.exits import ExitHandler
 from berth_engine.mountspec import oci_mounts
@@ -100,6 +101,7 @@ class StartService:
         else:
             rec.agent_used = True
             await self.store.save(rec)  # before TaskCreate: a crash must not forget it was sent
+        hostopts.check_start(rec, self.store)
         spec = task_spec(rec)
         if self.core.networks is not None and rec.endpoints:
             networks, ports = self.core.networks.attach(rec)
