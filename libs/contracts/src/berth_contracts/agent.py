@@ -86,6 +86,19 @@ class TaskSpec(msgspec.Struct, frozen=True):
     uts_mode: str = ""
     cgroupns_mode: str = "host"  # host | private
     cgroup_parent: str = ""  # "" = berth's /berth
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    memory_reservation: int = 0
+    memory_swappiness: int | None = None
+    oom_kill_disable: bool = False
+    masked_paths: list[str] | None = None  # None: Docker's defaults (none when privileged)
+    readonly_paths: list[str] | None = None
+    init: bool = False  # `--init`: docker-init (tini) as the container's pid 1
+    extra_hosts: list[str] = msgspec.field(default_factory=list)  # "name:ip", as /etc/hosts lines
+    dns: list[str] = msgspec.field(default_factory=list)
+    dns_search: list[str] = msgspec.field(default_factory=list)
+    dns_options: list[str] = msgspec.field(default_factory=list)
+    domainname: str = ""
 
 
 class TaskCreate(Command, frozen=True):

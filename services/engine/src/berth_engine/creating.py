@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import anyio
+from berth_contracts.docker import HostConfig
 from berth_contracts.engine import ContainerCreate, ContainerCreated
 from berth_contracts.errors import BerthError, InvalidParameter
 from berth_contracts.lifecycle import ImageFound, ImageResolve, SnapshotMounts, SnapshotPrepare
@@ -31,6 +32,18 @@ class CreateService:
     def __init__(self, core: EngineCore) -> None:
         self.core = core
 
+    def _check_dns(self, hc: HostConfig) -> None:
+        """aardvark-dns 1.4 forwards to the host's resolvers, never to --dns ones: refuse."""
+        mode = hc.network_mode or "bridge"
+        if not hc.dns or self.core.networks is None or mode in ("host", "none", "default"):
+            return
+        net = self.core.networks.nets.lookup(mode)
+        if net is not None and net.dns_enabled:
+            raise InvalidParameter(
+                "berth does not support --dns on a user-defined network yet: its names "
+                "resolve through aardvark-dns, which forwards to the host's resolvers"
+            )
+
     @property
     def store(self) -> RecordStore:
         return self.core.store
@@ -54,8 +67,12 @@ class CreateService:
             config = merge_config(req, image.config, cid, req.image)
             argv = final_command(config)
             entries = parse_all(req.host_config, config)
+            hostopts.check_volume_driver(
+                req.host_config, [e.name or "(anonymous)" for e in entries if e.type == "volume"]
+            )
             if self.core.networks is not None:
                 self.core.networks.validate_mode(req.host_config.network_mode or "bridge")
+            self._check_dns(req.host_config)
             if config.stop_signal:
                 parse_signal(config.stop_signal)  # moby refuses a bad StopSignal at create
             if not name:

@@ -4,7 +4,10 @@ device cgroup rules and the donors of joined namespaces at start, with dockerd's
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -15,6 +18,8 @@ from berth_contracts.errors import InternalError, InvalidParameter, NotFound
 from berth_engine.records import Record
 from berth_engine.store import RecordStore
 
+HOST_GATEWAY = "host-gateway"
+CPUSET_ROOT = "/sys/fs/cgroup/cpuset"
 IPC_MODES = ("", "private", "shareable", "none", "host")
 CGROUPNS_MODES = ("", "host", "private")
 # moby's deviceCgroupRuleRegex (daemon/oci_linux.go).
@@ -36,9 +41,61 @@ def _resolve_mode(store: RecordStore, mode: str) -> str:
         raise InvalidParameter(exc.message) from None
 
 
+def _check_extra_host(entry: str) -> None:
+    """moby's ValidateExtraHost: "name:ip", the ip an address or the word host-gateway."""
+    name, sep, ip = entry.partition(":")
+    if not sep or not name:
+        raise InvalidParameter(f"bad format for add-host: {json.dumps(entry)}")
+    if ip != HOST_GATEWAY:
+        try:
+            ipaddress.ip_address(ip.strip("[]"))
+        except ValueError:
+            raise InvalidParameter(f"invalid IP address in add-host: {json.dumps(ip)}") from None
+
+
+def _cpus(spec: str) -> set[int]:
+    """A cpuset list ("0-2,4") as numbers; ValueError when malformed."""
+    out: set[int] = set()
+    for part in spec.split(","):
+        low, _, high = part.partition("-")
+        out.update(range(int(low), int(high or low) + 1))
+    return out
+
+
+def _check_cpuset(value: str, available_file: str, what: str, flag: str) -> None:
+    """moby's verifyPlatformContainerResources for --cpuset-cpus / --cpuset-mems."""
+    if not value:
+        return
+    try:
+        wanted = _cpus(value)
+    except ValueError:
+        raise InvalidParameter(f"Invalid value {value} for {flag}") from None
+    try:
+        available = Path(CPUSET_ROOT, available_file).read_text().strip()
+    except OSError:
+        return  # no cpuset controller to compare with: runc decides
+    if not wanted <= _cpus(available):
+        raise InvalidParameter(
+            f"Requested {what} are not available - requested {value}, available: {available}"
+        )
+
+
 def validate_create(req: CreateRequest, store: RecordStore) -> HostConfig:
     """dockerd's create-time checks; returns the HostConfig with joined containers resolved."""
     hc = req.host_config
+    if hc.isolation not in ("", "default"):
+        raise InternalError(
+            f"Invalid isolation: {json.dumps(hc.isolation)} - linux only supports 'default'"
+        )
+    for entry in hc.extra_hosts or []:
+        _check_extra_host(entry)
+    _check_cpuset(hc.cpuset_cpus, "cpuset.effective_cpus", "CPUs", "cpuset cpus")
+    _check_cpuset(hc.cpuset_mems, "cpuset.effective_mems", "memory nodes", "cpuset mems")
+    swappiness = hc.memory_swappiness
+    if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
+        raise InvalidParameter(
+            f"Invalid value: {swappiness}, valid memory swappiness range is 0-100"
+        )
     if hc.cgroupns_mode not in CGROUPNS_MODES:
         raise InvalidParameter(f"invalid cgroup namespace mode: {hc.cgroupns_mode}")
     if hc.uts_mode == "host" and req.hostname:
@@ -102,3 +159,28 @@ def devices(raw: list[dict[str, Any]] | None) -> list[DeviceMapping]:
 def pid_mode(hc: HostConfig) -> str:
     """TaskSpec's pid mode: a mode dockerd ignores (an unknown --pid) stays private."""
     return hc.pid_mode if hc.pid_mode == "host" or _joined(hc.pid_mode) else ""
+
+
+def resolve_host_gateway(extra_hosts: list[str], gateway: str) -> list[str]:
+    """`--add-host name:host-gateway`: the default bridge's gateway, as dockerd's default
+    host-gateway-ip."""
+    if not any(h.partition(":")[2] == HOST_GATEWAY for h in extra_hosts):
+        return extra_hosts
+    if not gateway:
+        raise InvalidParameter("unable to derive the IP value for host-gateway")
+    return [
+        f"{h.partition(':')[0]}:{gateway}" if h.partition(":")[2] == HOST_GATEWAY else h
+        for h in extra_hosts
+    ]
+
+
+def check_volume_driver(hc: HostConfig, volume_names: list[str]) -> None:
+    """`--volume-driver`: berth has only the local driver; dockerd's answer for a plugin it
+    cannot find, for the first volume that would use it."""
+    driver = hc.volume_driver
+    if driver in ("", "local") or not volume_names:
+        return
+    raise NotFound(
+        f"create {volume_names[0]}: error looking up volume plugin {driver}: "
+        f'plugin "{driver}" not found'
+    )

@@ -103,6 +103,14 @@ class StartService:
             await self.store.save(rec)  # before TaskCreate: a crash must not forget it was sent
         hostopts.check_start(rec, self.store)
         spec = task_spec(rec)
+        if spec.extra_hosts:
+            bridge = self.core.networks.nets.by_name("bridge") if self.core.networks else None
+            spec = msgspec.structs.replace(
+                spec,
+                extra_hosts=hostopts.resolve_host_gateway(
+                    spec.extra_hosts, bridge.gateway if bridge is not None else ""
+                ),
+            )
         if self.core.networks is not None and rec.endpoints:
             networks, ports = self.core.networks.attach(rec)
             spec = msgspec.structs.replace(spec, networks=networks, port_mappings=ports)

@@ -74,6 +74,19 @@ def task_spec(rec: Record) -> TaskSpec:
         ipc_mode=hc.ipc_mode or "private",
         uts_mode="host" if hc.uts_mode == "host" else "",
         cgroupns_mode=hc.cgroupns_mode or "host",
+        cpuset_cpus=hc.cpuset_cpus,
+        cpuset_mems=hc.cpuset_mems,
+        memory_reservation=hc.memory_reservation,
+        memory_swappiness=hc.memory_swappiness,
+        oom_kill_disable=bool(hc.oom_kill_disable),
+        masked_paths=hc.masked_paths,
+        readonly_paths=hc.readonly_paths,
+        init=bool(hc.init),
+        extra_hosts=list(hc.extra_hosts or []),
+        dns=list(hc.dns or []),
+        dns_search=list(hc.dns_search or []),
+        dns_options=list(hc.dns_options or []),
+        domainname=rec.config.domainname,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import shutil
 import stat
 from typing import Any
 
@@ -14,6 +15,8 @@ from berth_contracts.agent import DeviceMapping, TaskSpec
 from berth_contracts.errors import InternalError
 
 DEFAULT_CGROUP_PARENT = "/berth"
+INIT_BINARY = "docker-init"  # moby's DefaultInitBinary (Debian: tini-static)
+IN_CONTAINER_INIT = "/sbin/docker-init"
 _SHM_OPTIONS = ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]
 
 
@@ -136,14 +139,63 @@ def device_cgroup_rule(rule: str) -> dict[str, Any]:
     return out
 
 
+def _resources(spec: TaskSpec, res: dict[str, Any]) -> None:
+    """The resources dockerd sets besides limits: reservation, swappiness, OOM killer, cpusets."""
+    memory = dict(res.get("memory", {}))
+    if spec.memory_reservation > 0:
+        memory["reservation"] = spec.memory_reservation
+    if spec.memory_swappiness is not None and spec.memory_swappiness >= 0:
+        memory["swappiness"] = spec.memory_swappiness
+    if spec.oom_kill_disable:
+        memory["disableOOMKiller"] = True
+    if memory:
+        res["memory"] = memory
+    cpu = dict(res.get("cpu", {}))
+    if spec.cpuset_cpus:
+        cpu["cpus"] = spec.cpuset_cpus
+    if spec.cpuset_mems:
+        cpu["mems"] = spec.cpuset_mems
+    if cpu:
+        res["cpu"] = cpu
+
+
+def _init(config: dict[str, Any], spec: TaskSpec) -> None:
+    """`--init` as moby: docker-init bind-mounted read-only at /sbin/docker-init, run as
+    `docker-init -- <command>`, only with a private pid namespace."""
+    if not spec.init or spec.pid_mode:
+        return
+    binary = shutil.which(INIT_BINARY)
+    if binary is None:
+        raise InternalError(f'exec: "{INIT_BINARY}": executable file not found in $PATH')
+    config["process"]["args"] = [IN_CONTAINER_INIT, "--", *config["process"]["args"]]
+    config["mounts"].append(
+        {"destination": IN_CONTAINER_INIT, "type": "bind", "source": binary, "options": ["bind", "ro"]}
+    )
+
+
 def apply(
     config: dict[str, Any], spec: TaskSpec, container_id: str, shm_source: str
 ) -> dict[str, Any]:
     """Add the host options to a config.json built with Docker's defaults."""
     linux = config["linux"]
     linux["cgroupsPath"] = cgroups_path(spec, container_id)
-    if spec.sysctls:
-        linux["sysctl"] = dict(spec.sysctls)
+    sysctls = {}
+    if spec.domainname and spec.uts_mode != "host":
+        # moby's setLinuxDomainname: no OCI field, the sysctl does what setdomainname(2) does.
+        sysctls["kernel.domainname"] = spec.domainname
+    sysctls.update(spec.sysctls)
+    if sysctls:
+        linux["sysctl"] = sysctls
+    _resources(spec, linux["resources"])
+    if spec.privileged:
+        linux.pop("maskedPaths", None)
+        linux.pop("readonlyPaths", None)
+    else:
+        if spec.masked_paths is not None:
+            linux["maskedPaths"] = list(spec.masked_paths)
+        if spec.readonly_paths is not None:
+            linux["readonlyPaths"] = list(spec.readonly_paths)
+    _init(config, spec)
     if spec.uts_mode == "host":
         config.pop("hostname", None)  # the host's, as dockerd leaves it
     mounts = [m for m in config["mounts"] if m["destination"] != "/dev/shm"]

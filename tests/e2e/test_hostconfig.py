@@ -1,0 +1,77 @@
+"""More HostConfig options dockerd applies and berth ignored before: cpusets, memory
+reservation, swappiness, the OOM killer, masked paths, --init, --add-host, --dns-search and
+--dns-option, the domain name; and the values dockerd refuses (isolation, a volume plugin)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from harness import Berth
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+MEMCG = "/sys/fs/cgroup/memory"
+
+
+def run(berth: Berth, image: str, *args: str) -> str:
+    return berth.docker_ok("run", "--rm", "--network", "none", *args[:-1], image, "sh", "-c", args[-1])
+
+
+def create(berth: Berth, host_config: dict[str, object], image: str) -> tuple[int, dict]:
+    body = {"Image": image, "Cmd": ["true"], "HostConfig": {"NetworkMode": "none", **host_config}}
+    res = berth.http(
+        "POST", "/containers/create", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    return res.status, json.loads(res.body)
+
+
+def test_cpuset(berth: Berth, busybox_image: str) -> None:
+    assert run(berth, busybox_image, "--cpuset-cpus", "0", "cat /sys/fs/cgroup/cpuset/cpuset.cpus").strip() == "0"
+    status, body = create(berth, {"CpusetCpus": "99"}, busybox_image)
+    assert status == 400 and body["message"].startswith("Requested CPUs are not available - requested 99, available: ")
+
+
+def test_memory_options(berth: Berth, busybox_image: str) -> None:
+    out = run(
+        berth, busybox_image, "-m", "200m", "--memory-reservation", "100m", "--memory-swappiness", "7",
+        "--oom-kill-disable",
+        f"cat {MEMCG}/memory.soft_limit_in_bytes {MEMCG}/memory.swappiness; head -1 {MEMCG}/memory.oom_control",
+    )  # fmt: skip
+    assert out.split() == [str(100 << 20), "7", "oom_kill_disable", "1"], out
+    status, body = create(berth, {"MemorySwappiness": 101}, busybox_image)
+    assert (status, body) == (400, {"message": "Invalid value: 101, valid memory swappiness range is 0-100"})
+
+
+def test_masked_paths_follow_systempaths_unconfined(berth: Berth, busybox_image: str) -> None:
+    # The CLI sends MaskedPaths=[] and ReadonlyPaths=[]: /proc/sys becomes writable, as dockerd.
+    probe = "grep -c ' /proc/sys ' /proc/mounts || true"
+    assert run(berth, busybox_image, probe).strip() == "1"
+    assert run(berth, busybox_image, "--security-opt", "systempaths=unconfined", probe).strip() == "0"
+
+
+def test_init(berth: Berth, busybox_image: str) -> None:
+    out = run(berth, busybox_image, "--init", "cat /proc/1/cmdline | tr '\\0' ' '")
+    assert out.startswith("/sbin/docker-init -- sh -c "), out
+
+
+def test_add_host_dns_search_options_and_domainname(berth: Berth, busybox_image: str) -> None:
+    out = run(
+        berth, busybox_image, "--add-host", "foo:1.2.3.4", "--dns-search", "example.com",
+        "--dns-option", "ndots:3", "--dns", "10.9.8.7", "--domainname", "example.org",
+        "tail -2 /etc/hosts; cat /etc/resolv.conf /proc/sys/kernel/domainname",
+    )  # fmt: skip
+    lines = out.splitlines()
+    assert lines[0] == "1.2.3.4\tfoo", out
+    assert lines[1].split("\t")[1].endswith(".example.org"), out
+    assert lines[2:] == ["search example.com", "nameserver 10.9.8.7", "options ndots:3", "example.org"]
+    status, body = create(berth, {"ExtraHosts": ["foo"]}, busybox_image)
+    assert (status, body) == (400, {"message": 'bad format for add-host: "foo"'})
+
+
+def test_refused_values(berth: Berth, busybox_image: str) -> None:
+    status, body = create(berth, {"Isolation": "hyperv"}, busybox_image)
+    assert (status, body) == (500, {"message": "Invalid isolation: \"hyperv\" - linux only supports 'default'"})
+    status, body = create(berth, {"VolumeDriver": "foo", "Binds": ["hc-v1:/v"]}, busybox_image)
+    assert (status, body) == (404, {"message": 'create hc-v1: error looking up volume plugin foo: plugin "foo" not found'})
+    assert "hc-v1" not in berth.docker_ok("volume", "ls", "-q").split()
