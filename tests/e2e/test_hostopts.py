@@ -185,6 +185,13 @@ def test_cgroup_parent(berth: Berth, busybox_image: str) -> None:
         out = run(berth, busybox_image, "--cgroup-parent", parent, "cat /proc/self/cgroup; hostname")
         *cgroups, short = out.splitlines()
         assert [line for line in cgroups if f":{parent}/{short}" in line], out
+        # Stats read the moved cgroup: the memory limit is the container's.
+        cid = berth.docker_ok("run", "-d", "--network", "none", "--cgroup-parent", parent, "-m", "64m", busybox_image, "sleep", "60").strip()
+        try:
+            usage = berth.docker_ok("stats", "--no-stream", "--format", "{{.MemUsage}}", cid)
+            assert usage.strip().endswith("/ 64MiB"), usage
+        finally:
+            berth.docker("rm", "-f", cid)
     finally:
         for controller in glob.glob(f"/sys/fs/cgroup/*{parent}"):
             with contextlib.suppress(OSError):
