@@ -75,3 +75,21 @@ def test_refused_values(berth: Berth, busybox_image: str) -> None:
     status, body = create(berth, {"VolumeDriver": "foo", "Binds": ["hc-v1:/v"]}, busybox_image)
     assert (status, body) == (404, {"message": 'create hc-v1: error looking up volume plugin foo: plugin "foo" not found'})
     assert "hc-v1" not in berth.docker_ok("volume", "ls", "-q").split()
+
+
+def test_network_disabled_gives_loopback_only(berth: Berth, busybox_image: str) -> None:
+    net = "hc-netdisabled"
+    berth.docker("network", "rm", net)
+    berth.docker_ok("network", "create", "--subnet", "10.231.7.0/24", net)
+    try:
+        body = {"Image": busybox_image, "Cmd": ["ip", "-o", "link"], "NetworkDisabled": True, "HostConfig": {"NetworkMode": net}}
+        res = berth.http("POST", "/containers/create", json.dumps(body).encode(), {"Content-Type": "application/json"})
+        cid = json.loads(res.body)["Id"]
+        try:
+            berth.docker_ok("start", "-a", cid)
+            links = [line.split(":")[1].strip() for line in berth.docker_ok("logs", cid).splitlines()]
+            assert links == ["lo"], links
+        finally:
+            berth.docker("rm", "-f", cid)
+    finally:
+        berth.docker("network", "rm", net)

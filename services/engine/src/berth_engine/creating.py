@@ -87,8 +87,8 @@ class CreateService:
                         )
                 endpoints = (
                     self.core.networks.endpoints_for_create(req.host_config, req.networking_config)
-                    if self.core.networks is not None
-                    else []
+                    if self.core.networks is not None and not req.network_disabled
+                    else []  # NetworkDisabled: loopback only, as dockerd
                 )
                 rec = Record(
                     id=cid,
