@@ -51,6 +51,8 @@ def test_shm_per_ipc_mode() -> None:
 
 def test_rlimits_sysctls_cgroup_parent_and_resources() -> None:
     assert config(spec())["process"]["rlimits"][0]["type"] == "RLIMIT_NOFILE"
+    only_nproc = config(spec(rlimits=[RLimit("RLIMIT_NPROC", 9, 9)]))["process"]["rlimits"]
+    assert [r["type"] for r in only_nproc] == ["RLIMIT_NOFILE", "RLIMIT_NPROC"]
     cfg = config(
         spec(
             rlimits=[RLimit("RLIMIT_NOFILE", 512, 1024), RLimit("RLIMIT_NPROC", 9, 9)],

@@ -44,9 +44,12 @@ def cgroups_path(spec: TaskSpec, container_id: str) -> str:
 
 
 def rlimits(spec: TaskSpec, default_nofile: int) -> list[dict[str, Any]]:
-    if spec.rlimits is None:
-        return [{"type": "RLIMIT_NOFILE", "hard": default_nofile, "soft": default_nofile}]
-    return [{"type": r.type, "soft": r.soft, "hard": r.hard} for r in spec.rlimits]
+    """The TaskSpec's limits; NOFILE, when not given, as containerd's unit (LimitNOFILE) would
+    leave it to a dockerd container."""
+    out = [{"type": r.type, "soft": r.soft, "hard": r.hard} for r in spec.rlimits or []]
+    if not any(r["type"] == "RLIMIT_NOFILE" for r in out):
+        out.insert(0, {"type": "RLIMIT_NOFILE", "hard": default_nofile, "soft": default_nofile})
+    return out
 
 
 def shm_mount(spec: TaskSpec, shm_source: str) -> dict[str, Any] | None:
