@@ -107,10 +107,18 @@ def test_device_cgroup_rule(berth: Berth, busybox_image: str) -> None:
 
 
 def test_group_add(berth: Berth, busybox_image: str) -> None:
+    # dockerd's output: the primary group is a supplementary one too (since CVE-2022-36109).
     out = run(berth, busybox_image, "--group-add", "user", "--group-add", "4242", "--user", "nobody", "id")
-    assert out.strip() == "uid=65534(nobody) gid=65534(nogroup) groups=1000(user),4242", out
+    assert out.strip() == "uid=65534(nobody) gid=65534(nogroup) groups=1000(user),4242,65534(nogroup)", out
     res = berth.docker("run", "--rm", "--network", "none", "--group-add", "daemon", busybox_image, "true")
     assert "Unable to find group daemon: no matching entries in group file" in res.stderr, res
+    # An exec as another user gets the container's --group-add too, as under dockerd.
+    cid = berth.docker_ok("run", "-d", "--network", "none", "--group-add", "4242", busybox_image, "sleep", "60").strip()
+    try:
+        groups = berth.docker_ok("exec", "-u", "nobody", cid, "grep", "Groups", "/proc/self/status")
+        assert groups.split() == ["Groups:", "4242", "65534"], groups
+    finally:
+        berth.docker("rm", "-f", cid)
 
 
 def test_pid_host(berth: Berth, busybox_image: str) -> None:

@@ -129,3 +129,12 @@ def test_hosts_and_resolv_conf_options(tmp_path: Path) -> None:
     hosts = files["/etc/hosts"].read_text().splitlines()
     assert hosts[-2:] == ["1.2.3.4\tfoo", "127.0.0.1\th.d.org\th"]
     assert files["/etc/resolv.conf"].read_text() == "search a.org\nnameserver 10.0.0.1\noptions ndots:2\n"
+
+
+def test_process_user_and_the_execs_group_add() -> None:
+    user = ExecUser(65534, 65534, [1000])
+    assert hostspec.process_user(user, [4242]) == {
+        "uid": 65534, "gid": 65534, "additionalGids": [65534, 1000, 4242],
+    }  # fmt: skip
+    kept = {"annotations": {hostspec.GROUP_ADD_ANNOTATION: "4242,1000"}}
+    assert hostspec.group_add_of(kept) == [4242, 1000] and hostspec.group_add_of({}) == []

@@ -14,10 +14,26 @@ from typing import Any
 from berth_contracts.agent import DeviceMapping, TaskSpec
 from berth_contracts.errors import InternalError
 
+from berth_agent.users import ExecUser
+
 DEFAULT_CGROUP_PARENT = "/berth"
 INIT_BINARY = "docker-init"  # moby's DefaultInitBinary (Debian: tini-static)
 IN_CONTAINER_INIT = "/sbin/docker-init"
+GROUP_ADD_ANNOTATION = "org.berth.group-add"
 _SHM_OPTIONS = ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]
+
+
+def process_user(user: ExecUser, group_add: list[int] | None = None) -> dict[str, Any]:
+    """moby's getUser (since CVE-2022-36109): the primary gid is a supplementary group too,
+    then the user's groups, then `--group-add`'s."""
+    gids = [user.gid, *user.additional_gids, *(group_add or [])]
+    return {"uid": user.uid, "gid": user.gid, "additionalGids": gids}
+
+
+def group_add_of(config: dict[str, Any]) -> list[int]:
+    """The container's resolved `--group-add` gids, kept in config.json for its execs."""
+    text = str(config.get("annotations", {}).get(GROUP_ADD_ANNOTATION, ""))
+    return [int(g) for g in text.split(",") if g.isdigit()]
 
 
 def namespaces(spec: TaskSpec, joined: dict[str, str], host_net: bool) -> list[dict[str, Any]]:

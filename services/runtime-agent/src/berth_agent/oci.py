@@ -239,9 +239,7 @@ def build_config(
         if host_net and dest == "/etc/hostname":
             continue
         mounts.append(_mount(dest, "bind", str(src), ["rbind", "rprivate"]))
-    user_spec: dict[str, Any] = {"uid": user.uid, "gid": user.gid}
-    if user.additional_gids:
-        user_spec["additionalGids"] = user.additional_gids
+    user_spec = hostspec.process_user(user)
     linux: dict[str, Any] = {
         "namespaces": namespaces,
         "resources": resources(spec, swap_supported),

@@ -46,6 +46,7 @@ from berth_agent.bundle import read_json, remove_bundle, unmount_rootfs, write_j
 from berth_agent.copyup import copy_up
 from berth_agent.etcfiles import write_etc_files
 from berth_agent.execproc import ExecRun, exec_process
+from berth_agent.hostspec import GROUP_ADD_ANNOTATION
 from berth_agent.joins import joined_namespaces, shm_source
 from berth_agent.links import ShimConn, ShimGone
 from berth_agent.netsetup import NetworkSetup
@@ -448,9 +449,9 @@ class TaskManager:
     ) -> None:
         rootfs = str(bundle / "rootfs")
         user = resolve_user(rootfs, spec.user)
-        if spec.group_add:  # moby's getUser: the user's groups, then --group-add's
-            extra = resolve_groups(rootfs, list(spec.group_add))
-            user = dataclasses.replace(user, additional_gids=[*user.additional_gids, *extra])
+        group_add = resolve_groups(rootfs, list(spec.group_add)) if spec.group_add else []
+        if group_add:  # moby's getUser: the user's groups, then --group-add's
+            user = dataclasses.replace(user, additional_gids=[*user.additional_gids, *group_add])
         if spec.copy_up:
             copy_up(rootfs, list(spec.copy_up), list(cmd.rootfs[1:]))
         etc = write_etc_files(bundle, cid, spec)
@@ -458,6 +459,8 @@ class TaskManager:
             cid, spec, user, list(cmd.rootfs[1:]), etc, self.swap_supported, joined,
             shm_source(self.tasks, spec, bundle),
         )  # fmt: skip
+        if group_add:  # for the execs, which get them too
+            config["annotations"] = {GROUP_ADD_ANNOTATION: ",".join(map(str, group_add))}
         write_json(bundle / "config.json", config)
 
     async def start(self, cid: str) -> tuple[int, str]:
