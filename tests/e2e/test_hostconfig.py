@@ -82,3 +82,15 @@ def test_network_disabled_gives_loopback_only(berth: Berth, busybox_image: str) 
             berth.docker("rm", "-f", cid)
     finally:
         berth.docker("network", "rm", net)
+
+
+def test_annotations_reach_the_oci_spec(berth: Berth, busybox_image: str) -> None:
+    # API 1.43+ (berth speaks 1.44): HostConfig.Annotations are the OCI spec's, as moby 24+.
+    status, body = create(berth, {"Annotations": {"com.example/a": "b"}}, busybox_image)
+    cid = body["Id"]
+    try:
+        berth.docker_ok("start", cid)
+        config = json.loads((berth.exec_root / "agent" / "tasks" / cid / "config.json").read_text())
+        assert config["annotations"] == {"com.example/a": "b"}
+    finally:
+        berth.docker("rm", "-f", cid)

@@ -22,7 +22,7 @@ def run(berth: Berth, image: str, *args: str) -> str:
 
 
 def create(berth: Berth, host_config: dict[str, object], image: str) -> tuple[int, dict]:
-    body = {"Image": image, "Cmd": ["true"], "HostConfig": {"NetworkMode": "none", **host_config}}
+    body = {"Image": image, "Cmd": ["sleep", "30"], "HostConfig": {"NetworkMode": "none", **host_config}}
     res = berth.http(
         "POST", "/containers/create", json.dumps(body).encode(), {"Content-Type": "application/json"}
     )

@@ -99,6 +99,7 @@ class TaskSpec(msgspec.Struct, frozen=True):
     dns_search: list[str] = msgspec.field(default_factory=list)
     dns_options: list[str] = msgspec.field(default_factory=list)
     domainname: str = ""
+    annotations: dict[str, str] = msgspec.field(default_factory=dict)  # OCI annotations (API 1.43)
 
 
 class TaskCreate(Command, frozen=True):

@@ -87,6 +87,7 @@ def task_spec(rec: Record) -> TaskSpec:
         dns_search=list(hc.dns_search or []),
         dns_options=list(hc.dns_options or []),
         domainname=rec.config.domainname,
+        annotations=dict(hc.annotations or {}),
     )
 
 

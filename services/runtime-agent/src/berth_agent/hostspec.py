@@ -215,6 +215,8 @@ def apply(
         if spec.readonly_paths is not None:
             linux["readonlyPaths"] = list(spec.readonly_paths)
     _init(config, spec)
+    if spec.annotations:
+        config["annotations"] = dict(spec.annotations)
     if spec.uts_mode == "host":
         config.pop("hostname", None)  # the host's, as dockerd leaves it
     mounts = [m for m in config["mounts"] if m["destination"] != "/dev/shm"]

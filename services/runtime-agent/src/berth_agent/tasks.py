@@ -460,7 +460,7 @@ class TaskManager:
             shm_source(self.tasks, spec, bundle),
         )  # fmt: skip
         if group_add:  # for the execs, which get them too
-            config["annotations"] = {GROUP_ADD_ANNOTATION: ",".join(map(str, group_add))}
+            config.setdefault("annotations", {})[GROUP_ADD_ANNOTATION] = ",".join(map(str, group_add))
         write_json(bundle / "config.json", config)
 
     async def start(self, cid: str) -> tuple[int, str]:
