@@ -141,3 +141,16 @@ def test_task_spec_carries_the_options(make_record: Callable[..., Record]) -> No
     assert spec.masked_paths is not None and "/proc/kcore" in spec.masked_paths
     plain = task_spec(make_record("p", _req(pid_mode="bogus", uts_mode="bogus")))
     assert (plain.pid_mode, plain.ipc_mode, plain.uts_mode, plain.rlimits) == ("", "private", "", None)
+
+
+def test_default_ulimits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from berth_engine import settings
+
+    monkeypatch.setenv("BERTH_DEFAULT_ULIMITS", "nofile=1024:2048, nproc=512")
+    assert settings.default_ulimits() == [
+        Ulimit(name="nofile", soft=1024, hard=2048),
+        Ulimit(name="nproc", soft=512, hard=512),
+    ]
+    monkeypatch.setenv("BERTH_DEFAULT_ULIMITS", "nofile=x")
+    with pytest.raises(InvalidParameter, match="invalid ulimit argument: nofile=x"):
+        settings.default_ulimits()
