@@ -1,6 +1,6 @@
 """docker top / update / stats on the node: `runc ps` + host `ps`, `runc update`, cgroup files.
 
-Cgroup v1 (berth's cgroupsPath is /berth/<id> in every controller); on a cgroup v2 host the
+Cgroup v1 (the init's cgroup, /berth/<id> unless --cgroup-parent moved it); on a cgroup v2 host the
 unified equivalents are read where there is one.
 """
 
