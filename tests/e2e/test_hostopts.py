@@ -204,3 +204,15 @@ def test_cgroup_parent(berth: Berth, busybox_image: str) -> None:
         for controller in glob.glob(f"/sys/fs/cgroup/*{parent}"):
             with contextlib.suppress(OSError):
                 os.rmdir(controller)
+
+
+def test_shareable_shm_is_unmounted_with_its_container(berth: Berth, busybox_image: str) -> None:
+    cid = berth.docker_ok("run", "-d", "--network", "none", "--ipc", "shareable", busybox_image, "sleep", "60").strip()
+    shm = f"{berth.exec_root}/agent/tasks/{cid}/shm"
+    try:
+        with open("/proc/self/mounts") as f:
+            assert f" {shm} tmpfs " in f.read()
+    finally:
+        berth.docker("rm", "-f", cid)
+    with open("/proc/self/mounts") as f:
+        assert shm not in f.read()
