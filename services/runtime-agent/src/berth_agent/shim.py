@@ -670,8 +670,8 @@ class Shim:
         if signalled:
             code = 128 - code
         # Read before `runc delete` removes the cgroup.
-        oom = oom_killed(self.id)
-        if not oom and code == 128 + signal.SIGKILL and memory_failcnt(self.id) > 0:
+        oom = oom_killed(self.id, bundle=self.bundle)
+        if not oom and code == 128 + signal.SIGKILL and memory_failcnt(self.id, bundle=self.bundle):
             oom = True
         self.init_status = status
         self.state.update(exit_code=code, oom_killed=oom, exited_at=rfc3339nano())
