@@ -31,11 +31,13 @@ def nats_server_binary() -> str:
 
 
 @contextlib.contextmanager
-def nats_server(jetstream: bool = False) -> Iterator[str]:
-    """Run a throwaway nats-server; yields its URL."""
+def nats_server(jetstream: bool = False, config: Path | None = None) -> Iterator[str]:
+    """Run a throwaway nats-server (with a config file if given); yields its URL."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="berth-nats-") as store:
         args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port)]
+        if config is not None:
+            args = [nats_server_binary(), "-c", str(config), *args[1:]]
         if jetstream:
             args += ["-js", "-sd", store]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -53,3 +55,16 @@ def nats_server(jetstream: bool = False) -> Iterator[str]:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def authenticated_nats_server() -> Iterator[tuple[str, Path]]:
+    """A throwaway nats-server that admits only berth's identities with the permission table
+    (berth_kit.busauth); yields its URL and the bus directory holding each identity's creds."""
+    from berth_kit.busauth import write_bus_dir  # here: this module stays stdlib-only
+
+    with tempfile.TemporaryDirectory(prefix="berth-bus-") as tmp:
+        bus_dir = Path(tmp) / "bus"
+        config = write_bus_dir(bus_dir)
+        with nats_server(config=config) as url:
+            yield url, bus_dir
