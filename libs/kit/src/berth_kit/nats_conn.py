@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # What the server says when it refuses a connection, a publish or a subscription.
 _REFUSALS = ("authorization violation", "permissions violation", "authentication")
+REFUSAL_REPEAT = 30.0
 
 
 def credentials_options(name: str, creds_file: str | None = None) -> dict[str, Any]:
@@ -60,18 +62,25 @@ async def connect(
     async def _reconnected() -> None:
         log.info("%s: reconnected to NATS", name)
 
+    last_refusal: dict[str, float] = {}
+
     async def _error(exc: Exception) -> None:
-        # A refused publish or subscription is a bug or an attack: say so where it is seen.
-        if is_refusal(exc):
-            log.warning("%s: NATS refused: %s", name, exc)
+        # A refused connection, publish or subscription is a bug or an attack: say so where it
+        # is seen, once per REFUSAL_REPEAT for the same words (a refused connection is retried
+        # several times a second).
+        text = str(exc)
+        now = time.monotonic()
+        if is_refusal(exc) and now - last_refusal.get(text, -REFUSAL_REPEAT) >= REFUSAL_REPEAT:
+            last_refusal[text] = now
+            log.warning("%s: NATS refused: %s", name, text)
         else:
-            log.debug("%s: NATS error: %s", name, exc)
+            log.debug("%s: NATS error: %s", name, text)
 
     delay = 0.05
     with anyio.fail_after(connect_deadline):
         while True:
             try:
-                return await nats.connect(
+                nc = await nats.connect(
                     servers=servers.split(","),
                     name=name,
                     max_reconnect_attempts=-1,
@@ -85,10 +94,9 @@ async def connect(
                     pending_size=8 * 1024 * 1024,
                     **auth,
                 )
+                log.info("%s: connected to NATS as %s", name, auth.get("user", "anonymous"))
+                return nc
             except Exception as exc:  # noqa: BLE001 - any failure here means "not yet"
-                if is_refusal(exc):
-                    log.warning("%s: NATS refused the connection (%s); retrying", name, exc)
-                else:
-                    log.info("%s: NATS not reachable yet (%s); retrying", name, exc)
+                log.info("%s: NATS not reachable yet (%s); retrying", name, exc)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 1.0)
