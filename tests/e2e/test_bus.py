@@ -16,8 +16,7 @@ from berth_contracts import subjects
 from berth_contracts.agent import TaskListAll
 from berth_contracts.buspermissions import API_GATEWAY
 from berth_contracts.codec import encode
-from berth_kit.busauth import creds_path
-from berth_kit.nats_conn import credentials_options
+from berth_kit.busauth import creds_path, read_credentials
 from berth_kit.node import default_node
 from harness import Berth, wait_until
 from nats.aio.msg import Msg
@@ -74,7 +73,11 @@ def test_a_host_network_container_cannot_connect(berth: Berth, busybox_image: st
 def gateway_auth(berth: Berth) -> dict[str, Any]:
     """Connect options with the gateway's credentials (none where berth generated none)."""
     path = creds_path(berth.data_root / "nats", API_GATEWAY)
-    return credentials_options(API_GATEWAY, str(path) if path.exists() else "")
+    if not path.exists():
+        return {}
+    creds = read_credentials(path)
+    return {"user": creds.user, "password": creds.password,
+            "inbox_prefix": subjects.inbox_prefix(API_GATEWAY)}  # fmt: skip
 
 
 class Spy:
