@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from typing import Any
 
 from berth_cli import procs
 from berth_kit.busauth import CREDS_ENV, SERVER_CONFIG, creds_path
-from berth_kit.testing import nats_server
+from berth_kit.testing import anonymous_nats_answer, nats_server
 
 NAMES = ["berth-engine", "berth-lifecycle", "berth-runtime-agent", "berth-api-gateway"]
 
@@ -299,21 +298,6 @@ def test_without_the_forkserver_each_service_is_its_own_interpreter(
 # --- the bus: generated credentials, one per service, and an external NATS -------------------
 
 
-def anonymous_connect(url: str) -> bytes:
-    """CONNECT without credentials, then PING: what the server answers."""
-    host, port = url.removeprefix("nats://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as s:
-        s.recv(4096)  # INFO
-        s.sendall(b"CONNECT {}\r\nPING\r\n")
-        data = b""
-        while b"\r\n" not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        return data
-
-
 def test_up_generates_private_credentials_one_per_service(roots: Any, fake_env: dict[str, str]) -> None:
     res = up_d(roots, fake_env)
     assert res.returncode == 0, res.stderr
@@ -325,7 +309,8 @@ def test_up_generates_private_credentials_one_per_service(roots: Any, fake_env: 
     for name in by_name(report):
         assert stat.S_IMODE(creds_path(bus, name).stat().st_mode) == 0o600
         assert f"{name}: connected to NATS as {name}" in log  # each with its own identity
-    assert anonymous_connect(report["nats"]["url"]).startswith(b"-ERR 'Authorization Violation'")
+    answer = anonymous_nats_answer(report["nats"]["url"])
+    assert "-ERR 'Authorization Violation'" in answer and "PONG" not in answer
     log = wait_for(
         lambda: (t := (roots.exec_root / "berth.log").read_text()) and "authentication error" in t and t,
         10,
@@ -351,7 +336,8 @@ def test_external_nats_with_nats_creds(roots: Any, fake_env: dict[str, str], tmp
     res = roots.berth("bus-init", str(bus), env=fake_env, timeout=30)
     assert res.returncode == 0, res.stderr
     with nats_server(config=bus / SERVER_CONFIG) as url:
-        assert anonymous_connect(url).startswith(b"-ERR 'Authorization Violation'")
+        answer = anonymous_nats_answer(url)
+        assert "-ERR 'Authorization Violation'" in answer and "PONG" not in answer
         res = up_d(roots, fake_env, "--nats-url", url, "--nats-creds", str(bus))
         assert res.returncode == 0, res.stderr
         report = wait_for(lambda: (r := status(roots, fake_env))["healthy"] and r, 30, "healthy")

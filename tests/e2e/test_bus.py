@@ -18,6 +18,7 @@ from berth_contracts.buspermissions import API_GATEWAY
 from berth_contracts.codec import encode
 from berth_kit.busauth import creds_path, read_credentials
 from berth_kit.node import default_node
+from berth_kit.testing import ANONYMOUS_NATS_PROBE
 from harness import Berth, wait_until
 from nats.aio.msg import Msg
 
@@ -33,16 +34,9 @@ def nats_port(berth: Berth) -> int:
 
 
 def test_user_nobody_cannot_connect(berth: Berth) -> None:
-    script = (
-        "import socket,sys\n"
-        "s=socket.create_connection(('127.0.0.1',int(sys.argv[1])),5)\n"
-        "s.recv(4096)\n"
-        f"s.sendall({ANONYMOUS.encode()!r})\n"
-        "print(s.recv(4096).decode())\n"
-    )
     res = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-         "/usr/bin/python3", "-c", script, str(nats_port(berth))],
+         "/usr/bin/python3", "-c", ANONYMOUS_NATS_PROBE, "127.0.0.1", str(nats_port(berth))],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr

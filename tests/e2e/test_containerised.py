@@ -23,7 +23,7 @@ from typing import Any
 
 import docker
 import pytest
-from berth_kit.testing import free_port
+from berth_kit.testing import ANONYMOUS_NATS_PROBE, free_port
 from containerised import Dockerd, Images, Unavailable, build_images, compose
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -289,11 +289,7 @@ def test_testcontainers_suite(
 
 def _assert_bus_locked(nats: Any) -> None:
     """Inside the compose network's NATS container: a client without credentials is refused."""
-    probe = (
-        "import socket; s = socket.create_connection(('127.0.0.1', 4222), 5); s.recv(4096);"
-        " s.sendall(b'CONNECT {}\\r\\nPING\\r\\n'); print(s.recv(4096).decode())"
-    )
-    code, out = nats.exec_run(["python3", "-c", probe])
+    code, out = nats.exec_run(["python3", "-c", ANONYMOUS_NATS_PROBE, "127.0.0.1", "4222"])
     text = out.decode(errors="replace")
     assert code == 0 and "Authorization Violation" in text and "PONG" not in text, text
 

@@ -68,3 +68,31 @@ def authenticated_nats_server() -> Iterator[tuple[str, Path]]:
         config = write_bus_dir(bus_dir)
         with nats_server(config=config) as url:
             yield url, bus_dir
+
+
+# What an anonymous client gets from a NATS server: CONNECT without credentials, then PING (an
+# open server answers PONG, a locked one -ERR 'Authorization Violation'). Python source, so that
+# tests can also run it as another user or inside a container: python3 -c PROBE HOST PORT.
+ANONYMOUS_NATS_PROBE = """\
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)
+s.recv(4096)  # INFO
+s.sendall(b"CONNECT {}\\r\\nPING\\r\\n")
+data = b""
+while b"PONG" not in data and b"-ERR" not in data:
+    more = s.recv(4096)
+    if not more:
+        break
+    data += more
+print(data.decode(errors="replace"))
+"""
+
+
+def anonymous_nats_answer(url: str) -> str:
+    """Run ANONYMOUS_NATS_PROBE against a nats:// URL from this process's user."""
+    host, port = url.removeprefix("nats://").rsplit(":", 1)
+    res = subprocess.run(
+        [sys.executable, "-c", ANONYMOUS_NATS_PROBE, host, port],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    return res.stdout
