@@ -27,9 +27,11 @@ from berth_contracts.buspermissions import PERMISSIONS, BusPermissions
 CREDS_FILE = "bus.creds"
 SERVER_CONFIG = "nats.conf"
 CREDS_ENV = "BERTH_NATS_CREDS"
-# How long a service may take to answer a request it received (allow_responses): the longest
-# RPC (a pull, a `docker wait` on the engine) must still be answerable.
-RESPONSE_WINDOW = "24h"
+# How long a service may take to answer a request it received (allow_responses). Longer than
+# any RPC's reply timeout (at most minutes; `docker stop -t` beyond an hour would lose its
+# answer), short enough that the server's record of requests never answered stays small (the
+# agent's "is the log reader still there?" probes, one per 5 s of an idle `logs -f`).
+RESPONSE_WINDOW = "1h"
 
 
 class CredentialsError(Exception):
