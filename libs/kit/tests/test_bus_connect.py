@@ -10,9 +10,11 @@ import anyio
 import nats
 import pytest
 from berth_contracts import subjects
+from berth_contracts.base import Ping, Pong
 from berth_contracts.buspermissions import API_GATEWAY, ENGINE, RUNTIME_AGENT
 from berth_kit.busauth import creds_path, read_credentials
 from berth_kit.nats_conn import connect
+from berth_kit.rpc import RpcClient, RpcServer
 from berth_kit.testing import authenticated_nats_server
 from nats.errors import Error as NatsError
 
@@ -37,20 +39,24 @@ async def test_without_credentials_the_connection_is_refused(bus: tuple[str, Pat
 
 
 async def test_a_service_talks_with_its_credentials(bus: tuple[str, Path]) -> None:
-    """The engine requests the agent's RPC subject and gets the answer on its own inbox."""
+    """The engine commands the agent through the kit's RPC, as the services do; the answer comes
+    back on the engine's own inbox without any publish right on it (allow_responses)."""
     url, bus_dir = bus
     agent = await connect(url, RUNTIME_AGENT, 10, str(creds_path(bus_dir, RUNTIME_AGENT)))
     engine = await connect(url, ENGINE, 10, str(creds_path(bus_dir, ENGINE)))
     try:
+        async with anyio.create_task_group() as tg:
+            server = RpcServer(agent, subjects.agent_rpc("n1"), Ping, queue=subjects.AGENT_QUEUE)
 
-        async def answer(msg: nats.aio.msg.Msg) -> None:
-            await msg.respond(b"pong:" + msg.data)
+            async def pong(_: Ping) -> Pong:
+                return Pong(service=RUNTIME_AGENT, pid=1, node="n1")
 
-        await agent.subscribe(subjects.agent_rpc("n1"), queue=subjects.AGENT_QUEUE, cb=answer)
-        await agent.flush()
-        reply = await engine.request(subjects.agent_rpc("n1"), b"ping", timeout=5)
-        assert reply.data == b"pong:ping"
-        assert reply.subject.startswith(subjects.inbox_prefix(ENGINE) + ".")
+            server.handle(Ping, pong)
+            await server.start(tg)
+            reply = await RpcClient(engine).request(subjects.agent_rpc("n1"), Ping(), Pong, timeout=5)
+            assert reply.service == RUNTIME_AGENT
+            assert engine.new_inbox().startswith(subjects.inbox_prefix(ENGINE) + ".")
+            await server.stop()
     finally:
         await agent.close()
         await engine.close()
