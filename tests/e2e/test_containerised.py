@@ -23,7 +23,7 @@ from typing import Any
 
 import docker
 import pytest
-from berth_kit.testing import free_port
+from berth_kit.testing import ANONYMOUS_NATS_PROBE, free_port
 from containerised import Dockerd, Images, Unavailable, build_images, compose
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -287,6 +287,13 @@ def test_testcontainers_suite(
 # --- docker-compose ------------------------------------------------------------------------------
 
 
+def _assert_bus_locked(nats: Any) -> None:
+    """Inside the compose network's NATS container: a client without credentials is refused."""
+    code, out = nats.exec_run(["python3", "-c", ANONYMOUS_NATS_PROBE, "127.0.0.1", "4222"])
+    text = out.decode(errors="replace")
+    assert code == 0 and "Authorization Violation" in text and "PONG" not in text, text
+
+
 def test_compose_config_is_valid() -> None:
     """compose.yaml as users get it (no override) is a valid Compose file (compose-spec schema)."""
     if shutil.which("docker-compose") is None:
@@ -313,14 +320,18 @@ def test_compose_suite(dockerd: Dockerd, images: Images, tmp_path: Path) -> None
         res = compose(dockerd, env, "up", "-d", "--no-build", timeout=300)
         assert res.returncode == 0, f"docker-compose up failed:\n{res.stdout}\n{res.stderr}"
         client = dockerd.client()
-        ids = [
-            c.id
+        by_service = {
+            c.labels["com.docker.compose.service"]: c
             for c in client.containers.list(
                 all=True, filters={"label": "com.docker.compose.project=berthci"}
             )
-        ]
-        assert len(ids) == 7, f"expected 7 compose containers, got {len(ids)}"
-        _wait_healthy(client, ids, HEALTHY_TIMEOUT)
+        }
+        assert len(by_service) == 8, f"expected 8 compose containers, got {sorted(by_service)}"
+        # bus-init ran once and wrote the bus credentials; the others stay up.
+        init = by_service.pop("bus-init")
+        assert init.wait(timeout=60)["StatusCode"] == 0, init.logs().decode(errors="replace")
+        _wait_healthy(client, [c.id for c in by_service.values()], HEALTHY_TIMEOUT)
+        _assert_bus_locked(by_service["nats"])
         smoke(
             Suite(
                 f"tcp://127.0.0.1:{env['BERTH_API_PORT']}",

@@ -63,6 +63,7 @@ class UpConfig:
     exec_root: Path
     nats_port: int
     nats_url: str  # empty: run the embedded nats-server
+    nats_creds: Path | None  # with nats_url: a bus directory of credentials (berth bus-init)
     ready_timeout: float
     daemonized: bool = False  # set on the re-executed background supervisor
     services: tuple[ServiceSpec, ...] = field(default=SERVICES)
@@ -70,6 +71,12 @@ class UpConfig:
     @property
     def state_path(self) -> Path:
         return self.exec_root / STATE_FILE
+
+    @property
+    def bus_dir(self) -> Path | None:
+        """Where each identity's credentials are: the embedded server's are generated in
+        <data-root>/nats; an external NATS's are given with --nats-creds (or none)."""
+        return self.nats_creds if self.nats_url else self.data_root / "nats"
 
     @property
     def log_path(self) -> Path:
@@ -124,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--nats-url", default="", help="use this NATS instead of an embedded one")
     up.add_argument(
+        "--nats-creds",
+        default="",
+        metavar="DIR",
+        help="with --nats-url: the bus directory (`berth bus-init DIR`) with each service's"
+        " credentials; without it the services connect unauthenticated",
+    )
+    up.add_argument(
         "--ready-timeout",
         type=float,
         default=60.0,
@@ -135,6 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="stop a running berth")
     down.add_argument("--exec-root", default=DEFAULT_EXEC_ROOT)
     down.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the stop")
+
+    bus = sub.add_parser(
+        "bus-init",
+        help="write NATS credentials and a nats-server config (for --nats-url, compose)",
+    )
+    bus.add_argument("dir", help="bus directory: DIR/nats.conf and DIR/<service>/bus.creds")
+    bus.add_argument(
+        "--line",
+        action="append",
+        default=[],
+        metavar="SETTING",
+        help="a line put at the top of nats.conf, e.g. 'port: 4222'; repeatable",
+    )
 
     status = sub.add_parser("status", help="show the services, their pids and health")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -150,6 +177,8 @@ def up_config(ns: argparse.Namespace) -> UpConfig:
         raise UsageError(f"invalid --nats-port {ns.nats_port}")
     if ns.nats_url and not ns.nats_url.startswith(("nats://", "tls://")):
         raise UsageError(f"invalid --nats-url {ns.nats_url!r}: expected nats://HOST:PORT")
+    if ns.nats_creds and not ns.nats_url:
+        raise UsageError("--nats-creds needs --nats-url (the embedded server's are generated)")
     return UpConfig(
         detach=ns.detach,
         hosts=hosts,
@@ -157,6 +186,7 @@ def up_config(ns: argparse.Namespace) -> UpConfig:
         exec_root=exec_root,
         nats_port=ns.nats_port,
         nats_url=ns.nats_url,
+        nats_creds=Path(ns.nats_creds).absolute() if ns.nats_creds else None,
         ready_timeout=ns.ready_timeout,
         daemonized=ns.daemonized,
         services=services_from_env(),

@@ -40,6 +40,8 @@ def supervisor_argv(cfg: UpConfig) -> list[str]:
     argv += ["--nats-port", str(cfg.nats_port)]
     if cfg.nats_url:
         argv += ["--nats-url", cfg.nats_url]
+    if cfg.nats_creds is not None:
+        argv += ["--nats-creds", str(cfg.nats_creds)]
     return argv
 
 

@@ -260,8 +260,11 @@ class ForkServer:
             waiter[1].append(int(msg["pid"]) if "pid" in msg else str(msg.get("error", "?")))
             waiter[0].set()
 
-    async def spawn(self, module: str, title: str) -> ForkedProcess:
-        """Fork `python -m module` from the forkserver; raises LaunchError."""
+    async def spawn(
+        self, module: str, title: str, env: dict[str, str] | None = None
+    ) -> ForkedProcess:
+        """Fork `python -m module` from the forkserver (with env, default the forkserver's);
+        raises LaunchError."""
         with anyio.move_on_after(READY_TIMEOUT):
             await self._ready.wait()
         server = self._server
@@ -271,7 +274,7 @@ class ForkServer:
         req_id = self._next_id
         event, answer = anyio.Event(), []  # type: tuple[anyio.Event, list[int | str]]
         self._pending[req_id] = (event, answer)
-        request = {"id": req_id, "module": module, "title": title, "env": self._env}
+        request = {"id": req_id, "module": module, "title": title, "env": env or self._env}
         try:
             async with self._lock:  # one request line at a time on the socket
                 try:

@@ -22,6 +22,9 @@ class NatsState(msgspec.Struct, kw_only=True):
     url: str
     embedded: bool
     process: ChildState | None = None
+    # The bus directory (berth_kit.busauth): `berth status` pings with its berth-status identity.
+    # Empty: an external NATS without --nats-creds, reached without credentials.
+    creds_dir: str = ""
 
 
 class BerthState(msgspec.Struct, kw_only=True):

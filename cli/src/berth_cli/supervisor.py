@@ -12,6 +12,15 @@ from pathlib import Path
 
 import anyio
 from anyio.abc import TaskStatus
+from berth_contracts.buspermissions import STATUS
+from berth_kit.busauth import (
+    CREDS_ENV,
+    SERVER_CONFIG,
+    CredentialsError,
+    creds_path,
+    read_credentials,
+    write_bus_dir,
+)
 
 from berth_cli import apiprobe, natsd, procs
 from berth_cli.child import Child, Launch
@@ -74,6 +83,7 @@ def service_env(cfg: UpConfig, nats_url: str) -> dict[str, str]:
     from berth_kit.node import default_node  # stdlib only: not berth_kit.service (NATS, OTel)
 
     env = dict(os.environ)  # passes OTEL_* and the like through
+    env.pop(CREDS_ENV, None)  # each service gets its own (own_env), never one from outside
     env.update(
         BERTH_NATS_URL=nats_url,
         BERTH_DATA_ROOT=str(cfg.data_root),
@@ -100,6 +110,36 @@ def registry_proxy_env(env: dict[str, str]) -> None:
         host, _, port = env["BERTH_REGISTRY_PROXY_LISTEN"].rpartition(":")
         host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
         env["BERTH_REGISTRY_PROXY_URL"] = f"http://{host}:{port}"
+
+
+def own_env(env: dict[str, str], bus_dir: Path | None, identity: str) -> dict[str, str]:
+    """The service environment plus the path of this service's credentials, and no other's."""
+    if bus_dir is None:
+        return env
+    return {**env, CREDS_ENV: str(creds_path(bus_dir, identity))}
+
+
+def prepare_bus(cfg: UpConfig) -> Path | None:
+    """Embedded NATS: credentials (created if missing) and a fresh server config in
+    <data-root>/nats. External: check the given credentials; without any, say what happens."""
+    bus_dir = cfg.bus_dir
+    if not cfg.nats_url:
+        assert bus_dir is not None
+        write_bus_dir(bus_dir)
+        return bus_dir
+    if bus_dir is None:
+        log.warning(
+            "--nats-url without --nats-creds: the services connect to %s without credentials;"
+            " a NATS that requires them refuses every service (see berth bus-init)",
+            cfg.nats_url,
+        )
+        return None
+    for identity in {spec.name for spec in cfg.services} | {STATUS}:
+        try:
+            read_credentials(creds_path(bus_dir, identity))
+        except CredentialsError as exc:
+            raise UsageError(f"--nats-creds: {exc}") from None
+    return bus_dir
 
 
 def forkserver_enabled() -> bool:
@@ -138,9 +178,11 @@ class Supervisor:
 
     async def _supervise(self) -> None:
         cfg = self.cfg
+        bus_dir = await anyio.to_thread.run_sync(prepare_bus, cfg)
+        creds_dir = str(bus_dir) if bus_dir is not None else ""
         if cfg.nats_url:
             nats_url = cfg.nats_url
-            nats = NatsState(url=nats_url, embedded=False)
+            nats = NatsState(url=nats_url, embedded=False, creds_dir=creds_dir)
         else:
             port = natsd.pick_port(cfg.nats_port)
             if natsd.port_in_use(port):
@@ -149,13 +191,17 @@ class Supervisor:
                     " (choose another with --nats-port, 0 for any, or use --nats-url)"
                 )
             nats_url = f"nats://127.0.0.1:{port}"
-            store = cfg.data_root / "nats"
-            store.mkdir(parents=True, exist_ok=True)
-            nats = NatsState(url=nats_url, embedded=True, process=ChildState(name="nats-server"))
+            assert bus_dir is not None
+            nats = NatsState(
+                url=nats_url,
+                embedded=True,
+                process=ChildState(name="nats-server"),
+                creds_dir=creds_dir,
+            )
             assert nats.process is not None
             self._nats_child = Child(
                 nats.process,
-                natsd.nats_argv(port, store),
+                natsd.nats_argv(port, bus_dir / SERVER_CONFIG),
                 dict(os.environ),
                 self._write,
                 stop_grace=NATS_STOP_GRACE,
@@ -168,9 +214,9 @@ class Supervisor:
             Child(
                 ChildState(name=spec.name, module=spec.module),
                 [sys.executable, "-m", spec.module],
-                env,
+                own_env(env, bus_dir, spec.name),
                 self._write,
-                launch=self._forked(spec.module, spec.name),
+                launch=self._forked(spec.module, spec.name, own_env(env, bus_dir, spec.name)),
             )
             for spec in cfg.services
         ]
@@ -209,13 +255,13 @@ class Supervisor:
             self._state.forkserver_pid = pid
             self._write()
 
-    def _forked(self, module: str, title: str) -> Launch | None:
+    def _forked(self, module: str, title: str, env: dict[str, str]) -> Launch | None:
         forkserver = self._forkserver
         if forkserver is None:
             return None
 
         async def launch() -> ForkedProcess:
-            return await forkserver.spawn(module, title)
+            return await forkserver.spawn(module, title, env)
 
         return launch
 

@@ -58,4 +58,14 @@ def stdio_in(container_id: str) -> str:
     return f"{PREFIX}.stdio.v1.{container_id}.in"
 
 
+# --- reply inboxes ------------------------------------------------------------------------------
+# Each bus identity (a service, `berth status`) takes its replies on its own inbox prefix, which
+# only it may subscribe to (buspermissions.py): one service cannot read another's replies.
+INBOX_PREFIX = f"{PREFIX}.inbox.v1"
+
+
+def inbox_prefix(identity: str) -> str:
+    return f"{INBOX_PREFIX}.{identity}"
+
+
 # Traces emitted on behalf of shims are sent by the agent; nothing to name here.
