@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from berth_builder.dockerignore import PatternError, PatternMatcher, excluded, go_clean, read_patterns
+from berth_builder.dockerignore import (
+    PatternError,
+    PatternMatcher,
+    excluded,
+    go_clean,
+    read_patterns,
+)
 
 
 def test_read_patterns_cleans_anchors_and_skips_comments() -> None:
