@@ -40,6 +40,8 @@ def supervisor_argv(cfg: UpConfig) -> list[str]:
     argv += ["--nats-port", str(cfg.nats_port)]
     if cfg.nats_url:
         argv += ["--nats-url", cfg.nats_url]
+    argv += cfg.tls.argv()
+    argv += [f"--api-allow-origin={origin}" for origin in cfg.allow_origins]
     return argv
 
 
@@ -85,11 +87,11 @@ def start_detached(cfg: UpConfig) -> int:
             return 1
         if (
             _is_ours(cfg, proc.pid)
-            and apiprobe.ping(cfg.docker_host, timeout=1.0)
+            and apiprobe.ping(cfg.docker_host, timeout=1.0, tls=cfg.api_tls)
             and _all_services_answer(cfg)
         ):
             print(f"berth is up (pid {proc.pid}). To use it:")
-            print(f"  export DOCKER_HOST={cfg.docker_host}", flush=True)
+            print(apiprobe.use_hint(cfg), flush=True)
             return 0
         if time.monotonic() >= deadline:
             break
