@@ -19,6 +19,7 @@ from berth_gateway.app import build_app
 from berth_gateway.backend import Backend
 from berth_gateway.hijack import HijackableServer
 from berth_gateway.hosts import Listen, configured_hosts
+from berth_gateway.tlsfront import TLSSite
 
 log = logging.getLogger(__name__)
 ACCESS_LOG = logging.getLogger("berth_gateway.access")
@@ -77,7 +78,11 @@ async def start_sites(
             os.chmod(host.path, SOCKET_MODE)
             _give_to_docker_group(host.path)
         else:
-            site = web.TCPSite(runner, host.host, host.port, ssl_context=tls)
+            site = (
+                TLSSite(runner, host.host, host.port, tls)
+                if tls is not None
+                else web.TCPSite(runner, host.host, host.port)
+            )
             await site.start()
         log.info("listening on %s%s", host, " (TLS)" if tls and host.kind == "tcp" else "")
         sites.append(site)
