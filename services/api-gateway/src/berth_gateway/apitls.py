@@ -21,6 +21,8 @@ import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from aiohttp import web
+
 TLS_ENV = "BERTH_TLS"
 TLSVERIFY_ENV = "BERTH_TLSVERIFY"
 CACERT_ENV = "BERTH_TLSCACERT"
@@ -35,6 +37,20 @@ PLAIN_TCP_REFUSED = (
     " unauthenticated root access to your network.\n"
     "You can override this by explicitly specifying '--tls=false' or '--tlsverify=false'"
 )
+
+
+# dockerd's GET /info warnings for a TCP host without TLS or without client verification
+# (daemon/info.go, fillAPIInfo).
+_ATTACK_SURFACE = (
+    "\n         Access to the remote API is equivalent to root access on the host. Refer"
+    "\n         to the 'Docker daemon attack surface' section in the documentation for"
+    "\n         more information: https://docs.docker.com/go/attack-surface/"
+)
+_REMOVAL = (
+    "In future versions this will be a hard failure preventing the daemon from starting!"
+    " Learn more at: https://docs.docker.com/go/api-security/"
+)
+API_WARNINGS_KEY = web.AppKey("api_warnings", tuple[str, ...])
 
 
 class TLSConfigError(ValueError):
@@ -139,3 +155,19 @@ def check_plain_tcp(tcp_hosts: Iterable[tuple[str, str]], settings: TLSSettings)
     for shown, hostname in tcp_hosts:
         if not is_loopback(hostname):
             raise TLSConfigError(PLAIN_TCP_REFUSED.format(host=shown))
+
+
+def api_warnings(tcp_addresses: Iterable[str], settings: TLSSettings) -> tuple[str, ...]:
+    """dockerd's /info Warnings for the tcp:// hosts (addresses as HOST:PORT)."""
+    out = []
+    for addr in tcp_addresses:
+        if not settings.enabled:
+            what = f"http://{addr} without encryption."
+        elif not settings.verifies_clients:
+            what = f"https://{addr} without TLS client verification."
+        else:
+            continue
+        out.append(
+            f"[DEPRECATION NOTICE]: API is accessible on {what}{_ATTACK_SURFACE}\n{_REMOVAL}"
+        )
+    return tuple(out)

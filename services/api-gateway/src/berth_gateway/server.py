@@ -14,7 +14,13 @@ import anyio
 from aiohttp import web
 from berth_kit.service import ServiceContext
 
-from berth_gateway.apitls import check_plain_tcp, server_context, settings_from_env
+from berth_gateway.apitls import (
+    API_WARNINGS_KEY,
+    api_warnings,
+    check_plain_tcp,
+    server_context,
+    settings_from_env,
+)
 from berth_gateway.app import build_app
 from berth_gateway.backend import Backend
 from berth_gateway.hijack import HijackableServer
@@ -96,6 +102,14 @@ async def serve(ctx: ServiceContext) -> None:
     check_plain_tcp(((str(h), h.host) for h in hosts if h.kind == "tcp"), tls_settings)
     tls = server_context(tls_settings)
     app = build_app(Backend(rpc=ctx.rpc, nc=ctx.nc))
+    tcp = [f"{h.host}:{h.port}" for h in hosts if h.kind == "tcp"]
+    app[API_WARNINGS_KEY] = api_warnings(tcp, tls_settings)
+    if tcp and not tls_settings.verifies_clients:
+        log.warning(
+            "Binding to IP address without --tlsverify is insecure and gives root access on"
+            " this machine to everyone who has access to your network (%s)",
+            ", ".join(tcp),
+        )
     # handler_cancellation: a client that hangs up (docker run -d drops its /wait) cancels its
     # handler, which is how long waits and streams end and release their subscriptions.
     runner = GatewayRunner(

@@ -11,6 +11,7 @@ from berth_contracts.engine import EngineInfo, SystemInfo
 from berth_contracts.errors import NotFound
 
 from berth_gateway import versions
+from berth_gateway.apitls import API_WARNINGS_KEY
 from berth_gateway.backend import backend
 from berth_gateway.responses import json_response
 from berth_gateway.routes.table import Route
@@ -155,7 +156,10 @@ def _now_rfc3339() -> str:
 
 async def info(request: web.Request) -> web.Response:
     reply = await backend(request).call(SystemInfo(), EngineInfo)
-    return json_response(info_body(reply))
+    body = info_body(reply)
+    warnings: tuple[str, ...] = request.app.get(API_WARNINGS_KEY, ())
+    body["Warnings"] = list(warnings)
+    return json_response(body)
 
 
 async def plugin_inspect(request: web.Request) -> web.Response:
