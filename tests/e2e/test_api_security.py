@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import ssl
 import subprocess
@@ -84,27 +83,6 @@ def tls_berth(certs: Certs) -> Iterator[tuple[TLSBerth, str]]:
         b.teardown()
 
 
-def run_docker(
-    b: Berth, *args: str, env: dict[str, str] | None = None, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """The docker CLI with the test's private config and no DOCKER_HOST unless given."""
-    full_env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/root"),
-        "DOCKER_CONFIG": str(b.docker_config),
-        **(env or {}),
-    }
-    return subprocess.run(
-        ["docker", *args],
-        env=full_env,
-        input=input,
-        stdin=None if input is not None else subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-
-
 def tls_docker(
     b: Berth,
     certs: Certs,
@@ -115,7 +93,8 @@ def tls_docker(
 ) -> subprocess.CompletedProcess[str]:
     pair = client or certs.client
     flags = [f"--tlscacert={certs.ca.cert}", f"--tlscert={pair.cert}", f"--tlskey={pair.key}"]
-    return run_docker(b, "--tlsverify", *flags, "-H", host, *args, input=input)
+    # -H wins over the harness's DOCKER_HOST (the unix socket).
+    return b.docker("--tlsverify", *flags, "-H", host, *args, input=input, timeout=90)
 
 
 def test_docker_tlsverify_with_a_client_certificate(
@@ -132,13 +111,13 @@ def test_docker_tlsverify_with_a_client_certificate(
 def test_docker_context_and_cert_path(tls_berth: tuple[TLSBerth, str], certs: Certs) -> None:
     b, tcp = tls_berth
     ctx = f"host={tcp},ca={certs.ca.cert},cert={certs.client.cert},key={certs.client.key}"
-    created = run_docker(b, "context", "create", "berth-tls", "--docker", ctx)
+    created = b.docker("context", "create", "berth-tls", "--docker", ctx)
     assert created.returncode == 0, created.stderr
-    out = run_docker(b, "--context", "berth-tls", "version", "--format", "{{.Server.APIVersion}}")
+    out = b.docker("--context", "berth-tls", "version", "--format", "{{.Server.APIVersion}}")
     assert (out.returncode, out.stdout.strip()) == (0, "1.44"), out.stderr
     # DOCKER_HOST + DOCKER_TLS_VERIFY + DOCKER_CERT_PATH: what `berth up` prints for a TLS host.
-    env = {"DOCKER_HOST": tcp, "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(certs.client_dir)}
-    listed = run_docker(b, "ps", "-a", env=env)
+    env = {"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(certs.client_dir)}
+    listed = b.docker("ps", "-a", host=tcp, extra_env=env)
     assert listed.returncode == 0, listed.stderr
 
 
@@ -201,7 +180,7 @@ def test_tls_matrix(tls_berth: tuple[TLSBerth, str], certs: Certs) -> None:
             received += chunk
     assert b"HTTP/" not in received and b"OK" not in received
     # The docker CLI: without TLS, and with a certificate of another CA, refused too.
-    plain = run_docker(b, "-H", tcp, "ps")
+    plain = b.docker("ps", host=tcp)
     assert plain.returncode != 0
     other = tls_docker(b, certs, tcp, "ps", client=certs.other_client)
     assert other.returncode != 0

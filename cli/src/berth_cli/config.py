@@ -7,6 +7,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Standard library only (the CLI's import stays light); the rules live with the gateway.
+from berth_gateway.apitls import TLSConfigError, TLSSettings, check_plain_tcp, server_context
+
 DEFAULT_DATA_ROOT = "/var/lib/berth"
 DEFAULT_EXEC_ROOT = "/run/berth"
 DEFAULT_HOST = "unix:///run/berth/docker.sock"
@@ -67,7 +70,7 @@ class UpConfig:
     ready_timeout: float
     daemonized: bool = False  # set on the re-executed background supervisor
     services: tuple[ServiceSpec, ...] = field(default=SERVICES)
-    tls: TLSFlags = field(default_factory=lambda: TLSFlags())
+    tls: TLSSettings = field(default_factory=TLSSettings)  # dockerd's --tls* as given
     allow_origins: tuple[str, ...] = ()
 
     @property
@@ -86,34 +89,6 @@ class UpConfig:
     def api_tls(self) -> str:
         """How the first -H speaks: "" plain, "tls", or "verify" (client certificates)."""
         return self.tls.mode if self.docker_host.startswith("tcp://") else ""
-
-
-@dataclass(frozen=True)
-class TLSFlags:
-    """dockerd's --tls/--tlsverify/--tlscacert/--tlscert/--tlskey, as given (None: not given).
-
-    berth_gateway.apitls holds the rules; this is the command line's record of them."""
-
-    tls: bool | None = None
-    verify: bool | None = None
-    cacert: str = ""
-    cert: str = ""
-    key: str = ""
-
-    @property
-    def mode(self) -> str:
-        enabled = self.tls is True or self.verify is not None
-        if not enabled:
-            return ""
-        return "tls" if self.verify is False else "verify"
-
-    def argv(self) -> list[str]:
-        out = [f"--tlscacert={self.cacert}", f"--tlscert={self.cert}", f"--tlskey={self.key}"]
-        if self.tls is not None:
-            out.append(f"--tls={str(self.tls).lower()}")
-        if self.verify is not None:
-            out.append(f"--tlsverify={str(self.verify).lower()}")
-        return out
 
 
 def default_cert_path() -> Path:
@@ -245,7 +220,7 @@ def up_config(ns: argparse.Namespace) -> UpConfig:
         raise UsageError(f"invalid --nats-port {ns.nats_port}")
     if ns.nats_url and not ns.nats_url.startswith(("nats://", "tls://")):
         raise UsageError(f"invalid --nats-url {ns.nats_url!r}: expected nats://HOST:PORT")
-    tls = TLSFlags(
+    tls = TLSSettings(
         tls=ns.tls,
         verify=ns.tlsverify,
         cacert=str(Path(ns.tlscacert).absolute()),
@@ -268,18 +243,10 @@ def up_config(ns: argparse.Namespace) -> UpConfig:
     )
 
 
-def check_tls(hosts: tuple[str, ...], flags: TLSFlags) -> None:
+def check_tls(hosts: tuple[str, ...], settings: TLSSettings) -> None:
     """dockerd's refusals, before anything starts: plain TCP on a non-loopback address without
-    an explicit --tls=false/--tlsverify=false, and TLS files that cannot be used."""
-    # The gateway owns the rules (it applies them again when started on its own, in compose).
-    from berth_gateway.apitls import (
-        TLSConfigError,
-        TLSSettings,
-        check_plain_tcp,
-        server_context,
-    )
-
-    settings = TLSSettings(flags.tls, flags.verify, flags.cacert, flags.cert, flags.key)
+    an explicit --tls=false/--tlsverify=false, and TLS files that cannot be used. The gateway
+    owns the rules (it applies them again when started on its own, in compose)."""
     tcp = [(h, h[len("tcp://") :].rpartition(":")[0]) for h in hosts if h.startswith("tcp://")]
     try:
         check_plain_tcp(tcp, settings)
@@ -287,3 +254,17 @@ def check_tls(hosts: tuple[str, ...], flags: TLSFlags) -> None:
             server_context(settings)
     except TLSConfigError as exc:
         raise UsageError(str(exc)) from None
+
+
+def tls_argv(settings: TLSSettings) -> list[str]:
+    """The flags that give `settings` again (for the re-executed background supervisor)."""
+    out = [
+        f"--tlscacert={settings.cacert}",
+        f"--tlscert={settings.cert}",
+        f"--tlskey={settings.key}",
+    ]
+    if settings.tls is not None:
+        out.append(f"--tls={str(settings.tls).lower()}")
+    if settings.verify is not None:
+        out.append(f"--tlsverify={str(settings.verify).lower()}")
+    return out

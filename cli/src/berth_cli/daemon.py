@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from berth_cli import apiprobe, procs
-from berth_cli.config import LOCK_FILE, UpConfig
+from berth_cli.config import LOCK_FILE, UpConfig, tls_argv
 from berth_cli.state import read_state
 from berth_cli.supervisor import reap_stale
 
@@ -40,7 +40,7 @@ def supervisor_argv(cfg: UpConfig) -> list[str]:
     argv += ["--nats-port", str(cfg.nats_port)]
     if cfg.nats_url:
         argv += ["--nats-url", cfg.nats_url]
-    argv += cfg.tls.argv()
+    argv += tls_argv(cfg.tls)
     argv += [f"--api-allow-origin={origin}" for origin in cfg.allow_origins]
     return argv
 

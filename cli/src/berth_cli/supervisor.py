@@ -103,12 +103,7 @@ def api_security_env(cfg: UpConfig, env: dict[str, str]) -> None:
     """The gateway's TLS settings and allowed browser origins: only what berth up was given."""
     for name in API_SECURITY_ENV:
         env.pop(name, None)
-    flags = cfg.tls
-    env.update(BERTH_TLSCACERT=flags.cacert, BERTH_TLSCERT=flags.cert, BERTH_TLSKEY=flags.key)
-    if flags.tls is not None:
-        env["BERTH_TLS"] = "1" if flags.tls else "0"
-    if flags.verify is not None:
-        env["BERTH_TLSVERIFY"] = "1" if flags.verify else "0"
+    env.update(cfg.tls.env())
     if cfg.allow_origins:
         env["BERTH_API_ALLOW_ORIGINS"] = ",".join(cfg.allow_origins)
 

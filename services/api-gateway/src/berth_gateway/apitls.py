@@ -9,7 +9,7 @@ unless TLS was explicitly turned off (--tls=false or --tlsverify=false, dockerd'
 
 Environment (`berth up` sets it from its flags; the compose deployment sets it directly):
 BERTH_TLS, BERTH_TLSVERIFY ("1"/"0", unset when not given), BERTH_TLSCACERT, BERTH_TLSCERT,
-BERTH_TLSKEY (file paths).
+BERTH_TLSKEY (file paths). Standard library only: `berth up` checks its flags with it.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import socket
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-from aiohttp import web
 
 TLS_ENV = "BERTH_TLS"
 TLSVERIFY_ENV = "BERTH_TLSVERIFY"
@@ -50,7 +48,6 @@ _REMOVAL = (
     "In future versions this will be a hard failure preventing the daemon from starting!"
     " Learn more at: https://docs.docker.com/go/api-security/"
 )
-API_WARNINGS_KEY = web.AppKey("api_warnings", tuple[str, ...])
 
 
 class TLSConfigError(ValueError):
@@ -73,6 +70,13 @@ class TLSSettings:
     def verifies_clients(self) -> bool:
         # dockerd: TLSVerify defaults to TLS when not given.
         return self.enabled and self.verify is not False
+
+    @property
+    def mode(self) -> str:
+        """How the tcp:// hosts speak: "" plain, "tls", or "verify" (client certificates)."""
+        if not self.enabled:
+            return ""
+        return "verify" if self.verifies_clients else "tls"
 
     @property
     def explicit(self) -> bool:

@@ -15,7 +15,6 @@ from aiohttp import web
 from berth_kit.service import ServiceContext
 
 from berth_gateway.apitls import (
-    API_WARNINGS_KEY,
     api_warnings,
     check_plain_tcp,
     server_context,
@@ -25,6 +24,7 @@ from berth_gateway.app import build_app
 from berth_gateway.backend import Backend
 from berth_gateway.hijack import HijackableServer
 from berth_gateway.hosts import Listen, configured_hosts
+from berth_gateway.routes.system import API_WARNINGS_KEY
 from berth_gateway.tlsfront import TLSSite
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,6 @@ from berth_contracts.engine import EngineInfo, SystemInfo
 from berth_contracts.errors import NotFound
 
 from berth_gateway import versions
-from berth_gateway.apitls import API_WARNINGS_KEY
 from berth_gateway.backend import backend
 from berth_gateway.responses import json_response
 from berth_gateway.routes.table import Route
@@ -152,6 +151,10 @@ def _open_fds() -> int:
 
 def _now_rfc3339() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+# dockerd's warnings about TCP hosts without TLS (apitls.api_warnings), set by server.py.
+API_WARNINGS_KEY = web.AppKey("api_warnings", tuple[str, ...])
 
 
 async def info(request: web.Request) -> web.Response:
