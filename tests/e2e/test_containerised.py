@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import unittest.mock
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -172,8 +173,11 @@ def smoke(suite: Suite, tmp: Path) -> None:
         ca_cert=str(suite.certs / "ca.pem"),
         verify=True,
     )
-    client = docker.DockerClient(base_url=suite.api, tls=tls, timeout=60)
     # requests would let REQUESTS_CA_BUNDLE replace the CA above (psf/requests#3829).
+    with unittest.mock.patch.dict(os.environ):
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            os.environ.pop(name, None)
+        client = docker.DockerClient(base_url=suite.api, tls=tls, timeout=60)
     client.api.trust_env = False
     try:
         assert (
