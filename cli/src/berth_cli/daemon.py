@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from berth_cli import apiprobe, procs
-from berth_cli.config import LOCK_FILE, UpConfig
+from berth_cli.config import LOCK_FILE, UpConfig, tls_argv
 from berth_cli.state import read_state
 from berth_cli.supervisor import reap_stale
 
@@ -42,6 +42,8 @@ def supervisor_argv(cfg: UpConfig) -> list[str]:
         argv += ["--nats-url", cfg.nats_url]
     if cfg.nats_creds is not None:
         argv += ["--nats-creds", str(cfg.nats_creds)]
+    argv += tls_argv(cfg.tls)
+    argv += [f"--api-allow-origin={origin}" for origin in cfg.allow_origins]
     return argv
 
 
@@ -87,11 +89,11 @@ def start_detached(cfg: UpConfig) -> int:
             return 1
         if (
             _is_ours(cfg, proc.pid)
-            and apiprobe.ping(cfg.docker_host, timeout=1.0)
+            and apiprobe.ping(cfg.docker_host, timeout=1.0, tls=cfg.api_tls)
             and _all_services_answer(cfg)
         ):
             print(f"berth is up (pid {proc.pid}). To use it:")
-            print(f"  export DOCKER_HOST={cfg.docker_host}", flush=True)
+            print(apiprobe.use_hint(cfg), flush=True)
             return 0
         if time.monotonic() >= deadline:
             break

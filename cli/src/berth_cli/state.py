@@ -35,6 +35,7 @@ class BerthState(msgspec.Struct, kw_only=True):
     exec_root: str
     hosts: list[str]
     docker_host: str
+    api_tls: str = ""  # how docker_host speaks: "" plain, "tls", "verify" (TLSSettings.mode)
     log_file: str = ""
     forkserver_pid: int = 0  # 0: none (BERTH_FORKSERVER=0, or between restarts)
     nats: NatsState

@@ -23,6 +23,7 @@ from berth_kit.busauth import (
 )
 
 from berth_cli import apiprobe, natsd, procs
+from berth_cli.apiprobe import use_hint
 from berth_cli.child import Child, Launch
 from berth_cli.config import LOCK_FILE, UpConfig, UsageError
 from berth_cli.forkclient import ForkedProcess, ForkServer, Preforked
@@ -79,6 +80,16 @@ def reap_stale(path: Path) -> None:
     remove_state(path)
 
 
+API_SECURITY_ENV = (
+    "BERTH_TLS",
+    "BERTH_TLSVERIFY",
+    "BERTH_TLSCACERT",
+    "BERTH_TLSCERT",
+    "BERTH_TLSKEY",
+    "BERTH_API_ALLOW_ORIGINS",
+)
+
+
 def service_env(cfg: UpConfig, nats_url: str) -> dict[str, str]:
     from berth_kit.node import default_node  # stdlib only: not berth_kit.service (NATS, OTel)
 
@@ -93,8 +104,18 @@ def service_env(cfg: UpConfig, nats_url: str) -> dict[str, str]:
         # Service logs go to a file when detached: do not let them sit in buffers.
         PYTHONUNBUFFERED="1",
     )
+    api_security_env(cfg, env)
     registry_proxy_env(env)
     return env
+
+
+def api_security_env(cfg: UpConfig, env: dict[str, str]) -> None:
+    """The gateway's TLS settings and allowed browser origins: only what berth up was given."""
+    for name in API_SECURITY_ENV:
+        env.pop(name, None)
+    env.update(cfg.tls.env())
+    if cfg.allow_origins:
+        env["BERTH_API_ALLOW_ORIGINS"] = ",".join(cfg.allow_origins)
 
 
 def registry_proxy_env(env: dict[str, str]) -> None:
@@ -227,6 +248,7 @@ class Supervisor:
             exec_root=str(cfg.exec_root),
             hosts=list(cfg.hosts),
             docker_host=cfg.docker_host,
+            api_tls=cfg.api_tls,
             log_file=str(cfg.log_path) if cfg.daemonized else "",
             nats=nats,
             services=[c.state for c in self._services],
@@ -278,11 +300,11 @@ class Supervisor:
     async def _announce_when_ready(self) -> None:
         host = self.cfg.docker_host
         while not self._stop.is_set():
-            if await anyio.to_thread.run_sync(apiprobe.ping, host, 1.0):
+            if await anyio.to_thread.run_sync(apiprobe.ping, host, 1.0, self.cfg.api_tls):
                 log.info("API answers on %s", host)
                 if not self.cfg.daemonized:
                     try:
-                        print(f"berth is up. To use it:\n  export DOCKER_HOST={host}", flush=True)
+                        print(f"berth is up. To use it:\n{use_hint(self.cfg)}", flush=True)
                     except OSError:  # stdout closed (`berth up | head`): not worth dying for
                         pass
                 return
