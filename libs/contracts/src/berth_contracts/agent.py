@@ -13,6 +13,7 @@ import msgspec
 
 from berth_contracts.agentops import TaskStats, TaskTop, TaskUpdate
 from berth_contracts.base import Command, Done, Ping, Reply
+from berth_contracts.identifiers import Identifier
 from berth_contracts.lifecycle import Mount
 from berth_contracts.networks import (
     NetworkAttachment,
@@ -61,7 +62,7 @@ class TaskSpec(msgspec.Struct, frozen=True):
 
 
 class TaskCreate(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
     spec: TaskSpec
     rootfs: list[Mount]
     # Start the process as soon as it is created (and networked): TaskCreate + TaskStart in one
@@ -76,7 +77,7 @@ class TaskCreated(Reply, frozen=True):
 
 
 class TaskStart(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
 
 
 class TaskStarted(Reply, frozen=True):
@@ -85,7 +86,7 @@ class TaskStarted(Reply, frozen=True):
 
 
 class TaskKill(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
     signal: int = 15
     all: bool = False
 
@@ -93,17 +94,17 @@ class TaskKill(Command, frozen=True):
 class TaskDelete(Command, frozen=True):
     """Delete the runc container and let the shim go; the log stays until TaskPurge."""
 
-    container_id: str
+    container_id: Identifier
 
 
 class TaskPurge(Command, frozen=True):
     """Forget the container entirely: its log and any state left on disk."""
 
-    container_id: str
+    container_id: Identifier
 
 
 class TaskGet(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
 
 
 TaskStatus = Literal["created", "running", "paused", "stopped", "unknown"]
@@ -130,7 +131,7 @@ class TaskStates(Reply, frozen=True):
 class TaskLogs(Command, frozen=True):
     """Stream the container's json-file log as LogBatch messages to stream_subject."""
 
-    container_id: str
+    container_id: Identifier
     stream_subject: str
     stdout: bool = True
     stderr: bool = True
@@ -143,7 +144,7 @@ class TaskLogs(Command, frozen=True):
 class TaskResize(Command, frozen=True):
     """Set the window size of a TTY container's terminal (TIOCSWINSZ on the pty master)."""
 
-    container_id: str
+    container_id: Identifier
     height: int
     width: int
 
@@ -166,19 +167,19 @@ class TaskExec(Command, frozen=True):
     """Start an exec process. Output goes to subjects.stdio_out(exec_id) (last chunk eof=True,
     published after its exit code is known to TaskExecGet); input comes on stdio_in(exec_id)."""
 
-    container_id: str
-    exec_id: str
+    container_id: Identifier
+    exec_id: Identifier
     process: ExecProcess
 
 
 class TaskPause(Command, frozen=True):
     """Freeze the task's processes (runc pause, freezer cgroup); Done. Not running: Conflict."""
 
-    container_id: str
+    container_id: Identifier
 
 
 class TaskResume(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
 
 
 class TaskExecStarted(Reply, frozen=True):
@@ -186,8 +187,8 @@ class TaskExecStarted(Reply, frozen=True):
 
 
 class TaskExecGet(Command, frozen=True):
-    container_id: str
-    exec_id: str
+    container_id: Identifier
+    exec_id: Identifier
 
 
 class TaskExecState(Reply, frozen=True):
@@ -198,8 +199,8 @@ class TaskExecState(Reply, frozen=True):
 
 
 class TaskExecResize(Command, frozen=True):
-    container_id: str
-    exec_id: str
+    container_id: Identifier
+    exec_id: Identifier
     height: int
     width: int
 

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import msgspec
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
+from berth_contracts.identifiers import NAME_PATTERN
 from berth_contracts.volumes import Volume
 
 from berth_engine.timefmt import rfc3339nano
 
 # moby's volume name rule (daemon/names): the first character alphanumeric.
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_NAME = re.compile(NAME_PATTERN)
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 _META = "berth.json"
 
@@ -43,6 +44,7 @@ class VolumeStore:
         os.chmod(root, 0o701)
 
     def _dir(self, name: str) -> Path:
+        validate_volume_name(name)  # never a path part unchecked, whoever called
         return self.root / name
 
     def data_path(self, name: str) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 from anyio import to_thread
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
+from berth_contracts.identifiers import validate_identifier
 from berth_contracts.lifecycle import Mount
 from opentelemetry import trace
 
@@ -116,8 +117,7 @@ class Snapshotter:
     # --- containers' writable layers -------------------------------------------------------------
 
     async def prepare(self, key: str, image: ImageRow) -> list[Mount]:
-        if not key or "/" in key:
-            raise InvalidParameter(f"invalid snapshot key: {key!r}")
+        validate_identifier(key, "snapshot key")
         chains = image.chain_ids or chain_ids(image.diff_ids)
         if not await to_thread.run_sync(self.has_layers, chains):
             raise NotFound(f"layers of image {image.id} are not unpacked")
