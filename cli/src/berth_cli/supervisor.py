@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 from anyio.abc import TaskStatus
+from berth_kit.diskmodes import ensure_dir, lock_down_roots
 
 from berth_cli import apiprobe, natsd, procs
 from berth_cli.child import Child, Launch
@@ -123,8 +124,7 @@ class Supervisor:
 
     async def run(self) -> None:
         cfg = self.cfg
-        cfg.exec_root.mkdir(parents=True, exist_ok=True)
-        cfg.data_root.mkdir(parents=True, exist_ok=True)
+        lock_down_roots(cfg.data_root, cfg.exec_root)
         for host in cfg.hosts:  # the gateway binds there; dockerd creates the directory too
             if host.startswith("unix://"):
                 Path(host[len("unix://") :]).parent.mkdir(parents=True, exist_ok=True)
@@ -149,8 +149,7 @@ class Supervisor:
                     " (choose another with --nats-port, 0 for any, or use --nats-url)"
                 )
             nats_url = f"nats://127.0.0.1:{port}"
-            store = cfg.data_root / "nats"
-            store.mkdir(parents=True, exist_ok=True)
+            store = ensure_dir(cfg.data_root / "nats")
             nats = NatsState(url=nats_url, embedded=True, process=ChildState(name="nats-server"))
             assert nats.process is not None
             self._nats_child = Child(

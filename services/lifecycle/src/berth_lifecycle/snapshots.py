@@ -19,6 +19,7 @@ from anyio import to_thread
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
 from berth_contracts.identifiers import validate_identifier
 from berth_contracts.lifecycle import Mount
+from berth_kit.diskmodes import ensure_dir
 from opentelemetry import trace
 
 from berth_lifecycle.layers import apply_layer, chain_ids
@@ -32,7 +33,7 @@ class Snapshotter:
     def __init__(self, root: Path, meta: Metadata) -> None:
         self.root = root
         self.meta = meta
-        self.root.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.root)  # 0700 (moby: 0710 overlay2), set again on every start
         self._locks: dict[str, anyio.Lock] = {}
         self._pins: Counter[str] = Counter()
 
