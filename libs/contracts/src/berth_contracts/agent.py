@@ -13,7 +13,7 @@ import msgspec
 
 from berth_contracts.agentops import TaskStats, TaskTop, TaskUpdate
 from berth_contracts.base import Command, Done, Ping, Reply
-from berth_contracts.identifiers import Identifier
+from berth_contracts.identifiers import Identifier, Subject
 from berth_contracts.lifecycle import Mount
 from berth_contracts.networks import (
     NetworkAttachment,
@@ -132,7 +132,7 @@ class TaskLogs(Command, frozen=True):
     """Stream the container's json-file log as LogBatch messages to stream_subject."""
 
     container_id: Identifier
-    stream_subject: str
+    stream_subject: Subject
     stdout: bool = True
     stderr: bool = True
     follow: bool = False

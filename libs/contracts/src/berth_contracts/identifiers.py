@@ -43,6 +43,11 @@ OptionalIdentifier = Annotated[
 # A Docker name (container, volume, network) a handler may use as a path or file name part.
 Name = Annotated[str, msgspec.Meta(pattern=rf"^{NAME_CHARS}*$", max_length=255)]
 
+# A NATS subject a service publishes to (a reply stream): tokens, no wildcards, no spaces.
+_SUBJECT = r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*"
+Subject = Annotated[str, msgspec.Meta(pattern=rf"^{_SUBJECT}$", max_length=255)]
+OptionalSubject = Annotated[str, msgspec.Meta(pattern=rf"^(?:{_SUBJECT})?$", max_length=255)]
+
 
 def validate_identifier(value: str, what: str = "identifier") -> str:
     """containerd's `identifiers.Validate`, with its words; returns the value for chaining."""

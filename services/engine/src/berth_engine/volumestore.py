@@ -3,6 +3,7 @@ JSON record of labels and options beside it (dockerd keeps the same layout)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -55,6 +56,10 @@ class VolumeStore:
             raw = (self._dir(name) / _META).read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:  # no such volume could have been made
+                return None
+            raise
         return msgspec.json.decode(raw, type=_Meta)
 
     def _view(self, name: str, meta: _Meta) -> Volume:
