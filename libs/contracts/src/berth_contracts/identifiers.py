@@ -46,7 +46,6 @@ Name = Annotated[str, msgspec.Meta(pattern=rf"^{NAME_CHARS}*$", max_length=255)]
 # A NATS subject a service publishes to (a reply stream): tokens, no wildcards, no spaces.
 _SUBJECT = r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*"
 Subject = Annotated[str, msgspec.Meta(pattern=rf"^{_SUBJECT}$", max_length=255)]
-OptionalSubject = Annotated[str, msgspec.Meta(pattern=rf"^(?:{_SUBJECT})?$", max_length=255)]
 
 
 def validate_identifier(value: str, what: str = "identifier") -> str:
