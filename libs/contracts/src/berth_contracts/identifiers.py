@@ -34,12 +34,6 @@ _NAME = re.compile(NAME_PATTERN)
 Identifier = Annotated[
     str, msgspec.Meta(pattern=IDENTIFIER_PATTERN, max_length=IDENTIFIER_MAX_LENGTH)
 ]
-# An id that may be absent ("" = none), otherwise as Identifier.
-OptionalIdentifier = Annotated[
-    str,
-    msgspec.Meta(pattern=rf"^$|{IDENTIFIER_PATTERN}", max_length=IDENTIFIER_MAX_LENGTH),
-]
-
 # A Docker name (container, volume, network) a handler may use as a path or file name part.
 Name = Annotated[str, msgspec.Meta(pattern=rf"^{NAME_CHARS}*$", max_length=255)]
 
