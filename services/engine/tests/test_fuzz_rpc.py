@@ -12,8 +12,8 @@ unknown fields, bytes that are not msgpack), and checks after each one:
 - every service still answers Ping.
 
 Nothing here can reach the host: the services own only their temp roots; an agent TaskCreate
-gets an empty read-only rootfs, no networks, ports, copy-up or extra mounts (a process there has
-nothing to run); network hot-plug gets no attachments; pulls go to a closed loopback port.
+gets an empty read-only rootfs, no networks, ports, copy-up, devices, sysctls or cgroup parent
+(a process there has nothing to run); network hot-plug gets no attachments; pulls go to a closed loopback port.
 
 Bounded for `make test` (BERTH_FUZZ_EXAMPLES examples of each kind per request type, default 6);
 a long run: `BERTH_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest services/engine/tests/test_fuzz_rpc.py`.
@@ -112,6 +112,9 @@ class Fuzzer:
             ]  # fmt: skip
             spec = dict(data["spec"])
             spec.update(network_mode="none", networks=[], port_mappings=[], copy_up=[])
+            # Host-wide effects even with nothing to run: cgroups made anywhere, device nodes,
+            # sysctls (a host namespace would take them).
+            spec.update(cgroup_parent="", devices=[], sysctls={})
             data["spec"] = spec
         if data.get("type") == "TaskNetworkUpdate":
             data["connect"] = []

@@ -25,6 +25,22 @@ from berth_contracts.networks import (
 __all__ = ["Done"]
 
 
+class RLimit(msgspec.Struct, frozen=True):
+    """One OCI process.rlimits entry (`--ulimit nofile=512:1024` is RLIMIT_NOFILE 512/1024)."""
+
+    type: str
+    soft: int
+    hard: int
+
+
+class DeviceMapping(msgspec.Struct, frozen=True):
+    """`--device host[:container[:rwm]]`, as HostConfig.Devices carries it."""
+
+    path_on_host: str
+    path_in_container: str = ""
+    permissions: str = "rwm"
+
+
 class TaskSpec(msgspec.Struct, frozen=True):
     """What the engine decided the container's process is; the agent turns it into config.json."""
 
@@ -59,6 +75,40 @@ class TaskSpec(msgspec.Struct, frozen=True):
     # Bridge networks to attach (netavark) and published ports; empty = loopback only.
     networks: list[NetworkAttachment] = msgspec.field(default_factory=list)
     port_mappings: list[PortMapping] = msgspec.field(default_factory=list)
+    # None: the agent's default (NOFILE as containerd's unit gives); else exactly these.
+    rlimits: list[RLimit] | None = None
+    sysctls: dict[str, str] = msgspec.field(default_factory=dict)
+    devices: list[DeviceMapping] = msgspec.field(default_factory=list)
+    device_cgroup_rules: list[str] = msgspec.field(default_factory=list)
+    group_add: list[str] = msgspec.field(default_factory=list)  # names resolved in the rootfs
+    # Namespaces: "" private; "host"; "container:<full id>" joins a running task's.
+    pid_mode: str = ""
+    ipc_mode: str = "private"  # private | shareable | none | host | container:<id>
+    uts_mode: str = ""
+    cgroupns_mode: str = "host"  # host | private
+    cgroup_parent: str = ""  # "" = berth's /berth
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    memory_reservation: int = 0
+    memory_swappiness: int | None = None
+    oom_kill_disable: bool = False
+    masked_paths: list[str] | None = None  # None: Docker's defaults (none when privileged)
+    readonly_paths: list[str] | None = None
+    init: bool = False  # `--init`: docker-init (tini) as the container's pid 1
+    extra_hosts: list[str] = msgspec.field(default_factory=list)  # "name:ip", as /etc/hosts lines
+    dns: list[str] = msgspec.field(default_factory=list)
+    dns_search: list[str] = msgspec.field(default_factory=list)
+    dns_options: list[str] = msgspec.field(default_factory=list)
+    domainname: str = ""
+    annotations: dict[str, str] = msgspec.field(default_factory=dict)  # OCI annotations (API 1.43)
+
+
+class TaskLogConfig(msgspec.Struct, frozen=True):
+    """How the shim keeps the container's output (HostConfig.LogConfig, checked by the engine)."""
+
+    driver: Literal["json-file", "local", "none"] = "json-file"  # local: json-file's format too
+    max_size: int = 0  # bytes a file may reach before it is rotated; 0 = never rotated
+    max_files: int = 1  # files kept, the current one included (1 = truncated when full)
 
 
 class TaskCreate(Command, frozen=True):
@@ -68,6 +118,7 @@ class TaskCreate(Command, frozen=True):
     # Start the process as soon as it is created (and networked): TaskCreate + TaskStart in one
     # call, one engine→agent round trip fewer per `docker run`. A failed start deletes the task.
     start: bool = False
+    log: TaskLogConfig = msgspec.field(default_factory=TaskLogConfig)
 
 
 class TaskCreated(Reply, frozen=True):

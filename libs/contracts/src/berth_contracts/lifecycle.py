@@ -102,6 +102,11 @@ class SnapshotMounts(Reply, frozen=True):
 
 class SnapshotRemove(Command, frozen=True):
     key: Identifier
+    measure: bool = False  # size the writable layer before removing it (prune's SpaceReclaimed)
+
+
+class SnapshotRemoved(Reply, frozen=True):
+    size: int = 0  # bytes of the writable layer, as moby's directory.Size counts; 0 unmeasured
 
 
 from berth_contracts.archives import ArchiveOpen  # noqa: E402 - no cycle: archives is a leaf

@@ -52,6 +52,7 @@ SERVICE_NAME = "berth-engine"
 
 
 async def engine_main(ctx: ServiceContext) -> None:
+    settings.default_ulimits()  # a bad BERTH_DEFAULT_ULIMITS stops the engine here, as dockerd
     store = RecordStore(settings.db_path())
     log.info("loaded %d container records from %s", len(store.all()), settings.db_path())
     core = EngineCore(ctx.nc, store, ctx.rpc, EventPublisher(ctx.nc), ctx.node)

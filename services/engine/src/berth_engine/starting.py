@@ -20,8 +20,10 @@ from berth_contracts.errors import BerthError, Conflict, NotFound, NotModified
 from berth_contracts.lifecycle import SnapshotGetMounts, SnapshotMounts
 from opentelemetry.trace import Span
 
+from berth_engine import hostopts
 from berth_engine.core import EngineCore
 from berth_engine.exits import ExitHandler
+from berth_engine.logdrivers import task_log_config
 from berth_engine.mountspec import oci_mounts
 from berth_engine.records import Record, State
 from berth_engine.store import RecordStore
@@ -86,6 +88,7 @@ class StartService:
             await self.exits.on_task_exit(pending)  # type: ignore[arg-type]
 
     async def _start_task(self, rec: Record, span: Span) -> None:
+        log_config = task_log_config(rec.host_config.log_config)  # dockerd checks values at start
         mounts = self.core.prepared_mounts.pop(rec.id, None) or await self.core.lifecycle(
             rec.node, SnapshotGetMounts(key=rec.id), SnapshotMounts
         )
@@ -100,7 +103,16 @@ class StartService:
         else:
             rec.agent_used = True
             await self.store.save(rec)  # before TaskCreate: a crash must not forget it was sent
+        hostopts.check_start(rec, self.store)
         spec = task_spec(rec)
+        if spec.extra_hosts:
+            bridge = self.core.networks.nets.by_name("bridge") if self.core.networks else None
+            spec = msgspec.structs.replace(
+                spec,
+                extra_hosts=hostopts.resolve_host_gateway(
+                    spec.extra_hosts, bridge.gateway if bridge is not None else ""
+                ),
+            )
         if self.core.networks is not None and rec.endpoints:
             networks, ports = self.core.networks.attach(rec)
             spec = msgspec.structs.replace(spec, networks=networks, port_mappings=ports)
@@ -114,6 +126,7 @@ class StartService:
                 spec=spec,
                 rootfs=[*mounts.mounts, *oci_mounts(rec.mounts)],
                 start=start_now,
+                log=log_config,
             ),
             TaskCreated,
         )

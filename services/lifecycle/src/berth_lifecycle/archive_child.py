@@ -7,8 +7,8 @@ touches any container path, so every path and every symlink in the container (`/
 - running container: its root is /proc/<pid>/root (its own mount namespace, volumes included),
   only once procroot has seen that this pid's root is the container's rootfs;
 - stopped container: the child unshares its mount namespace, mounts the snapshot on a scratch
-  directory, binds the volumes at their targets (resolved inside the root) and chroots there;
-  the mounts vanish with the child.
+  directory, binds the volumes at their targets (resolved inside the root, made in the
+  container's layer if missing, as moby does) and chroots there; the mounts vanish with the child.
 
 Nothing is imported after the chroot, and user/group names are never looked up (no NSS modules
 loaded from the container, cf. CVE-2019-14271): tar headers carry numeric owners only.
@@ -106,8 +106,8 @@ def mount_stopped(spec: dict[str, Any]) -> str:
     )
     for m in spec.get("mounts", []):
         dest = secure_join(root, m["target"])
-        if not os.path.isdir(dest) and not os.path.isfile(dest):
-            continue  # the runtime would create it; a copy does not need it
+        if not make_mount_point(m["source"], dest):
+            continue
         _check(
             libc.mount(m["source"].encode(), dest.encode(), None, MS_BIND | MS_REC, None), "bind"
         )
@@ -115,6 +115,22 @@ def mount_stopped(spec: dict[str, Any]) -> str:
             flags = MS_BIND | MS_REMOUNT | MS_RDONLY
             _check(libc.mount(None, dest.encode(), None, flags, None), "remount ro")
     return root
+
+
+def make_mount_point(source: str, dest: str) -> bool:
+    """The mount point of a volume or bind, made in the container's layer if missing (moby's
+    mountVolumes does the same, as runc does at start): a container that never ran has no
+    /vol1 yet, and a copy into /vol1 must land in the volume. False: nothing to mount on."""
+    if os.path.isdir(dest) or os.path.isfile(dest):
+        return True
+    if os.path.lexists(dest) or not os.path.exists(source):
+        return False  # a dangling link or a special file; a bind whose source is gone
+    if os.path.isdir(source):
+        os.makedirs(dest, mode=0o755)
+    else:
+        os.makedirs(os.path.dirname(dest), mode=0o755, exist_ok=True)
+        os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+    return True
 
 
 def go_mode(st: os.stat_result) -> int:

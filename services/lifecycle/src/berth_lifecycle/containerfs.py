@@ -3,6 +3,7 @@ stream a tar out of (get) or into (put) a container through the confined archive
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -65,6 +66,14 @@ def _check_pid(cmd: ArchiveOpen, rootfs: dict[str, Any]) -> None:
         os.close(open_container_root(cmd.pid, rootfs))
     except NotThatContainer as exc:
         raise _not_that_container(cmd, str(exc)) from None
+
+
+def _kill(proc: Process) -> None:
+    """Kill the child if it still runs: one that already exited (its status is the error being
+    raised) must not turn that error into a ProcessLookupError."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
 
 
 class ContainerFiles:
@@ -147,7 +156,7 @@ class ContainerFiles:
                     await response.write(chunk)
                 await self._wait(proc, pending)
             except BaseException:
-                proc.kill()
+                _kill(proc)
                 raise
             await response.write_eof()
             return response
@@ -168,7 +177,7 @@ class ContainerFiles:
                 await proc.stdin.aclose()
                 await self._wait(proc, pending)
             except BaseException:
-                proc.kill()
+                _kill(proc)
                 raise
         return web.json_response({}, status=200)
 

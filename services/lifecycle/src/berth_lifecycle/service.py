@@ -25,6 +25,7 @@ from berth_contracts.lifecycle import (
     SnapshotMounts,
     SnapshotPrepare,
     SnapshotRemove,
+    SnapshotRemoved,
     UploadTarget,
 )
 from berth_kit.diskmodes import ensure_dir, private_sqlite
@@ -120,11 +121,11 @@ class Lifecycle:
     async def snapshot_mounts(self, cmd: SnapshotGetMounts) -> SnapshotMounts:
         return SnapshotMounts(mounts=await self.snapshots.mounts(cmd.key))
 
-    async def snapshot_remove(self, cmd: SnapshotRemove) -> Done:
-        await self.snapshots.remove(cmd.key)
+    async def snapshot_remove(self, cmd: SnapshotRemove) -> SnapshotRemoved:
+        size = await self.snapshots.remove(cmd.key, measure=cmd.measure)
         # Layers of an image deleted (forced) while this container used them go now.
         await to_thread.run_sync(self.snapshots.collect_layers)
-        return Done()
+        return SnapshotRemoved(size=size)
 
     def register(self, server: RpcServer) -> None:
         if self.files is not None:

@@ -8,8 +8,10 @@ leases) so a concurrent image delete cannot collect them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import stat
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -182,11 +184,14 @@ class Snapshotter:
             )
         ]
 
-    async def remove(self, key: str) -> None:
+    async def remove(self, key: str, *, measure: bool = False) -> int:
+        """Drop the writable layer `key`; its size first when asked (0 otherwise)."""
         row = await to_thread.run_sync(self.meta.get_snapshot, key)
         if row is None or row.kind != "active":
             raise NotFound(f"snapshot {key} does not exist")
+        size = await to_thread.run_sync(directory_size, self.fs(row.n)) if measure else 0
         await to_thread.run_sync(self._drop, row)
+        return size
 
     # --- garbage ---------------------------------------------------------------------------------
 
@@ -220,3 +225,21 @@ class Snapshotter:
         for s in removed:
             self._drop(s)
         return [s.key for s in removed]
+
+
+def directory_size(root: Path) -> int:
+    """moby's directory.Size: the sizes of everything but directories (a symlink counts its
+    target's length, a whiteout 0), each inode once, never following a link."""
+    seen: set[int] = set()
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) or st.st_size == 0 or st.st_ino in seen:
+                continue
+            seen.add(st.st_ino)
+            total += st.st_size
+    return total

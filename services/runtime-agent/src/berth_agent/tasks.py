@@ -9,6 +9,7 @@ ignores duplicates).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 from anyio.abc import TaskGroup
 from berth_contracts import subjects
 from berth_contracts.agent import (
@@ -46,6 +48,8 @@ from berth_agent.bundle import read_json, remove_bundle, unmount_rootfs, write_j
 from berth_agent.copyup import copy_up
 from berth_agent.etcfiles import write_etc_files
 from berth_agent.execproc import ExecRun, exec_process
+from berth_agent.hostspec import GROUP_ADD_ANNOTATION
+from berth_agent.joins import joined_namespaces, shm_source
 from berth_agent.links import ShimConn, ShimGone
 from berth_agent.netsetup import NetworkSetup
 from berth_agent.oci import build_config
@@ -54,7 +58,7 @@ from berth_agent.shim_state import read_state, write_state
 from berth_agent.spans import ShimSpans
 from berth_agent.stdin_router import StdinRouter
 from berth_agent.timefmt import rfc3339nano
-from berth_agent.users import resolve_user
+from berth_agent.users import resolve_groups, resolve_user
 from berth_agent.zygote_client import Zygote
 
 log = logging.getLogger(__name__)
@@ -386,7 +390,7 @@ class TaskManager:
         if cid in self.tasks or self.paths.bundle(cid).exists():
             raise Conflict(f"task {cid}: already exists")
         tp = traceparent_of(trace.get_current_span())
-        netns = self._netns_path(spec)
+        joined = joined_namespaces(self.tasks, spec)
         bundle = self.paths.bundle(cid)
         bundle.mkdir(mode=0o711)
         task = Task(id=cid, bundle=bundle, meta={"open_stdin": spec.open_stdin, "tty": spec.tty})
@@ -403,6 +407,7 @@ class TaskManager:
                     "runc_root": str(self.paths.runc_root),
                     "runc_binary": self.runc,
                     "log_path": str(self.paths.log_path(cid)),
+                    "log": msgspec.to_builtins(cmd.log),
                     "open_stdin": spec.open_stdin,
                     "tty": spec.tty,
                     "rootfs": {
@@ -417,7 +422,7 @@ class TaskManager:
                 self._attach(task, conn)
                 with tracer.start_as_current_span("bundle.write"):
                     await anyio.to_thread.run_sync(
-                        self._write_config, cid, spec, cmd, bundle, netns
+                        self._write_config, cid, spec, cmd, bundle, joined
                     )
                 # Nothing to do between create and start (no network to attach): one runc run.
                 run_now = cmd.start and not spec.networks
@@ -446,29 +451,23 @@ class TaskManager:
                 await self._destroy(task)
             raise
 
-    def _netns_path(self, spec: TaskSpec) -> str:
-        """`--network container:<id>`: the network namespace of a running task on this node."""
-        if not spec.network_mode.startswith("container:"):
-            return ""
-        ref = spec.network_mode.partition(":")[2]
-        matches = [t for cid, t in self.tasks.items() if ref and cid.startswith(ref)]
-        if len(matches) != 1:
-            raise NotFound(f"No such container: {ref}")
-        other = matches[0]
-        if other.state.get("status") != "running" or not other.state.get("pid"):
-            raise Conflict(f"cannot join network of a non running container: {other.id}")
-        return f"/proc/{int(other.state['pid'])}/ns/net"
-
     def _write_config(
-        self, cid: str, spec: TaskSpec, cmd: TaskCreate, bundle: Path, netns: str
+        self, cid: str, spec: TaskSpec, cmd: TaskCreate, bundle: Path, joined: dict[str, str]
     ) -> None:
-        user = resolve_user(str(bundle / "rootfs"), spec.user)
+        rootfs = str(bundle / "rootfs")
+        user = resolve_user(rootfs, spec.user)
+        group_add = resolve_groups(rootfs, list(spec.group_add)) if spec.group_add else []
+        if group_add:  # moby's getUser: the user's groups, then --group-add's
+            user = dataclasses.replace(user, additional_gids=[*user.additional_gids, *group_add])
         if spec.copy_up:
-            copy_up(str(bundle / "rootfs"), list(spec.copy_up), list(cmd.rootfs[1:]))
+            copy_up(rootfs, list(spec.copy_up), list(cmd.rootfs[1:]))
         etc = write_etc_files(bundle, cid, spec)
         config = build_config(
-            cid, spec, user, list(cmd.rootfs[1:]), etc, self.swap_supported, netns
-        )
+            cid, spec, user, list(cmd.rootfs[1:]), etc, self.swap_supported, joined,
+            shm_source(self.tasks, spec, bundle),
+        )  # fmt: skip
+        if group_add:  # for the execs, which get them too
+            config.setdefault("annotations", {})[GROUP_ADD_ANNOTATION] = ",".join(map(str, group_add))
         write_json(bundle / "config.json", config)
 
     async def start(self, cid: str) -> tuple[int, str]:

@@ -14,7 +14,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from berth_contracts.errors import InvalidParameter
+from berth_contracts.errors import InternalError, InvalidParameter
 
 _SYS_OPENAT2 = 437  # same number on x86_64 and aarch64
 _RESOLVE_NO_MAGICLINKS = 0x02
@@ -156,3 +156,21 @@ def resolve_user(rootfs: str, user: str) -> ExecUser:
                 if gid_extra not in additional:
                     additional.append(gid_extra)
     return ExecUser(uid=uid, gid=gid, additional_gids=additional, home=home, name=name)
+
+
+def resolve_groups(rootfs: str, groups: list[str]) -> list[int]:
+    """libcontainer's GetAdditionalGroupsPath (`--group-add`): names or gids in the rootfs's
+    /etc/group; a number not in it is used as it is, an unknown name refused."""
+    entries = _entries(read_in_root(rootfs, "/etc/group"), 4)
+    gids: list[int] = []
+    for group in groups:
+        entry = next((g for g in entries if group in (g[0], g[2])), None)
+        if entry is not None and entry[2].isdigit():
+            gids.append(int(entry[2]))
+        elif group.isdigit():
+            gids.append(int(group))
+        else:
+            raise InternalError(
+                f"Unable to find group {group}: no matching entries in group file"
+            )
+    return gids

@@ -79,7 +79,7 @@ def info_body(info: EngineInfo) -> dict[str, object]:
             "Volume": [],
             "Network": [],
             "Authorization": None,
-            "Log": ["json-file"],
+            "Log": ["json-file", "local"],  # and none, which dockerd does not list
         },
         "MemoryLimit": True,
         "SwapLimit": True,
