@@ -36,7 +36,14 @@ from berth_contracts.agent import AgentRequest
 from berth_contracts.engine import EngineRequest
 from berth_contracts.errors import HTTP_STATUS
 from berth_contracts.lifecycle import LifecycleRequest
-from berth_kit.fuzzing import EXAMPLES, invalid_requests, members, raw_garbage, valid_requests
+from berth_kit.fuzzing import (
+    DERANDOMIZE,
+    EXAMPLES,
+    invalid_requests,
+    members,
+    raw_garbage,
+    valid_requests,
+)
 from berth_kit.nats_conn import connect
 from berth_kit.testing import nats_server
 from hypothesis import HealthCheck, given, settings
@@ -52,6 +59,7 @@ SERVICES = ("berth-engine", "berth-lifecycle", "berth-runtime-agent")
 REQUEST_TIMEOUT = 30.0
 FUZZ = settings(
     max_examples=EXAMPLES,
+    derandomize=DERANDOMIZE,
     deadline=None,
     database=None,  # nothing written into the checkout
     suppress_health_check=list(HealthCheck),
