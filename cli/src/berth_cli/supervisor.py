@@ -21,6 +21,7 @@ from berth_kit.busauth import (
     read_credentials,
     write_bus_dir,
 )
+from berth_kit.diskmodes import lock_down_roots
 
 from berth_cli import apiprobe, natsd, procs
 from berth_cli.apiprobe import use_hint
@@ -184,8 +185,7 @@ class Supervisor:
 
     async def run(self) -> None:
         cfg = self.cfg
-        cfg.exec_root.mkdir(parents=True, exist_ok=True)
-        cfg.data_root.mkdir(parents=True, exist_ok=True)
+        lock_down_roots(cfg.data_root, cfg.exec_root)
         for host in cfg.hosts:  # the gateway binds there; dockerd creates the directory too
             if host.startswith("unix://"):
                 Path(host[len("unix://") :]).parent.mkdir(parents=True, exist_ok=True)

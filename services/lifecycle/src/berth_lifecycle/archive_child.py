@@ -4,7 +4,8 @@ Security-critical, like layer_child. The child chroots into the container's root
 touches any container path, so every path and every symlink in the container (`/target` → `/`,
 `../../..`, links swapped while we work) is resolved by the kernel inside that root:
 
-- running container: its root is /proc/<pid>/root (its own mount namespace, volumes included);
+- running container: its root is /proc/<pid>/root (its own mount namespace, volumes included),
+  only once procroot has seen that this pid's root is the container's rootfs;
 - stopped container: the child unshares its mount namespace, mounts the snapshot on a scratch
   directory, binds the volumes at their targets (resolved inside the root, made in the
   container's layer if missing, as moby does) and chroots there; the mounts vanish with the child.
@@ -13,7 +14,8 @@ Nothing is imported after the chroot, and user/group names are never looked up (
 loaded from the container, cf. CVE-2019-14271): tar headers carry numeric owners only.
 
 Modes: stat (prints the stat JSON), get (writes a tar to stdout), put (reads a tar on stdin).
-Exit status 2: path not found; 3: not a directory / would overwrite; 1: anything else.
+Exit status 2: path not found; 3: not a directory / would overwrite; 4: the pid is not the
+container's; 1: anything else.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import sys
 import tarfile
 from datetime import UTC, datetime
 from typing import Any
+
+from berth_lifecycle.procroot import EXIT_NOT_THAT_CONTAINER, NotThatContainer, open_container_root
 
 CLONE_NEWNS = 0x00020000
 MS_RDONLY = 1
@@ -210,8 +214,17 @@ def do_put(path: str, no_overwrite: bool) -> None:
 def main() -> int:
     spec = json.loads(sys.argv[1])
     try:
-        root = spec["proc_root"] or mount_stopped(spec)
-        os.chroot(root)
+        if spec.get("pid"):
+            try:
+                fd = open_container_root(int(spec["pid"]), spec["rootfs"])
+            except NotThatContainer as exc:
+                print(exc, file=sys.stderr)
+                return EXIT_NOT_THAT_CONTAINER
+            os.fchdir(fd)
+            os.close(fd)
+            os.chroot(".")
+        else:
+            os.chroot(mount_stopped(spec))
         os.chdir("/")
         sys.path[:] = []  # nothing is imported from the container
         path = posixpath.join("/", spec["path"]) if spec["path"] else "/"

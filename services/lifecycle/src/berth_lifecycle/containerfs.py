@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import secrets
 import sys
 import time
@@ -19,6 +20,7 @@ from anyio.abc import Process
 from berth_contracts.archives import ArchiveOpen, ArchiveOpened, PathStat
 from berth_contracts.errors import BerthError, Conflict, InternalError, InvalidParameter, NotFound
 
+from berth_lifecycle.procroot import EXIT_NOT_THAT_CONTAINER, NotThatContainer, open_container_root
 from berth_lifecycle.snapshots import Snapshotter
 from berth_lifecycle.upload import UploadServer
 
@@ -48,9 +50,22 @@ def child_error(code: int, stderr: str, cmd: ArchiveOpen) -> BerthError:
         return NotFound(f"Could not find the file {cmd.path} in container {cmd.container_id}")
     if code == 3:
         return InvalidParameter(text)
+    if code == EXIT_NOT_THAT_CONTAINER:
+        return _not_that_container(cmd, text)
     if "Read-only file system" in text:
         return Conflict(f"container rootfs is marked read-only: {text}")
     return InternalError(f"docker cp: {text}")
+
+
+def _not_that_container(cmd: ArchiveOpen, why: str) -> BerthError:
+    return Conflict(f"container {cmd.container_id} is not running as pid {cmd.pid}: {why}")
+
+
+def _check_pid(cmd: ArchiveOpen, rootfs: dict[str, Any]) -> None:
+    try:
+        os.close(open_container_root(cmd.pid, rootfs))
+    except NotThatContainer as exc:
+        raise _not_that_container(cmd, str(exc)) from None
 
 
 def _kill(proc: Process) -> None:
@@ -71,20 +86,20 @@ class ContainerFiles:
         uploads.extra_posts.append(("/archives/{token}", self.handle))
 
     async def _spec(self, cmd: ArchiveOpen) -> dict[str, Any]:
+        [root] = await self.snapshots.mounts(cmd.key)
         spec: dict[str, Any] = {
             "mode": cmd.mode,
             "path": cmd.path,
             "no_overwrite": cmd.no_overwrite_dir_non_dir,
-            "proc_root": f"/proc/{cmd.pid}/root" if cmd.pid > 0 else "",
+            "pid": max(cmd.pid, 0),
+            "rootfs": {"type": root.type, "source": root.source, "options": list(root.options)},
             "scratch": str(self.scratch),
         }
-        if cmd.pid <= 0:
-            [root] = await self.snapshots.mounts(cmd.key)
-            spec["rootfs"] = {
-                "type": root.type,
-                "source": root.source,
-                "options": list(root.options),
-            }
+        if cmd.pid > 0:
+            # Refused here already, so that a put fails before its upload; the child checks
+            # again right before its chroot (the process may have changed since).
+            await anyio.to_thread.run_sync(_check_pid, cmd, spec["rootfs"])
+        else:
             spec["mounts"] = [
                 {"source": m.source, "target": m.target, "readonly": m.readonly} for m in cmd.mounts
             ]

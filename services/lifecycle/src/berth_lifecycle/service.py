@@ -28,6 +28,7 @@ from berth_contracts.lifecycle import (
     SnapshotRemoved,
     UploadTarget,
 )
+from berth_kit.diskmodes import ensure_dir, private_sqlite
 from berth_kit.rpc import RpcServer
 
 from berth_lifecycle.containerfs import ContainerFiles
@@ -66,7 +67,8 @@ class Lifecycle:
         if any(c in str(root) for c in ",:"):
             # Snapshot paths go into overlay mount options, where these are separators.
             raise ValueError(f"lifecycle data directory {root} must not contain ',' or ':'")
-        root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        ensure_dir(root)  # 0700: snapshots hold containers' rootfs (setuid binaries, secrets)
+        private_sqlite(root / "meta.db")
         meta = Metadata(root / "meta.db")
         content = ContentStore(root)
         snapshots = Snapshotter(root / "snapshots", meta)

@@ -19,7 +19,9 @@ from pathlib import Path
 import anyio
 from anyio import to_thread
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
+from berth_contracts.identifiers import validate_identifier
 from berth_contracts.lifecycle import Mount
+from berth_kit.diskmodes import ensure_dir
 from opentelemetry import trace
 
 from berth_lifecycle.layers import apply_layer, chain_ids
@@ -33,7 +35,7 @@ class Snapshotter:
     def __init__(self, root: Path, meta: Metadata) -> None:
         self.root = root
         self.meta = meta
-        self.root.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.root)  # 0700 (moby: 0710 overlay2), set again on every start
         self._locks: dict[str, anyio.Lock] = {}
         self._pins: Counter[str] = Counter()
 
@@ -118,8 +120,7 @@ class Snapshotter:
     # --- containers' writable layers -------------------------------------------------------------
 
     async def prepare(self, key: str, image: ImageRow) -> list[Mount]:
-        if not key or "/" in key:
-            raise InvalidParameter(f"invalid snapshot key: {key!r}")
+        validate_identifier(key, "snapshot key")
         chains = image.chain_ids or chain_ids(image.diff_ids)
         if not await to_thread.run_sync(self.has_layers, chains):
             raise NotFound(f"layers of image {image.id} are not unpacked")
