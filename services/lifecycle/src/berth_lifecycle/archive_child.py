@@ -13,7 +13,8 @@ Nothing is imported after the chroot, and user/group names are never looked up (
 loaded from the container, cf. CVE-2019-14271): tar headers carry numeric owners only.
 
 Modes: stat (prints the stat JSON), get (writes a tar to stdout), put (reads a tar on stdin).
-Exit status 2: path not found; 3: not a directory / would overwrite; 1: anything else.
+Exit status 2: path not found; 3: not a directory / would overwrite; 4: not a valid archive or
+over a limit (tarlimits: bytes, entries, header sizes; spec["limits"]); 1: anything else.
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ import posixpath
 import stat
 import sys
 import tarfile
+import zlib
 from datetime import UTC, datetime
 from typing import Any
+
+from berth_lifecycle.layer_child import DECOMPRESS_ERRORS, LayerError, decompressed
+from berth_lifecycle.tarlimits import TarLimits, open_stream
 
 CLONE_NEWNS = 0x00020000
 MS_RDONLY = 1
@@ -175,14 +180,15 @@ def _would_replace(dest_dir: str, member: tarfile.TarInfo) -> bool:
     return stat.S_ISDIR(st.st_mode) != member.isdir()
 
 
-def do_put(path: str, no_overwrite: bool) -> None:
+def do_put(path: str, no_overwrite: bool, limits: TarLimits) -> None:
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         raise Fail(2, "not found") from None
     if not stat.S_ISDIR(st.st_mode):
         raise Fail(3, "extraction point is not a directory")
-    with tarfile.open(fileobj=sys.stdin.buffer, mode="r|*") as tar:
+    # Docker's PUT /archive takes identity, gzip, bzip2 or xz (and berth zstd, as for layers).
+    with open_stream(decompressed(sys.stdin.buffer), limits) as tar:
         for member in tar:
             if no_overwrite and _would_replace(path, member):
                 what = "directory" if member.isdir() else "non-directory"
@@ -206,17 +212,21 @@ def main() -> int:
         elif spec["mode"] == "get":
             do_get(path)
         else:
-            do_put(path, bool(spec.get("no_overwrite")))
+            do_put(path, bool(spec.get("no_overwrite")), TarLimits(**spec.get("limits", {})))
     except Fail as exc:
         print(exc, file=sys.stderr)
         return exc.code
+    # Before OSError: gzip.BadGzipFile is one.
+    except (tarfile.TarError, EOFError, zlib.error, LayerError, *DECOMPRESS_ERRORS) as exc:  # type: ignore[misc]
+        print(f"invalid archive: {exc}", file=sys.stderr)
+        return 4
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             print("not found", file=sys.stderr)
             return 2
         print(f"{exc}", file=sys.stderr)
         return 1
-    except (tarfile.TarError, ValueError) as exc:
+    except ValueError as exc:
         print(f"{exc}", file=sys.stderr)
         return 1
     sys.stdout.flush()

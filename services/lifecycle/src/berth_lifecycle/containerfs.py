@@ -3,6 +3,7 @@ stream a tar out of (get) or into (put) a container through the confined archive
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -19,6 +20,7 @@ from berth_contracts.archives import ArchiveOpen, ArchiveOpened, PathStat
 from berth_contracts.errors import BerthError, Conflict, InternalError, InvalidParameter, NotFound
 
 from berth_lifecycle.snapshots import Snapshotter
+from berth_lifecycle.tarlimits import TarLimits
 from berth_lifecycle.upload import UploadServer
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ def child_error(code: int, stderr: str, cmd: ArchiveOpen) -> BerthError:
     text = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {code}"
     if code == 2:
         return NotFound(f"Could not find the file {cmd.path} in container {cmd.container_id}")
-    if code == 3:
+    if code in (3, 4):
         return InvalidParameter(text)
     if "Read-only file system" in text:
         return Conflict(f"container rootfs is marked read-only: {text}")
@@ -68,6 +70,7 @@ class ContainerFiles:
             "no_overwrite": cmd.no_overwrite_dir_non_dir,
             "proc_root": f"/proc/{cmd.pid}/root" if cmd.pid > 0 else "",
             "scratch": str(self.scratch),
+            "limits": dataclasses.asdict(TarLimits.from_env()),
         }
         if cmd.pid <= 0:
             [root] = await self.snapshots.mounts(cmd.key)
