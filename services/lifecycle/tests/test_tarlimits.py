@@ -111,3 +111,6 @@ def test_cp_archive_limits_and_invalid_archives(tmp_path: Path, tar_maker: Calla
     assert (root / "ok").read_bytes() == b"fine"
     res = _put(root, b"\x1f\x8bnot gzip at all" * 10)
     assert res.returncode == 4, res.stderr
+    # Found by test_fuzz_archives: a hardlink to a member not in the archive was a traceback (500).
+    res = _put(root, tar_maker().hardlink("l", "/etc").bytes())
+    assert res.returncode == 4 and b"Traceback" not in res.stderr, res.stderr

@@ -220,6 +220,9 @@ def main() -> int:
     except (tarfile.TarError, EOFError, zlib.error, LayerError, *DECOMPRESS_ERRORS) as exc:  # type: ignore[misc]
         print(f"invalid archive: {exc}", file=sys.stderr)
         return 4
+    except KeyError as exc:  # tarfile: a hardlink to a member the archive does not have
+        print(f"invalid archive: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 4
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             print("not found", file=sys.stderr)
