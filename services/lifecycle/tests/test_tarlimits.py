@@ -114,3 +114,30 @@ def test_cp_archive_limits_and_invalid_archives(tmp_path: Path, tar_maker: Calla
     # Found by test_fuzz_archives: a hardlink to a member not in the archive was a traceback (500).
     res = _put(root, tar_maker().hardlink("l", "/etc").bytes())
     assert res.returncode == 4 and b"Traceback" not in res.stderr, res.stderr
+
+
+def test_cp_archive_breakouts_are_refused_like_moby(tmp_path: Path, tar_maker: Callable[[], Any]) -> None:
+    """Found by test_fuzz_archives: a symlink named `..` sent tarfile into endless recursion."""
+    root = tmp_path / "root"
+    (root / "dst").mkdir(parents=True)
+
+    def put(data: bytes) -> subprocess.CompletedProcess[bytes]:
+        spec = {"mode": "put", "path": "/dst", "proc_root": str(root)}
+        return subprocess.run(
+            [sys.executable, "-I", "-m", "berth_lifecycle.archive_child", json.dumps(spec)],
+            input=data, capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    for data, words in [
+        (tar_maker().symlink("..", "..").bytes(), b"outside of the destination"),
+        (tar_maker().file("../up", b"x").bytes(), b"outside of the destination"),
+        (tar_maker().symlink("l", "../../x").bytes(), b"invalid symlink"),
+        (tar_maker().hardlink("h", "../etc/passwd").bytes(), b"invalid hardlink"),
+    ]:
+        res = put(data)
+        assert res.returncode == 4 and words in res.stderr and b"Traceback" not in res.stderr, res.stderr
+    assert not (root / "up").exists()
+    res = put(tar_maker().file("/abs", b"a").symlink("s", "/etc").bytes())
+    assert res.returncode == 0, res.stderr
+    assert (root / "dst" / "abs").read_bytes() == b"a"  # below the destination, as dockerd does
+    assert os.readlink(root / "dst" / "s") == "/etc"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import weakref
 
 import anyio
 import nats
 from nats.aio.client import Client as NATS
+from nats.aio.subscription import Subscription
+from nats.errors import SlowConsumerError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,16 @@ async def connect(servers: str, name: str, connect_deadline: float = 60.0) -> NA
     async def _reconnected() -> None:
         log.info("%s: reconnected to NATS", name)
 
+    slow: weakref.WeakSet[Subscription] = weakref.WeakSet()
+
     async def _error(exc: Exception) -> None:
+        if isinstance(exc, SlowConsumerError):
+            # Over its pending limits the subscription drops messages (bounded memory rather
+            # than a stalled reader holding everything): say so once per subscription.
+            if exc.sub is not None and exc.sub not in slow:
+                slow.add(exc.sub)
+                log.warning("%s: slow consumer on %s: messages dropped", name, exc.subject)
+            return
         log.debug("%s: NATS error: %s", name, exc)
 
     delay = 0.05

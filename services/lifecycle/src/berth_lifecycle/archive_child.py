@@ -180,6 +180,31 @@ def _would_replace(dest_dir: str, member: tarfile.TarInfo) -> bool:
     return stat.S_ISDIR(st.st_mode) != member.isdir()
 
 
+def _escapes(rel: str) -> bool:
+    return rel == ".." or rel.startswith("../")
+
+
+def within_destination(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """moby's breakout checks (pkg/archive): a name or a hardlink that leaves the destination,
+    or a relative symlink pointing above it, is an invalid archive; absolute names are taken
+    below the destination (Go's filepath.Join(dest, "/x") is dest/x, os.path.join's is /x)."""
+    name = posixpath.normpath(member.name).lstrip("/") or "."
+    if _escapes(name):
+        raise Fail(4, f"invalid archive: {member.name!r} is outside of the destination")
+    if name == "." and not member.isdir():
+        raise Fail(4, f"invalid archive: {member.name!r} would replace the destination")
+    changes: dict[str, str] = {"name": name}
+    if member.issym() and not member.linkname.startswith("/"):
+        if _escapes(posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))):
+            raise Fail(4, f"invalid archive: invalid symlink {name!r} -> {member.linkname!r}")
+    elif member.islnk():
+        link = posixpath.normpath(member.linkname).lstrip("/") or "."
+        if _escapes(link):
+            raise Fail(4, f"invalid archive: invalid hardlink {name!r} -> {member.linkname!r}")
+        changes["linkname"] = link
+    return member.replace(**changes, deep=False)  # type: ignore[arg-type]
+
+
 def do_put(path: str, no_overwrite: bool, limits: TarLimits) -> None:
     try:
         st = os.stat(path)
@@ -189,7 +214,7 @@ def do_put(path: str, no_overwrite: bool, limits: TarLimits) -> None:
         raise Fail(3, "extraction point is not a directory")
     # Docker's PUT /archive takes identity, gzip, bzip2 or xz (and berth zstd, as for layers).
     with open_stream(decompressed(sys.stdin.buffer), limits) as tar:
-        for member in tar:
+        for member in map(within_destination, tar):
             if no_overwrite and _would_replace(path, member):
                 what = "directory" if member.isdir() else "non-directory"
                 raise Fail(3, f"cannot overwrite {'non-' if member.isdir() else ''}directory "
@@ -222,6 +247,9 @@ def main() -> int:
         return 4
     except KeyError as exc:  # tarfile: a hardlink to a member the archive does not have
         print(f"invalid archive: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 4
+    except RecursionError:  # tarfile's fallback for links it cannot make, on a link cycle
+        print("invalid archive: a cycle of links", file=sys.stderr)
         return 4
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
