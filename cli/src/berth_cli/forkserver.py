@@ -155,6 +155,7 @@ def serve() -> Job | None:
 
 def _handle(line: bytes, received: list[int]) -> Job | None:
     """Fork for one request; `received` holds the fds sent so far (this request's first)."""
+    fds: tuple[int, ...] = ()
     try:
         req = json.loads(line)
         env = req.get("env")
@@ -170,6 +171,8 @@ def _handle(line: bytes, received: list[int]) -> Job | None:
         req_id = req["id"]
     except (ValueError, KeyError, TypeError) as exc:
         _say(f"bad request {line[:200]!r}: {exc}")
+        _close([*fds, *received])  # whose they were is unknown now: no later request gets them
+        received.clear()
         return None
     if len(fds) != nfds:
         _send({"id": req_id, "error": f"{nfds} fds announced, {len(fds)} received"})
