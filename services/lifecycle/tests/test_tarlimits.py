@@ -137,6 +137,11 @@ def test_cp_archive_breakouts_are_refused_like_moby(tmp_path: Path, tar_maker: C
         res = put(data)
         assert res.returncode == 4 and words in res.stderr and b"Traceback" not in res.stderr, res.stderr
     assert not (root / "up").exists()
+    # Found by test_fuzz_archives: a file over a FIFO hung the child (tarfile opened the FIFO).
+    os.mkfifo(root / "dst" / "pipe")
+    res = put(tar_maker().file("pipe", b"data").bytes())
+    assert res.returncode == 0, res.stderr
+    assert (root / "dst" / "pipe").read_bytes() == b"data"
     res = put(tar_maker().file("/abs", b"a").symlink("s", "/etc").bytes())
     assert res.returncode == 0, res.stderr
     assert (root / "dst" / "abs").read_bytes() == b"a"  # below the destination, as dockerd does

@@ -25,6 +25,7 @@ import errno
 import json
 import os
 import posixpath
+import shutil
 import stat
 import sys
 import tarfile
@@ -205,6 +206,19 @@ def within_destination(member: tarfile.TarInfo) -> tarfile.TarInfo:
     return member.replace(**changes, deep=False)  # type: ignore[arg-type]
 
 
+def _make_room(target: str, member: tarfile.TarInfo) -> None:
+    """As moby's untar: whatever is at the member's path goes first, unless both are directories.
+    tarfile would open an existing FIFO there for writing and wait forever for a reader."""
+    try:
+        st = os.lstat(target)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(target)
+    elif not member.isdir():
+        shutil.rmtree(target)
+
+
 def do_put(path: str, no_overwrite: bool, limits: TarLimits) -> None:
     try:
         st = os.stat(path)
@@ -219,6 +233,7 @@ def do_put(path: str, no_overwrite: bool, limits: TarLimits) -> None:
                 what = "directory" if member.isdir() else "non-directory"
                 raise Fail(3, f"cannot overwrite {'non-' if member.isdir() else ''}directory "
                               f"{posixpath.join(path, member.name)!r} with {what}")  # fmt: skip
+            _make_room(os.path.join(path, member.name), member)
             tar.extract(member, path, numeric_owner=True, filter="fully_trusted")
 
 
