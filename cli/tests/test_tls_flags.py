@@ -102,7 +102,9 @@ def test_unusable_files_are_refused_before_anything_starts(tmp_path: Path) -> No
 def test_settings_reach_the_gateway_and_the_background_supervisor(pem: Path) -> None:
     args = ["-H", "tcp://127.0.0.1:2376", "--tlsverify", *tls_files(pem)]
     cfg = parse_up(*args, "--api-allow-origin=https://ok.example")
-    env = service_env(cfg, "nats://127.0.0.1:4222")
+    env, listening = service_env(cfg, "nats://127.0.0.1:4222")
+    for sock in listening.values():
+        sock.close()
     assert settings_from_env(env) == TLSSettings(
         tls=None,
         verify=True,

@@ -22,7 +22,7 @@ from berth_gateway.apitls import (
 )
 from berth_gateway.app import build_app
 from berth_gateway.backend import Backend
-from berth_gateway.hijack import HijackableServer
+from berth_gateway.connlimits import LimitedServer
 from berth_gateway.hosts import Listen, configured_hosts
 from berth_gateway.routes.system import API_WARNINGS_KEY
 from berth_gateway.tlsfront import TLSSite
@@ -39,11 +39,11 @@ MAX_HEADER_BYTES = 256 * 1024
 
 
 class GatewayRunner(web.AppRunner):
-    """An AppRunner whose connections can be hijacked (see hijack.py)."""
+    """An AppRunner whose connections can be hijacked (hijack.py), within limits (connlimits.py)."""
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
-        server.__class__ = HijackableServer
+        server.__class__ = LimitedServer
         return server
 
 
@@ -119,7 +119,7 @@ async def serve(ctx: ServiceContext) -> None:
         access_log=ACCESS_LOG if log.isEnabledFor(logging.DEBUG) else None,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         # Long query strings (filters with many labels) and registry auth headers exceed
-        # aiohttp's 8 KiB defaults; Go's server allows 1 MiB of headers.
+        # aiohttp's 8 KiB defaults; Go's server allows 1 MiB of headers in all (connlimits.py).
         max_line_size=MAX_HEADER_BYTES,
         max_field_size=MAX_HEADER_BYTES,
     )

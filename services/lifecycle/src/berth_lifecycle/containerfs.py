@@ -4,6 +4,7 @@ stream a tar out of (get) or into (put) a container through the confined archive
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from berth_contracts.errors import BerthError, Conflict, InternalError, InvalidP
 
 from berth_lifecycle.procroot import EXIT_NOT_THAT_CONTAINER, NotThatContainer, open_container_root
 from berth_lifecycle.snapshots import Snapshotter
+from berth_lifecycle.tarlimits import TarLimits
 from berth_lifecycle.upload import UploadServer
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ def child_error(code: int, stderr: str, cmd: ArchiveOpen) -> BerthError:
     text = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {code}"
     if code == 2:
         return NotFound(f"Could not find the file {cmd.path} in container {cmd.container_id}")
-    if code == 3:
+    if code in (3, 4):
         return InvalidParameter(text)
     if code == EXIT_NOT_THAT_CONTAINER:
         return _not_that_container(cmd, text)
@@ -94,6 +96,7 @@ class ContainerFiles:
             "pid": max(cmd.pid, 0),
             "rootfs": {"type": root.type, "source": root.source, "options": list(root.options)},
             "scratch": str(self.scratch),
+            "limits": dataclasses.asdict(TarLimits.from_env()),
         }
         if cmd.pid > 0:
             # Refused here already, so that a put fails before its upload; the child checks

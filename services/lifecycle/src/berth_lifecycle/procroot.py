@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-EXIT_NOT_THAT_CONTAINER = 4
+EXIT_NOT_THAT_CONTAINER = 5
 
 
 class NotThatContainer(Exception):
