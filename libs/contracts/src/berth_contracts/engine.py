@@ -24,6 +24,13 @@ from berth_contracts.docker import (
     ImageSummary,
 )
 from berth_contracts.eventlog import EventHistory
+from berth_contracts.imaging import (
+    ContainerChanges,
+    ContainerCommit,
+    ContainerExport,
+    ImageHistoryGet,
+    SystemDf,
+)
 from berth_contracts.execs import ExecCreate, ExecGet, ExecResize, ExecStart
 from berth_contracts.networks import (
     NetworkConnect,
@@ -323,5 +330,10 @@ EngineRequest = (
     | ContainerUpdate
     | ContainerTop
     | ContainerStats
+    | ContainerCommit
+    | ContainerChanges
+    | ContainerExport
+    | ImageHistoryGet
+    | SystemDf
     | Ping
 )

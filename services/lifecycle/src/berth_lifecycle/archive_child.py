@@ -12,7 +12,8 @@ touches any container path, so every path and every symlink in the container (`/
 Nothing is imported after the chroot, and user/group names are never looked up (no NSS modules
 loaded from the container, cf. CVE-2019-14271): tar headers carry numeric owners only.
 
-Modes: stat (prints the stat JSON), get (writes a tar to stdout), put (reads a tar on stdin).
+Modes: stat (prints the stat JSON), get (writes a tar to stdout), put (reads a tar on stdin),
+export (the whole root as a tar on stdout: `docker export`, from a read-only view of the layers).
 Exit status 2: path not found; 3: not a directory / would overwrite; 1: anything else.
 """
 
@@ -182,6 +183,13 @@ def do_get(path: str) -> None:
         tar.add(path, arcname=arcname(path), recursive=True)
 
 
+def do_export() -> None:
+    """`docker export`: the whole root, entries named as in dockerd's (`bin/`, `.dockerenv`)."""
+    with tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(os.listdir("/")):
+            tar.add("/" + name, arcname=name, recursive=True)
+
+
 def _would_replace(dest_dir: str, member: tarfile.TarInfo) -> bool:
     target = os.path.join(dest_dir, member.name)
     try:
@@ -221,6 +229,8 @@ def main() -> int:
             sys.stdout.write(json.dumps(do_stat(path)))
         elif spec["mode"] == "get":
             do_get(path)
+        elif spec["mode"] == "export":
+            do_export()
         else:
             do_put(path, bool(spec.get("no_overwrite")))
     except Fail as exc:

@@ -151,6 +151,14 @@ class Snapshotter:
             raise NotFound(f"snapshot {key} does not exist")
         return await to_thread.run_sync(self._mounts, row)
 
+    async def layer_dirs(self, key: str) -> tuple[Path, list[Path]]:
+        """The writable layer `key`'s upper dir and its image's layer dirs, top first."""
+        row = await to_thread.run_sync(self.meta.get_snapshot, key)
+        if row is None or row.kind != "active":
+            raise NotFound(f"snapshot {key} does not exist")
+        lowers = await to_thread.run_sync(self._lower_chain, row.parent)
+        return self.fs(row.n), [self.fs(lower.n) for lower in lowers]
+
     def _lower_chain(self, top: str) -> list[SnapshotRow]:
         """Committed snapshots from `top` down to the bottom layer."""
         out: list[SnapshotRow] = []
