@@ -4,25 +4,17 @@ and a committed image that outlives a restart of lifecycle and the engine."""
 from __future__ import annotations
 
 import io
-import os
-import signal
 import tarfile
-from collections.abc import Iterator
 
 import docker
 import pytest
+import test_docker_py
 from harness import Berth
+from test_survival import _kill9
+
+client = test_docker_py.client  # the docker-py client fixture, shared
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
-
-
-@pytest.fixture
-def client(berth: Berth) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=berth.docker_host, version="auto", timeout=60)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_commit_diff_export_history_df(client: docker.DockerClient, busybox_image: str) -> None:
@@ -59,13 +51,6 @@ def test_commit_diff_export_history_df(client: docker.DockerClient, busybox_imag
             client.images.remove("pycommit:v1")
         except docker.errors.ImageNotFound:
             pass
-
-
-def _kill9(berth: Berth, service: str) -> int:
-    s = berth.service(service)
-    assert s["healthy"], f"{service} not healthy before the test: {s}"
-    os.kill(s["pid"], signal.SIGKILL)
-    return int(s["pid"])
 
 
 def test_committed_image_survives_restarts(berth: Berth, busybox_image: str) -> None:

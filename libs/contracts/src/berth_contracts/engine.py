@@ -24,6 +24,7 @@ from berth_contracts.docker import (
     ImageSummary,
 )
 from berth_contracts.eventlog import EventHistory
+from berth_contracts.execs import ExecCreate, ExecGet, ExecResize, ExecStart
 from berth_contracts.imaging import (
     ContainerChanges,
     ContainerCommit,
@@ -31,7 +32,6 @@ from berth_contracts.imaging import (
     ImageHistoryGet,
     SystemDf,
 )
-from berth_contracts.execs import ExecCreate, ExecGet, ExecResize, ExecStart
 from berth_contracts.networks import (
     NetworkConnect,
     NetworkCreate,

@@ -3,10 +3,6 @@ dockerd 20.10's SystemDiskUsage answers (lifecycle measures the layers)."""
 
 from __future__ import annotations
 
-import os
-import stat
-from pathlib import Path
-
 import msgspec
 from anyio import to_thread
 from berth_contracts.docker import ContainerSummary, ImageSummary
@@ -14,6 +10,7 @@ from berth_contracts.engine import ContainerList
 from berth_contracts.errors import InvalidParameter
 from berth_contracts.imaging import DiskUsage, LayerUsage, LayerUsageGet, SystemDf, VolumeUsage
 from berth_contracts.lifecycle import ImageListAll, ImageRecords
+from berth_kit.dirsize import directory_size
 
 from berth_engine.core import EngineCore
 from berth_engine.images import image_summary
@@ -21,22 +18,6 @@ from berth_engine.queries import QueryService
 from berth_engine.timefmt import parse_ns
 
 DF_TYPES = ("container", "image", "volume", "build-cache")
-
-
-def directory_size(root: Path) -> int:
-    """moby's directory.Size: everything but directories, each inode once, links not followed."""
-    seen: set[int] = set()
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if not stat.S_ISDIR(st.st_mode) and st.st_ino not in seen:
-                seen.add(st.st_ino)
-                total += st.st_size
-    return total
 
 
 class DiskUsageService:

@@ -120,7 +120,8 @@ class Committer:
             entry["comment"] = cmd.comment
         if empty:
             entry["empty_layer"] = True
-        history = base.get("history") if isinstance(base.get("history"), list) else []
+        raw = base.get("history")
+        history: list[Any] = raw if isinstance(raw, list) else []
         doc: dict[str, Any] = {
             "architecture": base.get("architecture") or "amd64",
             "config": msgspec.to_builtins(config),

@@ -16,12 +16,12 @@ from berth_contracts.imaging import (
     LayerUsage,
     LayerUsageGet,
 )
+from berth_kit.dirsize import directory_size
 
 from berth_lifecycle.imageconfig import parse_config
 from berth_lifecycle.images import Images
 from berth_lifecycle.metadata import ImageRow
 from berth_lifecycle.reference import familiar
-from berth_lifecycle.snapshots import directory_size
 
 _FRACTION_RE = re.compile(r"\.(\d+)")
 
@@ -55,7 +55,8 @@ class ImageUsage:
         """moby's ImageHistory: entries newest first; ids (and tags) walk the parent chain
         from the top, every other entry is `<missing>`."""
         doc = parse_config(row.config)
-        entries = doc.get("history") if isinstance(doc.get("history"), list) else []
+        raw = doc.get("history")
+        entries: list[Any] = raw if isinstance(raw, list) else []
         chains = row.chain_ids
         items: list[dict[str, Any]] = []
         layer = 0

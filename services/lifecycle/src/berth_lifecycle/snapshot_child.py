@@ -17,8 +17,6 @@ Modes:
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import gzip
 import hashlib
@@ -29,11 +27,17 @@ import sys
 import tarfile
 from typing import Any, BinaryIO
 
-CLONE_NEWNS = 0x00020000
-MS_RDONLY = 1
-MS_BIND = 4096
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
+# The same confinement primitives as `docker cp`'s child (imported before any chroot).
+from berth_lifecycle.archive_child import (
+    CLONE_NEWNS,
+    MS_BIND,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    _check,
+    _libc,
+)
+
 OPAQUE_XATTR = "trusted.overlay.opaque"
 CHANGE_MODIFY, CHANGE_ADD, CHANGE_DELETE = 0, 1, 2
 CHUNK = 1 << 20
@@ -48,17 +52,7 @@ tarfile.pwd = None  # type: ignore[attr-defined]
 tarfile.grp = None  # type: ignore[attr-defined]
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def private_namespace() -> ctypes.CDLL:
+def private_namespace() -> Any:
     libc = _libc()
     _check(libc.unshare(CLONE_NEWNS), "unshare")
     _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")

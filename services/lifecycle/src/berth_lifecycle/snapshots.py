@@ -8,10 +8,8 @@ leases) so a concurrent image delete cannot collect them.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
-import stat
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -20,6 +18,7 @@ import anyio
 from anyio import to_thread
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
 from berth_contracts.lifecycle import Mount
+from berth_kit.dirsize import directory_size
 from opentelemetry import trace
 
 from berth_lifecycle.layers import apply_layer, chain_ids
@@ -232,21 +231,3 @@ class Snapshotter:
         for s in removed:
             self._drop(s)
         return [s.key for s in removed]
-
-
-def directory_size(root: Path) -> int:
-    """moby's directory.Size: the sizes of everything but directories (a symlink counts its
-    target's length, a whiteout 0), each inode once, never following a link."""
-    seen: set[int] = set()
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode) or st.st_size == 0 or st.st_ino in seen:
-                continue
-            seen.add(st.st_ino)
-            total += st.st_size
-    return total
