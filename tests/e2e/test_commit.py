@@ -138,3 +138,10 @@ def test_system_df(berth: Berth, busybox_image: str) -> None:
     finally:
         berth.docker("rm", "-f", "dfc")
         berth.docker("volume", "rm", "dfvol")
+
+
+def test_build_still_answers_501(berth: Berth) -> None:
+    """The builder is a later task: POST /build keeps its clear 501 meanwhile."""
+    res = berth.http("POST", "/build", body=b"")
+    assert res.status == 501
+    assert "not supported by berth yet" in res.json()["message"]

@@ -95,13 +95,16 @@ class Snapshotter:
                 raise InvalidParameter(
                     f"invalid diffID for layer {index}: expected {diff_id!r}, got {applied.diff_id!r}"
                 )
-            if not await to_thread.run_sync(self.meta.commit_snapshot, row.n, chain_id, applied.size):
+            # The layer's size as moby's overlay2 ApplyDiff reports it (directory.Size: symlinks
+            # count too), which `docker history`, `images` and `system df` show.
+            size = await to_thread.run_sync(directory_size, fs)
+            if not await to_thread.run_sync(self.meta.commit_snapshot, row.n, chain_id, size):
                 raise RuntimeError(f"layer {chain_id} committed twice")
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await to_thread.run_sync(self._drop, row)
             raise
-        return applied.size
+        return size
 
     def _drop(self, row: SnapshotRow) -> None:
         self.meta.delete_snapshot(row.n)
