@@ -8,8 +8,10 @@ import json
 import subprocess
 import tarfile
 import time
+from pathlib import Path
 
 import pytest
+from berth_lifecycle.testimages import multilayer_docker_save
 from harness import Berth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -145,3 +147,25 @@ def test_build_still_answers_501(berth: Berth) -> None:
     res = berth.http("POST", "/build", body=b"")
     assert res.status == 501
     assert "not supported by berth yet" in res.json()["message"]
+
+
+def test_diff_and_commit_over_a_multilayer_image(berth: Berth, tmp_path: Path) -> None:
+    """The image's own whiteouts and opaque dirs hide lower files: what they hide is new again
+    when the container writes it (dockerd 20.10 prints the same lines)."""
+    multilayer_docker_save(["multi:1"]).write(tmp_path / "multi.tar")
+    berth.docker_ok("load", "-i", str(tmp_path / "multi.tar"))
+    berth.docker_ok("run", "--name", "ml-src", "multi:1", "sh", "-c",
+                    "echo back > /data/gone.txt; rm /data/kept.txt; touch /opq/new.txt; rm /layer2.txt")  # fmt: skip
+    try:
+        assert berth.docker_ok("diff", "ml-src").splitlines() == [
+            "C /data", "A /data/gone.txt", "D /data/kept.txt", "D /layer2.txt", "C /opq", "C /opq/new.txt",
+        ]  # fmt: skip
+        berth.docker_ok("commit", "ml-src", "mlc:1")
+        out = berth.docker("run", "--rm", "mlc:1", "sh", "-c", "ls /data /opq; cat /data/gone.txt; ls /layer2.txt")
+        assert out.stdout.split() == ["/data:", "gone.txt", "/opq:", "new.txt", "back"]
+        assert "No such file" in out.stderr
+        sizes = berth.docker_ok("history", "--format", "{{.Size}}", "mlc:1").split()
+        assert sizes[:2] == ["9B", "8B"]  # the new layer, then the image's second one
+    finally:
+        berth.docker("rm", "-f", "ml-src")
+        berth.docker("rmi", "mlc:1", "multi:1")
