@@ -187,7 +187,13 @@ def do_export() -> None:
     """`docker export`: the whole root, entries named as in dockerd's (`bin/`, `.dockerenv`)."""
     with tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for name in sorted(os.listdir("/")):
-            tar.add("/" + name, arcname=name, recursive=True)
+            tar.add("/" + name, arcname=name, recursive=True, filter=_whole_seconds)
+
+
+def _whole_seconds(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """moby's tars carry whole-second mtimes: no PAX record per entry."""
+    info.mtime = int(info.mtime)
+    return info
 
 
 def _would_replace(dest_dir: str, member: tarfile.TarInfo) -> bool:

@@ -220,6 +220,7 @@ def add_tree(tar: tarfile.TarFile, rel: str = "") -> int:
         if info is None:
             continue  # a socket: not layer content (moby skips them too)
         info.uname = info.gname = ""
+        info.mtime = int(info.mtime)  # whole seconds, as moby's tars: no PAX record per entry
         info.pax_headers = _xattrs(path)
         if info.isreg():
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
