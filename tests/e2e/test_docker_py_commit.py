@@ -1,5 +1,5 @@
 """docker-py, unchanged: container.commit() / diff() / export(), image.history(), client.df();
-and a committed image that outlives a restart of lifecycle and the engine."""
+and a committed image that outlives a restart of every service it touches."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_committed_image_survives_restarts(berth: Berth, busybox_image: str) -> 
     berth.docker_ok("run", "--name", "survive-src", busybox_image, "sh", "-c", "echo kept > /kept")
     try:
         image_id = berth.docker_ok("commit", "survive-src", "survivor:1").strip()
-        for service in ("berth-lifecycle", "berth-engine"):
+        for service in ("berth-lifecycle", "berth-engine", "berth-runtime-agent", "berth-api-gateway"):
             old = _kill9(berth, service)
             berth.wait_restarted(service, old, timeout=40)
         assert berth.docker_ok("image", "inspect", "-f", "{{.Id}}", "survivor:1").strip() == image_id

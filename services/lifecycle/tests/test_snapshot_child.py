@@ -147,3 +147,25 @@ def test_empty_layer(tmp_path: Path) -> None:
         os.close(fd)
     # /etc is only there for the runtime's mount point: moby would commit no layer at all.
     assert result["empty"] is True
+
+
+def test_layer_never_follows_links_out(tmp_path: Path) -> None:
+    """A link to a host file is stored as a link; the host file's bytes never enter the layer."""
+    secret = tmp_path / "host-secret"
+    secret.write_bytes(b"host only")
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    os.symlink(str(secret), upper / "abs")
+    os.symlink("../host-secret", upper / "rel")
+    os.mkfifo(upper / "fifo")
+    out = tmp_path / "layer.tar.gz"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        _child({"mode": "layer", "upper": str(upper), "out_fd": fd}, pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    assert b"host only" not in gzip.decompress(out.read_bytes())
+    with tarfile.open(out) as tar:
+        kinds = {m.name: (m.type, m.linkname) for m in tar}
+    assert kinds == {"abs": (tarfile.SYMTYPE, str(secret)), "rel": (tarfile.SYMTYPE, "../host-secret"),
+                     "fifo": (tarfile.FIFOTYPE, "")}  # fmt: skip

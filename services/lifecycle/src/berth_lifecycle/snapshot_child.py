@@ -223,8 +223,12 @@ def add_tree(tar: tarfile.TarFile, rel: str = "") -> int:
         info.mtime = int(info.mtime)  # whole seconds, as moby's tars: no PAX record per entry
         info.pax_headers = _xattrs(path)
         if info.isreg():
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            # O_NONBLOCK: a running container (--pause=false) may have swapped the file for a
+            # FIFO since the lstat; opening that must not hang the commit.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             with os.fdopen(fd, "rb") as src:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise ValueError(f"{path} changed while it was read")
                 tar.addfile(info, src)
         else:
             tar.addfile(info)
