@@ -26,6 +26,13 @@ from berth_contracts.docker import (
 from berth_contracts.eventlog import EventHistory
 from berth_contracts.execs import ExecCreate, ExecGet, ExecResize, ExecStart
 from berth_contracts.identifiers import Subject
+from berth_contracts.imaging import (
+    ContainerChanges,
+    ContainerCommit,
+    ContainerExport,
+    ImageHistoryGet,
+    SystemDf,
+)
 from berth_contracts.networks import (
     NetworkConnect,
     NetworkCreate,
@@ -324,5 +331,10 @@ EngineRequest = (
     | ContainerUpdate
     | ContainerTop
     | ContainerStats
+    | ContainerCommit
+    | ContainerChanges
+    | ContainerExport
+    | ImageHistoryGet
+    | SystemDf
     | Ping
 )

@@ -110,6 +110,13 @@ class SnapshotRemoved(Reply, frozen=True):
 
 
 from berth_contracts.archives import ArchiveOpen  # noqa: E402 - no cycle: archives is a leaf
+from berth_contracts.imaging import (  # noqa: E402 - no cycle: imaging does not import this
+    ImageHistoryGet,
+    LayerUsageGet,
+    SnapshotCommit,
+    SnapshotDiff,
+    SnapshotExport,
+)
 
 LifecycleRequest = (
     ArchiveOpen
@@ -122,5 +129,10 @@ LifecycleRequest = (
     | SnapshotPrepare
     | SnapshotGetMounts
     | SnapshotRemove
+    | SnapshotDiff
+    | SnapshotCommit
+    | SnapshotExport
+    | ImageHistoryGet
+    | LayerUsageGet
     | Ping
 )

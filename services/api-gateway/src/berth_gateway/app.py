@@ -18,6 +18,7 @@ from berth_gateway.routes import (
     archive,
     containers,
     images,
+    imaging,
     networks,
     streams,
     system,
@@ -41,6 +42,7 @@ def all_routes() -> list[Route]:
     # Order matters: fixed paths before greedy {name:.*} ones that could swallow them.
     return [
         *system.ROUTES,
+        *imaging.ROUTES,
         *streams.ROUTES,
         *containers.ROUTES,
         *images.ROUTES,

@@ -13,7 +13,8 @@ touches any container path, so every path and every symlink in the container (`/
 Nothing is imported after the chroot, and user/group names are never looked up (no NSS modules
 loaded from the container, cf. CVE-2019-14271): tar headers carry numeric owners only.
 
-Modes: stat (prints the stat JSON), get (writes a tar to stdout), put (reads a tar on stdin).
+Modes: stat (prints the stat JSON), get (writes a tar to stdout), put (reads a tar on stdin),
+export (the whole root as a tar on stdout: `docker export`, from a read-only view of the layers).
 Exit status 2: path not found; 3: not a directory / would overwrite; 4: not a valid archive or
 over a limit (tarlimits: bytes, entries, header sizes; spec["limits"]); 5: the pid is not the
 container's; 1: anything else.
@@ -191,6 +192,19 @@ def do_get(path: str) -> None:
         tar.add(path, arcname=arcname(path), recursive=True)
 
 
+def do_export() -> None:
+    """`docker export`: the whole root, entries named as in dockerd's (`bin/`, `.dockerenv`)."""
+    with tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(os.listdir("/")):
+            tar.add("/" + name, arcname=name, recursive=True, filter=_whole_seconds)
+
+
+def _whole_seconds(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """moby's tars carry whole-second mtimes: no PAX record per entry."""
+    info.mtime = int(info.mtime)
+    return info
+
+
 def _would_replace(dest_dir: str, member: tarfile.TarInfo) -> bool:
     target = os.path.join(dest_dir, member.name)
     try:
@@ -279,6 +293,8 @@ def main() -> int:
             sys.stdout.write(json.dumps(do_stat(path)))
         elif spec["mode"] == "get":
             do_get(path)
+        elif spec["mode"] == "export":
+            do_export()
         else:
             do_put(path, bool(spec.get("no_overwrite")), TarLimits(**spec.get("limits", {})))
     except Fail as exc:

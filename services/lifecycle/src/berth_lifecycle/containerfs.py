@@ -131,6 +131,27 @@ class ContainerFiles:
         self._pending[token] = _Pending(spec, cmd, now + TOKEN_TTL)
         return ArchiveOpened(stat=stat, url=f"{self.uploads.base_url}/archives/{token}")
 
+    async def open_export(self, key: str) -> str:
+        """`docker export`: a single-use URL streaming the container's whole filesystem.
+
+        The child mounts a read-only view (the writable layer as the top lowerdir, no upper or
+        work dir), so a running container's own mount is left alone and its volumes are not
+        included, as in dockerd's export."""
+        if not self.uploads.base_url:
+            raise InternalError("the archive listener is not running")
+        [root] = await self.snapshots.mounts(key)
+        if root.type == "overlay":
+            opts = {o.partition("=")[0]: o.partition("=")[2] for o in root.options}
+            options = [f"lowerdir={opts['upperdir']}:{opts['lowerdir']}"]
+        else:
+            options = list(root.options)
+        spec = {"mode": "export", "path": "/", "proc_root": "", "scratch": str(self.scratch),
+                "rootfs": {"type": root.type, "source": root.source, "options": options}, "mounts": []}  # fmt: skip
+        cmd = ArchiveOpen(key=key, path="/", container_id=key, mode="get")
+        token = secrets.token_urlsafe(24)
+        self._pending[token] = _Pending(spec, cmd, time.monotonic() + TOKEN_TTL)
+        return f"{self.uploads.base_url}/archives/{token}"
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         pending = self._pending.pop(request.match_info["token"], None)
         if pending is None or pending.expires < time.monotonic():
@@ -138,7 +159,7 @@ class ContainerFiles:
                 {"message": "archive URL unknown, used or expired"}, status=404
             )
         try:
-            if pending.spec["mode"] == "get":
+            if pending.spec["mode"] in ("get", "export"):
                 return await self._get(request, pending)
             return await self._put(request, pending)
         except BerthError as exc:

@@ -10,6 +10,15 @@ from anyio import to_thread
 from berth_contracts import subjects
 from berth_contracts.archives import ArchiveOpen
 from berth_contracts.base import Done
+from berth_contracts.errors import InternalError
+from berth_contracts.imaging import (
+    ExportTarget,
+    ImageHistoryGet,
+    LayerUsageGet,
+    SnapshotCommit,
+    SnapshotDiff,
+    SnapshotExport,
+)
 from berth_contracts.lifecycle import (
     ImageDelete,
     ImageDeleted,
@@ -31,11 +40,13 @@ from berth_contracts.lifecycle import (
 from berth_kit.diskmodes import ensure_dir, private_sqlite
 from berth_kit.rpc import RpcServer
 
+from berth_lifecycle.committing import Committer
 from berth_lifecycle.containerfs import ContainerFiles
 from berth_lifecycle.content import ContentStore
 from berth_lifecycle.events import Publish
 from berth_lifecycle.imageconfig import apply_changes
 from berth_lifecycle.images import Images
+from berth_lifecycle.imageusage import ImageUsage
 from berth_lifecycle.importer import import_name
 from berth_lifecycle.metadata import Metadata
 from berth_lifecycle.pull import Puller
@@ -127,9 +138,21 @@ class Lifecycle:
         await to_thread.run_sync(self.snapshots.collect_layers)
         return SnapshotRemoved(size=size)
 
+    async def snapshot_export(self, cmd: SnapshotExport) -> ExportTarget:
+        if self.files is None:
+            raise InternalError("the archive listener is not running")
+        return ExportTarget(url=await self.files.open_export(cmd.key))
+
     def register(self, server: RpcServer) -> None:
         if self.files is not None:
             server.handle(ArchiveOpen, self.files.open)
+        committer = Committer(self.images, self.snapshots.root.parent / "diff-mnt")
+        server.handle(SnapshotDiff, committer.diff)
+        server.handle(SnapshotCommit, committer.commit)
+        server.handle(SnapshotExport, self.snapshot_export)
+        usage = ImageUsage(self.images)
+        server.handle(ImageHistoryGet, usage.history)
+        server.handle(LayerUsageGet, usage.usage)
         server.handle(ImageResolve, self.image_resolve)
         server.handle(ImageListAll, self.image_list)
         server.handle(ImageTagAdd, self.image_tag)
