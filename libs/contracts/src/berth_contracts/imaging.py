@@ -12,6 +12,7 @@ import msgspec
 
 from berth_contracts.base import Command, Reply
 from berth_contracts.docker import ContainerConfig, ContainerSummary, ImageSummary
+from berth_contracts.identifiers import Identifier
 from berth_contracts.volumes import Volume
 
 # --- engine commands -----------------------------------------------------------------------------
@@ -102,7 +103,7 @@ class DiskUsage(Reply, frozen=True):
 
 
 class SnapshotDiff(Command, frozen=True):
-    key: str
+    key: Identifier
 
 
 class SnapshotCommit(Command, frozen=True):
@@ -113,8 +114,8 @@ class SnapshotCommit(Command, frozen=True):
     moby's commit merges them.
     """
 
-    key: str
-    container_id: str
+    key: Identifier
+    container_id: Identifier
     image_id: str
     container_config: ContainerConfig
     config: ContainerConfig
@@ -131,7 +132,7 @@ class SnapshotCommitted(Reply, frozen=True):
 
 
 class SnapshotExport(Command, frozen=True):
-    key: str
+    key: Identifier
 
 
 class LayerUsageGet(Command, frozen=True):
