@@ -148,3 +148,17 @@ def test_compressed_and_broken_archives(tmp_path: Path) -> None:
 def test_size_limit(tmp_path: Path) -> None:
     with pytest.raises(ContextError, match="larger than the 10 bytes allowed"):
         extract_context(make_tar([("f", "file", b"x" * 11)]), str(tmp_path), max_bytes=10)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
+def test_a_full_disk_fails_cleanly(tmp_path: Path) -> None:
+    import subprocess
+
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], check=True)
+    try:
+        with pytest.raises(ContextError, match="^failed to extract the build context: no space left on device$"):
+            extract_context(make_tar([("big", "file", b"x" * (1 << 20))]), str(small))
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

@@ -80,12 +80,20 @@ def _remove_existing(fd: int, name: str, new_is_dir: bool) -> None:
     os.unlink(name, dir_fd=fd)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until all is written: a short write (a disk filling up) is followed by the
+    ENOSPC of the next one, never silently ignored."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _write_file(fd: int, name: str, data: IO[bytes] | None, mode: int, digest: hashlib._Hash) -> int:
     out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
     written = 0
     try:
         while data is not None and (chunk := data.read(1 << 20)):
-            os.write(out, chunk)
+            write_all(out, chunk)
             digest.update(chunk)
             written += len(chunk)
         os.fchmod(out, mode)

@@ -24,7 +24,13 @@ from berth_contracts.errors import BerthError, InvalidParameter, NotImplementedB
 from berth_kit.rpc import RpcServer
 
 from berth_builder.build import Build, BuildError, StepExecutor, json_line, load_dockerfile
-from berth_builder.context import ContextError, extract_context, is_archive_header, resolve_in_root
+from berth_builder.context import (
+    ContextError,
+    extract_context,
+    is_archive_header,
+    resolve_in_root,
+    write_all,
+)
 from berth_builder.dockerignore import PatternError, excluded, read_patterns
 
 log = logging.getLogger(__name__)
@@ -211,7 +217,7 @@ class Builder:
                     chunk = await request.content.read(CHUNK)
                 if not chunk:
                     break
-                await to_thread.run_sync(os.write, fd, chunk)
+                await to_thread.run_sync(write_all, fd, chunk)
         except OSError as exc:
             raise InvalidParameter(f"failed to receive the build context: {exc.strerror}") from None
         finally:
