@@ -33,7 +33,7 @@ BASE_PACKAGES = (
     "python3", "python3-venv", "runc", "netavark", "aardvark-dns", "iptables",
     "golang-github-containers-common",  # the seccomp profile the agent applies
 )
-SERVICES = ("engine", "lifecycle", "runtime-agent", "api-gateway", "registry-proxy")
+SERVICES = ("engine", "lifecycle", "runtime-agent", "api-gateway", "registry-proxy", "builder")
 
 
 class Unavailable(Exception):

@@ -35,6 +35,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("berth-lifecycle", "berth_lifecycle"),
     ServiceSpec("berth-runtime-agent", "berth_agent"),
     ServiceSpec("berth-registry-proxy", "berth_registry_proxy"),
+    ServiceSpec("berth-builder", "berth_builder"),
     ServiceSpec("berth-api-gateway", "berth_gateway"),
 )
 

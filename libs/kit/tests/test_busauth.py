@@ -10,6 +10,7 @@ import pytest
 from berth_contracts import subjects
 from berth_contracts.buspermissions import (
     API_GATEWAY,
+    BUILDER,
     ENGINE,
     LIFECYCLE,
     PERMISSIONS,
@@ -26,7 +27,7 @@ from berth_kit.busauth import (
     write_bus_dir,
 )
 
-SERVICES = (API_GATEWAY, ENGINE, LIFECYCLE, RUNTIME_AGENT, REGISTRY_PROXY)
+SERVICES = (API_GATEWAY, ENGINE, LIFECYCLE, RUNTIME_AGENT, REGISTRY_PROXY, BUILDER)
 
 
 def publishers(subject: str) -> set[str]:
@@ -42,13 +43,15 @@ def test_only_the_engine_commands_the_agent_and_lifecycle() -> None:
     assert publishers(subjects.lifecycle_rpc("*")) == {ENGINE}
 
 
-def test_the_gateway_publishes_engine_requests_and_stdin_only() -> None:
+def test_the_gateway_publishes_engine_and_builder_requests_and_stdin_only() -> None:
     assert PERMISSIONS[API_GATEWAY].publish == (
         subjects.ENGINE_RPC,
+        subjects.BUILDER_RPC,
         subjects.stdio_in("*"),
         subjects.health(API_GATEWAY),
     )
-    assert publishers(subjects.ENGINE_RPC) == {API_GATEWAY}
+    assert publishers(subjects.ENGINE_RPC) == {API_GATEWAY, BUILDER}
+    assert publishers(subjects.BUILDER_RPC) == {API_GATEWAY}
     assert publishers(subjects.stdio_in("*")) == {API_GATEWAY}
 
 

@@ -23,6 +23,7 @@ ENGINE = "berth-engine"
 LIFECYCLE = "berth-lifecycle"
 RUNTIME_AGENT = "berth-runtime-agent"
 REGISTRY_PROXY = "berth-registry-proxy"
+BUILDER = "berth-builder"
 # `berth status` and `berth up -d`'s readiness check: they ping every service's health subject.
 STATUS = "berth-status"
 
@@ -56,7 +57,7 @@ _GATEWAY_STREAMS = _inbox(API_GATEWAY)
 PERMISSIONS: dict[str, BusPermissions] = {
     API_GATEWAY: _service(
         API_GATEWAY,
-        publish=(subjects.ENGINE_RPC, subjects.stdio_in(ANY)),
+        publish=(subjects.ENGINE_RPC, subjects.BUILDER_RPC, subjects.stdio_in(ANY)),
         subscribe=(subjects.DOCKER_EVENTS_ALL, subjects.stdio_out(ANY)),
     ),
     ENGINE: _service(
@@ -85,6 +86,13 @@ PERMISSIONS: dict[str, BusPermissions] = {
         subscribe=(subjects.agent_rpc(ANY), subjects.stdio_in(ANY)),
     ),
     REGISTRY_PROXY: _service(REGISTRY_PROXY, publish=(), subscribe=()),
+    # The builder runs each step through the engine (containers, commit, images), as dockerd's
+    # builder goes through the daemon, and follows a RUN step's output.
+    BUILDER: _service(
+        BUILDER,
+        publish=(subjects.ENGINE_RPC,),
+        subscribe=(subjects.BUILDER_RPC, subjects.stdio_out(ANY)),
+    ),
     STATUS: BusPermissions(
         publish=(subjects.health(ANY),),
         subscribe=(_inbox(STATUS),),

@@ -13,6 +13,9 @@ PREFIX = "berth"
 ENGINE_RPC = f"{PREFIX}.engine.v1.rpc"
 ENGINE_QUEUE = "berth-engine"
 
+BUILDER_RPC = f"{PREFIX}.builder.v1.rpc"
+BUILDER_QUEUE = "berth-builder"
+
 LIFECYCLE_QUEUE = "berth-lifecycle"
 AGENT_QUEUE = "berth-runtime-agent"
 
