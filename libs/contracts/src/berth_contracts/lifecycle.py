@@ -109,6 +109,12 @@ class SnapshotRemoved(Reply, frozen=True):
 
 
 from berth_contracts.archives import ArchiveOpen  # noqa: E402 - no cycle: archives is a leaf
+from berth_contracts.distribution import (  # noqa: E402 - a leaf too
+    DistributionInspect,
+    ImagePush,
+    ImageSave,
+    RegistryLogin,
+)
 
 LifecycleRequest = (
     ArchiveOpen
@@ -118,6 +124,10 @@ LifecycleRequest = (
     | ImageDelete
     | ImageUpload
     | ImagePull
+    | ImageSave
+    | ImagePush
+    | RegistryLogin
+    | DistributionInspect
     | SnapshotPrepare
     | SnapshotGetMounts
     | SnapshotRemove

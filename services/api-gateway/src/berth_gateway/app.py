@@ -16,6 +16,7 @@ from berth_gateway.headers import add_common_headers
 from berth_gateway.routes import (
     archive,
     containers,
+    distribution,
     images,
     networks,
     streams,
@@ -42,6 +43,7 @@ def all_routes() -> list[Route]:
         *system.ROUTES,
         *streams.ROUTES,
         *containers.ROUTES,
+        *distribution.ROUTES,
         *images.ROUTES,
         *volumes.ROUTES,
         *archive.ROUTES,

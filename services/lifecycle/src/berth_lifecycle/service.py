@@ -10,6 +10,7 @@ from anyio import to_thread
 from berth_contracts import subjects
 from berth_contracts.archives import ArchiveOpen
 from berth_contracts.base import Done
+from berth_contracts.distribution import ImageSave
 from berth_contracts.lifecycle import (
     ImageDelete,
     ImageDeleted,
@@ -38,6 +39,7 @@ from berth_lifecycle.images import Images
 from berth_lifecycle.importer import import_name
 from berth_lifecycle.metadata import Metadata
 from berth_lifecycle.pull import Puller
+from berth_lifecycle.save import Saver
 from berth_lifecycle.snapshots import Snapshotter
 from berth_lifecycle.upload import UploadServer
 
@@ -59,6 +61,7 @@ class Lifecycle:
     uploads: UploadServer
     puller: Puller
     files: ContainerFiles | None = None  # docker cp
+    saver: Saver | None = None  # docker save
 
     @classmethod
     def open(cls, root: Path, publish: Publish, listen: str = "127.0.0.1:0") -> Lifecycle:
@@ -79,8 +82,10 @@ class Lifecycle:
         uploads = UploadServer(images, listen)
         puller = Puller(images)
         uploads.extra_posts.append(("/pulls/{token}", puller.handle))
+        saver = Saver(images)
+        uploads.extra_posts.append(("/saves/{token}", saver.handle))
         files = ContainerFiles(snapshots, uploads, root / "archive-mnt")
-        return cls(meta, content, snapshots, images, uploads, puller, files)
+        return cls(meta, content, snapshots, images, uploads, puller, files, saver)
 
     def close(self) -> None:
         self.meta.close()
@@ -111,6 +116,10 @@ class Lifecycle:
     async def image_pull(self, cmd: ImagePull) -> UploadTarget:
         return UploadTarget(url=await self.puller.prepare(cmd, self.uploads.base_url))
 
+    async def image_save(self, cmd: ImageSave) -> UploadTarget:
+        assert self.saver is not None
+        return UploadTarget(url=await self.saver.prepare(cmd, self.uploads.base_url))
+
     async def snapshot_prepare(self, cmd: SnapshotPrepare) -> SnapshotMounts:
         async with self.images.lock:  # an image delete must not collect layers meanwhile
             row = await self.images.resolve(cmd.image_id)
@@ -134,6 +143,7 @@ class Lifecycle:
         server.handle(ImageDelete, self.image_delete)
         server.handle(ImageUpload, self.image_upload)
         server.handle(ImagePull, self.image_pull)
+        server.handle(ImageSave, self.image_save)
         server.handle(SnapshotPrepare, self.snapshot_prepare)
         server.handle(SnapshotGetMounts, self.snapshot_mounts)
         server.handle(SnapshotRemove, self.snapshot_remove)

@@ -1,4 +1,5 @@
-"""Image endpoints: list, inspect, remove, tag, load, import, pull; the rest say 501."""
+"""Image endpoints: list, inspect, remove, tag, load, import, pull; the rest say 501 (save, push
+and login are in distribution.py)."""
 
 from __future__ import annotations
 
@@ -125,7 +126,6 @@ ROUTES = [
     Route("GET", "/images/json", list_images),
     Route("POST", "/images/load", load),
     Route("POST", "/images/create", create),
-    Route("GET", "/images/get", not_supported("saving images (docker save)")),
     Route("GET", "/images/search", not_supported("searching registries")),
     Route("POST", "/images/prune", prune),
     Route("POST", "/build", not_supported("building images")),
@@ -136,7 +136,6 @@ ROUTES = [
     Route("GET", "/distribution/{name:.*}/json", not_supported("querying registries")),
     Route("GET", "/images/{name:.*}/json", inspect),
     Route("GET", "/images/{name:.*}/history", not_supported("image history")),
-    Route("GET", "/images/{name:.*}/get", not_supported("saving images (docker save)")),
     Route("POST", "/images/{name:.*}/push", not_supported("pushing images")),
     Route("POST", "/images/{name:.*}/tag", tag),
     Route("DELETE", "/images/{name:.*}", remove),
