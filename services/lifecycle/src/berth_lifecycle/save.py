@@ -13,9 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import secrets
 import tarfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +29,8 @@ from berth_contracts.errors import InvalidParameter, NotFound
 from berth_lifecycle.images import Images
 from berth_lifecycle.metadata import ImageRow
 from berth_lifecycle.reference import DIGEST_RE, HEX64_RE, Reference, parse_normalized_named
+from berth_lifecycle.tokens import Tokens
 
-TOKEN_TTL = 600.0
 CHUNK = 1 << 20
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -172,16 +170,10 @@ def archive_chunks(archive: _Plan) -> Iterator[bytes]:
     yield b"\0" * (2 * tarfile.BLOCKSIZE)
 
 
-@dataclass(frozen=True)
-class _Pending:
-    saved: list[SavedImage]
-    expires: float
-
-
 class Saver:
     def __init__(self, images: Images) -> None:
         self.images = images
-        self._pending: dict[str, _Pending] = {}
+        self._pending: Tokens[list[SavedImage]] = Tokens()
 
     async def prepare(self, cmd: ImageSave, base_url: str) -> str:
         if not cmd.names:
@@ -191,12 +183,7 @@ class Saver:
             for row, tags in await self._select(name):
                 item = saved.setdefault(row.id, SavedImage(row))
                 item.tags.extend(t for t in tags if t not in item.tags)
-        now = time.monotonic()
-        for token in [t for t, p in self._pending.items() if p.expires < now]:
-            del self._pending[token]
-        token = secrets.token_urlsafe(24)
-        self._pending[token] = _Pending(list(saved.values()), now + TOKEN_TTL)
-        return f"{base_url}/saves/{token}"
+        return f"{base_url}/saves/{self._pending.issue(list(saved.values()))}"
 
     async def _select(self, name: str) -> list[tuple[ImageRow, list[Reference]]]:
         """moby's tarexport parseNames: a repository name means all its tags; name:tag one tag;
@@ -229,11 +216,11 @@ class Saver:
         return [(await images.resolve(image_id), refs) for image_id, refs in tags.items()]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        pending = self._pending.pop(request.match_info["token"], None)
-        if pending is None or pending.expires < time.monotonic():
+        pending = self._pending.take(request.match_info["token"])
+        if pending is None:
             return web.json_response({"message": "save URL unknown, used or expired"}, status=404)
         await request.read()  # the body is empty
-        archive = await to_thread.run_sync(plan, self.images, pending.saved)
+        archive = await to_thread.run_sync(plan, self.images, pending)
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/x-tar"})
         response.enable_chunked_encoding()
         await response.prepare(request)

@@ -10,7 +10,7 @@ from anyio import to_thread
 from berth_contracts import subjects
 from berth_contracts.archives import ArchiveOpen
 from berth_contracts.base import Done
-from berth_contracts.distribution import ImageSave
+from berth_contracts.distribution import DistributionInspect, ImagePush, ImageSave, RegistryLogin
 from berth_contracts.lifecycle import (
     ImageDelete,
     ImageDeleted,
@@ -39,7 +39,9 @@ from berth_lifecycle.images import Images
 from berth_lifecycle.importer import import_name
 from berth_lifecycle.metadata import Metadata
 from berth_lifecycle.pull import Puller
+from berth_lifecycle.push import Pusher
 from berth_lifecycle.save import Saver
+from berth_lifecycle.sharing import Sharing
 from berth_lifecycle.snapshots import Snapshotter
 from berth_lifecycle.upload import UploadServer
 
@@ -62,6 +64,7 @@ class Lifecycle:
     puller: Puller
     files: ContainerFiles | None = None  # docker cp
     saver: Saver | None = None  # docker save
+    sharing: Sharing | None = None  # docker login, GET /distribution
 
     @classmethod
     def open(cls, root: Path, publish: Publish, listen: str = "127.0.0.1:0") -> Lifecycle:
@@ -84,8 +87,10 @@ class Lifecycle:
         uploads.extra_posts.append(("/pulls/{token}", puller.handle))
         saver = Saver(images)
         uploads.extra_posts.append(("/saves/{token}", saver.handle))
+        sharing = Sharing(Pusher(images))
+        uploads.extra_posts.extend(sharing.routes())
         files = ContainerFiles(snapshots, uploads, root / "archive-mnt")
-        return cls(meta, content, snapshots, images, uploads, puller, files, saver)
+        return cls(meta, content, snapshots, images, uploads, puller, files, saver, sharing)
 
     def close(self) -> None:
         self.meta.close()
@@ -120,6 +125,18 @@ class Lifecycle:
         assert self.saver is not None
         return UploadTarget(url=await self.saver.prepare(cmd, self.uploads.base_url))
 
+    async def image_push(self, cmd: ImagePush) -> UploadTarget:
+        assert self.sharing is not None
+        return UploadTarget(url=self.sharing.pusher.prepare(cmd, self.uploads.base_url))
+
+    async def registry_login(self, _: RegistryLogin) -> UploadTarget:
+        assert self.sharing is not None
+        return UploadTarget(url=self.sharing.login_url(self.uploads.base_url))
+
+    async def distribution_inspect(self, cmd: DistributionInspect) -> UploadTarget:
+        assert self.sharing is not None
+        return UploadTarget(url=self.sharing.inspect_url(cmd, self.uploads.base_url))
+
     async def snapshot_prepare(self, cmd: SnapshotPrepare) -> SnapshotMounts:
         async with self.images.lock:  # an image delete must not collect layers meanwhile
             row = await self.images.resolve(cmd.image_id)
@@ -144,6 +161,9 @@ class Lifecycle:
         server.handle(ImageUpload, self.image_upload)
         server.handle(ImagePull, self.image_pull)
         server.handle(ImageSave, self.image_save)
+        server.handle(ImagePush, self.image_push)
+        server.handle(RegistryLogin, self.registry_login)
+        server.handle(DistributionInspect, self.distribution_inspect)
         server.handle(SnapshotPrepare, self.snapshot_prepare)
         server.handle(SnapshotGetMounts, self.snapshot_mounts)
         server.handle(SnapshotRemove, self.snapshot_remove)

@@ -9,7 +9,10 @@ from __future__ import annotations
 from aiohttp import web
 from berth_contracts.distribution import (
     REGISTRY_AUTH_HEADER,
+    DistributionInspect,
+    ImagePush,
     ImageSave,
+    RegistryLogin,
 )
 from berth_contracts.engine import UploadTarget
 
@@ -33,7 +36,33 @@ async def save(request: web.Request) -> web.StreamResponse:
     return await relay_post(request, target.url, None, {}, content_type="application/x-tar")
 
 
+async def login(request: web.Request) -> web.StreamResponse:
+    """POST /auth: the AuthConfig body goes to lifecycle's URL, which checks it at the registry."""
+    target = await backend(request).call(RegistryLogin(), UploadTarget)
+    return await relay_post(request, target.url, request.content, {"Content-Type": "application/json"})
+
+
+async def inspect_distribution(request: web.Request) -> web.StreamResponse:
+    target = await backend(request).call(
+        DistributionInspect(ref=request.match_info["name"]), UploadTarget, reply_timeout=_REGISTRY_TIMEOUT
+    )
+    return await relay_post(request, target.url, None, credentials_header(request))
+
+
+async def push(request: web.Request) -> web.StreamResponse:
+    """No tag: every tag of the repository (`docker push --all-tags`; the CLI adds `latest`
+    otherwise). The progress streams from lifecycle as pull's does."""
+    tag = request.query.get("tag", "")
+    target = await backend(request).call(
+        ImagePush(ref=request.match_info["name"], tag=tag, all_tags=not tag), UploadTarget
+    )
+    return await relay_post(request, target.url, None, credentials_header(request))
+
+
 ROUTES = [
+    Route("POST", "/images/{name:.*}/push", push),
+    Route("POST", "/auth", login),
+    Route("GET", "/distribution/{name:.*}/json", inspect_distribution),
     Route("GET", "/images/get", save),
     Route("GET", "/images/{name:.*}/get", save),
 ]

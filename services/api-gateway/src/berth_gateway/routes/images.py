@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from berth_contracts.base import Done
+from berth_contracts.distribution import REGISTRY_AUTH_HEADER
 from berth_contracts.engine import (
     ImageDetail,
     ImageGet,
@@ -24,6 +25,7 @@ from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
 from berth_gateway.backend import backend
 from berth_gateway.params import qbool, qfilters
 from berth_gateway.responses import json_response
+from berth_gateway.routes.distribution import credentials_header
 from berth_gateway.routes.table import Route, not_supported
 from berth_gateway.upload import relay_upload
 
@@ -105,11 +107,13 @@ async def pull(request: web.Request) -> web.StreamResponse:
             ref=request.query["fromImage"],
             tag=request.query.get("tag", ""),
             platform=request.query.get("platform", ""),
+            credentials=REGISTRY_AUTH_HEADER in request.headers,
         ),
         UploadTarget,
         reply_timeout=100.0,
     )
-    return await relay_upload(request, target.url)
+    # The client's credentials go with the POST to lifecycle only (never over NATS).
+    return await relay_upload(request, target.url, credentials_header(request))
 
 
 async def prune(request: web.Request) -> web.Response:
@@ -132,11 +136,8 @@ ROUTES = [
     Route("POST", "/build/prune", not_supported("pruning the build cache")),
     Route("POST", "/build/cancel", not_supported("building images")),
     Route("POST", "/commit", not_supported("committing containers to images")),
-    Route("POST", "/auth", not_supported("logging in to registries")),
-    Route("GET", "/distribution/{name:.*}/json", not_supported("querying registries")),
     Route("GET", "/images/{name:.*}/json", inspect),
     Route("GET", "/images/{name:.*}/history", not_supported("image history")),
-    Route("POST", "/images/{name:.*}/push", not_supported("pushing images")),
     Route("POST", "/images/{name:.*}/tag", tag),
     Route("DELETE", "/images/{name:.*}", remove),
 ]
