@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 from berth_registry_proxy import testregistry as tr
+from berth_registry_proxy import testtokens as tt
 from harness import Berth
 
 pytestmark = [
@@ -145,3 +146,58 @@ def test_docker_py_login_push_pull(berth: Berth, busybox_image: str, host: str) 
     finally:
         client.close()
         berth.docker("rmi", f"{repo}:v1")
+
+
+@pytest.fixture(scope="module")
+def token_host() -> Iterator[tuple[str, tt.TokenServer]]:
+    with tt.token_registry({USER: PASSWORD}) as (url, tokens):
+        yield url.removeprefix("http://"), tokens
+
+
+def test_bearer_token_registry(berth: Berth, busybox_image: str, token_host: tuple[str, tt.TokenServer]) -> None:
+    """Docker Hub's flow: Bearer challenge, token from the realm; login returns an identity
+    token the CLI stores, and later requests trade it (OAuth refresh grant) for tokens."""
+    host, tokens = token_host
+    repo = f"{host}/alice/tok"
+    try:
+        code, wrong = _login(berth, host, USER, "wrong")
+        assert code != 0 and "401 Unauthorized" in wrong, wrong
+        code, out = _login(berth, host, USER, PASSWORD)
+        assert code == 0 and "Login Succeeded" in out, out
+        stored = json.loads((berth.docker_config / "config.json").read_text())["auths"][host]
+        assert stored.get("identitytoken"), stored  # the CLI keeps the identity token, not the password
+        berth.docker_ok("tag", busybox_image, f"{repo}:1")
+        out = berth.docker_ok("push", f"{repo}:1", timeout=120)
+        assert ": Pushed" in out and "1: digest: sha256:" in out, out
+        assert {"method": "POST", "grant": "refresh_token", "scope": "repository:alice/tok:pull,push"} in tokens.requests
+        berth.docker_ok("rmi", f"{repo}:1")
+        berth.docker_ok("pull", f"{repo}:1", timeout=120)
+        berth.docker_ok("logout", host)
+        berth.docker_ok("rmi", f"{repo}:1")
+        res = berth.docker("pull", f"{repo}:1", timeout=120)
+        assert res.returncode != 0 and "unauthorized" in res.stderr, res.stderr
+    finally:
+        berth.docker("logout", host)
+        berth.docker("rmi", f"{repo}:1")
+
+
+def test_credentials_never_follow_a_redirect_to_another_host(berth: Berth) -> None:
+    """A registry that redirects (to blob storage, say) after checking the credentials: the
+    redirected request goes without Authorization (another host: localhost, not 127.0.0.1)."""
+    with tr.registry() as url:
+        seeded = tr.seed(url)
+        with tr.Front(url) as storage, tr.Front(url) as front:
+            storage_port = storage.url.rsplit(":", 1)[1]
+            front.mode, front.redirect_to = "auth307", f"http://localhost:{storage_port}"
+            ref = f"{front.url.removeprefix('http://')}/library/multilayer:1"
+            auth = _auth_header(front.url.removeprefix("http://"))
+            try:
+                got = berth.http("POST", f"/images/create?fromImage={ref}", headers={"X-Registry-Auth": auth}, timeout=120)
+                assert got.status == 200, got.body
+                assert b"Status: Downloaded newer image" in got.body, got.body
+                assert front.authorizations and all(a.startswith("Basic ") for a in front.authorizations)
+                assert storage.authorizations == []
+                info = json.loads(berth.docker_ok("image", "inspect", ref))[0]
+                assert info["Id"] == seeded.multilayer.image_id
+            finally:
+                berth.docker("rmi", ref)
