@@ -44,9 +44,11 @@ STOPSIGNAL SIGTERM
 # --- api-gateway: stateless, non-root ---------------------------------------------------------
 FROM base AS api-gateway
 COPY --from=venv-api-gateway /opt/berth /opt/berth
-ENV BERTH_SERVICE=berth-api-gateway BERTH_HOSTS=tcp://0.0.0.0:2375
+# The API on a unix socket only (share /run/berth as a volume); TCP only with TLS, as set up by
+# ops/compose.tls.yaml (plain TCP off loopback is refused, as dockerd 27 announces).
+RUN chown berth:berth /run/berth
+ENV BERTH_SERVICE=berth-api-gateway BERTH_HOSTS=unix:///run/berth/docker.sock
 USER berth
-EXPOSE 2375
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["berth-healthcheck"]
 CMD ["python", "-m", "berth_gateway"]
 

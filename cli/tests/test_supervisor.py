@@ -323,7 +323,9 @@ def test_each_service_gets_only_its_own_credentials_path(roots: Any) -> None:
     from berth_cli.supervisor import own_env, service_env
 
     cfg = up_config(build_parser().parse_args(["up", "--data-root", str(roots.data_root)]))
-    env = service_env(cfg, "nats://127.0.0.1:4222")
+    env, listening = service_env(cfg, "nats://127.0.0.1:4222")
+    for sock in listening.values():
+        sock.close()
     assert cfg.bus_dir is not None
     for spec in SERVICES:
         mine = own_env(env, cfg.bus_dir, spec.name)

@@ -313,7 +313,9 @@ def compose(
     *args: str,
     timeout: float = 300,
     project: str = "berthci",
+    files: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
+    """docker-compose with compose.yaml, the CI override and `files` (more -f FILE)."""
     full = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/root"),
@@ -328,6 +330,7 @@ def compose(
             str(REPO / "compose.yaml"),
             "-f",
             str(HERE / "compose.ci.yaml"),
+            *files,
             *args,
         ],
         timeout,

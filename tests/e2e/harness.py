@@ -161,6 +161,7 @@ class Berth:
         input: str | None = None,
         timeout: float = 60,
         host: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -168,6 +169,7 @@ class Berth:
             "DOCKER_HOST": host or self.docker_host,
             # A private config dir: no contexts, credential helpers or aliases from the host.
             "DOCKER_CONFIG": str(self.docker_config),
+            **(extra_env or {}),  # e.g. DOCKER_TLS_VERIFY, DOCKER_CERT_PATH
         }
         try:
             return subprocess.run(

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from harness import Berth
-from test_hostopts import create, run
+from hostopts_helpers import create, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

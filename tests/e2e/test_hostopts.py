@@ -13,20 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 from harness import Berth
+from hostopts_helpers import create, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
-
-
-def run(berth: Berth, image: str, *args: str) -> str:
-    return berth.docker_ok("run", "--rm", "--network", "none", *args[:-1], image, "sh", "-c", args[-1])
-
-
-def create(berth: Berth, host_config: dict[str, object], image: str) -> tuple[int, dict]:
-    body = {"Image": image, "Cmd": ["sleep", "30"], "HostConfig": {"NetworkMode": "none", **host_config}}
-    res = berth.http(
-        "POST", "/containers/create", json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
-    return res.status, json.loads(res.body)
 
 
 @pytest.fixture

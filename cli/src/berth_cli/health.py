@@ -108,7 +108,7 @@ def _child(c: ChildState, answered: list[int] | None = None, with_health: bool =
 async def collect(state: BerthState) -> dict[str, Any]:
     expected = {s.name: s.pid for s in state.services}
     nats_ok, pongs = await ping_services(state.nats.url, expected, state.nats.creds_dir)
-    api_ok = await anyio.to_thread.run_sync(apiprobe.ping, state.docker_host, 2.0)
+    api_ok = await anyio.to_thread.run_sync(apiprobe.ping, state.docker_host, 2.0, state.api_tls)
     nats_info: dict[str, Any] = {
         "url": state.nats.url,
         "embedded": state.nats.embedded,

@@ -31,7 +31,14 @@ def test_stat_through_symlink_stays_in_root(tmp_path: Path) -> None:
     (root / "etc").mkdir(parents=True)
     (root / "etc" / "passwd").write_text("inside\n")
     os.symlink("/", root / "target")
-    spec = {"mode": "stat", "path": "/target/etc/passwd", "proc_root": str(root)}
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    spec = {
+        "mode": "stat",
+        "path": "/target/etc/passwd",
+        "rootfs": {"type": "bind", "source": str(root), "options": []},
+        "scratch": str(scratch),
+    }
     res = subprocess.run(
         [sys.executable, "-I", "-m", "berth_lifecycle.archive_child", json.dumps(spec)],
         capture_output=True,

@@ -23,9 +23,9 @@ from berth_kit.testing import nats_server
 from berth_registry_proxy import testregistry as tr
 from berth_registry_proxy.errors import RegistryError
 from berth_registry_proxy.names import split_name
-from conftest import run_proxy
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from proxy_harness import run_proxy
 from yarl import URL
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"

@@ -12,8 +12,7 @@ from urllib.parse import urlsplit
 
 from berth_kit.testing import nats_server
 from berth_registry_proxy import testregistry as tr
-from conftest import run_proxy
-from proxy_harness import ProxyRun
+from proxy_harness import ProxyRun, run_proxy
 from test_pull_api import get
 
 

@@ -13,6 +13,7 @@ import msgspec
 
 from berth_contracts.agentops import TaskStats, TaskTop, TaskUpdate
 from berth_contracts.base import Command, Done, Ping, Reply
+from berth_contracts.identifiers import Identifier, Subject
 from berth_contracts.lifecycle import Mount
 from berth_contracts.networks import (
     NetworkAttachment,
@@ -111,7 +112,7 @@ class TaskLogConfig(msgspec.Struct, frozen=True):
 
 
 class TaskCreate(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
     spec: TaskSpec
     rootfs: list[Mount]
     # Start the process as soon as it is created (and networked): TaskCreate + TaskStart in one
@@ -127,7 +128,7 @@ class TaskCreated(Reply, frozen=True):
 
 
 class TaskStart(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
 
 
 class TaskStarted(Reply, frozen=True):
@@ -136,7 +137,7 @@ class TaskStarted(Reply, frozen=True):
 
 
 class TaskKill(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
     signal: int = 15
     all: bool = False
 
@@ -144,17 +145,17 @@ class TaskKill(Command, frozen=True):
 class TaskDelete(Command, frozen=True):
     """Delete the runc container and let the shim go; the log stays until TaskPurge."""
 
-    container_id: str
+    container_id: Identifier
 
 
 class TaskPurge(Command, frozen=True):
     """Forget the container entirely: its log and any state left on disk."""
 
-    container_id: str
+    container_id: Identifier
 
 
 class TaskGet(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
 
 
 TaskStatus = Literal["created", "running", "paused", "stopped", "unknown"]
@@ -181,8 +182,8 @@ class TaskStates(Reply, frozen=True):
 class TaskLogs(Command, frozen=True):
     """Stream the container's json-file log as LogBatch messages to stream_subject."""
 
-    container_id: str
-    stream_subject: str
+    container_id: Identifier
+    stream_subject: Subject
     stdout: bool = True
     stderr: bool = True
     follow: bool = False
@@ -194,7 +195,7 @@ class TaskLogs(Command, frozen=True):
 class TaskResize(Command, frozen=True):
     """Set the window size of a TTY container's terminal (TIOCSWINSZ on the pty master)."""
 
-    container_id: str
+    container_id: Identifier
     height: int
     width: int
 
@@ -217,19 +218,19 @@ class TaskExec(Command, frozen=True):
     """Start an exec process. Output goes to subjects.stdio_out(exec_id) (last chunk eof=True,
     published after its exit code is known to TaskExecGet); input comes on stdio_in(exec_id)."""
 
-    container_id: str
-    exec_id: str
+    container_id: Identifier
+    exec_id: Identifier
     process: ExecProcess
 
 
 class TaskPause(Command, frozen=True):
     """Freeze the task's processes (runc pause, freezer cgroup); Done. Not running: Conflict."""
 
-    container_id: str
+    container_id: Identifier
 
 
 class TaskResume(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
 
 
 class TaskExecStarted(Reply, frozen=True):
@@ -237,8 +238,8 @@ class TaskExecStarted(Reply, frozen=True):
 
 
 class TaskExecGet(Command, frozen=True):
-    container_id: str
-    exec_id: str
+    container_id: Identifier
+    exec_id: Identifier
 
 
 class TaskExecState(Reply, frozen=True):
@@ -249,8 +250,8 @@ class TaskExecState(Reply, frozen=True):
 
 
 class TaskExecResize(Command, frozen=True):
-    container_id: str
-    exec_id: str
+    container_id: Identifier
+    exec_id: Identifier
     height: int
     width: int
 

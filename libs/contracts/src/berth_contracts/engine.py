@@ -26,6 +26,14 @@ from berth_contracts.docker import (
 )
 from berth_contracts.eventlog import EventHistory
 from berth_contracts.execs import ExecCreate, ExecGet, ExecResize, ExecStart
+from berth_contracts.identifiers import Subject
+from berth_contracts.imaging import (
+    ContainerChanges,
+    ContainerCommit,
+    ContainerExport,
+    ImageHistoryGet,
+    SystemDf,
+)
 from berth_contracts.networks import (
     NetworkConnect,
     NetworkCreate,
@@ -126,7 +134,7 @@ class ContainerLogs(Command, frozen=True):
     """Stream the container's log as LogBatch messages to stream_subject; reply once validated."""
 
     ref: str
-    stream_subject: str
+    stream_subject: Subject
     stdout: bool = True
     stderr: bool = True
     follow: bool = False
@@ -331,5 +339,10 @@ EngineRequest = (
     | ContainerUpdate
     | ContainerTop
     | ContainerStats
+    | ContainerCommit
+    | ContainerChanges
+    | ContainerExport
+    | ImageHistoryGet
+    | SystemDf
     | Ping
 )

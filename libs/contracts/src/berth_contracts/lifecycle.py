@@ -12,6 +12,7 @@ import msgspec
 from berth_contracts.base import Command, Done, Ping, Reply
 from berth_contracts.docker import ContainerConfig
 from berth_contracts.engine import ImagePull, ImageUpload, UploadTarget
+from berth_contracts.identifiers import Identifier
 
 __all__ = ["Done", "ImagePull", "ImageUpload", "UploadTarget"]
 
@@ -87,12 +88,12 @@ class ImageDeleted(Reply, frozen=True):
 class SnapshotPrepare(Command, frozen=True):
     """Make the writable layer `key` on top of the image's layers; reply with the rootfs mounts."""
 
-    key: str
+    key: Identifier
     image_id: str
 
 
 class SnapshotGetMounts(Command, frozen=True):
-    key: str
+    key: Identifier
 
 
 class SnapshotMounts(Reply, frozen=True):
@@ -100,7 +101,7 @@ class SnapshotMounts(Reply, frozen=True):
 
 
 class SnapshotRemove(Command, frozen=True):
-    key: str
+    key: Identifier
     measure: bool = False  # size the writable layer before removing it (prune's SpaceReclaimed)
 
 
@@ -114,6 +115,13 @@ from berth_contracts.distribution import (  # noqa: E402 - a leaf too
     ImagePush,
     ImageSave,
     RegistryLogin,
+)
+from berth_contracts.imaging import (  # noqa: E402 - no cycle: imaging does not import this
+    ImageHistoryGet,
+    LayerUsageGet,
+    SnapshotCommit,
+    SnapshotDiff,
+    SnapshotExport,
 )
 
 LifecycleRequest = (
@@ -131,5 +139,10 @@ LifecycleRequest = (
     | SnapshotPrepare
     | SnapshotGetMounts
     | SnapshotRemove
+    | SnapshotDiff
+    | SnapshotCommit
+    | SnapshotExport
+    | ImageHistoryGet
+    | LayerUsageGet
     | Ping
 )

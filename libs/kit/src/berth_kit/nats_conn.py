@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ import anyio
 import nats
 from berth_contracts import subjects
 from nats.aio.client import Client as NATS
+from nats.aio.subscription import Subscription
+from nats.errors import SlowConsumerError
 
 from berth_kit.busauth import CREDS_ENV, read_credentials
 
@@ -63,8 +66,16 @@ async def connect(
         log.info("%s: reconnected to NATS", name)
 
     last_refusal: dict[str, float] = {}
+    slow: weakref.WeakSet[Subscription] = weakref.WeakSet()
 
     async def _error(exc: Exception) -> None:
+        if isinstance(exc, SlowConsumerError):
+            # Over its pending limits the subscription drops messages (bounded memory rather
+            # than a stalled reader holding everything): say so once per subscription.
+            if exc.sub is not None and exc.sub not in slow:
+                slow.add(exc.sub)
+                log.warning("%s: slow consumer on %s: messages dropped", name, exc.subject)
+            return
         # A refused connection, publish or subscription is a bug or an attack: say so where it
         # is seen, once per REFUSAL_REPEAT for the same words (a refused connection is retried
         # several times a second).

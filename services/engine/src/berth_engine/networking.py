@@ -18,6 +18,7 @@ from berth_contracts.docker import (
     PortBinding,
 )
 from berth_contracts.errors import Conflict, InternalError, InvalidParameter, NotFound
+from berth_contracts.identifiers import NAME_CHARS
 from berth_contracts.networks import NetworkAttachment, PortMapping
 
 from berth_engine.netmodel import Endpoint, PublishedPort
@@ -25,7 +26,7 @@ from berth_engine.netstore import NetworkRecord, NetworkStore
 from berth_engine.records import Record
 from berth_engine.store import RecordStore
 
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_NAME = re.compile(rf"^{NAME_CHARS}*$")
 
 
 def _ports_of(hc: HostConfig, exposed: dict[str, Any] | None) -> list[tuple[int, str, str, str]]:

@@ -11,6 +11,15 @@ from berth_contracts import subjects
 from berth_contracts.archives import ArchiveOpen
 from berth_contracts.base import Done
 from berth_contracts.distribution import DistributionInspect, ImagePush, ImageSave, RegistryLogin
+from berth_contracts.errors import InternalError
+from berth_contracts.imaging import (
+    ExportTarget,
+    ImageHistoryGet,
+    LayerUsageGet,
+    SnapshotCommit,
+    SnapshotDiff,
+    SnapshotExport,
+)
 from berth_contracts.lifecycle import (
     ImageDelete,
     ImageDeleted,
@@ -29,13 +38,16 @@ from berth_contracts.lifecycle import (
     SnapshotRemoved,
     UploadTarget,
 )
+from berth_kit.diskmodes import ensure_dir, private_sqlite
 from berth_kit.rpc import RpcServer
 
+from berth_lifecycle.committing import Committer
 from berth_lifecycle.containerfs import ContainerFiles
 from berth_lifecycle.content import ContentStore
 from berth_lifecycle.events import Publish
 from berth_lifecycle.imageconfig import apply_changes
 from berth_lifecycle.images import Images
+from berth_lifecycle.imageusage import ImageUsage
 from berth_lifecycle.importer import import_name
 from berth_lifecycle.metadata import Metadata
 from berth_lifecycle.pull import Puller
@@ -72,7 +84,8 @@ class Lifecycle:
         if any(c in str(root) for c in ",:"):
             # Snapshot paths go into overlay mount options, where these are separators.
             raise ValueError(f"lifecycle data directory {root} must not contain ',' or ':'")
-        root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        ensure_dir(root)  # 0700: snapshots hold containers' rootfs (setuid binaries, secrets)
+        private_sqlite(root / "meta.db")
         meta = Metadata(root / "meta.db")
         content = ContentStore(root)
         snapshots = Snapshotter(root / "snapshots", meta)
@@ -151,9 +164,21 @@ class Lifecycle:
         await to_thread.run_sync(self.snapshots.collect_layers)
         return SnapshotRemoved(size=size)
 
+    async def snapshot_export(self, cmd: SnapshotExport) -> ExportTarget:
+        if self.files is None:
+            raise InternalError("the archive listener is not running")
+        return ExportTarget(url=await self.files.open_export(cmd.key))
+
     def register(self, server: RpcServer) -> None:
         if self.files is not None:
             server.handle(ArchiveOpen, self.files.open)
+        committer = Committer(self.images, self.snapshots.root.parent / "diff-mnt")
+        server.handle(SnapshotDiff, committer.diff)
+        server.handle(SnapshotCommit, committer.commit)
+        server.handle(SnapshotExport, self.snapshot_export)
+        usage = ImageUsage(self.images)
+        server.handle(ImageHistoryGet, usage.history)
+        server.handle(LayerUsageGet, usage.usage)
         server.handle(ImageResolve, self.image_resolve)
         server.handle(ImageListAll, self.image_list)
         server.handle(ImageTagAdd, self.image_tag)

@@ -11,6 +11,7 @@ import os
 import anyio
 from aiohttp import web
 from anyio import to_thread
+from berth_kit.listen import inherited_sockets
 from berth_kit.service import ServiceContext, run_service
 
 from berth_registry_proxy.app import Proxy
@@ -45,8 +46,13 @@ async def serve(ctx: ServiceContext) -> None:
         proxy.app(), access_log=None, max_headers=MAX_REQUEST_HEADERS, max_field_size=8190, max_line_size=8190
     )
     await runner.setup()
-    host, _, port = config.listen.rpartition(":")
-    await web.TCPSite(runner, host or "127.0.0.1", int(port or 5000)).start()
+    inherited = inherited_sockets()  # bound by `berth up` (its BERTH_REGISTRY_PROXY_LISTEN)
+    if inherited:
+        for sock in inherited:
+            await web.SockSite(runner, sock).start()
+    else:
+        host, _, port = config.listen.rpartition(":")
+        await web.TCPSite(runner, host or "127.0.0.1", int(port or 5000)).start()
 
     async def close_on_stop() -> None:
         try:

@@ -20,8 +20,12 @@ SHM_OPTIONS = ("nosuid", "noexec", "nodev", "mode=1777", "size=65536k")
 
 
 def write_json(path: Path, data: Any) -> None:
+    """Atomically, 0600: config.json holds the container's environment (secrets)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # a .tmp left by a crash keeps its mode otherwise
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data))
     os.replace(tmp, path)
 
 

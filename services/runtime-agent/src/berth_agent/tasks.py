@@ -38,6 +38,7 @@ from berth_contracts.errors import (
     NotFound,
 )
 from berth_contracts.streams import StdinChunk, StdioChunk
+from berth_kit.diskmodes import ensure_dir
 from berth_kit.tracing import traceparent_of
 from nats.aio.client import Client as NATS
 from opentelemetry import trace
@@ -149,7 +150,11 @@ class TaskManager:
         self.closing = False
         self.stdin = StdinRouter(nc, self._deliver_stdin)
         self.execs: dict[str, ExecRun] = {}
-        for d in (paths.tasks_dir, paths.sockets_dir, paths.runc_root):
+        # 0700, set again on every start: bundles hold rootfs mounts and config.json (the
+        # environment); runc's state and the log directory likewise.
+        for d in (paths.exec_root / "agent", paths.runc_root, paths.data_root / "agent"):
+            ensure_dir(d)
+        for d in (paths.tasks_dir, paths.sockets_dir):
             d.mkdir(parents=True, exist_ok=True)
 
     def get(self, container_id: str) -> Task:

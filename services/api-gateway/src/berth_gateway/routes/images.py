@@ -135,9 +135,7 @@ ROUTES = [
     Route("POST", "/build", not_supported("building images")),
     Route("POST", "/build/prune", not_supported("pruning the build cache")),
     Route("POST", "/build/cancel", not_supported("building images")),
-    Route("POST", "/commit", not_supported("committing containers to images")),
     Route("GET", "/images/{name:.*}/json", inspect),
-    Route("GET", "/images/{name:.*}/history", not_supported("image history")),
     Route("POST", "/images/{name:.*}/tag", tag),
     Route("DELETE", "/images/{name:.*}", remove),
 ]
