@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import urllib.request
 from collections.abc import Iterator
 
 import docker
@@ -201,3 +202,33 @@ def test_credentials_never_follow_a_redirect_to_another_host(berth: Berth) -> No
                 assert info["Id"] == seeded.multilayer.image_id
             finally:
                 berth.docker("rmi", ref)
+
+
+def test_pulled_zstd_image_pushes_as_oci_with_the_same_blob(berth: Berth, host: str) -> None:
+    """A pulled layer is pushed as the blob it was pulled as: a zstd layer keeps its digest and
+    the manifest becomes an OCI one."""
+    with tr.registry() as url:
+        seeded = tr.seed(url)
+        source = f"{url.removeprefix('http://')}/library/zbox:1"
+        target = f"{host}/alice/zbox:1"
+        code, out = _login(berth, host, USER, PASSWORD)
+        assert code == 0, out
+        try:
+            berth.docker_ok("pull", source, timeout=120)
+            berth.docker_ok("tag", source, target)
+            berth.docker_ok("push", target, timeout=120)
+            headers = {"X-Registry-Auth": _auth_header(host)}
+            doc = berth.http("GET", f"/distribution/{target}/json", headers=headers, timeout=60).json()
+            assert doc["Descriptor"]["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+            got = berth.http("GET", f"/distribution/{source}/json", timeout=60).json()
+            assert got["Descriptor"]["digest"] == seeded.zstd.digest
+            # The layer blob the registry now holds is the one pulled (zstd, same digest).
+            layer = seeded.zstd.layer_digests[0]
+            with urllib.request.urlopen(urllib.request.Request(
+                f"http://{host}/v2/alice/zbox/blobs/{layer}", method="HEAD",
+                headers={"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()},
+            ), timeout=30) as resp:
+                assert resp.status == 200
+        finally:
+            berth.docker("logout", host)
+            berth.docker("rmi", source, target)
