@@ -13,65 +13,17 @@ nothing.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from berth_lifecycle import testimages
 from berth_registry_proxy import testregistry as tr
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pull_bench import BIN, big_layer, timed, wait_healthy  # noqa: E402
-
-
-@contextlib.contextmanager
-def berth_engine(root: Path) -> Iterator[dict[str, str]]:
-    sock = root / "berth.sock"
-    berth = [str(BIN / "berth")]
-    up = subprocess.run(
-        [*berth, "up", "-d", "-H", f"unix://{sock}", "--data-root", str(root / "bd"),
-         "--exec-root", str(root / "bx"), "--nats-port", "0"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    if up.returncode:
-        raise RuntimeError(up.stderr)
-    try:
-        wait_healthy(berth, root / "bx")
-        yield {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_CONFIG": str(root / "bc")}
-    finally:
-        subprocess.run([*berth, "down", "--exec-root", str(root / "bx")], capture_output=True, timeout=120)
-
-
-@contextlib.contextmanager
-def dockerd_engine(root: Path) -> Iterator[dict[str, str]]:
-    dockerd = shutil.which("dockerd")
-    if dockerd is None:
-        raise RuntimeError("dockerd is not installed")
-    dsock = root / "dockerd.sock"
-    proc = subprocess.Popen(
-        [dockerd, "-H", f"unix://{dsock}", "--data-root", str(root / "dd"), "--exec-root", str(root / "dx"),
-         "--pidfile", str(root / "d.pid"), "--iptables=false", "--bridge=none"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    env = {**os.environ, "DOCKER_HOST": f"unix://{dsock}", "DOCKER_CONFIG": str(root / "dc")}
-    try:
-        deadline = time.monotonic() + 60
-        while subprocess.run(["docker", "version"], env=env, capture_output=True).returncode:
-            if time.monotonic() > deadline:
-                raise RuntimeError("dockerd did not start")
-            time.sleep(0.3)
-        yield env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        subprocess.run(["umount", "-R", str(root / "dd")], capture_output=True)
+from pull_bench import berth_engine, big_layer, dockerd_engine, timed  # noqa: E402
 
 
 def measure(env: dict[str, str], source: str, reps: int) -> tuple[list[float], list[float]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 from berth_lifecycle import testimages
-from containerised import Dockerd, Unavailable
+from containerised import Dockerd, scratch_dockerd
 from harness import Berth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -25,14 +25,9 @@ OTHER = "berth-test/saveother:v1"
 
 @pytest.fixture(scope="module")
 def dockerd() -> Iterator[Dockerd]:
-    try:
-        d = Dockerd.start()
-    except Unavailable as exc:
-        pytest.skip(f"no Docker engine can be started here: {exc}")
-    try:
+    """A scratch dockerd 20.10, the other side of the round trips."""
+    with scratch_dockerd() as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture

@@ -8,10 +8,12 @@ there runs the pull and streams Docker's JSON progress lines; later errors are e
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from berth_contracts.distribution import REGISTRY_AUTH_HEADER
 from berth_contracts.engine import ImagePull
 from berth_contracts.errors import BerthError, InvalidParameter
 from berth_kit.tracing import extract
+from opentelemetry import context, trace
 
 from berth_lifecycle.events import image_event
 from berth_lifecycle.images import Images, StagedBlob
@@ -71,6 +74,31 @@ class _Pending:
     platform: Platform
 
 
+async def stream_progress(
+    request: web.Request, span_name: str, produce: Callable[[MemoryObjectSendStream[bytes]], Coroutine[Any, Any, None]]
+) -> web.StreamResponse:
+    """Answer 200 and stream the JSON lines `produce` sends (pull, push), in a span joined to the
+    caller's trace; `produce` closes the stream when it is done."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    send, receive = anyio.create_memory_object_stream[bytes](64)
+    traceparent = request.headers.get("traceparent", "")
+    token = context.attach(extract({"traceparent": traceparent})) if traceparent else None
+    try:
+        with trace.get_tracer("berth-lifecycle").start_as_current_span(span_name):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(produce, send)
+                async with receive:
+                    async for line in receive:
+                        await response.write(line)
+    finally:
+        if token is not None:
+            context.detach(token)
+    await response.write_eof()
+    return response
+
+
 class Puller:
     def __init__(self, images: Images) -> None:
         self.images = images
@@ -99,26 +127,7 @@ class Puller:
             return web.json_response({"message": "pull URL unknown, used or expired"}, status=404)
         await request.read()  # the body is empty
         client, resolved = await self._client(pending, request.headers.get(REGISTRY_AUTH_HEADER, ""))
-        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        send, receive = anyio.create_memory_object_stream[bytes](64)
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        from opentelemetry import context, trace
-
-        token = context.attach(extract(headers)) if "traceparent" in headers else None
-        try:
-            with trace.get_tracer("berth-lifecycle").start_as_current_span("pull image"):
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._run, resolved, client, send)
-                    async with receive:
-                        async for line in receive:
-                            await response.write(line)
-        finally:
-            if token is not None:
-                context.detach(token)
-        await response.write_eof()
-        return response
+        return await stream_progress(request, "pull image", functools.partial(self._run, resolved, client))
 
     async def _client(self, pending: _Pending, auth_header: str) -> tuple[RegistryClient, Resolved]:
         """Without credentials: through registry-proxy (resolved already). With them: straight

@@ -11,6 +11,7 @@ The client's credentials (X-Registry-Auth on the POST) live in one RegistrySessi
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -24,13 +25,11 @@ from anyio import to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 from berth_contracts.distribution import REGISTRY_AUTH_HEADER, ImagePush
 from berth_contracts.errors import BerthError, InternalError, InvalidParameter
-from berth_kit.tracing import extract
-from opentelemetry import context, trace
 
 from berth_lifecycle.content import ContentStore
 from berth_lifecycle.images import Images
 from berth_lifecycle.metadata import ImageRow
-from berth_lifecycle.pull import _error, _first, _line, _short
+from berth_lifecycle.pull import _error, _first, _line, _short, stream_progress
 from berth_lifecycle.reference import Reference, parse_normalized_named, parse_repo_tag
 from berth_lifecycle.regauth import (
     AuthFailed,
@@ -113,24 +112,7 @@ class Pusher:
             return web.json_response({"message": "push URL unknown, used or expired"}, status=404)
         await request.read()
         credentials = decode_registry_auth(request.headers.get(REGISTRY_AUTH_HEADER, ""))
-        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        send, receive = anyio.create_memory_object_stream[bytes](64)
-        headers = {k.lower(): v for k, v in request.headers.items() if k.lower() == "traceparent"}
-        token = context.attach(extract(headers)) if headers else None
-        try:
-            with trace.get_tracer("berth-lifecycle").start_as_current_span("push image"):
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._run, cmd, credentials, send)
-                    async with receive:
-                        async for line in receive:
-                            await response.write(line)
-        finally:
-            if token is not None:
-                context.detach(token)
-        await response.write_eof()
-        return response
+        return await stream_progress(request, "push image", functools.partial(self._run, cmd, credentials))
 
     async def _run(self, cmd: ImagePush, credentials: Credentials, send: MemoryObjectSendStream[bytes]) -> None:
         async with send:
