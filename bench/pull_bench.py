@@ -48,6 +48,17 @@ def big_layer(name: str, size: int) -> testimages.Layer:
     return testimages.Layer(tar=raw, diff_id=testimages.sha256(raw))
 
 
+def seed_big_image(registry: str, mb: int) -> str:
+    """Three incompressible gzip layers of mb/3 MB each, pushed as bench/big:1; its reference."""
+    third = mb * (1 << 20) // 3
+    layers = [big_layer("a", third), big_layer("b", third), big_layer("c", third)]
+    config = testimages.image_config([x.diff_id for x in layers])
+    t0 = time.monotonic()
+    tr.push_image(registry, "bench/big", "1", [x.tar for x in layers], config)
+    print(f"pushed 3 layers, {mb} MB, in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+    return f"{registry.removeprefix('http://')}/bench/big:1"
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> float:
     start = time.monotonic()
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
@@ -119,13 +130,7 @@ def main() -> None:
     rows: list[tuple[str, list[float]]] = []
     with tr.registry() as reg, tempfile.TemporaryDirectory(prefix="berth-pullbench-") as tmp:
         root = Path(tmp)
-        third = args.mb * (1 << 20) // 3
-        layers = [big_layer("a", third), big_layer("b", third), big_layer("c", third)]
-        config = testimages.image_config([x.diff_id for x in layers])
-        t0 = time.monotonic()
-        tr.push_image(reg, "bench/big", "1", [x.tar for x in layers], config)
-        print(f"pushed 3 layers, {args.mb} MB, in {time.monotonic() - t0:.1f}s", file=sys.stderr)
-        ref = f"{reg.removeprefix('http://')}/bench/big:1"
+        ref = seed_big_image(reg, args.mb)
 
         with berth_engine(root / "b") as benv:
             cold = [timed(["docker", "pull", "-q", ref], benv)]

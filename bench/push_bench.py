@@ -19,11 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from berth_lifecycle import testimages
 from berth_registry_proxy import testregistry as tr
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pull_bench import berth_engine, big_layer, dockerd_engine, timed  # noqa: E402
+from pull_bench import berth_engine, dockerd_engine, seed_big_image, timed  # noqa: E402
 
 
 def measure(env: dict[str, str], source: str, reps: int) -> tuple[list[float], list[float]]:
@@ -48,11 +47,7 @@ def main() -> None:
     rows: list[tuple[str, list[float]]] = []
     with tr.registry() as reg, tempfile.TemporaryDirectory(prefix="berth-pushbench-") as tmp:
         root = Path(tmp)
-        third = args.mb * (1 << 20) // 3
-        layers = [big_layer("a", third), big_layer("b", third), big_layer("c", third)]
-        config = testimages.image_config([x.diff_id for x in layers])
-        tr.push_image(reg, "bench/big", "1", [x.tar for x in layers], config)
-        source = f"{reg.removeprefix('http://')}/bench/big:1"
+        source = seed_big_image(reg, args.mb)
         with berth_engine(root / "b") as env:
             first, again = measure(env, source, args.reps)
             rows += [("berth: push, every layer uploaded", first), ("berth: re-push, layers already there", again)]
