@@ -8,6 +8,7 @@ Dockerfile (through compose.yaml + compose.ci.yaml) and CI stand-ins for nats an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +152,21 @@ class Dockerd:
             for br in mine & _bridges():
                 _run(["ip", "link", "delete", br], 10)
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_dockerd() -> Iterator[Dockerd]:
+    """A started Dockerd, stopped (roots removed) after; the test skips when none can start."""
+    import pytest
+
+    try:
+        d = Dockerd.start()
+    except Unavailable as exc:
+        pytest.skip(f"no Docker engine can be started here: {exc}")
+    try:
+        yield d
+    finally:
+        d.stop()
 
 
 def _free_pool() -> str:

@@ -26,7 +26,7 @@ import docker
 import pytest
 import tlscerts
 from berth_kit.testing import ANONYMOUS_NATS_PROBE, free_port
-from containerised import REPO, Dockerd, Images, Unavailable, build_images, compose
+from containerised import REPO, Dockerd, Images, build_images, compose, scratch_dockerd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -53,14 +53,8 @@ class Suite:
 
 @pytest.fixture(scope="module")
 def dockerd() -> Iterator[Dockerd]:
-    try:
-        d = Dockerd.start()
-    except Unavailable as exc:
-        pytest.skip(f"no Docker engine can be started here: {exc}")
-    try:
+    with scratch_dockerd() as d:
         yield d
-    finally:
-        d.stop()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from berth_contracts.containerops import (
     ContainerUnpause,
     ContainerUpdate,
 )
+from berth_contracts.distribution import DistributionInspect, ImagePush, ImageSave, RegistryLogin
 from berth_contracts.docker import (
     ContainerInspect,
     ContainerSummary,
@@ -249,6 +250,9 @@ class ImagePull(Command, frozen=True):
     ref: str
     tag: str = ""
     platform: str = ""  # "os/arch[/variant]"; "" = the host's
+    # The client sent credentials: they come with the POST (X-Registry-Auth), never on NATS, so
+    # resolving waits for it and lifecycle then talks to the registry directly (not the proxy).
+    credentials: bool = False
 
 
 class ImagePrune(Command, frozen=True):
@@ -307,6 +311,10 @@ EngineRequest = (
     | ImageUpload
     | ImagePull
     | ImagePrune
+    | ImageSave
+    | ImagePush
+    | RegistryLogin
+    | DistributionInspect
     | SystemInfo
     | ContainerArchive
     | NetworkCreate

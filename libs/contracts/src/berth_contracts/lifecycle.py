@@ -110,6 +110,12 @@ class SnapshotRemoved(Reply, frozen=True):
 
 
 from berth_contracts.archives import ArchiveOpen  # noqa: E402 - no cycle: archives is a leaf
+from berth_contracts.distribution import (  # noqa: E402 - a leaf too
+    DistributionInspect,
+    ImagePush,
+    ImageSave,
+    RegistryLogin,
+)
 from berth_contracts.imaging import (  # noqa: E402 - no cycle: imaging does not import this
     ImageHistoryGet,
     LayerUsageGet,
@@ -126,6 +132,10 @@ LifecycleRequest = (
     | ImageDelete
     | ImageUpload
     | ImagePull
+    | ImageSave
+    | ImagePush
+    | RegistryLogin
+    | DistributionInspect
     | SnapshotPrepare
     | SnapshotGetMounts
     | SnapshotRemove

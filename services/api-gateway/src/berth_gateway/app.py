@@ -17,6 +17,7 @@ from berth_gateway.headers import add_common_headers
 from berth_gateway.routes import (
     archive,
     containers,
+    distribution,
     images,
     imaging,
     networks,
@@ -45,6 +46,7 @@ def all_routes() -> list[Route]:
         *imaging.ROUTES,
         *streams.ROUTES,
         *containers.ROUTES,
+        *distribution.ROUTES,
         *images.ROUTES,
         *volumes.ROUTES,
         *archive.ROUTES,

@@ -10,6 +10,7 @@ from anyio import to_thread
 from berth_contracts import subjects
 from berth_contracts.archives import ArchiveOpen
 from berth_contracts.base import Done
+from berth_contracts.distribution import DistributionInspect, ImagePush, ImageSave, RegistryLogin
 from berth_contracts.errors import InternalError
 from berth_contracts.imaging import (
     ExportTarget,
@@ -50,6 +51,9 @@ from berth_lifecycle.imageusage import ImageUsage
 from berth_lifecycle.importer import import_name
 from berth_lifecycle.metadata import Metadata
 from berth_lifecycle.pull import Puller
+from berth_lifecycle.push import Pusher
+from berth_lifecycle.save import Saver
+from berth_lifecycle.sharing import Sharing
 from berth_lifecycle.snapshots import Snapshotter
 from berth_lifecycle.upload import UploadServer
 
@@ -71,6 +75,8 @@ class Lifecycle:
     uploads: UploadServer
     puller: Puller
     files: ContainerFiles | None = None  # docker cp
+    saver: Saver | None = None  # docker save
+    sharing: Sharing | None = None  # docker login, GET /distribution
 
     @classmethod
     def open(cls, root: Path, publish: Publish, listen: str = "127.0.0.1:0") -> Lifecycle:
@@ -92,8 +98,12 @@ class Lifecycle:
         uploads = UploadServer(images, listen)
         puller = Puller(images)
         uploads.extra_posts.append(("/pulls/{token}", puller.handle))
+        saver = Saver(images)
+        uploads.extra_posts.append(("/saves/{token}", saver.handle))
+        sharing = Sharing(Pusher(images))
+        uploads.extra_posts.extend(sharing.routes())
         files = ContainerFiles(snapshots, uploads, root / "archive-mnt")
-        return cls(meta, content, snapshots, images, uploads, puller, files)
+        return cls(meta, content, snapshots, images, uploads, puller, files, saver, sharing)
 
     def close(self) -> None:
         self.meta.close()
@@ -123,6 +133,22 @@ class Lifecycle:
 
     async def image_pull(self, cmd: ImagePull) -> UploadTarget:
         return UploadTarget(url=await self.puller.prepare(cmd, self.uploads.base_url))
+
+    async def image_save(self, cmd: ImageSave) -> UploadTarget:
+        assert self.saver is not None
+        return UploadTarget(url=await self.saver.prepare(cmd, self.uploads.base_url))
+
+    async def image_push(self, cmd: ImagePush) -> UploadTarget:
+        assert self.sharing is not None
+        return UploadTarget(url=self.sharing.pusher.prepare(cmd, self.uploads.base_url))
+
+    async def registry_login(self, _: RegistryLogin) -> UploadTarget:
+        assert self.sharing is not None
+        return UploadTarget(url=self.sharing.login_url(self.uploads.base_url))
+
+    async def distribution_inspect(self, cmd: DistributionInspect) -> UploadTarget:
+        assert self.sharing is not None
+        return UploadTarget(url=self.sharing.inspect_url(cmd, self.uploads.base_url))
 
     async def snapshot_prepare(self, cmd: SnapshotPrepare) -> SnapshotMounts:
         async with self.images.lock:  # an image delete must not collect layers meanwhile
@@ -159,6 +185,10 @@ class Lifecycle:
         server.handle(ImageDelete, self.image_delete)
         server.handle(ImageUpload, self.image_upload)
         server.handle(ImagePull, self.image_pull)
+        server.handle(ImageSave, self.image_save)
+        server.handle(ImagePush, self.image_push)
+        server.handle(RegistryLogin, self.registry_login)
+        server.handle(DistributionInspect, self.distribution_inspect)
         server.handle(SnapshotPrepare, self.snapshot_prepare)
         server.handle(SnapshotGetMounts, self.snapshot_mounts)
         server.handle(SnapshotRemove, self.snapshot_remove)

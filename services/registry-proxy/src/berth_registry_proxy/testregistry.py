@@ -61,18 +61,35 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
+def bcrypt_hash(password: str) -> str:
+    """A bcrypt hash for an htpasswd line (libxcrypt through the stdlib's crypt; cost 4: tests)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # crypt: removed in 3.13
+        import crypt
+
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
+
+
 @contextlib.contextmanager
-def registry() -> Iterator[str]:
-    """A docker-registry on 127.0.0.1:<free port>; yields its base URL."""
+def registry(users: dict[str, str] | None = None) -> Iterator[str]:
+    """A docker-registry on 127.0.0.1:<free port>; yields its base URL. With `users` (name →
+    password) it asks for HTTP basic auth (an htpasswd file, bcrypt) on every request."""
     if not shutil.which(REGISTRY_BINARY):
         raise RuntimeError("docker-registry not installed: run `make install`")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="berth-registry-") as tmp:
         cfg = Path(tmp) / "config.yml"
+        auth = ""
+        if users:
+            htpasswd = Path(tmp) / "htpasswd"
+            htpasswd.write_text("".join(f"{u}:{bcrypt_hash(p)}\n" for u, p in users.items()))
+            auth = f"auth:\n  htpasswd:\n    realm: berth-test\n    path: {htpasswd}\n"
         cfg.write_text(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
             f"    rootdirectory: {tmp}/data\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: 127.0.0.1:{port}\n"
+            f"http:\n  addr: 127.0.0.1:{port}\n{auth}"
         )
         proc = subprocess.Popen(
             [REGISTRY_BINARY, "serve", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
