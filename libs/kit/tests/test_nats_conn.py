@@ -35,7 +35,7 @@ def test_a_slow_consumer_drops_messages_with_one_warning(
             # nats-py reports a slow consumer through its error callback on a task of its own:
             # wait for that task before closing (closing first can lose the report).
             with anyio.fail_after(10):
-                while not _slow_warnings(caplog):
+                while not _slow_warnings(caplog):  # noqa: ASYNC110 - a log record, not an event
                     await anyio.sleep(0.01)
             return pending
         finally:
