@@ -49,3 +49,28 @@ def test_a_slow_consumer_drops_messages_with_one_warning(
 
 def _slow_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if "slow consumer on slow.test" in r.getMessage()]
+
+
+def test_a_cancelled_flush_leaves_the_connection_reading(nats_url: str) -> None:
+    """A flush cancelled before its PONG (a timeout, or the cancel scope of the request that
+    flushed) must not kill the client's read loop: nats-py 2.16 resolves the PONG's future
+    without checking it, and a cancelled one raised InvalidStateError there (the gateway then
+    got no reply from the engine again)."""
+
+    async def main() -> None:
+        nc = await connect(nats_url, "kit-test")
+        try:
+            for _ in range(3):
+                with anyio.CancelScope() as scope:
+                    scope.cancel()  # cancelled at its first wait: after the PING went out
+                    await nc.flush(timeout=5)
+            await anyio.sleep(0.2)  # the PONGs of the cancelled flushes arrive
+            sub = await nc.subscribe("still.reading")
+            await nc.publish("still.reading", b"x")
+            with anyio.fail_after(5):
+                msg = await sub.next_msg(timeout=5)
+            assert msg.data == b"x"
+        finally:
+            await nc.close()
+
+    anyio.run(main)

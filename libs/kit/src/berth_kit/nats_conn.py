@@ -106,8 +106,29 @@ async def connect(
                     **auth,
                 )
                 log.info("%s: connected to NATS as %s", name, auth.get("user", "anonymous"))
+                tolerate_cancelled_flushes(nc)
                 return nc
             except Exception as exc:  # noqa: BLE001 - any failure here means "not yet"
                 log.info("%s: NATS not reachable yet (%s); retrying", name, exc)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+
+def tolerate_cancelled_flushes(nc: NATS) -> None:
+    """Keep the read loop alive when a flush was cancelled before its PONG came.
+
+    nats-py 2.16 resolves each PONG's future without checking it; a flush whose wait was
+    cancelled (its timeout, or the cancel scope of the request that flushed) leaves a cancelled
+    future there, and set_result on it raises InvalidStateError inside the read loop, which
+    dies: the client never reads again (a gateway got no reply from the engine from then on).
+    """
+
+    async def process_pong() -> None:
+        if nc._pongs:
+            future = nc._pongs.pop(0)
+            if not future.done():
+                future.set_result(True)
+            nc._pongs_received += 1
+            nc._pings_outstanding = 0
+
+    nc._process_pong = process_pong  # type: ignore[method-assign]
