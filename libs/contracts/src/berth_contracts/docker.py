@@ -171,6 +171,8 @@ class CreateRequest(ContainerConfig):
 
     host_config: HostConfig = msgspec.field(default_factory=HostConfig)
     networking_config: NetworkingConfig | None = None
+    # Config.MacAddress (deprecated in API 1.44 for EndpointSettings.MacAddress); not shown back.
+    mac_address: str = ""
 
 
 class HealthLog(_Docker):

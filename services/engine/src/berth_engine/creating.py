@@ -6,15 +6,23 @@ from __future__ import annotations
 import logging
 
 import anyio
+import msgspec
 from berth_contracts.engine import ContainerCreate, ContainerCreated
 from berth_contracts.errors import BerthError, InvalidParameter
 from berth_contracts.lifecycle import ImageFound, ImageResolve, SnapshotMounts, SnapshotPrepare
 from berth_kit.tracing import traceparent_of
 
 from berth_engine.core import EngineCore
-from berth_engine.merge import check_supported, final_command, merge_config, normalise_host_config
+from berth_engine.merge import (
+    check_supported,
+    final_command,
+    merge_config,
+    normalise_host_config,
+    normalise_network_mode,
+)
 from berth_engine.mountspec import parse_all
 from berth_engine.naming import generate_unique_name, new_container_id, validate_name
+from berth_engine.netjoin import check_network_mode, resolve_at_create
 from berth_engine.platforms import check_platform
 from berth_engine.records import Record
 from berth_engine.restarts import validate_policy
@@ -40,6 +48,7 @@ class CreateService:
             name = validate_name(cmd.name) if cmd.name else ""
             if not req.image:
                 raise InvalidParameter("config cannot be empty in order to create a container")
+            check_network_mode(req)  # moby validates the network mode while decoding the body
             validate_policy(req.host_config.restart_policy, req.host_config.auto_remove)
             check_supported(req)
             parse_security_opts(req.host_config.security_opt)  # refuse bad ones at create
@@ -77,7 +86,12 @@ class CreateService:
                     created=rfc3339nano(),
                     request=req,
                     config=config,
-                    host_config=normalise_host_config(req.host_config),
+                    host_config=msgspec.structs.replace(
+                        normalise_host_config(req.host_config),
+                        network_mode=resolve_at_create(
+                            self.store, normalise_network_mode(req.host_config.network_mode)
+                        ),
+                    ),
                     path=argv[0],
                     args=argv[1:],
                     image_id=image.id,

@@ -124,7 +124,7 @@ class NetworkService:
         mode = "bridge" if hc.network_mode in ("", "default") else hc.network_mode
         configs = dict((nc.endpoints_config or {}) if nc else {})
         if mode in ("host", "none") or mode.startswith("container:"):
-            if configs and mode != "host":
+            if configs and mode == "none":
                 raise InvalidParameter(
                     "conflicting options: container type network can't be used with links"
                 )

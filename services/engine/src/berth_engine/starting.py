@@ -23,6 +23,7 @@ from opentelemetry.trace import Span
 from berth_engine.core import EngineCore
 from berth_engine.exits import ExitHandler
 from berth_engine.mountspec import oci_mounts
+from berth_engine.netjoin import join, joined_container
 from berth_engine.records import Record, State
 from berth_engine.store import RecordStore
 from berth_engine.taskspec import exit_code_for_start_error, start_error, task_spec
@@ -100,6 +101,9 @@ class StartService:
         else:
             rec.agent_used = True
             await self.store.save(rec)  # before TaskCreate: a crash must not forget it was sent
+        joined = joined_container(self.store, rec)
+        if joined is not None:
+            join(rec, joined)  # before task_spec: HOSTNAME is the joined container's
         spec = task_spec(rec)
         if self.core.networks is not None and rec.endpoints:
             networks, ports = self.core.networks.attach(rec)

@@ -45,8 +45,10 @@ def task_spec(rec: Record) -> TaskSpec:
         tty=rec.config.tty,
         open_stdin=rec.config.open_stdin,
         stdin_once=rec.config.stdin_once,
-        # berth has no bridge yet: anything but host gets a private netns with loopback only.
-        network_mode="host" if hc.network_mode == "host" else "none",
+        # The agent makes a namespace of the task's own unless this is "host" or
+        # "container:<full id>" (resolved at create, checked at start: netjoin); bridge
+        # networks are attached in it from TaskSpec.networks.
+        network_mode=hc.network_mode,
         memory=hc.memory,
         memory_swap=hc.memory_swap,
         nano_cpus=hc.nano_cpus,

@@ -66,3 +66,9 @@ def write_etc_files(bundle: Path, container_id: str, spec: TaskSpec) -> dict[str
         path.chmod(0o644)
         out[dest] = path
     return out
+
+
+def joined_etc_files(joined_bundle: Path) -> dict[str, Path]:
+    """The files of the task whose network namespace is joined (`--network container:`)."""
+    names = {"/etc/hostname": "hostname", "/etc/hosts": "hosts", "/etc/resolv.conf": "resolv.conf"}
+    return {dest: joined_bundle / name for dest, name in names.items() if (joined_bundle / name).exists()}

@@ -43,7 +43,7 @@ from opentelemetry import trace
 from berth_agent import shim_proto as proto
 from berth_agent.bundle import read_json, remove_bundle, unmount_rootfs, write_json
 from berth_agent.copyup import copy_up
-from berth_agent.etcfiles import write_etc_files
+from berth_agent.etcfiles import joined_etc_files, write_etc_files
 from berth_agent.execproc import ExecRun, exec_process
 from berth_agent.links import ShimConn, ShimGone
 from berth_agent.netsetup import NetworkSetup
@@ -381,7 +381,8 @@ class TaskManager:
         if cid in self.tasks or self.paths.bundle(cid).exists():
             raise Conflict(f"task {cid}: already exists")
         tp = traceparent_of(trace.get_current_span())
-        netns = self._netns_path(spec)
+        joined = self._joined(spec)
+        netns = self._netns_path(joined)
         bundle = self.paths.bundle(cid)
         bundle.mkdir(mode=0o711)
         task = Task(id=cid, bundle=bundle, meta={"open_stdin": spec.open_stdin, "tty": spec.tty})
@@ -412,7 +413,7 @@ class TaskManager:
                 self._attach(task, conn)
                 with tracer.start_as_current_span("bundle.write"):
                     await anyio.to_thread.run_sync(
-                        self._write_config, cid, spec, cmd, bundle, netns
+                        self._write_config, cid, spec, cmd, bundle, netns, joined
                     )
                 # Nothing to do between create and start (no network to attach): one runc run.
                 run_now = cmd.start and not spec.networks
@@ -441,26 +442,44 @@ class TaskManager:
                 await self._destroy(task)
             raise
 
-    def _netns_path(self, spec: TaskSpec) -> str:
-        """`--network container:<id>`: the network namespace of a running task on this node."""
+    def _joined(self, spec: TaskSpec) -> Task | None:
+        """`--network container:<id>`: the running task whose network namespace this one joins
+        (the engine resolved the id and checked it runs; this is the node's own view)."""
         if not spec.network_mode.startswith("container:"):
-            return ""
+            return None
         ref = spec.network_mode.partition(":")[2]
         matches = [t for cid, t in self.tasks.items() if ref and cid.startswith(ref)]
         if len(matches) != 1:
             raise NotFound(f"No such container: {ref}")
         other = matches[0]
-        if other.state.get("status") != "running" or not other.state.get("pid"):
+        if other.state.get("status") not in ("running", "paused") or not other.state.get("pid"):
             raise Conflict(f"cannot join network of a non running container: {other.id}")
-        return f"/proc/{int(other.state['pid'])}/ns/net"
+        return other
+
+    def _netns_path(self, joined: Task | None) -> str:
+        """The joined task's namespace: its bind mount when it has networks (it outlives the
+        process that made it), else its init's."""
+        if joined is None:
+            return ""
+        bound = self.net.netns_dir / joined.id
+        if os.path.ismount(bound):
+            return str(bound)
+        return f"/proc/{int(joined.state['pid'])}/ns/net"
 
     def _write_config(
-        self, cid: str, spec: TaskSpec, cmd: TaskCreate, bundle: Path, netns: str
+        self,
+        cid: str,
+        spec: TaskSpec,
+        cmd: TaskCreate,
+        bundle: Path,
+        netns: str,
+        joined: Task | None = None,
     ) -> None:
         user = resolve_user(str(bundle / "rootfs"), spec.user)
         if spec.copy_up:
             copy_up(str(bundle / "rootfs"), list(spec.copy_up), list(cmd.rootfs[1:]))
-        etc = write_etc_files(bundle, cid, spec)
+        # A joiner shares the files of the container whose namespace it joins, as in dockerd.
+        etc = joined_etc_files(joined.bundle) if joined else write_etc_files(bundle, cid, spec)
         config = build_config(
             cid, spec, user, list(cmd.rootfs[1:]), etc, self.swap_supported, netns
         )

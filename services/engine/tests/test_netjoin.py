@@ -1,0 +1,80 @@
+"""`--network container:`: moby's validateNetMode words and order, and the target's checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+from berth_contracts.docker import (
+    CreateRequest,
+    EndpointSettings,
+    HostConfig,
+    NetworkingConfig,
+    PortBinding,
+)
+from berth_contracts.errors import Conflict, InternalError, InvalidParameter, NotFound
+from berth_engine import netjoin
+from berth_engine.records import Record, State
+from berth_engine.store import RecordStore
+
+
+def _req(mode: str = "container:aa", **kw: object) -> CreateRequest:
+    hc = HostConfig(network_mode=mode, **kw.pop("hc", {}))  # type: ignore[arg-type]
+    return CreateRequest(image="busybox", host_config=hc, **kw)  # type: ignore[arg-type]
+
+
+def test_check_network_mode_words_in_moby_order() -> None:
+    netjoin.check_network_mode(_req())
+    netjoin.check_network_mode(_req("bridge", hc={"dns": ["1.1.1.1"]}))
+    cases: list[tuple[CreateRequest, str]] = [
+        (_req("container:"), "Invalid network mode: invalid container format container:<name|id>"),
+        # hostname comes first even with every other conflict present
+        (_req(hostname="x", hc={"dns": ["1.1.1.1"], "links": ["a:b"]}), netjoin.CONFLICT_HOSTNAME),
+        (_req(hc={"links": ["a:b"], "dns": ["1.1.1.1"]}), netjoin.CONFLICT_LINKS),
+        (_req(hc={"dns": ["1.1.1.1"], "extra_hosts": ["a:1.2.3.4"]}), netjoin.CONFLICT_DNS),
+        (_req(hc={"extra_hosts": ["a:1.2.3.4"]}), netjoin.CONFLICT_HOSTS),
+        (_req(mac_address="02:42:ac:11:00:02"), netjoin.CONFLICT_MAC),
+        (
+            _req(networking_config=NetworkingConfig(
+                endpoints_config={"container:aa": EndpointSettings(mac_address="02:42:ac:11:00:02")}
+            )),
+            netjoin.CONFLICT_MAC,
+        ),  # fmt: skip
+        (_req(hc={"port_bindings": {"80/tcp": [PortBinding(host_port="8080")]}}), netjoin.CONFLICT_PUBLISH),
+        (_req(hc={"publish_all_ports": True}), netjoin.CONFLICT_PUBLISH),
+        (_req(exposed_ports={"80/tcp": {}}), netjoin.CONFLICT_EXPOSE),
+        (_req("host", hc={"links": ["a:b"]}), netjoin.CONFLICT_HOST_LINKS),
+    ]  # fmt: skip
+    for req, words in cases:
+        with pytest.raises(InvalidParameter) as err:
+            netjoin.check_network_mode(req)
+        assert err.value.message == words
+
+
+def test_target_resolved_at_create_and_checked_at_start(
+    tmp_path: Path, make_record: Callable[..., Record]
+) -> None:
+    async def main() -> None:
+        store = RecordStore(tmp_path / "engine.db")
+        aa = make_record("aa")
+        await store.insert(aa)
+        assert netjoin.resolve_at_create(store, "container:aa") == f"container:{aa.id}"
+        assert netjoin.resolve_at_create(store, "container:nosuch") == "container:nosuch"
+        assert netjoin.resolve_at_create(store, "bridge") == "bridge"
+        joiner = make_record("j", _req(f"container:{aa.id}"))
+        with pytest.raises(Conflict) as err:
+            netjoin.joined_container(store, joiner)
+        assert err.value.message == f"cannot join network of a non running container: {aa.id}"
+        aa.state = State(status="running", pid=1)
+        assert netjoin.joined_container(store, joiner) is aa
+        netjoin.join(joiner, aa)
+        assert joiner.config.hostname == aa.config.hostname
+        with pytest.raises(NotFound, match="No such container: gone"):
+            netjoin.joined_container(store, make_record("k", _req("container:gone")))
+        with pytest.raises(InternalError, match="cannot join own network"):
+            netjoin.joined_container(store, make_record("aa2", _req(f"container:{aa.id}"), cid=aa.id))
+        store.close()
+
+    anyio.run(main)
