@@ -15,7 +15,7 @@ from berth_contracts.docker import (
     PortBinding,
 )
 from berth_contracts.errors import Conflict, InternalError, InvalidParameter, NotFound
-from berth_engine import netjoin
+from berth_engine import netjoin, netlinks
 from berth_engine.records import Record, State
 from berth_engine.store import RecordStore
 
@@ -78,3 +78,28 @@ def test_target_resolved_at_create_and_checked_at_start(
         store.close()
 
     anyio.run(main)
+
+
+def test_link_env_as_moby() -> None:
+    """moby's Link.ToEnv: default port, contiguous ranges, per-port variables, name, env."""
+    env = netlinks.link_env(
+        "/web/my-db", "10.0.0.2", ["HOME=/root", "PATH=/bin", "USER=alice", "BARE"],
+        {"5432/tcp": {}, "8000/tcp": {}, "8001/tcp": {}, "8002/tcp": {}, "53/udp": {}, "53/tcp": {}},
+    )  # fmt: skip
+    assert env[0] == "MY_DB_PORT=tcp://10.0.0.2:53"
+    ranged = [e for e in env if "_START" in e or "_END" in e]
+    assert ranged == [
+        "MY_DB_PORT_8000_TCP_START=tcp://10.0.0.2:8000",
+        "MY_DB_PORT_8000_TCP_PORT_START=8000",
+        "MY_DB_PORT_8000_TCP_END=tcp://10.0.0.2:8002",
+        "MY_DB_PORT_8000_TCP_PORT_END=8002",
+    ]
+    assert env.index("MY_DB_PORT_53_TCP=tcp://10.0.0.2:53") < env.index(
+        "MY_DB_PORT_53_UDP=udp://10.0.0.2:53"
+    )
+    assert "MY_DB_PORT_5432_TCP_ADDR=10.0.0.2" in env
+    assert env[-2:] == ["MY_DB_NAME=/web/my-db", "MY_DB_ENV_USER=alice"]
+    assert netlinks.parse_link("/db:/web/pg") == ("db", "pg")
+    assert netlinks.parse_link("db") == ("db", "db")
+    with pytest.raises(InvalidParameter, match="bad format for links: a:b:c"):
+        netlinks.parse_link("a:b:c")

@@ -35,7 +35,9 @@ class TaskSpec(msgspec.Struct, frozen=True):
     tty: bool = False
     open_stdin: bool = False
     stdin_once: bool = False
-    network_mode: str = "none"  # until networking lands: a private netns with loopback only
+    # "host", "container:<full id>" (join that task's namespace), else a namespace of its own
+    # ("none", "bridge", a network's name) where `networks` are attached.
+    network_mode: str = "none"
     memory: int = 0  # bytes; 0 = unlimited
     memory_swap: int = 0  # bytes; 0 = unset, -1 = unlimited swap
     nano_cpus: int = 0
@@ -58,6 +60,8 @@ class TaskSpec(msgspec.Struct, frozen=True):
     # Bridge networks to attach (netavark) and published ports; empty = loopback only.
     networks: list[NetworkAttachment] = msgspec.field(default_factory=list)
     port_mappings: list[PortMapping] = msgspec.field(default_factory=list)
+    # /etc/hosts records ("IP<TAB>names") written after the defaults: legacy links' names.
+    extra_hosts: list[str] = msgspec.field(default_factory=list)
 
 
 class TaskCreate(Command, frozen=True):

@@ -104,6 +104,7 @@ class NetworkConnect(Command, frozen=True):
     container: str
     aliases: list[str] = msgspec.field(default_factory=list)
     ipv4_address: str = ""
+    links: list[str] = msgspec.field(default_factory=list)  # EndpointConfig.Links
 
 
 class NetworkDisconnect(Command, frozen=True):

@@ -23,6 +23,7 @@ from berth_engine.merge import (
 from berth_engine.mountspec import parse_all
 from berth_engine.naming import generate_unique_name, new_container_id, validate_name
 from berth_engine.netjoin import check_network_mode, resolve_at_create
+from berth_engine.netlinks import register_links, shown_links
 from berth_engine.platforms import check_platform
 from berth_engine.records import Record
 from berth_engine.restarts import validate_policy
@@ -75,6 +76,9 @@ class CreateService:
                         entries = self.core.volumes.volumes_from(
                             entries, list(req.host_config.volumes_from)
                         )
+                links = register_links(
+                    self.store, req.host_config.network_mode, list(req.host_config.links or [])
+                )
                 endpoints = (
                     self.core.networks.endpoints_for_create(req.host_config, req.networking_config)
                     if self.core.networks is not None
@@ -100,7 +104,10 @@ class CreateService:
                     traceparent=traceparent_of(span),
                     mounts=entries,
                     endpoints=endpoints,
+                    links=links,
                 )
+                if links:  # dockerd shows them as "/child:/parent/alias"
+                    rec.host_config.links = shown_links(self.store, rec)
                 await self.store.insert(rec)
             finally:
                 self.store.release_name(name)

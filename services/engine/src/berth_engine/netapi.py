@@ -198,6 +198,7 @@ class NetworkApi:
                     f"endpoint with name {rec.name} already exists in network {net.name}"
                 )
             settings = EndpointSettings(
+                links=cmd.links or None,
                 aliases=cmd.aliases or None,
                 ipam_config=EndpointIPAMConfig(ipv4_address=cmd.ipv4_address)
                 if cmd.ipv4_address

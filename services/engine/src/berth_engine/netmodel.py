@@ -14,6 +14,14 @@ class Endpoint(msgspec.Struct, kw_only=True):
     gateway: str
     aliases: list[str] = msgspec.field(default_factory=list)  # as the client gave them
     user_ip: str = ""  # --ip / IPAMConfig.IPv4Address
+    links: list[str] = msgspec.field(default_factory=list)  # EndpointSettings.Links, as given
+
+
+class Link(msgspec.Struct, frozen=True):
+    """A legacy link (default bridge): the child's id and the alias the parent knows it by."""
+
+    child_id: str
+    alias: str
 
 
 class PublishedPort(msgspec.Struct, kw_only=True):

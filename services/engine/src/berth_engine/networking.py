@@ -111,6 +111,7 @@ class NetworkService:
             gateway=net.gateway,
             aliases=aliases,
             user_ip=user_ip,
+            links=list(settings.links or []) if settings else [],
         )
 
     # --- containers --------------------------------------------------------------------------
@@ -199,6 +200,7 @@ def endpoint_settings(rec: Record, e: Endpoint) -> EndpointSettings:
     running = rec.alive
     return EndpointSettings(
         ipam_config=EndpointIPAMConfig(ipv4_address=e.user_ip) if e.user_ip else None,
+        links=list(e.links) or None,
         aliases=list(e.aliases) or None,
         network_id=e.network_id,
         endpoint_id=(e.network_id[:32] + rec.id[:32]) if running else "",

@@ -24,6 +24,7 @@ from berth_engine.core import EngineCore
 from berth_engine.exits import ExitHandler
 from berth_engine.mountspec import oci_mounts
 from berth_engine.netjoin import join, joined_container
+from berth_engine.netlinks import apply_links
 from berth_engine.records import Record, State
 from berth_engine.store import RecordStore
 from berth_engine.taskspec import exit_code_for_start_error, start_error, task_spec
@@ -108,6 +109,7 @@ class StartService:
         if self.core.networks is not None and rec.endpoints:
             networks, ports = self.core.networks.attach(rec)
             spec = msgspec.structs.replace(spec, networks=networks, port_mappings=ports)
+        spec = apply_links(self.store, rec, spec)
         # Create and start in one agent call, unless the terminal's initial size has to be set
         # in between (moby applies HostConfig.ConsoleSize after create, before start).
         start_now = not self._needs_console_size(rec)

@@ -25,11 +25,13 @@ def replace_or_append_env(base: list[str], overrides: list[str]) -> list[str]:
     return result
 
 
-def process_env(rec: Record) -> list[str]:
-    """moby's CreateDaemonEnvironment: PATH, HOSTNAME (and TERM with a TTY), then Config.Env."""
+def process_env(rec: Record, linked: list[str] | None = None) -> list[str]:
+    """moby's CreateDaemonEnvironment: PATH, HOSTNAME (and TERM with a TTY), the legacy links'
+    variables, then Config.Env."""
     base = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={rec.config.hostname}"]
     if rec.config.tty:
         base.append("TERM=xterm")
+    base += linked or []
     return replace_or_append_env(base, rec.config.env or [])
 
 
@@ -72,6 +74,7 @@ _MOBY_PREFIX = (
     "failed to create task for container: failed to create shim task: OCI runtime create failed: "
 )
 _RUNC_PREFIX = "runc create failed: unable to start container process: "
+_DAEMON_WORDS = ("driver failed", "Cannot link to", "cannot join own network")
 
 
 def start_error(exc: BerthError) -> BerthError:
@@ -80,8 +83,8 @@ def start_error(exc: BerthError) -> BerthError:
     runc text is wrapped here. Errors that are not runc's (agent unavailable, feature not
     implemented, conflicts) pass through as they are.
     """
-    if exc.kind not in ("internal", "invalid") or exc.message.startswith("driver failed"):
-        return exc  # not runc's (port allocation words are dockerd's own, unwrapped)
+    if exc.kind not in ("internal", "invalid") or exc.message.startswith(_DAEMON_WORDS):
+        return exc  # not runc's (port allocation, links, joins: dockerd's own words, unwrapped)
     text = exc.message
     if "OCI runtime" not in text and not text.startswith("failed to create task"):
         if "runc create failed" not in text:

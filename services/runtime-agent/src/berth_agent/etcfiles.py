@@ -29,7 +29,7 @@ def _resolv_conf(host_net: bool, dns: list[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _hosts(hostname: str, host_net: bool, ip: str = "") -> str:
+def _hosts(hostname: str, host_net: bool, ip: str = "", extra: list[str] | None = None) -> str:
     if host_net:
         try:
             return Path("/etc/hosts").read_text(encoding="utf-8", errors="replace")
@@ -42,7 +42,9 @@ def _hosts(hostname: str, host_net: bool, ip: str = "") -> str:
         "ff00::0\tip6-mcastprefix\n"
         "ff02::1\tip6-allnodes\n"
         "ff02::2\tip6-allrouters\n"
-        f"{ip or '127.0.0.1'}\t{hostname}\n"
+        # libnetwork's order: the defaults, extra records (links), then the container's own.
+        + "".join(f"{record}\n" for record in extra or [])
+        + f"{ip or '127.0.0.1'}\t{hostname}\n"
     )
 
 
@@ -56,7 +58,12 @@ def write_etc_files(bundle: Path, container_id: str, spec: TaskSpec) -> dict[str
         "/etc/hostname": (bundle / "hostname", f"{hostname}\n"),
         "/etc/hosts": (
             bundle / "hosts",
-            _hosts(hostname, host_net, spec.networks[0].ip if spec.networks else ""),
+            _hosts(
+                hostname,
+                host_net,
+                spec.networks[0].ip if spec.networks else "",
+                list(spec.extra_hosts),
+            ),
         ),
         "/etc/resolv.conf": (bundle / "resolv.conf", _resolv_conf(host_net, dns)),
     }

@@ -88,6 +88,7 @@ async def connect(request: web.Request) -> web.Response:
             ref=request.match_info["id"],
             container=body.container,
             aliases=list(ep.get("Aliases") or []),
+            links=list(ep.get("Links") or []),
             ipv4_address=((ep.get("IPAMConfig") or {}).get("IPv4Address") or ""),
         ),
         NetworkDetail,
