@@ -74,7 +74,9 @@ def test_target_resolved_at_create_and_checked_at_start(
         with pytest.raises(NotFound, match="No such container: gone"):
             netjoin.joined_container(store, make_record("k", _req("container:gone")))
         with pytest.raises(InternalError, match="cannot join own network"):
-            netjoin.joined_container(store, make_record("aa2", _req(f"container:{aa.id}"), cid=aa.id))
+            netjoin.joined_container(
+                store, make_record("aa2", _req(f"container:{aa.id}"), cid=aa.id)
+            )
         store.close()
 
     anyio.run(main)
@@ -103,3 +105,40 @@ def test_link_env_as_moby() -> None:
     assert netlinks.parse_link("db") == ("db", "db")
     with pytest.raises(InvalidParameter, match="bad format for links: a:b:c"):
         netlinks.parse_link("a:b:c")
+
+
+def test_bridge_config_checks(tmp_path: Path) -> None:
+    from berth_contracts.errors import Forbidden, NotImplementedByBerth
+    from berth_contracts.networks import IpamPool, NetworkCreate
+    from berth_engine.netoptions import bridge_config
+    from berth_engine.netstore import NetworkStore
+
+    nets = NetworkStore(tmp_path / "nets")
+    pool = IpamPool(
+        subnet="10.77.0.0/24", ip_range="10.77.0.128/25", aux_addresses={"a": "10.77.0.3"}
+    )
+    got = bridge_config(
+        NetworkCreate(name="n", pools=[pool], options={"com.docker.network.driver.mtu": "1400"}),
+        nets,
+    )
+    assert (got.subnet, got.ip_range, got.aux_addresses, got.mtu) == (
+        "10.77.0.0/24", "10.77.0.128/25", {"a": "10.77.0.3"}, 1400
+    )  # fmt: skip
+    two = [IpamPool(subnet="10.77.0.0/24"), IpamPool(subnet="10.78.0.0/24")]
+    with pytest.raises(Forbidden, match="bridge driver doesn't support multiple subnets"):
+        bridge_config(NetworkCreate(name="n", pools=two), nets)
+    with pytest.raises(Forbidden, match="sub-pool"):
+        bridge_config(
+            NetworkCreate(
+                name="n", pools=[IpamPool(subnet="10.77.0.0/24", ip_range="10.9.0.0/25")]
+            ),
+            nets,
+        )
+    with pytest.raises(NotImplementedByBerth):
+        bridge_config(
+            NetworkCreate(name="n", options={"com.docker.network.bridge.enable_icc": "false"}), nets
+        )
+    with pytest.raises(InvalidParameter):
+        bridge_config(
+            NetworkCreate(name="n", options={"com.docker.network.bridge.name": "x" * 16}), nets
+        )

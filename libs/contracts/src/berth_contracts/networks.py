@@ -27,6 +27,8 @@ class NetworkAttachment(msgspec.Struct, frozen=True):
     aliases: list[str] = msgspec.field(default_factory=list)
     dns_enabled: bool = False  # user-defined networks resolve names through aardvark-dns
     internal: bool = False
+    mac: str = ""  # the interface's MAC address (dockerd's 02:42:<IPv4> unless one was given)
+    mtu: int = 0  # com.docker.network.driver.mtu; 0 = the kernel's default
 
 
 class PortMapping(msgspec.Struct, frozen=True):
@@ -62,13 +64,23 @@ class Network(msgspec.Struct, rename="pascal", omit_defaults=False, frozen=True)
 # --- commands --------------------------------------------------------------------------------------
 
 
+class IpamPool(msgspec.Struct, frozen=True):
+    """One IPAM.Config entry of `POST /networks/create`."""
+
+    subnet: str = ""
+    ip_range: str = ""
+    gateway: str = ""
+    aux_addresses: dict[str, str] = msgspec.field(default_factory=dict)
+
+
 class NetworkCreate(Command, frozen=True):
     name: str
     driver: str = ""
     internal: bool = False
     attachable: bool = False
-    subnet: str = ""
+    subnet: str = ""  # the first pool's (older callers); `pools` has them all
     gateway: str = ""
+    pools: list[IpamPool] = msgspec.field(default_factory=list)
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     options: dict[str, str] = msgspec.field(default_factory=dict)
     check_duplicate: bool = True
@@ -105,6 +117,8 @@ class NetworkConnect(Command, frozen=True):
     aliases: list[str] = msgspec.field(default_factory=list)
     ipv4_address: str = ""
     links: list[str] = msgspec.field(default_factory=list)  # EndpointConfig.Links
+    mac_address: str = ""  # EndpointConfig.MacAddress
+    driver_opts: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class NetworkDisconnect(Command, frozen=True):

@@ -80,7 +80,9 @@ class CreateService:
                     self.store, req.host_config.network_mode, list(req.host_config.links or [])
                 )
                 endpoints = (
-                    self.core.networks.endpoints_for_create(req.host_config, req.networking_config)
+                    self.core.networks.endpoints_for_create(
+                        req.host_config, req.networking_config, req.mac_address
+                    )
                     if self.core.networks is not None
                     else []
                 )

@@ -15,6 +15,15 @@ class Endpoint(msgspec.Struct, kw_only=True):
     aliases: list[str] = msgspec.field(default_factory=list)  # as the client gave them
     user_ip: str = ""  # --ip / IPAMConfig.IPv4Address
     links: list[str] = msgspec.field(default_factory=list)  # EndpointSettings.Links, as given
+    mac: str = ""  # --mac-address / EndpointSettings.MacAddress; "" = derived from the address
+    driver_opts: dict[str, str] = msgspec.field(default_factory=dict)  # kept and shown
+
+    @property
+    def effective_mac(self) -> str:
+        """libnetwork's GenerateMACFromIP (02:42 and the IPv4 bytes) unless one was given."""
+        if self.mac:
+            return self.mac
+        return "02:42:" + ":".join(f"{int(b):02x}" for b in self.ip.split("."))
 
 
 class Link(msgspec.Struct, frozen=True):

@@ -28,6 +28,9 @@ class NetworkRecord(msgspec.Struct, kw_only=True):
     attachable: bool = False
     dns_enabled: bool = False  # user-defined bridges; Docker's default bridge has no DNS
     user_ipam: bool = False  # --subnet given: --ip is allowed
+    ip_range: str = ""  # IPAM IPRange: where addresses are allocated from (--ip may be outside)
+    aux_addresses: dict[str, str] = msgspec.field(default_factory=dict)  # never allocated
+    mtu: int = 0  # com.docker.network.driver.mtu
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     options: dict[str, str] = msgspec.field(default_factory=dict)
 
@@ -83,7 +86,7 @@ class NetworkStore:
             created=rfc3339nano(),
             subnet=subnet,
             gateway=gateway,
-            bridge=f"br-{nid[:12]}" if driver == "bridge" else "",
+            bridge=str(kw.pop("bridge", "") or (f"br-{nid[:12]}" if driver == "bridge" else "")),
             dns_enabled=driver == "bridge" and name != "bridge",
             **kw,  # type: ignore[arg-type]
         )

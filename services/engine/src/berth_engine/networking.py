@@ -26,6 +26,14 @@ from berth_engine.records import Record
 from berth_engine.store import RecordStore
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_MAC = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
+
+
+def parse_mac(mac: str) -> str:
+    """net.ParseMAC for the 6-byte forms; dockerd's words when it is not one."""
+    if not _MAC.match(mac):
+        raise InvalidParameter(f"{mac} is not a valid mac address")
+    return mac.replace("-", ":").lower()
 
 
 def _ports_of(hc: HostConfig, exposed: dict[str, Any] | None) -> list[tuple[int, str, str, str]]:
@@ -77,7 +85,7 @@ class NetworkService:
 
     def _allocate(self, net: NetworkRecord, user_ip: str) -> str:
         subnet = ipaddress.ip_network(net.subnet)
-        taken = self._taken(net) | {net.gateway}
+        taken = self._taken(net) | {net.gateway} | set(net.aux_addresses.values())
         if user_ip:
             if not net.user_ipam:
                 raise InvalidParameter(
@@ -89,15 +97,24 @@ class NetworkService:
             if user_ip in taken:
                 raise Conflict(f"Address already in use: {user_ip}")
             return user_ip
-        for host in subnet.hosts():
+        # IPAM.Config.IPRange: the pool addresses are taken from (a --ip may lie outside it).
+        pool = ipaddress.ip_network(net.ip_range) if net.ip_range else subnet
+        for host in pool:
+            if host in (subnet.network_address, subnet.broadcast_address):
+                continue
             if str(host) not in taken:
                 return str(host)
         raise InternalError(
             f"no available IPv4 addresses on this network's address pools: {net.name}"
         )
 
-    def new_endpoint(self, net: NetworkRecord, settings: EndpointSettings | None) -> Endpoint:
+    def new_endpoint(
+        self, net: NetworkRecord, settings: EndpointSettings | None, mac: str = ""
+    ) -> Endpoint:
         user_ip = settings.ipam_config.ipv4_address if settings and settings.ipam_config else ""
+        mac = (settings.mac_address if settings else "") or mac
+        if mac:
+            mac = parse_mac(mac)
         aliases = list(settings.aliases or []) if settings else []
         if aliases and not net.dns_enabled:
             raise InvalidParameter(
@@ -112,6 +129,8 @@ class NetworkService:
             aliases=aliases,
             user_ip=user_ip,
             links=list(settings.links or []) if settings else [],
+            mac=mac,
+            driver_opts=dict(settings.driver_opts or {}) if settings else {},
         )
 
     # --- containers --------------------------------------------------------------------------
@@ -121,7 +140,11 @@ class NetworkService:
             return
         self.lookup(mode)
 
-    def endpoints_for_create(self, hc: HostConfig, nc: NetworkingConfig | None) -> list[Endpoint]:
+    def endpoints_for_create(
+        self, hc: HostConfig, nc: NetworkingConfig | None, mac: str = ""
+    ) -> list[Endpoint]:
+        """The endpoints a new container gets; `mac` is the deprecated Config.MacAddress, which
+        applies to the primary network."""
         mode = "bridge" if hc.network_mode in ("", "default") else hc.network_mode
         configs = dict((nc.endpoints_config or {}) if nc else {})
         if mode in ("host", "none") or mode.startswith("container:"):
@@ -137,7 +160,7 @@ class NetworkService:
         first = [
             configs.pop(k) for k in (mode, primary.id, "default", hc.network_mode) if k in configs
         ]
-        out = [self.new_endpoint(primary, first[0] if first else None)]
+        out = [self.new_endpoint(primary, first[0] if first else None, mac)]
         for ref, settings in configs.items():  # API ≥ 1.44: several networks at create
             net = self.lookup(ref)
             if net.id != primary.id and net.driver == "bridge":
@@ -150,6 +173,7 @@ class NetworkService:
         return NetworkAttachment(
             name=net.name, id=net.id, bridge=net.bridge, subnet=net.subnet, gateway=net.gateway,
             ip=e.ip, aliases=names, dns_enabled=net.dns_enabled, internal=net.internal,
+            mac=e.effective_mac, mtu=net.mtu,
         )  # fmt: skip
 
     def attach(self, rec: Record) -> tuple[list[NetworkAttachment], list[PortMapping]]:
@@ -202,6 +226,8 @@ def endpoint_settings(rec: Record, e: Endpoint) -> EndpointSettings:
         ipam_config=EndpointIPAMConfig(ipv4_address=e.user_ip) if e.user_ip else None,
         links=list(e.links) or None,
         aliases=list(e.aliases) or None,
+        mac_address=e.effective_mac if running else "",
+        driver_opts=dict(e.driver_opts) or None,
         network_id=e.network_id,
         endpoint_id=(e.network_id[:32] + rec.id[:32]) if running else "",
         gateway=e.gateway if running else "",
@@ -243,5 +269,6 @@ def network_settings(rec: Record) -> NetworkSettings:
         gateway=first.gateway if first and running else "",
         ip_address=first.ip if first and running else "",
         ip_prefix_len=first.prefix_len if first and running else 0,
+        mac_address=first.effective_mac if first and running else "",
         networks=networks,
     )

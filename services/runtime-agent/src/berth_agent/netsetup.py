@@ -113,6 +113,7 @@ def _options(
             "static_ips": [net.ip],
             "aliases": list(net.aliases),
             "interface_name": f"eth{i}",
+            **({"static_mac": net.mac} if net.mac else {}),
         }
         info[key] = {
             "name": key,
@@ -126,7 +127,7 @@ def _options(
             "ipam_options": {"driver": "host-local"},
             # Docker isolates its bridge networks from each other; netavark does when asked
             # (and keepers keep that true: see the module's docstring).
-            "options": {"isolate": "true"},
+            "options": {"isolate": "true", **({"mtu": str(net.mtu)} if net.mtu else {})},
         }
     return {
         "container_id": cid,
