@@ -29,6 +29,9 @@ class NetworkAttachment(msgspec.Struct, frozen=True):
     internal: bool = False
     mac: str = ""  # the interface's MAC address (dockerd's 02:42:<IPv4> unless one was given)
     mtu: int = 0  # com.docker.network.driver.mtu; 0 = the kernel's default
+    subnet6: str = ""  # EnableIPv6 networks: the IPv6 subnet, its gateway, the task's address
+    gateway6: str = ""
+    ip6: str = ""
 
 
 class PortMapping(msgspec.Struct, frozen=True):
@@ -81,6 +84,7 @@ class NetworkCreate(Command, frozen=True):
     subnet: str = ""  # the first pool's (older callers); `pools` has them all
     gateway: str = ""
     pools: list[IpamPool] = msgspec.field(default_factory=list)
+    enable_ipv6: bool = False
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     options: dict[str, str] = msgspec.field(default_factory=dict)
     check_duplicate: bool = True
@@ -116,6 +120,7 @@ class NetworkConnect(Command, frozen=True):
     container: str
     aliases: list[str] = msgspec.field(default_factory=list)
     ipv4_address: str = ""
+    ipv6_address: str = ""
     links: list[str] = msgspec.field(default_factory=list)  # EndpointConfig.Links
     mac_address: str = ""  # EndpointConfig.MacAddress
     driver_opts: dict[str, str] = msgspec.field(default_factory=dict)

@@ -69,22 +69,26 @@ class NetworkApi:
                         "EndpointID": e.network_id[:32] + r.id[:32],
                         "MacAddress": e.effective_mac,
                         "IPv4Address": f"{e.ip}/{e.prefix_len}",
-                        "IPv6Address": "",
+                        "IPv6Address": f"{e.ip6}/{e.prefix_len6}" if e.ip6 else "",
                     }
         ipam_config: list[dict[str, object]] = []
         if net.subnet:
             pool: dict[str, object] = {"Subnet": net.subnet}
             if net.ip_range:
                 pool["IPRange"] = net.ip_range
-            pool["Gateway"] = net.gateway
+            if net.user_gateway or not net.user_ipam:
+                pool["Gateway"] = net.gateway
             if net.aux_addresses:
                 pool["AuxiliaryAddresses"] = dict(net.aux_addresses)
             ipam_config.append(pool)
+        if net.subnet6:
+            ipam_config.append({"Subnet": net.subnet6})
         return Network(
             name=net.name,
             id=net.id,
             created=net.created,
             driver=net.driver,
+            enable_ipv6=net.ipv6,
             ipam={"Driver": "default", "Options": None, "Config": ipam_config},
             internal=net.internal,
             attachable=net.attachable,
@@ -113,6 +117,10 @@ class NetworkApi:
             internal=cmd.internal,
             attachable=cmd.attachable,
             user_ipam=bool(config.subnet),
+            user_gateway=bool(config.gateway) or not config.subnet,
+            subnet6=config.subnet6,
+            gateway6=config.gateway6,
+            ipv6=config.ipv6,
             ip_range=config.ip_range,
             aux_addresses=config.aux_addresses,
             bridge=config.bridge,
@@ -198,8 +206,10 @@ class NetworkApi:
                 driver_opts=cmd.driver_opts or None,
                 links=cmd.links or None,
                 aliases=cmd.aliases or None,
-                ipam_config=EndpointIPAMConfig(ipv4_address=cmd.ipv4_address)
-                if cmd.ipv4_address
+                ipam_config=EndpointIPAMConfig(
+                    ipv4_address=cmd.ipv4_address, ipv6_address=cmd.ipv6_address
+                )
+                if cmd.ipv4_address or cmd.ipv6_address
                 else None,
             )
             endpoint = self.svc.new_endpoint(net, settings)

@@ -15,6 +15,10 @@ class Endpoint(msgspec.Struct, kw_only=True):
     aliases: list[str] = msgspec.field(default_factory=list)  # as the client gave them
     user_ip: str = ""  # --ip / IPAMConfig.IPv4Address
     links: list[str] = msgspec.field(default_factory=list)  # EndpointSettings.Links, as given
+    ip6: str = ""  # EnableIPv6 networks
+    prefix_len6: int = 0
+    gateway6: str = ""
+    user_ip6: str = ""  # --ip6 / IPAMConfig.IPv6Address
     mac: str = ""  # --mac-address / EndpointSettings.MacAddress; "" = derived from the address
     driver_opts: dict[str, str] = msgspec.field(default_factory=dict)  # kept and shown
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from berth_contracts.errors import Forbidden, InvalidParameter, NotImplementedByBerth
+from berth_contracts.errors import Forbidden, InvalidParameter, NotFound, NotImplementedByBerth
 from berth_contracts.networks import IpamPool, NetworkCreate
 
 from berth_engine.netstore import NetworkStore
@@ -30,6 +30,9 @@ class BridgeConfig:
     aux_addresses: dict[str, str] = field(default_factory=dict)
     bridge: str = ""  # "" = br-<id>
     mtu: int = 0
+    subnet6: str = ""  # kept (and shown) even without EnableIPv6, as dockerd does
+    gateway6: str = ""
+    ipv6: bool = False  # EnableIPv6
 
 
 def _net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -55,10 +58,15 @@ def bridge_config(cmd: NetworkCreate, nets: NetworkStore) -> BridgeConfig:
         [IpamPool(subnet=cmd.subnet, gateway=cmd.gateway)] if cmd.subnet else []
     )
     v4 = [p for p in pools if p.subnet and _net(p.subnet).version == 4]
-    if any(p.subnet and _net(p.subnet).version == 6 for p in pools):
-        raise NotImplementedByBerth("IPv6 networks are not supported by berth yet")
-    if len(v4) > 1:
+    v6 = [p for p in pools if p.subnet and _net(p.subnet).version == 6]
+    if len(v4) > 1 or len(v6) > 1:
         raise Forbidden("bridge driver doesn't support multiple subnets")
+    if cmd.enable_ipv6 and not v6:
+        # dockerd 20.10 has no default IPv6 pool either
+        raise NotFound(
+            "could not find an available, non-overlapping IPv6 address pool among the "
+            "defaults to assign to the network"
+        )
     if any(not p.subnet and (p.ip_range or p.gateway or p.aux_addresses) for p in pools):
         raise Forbidden("invalid pool request: ip range and gateway need a subnet")
     out = BridgeConfig()
@@ -87,6 +95,16 @@ def bridge_config(cmd: NetworkCreate, nets: NetworkStore) -> BridgeConfig:
                 raise InvalidParameter(f"no matching subnet for aux-address {address}")
             out.aux_addresses[name] = address
         out.subnet, out.gateway = str(subnet), pool.gateway
+    if v6:
+        subnet6 = _net(v6[0].subnet)
+        if nets.overlaps(subnet6):
+            raise Forbidden("invalid pool request: Pool overlaps with other one on this address space")
+        gateway6 = v6[0].gateway
+        if gateway6 and ipaddress.ip_address(gateway6) not in subnet6:
+            raise InvalidParameter(f"no matching subnet for gateway {gateway6}")
+        if v6[0].ip_range or v6[0].aux_addresses:
+            raise NotImplementedByBerth("berth does not support IPRange or AuxiliaryAddresses in an IPv6 pool yet")
+        out.subnet6, out.gateway6, out.ipv6 = str(subnet6), gateway6, cmd.enable_ipv6
     options = dict(cmd.options)
     if not _bool_option(options, ICC) or not _bool_option(options, MASQUERADE):
         raise NotImplementedByBerth(

@@ -81,13 +81,20 @@ class NetworkService:
         return net
 
     def _taken(self, net: NetworkRecord) -> set[str]:
-        return {e.ip for r in self.store.all() for e in r.endpoints if e.network_id == net.id}
+        return {
+            ip
+            for r in self.store.all()
+            for e in r.endpoints
+            if e.network_id == net.id
+            for ip in (e.ip, e.ip6)
+        }
 
-    def _allocate(self, net: NetworkRecord, user_ip: str) -> str:
-        subnet = ipaddress.ip_network(net.subnet)
-        taken = self._taken(net) | {net.gateway} | set(net.aux_addresses.values())
+    def _allocate(self, net: NetworkRecord, user_ip: str, v6: bool = False) -> str:
+        subnet = ipaddress.ip_network(net.subnet6 if v6 else net.subnet)
+        gateway = net.gateway6 if v6 else net.gateway
+        taken = self._taken(net) | {gateway} | set(net.aux_addresses.values())
         if user_ip:
-            if not net.user_ipam:
+            if not net.user_ipam and not v6:  # an IPv6 pool is always the user's
                 raise InvalidParameter(
                     "user specified IP address is supported only when connecting to networks "
                     "with user configured subnets"
@@ -98,20 +105,24 @@ class NetworkService:
                 raise Conflict(f"Address already in use: {user_ip}")
             return user_ip
         # IPAM.Config.IPRange: the pool addresses are taken from (a --ip may lie outside it).
-        pool = ipaddress.ip_network(net.ip_range) if net.ip_range else subnet
+        pool = ipaddress.ip_network(net.ip_range) if net.ip_range and not v6 else subnet
         for host in pool:
             if host in (subnet.network_address, subnet.broadcast_address):
                 continue
             if str(host) not in taken:
                 return str(host)
         raise InternalError(
-            f"no available IPv4 addresses on this network's address pools: {net.name}"
+            f"no available IPv{6 if v6 else 4} addresses on this network's address pools: {net.name}"
         )
 
     def new_endpoint(
         self, net: NetworkRecord, settings: EndpointSettings | None, mac: str = ""
     ) -> Endpoint:
-        user_ip = settings.ipam_config.ipv4_address if settings and settings.ipam_config else ""
+        ipam = settings.ipam_config if settings else None
+        user_ip = ipam.ipv4_address if ipam else ""
+        user_ip6 = ipam.ipv6_address if ipam else ""
+        if user_ip6 and not net.ipv6:
+            raise InvalidParameter(f"no configured subnet contains IP address {user_ip6}")
         mac = (settings.mac_address if settings else "") or mac
         if mac:
             mac = parse_mac(mac)
@@ -129,6 +140,10 @@ class NetworkService:
             aliases=aliases,
             user_ip=user_ip,
             links=list(settings.links or []) if settings else [],
+            ip6=self._allocate(net, user_ip6, v6=True) if net.ipv6 else "",
+            prefix_len6=ipaddress.ip_network(net.subnet6).prefixlen if net.ipv6 else 0,
+            gateway6=net.gateway6 if net.ipv6 else "",
+            user_ip6=user_ip6,
             mac=mac,
             driver_opts=dict(settings.driver_opts or {}) if settings else {},
         )
@@ -174,6 +189,7 @@ class NetworkService:
             name=net.name, id=net.id, bridge=net.bridge, subnet=net.subnet, gateway=net.gateway,
             ip=e.ip, aliases=names, dns_enabled=net.dns_enabled, internal=net.internal,
             mac=e.effective_mac, mtu=net.mtu,
+            subnet6=net.subnet6 if e.ip6 else "", gateway6=e.gateway6, ip6=e.ip6,
         )  # fmt: skip
 
     def attach(self, rec: Record) -> tuple[list[NetworkAttachment], list[PortMapping]]:
@@ -223,7 +239,9 @@ class NetworkService:
 def endpoint_settings(rec: Record, e: Endpoint) -> EndpointSettings:
     running = rec.alive
     return EndpointSettings(
-        ipam_config=EndpointIPAMConfig(ipv4_address=e.user_ip) if e.user_ip else None,
+        ipam_config=EndpointIPAMConfig(ipv4_address=e.user_ip, ipv6_address=e.user_ip6)
+        if e.user_ip or e.user_ip6
+        else None,
         links=list(e.links) or None,
         aliases=list(e.aliases) or None,
         mac_address=e.effective_mac if running else "",
@@ -233,6 +251,9 @@ def endpoint_settings(rec: Record, e: Endpoint) -> EndpointSettings:
         gateway=e.gateway if running else "",
         ip_address=e.ip if running else "",
         ip_prefix_len=e.prefix_len if running else 0,
+        ipv6_gateway=e.gateway6 if running else "",
+        global_ipv6_address=e.ip6 if running else "",
+        global_ipv6_prefix_len=e.prefix_len6 if running else 0,
         dns_names=[rec.name, *e.aliases, rec.id[:12]]
         if running and e.network_name != "bridge"
         else None,
@@ -270,5 +291,8 @@ def network_settings(rec: Record) -> NetworkSettings:
         ip_address=first.ip if first and running else "",
         ip_prefix_len=first.prefix_len if first and running else 0,
         mac_address=first.effective_mac if first and running else "",
+        ipv6_gateway=first.gateway6 if first and running else "",
+        global_ipv6_address=first.ip6 if first and running else "",
+        global_ipv6_prefix_len=first.prefix_len6 if first and running else 0,
         networks=networks,
     )

@@ -110,7 +110,7 @@ def _options(
     for i, net in enumerate(nets, start=first):
         key = netavark_name(net.id)
         networks[key] = {
-            "static_ips": [net.ip],
+            "static_ips": [net.ip, *([net.ip6] if net.ip6 else [])],
             "aliases": list(net.aliases),
             "interface_name": f"eth{i}",
             **({"static_mac": net.mac} if net.mac else {}),
@@ -120,8 +120,11 @@ def _options(
             "id": net.id,
             "driver": "bridge",
             "network_interface": net.bridge,
-            "subnets": [{"subnet": net.subnet, "gateway": net.gateway}],
-            "ipv6_enabled": False,
+            "subnets": [
+                {"subnet": net.subnet, "gateway": net.gateway},
+                *([{"subnet": net.subnet6, "gateway": net.gateway6}] if net.ip6 else []),
+            ],
+            "ipv6_enabled": bool(net.ip6),
             "internal": net.internal,
             "dns_enabled": net.dns_enabled,
             "ipam_options": {"driver": "host-local"},
@@ -258,13 +261,18 @@ class NetworkSetup:
         _ip("netns", "add", ns)
         try:
             netns = Path("/run/netns") / ns
-            net = ipaddress.ip_network(info["subnets"][0]["subnet"], strict=False)
-            address = str(net.broadcast_address - 1)  # no container is left to hold it
+            # One address per subnet (IPv4, IPv6) that no container holds: the last but one.
+            addresses = [
+                str(ipaddress.ip_network(s["subnet"], strict=False).broadcast_address - 1)
+                for s in info["subnets"]
+            ]
             key = info["name"]
             options = {
                 "container_id": "0" * 64,
                 "container_name": ns,
-                "networks": {key: {"static_ips": [address], "aliases": [], "interface_name": "eth0"}},
+                "networks": {
+                    key: {"static_ips": addresses, "aliases": [], "interface_name": "eth0"}
+                },
                 "network_info": {key: info},
                 "port_mappings": [],
             }

@@ -33,6 +33,7 @@ class _CreateBody(msgspec.Struct, rename="pascal"):
     driver: str = ""
     internal: bool = False
     attachable: bool = False
+    enable_ipv6: bool = msgspec.field(default=False, name="EnableIPv6")
     check_duplicate: bool = True
     ipam: dict[str, Any] | None = msgspec.field(default=None, name="IPAM")
     options: dict[str, str] | None = None
@@ -68,6 +69,7 @@ async def create(request: web.Request) -> web.Response:
             subnet=config.get("Subnet") or "",
             gateway=config.get("Gateway") or "",
             pools=pools,
+            enable_ipv6=body.enable_ipv6,
             labels=body.labels or {},
             options=body.options or {},
         ),
@@ -104,6 +106,7 @@ async def connect(request: web.Request) -> web.Response:
             mac_address=ep.get("MacAddress") or "",
             driver_opts=dict(ep.get("DriverOpts") or {}),
             ipv4_address=((ep.get("IPAMConfig") or {}).get("IPv4Address") or ""),
+            ipv6_address=((ep.get("IPAMConfig") or {}).get("IPv6Address") or ""),
         ),
         NetworkDetail,
     )
