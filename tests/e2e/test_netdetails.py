@@ -169,3 +169,23 @@ def test_ipv6_network(berth: Berth, busybox_image: str) -> None:
         berth.docker("network", "rm", net)
     after = subprocess.run(["ip6tables-save"], capture_output=True, text=True).stdout
     assert subnet6.split("/")[0] not in after and word not in after.replace(before, "")
+
+
+def test_link_local_ips(berth: Berth, busybox_image: str) -> None:
+    net = _name("ll")
+    berth.docker_ok("network", "create", net)
+    try:
+        out = berth.docker_ok("run", "--rm", "--network", net, "--link-local-ip", "169.254.10.10",
+                              busybox_image, "ip", "-4", "addr", "show", "eth0")  # fmt: skip
+        assert "inet 169.254.10.10/16" in out
+        cid = berth.docker_ok("create", "--network", net, "--link-local-ip", "169.254.10.11",
+                              busybox_image, "true").strip()  # fmt: skip
+        [info] = json.loads(berth.docker_ok("inspect", cid))
+        ipam = info["NetworkSettings"]["Networks"][net]["IPAMConfig"]
+        assert ipam["LinkLocalIPs"] == ["169.254.10.11"]
+        berth.docker_ok("rm", cid)
+        bad = berth.docker("create", "--network", net, "--link-local-ip", "10.1.1.1",
+                           busybox_image, "true")  # fmt: skip
+        assert bad.returncode != 0 and "invalid link-local IP address: 10.1.1.1" in bad.stderr
+    finally:
+        berth.docker("network", "rm", net)

@@ -143,6 +143,7 @@ class HostConfig(_Docker):
 class EndpointIPAMConfig(_Docker):
     ipv4_address: str = field(default="", name="IPv4Address")
     ipv6_address: str = field(default="", name="IPv6Address")
+    link_local_ips: list[str] | None = field(default=None, name="LinkLocalIPs")
 
 
 class EndpointSettings(_Docker):

@@ -32,6 +32,7 @@ class NetworkAttachment(msgspec.Struct, frozen=True):
     subnet6: str = ""  # EnableIPv6 networks: the IPv6 subnet, its gateway, the task's address
     gateway6: str = ""
     ip6: str = ""
+    link_local_ips: list[str] = msgspec.field(default_factory=list)  # added to the interface
 
 
 class PortMapping(msgspec.Struct, frozen=True):
@@ -121,6 +122,7 @@ class NetworkConnect(Command, frozen=True):
     aliases: list[str] = msgspec.field(default_factory=list)
     ipv4_address: str = ""
     ipv6_address: str = ""
+    link_local_ips: list[str] = msgspec.field(default_factory=list)
     links: list[str] = msgspec.field(default_factory=list)  # EndpointConfig.Links
     mac_address: str = ""  # EndpointConfig.MacAddress
     driver_opts: dict[str, str] = msgspec.field(default_factory=dict)

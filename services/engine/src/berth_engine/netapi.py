@@ -207,9 +207,11 @@ class NetworkApi:
                 links=cmd.links or None,
                 aliases=cmd.aliases or None,
                 ipam_config=EndpointIPAMConfig(
-                    ipv4_address=cmd.ipv4_address, ipv6_address=cmd.ipv6_address
+                    ipv4_address=cmd.ipv4_address,
+                    ipv6_address=cmd.ipv6_address,
+                    link_local_ips=cmd.link_local_ips or None,
                 )
-                if cmd.ipv4_address or cmd.ipv6_address
+                if cmd.ipv4_address or cmd.ipv6_address or cmd.link_local_ips
                 else None,
             )
             endpoint = self.svc.new_endpoint(net, settings)

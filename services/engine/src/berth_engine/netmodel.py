@@ -19,6 +19,7 @@ class Endpoint(msgspec.Struct, kw_only=True):
     prefix_len6: int = 0
     gateway6: str = ""
     user_ip6: str = ""  # --ip6 / IPAMConfig.IPv6Address
+    link_local_ips: list[str] = msgspec.field(default_factory=list)  # --link-local-ip
     mac: str = ""  # --mac-address / EndpointSettings.MacAddress; "" = derived from the address
     driver_opts: dict[str, str] = msgspec.field(default_factory=dict)  # kept and shown
 

@@ -29,6 +29,20 @@ _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
 
 
+def link_local_ips(ips: list[str] | None) -> list[str]:
+    """IPAMConfig.LinkLocalIPs: each must be a link-local address (169.254/16, fe80::/10)."""
+    out: list[str] = []
+    for text in ips or []:
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            raise InvalidParameter(f"invalid link-local IP address: {text}") from None
+        if not ip.is_link_local:
+            raise InvalidParameter(f"invalid link-local IP address: {text}")
+        out.append(str(ip))
+    return out
+
+
 def parse_mac(mac: str) -> str:
     """net.ParseMAC for the 6-byte forms; dockerd's words when it is not one."""
     if not _MAC.match(mac):
@@ -121,6 +135,11 @@ class NetworkService:
         ipam = settings.ipam_config if settings else None
         user_ip = ipam.ipv4_address if ipam else ""
         user_ip6 = ipam.ipv6_address if ipam else ""
+        link_local = link_local_ips(ipam.link_local_ips if ipam else None)
+        if link_local and not net.dns_enabled:  # the default bridge
+            raise InvalidParameter(
+                "user specified IP address is supported on user defined networks only"
+            )
         if user_ip6 and not net.ipv6:
             raise InvalidParameter(f"no configured subnet contains IP address {user_ip6}")
         mac = (settings.mac_address if settings else "") or mac
@@ -144,6 +163,7 @@ class NetworkService:
             prefix_len6=ipaddress.ip_network(net.subnet6).prefixlen if net.ipv6 else 0,
             gateway6=net.gateway6 if net.ipv6 else "",
             user_ip6=user_ip6,
+            link_local_ips=link_local,
             mac=mac,
             driver_opts=dict(settings.driver_opts or {}) if settings else {},
         )
@@ -190,6 +210,7 @@ class NetworkService:
             ip=e.ip, aliases=names, dns_enabled=net.dns_enabled, internal=net.internal,
             mac=e.effective_mac, mtu=net.mtu,
             subnet6=net.subnet6 if e.ip6 else "", gateway6=e.gateway6, ip6=e.ip6,
+            link_local_ips=list(e.link_local_ips),
         )  # fmt: skip
 
     def attach(self, rec: Record) -> tuple[list[NetworkAttachment], list[PortMapping]]:
@@ -239,8 +260,12 @@ class NetworkService:
 def endpoint_settings(rec: Record, e: Endpoint) -> EndpointSettings:
     running = rec.alive
     return EndpointSettings(
-        ipam_config=EndpointIPAMConfig(ipv4_address=e.user_ip, ipv6_address=e.user_ip6)
-        if e.user_ip or e.user_ip6
+        ipam_config=EndpointIPAMConfig(
+            ipv4_address=e.user_ip,
+            ipv6_address=e.user_ip6,
+            link_local_ips=list(e.link_local_ips) or None,
+        )
+        if e.user_ip or e.user_ip6 or e.link_local_ips
         else None,
         links=list(e.links) or None,
         aliases=list(e.aliases) or None,

@@ -150,6 +150,20 @@ def _options(
     }
 
 
+def _add_link_local(netns: Path, options: dict[str, Any], nets: list[NetworkAttachment]) -> None:
+    """IPAMConfig.LinkLocalIPs: extra addresses on the interface, as libnetwork adds them
+    (/16 for IPv4, /64 for IPv6); netavark has no field for them."""
+    for net in nets:
+        iface = options["networks"][netavark_name(net.id)]["interface_name"]
+        for ip in net.link_local_ips:
+            prefix = 64 if ":" in ip else 16
+            argv = ["nsenter", f"--net={netns}", "ip", "addr", "add", f"{ip}/{prefix}", "dev", iface]
+            res = subprocess.run(argv, capture_output=True, timeout=TIMEOUT, check=False)
+            if res.returncode != 0:
+                text = res.stderr.decode(errors="replace").strip()
+                raise InternalError(f"failed to add link-local address {ip}: {text}")
+
+
 class NetworkSetup:
     def __init__(self, exec_root: Path) -> None:
         self.config_dir = exec_root / "agent" / "netavark"
@@ -184,6 +198,7 @@ class NetworkSetup:
         # Saved before setup: a half-done setup is torn down from this too.
         self._state(cid).write_text(json.dumps(options))
         self._run("setup", netns, options)
+        _add_link_local(netns, options, list(spec.networks))
         self._keep_all(options)
 
     # --- keepers -------------------------------------------------------------------------------
@@ -303,6 +318,7 @@ class NetworkSetup:
             return
         options = _options(cid, name, add, [], first=used)
         self._run("setup", netns, options)
+        _add_link_local(netns, options, add)
         self._keep_all(options)
         if state is None:
             state = options

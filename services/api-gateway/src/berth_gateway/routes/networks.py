@@ -107,6 +107,7 @@ async def connect(request: web.Request) -> web.Response:
             driver_opts=dict(ep.get("DriverOpts") or {}),
             ipv4_address=((ep.get("IPAMConfig") or {}).get("IPv4Address") or ""),
             ipv6_address=((ep.get("IPAMConfig") or {}).get("IPv6Address") or ""),
+            link_local_ips=list((ep.get("IPAMConfig") or {}).get("LinkLocalIPs") or []),
         ),
         NetworkDetail,
     )
