@@ -8,7 +8,6 @@ import json
 import random
 import subprocess
 import uuid
-from collections.abc import Iterator
 
 import docker
 import pytest
@@ -23,15 +22,6 @@ def _name(prefix: str) -> str:
 
 def _host_links() -> str:
     return subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
-
-
-@pytest.fixture
-def client(berth: Berth) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=berth.docker_host, version="auto", timeout=60)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_ipam_pool_and_driver_options(berth: Berth, busybox_image: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
 import docker
 import pytest
@@ -23,15 +22,6 @@ HTTPD = (
 
 def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def client(berth: Berth) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=berth.docker_host, version="auto", timeout=60)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_network_container_joins_namespace(berth: Berth, busybox_image: str) -> None:
