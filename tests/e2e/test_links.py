@@ -104,3 +104,13 @@ def test_links_on_user_network(berth: Berth, busybox_image: str) -> None:
     finally:
         berth.docker("rm", "-f", late, web, child)
         berth.docker("network", "rm", net)
+
+
+def test_add_host_records(berth: Berth, busybox_image: str) -> None:
+    """`--add-host` (ignored until now): records after the defaults, before the container's own
+    line, as libnetwork writes them; `host-gateway` is the default bridge's gateway."""
+    hosts = berth.docker_ok("run", "--rm", "--add-host", "a.b:1.2.3.4", "--add-host", "c:5.6.7.8",
+                            "--add-host", "gw:host-gateway", busybox_image, "cat", "/etc/hosts")  # fmt: skip
+    assert "ff02::2\tip6-allrouters\n1.2.3.4\ta.b\n5.6.7.8\tc\n" in hosts
+    [bridge] = json.loads(berth.docker_ok("network", "inspect", "bridge"))
+    assert f"{bridge['IPAM']['Config'][0]['Gateway']}\tgw\n" in hosts

@@ -109,7 +109,7 @@ class StartService:
         if self.core.networks is not None and rec.endpoints:
             networks, ports = self.core.networks.attach(rec)
             spec = msgspec.structs.replace(spec, networks=networks, port_mappings=ports)
-        spec = apply_links(self.store, rec, spec)
+        spec = apply_links(self.store, rec, spec, self._host_gateway())
         # Create and start in one agent call, unless the terminal's initial size has to be set
         # in between (moby applies HostConfig.ConsoleSize after create, before start).
         start_now = not self._needs_console_size(rec)
@@ -138,6 +138,10 @@ class StartService:
         )
         span.set_attribute("container.pid", pid)
         await self.store.save(rec)
+
+    def _host_gateway(self) -> str:
+        bridge = self.core.networks.nets.by_name("bridge") if self.core.networks else None
+        return bridge.gateway if bridge is not None else ""
 
     async def _start_created(self, rec: Record) -> tuple[int, str]:
         await self._initial_console_size(rec)
