@@ -97,10 +97,13 @@ def test_links_on_user_network(berth: Berth, busybox_image: str) -> None:
             return res.stdout if res.returncode == 0 else None
 
         assert wait_until(fetch, 60, "the link's alias on a user network") == "served-by-child\n"
-        berth.docker_ok("create", "--name", late, busybox_image, "sleep", "300")
+        # Connected while running: the alias works at once (dockerd: its DNS; here /etc/hosts).
+        berth.docker_ok("run", "-d", "--name", late, busybox_image, "sleep", "300")
         berth.docker_ok("network", "connect", "--link", f"{child}:zz", net, late)
         [info] = json.loads(berth.docker_ok("inspect", late))
         assert info["NetworkSettings"]["Networks"][net]["Links"] == [f"{child}:zz"]
+        res = berth.docker("exec", late, "timeout", "5", "wget", "-q", "-O", "-", "http://zz/")
+        assert res.stdout == "served-by-child\n", res.stderr
     finally:
         berth.docker("rm", "-f", late, web, child)
         berth.docker("network", "rm", net)

@@ -156,3 +156,5 @@ class TaskNetworkUpdate(Command, frozen=True):
     container_id: str
     connect: list[NetworkAttachment] = msgspec.field(default_factory=list)
     disconnect: list[str] = msgspec.field(default_factory=list)  # network ids
+    # /etc/hosts records to append (`network connect --link` on a running container)
+    add_hosts: list[str] = msgspec.field(default_factory=list)

@@ -34,6 +34,7 @@ from berth_kit.rpc import RpcServer
 
 from berth_engine.core import EngineCore
 from berth_engine.listing import label_matches
+from berth_engine.netlinks import link_hosts
 from berth_engine.netoptions import bridge_config
 from berth_engine.netstore import NetworkRecord
 from berth_engine.networking import NetworkService
@@ -220,7 +221,9 @@ class NetworkApi:
                 await self.core.agent(
                     rec.node,
                     TaskNetworkUpdate(
-                        container_id=rec.id, connect=[self.svc.attachment(rec, net, endpoint)]
+                        container_id=rec.id,
+                        connect=[self.svc.attachment(rec, net, endpoint)],
+                        add_hosts=link_hosts(self.core.store, net.id, cmd.links),
                     ),
                     Done,
                 )

@@ -176,8 +176,7 @@ def apply_links(
                 name, child_ip, list(child.config.env or []), child.config.exposed_ports or {}
             )
     for e in rec.endpoints:
-        for value in e.links:
-            hosts += _endpoint_link_hosts(store, e.network_id, value)
+        hosts += link_hosts(store, e.network_id, e.links)
     rec.link_env = env  # execs get them too, as in dockerd
     if not hosts and not env:
         return spec
@@ -186,16 +185,20 @@ def apply_links(
     )
 
 
-def _endpoint_link_hosts(store: RecordStore, network_id: str, value: str) -> list[str]:
-    """A link on a user-defined network: the alias names the child's address there (dockerd
+def link_hosts(store: RecordStore, network_id: str, links: list[str]) -> list[str]:
+    """Links on a user-defined network: each alias names the child's address there (dockerd
     answers it from its embedded DNS for this container only; /etc/hosts does the same here)."""
-    name, alias = parse_link(value)
-    try:
-        child = store.lookup(name)
-    except BerthError:
-        return []
-    ip = next((e.ip for e in child.endpoints if e.network_id == network_id), "")
-    return [f"{ip}\t{alias}"] if ip and child.running else []
+    out: list[str] = []
+    for value in links:
+        name, alias = parse_link(value)
+        try:
+            child = store.lookup(name)
+        except BerthError:
+            continue
+        ip = next((e.ip for e in child.endpoints if e.network_id == network_id), "")
+        if ip and child.running:
+            out.append(f"{ip}\t{alias}")
+    return out
 
 
 def remove_link(store: RecordStore, name: str) -> Record:
