@@ -5,7 +5,10 @@ hostname and /etc files, and dockerd's conflicts and errors are kept."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
+from pathlib import Path
 
 import docker
 import pytest
@@ -120,3 +123,43 @@ def test_network_mode_container_with_docker_py(
         assert f"inet {ip}/".encode() in out
     finally:
         aa.remove(force=True)
+
+
+SIDECAR_COMPOSE = """\
+version: "3.7"
+services:
+  main:
+    image: {image}
+    command: ["sleep", "300"]
+  sidecar:
+    image: {image}
+    command: ["sleep", "300"]
+    network_mode: "service:main"
+"""
+
+
+def test_compose_network_mode_service(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    """docker-compose v1's `network_mode: service:main`: the sidecar sees main's eth0."""
+    project = f"nm{uuid.uuid4().hex[:8]}"
+    (tmp_path / "docker-compose.yml").write_text(SIDECAR_COMPOSE.format(image=busybox_image))
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "DOCKER_HOST": berth.docker_host,
+        "DOCKER_CONFIG": str(berth.docker_config),
+        "COMPOSE_PROJECT_NAME": project,
+    }
+
+    def compose(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker-compose", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    try:
+        up = compose("up", "-d")
+        assert up.returncode == 0, up.stderr
+        main = compose("exec", "-T", "main", "ip", "-4", "addr", "show", "eth0").stdout
+        side = compose("exec", "-T", "sidecar", "ip", "-4", "addr", "show", "eth0").stdout
+        assert "inet " in main and main == side
+    finally:
+        down = compose("down", "-t", "1")
+    assert down.returncode == 0, down.stderr
