@@ -179,3 +179,15 @@ def test_link_local_ips(berth: Berth, busybox_image: str) -> None:
         assert bad.returncode != 0 and "invalid link-local IP address: 10.1.1.1" in bad.stderr
     finally:
         berth.docker("network", "rm", net)
+
+
+def test_ipam_driver_and_options(berth: Berth) -> None:
+    net = _name("iopt")
+    missing = berth.docker("network", "create", "--ipam-driver", "nosuch", net)
+    assert missing.returncode != 0 and 'plugin "nosuch" not found' in missing.stderr
+    berth.docker_ok("network", "create", "--ipam-opt", "foo=bar", net)
+    try:
+        [info] = json.loads(berth.docker_ok("network", "inspect", net))
+        assert info["IPAM"]["Driver"] == "default" and info["IPAM"]["Options"] == {"foo": "bar"}
+    finally:
+        berth.docker("network", "rm", net)

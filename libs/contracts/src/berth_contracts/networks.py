@@ -86,6 +86,8 @@ class NetworkCreate(Command, frozen=True):
     gateway: str = ""
     pools: list[IpamPool] = msgspec.field(default_factory=list)
     enable_ipv6: bool = False
+    ipam_driver: str = ""  # IPAM.Driver: "" or "default"
+    ipam_options: dict[str, str] = msgspec.field(default_factory=dict)  # IPAM.Options, kept
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     options: dict[str, str] = msgspec.field(default_factory=dict)
     check_duplicate: bool = True

@@ -54,6 +54,8 @@ def _bool_option(options: dict[str, str], key: str) -> bool:
 
 
 def bridge_config(cmd: NetworkCreate, nets: NetworkStore) -> BridgeConfig:
+    if cmd.ipam_driver not in ("", "default"):
+        raise NotFound(f'plugin "{cmd.ipam_driver}" not found')  # dockerd 20.10's words
     pools = list(cmd.pools) or (
         [IpamPool(subnet=cmd.subnet, gateway=cmd.gateway)] if cmd.subnet else []
     )
@@ -98,12 +100,16 @@ def bridge_config(cmd: NetworkCreate, nets: NetworkStore) -> BridgeConfig:
     if v6:
         subnet6 = _net(v6[0].subnet)
         if nets.overlaps(subnet6):
-            raise Forbidden("invalid pool request: Pool overlaps with other one on this address space")
+            raise Forbidden(
+                "invalid pool request: Pool overlaps with other one on this address space"
+            )
         gateway6 = v6[0].gateway
         if gateway6 and ipaddress.ip_address(gateway6) not in subnet6:
             raise InvalidParameter(f"no matching subnet for gateway {gateway6}")
         if v6[0].ip_range or v6[0].aux_addresses:
-            raise NotImplementedByBerth("berth does not support IPRange or AuxiliaryAddresses in an IPv6 pool yet")
+            raise NotImplementedByBerth(
+                "berth does not support IPRange or AuxiliaryAddresses in an IPv6 pool yet"
+            )
         out.subnet6, out.gateway6, out.ipv6 = str(subnet6), gateway6, cmd.enable_ipv6
     options = dict(cmd.options)
     if not _bool_option(options, ICC) or not _bool_option(options, MASQUERADE):

@@ -35,6 +35,7 @@ class NetworkRecord(msgspec.Struct, kw_only=True):
     subnet6: str = ""  # an IPv6 pool: kept always, used when ipv6 (EnableIPv6)
     gateway6: str = ""
     ipv6: bool = False
+    ipam_options: dict[str, str] | None = None  # IPAM.Options ({} for user networks, as dockerd)
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     options: dict[str, str] = msgspec.field(default_factory=dict)
 

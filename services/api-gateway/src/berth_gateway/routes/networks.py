@@ -70,6 +70,8 @@ async def create(request: web.Request) -> web.Response:
             gateway=config.get("Gateway") or "",
             pools=pools,
             enable_ipv6=body.enable_ipv6,
+            ipam_driver=str((body.ipam or {}).get("Driver") or ""),
+            ipam_options=dict((body.ipam or {}).get("Options") or {}),
             labels=body.labels or {},
             options=body.options or {},
         ),
