@@ -157,9 +157,12 @@ def test_compose_network_mode_service(berth: Berth, busybox_image: str, tmp_path
     try:
         up = compose("up", "-d")
         assert up.returncode == 0, up.stderr
-        main = compose("exec", "-T", "main", "ip", "-4", "addr", "show", "eth0").stdout
-        side = compose("exec", "-T", "sidecar", "ip", "-4", "addr", "show", "eth0").stdout
-        assert "inet " in main and main == side
+        def eth0(service: str) -> str | None:
+            res = compose("exec", "-T", service, "ip", "-4", "addr", "show", "eth0")
+            return res.stdout if "inet " in res.stdout else None
+
+        main = wait_until(lambda: eth0("main"), 60, "main's eth0")
+        assert wait_until(lambda: eth0("sidecar"), 60, "the sidecar's eth0") == main
     finally:
         down = compose("down", "-t", "1")
     assert down.returncode == 0, down.stderr
