@@ -5,7 +5,6 @@ hostname and /etc files, and dockerd's conflicts and errors are kept."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -142,13 +141,7 @@ def test_compose_network_mode_service(berth: Berth, busybox_image: str, tmp_path
     """docker-compose v1's `network_mode: service:main`: the sidecar sees main's eth0."""
     project = f"nm{uuid.uuid4().hex[:8]}"
     (tmp_path / "docker-compose.yml").write_text(SIDECAR_COMPOSE.format(image=busybox_image))
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/root"),
-        "DOCKER_HOST": berth.docker_host,
-        "DOCKER_CONFIG": str(berth.docker_config),
-        "COMPOSE_PROJECT_NAME": project,
-    }
+    env = {**berth.client_env(), "COMPOSE_PROJECT_NAME": project}
 
     def compose(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["docker-compose", *args], cwd=tmp_path, env=env,
