@@ -1,6 +1,6 @@
 # berth's images: one multi-stage Dockerfile, one target per service.
 #   docker build --target engine -t berth/engine .      (compose.yaml builds every target)
-# Targets: api-gateway, engine, lifecycle, runtime-agent, registry-proxy.
+# Targets: api-gateway, engine, lifecycle, runtime-agent, registry-proxy, builder-service.
 #
 # PYTHON_IMAGE is Debian bookworm with python3 3.11 (pinned to a patch release). CI, which can
 # pull nothing, passes a local stand-in built with debootstrap (tests/e2e/compose_support.py).
@@ -26,6 +26,8 @@ FROM builder AS venv-runtime-agent
 RUN berth-pip-install services/runtime-agent
 FROM builder AS venv-registry-proxy
 RUN berth-pip-install services/registry-proxy
+FROM builder AS venv-builder
+RUN berth-pip-install services/builder
 
 # --- runtime base: no compilers, no pip cache, a `berth` user -------------------------------
 FROM ${PYTHON_IMAGE} AS base
@@ -44,9 +46,11 @@ STOPSIGNAL SIGTERM
 # --- api-gateway: stateless, non-root ---------------------------------------------------------
 FROM base AS api-gateway
 COPY --from=venv-api-gateway /opt/berth /opt/berth
-ENV BERTH_SERVICE=berth-api-gateway BERTH_HOSTS=tcp://0.0.0.0:2375
+# The API on a unix socket only (share /run/berth as a volume); TCP only with TLS, as set up by
+# ops/compose.tls.yaml (plain TCP off loopback is refused, as dockerd 27 announces).
+RUN chown berth:berth /run/berth
+ENV BERTH_SERVICE=berth-api-gateway BERTH_HOSTS=unix:///run/berth/docker.sock
 USER berth
-EXPOSE 2375
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["berth-healthcheck"]
 CMD ["python", "-m", "berth_gateway"]
 
@@ -95,3 +99,14 @@ EXPOSE 5000
 VOLUME ["/var/lib/berth/registry-proxy"]
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["berth-healthcheck"]
 CMD ["python", "-m", "berth_registry_proxy"]
+
+# --- builder-service: `docker build` (the image builder), non-root ---------------------------
+FROM base AS builder-service
+COPY --from=venv-builder /opt/berth /opt/berth
+RUN mkdir -p /var/lib/berth/builder && chown berth:berth /var/lib/berth/builder
+ENV BERTH_SERVICE=berth-builder BERTH_BUILDER_HTTP=0.0.0.0:7071 BERTH_BUILDER_ADVERTISE=builder
+USER berth
+EXPOSE 7071
+VOLUME ["/var/lib/berth/builder"]
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["berth-healthcheck"]
+CMD ["python", "-m", "berth_builder"]

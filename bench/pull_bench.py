@@ -15,6 +15,7 @@ Everything it starts is stopped at the end. Prints a markdown table; asserts not
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -25,6 +26,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from berth_lifecycle import testimages
@@ -44,6 +46,17 @@ def big_layer(name: str, size: int) -> testimages.Layer:
             tar.addfile(info, io.BytesIO(data))
     raw = buf.getvalue()
     return testimages.Layer(tar=raw, diff_id=testimages.sha256(raw))
+
+
+def seed_big_image(registry: str, mb: int) -> str:
+    """Three incompressible gzip layers of mb/3 MB each, pushed as bench/big:1; its reference."""
+    third = mb * (1 << 20) // 3
+    layers = [big_layer("a", third), big_layer("b", third), big_layer("c", third)]
+    config = testimages.image_config([x.diff_id for x in layers])
+    t0 = time.monotonic()
+    tr.push_image(registry, "bench/big", "1", [x.tar for x in layers], config)
+    print(f"pushed 3 layers, {mb} MB, in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+    return f"{registry.removeprefix('http://')}/bench/big:1"
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
@@ -66,6 +79,49 @@ def wait_healthy(berth: list[str], exec_root: Path, timeout: float = 60.0) -> No
         time.sleep(0.5)
 
 
+@contextlib.contextmanager
+def berth_engine(root: Path) -> Iterator[dict[str, str]]:
+    sock = root / "berth.sock"
+    berth = [str(BIN / "berth")]
+    up = subprocess.run(
+        [*berth, "up", "-d", "-H", f"unix://{sock}", "--data-root", str(root / "bd"),
+         "--exec-root", str(root / "bx"), "--nats-port", "0"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if up.returncode:
+        raise RuntimeError(up.stderr)
+    try:
+        wait_healthy(berth, root / "bx")
+        yield {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_CONFIG": str(root / "bc")}
+    finally:
+        subprocess.run([*berth, "down", "--exec-root", str(root / "bx")], capture_output=True, timeout=120)
+
+
+@contextlib.contextmanager
+def dockerd_engine(root: Path) -> Iterator[dict[str, str]]:
+    dockerd = shutil.which("dockerd")
+    if dockerd is None:
+        raise RuntimeError("dockerd is not installed")
+    dsock = root / "dockerd.sock"
+    proc = subprocess.Popen(
+        [dockerd, "-H", f"unix://{dsock}", "--data-root", str(root / "dd"), "--exec-root", str(root / "dx"),
+         "--pidfile", str(root / "d.pid"), "--iptables=false", "--bridge=none"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    env = {**os.environ, "DOCKER_HOST": f"unix://{dsock}", "DOCKER_CONFIG": str(root / "dc")}
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(["docker", "version"], env=env, capture_output=True).returncode:
+            if time.monotonic() > deadline:
+                raise RuntimeError("dockerd did not start")
+            time.sleep(0.3)
+        yield env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        subprocess.run(["umount", "-R", str(root / "dd")], capture_output=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=200)
@@ -74,61 +130,22 @@ def main() -> None:
     rows: list[tuple[str, list[float]]] = []
     with tr.registry() as reg, tempfile.TemporaryDirectory(prefix="berth-pullbench-") as tmp:
         root = Path(tmp)
-        third = args.mb * (1 << 20) // 3
-        layers = [big_layer("a", third), big_layer("b", third), big_layer("c", third)]
-        config = testimages.image_config([x.diff_id for x in layers])
-        t0 = time.monotonic()
-        tr.push_image(reg, "bench/big", "1", [x.tar for x in layers], config)
-        print(f"pushed 3 layers, {args.mb} MB, in {time.monotonic() - t0:.1f}s", file=sys.stderr)
-        ref = f"{reg.removeprefix('http://')}/bench/big:1"
+        ref = seed_big_image(reg, args.mb)
 
-        # berth
-        sock = root / "berth.sock"
-        berth = [str(BIN / "berth")]
-        up = subprocess.run(
-            [*berth, "up", "-d", "-H", f"unix://{sock}", "--data-root", str(root / "bd"),
-             "--exec-root", str(root / "bx"), "--nats-port", "0"],
-            capture_output=True, text=True, timeout=120,
-        )
-        if up.returncode:
-            raise RuntimeError(up.stderr)
-        benv = {**os.environ, "DOCKER_HOST": f"unix://{sock}"}
-        wait_healthy(berth, root / "bx")
-        try:
+        with berth_engine(root / "b") as benv:
             cold = [timed(["docker", "pull", "-q", ref], benv)]
             warm = []
             for _ in range(args.reps):
                 subprocess.run(["docker", "rmi", ref], env=benv, capture_output=True, timeout=120)
                 warm.append(timed(["docker", "pull", "-q", ref], benv))
             rows += [("berth cold (empty proxy cache)", cold), ("berth warm (proxy cache hit, after rmi)", warm)]
-        finally:
-            subprocess.run([*berth, "down", "--exec-root", str(root / "bx")], capture_output=True, timeout=120)
-
         # dockerd, straight from the registry
-        dockerd = shutil.which("dockerd")
-        if dockerd:
-            dsock = root / "dockerd.sock"
-            proc = subprocess.Popen(
-                [dockerd, "-H", f"unix://{dsock}", "--data-root", str(root / "dd"), "--exec-root", str(root / "dx"),
-                 "--pidfile", str(root / "d.pid"), "--iptables=false", "--bridge=none"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
-            denv = {**os.environ, "DOCKER_HOST": f"unix://{dsock}"}
-            try:
-                deadline = time.monotonic() + 60
-                while subprocess.run(["docker", "version"], env=denv, capture_output=True).returncode:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("dockerd did not start")
-                    time.sleep(0.3)
-                times = []
-                for _ in range(args.reps + 1):
-                    times.append(timed(["docker", "pull", "-q", ref], denv))
-                    subprocess.run(["docker", "rmi", ref], env=denv, capture_output=True, timeout=120)
-                rows += [("dockerd (from the registry, first)", times[:1]), ("dockerd (again, after rmi)", times[1:])]
-            finally:
-                proc.terminate()
-                proc.wait(timeout=60)
-                subprocess.run(["umount", "-R", str(root / "dd")], capture_output=True)
+        with dockerd_engine(root / "d") as denv:
+            times = []
+            for _ in range(args.reps + 1):
+                times.append(timed(["docker", "pull", "-q", ref], denv))
+                subprocess.run(["docker", "rmi", ref], env=denv, capture_output=True, timeout=120)
+            rows += [("dockerd (from the registry, first)", times[:1]), ("dockerd (again, after rmi)", times[1:])]
     print(f"\n| pull of a {args.mb} MB three-layer image | median s | runs |\n|---|---|---|")
     for name, values in rows:
         print(f"| {name} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} |")

@@ -33,6 +33,7 @@ def test_up_defaults() -> None:
         "berth_lifecycle",
         "berth_agent",
         "berth_registry_proxy",
+        "berth_builder",
         "berth_gateway",
     ]
 

@@ -27,6 +27,8 @@ def has_main(module: str) -> bool:
 
 def test_real_services_status_and_down(roots: Any) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("BERTH_SUPERVISE", "OTEL_EXPORTER_OTLP_ENDPOINT")}
+    proxy_port = _free_port()
+    env["BERTH_REGISTRY_PROXY_LISTEN"] = f"127.0.0.1:{proxy_port}"  # bound by the supervisor
     # Foreground, so the test does not depend on the gateway answering /_ping.
     log_path = roots.base / "up.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
@@ -57,6 +59,8 @@ def test_real_services_status_and_down(roots: Any) -> None:
                 tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
                 assert s["healthy"], f"{s['name']} exists but is not healthy: {s}\n{tail}"
                 assert s["answered_pid"] == s["pid"]
+        if "berth-registry-proxy" in expected:
+            assert _registry_proxy_answers(proxy_port)
         pids = [s["pid"] for s in report["services"] if s["pid"]] + [report["nats"]["pid"]]
         res = roots.berth("down", "--exec-root", str(roots.exec_root), env=env, timeout=60)
         assert res.returncode == 0, res.stderr
@@ -72,3 +76,24 @@ def test_real_services_status_and_down(roots: Any) -> None:
                 proc.kill()
                 proc.wait(timeout=10)
         log.close()
+
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _registry_proxy_answers(port: int) -> bool:
+    """The proxy serves on the socket the supervisor bound and handed to it."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=10) as res:
+            return bool(res.status == 200)
+    except urllib.error.HTTPError as exc:
+        return exc.code in (200, 401)

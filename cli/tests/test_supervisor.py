@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from berth_cli import procs
+from berth_kit.busauth import CREDS_ENV, SERVER_CONFIG, creds_path
+from berth_kit.testing import anonymous_nats_answer, nats_server
 
 NAMES = ["berth-engine", "berth-lifecycle", "berth-runtime-agent", "berth-api-gateway"]
 
@@ -289,3 +293,97 @@ def test_without_the_forkserver_each_service_is_its_own_interpreter(
             assert f.read().split(b"\0")[1:3] == [b"-m", s["module"].encode()]
     res = roots.berth("down", "--exec-root", str(roots.exec_root), env=env, timeout=60)
     assert res.returncode == 0, res.stderr
+
+
+# --- the bus: generated credentials, one per service, and an external NATS -------------------
+
+
+def test_up_generates_private_credentials_one_per_service(roots: Any, fake_env: dict[str, str]) -> None:
+    res = up_d(roots, fake_env)
+    assert res.returncode == 0, res.stderr
+    report = wait_for(lambda: (r := status(roots, fake_env))["healthy"] and r, 30, "healthy")
+    bus = roots.data_root / "nats"
+    assert stat.S_IMODE(bus.stat().st_mode) == 0o700
+    assert stat.S_IMODE((bus / SERVER_CONFIG).stat().st_mode) == 0o600
+    log = (roots.exec_root / "berth.log").read_text()
+    for name in by_name(report):
+        assert stat.S_IMODE(creds_path(bus, name).stat().st_mode) == 0o600
+        assert f"{name}: connected to NATS as {name}" in log  # each with its own identity
+    answer = anonymous_nats_answer(report["nats"]["url"])
+    assert "-ERR 'Authorization Violation'" in answer and "PONG" not in answer
+    log = wait_for(
+        lambda: (t := (roots.exec_root / "berth.log").read_text()) and "authentication error" in t and t,
+        10,
+        "nats-server's refusal in berth's log",
+    )
+
+
+def test_each_service_gets_only_its_own_credentials_path(roots: Any) -> None:
+    from berth_cli.config import SERVICES, build_parser, up_config
+    from berth_cli.supervisor import own_env, service_env
+
+    cfg = up_config(build_parser().parse_args(["up", "--data-root", str(roots.data_root)]))
+    env, listening = service_env(cfg, "nats://127.0.0.1:4222")
+    for sock in listening.values():
+        sock.close()
+    assert cfg.bus_dir is not None
+    for spec in SERVICES:
+        mine = own_env(env, cfg.bus_dir, spec.name)
+        assert mine[CREDS_ENV] == str(creds_path(cfg.bus_dir, spec.name))
+        assert [k for k, v in mine.items() if str(cfg.bus_dir) in v] == [CREDS_ENV]
+
+
+def test_external_nats_with_nats_creds(roots: Any, fake_env: dict[str, str], tmp_path: Path) -> None:
+    bus = tmp_path / "bus"
+    res = roots.berth("bus-init", str(bus), env=fake_env, timeout=30)
+    assert res.returncode == 0, res.stderr
+    with nats_server(config=bus / SERVER_CONFIG) as url:
+        answer = anonymous_nats_answer(url)
+        assert "-ERR 'Authorization Violation'" in answer and "PONG" not in answer
+        res = up_d(roots, fake_env, "--nats-url", url, "--nats-creds", str(bus))
+        assert res.returncode == 0, res.stderr
+        report = wait_for(lambda: (r := status(roots, fake_env))["healthy"] and r, 30, "healthy")
+        log = (roots.exec_root / "berth.log").read_text()
+        for name in by_name(report):
+            assert f"{name}: connected to NATS as {name}" in log
+        roots.berth("down", "--exec-root", str(roots.exec_root), env=fake_env, timeout=60)
+
+
+def test_external_nats_without_creds_says_what_happens(
+    roots: Any, fake_env: dict[str, str], tmp_path: Path
+) -> None:
+    bus = tmp_path / "bus"
+    roots.berth("bus-init", str(bus), env=fake_env, timeout=30)
+    with nats_server(config=bus / SERVER_CONFIG) as url:
+        res = roots.berth(
+            "up", "-d", "-H", roots.sock, "--exec-root", str(roots.exec_root),
+            "--data-root", str(roots.data_root), "--nats-url", url, "--ready-timeout", "4",
+            env=fake_env, timeout=60,
+        )  # fmt: skip
+        assert res.returncode == 1
+        log = (roots.exec_root / "berth.log").read_text()
+        assert "--nats-url without --nats-creds" in log
+        assert "berth-engine: NATS refused: nats: 'Authorization Violation'" in log, log
+
+
+def test_nats_creds_that_are_not_there_are_refused(roots: Any, fake_env: dict[str, str], tmp_path: Path) -> None:
+    res = up_d(roots, fake_env, "--nats-url", "nats://127.0.0.1:1", "--nats-creds", str(tmp_path))
+    assert res.returncode == 1
+    assert "--nats-creds: cannot read NATS credentials" in res.stderr + res.stdout
+
+
+def test_nats_creds_needs_nats_url(roots: Any, fake_env: dict[str, str], tmp_path: Path) -> None:
+    res = up_d(roots, fake_env, "--nats-creds", str(tmp_path))
+    assert res.returncode == 2
+    assert "--nats-creds needs --nats-url" in res.stderr
+
+
+def test_bus_init_keeps_existing_credentials(roots: Any, fake_env: dict[str, str], tmp_path: Path) -> None:
+    bus = tmp_path / "bus"
+    roots.berth("bus-init", str(bus), env=fake_env, timeout=30)
+    before = creds_path(bus, "berth-engine").read_text()
+    res = roots.berth("bus-init", str(bus), "--line", "port: 4333", env=fake_env, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert creds_path(bus, "berth-engine").read_text() == before
+    assert json.loads(before)["user"] == "berth-engine"
+    assert "port: 4333" in (bus / SERVER_CONFIG).read_text().splitlines()

@@ -8,6 +8,7 @@ Dockerfile (through compose.yaml + compose.ci.yaml) and CI stand-ins for nats an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +35,7 @@ BASE_PACKAGES = (
     "python3", "python3-venv", "runc", "netavark", "aardvark-dns", "iptables",
     "golang-github-containers-common",  # the seccomp profile the agent applies
 )
-SERVICES = ("engine", "lifecycle", "runtime-agent", "api-gateway", "registry-proxy")
+SERVICES = ("engine", "lifecycle", "runtime-agent", "api-gateway", "registry-proxy", "builder")
 
 
 class Unavailable(Exception):
@@ -150,6 +152,21 @@ class Dockerd:
             for br in mine & _bridges():
                 _run(["ip", "link", "delete", br], 10)
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_dockerd() -> Iterator[Dockerd]:
+    """A started Dockerd, stopped (roots removed) after; the test skips when none can start."""
+    import pytest
+
+    try:
+        d = Dockerd.start()
+    except Unavailable as exc:
+        pytest.skip(f"no Docker engine can be started here: {exc}")
+    try:
+        yield d
+    finally:
+        d.stop()
 
 
 def _free_pool() -> str:
@@ -313,7 +330,9 @@ def compose(
     *args: str,
     timeout: float = 300,
     project: str = "berthci",
+    files: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
+    """docker-compose with compose.yaml, the CI override and `files` (more -f FILE)."""
     full = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/root"),
@@ -328,6 +347,7 @@ def compose(
             str(REPO / "compose.yaml"),
             "-f",
             str(HERE / "compose.ci.yaml"),
+            *files,
             *args,
         ],
         timeout,

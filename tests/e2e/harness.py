@@ -171,8 +171,13 @@ class Berth:
         input: str | None = None,
         timeout: float = 60,
         host: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        env = {**self.client_env(), "DOCKER_HOST": host or self.docker_host}
+        env = {
+            **self.client_env(),
+            "DOCKER_HOST": host or self.docker_host,
+            **(extra_env or {}),  # e.g. DOCKER_TLS_VERIFY, DOCKER_CERT_PATH
+        }
         try:
             return subprocess.run(
                 ["docker", *args],

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import unittest.mock
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -23,8 +24,9 @@ from typing import Any
 
 import docker
 import pytest
-from berth_kit.testing import free_port
-from containerised import Dockerd, Images, Unavailable, build_images, compose
+import tlscerts
+from berth_kit.testing import ANONYMOUS_NATS_PROBE, free_port
+from containerised import REPO, Dockerd, Images, build_images, compose, scratch_dockerd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -40,8 +42,9 @@ HEALTHY_TIMEOUT = 120.0
 
 @dataclass
 class Suite:
-    api: str  # tcp://127.0.0.1:PORT
+    api: str  # tcp://127.0.0.1:PORT, TLS with client certificates (ops/compose.tls.yaml)
     spans_url: str  # the OTLP stand-in's JSON view of what it received
+    certs: Path  # the client's DOCKER_CERT_PATH: ca.pem, cert.pem, key.pem
 
     def spans(self) -> list[dict[str, Any]]:
         with urllib.request.urlopen(self.spans_url, timeout=10) as r:
@@ -50,14 +53,34 @@ class Suite:
 
 @pytest.fixture(scope="module")
 def dockerd() -> Iterator[Dockerd]:
-    try:
-        d = Dockerd.start()
-    except Unavailable as exc:
-        pytest.skip(f"no Docker engine can be started here: {exc}")
-    try:
+    with scratch_dockerd() as d:
         yield d
-    finally:
-        d.stop()
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    server: Path  # ca.pem, server-cert.pem, server-key.pem (ops/compose.tls.yaml's BERTH_TLS_DIR)
+    client: Path  # ca.pem, cert.pem, key.pem
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    """ops/README.md's recipe, with openssl: the gateway's key readable by its user (uid 10000)."""
+    d = tmp_path_factory.mktemp("tls")
+    ca = tlscerts.make_ca(d / "ca", "ca")
+    server = tlscerts.issue(ca, d / "ca", "server", server=True)
+    client = tlscerts.issue(ca, d / "ca", "client", server=False)
+    server_dir = d / "server"
+    server_dir.mkdir()
+    for src, name in (
+        (ca.cert, "ca.pem"),
+        (server.cert, "server-cert.pem"),
+        (server.key, "server-key.pem"),
+    ):
+        (server_dir / name).write_bytes(src.read_bytes())
+    os.chown(server_dir / "server-key.pem", 10000, 10000)
+    (server_dir / "server-key.pem").chmod(0o400)
+    return TLSFiles(server_dir, tlscerts.docker_cert_dir(d / "client", ca, client))
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +116,14 @@ def _wait_healthy(client: docker.DockerClient, ids: list[str], timeout: float) -
 
 
 def _docker(
-    api: str, config: Path, *args: str, timeout: float = 60
+    suite: Suite, config: Path, *args: str, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/root"),
-        "DOCKER_HOST": api,
+        "DOCKER_HOST": suite.api,
+        "DOCKER_TLS_VERIFY": "1",
+        "DOCKER_CERT_PATH": str(suite.certs),
         "DOCKER_CONFIG": str(config),
     }
     return subprocess.run(
@@ -125,19 +150,29 @@ def smoke(suite: Suite, tmp: Path) -> None:
     config.mkdir(exist_ok=True)
     tar = tmp / "busybox.tar"
     tar.write_bytes(testimages.busybox_rootfs_tar())
-    res = _docker(suite.api, config, "import", str(tar), "busybox:latest", timeout=120)
+    res = _docker(suite, config, "import", str(tar), "busybox:latest", timeout=120)
     assert res.returncode == 0, res.stderr
 
     before = {s["span_id"] for s in suite.spans()}
     name = f"smoke-{uuid.uuid4().hex[:8]}"
-    res = _docker(suite.api, config, "run", "--rm", "--name", name, "busybox", "echo", "hi")
+    res = _docker(suite, config, "run", "--rm", "--name", name, "busybox", "echo", "hi")
     assert (res.returncode, res.stdout) == (0, "hi\n"), res.stderr
     res = _docker(
-        suite.api, config, "run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"
+        suite, config, "run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"
     )
     assert (res.returncode, res.stdout, res.stderr) == (3, "out\n", "err\n")
 
-    client = docker.DockerClient(base_url=suite.api, timeout=60)
+    tls = docker.tls.TLSConfig(
+        client_cert=(str(suite.certs / "cert.pem"), str(suite.certs / "key.pem")),
+        ca_cert=str(suite.certs / "ca.pem"),
+        verify=True,
+    )
+    # requests would let REQUESTS_CA_BUNDLE replace the CA above (psf/requests#3829).
+    with unittest.mock.patch.dict(os.environ):
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            os.environ.pop(name, None)
+        client = docker.DockerClient(base_url=suite.api, tls=tls, timeout=60)
+    client.api.trust_env = False
     try:
         assert (
             client.containers.run("busybox", ["echo", "from docker-py"], remove=True)
@@ -186,7 +221,11 @@ def loopback(c: Any, port: int) -> Any:
 
 
 def test_testcontainers_suite(
-    dockerd: Dockerd, images: Images, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dockerd: Dockerd,
+    images: Images,
+    tls_files: TLSFiles,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from testcontainers.core.config import testcontainers_config
     from testcontainers.core.container import DockerContainer
@@ -268,23 +307,44 @@ def test_testcontainers_suite(
                         security_opt=["seccomp=unconfined", "apparmor=unconfined"],
                     )
                 ),
-                stack.enter_context(loopback(berth("api-gateway"), 2375)),
+                stack.enter_context(
+                    loopback(
+                        berth("api-gateway")
+                        .with_volume_mapping(str(tls_files.server), "/etc/berth/tls", "ro")
+                        .with_env("BERTH_HOSTS", "unix:///run/berth/docker.sock,tcp://0.0.0.0:2376")
+                        .with_env("BERTH_TLSVERIFY", "1")
+                        .with_env("BERTH_TLSCACERT", "/etc/berth/tls/ca.pem")
+                        .with_env("BERTH_TLSCERT", "/etc/berth/tls/server-cert.pem")
+                        .with_env("BERTH_TLSKEY", "/etc/berth/tls/server-key.pem"),
+                        2376,
+                    )
+                ),
             ]
             _wait_healthy(client, [c.get_wrapped_container().id for c in started], HEALTHY_TIMEOUT)
             api_port = client.containers.get(started[-1].get_wrapped_container().id).ports[
-                "2375/tcp"
+                "2376/tcp"
             ][0]["HostPort"]
             ui_port = client.containers.get(otlp.get_wrapped_container().id).ports["16686/tcp"][0][
                 "HostPort"
             ]
-            smoke(
-                Suite(f"tcp://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}/spans"), tmp_path
+            suite = Suite(
+                f"tcp://127.0.0.1:{api_port}",
+                f"http://127.0.0.1:{ui_port}/spans",
+                tls_files.client,
             )
+            smoke(suite, tmp_path)
     finally:
         data.remove(force=True)
 
 
 # --- docker-compose ------------------------------------------------------------------------------
+
+
+def _assert_bus_locked(nats: Any) -> None:
+    """Inside the compose network's NATS container: a client without credentials is refused."""
+    code, out = nats.exec_run(["python3", "-c", ANONYMOUS_NATS_PROBE, "127.0.0.1", "4222"])
+    text = out.decode(errors="replace")
+    assert code == 0 and "Authorization Violation" in text and "PONG" not in text, text
 
 
 def test_compose_config_is_valid() -> None:
@@ -302,32 +362,47 @@ def test_compose_config_is_valid() -> None:
     assert res.returncode == 0, res.stderr
 
 
-def test_compose_suite(dockerd: Dockerd, images: Images, tmp_path: Path) -> None:
+def test_compose_suite(
+    dockerd: Dockerd, images: Images, tls_files: TLSFiles, tmp_path: Path
+) -> None:
+    """compose.yaml with ops/compose.tls.yaml: the API published with TLS only."""
     env = {
         **images.compose_env(),
         "BERTH_API_PORT": str(free_port()),
+        "BERTH_TLS_DIR": str(tls_files.server),
         "BERTH_JAEGER_UI_PORT": str(free_port()),
-        "BERTH_REGISTRY_PROXY_PORT": str(free_port()),
     }
+    tls = ("-f", str(REPO / "ops" / "compose.tls.yaml"))
     try:
-        res = compose(dockerd, env, "up", "-d", "--no-build", timeout=300)
+        res = compose(dockerd, env, "up", "-d", "--no-build", timeout=300, files=tls)
         assert res.returncode == 0, f"docker-compose up failed:\n{res.stdout}\n{res.stderr}"
         client = dockerd.client()
-        ids = [
-            c.id
+        by_service = {
+            c.labels["com.docker.compose.service"]: c
             for c in client.containers.list(
                 all=True, filters={"label": "com.docker.compose.project=berthci"}
             )
-        ]
-        assert len(ids) == 7, f"expected 7 compose containers, got {len(ids)}"
-        _wait_healthy(client, ids, HEALTHY_TIMEOUT)
-        smoke(
-            Suite(
-                f"tcp://127.0.0.1:{env['BERTH_API_PORT']}",
-                f"http://127.0.0.1:{env['BERTH_JAEGER_UI_PORT']}/spans",
-            ),
-            tmp_path,
+        }
+        assert len(by_service) == 8, f"expected 8 compose containers, got {sorted(by_service)}"
+        # bus-init ran once and wrote the bus credentials; the others stay up.
+        init = by_service.pop("bus-init")
+        assert init.wait(timeout=60)["StatusCode"] == 0, init.logs().decode(errors="replace")
+        _wait_healthy(client, [c.id for c in by_service.values()], HEALTHY_TIMEOUT)
+        _assert_bus_locked(by_service["nats"])
+        suite = Suite(
+            f"tcp://127.0.0.1:{env['BERTH_API_PORT']}",
+            f"http://127.0.0.1:{env['BERTH_JAEGER_UI_PORT']}/spans",
+            tls_files.client,
         )
+        smoke(suite, tmp_path)
+        # Nothing else is published: the API (TLS) and Jaeger's UI are the only host ports.
+        published = {
+            p[0]["HostPort"]
+            for c in client.containers.list(filters={"label": "com.docker.compose.project=berthci"})
+            for p in (c.ports or {}).values()
+            if p
+        }
+        assert published == {env["BERTH_API_PORT"], env["BERTH_JAEGER_UI_PORT"]}
     finally:
-        res = compose(dockerd, env, "down", "-v", "--timeout", "20", timeout=180)
+        res = compose(dockerd, env, "down", "-v", "--timeout", "20", timeout=180, files=tls)
         assert res.returncode == 0, f"docker-compose down -v failed:\n{res.stdout}\n{res.stderr}"

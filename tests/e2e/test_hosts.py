@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
@@ -62,3 +63,15 @@ def test_unix_and_tcp_hosts(tcp_berth: Berth) -> None:
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip()
         assert b.docker("ps", host=host).returncode == 0
+
+
+def test_plain_tcp_is_warned_about_in_info(tcp_berth: Berth) -> None:
+    """dockerd's /info warning for a TCP host without TLS (loopback: served, with a warning)."""
+    b = tcp_berth
+    out = b.docker("info", "--format", "{{json .Warnings}}")
+    assert out.returncode == 0, out.stderr
+    addr = b.extra_hosts[0][len("tcp://") :]
+    [warning] = json.loads(out.stdout)
+    assert warning.startswith(
+        f"[DEPRECATION NOTICE]: API is accessible on http://{addr} without encryption."
+    )

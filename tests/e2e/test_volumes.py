@@ -171,6 +171,41 @@ def test_bind_target_symlink_stays_inside_rootfs(
         berth.docker("rmi", image)
 
 
+def test_copy_up_recreates_device_nodes_and_fifos(berth: Berth) -> None:
+    """An image's device node and FIFO under a volume's target are recreated in the volume
+    (mknod, as moby's copy), not read: before, the FIFO hung the agent's copy for good (and a
+    `c 1:5` filled the disk: the unit test in runtime-agent covers that one)."""
+    from berth_lifecycle import testimages
+
+    raw = io.BytesIO(testimages.busybox_rootfs_tar())
+    out = io.BytesIO()
+    with tarfile.open(fileobj=raw) as src, tarfile.open(fileobj=out, mode="w") as dst:
+        for member in src.getmembers():
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        for name, kind, mode in [("data", tarfile.DIRTYPE, 0o755), ("data/null", tarfile.CHRTYPE, 0o666),
+                                 ("data/fifo", tarfile.FIFOTYPE, 0o640)]:  # fmt: skip
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.devmajor, info.devminor = kind, mode, 1, 3
+            dst.addfile(info)
+    ref = f"special-files:{uuid.uuid4().hex[:8]}"
+    tar = berth.base / f"{ref.replace(':', '_')}.tar"
+    tar.write_bytes(out.getvalue())
+    berth.docker_ok("import", str(tar), ref, timeout=120)
+    vol = _name("special")
+    try:
+        listing = berth.docker_ok(
+            "run", "--rm", "-v", f"{vol}:/data", ref, "stat", "-c", "%n %F %t:%T %a", "/data/null", "/data/fifo",
+            timeout=60,
+        )  # fmt: skip
+        assert listing.splitlines() == [
+            "/data/null character special file 1:3 666",
+            "/data/fifo fifo 0:0 640",
+        ], listing
+    finally:
+        berth.docker("volume", "rm", "-f", vol)
+        berth.docker("rmi", ref)
+
+
 def test_docker_cp_both_ways(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
     vol = _name("cpvol")
     ctr = _name("cp")

@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
             return commands.up(up_config(ns))
         if ns.command == "down":
             return commands.down(Path(ns.exec_root).absolute(), ns.timeout)
+        if ns.command == "bus-init":
+            return commands.bus_init(Path(ns.dir).absolute(), tuple(ns.line))
         if ns.command == "status":
             return commands.status(Path(ns.exec_root).absolute(), ns.json)
     except (UsageError, ValueError) as exc:

@@ -54,10 +54,12 @@ class Child:
         *,
         stop_grace: float = STOP_GRACE,
         launch: Launch | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
-        """argv/env start a new process; launch, when given, starts it some other way (the
-        forkserver) and may raise OSError or LaunchError."""
+        """argv/env start a new process (inheriting pass_fds); launch, when given, starts it
+        some other way (the forkserver) and may raise OSError or LaunchError."""
         self.state = state
+        self._pass_fds = pass_fds
         self._launch = launch
         self._argv = argv
         self._env = env
@@ -121,6 +123,7 @@ class Child:
             stdout=None,  # inherit: the terminal, or berth.log when detached
             stderr=None,
             start_new_session=True,
+            pass_fds=self._pass_fds,
         )
 
     async def _run_once(self) -> None:

@@ -59,6 +59,17 @@ def down(exec_root: Path, timeout: float) -> int:
     return 0
 
 
+def bus_init(bus_dir: Path, settings: tuple[str, ...]) -> int:
+    """Credentials for every bus identity (kept if present) and a nats-server config from the
+    permission table: for an external NATS (--nats-url ... --nats-creds DIR)."""
+    from berth_kit.busauth import write_bus_dir
+
+    config = write_bus_dir(bus_dir, settings)
+    print(f"wrote {config} (include its authorization block in your nats-server configuration)")
+    print(f"then: berth up --nats-url nats://HOST:PORT --nats-creds {bus_dir}")
+    return 0
+
+
 def status(exec_root: Path, as_json: bool) -> int:
     state = read_state(exec_root / STATE_FILE)
     if state is None or not procs.alive(state.supervisor_pid, state.supervisor_start_ticks):

@@ -7,9 +7,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Standard library only (the CLI's import stays light); the rules live with the gateway.
+from berth_gateway.apitls import TLSConfigError, TLSSettings, check_plain_tcp, server_context
+
 DEFAULT_DATA_ROOT = "/var/lib/berth"
 DEFAULT_EXEC_ROOT = "/run/berth"
 DEFAULT_HOST = "unix:///run/berth/docker.sock"
+DEFAULT_TLS_HOST = "tcp://localhost:2376"
 DEFAULT_NATS_PORT = 4222
 STATE_FILE = "berth.json"
 LOG_FILE = "berth.log"
@@ -31,6 +35,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("berth-lifecycle", "berth_lifecycle"),
     ServiceSpec("berth-runtime-agent", "berth_agent"),
     ServiceSpec("berth-registry-proxy", "berth_registry_proxy"),
+    ServiceSpec("berth-builder", "berth_builder"),
     ServiceSpec("berth-api-gateway", "berth_gateway"),
 )
 
@@ -63,13 +68,22 @@ class UpConfig:
     exec_root: Path
     nats_port: int
     nats_url: str  # empty: run the embedded nats-server
+    nats_creds: Path | None  # with nats_url: a bus directory of credentials (berth bus-init)
     ready_timeout: float
     daemonized: bool = False  # set on the re-executed background supervisor
     services: tuple[ServiceSpec, ...] = field(default=SERVICES)
+    tls: TLSSettings = field(default_factory=TLSSettings)  # dockerd's --tls* as given
+    allow_origins: tuple[str, ...] = ()
 
     @property
     def state_path(self) -> Path:
         return self.exec_root / STATE_FILE
+
+    @property
+    def bus_dir(self) -> Path | None:
+        """Where each identity's credentials are: the embedded server's are generated in
+        <data-root>/nats; an external NATS's are given with --nats-creds (or none)."""
+        return self.nats_creds if self.nats_url else self.data_root / "nats"
 
     @property
     def log_path(self) -> Path:
@@ -78,6 +92,30 @@ class UpConfig:
     @property
     def docker_host(self) -> str:
         return self.hosts[0]
+
+    @property
+    def api_tls(self) -> str:
+        """How the first -H speaks: "" plain, "tls", or "verify" (client certificates)."""
+        return self.tls.mode if self.docker_host.startswith("tcp://") else ""
+
+
+def default_cert_path() -> Path:
+    """dockerd's default place for its TLS files: $DOCKER_CERT_PATH, else $DOCKER_CONFIG,
+    else ~/.docker (moby daemon/command/options.go)."""
+    return Path(
+        os.environ.get("DOCKER_CERT_PATH")
+        or os.environ.get("DOCKER_CONFIG")
+        or Path.home() / ".docker"
+    )
+
+
+def parse_bool(value: str) -> bool:
+    """Go's strconv.ParseBool, which dockerd's --tls=VALUE uses."""
+    if value in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if value in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
 
 
 def validate_host(host: str) -> str:
@@ -124,10 +162,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--nats-url", default="", help="use this NATS instead of an embedded one")
     up.add_argument(
+        "--nats-creds",
+        default="",
+        metavar="DIR",
+        help="with --nats-url: the bus directory (`berth bus-init DIR`) with each service's"
+        " credentials; without it the services connect unauthenticated",
+    )
+    up.add_argument(
         "--ready-timeout",
         type=float,
         default=60.0,
         help="with -d: seconds to wait for the API to answer /_ping",
+    )
+    certs = default_cert_path()
+    for flag, help_text in (
+        ("--tls", "use TLS on the tcp:// hosts; implied by --tlsverify"),
+        ("--tlsverify", "use TLS and verify the remote (clients need a certificate from the CA)"),
+    ):
+        up.add_argument(
+            flag,
+            nargs="?",
+            const=True,
+            default=None,
+            type=parse_bool,
+            metavar="BOOL",
+            help=help_text,
+        )
+    up.add_argument(
+        "--tlscacert",
+        default=str(certs / "ca.pem"),
+        metavar="PATH",
+        help="trust certs signed only by this CA",
+    )
+    up.add_argument(
+        "--tlscert",
+        default=str(certs / "cert.pem"),
+        metavar="PATH",
+        help="path to TLS certificate file",
+    )
+    up.add_argument(
+        "--tlskey", default=str(certs / "key.pem"), metavar="PATH", help="path to TLS key file"
+    )
+    up.add_argument(
+        "--api-allow-origin",
+        action="append",
+        dest="allow_origins",
+        default=None,
+        metavar="ORIGIN",
+        help="let requests from this browser origin in (refused by default); repeatable, * for any",
     )
     # Internal: marks the background supervisor that `up -d` re-executes.
     up.add_argument("--daemonized", action="store_true", help=argparse.SUPPRESS)
@@ -135,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="stop a running berth")
     down.add_argument("--exec-root", default=DEFAULT_EXEC_ROOT)
     down.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the stop")
+
+    bus = sub.add_parser(
+        "bus-init",
+        help="write NATS credentials and a nats-server config (for --nats-url, compose)",
+    )
+    bus.add_argument("dir", help="bus directory: DIR/nats.conf and DIR/<service>/bus.creds")
+    bus.add_argument(
+        "--line",
+        action="append",
+        default=[],
+        metavar="SETTING",
+        help="a line put at the top of nats.conf, e.g. 'port: 4222'; repeatable",
+    )
 
     status = sub.add_parser("status", help="show the services, their pids and health")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -145,19 +240,62 @@ def build_parser() -> argparse.ArgumentParser:
 def up_config(ns: argparse.Namespace) -> UpConfig:
     exec_root = Path(ns.exec_root).absolute()
     # Like dockerd, the default socket does not follow --exec-root: give -H to run two berths.
-    hosts = tuple(validate_host(h) for h in (ns.hosts or [DEFAULT_HOST]))
+    tls_given = ns.tls is True or ns.tlsverify is not None
+    # dockerd: with --tls or --tlsverify and no -H, the default host is tcp://localhost:2376.
+    default = DEFAULT_TLS_HOST if tls_given else DEFAULT_HOST
+    hosts = tuple(validate_host(h) for h in (ns.hosts or [default]))
     if not 0 <= ns.nats_port < 65536:
         raise UsageError(f"invalid --nats-port {ns.nats_port}")
     if ns.nats_url and not ns.nats_url.startswith(("nats://", "tls://")):
         raise UsageError(f"invalid --nats-url {ns.nats_url!r}: expected nats://HOST:PORT")
+    if ns.nats_creds and not ns.nats_url:
+        raise UsageError("--nats-creds needs --nats-url (the embedded server's are generated)")
+    tls = TLSSettings(
+        tls=ns.tls,
+        verify=ns.tlsverify,
+        cacert=str(Path(ns.tlscacert).absolute()),
+        cert=str(Path(ns.tlscert).absolute()),
+        key=str(Path(ns.tlskey).absolute()),
+    )
+    check_tls(hosts, tls)
     return UpConfig(
+        tls=tls,
+        allow_origins=tuple(ns.allow_origins or ()),
         detach=ns.detach,
         hosts=hosts,
         data_root=Path(ns.data_root).absolute(),
         exec_root=exec_root,
         nats_port=ns.nats_port,
         nats_url=ns.nats_url,
+        nats_creds=Path(ns.nats_creds).absolute() if ns.nats_creds else None,
         ready_timeout=ns.ready_timeout,
         daemonized=ns.daemonized,
         services=services_from_env(),
     )
+
+
+def check_tls(hosts: tuple[str, ...], settings: TLSSettings) -> None:
+    """dockerd's refusals, before anything starts: plain TCP on a non-loopback address without
+    an explicit --tls=false/--tlsverify=false, and TLS files that cannot be used. The gateway
+    owns the rules (it applies them again when started on its own, in compose)."""
+    tcp = [(h, h[len("tcp://") :].rpartition(":")[0]) for h in hosts if h.startswith("tcp://")]
+    try:
+        check_plain_tcp(tcp, settings)
+        if tcp:
+            server_context(settings)
+    except TLSConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def tls_argv(settings: TLSSettings) -> list[str]:
+    """The flags that give `settings` again (for the re-executed background supervisor)."""
+    out = [
+        f"--tlscacert={settings.cacert}",
+        f"--tlscert={settings.cert}",
+        f"--tlskey={settings.key}",
+    ]
+    if settings.tls is not None:
+        out.append(f"--tls={str(settings.tls).lower()}")
+    if settings.verify is not None:
+        out.append(f"--tlsverify={str(settings.verify).lower()}")
+    return out

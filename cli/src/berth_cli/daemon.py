@@ -10,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+from berth_kit.diskmodes import lock_down_roots
+
 from berth_cli import apiprobe, procs
-from berth_cli.config import LOCK_FILE, UpConfig
+from berth_cli.config import LOCK_FILE, UpConfig, tls_argv
 from berth_cli.state import read_state
 from berth_cli.supervisor import reap_stale
 
@@ -40,6 +42,10 @@ def supervisor_argv(cfg: UpConfig) -> list[str]:
     argv += ["--nats-port", str(cfg.nats_port)]
     if cfg.nats_url:
         argv += ["--nats-url", cfg.nats_url]
+    if cfg.nats_creds is not None:
+        argv += ["--nats-creds", str(cfg.nats_creds)]
+    argv += tls_argv(cfg.tls)
+    argv += [f"--api-allow-origin={origin}" for origin in cfg.allow_origins]
     return argv
 
 
@@ -56,7 +62,7 @@ def log_tail(path: Path, offset: int, lines: int = TAIL_LINES) -> str:
 def start_detached(cfg: UpConfig) -> int:
     """Start the background supervisor; 0 once the API answers /_ping on the first -H and every
     service answers its health Ping."""
-    cfg.exec_root.mkdir(parents=True, exist_ok=True)
+    lock_down_roots(cfg.data_root, cfg.exec_root)
     if lock_is_held(cfg.exec_root):
         old = read_state(cfg.state_path)
         pid = f" (pid {old.supervisor_pid})" if old else ""
@@ -65,7 +71,9 @@ def start_detached(cfg: UpConfig) -> int:
     # Stop what a dead supervisor left behind before anything else: its gateway could still
     # answer /_ping on our socket and make us report a start that has not happened.
     reap_stale(cfg.state_path)
-    with open(cfg.log_path, "ab") as log:
+    fd = os.open(cfg.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # a berth.log made before (0644) too: services log what they get
+    with os.fdopen(fd, "ab") as log:
         offset = log.tell()
         # Its own session: no controlling terminal, and no signal aimed at our process group
         # reaches it. It is reparented when we exit.
@@ -85,11 +93,11 @@ def start_detached(cfg: UpConfig) -> int:
             return 1
         if (
             _is_ours(cfg, proc.pid)
-            and apiprobe.ping(cfg.docker_host, timeout=1.0)
+            and apiprobe.ping(cfg.docker_host, timeout=1.0, tls=cfg.api_tls)
             and _all_services_answer(cfg)
         ):
             print(f"berth is up (pid {proc.pid}). To use it:")
-            print(f"  export DOCKER_HOST={cfg.docker_host}", flush=True)
+            print(apiprobe.use_hint(cfg), flush=True)
             return 0
         if time.monotonic() >= deadline:
             break

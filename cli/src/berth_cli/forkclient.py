@@ -260,8 +260,16 @@ class ForkServer:
             waiter[1].append(int(msg["pid"]) if "pid" in msg else str(msg.get("error", "?")))
             waiter[0].set()
 
-    async def spawn(self, module: str, title: str) -> ForkedProcess:
-        """Fork `python -m module` from the forkserver; raises LaunchError."""
+    async def spawn(
+        self,
+        module: str,
+        title: str,
+        env: dict[str, str] | None = None,
+        fds: Sequence[int] = (),
+    ) -> ForkedProcess:
+        """Fork `python -m module` from the forkserver (with env, default the forkserver's),
+        which hands it `fds` (its listening sockets, numbered in its BERTH_LISTEN_FD);
+        raises LaunchError."""
         with anyio.move_on_after(READY_TIMEOUT):
             await self._ready.wait()
         server = self._server
@@ -271,11 +279,21 @@ class ForkServer:
         req_id = self._next_id
         event, answer = anyio.Event(), []  # type: tuple[anyio.Event, list[int | str]]
         self._pending[req_id] = (event, answer)
-        request = {"id": req_id, "module": module, "title": title, "env": self._env}
+        request = {
+            "id": req_id,
+            "module": module,
+            "title": title,
+            "env": env or self._env,
+            "fds": len(fds),
+        }
         try:
             async with self._lock:  # one request line at a time on the socket
                 try:
-                    await server.stream.send(json.dumps(request).encode() + b"\n")
+                    line = json.dumps(request).encode() + b"\n"
+                    if fds:  # in the same sendmsg as the line's first byte
+                        await server.stream.send_fds(line, fds)
+                    else:
+                        await server.stream.send(line)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
                     raise LaunchError(f"the forkserver is gone: {exc}") from None
             with anyio.move_on_after(SPAWN_TIMEOUT):

@@ -7,7 +7,10 @@ The supervisor forks it from itself before its event loop starts, having importe
 so the supervisor shares those pages too (berth_cli.forkclient.prefork); when that one dies it
 runs `python -m berth_cli.forkserver MODULE...` instead. Either way a socket is its stdin and
 stdout, one JSON object per line:
-  request  {"id": N, "module": "berth_engine", "title": "berth-engine", "env": {...}}
+  request  {"id": N, "module": "berth_engine", "title": "berth-engine", "env": {...}, "fds": K}
+           K (optional): file descriptors sent with the request (SCM_RIGHTS) that the service
+           inherits, their numbers in its BERTH_LISTEN_FD (the listening sockets the supervisor
+           bound for it: no port is picked by one process and bound later by another)
   replies  {"id": N, "pid": P} or {"id": N, "error": MSG}, and later
            {"exited": P, "status": S}  (S as Popen.returncode: negative for a signal)
 
@@ -31,6 +34,7 @@ import os
 import runpy
 import selectors
 import signal
+import socket
 import sys
 import threading
 import traceback
@@ -45,6 +49,10 @@ class Job:
     module: str
     title: str
     env: dict[str, str] | None = field(default=None)
+    fds: tuple[int, ...] = ()
+
+
+LISTEN_FD_ENV = "BERTH_LISTEN_FD"  # the fd number(s) of the listening socket(s) a service inherits
 
 
 def _say(msg: str) -> None:
@@ -107,6 +115,11 @@ def serve() -> Job | None:
     sel.register(0, selectors.EVENT_READ, "stdin")
     sel.register(wake_r, selectors.EVENT_READ, "child")
     buf = b""
+    received: list[int] = []  # fds that came with requests, in order
+    try:
+        control: socket.socket | None = socket.socket(fileno=0)
+    except OSError:  # a pipe (tests): no fds can come with requests
+        control = None
     try:
         while True:
             for key, _ in sel.select():
@@ -115,16 +128,23 @@ def serve() -> Job | None:
                         os.read(wake_r, 4096)
                     _reap()
                     continue
-                chunk = os.read(0, 65536)
+                if control is not None:
+                    chunk, fds, _flags, _addr = socket.recv_fds(control, 65536, 16)
+                    received.extend(fds)
+                else:
+                    chunk = os.read(0, 65536)
                 if not chunk:
                     return None
                 buf += chunk
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
-                    job = _handle(line)
+                    job = _handle(line, received)
                     if job is not None:  # we are the child now
+                        _close(received)  # sent for later requests: not this service's
                         return job
     finally:
+        if control is not None:
+            control.detach()  # fd 0 stays open: it is stdin
         sel.close()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -133,31 +153,52 @@ def serve() -> Job | None:
         os.close(wake_w)
 
 
-def _handle(line: bytes) -> Job | None:
+def _handle(line: bytes, received: list[int]) -> Job | None:
+    """Fork for one request; `received` holds the fds sent so far (this request's first)."""
+    fds: tuple[int, ...] = ()
     try:
         req = json.loads(line)
         env = req.get("env")
+        nfds = int(req.get("fds", 0))
+        fds = tuple(received[:nfds])
+        del received[:nfds]
         job = Job(
             module=str(req["module"]),
             title=str(req.get("title") or req["module"]),
             env={str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else None,
+            fds=fds,
         )
         req_id = req["id"]
     except (ValueError, KeyError, TypeError) as exc:
         _say(f"bad request {line[:200]!r}: {exc}")
+        _close([*fds, *received])  # whose they were is unknown now: no later request gets them
+        received.clear()
+        return None
+    if len(fds) != nfds:
+        _send({"id": req_id, "error": f"{nfds} fds announced, {len(fds)} received"})
+        _close(fds)
         return None
     if threading.active_count() != 1:  # forking a threaded process can copy a held lock
         _send({"id": req_id, "error": "forkserver has threads; refusing to fork"})
+        _close(fds)
         return None
     try:
         pid = os.fork()
     except OSError as exc:
         _send({"id": req_id, "error": f"fork: {exc}"})
+        _close(fds)
         return None
     if pid == 0:
         return job
+    _close(fds)  # the service has its copies; the forkserver keeps none
     _send({"id": req_id, "pid": pid})
     return None
+
+
+def _close(fds: tuple[int, ...] | list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def set_title(title: str) -> None:
@@ -187,6 +228,8 @@ def run_job(job: Job) -> NoReturn:
         if job.env is not None:
             os.environ.clear()
             os.environ.update(job.env)
+        if job.fds:
+            os.environ[LISTEN_FD_ENV] = ",".join(str(fd) for fd in job.fds)
         if os.environ.get("PYTHONUNBUFFERED"):
             sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
         logging.root.handlers.clear()  # the service configures logging as if it were new

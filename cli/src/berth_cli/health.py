@@ -3,14 +3,18 @@ each service answers a Ping on its health subject."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anyio
 import nats
 from berth_contracts import subjects
 from berth_contracts.base import Ping, Pong
+from berth_contracts.buspermissions import STATUS
 from berth_contracts.codec import decode_as, encode
 from berth_contracts.errors import ErrorReply
+from berth_kit.busauth import CredentialsError, creds_path
+from berth_kit.nats_conn import credentials_options
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 
@@ -21,8 +25,12 @@ PING_TIMEOUT = 2.0
 CONNECT_TIMEOUT = 2.0
 
 
-async def ping_services(url: str, expected: dict[str, int]) -> tuple[bool, dict[str, list[int]]]:
+async def ping_services(
+    url: str, expected: dict[str, int], creds_dir: str = ""
+) -> tuple[bool, dict[str, list[int]]]:
     """Ping every service; (nats reachable, {service: pids that answered with a Pong}).
+
+    With a bus directory, as the berth-status identity (it may only ping health subjects).
 
     All Pongs are gathered, not just the first: on a NATS shared with other berths (--nats-url)
     several processes answer on one health subject, and only the one with our pid counts.
@@ -30,15 +38,18 @@ async def ping_services(url: str, expected: dict[str, int]) -> tuple[bool, dict[
     """
     answers: dict[str, list[int]] = {name: [] for name in expected}
     try:
+        creds = str(creds_path(Path(creds_dir), STATUS)) if creds_dir else ""
+        auth = credentials_options(STATUS, creds)
         with anyio.fail_after(CONNECT_TIMEOUT + 1):
             nc = await nats.connect(
                 servers=url.split(","),
                 connect_timeout=CONNECT_TIMEOUT,
                 allow_reconnect=False,
                 max_reconnect_attempts=0,
-                name="berth-status",
+                name=STATUS,
+                **auth,
             )
-    except (OSError, TimeoutError, NatsError):
+    except (OSError, TimeoutError, NatsError, CredentialsError):
         return False, answers
 
     by_subject = {subjects.health(name): name for name in expected}
@@ -96,8 +107,8 @@ def _child(c: ChildState, answered: list[int] | None = None, with_health: bool =
 
 async def collect(state: BerthState) -> dict[str, Any]:
     expected = {s.name: s.pid for s in state.services}
-    nats_ok, pongs = await ping_services(state.nats.url, expected)
-    api_ok = await anyio.to_thread.run_sync(apiprobe.ping, state.docker_host, 2.0)
+    nats_ok, pongs = await ping_services(state.nats.url, expected, state.nats.creds_dir)
+    api_ok = await anyio.to_thread.run_sync(apiprobe.ping, state.docker_host, 2.0, state.api_tls)
     nats_info: dict[str, Any] = {
         "url": state.nats.url,
         "embedded": state.nats.embedded,

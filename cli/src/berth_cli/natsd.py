@@ -28,19 +28,11 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def nats_argv(port: int, store_dir: Path) -> list[str]:
-    # Loopback only: NATS carries every command unauthenticated. JetStream is on for services
-    # that want it; its store lives with the rest of berth's persistent state.
-    return [
-        nats_server_binary(),
-        "-a",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-js",
-        "-sd",
-        str(store_dir),
-    ]
+def nats_argv(port: int, config: Path) -> list[str]:
+    # Loopback only, and every client authenticates: the config (berth_kit.busauth, from the
+    # permission table) has one user per service. No JetStream: no service uses it. The server
+    # logs to stderr (berth's log): refused connections and publishes show up there.
+    return [nats_server_binary(), "-c", str(config), "-a", "127.0.0.1", "-p", str(port)]
 
 
 def reachable(url: str, timeout: float = 0.5) -> bool:

@@ -22,6 +22,9 @@ class NatsState(msgspec.Struct, kw_only=True):
     url: str
     embedded: bool
     process: ChildState | None = None
+    # The bus directory (berth_kit.busauth): `berth status` pings with its berth-status identity.
+    # Empty: an external NATS without --nats-creds, reached without credentials.
+    creds_dir: str = ""
 
 
 class BerthState(msgspec.Struct, kw_only=True):
@@ -32,6 +35,7 @@ class BerthState(msgspec.Struct, kw_only=True):
     exec_root: str
     hosts: list[str]
     docker_host: str
+    api_tls: str = ""  # how docker_host speaks: "" plain, "tls", "verify" (TLSSettings.mode)
     log_file: str = ""
     forkserver_pid: int = 0  # 0: none (BERTH_FORKSERVER=0, or between restarts)
     nats: NatsState
@@ -46,7 +50,9 @@ def write_state(path: Path, state: BerthState) -> None:
     """Write atomically: readers never see half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     data = msgspec.json.format(_encoder.encode(state), indent=2)
-    with open(tmp, "wb") as f:
+    # 0600, as everything private in the roots (it names every service's pid and NATS url).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as f:
         f.write(data + b"\n")
     os.replace(tmp, path)
 

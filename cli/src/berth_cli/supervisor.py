@@ -7,16 +7,29 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
 import anyio
 from anyio.abc import TaskStatus
+from berth_contracts.buspermissions import STATUS
+from berth_kit.busauth import (
+    CREDS_ENV,
+    SERVER_CONFIG,
+    CredentialsError,
+    creds_path,
+    read_credentials,
+    write_bus_dir,
+)
+from berth_kit.diskmodes import lock_down_roots
 
-from berth_cli import apiprobe, natsd, procs
+from berth_cli import apiprobe, listeners, natsd, procs
+from berth_cli.apiprobe import use_hint
 from berth_cli.child import Child, Launch
 from berth_cli.config import LOCK_FILE, UpConfig, UsageError
 from berth_cli.forkclient import ForkedProcess, ForkServer, Preforked
+from berth_cli.forkserver import LISTEN_FD_ENV
 from berth_cli.state import BerthState, ChildState, NatsState, read_state, remove_state, write_state
 
 log = logging.getLogger("berth.supervisor")
@@ -70,10 +83,25 @@ def reap_stale(path: Path) -> None:
     remove_state(path)
 
 
-def service_env(cfg: UpConfig, nats_url: str) -> dict[str, str]:
+API_SECURITY_ENV = (
+    "BERTH_TLS",
+    "BERTH_TLSVERIFY",
+    "BERTH_TLSCACERT",
+    "BERTH_TLSCERT",
+    "BERTH_TLSKEY",
+    "BERTH_API_ALLOW_ORIGINS",
+)
+
+
+REGISTRY_PROXY_MODULE = "berth_registry_proxy"
+
+
+def service_env(cfg: UpConfig, nats_url: str) -> tuple[dict[str, str], dict[str, socket.socket]]:
+    """The services' environment, and the listening sockets bound for them (by module)."""
     from berth_kit.node import default_node  # stdlib only: not berth_kit.service (NATS, OTel)
 
     env = dict(os.environ)  # passes OTEL_* and the like through
+    env.pop(CREDS_ENV, None)  # each service gets its own (own_env), never one from outside
     env.update(
         BERTH_NATS_URL=nats_url,
         BERTH_DATA_ROOT=str(cfg.data_root),
@@ -83,23 +111,67 @@ def service_env(cfg: UpConfig, nats_url: str) -> dict[str, str]:
         # Service logs go to a file when detached: do not let them sit in buffers.
         PYTHONUNBUFFERED="1",
     )
-    registry_proxy_env(env)
-    return env
+    api_security_env(cfg, env)
+    return env, {REGISTRY_PROXY_MODULE: registry_proxy_env(env)}
 
 
-def registry_proxy_env(env: dict[str, str]) -> None:
+def api_security_env(cfg: UpConfig, env: dict[str, str]) -> None:
+    """The gateway's TLS settings and allowed browser origins: only what berth up was given."""
+    for name in API_SECURITY_ENV:
+        env.pop(name, None)
+    env.update(cfg.tls.env())
+    if cfg.allow_origins:
+        env["BERTH_API_ALLOW_ORIGINS"] = ",".join(cfg.allow_origins)
+
+
+def registry_proxy_env(env: dict[str, str]) -> socket.socket:
     """Where registry-proxy listens (a free loopback port unless given) and how lifecycle
-    reaches it; its cache goes under <data-root>/registry-proxy (its own default)."""
-    if not env.get("BERTH_REGISTRY_PROXY_LISTEN"):
-        import socket
-
-        with socket.socket() as s:  # a free port now; nothing else on loopback races us here
-            s.bind(("127.0.0.1", 0))
-            env["BERTH_REGISTRY_PROXY_LISTEN"] = f"127.0.0.1:{s.getsockname()[1]}"
+    reaches it; its cache goes under <data-root>/registry-proxy (its own default).
+    The socket is bound here, once, and inherited by the service (berth_cli.listeners)."""
+    listen = env.get("BERTH_REGISTRY_PROXY_LISTEN") or "127.0.0.1:0"
+    try:
+        sock = listeners.bind_tcp(listen)
+    except OSError as exc:
+        raise PortInUse(
+            f"cannot listen on {listen} for the registry-proxy: {exc.strerror or exc}"
+            " (set BERTH_REGISTRY_PROXY_LISTEN to another HOST:PORT)"
+        ) from None
+    env["BERTH_REGISTRY_PROXY_LISTEN"] = listeners.address(sock)
     if not env.get("BERTH_REGISTRY_PROXY_URL"):
         host, _, port = env["BERTH_REGISTRY_PROXY_LISTEN"].rpartition(":")
         host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
         env["BERTH_REGISTRY_PROXY_URL"] = f"http://{host}:{port}"
+    return sock
+
+
+def own_env(env: dict[str, str], bus_dir: Path | None, identity: str) -> dict[str, str]:
+    """The service environment plus the path of this service's credentials, and no other's."""
+    if bus_dir is None:
+        return env
+    return {**env, CREDS_ENV: str(creds_path(bus_dir, identity))}
+
+
+def prepare_bus(cfg: UpConfig) -> Path | None:
+    """Embedded NATS: credentials (created if missing) and a fresh server config in
+    <data-root>/nats. External: check the given credentials; without any, say what happens."""
+    bus_dir = cfg.bus_dir
+    if not cfg.nats_url:
+        assert bus_dir is not None
+        write_bus_dir(bus_dir)
+        return bus_dir
+    if bus_dir is None:
+        log.warning(
+            "--nats-url without --nats-creds: the services connect to %s without credentials;"
+            " a NATS that requires them refuses every service (see berth bus-init)",
+            cfg.nats_url,
+        )
+        return None
+    for identity in {spec.name for spec in cfg.services} | {STATUS}:
+        try:
+            read_credentials(creds_path(bus_dir, identity))
+        except CredentialsError as exc:
+            raise UsageError(f"--nats-creds: {exc}") from None
+    return bus_dir
 
 
 def forkserver_enabled() -> bool:
@@ -116,6 +188,7 @@ class Supervisor:
         self._services: list[Child] = []
         self._forkserver: ForkServer | None = None
         self._state: BerthState | None = None
+        self._listeners: dict[str, socket.socket] = {}
 
     def _write(self) -> None:
         if self._state is not None:
@@ -123,8 +196,7 @@ class Supervisor:
 
     async def run(self) -> None:
         cfg = self.cfg
-        cfg.exec_root.mkdir(parents=True, exist_ok=True)
-        cfg.data_root.mkdir(parents=True, exist_ok=True)
+        lock_down_roots(cfg.data_root, cfg.exec_root)
         for host in cfg.hosts:  # the gateway binds there; dockerd creates the directory too
             if host.startswith("unix://"):
                 Path(host[len("unix://") :]).parent.mkdir(parents=True, exist_ok=True)
@@ -133,14 +205,18 @@ class Supervisor:
             await anyio.to_thread.run_sync(reap_stale, cfg.state_path)
             await self._supervise()
         finally:
+            for sock in self._listeners.values():
+                sock.close()
             remove_state(cfg.state_path)
             os.close(lock_fd)
 
     async def _supervise(self) -> None:
         cfg = self.cfg
+        bus_dir = await anyio.to_thread.run_sync(prepare_bus, cfg)
+        creds_dir = str(bus_dir) if bus_dir is not None else ""
         if cfg.nats_url:
             nats_url = cfg.nats_url
-            nats = NatsState(url=nats_url, embedded=False)
+            nats = NatsState(url=nats_url, embedded=False, creds_dir=creds_dir)
         else:
             port = natsd.pick_port(cfg.nats_port)
             if natsd.port_in_use(port):
@@ -149,31 +225,42 @@ class Supervisor:
                     " (choose another with --nats-port, 0 for any, or use --nats-url)"
                 )
             nats_url = f"nats://127.0.0.1:{port}"
-            store = cfg.data_root / "nats"
-            store.mkdir(parents=True, exist_ok=True)
-            nats = NatsState(url=nats_url, embedded=True, process=ChildState(name="nats-server"))
+            assert bus_dir is not None
+            nats = NatsState(
+                url=nats_url,
+                embedded=True,
+                process=ChildState(name="nats-server"),
+                creds_dir=creds_dir,
+            )
             assert nats.process is not None
             self._nats_child = Child(
                 nats.process,
-                natsd.nats_argv(port, store),
+                natsd.nats_argv(port, bus_dir / SERVER_CONFIG),
                 dict(os.environ),
                 self._write,
                 stop_grace=NATS_STOP_GRACE,
             )
-        env = service_env(cfg, nats_url)
+        env, self._listeners = service_env(cfg, nats_url)
         if forkserver_enabled():
             modules = [spec.module for spec in cfg.services]
             self._forkserver = ForkServer(modules, env, self._preforked, self._forkserver_changed)
-        self._services = [
-            Child(
-                ChildState(name=spec.name, module=spec.module),
-                [sys.executable, "-m", spec.module],
-                env,
-                self._write,
-                launch=self._forked(spec.module, spec.name),
+        self._services = []
+        for spec in cfg.services:
+            sock = self._listeners.get(spec.module)
+            fds = (sock.fileno(),) if sock is not None else ()
+            child_env = own_env(env, bus_dir, spec.name)
+            if fds:
+                child_env = {**child_env, LISTEN_FD_ENV: str(fds[0])}
+            self._services.append(
+                Child(
+                    ChildState(name=spec.name, module=spec.module),
+                    [sys.executable, "-m", spec.module],
+                    child_env,
+                    self._write,
+                    launch=self._forked(spec.module, spec.name, child_env, fds),
+                    pass_fds=fds,
+                )
             )
-            for spec in cfg.services
-        ]
         self._state = BerthState(
             supervisor_pid=os.getpid(),
             supervisor_start_ticks=procs.start_ticks(os.getpid()),
@@ -181,6 +268,7 @@ class Supervisor:
             exec_root=str(cfg.exec_root),
             hosts=list(cfg.hosts),
             docker_host=cfg.docker_host,
+            api_tls=cfg.api_tls,
             log_file=str(cfg.log_path) if cfg.daemonized else "",
             nats=nats,
             services=[c.state for c in self._services],
@@ -209,13 +297,15 @@ class Supervisor:
             self._state.forkserver_pid = pid
             self._write()
 
-    def _forked(self, module: str, title: str) -> Launch | None:
+    def _forked(
+        self, module: str, title: str, env: dict[str, str], fds: tuple[int, ...] = ()
+    ) -> Launch | None:
         forkserver = self._forkserver
         if forkserver is None:
             return None
 
         async def launch() -> ForkedProcess:
-            return await forkserver.spawn(module, title)
+            return await forkserver.spawn(module, title, env, fds)
 
         return launch
 
@@ -232,11 +322,11 @@ class Supervisor:
     async def _announce_when_ready(self) -> None:
         host = self.cfg.docker_host
         while not self._stop.is_set():
-            if await anyio.to_thread.run_sync(apiprobe.ping, host, 1.0):
+            if await anyio.to_thread.run_sync(apiprobe.ping, host, 1.0, self.cfg.api_tls):
                 log.info("API answers on %s", host)
                 if not self.cfg.daemonized:
                     try:
-                        print(f"berth is up. To use it:\n  export DOCKER_HOST={host}", flush=True)
+                        print(f"berth is up. To use it:\n{use_hint(self.cfg)}", flush=True)
                     except OSError:  # stdout closed (`berth up | head`): not worth dying for
                         pass
                 return

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import anyio
 import pytest
 from berth_contracts.base import Command, Done, Reply
-from berth_contracts.errors import NotFound
+from berth_contracts.errors import InvalidParameter, NotFound
+from berth_contracts.identifiers import Identifier
 from berth_kit.nats_conn import connect
 from berth_kit.rpc import RpcClient, RpcServer
 from berth_kit.testing import nats_server
@@ -92,3 +93,34 @@ def test_no_responders_is_unavailable(nats_url: str) -> None:
         await nc.close()
 
     anyio.run(main)
+
+
+class Named(Command, frozen=True):
+    container_id: Identifier
+
+
+def test_a_field_that_breaks_its_contract_is_invalid_parameter(nats_url: str) -> None:
+    """Refused while decoding, before any handler: the caller gets a 400, not a 500."""
+    handled: list[str] = []
+
+    async def main() -> None:
+        nc = await connect(nats_url, "test-ids")
+        async with anyio.create_task_group() as tg:
+            server = RpcServer(nc, "t.ids", Named)
+
+            async def named(cmd: Named) -> Done:
+                handled.append(cmd.container_id)
+                return Done()
+
+            server.handle(Named, named)
+            await server.start(tg)
+            client = RpcClient(nc)
+            await client.request("t.ids", Named(container_id="abc"), Done)
+            with pytest.raises(InvalidParameter, match='invalid container_id: identifier "../x"'):
+                await client.request("t.ids", Named(container_id="../x"), Done, attempts=1)
+            await server.stop()
+            tg.cancel_scope.cancel()
+        await nc.close()
+
+    anyio.run(main)
+    assert handled == ["abc"]

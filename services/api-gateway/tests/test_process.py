@@ -150,7 +150,7 @@ def test_bad_query_parameters(gateway: Gateway) -> None:
 
 
 def test_unsupported_areas(gateway: Gateway) -> None:
-    for path in ("/images/get",):
+    for path in ("/images/search",):
         response, body = gateway.request("GET", path)
         assert response.status == 501, path
         assert response.headers["Content-Type"] == "application/json"

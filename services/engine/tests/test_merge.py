@@ -142,7 +142,7 @@ def test_daemon_defaults_are_stored() -> None:
 
 
 @pytest.mark.parametrize(
-    "hc", [HostConfig(shm_size=1 << 30), HostConfig(pid_mode="host"), HostConfig(runtime="crun")]
+    "hc", [HostConfig(shm_size=1 << 30), HostConfig(runtime="crun")]
 )
 def test_more_unsupported(hc: HostConfig) -> None:
     with pytest.raises(NotImplementedByBerth):

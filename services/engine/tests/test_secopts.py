@@ -30,3 +30,20 @@ def test_accepted_forms() -> None:
 def test_refused(opt: str, message: str) -> None:
     with pytest.raises(InvalidParameter, match=message.replace("{", r"\{")):
         parse_security_opts([opt])
+
+
+def test_mac_options_on_hosts_with_selinux_or_apparmor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """berth applies neither SELinux labels nor AppArmor profiles: where the kernel has them,
+    asking for one is refused (dockerd would apply it); where it has not, dockerd ignores them."""
+    from berth_engine import secopts
+
+    monkeypatch.setattr(secopts, "_selinux_enabled", lambda: False)
+    monkeypatch.setattr(secopts, "_apparmor_enabled", lambda: False)
+    assert parse_security_opts(["label=type:x", "apparmor=my-profile"]) == SecurityOpts()
+    monkeypatch.setattr(secopts, "_selinux_enabled", lambda: True)
+    monkeypatch.setattr(secopts, "_apparmor_enabled", lambda: True)
+    assert parse_security_opts(["label=disable", "apparmor=unconfined"]) == SecurityOpts()
+    with pytest.raises(InvalidParameter, match="does not apply SELinux labels"):
+        parse_security_opts(["label=type:x"])
+    with pytest.raises(InvalidParameter, match="does not apply AppArmor profiles"):
+        parse_security_opts(["apparmor=docker-default"])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
+import pytest
 from berth_lifecycle.archive_child import arcname, go_mode
 
 
@@ -28,7 +31,14 @@ def test_stat_through_symlink_stays_in_root(tmp_path: Path) -> None:
     (root / "etc").mkdir(parents=True)
     (root / "etc" / "passwd").write_text("inside\n")
     os.symlink("/", root / "target")
-    spec = {"mode": "stat", "path": "/target/etc/passwd", "proc_root": str(root)}
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    spec = {
+        "mode": "stat",
+        "path": "/target/etc/passwd",
+        "rootfs": {"type": "bind", "source": str(root), "options": []},
+        "scratch": str(scratch),
+    }
     res = subprocess.run(
         [sys.executable, "-I", "-m", "berth_lifecycle.archive_child", json.dumps(spec)],
         capture_output=True,
@@ -45,3 +55,45 @@ def test_stat_through_symlink_stays_in_root(tmp_path: Path) -> None:
         check=False,
     )
     assert res.returncode == 2
+
+
+def _tar(name: str, data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts in a private namespace need root")
+def test_put_into_a_volume_of_a_container_that_never_ran(tmp_path: Path) -> None:
+    """A never-started container has no /vol1 in its layer yet: the copy makes the mount point
+    (as moby's mountVolumes does) and lands in the volume, not in the layer."""
+    root, volume, bind_file, scratch = (tmp_path / n for n in ("root", "vol", "f", "scratch"))
+    for d in (root, volume, scratch):
+        d.mkdir()
+    bind_file.write_text("bound\n")
+    spec = {
+        "mode": "put",
+        "path": "/vol1",
+        "proc_root": "",
+        "scratch": str(scratch),
+        "rootfs": {"type": "bind", "source": str(root), "options": []},
+        "mounts": [
+            {"source": str(volume), "target": "/vol1", "readonly": False},
+            {"source": str(bind_file), "target": "/etc/bound", "readonly": True},
+        ],
+    }
+    res = subprocess.run(
+        [sys.executable, "-I", "-m", "berth_lifecycle.archive_child", json.dumps(spec)],
+        input=_tar("f.txt", b"hello"),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert (volume / "f.txt").read_bytes() == b"hello"
+    assert (root / "vol1").is_dir() and not list((root / "vol1").iterdir())
+    assert (root / "etc" / "bound").is_file()  # the file bind's mount point, empty in the layer
+    assert (root / "etc" / "bound").read_text() == ""

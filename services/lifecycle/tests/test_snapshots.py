@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from berth_contracts.base import Done
 from berth_contracts.engine import ImageUpload
 from berth_contracts.errors import Conflict, NotFound
 from berth_contracts.lifecycle import (
@@ -24,6 +23,7 @@ from berth_contracts.lifecycle import (
     SnapshotMounts,
     SnapshotPrepare,
     SnapshotRemove,
+    SnapshotRemoved,
 )
 from berth_lifecycle import testimages
 
@@ -87,13 +87,19 @@ async def test_overlay_rootfs_with_whiteouts_and_opaque_dirs(harness: Any, tmp_p
     with pytest.raises(Conflict, match="already exists"):
         await harness.call(SnapshotPrepare(key="d" * 64, image_id="one:1"), SnapshotMounts)
 
-    await harness.call(SnapshotRemove(key="c" * 64), Done)
+    # Measured as moby's directory.Size: no directories, links once, a symlink its target's length
+    # ("changed\n" + 1000 bytes + "etc/hostname"; the whiteout of kept.txt counts 0).
+    (upper / "big").write_bytes(b"x" * 1000)
+    os.link(upper / "big", upper / "big2")
+    os.symlink("etc/hostname", upper / "ln")
+    removed = await harness.call(SnapshotRemove(key="c" * 64, measure=True), SnapshotRemoved)
+    assert removed.size == 8 + 1000 + 12
     assert not upper.exists()
     assert all(Path(lower).exists() for lower in lowers)
     with pytest.raises(NotFound):
         await harness.call(SnapshotGetMounts(key="c" * 64), SnapshotMounts)
     with pytest.raises(NotFound):
-        await harness.call(SnapshotRemove(key="c" * 64), Done)
+        await harness.call(SnapshotRemove(key="c" * 64), SnapshotRemoved)
 
 
 async def test_single_layer_image_uses_overlay(harness: Any, tmp_path: Path) -> None:
@@ -122,7 +128,7 @@ async def test_forced_image_delete_keeps_layers_a_container_uses(harness: Any, t
     mounts = await harness.call(SnapshotGetMounts(key="ctr"), SnapshotMounts)
     with mounted(mounts.mounts, tmp_path / "root") as root:
         assert (root / "layer2.txt").read_bytes() == b"two\n"
-    await harness.call(SnapshotRemove(key="ctr"), Done)
+    await harness.call(SnapshotRemove(key="ctr"), SnapshotRemoved)
     assert harness.lifecycle.meta.snapshots() == []
     assert list((harness.root / "snapshots").iterdir()) == []
 
@@ -131,5 +137,5 @@ async def test_forced_image_delete_keeps_layers_a_container_uses(harness: Any, t
     await harness.call(SnapshotPrepare(key="ctr2", image_id="multi:1"), SnapshotMounts)
     res = await harness.call(ImageDelete(ref="multi:1", force=True), ImageDeleted)
     assert res.untagged == ["multi:1"] and res.deleted == [img.image_id]
-    await harness.call(SnapshotRemove(key="ctr2"), Done)
+    await harness.call(SnapshotRemove(key="ctr2"), SnapshotRemoved)
     assert harness.lifecycle.meta.snapshots() == []

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -15,19 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from berth_kit.testing import nats_server
 from berth_registry_proxy import testregistry as tr
-from proxy_harness import ProxyRun  # noqa: E402
-
-
-@contextlib.contextmanager
-def run_proxy(env: dict[str, str]) -> Iterator[str]:
-    port = tr.free_port()
-    full = {**os.environ, **env, "BERTH_REGISTRY_PROXY_LISTEN": f"127.0.0.1:{port}"}
-    proc = subprocess.Popen([sys.executable, "-m", "berth_registry_proxy"], env=full)
-    try:
-        tr.wait_http(f"http://127.0.0.1:{port}/v2/")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        tr.stop_process(proc)
+from proxy_harness import ProxyRun, run_proxy  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -68,3 +68,22 @@ def test_no_second_fetch_for_a_blob_cached_meanwhile(tmp_path: Path) -> None:
             assert fetches.upstream_fetches == 0 and not fetches.active
 
     anyio.run(main)
+
+
+def test_tag_files_never_stand_where_a_repository_goes(tmp_path: Path) -> None:
+    """Repository `a` tag `b`, then repository `a/b.json`: on main the second was a 500
+    (tags/<host>/a/b.json was a file). Old-layout tag files are dropped at start."""
+    cache = Cache(tmp_path)
+    manifest = b"{}"
+    digest = sha(manifest)
+    cache.put_manifest(digest, manifest, "application/vnd.oci.image.manifest.v1+json")
+    cache.put_tag("r.test", "a", "b", digest)
+    cache.put_tag("r.test", "a/b.json", "x", digest)
+    assert cache.get_tag("r.test", "a", "b") is not None and cache.get_tag("r.test", "a/b.json", "x") is not None
+    old = cache.tag_dir / "r.test" / "c" / "d.json"  # the layout before _tags/
+    old.parent.mkdir(parents=True)
+    old.write_text("{}")
+    cache = Cache(tmp_path, quota=1)
+    assert not old.exists() and cache.get_tag("r.test", "a", "b") is not None
+    assert digest in cache.evict()  # the tag walk passes the directory a/b.json by
+    assert not any(cache.tag_dir.glob("**/_tags/*.json"))

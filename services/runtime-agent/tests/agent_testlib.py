@@ -50,7 +50,7 @@ class Client:
                     await self.rpc.request(
                         subjects.health("berth-runtime-agent"), Ping(), Pong, timeout=1, attempts=1
                     )
-                    await self.call(TaskGet(container_id="__probe__"), TaskState, wait_s=2)
+                    await self.call(TaskGet(container_id="probe"), TaskState, wait_s=2)
                 except Exception as exc:  # noqa: BLE001
                     if type(exc).__name__ == "NotFound":
                         return

@@ -99,7 +99,8 @@ def test_build_config() -> None:
         "c" * 64, spec, ExecUser(1, 2, [3]), [], {"/etc/hosts": Path("/b/hosts")}, True
     )
     assert cfg["hostname"] == "h" and cfg["root"] == {"path": "rootfs", "readonly": True}
-    assert cfg["process"]["user"] == {"uid": 1, "gid": 2, "additionalGids": [3]}
+    # The primary gid is a supplementary group too (moby since CVE-2022-36109).
+    assert cfg["process"]["user"] == {"uid": 1, "gid": 2, "additionalGids": [2, 3]}
     assert cfg["process"]["oomScoreAdj"] == 100
     assert "HOSTNAME=h" in cfg["process"]["env"] and cfg["process"]["env"][0].startswith("PATH=")
     res = cfg["linux"]["resources"]

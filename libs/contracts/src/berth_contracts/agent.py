@@ -13,6 +13,7 @@ import msgspec
 
 from berth_contracts.agentops import TaskStats, TaskTop, TaskUpdate
 from berth_contracts.base import Command, Done, Ping, Reply
+from berth_contracts.identifiers import Identifier, Subject
 from berth_contracts.lifecycle import Mount
 from berth_contracts.networks import (
     NetworkAttachment,
@@ -22,6 +23,22 @@ from berth_contracts.networks import (
 )
 
 __all__ = ["Done"]
+
+
+class RLimit(msgspec.Struct, frozen=True):
+    """One OCI process.rlimits entry (`--ulimit nofile=512:1024` is RLIMIT_NOFILE 512/1024)."""
+
+    type: str
+    soft: int
+    hard: int
+
+
+class DeviceMapping(msgspec.Struct, frozen=True):
+    """`--device host[:container[:rwm]]`, as HostConfig.Devices carries it."""
+
+    path_on_host: str
+    path_in_container: str = ""
+    permissions: str = "rwm"
 
 
 class TaskSpec(msgspec.Struct, frozen=True):
@@ -60,17 +77,52 @@ class TaskSpec(msgspec.Struct, frozen=True):
     # Bridge networks to attach (netavark) and published ports; empty = loopback only.
     networks: list[NetworkAttachment] = msgspec.field(default_factory=list)
     port_mappings: list[PortMapping] = msgspec.field(default_factory=list)
-    # /etc/hosts records ("IP<TAB>names") written after the defaults: legacy links' names.
+    # None: the agent's default (NOFILE as containerd's unit gives); else exactly these.
+    rlimits: list[RLimit] | None = None
+    sysctls: dict[str, str] = msgspec.field(default_factory=dict)
+    devices: list[DeviceMapping] = msgspec.field(default_factory=list)
+    device_cgroup_rules: list[str] = msgspec.field(default_factory=list)
+    group_add: list[str] = msgspec.field(default_factory=list)  # names resolved in the rootfs
+    # Namespaces: "" private; "host"; "container:<full id>" joins a running task's.
+    pid_mode: str = ""
+    ipc_mode: str = "private"  # private | shareable | none | host | container:<id>
+    uts_mode: str = ""
+    cgroupns_mode: str = "host"  # host | private
+    cgroup_parent: str = ""  # "" = berth's /berth
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    memory_reservation: int = 0
+    memory_swappiness: int | None = None
+    oom_kill_disable: bool = False
+    masked_paths: list[str] | None = None  # None: Docker's defaults (none when privileged)
+    readonly_paths: list[str] | None = None
+    init: bool = False  # `--init`: docker-init (tini) as the container's pid 1
+    # /etc/hosts records ("IP<TAB>names") after the defaults: --add-host's (host-gateway
+    # resolved), then legacy links'.
     extra_hosts: list[str] = msgspec.field(default_factory=list)
+    dns: list[str] = msgspec.field(default_factory=list)
+    dns_search: list[str] = msgspec.field(default_factory=list)
+    dns_options: list[str] = msgspec.field(default_factory=list)
+    domainname: str = ""
+    annotations: dict[str, str] = msgspec.field(default_factory=dict)  # OCI annotations (API 1.43)
+
+
+class TaskLogConfig(msgspec.Struct, frozen=True):
+    """How the shim keeps the container's output (HostConfig.LogConfig, checked by the engine)."""
+
+    driver: Literal["json-file", "local", "none"] = "json-file"  # local: json-file's format too
+    max_size: int = 0  # bytes a file may reach before it is rotated; 0 = never rotated
+    max_files: int = 1  # files kept, the current one included (1 = truncated when full)
 
 
 class TaskCreate(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
     spec: TaskSpec
     rootfs: list[Mount]
     # Start the process as soon as it is created (and networked): TaskCreate + TaskStart in one
     # call, one engine→agent round trip fewer per `docker run`. A failed start deletes the task.
     start: bool = False
+    log: TaskLogConfig = msgspec.field(default_factory=TaskLogConfig)
 
 
 class TaskCreated(Reply, frozen=True):
@@ -80,7 +132,7 @@ class TaskCreated(Reply, frozen=True):
 
 
 class TaskStart(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
 
 
 class TaskStarted(Reply, frozen=True):
@@ -89,7 +141,7 @@ class TaskStarted(Reply, frozen=True):
 
 
 class TaskKill(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
     signal: int = 15
     all: bool = False
 
@@ -97,17 +149,17 @@ class TaskKill(Command, frozen=True):
 class TaskDelete(Command, frozen=True):
     """Delete the runc container and let the shim go; the log stays until TaskPurge."""
 
-    container_id: str
+    container_id: Identifier
 
 
 class TaskPurge(Command, frozen=True):
     """Forget the container entirely: its log and any state left on disk."""
 
-    container_id: str
+    container_id: Identifier
 
 
 class TaskGet(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
 
 
 TaskStatus = Literal["created", "running", "paused", "stopped", "unknown"]
@@ -134,8 +186,8 @@ class TaskStates(Reply, frozen=True):
 class TaskLogs(Command, frozen=True):
     """Stream the container's json-file log as LogBatch messages to stream_subject."""
 
-    container_id: str
-    stream_subject: str
+    container_id: Identifier
+    stream_subject: Subject
     stdout: bool = True
     stderr: bool = True
     follow: bool = False
@@ -147,7 +199,7 @@ class TaskLogs(Command, frozen=True):
 class TaskResize(Command, frozen=True):
     """Set the window size of a TTY container's terminal (TIOCSWINSZ on the pty master)."""
 
-    container_id: str
+    container_id: Identifier
     height: int
     width: int
 
@@ -170,19 +222,19 @@ class TaskExec(Command, frozen=True):
     """Start an exec process. Output goes to subjects.stdio_out(exec_id) (last chunk eof=True,
     published after its exit code is known to TaskExecGet); input comes on stdio_in(exec_id)."""
 
-    container_id: str
-    exec_id: str
+    container_id: Identifier
+    exec_id: Identifier
     process: ExecProcess
 
 
 class TaskPause(Command, frozen=True):
     """Freeze the task's processes (runc pause, freezer cgroup); Done. Not running: Conflict."""
 
-    container_id: str
+    container_id: Identifier
 
 
 class TaskResume(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
 
 
 class TaskExecStarted(Reply, frozen=True):
@@ -190,8 +242,8 @@ class TaskExecStarted(Reply, frozen=True):
 
 
 class TaskExecGet(Command, frozen=True):
-    container_id: str
-    exec_id: str
+    container_id: Identifier
+    exec_id: Identifier
 
 
 class TaskExecState(Reply, frozen=True):
@@ -202,8 +254,8 @@ class TaskExecState(Reply, frozen=True):
 
 
 class TaskExecResize(Command, frozen=True):
-    container_id: str
-    exec_id: str
+    container_id: Identifier
+    exec_id: Identifier
     height: int
     width: int
 

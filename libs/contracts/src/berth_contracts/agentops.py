@@ -5,12 +5,13 @@ from __future__ import annotations
 import msgspec
 
 from berth_contracts.base import Command, Reply
+from berth_contracts.identifiers import Identifier
 
 
 class TaskTop(Command, frozen=True):
     """`ps <ps_args>` on the node, limited to the task's processes (moby's way)."""
 
-    container_id: str
+    container_id: Identifier
     ps_args: str = "-ef"
 
 
@@ -22,7 +23,7 @@ class TaskTopResult(Reply, frozen=True):
 class TaskUpdate(Command, frozen=True):
     """`runc update` of a running task's limits; fields left at 0 stay as they are."""
 
-    container_id: str
+    container_id: Identifier
     memory: int = 0
     memory_swap: int = 0  # -1 = unlimited
     cpu_shares: int = 0
@@ -32,7 +33,7 @@ class TaskUpdate(Command, frozen=True):
 
 
 class TaskStats(Command, frozen=True):
-    container_id: str
+    container_id: Identifier
 
 
 class TaskStatsSample(Reply, frozen=True):

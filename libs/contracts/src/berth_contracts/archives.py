@@ -13,6 +13,7 @@ from typing import Literal
 import msgspec
 
 from berth_contracts.base import Command, Reply
+from berth_contracts.identifiers import Identifier
 
 ArchiveMode = Literal["stat", "get", "put"]
 
@@ -46,9 +47,9 @@ class ArchiveOpen(Command, frozen=True):
     """Lifecycle: the container `key`'s filesystem; pid > 0 = running (its mount namespace is
     used as it is), else the snapshot is mounted with `mounts` (volumes, binds) on top."""
 
-    key: str
+    key: Identifier
     path: str
-    container_id: str
+    container_id: Identifier
     mode: ArchiveMode = "stat"
     pid: int = 0
     mounts: list[ArchiveMount] = msgspec.field(default_factory=list)

@@ -128,6 +128,7 @@ class HostConfig(_Docker):
     cpuset_cpus: str = ""
     cpuset_mems: str = ""
     devices: list[dict[str, Any]] | None = None
+    device_cgroup_rules: list[str] | None = None
     memory_reservation: int = 0
     memory_swap: int = 0
     memory_swappiness: int | None = None

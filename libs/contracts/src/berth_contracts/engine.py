@@ -15,6 +15,7 @@ from berth_contracts.containerops import (
     ContainerUnpause,
     ContainerUpdate,
 )
+from berth_contracts.distribution import DistributionInspect, ImagePush, ImageSave, RegistryLogin
 from berth_contracts.docker import (
     ContainerInspect,
     ContainerSummary,
@@ -25,6 +26,14 @@ from berth_contracts.docker import (
 )
 from berth_contracts.eventlog import EventHistory
 from berth_contracts.execs import ExecCreate, ExecGet, ExecResize, ExecStart
+from berth_contracts.identifiers import Subject
+from berth_contracts.imaging import (
+    ContainerChanges,
+    ContainerCommit,
+    ContainerExport,
+    ImageHistoryGet,
+    SystemDf,
+)
 from berth_contracts.networks import (
     NetworkConnect,
     NetworkCreate,
@@ -126,7 +135,7 @@ class ContainerLogs(Command, frozen=True):
     """Stream the container's log as LogBatch messages to stream_subject; reply once validated."""
 
     ref: str
-    stream_subject: str
+    stream_subject: Subject
     stdout: bool = True
     stderr: bool = True
     follow: bool = False
@@ -242,6 +251,9 @@ class ImagePull(Command, frozen=True):
     ref: str
     tag: str = ""
     platform: str = ""  # "os/arch[/variant]"; "" = the host's
+    # The client sent credentials: they come with the POST (X-Registry-Auth), never on NATS, so
+    # resolving waits for it and lifecycle then talks to the registry directly (not the proxy).
+    credentials: bool = False
 
 
 class ImagePrune(Command, frozen=True):
@@ -300,6 +312,10 @@ EngineRequest = (
     | ImageUpload
     | ImagePull
     | ImagePrune
+    | ImageSave
+    | ImagePush
+    | RegistryLogin
+    | DistributionInspect
     | SystemInfo
     | ContainerArchive
     | NetworkCreate
@@ -324,5 +340,10 @@ EngineRequest = (
     | ContainerUpdate
     | ContainerTop
     | ContainerStats
+    | ContainerCommit
+    | ContainerChanges
+    | ContainerExport
+    | ImageHistoryGet
+    | SystemDf
     | Ping
 )

@@ -12,6 +12,7 @@ import msgspec
 from berth_contracts.base import Command, Done, Ping, Reply
 from berth_contracts.docker import ContainerConfig
 from berth_contracts.engine import ImagePull, ImageUpload, UploadTarget
+from berth_contracts.identifiers import Identifier
 
 __all__ = ["Done", "ImagePull", "ImageUpload", "UploadTarget"]
 
@@ -87,12 +88,12 @@ class ImageDeleted(Reply, frozen=True):
 class SnapshotPrepare(Command, frozen=True):
     """Make the writable layer `key` on top of the image's layers; reply with the rootfs mounts."""
 
-    key: str
+    key: Identifier
     image_id: str
 
 
 class SnapshotGetMounts(Command, frozen=True):
-    key: str
+    key: Identifier
 
 
 class SnapshotMounts(Reply, frozen=True):
@@ -100,10 +101,28 @@ class SnapshotMounts(Reply, frozen=True):
 
 
 class SnapshotRemove(Command, frozen=True):
-    key: str
+    key: Identifier
+    measure: bool = False  # size the writable layer before removing it (prune's SpaceReclaimed)
+
+
+class SnapshotRemoved(Reply, frozen=True):
+    size: int = 0  # bytes of the writable layer, as moby's directory.Size counts; 0 unmeasured
 
 
 from berth_contracts.archives import ArchiveOpen  # noqa: E402 - no cycle: archives is a leaf
+from berth_contracts.distribution import (  # noqa: E402 - a leaf too
+    DistributionInspect,
+    ImagePush,
+    ImageSave,
+    RegistryLogin,
+)
+from berth_contracts.imaging import (  # noqa: E402 - no cycle: imaging does not import this
+    ImageHistoryGet,
+    LayerUsageGet,
+    SnapshotCommit,
+    SnapshotDiff,
+    SnapshotExport,
+)
 
 LifecycleRequest = (
     ArchiveOpen
@@ -113,8 +132,17 @@ LifecycleRequest = (
     | ImageDelete
     | ImageUpload
     | ImagePull
+    | ImageSave
+    | ImagePush
+    | RegistryLogin
+    | DistributionInspect
     | SnapshotPrepare
     | SnapshotGetMounts
     | SnapshotRemove
+    | SnapshotDiff
+    | SnapshotCommit
+    | SnapshotExport
+    | ImageHistoryGet
+    | LayerUsageGet
     | Ping
 )

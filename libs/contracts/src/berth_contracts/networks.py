@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from berth_contracts.base import Command, Reply
+from berth_contracts.identifiers import Identifier, Name
 
 Filters = dict[str, list[str]]
 
@@ -18,7 +19,7 @@ Filters = dict[str, list[str]]
 class NetworkAttachment(msgspec.Struct, frozen=True):
     """One bridge network a task joins, with the address the engine allocated."""
 
-    name: str
+    name: Name
     id: str  # 64 hex
     bridge: str  # host interface name
     subnet: str  # CIDR
@@ -148,15 +149,15 @@ class NetworkRelease(Command, frozen=True):
     """Agent (subjects.agent_rpc): `docker network rm` happened; drop what the agent keeps up
     for that network between containers (its bridge keeper, hence the bridge and its rules); Done."""
 
-    network_id: str
+    network_id: Identifier
 
 
 class TaskNetworkUpdate(Command, frozen=True):
     """Agent (subjects.agent_rpc): attach a running task to more networks or detach it
     (`docker network connect/disconnect` of a running container); Done."""
 
-    container_id: str
+    container_id: Identifier
     connect: list[NetworkAttachment] = msgspec.field(default_factory=list)
-    disconnect: list[str] = msgspec.field(default_factory=list)  # network ids
+    disconnect: list[Identifier] = msgspec.field(default_factory=list)  # network ids
     # /etc/hosts records to append (`network connect --link` on a running container)
     add_hosts: list[str] = msgspec.field(default_factory=list)

@@ -13,6 +13,9 @@ PREFIX = "berth"
 ENGINE_RPC = f"{PREFIX}.engine.v1.rpc"
 ENGINE_QUEUE = "berth-engine"
 
+BUILDER_RPC = f"{PREFIX}.builder.v1.rpc"
+BUILDER_QUEUE = "berth-builder"
+
 LIFECYCLE_QUEUE = "berth-lifecycle"
 AGENT_QUEUE = "berth-runtime-agent"
 
@@ -56,6 +59,16 @@ def stdio_out(container_id: str) -> str:
 # Input for a container's main process: StdinChunk messages.
 def stdio_in(container_id: str) -> str:
     return f"{PREFIX}.stdio.v1.{container_id}.in"
+
+
+# --- reply inboxes ------------------------------------------------------------------------------
+# Each bus identity (a service, `berth status`) takes its replies on its own inbox prefix, which
+# only it may subscribe to (buspermissions.py): one service cannot read another's replies.
+INBOX_PREFIX = f"{PREFIX}.inbox.v1"
+
+
+def inbox_prefix(identity: str) -> str:
+    return f"{INBOX_PREFIX}.{identity}"
 
 
 # Traces emitted on behalf of shims are sent by the agent; nothing to name here.

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
+import msgspec
 from anyio.abc import TaskGroup
 from berth_contracts.base import Command, Reply
 from berth_contracts.codec import decode_as, encode
@@ -22,9 +23,11 @@ from berth_contracts.errors import (
     BerthError,
     ErrorReply,
     InternalError,
+    InvalidParameter,
     Unavailable,
     error_from_reply,
 )
+from berth_contracts.identifiers import describe_invalid
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -118,6 +121,10 @@ class RpcServer:
         try:
             try:
                 command = decode_as(msg.data, self._request_type)
+            except msgspec.ValidationError as exc:  # a field broke its contract (e.g. an id)
+                error = InvalidParameter(describe_invalid(exc, msg.data))
+                await self._reply(msg, encode(error.to_reply()))
+                return
             except Exception as exc:  # noqa: BLE001 - a bad message gets an error reply
                 await self._reply(msg, encode(InternalError(f"undecodable request: {exc}").to_reply()))
                 return
@@ -201,6 +208,4 @@ class RpcClient:
 
 
 def _with_key(command: C) -> C:
-    import msgspec
-
     return msgspec.structs.replace(command, idempotency_key=uuid.uuid4().hex)

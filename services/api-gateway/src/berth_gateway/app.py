@@ -11,12 +11,15 @@ from aiohttp.typedefs import Handler
 
 from berth_gateway import versions
 from berth_gateway.backend import BACKEND_KEY, Backend
+from berth_gateway.csrf import allowed_origins, json_body_middleware, origin_middleware
 from berth_gateway.errors import error_middleware
 from berth_gateway.headers import add_common_headers
 from berth_gateway.routes import (
     archive,
     containers,
+    distribution,
     images,
+    imaging,
     networks,
     streams,
     system,
@@ -40,8 +43,10 @@ def all_routes() -> list[Route]:
     # Order matters: fixed paths before greedy {name:.*} ones that could swallow them.
     return [
         *system.ROUTES,
+        *imaging.ROUTES,
         *streams.ROUTES,
         *containers.ROUTES,
+        *distribution.ROUTES,
         *images.ROUTES,
         *volumes.ROUTES,
         *archive.ROUTES,
@@ -50,11 +55,21 @@ def all_routes() -> list[Route]:
     ]
 
 
-def build_app(backend: Backend | None) -> web.Application:
+def build_app(
+    backend: Backend | None, allow_origins: frozenset[str] | None = None
+) -> web.Application:
+    """allow_origins: browser origins let in (csrf.py); None reads BERTH_API_ALLOW_ORIGINS."""
+    origins = allowed_origins() if allow_origins is None else allow_origins
     # client_max_size: bodies that are streamed (load/import) are never read whole; this
     # bounds the JSON bodies that are.
     app = web.Application(
-        middlewares=[tracing_middleware, error_middleware, version_middleware],
+        middlewares=[
+            tracing_middleware,
+            error_middleware,
+            origin_middleware(origins),
+            version_middleware,
+            json_body_middleware,
+        ],
         client_max_size=16 * 1024 * 1024,
     )
     if backend is not None:

@@ -6,6 +6,7 @@ import contextlib
 import grp
 import logging
 import os
+import ssl
 import stat
 from pathlib import Path
 
@@ -13,10 +14,18 @@ import anyio
 from aiohttp import web
 from berth_kit.service import ServiceContext
 
+from berth_gateway.apitls import (
+    api_warnings,
+    check_plain_tcp,
+    server_context,
+    settings_from_env,
+)
 from berth_gateway.app import build_app
 from berth_gateway.backend import Backend
-from berth_gateway.hijack import HijackableServer
+from berth_gateway.connlimits import LimitedServer
 from berth_gateway.hosts import Listen, configured_hosts
+from berth_gateway.routes.system import API_WARNINGS_KEY
+from berth_gateway.tlsfront import TLSSite
 
 log = logging.getLogger(__name__)
 ACCESS_LOG = logging.getLogger("berth_gateway.access")
@@ -30,11 +39,11 @@ MAX_HEADER_BYTES = 256 * 1024
 
 
 class GatewayRunner(web.AppRunner):
-    """An AppRunner whose connections can be hijacked (see hijack.py)."""
+    """An AppRunner whose connections can be hijacked (hijack.py), within limits (connlimits.py)."""
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
-        server.__class__ = HijackableServer
+        server.__class__ = LimitedServer
         return server
 
 
@@ -60,7 +69,10 @@ def _give_to_docker_group(path: str) -> None:
         log.warning("cannot give %s to group %s: %s", path, SOCKET_GROUP, exc)
 
 
-async def start_sites(runner: web.AppRunner, hosts: list[Listen]) -> list[web.BaseSite]:
+async def start_sites(
+    runner: web.AppRunner, hosts: list[Listen], tls: ssl.SSLContext | None = None
+) -> list[web.BaseSite]:
+    """tls: the context of the tcp:// hosts (unix sockets never speak TLS, as dockerd's)."""
     sites: list[web.BaseSite] = []
     for host in hosts:
         site: web.BaseSite
@@ -72,16 +84,32 @@ async def start_sites(runner: web.AppRunner, hosts: list[Listen]) -> list[web.Ba
             os.chmod(host.path, SOCKET_MODE)
             _give_to_docker_group(host.path)
         else:
-            site = web.TCPSite(runner, host.host, host.port)
+            site = (
+                TLSSite(runner, host.host, host.port, tls)
+                if tls is not None
+                else web.TCPSite(runner, host.host, host.port)
+            )
             await site.start()
-        log.info("listening on %s", host)
+        log.info("listening on %s%s", host, " (TLS)" if tls and host.kind == "tcp" else "")
         sites.append(site)
     return sites
 
 
 async def serve(ctx: ServiceContext) -> None:
     """run_service's main: start listening, and stop listening when the service stops."""
+    hosts = configured_hosts()
+    tls_settings = settings_from_env()
+    check_plain_tcp(((str(h), h.host) for h in hosts if h.kind == "tcp"), tls_settings)
+    tls = server_context(tls_settings)
     app = build_app(Backend(rpc=ctx.rpc, nc=ctx.nc))
+    tcp = [f"{h.host}:{h.port}" for h in hosts if h.kind == "tcp"]
+    app[API_WARNINGS_KEY] = api_warnings(tcp, tls_settings)
+    if tcp and not tls_settings.verifies_clients:
+        log.warning(
+            "Binding to IP address without --tlsverify is insecure and gives root access on"
+            " this machine to everyone who has access to your network (%s)",
+            ", ".join(tcp),
+        )
     # handler_cancellation: a client that hangs up (docker run -d drops its /wait) cancels its
     # handler, which is how long waits and streams end and release their subscriptions.
     runner = GatewayRunner(
@@ -91,14 +119,13 @@ async def serve(ctx: ServiceContext) -> None:
         access_log=ACCESS_LOG if log.isEnabledFor(logging.DEBUG) else None,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         # Long query strings (filters with many labels) and registry auth headers exceed
-        # aiohttp's 8 KiB defaults; Go's server allows 1 MiB of headers.
+        # aiohttp's 8 KiB defaults; Go's server allows 1 MiB of headers in all (connlimits.py).
         max_line_size=MAX_HEADER_BYTES,
         max_field_size=MAX_HEADER_BYTES,
     )
     await runner.setup()
-    hosts = configured_hosts()
     try:
-        await start_sites(runner, hosts)
+        await start_sites(runner, hosts, tls)
     except BaseException:
         await runner.cleanup()
         raise

@@ -35,13 +35,28 @@ def split_target(url: str) -> tuple[aiohttp.BaseConnector, str]:
     raise InternalError(f"unsupported upload URL {url!r}")
 
 
-async def relay_upload(request: web.Request, url: str) -> web.StreamResponse:
+async def relay_upload(request: web.Request, url: str, headers: dict[str, str] | None = None) -> web.StreamResponse:
+    content_type = request.headers.get("Content-Type", "application/x-tar")
+    return await relay_post(request, url, request.content, {"Content-Type": content_type, **(headers or {})})
+
+
+async def relay_post(
+    request: web.Request,
+    url: str,
+    body: aiohttp.StreamReader | bytes | None,
+    headers: dict[str, str],
+    content_type: str = JSON,
+) -> web.StreamResponse:
+    """POST `body` to lifecycle's URL; relay its answer (`content_type`) or its error status.
+
+    `headers` may carry the client's credentials (X-Registry-Auth): they go to that URL only.
+    """
     connector, target = split_target(url)
     # The trace context goes along, so lifecycle's work joins this request's trace.
-    headers = inject({"Content-Type": request.headers.get("Content-Type", "application/x-tar")})
+    headers = inject(dict(headers))
     async with aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT) as session:
         try:
-            upstream = await session.post(target, data=request.content, headers=headers)
+            upstream = await session.post(target, data=body, headers=headers)
         except aiohttp.ClientError as exc:
             raise Unavailable(f"image upload service unreachable: {exc}") from None
         async with upstream:
@@ -49,7 +64,7 @@ async def relay_upload(request: web.Request, url: str) -> web.StreamResponse:
                 # Errors before any progress are plain HTTP errors, with the upstream's words.
                 message = await error_message(upstream)
                 return error_response(upstream.status, message)
-            response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
+            response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
             response.enable_chunked_encoding()
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():

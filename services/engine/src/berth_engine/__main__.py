@@ -17,12 +17,14 @@ from berth_contracts.containerops import (
 )
 from berth_contracts.engine import EngineRequest
 from berth_contracts.eventlog import EventHistory
+from berth_contracts.imaging import SystemDf
 from berth_kit.service import ServiceContext, run_service
 
 from berth_engine import settings
 from berth_engine.archiving import ArchiveService
 from berth_engine.core import EngineCore
 from berth_engine.creating import CreateService
+from berth_engine.diskusage import DiskUsageService
 from berth_engine.eventlog import EventLog
 from berth_engine.events import EventPublisher
 from berth_engine.execs import ExecService, register_execs
@@ -30,6 +32,7 @@ from berth_engine.exits import ExitHandler
 from berth_engine.handlers import Services, register
 from berth_engine.health import HealthMonitor
 from berth_engine.images import ImageService
+from berth_engine.imaging import ImagingService, register_imaging
 from berth_engine.info import InfoService
 from berth_engine.netapi import NetworkApi, register_networks
 from berth_engine.netstore import NetworkStore
@@ -52,6 +55,7 @@ SERVICE_NAME = "berth-engine"
 
 
 async def engine_main(ctx: ServiceContext) -> None:
+    settings.default_ulimits()  # a bad BERTH_DEFAULT_ULIMITS stops the engine here, as dockerd
     store = RecordStore(settings.db_path())
     log.info("loaded %d container records from %s", len(store.all()), settings.db_path())
     core = EngineCore(ctx.nc, store, ctx.rpc, EventPublisher(ctx.nc), ctx.node)
@@ -92,6 +96,8 @@ async def engine_main(ctx: ServiceContext) -> None:
     pauses = PauseService(core)
     server.handle(ContainerPause, pauses.pause)
     server.handle(ContainerUnpause, pauses.unpause)
+    register_imaging(server, ImagingService(core, pauses))
+    server.handle(SystemDf, DiskUsageService(core, services.query).df)
     resources = ResourceService(core)
     server.handle(ContainerUpdate, resources.update)
     server.handle(ContainerTop, resources.top)

@@ -13,7 +13,7 @@ from berth_contracts import subjects
 from berth_contracts.agent import TaskPurge
 from berth_contracts.base import Command, Done, Reply
 from berth_contracts.errors import NotFound
-from berth_contracts.lifecycle import SnapshotMounts, SnapshotRemove
+from berth_contracts.lifecycle import SnapshotMounts, SnapshotRemove, SnapshotRemoved
 from berth_kit.rpc import RpcClient
 from berth_kit.tracing import context_from_traceparent
 from nats.aio.client import Client as NATS
@@ -139,20 +139,26 @@ class EngineCore:
 
     # --- removal ---------------------------------------------------------------------------------
 
-    async def destroy(self, rec: Record, *, volumes: bool = False) -> None:
+    async def destroy(self, rec: Record, *, volumes: bool = False, measure: bool = False) -> int:
         """Remove everything of a stopped container, then its record; publish `destroy`.
 
         Missing pieces (task already deleted, snapshot never made) are fine; any other failure
         keeps the record so the removal can be retried. The caller holds the container's lock.
+        Returns the size of the writable layer removed when `measure` (prune), else 0.
         """
         if self.store.get(rec.id) is not rec:
-            return  # already removed (AutoRemove and `rm` can both get here)
+            return 0  # already removed (AutoRemove and `rm` can both get here)
         if rec.has_task or rec.agent_used:
             # TaskPurge deletes the task first, then its logs: one round trip for both. Never
             # started containers have nothing on the agent's side: no agent round trip.
             await self._ignore_missing(self.agent(rec.node, TaskPurge(container_id=rec.id), Done))
             rec.has_task = False
-        await self._ignore_missing(self.lifecycle(rec.node, SnapshotRemove(key=rec.id), Done))
+        size = 0
+        with contextlib.suppress(NotFound):
+            removed = await self.lifecycle(
+                rec.node, SnapshotRemove(key=rec.id, measure=measure), SnapshotRemoved
+            )
+            size = removed.size
         await self.store.delete(rec.id)
         self._locks.pop(rec.id, None)
         self.prepared_mounts.pop(rec.id, None)
@@ -163,6 +169,7 @@ class EngineCore:
             # `rm -v` and `--rm` take the anonymous volumes along (named ones stay).
             await anyio.to_thread.run_sync(self.volumes.release_anonymous, rec)
         await self.events.container(rec, "destroy")
+        return size
 
     @staticmethod
     async def _ignore_missing(call: object) -> None:

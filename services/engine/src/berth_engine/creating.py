@@ -7,12 +7,15 @@ import logging
 
 import anyio
 import msgspec
+from berth_contracts.docker import HostConfig
 from berth_contracts.engine import ContainerCreate, ContainerCreated
 from berth_contracts.errors import BerthError, InvalidParameter
 from berth_contracts.lifecycle import ImageFound, ImageResolve, SnapshotMounts, SnapshotPrepare
 from berth_kit.tracing import traceparent_of
 
+from berth_engine import hostopts
 from berth_engine.core import EngineCore
+from berth_engine.logdrivers import check_log_config
 from berth_engine.merge import (
     check_supported,
     final_command,
@@ -39,6 +42,18 @@ class CreateService:
     def __init__(self, core: EngineCore) -> None:
         self.core = core
 
+    def _check_dns(self, hc: HostConfig) -> None:
+        """aardvark-dns 1.4 forwards to the host's resolvers, never to --dns ones: refuse."""
+        mode = hc.network_mode or "bridge"
+        if not hc.dns or self.core.networks is None or mode in ("host", "none", "default"):
+            return
+        net = self.core.networks.nets.lookup(mode)
+        if net is not None and net.dns_enabled:
+            raise InvalidParameter(
+                "berth does not support --dns on a user-defined network yet: its names "
+                "resolve through aardvark-dns, which forwards to the host's resolvers"
+            )
+
     @property
     def store(self) -> RecordStore:
         return self.core.store
@@ -51,8 +66,10 @@ class CreateService:
                 raise InvalidParameter("config cannot be empty in order to create a container")
             check_network_mode(req)  # moby validates the network mode while decoding the body
             validate_policy(req.host_config.restart_policy, req.host_config.auto_remove)
+            check_log_config(req.host_config.log_config)
             check_supported(req)
             parse_security_opts(req.host_config.security_opt)  # refuse bad ones at create
+            host_config = hostopts.validate_create(req, self.store)
             node = self.core.node
             found = await self.core.lifecycle(node, ImageResolve(ref=req.image), ImageFound)
             image = found.image
@@ -62,8 +79,12 @@ class CreateService:
             config = merge_config(req, image.config, cid, req.image)
             argv = final_command(config)
             entries = parse_all(req.host_config, config)
+            hostopts.check_volume_driver(
+                req.host_config, [e.name or "(anonymous)" for e in entries if e.type == "volume"]
+            )
             if self.core.networks is not None:
                 self.core.networks.validate_mode(req.host_config.network_mode or "bridge")
+            self._check_dns(req.host_config)
             if config.stop_signal:
                 parse_signal(config.stop_signal)  # moby refuses a bad StopSignal at create
             if not name:
@@ -83,8 +104,8 @@ class CreateService:
                     self.core.networks.endpoints_for_create(
                         req.host_config, req.networking_config, req.mac_address
                     )
-                    if self.core.networks is not None
-                    else []
+                    if self.core.networks is not None and not req.network_disabled
+                    else []  # NetworkDisabled: loopback only, as dockerd
                 )
                 rec = Record(
                     id=cid,
@@ -93,9 +114,9 @@ class CreateService:
                     request=req,
                     config=config,
                     host_config=msgspec.structs.replace(
-                        normalise_host_config(req.host_config),
+                        normalise_host_config(host_config),
                         network_mode=resolve_at_create(
-                            self.store, normalise_network_mode(req.host_config.network_mode)
+                            self.store, normalise_network_mode(host_config.network_mode)
                         ),
                     ),
                     path=argv[0],

@@ -7,11 +7,13 @@ gateway streams live, so history and live stream hold the very same events.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import deque
 
 from berth_contracts import subjects
 from berth_contracts.codec import decode
 from berth_contracts.docker import Event
+from berth_contracts.errors import InvalidParameter
 from berth_contracts.eventlog import EventHistory, EventList
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -31,8 +33,8 @@ class EventLog:
             self.events.append(decode(msg.data, Event))
 
     async def history(self, cmd: EventHistory) -> EventList:
-        since_ns = int(cmd.since * 1e9)
-        until_ns = int(cmd.until * 1e9) if cmd.until else None
+        since_ns = _nanoseconds(cmd.since, "since")
+        until_ns = _nanoseconds(cmd.until, "until") if cmd.until else None
         return EventList(
             events=[
                 e
@@ -40,3 +42,13 @@ class EventLog:
                 if e.timeNano >= since_ns and (until_ns is None or e.timeNano <= until_ns)
             ]
         )
+
+
+_LIMIT_S = 1e11  # ~ year 5138: any time beyond is "never", and stays an int once in ns
+
+
+def _nanoseconds(seconds: float, what: str) -> int:
+    """Unix seconds as ns; a NaN is refused, an infinite or huge time is clamped."""
+    if math.isnan(seconds):
+        raise InvalidParameter(f"invalid value for {what}: NaN")
+    return int(max(-_LIMIT_S, min(_LIMIT_S, seconds)) * 1e9)

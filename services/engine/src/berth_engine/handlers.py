@@ -52,6 +52,10 @@ def register(server: RpcServer, s: Services, pong: Pong) -> None:
     server.handle(e.ImageUpload, s.images.upload)
     server.handle(e.ImagePull, s.images.pull)
     server.handle(e.ImagePrune, s.images.prune)
+    server.handle(e.ImageSave, s.images.forward)
+    server.handle(e.ImagePush, s.images.forward)
+    server.handle(e.RegistryLogin, s.images.forward)
+    server.handle(e.DistributionInspect, s.images.forward)
     server.handle(e.SystemInfo, s.info.info)
     if s.volumes is not None:
         server.handle(e.VolumeCreate, s.volumes.create)

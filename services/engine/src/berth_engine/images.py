@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import msgspec
 from berth_contracts.base import Done
+from berth_contracts.distribution import DistributionInspect, ImagePush, ImageSave, RegistryLogin
 from berth_contracts.docker import (
     ImageDeleteItem,
     ImageInspect,
@@ -222,6 +223,10 @@ class ImageService:
         # Resolving at the registry may wait for an upstream's connect timeout: allow for it.
         # Retried while lifecycle is not there yet (just started): resolving is idempotent.
         return await self.core.lifecycle(self.core.node, cmd, UploadTarget, within=90.0, attempts=4)
+
+    async def forward(self, cmd: ImageSave | ImagePush | RegistryLogin | DistributionInspect) -> UploadTarget:
+        """save, push, login, distribution: lifecycle checks what it can and names its URL."""
+        return await self.core.lifecycle(self.core.node, cmd, UploadTarget, within=90.0, attempts=1)
 
     async def prune(self, cmd: ImagePrune) -> ImagesPruned:
         from berth_engine.imageprune import ImagePruneService

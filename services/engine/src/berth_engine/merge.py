@@ -103,14 +103,8 @@ def check_supported(request: CreateRequest) -> None:
     refused: list[str] = []
     if hc.shm_size not in (0, DEFAULT_SHM_SIZE):
         refused.append("a /dev/shm size other than 64 MiB (HostConfig.ShmSize)")
-    if hc.ipc_mode not in ("", "private", "shareable"):
-        refused.append(f"IPC mode {hc.ipc_mode!r}")
-    if hc.pid_mode:
-        refused.append(f"PID mode {hc.pid_mode!r}")
     if hc.runtime not in ("", "runc"):
         refused.append(f"runtime {hc.runtime!r} (only runc)")
-    if hc.log_config.type not in ("", "json-file"):
-        refused.append(f"logging driver {hc.log_config.type!r} (only json-file)")
     if refused:
         raise NotImplementedByBerth("berth does not support " + ", ".join(refused) + " yet")
 

@@ -7,8 +7,9 @@ import secrets
 from collections.abc import Callable
 
 from berth_contracts.errors import InvalidParameter
+from berth_contracts.identifiers import NAME_CHARS
 
-VALID_NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
+VALID_NAME_CHARS = NAME_CHARS  # Docker's rule, one definition (berth_contracts.identifiers)
 _VALID_NAME = re.compile(rf"^/?{VALID_NAME_CHARS}+$")
 
 # A subset of moby's pkg/namesgenerator lists: same flavour, same shape of name.

@@ -135,23 +135,11 @@ def _bridge_ip(rec: Record) -> str:
     return next((e.ip for e in rec.endpoints if e.network_name == DEFAULT_NETWORK), "")
 
 
-def add_host_records(extra_hosts: list[str], host_gateway: str) -> list[str]:
-    """`--add-host name:ip` as /etc/hosts records; `host-gateway` is the default bridge's
-    gateway (dockerd's default host-gateway-ip is docker0's address)."""
-    out = []
-    for entry in extra_hosts:
-        name, _, ip = entry.partition(":")
-        out.append(f"{host_gateway if ip == 'host-gateway' else ip}\t{name}")
-    return out
-
-
-def apply_links(
-    store: RecordStore, rec: Record, spec: TaskSpec, host_gateway: str = ""
-) -> TaskSpec:
-    """At start: /etc/hosts records (`--add-host` first, then links, as libnetwork) and the
-    links' environment variables (default bridge), kept on the record for the container's
-    execs."""
-    hosts = add_host_records(list(rec.host_config.extra_hosts or []), host_gateway)
+def apply_links(store: RecordStore, rec: Record, spec: TaskSpec) -> TaskSpec:
+    """At start: the links' /etc/hosts records (after `--add-host`'s, already in the spec, as
+    libnetwork) and environment variables (default bridge), kept on the record for the
+    container's execs."""
+    hosts: list[str] = []
     env: list[str] = []
     if _bridge_ip(rec):
         for link in rec.links:

@@ -25,7 +25,8 @@ from berth_engine.netstore import NetworkRecord, NetworkStore
 from berth_engine.records import Record
 from berth_engine.store import RecordStore
 
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# No name rule here: network names are any non-empty string (netapi, as dockerd); container
+# names follow NAME_CHARS (naming.validate_name).
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
 
 

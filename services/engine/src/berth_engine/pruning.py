@@ -77,6 +77,7 @@ class PruneService:
             raise InvalidParameter("more than one until filter specified")
         before_ns = until_ns(untils[0]) if untils else None
         deleted: list[str] = []
+        reclaimed = 0
         for rec in self.core.store.all():
             if rec.running or rec.id in self.core.removing or rec.id in self.core.starting:
                 continue
@@ -87,10 +88,10 @@ class PruneService:
                 async with self.core.lock(rec.id):
                     if rec.running or self.core.store.get(rec.id) is not rec:
                         continue
-                    await self.core.destroy(rec)
+                    reclaimed += await self.core.destroy(rec, measure=True)
                     deleted.append(rec.id)
             except BerthError as exc:
                 log.warning("prune: could not remove %s: %s", rec.short_id, exc.message)
             finally:
                 self.core.removing.discard(rec.id)
-        return ContainersPruned(containers_deleted=deleted, space_reclaimed=0)
+        return ContainersPruned(containers_deleted=deleted, space_reclaimed=reclaimed)

@@ -18,12 +18,13 @@ from berth_contracts.engine import (
     ContainerResolve,
     LogsStarted,
 )
-from berth_contracts.errors import InvalidParameter, NotFound
+from berth_contracts.errors import InvalidParameter, NotFound, NotImplementedByBerth
 from berth_contracts.lifecycle import ImageFound, ImageResolve
 from berth_contracts.streams import LogBatch
 
 from berth_engine import listing, views
 from berth_engine.core import EngineCore
+from berth_engine.logdrivers import READ_NOT_SUPPORTED, driver_of
 from berth_engine.store import RecordStore
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class QueryService:
         if not (cmd.stdout or cmd.stderr):
             raise InvalidParameter("Bad parameters: you must choose at least one stream")
         rec = self.store.lookup(cmd.ref)
+        if driver_of(rec.host_config.log_config) == "none":
+            raise NotImplementedByBerth(READ_NOT_SUPPORTED)  # dockerd's 501, in its words
         try:
             await self.core.agent(
                 rec.node,

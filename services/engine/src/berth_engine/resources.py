@@ -24,10 +24,10 @@ from berth_contracts.errors import Conflict, InvalidParameter
 
 from berth_engine.core import EngineCore
 from berth_engine.records import Record
+from berth_engine.restarts import validate_policy
 
 MIN_MEMORY = 6 * 1024 * 1024
 CPU_PERIOD = 100_000  # what a NanoCpus limit is expressed in (µs), as in moby
-POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 
 
 def _check_policy(config: UpdateConfig, rec: Record) -> None:
@@ -38,14 +38,7 @@ def _check_policy(config: UpdateConfig, rec: Record) -> None:
         raise InvalidParameter(
             "Restart policy cannot be updated because AutoRemove is enabled for the container"
         )
-    if policy.name not in POLICIES:
-        raise InvalidParameter(f"invalid restart policy '{policy.name}'")
-    if policy.maximum_retry_count < 0:
-        raise InvalidParameter("maximum retry count cannot be negative")
-    if policy.maximum_retry_count and policy.name != "on-failure":
-        raise InvalidParameter(
-            f"maximum retry count cannot be used with restart policy '{policy.name}'"
-        )
+    validate_policy(policy, auto_remove=False)  # the same checks and words as at create
 
 
 def updated_host_config(hc: HostConfig, config: UpdateConfig, rec: Record) -> HostConfig:

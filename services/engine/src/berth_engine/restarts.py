@@ -17,27 +17,28 @@ from berth_engine.timefmt import parse_ns
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 FIRST_DELAY = 0.1
 MAX_DELAY = 60.0
 RESET_AFTER = 10.0  # seconds of run time that make the next failure start from FIRST_DELAY
 
 
 def validate_policy(policy: RestartPolicy, auto_remove: bool) -> None:
-    """moby's ValidateRestartPolicy, with its words."""
-    if policy.name not in POLICIES:
-        raise InvalidParameter(
-            f"invalid restart policy: unknown policy '{policy.name}'; use one of "
-            "'no', 'always', 'on-failure', or 'unless-stopped'"
-        )
-    if policy.maximum_retry_count < 0:
-        raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
-    if policy.maximum_retry_count and policy.name != "on-failure":
-        raise InvalidParameter(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-        )
+    """dockerd 20.10's checks at create and at update (verifyContainerSettings), its words.
+
+    An empty name is "no policy" and takes any count, as in dockerd (moby 25 still allows it).
+    """
     if auto_remove and policy.name not in ("", "no"):
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+    if policy.name in ("always", "unless-stopped", "no"):
+        if policy.maximum_retry_count != 0:
+            raise InvalidParameter(
+                f"maximum retry count cannot be used with restart policy '{policy.name}'"
+            )
+    elif policy.name == "on-failure":
+        if policy.maximum_retry_count < 0:
+            raise InvalidParameter("maximum retry count cannot be negative")
+    elif policy.name != "":
+        raise InvalidParameter(f"invalid restart policy '{policy.name}'")
 
 
 def wants_restart(rec: Record, exit_code: int) -> bool:

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
+from berth_contracts.errors import InvalidParameter
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,15 @@ def _apparmor_enabled() -> bool:
         return False
 
 
+def _selinux_enabled() -> bool:
+    return Path("/sys/fs/selinux/enforce").exists()
+
+
 def parse_security_opts(opts: list[str] | None) -> SecurityOpts:
     """moby's rules and error texts. label= is accepted and unused, as dockerd does on a host
-    without SELinux; apparmor= likewise without AppArmor (berth applies no AppArmor profile, so
-    on a host that has AppArmor only "unconfined" is accepted)."""
+    without SELinux (on a SELinux host berth, which applies no labels, refuses it but for
+    label=disable); apparmor= likewise without AppArmor (on a host that has AppArmor, berth
+    applies no profile: only "unconfined" is accepted)."""
     seccomp = ""
     nnp = False
     for opt in opts or []:
@@ -47,10 +52,18 @@ def parse_security_opts(opts: list[str] | None) -> SecurityOpts:
         else:
             raise InvalidParameter(f"invalid --security-opt 1: {json.dumps(opt)}")
         if key == "label":
+            if value != "disable" and _selinux_enabled():
+                raise InvalidParameter(
+                    f"berth does not apply SELinux labels: --security-opt {opt} is refused "
+                    "(label=disable is accepted)"
+                )
             continue
         if key == "apparmor":
             if value != "unconfined" and _apparmor_enabled():
-                raise NotImplementedByBerth("berth does not apply AppArmor profiles yet")
+                raise InvalidParameter(
+                    f"berth does not apply AppArmor profiles: --security-opt {opt} is refused "
+                    "(apparmor=unconfined is accepted)"
+                )
             continue
         if key == "seccomp":
             seccomp = "" if value == "builtin" else value

@@ -20,8 +20,10 @@ from berth_contracts.errors import BerthError, Conflict, NotFound, NotModified
 from berth_contracts.lifecycle import SnapshotGetMounts, SnapshotMounts
 from opentelemetry.trace import Span
 
+from berth_engine import hostopts
 from berth_engine.core import EngineCore
 from berth_engine.exits import ExitHandler
+from berth_engine.logdrivers import task_log_config
 from berth_engine.mountspec import oci_mounts
 from berth_engine.netjoin import join, joined_container
 from berth_engine.netlinks import apply_links
@@ -88,6 +90,7 @@ class StartService:
             await self.exits.on_task_exit(pending)  # type: ignore[arg-type]
 
     async def _start_task(self, rec: Record, span: Span) -> None:
+        log_config = task_log_config(rec.host_config.log_config)  # dockerd checks values at start
         mounts = self.core.prepared_mounts.pop(rec.id, None) or await self.core.lifecycle(
             rec.node, SnapshotGetMounts(key=rec.id), SnapshotMounts
         )
@@ -105,11 +108,20 @@ class StartService:
         joined = joined_container(self.store, rec)
         if joined is not None:
             join(rec, joined)  # before task_spec: HOSTNAME is the joined container's
+        hostopts.check_start(rec, self.store)
         spec = task_spec(rec)
+        # --add-host's records first (host-gateway resolved here only); apply_links adds the
+        # links' after them, in libnetwork's order.
+        spec = msgspec.structs.replace(
+            spec,
+            extra_hosts=hostopts.add_host_records(
+                list(rec.host_config.extra_hosts or []), self._host_gateway()
+            ),
+        )
         if self.core.networks is not None and rec.endpoints:
             networks, ports = self.core.networks.attach(rec)
             spec = msgspec.structs.replace(spec, networks=networks, port_mappings=ports)
-        spec = apply_links(self.store, rec, spec, self._host_gateway())
+        spec = apply_links(self.store, rec, spec)
         # Create and start in one agent call, unless the terminal's initial size has to be set
         # in between (moby applies HostConfig.ConsoleSize after create, before start).
         start_now = not self._needs_console_size(rec)
@@ -120,6 +132,7 @@ class StartService:
                 spec=spec,
                 rootfs=[*mounts.mounts, *oci_mounts(rec.mounts)],
                 start=start_now,
+                log=log_config,
             ),
             TaskCreated,
         )

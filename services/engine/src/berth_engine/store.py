@@ -13,6 +13,7 @@ from pathlib import Path
 
 import anyio
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
+from berth_kit.diskmodes import ensure_dir, private_sqlite
 
 from berth_engine.records import Record, decode_record, encode_record
 
@@ -38,7 +39,8 @@ def name_conflict(name: str, owner: str) -> Conflict:
 
 class RecordStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path.parent)  # <data-root>/engine: 0700, fixed on every start
+        private_sqlite(path)  # records hold environments (secrets): 0600, -wal and -shm too
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a record acknowledged to a client survives a power cut, not just a crash.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from berth_contracts.agent import TaskSpec
 from berth_contracts.errors import BerthError, InternalError, InvalidParameter
 
+from berth_engine import hostopts, settings
 from berth_engine.records import Record
 from berth_engine.secopts import parse_security_opts
 
@@ -67,9 +68,43 @@ def task_spec(rec: Record) -> TaskSpec:
         no_new_privileges=security.no_new_privileges,
         labels=dict(rec.config.labels or {}),
         copy_up=[m.destination for m in rec.mounts if m.type == "volume" and m.copy_up],
+        rlimits=hostopts.rlimits(hc.ulimits, settings.default_ulimits()),
+        sysctls=dict(hc.sysctls or {}),
+        devices=hostopts.devices(hc.devices),
+        device_cgroup_rules=list(hc.device_cgroup_rules or []),
+        group_add=list(hc.group_add or []),
+        cgroup_parent=hc.cgroup_parent,
+        pid_mode=hostopts.pid_mode(hc),
+        ipc_mode=hc.ipc_mode or "private",
+        uts_mode="host" if hc.uts_mode == "host" else "",
+        cgroupns_mode=hc.cgroupns_mode or "host",
+        cpuset_cpus=hc.cpuset_cpus,
+        cpuset_mems=hc.cpuset_mems,
+        memory_reservation=hc.memory_reservation,
+        memory_swappiness=hc.memory_swappiness,
+        oom_kill_disable=bool(hc.oom_kill_disable),
+        masked_paths=hc.masked_paths,
+        readonly_paths=hc.readonly_paths,
+        init=bool(hc.init),
+        dns=list(hc.dns or []),
+        dns_search=list(hc.dns_search or []),
+        dns_options=list(hc.dns_options or []),
+        domainname=rec.config.domainname,
+        annotations=dict(hc.annotations or {}),
     )
 
 
+# Failures dockerd reports itself (while building the spec), not through runc.
+_DAEMON_WORDS = (
+    "driver failed",
+    "failed to initialize logging driver",
+    "Unable to find group",
+    "error gathering device information",
+    "can't join IPC of container",
+    "Invalid IPC mode",
+    "invalid device cgroup rule format",
+    "container ",  # "container <id> is not running": a --pid container: donor
+)
 _MOBY_PREFIX = (
     "failed to create task for container: failed to create shim task: OCI runtime create failed: "
 )
@@ -84,7 +119,7 @@ def start_error(exc: BerthError) -> BerthError:
     implemented, conflicts) pass through as they are.
     """
     if exc.kind not in ("internal", "invalid") or exc.message.startswith(_DAEMON_WORDS):
-        return exc  # not runc's (port allocation, links, joins: dockerd's own words, unwrapped)
+        return exc  # not runc's: dockerd's own words (ports, links, joins, groups, devices)
     text = exc.message
     if "OCI runtime" not in text and not text.startswith("failed to create task"):
         if "runc create failed" not in text:

@@ -15,6 +15,7 @@ from berth_contracts.docker import (
 from berth_contracts.engine import ContainerRef
 
 from berth_engine.health import health_text
+from berth_engine.logdrivers import driver_of
 from berth_engine.mountspec import mount_points
 from berth_engine.networking import network_settings
 from berth_engine.records import Record
@@ -100,7 +101,8 @@ def inspect(rec: Record, exec_ids: list[str] | None = None) -> ContainerInspect:
             health=st.health,
         ),
         image=rec.image_id,
-        log_path=rec.log_path,
+        # dockerd shows the path of a json-file log only (local's file is its own business).
+        log_path=rec.log_path if driver_of(rec.host_config.log_config) == "json-file" else "",
         name="/" + rec.name,
         restart_count=rec.restart_count,
         host_config=rec.host_config,

@@ -3,6 +3,7 @@ JSON record of labels and options beside it (dockerd keeps the same layout)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -11,12 +12,13 @@ from pathlib import Path
 
 import msgspec
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
+from berth_contracts.identifiers import NAME_PATTERN
 from berth_contracts.volumes import Volume
 
 from berth_engine.timefmt import rfc3339nano
 
 # moby's volume name rule (daemon/names): the first character alphanumeric.
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_NAME = re.compile(NAME_PATTERN)
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 _META = "berth.json"
 
@@ -43,6 +45,7 @@ class VolumeStore:
         os.chmod(root, 0o701)
 
     def _dir(self, name: str) -> Path:
+        validate_volume_name(name)  # never a path part unchecked, whoever called
         return self.root / name
 
     def data_path(self, name: str) -> Path:
@@ -53,6 +56,10 @@ class VolumeStore:
             raw = (self._dir(name) / _META).read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:  # no such volume could have been made
+                return None
+            raise
         return msgspec.json.decode(raw, type=_Meta)
 
     def _view(self, name: str, meta: _Meta) -> Volume:

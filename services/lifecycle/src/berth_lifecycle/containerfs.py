@@ -3,8 +3,11 @@ stream a tar out of (get) or into (put) a container through the confined archive
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
+import os
 import secrets
 import sys
 import time
@@ -18,7 +21,9 @@ from anyio.abc import Process
 from berth_contracts.archives import ArchiveOpen, ArchiveOpened, PathStat
 from berth_contracts.errors import BerthError, Conflict, InternalError, InvalidParameter, NotFound
 
+from berth_lifecycle.procroot import EXIT_NOT_THAT_CONTAINER, NotThatContainer, open_container_root
 from berth_lifecycle.snapshots import Snapshotter
+from berth_lifecycle.tarlimits import TarLimits
 from berth_lifecycle.upload import UploadServer
 
 log = logging.getLogger(__name__)
@@ -45,11 +50,32 @@ def child_error(code: int, stderr: str, cmd: ArchiveOpen) -> BerthError:
     text = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {code}"
     if code == 2:
         return NotFound(f"Could not find the file {cmd.path} in container {cmd.container_id}")
-    if code == 3:
+    if code in (3, 4):
         return InvalidParameter(text)
+    if code == EXIT_NOT_THAT_CONTAINER:
+        return _not_that_container(cmd, text)
     if "Read-only file system" in text:
         return Conflict(f"container rootfs is marked read-only: {text}")
     return InternalError(f"docker cp: {text}")
+
+
+def _not_that_container(cmd: ArchiveOpen, why: str) -> BerthError:
+    return Conflict(f"container {cmd.container_id} is not running as pid {cmd.pid}: {why}")
+
+
+def _check_pid(cmd: ArchiveOpen, rootfs: dict[str, Any]) -> None:
+    try:
+        os.close(open_container_root(cmd.pid, rootfs))
+    except NotThatContainer as exc:
+        raise _not_that_container(cmd, str(exc)) from None
+
+
+def _kill(proc: Process) -> None:
+    """Kill the child if it still runs: one that already exited (its status is the error being
+    raised) must not turn that error into a ProcessLookupError."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
 
 
 class ContainerFiles:
@@ -62,20 +88,21 @@ class ContainerFiles:
         uploads.extra_posts.append(("/archives/{token}", self.handle))
 
     async def _spec(self, cmd: ArchiveOpen) -> dict[str, Any]:
+        [root] = await self.snapshots.mounts(cmd.key)
         spec: dict[str, Any] = {
             "mode": cmd.mode,
             "path": cmd.path,
             "no_overwrite": cmd.no_overwrite_dir_non_dir,
-            "proc_root": f"/proc/{cmd.pid}/root" if cmd.pid > 0 else "",
+            "pid": max(cmd.pid, 0),
+            "rootfs": {"type": root.type, "source": root.source, "options": list(root.options)},
             "scratch": str(self.scratch),
+            "limits": dataclasses.asdict(TarLimits.from_env()),
         }
-        if cmd.pid <= 0:
-            [root] = await self.snapshots.mounts(cmd.key)
-            spec["rootfs"] = {
-                "type": root.type,
-                "source": root.source,
-                "options": list(root.options),
-            }
+        if cmd.pid > 0:
+            # Refused here already, so that a put fails before its upload; the child checks
+            # again right before its chroot (the process may have changed since).
+            await anyio.to_thread.run_sync(_check_pid, cmd, spec["rootfs"])
+        else:
             spec["mounts"] = [
                 {"source": m.source, "target": m.target, "readonly": m.readonly} for m in cmd.mounts
             ]
@@ -104,6 +131,27 @@ class ContainerFiles:
         self._pending[token] = _Pending(spec, cmd, now + TOKEN_TTL)
         return ArchiveOpened(stat=stat, url=f"{self.uploads.base_url}/archives/{token}")
 
+    async def open_export(self, key: str) -> str:
+        """`docker export`: a single-use URL streaming the container's whole filesystem.
+
+        The child mounts a read-only view (the writable layer as the top lowerdir, no upper or
+        work dir), so a running container's own mount is left alone and its volumes are not
+        included, as in dockerd's export."""
+        if not self.uploads.base_url:
+            raise InternalError("the archive listener is not running")
+        [root] = await self.snapshots.mounts(key)
+        if root.type == "overlay":
+            opts = {o.partition("=")[0]: o.partition("=")[2] for o in root.options}
+            options = [f"lowerdir={opts['upperdir']}:{opts['lowerdir']}"]
+        else:
+            options = list(root.options)
+        spec = {"mode": "export", "path": "/", "proc_root": "", "scratch": str(self.scratch),
+                "rootfs": {"type": root.type, "source": root.source, "options": options}, "mounts": []}  # fmt: skip
+        cmd = ArchiveOpen(key=key, path="/", container_id=key, mode="get")
+        token = secrets.token_urlsafe(24)
+        self._pending[token] = _Pending(spec, cmd, time.monotonic() + TOKEN_TTL)
+        return f"{self.uploads.base_url}/archives/{token}"
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         pending = self._pending.pop(request.match_info["token"], None)
         if pending is None or pending.expires < time.monotonic():
@@ -111,7 +159,7 @@ class ContainerFiles:
                 {"message": "archive URL unknown, used or expired"}, status=404
             )
         try:
-            if pending.spec["mode"] == "get":
+            if pending.spec["mode"] in ("get", "export"):
                 return await self._get(request, pending)
             return await self._put(request, pending)
         except BerthError as exc:
@@ -132,7 +180,7 @@ class ContainerFiles:
                     await response.write(chunk)
                 await self._wait(proc, pending)
             except BaseException:
-                proc.kill()
+                _kill(proc)
                 raise
             await response.write_eof()
             return response
@@ -153,7 +201,7 @@ class ContainerFiles:
                 await proc.stdin.aclose()
                 await self._wait(proc, pending)
             except BaseException:
-                proc.kill()
+                _kill(proc)
                 raise
         return web.json_response({}, status=200)
 

@@ -50,6 +50,20 @@ class IngestWriter:
         self._hash.update(data)
         self.size += len(data)
 
+    def rehash(self) -> None:
+        """Another process (a confined child) filled the temp file through its fd: hash what
+        is on disk, so finish()/commit() verify and name the blob by its real content."""
+        self._file.flush()
+        digest, size = hashlib.sha256(), 0
+        with open(self.path, "rb") as src:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        self._hash, self.size = digest, size
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
     @property
     def digest(self) -> str:
         return "sha256:" + self._hash.hexdigest()

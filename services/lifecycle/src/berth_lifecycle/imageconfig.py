@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import posixpath
 import re
@@ -144,9 +145,24 @@ def _healthcheck(rest: str) -> HealthConfig:
     return HealthConfig(test=test, **opts)
 
 
-def apply_changes(changes: list[str]) -> ContainerConfig:
-    """Build the config of an imported image from Dockerfile-like lines, as dockerd does."""
+def _field(cfg: dict[str, Any], key: str, empty: Any) -> Any:
+    """cfg[key], made `empty` first when missing or None (a base config's unset field)."""
+    if cfg.get(key) is None:
+        cfg[key] = empty
+    return cfg[key]
+
+
+# dockerd 20.10's validCommitCommands for `docker commit --change` (its words are lower case).
+COMMIT_CHANGES = {"CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "USER",
+                  "VOLUME", "WORKDIR"}  # fmt: skip
+
+
+def apply_changes(changes: list[str], base: ContainerConfig | None = None, *, commit: bool = False) -> ContainerConfig:
+    """Build the config of an imported image from Dockerfile-like lines, as dockerd does;
+    on top of `base` (a copy) for `docker commit`, which accepts only COMMIT_CHANGES."""
     cfg: dict[str, Any] = {}
+    if base is not None:
+        cfg = {f: copy.deepcopy(getattr(base, f)) for f in base.__struct_fields__}
     for change in changes:
         if not change.strip():
             continue
@@ -154,12 +170,14 @@ def apply_changes(changes: list[str]) -> ContainerConfig:
         if not m:
             raise InvalidParameter(f"{change} is not a valid change command")
         instr, rest = m.group(1).upper(), m.group(2)
+        if commit and instr not in COMMIT_CHANGES:
+            raise InvalidParameter(f"{instr.lower()} is not a valid change command")
         if instr == "CMD":
             cfg["cmd"] = _json_or_shell(rest)
         elif instr == "ENTRYPOINT":
             cfg["entrypoint"] = _json_or_shell(rest)
         elif instr == "ENV":
-            env = [e for e in cfg.get("env", []) if e.split("=", 1)[0] not in _pairs(rest, "ENV")]
+            env = [e for e in cfg.get("env") or [] if e.split("=", 1)[0] not in _pairs(rest, "ENV")]
             env += [f"{k}={v}" for k, v in _pairs(rest, "ENV").items()]
             cfg["env"] = env
         elif instr == "WORKDIR":
@@ -167,23 +185,23 @@ def apply_changes(changes: list[str]) -> ContainerConfig:
         elif instr == "USER":
             cfg["user"] = rest
         elif instr == "EXPOSE":
-            ports = cfg.setdefault("exposed_ports", {})
+            ports = _field(cfg, "exposed_ports", {})
             for port in rest.split():
                 number, _, proto = port.partition("/")
                 lo, _, hi = number.partition("-")
                 for p in range(int(lo), int(hi or lo) + 1):
                     ports[f"{p}/{(proto or 'tcp').lower()}"] = {}
         elif instr == "LABEL":
-            cfg.setdefault("labels", {}).update(_pairs(rest, "LABEL"))
+            _field(cfg, "labels", {}).update(_pairs(rest, "LABEL"))
         elif instr == "VOLUME":
-            vols = cfg.setdefault("volumes", {})
+            vols = _field(cfg, "volumes", {})
             paths = _json_or_shell(rest)
             for path in (rest.split() if paths[:2] == ["/bin/sh", "-c"] else paths):
                 vols[path] = {}
         elif instr == "STOPSIGNAL":
             cfg["stop_signal"] = rest
         elif instr == "ONBUILD":
-            cfg.setdefault("on_build", []).append(rest)
+            _field(cfg, "on_build", []).append(rest)
         elif instr == "HEALTHCHECK":
             cfg["healthcheck"] = _healthcheck(rest)
         else:

@@ -12,6 +12,9 @@ contain files that sit where the interpreter would look for modules. Owners are 
 OCI whiteouts become overlayfs whiteouts: `.wh.<name>` → char device 0/0 `<name>`;
 `.wh..wh..opq` → xattr trusted.overlay.opaque=y on its directory.
 
+Limits (tarlimits): unpacked bytes, entries and header sizes; over one, the child fails and
+the parent drops the half-made snapshot.
+
 Prints one JSON line {"diff_id": "sha256:...", "size": <bytes of regular files>} on success;
 on failure a message on stderr and exit status 1.
 """
@@ -34,6 +37,8 @@ import stat
 import sys
 import tarfile
 from typing import Any, BinaryIO, cast
+
+from berth_lifecycle.tarlimits import CappedReader, TarLimits, open_stream
 
 try:
     import zstandard
@@ -170,11 +175,11 @@ def _set_xattrs(path: str, member: tarfile.TarInfo) -> None:
                 raise
 
 
-def apply_tar(src: _Hashing) -> int:
+def apply_tar(src: _Hashing, limits: TarLimits | None = None) -> int:
     """Apply every member under /; returns the bytes of regular files written."""
     size = 0
     dirs: list[tuple[str, tarfile.TarInfo]] = []
-    with tarfile.open(fileobj=src, mode="r|", encoding="utf-8", errors="surrogateescape") as tar:  # type: ignore[call-overload]
+    with open_stream(src, limits or TarLimits(), encoding="utf-8", errors="surrogateescape") as tar:
         for member in tar:
             path = clean_path(member.name)
             if path == "/":
@@ -243,15 +248,17 @@ def apply_tar(src: _Hashing) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print("usage: layer_child <layer dir> <blob fd>", file=sys.stderr)
+    if len(argv) not in (3, 6):
+        print("usage: layer_child <layer dir> <blob fd> [<max bytes> <max entries> <max header>]", file=sys.stderr)
         return 2
     root, fd = argv[1], int(argv[2])
     try:
+        limits = TarLimits.from_args(argv[3:])
         raw = os.fdopen(fd, "rb", buffering=CHUNK)
-        stream = _Hashing(decompressed(raw))
+        # Capped below the hash too: the drain after the end of the archive is bounded as well.
+        stream = _Hashing(CappedReader(decompressed(raw), limits.max_bytes))
         confine(root)
-        size = apply_tar(stream)
+        size = apply_tar(stream, limits)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

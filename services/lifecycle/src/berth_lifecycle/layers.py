@@ -16,6 +16,8 @@ from pathlib import Path
 import anyio
 from berth_contracts.errors import InvalidParameter
 
+from berth_lifecycle.tarlimits import TarLimits
+
 APPLY_TIMEOUT = 3600.0  # a multi-GB layer on a slow disk; a hung child is killed after this
 
 
@@ -40,15 +42,17 @@ class LayerApplyError(InvalidParameter):
     pass
 
 
-async def apply_layer(blob: Path, target: Path) -> Applied:
-    """Apply the (maybe compressed) tar at `blob` into the empty directory `target`."""
+async def apply_layer(blob: Path, target: Path, limits: TarLimits | None = None) -> Applied:
+    """Apply the (maybe compressed) tar at `blob` into the empty directory `target`, within
+    `limits` (by default those of the environment, BERTH_TAR_MAX_*)."""
+    limits = limits or TarLimits.from_env()
     fd = os.open(blob, os.O_RDONLY | os.O_CLOEXEC)
     try:
         with anyio.fail_after(APPLY_TIMEOUT):
             result = await anyio.run_process(
                 # -I: no current directory on sys.path and no PYTHON* variables, so nothing
                 # but the installed interpreter and packages runs next to the hostile input.
-                [sys.executable, "-I", "-m", "berth_lifecycle.layer_child", str(target), str(fd)],
+                [sys.executable, "-I", "-m", "berth_lifecycle.layer_child", str(target), str(fd), *limits.to_args()],
                 pass_fds=[fd],
                 cwd="/",
                 check=False,

@@ -149,6 +149,16 @@ class Metadata:
                 db.execute("UPDATE images SET last_tag_time = ? WHERE id = ?", (now, row.id))
         return replaced
 
+    def replace_layer_blob(self, old: str, new: str) -> None:
+        """Every image whose layer was stored as blob `old` now names `new` (the same layer,
+        compressed once for a push and kept)."""
+        with self._tx() as db:
+            for image_id, blobs_json in db.execute("SELECT id, layer_blobs FROM images").fetchall():
+                blobs = json.loads(str(blobs_json))
+                if old in blobs:
+                    blobs = [new if b == old else b for b in blobs]
+                    db.execute("UPDATE images SET layer_blobs = ? WHERE id = ?", (json.dumps(blobs), image_id))
+
     def set_name(self, name: str, image_id: str, now: str) -> str:
         """Point name at image_id; returns the image id it pointed at before ('' if none)."""
         with self._tx() as db:

@@ -8,10 +8,12 @@ there runs the pull and streams Docker's JSON progress lines; later errors are e
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,15 +21,24 @@ import anyio
 from aiohttp import web
 from anyio import to_thread
 from anyio.streams.memory import MemoryObjectSendStream
+from berth_contracts.distribution import REGISTRY_AUTH_HEADER
 from berth_contracts.engine import ImagePull
 from berth_contracts.errors import BerthError, InvalidParameter
 from berth_kit.tracing import extract
+from opentelemetry import context, trace
 
 from berth_lifecycle.events import image_event
 from berth_lifecycle.images import Images, StagedBlob
 from berth_lifecycle.layers import chain_ids
 from berth_lifecycle.reference import DIGEST_RE, Reference, parse_normalized_named
-from berth_lifecycle.registry import Platform, RegistryClient, Resolved, proxy_url
+from berth_lifecycle.regauth import decode_registry_auth
+from berth_lifecycle.registry import (
+    DirectRegistryClient,
+    Platform,
+    RegistryClient,
+    Resolved,
+    proxy_url,
+)
 
 log = logging.getLogger(__name__)
 TOKEN_TTL = 600.0
@@ -57,8 +68,35 @@ def _short(digest: str) -> str:
 
 @dataclass(frozen=True)
 class _Pending:
-    resolved: Resolved
+    resolved: Resolved | None  # None: the client sent credentials; resolve once they arrive
     expires: float
+    ref: Reference
+    platform: Platform
+
+
+async def stream_progress(
+    request: web.Request, span_name: str, produce: Callable[[MemoryObjectSendStream[bytes]], Coroutine[Any, Any, None]]
+) -> web.StreamResponse:
+    """Answer 200 and stream the JSON lines `produce` sends (pull, push), in a span joined to the
+    caller's trace; `produce` closes the stream when it is done."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    send, receive = anyio.create_memory_object_stream[bytes](64)
+    traceparent = request.headers.get("traceparent", "")
+    token = context.attach(extract({"traceparent": traceparent})) if traceparent else None
+    try:
+        with trace.get_tracer("berth-lifecycle").start_as_current_span(span_name):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(produce, send)
+                async with receive:
+                    async for line in receive:
+                        await response.write(line)
+    finally:
+        if token is not None:
+            context.detach(token)
+    await response.write_eof()
+    return response
 
 
 class Puller:
@@ -69,16 +107,18 @@ class Puller:
     async def prepare(self, cmd: ImagePull, base_url: str) -> str:
         ref = pull_reference(cmd)
         platform = Platform.parse(cmd.platform)
-        client = RegistryClient(proxy_url())
-        try:
-            resolved = await client.resolve(ref, platform)
-        finally:
-            await client.close()
+        resolved = None
+        if not cmd.credentials:
+            client = RegistryClient(proxy_url())
+            try:
+                resolved = await client.resolve(ref, platform)
+            finally:
+                await client.close()
         now = time.monotonic()
         for token in [t for t, p in self._pending.items() if p.expires < now]:
             del self._pending[token]
         token = secrets.token_urlsafe(24)
-        self._pending[token] = _Pending(resolved, now + TOKEN_TTL)
+        self._pending[token] = _Pending(resolved, now + TOKEN_TTL, ref, platform)
         return f"{base_url}/pulls/{token}"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -86,31 +126,30 @@ class Puller:
         if pending is None or pending.expires < time.monotonic():
             return web.json_response({"message": "pull URL unknown, used or expired"}, status=404)
         await request.read()  # the body is empty
-        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        send, receive = anyio.create_memory_object_stream[bytes](64)
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        from opentelemetry import context, trace
+        client, resolved = await self._client(pending, request.headers.get(REGISTRY_AUTH_HEADER, ""))
+        return await stream_progress(request, "pull image", functools.partial(self._run, resolved, client))
 
-        token = context.attach(extract(headers)) if "traceparent" in headers else None
+    async def _client(self, pending: _Pending, auth_header: str) -> tuple[RegistryClient, Resolved]:
+        """Without credentials: through registry-proxy (resolved already). With them: straight
+        to the registry, so a private image never enters the proxy's shared cache. Resolving
+        here, before the answer starts, keeps its errors HTTP errors."""
+        credentials = decode_registry_auth(auth_header)
+        if pending.resolved is not None and not credentials.present:
+            return RegistryClient(proxy_url()), pending.resolved
+        client: RegistryClient = (
+            DirectRegistryClient(pending.ref.domain, credentials) if credentials.present else RegistryClient(proxy_url())
+        )
         try:
-            with trace.get_tracer("berth-lifecycle").start_as_current_span("pull image"):
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._run, pending.resolved, send)
-                    async with receive:
-                        async for line in receive:
-                            await response.write(line)
-        finally:
-            if token is not None:
-                context.detach(token)
-        await response.write_eof()
-        return response
+            return client, pending.resolved or await client.resolve(pending.ref, pending.platform)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await client.close()
+            raise
 
-    async def _run(self, resolved: Resolved, send: MemoryObjectSendStream[bytes]) -> None:
+    async def _run(self, resolved: Resolved, client: RegistryClient, send: MemoryObjectSendStream[bytes]) -> None:
         async with send:
             try:
-                await self._pull(resolved, send)
+                await self._pull(resolved, client, send)
             except BerthError as exc:
                 await send.send(_error(exc.message))
                 await self.images.collect_garbage()
@@ -118,8 +157,11 @@ class Puller:
                 log.exception("pull of %s failed", resolved.ref)
                 await send.send(_error(f"{type(exc).__name__}: {exc}"))
                 await self.images.collect_garbage()
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                    await client.close()
 
-    async def _pull(self, resolved: Resolved, send: MemoryObjectSendStream[bytes]) -> None:
+    async def _pull(self, resolved: Resolved, client: RegistryClient, send: MemoryObjectSendStream[bytes]) -> None:
         ref = resolved.ref
         shown = ref.familiar()
         await send.send(_line({"status": f"Pulling from {ref.path}", "id": ref.tag or ref.digest}))
@@ -130,7 +172,6 @@ class Puller:
             await send.send(_line({"status": f"Digest: {resolved.digest}"}))
             await send.send(_line({"status": f"Status: Image is up to date for {shown}"}))
             return
-        client = RegistryClient(proxy_url())
         staged: list[StagedBlob | None] = [None] * len(resolved.layers)
         try:
             config = await client.blob_bytes(ref, config_digest)
@@ -156,7 +197,6 @@ class Puller:
         finally:
             # Shielded: a client that leaves cancels the pull, and its temp files must still go.
             with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-                await client.close()
                 for s in staged:
                     if s is not None:
                         await to_thread.run_sync(s.writer.abort)

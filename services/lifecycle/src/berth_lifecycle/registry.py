@@ -16,11 +16,18 @@ from typing import Any
 
 import aiohttp
 from anyio import to_thread
-from berth_contracts.errors import BerthError, InvalidParameter, NotFound, Unavailable
+from berth_contracts.errors import (
+    BerthError,
+    InternalError,
+    InvalidParameter,
+    NotFound,
+    Unavailable,
+)
 
 from berth_lifecycle.content import IngestWriter
 from berth_lifecycle.loader import HOST_ARCH, INDEX_TYPES
 from berth_lifecycle.reference import Reference
+from berth_lifecycle.regauth import AuthFailed, Credentials, RegistrySession
 
 MANIFEST_ACCEPT = ", ".join(
     [
@@ -100,12 +107,15 @@ class RegistryClient:
     def _url(self, ref: Reference, kind: str, what: str) -> str:
         return f"{self.base}/v2/{ref.path}/{kind}/{what}?ns={ref.domain}"
 
-    async def _get(self, ref: Reference, kind: str, what: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
+    async def _fetch(self, ref: Reference, kind: str, what: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
         url = self._url(ref, kind, what)
         try:
-            resp = await self._session.get(url, headers=headers)
+            return await self._session.get(url, headers=headers)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise Unavailable(f'Get "{url}": {exc or type(exc).__name__}') from None
+
+    async def _get(self, ref: Reference, kind: str, what: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        resp = await self._fetch(ref, kind, what, headers)
         if resp.status < 400:
             return resp
         body = await _read_limited(resp, 64 * 1024)
@@ -113,9 +123,11 @@ class RegistryClient:
         code, message = _registry_error(body)
         name = ref.familiar_name()
         if resp.status in (401, 403) or code in ("NAME_UNKNOWN", "UNAUTHORIZED", "DENIED"):
+            # The registry's own words (errcode's "code: message"), as dockerd prints them.
+            words = f"{code.lower()}: {message}" if code and message else ""
             raise NotFound(
                 f"pull access denied for {name}, repository does not exist or may require 'docker login': "
-                f"denied: {message or 'requested access to the resource is denied'}"
+                f"{words or 'denied: requested access to the resource is denied'}"
             )
         if resp.status == 404:
             if kind == "manifests":
@@ -190,6 +202,27 @@ class RegistryClient:
             await to_thread.run_sync(writer.finish)
         except BerthError as exc:
             raise InvalidParameter(f"filesystem layer verification failed for digest {digest}: {exc.message}") from None
+
+
+class DirectRegistryClient(RegistryClient):
+    """The same reads, straight from the registry with the client's credentials (not through
+    registry-proxy: a private image must never land in the proxy's shared cache)."""
+
+    def __init__(self, host: str, credentials: Credentials) -> None:
+        super().__init__("direct")
+        self.registry = RegistrySession(host, credentials)
+
+    async def close(self) -> None:
+        await self.registry.close()
+        await super().close()
+
+    async def _fetch(self, ref: Reference, kind: str, what: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        if not self.registry.scopes:
+            self.registry.scopes = [f"repository:{ref.path}:pull"]
+        try:
+            return await self.registry.request("GET", f"/v2/{ref.path}/{kind}/{what}", headers)
+        except AuthFailed as exc:
+            raise InternalError(exc.message) from None
 
 
 def _json(body: bytes) -> dict[str, Any]:

@@ -10,6 +10,16 @@ from anyio import to_thread
 from berth_contracts import subjects
 from berth_contracts.archives import ArchiveOpen
 from berth_contracts.base import Done
+from berth_contracts.distribution import DistributionInspect, ImagePush, ImageSave, RegistryLogin
+from berth_contracts.errors import InternalError
+from berth_contracts.imaging import (
+    ExportTarget,
+    ImageHistoryGet,
+    LayerUsageGet,
+    SnapshotCommit,
+    SnapshotDiff,
+    SnapshotExport,
+)
 from berth_contracts.lifecycle import (
     ImageDelete,
     ImageDeleted,
@@ -25,18 +35,25 @@ from berth_contracts.lifecycle import (
     SnapshotMounts,
     SnapshotPrepare,
     SnapshotRemove,
+    SnapshotRemoved,
     UploadTarget,
 )
+from berth_kit.diskmodes import ensure_dir, private_sqlite
 from berth_kit.rpc import RpcServer
 
+from berth_lifecycle.committing import Committer
 from berth_lifecycle.containerfs import ContainerFiles
 from berth_lifecycle.content import ContentStore
 from berth_lifecycle.events import Publish
 from berth_lifecycle.imageconfig import apply_changes
 from berth_lifecycle.images import Images
+from berth_lifecycle.imageusage import ImageUsage
 from berth_lifecycle.importer import import_name
 from berth_lifecycle.metadata import Metadata
 from berth_lifecycle.pull import Puller
+from berth_lifecycle.push import Pusher
+from berth_lifecycle.save import Saver
+from berth_lifecycle.sharing import Sharing
 from berth_lifecycle.snapshots import Snapshotter
 from berth_lifecycle.upload import UploadServer
 
@@ -58,6 +75,8 @@ class Lifecycle:
     uploads: UploadServer
     puller: Puller
     files: ContainerFiles | None = None  # docker cp
+    saver: Saver | None = None  # docker save
+    sharing: Sharing | None = None  # docker login, GET /distribution
 
     @classmethod
     def open(cls, root: Path, publish: Publish, listen: str = "127.0.0.1:0") -> Lifecycle:
@@ -65,7 +84,8 @@ class Lifecycle:
         if any(c in str(root) for c in ",:"):
             # Snapshot paths go into overlay mount options, where these are separators.
             raise ValueError(f"lifecycle data directory {root} must not contain ',' or ':'")
-        root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        ensure_dir(root)  # 0700: snapshots hold containers' rootfs (setuid binaries, secrets)
+        private_sqlite(root / "meta.db")
         meta = Metadata(root / "meta.db")
         content = ContentStore(root)
         snapshots = Snapshotter(root / "snapshots", meta)
@@ -78,8 +98,12 @@ class Lifecycle:
         uploads = UploadServer(images, listen)
         puller = Puller(images)
         uploads.extra_posts.append(("/pulls/{token}", puller.handle))
+        saver = Saver(images)
+        uploads.extra_posts.append(("/saves/{token}", saver.handle))
+        sharing = Sharing(Pusher(images))
+        uploads.extra_posts.extend(sharing.routes())
         files = ContainerFiles(snapshots, uploads, root / "archive-mnt")
-        return cls(meta, content, snapshots, images, uploads, puller, files)
+        return cls(meta, content, snapshots, images, uploads, puller, files, saver, sharing)
 
     def close(self) -> None:
         self.meta.close()
@@ -110,6 +134,22 @@ class Lifecycle:
     async def image_pull(self, cmd: ImagePull) -> UploadTarget:
         return UploadTarget(url=await self.puller.prepare(cmd, self.uploads.base_url))
 
+    async def image_save(self, cmd: ImageSave) -> UploadTarget:
+        assert self.saver is not None
+        return UploadTarget(url=await self.saver.prepare(cmd, self.uploads.base_url))
+
+    async def image_push(self, cmd: ImagePush) -> UploadTarget:
+        assert self.sharing is not None
+        return UploadTarget(url=self.sharing.pusher.prepare(cmd, self.uploads.base_url))
+
+    async def registry_login(self, _: RegistryLogin) -> UploadTarget:
+        assert self.sharing is not None
+        return UploadTarget(url=self.sharing.login_url(self.uploads.base_url))
+
+    async def distribution_inspect(self, cmd: DistributionInspect) -> UploadTarget:
+        assert self.sharing is not None
+        return UploadTarget(url=self.sharing.inspect_url(cmd, self.uploads.base_url))
+
     async def snapshot_prepare(self, cmd: SnapshotPrepare) -> SnapshotMounts:
         async with self.images.lock:  # an image delete must not collect layers meanwhile
             row = await self.images.resolve(cmd.image_id)
@@ -118,21 +158,37 @@ class Lifecycle:
     async def snapshot_mounts(self, cmd: SnapshotGetMounts) -> SnapshotMounts:
         return SnapshotMounts(mounts=await self.snapshots.mounts(cmd.key))
 
-    async def snapshot_remove(self, cmd: SnapshotRemove) -> Done:
-        await self.snapshots.remove(cmd.key)
+    async def snapshot_remove(self, cmd: SnapshotRemove) -> SnapshotRemoved:
+        size = await self.snapshots.remove(cmd.key, measure=cmd.measure)
         # Layers of an image deleted (forced) while this container used them go now.
         await to_thread.run_sync(self.snapshots.collect_layers)
-        return Done()
+        return SnapshotRemoved(size=size)
+
+    async def snapshot_export(self, cmd: SnapshotExport) -> ExportTarget:
+        if self.files is None:
+            raise InternalError("the archive listener is not running")
+        return ExportTarget(url=await self.files.open_export(cmd.key))
 
     def register(self, server: RpcServer) -> None:
         if self.files is not None:
             server.handle(ArchiveOpen, self.files.open)
+        committer = Committer(self.images, self.snapshots.root.parent / "diff-mnt")
+        server.handle(SnapshotDiff, committer.diff)
+        server.handle(SnapshotCommit, committer.commit)
+        server.handle(SnapshotExport, self.snapshot_export)
+        usage = ImageUsage(self.images)
+        server.handle(ImageHistoryGet, usage.history)
+        server.handle(LayerUsageGet, usage.usage)
         server.handle(ImageResolve, self.image_resolve)
         server.handle(ImageListAll, self.image_list)
         server.handle(ImageTagAdd, self.image_tag)
         server.handle(ImageDelete, self.image_delete)
         server.handle(ImageUpload, self.image_upload)
         server.handle(ImagePull, self.image_pull)
+        server.handle(ImageSave, self.image_save)
+        server.handle(ImagePush, self.image_push)
+        server.handle(RegistryLogin, self.registry_login)
+        server.handle(DistributionInspect, self.distribution_inspect)
         server.handle(SnapshotPrepare, self.snapshot_prepare)
         server.handle(SnapshotGetMounts, self.snapshot_mounts)
         server.handle(SnapshotRemove, self.snapshot_remove)

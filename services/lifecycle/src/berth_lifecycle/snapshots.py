@@ -17,7 +17,10 @@ from pathlib import Path
 import anyio
 from anyio import to_thread
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
+from berth_contracts.identifiers import validate_identifier
 from berth_contracts.lifecycle import Mount
+from berth_kit.dirsize import directory_size
+from berth_kit.diskmodes import ensure_dir
 from opentelemetry import trace
 
 from berth_lifecycle.layers import apply_layer, chain_ids
@@ -31,7 +34,7 @@ class Snapshotter:
     def __init__(self, root: Path, meta: Metadata) -> None:
         self.root = root
         self.meta = meta
-        self.root.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.root)  # 0700 (moby: 0710 overlay2), set again on every start
         self._locks: dict[str, anyio.Lock] = {}
         self._pins: Counter[str] = Counter()
 
@@ -94,13 +97,16 @@ class Snapshotter:
                 raise InvalidParameter(
                     f"invalid diffID for layer {index}: expected {diff_id!r}, got {applied.diff_id!r}"
                 )
-            if not await to_thread.run_sync(self.meta.commit_snapshot, row.n, chain_id, applied.size):
+            # The layer's size as moby's overlay2 ApplyDiff reports it (directory.Size: symlinks
+            # count too), which `docker history`, `images` and `system df` show.
+            size = await to_thread.run_sync(directory_size, fs)
+            if not await to_thread.run_sync(self.meta.commit_snapshot, row.n, chain_id, size):
                 raise RuntimeError(f"layer {chain_id} committed twice")
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await to_thread.run_sync(self._drop, row)
             raise
-        return applied.size
+        return size
 
     def _drop(self, row: SnapshotRow) -> None:
         self.meta.delete_snapshot(row.n)
@@ -116,8 +122,7 @@ class Snapshotter:
     # --- containers' writable layers -------------------------------------------------------------
 
     async def prepare(self, key: str, image: ImageRow) -> list[Mount]:
-        if not key or "/" in key:
-            raise InvalidParameter(f"invalid snapshot key: {key!r}")
+        validate_identifier(key, "snapshot key")
         chains = image.chain_ids or chain_ids(image.diff_ids)
         if not await to_thread.run_sync(self.has_layers, chains):
             raise NotFound(f"layers of image {image.id} are not unpacked")
@@ -148,6 +153,14 @@ class Snapshotter:
         if row is None or row.kind != "active":
             raise NotFound(f"snapshot {key} does not exist")
         return await to_thread.run_sync(self._mounts, row)
+
+    async def layer_dirs(self, key: str) -> tuple[Path, list[Path]]:
+        """The writable layer `key`'s upper dir and its image's layer dirs, top first."""
+        row = await to_thread.run_sync(self.meta.get_snapshot, key)
+        if row is None or row.kind != "active":
+            raise NotFound(f"snapshot {key} does not exist")
+        lowers = await to_thread.run_sync(self._lower_chain, row.parent)
+        return self.fs(row.n), [self.fs(lower.n) for lower in lowers]
 
     def _lower_chain(self, top: str) -> list[SnapshotRow]:
         """Committed snapshots from `top` down to the bottom layer."""
@@ -181,11 +194,14 @@ class Snapshotter:
             )
         ]
 
-    async def remove(self, key: str) -> None:
+    async def remove(self, key: str, *, measure: bool = False) -> int:
+        """Drop the writable layer `key`; its size first when asked (0 otherwise)."""
         row = await to_thread.run_sync(self.meta.get_snapshot, key)
         if row is None or row.kind != "active":
             raise NotFound(f"snapshot {key} does not exist")
+        size = await to_thread.run_sync(directory_size, self.fs(row.n)) if measure else 0
         await to_thread.run_sync(self._drop, row)
+        return size
 
     # --- garbage ---------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from berth_contracts.errors import BerthError
 from berth_kit.tracing import context_from_traceparent, extract, traceparent_of
 from opentelemetry import trace
 
+from berth_lifecycle import httperrors
 from berth_lifecycle.archive import stage, stage_single
 from berth_lifecycle.images import Images
 from berth_lifecycle.importer import import_image
@@ -87,6 +88,7 @@ class UploadServer:
     async def start(self) -> None:
         self._limiter = anyio.CapacityLimiter(MAX_CONCURRENT_UPLOADS)
         app = web.Application()
+        httperrors.install(app)
         app.router.add_post("/uploads/{token}", self._handle)
         for path, handler in self.extra_posts:  # e.g. pull.py's /pulls/{token}
             app.router.add_post(path, handler)

@@ -11,6 +11,7 @@ import os
 import anyio
 from aiohttp import web
 from anyio import to_thread
+from berth_kit.listen import inherited_sockets
 from berth_kit.service import ServiceContext, run_service
 
 from berth_registry_proxy.app import Proxy
@@ -20,6 +21,7 @@ from berth_registry_proxy.fetches import Fetches
 from berth_registry_proxy.upstream import Upstream
 
 SERVICE = "berth-registry-proxy"
+MAX_REQUEST_HEADERS = 64
 FLAGS = {
     "listen": "BERTH_REGISTRY_PROXY_LISTEN",
     "data": "BERTH_REGISTRY_PROXY_DATA",
@@ -38,10 +40,19 @@ async def serve(ctx: ServiceContext) -> None:
     await upstream.start()
     fetches = Fetches(cache, upstream, ctx.tg, config.max_blob)
     proxy = Proxy(config, cache, upstream, fetches)
-    runner = web.AppRunner(proxy.app(), access_log=None)
+    # Docker clients send about ten request headers: 64 lines of up to 8 KiB bound what one
+    # request may make the proxy hold (aiohttp's default is 128).
+    runner = web.AppRunner(
+        proxy.app(), access_log=None, max_headers=MAX_REQUEST_HEADERS, max_field_size=8190, max_line_size=8190
+    )
     await runner.setup()
-    host, _, port = config.listen.rpartition(":")
-    await web.TCPSite(runner, host or "127.0.0.1", int(port or 5000)).start()
+    inherited = inherited_sockets()  # bound by `berth up` (its BERTH_REGISTRY_PROXY_LISTEN)
+    if inherited:
+        for sock in inherited:
+            await web.SockSite(runner, sock).start()
+    else:
+        host, _, port = config.listen.rpartition(":")
+        await web.TCPSite(runner, host or "127.0.0.1", int(port or 5000)).start()
 
     async def close_on_stop() -> None:
         try:

@@ -13,12 +13,14 @@ from urllib.parse import urlencode
 import anyio
 from aiohttp import ClientConnectionResetError, web
 from anyio import to_thread
+from berth_contracts import refgrammar
 
-from berth_registry_proxy.cache import Cache
+from berth_registry_proxy.cache import Cache, OutsideRoot
 from berth_registry_proxy.config import ProxyConfig
 from berth_registry_proxy.errors import RegistryError, UpstreamUnavailable
 from berth_registry_proxy.fetches import CHUNK, Fetch, Fetches
-from berth_registry_proxy.names import DIGEST_RE, check_reference, split_name
+from berth_registry_proxy.manifests import media_from_body, referenced_digests
+from berth_registry_proxy.names import check_reference, is_digest, split_name
 from berth_registry_proxy.upstream import MANIFEST_ACCEPT, Upstream, read_limited
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class Proxy:
             return await handler(request)
         except RegistryError as exc:
             return exc.response()
+        except OutsideRoot:  # names.py's checks make this unreachable; the cache checks again
+            return RegistryError("NAME_INVALID", "invalid repository name").response()
 
     async def base(self, request: web.Request) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
@@ -65,11 +69,11 @@ class Proxy:
             if sep and name and ref and "/" not in ref:
                 if not read:
                     break
-                host, repo = split_name(name, ns)
+                host, repo = split_name(name, ns, self.config)
                 check_reference(ref)
                 return await handler(request, host, repo, ref)
         if rest.endswith("/tags/list") and read:
-            host, repo = split_name(rest[: -len("/tags/list")], ns)
+            host, repo = split_name(rest[: -len("/tags/list")], ns, self.config)
             return await self.tags(request, host, repo)
         if not read:
             raise RegistryError("UNSUPPORTED", "the operation is unsupported")
@@ -95,9 +99,12 @@ class Proxy:
 
     async def resolve_manifest(self, host: str, repo: str, ref: str) -> tuple[bytes, str, str]:
         """(bytes, media type, Warning header or ""), from the cache or upstream."""
-        if DIGEST_RE.match(ref):
+        if is_digest(ref):
             cached = await to_thread.run_sync(self.cache.get_manifest, ref)
             if cached is not None:
+                # Cached for some repository: served to this one once its upstream has it too.
+                if not await to_thread.run_sync(self.cache.has_link, host, repo, ref):
+                    await self._confirm(host, repo, "manifests", ref)
                 return cached[0], cached[1], ""
             body, media = await self._fetch_manifest(host, repo, ref, ref)
             return body, media, ""
@@ -142,8 +149,10 @@ class Proxy:
         if claimed.startswith("sha256:") and claimed != digest:
             raise RegistryError("DIGEST_INVALID", f"upstream manifest says {claimed}, its bytes are {digest}", 502)
         if not media:
-            media = _media_from_body(body)
+            media = media_from_body(body)
         await to_thread.run_sync(self.cache.put_manifest, digest, body, media)
+        # The upstream's repository holds the manifest and what it refers to.
+        await to_thread.run_sync(self.cache.link, host, repo, {digest} | referenced_digests(body))
         if not expected:
             await to_thread.run_sync(self.cache.put_tag, host, repo, ref, digest)
         return body, media
@@ -154,13 +163,21 @@ class Proxy:
         return {**API_HEADERS, "Docker-Content-Digest": digest, "Accept-Ranges": "bytes", "Etag": f'"{digest}"'}
 
     async def blob(self, request: web.Request, host: str, repo: str, digest: str) -> web.StreamResponse:
-        if not DIGEST_RE.match(digest):
+        if not is_digest(digest):
             raise RegistryError("DIGEST_INVALID", f"invalid digest {digest!r}")
         path = self.cache.blob_path(digest)
-        if not await to_thread.run_sync(path.exists):
+        linked = await to_thread.run_sync(self.cache.has_link, host, repo, digest)
+        if await to_thread.run_sync(path.exists):
+            if not linked:
+                await self._confirm(host, repo, "blobs", digest)
+        else:
             if request.method == "HEAD":
                 return await self._head_blob(host, repo, digest)
             fetch = self.fetches.get(host, repo, digest)
+            # Joining another repository's download (or finding it done) needs this repository
+            # to hold the blob too; a download started for this one is its own proof.
+            if not linked and (fetch is None or fetch.source != (host, repo)):
+                await self._confirm(host, repo, "blobs", digest)
             if fetch is not None:
                 await self.fetches.wait_started(fetch)
                 if "Range" not in request.headers and not fetch.done:
@@ -177,10 +194,24 @@ class Proxy:
         resp = web.FileResponse(path, headers={**self._blob_headers(digest), "Content-Type": BLOB_TYPE})
         return resp
 
+    async def _confirm(self, host: str, repo: str, kind: str, digest: str) -> None:
+        """Ask the upstream whether `repo` holds `digest` (a HEAD); link it if so."""
+        accept = {"Accept": MANIFEST_ACCEPT} if kind == "manifests" else {}
+        try:
+            resp = await self.upstream.request("HEAD", host, repo, f"{kind}/{digest}", accept)
+        except RegistryError as exc:
+            if exc.status != 404:
+                raise  # unreachable, rate limited, unauthorized: as the upstream said
+            code = "BLOB_UNKNOWN" if kind == "blobs" else "MANIFEST_UNKNOWN"
+            raise RegistryError(code, f"{kind[:-1]} unknown to registry", 404) from None
+        resp.release()
+        await to_thread.run_sync(self.cache.link, host, repo, {digest})
+
     async def _head_blob(self, host: str, repo: str, digest: str) -> web.Response:
         resp = await self.upstream.request("HEAD", host, repo, f"blobs/{digest}")
         async with resp:
             length = resp.headers.get("Content-Length", "")
+        await to_thread.run_sync(self.cache.link, host, repo, {digest})
         headers = {**self._blob_headers(digest), "Content-Type": BLOB_TYPE}
         if length:
             headers["Content-Length"] = length
@@ -228,11 +259,14 @@ class Proxy:
     # --- tags ------------------------------------------------------------------------------------
 
     async def tags(self, request: web.Request, host: str, repo: str) -> web.Response:
-        query = {k: v for k, v in request.query.items() if k in ("n", "last")}
+        query = _tags_query(request)
         path = "tags/list" + (f"?{urlencode(query)}" if query else "")
         resp = await self.upstream.request("GET", host, repo, path)
         async with resp:
-            body = await read_limited(resp, self.config.max_manifest)
+            limit = self.config.max_manifest
+            body = await read_limited(resp, limit)
+            if len(body) > limit:
+                raise RegistryError("UNKNOWN", f"the upstream's tag list is larger than {limit} bytes", 502)
             headers = {**API_HEADERS}
             if "Link" in resp.headers:
                 headers["Link"] = resp.headers["Link"]
@@ -251,11 +285,17 @@ def _open_either(ingest: Path | None, final: Path) -> BinaryIO:
     raise RegistryError("BLOB_UNKNOWN", "blob vanished while being served", 404)
 
 
-def _media_from_body(body: bytes) -> str:
-    import json
-
-    try:
-        media = json.loads(body).get("mediaType", "")
-    except (ValueError, AttributeError):
-        media = ""
-    return str(media) or "application/vnd.oci.image.manifest.v1+json"
+def _tags_query(request: web.Request) -> dict[str, str]:
+    """`n` (a count) and `last` (a tag), checked: both go into the upstream URL."""
+    query: dict[str, str] = {}
+    n = request.query.get("n")
+    if n is not None:
+        if not (n.isascii() and n.isdigit() and len(n) <= 6):
+            raise RegistryError("PAGINATION_NUMBER_INVALID", f"invalid number of results requested {n[:50]!r}", 400)
+        query["n"] = n
+    last = request.query.get("last")
+    if last is not None:
+        if last and not refgrammar.is_tag(last):
+            raise RegistryError("TAG_INVALID", f"invalid tag {last[:300]!r}")
+        query["last"] = last
+    return query

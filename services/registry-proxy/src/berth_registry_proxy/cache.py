@@ -1,5 +1,11 @@
 """The on-disk cache, content-addressed: blobs/sha256/<hex>, a media type beside each manifest,
-tags/<host>/<repo>/<tag>.json → {digest, checked}. Blocking: callers use worker threads.
+tags/<host>/<repo>/_tags/<tag>.json → {digest, checked}, and links/<host>/<repo>/_sha256/<hex>:
+the digests a repository is known to hold (a blob is only served to a repository linked to
+it). Blocking: callers use worker threads.
+
+Hosts, repositories, tags and digests reach this module already checked against the reference
+grammar (names.py); every path built from them is checked once more to stay under the root.
+`_tags`/`_sha256` cannot collide with a repository part (path components start with [a-z0-9]).
 
 Only verified, complete content gets a final name (ingest temp file, digest check, fsync,
 rename). Tags are written after the manifest they point at; eviction removes tags pointing at
@@ -11,16 +17,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
 
-DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+from berth_contracts import refgrammar
 
 
 class DigestMismatch(Exception):
     pass
+
+
+class OutsideRoot(ValueError):
+    """A cache path that would leave the cache root (never expected once names are checked)."""
 
 
 class Ingest:
@@ -69,15 +78,21 @@ class Cache:
         self.blob_dir = root / "blobs" / "sha256"
         self.ingest_dir = root / "ingest"
         self.tag_dir = root / "tags"
+        self.link_dir = root / "links"
         self.quota = quota
-        for d in (self.blob_dir, self.ingest_dir, self.tag_dir):
+        for d in (self.blob_dir, self.ingest_dir, self.tag_dir, self.link_dir):
             d.mkdir(parents=True, exist_ok=True)
         # Partial downloads of a previous run are never cache entries.
         for leftover in self.ingest_dir.iterdir():
             leftover.unlink(missing_ok=True)
+        # Tag files of the layout before `_tags/` (tags/<host>/<repo>/<tag>.json) could stand
+        # where a repository's directory goes now: they are only a cache, drop them.
+        for old in self.tag_dir.rglob("*.json"):
+            if old.parent.name != "_tags" and old.is_file():
+                old.unlink(missing_ok=True)
 
     def blob_path(self, digest: str) -> Path:
-        if not DIGEST_RE.match(digest):
+        if not refgrammar.is_sha256_digest(digest):
             raise ValueError(f"invalid digest {digest!r}")
         return self.blob_dir / digest.removeprefix("sha256:")
 
@@ -111,8 +126,16 @@ class Cache:
 
     # --- tags ------------------------------------------------------------------------------------
 
+    def _repo_dir(self, top: Path, host: str, repo: str) -> Path:
+        if not refgrammar.is_domain(host) or not refgrammar.is_remote_name(repo):
+            raise OutsideRoot(f"invalid cache key {host!r} {repo!r}")
+        # ':' never appears in a checked host otherwise, so "_" keeps host keys distinct.
+        return _inside(top, top / host.replace(":", "_") / repo)
+
     def _tag_path(self, host: str, repo: str, tag: str) -> Path:
-        return self.tag_dir / host.replace(":", "_") / repo / f"{tag}.json"
+        if not refgrammar.is_tag(tag):
+            raise OutsideRoot(f"invalid tag {tag!r}")
+        return _inside(self.tag_dir, self._repo_dir(self.tag_dir, host, repo) / "_tags" / f"{tag}.json")
 
     def get_tag(self, host: str, repo: str, tag: str) -> tuple[str, float] | None:
         try:
@@ -120,7 +143,7 @@ class Cache:
         except (FileNotFoundError, ValueError):
             return None
         digest = str(doc.get("digest", ""))
-        if not DIGEST_RE.match(digest) or not self.has(digest):
+        if not refgrammar.is_sha256_digest(digest) or not self.has(digest):
             return None
         return digest, float(doc.get("checked", 0))
 
@@ -128,6 +151,22 @@ class Cache:
         path = self._tag_path(host, repo, tag)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._write_atomic(path, json.dumps({"digest": digest, "checked": time.time()}).encode())
+
+    # --- which repository holds which digest ----------------------------------------------------
+
+    def _link_path(self, host: str, repo: str, digest: str) -> Path:
+        self.blob_path(digest)  # checks the digest
+        return _inside(self.link_dir, self._repo_dir(self.link_dir, host, repo) / "_sha256" / digest[7:])
+
+    def has_link(self, host: str, repo: str, digest: str) -> bool:
+        return self._link_path(host, repo, digest).exists()
+
+    def link(self, host: str, repo: str, digests: list[str] | set[str]) -> None:
+        """Record that the upstream's `repo` holds these digests (it served or listed them)."""
+        for digest in digests:
+            path = self._link_path(host, repo, digest)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -162,7 +201,7 @@ class Cache:
             victims.append(digest)
             total -= size
         doomed = set(victims)
-        for tag_file in self.tag_dir.rglob("*.json"):
+        for tag_file in self.tag_dir.glob("**/_tags/*.json"):  # a repository may end in ".json"
             try:
                 if json.loads(tag_file.read_text()).get("digest") in doomed:
                     tag_file.unlink(missing_ok=True)
@@ -172,3 +211,11 @@ class Cache:
             self.blob_path(digest).unlink(missing_ok=True)
             self._type_path(digest).unlink(missing_ok=True)
         return victims
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """`path` if it stays under `root` once `..` and symbolic links are resolved."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise OutsideRoot(f"{path} is outside {root}")
+    return path

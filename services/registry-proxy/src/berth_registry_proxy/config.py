@@ -21,6 +21,12 @@ def _pairs(raw: str) -> dict[str, str]:
     return out
 
 
+def _allowed(raw: str) -> frozenset[str] | None:
+    if raw.strip() == "*":
+        return None
+    return frozenset(h.strip().lower() for h in raw.split(",") if h.strip())
+
+
 def is_loopback(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     name = name.strip("[]")
@@ -47,7 +53,10 @@ class ProxyConfig:
     max_blob: int = 16 * 1024 * MiB
     quota: int = 0  # bytes of blobs kept; 0 = no limit
     connect_timeout: float = 10.0
-    read_timeout: float = 120.0
+    read_timeout: float = 120.0  # seconds without a byte from an upstream before it is given up
+    # hosts reachable besides Docker Hub and `upstreams`; None = any host that passes the grammar
+    allowed_hosts: frozenset[str] | None = None
+    max_upstream_connections: int = 32  # open to all upstreams at once (more requests wait)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ProxyConfig:
@@ -57,17 +66,26 @@ class ProxyConfig:
             listen=e.get("BERTH_REGISTRY_PROXY_LISTEN", "127.0.0.1:5000"),
             data_dir=Path(e.get("BERTH_REGISTRY_PROXY_DATA", str(data_root / "registry-proxy"))),
             docker_hub_url=e.get("BERTH_REGISTRY_PROXY_DOCKER_HUB", DOCKER_HUB_URL).rstrip("/"),
-            upstreams={k: v.rstrip("/") for k, v in _pairs(e.get("BERTH_REGISTRY_PROXY_UPSTREAMS", "")).items()},
+            upstreams={k.lower(): v.rstrip("/") for k, v in _pairs(e.get("BERTH_REGISTRY_PROXY_UPSTREAMS", "")).items()},
             insecure=frozenset(
-                h.strip() for h in e.get("BERTH_REGISTRY_PROXY_INSECURE", "").split(",") if h.strip()
+                h.strip().lower() for h in e.get("BERTH_REGISTRY_PROXY_INSECURE", "").split(",") if h.strip()
             ),
-            credentials=_pairs(e.get("BERTH_REGISTRY_PROXY_CREDENTIALS", "")),
+            credentials={k.lower(): v for k, v in _pairs(e.get("BERTH_REGISTRY_PROXY_CREDENTIALS", "")).items()},
             tag_ttl=float(e.get("BERTH_REGISTRY_PROXY_TAG_TTL", "60")),
             max_manifest=int(e.get("BERTH_REGISTRY_PROXY_MAX_MANIFEST", str(4 * MiB))),
             max_blob=int(e.get("BERTH_REGISTRY_PROXY_MAX_BLOB", str(16 * 1024 * MiB))),
             quota=int(e.get("BERTH_REGISTRY_PROXY_QUOTA", "0")),
             connect_timeout=float(e.get("BERTH_REGISTRY_PROXY_CONNECT_TIMEOUT", "10")),
+            read_timeout=float(e.get("BERTH_REGISTRY_PROXY_READ_TIMEOUT", "120")),
+            allowed_hosts=_allowed(e.get("BERTH_REGISTRY_PROXY_ALLOWED_HOSTS", "*")),
+            max_upstream_connections=int(e.get("BERTH_REGISTRY_PROXY_MAX_CONNECTIONS", "32")),
         )
+
+    def may_reach(self, host: str) -> bool:
+        """Docker Hub, a configured upstream, or (unless restricted) any host."""
+        if host == DOCKER_HUB or host in self.upstreams:
+            return True
+        return self.allowed_hosts is None or host in self.allowed_hosts
 
     def base_url(self, host: str) -> str:
         """The upstream URL serving `host`; plain HTTP only for loopback or configured hosts."""

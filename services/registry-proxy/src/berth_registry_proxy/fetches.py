@@ -29,6 +29,7 @@ START_TIMEOUT = 120.0  # waiting for the upstream's answer headers
 @dataclass
 class Fetch:
     digest: str
+    source: tuple[str, str] = ("", "")  # (host, repo) the download is from
     size: int = -1  # upstream Content-Length, -1 unknown
     written: int = 0
     path: Path | None = None  # the ingest file while downloading
@@ -59,7 +60,7 @@ class Fetches:
         if fetch is None:
             if self.cache.blob_path(digest).exists():  # one stat on the loop closes that race
                 return None
-            fetch = Fetch(digest)
+            fetch = Fetch(digest, (host, repo))
             self.active[digest] = fetch
             self.tg.start_soon(self._run, fetch, host, repo)
         return fetch
@@ -92,6 +93,7 @@ class Fetches:
                 raise RegistryError("UNKNOWN", f"upstream sent {ingest.size} of {fetch.size} bytes", 502)
             await to_thread.run_sync(ingest.commit)
             ingest = None
+            await to_thread.run_sync(self.cache.link, host, repo, {fetch.digest})
             fetch.done = True
         except RegistryError as exc:
             fetch.error = exc

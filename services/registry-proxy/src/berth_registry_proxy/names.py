@@ -1,40 +1,57 @@
-"""Which upstream a request is for: `?ns=<host>`, a host-like first path part, else Docker Hub."""
+"""Which upstream a request is for: `?ns=<host>`, a host-like first path part, else Docker Hub.
+
+Every part of a request that ends up in an upstream URL or a cache path is checked here
+against the reference grammar (berth_contracts.refgrammar) first: a host is a domain with an
+optional port (no `/`, `..`, userinfo or path), a repository is path components, a
+reference is a tag or a sha256 digest.
+"""
 
 from __future__ import annotations
 
-import re
+from berth_contracts import refgrammar
 
-from berth_registry_proxy.config import DOCKER_HUB
+from berth_registry_proxy.config import DOCKER_HUB, ProxyConfig
 from berth_registry_proxy.errors import RegistryError
 
-_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+_DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 
 def _host_like(part: str) -> bool:
     return "." in part or ":" in part or part == "localhost"
 
 
-def split_name(name: str, ns: str = "") -> tuple[str, str]:
-    """(upstream host, repository name at that upstream)."""
+def split_name(name: str, ns: str = "", config: ProxyConfig | None = None) -> tuple[str, str]:
+    """(upstream host, repository name at that upstream); NAME_INVALID (400) for anything the
+    grammar refuses, DENIED (403) for a host `config` does not allow."""
     if ns:
         host, repo = ns, name
     else:
         first, sep, rest = name.partition("/")
         host, repo = (first, rest) if sep and _host_like(first) else (DOCKER_HUB, name)
-    if host in ("index.docker.io", "registry-1.docker.io"):
+    if not refgrammar.is_domain(host):
+        raise RegistryError("NAME_INVALID", f"invalid registry host {host[:300]!r}")
+    host = host.lower()  # host names are case-insensitive: one cache and one upstream for each
+    if host in _DOCKER_HUB_ALIASES:
         host = DOCKER_HUB
-    if not NAME_RE.match(repo) or len(repo) > 255:
-        raise RegistryError("NAME_INVALID", f"invalid repository name {repo!r}")
     if host == DOCKER_HUB and "/" not in repo:
         repo = f"library/{repo}"
+    if not refgrammar.is_remote_name(repo):
+        raise RegistryError("NAME_INVALID", f"invalid repository name {repo[:300]!r}")
+    if config is not None and not config.may_reach(host):
+        raise RegistryError("DENIED", f"registry host {host!r} is not served by this proxy", 403)
     return host, repo
 
 
 def check_reference(ref: str) -> None:
-    if not (TAG_RE.match(ref) or DIGEST_RE.match(ref)):
-        if ref.startswith("sha256:") or ":" in ref:
-            raise RegistryError("DIGEST_INVALID", f"invalid digest {ref!r}")
-        raise RegistryError("MANIFEST_INVALID", f"invalid tag {ref!r}", 400)
+    """A tag, or a digest the cache can hold (sha256)."""
+    if refgrammar.is_tag(ref) or refgrammar.is_sha256_digest(ref):
+        return
+    if ":" in ref:
+        if refgrammar.is_digest(ref):
+            raise RegistryError("DIGEST_INVALID", f"unsupported digest algorithm in {ref[:300]!r}")
+        raise RegistryError("DIGEST_INVALID", f"invalid digest {ref[:300]!r}")
+    raise RegistryError("TAG_INVALID", f"invalid tag {ref[:300]!r}")
+
+
+def is_digest(ref: str) -> bool:
+    return refgrammar.is_sha256_digest(ref)

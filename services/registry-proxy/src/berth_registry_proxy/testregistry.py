@@ -4,7 +4,8 @@
   in a temp dir.
 - `seed(url)`: pushes images built from /bin/busybox with the registry API (see IMAGES).
 - `Front`: a loopback HTTP front of an upstream that counts requests and can corrupt blobs,
-  answer 429 or refuse connections, for the failure tests.
+  answer 429, refuse connections, redirect badly, stall, or rewrite paths (a hostile
+  registry answering any path), for the failure and hostile-request tests.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,18 +61,35 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
+def bcrypt_hash(password: str) -> str:
+    """A bcrypt hash for an htpasswd line (libxcrypt through the stdlib's crypt; cost 4: tests)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # crypt: removed in 3.13
+        import crypt
+
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
+
+
 @contextlib.contextmanager
-def registry() -> Iterator[str]:
-    """A docker-registry on 127.0.0.1:<free port>; yields its base URL."""
+def registry(users: dict[str, str] | None = None) -> Iterator[str]:
+    """A docker-registry on 127.0.0.1:<free port>; yields its base URL. With `users` (name →
+    password) it asks for HTTP basic auth (an htpasswd file, bcrypt) on every request."""
     if not shutil.which(REGISTRY_BINARY):
         raise RuntimeError("docker-registry not installed: run `make install`")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="berth-registry-") as tmp:
         cfg = Path(tmp) / "config.yml"
+        auth = ""
+        if users:
+            htpasswd = Path(tmp) / "htpasswd"
+            htpasswd.write_text("".join(f"{u}:{bcrypt_hash(p)}\n" for u, p in users.items()))
+            auth = f"auth:\n  htpasswd:\n    realm: berth-test\n    path: {htpasswd}\n"
         cfg.write_text(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
             f"    rootdirectory: {tmp}/data\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: 127.0.0.1:{port}\n"
+            f"http:\n  addr: 127.0.0.1:{port}\n{auth}"
         )
         proc = subprocess.Popen(
             [REGISTRY_BINARY, "serve", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -234,13 +252,30 @@ def push_unique(base: str, repo: str, tag: str, marker: str) -> Pushed:
 
 
 class Front:
-    """HTTP front of `upstream` on 127.0.0.1:<port>. mode: "ok" | "corrupt" | "429" | "down" | "slow"."""
+    """HTTP front of `upstream` on 127.0.0.1:<port>.
+
+    mode: "ok" | "corrupt" | "429" | "down" | "slow" | "stall" (headers, then no body until
+    stop()) | "bare302" (the upstream's answer as a 302 without Location) | "ftp302" (a
+    redirect to ftp://) | "auth307" (401 Basic without Authorization, else a 307 to
+    `redirect_to` + the path). `authorizations` lists the Authorization headers received. `rewrite` maps each request path before it is relayed. With
+    `hold_for` = n, each request waits (at most `hold_timeout` s) until n are in at once;
+    `peak` is the most seen at once.
+    """
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.mode = "ok"
         self.counts: Counter[str] = Counter()  # "GET /v2/.../blobs/sha256:..." → n
+        self.rewrite: Callable[[str], str] | None = None
+        self.redirect_to = ""
+        self.authorizations: list[str] = []
+        self.hold_for = 0
+        self.hold_timeout = 3.0
+        self.active = 0
+        self.peak = 0
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._stopped = threading.Event()
         self.port = free_port()
         self._server: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -256,6 +291,7 @@ class Front:
     def start(self) -> None:
         front = self
         self.mode = "ok"
+        self._stopped.clear()
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -270,8 +306,20 @@ class Front:
                 self._relay()
 
             def _relay(self) -> None:
-                with front._lock:
+                with front._arrived:
                     front.counts[f"{self.command} {self.path}"] += 1
+                    front.active += 1
+                    front.peak = max(front.peak, front.active)
+                    front._arrived.notify_all()
+                    if front.hold_for:
+                        front._arrived.wait_for(lambda: front.active >= front.hold_for, front.hold_timeout)
+                try:
+                    self._answer()
+                finally:
+                    with front._arrived:
+                        front.active -= 1
+
+            def _answer(self) -> None:
                 if front.mode == "down":  # a kept-alive connection outlives shutdown(): cut it
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -286,8 +334,28 @@ class Front:
                     if self.command == "GET":
                         self.wfile.write(body)
                     return
+                auth = self.headers.get("Authorization")
+                if auth:
+                    with front._lock:
+                        front.authorizations.append(auth)
+                if front.mode == "auth307":
+                    self.send_response(307 if auth else 401)
+                    if auth:
+                        self.send_header("Location", front.redirect_to + self.path)
+                    else:
+                        self.send_header("WWW-Authenticate", 'Basic realm="front"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if front.mode == "ftp302":
+                    self.send_response(302)
+                    self.send_header("Location", "ftp://127.0.0.1:21/etc/passwd")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "authorization", "range")}
-                req = urllib.request.Request(front.upstream + self.path, method=self.command, headers=headers)
+                path = front.rewrite(self.path) if front.rewrite else self.path
+                req = urllib.request.Request(front.upstream + path, method=self.command, headers=headers)
                 try:
                     resp = urllib.request.urlopen(req, timeout=30)
                 except urllib.error.HTTPError as err:
@@ -296,13 +364,20 @@ class Front:
                     body = resp.read() if self.command == "GET" else b""
                     if front.mode == "corrupt" and "/blobs/" in self.path and body:
                         body = body[:-1] + bytes([body[-1] ^ 0xFF])
-                    self.send_response(resp.status)
+                    bare = front.mode == "bare302"
+                    self.send_response(302 if bare else resp.status)
                     for k, v in resp.headers.items():
                         if k.lower() in ("content-type", "docker-content-digest", "www-authenticate", "location"):
-                            self.send_header(k, v)
+                            if not (bare and k.lower() == "location"):
+                                self.send_header(k, v)
                     length = len(body) if self.command == "GET" else int(resp.headers.get("Content-Length") or 0)
                     self.send_header("Content-Length", str(length))
                     self.end_headers()
+                    if front.mode == "stall" and body:
+                        self.wfile.write(body[:1])
+                        self.wfile.flush()
+                        front._stopped.wait(60)
+                        return
                     # "slow": the body trickles, so a client can leave in the middle of it.
                     step = 64 * 1024 if front.mode == "slow" else max(len(body), 1)
                     for i in range(0, len(body), step):
@@ -318,6 +393,7 @@ class Front:
     def stop(self) -> None:
         """Refuse connections (the "down" upstream); start() again to bring it back."""
         self.mode = "down"
+        self._stopped.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

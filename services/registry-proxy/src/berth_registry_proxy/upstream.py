@@ -1,18 +1,21 @@
 """Talking to upstream registries: anonymous (or configured) bearer tokens, redirects, errors.
 
 Credentials are only ever sent to the host they are configured for (and its token realm);
-a redirect to another host (Docker Hub's CDN) is followed without Authorization.
+a redirect to another host (Docker Hub's CDN) is followed without Authorization. Redirects go
+to http(s) only (https only from an https upstream), MAX_REDIRECTS deep; a 3xx is never content.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+from yarl import URL
 
 from berth_registry_proxy.config import ProxyConfig
 from berth_registry_proxy.errors import RegistryError, UpstreamUnavailable
@@ -27,6 +30,21 @@ MANIFEST_ACCEPT = ", ".join(
 )
 _CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
 MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
+# Response headers from upstreams: registries send a dozen; these bound what one may send.
+MAX_RESPONSE_HEADERS = 100
+MAX_HEADER_FIELD = 16 * 1024
+MAX_TOKEN_RESPONSE = 1 << 20
+
+
+def redirect_allowed(base: str, target: URL) -> bool:
+    """A hop from the upstream `base` to `target`: http(s), no downgrade from https, no userinfo."""
+    origin = urlsplit(base).scheme
+    if target.scheme not in ("http", "https") or not target.host:
+        return False
+    if origin == "https" and target.scheme != "https":
+        return False
+    return target.user is None and target.password is None
 
 
 @dataclass
@@ -45,7 +63,15 @@ class Upstream:
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self.config.connect_timeout, sock_read=self.config.read_timeout
         )
-        self._session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        connector = aiohttp.TCPConnector(limit=self.config.max_upstream_connections)
+        self._session = aiohttp.ClientSession(
+            timeout=timeout,
+            auto_decompress=False,
+            connector=connector,
+            max_headers=MAX_RESPONSE_HEADERS,
+            max_field_size=MAX_HEADER_FIELD,
+            max_line_size=MAX_HEADER_FIELD,
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -91,9 +117,20 @@ class Upstream:
                 raise UpstreamUnavailable(
                     "UNAVAILABLE", f'{method} "{url}": {exc or type(exc).__name__}', 503
                 ) from None
-            if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-                url = str(resp.url.join(aiohttp.client.URL(resp.headers["Location"])))
-                resp.release()
+            if 300 <= resp.status < 400:
+                location = resp.headers.get("Location", "")
+                status = resp.status
+                resp.release()  # a redirect's body is never content
+                try:
+                    target = resp.url.join(URL(location)) if location else None
+                except ValueError:
+                    target = None
+                if status not in _REDIRECTS or target is None:
+                    raise RegistryError("UNKNOWN", f"upstream answered HTTP {status} without a usable Location", 502)
+                if not redirect_allowed(base, target):
+                    where = f"{target.scheme}://{target.host or ''}"  # no path: it may hold a signature
+                    raise RegistryError("UNKNOWN", f"upstream redirected to {where}, which is not allowed", 502)
+                url = str(target)
                 if urlsplit(url).netloc != origin:
                     # Never forward credentials (ours or a token for them) to another host.
                     headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
@@ -113,6 +150,12 @@ class Upstream:
         realm = fields.get("realm", "")
         if not realm:
             return ""
+        try:
+            realm_ok = redirect_allowed(self.config.base_url(host), URL(realm))
+        except ValueError:
+            realm_ok = False
+        if not realm_ok:
+            raise RegistryError("UNAUTHORIZED", "the upstream's token realm is not an allowed URL", 401)
         query = {"scope": f"repository:{repo}:pull"}
         if fields.get("service"):
             query["service"] = fields["service"]
@@ -123,11 +166,17 @@ class Upstream:
                     raise RegistryError(
                         "UNAUTHORIZED", f"token request to {realm} failed: HTTP {resp.status}", 401
                     )
-                doc = await resp.json(content_type=None)
+                raw = await read_limited(resp, MAX_TOKEN_RESPONSE)
+                if len(raw) > MAX_TOKEN_RESPONSE:
+                    raise RegistryError("UNAUTHORIZED", f"token response from {realm} is too large", 401)
+                doc = json.loads(raw)
+                if not isinstance(doc, dict):
+                    raise ValueError("token response is not an object")
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             raise UpstreamUnavailable("UNAVAILABLE", f"token request to {realm}: {exc}", 503) from None
-        value = doc.get("token") or doc.get("access_token") or ""
-        ttl = float(doc.get("expires_in") or 60)
+        value = str(doc.get("token") or doc.get("access_token") or "")
+        expires_in = doc.get("expires_in")
+        ttl = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 60.0
         self._tokens[(host, repo)] = _Token(value, time.monotonic() + max(ttl - 10, 5))
         return f"Bearer {value}"
 
@@ -136,7 +185,7 @@ class Upstream:
         retry = resp.headers.get("Retry-After", "")
         try:
             body = await read_limited(resp, 64 * 1024)
-        except (aiohttp.ClientError, TimeoutError):
+        except UpstreamUnavailable:
             body = b""
         finally:
             resp.release()
@@ -154,8 +203,6 @@ class Upstream:
 
 
 def _first_error(body: bytes) -> tuple[str, str]:
-    import json
-
     try:
         doc = json.loads(body)
         err = doc["errors"][0]
@@ -165,10 +212,14 @@ def _first_error(body: bytes) -> tuple[str, str]:
 
 
 async def read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, or limit+1 bytes when it is longer (read(n) may return less than n)."""
+    """The whole body, or limit+1 bytes when it is longer (read(n) may return less than n).
+    An upstream that stops sending (read timeout) or drops the connection is UNAVAILABLE."""
     buf = bytearray()
-    async for chunk in resp.content.iter_chunked(64 * 1024):
-        buf += chunk
-        if len(buf) > limit:
-            break
+    try:
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            buf += chunk
+            if len(buf) > limit:
+                break
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise UpstreamUnavailable("UNAVAILABLE", f"reading from {resp.url.host}: {exc or type(exc).__name__}", 503) from None
     return bytes(buf[: limit + 1])

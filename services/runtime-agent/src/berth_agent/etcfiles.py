@@ -29,12 +29,34 @@ def _resolv_conf(host_net: bool, dns: list[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _hosts(hostname: str, host_net: bool, ip: str = "", extra: list[str] | None = None) -> str:
+def _dns_overrides(text: str, spec: TaskSpec) -> str:
+    """libnetwork's resolvconf.Build for --dns/--dns-search/--dns-option: each list given
+    replaces its kind of line; the file is then search, nameservers, options."""
+    if not (spec.dns or spec.dns_search or spec.dns_options):
+        return text
+    words = [ln.split() for ln in text.splitlines()]
+    servers = spec.dns or [w[1] for w in words if len(w) > 1 and w[0] == "nameserver"]
+    search = spec.dns_search or next((w[1:] for w in words if w and w[0] == "search"), [])
+    options = spec.dns_options or next((w[1:] for w in words if w and w[0] == "options"), [])
+    search = [] if search == ["."] else search  # `--dns-search .`: no search domains
+    out = [f"search {' '.join(search)}"] if search else []
+    out += [f"nameserver {ip}" for ip in servers]
+    out += [f"options {' '.join(options)}"] if options else []
+    return "\n".join(out) + "\n"
+
+
+def _hosts(
+    hostname: str, host_net: bool, ip: str = "", extra: list[str] | None = None, domain: str = ""
+) -> str:
+    # The spec's records (--add-host's, then links') after the defaults, then the container's
+    # own, in libnetwork's order.
+    added = "".join(f"{record}\n" for record in extra or [])
     if host_net:
         try:
-            return Path("/etc/hosts").read_text(encoding="utf-8", errors="replace")
+            return Path("/etc/hosts").read_text(encoding="utf-8", errors="replace") + added
         except OSError:
             pass
+    names = f"{hostname}.{domain}\t{hostname}" if domain else hostname
     return (
         "127.0.0.1\tlocalhost\n"
         "::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -42,9 +64,7 @@ def _hosts(hostname: str, host_net: bool, ip: str = "", extra: list[str] | None 
         "ff00::0\tip6-mcastprefix\n"
         "ff02::1\tip6-allnodes\n"
         "ff02::2\tip6-allrouters\n"
-        # libnetwork's order: the defaults, extra records (links), then the container's own.
-        + "".join(f"{record}\n" for record in extra or [])
-        + f"{ip or '127.0.0.1'}\t{hostname}\n"
+        f"{added}{ip or '127.0.0.1'}\t{names}\n"
     )
 
 
@@ -59,13 +79,14 @@ def write_etc_files(bundle: Path, container_id: str, spec: TaskSpec) -> dict[str
         "/etc/hosts": (
             bundle / "hosts",
             _hosts(
-                hostname,
-                host_net,
-                spec.networks[0].ip if spec.networks else "",
-                list(spec.extra_hosts),
-            ),
+                hostname, host_net, spec.networks[0].ip if spec.networks else "",
+                list(spec.extra_hosts), spec.domainname,
+            ),  # fmt: skip
         ),
-        "/etc/resolv.conf": (bundle / "resolv.conf", _resolv_conf(host_net, dns)),
+        "/etc/resolv.conf": (
+            bundle / "resolv.conf",
+            _dns_overrides(_resolv_conf(host_net, dns), spec),
+        ),
     }
     out: dict[str, Path] = {}
     for dest, (path, text) in files.items():

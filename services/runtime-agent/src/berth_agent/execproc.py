@@ -15,6 +15,7 @@ from berth_contracts.agent import ExecProcess, TaskExecState
 from berth_contracts.errors import InternalError, InvalidParameter
 
 from berth_agent.bundle import read_json
+from berth_agent.hostspec import group_add_of, process_user
 from berth_agent.users import resolve_user
 
 
@@ -55,8 +56,5 @@ def exec_process(bundle: Path, proc: ExecProcess) -> dict[str, Any]:
         process["cwd"] = proc.cwd
     if proc.user:
         user = resolve_user(str(bundle / "rootfs"), proc.user)
-        spec: dict[str, Any] = {"uid": user.uid, "gid": user.gid}
-        if user.additional_gids:
-            spec["additionalGids"] = user.additional_gids
-        process["user"] = spec
+        process["user"] = process_user(user, group_add_of(config))
     return process

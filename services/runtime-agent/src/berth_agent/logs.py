@@ -1,12 +1,18 @@
-"""TaskLogs: replaying (and following) a container's json-file log as LogBatch messages."""
+"""TaskLogs: replaying (and following) a container's json-file log as LogBatch messages.
+
+A rotated log (max-size / max-file) is read oldest file first (`<path>.N` … `<path>.1`, then
+`<path>`); a follower moves on to the new file when the shim rotates, or starts over when it
+truncates (max-file 1).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -90,6 +96,23 @@ class _Batcher:
         await self.nc.publish(self.subject, encode(batch))
 
 
+def rotated_files(path: Path) -> list[Path]:
+    """The rotated files of a log, oldest first."""
+    found: list[Path] = []
+    while (older := path.with_name(f"{path.name}.{len(found) + 1}")).exists():
+        found.append(older)
+    return found[::-1]
+
+
+def _older_records(path: Path) -> Iterator[bytes]:
+    for older in rotated_files(path):
+        try:
+            with older.open("rb") as f:
+                yield from (raw for raw in f if raw.endswith(b"\n"))
+        except FileNotFoundError:
+            continue  # rotated away while we read
+
+
 async def stream_logs(nc: NATS, cmd: TaskLogs, path: Path, is_running: Callable[[], bool]) -> None:
     """Send the log to cmd.stream_subject; with follow, keep going until the task has stopped."""
     out = _Batcher(nc, cmd.stream_subject)
@@ -104,6 +127,7 @@ async def stream_logs(nc: NATS, cmd: TaskLogs, path: Path, is_running: Callable[
             # tail counts records of either stream, as dockerd's json-file reader does.
             if cmd.tail >= 0:
                 records: deque[bytes] = deque(maxlen=cmd.tail) if cmd.tail > 0 else deque(maxlen=0)
+                records.extend(_older_records(path))
                 for raw in f:
                     if raw.endswith(b"\n"):
                         records.append(raw)
@@ -114,6 +138,10 @@ async def stream_logs(nc: NATS, cmd: TaskLogs, path: Path, is_running: Callable[
             else:
                 source = []
             if cmd.tail < 0:
+                for raw in _older_records(path):
+                    line = parse_line(raw)
+                    if line is not None and keep(line):
+                        await out.add(line)
                 partial = b""
                 for raw in f:
                     if not raw.endswith(b"\n"):
@@ -132,7 +160,7 @@ async def stream_logs(nc: NATS, cmd: TaskLogs, path: Path, is_running: Callable[
             await out.flush()
             if cmd.follow:
                 try:
-                    await _follow(f, out, keep, is_running)
+                    await _follow(f, path, out, keep, is_running)
                 except _ListenerGone:
                     log.info("log follower of %s went away", cmd.container_id)
                     return
@@ -143,30 +171,57 @@ async def stream_logs(nc: NATS, cmd: TaskLogs, path: Path, is_running: Callable[
     await nc.flush(timeout=5)
 
 
+def _replaced(f: BinaryIO, path: Path) -> bool:
+    """Whether the shim rotated the log away from f (a new file has its name)."""
+    try:
+        return path.stat().st_ino != os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False  # between two renames: the new file comes
+
+
 async def _follow(
-    f: BinaryIO, out: _Batcher, keep: Callable[[LogLine], bool], is_running: Callable[[], bool]
+    first: BinaryIO,
+    path: Path,
+    out: _Batcher,
+    keep: Callable[[LogLine], bool],
+    is_running: Callable[[], bool],
 ) -> None:
+    f = first  # the caller closes the first file; the ones opened after it are closed here
     pending = b""
     idle_since = time.monotonic()
-    while True:
-        running = is_running()  # sampled before reading, so the last read sees every record
-        chunk = f.read(BATCH_BYTES)
-        if chunk:
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for raw in complete:
-                line = parse_line(raw)
-                if line is not None and keep(line):
-                    await out.add(line)
-            await out.flush()
-            continue
-        if not running:
-            return
-        if time.monotonic() - idle_since > LISTENER_PROBE_INTERVAL:
-            idle_since = time.monotonic()
-            if not await out.listener_present():
-                raise _ListenerGone
-        await anyio.sleep(FOLLOW_POLL)
+    try:
+        while True:
+            running = is_running()  # sampled before reading, so the last read sees every record
+            chunk = f.read(BATCH_BYTES)
+            if not chunk and os.fstat(f.fileno()).st_size < f.tell():
+                f.seek(0)  # truncated (max-file 1): the records start over
+                pending = b""
+                continue
+            if not chunk and _replaced(f, path):
+                new = path.open("rb")  # f was drained: on to the file that has its name now
+                if f is not first:
+                    f.close()
+                f, pending = new, b""
+                continue
+            if chunk:
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for raw in complete:
+                    line = parse_line(raw)
+                    if line is not None and keep(line):
+                        await out.add(line)
+                await out.flush()
+                continue
+            if not running:
+                return
+            if time.monotonic() - idle_since > LISTENER_PROBE_INTERVAL:
+                idle_since = time.monotonic()
+                if not await out.listener_present():
+                    raise _ListenerGone
+            await anyio.sleep(FOLLOW_POLL)
+    finally:
+        if f is not first:
+            f.close()
 
 
 class _ListenerGone(Exception):

@@ -37,6 +37,7 @@ from typing import Any
 
 from berth_contracts.agent import TaskSpec
 from berth_contracts.errors import InternalError
+from berth_contracts.identifiers import validate_identifier
 from berth_contracts.networks import NetworkAttachment, PortMapping
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def network_options(cid: str, name: str, spec: TaskSpec) -> dict[str, Any]:
 def netavark_name(network_id: str) -> str:
     """The name netavark knows a network by. Not Docker's name: netavark derives firewall chain
     names and aardvark files from it, and every berth on a host has a network called "bridge"."""
-    return f"berth-{network_id[:12]}"
+    return f"berth-{validate_identifier(network_id, 'network id')[:12]}"
 
 
 def _options(
@@ -170,10 +171,10 @@ class NetworkSetup:
         self.netns_dir = exec_root / "agent" / "netns"
 
     def _state(self, cid: str) -> Path:
-        return self.netns_dir / f"{cid}.json"
+        return self.netns_dir / f"{validate_identifier(cid, 'container id')}.json"
 
     def _netns(self, cid: str) -> Path:
-        return self.netns_dir / cid
+        return self.netns_dir / validate_identifier(cid, "container id")
 
     def _run(self, verb: str, netns: Path, options: dict[str, Any]) -> None:
         self.config_dir.mkdir(parents=True, exist_ok=True)

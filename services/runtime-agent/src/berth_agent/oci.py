@@ -11,7 +11,7 @@ from berth_contracts.agent import TaskSpec
 from berth_contracts.errors import InvalidParameter
 from berth_contracts.lifecycle import Mount
 
-from berth_agent import seccomp
+from berth_agent import hostspec, seccomp
 from berth_agent.users import ExecUser
 
 # moby oci/caps/defaults.go
@@ -220,18 +220,18 @@ def build_config(
     extra_mounts: list[Mount],
     etc_files: dict[str, Path],
     swap_supported: bool,
-    netns_path: str = "",
+    joined: dict[str, str] | None = None,
+    shm_source: str = "",
 ) -> dict[str, Any]:
-    """config.json for the task; netns_path joins another container's network namespace."""
+    """config.json for the task. joined: namespace type -> the /proc/<pid>/ns path of another
+    container's to join (`--network/--pid/--ipc container:`); shm_source: the host directory
+    bind-mounted at /dev/shm (`--ipc host|shareable|container:`), "" for a private tmpfs."""
+    joined = joined or {}
     host_net = spec.network_mode == "host"
     hostname = spec.hostname or (socket.gethostname() if host_net else container_id[:12])
     caps = capabilities(spec)
     nofile = nofile_limit()
-    namespaces: list[dict[str, Any]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
-    if netns_path:
-        namespaces.append({"type": "network", "path": netns_path})
-    elif not host_net:
-        namespaces.append({"type": "network"})
+    namespaces = hostspec.namespaces(spec, joined, host_net)
     mounts = default_mounts(spec.privileged)
     for m in extra_mounts:
         mounts.append(_mount(m.target, m.type, m.source, list(m.options)))
@@ -239,13 +239,10 @@ def build_config(
         if host_net and dest == "/etc/hostname":
             continue
         mounts.append(_mount(dest, "bind", str(src), ["rbind", "rprivate"]))
-    user_spec: dict[str, Any] = {"uid": user.uid, "gid": user.gid}
-    if user.additional_gids:
-        user_spec["additionalGids"] = user.additional_gids
+    user_spec = hostspec.process_user(user)
     linux: dict[str, Any] = {
         "namespaces": namespaces,
         "resources": resources(spec, swap_supported),
-        "cgroupsPath": f"/berth/{container_id}",
     }
     if not spec.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
@@ -253,7 +250,7 @@ def build_config(
     profile = seccomp.for_container(spec.seccomp, spec.privileged, caps)
     if profile is not None:
         linux["seccomp"] = profile
-    return {
+    config = {
         "ociVersion": "1.0.2-dev",
         "process": {
             "terminal": spec.tty,
@@ -262,7 +259,7 @@ def build_config(
             "env": process_env(spec, user, hostname),
             "cwd": spec.cwd or "/",
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
+            "rlimits": hostspec.rlimits(spec, nofile),
             "noNewPrivileges": spec.no_new_privileges,
             "oomScoreAdj": spec.oom_score_adj,
         },
@@ -271,3 +268,4 @@ def build_config(
         "mounts": mounts,
         "linux": linux,
     }
+    return hostspec.apply(config, spec, container_id, shm_source)

@@ -1,10 +1,15 @@
-"""Where the agent keeps things (docs/architecture.md, "On-disk layout")."""
+"""Where the agent keeps things (docs/architecture.md, "On-disk layout").
+
+Every id is checked before it becomes a path part (containerd's rule), whoever called.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from berth_contracts.identifiers import validate_identifier
 
 
 @dataclass(frozen=True)
@@ -32,14 +37,17 @@ class Paths:
         return self.exec_root / "runc"
 
     def bundle(self, container_id: str) -> Path:
-        return self.tasks_dir / container_id
+        return self.tasks_dir / validate_identifier(container_id, "container id")
 
     def socket(self, container_id: str) -> Path:
         # sun_path holds ~108 bytes: name the socket by a short prefix of the id.
+        validate_identifier(container_id, "container id")
         return self.sockets_dir / f"{container_id[:16]}.sock"
 
     def log_dir(self, container_id: str) -> Path:
-        return self.data_root / "agent" / "containers" / container_id
+        return self.data_root / "agent" / "containers" / validate_identifier(
+            container_id, "container id"
+        )
 
     def log_path(self, container_id: str) -> Path:
         return self.log_dir(container_id) / f"{container_id}-json.log"

@@ -1,6 +1,6 @@
 """docker top / update / stats on the node: `runc ps` + host `ps`, `runc update`, cgroup files.
 
-Cgroup v1 (berth's cgroupsPath is /berth/<id> in every controller); on a cgroup v2 host the
+Cgroup v1 (the init's cgroup, /berth/<id> unless --cgroup-parent moved it); on a cgroup v2 host the
 unified equivalents are read where there is one.
 """
 
@@ -141,9 +141,18 @@ def _blkio(path: Path) -> list[tuple[int, int, str, int]]:
     return entries
 
 
+def _cgroup_of(pid: int, controller: str) -> str:
+    """The cgroup v1 path of `pid` in `controller` (relative to its mount), "" if unknown."""
+    for line in _read(Path(f"/proc/{pid}/cgroup")).splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            return path.lstrip("/")
+    return ""
+
+
 def stats(cid: str, pid: int) -> TaskStatsSample:
     """One reading of the container's cgroups (blocking file reads: run in a thread)."""
-    rel = f"berth/{cid}"
+    rel = _cgroup_of(pid, "memory") or f"berth/{cid}"  # `--cgroup-parent` moves it
     cpu = CGROUP / "cpuacct" / rel
     mem = CGROUP / "memory" / rel
     cpu_stat = _kv(cpu / "cpuacct.stat")

@@ -24,7 +24,7 @@ import time
 
 from berth_agent import shim_proto as proto
 from berth_agent.shim_exec import Exec, start_exec
-from berth_agent.shim_log import JsonFileLog
+from berth_agent.shim_log import JsonFileLog, NullLog
 from berth_agent.shim_mount import is_mountpoint, mount_oci, umount
 from berth_agent.shim_runc import Runc, RuncError
 from berth_agent.shim_state import memory_failcnt, oom_killed, write_state
@@ -61,7 +61,12 @@ class Shim:
             params["runc_root"],
             os.path.join(self.bundle, "runc-log.json"),
         )
-        self.log = JsonFileLog(params["log_path"])
+        log = params.get("log") or {}
+        self.log: JsonFileLog | NullLog = (
+            NullLog()
+            if log.get("driver") == "none"
+            else JsonFileLog(params["log_path"], log.get("max_size", 0), log.get("max_files", 1))
+        )
         self.rootfs = os.path.join(self.bundle, "rootfs")
         self.state: dict[str, Any] = {
             "id": self.id,
@@ -665,8 +670,8 @@ class Shim:
         if signalled:
             code = 128 - code
         # Read before `runc delete` removes the cgroup.
-        oom = oom_killed(self.id)
-        if not oom and code == 128 + signal.SIGKILL and memory_failcnt(self.id) > 0:
+        oom = oom_killed(self.id, bundle=self.bundle)
+        if not oom and code == 128 + signal.SIGKILL and memory_failcnt(self.id, bundle=self.bundle):
             oom = True
         self.init_status = status
         self.state.update(exit_code=code, oom_killed=oom, exited_at=rfc3339nano())

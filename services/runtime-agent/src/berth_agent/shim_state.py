@@ -33,11 +33,25 @@ def read_state(bundle: str) -> dict[str, Any] | None:
         return None
 
 
-def oom_killed(container_id: str, cgroup_root: str = "/sys/fs/cgroup") -> bool:
+def cgroup_rel(container_id: str, bundle: str = "") -> str:
+    """The container's cgroup below each controller: config.json's cgroupsPath (`--cgroup-parent`
+    moves it), berth's default when there is no bundle to read."""
+    try:
+        with open(os.path.join(bundle, "config.json"), encoding="utf-8") as f:
+            path = json.load(f)["linux"]["cgroupsPath"]
+        if isinstance(path, str) and path:
+            return path.lstrip("/")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return f"berth/{container_id}"
+
+
+def oom_killed(container_id: str, cgroup_root: str = "/sys/fs/cgroup", bundle: str = "") -> bool:
     """Whether the kernel OOM-killed something in the container's memory cgroup (v1 or v2)."""
+    rel = cgroup_rel(container_id, bundle)
     for path in (
-        os.path.join(cgroup_root, "memory", "berth", container_id, "memory.oom_control"),
-        os.path.join(cgroup_root, "berth", container_id, "memory.events"),
+        os.path.join(cgroup_root, "memory", rel, "memory.oom_control"),
+        os.path.join(cgroup_root, rel, "memory.events"),
     ):
         try:
             with open(path, encoding="ascii") as f:
@@ -50,8 +64,8 @@ def oom_killed(container_id: str, cgroup_root: str = "/sys/fs/cgroup") -> bool:
     return False
 
 
-def memory_failcnt(container_id: str, cgroup_root: str = "/sys/fs/cgroup") -> int:
-    path = os.path.join(cgroup_root, "memory", "berth", container_id, "memory.failcnt")
+def memory_failcnt(container_id: str, cgroup_root: str = "/sys/fs/cgroup", bundle: str = "") -> int:
+    path = os.path.join(cgroup_root, "memory", cgroup_rel(container_id, bundle), "memory.failcnt")
     try:
         with open(path, encoding="ascii") as f:
             return int(f.read().strip() or 0)

@@ -9,6 +9,7 @@ ignores duplicates).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 from anyio.abc import TaskGroup
 from berth_contracts import subjects
 from berth_contracts.agent import (
@@ -36,6 +38,7 @@ from berth_contracts.errors import (
     NotFound,
 )
 from berth_contracts.streams import StdinChunk, StdioChunk
+from berth_kit.diskmodes import ensure_dir
 from berth_kit.tracing import traceparent_of
 from nats.aio.client import Client as NATS
 from opentelemetry import trace
@@ -45,6 +48,8 @@ from berth_agent.bundle import read_json, remove_bundle, unmount_rootfs, write_j
 from berth_agent.copyup import copy_up
 from berth_agent.etcfiles import joined_etc_files, write_etc_files
 from berth_agent.execproc import ExecRun, exec_process
+from berth_agent.hostspec import GROUP_ADD_ANNOTATION
+from berth_agent.joins import joined_namespaces, network_donor_bundle, shm_source
 from berth_agent.links import ShimConn, ShimGone
 from berth_agent.netsetup import NetworkSetup
 from berth_agent.oci import build_config
@@ -53,7 +58,7 @@ from berth_agent.shim_state import read_state, write_state
 from berth_agent.spans import ShimSpans
 from berth_agent.stdin_router import StdinRouter
 from berth_agent.timefmt import rfc3339nano
-from berth_agent.users import resolve_user
+from berth_agent.users import resolve_groups, resolve_user
 from berth_agent.zygote_client import Zygote
 
 log = logging.getLogger(__name__)
@@ -145,7 +150,11 @@ class TaskManager:
         self.closing = False
         self.stdin = StdinRouter(nc, self._deliver_stdin)
         self.execs: dict[str, ExecRun] = {}
-        for d in (paths.tasks_dir, paths.sockets_dir, paths.runc_root):
+        # 0700, set again on every start: bundles hold rootfs mounts and config.json (the
+        # environment); runc's state and the log directory likewise.
+        for d in (paths.exec_root / "agent", paths.runc_root, paths.data_root / "agent"):
+            ensure_dir(d)
+        for d in (paths.tasks_dir, paths.sockets_dir):
             d.mkdir(parents=True, exist_ok=True)
 
     def get(self, container_id: str) -> Task:
@@ -381,8 +390,8 @@ class TaskManager:
         if cid in self.tasks or self.paths.bundle(cid).exists():
             raise Conflict(f"task {cid}: already exists")
         tp = traceparent_of(trace.get_current_span())
-        joined = self._joined(spec)
-        netns = self._netns_path(joined)
+        joined = joined_namespaces(self.tasks, spec, self.net.netns_dir)
+        etc_donor = network_donor_bundle(self.tasks, spec)
         bundle = self.paths.bundle(cid)
         bundle.mkdir(mode=0o711)
         task = Task(id=cid, bundle=bundle, meta={"open_stdin": spec.open_stdin, "tty": spec.tty})
@@ -399,6 +408,7 @@ class TaskManager:
                     "runc_root": str(self.paths.runc_root),
                     "runc_binary": self.runc,
                     "log_path": str(self.paths.log_path(cid)),
+                    "log": msgspec.to_builtins(cmd.log),
                     "open_stdin": spec.open_stdin,
                     "tty": spec.tty,
                     "rootfs": {
@@ -413,7 +423,7 @@ class TaskManager:
                 self._attach(task, conn)
                 with tracer.start_as_current_span("bundle.write"):
                     await anyio.to_thread.run_sync(
-                        self._write_config, cid, spec, cmd, bundle, netns, joined
+                        self._write_config, cid, spec, cmd, bundle, joined, etc_donor
                     )
                 # Nothing to do between create and start (no network to attach): one runc run.
                 run_now = cmd.start and not spec.networks
@@ -442,47 +452,30 @@ class TaskManager:
                 await self._destroy(task)
             raise
 
-    def _joined(self, spec: TaskSpec) -> Task | None:
-        """`--network container:<id>`: the running task whose network namespace this one joins
-        (the engine resolved the id and checked it runs; this is the node's own view)."""
-        if not spec.network_mode.startswith("container:"):
-            return None
-        ref = spec.network_mode.partition(":")[2]
-        matches = [t for cid, t in self.tasks.items() if ref and cid.startswith(ref)]
-        if len(matches) != 1:
-            raise NotFound(f"No such container: {ref}")
-        other = matches[0]
-        if other.state.get("status") not in ("running", "paused") or not other.state.get("pid"):
-            raise Conflict(f"cannot join network of a non running container: {other.id}")
-        return other
-
-    def _netns_path(self, joined: Task | None) -> str:
-        """The joined task's namespace: its bind mount when it has networks (it outlives the
-        process that made it), else its init's."""
-        if joined is None:
-            return ""
-        bound = self.net.netns_dir / joined.id
-        if os.path.ismount(bound):
-            return str(bound)
-        return f"/proc/{int(joined.state['pid'])}/ns/net"
-
     def _write_config(
         self,
         cid: str,
         spec: TaskSpec,
         cmd: TaskCreate,
         bundle: Path,
-        netns: str,
-        joined: Task | None = None,
+        joined: dict[str, str],
+        etc_donor: Path | None = None,
     ) -> None:
-        user = resolve_user(str(bundle / "rootfs"), spec.user)
+        rootfs = str(bundle / "rootfs")
+        user = resolve_user(rootfs, spec.user)
+        group_add = resolve_groups(rootfs, list(spec.group_add)) if spec.group_add else []
+        if group_add:  # moby's getUser: the user's groups, then --group-add's
+            user = dataclasses.replace(user, additional_gids=[*user.additional_gids, *group_add])
         if spec.copy_up:
-            copy_up(str(bundle / "rootfs"), list(spec.copy_up), list(cmd.rootfs[1:]))
+            copy_up(rootfs, list(spec.copy_up), list(cmd.rootfs[1:]))
         # A joiner shares the files of the container whose namespace it joins, as in dockerd.
-        etc = joined_etc_files(joined.bundle) if joined else write_etc_files(bundle, cid, spec)
+        etc = joined_etc_files(etc_donor) if etc_donor else write_etc_files(bundle, cid, spec)
         config = build_config(
-            cid, spec, user, list(cmd.rootfs[1:]), etc, self.swap_supported, netns
-        )
+            cid, spec, user, list(cmd.rootfs[1:]), etc, self.swap_supported, joined,
+            shm_source(self.tasks, spec, bundle),
+        )  # fmt: skip
+        if group_add:  # for the execs, which get them too
+            config.setdefault("annotations", {})[GROUP_ADD_ANNOTATION] = ",".join(map(str, group_add))
         write_json(bundle / "config.json", config)
 
     async def start(self, cid: str) -> tuple[int, str]:

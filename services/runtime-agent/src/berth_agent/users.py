@@ -1,7 +1,9 @@
 """Resolving a Docker `User` string against the container's own /etc/passwd and /etc/group.
 
 The files are opened with openat2(RESOLVE_IN_ROOT) so symlinks (and `..`) in the image resolve
-inside the rootfs, never on the host.
+inside the rootfs, never on the host. An image decides what is at /etc/passwd: the path is first
+opened with O_PATH (which opens nothing), and only a regular file is then read, non-blocking and
+bounded; a FIFO there would otherwise hold an agent thread forever, a device would be read.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 from dataclasses import dataclass, field
 
-from berth_contracts.errors import InvalidParameter
+from berth_contracts.errors import InternalError, InvalidParameter
 
 _SYS_OPENAT2 = 437  # same number on x86_64 and aarch64
 _RESOLVE_NO_MAGICLINKS = 0x02
@@ -31,7 +34,7 @@ def read_in_root(root: str, path: str) -> bytes | None:
     """Contents of `path` resolved inside `root`, or None if it does not exist there."""
     dirfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        how = _OpenHow(os.O_RDONLY | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+        how = _OpenHow(os.O_PATH | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
         for _ in range(_EAGAIN_RETRIES):
             fd = _libc.syscall(
                 _SYS_OPENAT2, dirfd, path.lstrip("/").encode(), ctypes.byref(how), ctypes.sizeof(how)
@@ -46,11 +49,45 @@ def read_in_root(root: str, path: str) -> bytes | None:
                 return None
             raise OSError(err, f"open {path} in rootfs: {os.strerror(err)}")
         try:
-            return os.read(fd, _MAX_FILE)  # a regular small file: one read is enough in practice
+            return _read_regular(fd, path)
         finally:
             os.close(fd)
     finally:
         os.close(dirfd)
+
+
+def _read_regular(path_fd: int, path: str) -> bytes:
+    kind = stat.S_IFMT(os.fstat(path_fd).st_mode)
+    if kind != stat.S_IFREG:
+        raise InvalidParameter(
+            f"unable to read {path} in the container's rootfs: not a regular file "
+            f"({_KINDS.get(kind, 'special file')})"
+        )
+    # Reopen the very inode the O_PATH fd holds (no second lookup in the image).
+    fd = os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, _MAX_FILE + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > _MAX_FILE:
+                raise InvalidParameter(
+                    f"unable to read {path} in the container's rootfs: larger than "
+                    f"{_MAX_FILE // (1024 * 1024)} MiB"
+                )
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
 
 
 @dataclass(frozen=True)
@@ -119,3 +156,21 @@ def resolve_user(rootfs: str, user: str) -> ExecUser:
                 if gid_extra not in additional:
                     additional.append(gid_extra)
     return ExecUser(uid=uid, gid=gid, additional_gids=additional, home=home, name=name)
+
+
+def resolve_groups(rootfs: str, groups: list[str]) -> list[int]:
+    """libcontainer's GetAdditionalGroupsPath (`--group-add`): names or gids in the rootfs's
+    /etc/group; a number not in it is used as it is, an unknown name refused."""
+    entries = _entries(read_in_root(rootfs, "/etc/group"), 4)
+    gids: list[int] = []
+    for group in groups:
+        entry = next((g for g in entries if group in (g[0], g[2])), None)
+        if entry is not None and entry[2].isdigit():
+            gids.append(int(entry[2]))
+        elif group.isdigit():
+            gids.append(int(group))
+        else:
+            raise InternalError(
+                f"Unable to find group {group}: no matching entries in group file"
+            )
+    return gids

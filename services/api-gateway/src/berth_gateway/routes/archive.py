@@ -52,7 +52,14 @@ async def head(request: web.Request) -> web.Response:
 
 async def get(request: web.Request) -> web.StreamResponse:
     opened = await _open(request, "get")
-    connector, target = split_target(opened.url)
+    return await relay_tar(request, opened.url, _stat_header(opened.stat))
+
+
+async def relay_tar(
+    request: web.Request, url: str, headers: dict[str, str] | None = None
+) -> web.StreamResponse:
+    """POST to lifecycle's single-use `url` and stream the tar it answers to the client."""
+    connector, target = split_target(url)
     async with aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT) as session:
         try:
             upstream = await session.post(target, headers=inject({}))
@@ -63,7 +70,7 @@ async def get(request: web.Request) -> web.StreamResponse:
                 return error_response(upstream.status, await error_message(upstream))
             response = web.StreamResponse(
                 status=200,
-                headers={"Content-Type": "application/x-tar", **_stat_header(opened.stat)},
+                headers={"Content-Type": "application/x-tar", **(headers or {})},
             )
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():

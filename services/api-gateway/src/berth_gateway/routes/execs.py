@@ -78,14 +78,17 @@ async def start(request: web.Request) -> web.StreamResponse:
     if body.detach:
         await be.call(command, Done)
         return web.Response(status=200)
-    tty = detail.tty
+    # As in moby, the process has a terminal if the exec was created with one (stdin and the
+    # detach keys follow that), but the stream is raw or multiplexed by the start body's Tty:
+    # docker-py's exec_start(tty=...) differs from its exec_create(tty=...) when asked to.
+    tty, raw = detail.tty, body.tty
     async with be.subscribe(subjects.stdio_out(exec_id), flush=False) as sub:  # ExecStart follows
-        conn = await hijack(request, stdcopy.media_type(request[API_VERSION_KEY], tty))
+        conn = await hijack(request, stdcopy.media_type(request[API_VERSION_KEY], raw))
         try:
             try:
                 await be.call(command, Done, reply_timeout=70.0)
             except BerthError as exc:
-                await conn.write(stdcopy.encode(STDOUT, f"{exc.message}\r\n".encode(), tty))
+                await conn.write(stdcopy.encode(STDOUT, f"{exc.message}\r\n".encode(), raw))
                 return HijackedResponse()
             async with anyio.create_task_group() as tg:
                 if detail.exec.open_stdin and conn.stdin is not None:
@@ -101,7 +104,7 @@ async def start(request: web.Request) -> web.StreamResponse:
                         session=tg.cancel_scope,
                     )
                     tg.start_soon(pump)
-                await _relay(sub, conn, tty, detail)
+                await _relay(sub, conn, raw, detail)
                 tg.cancel_scope.cancel()  # the process is gone: its stdin with it
         except* ConnectionError:
             pass  # the client went away; the process runs on, as with dockerd
@@ -110,12 +113,13 @@ async def start(request: web.Request) -> web.StreamResponse:
     return HijackedResponse()
 
 
-async def _relay(sub: Subscription, conn: Hijacked, tty: bool, detail: ExecDetail) -> None:
-    wanted = {1: detail.exec.open_stdout, 2: detail.exec.open_stderr}
+async def _relay(sub: Subscription, conn: Hijacked, raw: bool, detail: ExecDetail) -> None:
+    # A raw stream carries no stderr: moby gives the process no stderr writer then.
+    wanted = {1: detail.exec.open_stdout, 2: detail.exec.open_stderr and not raw}
     async for msg in sub.messages:
         chunk = decode(msg.data, StdioChunk)
         if chunk.data and wanted.get(chunk.stream, False):
-            await conn.write(stdcopy.encode(chunk.stream, chunk.data, tty))
+            await conn.write(stdcopy.encode(chunk.stream, chunk.data, raw))
         if chunk.eof:
             return
 

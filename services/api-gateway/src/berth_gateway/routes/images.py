@@ -1,9 +1,11 @@
-"""Image endpoints: list, inspect, remove, tag, load, import, pull; the rest say 501."""
+"""Image endpoints: list, inspect, remove, tag, load, import, pull; the rest say 501 (save, push
+and login are in distribution.py)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 from berth_contracts.base import Done
+from berth_contracts.distribution import REGISTRY_AUTH_HEADER
 from berth_contracts.engine import (
     ImageDetail,
     ImageGet,
@@ -23,6 +25,7 @@ from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
 from berth_gateway.backend import backend
 from berth_gateway.params import qbool, qfilters
 from berth_gateway.responses import json_response
+from berth_gateway.routes.distribution import credentials_header
 from berth_gateway.routes.table import Route, not_supported
 from berth_gateway.upload import relay_upload
 
@@ -104,11 +107,13 @@ async def pull(request: web.Request) -> web.StreamResponse:
             ref=request.query["fromImage"],
             tag=request.query.get("tag", ""),
             platform=request.query.get("platform", ""),
+            credentials=REGISTRY_AUTH_HEADER in request.headers,
         ),
         UploadTarget,
         reply_timeout=100.0,
     )
-    return await relay_upload(request, target.url)
+    # The client's credentials go with the POST to lifecycle only (never over NATS).
+    return await relay_upload(request, target.url, credentials_header(request))
 
 
 async def prune(request: web.Request) -> web.Response:
@@ -125,19 +130,12 @@ ROUTES = [
     Route("GET", "/images/json", list_images),
     Route("POST", "/images/load", load),
     Route("POST", "/images/create", create),
-    Route("GET", "/images/get", not_supported("saving images (docker save)")),
     Route("GET", "/images/search", not_supported("searching registries")),
     Route("POST", "/images/prune", prune),
     Route("POST", "/build", not_supported("building images")),
     Route("POST", "/build/prune", not_supported("pruning the build cache")),
     Route("POST", "/build/cancel", not_supported("building images")),
-    Route("POST", "/commit", not_supported("committing containers to images")),
-    Route("POST", "/auth", not_supported("logging in to registries")),
-    Route("GET", "/distribution/{name:.*}/json", not_supported("querying registries")),
     Route("GET", "/images/{name:.*}/json", inspect),
-    Route("GET", "/images/{name:.*}/history", not_supported("image history")),
-    Route("GET", "/images/{name:.*}/get", not_supported("saving images (docker save)")),
-    Route("POST", "/images/{name:.*}/push", not_supported("pushing images")),
     Route("POST", "/images/{name:.*}/tag", tag),
     Route("DELETE", "/images/{name:.*}", remove),
 ]

@@ -79,7 +79,7 @@ def info_body(info: EngineInfo) -> dict[str, object]:
             "Volume": [],
             "Network": [],
             "Authorization": None,
-            "Log": ["json-file"],
+            "Log": ["json-file", "local"],  # and none, which dockerd does not list
         },
         "MemoryLimit": True,
         "SwapLimit": True,
@@ -153,9 +153,16 @@ def _now_rfc3339() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
+# dockerd's warnings about TCP hosts without TLS (apitls.api_warnings), set by server.py.
+API_WARNINGS_KEY = web.AppKey("api_warnings", tuple[str, ...])
+
+
 async def info(request: web.Request) -> web.Response:
     reply = await backend(request).call(SystemInfo(), EngineInfo)
-    return json_response(info_body(reply))
+    body = info_body(reply)
+    warnings: tuple[str, ...] = request.app.get(API_WARNINGS_KEY, ())
+    body["Warnings"] = list(warnings)
+    return json_response(body)
 
 
 async def plugin_inspect(request: web.Request) -> web.Response:

@@ -43,8 +43,6 @@ async def page_not_found(request: web.Request) -> web.Response:
 
 
 _CONTAINER_AREAS = {
-    "export": "exporting containers",
-    "changes": "container filesystem changes",
     "attach/ws": "attaching over websockets",
 }
 

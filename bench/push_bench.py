@@ -1,0 +1,63 @@
+"""Push benchmark: berth (lifecycle straight to the registry) against dockerd, in one run.
+
+    .venv/bin/python bench/push_bench.py [--mb 200] [--reps 2]
+
+The three-layer image of pull_bench.py (about --mb MB of incompressible files, gzip layers) is
+seeded in a local docker-registry; each engine pulls it, then pushes it to a fresh registry of
+its own (every layer uploaded: `docker push`), then pushes it again under another tag (every
+layer already there: the re-push). Each push is timed --reps times (a new empty registry for
+each first push). Everything it starts is stopped at the end. Prints a markdown table; asserts
+nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from berth_registry_proxy import testregistry as tr
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pull_bench import berth_engine, dockerd_engine, seed_big_image, timed  # noqa: E402
+
+
+def measure(env: dict[str, str], source: str, reps: int) -> tuple[list[float], list[float]]:
+    subprocess.run(["docker", "pull", "-q", source], env=env, capture_output=True, check=True, timeout=900)
+    first: list[float] = []
+    again: list[float] = []
+    for i in range(reps):
+        with tr.registry() as target:
+            ref = f"{target.removeprefix('http://')}/bench/pushed"
+            subprocess.run(["docker", "tag", source, f"{ref}:1"], env=env, check=True, timeout=60)
+            first.append(timed(["docker", "push", f"{ref}:1"], env))
+            subprocess.run(["docker", "tag", source, f"{ref}:{i + 2}"], env=env, check=True, timeout=60)
+            again.append(timed(["docker", "push", f"{ref}:{i + 2}"], env))
+    return first, again
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=int, default=200)
+    ap.add_argument("--reps", type=int, default=2)
+    args = ap.parse_args()
+    rows: list[tuple[str, list[float]]] = []
+    with tr.registry() as reg, tempfile.TemporaryDirectory(prefix="berth-pushbench-") as tmp:
+        root = Path(tmp)
+        source = seed_big_image(reg, args.mb)
+        with berth_engine(root / "b") as env:
+            first, again = measure(env, source, args.reps)
+            rows += [("berth: push, every layer uploaded", first), ("berth: re-push, layers already there", again)]
+        with dockerd_engine(root / "d") as env:
+            first, again = measure(env, source, args.reps)
+            rows += [("dockerd: push, every layer uploaded", first), ("dockerd: re-push, layers already there", again)]
+    print(f"\n| push of a {args.mb} MB three-layer image | median s | runs |\n|---|---|---|")
+    for name, values in rows:
+        print(f"| {name} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Who may publish and subscribe to what on the bus: the one permission table.
+
+`berth up` (and the compose init service) turn it into the nats-server authorization block
+(berth_kit.busauth); each identity connects with its own generated credentials. A service
+subscribes only to what it serves and to its own reply inbox (subjects.inbox_prefix); it
+publishes only what it sends. Replies to requests need no publish permission: the server lets
+a subscriber answer the reply subject of a message it received (allow_responses), once.
+
+Node-addressed subjects use `*` for the node: every node's services may serve their own node's
+subjects and the engine reaches any node. (Swarm narrows these per node later.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from berth_contracts import subjects
+
+ANY = "*"  # one subject token: any node, any container id
+
+API_GATEWAY = "berth-api-gateway"
+ENGINE = "berth-engine"
+LIFECYCLE = "berth-lifecycle"
+RUNTIME_AGENT = "berth-runtime-agent"
+REGISTRY_PROXY = "berth-registry-proxy"
+BUILDER = "berth-builder"
+# `berth status` and `berth up -d`'s readiness check: they ping every service's health subject.
+STATUS = "berth-status"
+
+
+@dataclass(frozen=True)
+class BusPermissions:
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    # May answer the reply subject of a request it received (one message, within the expiry).
+    allow_responses: bool = True
+
+
+def _inbox(identity: str) -> str:
+    return f"{subjects.inbox_prefix(identity)}.>"
+
+
+def _service(identity: str, publish: tuple[str, ...], subscribe: tuple[str, ...]) -> BusPermissions:
+    """Every service also serves Ping on its own health subject and may ping itself there (the
+    container healthcheck runs with the service's own credentials), and reads its own inbox."""
+    own_health = subjects.health(identity)
+    return BusPermissions(
+        publish=(*publish, own_health),
+        subscribe=(*subscribe, own_health, _inbox(identity)),
+    )
+
+
+# Log replays (ContainerLogs → TaskLogs) stream LogBatch messages to an inbox the gateway names;
+# the engine (container never started: one empty end batch) and the agent publish there.
+_GATEWAY_STREAMS = _inbox(API_GATEWAY)
+
+PERMISSIONS: dict[str, BusPermissions] = {
+    API_GATEWAY: _service(
+        API_GATEWAY,
+        publish=(subjects.ENGINE_RPC, subjects.BUILDER_RPC, subjects.stdio_in(ANY)),
+        subscribe=(subjects.DOCKER_EVENTS_ALL, subjects.stdio_out(ANY)),
+    ),
+    ENGINE: _service(
+        ENGINE,
+        publish=(
+            subjects.agent_rpc(ANY),
+            subjects.lifecycle_rpc(ANY),
+            subjects.docker_events("container", ANY),
+            _GATEWAY_STREAMS,
+        ),
+        subscribe=(
+            subjects.ENGINE_RPC,
+            subjects.DOCKER_EVENTS_ALL,  # the event log for `docker events --since`
+            subjects.TASK_EVENTS_ALL,
+            subjects.stdio_out(ANY),  # healthcheck and exec output
+        ),
+    ),
+    LIFECYCLE: _service(
+        LIFECYCLE,
+        publish=(subjects.docker_events("image", ANY),),
+        subscribe=(subjects.lifecycle_rpc(ANY),),
+    ),
+    RUNTIME_AGENT: _service(
+        RUNTIME_AGENT,
+        publish=(subjects.task_events(ANY), subjects.stdio_out(ANY), _GATEWAY_STREAMS),
+        subscribe=(subjects.agent_rpc(ANY), subjects.stdio_in(ANY)),
+    ),
+    REGISTRY_PROXY: _service(REGISTRY_PROXY, publish=(), subscribe=()),
+    # The builder runs each step through the engine (containers, commit, images), as dockerd's
+    # builder goes through the daemon, and follows a RUN step's output.
+    BUILDER: _service(
+        BUILDER,
+        publish=(subjects.ENGINE_RPC,),
+        subscribe=(subjects.BUILDER_RPC, subjects.stdio_out(ANY)),
+    ),
+    STATUS: BusPermissions(
+        publish=(subjects.health(ANY),),
+        subscribe=(_inbox(STATUS),),
+        allow_responses=False,
+    ),
+}

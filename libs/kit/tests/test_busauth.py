@@ -1,0 +1,130 @@
+"""The permission table and what is generated from it: credential files, the server config."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from berth_contracts import subjects
+from berth_contracts.buspermissions import (
+    API_GATEWAY,
+    BUILDER,
+    ENGINE,
+    LIFECYCLE,
+    PERMISSIONS,
+    REGISTRY_PROXY,
+    RUNTIME_AGENT,
+    STATUS,
+)
+from berth_kit.busauth import (
+    SERVER_CONFIG,
+    CredentialsError,
+    creds_path,
+    read_credentials,
+    render_server_config,
+    write_bus_dir,
+)
+
+SERVICES = (API_GATEWAY, ENGINE, LIFECYCLE, RUNTIME_AGENT, REGISTRY_PROXY, BUILDER)
+
+
+def publishers(subject: str) -> set[str]:
+    return {who for who, p in PERMISSIONS.items() if subject in p.publish}
+
+
+def test_every_service_and_the_status_prober_has_an_identity() -> None:
+    assert set(PERMISSIONS) == {*SERVICES, STATUS}
+
+
+def test_only_the_engine_commands_the_agent_and_lifecycle() -> None:
+    assert publishers(subjects.agent_rpc("*")) == {ENGINE}
+    assert publishers(subjects.lifecycle_rpc("*")) == {ENGINE}
+
+
+def test_the_gateway_publishes_engine_and_builder_requests_and_stdin_only() -> None:
+    assert PERMISSIONS[API_GATEWAY].publish == (
+        subjects.ENGINE_RPC,
+        subjects.BUILDER_RPC,
+        subjects.stdio_in("*"),
+        subjects.health(API_GATEWAY),
+    )
+    assert publishers(subjects.ENGINE_RPC) == {API_GATEWAY, BUILDER}
+    assert publishers(subjects.BUILDER_RPC) == {API_GATEWAY}
+    assert publishers(subjects.stdio_in("*")) == {API_GATEWAY}
+
+
+def test_the_agent_publishes_its_events_output_and_log_streams_only() -> None:
+    assert set(PERMISSIONS[RUNTIME_AGENT].publish) == {
+        subjects.task_events("*"),
+        subjects.stdio_out("*"),
+        f"{subjects.inbox_prefix(API_GATEWAY)}.>",
+        subjects.health(RUNTIME_AGENT),
+    }
+    assert publishers(subjects.task_events("*")) == {RUNTIME_AGENT}
+    assert publishers(subjects.stdio_out("*")) == {RUNTIME_AGENT}
+
+
+def test_inboxes_are_private_and_nobody_reads_everything() -> None:
+    for who, perms in PERMISSIONS.items():
+        inboxes = [s for s in perms.subscribe if s.startswith(subjects.INBOX_PREFIX)]
+        assert inboxes == [f"{subjects.inbox_prefix(who)}.>"], who
+        assert all(not s.startswith((">", "berth.>", "*")) for s in (*perms.subscribe, *perms.publish))
+
+
+def test_health_is_served_by_each_service_and_pinged_by_status() -> None:
+    for who in SERVICES:
+        assert subjects.health(who) in PERMISSIONS[who].subscribe
+    assert PERMISSIONS[STATUS].publish == (subjects.health("*"),)
+    assert not PERMISSIONS[STATUS].allow_responses
+
+
+def test_bus_dir_files_are_private_and_credentials_are_kept(tmp_path: Path) -> None:
+    bus = tmp_path / "bus"
+    config = write_bus_dir(bus, ("port: 4222",))
+    assert stat.S_IMODE(bus.stat().st_mode) == 0o700
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    first = {}
+    for who in PERMISSIONS:
+        path = creds_path(bus, who)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        first[who] = read_credentials(path)
+        assert first[who].user == who and len(first[who].password) >= 40
+    assert len({c.password for c in first.values()}) == len(first)
+    # A restart keeps them (services that reconnect keep working); a broken file is replaced.
+    creds_path(bus, ENGINE).write_text("garbage")
+    write_bus_dir(bus)
+    again = {who: read_credentials(creds_path(bus, who)) for who in PERMISSIONS}
+    assert again[API_GATEWAY] == first[API_GATEWAY]
+    assert again[ENGINE] != first[ENGINE]
+    assert (bus / SERVER_CONFIG).read_text().count(again[ENGINE].password) == 1
+
+
+def test_credentials_never_show_their_password(tmp_path: Path) -> None:
+    write_bus_dir(tmp_path / "bus")
+    creds = read_credentials(creds_path(tmp_path / "bus", ENGINE))
+    assert creds.password not in repr(creds) and creds.password not in str(creds)
+
+
+def test_a_file_that_is_not_credentials_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.creds"
+    path.write_text(json.dumps({"user": "u"}))
+    with pytest.raises(CredentialsError, match="not a berth NATS credentials file"):
+        read_credentials(path)
+    with pytest.raises(CredentialsError, match="cannot read"):
+        read_credentials(tmp_path / "missing")
+
+
+def test_server_config_has_every_identity_and_no_jetstream(tmp_path: Path) -> None:
+    write_bus_dir(tmp_path / "bus")
+    creds = {who: read_credentials(creds_path(tmp_path / "bus", who)) for who in PERMISSIONS}
+    text = render_server_config(creds, ("port: 4222",))
+    assert text.splitlines()[1] == "port: 4222"
+    assert "jetstream" not in text and "no_auth_user" not in text
+    for who in PERMISSIONS:
+        assert f'{{user: "{who}", password: "{creds[who].password}"' in text
+    # The registry-proxy publishes nothing: an empty allow list would allow all, so: deny all.
+    line = next(ln for ln in text.splitlines() if f'"{REGISTRY_PROXY}"' in ln)
+    assert 'publish: {allow: ["berth.health.v1.berth-registry-proxy"]}' in line

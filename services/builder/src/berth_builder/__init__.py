@@ -1,0 +1,1 @@
+"""berth's image builder: dockerd's classic builder (`docker build` without BuildKit)."""

@@ -1,0 +1,38 @@
+"""`python -m berth_builder`: the image builder, serving subjects.BUILDER_RPC on NATS and the
+context upload listener (BERTH_BUILDER_HTTP)."""
+
+from __future__ import annotations
+
+import anyio
+from berth_contracts import subjects
+from berth_contracts.builder import BuilderRequest
+from berth_kit.service import ServiceContext, run_service
+
+from berth_builder.build import StepsUnavailable
+from berth_builder.service import Builder, data_root, http_listen
+
+SERVICE = "berth-builder"
+
+
+async def serve(ctx: ServiceContext) -> None:
+    builder = Builder(data_root(), StepsUnavailable(), http_listen())
+    await builder.start()
+
+    async def close_on_stop() -> None:
+        try:
+            await ctx.stopping.wait()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await builder.stop()
+
+    ctx.tg.start_soon(close_on_stop)
+    server = ctx.server(subjects.BUILDER_RPC, BuilderRequest, queue=subjects.BUILDER_QUEUE)
+    builder.register(server)
+
+
+def main() -> None:
+    run_service(SERVICE, serve)
+
+
+if __name__ == "__main__":
+    main()

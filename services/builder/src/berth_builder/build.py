@@ -1,0 +1,226 @@
+"""One build, as moby's classic builder drives it: meta ARGs, then each stage up to the target,
+`Step N/M : ...` per instruction, metadata applied here and layer steps through an executor.
+
+The executor is where containers run and layers are committed (engine + lifecycle). Until the
+engine can commit a container (`docker commit`), the only executor is StepsUnavailable, which
+refuses the first FROM with a clear message: nothing is faked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from berth_contracts.builder import BuildOptions
+from berth_contracts.docker import ContainerConfig
+
+from berth_builder.buildargs import BuildArgs
+from berth_builder.dispatch import LayerStep, StageState, begin_stage, dispatch
+from berth_builder.instructions import (
+    Dockerfile,
+    Instruction,
+    InstructionError,
+    Stage,
+    instructions_of,
+)
+from berth_builder.parser import ParseError, parse
+from berth_builder.shell_lex import SubstitutionError, process_word
+
+SCRATCH = "scratch"
+
+
+class BuildError(Exception):
+    """A build that stops; the message in moby's words, sent as the errorDetail line."""
+
+
+@dataclass
+class BaseImage:
+    id: str  # "" for scratch
+    config: ContainerConfig | None
+
+
+class StepExecutor(Protocol):
+    """What the builder needs from the rest of berth (engine, lifecycle, agent)."""
+
+    async def base_image(self, ref: str, *, pull: bool, platform: str) -> BaseImage: ...
+
+    async def commit_metadata(self, state: StageState, image_id: str) -> str:
+        """A new image: `image_id`'s layers, state.config, history + state.history[-1]."""
+        ...
+
+    def run_layer_step(self, state: StageState, image_id: str, step: LayerStep) -> AsyncIterator[str]:
+        """Run the step in a container from image_id, commit it; yields output lines and
+        finally ` ---> <short id>`; raises BuildError."""
+        ...
+
+
+class StepsUnavailable:
+    """The executor until the engine commits containers: every build stops at its first FROM."""
+
+    MESSAGE = (
+        "berth's builder cannot run build steps yet: it needs `docker commit` (a container's "
+        "writable layer as an image layer), which this engine does not have"
+    )
+
+    async def base_image(self, ref: str, *, pull: bool, platform: str) -> BaseImage:
+        raise BuildError(self.MESSAGE)
+
+    async def commit_metadata(self, state: StageState, image_id: str) -> str:
+        raise BuildError(self.MESSAGE)
+
+    async def run_layer_step(self, state: StageState, image_id: str, step: LayerStep) -> AsyncIterator[str]:
+        raise BuildError(self.MESSAGE)
+        yield ""  # pragma: no cover - makes this an async generator
+
+
+def load_dockerfile(text: bytes, options: BuildOptions) -> Dockerfile:
+    """Parse and check a Dockerfile; BuildError with dockerd's words."""
+    name = options.dockerfile or "Dockerfile"
+    if not text:
+        raise BuildError(f"the Dockerfile ({name}) cannot be empty")
+    try:
+        dockerfile = instructions_of(parse(text))
+    except ParseError as exc:
+        raise BuildError(f"failed to parse {name}: {exc.message}") from None
+    except InstructionError as exc:
+        raise BuildError(exc.message) from None
+    if options.target:
+        names = [s.name for s in dockerfile.stages]
+        if options.target.lower() not in names:
+            raise BuildError(f"failed to reach build target {options.target} in Dockerfile")
+        dockerfile.stages = dockerfile.stages[: names.index(options.target.lower()) + 1]
+    if options.labels and dockerfile.stages:
+        last = dockerfile.stages[-1]
+        for key in sorted(options.labels):
+            label = Instruction("label", f"LABEL {key}={options.labels[key]}", 0, [key, options.labels[key]])
+            label.pairs = [(key, options.labels[key])]
+            label.flags = {"noexpand": "true"}
+            last.commands.append(label)
+    return dockerfile
+
+
+@dataclass
+class StageResults:
+    """moby's stagesBuildResults: finished stages by name and by index."""
+
+    flat: list[tuple[str, ContainerConfig]] = field(default_factory=list)  # (image id, config)
+    names: dict[str, int] = field(default_factory=dict)
+
+    def by_name(self, name: str) -> tuple[str, ContainerConfig] | None:
+        index = self.names.get(name.lower())
+        return self.flat[index] if index is not None else None
+
+    def get(self, name_or_index: str) -> tuple[str, ContainerConfig] | None:
+        """COPY --from: a stage by name, else by index, else None (an image reference)."""
+        found = self.by_name(name_or_index)
+        if found is not None:
+            return found
+        if not name_or_index.lstrip("-").isdigit():
+            return None
+        index = int(name_or_index)
+        if index == len(self.flat):
+            raise BuildError("refers to current build stage")
+        if index < 0 or index > len(self.flat):
+            raise BuildError("index out of bounds")
+        return self.flat[index]
+
+    def check_available(self, name: str) -> None:
+        if name and name.lower() in self.names:
+            raise BuildError(f"{name} stage name already used")
+
+    def commit(self, name: str, image_id: str, config: ContainerConfig) -> None:
+        self.check_available(name)
+        if name:
+            self.names[name.lower()] = len(self.flat)
+        self.flat.append((image_id, config))
+
+
+def stream(text: str) -> dict[str, Any]:
+    return {"stream": text}
+
+
+def step_line(index: int, total: int, text: str) -> dict[str, Any]:
+    return stream(f"Step {index}/{total} : {text}\n")
+
+
+class Build:
+    def __init__(self, dockerfile: Dockerfile, options: BuildOptions, executor: StepExecutor) -> None:
+        self.dockerfile = dockerfile
+        self.options = options
+        self.executor = executor
+        self.build_args = BuildArgs(dict(options.build_args))
+        self.results = StageResults()
+        self.image_id = ""
+
+    def total_steps(self) -> int:
+        return len(self.dockerfile.meta_args) + sum(1 + len(s.commands) for s in self.dockerfile.stages)
+
+    async def run(self) -> AsyncIterator[dict[str, Any]]:
+        """The build stream's messages; raises BuildError."""
+        total, index = self.total_steps(), 1
+        for meta in self.dockerfile.meta_args:
+            yield step_line(index, total, meta.original.strip())
+            index += 1
+            env = self.build_args.all_allowed()
+            for key, value in meta.arg_defaults:
+                try:
+                    key = process_word(key, env, self.dockerfile.escape_token)
+                    value = process_word(value, env, self.dockerfile.escape_token) if value is not None else None
+                except SubstitutionError as exc:
+                    raise BuildError(str(exc)) from None
+                self.build_args.add_arg(key, value)
+                self.build_args.add_meta_arg(key, value)
+        for stage in self.dockerfile.stages:
+            self.results.check_available(stage.name)
+            yield step_line(index, total, stage.original)
+            index += 1
+            state = await self._begin(stage)
+            yield stream(f" ---> {_short(self.image_id)}\n")
+            for inst in stage.commands:
+                yield step_line(index, total, inst.original.strip())
+                index += 1
+                async for message in self._step(state, inst):
+                    yield message
+            self.results.commit(stage.name, self.image_id, state.config)
+        if not self.image_id:
+            raise BuildError("No image was generated. Is your Dockerfile empty?")
+
+    async def _begin(self, stage: Stage) -> StageState:
+        try:
+            name = process_word(stage.base_name, self.build_args.all_meta(), self.dockerfile.escape_token)
+        except SubstitutionError as exc:
+            raise BuildError(str(exc)) from None
+        if not name:
+            raise BuildError(f"base name ({stage.base_name}) should not be blank")
+        from_stage = self.results.by_name(name)
+        if from_stage is not None:
+            self.image_id, config = from_stage
+            base = BaseImage(self.image_id, config)
+        elif name == SCRATCH:
+            base = BaseImage("", None)
+        else:
+            base = await self.executor.base_image(name, pull=self.options.pull, platform=stage.platform)
+        self.image_id = base.id
+        return begin_stage(base.config, self.build_args, self.dockerfile.escape_token)
+
+    async def _step(self, state: StageState, inst: Instruction) -> AsyncIterator[dict[str, Any]]:
+        try:
+            step = dispatch(state, inst)
+        except InstructionError as exc:
+            raise BuildError(exc.message) from None
+        if step is None:
+            self.image_id = await self.executor.commit_metadata(state, self.image_id)
+            yield stream(f" ---> {_short(self.image_id)}\n")
+            return
+        async for line in self.executor.run_layer_step(state, self.image_id, step):
+            yield stream(line)
+
+
+def _short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
+
+
+def json_line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\r\n"

@@ -1,0 +1,244 @@
+"""The build context: extracted confined, sources resolved inside it, hashed as moby's cache does.
+
+Extraction never follows a link: each entry's parent is opened one component at a time with
+O_NOFOLLOW|O_DIRECTORY relative to the context root's descriptor, and the entry is created
+relative to that descriptor, so a symlink in the archive (or a `..`) can never place a file
+outside the context. Links are stored as links. Devices and FIFOs are skipped (a context needs
+no special files, and creating device nodes from untrusted input is what we must not do).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Protocol
+
+from berth_builder.dockerignore import go_clean
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_LINKS = 255
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class ContextError(Exception):
+    """A context that cannot be used; the message is what the client sees."""
+
+
+def is_archive_header(head: bytes) -> bool:
+    """moby's detection: gzip, bzip2, xz, zstd, or a tar header (`ustar` at 257)."""
+    magic = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
+    return head.startswith(magic) or head[257:262] == b"ustar"
+
+
+def _clean_member(name: str) -> list[str]:
+    cleaned = go_clean("/" + name).lstrip("/")  # an absolute name is taken from the context root
+    if not cleaned or cleaned == ".":
+        return []
+    return cleaned.split("/")
+
+
+@contextmanager
+def _dir_fd(root_fd: int, parts: list[str], create: bool) -> Iterator[int]:
+    fd = os.dup(root_fd)
+    try:
+        for part in parts:
+            try:
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=fd)
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise ContextError(f"invalid build context: {'/'.join(parts)} is not a directory") from None
+                raise
+            os.close(fd)
+            fd = nxt
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _remove_existing(fd: int, name: str, new_is_dir: bool) -> None:
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if new_is_dir:
+            return
+        raise ContextError(f"invalid build context: {name} is a directory")
+    os.unlink(name, dir_fd=fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until all is written: a short write (a disk filling up) is followed by the
+    ENOSPC of the next one, never silently ignored."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_file(fd: int, name: str, data: IO[bytes] | None, mode: int, digest: hashlib._Hash) -> int:
+    out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
+    written = 0
+    try:
+        while data is not None and (chunk := data.read(1 << 20)):
+            write_all(out, chunk)
+            digest.update(chunk)
+            written += len(chunk)
+        os.fchmod(out, mode)
+    finally:
+        os.close(out)
+    return written
+
+
+def tarsum_header(member: tarfile.TarInfo) -> bytes:
+    """tarsum v1's header selection of a tar entry as the client sent it (moby hashes the
+    context archive itself): uname/gname are left empty, mtime is not part of it."""
+    typeflag = member.type
+    if typeflag in (tarfile.AREGTYPE, b""):
+        typeflag = tarfile.DIRTYPE if member.name.endswith("/") else tarfile.REGTYPE
+    size = member.size if member.isreg() else 0
+    name = member.pax_headers.get("path", member.name) if member.pax_headers else member.name
+    fields = [
+        ("name", name + ("/" if member.isdir() and not name.endswith("/") else "")),
+        ("mode", str(member.mode)),
+        ("uid", str(member.uid)),
+        ("gid", str(member.gid)),
+        ("size", str(size)),
+        ("typeflag", typeflag.decode("latin-1")),
+        ("linkname", member.linkname),
+        ("uname", ""),
+        ("gname", ""),
+        ("devmajor", str(member.devmajor)),
+        ("devminor", str(member.devminor)),
+    ]
+    out = b"".join(k.encode() + v.encode("utf-8", "surrogateescape") for k, v in fields)
+    xattrs = sorted((k[len("SCHILY.xattr.") :], v) for k, v in member.pax_headers.items() if k.startswith("SCHILY.xattr."))
+    for key, value in xattrs:
+        out += key.encode() + value.encode("utf-8", "surrogateescape")
+    return out
+
+
+def extract_context(stream: IO[bytes] | Readable, root: str, max_bytes: int = 0) -> dict[str, str]:
+    """Extract a (possibly compressed) context tar into the empty directory `root`; returns each
+    entry's tarsum (context-relative name → hex), moby's cache sums for COPY/ADD.
+    ContextError on an unusable archive, a full disk or `max_bytes` exceeded."""
+    total = 0
+    sums: dict[str, str] = {}
+    root_fd = os.open(root, _DIR_FLAGS)
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as archive:  # type: ignore[call-overload]
+            for member in archive:
+                parts = _clean_member(member.name)
+                if not parts:
+                    continue
+                total += max(member.size, 0)
+                if max_bytes and total > max_bytes:
+                    raise ContextError(f"build context larger than the {max_bytes} bytes allowed")
+                digest = hashlib.sha256(tarsum_header(member))
+                _extract_one(root_fd, archive, member, parts, digest)
+                sums["/".join(parts)] = digest.hexdigest()
+    except tarfile.TarError as exc:
+        raise ContextError(f"invalid build context: {exc}") from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ContextError("failed to extract the build context: no space left on device") from None
+        raise
+    finally:
+        os.close(root_fd)
+    return sums
+
+
+def _extract_one(
+    root_fd: int, archive: tarfile.TarFile, member: tarfile.TarInfo, parts: list[str], digest: hashlib._Hash
+) -> None:
+    with _dir_fd(root_fd, parts[:-1], create=True) as fd:
+        name = parts[-1]
+        if member.isdir():
+            _remove_existing(fd, name, new_is_dir=True)
+            try:
+                os.mkdir(name, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass
+            os.chmod(name, member.mode & 0o7777, dir_fd=fd, follow_symlinks=False)
+        elif member.isreg():
+            _remove_existing(fd, name, new_is_dir=False)
+            _write_file(fd, name, archive.extractfile(member), member.mode & 0o7777, digest)
+        elif member.issym():
+            _remove_existing(fd, name, new_is_dir=False)
+            os.symlink(member.linkname, name, dir_fd=fd)
+        elif member.islnk():
+            target = _clean_member(member.linkname)
+            if not target:
+                raise ContextError(f"invalid build context: bad hard link {member.name}")
+            _remove_existing(fd, name, new_is_dir=False)
+            with _dir_fd(root_fd, target[:-1], create=False) as src_fd:
+                os.link(target[-1], name, src_dir_fd=src_fd, dst_dir_fd=fd, follow_symlinks=False)
+            return
+        else:
+            return  # devices, FIFOs: never created from a context
+        # No chown: COPY/ADD from the context give files 0:0 (or --chown) whatever the archive
+        # says, and the archive's owners are in the sums; so the builder need not be root.
+        if not member.issym():
+            mtime = int(member.mtime * 10**9)
+            os.utime(name, ns=(mtime, mtime), dir_fd=fd, follow_symlinks=False)
+
+
+def resolve_in_root(root: str, rel: str) -> str:
+    """moby's FollowSymlinkInScope: `rel` inside `root`, links followed as if `root` were `/`.
+
+    The result is always under `root` (`..` stops at the root, absolute link targets restart
+    from it). Raises ContextError after too many links."""
+    root = os.path.realpath(root)
+    done: list[str] = []
+    pending = [p for p in rel.split("/") if p]
+    links = 0
+    while pending:
+        part = pending.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        candidate = os.path.join(root, *done, part)
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            done.append(part)
+            continue
+        if not stat.S_ISLNK(st.st_mode):
+            done.append(part)
+            continue
+        links += 1
+        if links > _MAX_LINKS:
+            raise ContextError(f"too many links in {rel}")
+        target = os.readlink(candidate)
+        if target.startswith("/"):
+            done = []
+        pending = [p for p in target.split("/") if p] + pending
+    return os.path.join(root, *done)
+
+
+def context_rel(rel: str) -> str:
+    """moby's calcCopyInfo trimming: `/a` and `./a` name `a` in the context."""
+    return rel.removeprefix("/").removeprefix("./")
+
+
+def check_in_context(rel: str) -> str:
+    """Refuse `../x` as moby does: the cleaned path must stay in the context."""
+    cleaned = go_clean(rel)
+    if cleaned == ".." or cleaned.startswith("../"):
+        raise ContextError(f"forbidden path outside the build context: {rel} ()")
+    return cleaned

@@ -1,0 +1,241 @@
+"""The builder service: BuildPrepare over NATS, the context over HTTP, the build stream back.
+
+State lives under <data root>/builder: contexts/<random>/ holds one build's extracted context
+(0700, removed when the build ends, whatever its outcome; leftovers of a crash go at start).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import anyio
+from aiohttp import web
+from anyio import to_thread
+from berth_contracts.builder import BuildOptions, BuildPrepare, UploadTarget
+from berth_contracts.errors import BerthError, InvalidParameter, NotImplementedByBerth
+from berth_kit.rpc import RpcServer
+
+from berth_builder.build import Build, BuildError, StepExecutor, json_line, load_dockerfile
+from berth_builder.context import (
+    ContextError,
+    extract_context,
+    is_archive_header,
+    resolve_in_root,
+    write_all,
+)
+from berth_builder.dockerignore import PatternError, excluded, read_patterns
+
+log = logging.getLogger(__name__)
+
+TOKEN_TTL = 600.0
+READ_STALL_TIMEOUT = 300.0
+CHUNK = 1 << 20
+DEFAULT_DOCKERFILE = "Dockerfile"
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("BERTH_DATA_ROOT", "/var/lib/berth")) / "builder"
+
+
+def http_listen() -> str:
+    return os.environ.get("BERTH_BUILDER_HTTP", "127.0.0.1:0")
+
+
+@dataclass(frozen=True)
+class _Pending:
+    options: BuildOptions
+    expires: float
+
+
+def validate(options: BuildOptions) -> None:
+    """Refuse, before any byte is sent, what the classic builder here does not do."""
+    if options.remote:
+        raise NotImplementedByBerth("berth's builder takes the context as the request body only (no remote URL)")
+    if options.platform:
+        raise NotImplementedByBerth('"platform" is not supported by the classic builder here')
+
+
+class ContextStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root / "contexts"
+
+    def recover(self) -> None:
+        """Blocking: remove the contexts of builds a crash interrupted."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.root, 0o700)
+        for entry in self.root.iterdir():
+            shutil.rmtree(entry, ignore_errors=True)
+
+    def new_dir(self) -> str:
+        return tempfile.mkdtemp(dir=self.root, prefix="ctx-")
+
+
+def prepare_context(body: IO[bytes], ctx_dir: str, options: BuildOptions) -> tuple[dict[str, str], bytes]:
+    """Blocking: extract the body (a tar or a bare Dockerfile) into ctx_dir; return the
+    context's sums and the Dockerfile's bytes, with moby's .dockerignore removals applied."""
+    root = os.path.join(ctx_dir, "root")
+    os.mkdir(root, 0o755)
+    head = body.read(512)
+    rest = _Prefixed(head, body)
+    name = options.dockerfile or DEFAULT_DOCKERFILE
+    if is_archive_header(head):
+        sums = extract_context(rest, root)
+    else:  # a bare Dockerfile: the context is that file alone
+        sums = {}
+        with open(os.path.join(root, DEFAULT_DOCKERFILE), "wb") as f:
+            shutil.copyfileobj(rest, f)
+        name = DEFAULT_DOCKERFILE
+    path = resolve_in_root(root, name)
+    if not os.path.isfile(path) and name == DEFAULT_DOCKERFILE:
+        path = resolve_in_root(root, name.lower())
+    if not os.path.isfile(path):
+        raise ContextError(f"Cannot locate specified Dockerfile: {name}")
+    with open(path, "rb") as f:
+        text = f.read()
+    _remove_ignored(root, name)
+    return sums, text
+
+
+def _remove_ignored(root: str, dockerfile: str) -> None:
+    ignore = resolve_in_root(root, ".dockerignore")
+    if not os.path.isfile(ignore):
+        return
+    with open(ignore, "rb") as f:
+        patterns = read_patterns(f.read())
+    for rel in (".dockerignore", dockerfile):
+        try:
+            matched = excluded(rel, patterns)
+        except PatternError:
+            matched = False
+        if matched:
+            target = resolve_in_root(root, rel)
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target, ignore_errors=True)
+            elif os.path.lexists(target):
+                os.unlink(target)
+
+
+class _Prefixed:
+    """A stream with its first bytes (already read to detect the format) put back."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, n: int = -1, /) -> bytes:
+        if self._head:
+            if n < 0:
+                data, self._head = self._head + self._rest.read(), b""
+                return data
+            data, self._head = self._head[:n], self._head[n:]
+            return data
+        return self._rest.read(n)
+
+
+class Builder:
+    def __init__(self, root: Path, executor: StepExecutor, listen: str = "127.0.0.1:0") -> None:
+        self.contexts = ContextStore(root)
+        self.executor = executor
+        host, _, port = listen.rpartition(":")
+        self._host, self._port = host or "127.0.0.1", int(port or 0)
+        self._pending: dict[str, _Pending] = {}
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    async def start(self) -> None:
+        await to_thread.run_sync(self.contexts.recover)
+        app = web.Application(client_max_size=0)
+        app.router.add_post("/builds/{token}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        port = sockets[0].getsockname()[1] if sockets else self._port
+        advertised = os.environ.get("BERTH_BUILDER_ADVERTISE") or (
+            "127.0.0.1" if self._host in ("0.0.0.0", "", "::") else self._host
+        )
+        self.base_url = f"http://{advertised}:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def build_prepare(self, cmd: BuildPrepare) -> UploadTarget:
+        validate(cmd.options)
+        now = time.monotonic()
+        for token in [t for t, p in self._pending.items() if p.expires < now]:
+            del self._pending[token]
+        token = secrets.token_urlsafe(24)
+        self._pending[token] = _Pending(cmd.options, now + TOKEN_TTL)
+        return UploadTarget(url=f"{self.base_url}/builds/{token}")
+
+    def register(self, server: RpcServer) -> None:
+        server.handle(BuildPrepare, self.build_prepare)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        pending = self._pending.pop(request.match_info["token"], None)
+        if pending is None or pending.expires < time.monotonic():
+            return web.json_response({"message": "upload URL unknown, used or expired"}, status=404)
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        ctx_dir = await to_thread.run_sync(self.contexts.new_dir)
+        try:
+            spool = os.path.join(ctx_dir, "body")
+            try:
+                await self._spool(request, spool)
+            except BerthError as exc:
+                return web.json_response({"message": exc.message}, status=400)
+            await response.prepare(request)
+            try:
+                await self._build(pending.options, spool, ctx_dir, response)
+            except (BuildError, ContextError) as exc:
+                await response.write(_error_line(str(exc)))
+            except Exception as exc:  # noqa: BLE001 - the client must get an error line, not a reset
+                log.exception("build failed")
+                await response.write(_error_line(f"{type(exc).__name__}: {exc}"))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await to_thread.run_sync(shutil.rmtree, ctx_dir, True)
+        await response.write_eof()
+        return response
+
+    async def _spool(self, request: web.Request, path: str) -> None:
+        """The body to disk first (bulk bytes never sit in memory); a full disk fails cleanly."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            while True:
+                with anyio.fail_after(READ_STALL_TIMEOUT):
+                    chunk = await request.content.read(CHUNK)
+                if not chunk:
+                    break
+                await to_thread.run_sync(write_all, fd, chunk)
+        except OSError as exc:
+            raise InvalidParameter(f"failed to receive the build context: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+
+    async def _build(self, options: BuildOptions, spool: str, ctx_dir: str, response: web.StreamResponse) -> None:
+        def prepare() -> tuple[dict[str, str], bytes]:
+            with open(spool, "rb") as body:
+                try:
+                    return prepare_context(body, ctx_dir, options)
+                finally:
+                    os.unlink(spool)
+
+        _sums, text = await to_thread.run_sync(prepare)
+        dockerfile = load_dockerfile(text, options)
+        async for message in Build(dockerfile, options, self.executor).run():
+            await response.write(json_line(message))
+
+
+def _error_line(message: str) -> bytes:
+    return json_line({"errorDetail": {"message": message}, "error": message})
