@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from berth_contracts.base import Command, Reply
-from berth_contracts.identifiers import Identifier, Name
+from berth_contracts.identifiers import Identifier
 
 Filters = dict[str, list[str]]
 
@@ -19,8 +19,10 @@ Filters = dict[str, list[str]]
 class NetworkAttachment(msgspec.Struct, frozen=True):
     """One bridge network a task joins, with the address the engine allocated."""
 
-    name: Name
-    id: str  # 64 hex
+    # Docker's name: any non-empty string (dockerd takes spaces), so not a `Name`; the agent
+    # never builds a path or a netavark name from it, only from the id.
+    name: str
+    id: Identifier  # 64 hex
     bridge: str  # host interface name
     subnet: str  # CIDR
     gateway: str

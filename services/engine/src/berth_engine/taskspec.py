@@ -104,12 +104,13 @@ _DAEMON_WORDS = (
     "Invalid IPC mode",
     "invalid device cgroup rule format",
     "container ",  # "container <id> is not running": a --pid container: donor
+    "Cannot link to",  # legacy links: the child is not running or not on the default bridge
+    "cannot join own network",
 )
 _MOBY_PREFIX = (
     "failed to create task for container: failed to create shim task: OCI runtime create failed: "
 )
 _RUNC_PREFIX = "runc create failed: unable to start container process: "
-_DAEMON_WORDS = ("driver failed", "Cannot link to", "cannot join own network")
 
 
 def start_error(exc: BerthError) -> BerthError:
