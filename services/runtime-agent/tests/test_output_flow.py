@@ -26,7 +26,7 @@ from nats.aio.msg import Msg
 
 COUNT = 3_000_000  # `seq 1 COUNT`: 22,888,897 bytes, several windows
 EXPECTED = b"".join(b"%d\n" % i for i in range(1, COUNT + 1))
-SETTLE = 3.0  # long enough for an unpaced stream to run far past a window
+SETTLE = 2.0  # output that grew nothing for this long has stopped
 
 
 def new_id() -> str:
@@ -54,10 +54,14 @@ def test_unacknowledged_reader_holds_output_then_gets_all(
             await c.nc.flush()
             await c.run(cid, rootfs, spec("seq", "1", str(COUNT)))
 
-            await anyio.sleep(SETTLE)
-            held = sum(len(ch.data) for ch in chunks)
+            # Without acks the output stops: wait until it stops growing (or ends, unpaced).
+            held = -1
+            while not eof.is_set() and held != sum(len(ch.data) for ch in chunks):
+                held = sum(len(ch.data) for ch in chunks)
+                await anyio.sleep(SETTLE)
             state = await c.call(TaskGet(container_id=cid), TaskState)
             # Paused at the window (plus what was already on its way), the process blocked.
+            assert not eof.is_set(), "the output ran to its end without any acknowledgement"
             assert held < WINDOW + 4 * 1024 * 1024, held
             assert state.status == "running"
 
