@@ -26,6 +26,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 BIG = 6_000_000  # `seq 1 BIG`: 46,888,897 bytes
 SMALL = 200_000  # on stderr alongside: 1,288,895 bytes
 SLOW = 2_500_000  # for the slow reader: 18,888,897 bytes
+# busybox's seq writes a line at a time; cat of its output writes as fast as the pipe takes it
+FAST_SEQ = f"seq 1 {BIG} >/tmp/p; cat /tmp/p"
 
 
 @functools.cache
@@ -65,7 +67,7 @@ def name() -> str:
 def test_run_output_and_log_complete(berth: Berth, busybox_image: str) -> None:
     """`docker run` gets all of stdout and stderr; `docker logs` of the same run too."""
     cname = name()
-    script = f"seq 1 {BIG}; seq 1 {SMALL} >&2"
+    script = f"{FAST_SEQ}; seq 1 {SMALL} >&2"
     try:
         res = docker_bytes(berth, "run", "--name", cname, busybox_image, "sh", "-c", script)
         assert res.returncode == 0, res.stderr[-2000:]
@@ -81,7 +83,7 @@ def test_run_output_and_log_complete(berth: Berth, busybox_image: str) -> None:
 
 def test_run_tty_output_complete(berth: Berth, busybox_image: str) -> None:
     """With a terminal all output is one stream, and the pty turns \\n into \\r\\n."""
-    res = docker_bytes(berth, "run", "--rm", "-t", busybox_image, "seq", "1", str(BIG))
+    res = docker_bytes(berth, "run", "--rm", "-t", busybox_image, "sh", "-c", FAST_SEQ)
     assert res.returncode == 0, res.stderr[-2000:]
     assert digest(res.stdout) == digest(seq_output(BIG).replace(b"\n", b"\r\n"))
 
@@ -90,7 +92,7 @@ def test_exec_output_complete(berth: Berth, busybox_image: str) -> None:
     cname = name()
     berth.docker_ok("run", "-d", "--name", cname, busybox_image, "sleep", "300")
     try:
-        script = f"seq 1 {BIG}; seq 1 {SMALL} >&2"
+        script = f"{FAST_SEQ}; seq 1 {SMALL} >&2"
         res = docker_bytes(berth, "exec", cname, "sh", "-c", script)
         assert res.returncode == 0, res.stderr[-2000:]
         assert digest(res.stdout) == digest(seq_output(BIG))
@@ -102,7 +104,7 @@ def test_exec_output_complete(berth: Berth, busybox_image: str) -> None:
 def test_attach_output_complete(berth: Berth, busybox_image: str) -> None:
     """`docker attach` to a running container: the output it asks for with its input."""
     cname = name()
-    script = f"read go; seq 1 {BIG}"
+    script = f"seq 1 {BIG} >/tmp/p; read go; cat /tmp/p"
     berth.docker_ok("run", "-d", "-i", "--name", cname, busybox_image, "sh", "-c", script)
     try:
         res = docker_bytes(berth, "attach", cname, stdin=b"go\n")
@@ -133,7 +135,7 @@ def _read_exactly(raw: socket.socket, n: int) -> bytes:
 
 def test_slow_reader_gets_everything(client: docker.DockerClient, busybox_image: str) -> None:
     """A client that reads slowly slows the container down instead of losing its output."""
-    c = client.containers.create(busybox_image, ["seq", "1", str(SLOW)])
+    c = client.containers.create(busybox_image, ["sh", "-c", f"seq 1 {SLOW} >/tmp/p; cat /tmp/p"])
     try:
         sock = client.api.attach_socket(c.id, params={"stdout": 1, "stderr": 1, "stream": 1})
         raw: socket.socket = sock._sock  # docker-py's SocketIO wraps the raw socket
