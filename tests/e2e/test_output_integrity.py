@@ -28,6 +28,7 @@ SMALL = 200_000  # on stderr alongside: 1,288,895 bytes
 # For the slow reader, 87,888,897 bytes: more than the gateway's subscription buffers (64 MiB
 # on main), so output that is not paced is lost there.
 SLOW = 11_000_000
+STALL_POLLS = 40  # the slow reader reads nothing for 20 s, or until the container exited
 # busybox's seq writes a line at a time; cat of its output writes as fast as the pipe takes it
 FAST_SEQ = f"seq 1 {BIG} >/tmp/p; cat /tmp/p"
 
@@ -145,6 +146,13 @@ def test_slow_reader_gets_everything(client: docker.DockerClient, busybox_image:
         # A small receive buffer makes the server's writes block soon, as for a slow network.
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
         c.start()
+        # A reader that stalls first: unpaced, the whole output would pile up in the gateway
+        # (and the container finish at once); paced, the container waits for the reader.
+        for _ in range(STALL_POLLS):
+            c.reload()
+            if c.status == "exited":
+                break
+            time.sleep(0.5)
         out = bytearray()
         while True:
             header = _read_exactly(raw, 8)
@@ -155,7 +163,7 @@ def test_slow_reader_gets_everything(client: docker.DockerClient, busybox_image:
             assert len(payload) == size, "stream ended inside a frame"
             assert stream == 1, payload[:200]
             out += payload
-            time.sleep(0.02 * size / 65536)  # the slow part: ~3 MB/s at most
+            time.sleep(0.01 * size / 65536)  # and then slow: ~6 MB/s at most
         sock.close()
         assert digest(bytes(out)) == digest(seq_output(SLOW))
         assert c.wait(timeout=60)["StatusCode"] == 0
