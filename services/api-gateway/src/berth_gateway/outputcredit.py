@@ -28,6 +28,7 @@ from nats.aio.client import Client as NATS
 log = logging.getLogger(__name__)
 
 ACK_EVERY = 256 * 1024  # well under the agent's window (4 MiB), so a fast reader never pauses
+ACK_EVERY_CHUNKS = 256  # likewise for its window of 2048 chunks (tiny writes make tiny chunks)
 HEARTBEAT = 5.0  # the agent forgets a reader silent for 30 s
 LEAVE_TIMEOUT = 5.0
 
@@ -40,6 +41,7 @@ class OutputCredit:
         self._reader = uuid.uuid4().hex
         self._delivered = -1  # end offset of what the client has; -1: nothing yet
         self._acked = -1
+        self._unacked_chunks = 0
 
     async def register(self) -> None:
         """Before the process can start: the agent counts this reader from the first byte."""
@@ -56,7 +58,11 @@ class OutputCredit:
                 chunk.offset - self._delivered,
             )
         self._delivered = chunk.offset + len(chunk.data)
-        if self._delivered - max(self._acked, 0) >= ACK_EVERY:
+        self._unacked_chunks += 1
+        if (
+            self._delivered - max(self._acked, 0) >= ACK_EVERY
+            or self._unacked_chunks >= ACK_EVERY_CHUNKS
+        ):
             await self._ack()
 
     async def heartbeat(self) -> None:
@@ -73,7 +79,7 @@ class OutputCredit:
                 await self._send(done)
 
     async def _ack(self) -> None:
-        self._acked = self._delivered
+        self._acked, self._unacked_chunks = self._delivered, 0
         await self._send(StdioAck(reader=self._reader, offset=self._delivered))
 
     async def _send(self, ack: StdioAck) -> None:

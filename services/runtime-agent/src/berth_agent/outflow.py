@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 WINDOW = 4 * 1024 * 1024  # output in flight past the slowest reader before the stream pauses
 RESUME_AT = WINDOW // 2
+# Chunks count too: a subscription's pending limits are in messages as well as bytes, and a
+# process writing a byte at a time makes chunks of a byte.
+WINDOW_CHUNKS = 2048
 READER_TIMEOUT = 30.0  # readers ack at least every few seconds (gateway outputcredit.py)
 SWEEP_INTERVAL = 2.0
 
@@ -55,11 +59,17 @@ class _Stream:
     published: int = 0  # end offset of the last chunk published
     readers: dict[str, _Reader] = field(default_factory=dict)
     held: bool = False
+    ends: deque[int] = field(default_factory=deque)  # end offsets of chunks not acked by all
 
-    def lag(self) -> int:
+    def lag(self) -> tuple[int, int]:
+        """Bytes and chunks published past the slowest reader."""
         if not self.readers:
-            return 0
-        return self.published - min(r.acked for r in self.readers.values())
+            self.ends.clear()
+            return 0, 0
+        acked = min(r.acked for r in self.readers.values())
+        while self.ends and self.ends[0] <= acked:
+            self.ends.popleft()
+        return self.published - acked, len(self.ends)
 
 
 class OutputFlow:
@@ -85,6 +95,8 @@ class OutputFlow:
         """A chunk ending at offset end went out on the stream."""
         stream = self._streams.setdefault(stream_id, _Stream())
         stream.published = max(stream.published, end)
+        if stream.readers:
+            stream.ends.append(end)
         await self._update(stream_id, stream)
 
     def ended(self, stream_id: str) -> None:
@@ -111,11 +123,11 @@ class OutputFlow:
         await self._update(stream_id, stream)
 
     async def _update(self, stream_id: str, stream: _Stream) -> None:
-        lag = stream.lag()
-        if not stream.held and lag > WINDOW:
+        lag, chunks = stream.lag()
+        if not stream.held and (lag > WINDOW or chunks > WINDOW_CHUNKS):
             stream.held = True
             await self._hold(stream_id, True)
-        elif stream.held and lag <= RESUME_AT:
+        elif stream.held and lag <= RESUME_AT and chunks <= WINDOW_CHUNKS // 2:
             stream.held = False
             await self._hold(stream_id, False)
 
