@@ -43,16 +43,18 @@ def test_only_the_engine_commands_the_agent_and_lifecycle() -> None:
     assert publishers(subjects.lifecycle_rpc("*")) == {ENGINE}
 
 
-def test_the_gateway_publishes_engine_and_builder_requests_and_stdin_only() -> None:
+def test_the_gateway_publishes_engine_and_builder_requests_stdin_and_output_credit_only() -> None:
     assert PERMISSIONS[API_GATEWAY].publish == (
         subjects.ENGINE_RPC,
         subjects.BUILDER_RPC,
         subjects.stdio_in("*"),
+        subjects.stdio_ack("*"),
         subjects.health(API_GATEWAY),
     )
     assert publishers(subjects.ENGINE_RPC) == {API_GATEWAY, BUILDER}
     assert publishers(subjects.BUILDER_RPC) == {API_GATEWAY}
     assert publishers(subjects.stdio_in("*")) == {API_GATEWAY}
+    assert publishers(subjects.stdio_ack("*")) == {API_GATEWAY}
 
 
 def test_the_agent_publishes_its_events_output_and_log_streams_only() -> None:

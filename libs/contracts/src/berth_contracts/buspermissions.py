@@ -57,7 +57,12 @@ _GATEWAY_STREAMS = _inbox(API_GATEWAY)
 PERMISSIONS: dict[str, BusPermissions] = {
     API_GATEWAY: _service(
         API_GATEWAY,
-        publish=(subjects.ENGINE_RPC, subjects.BUILDER_RPC, subjects.stdio_in(ANY)),
+        publish=(
+            subjects.ENGINE_RPC,
+            subjects.BUILDER_RPC,
+            subjects.stdio_in(ANY),
+            subjects.stdio_ack(ANY),
+        ),
         subscribe=(subjects.DOCKER_EVENTS_ALL, subjects.stdio_out(ANY)),
     ),
     ENGINE: _service(
@@ -83,7 +88,7 @@ PERMISSIONS: dict[str, BusPermissions] = {
     RUNTIME_AGENT: _service(
         RUNTIME_AGENT,
         publish=(subjects.task_events(ANY), subjects.stdio_out(ANY), _GATEWAY_STREAMS),
-        subscribe=(subjects.agent_rpc(ANY), subjects.stdio_in(ANY)),
+        subscribe=(subjects.agent_rpc(ANY), subjects.stdio_in(ANY), subjects.stdio_ack(ANY)),
     ),
     REGISTRY_PROXY: _service(REGISTRY_PROXY, publish=(), subscribe=()),
     # The builder runs each step through the engine (containers, commit, images), as dockerd's

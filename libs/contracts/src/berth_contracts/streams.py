@@ -14,11 +14,31 @@ class StdioChunk(msgspec.Struct, frozen=True):
 
     With a TTY there is one stream (stdout). The last chunk for one run of the process has
     eof=True and is published after every byte of output.
+
+    offset: how many bytes of this run's output (both streams) came before this chunk. Readers
+    acknowledge what they delivered with StdioAck; a jump in offsets is output lost upstream
+    (while no agent was connected to the shim).
     """
 
     stream: int
     data: bytes
     eof: bool = False
+    offset: int = 0
+
+
+class StdioAck(msgspec.Struct, frozen=True):
+    """A reader's credit for one output stream, on subjects.stdio_ack(id) (flow control).
+
+    The agent stops the container's output (it stops reading its pipes, which then block the
+    process, as Docker's do) while it is more than a window ahead of the slowest reader that
+    acknowledges. offset -1 registers a reader at the current position; readers repeat their
+    ack while they stay (a reader not heard from for a while is forgotten) and send done=True
+    when they leave.
+    """
+
+    reader: str
+    offset: int
+    done: bool = False
 
 
 class StdinChunk(msgspec.Struct, frozen=True):

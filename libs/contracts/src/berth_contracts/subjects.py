@@ -56,6 +56,11 @@ def stdio_out(container_id: str) -> str:
     return f"{PREFIX}.stdio.v1.{container_id}.out"
 
 
+# Flow control of stdio_out: StdioAck messages from the readers, to the agent.
+def stdio_ack(container_id: str) -> str:
+    return f"{PREFIX}.stdio.v1.{container_id}.ack"
+
+
 # Input for a container's main process: StdinChunk messages.
 def stdio_in(container_id: str) -> str:
     return f"{PREFIX}.stdio.v1.{container_id}.in"

@@ -2,6 +2,12 @@
 
 Shared by GET /logs and attach with logs=1. The inbox is subscribed (and flushed) before the
 request goes out, so no batch can arrive before anyone listens.
+
+Pacing: a batch that comes as a request (the agent's checkpoints, every few batches) is
+answered once all its lines were taken by the consumer (written to the client), and the agent
+sends no further than a window past the last answered checkpoint: a slow client slows the
+replay and the subscription never overflows. Empty batches are the agent's "still there?"
+probes and are never answered.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ async def _lines(sub: Subscription) -> AsyncIterator[LogLine]:
             raise InternalError(f"undecodable log batch: {exc}") from None
         for line in batch.lines:
             yield line
+        if batch.lines and msg.reply:
+            await msg.respond(b"")  # every line of this checkpoint was taken: send on
         if batch.error:
             raise LogStreamError(batch.error)
         if batch.end:

@@ -3,10 +3,19 @@
 A rotated log (max-size / max-file) is read oldest file first (`<path>.N` … `<path>.1`, then
 `<path>`); a follower moves on to the new file when the shim rotates, or starts over when it
 truncates (max-file 1).
+
+Pacing: NATS has no back-pressure, and a log is far bigger than any subscription's buffer (47 MB
+of short lines are ~270 MB of LogBatches), so the replay waits for its reader. Every
+CHECKPOINT_BATCHES-th batch goes out as a request (reply to this agent's inbox) and the reader
+answers it once it has handed that batch's lines to its client; before sending the next
+checkpoint the agent waits for the previous one's answer. At most two windows (~4 MiB) are in
+flight, and a slow `docker logs` reader slows the replay instead of losing lines. While it waits,
+the agent checks every LISTENER_PROBE_INTERVAL that the reader is still there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +30,7 @@ from berth_contracts.agent import TaskLogs
 from berth_contracts.codec import encode
 from berth_contracts.streams import STDERR, STDOUT, LogBatch, LogLine
 from nats.aio.client import Client as NATS
+from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
@@ -29,6 +39,7 @@ from berth_agent.timefmt import parse_rfc3339nano
 log = logging.getLogger(__name__)
 
 BATCH_BYTES = 256 * 1024
+CHECKPOINT_BATCHES = 8  # a paced window: 8 batches (~2 MiB)
 FOLLOW_POLL = 0.1
 LISTENER_PROBE_INTERVAL = 5.0  # while following an idle log: is the reader still there?
 _STREAMS = {"stdout": STDOUT, "stderr": STDERR}
@@ -70,6 +81,9 @@ class _Batcher:
         self.subject = subject
         self.lines: list[LogLine] = []
         self.size = 0
+        self.sent = 0  # batches with lines
+        self.acks: Subscription | None = None  # the reader's answers to checkpoints
+        self.unanswered = 0  # checkpoints sent and not answered yet (0 or 1 before a send)
 
     async def add(self, line: LogLine) -> None:
         self.lines.append(line)
@@ -93,7 +107,34 @@ class _Batcher:
             return
         batch = LogBatch(lines=self.lines, end=end, error=error)
         self.lines, self.size = [], 0
-        await self.nc.publish(self.subject, encode(batch))
+        if not batch.lines:
+            await self.nc.publish(self.subject, encode(batch))
+            return
+        self.sent += 1
+        if self.sent % CHECKPOINT_BATCHES:
+            await self.nc.publish(self.subject, encode(batch))
+            return
+        await self._answered()  # the previous checkpoint: at most two windows in flight
+        if self.acks is None:
+            self.acks = await self.nc.subscribe(self.nc.new_inbox())
+        await self.nc.publish(self.subject, encode(batch), reply=self.acks.subject)
+        self.unanswered += 1
+
+    async def _answered(self) -> None:
+        """Wait until the reader answered every checkpoint sent (raises _ListenerGone)."""
+        while self.unanswered and self.acks is not None:
+            try:
+                await self.acks.next_msg(timeout=LISTENER_PROBE_INTERVAL)
+                self.unanswered -= 1
+            except NatsTimeoutError:
+                if not await self.listener_present():
+                    raise _ListenerGone from None
+
+    async def close(self) -> None:
+        acks, self.acks = self.acks, None
+        if acks is not None:
+            with contextlib.suppress(Exception):
+                await acks.unsubscribe()
 
 
 def rotated_files(path: Path) -> list[Path]:
@@ -159,15 +200,16 @@ async def stream_logs(nc: NATS, cmd: TaskLogs, path: Path, is_running: Callable[
                         await out.add(line)
             await out.flush()
             if cmd.follow:
-                try:
-                    await _follow(f, path, out, keep, is_running)
-                except _ListenerGone:
-                    log.info("log follower of %s went away", cmd.container_id)
-                    return
+                await _follow(f, path, out, keep, is_running)
         await out.flush(end=True)
+    except _ListenerGone:
+        log.info("log reader of %s went away", cmd.container_id)
+        return
     except Exception as exc:  # noqa: BLE001 - the reader must learn why its stream ended
         log.exception("log stream for %s failed", cmd.container_id)
         await out.flush(end=True, error=str(exc))
+    finally:
+        await out.close()
     await nc.flush(timeout=5)
 
 

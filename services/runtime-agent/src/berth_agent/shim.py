@@ -2,7 +2,7 @@
 
 It mounts the rootfs, drives runc (create, start, kill, delete), is PR_SET_CHILD_SUBREAPER so the
 container's init is re-parented to it, copies the init's stdout/stderr into Docker's json-file log
-and (when an agent is connected) to the agent, reaps the init, records the exit status and OOM
+and (when an agent is connected) to the agent, at the agent's pace (shim_gate), reaps the init, records the exit status and OOM
 kill in <bundle>/state.json (atomic rename), and tells the agent. It never depends on the agent:
 with no agent connected, live output is dropped (the log has it) and the exit waits on disk.
 
@@ -24,6 +24,7 @@ import time
 
 from berth_agent import shim_proto as proto
 from berth_agent.shim_exec import Exec, start_exec
+from berth_agent.shim_gate import OUTBUF_SOFT_LIMIT, OutputGate
 from berth_agent.shim_log import JsonFileLog, NullLog
 from berth_agent.shim_mount import is_mountpoint, mount_oci, umount
 from berth_agent.shim_runc import Runc, RuncError
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 PR_SET_CHILD_SUBREAPER = 36
-OUTBUF_SOFT_LIMIT = 1024 * 1024  # beyond this, live output to a slow agent is dropped
 DRAIN_AFTER_EXIT = 2.0  # seconds to wait for the output pipes to close after the init exited
 DELETE_KILL_WAIT = 10.0
 # Exec exits no agent has acknowledged yet (it may have been down when they happened): the next
@@ -82,6 +82,7 @@ class Shim:
             "process_start_ns": 0,
         }
         self.sel = selectors.DefaultSelector()
+        self.gate = OutputGate(self.sel)  # which output pipes are read now (back-pressure)
         self.listener: socket.socket | None = None
         self.conn: socket.socket | None = None
         self.inbuf = bytearray()
@@ -206,6 +207,7 @@ class Shim:
                     code = os.waitstatus_to_exitcode(status)
                     ex.exit_code = 128 - code if code < 0 else code
                     ex.drain_deadline = time.monotonic() + DRAIN_AFTER_EXIT
+                    self.gate.exited(ex.eid)
 
     # --- agent connection --------------------------------------------------------------------
     def on_accept(self) -> None:
@@ -235,13 +237,12 @@ class Shim:
             self.conn.close()
         self.conn = None
         self.outbuf.clear()
+        self.gate.reset()
 
-    def send(self, frame: dict[str, Any], droppable: bool = False) -> None:
-        if self.conn is None:
+    def send(self, frame: dict[str, Any]) -> None:
+        if self.conn is None:  # no agent: output is dropped (the log has it), spans kept a while
             if frame.get("t") == "span" and len(self.pending_spans) < 64:
                 self.pending_spans.append(frame)
-            return
-        if droppable and len(self.outbuf) > OUTBUF_SOFT_LIMIT:
             return
         self.outbuf += proto.encode(frame)
         self.flush_out()
@@ -261,6 +262,8 @@ class Shim:
             return
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.outbuf else 0)
         self.sel.modify(conn, events, "conn")
+        # Past the limit, output waits in the pipes (the processes block) until the agent reads.
+        self.gate.set_backlog(len(self.outbuf) > OUTBUF_SOFT_LIMIT)
 
     def flush_out_blocking(self, timeout: float = 2.0) -> None:
         deadline = time.monotonic() + timeout
@@ -339,6 +342,8 @@ class Shim:
                 self.cmd_exec_resize(rid, frame)
             elif kind == "xack":
                 self.done_execs.pop(str(frame.get("eid")), None)
+            elif kind in ("opause", "oresume"):  # the agent's readers are a window behind
+                self.gate.hold(str(frame.get("eid", "")), kind == "opause")
             elif rid:
                 self.reply(rid, False, error=f"unknown shim command {kind!r}")
         except RuncError as exc:
@@ -369,7 +374,7 @@ class Shim:
             return
         for fd, stream in created.outputs:
             self.pipes[fd] = stream
-            self.sel.register(fd, selectors.EVENT_READ, "pipe")
+            self.gate.add(fd, "", "pipe")
         self.stdin_fd = created.stdin_fd
         self.master_fd = created.master_fd
         end = time.time_ns()
@@ -512,7 +517,7 @@ class Shim:
         if ex.master_fd >= 0 and frame.get("h") and frame.get("w"):
             set_winsize(ex.master_fd, int(frame["h"]), int(frame["w"]))
         for fd in ex.pipes:
-            self.sel.register(fd, selectors.EVENT_READ, ("xpipe", eid))
+            self.gate.add(fd, eid, ("xpipe", eid))
         self.span(
             "runc exec",
             start,
@@ -540,12 +545,13 @@ class Shim:
         except OSError:  # a pty whose other side is gone reads EIO
             data = b""
         if not data:
-            self.sel.unregister(fd)
+            self.gate.remove(fd)
             os.close(fd)
             del ex.pipes[fd]
             return
         # Exec output is not logged (as in Docker); it goes to whoever started the exec.
-        self.send({"t": "xout", "eid": eid, "s": stream, "d": proto.b64(data)}, droppable=True)
+        offset = self.gate.advance(eid, len(data))
+        self.send({"t": "xout", "eid": eid, "s": stream, "d": proto.b64(data), "o": offset})
 
     def write_exec_stdin(self, eid: str, data: bytes, close: bool = False) -> None:
         ex = self.execs.get(eid)
@@ -587,16 +593,18 @@ class Shim:
         """An exec whose output is drained (or whose deadline passed) is reported and forgotten."""
         now = time.monotonic()
         for eid, ex in list(self.execs.items()):
+            if ex.exit_code is not None and ex.pipes and self.gate.backlog:
+                ex.drain_deadline = now + DRAIN_AFTER_EXIT  # waiting for the agent, not the pipes
             if ex.exit_code is None or (ex.pipes and now < ex.drain_deadline):
                 continue
             for fd in list(ex.pipes):
-                with contextlib.suppress(KeyError, ValueError):
-                    self.sel.unregister(fd)
+                self.gate.remove(fd)
             if ex.stdin_fd >= 0:
                 with contextlib.suppress(KeyError, ValueError):
                     self.sel.unregister(ex.stdin_fd)
             ex.close_fds()
             del self.execs[eid]
+            self.gate.forget(eid)
             self.exec_stdin.pop(eid, None)
             self.exec_closing.discard(eid)
             self.done_execs[eid] = ex.exit_code
@@ -657,12 +665,13 @@ class Shim:
         except OSError:
             data = b""
         if not data:
-            self.sel.unregister(fd)
+            self.gate.remove(fd)
             os.close(fd)
             del self.pipes[fd]
             return
         self.log.write(stream, data)
-        self.send({"t": "out", "s": stream, "d": proto.b64(data)}, droppable=True)
+        offset = self.gate.advance("", len(data))
+        self.send({"t": "out", "s": stream, "d": proto.b64(data), "o": offset})
 
     def on_init_exit(self, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
@@ -676,16 +685,19 @@ class Shim:
         self.init_status = status
         self.state.update(exit_code=code, oom_killed=oom, exited_at=rfc3339nano())
         self.drain_deadline = time.monotonic() + DRAIN_AFTER_EXIT
+        self.gate.exited("")
 
     def check_exit_done(self) -> None:
         """After the init exit: once output is drained (or the deadline passed), record and report."""
         if self.init_status is None or self.exit_reported:
             return
+        if self.pipes and self.gate.backlog:
+            self.drain_deadline = time.monotonic() + DRAIN_AFTER_EXIT  # waiting for the agent
         if self.pipes and time.monotonic() < self.drain_deadline:
             return
         for fd in list(self.pipes):
             # Output still open after the deadline belongs to a stray process; stop reading.
-            self.sel.unregister(fd)
+            self.gate.remove(fd)
             os.close(fd)
         self.pipes.clear()
         self.log.flush_partial()

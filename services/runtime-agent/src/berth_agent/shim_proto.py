@@ -14,13 +14,18 @@ agent -> shim
   {"t":"xstdin","eid":E,"d":B64} / {"t":"xstdin_close","eid":E}   exec stdin
   {"t":"xresize","rid":N,"eid":E,"h":H,"w":W}      exec TTY window size
   {"t":"stdin","d":B64} / {"t":"stdin_close"}      container stdin (only with open_stdin)
+  {"t":"opause"|"oresume","eid":E}                 stop / go on reading the output pipes of the init
+                                                   (eid "" or absent) or of exec E: its readers lag
 
 shim -> agent
   {"t":"hello","state":{...}}                      first frame on every connection
   {"t":"reply","rid":N,"ok":true,...}              or {"ok":false,"error":MSG}
-  {"t":"out","s":1|2,"d":B64}                      live output (dropped while the agent lags)
+  {"t":"out","s":1|2,"d":B64,"o":OFFSET}           live output; OFFSET: bytes of this run's output
+                                                   before it (dropped only while no agent is
+                                                   connected; a lagging agent makes the shim
+                                                   stop reading the pipes: shim_gate)
   {"t":"eof"}                                      all output of the process was sent
-  {"t":"xout","eid":E,"s":1|2,"d":B64}             exec output (not logged, as in Docker)
+  {"t":"xout","eid":E,"s":1|2,"d":B64,"o":OFFSET}  exec output (not logged, as in Docker)
   {"t":"xexit","eid":E,"code":C}                   exec exited, all its output was sent
   {"t":"exit","state":{...}}                       init exited (state holds exit_code, oom_killed)
   {"t":"span","name":..,"start":NS,"end":NS,"tp":TRACEPARENT,"attrs":{..}}

@@ -53,6 +53,7 @@ from berth_agent.joins import joined_namespaces, network_donor_bundle, shm_sourc
 from berth_agent.links import ShimConn, ShimGone
 from berth_agent.netsetup import NetworkSetup
 from berth_agent.oci import build_config
+from berth_agent.outflow import OutputFlow
 from berth_agent.paths import Paths
 from berth_agent.shim_state import read_state, write_state
 from berth_agent.spans import ShimSpans
@@ -149,6 +150,7 @@ class TaskManager:
         self.net = NetworkSetup(paths.exec_root)
         self.closing = False
         self.stdin = StdinRouter(nc, self._deliver_stdin)
+        self.outflow = OutputFlow(nc, self._hold_output)
         self.execs: dict[str, ExecRun] = {}
         # 0700, set again on every start: bundles hold rootfs mounts and config.json (the
         # environment); runc's state and the log directory likewise.
@@ -166,21 +168,18 @@ class TaskManager:
     # --- shim frames -------------------------------------------------------------------------
     async def _on_frame(self, task: Task, frame: dict[str, Any]) -> None:
         kind = frame.get("t")
-        if kind == "out":
-            chunk = StdioChunk(
-                stream=int(frame.get("s", 1)), data=proto.unb64(str(frame.get("d", "")))
-            )
-            await self.nc.publish(subjects.stdio_out(task.id), encode(chunk))
+        if kind in ("out", "xout"):
+            stream_id = task.id if kind == "out" else str(frame.get("eid"))
+            offset = int(frame.get("o", 0))
+            data = proto.unb64(str(frame.get("d", "")))
+            chunk = StdioChunk(stream=int(frame.get("s", 1)), data=data, offset=offset)
+            await self.nc.publish(subjects.stdio_out(stream_id), encode(chunk))
+            await self.outflow.published(stream_id, offset + len(data))
         elif kind == "eof":
             await self._publish_eof(task.id)
         elif kind == "exit":
             task.state = dict(frame.get("state") or task.state)
             await self._publish_exit(task)
-        elif kind == "xout":
-            chunk = StdioChunk(
-                stream=int(frame.get("s", 1)), data=proto.unb64(str(frame.get("d", "")))
-            )
-            await self.nc.publish(subjects.stdio_out(str(frame.get("eid"))), encode(chunk))
         elif kind == "xexit":
             eid = str(frame.get("eid"))
             run = self.execs.get(eid)
@@ -200,6 +199,7 @@ class TaskManager:
 
     async def _publish_eof(self, stream_id: str) -> None:
         """The end of a container's or an exec's output stream (its readers stop there)."""
+        self.outflow.ended(stream_id)
         await self.nc.publish(
             subjects.stdio_out(stream_id), encode(StdioChunk(stream=1, data=b"", eof=True))
         )
@@ -287,6 +287,7 @@ class TaskManager:
     # --- re-adoption -------------------------------------------------------------------------
     async def adopt_all(self) -> None:
         await self.stdin.start()
+        await self.outflow.start(self.tg)
         for bundle in sorted(self.paths.tasks_dir.iterdir()):
             if not bundle.is_dir():
                 continue
@@ -376,6 +377,16 @@ class TaskManager:
                 await conn.send({"t": "stdin", "d": proto.b64(chunk.data)})
             if chunk.eof:
                 await conn.send({"t": "stdin_close"})
+
+    async def _hold_output(self, stream_id: str, pause: bool) -> None:
+        """Tell the shim to stop (or go on) reading a stream's pipes: its readers lag."""
+        run = self.execs.get(stream_id)
+        task = self.tasks.get(run.container_id if run is not None else stream_id)
+        if task is None or task.conn is None:
+            return
+        frame = {"t": "opause" if pause else "oresume", "eid": stream_id if run else ""}
+        with contextlib.suppress(ShimGone):
+            await task.conn.send(frame)
 
     async def _subscribe_stdin(self, task: Task) -> None:
         if task.meta.get("open_stdin"):
@@ -602,6 +613,7 @@ class TaskManager:
         self.stdin.forget(task.id)
         for eid in [e for e, r in self.execs.items() if r.container_id == task.id]:
             self.stdin.forget(eid)
+            self.outflow.ended(eid)
             del self.execs[eid]
         await anyio.to_thread.run_sync(self.net.teardown, task.id)
         await anyio.to_thread.run_sync(remove_bundle, task.bundle)
@@ -644,6 +656,7 @@ class TaskManager:
     async def aclose(self) -> None:
         self.closing = True
         await self.stdin.stop()
+        await self.outflow.stop()
         for task in list(self.tasks.values()):
             if task.conn is not None:
                 with contextlib.suppress(Exception):

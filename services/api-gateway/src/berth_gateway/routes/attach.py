@@ -3,7 +3,8 @@
 Order matters: the CLI attaches before it starts the container, so the gateway subscribes to
 the container's output subject before it answers (watch.py: the resolve that follows the
 subscription proves the server has it); every chunk published after the 101 (or during a
-logs=1 replay) is already queued for this client.
+logs=1 replay) is already queued for this client. The reader registers for output credit at
+the same point (outputcredit.py), so the agent paces the container's output to this client.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from berth_gateway import detachkeys, stdcopy
 from berth_gateway.backend import Backend, backend
 from berth_gateway.hijack import Hijacked, HijackedResponse, hijack
 from berth_gateway.logreplay import LogStreamError, log_replay
+from berth_gateway.outputcredit import OutputCredit
 from berth_gateway.params import qbool
 from berth_gateway.routes.table import Route
 from berth_gateway.stdinpump import pump_stdin
@@ -58,6 +60,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
         sub, events = watched.subs
         with_stdin = qbool(request, "stdin") and ref.open_stdin
         content_type = stdcopy.media_type(request[API_VERSION_KEY], ref.tty)
+        credit = OutputCredit(be.nc, ref.id)
+        await credit.register()
         conn = await hijack(request, content_type)
         try:
             if logs:
@@ -79,12 +83,14 @@ async def attach(request: web.Request) -> web.StreamResponse:
                             session=tg.cancel_scope,
                         )
                         tg.start_soon(pump)
-                    await _relay_output(sub, conn, ref.tty, streams)
+                    tg.start_soon(credit.heartbeat)
+                    await _relay_output(sub, conn, ref.tty, streams, credit)
                     tg.cancel_scope.cancel()  # output ended: stdin has nowhere to go
         except* ConnectionError:
             pass  # the client went away: nothing left to deliver
         finally:
             conn.close()
+            await credit.leave()
     return HijackedResponse()
 
 
@@ -105,12 +111,15 @@ async def _replay_logs(be: Backend, conn: Hijacked, ref: ContainerRef, streams: 
             await conn.write(stdcopy.frame(stdcopy.SYSTEMERR, str(exc).encode()))
 
 
-async def _relay_output(sub: Subscription, conn: Hijacked, tty: bool, streams: Streams) -> None:
+async def _relay_output(
+    sub: Subscription, conn: Hijacked, tty: bool, streams: Streams, credit: OutputCredit
+) -> None:
     """Forward StdioChunks until the eof chunk: then all output has been sent."""
     async for msg in sub.messages:
         chunk = decode(msg.data, StdioChunk)
         if chunk.data and streams.wants(chunk.stream):
             await conn.write(stdcopy.encode(chunk.stream, chunk.data, tty))
+        await credit.delivered(chunk)
         if chunk.eof:
             return
 

@@ -32,6 +32,7 @@ from berth_gateway import detachkeys, stdcopy
 from berth_gateway.backend import backend
 from berth_gateway.bodies import read_json
 from berth_gateway.hijack import Hijacked, HijackedResponse, hijack
+from berth_gateway.outputcredit import OutputCredit
 from berth_gateway.params import qint
 from berth_gateway.responses import json_response
 from berth_gateway.routes.table import Route
@@ -83,6 +84,8 @@ async def start(request: web.Request) -> web.StreamResponse:
     # docker-py's exec_start(tty=...) differs from its exec_create(tty=...) when asked to.
     tty, raw = detail.tty, body.tty
     async with be.subscribe(subjects.stdio_out(exec_id), flush=False) as sub:  # ExecStart follows
+        credit = OutputCredit(be.nc, exec_id)  # the agent paces the exec's output to this client
+        await credit.register()
         conn = await hijack(request, stdcopy.media_type(request[API_VERSION_KEY], raw))
         try:
             try:
@@ -104,22 +107,27 @@ async def start(request: web.Request) -> web.StreamResponse:
                         session=tg.cancel_scope,
                     )
                     tg.start_soon(pump)
-                await _relay(sub, conn, raw, detail)
+                tg.start_soon(credit.heartbeat)
+                await _relay(sub, conn, raw, detail, credit)
                 tg.cancel_scope.cancel()  # the process is gone: its stdin with it
         except* ConnectionError:
             pass  # the client went away; the process runs on, as with dockerd
         finally:
             conn.close()
+            await credit.leave()
     return HijackedResponse()
 
 
-async def _relay(sub: Subscription, conn: Hijacked, raw: bool, detail: ExecDetail) -> None:
+async def _relay(
+    sub: Subscription, conn: Hijacked, raw: bool, detail: ExecDetail, credit: OutputCredit
+) -> None:
     # A raw stream carries no stderr: moby gives the process no stderr writer then.
     wanted = {1: detail.exec.open_stdout, 2: detail.exec.open_stderr and not raw}
     async for msg in sub.messages:
         chunk = decode(msg.data, StdioChunk)
         if chunk.data and wanted.get(chunk.stream, False):
             await conn.write(stdcopy.encode(chunk.stream, chunk.data, raw))
+        await credit.delivered(chunk)
         if chunk.eof:
             return
 
