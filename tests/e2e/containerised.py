@@ -257,7 +257,7 @@ def base_tarball() -> Path:
 
 def wheelhouse(dest: Path) -> None:
     """Wheels of the berth packages and every dependency (the images install offline from them)."""
-    pkgs = ["libs/contracts", "libs/kit", *(f"services/{s}" for s in SERVICES)]
+    pkgs = ["libs/common", "libs/contracts", "libs/kit", *(f"services/{s}" for s in SERVICES)]
     res = _run(
         [
             sys.executable,
