@@ -22,6 +22,8 @@ import socket
 import sys
 import time
 
+from berth_common.gotime import rfc3339nano
+
 from berth_agent import shim_proto as proto
 from berth_agent.shim_exec import Exec, start_exec
 from berth_agent.shim_log import JsonFileLog, NullLog
@@ -29,7 +31,6 @@ from berth_agent.shim_mount import is_mountpoint, mount_oci, umount
 from berth_agent.shim_runc import Runc, RuncError
 from berth_agent.shim_state import memory_failcnt, oom_killed, write_state
 from berth_agent.shim_stdio import create_with_pipes, create_with_tty, run_detached, set_winsize
-from berth_agent.timefmt import rfc3339nano
 
 # typing costs memory in every shim; annotations are strings here, so import it for checkers only.
 TYPE_CHECKING = False
