@@ -36,6 +36,8 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
+from berth_common.securejoin import secure_join
+
 from berth_lifecycle.layer_child import DECOMPRESS_ERRORS, LayerError, decompressed
 from berth_lifecycle.procroot import EXIT_NOT_THAT_CONTAINER, NotThatContainer, open_container_root
 from berth_lifecycle.tarlimits import TarLimits, open_stream
@@ -70,30 +72,6 @@ def _check(rc: int, what: str) -> None:
     if rc != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def secure_join(root: str, path: str) -> str:
-    """`path` inside `root` with symlinks resolved inside it (used before the chroot only,
-    for volume targets of a stopped container, which cannot change meanwhile)."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    resolved: list[str] = []
-    for _ in range(255):
-        if not parts:
-            break
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        if os.path.islink(candidate):
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p and p != "."] + parts
-        else:
-            resolved.append(part)
-    return os.path.join(root, *resolved)
 
 
 def mount_stopped(spec: dict[str, Any]) -> str:
