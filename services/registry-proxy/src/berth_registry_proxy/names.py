@@ -1,14 +1,14 @@
 """Which upstream a request is for: `?ns=<host>`, a host-like first path part, else Docker Hub.
 
 Every part of a request that ends up in an upstream URL or a cache path is checked here
-against the reference grammar (berth_contracts.refgrammar) first: a host is a domain with an
+against the reference grammar (berth_common.refgrammar) first: a host is a domain with an
 optional port (no `/`, `..`, userinfo or path), a repository is path components, a
 reference is a tag or a sha256 digest.
 """
 
 from __future__ import annotations
 
-from berth_contracts import refgrammar
+from berth_common import refgrammar
 
 from berth_registry_proxy.config import DOCKER_HUB, ProxyConfig
 from berth_registry_proxy.errors import RegistryError
