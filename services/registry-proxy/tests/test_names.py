@@ -17,6 +17,8 @@ def test_split_name() -> None:
     assert split_name("busybox", ns="docker.io") == ("docker.io", "library/busybox")
     with pytest.raises(RegistryError):
         split_name("Bad/Name")
+    # splitDockerDomain, as dockerd parses `docker pull Foo/bar`: an upper-case first part is a host.
+    assert split_name("Foo/bar") == ("foo", "bar")
 
 
 def test_plain_http_only_for_loopback_or_configured() -> None:
