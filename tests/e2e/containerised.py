@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+from berth_common.mounts import mountinfo
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -200,7 +201,7 @@ def _kill_mentioning(root: str) -> None:
 
 def _umount_under(root: Path) -> None:
     try:
-        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+        mounts = [point for point, _, _ in mountinfo()]
     except OSError:
         return
     prefix = str(root) + "/"
