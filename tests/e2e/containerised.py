@@ -294,7 +294,7 @@ def build_context(dest: Path) -> None:
 def standins_context(dest: Path, wheels: Path) -> None:
     shutil.copy2(HERE / "standins/Dockerfile", dest / "Dockerfile")
     shutil.copy2(HERE / "standins/otlp_standin.py", dest / "otlp_standin.py")
-    shutil.copy2(HERE / "otlp_receiver.py", dest / "otlp_receiver.py")
+    shutil.copy2(REPO / "libs/kit/src/berth_kit/otlpreceiver.py", dest / "otlp_receiver.py")
     nats = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which(
         "nats-server"
     )

@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from berth_kit.otlpreceiver import OtlpReceiver
 from cleanup import cleanup_roots, mounts_under
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.timeout(60)
 
