@@ -47,6 +47,15 @@ def test_stat_through_symlink_stays_in_root(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["size"] == len("inside\n")
+    # dockerd's stat header: the mtime as Go's RFC3339Nano (fraction trimmed, nanoseconds kept).
+    os.utime(root / "etc" / "passwd", ns=(0, 1_700_000_000_500_000_000))
+    res = subprocess.run(
+        [sys.executable, "-I", "-m", "berth_lifecycle.archive_child", json.dumps(spec)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert json.loads(res.stdout)["mtime"] == "2023-11-14T22:13:20.5Z"
     spec["path"] = "/nope"
     res = subprocess.run(
         [sys.executable, "-I", "-m", "berth_lifecycle.archive_child", json.dumps(spec)],

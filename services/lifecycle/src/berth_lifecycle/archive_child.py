@@ -31,9 +31,9 @@ import stat
 import sys
 import tarfile
 import zlib
-from datetime import UTC, datetime
 from typing import Any
 
+from berth_common.gotime import rfc3339nano
 from berth_common.mounts import (
     MS_BIND,
     MS_RDONLY,
@@ -132,7 +132,7 @@ def do_stat(path: str) -> dict[str, Any]:
     link = ""
     if stat.S_ISLNK(st.st_mode):
         link = os.path.realpath(path)  # inside the chroot: the container's view
-    mtime = datetime.fromtimestamp(st.st_mtime, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    mtime = rfc3339nano(st.st_mtime_ns)
     base = posixpath.basename(path.rstrip("/")) or "/"
     return {"name": base, "size": st.st_size, "mode": go_mode(st), "mtime": mtime,
             "linkTarget": link}  # fmt: skip
