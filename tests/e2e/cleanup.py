@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from berth_common.mounts import mountinfo
+
 
 def _run(argv: list[str], timeout: float = 15) -> subprocess.CompletedProcess[str] | None:
     try:
@@ -61,28 +63,9 @@ def kill_processes_of(root: Path) -> list[int]:
     return killed
 
 
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo.
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 4 <= len(field) and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def mounts_under(root: Path) -> list[str]:
     prefix = str(root).rstrip("/") + "/"
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = _unescape(line.split()[4])
-            if point == str(root) or point.startswith(prefix):
-                found.append(point)
-    return found
+    return [point for point, _, _ in mountinfo() if point == str(root) or point.startswith(prefix)]
 
 
 def unmount_all_under(root: Path) -> list[str]:

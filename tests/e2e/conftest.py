@@ -12,8 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make helpers importable
 
+from berth_kit.otlpreceiver import OtlpReceiver  # noqa: E402
 from harness import Berth  # noqa: E402
-from otlp_receiver import OtlpReceiver  # noqa: E402
 
 UP_TIMEOUT = 60.0
 

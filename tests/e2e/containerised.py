@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+from berth_common.mounts import mountinfo
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -200,7 +201,7 @@ def _kill_mentioning(root: str) -> None:
 
 def _umount_under(root: Path) -> None:
     try:
-        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+        mounts = [point for point, _, _ in mountinfo()]
     except OSError:
         return
     prefix = str(root) + "/"
@@ -257,7 +258,7 @@ def base_tarball() -> Path:
 
 def wheelhouse(dest: Path) -> None:
     """Wheels of the berth packages and every dependency (the images install offline from them)."""
-    pkgs = ["libs/contracts", "libs/kit", *(f"services/{s}" for s in SERVICES)]
+    pkgs = ["libs/common", "libs/contracts", "libs/kit", *(f"services/{s}" for s in SERVICES)]
     res = _run(
         [
             sys.executable,
@@ -293,7 +294,7 @@ def build_context(dest: Path) -> None:
 def standins_context(dest: Path, wheels: Path) -> None:
     shutil.copy2(HERE / "standins/Dockerfile", dest / "Dockerfile")
     shutil.copy2(HERE / "standins/otlp_standin.py", dest / "otlp_standin.py")
-    shutil.copy2(HERE / "otlp_receiver.py", dest / "otlp_receiver.py")
+    shutil.copy2(REPO / "libs/kit/src/berth_kit/otlpreceiver.py", dest / "otlp_receiver.py")
     nats = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which(
         "nats-server"
     )

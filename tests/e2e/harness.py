@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import pytest
 from berth_cli.apiprobe import connection
+from berth_kit.otlpreceiver import OtlpReceiver
 from berth_kit.testing import free_port
 from cleanup import cleanup_roots
-from otlp_receiver import OtlpReceiver
 
 T = TypeVar("T")
 

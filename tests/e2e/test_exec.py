@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pexpect
 import pytest
+from berth_kit.otlpreceiver import OtlpReceiver, SpanRecord
 from harness import Berth
-from otlp_receiver import OtlpReceiver, SpanRecord
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

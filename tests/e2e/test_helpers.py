@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from cleanup import _unescape, cleanup_roots, mounts_under
+from berth_kit.otlpreceiver import OtlpReceiver
+from cleanup import cleanup_roots, mounts_under
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,12 +40,6 @@ def test_receiver_keeps_spans_from_the_real_exporter() -> None:
         assert by_name["child"].parent_span_id == by_name["parent"].span_id
         assert {s.service for s in receiver.spans} == {"berth-test"}
         assert receiver.trace(by_name["child"].trace_id) == receiver.spans
-
-
-def test_unescape_mountinfo() -> None:
-    assert _unescape(r"/tmp/a\040b") == "/tmp/a b"
-    assert _unescape("/plain") == "/plain"
-    assert _unescape("/x\\") == "/x\\"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from berth_kit.otlpreceiver import OtlpReceiver, SpanRecord
 from harness import Berth
-from otlp_receiver import OtlpReceiver, SpanRecord
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -97,6 +97,10 @@ def test_sources_never_leave_the_context(tmp_path: Path) -> None:
         hasher.sources("../x")
     assert hasher.sources("in")[0].hash == hasher.sources("f.txt")[0].hash  # a link inside is followed
     assert resolve_in_root(str(tmp_path), "x_up/passwd") == str(tmp_path.resolve() / "etc/passwd")
+    os.symlink("loop2", tmp_path / "loop1")
+    os.symlink("loop1", tmp_path / "loop2")
+    with pytest.raises(ContextError, match="^too many links in loop1/x$"):
+        resolve_in_root(str(tmp_path), "loop1/x")
 
 
 def test_extraction_is_confined(tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from berth_common.gotime import rfc3339nano
 from berth_contracts.docker import ContainerConfig, CreateRequest
 from berth_engine.merge import final_command, merge_config, normalise_host_config
 from berth_engine.naming import new_container_id
 from berth_engine.records import Record
-from berth_engine.timefmt import rfc3339nano
 
 # Test modules import the service harness by name (pytest runs with --import-mode=importlib).
 sys.path.insert(0, str(Path(__file__).parent))

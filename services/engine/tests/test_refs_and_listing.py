@@ -25,11 +25,27 @@ def test_repo_tag_validation() -> None:
     )
     with pytest.raises(InvalidParameter) as err:
         validate_repo_tag("ok", "bad tag")
-    assert err.value.message == "invalid reference format"
+    assert err.value.message == "invalid tag format"  # dockerd 20.10's words for a separate tag
     with pytest.raises(InvalidParameter):
         validate_repo_tag("a" * 64, "")
     with pytest.raises(InvalidParameter):
         validate_repo_tag("", "")
+
+
+@pytest.mark.parametrize(
+    ("repo", "tag", "message"),
+    [  # dockerd 20.10's answers to POST /images/{name}/tag?repo=...&tag=...
+        ("busybox\n", "", "invalid reference format"),
+        ("busybox:lätest", "", "invalid reference format"),
+        ("bäd", "x", "invalid reference format"),
+        ("busybox", "lätest", "invalid tag format"),
+        ("busybox", "x\n", "invalid tag format"),
+    ],
+)
+def test_repo_tag_refused_as_dockerd_refuses(repo: str, tag: str, message: str) -> None:
+    with pytest.raises(InvalidParameter) as err:
+        validate_repo_tag(repo, tag)
+    assert err.value.message == message
 
 
 def test_reference_filter_glob() -> None:

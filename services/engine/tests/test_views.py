@@ -1,9 +1,10 @@
 from collections.abc import Callable
 
+from berth_common.gotime import parse_ns, rfc3339nano
 from berth_contracts.docker import ZERO_TIME, CreateRequest, HostConfig
 from berth_engine import views
 from berth_engine.records import Record
-from berth_engine.timefmt import human_duration, parse_ns, rfc3339nano
+from berth_engine.timefmt import human_duration
 
 S = 1_000_000_000
 

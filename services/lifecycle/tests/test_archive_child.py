@@ -47,6 +47,15 @@ def test_stat_through_symlink_stays_in_root(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["size"] == len("inside\n")
+    # dockerd's stat header: the mtime as Go's RFC3339Nano (fraction trimmed, nanoseconds kept).
+    os.utime(root / "etc" / "passwd", ns=(0, 1_700_000_000_500_000_000))
+    res = subprocess.run(
+        [sys.executable, "-I", "-m", "berth_lifecycle.archive_child", json.dumps(spec)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert json.loads(res.stdout)["mtime"] == "2023-11-14T22:13:20.5Z"
     spec["path"] = "/nope"
     res = subprocess.run(
         [sys.executable, "-I", "-m", "berth_lifecycle.archive_child", json.dumps(spec)],
@@ -97,3 +106,29 @@ def test_put_into_a_volume_of_a_container_that_never_ran(tmp_path: Path) -> None
     assert (root / "vol1").is_dir() and not list((root / "vol1").iterdir())
     assert (root / "etc" / "bound").is_file()  # the file bind's mount point, empty in the layer
     assert (root / "etc" / "bound").read_text() == ""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts in a private namespace need root")
+def test_volume_target_through_a_symlink_loop_is_refused(tmp_path: Path) -> None:
+    """A volume target behind a symlink loop is ELOOP (filepath-securejoin's answer), not the
+    container's root: the copy used to give up resolving and bind the volume over `/`."""
+    root, volume, scratch = (tmp_path / n for n in ("root", "vol", "scratch"))
+    for d in (root, volume, scratch):
+        d.mkdir()
+    (root / "rootfile").write_text("in the layer\n")
+    os.symlink("loop2", root / "loop1")
+    os.symlink("loop1", root / "loop2")
+    spec = {
+        "mode": "stat",
+        "path": "/rootfile",
+        "scratch": str(scratch),
+        "rootfs": {"type": "bind", "source": str(root), "options": []},
+        "mounts": [{"source": str(volume), "target": "/loop1/x", "readonly": False}],
+    }
+    res = subprocess.run(
+        [sys.executable, "-I", "-m", "berth_lifecycle.archive_child", json.dumps(spec)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 1 and b"too many levels of symbolic links" in res.stderr, res

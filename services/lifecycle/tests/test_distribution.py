@@ -48,6 +48,7 @@ def test_login_host() -> None:
 def test_registry_base() -> None:
     assert registry_base("127.0.0.1:5000") == "http://127.0.0.1:5000"
     assert registry_base("localhost:5000") == "http://localhost:5000"
+    assert registry_base("[::1]:5000") == "http://[::1]:5000"
     assert registry_base("registry.test") == "https://registry.test"
 
 

@@ -58,3 +58,25 @@ def test_repo_tag() -> None:
         parse_repo_tag("myrepo", "bad tag")
     with pytest.raises(InvalidParameter, match="digest"):
         parse_repo_tag("x@sha256:" + "b" * 64, "")
+
+
+# What dockerd 20.10 answers to POST /images/{name}/tag?repo=...&tag=... (and /images/create):
+# whole-string, ASCII matches, so no trailing newline and no non-ASCII letter gets through.
+DOCKERD_REFUSES = [
+    ("busybox\n", "", "invalid reference format"),
+    ("busybox:lätest", "", "invalid reference format"),
+    ("bäd", "x", "invalid reference format"),
+    ("busybox", "lätest", "invalid tag format"),
+    ("busybox", "x\n", "invalid tag format"),
+    ("ok", "bad tag", "invalid tag format"),
+]
+
+
+@pytest.mark.parametrize(("repo", "tag", "message"), DOCKERD_REFUSES)
+def test_refused_as_dockerd_refuses(repo: str, tag: str, message: str) -> None:
+    with pytest.raises(InvalidParameter) as err:
+        parse_repo_tag(repo, tag)
+    assert err.value.message == message
+    if not tag:
+        with pytest.raises(InvalidParameter):
+            parse_normalized_named(repo)

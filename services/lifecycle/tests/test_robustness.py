@@ -10,12 +10,12 @@ from typing import Any
 
 import anyio
 import pytest
+from berth_common.gotime import rfc3339nano
 from berth_contracts.engine import ImageUpload
 from berth_contracts.lifecycle import ImageFound, ImageResolve
 from berth_lifecycle import testimages
 from berth_lifecycle.events import Recorder
 from berth_lifecycle.service import Lifecycle
-from berth_lifecycle.timeutil import now_rfc3339
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +70,7 @@ async def test_docker25_save_archive(harness: Any) -> None:
 def test_recovery_drops_half_made_snapshots(tmp_path: Path) -> None:
     root = tmp_path / "lifecycle"
     lc = Lifecycle.open(root, Recorder())
-    row = lc.meta.add_snapshot("extract-dead", "extracting", "", "", now_rfc3339())
+    row = lc.meta.add_snapshot("extract-dead", "extracting", "", "", rfc3339nano())
     (lc.snapshots.fs(row.n) / "bin").mkdir(parents=True)
     stray = root / "snapshots" / "999"
     stray.mkdir()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from berth_contracts import refgrammar
+from berth_common import refgrammar
 from berth_kit.testing import nats_server
 from berth_registry_proxy import testregistry as tr
 from berth_registry_proxy.errors import RegistryError

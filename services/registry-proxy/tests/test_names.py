@@ -17,12 +17,16 @@ def test_split_name() -> None:
     assert split_name("busybox", ns="docker.io") == ("docker.io", "library/busybox")
     with pytest.raises(RegistryError):
         split_name("Bad/Name")
+    # splitDockerDomain, as dockerd parses `docker pull Foo/bar`: an upper-case first part is a host.
+    assert split_name("Foo/bar") == ("foo", "bar")
 
 
 def test_plain_http_only_for_loopback_or_configured() -> None:
     cfg = ProxyConfig(insecure=frozenset({"reg.lan:5000"}), upstreams={"quay.io": "https://mirror.example"})
     assert cfg.base_url("127.0.0.1:5000") == "http://127.0.0.1:5000"
     assert cfg.base_url("localhost:5000") == "http://localhost:5000"
+    assert cfg.base_url("[::1]:5000") == "http://[::1]:5000"  # ::1 is loopback too, as for dockerd
+    assert cfg.base_url("127.0.0.1.nip.test:5000") == "https://127.0.0.1.nip.test:5000"
     assert cfg.base_url("reg.lan:5000") == "http://reg.lan:5000"
     assert cfg.base_url("ghcr.io") == "https://ghcr.io"
     assert cfg.base_url("quay.io") == "https://mirror.example"

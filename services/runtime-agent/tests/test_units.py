@@ -1,4 +1,4 @@
-"""Pieces that need neither runc nor NATS: user resolution, OCI spec, log format, time format."""
+"""Pieces that need neither runc nor NATS: user resolution, OCI spec, log format (time format: libs/common)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from berth_agent.oci import DEFAULT_CAPS, available_caps, build_config, capabilities
 from berth_agent.shim_log import LINE_MAX, JsonFileLog
-from berth_agent.timefmt import parse_rfc3339nano, rfc3339nano
 from berth_agent.users import read_in_root, resolve_user
 from berth_contracts.agent import TaskSpec
 from berth_contracts.errors import InvalidParameter
@@ -147,14 +146,6 @@ def test_json_file_log_splits_like_docker(tmp_path: Path) -> None:
         ("stdout", "tail"),
     ]
     assert oct(os.stat(path).st_mode & 0o777) == "0o640"
-
-
-def test_rfc3339nano() -> None:
-    assert rfc3339nano(1_700_000_000_000_000_000) == "2023-11-14T22:13:20Z"
-    assert rfc3339nano(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.12Z"
-    assert rfc3339nano(1_700_000_000_000_000_001) == "2023-11-14T22:13:20.000000001Z"
-    assert parse_rfc3339nano("2023-11-14T22:13:20.12Z") == pytest.approx(1_700_000_000.12)
-    assert parse_rfc3339nano("garbage") == 0.0
 
 
 def test_shim_side_imports_only_the_stdlib() -> None:

@@ -18,10 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Protocol
 
+from berth_common.securejoin import secure_join
+
 from berth_builder.dockerignore import go_clean
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_MAX_LINKS = 255
 
 
 class Readable(Protocol):
@@ -200,35 +201,12 @@ def resolve_in_root(root: str, rel: str) -> str:
 
     The result is always under `root` (`..` stops at the root, absolute link targets restart
     from it). Raises ContextError after too many links."""
-    root = os.path.realpath(root)
-    done: list[str] = []
-    pending = [p for p in rel.split("/") if p]
-    links = 0
-    while pending:
-        part = pending.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        candidate = os.path.join(root, *done, part)
-        try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            done.append(part)
-            continue
-        if not stat.S_ISLNK(st.st_mode):
-            done.append(part)
-            continue
-        links += 1
-        if links > _MAX_LINKS:
-            raise ContextError(f"too many links in {rel}")
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            done = []
-        pending = [p for p in target.split("/") if p] + pending
-    return os.path.join(root, *done)
+    try:
+        return secure_join(os.path.realpath(root), rel)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ContextError(f"too many links in {rel}") from None
+        raise
 
 
 def context_rel(rel: str) -> str:

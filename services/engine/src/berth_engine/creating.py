@@ -7,6 +7,7 @@ import logging
 
 import anyio
 import msgspec
+from berth_common.gotime import rfc3339nano
 from berth_contracts.docker import HostConfig
 from berth_contracts.engine import ContainerCreate, ContainerCreated
 from berth_contracts.errors import BerthError, InvalidParameter
@@ -33,7 +34,6 @@ from berth_engine.restarts import validate_policy
 from berth_engine.secopts import parse_security_opts
 from berth_engine.signals import parse_signal
 from berth_engine.store import RecordStore
-from berth_engine.timefmt import rfc3339nano
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import msgspec
 from anyio import to_thread
+from berth_common.gotime import parse_ns
 from berth_contracts.docker import ContainerSummary, ImageSummary
 from berth_contracts.engine import ContainerList
 from berth_contracts.errors import InvalidParameter
@@ -15,7 +16,6 @@ from berth_kit.dirsize import directory_size
 from berth_engine.core import EngineCore
 from berth_engine.images import image_summary
 from berth_engine.queries import QueryService
-from berth_engine.timefmt import parse_ns
 
 DF_TYPES = ("container", "image", "volume", "build-cache")
 

@@ -12,6 +12,7 @@ from collections import defaultdict
 
 import anyio
 from anyio.abc import TaskGroup
+from berth_common.gotime import is_zero, parse_ns, rfc3339nano
 from berth_contracts import subjects
 from berth_contracts.agent import TaskDelete, TaskExit, TaskGet, TaskListAll, TaskState, TaskStates
 from berth_contracts.base import Done
@@ -25,7 +26,6 @@ from opentelemetry import context as otel_context
 from berth_engine.core import EngineCore
 from berth_engine.records import Record
 from berth_engine.restarts import wants_restart
-from berth_engine.timefmt import is_zero, parse_ns, rfc3339nano
 
 log = logging.getLogger(__name__)
 

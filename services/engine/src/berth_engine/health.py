@@ -13,6 +13,7 @@ import time
 
 import anyio
 from anyio.abc import TaskGroup
+from berth_common.gotime import rfc3339nano
 from berth_contracts import subjects
 from berth_contracts.codec import decode
 from berth_contracts.docker import Event, Health, HealthConfig, HealthLog
@@ -24,7 +25,6 @@ from nats.aio.msg import Msg
 from berth_engine.core import EngineCore
 from berth_engine.execs import ExecService
 from berth_engine.records import Record
-from berth_engine.timefmt import rfc3339nano
 
 log = logging.getLogger(__name__)
 

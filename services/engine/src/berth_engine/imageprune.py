@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from berth_common.gotime import parse_ns
 from berth_contracts.docker import ImageDeleteItem
 from berth_contracts.engine import ImagePrune, ImagesPruned
 from berth_contracts.errors import BerthError, InvalidParameter
@@ -13,7 +14,6 @@ from berth_contracts.lifecycle import ImageDelete, ImageDeleted, ImageListAll, I
 from berth_engine.core import EngineCore
 from berth_engine.listing import label_matches
 from berth_engine.pruning import until_ns
-from berth_engine.timefmt import parse_ns
 
 log = logging.getLogger(__name__)
 IMAGE_PRUNE_FILTERS = ("dangling", "until", "label", "label!")

@@ -4,6 +4,7 @@ an image in use by a container is not removed without force (and never while run
 from __future__ import annotations
 
 import msgspec
+from berth_common.gotime import parse_ns
 from berth_contracts.base import Done
 from berth_contracts.distribution import DistributionInspect, ImagePush, ImageSave, RegistryLogin
 from berth_contracts.docker import (
@@ -42,7 +43,6 @@ from berth_contracts.lifecycle import (
 from berth_engine.core import EngineCore
 from berth_engine.listing import label_matches
 from berth_engine.refs import reference_matches, validate_repo_tag
-from berth_engine.timefmt import parse_ns
 
 IMAGE_FILTERS = ("reference", "dangling", "label", "before", "since", "until")
 

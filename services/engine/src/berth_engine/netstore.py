@@ -9,8 +9,7 @@ import secrets
 from pathlib import Path
 
 import msgspec
-
-from berth_engine.timefmt import rfc3339nano
+from berth_common.gotime import rfc3339nano
 
 POOL = ipaddress.IPv4Network(os.environ.get("BERTH_NETWORK_POOL", "10.213.0.0/16"))
 PREDEFINED = ("bridge", "host", "none")

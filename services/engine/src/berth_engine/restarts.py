@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 from anyio.abc import TaskGroup
+from berth_common.gotime import parse_ns
 from berth_contracts.docker import RestartPolicy
 from berth_contracts.errors import InvalidParameter
 
 from berth_engine.records import Record
-from berth_engine.timefmt import parse_ns
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import msgspec
+from berth_common.gotime import rfc3339nano
 from berth_contracts.agent import (
     TaskCreate,
     TaskCreated,
@@ -30,7 +31,6 @@ from berth_engine.netlinks import apply_links
 from berth_engine.records import Record, State
 from berth_engine.store import RecordStore
 from berth_engine.taskspec import exit_code_for_start_error, start_error, task_spec
-from berth_engine.timefmt import rfc3339nano
 
 log = logging.getLogger(__name__)
 

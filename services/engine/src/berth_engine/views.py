@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from berth_common.gotime import is_zero, parse_ns
 from berth_contracts.docker import (
     ContainerInspect,
     ContainerState,
@@ -19,7 +20,7 @@ from berth_engine.logdrivers import driver_of
 from berth_engine.mountspec import mount_points
 from berth_engine.networking import network_settings
 from berth_engine.records import Record
-from berth_engine.timefmt import human_duration, is_zero, parse_ns
+from berth_engine.timefmt import human_duration
 
 
 def status_text(rec: Record, now_ns: int | None = None) -> str:

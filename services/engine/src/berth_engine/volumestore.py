@@ -11,11 +11,10 @@ import shutil
 from pathlib import Path
 
 import msgspec
+from berth_common.gotime import rfc3339nano
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
 from berth_contracts.identifiers import NAME_PATTERN
 from berth_contracts.volumes import Volume
-
-from berth_engine.timefmt import rfc3339nano
 
 # moby's volume name rule (daemon/names): the first character alphanumeric.
 _NAME = re.compile(NAME_PATTERN)

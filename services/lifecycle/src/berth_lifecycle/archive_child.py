@@ -22,8 +22,6 @@ container's; 1: anything else.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import json
 import os
@@ -33,19 +31,22 @@ import stat
 import sys
 import tarfile
 import zlib
-from datetime import UTC, datetime
 from typing import Any
+
+from berth_common.gotime import rfc3339nano
+from berth_common.mounts import (
+    MS_BIND,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    mount,
+    private_mount_namespace,
+)
+from berth_common.securejoin import secure_join
 
 from berth_lifecycle.layer_child import DECOMPRESS_ERRORS, LayerError, decompressed
 from berth_lifecycle.procroot import EXIT_NOT_THAT_CONTAINER, NotThatContainer, open_container_root
 from berth_lifecycle.tarlimits import TarLimits, open_stream
-
-CLONE_NEWNS = 0x00020000
-MS_RDONLY = 1
-MS_REMOUNT = 32
-MS_BIND = 4096
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
 
 # No user/group name lookups: tarfile skips them when these are None.
 tarfile.pwd = None  # type: ignore[attr-defined]
@@ -62,64 +63,22 @@ class Fail(Exception):
         self.code = code
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def secure_join(root: str, path: str) -> str:
-    """`path` inside `root` with symlinks resolved inside it (used before the chroot only,
-    for volume targets of a stopped container, which cannot change meanwhile)."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    resolved: list[str] = []
-    for _ in range(255):
-        if not parts:
-            break
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        if os.path.islink(candidate):
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p and p != "."] + parts
-        else:
-            resolved.append(part)
-    return os.path.join(root, *resolved)
-
-
 def mount_stopped(spec: dict[str, Any]) -> str:
-    libc = _libc()
-    _check(libc.unshare(CLONE_NEWNS), "unshare")
-    _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    private_mount_namespace()
     root = spec["scratch"]
     rootfs = spec["rootfs"]
     if rootfs["type"] == "bind":
         flags, data = MS_BIND | MS_REC, None
     else:
-        flags, data = 0, ",".join(rootfs["options"]).encode()
-    _check(
-        libc.mount(rootfs["source"].encode(), root.encode(), rootfs["type"].encode(), flags, data),
-        "mount rootfs",
-    )
+        flags, data = 0, ",".join(rootfs["options"])
+    mount(rootfs["source"], root, rootfs["type"], flags, data, "mount rootfs")
     for m in spec.get("mounts", []):
         dest = secure_join(root, m["target"])
         if not make_mount_point(m["source"], dest):
             continue
-        _check(
-            libc.mount(m["source"].encode(), dest.encode(), None, MS_BIND | MS_REC, None), "bind"
-        )
+        mount(m["source"], dest, None, MS_BIND | MS_REC, None, "bind")
         if m.get("readonly"):
-            flags = MS_BIND | MS_REMOUNT | MS_RDONLY
-            _check(libc.mount(None, dest.encode(), None, flags, None), "remount ro")
+            mount(None, dest, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None, "remount ro")
     return root
 
 
@@ -173,7 +132,7 @@ def do_stat(path: str) -> dict[str, Any]:
     link = ""
     if stat.S_ISLNK(st.st_mode):
         link = os.path.realpath(path)  # inside the chroot: the container's view
-    mtime = datetime.fromtimestamp(st.st_mtime, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    mtime = rfc3339nano(st.st_mtime_ns)
     base = posixpath.basename(path.rstrip("/")) or "/"
     return {"name": base, "size": st.st_size, "mode": go_mode(st), "mtime": mtime,
             "linkTarget": link}  # fmt: skip

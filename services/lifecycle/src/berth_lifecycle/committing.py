@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import msgspec
 from anyio import to_thread
+from berth_common.gotime import ZERO_TIME, rfc3339nano
 from berth_contracts.docker import ContainerConfig
 from berth_contracts.errors import InternalError, NotFound
 from berth_contracts.imaging import (
@@ -27,7 +28,6 @@ from berth_lifecycle.images import Images
 from berth_lifecycle.layers import chain_ids
 from berth_lifecycle.metadata import ImageRow
 from berth_lifecycle.reference import parse_repo_tag
-from berth_lifecycle.timeutil import ZERO_TIME, now_rfc3339
 
 CHILD_TIMEOUT = 3600.0  # a big writable layer on a slow disk; a hung child is killed after it
 DOCKER_VERSION = "berth"
@@ -111,7 +111,7 @@ class Committer:
         """The image config as moby's NewChildImage writes it (plus `parent`, which moby keeps
         in its image store's metadata and berth keeps in the config)."""
         base = parse_config(parent.config)
-        created = now_rfc3339()
+        created = rfc3339nano()
         entry: dict[str, Any] = {"created": created}
         if cmd.author:
             entry["author"] = cmd.author
@@ -166,9 +166,9 @@ class Committer:
                 image_id = await to_thread.run_sync(self.images.content.write_bytes, config)
                 row = ImageRow(
                     id=image_id, config=config, diff_ids=diff_ids, chain_ids=chains, layer_blobs=blobs,
-                    size=size, added=now_rfc3339(), last_tag_time=ZERO_TIME,
+                    size=size, added=rfc3339nano(), last_tag_time=ZERO_TIME,
                 )  # fmt: skip
-                await to_thread.run_sync(self.images.meta.put_image, row, [], now_rfc3339())
+                await to_thread.run_sync(self.images.meta.put_image, row, [], rfc3339nano())
         finally:
             self.snapshots.unpin(chains)
         return image_id

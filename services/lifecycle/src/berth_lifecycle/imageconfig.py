@@ -10,12 +10,12 @@ import shlex
 from typing import Any
 
 import msgspec
+from berth_common.gotime import ZERO_TIME
 from berth_contracts.docker import ContainerConfig, HealthConfig
 from berth_contracts.errors import InvalidParameter
 from berth_contracts.lifecycle import ImageRecord
 
 from berth_lifecycle.metadata import ImageRow
-from berth_lifecycle.timeutil import ZERO_TIME
 
 
 def parse_config(raw: bytes) -> dict[str, Any]:

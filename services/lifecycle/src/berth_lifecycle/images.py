@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anyio
 from anyio import to_thread
+from berth_common.gotime import ZERO_TIME, rfc3339nano
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
 from berth_contracts.lifecycle import ImageRecord
 
@@ -25,7 +26,6 @@ from berth_lifecycle.reference import (
     parse_repo_tag,
 )
 from berth_lifecycle.snapshots import Snapshotter
-from berth_lifecycle.timeutil import ZERO_TIME, now_rfc3339
 
 _HEX_PREFIX_RE = re.compile(r"^[a-f0-9]{1,64}$")
 
@@ -107,7 +107,7 @@ class Images:
         target = parse_repo_tag(repo, tag)
         async with self.lock:
             row = await self.resolve(ref)
-            await to_thread.run_sync(self.meta.set_name, str(target), row.id, now_rfc3339())
+            await to_thread.run_sync(self.meta.set_name, str(target), row.id, rfc3339nano())
         await self.publish(image_event("tag", row.id, target.familiar()))
 
     # --- delete ----------------------------------------------------------------------------------
@@ -220,11 +220,11 @@ class Images:
                     chain_ids=chains,
                     layer_blobs=blob_digests[1:],
                     size=size,
-                    added=now_rfc3339(),
+                    added=rfc3339nano(),
                     last_tag_time=ZERO_TIME,
                 )
                 replaced = await to_thread.run_sync(
-                    self.meta.put_image, row, [str(n) for n in names], now_rfc3339()
+                    self.meta.put_image, row, [str(n) for n in names], rfc3339nano()
                 )
         finally:
             self.snapshots.unpin(chains)

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from anyio import to_thread
+from berth_common.gotime import rfc3339nano
 from berth_contracts.engine import ImageUpload
 from berth_contracts.errors import InvalidParameter
 
@@ -17,7 +18,6 @@ from berth_lifecycle.images import Images, StagedBlob
 from berth_lifecycle.layer_child import LayerError, decompressed
 from berth_lifecycle.loader import HOST_ARCH
 from berth_lifecycle.reference import Reference, parse_repo_tag
-from berth_lifecycle.timeutil import now_rfc3339
 
 CHUNK = 1 << 20
 
@@ -36,7 +36,7 @@ def diff_id_of(blob: StagedBlob) -> str:
 
 
 def import_config(cmd: ImageUpload, diff_id: str) -> bytes:
-    created = now_rfc3339()
+    created = rfc3339nano()
     comment = cmd.message or "Imported from -"
     config = msgspec.to_builtins(apply_changes(cmd.changes))
     doc = {

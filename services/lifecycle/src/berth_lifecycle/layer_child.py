@@ -23,8 +23,6 @@ from __future__ import annotations
 
 # Every module the apply needs is imported here, before the chroot.
 import bz2
-import ctypes
-import ctypes.util
 import errno
 import gzip
 import hashlib
@@ -38,6 +36,8 @@ import sys
 import tarfile
 from typing import Any, BinaryIO, cast
 
+from berth_common.mounts import private_mount_namespace
+
 from berth_lifecycle.tarlimits import CappedReader, TarLimits, open_stream
 
 try:
@@ -48,9 +48,6 @@ except ImportError:  # optional: zstd layers are refused with a clear message wi
     zstandard = None  # type: ignore[assignment]
     DECOMPRESS_ERRORS = (gzip.BadGzipFile, lzma.LZMAError)
 
-CLONE_NEWNS = 0x00020000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
 WHITEOUT_META = ".wh..wh."
@@ -121,11 +118,10 @@ def decompressed(raw: BinaryIO) -> Any:
 
 def confine(root: str) -> None:
     """Private mount namespace, then chroot into root; nothing can be imported afterwards."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    if libc.unshare(CLONE_NEWNS) != 0:
-        raise LayerError(f"unshare: {os.strerror(ctypes.get_errno())}")
-    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        raise LayerError(f"make mounts private: {os.strerror(ctypes.get_errno())}")
+    try:
+        private_mount_namespace()
+    except OSError as exc:
+        raise LayerError(exc.strerror or str(exc)) from None
     os.chroot(root)
     os.chdir("/")
     sys.path.clear()

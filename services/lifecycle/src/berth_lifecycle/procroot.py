@@ -8,7 +8,7 @@ layers, the bind of that directory). The pid's start time is read before the roo
 and after it was checked: a pid reused in between (the container gone, another process there)
 has another start time and is refused.
 
-Used by archive_child before its chroot, with the standard library only (nothing else is
+Used by archive_child before its chroot, with the standard library and berth_common only (nothing else is
 imported there).
 """
 
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 from typing import Any
+
+from berth_common.mounts import mountinfo
 
 EXIT_NOT_THAT_CONTAINER = 5
 
@@ -37,20 +39,13 @@ def _start_time(pid: int) -> str:
 def _root_mount(pid: int) -> tuple[str, list[str]]:
     """fstype and super options of the mount at `/` as the process sees it (the top one)."""
     try:
-        with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
+        mounts = mountinfo(pid)
     except OSError:
         raise NotThatContainer(f"process {pid} does not exist") from None
-    found: tuple[str, list[str]] | None = None
-    for line in lines:
-        fields, _, tail = line.partition(" - ")
-        parts = fields.split()
-        rest = tail.split()
-        if len(parts) >= 5 and parts[4] == "/" and len(rest) >= 3:
-            found = (rest[0], rest[2].split(","))
-    if found is None:
+    found = [(fstype, options) for point, fstype, options in mounts if point == "/"]
+    if not found:
         raise NotThatContainer(f"process {pid} has no root mount")
-    return found
+    return found[-1]
 
 
 def _check(pid: int, fd: int, rootfs: dict[str, Any]) -> None:

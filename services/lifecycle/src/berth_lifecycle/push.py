@@ -23,6 +23,7 @@ import anyio
 from aiohttp import web
 from anyio import to_thread
 from anyio.streams.memory import MemoryObjectSendStream
+from berth_common.gotime import rfc3339nano
 from berth_contracts.distribution import REGISTRY_AUTH_HEADER, ImagePush
 from berth_contracts.errors import BerthError, InternalError, InvalidParameter
 
@@ -39,7 +40,6 @@ from berth_lifecycle.regauth import (
     decode_registry_auth,
 )
 from berth_lifecycle.save import open_layer
-from berth_lifecycle.timeutil import now_rfc3339
 from berth_lifecycle.tokens import Tokens
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ class Pusher:
             if resp.status not in (200, 201):
                 raise InternalError(_registry_words(await resp.read()) or f"manifest upload failed: HTTP {resp.status}")
         digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-        await to_thread.run_sync(self.images.meta.set_name, f"{repo.name}@{digest}", row.id, now_rfc3339())
+        await to_thread.run_sync(self.images.meta.set_name, f"{repo.name}@{digest}", row.id, rfc3339nano())
         await send.send(_line({"status": f"{tag}: digest: {digest} size: {len(manifest)}"}))
         aux = {"Tag": tag, "Digest": digest, "Size": len(manifest)}
         await send.send(_line({"progressDetail": {}, "aux": aux}))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 import os
 import re
@@ -22,6 +21,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+from berth_common.hosts import is_loopback
 from berth_contracts.errors import InternalError, InvalidParameter, Unavailable
 from yarl import URL
 
@@ -87,17 +87,6 @@ def parse_login_body(body: bytes) -> Credentials:
         raise InvalidParameter("invalid JSON body for /auth") from None
 
 
-def _loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 def registry_base(host: str) -> str:
     """The registry URL for a reference's domain: the same mapping registry-proxy uses
     (BERTH_REGISTRY_PROXY_DOCKER_HUB / _UPSTREAMS / _INSECURE; loopback is plain HTTP)."""
@@ -108,7 +97,7 @@ def registry_base(host: str) -> str:
         if name.strip().lower() == host.lower() and url.strip():
             return url.strip().rstrip("/")
     insecure = {h.strip().lower() for h in os.environ.get("BERTH_REGISTRY_PROXY_INSECURE", "").split(",")}
-    scheme = "http" if _loopback(host) or host.lower() in insecure else "https"
+    scheme = "http" if is_loopback(host) or host.lower() in insecure else "https"
     return f"{scheme}://{host}"
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 from anyio import to_thread
+from berth_common.bodies import read_limited
 from berth_contracts.errors import (
     BerthError,
     InternalError,
@@ -118,7 +119,7 @@ class RegistryClient:
         resp = await self._fetch(ref, kind, what, headers)
         if resp.status < 400:
             return resp
-        body = await _read_limited(resp, 64 * 1024)
+        body = await read_limited(resp.content.iter_chunked(64 * 1024), 64 * 1024)
         resp.release()
         code, message = _registry_error(body)
         name = ref.familiar_name()
@@ -140,7 +141,7 @@ class RegistryClient:
     async def manifest(self, ref: Reference, what: str) -> tuple[bytes, str]:
         resp = await self._get(ref, "manifests", what, {"Accept": MANIFEST_ACCEPT})
         async with resp:
-            body = await _read_limited(resp, MAX_MANIFEST)
+            body = await read_limited(resp.content.iter_chunked(64 * 1024), MAX_MANIFEST)
             media = resp.headers.get("Content-Type", "").split(";")[0].strip()
         if len(body) > MAX_MANIFEST:
             raise InvalidParameter(f"manifest for {ref.familiar()} is larger than {MAX_MANIFEST} bytes")
@@ -168,7 +169,7 @@ class RegistryClient:
     async def blob_bytes(self, ref: Reference, digest: str, limit: int = MAX_CONFIG) -> bytes:
         resp = await self._get(ref, "blobs", digest, {})
         async with resp:
-            data = await _read_limited(resp, limit)
+            data = await read_limited(resp.content.iter_chunked(64 * 1024), limit)
         if len(data) > limit:
             raise InvalidParameter(f"blob {digest} is larger than {limit} bytes")
         if _digest(data) != digest:
@@ -233,13 +234,3 @@ def _json(body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise InvalidParameter("invalid manifest: not an object")
     return doc
-
-
-async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, or limit+1 bytes when it is longer (read(n) may return less than n)."""
-    buf = bytearray()
-    async for chunk in resp.content.iter_chunked(64 * 1024):
-        buf += chunk
-        if len(buf) > limit:
-            break
-    return bytes(buf[: limit + 1])

@@ -13,9 +13,9 @@ import re
 from typing import Any
 
 from aiohttp import web
+from berth_common.refgrammar import is_domain
 from berth_contracts.distribution import REGISTRY_AUTH_HEADER, DistributionInspect
 from berth_contracts.errors import InvalidParameter
-from berth_contracts.refgrammar import is_domain
 
 from berth_lifecycle.push import Pusher
 from berth_lifecycle.reference import Reference, parse_normalized_named

@@ -28,15 +28,7 @@ import tarfile
 from typing import Any, BinaryIO
 
 # The same confinement primitives as `docker cp`'s child (imported before any chroot).
-from berth_lifecycle.archive_child import (
-    CLONE_NEWNS,
-    MS_BIND,
-    MS_PRIVATE,
-    MS_RDONLY,
-    MS_REC,
-    _check,
-    _libc,
-)
+from berth_common.mounts import MS_BIND, MS_RDONLY, mount, private_mount_namespace
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 CHANGE_MODIFY, CHANGE_ADD, CHANGE_DELETE = 0, 1, 2
@@ -50,13 +42,6 @@ INIT_LAYER = {"/dev", "/dev/pts", "/dev/shm", "/dev/console", "/proc", "/sys", "
 
 tarfile.pwd = None  # type: ignore[attr-defined]
 tarfile.grp = None  # type: ignore[attr-defined]
-
-
-def private_namespace() -> Any:
-    libc = _libc()
-    _check(libc.unshare(CLONE_NEWNS), "unshare")
-    _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
-    return libc
 
 
 def is_whiteout(st: os.stat_result) -> bool:
@@ -74,17 +59,16 @@ def is_opaque(path: str) -> bool:
 
 
 def mount_views(spec: dict[str, Any]) -> str:
-    libc = private_namespace()
+    private_mount_namespace()
     root = spec["scratch"]
     upper, lower = f"{root}/upper", f"{root}/lower"
-    _check(libc.mount(spec["upper"].encode(), upper.encode(), None, MS_BIND, None), "bind upper")
+    mount(spec["upper"], upper, None, MS_BIND, None, "bind upper")
     lowers: list[str] = spec["lowers"]
     if len(lowers) == 1:
-        _check(libc.mount(lowers[0].encode(), lower.encode(), None, MS_BIND, None), "bind lower")
+        mount(lowers[0], lower, None, MS_BIND, None, "bind lower")
     elif lowers:
         # Lower dirs only, no upper: overlayfs gives a read-only merged view of the image.
-        data = ("lowerdir=" + ":".join(lowers)).encode()
-        _check(libc.mount(b"overlay", lower.encode(), b"overlay", MS_RDONLY, data), "mount lower")
+        mount("overlay", lower, "overlay", MS_RDONLY, "lowerdir=" + ":".join(lowers), "mount lower")
     return root
 
 
@@ -263,7 +247,7 @@ def main() -> int:
             sys.path[:] = []
             result: Any = changes()
         else:
-            private_namespace()
+            private_mount_namespace()
             os.chroot(spec["upper"])
             os.chdir("/")
             sys.path[:] = []

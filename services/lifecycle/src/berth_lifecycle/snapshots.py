@@ -16,6 +16,7 @@ from pathlib import Path
 
 import anyio
 from anyio import to_thread
+from berth_common.gotime import rfc3339nano
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
 from berth_contracts.identifiers import validate_identifier
 from berth_contracts.lifecycle import Mount
@@ -25,7 +26,6 @@ from opentelemetry import trace
 
 from berth_lifecycle.layers import apply_layer, chain_ids
 from berth_lifecycle.metadata import ImageRow, Metadata, SnapshotRow
-from berth_lifecycle.timeutil import now_rfc3339
 
 _tracer = trace.get_tracer("berth-lifecycle")
 
@@ -83,7 +83,7 @@ class Snapshotter:
         if existing is not None and existing.kind == "committed":
             return existing.size
         row = await to_thread.run_sync(
-            self.meta.add_snapshot, f"extract-{uuid.uuid4().hex}", "extracting", parent, "", now_rfc3339()
+            self.meta.add_snapshot, f"extract-{uuid.uuid4().hex}", "extracting", parent, "", rfc3339nano()
         )
         fs = self.fs(row.n)
         try:
@@ -128,7 +128,7 @@ class Snapshotter:
             raise NotFound(f"layers of image {image.id} are not unpacked")
         try:
             row = await to_thread.run_sync(
-                self.meta.add_snapshot, key, "active", chains[-1] if chains else "", image.id, now_rfc3339()
+                self.meta.add_snapshot, key, "active", chains[-1] if chains else "", image.id, rfc3339nano()
             )
         except sqlite3.IntegrityError:
             existing = await to_thread.run_sync(self.meta.get_snapshot, key)

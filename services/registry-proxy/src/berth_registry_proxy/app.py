@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import anyio
 from aiohttp import ClientConnectionResetError, web
 from anyio import to_thread
-from berth_contracts import refgrammar
+from berth_common import refgrammar
 
 from berth_registry_proxy.cache import Cache, OutsideRoot
 from berth_registry_proxy.config import ProxyConfig

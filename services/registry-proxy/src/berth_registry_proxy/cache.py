@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from berth_contracts import refgrammar
+from berth_common import refgrammar
 
 
 class DigestMismatch(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from berth_contracts import refgrammar
+from berth_common import refgrammar
 
 
 def referenced_digests(body: bytes) -> set[str]:

@@ -1,23 +1,21 @@
-"""Which upstream a request is for: `?ns=<host>`, a host-like first path part, else Docker Hub.
+"""Which upstream a request is for: `?ns=<host>`, a host-like first path part (splitDockerDomain,
+berth_common.reference), else Docker Hub.
 
 Every part of a request that ends up in an upstream URL or a cache path is checked here
-against the reference grammar (berth_contracts.refgrammar) first: a host is a domain with an
+against the reference grammar (berth_common.refgrammar) first: a host is a domain with an
 optional port (no `/`, `..`, userinfo or path), a repository is path components, a
 reference is a tag or a sha256 digest.
 """
 
 from __future__ import annotations
 
-from berth_contracts import refgrammar
+from berth_common import refgrammar
+from berth_common.reference import split_domain
 
 from berth_registry_proxy.config import DOCKER_HUB, ProxyConfig
 from berth_registry_proxy.errors import RegistryError
 
 _DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
-
-
-def _host_like(part: str) -> bool:
-    return "." in part or ":" in part or part == "localhost"
 
 
 def split_name(name: str, ns: str = "", config: ProxyConfig | None = None) -> tuple[str, str]:
@@ -26,8 +24,7 @@ def split_name(name: str, ns: str = "", config: ProxyConfig | None = None) -> tu
     if ns:
         host, repo = ns, name
     else:
-        first, sep, rest = name.partition("/")
-        host, repo = (first, rest) if sep and _host_like(first) else (DOCKER_HUB, name)
+        host, repo = split_domain(name)  # Docker's rule: a host-like first part, else Docker Hub
     if not refgrammar.is_domain(host):
         raise RegistryError("NAME_INVALID", f"invalid registry host {host[:300]!r}")
     host = host.lower()  # host names are case-insensitive: one cache and one upstream for each

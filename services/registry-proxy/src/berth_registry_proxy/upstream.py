@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+from berth_common import bodies
 from yarl import URL
 
 from berth_registry_proxy.config import ProxyConfig
@@ -214,12 +215,7 @@ def _first_error(body: bytes) -> tuple[str, str]:
 async def read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     """The whole body, or limit+1 bytes when it is longer (read(n) may return less than n).
     An upstream that stops sending (read timeout) or drops the connection is UNAVAILABLE."""
-    buf = bytearray()
     try:
-        async for chunk in resp.content.iter_chunked(64 * 1024):
-            buf += chunk
-            if len(buf) > limit:
-                break
+        return await bodies.read_limited(resp.content.iter_chunked(64 * 1024), limit)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise UpstreamUnavailable("UNAVAILABLE", f"reading from {resp.url.host}: {exc or type(exc).__name__}", 503) from None
-    return bytes(buf[: limit + 1])

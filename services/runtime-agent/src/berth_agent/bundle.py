@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from berth_agent.shim_mount import is_mountpoint, umount
+from berth_common.mounts import is_mountpoint, umount
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ import logging
 import os
 import stat
 
+from berth_common.securejoin import secure_join
 from berth_contracts.lifecycle import Mount
-
-from berth_agent.securejoin import secure_join
 
 log = logging.getLogger(__name__)
 

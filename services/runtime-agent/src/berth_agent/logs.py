@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import anyio
+from berth_common.gotime import parse_ns
 from berth_contracts.agent import TaskLogs
 from berth_contracts.codec import encode
 from berth_contracts.streams import STDERR, STDOUT, LogBatch, LogLine
@@ -33,8 +34,6 @@ from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-
-from berth_agent.timefmt import parse_rfc3339nano
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ class _Filter:
         if line.stream == STDERR and not self.cmd.stderr:
             return False
         if self.cmd.since or self.cmd.until:
-            ts = parse_rfc3339nano(line.time)
+            ts = parse_ns(line.time) / 1e9
             if self.cmd.since and ts < self.cmd.since:
                 return False
             if self.cmd.until and ts > self.cmd.until:

@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 import anyio
+from berth_common.gotime import rfc3339nano
 from berth_contracts.agentops import TaskStatsSample, TaskTopResult, TaskUpdate
 from berth_contracts.errors import InternalError, InvalidParameter
-
-from berth_agent.timefmt import rfc3339nano
 
 CGROUP = Path("/sys/fs/cgroup")
 RUNC_TIMEOUT = 30.0

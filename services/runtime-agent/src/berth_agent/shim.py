@@ -22,15 +22,17 @@ import socket
 import sys
 import time
 
+from berth_common.gotime import rfc3339nano
+from berth_common.mounts import is_mountpoint, umount
+
 from berth_agent import shim_proto as proto
 from berth_agent.shim_exec import Exec, start_exec
 from berth_agent.shim_gate import OUTBUF_SOFT_LIMIT, OutputGate
 from berth_agent.shim_log import JsonFileLog, NullLog
-from berth_agent.shim_mount import is_mountpoint, mount_oci, umount
+from berth_agent.shim_mount import mount_oci
 from berth_agent.shim_runc import Runc, RuncError
 from berth_agent.shim_state import memory_failcnt, oom_killed, write_state
 from berth_agent.shim_stdio import create_with_pipes, create_with_tty, run_detached, set_winsize
-from berth_agent.timefmt import rfc3339nano
 
 # typing costs memory in every shim; annotations are strings here, so import it for checkers only.
 TYPE_CHECKING = False

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 
-from berth_agent.timefmt import rfc3339nano
+from berth_common.gotime import rfc3339nano
 
 LINE_MAX = 16 * 1024
 STREAM_NAMES = {1: "stdout", 2: "stderr"}

@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import msgspec
 from anyio.abc import TaskGroup
+from berth_common.gotime import rfc3339nano
 from berth_contracts import subjects
 from berth_contracts.agent import (
     ExecProcess,
@@ -58,7 +59,6 @@ from berth_agent.paths import Paths
 from berth_agent.shim_state import read_state, write_state
 from berth_agent.spans import ShimSpans
 from berth_agent.stdin_router import StdinRouter
-from berth_agent.timefmt import rfc3339nano
 from berth_agent.users import resolve_groups, resolve_user
 from berth_agent.zygote_client import Zygote
 

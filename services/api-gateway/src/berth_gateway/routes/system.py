@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
-from datetime import UTC, datetime
 
 from aiohttp import web
+from berth_common.gotime import rfc3339nano
 from berth_contracts.engine import EngineInfo, SystemInfo
 from berth_contracts.errors import NotFound
 
@@ -93,7 +93,7 @@ def info_body(info: EngineInfo) -> dict[str, object]:
         "NFd": _open_fds(),
         "OomKillDisable": False,
         "NGoroutines": 0,
-        "SystemTime": _now_rfc3339(),
+        "SystemTime": rfc3339nano(),
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": info.cgroup_version,
@@ -147,10 +147,6 @@ def _open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))
     except OSError:
         return 0
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 # dockerd's warnings about TCP hosts without TLS (apitls.api_warnings), set by server.py.

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 
@@ -31,7 +32,7 @@ def secure_join(root: str, path: str) -> str:
             continue
         links += 1
         if links > MAX_LINKS:
-            raise OSError(40, "too many levels of symbolic links", path)
+            raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
         target = os.readlink(candidate)
         if target.startswith("/"):
             resolved = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from berth_agent.securejoin import secure_join
+from berth_common.securejoin import secure_join
 
 
 def test_symlinks_stay_inside_root(tmp_path: Path) -> None:

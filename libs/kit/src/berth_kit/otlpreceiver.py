@@ -1,6 +1,8 @@
 """A tiny OTLP/HTTP (protobuf) trace receiver for tests: POST /v1/traces on 127.0.0.1.
 
 Spans are kept as plain records so tests can ask "which services took part in this trace".
+The services' tests and the e2e suite use it; the e2e suite's CI stand-in for Jaeger copies this
+file into its image, so it imports nothing from berth (only opentelemetry-proto).
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ import gzip
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -25,6 +28,8 @@ class SpanRecord:
     parent_span_id: str  # hex, "" for a root span
     name: str
     service: str  # service.name of the resource that sent it
+    kind: int = 0  # opentelemetry.proto.trace.v1.Span.SpanKind
+    attributes: dict[str, Any] = field(default_factory=dict)  # the set value of each AnyValue
 
 
 def _service_name(resource_attrs) -> str:  # type: ignore[no-untyped-def]
@@ -32,6 +37,12 @@ def _service_name(resource_attrs) -> str:  # type: ignore[no-untyped-def]
         if kv.key == "service.name":
             return str(kv.value.string_value)
     return ""
+
+
+def _scalar(value) -> Any:  # type: ignore[no-untyped-def]
+    """The set field of an AnyValue: str, bool, int or float (arrays and maps as text)."""
+    got = getattr(value, value.WhichOneof("value") or "string_value")
+    return got if isinstance(got, str | bool | int | float) else str(got)
 
 
 def decode_spans(body: bytes) -> list[SpanRecord]:
@@ -49,6 +60,8 @@ def decode_spans(body: bytes) -> list[SpanRecord]:
                         parent_span_id=span.parent_span_id.hex(),
                         name=span.name,
                         service=service,
+                        kind=span.kind,
+                        attributes={kv.key: _scalar(kv.value) for kv in span.attributes},
                     )
                 )
     return out
