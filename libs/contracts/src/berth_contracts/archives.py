@@ -41,6 +41,7 @@ class ContainerArchive(Command, frozen=True):
     path: str
     mode: ArchiveMode = "stat"
     no_overwrite_dir_non_dir: bool = False
+    make_parents: bool = False  # put: create the path (0755, root) when missing (builder COPY)
 
 
 class ArchiveOpen(Command, frozen=True):
@@ -54,6 +55,7 @@ class ArchiveOpen(Command, frozen=True):
     pid: int = 0
     mounts: list[ArchiveMount] = msgspec.field(default_factory=list)
     no_overwrite_dir_non_dir: bool = False
+    make_parents: bool = False
 
 
 class ArchiveOpened(Reply, frozen=True):

@@ -31,6 +31,7 @@ from berth_contracts.imaging import (
     ContainerChanges,
     ContainerCommit,
     ContainerExport,
+    ImageCacheLookup,
     ImageHistoryGet,
     SystemDf,
 )
@@ -343,6 +344,7 @@ EngineRequest = (
     | ContainerChanges
     | ContainerExport
     | ImageHistoryGet
+    | ImageCacheLookup
     | SystemDf
     | Ping
 )

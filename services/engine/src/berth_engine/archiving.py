@@ -34,6 +34,7 @@ class ArchiveService:
                 pid=pid,
                 mounts=mounts,
                 no_overwrite_dir_non_dir=cmd.no_overwrite_dir_non_dir,
+                make_parents=cmd.make_parents,
             ),
             ArchiveOpened,
         )

@@ -252,7 +252,9 @@ def _make_room(target: str, member: tarfile.TarInfo) -> None:
         shutil.rmtree(target)
 
 
-def do_put(path: str, no_overwrite: bool, limits: TarLimits) -> None:
+def do_put(path: str, no_overwrite: bool, limits: TarLimits, make_parents: bool = False) -> None:
+    if make_parents:  # the builder's COPY: missing directories are made 0755, owned by root
+        os.makedirs(path, 0o755, exist_ok=True)
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -296,7 +298,8 @@ def main() -> int:
         elif spec["mode"] == "export":
             do_export()
         else:
-            do_put(path, bool(spec.get("no_overwrite")), TarLimits(**spec.get("limits", {})))
+            do_put(path, bool(spec.get("no_overwrite")), TarLimits(**spec.get("limits", {})),
+                   bool(spec.get("make_parents")))  # fmt: skip
     except Fail as exc:
         print(exc, file=sys.stderr)
         return exc.code

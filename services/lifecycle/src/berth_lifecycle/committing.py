@@ -87,7 +87,9 @@ class Committer:
 
     async def commit(self, cmd: SnapshotCommit) -> SnapshotCommitted:
         names = [parse_repo_tag(cmd.repo, cmd.tag)] if cmd.repo else []  # bad names before work
-        config = merge_config(apply_changes(cmd.changes, cmd.config, commit=True), cmd.container_config)
+        config = apply_changes(cmd.changes, cmd.config, commit=True)
+        if cmd.merge:
+            config = merge_config(config, cmd.container_config)
         parent = await self.images.resolve(cmd.image_id)
         upper, _ = await self.snapshots.layer_dirs(cmd.key)
         writer = await to_thread.run_sync(self.images.content.writer)

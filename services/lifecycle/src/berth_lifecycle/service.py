@@ -14,6 +14,7 @@ from berth_contracts.distribution import DistributionInspect, ImagePush, ImageSa
 from berth_contracts.errors import InternalError
 from berth_contracts.imaging import (
     ExportTarget,
+    ImageCacheLookup,
     ImageHistoryGet,
     LayerUsageGet,
     SnapshotCommit,
@@ -41,6 +42,7 @@ from berth_contracts.lifecycle import (
 from berth_kit.diskmodes import ensure_dir, private_sqlite
 from berth_kit.rpc import RpcServer
 
+from berth_lifecycle.buildcache import BuildCache
 from berth_lifecycle.committing import Committer
 from berth_lifecycle.containerfs import ContainerFiles
 from berth_lifecycle.content import ContentStore
@@ -176,6 +178,7 @@ class Lifecycle:
         server.handle(SnapshotDiff, committer.diff)
         server.handle(SnapshotCommit, committer.commit)
         server.handle(SnapshotExport, self.snapshot_export)
+        server.handle(ImageCacheLookup, BuildCache(self.images).lookup)
         usage = ImageUsage(self.images)
         server.handle(ImageHistoryGet, usage.history)
         server.handle(LayerUsageGet, usage.usage)
