@@ -136,6 +136,7 @@ def extract_context(stream: IO[bytes] | Readable, root: str, max_bytes: int = 0)
     ContextError on an unusable archive, a full disk or `max_bytes` exceeded."""
     total = 0
     sums: dict[str, str] = {}
+    dirs: list[tuple[list[str], float]] = []
     root_fd = os.open(root, _DIR_FLAGS)
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as archive:  # type: ignore[call-overload]
@@ -149,6 +150,9 @@ def extract_context(stream: IO[bytes] | Readable, root: str, max_bytes: int = 0)
                 digest = hashlib.sha256(tarsum_header(member))
                 _extract_one(root_fd, archive, member, parts, digest)
                 sums["/".join(parts)] = digest.hexdigest()
+                if member.isdir():
+                    dirs.append((parts, member.mtime))
+        _dir_times(root_fd, dirs)
     except tarfile.TarError as exc:
         raise ContextError(f"invalid build context: {exc}") from None
     except OSError as exc:
@@ -158,6 +162,17 @@ def extract_context(stream: IO[bytes] | Readable, root: str, max_bytes: int = 0)
     finally:
         os.close(root_fd)
     return sums
+
+
+def _dir_times(root_fd: int, dirs: list[tuple[list[str], float]]) -> None:
+    """Directories' mtimes again once their contents are written (COPY keeps them, as moby)."""
+    for parts, mtime in reversed(dirs):
+        try:
+            with _dir_fd(root_fd, parts[:-1], create=False) as fd:
+                ns = int(mtime * 10**9)
+                os.utime(parts[-1], ns=(ns, ns), dir_fd=fd, follow_symlinks=False)
+        except (OSError, ContextError):
+            continue  # replaced by a later entry: nothing to restore
 
 
 def _extract_one(

@@ -1,0 +1,212 @@
+"""`docker build` with the real docker CLI 28 (the classic builder: no buildx here, /session is
+404), compared with what dockerd 20.10's classic builder answers for the same contexts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from harness import Berth, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+DOCKERFILE = """\
+FROM busybox
+ARG GREETING=hi
+ENV A=b
+LABEL x.y=z
+RUN echo "$GREETING" > /greeting && echo err >&2
+COPY f.txt /app/
+COPY d /data
+WORKDIR /app
+ENTRYPOINT ["cat"]
+CMD ["f.txt"]
+"""
+# dockerd 20.10's `docker history --no-trunc` for this context, newest first (checked on a
+# scratch dockerd with the same files, --build-arg GREETING=hey --label l=1).
+DOCKERD_HISTORY = [
+    "/bin/sh -c #(nop)  LABEL l=1",
+    '/bin/sh -c #(nop)  CMD ["f.txt"]',
+    '/bin/sh -c #(nop)  ENTRYPOINT ["cat"]',
+    "/bin/sh -c #(nop) WORKDIR /app",
+    "/bin/sh -c #(nop) COPY dir:e25da9844fa99268fc8370ed0a1b3f18dadc0cac46e8a8db59a84e06970c2490 in /data ",
+    "/bin/sh -c #(nop) COPY file:99dab1a7a2dd5d9f985450ffe99777fca12ef0bdae5ec5e071c7846d31930e6d in /app/ ",
+    '|1 GREETING=hey /bin/sh -c echo "$GREETING" > /greeting && echo err >&2',
+    "/bin/sh -c #(nop)  LABEL x.y=z",
+    "/bin/sh -c #(nop)  ENV A=b",
+    "/bin/sh -c #(nop)  ARG GREETING=hi",
+]
+MTIME = 1700000000
+
+
+def make_context(root: Path, dockerfile: str = DOCKERFILE) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "Dockerfile").write_text(dockerfile)
+    (root / "f.txt").write_text("hello\n")
+    (root / "d" / "sub").mkdir(parents=True, exist_ok=True)
+    (root / "d" / "sub" / "y").write_text("x\n")
+    for path in (root / "f.txt", root / "d" / "sub" / "y"):
+        path.chmod(0o644)
+    for path in (root / "f.txt", root / "d" / "sub" / "y", root / "d" / "sub", root / "d"):
+        os.utime(path, (MTIME, MTIME))
+    return root
+
+
+def _ids(berth: Berth, *args: str) -> list[str]:
+    return berth.docker_ok(*args).split()
+
+
+def test_build_runs_every_step_like_dockerd(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx")
+    before = set(_ids(berth, "ps", "-aq"))
+    res = berth.docker("build", "--build-arg", "GREETING=hey", "--label", "l=1",
+                       "-t", "built:1", "-t", "built:2", str(ctx), timeout=240)  # fmt: skip
+    try:
+        assert res.returncode == 0, res.stderr + res.stdout
+        out = res.stdout
+        assert "Step 1/11 : FROM busybox\n ---> " in out
+        assert "Step 5/11 : RUN echo \"$GREETING\" > /greeting && echo err >&2\n ---> Running in " in out
+        assert "\x1b[91merr\n\x1b[0m" in out  # stderr of a RUN, coloured as dockerd does
+        assert "Removing intermediate container " in out
+        assert "Step 6/11 : COPY f.txt /app/\n ---> " in out
+        assert "Successfully tagged built:1\nSuccessfully tagged built:2\n" in out
+        built = out.split("Successfully built ")[1].split()[0]
+        assert berth.docker_ok("image", "inspect", "-f", "{{.Id}}", "built:2").strip().startswith(
+            "sha256:" + built
+        )
+        # The steps' containers are gone (--rm is the default).
+        assert set(_ids(berth, "ps", "-aq")) == before
+        assert berth.docker_ok("run", "--rm", "built:1") == "hello\n"
+        shown = berth.docker_ok(
+            "run", "--rm", "--entrypoint", "sh", "built:1", "-c",
+            "cat /greeting; echo $A; pwd; stat -c '%n %a %u:%g %Y' /app/f.txt /data/sub /data/sub/y",
+        )  # fmt: skip
+        assert shown.splitlines() == [
+            "hey", "b", "/app", f"/app/f.txt 644 0:0 {MTIME}", f"/data/sub 755 0:0 {MTIME}",
+            f"/data/sub/y 644 0:0 {MTIME}",
+        ]  # fmt: skip
+        config = json.loads(berth.docker_ok("image", "inspect", "-f", "{{json .Config}}", "built:1"))
+        assert config["Entrypoint"] == ["cat"] and config["Cmd"] == ["f.txt"]
+        assert config["WorkingDir"] == "/app" and config["Labels"] == {"l": "1", "x.y": "z"}
+        assert "A=b" in config["Env"]
+        history = berth.docker_ok("history", "--no-trunc", "--format", "{{.CreatedBy}}", "built:1")
+        assert history.splitlines()[:-1] == DOCKERD_HISTORY
+        # Intermediate images are listed with -a only, as dockerd.
+        listed = berth.docker_ok("images", "--format", "{{.Repository}}:{{.Tag}}")
+        assert "<none>:<none>" not in listed
+        assert berth.docker_ok("images", "-a", "-q").count("\n") >= 10
+    finally:
+        berth.docker("rmi", "built:1", "built:2")
+
+
+def test_cache_hits_misses_and_survives_restarts(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx", "FROM busybox\nENV K=v\nRUN date +%s%N > /stamp\nCOPY f.txt /f\nRUN cat /f\n")
+    try:
+        first = berth.docker_ok("build", "-t", "cached:1", str(ctx), timeout=240)
+        assert "Using cache" not in first
+        second = berth.docker_ok("build", "-t", "cached:1", str(ctx), timeout=240)
+        assert second.count(" ---> Using cache\n") == 4
+        assert "Running in" not in second
+        stamp = berth.docker_ok("run", "--rm", "cached:1", "cat", "/stamp")
+        # A restart of every service: the cache is the images' records, it is still there.
+        for name in ("berth-lifecycle", "berth-engine", "berth-builder", "berth-api-gateway"):
+            old = berth.service(name)["pid"]
+            os.kill(old, signal.SIGKILL)
+            berth.wait_restarted(name, old)
+        third = berth.docker_ok("build", "-t", "cached:1", str(ctx), timeout=240)
+        assert third.count(" ---> Using cache\n") == 4
+        # A changed file misses from its COPY on; the RUN before it still hits.
+        (ctx / "f.txt").write_text("changed\n")
+        fourth = berth.docker_ok("build", "-t", "cached:2", str(ctx), timeout=240)
+        assert fourth.count(" ---> Using cache\n") == 2
+        assert fourth.split("Step 4/5 : COPY f.txt /f\n")[1].startswith(" ---> ") and "changed\n" in fourth
+        assert berth.docker_ok("run", "--rm", "cached:2", "cat", "/stamp") == stamp
+        # --no-cache runs everything again.
+        fifth = berth.docker_ok("build", "--no-cache", "-t", "cached:3", str(ctx), timeout=240)
+        assert "Using cache" not in fifth
+        assert berth.docker_ok("run", "--rm", "cached:3", "cat", "/stamp") != stamp
+    finally:
+        berth.docker("rmi", "cached:1", "cached:2", "cached:3")
+
+
+def test_a_failing_run_tags_nothing(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx", "FROM busybox\nRUN echo before\nRUN exit 7\n")
+    before = set(_ids(berth, "ps", "-aq"))
+    res = berth.docker("build", "-t", "failed:1", str(ctx), timeout=240)
+    assert res.returncode == 7  # dockerd 20.10: the CLI exits with the RUN's code
+    assert "The command '/bin/sh -c exit 7' returned a non-zero code: 7" in res.stderr
+    assert "Successfully" not in res.stdout
+    assert berth.docker("image", "inspect", "failed:1").returncode == 1
+    # As dockerd 20.10: --rm keeps the failed step's container, --force-rm removes it too.
+    left = set(_ids(berth, "ps", "-aq")) - before
+    assert len(left) == 1
+    [cid] = left
+    assert berth.docker_ok("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "7"
+    berth.docker_ok("rm", cid)
+    res = berth.docker("build", "--force-rm", "-t", "failed:1", str(ctx), timeout=240)
+    assert res.returncode == 7 and " ---> Using cache" in res.stdout
+    assert set(_ids(berth, "ps", "-aq")) == before
+
+
+def test_multi_stage_target_and_copy_from(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    dockerfile = (
+        "FROM busybox AS build\nRUN mkdir -p /out/sub && echo built > /out/sub/result && echo one > /one\n"
+        "FROM busybox AS other\nRUN echo other > /other\n"
+        "FROM build\nCOPY --from=build /out /copied\nCOPY --from=0 /one /one-again\n"
+        "COPY --from=busybox /bin/busybox /bb\nRUN cat /copied/sub/result /one-again /one\n"
+    )
+    ctx = make_context(tmp_path / "ctx", dockerfile)
+    try:
+        out = berth.docker_ok("build", "-t", "multi:1", str(ctx), timeout=240)
+        assert "Step 9/9 : RUN cat /copied/sub/result /one-again /one\n" in out
+        assert "built\none\none\n" in out
+        assert berth.docker_ok("run", "--rm", "multi:1", "cat", "/copied/sub/result") == "built\n"
+        assert berth.docker_ok("run", "--rm", "multi:1", "cmp", "/bb", "/bin/busybox") == ""
+        assert berth.docker("run", "--rm", "multi:1", "test", "-e", "/other").returncode == 1
+        target = berth.docker_ok("build", "--target", "other", "-t", "multi:other", str(ctx), timeout=240)
+        assert "Step 4/4 : RUN echo other > /other" in target
+        assert berth.docker_ok("run", "--rm", "multi:other", "cat", "/other") == "other\n"
+        bad = berth.docker("build", "--target", "nosuch", str(ctx), timeout=60)
+        assert bad.returncode == 1 and "failed to reach build target nosuch in Dockerfile" in bad.stderr
+    finally:
+        berth.docker("rmi", "multi:1", "multi:other")
+
+
+def test_dockerfile_from_stdin_file_option_and_quiet(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    try:
+        res = berth.docker("build", "-q", "-t", "stdin:1", "-", input="FROM busybox\nRUN echo from-stdin > /s\n")
+        assert res.returncode == 0, res.stderr
+        image_id = res.stdout.strip()
+        assert image_id.startswith("sha256:") and len(image_id) == 71
+        assert berth.docker_ok("image", "inspect", "-f", "{{.Id}}", "stdin:1").strip() == image_id
+        assert berth.docker_ok("run", "--rm", "stdin:1", "cat", "/s") == "from-stdin\n"
+        ctx = make_context(tmp_path / "ctx", "FROM nosuch\n")
+        (ctx / "other.Dockerfile").write_text("FROM busybox\nCOPY f.txt /\nCMD [\"cat\", \"/f.txt\"]\n")
+        berth.docker_ok("build", "-f", str(ctx / "other.Dockerfile"), "-t", "file:1", str(ctx), timeout=240)
+        assert berth.docker_ok("run", "--rm", "file:1") == "hello\n"
+        missing = berth.docker("build", "-", input="FROM busybox\nCOPY f.txt /\n")
+        assert missing.returncode == 1
+        assert ("COPY failed: file not found in build context or excluded by .dockerignore: "
+                "stat f.txt: file does not exist") in missing.stderr  # fmt: skip
+    finally:
+        berth.docker("rmi", "stdin:1", "file:1")
+
+
+def test_a_client_that_goes_away_cancels_the_step(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx", "FROM busybox\nRUN echo started && sleep 300\n")
+    before = set(_ids(berth, "ps", "-aq"))
+    env = {**os.environ, "DOCKER_HOST": berth.docker_host, "DOCKER_CONFIG": str(berth.docker_config)}
+    log = tmp_path / "out"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(["docker", "build", "--no-cache", str(ctx)], env=env, stdout=out, stderr=out)
+    try:
+        wait_until(lambda: b"started" in log.read_bytes() or None, timeout=120, what="the RUN step")
+        assert len(set(_ids(berth, "ps", "-q")) - before) == 1
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    wait_until(lambda: set(_ids(berth, "ps", "-aq")) == before or None, timeout=60, what="the step's removal")
