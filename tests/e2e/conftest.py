@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make helpers importable
@@ -54,6 +55,16 @@ def busybox_image(berth: Berth) -> str:
     if berth.docker("image", "inspect", "--format", "{{.Id}}", ref).returncode != 0:
         berth.import_busybox(ref)
     return ref
+
+
+@pytest.fixture
+def client(berth: Berth) -> Iterator[docker.DockerClient]:
+    """docker-py, unchanged, on the session's berth."""
+    c = docker.DockerClient(base_url=berth.docker_host, version="auto", timeout=60)
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

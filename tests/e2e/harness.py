@@ -155,6 +155,16 @@ class Berth:
         return "\n".join(text.splitlines()[-lines:])
 
     # --- the docker CLI ---------------------------------------------------------------------
+    def client_env(self) -> dict[str, str]:
+        """The environment of a client process (docker, docker-compose) aimed at this berth."""
+        return {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/root"),
+            "DOCKER_HOST": self.docker_host,
+            # A private config dir: no contexts, credential helpers or aliases from the host.
+            "DOCKER_CONFIG": str(self.docker_config),
+        }
+
     def docker(
         self,
         *args: str,
@@ -164,11 +174,8 @@ class Berth:
         extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": os.environ.get("HOME", "/root"),
+            **self.client_env(),
             "DOCKER_HOST": host or self.docker_host,
-            # A private config dir: no contexts, credential helpers or aliases from the host.
-            "DOCKER_CONFIG": str(self.docker_config),
             **(extra_env or {}),  # e.g. DOCKER_TLS_VERIFY, DOCKER_CERT_PATH
         }
         try:

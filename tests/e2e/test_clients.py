@@ -3,7 +3,6 @@ docker-compose v1 (Debian's package)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import urllib.request
 import uuid
@@ -82,13 +81,7 @@ def test_compose_up_ps_logs_down(berth: Berth, busybox_image: str, tmp_path: Pat
     (tmp_path / "docker-compose.yml").write_text(
         COMPOSE.format(image=busybox_image, serve=SERVE.replace('"', '\\"').replace("$", "$$"))
     )
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/root"),
-        "DOCKER_HOST": berth.docker_host,
-        "DOCKER_CONFIG": str(berth.docker_config),
-        "COMPOSE_PROJECT_NAME": project,
-    }
+    env = {**berth.client_env(), "COMPOSE_PROJECT_NAME": project}
 
     def compose(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -383,7 +383,11 @@ def test_compose_suite(
                 all=True, filters={"label": "com.docker.compose.project=berthci"}
             )
         }
-        assert len(by_service) == 8, f"expected 8 compose containers, got {sorted(by_service)}"
+        expected = {
+            "nats", "bus-init", "jaeger", "api-gateway", "engine", "lifecycle", "runtime-agent",
+            "registry-proxy", "builder",
+        }  # fmt: skip
+        assert set(by_service) == expected, f"compose containers: {sorted(by_service)}"
         # bus-init ran once and wrote the bus credentials; the others stay up.
         init = by_service.pop("bus-init")
         assert init.wait(timeout=60)["StatusCode"] == 0, init.logs().decode(errors="replace")

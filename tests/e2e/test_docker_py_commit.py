@@ -8,12 +8,9 @@ import tarfile
 
 import docker
 import pytest
-import test_docker_py
 from berth_lifecycle.testimages import busybox_rootfs_tar
 from harness import Berth
 from test_survival import _kill9
-
-client = test_docker_py.client  # the docker-py client fixture, shared
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -5,22 +5,11 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 
 import docker
 import pytest
-from harness import Berth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def client(berth: Berth) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=berth.docker_host, version="auto", timeout=60)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_exec_run(client: docker.DockerClient, busybox_image: str) -> None:

@@ -111,13 +111,14 @@ def test_rlimits_merge_the_daemon_defaults() -> None:
     assert hostopts.rlimits(None, []) is None  # nothing given: the agent's default stays
 
 
-def test_host_gateway() -> None:
-    assert hostopts.resolve_host_gateway(["a:host-gateway", "b:1.2.3.4"], "172.17.0.1") == [
-        "a:172.17.0.1",
-        "b:1.2.3.4",
+def test_add_host_records_and_host_gateway() -> None:
+    assert hostopts.add_host_records(["a:host-gateway", "b:1.2.3.4", "c:::1"], "172.17.0.1") == [
+        "172.17.0.1\ta",
+        "1.2.3.4\tb",
+        "::1\tc",
     ]
     with pytest.raises(InvalidParameter, match="host-gateway"):
-        hostopts.resolve_host_gateway(["a:host-gateway"], "")
+        hostopts.add_host_records(["a:host-gateway"], "")
 
 
 def test_task_spec_carries_the_options(make_record: Callable[..., Record]) -> None:
@@ -137,7 +138,8 @@ def test_task_spec_carries_the_options(make_record: Callable[..., Record]) -> No
     assert (spec.pid_mode, spec.ipc_mode, spec.uts_mode, spec.cgroupns_mode) == ("host", "shareable", "host", "host")
     assert (spec.cgroup_parent, spec.cpuset_cpus, spec.memory_reservation) == ("/p", "0", 1 << 20)
     assert spec.memory_swappiness is None and spec.oom_kill_disable and spec.init  # -1: unset
-    assert (spec.extra_hosts, spec.dns_search, spec.domainname) == (["a:1.2.3.4"], ["x"], "d.org")
+    # --add-host becomes records at start (starting.py), where host-gateway is known
+    assert (spec.extra_hosts, spec.dns_search, spec.domainname) == ([], ["x"], "d.org")
     assert spec.masked_paths is not None and "/proc/kcore" in spec.masked_paths
     plain = task_spec(make_record("p", _req(pid_mode="bogus", uts_mode="bogus")))
     assert (plain.pid_mode, plain.ipc_mode, plain.uts_mode, plain.rlimits) == ("", "private", "", None)

@@ -97,7 +97,7 @@ def test_host_config_normalised_like_dockerd() -> None:
 @pytest.mark.parametrize(
     "hc",
     [
-        HostConfig(links=["a:b"]),
+        HostConfig(runtime="crun"),
     ],
 )
 def test_unsupported_features_are_refused(hc: HostConfig) -> None:

@@ -45,7 +45,6 @@ from berth_contracts.errors import (
     Conflict,
     InvalidParameter,
     NotFound,
-    NotImplementedByBerth,
     NotModified,
 )
 from berth_kit.testing import nats_server
@@ -161,8 +160,9 @@ def test_errors_use_dockers_words(svc: Services) -> None:
     with pytest.raises(InvalidParameter) as bad:
         create(svc, "bad name!")
     assert "Invalid container name (bad name!)" in bad.value.message
-    with pytest.raises(NotImplementedByBerth):
+    with pytest.raises(InvalidParameter) as link:
         create(svc, host_config=HostConfig(links=["a:b"]))
+    assert link.value.message == "could not get container for a: No such container: a"
     with pytest.raises(NotFound):
         svc.engine(ContainerGet(ref="no-such-thing"), ContainerDetail)
     with pytest.raises(NotModified):

@@ -32,7 +32,7 @@ def test_task_spec_from_record(make_record: Callable[..., Record]) -> None:
     assert "FOO=bar" in spec.env
     assert "TERM=xterm" not in spec.env
     assert (spec.cwd, spec.user, spec.hostname) == ("/tmp", "1000", rec.id[:12])
-    assert spec.network_mode == "none"
+    assert spec.network_mode == "bridge"  # the agent makes the namespace, netavark attaches it
     assert spec.memory == 64 << 20 and spec.pids_limit == 0 and spec.nano_cpus == 500_000_000
     assert spec.cap_add == ["NET_ADMIN"] and spec.privileged and spec.readonly_rootfs
     assert spec.labels == {"l": "v"}

@@ -123,7 +123,7 @@ def test_group_add_names_and_numbers(tmp_path: Path) -> None:
 def test_hosts_and_resolv_conf_options(tmp_path: Path) -> None:
     files = write_etc_files(
         tmp_path, CID,
-        spec(extra_hosts=["foo:1.2.3.4"], dns=["10.0.0.1"], dns_search=["a.org"],
+        spec(extra_hosts=["1.2.3.4\tfoo"], dns=["10.0.0.1"], dns_search=["a.org"],
              dns_options=["ndots:2"], hostname="h", domainname="d.org"),
     )  # fmt: skip
     hosts = files["/etc/hosts"].read_text().splitlines()

@@ -52,7 +52,9 @@ class TaskSpec(msgspec.Struct, frozen=True):
     tty: bool = False
     open_stdin: bool = False
     stdin_once: bool = False
-    network_mode: str = "none"  # until networking lands: a private netns with loopback only
+    # "host", "container:<full id>" (join that task's namespace), else a namespace of its own
+    # ("none", "bridge", a network's name) where `networks` are attached.
+    network_mode: str = "none"
     memory: int = 0  # bytes; 0 = unlimited
     memory_swap: int = 0  # bytes; 0 = unset, -1 = unlimited swap
     nano_cpus: int = 0
@@ -95,7 +97,9 @@ class TaskSpec(msgspec.Struct, frozen=True):
     masked_paths: list[str] | None = None  # None: Docker's defaults (none when privileged)
     readonly_paths: list[str] | None = None
     init: bool = False  # `--init`: docker-init (tini) as the container's pid 1
-    extra_hosts: list[str] = msgspec.field(default_factory=list)  # "name:ip", as /etc/hosts lines
+    # /etc/hosts records ("IP<TAB>names") after the defaults: --add-host's (host-gateway
+    # resolved), then legacy links'.
+    extra_hosts: list[str] = msgspec.field(default_factory=list)
     dns: list[str] = msgspec.field(default_factory=list)
     dns_search: list[str] = msgspec.field(default_factory=list)
     dns_options: list[str] = msgspec.field(default_factory=list)

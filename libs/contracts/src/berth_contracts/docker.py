@@ -144,6 +144,7 @@ class HostConfig(_Docker):
 class EndpointIPAMConfig(_Docker):
     ipv4_address: str = field(default="", name="IPv4Address")
     ipv6_address: str = field(default="", name="IPv6Address")
+    link_local_ips: list[str] | None = field(default=None, name="LinkLocalIPs")
 
 
 class EndpointSettings(_Docker):
@@ -172,6 +173,8 @@ class CreateRequest(ContainerConfig):
 
     host_config: HostConfig = msgspec.field(default_factory=HostConfig)
     networking_config: NetworkingConfig | None = None
+    # Config.MacAddress (deprecated in API 1.44 for EndpointSettings.MacAddress); not shown back.
+    mac_address: str = ""
 
 
 class HealthLog(_Docker):

@@ -87,6 +87,7 @@ class ContainerRemove(Command, frozen=True):
     ref: str
     force: bool = False
     volumes: bool = False
+    link: bool = False  # ?link=1: remove the legacy link named by ref ("/parent/alias")
 
 
 class ContainerGet(Command, frozen=True):

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from berth_contracts.base import Command, Reply
-from berth_contracts.identifiers import Identifier, Name
+from berth_contracts.identifiers import Identifier
 
 Filters = dict[str, list[str]]
 
@@ -19,8 +19,10 @@ Filters = dict[str, list[str]]
 class NetworkAttachment(msgspec.Struct, frozen=True):
     """One bridge network a task joins, with the address the engine allocated."""
 
-    name: Name
-    id: str  # 64 hex
+    # Docker's name: any non-empty string (dockerd takes spaces), so not a `Name`; the agent
+    # never builds a path or a netavark name from it, only from the id.
+    name: str
+    id: Identifier  # 64 hex
     bridge: str  # host interface name
     subnet: str  # CIDR
     gateway: str
@@ -28,6 +30,12 @@ class NetworkAttachment(msgspec.Struct, frozen=True):
     aliases: list[str] = msgspec.field(default_factory=list)
     dns_enabled: bool = False  # user-defined networks resolve names through aardvark-dns
     internal: bool = False
+    mac: str = ""  # the interface's MAC address (dockerd's 02:42:<IPv4> unless one was given)
+    mtu: int = 0  # com.docker.network.driver.mtu; 0 = the kernel's default
+    subnet6: str = ""  # EnableIPv6 networks: the IPv6 subnet, its gateway, the task's address
+    gateway6: str = ""
+    ip6: str = ""
+    link_local_ips: list[str] = msgspec.field(default_factory=list)  # added to the interface
 
 
 class PortMapping(msgspec.Struct, frozen=True):
@@ -63,13 +71,26 @@ class Network(msgspec.Struct, rename="pascal", omit_defaults=False, frozen=True)
 # --- commands --------------------------------------------------------------------------------------
 
 
+class IpamPool(msgspec.Struct, frozen=True):
+    """One IPAM.Config entry of `POST /networks/create`."""
+
+    subnet: str = ""
+    ip_range: str = ""
+    gateway: str = ""
+    aux_addresses: dict[str, str] = msgspec.field(default_factory=dict)
+
+
 class NetworkCreate(Command, frozen=True):
     name: str
     driver: str = ""
     internal: bool = False
     attachable: bool = False
-    subnet: str = ""
+    subnet: str = ""  # the first pool's (older callers); `pools` has them all
     gateway: str = ""
+    pools: list[IpamPool] = msgspec.field(default_factory=list)
+    enable_ipv6: bool = False
+    ipam_driver: str = ""  # IPAM.Driver: "" or "default"
+    ipam_options: dict[str, str] = msgspec.field(default_factory=dict)  # IPAM.Options, kept
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     options: dict[str, str] = msgspec.field(default_factory=dict)
     check_duplicate: bool = True
@@ -105,6 +126,11 @@ class NetworkConnect(Command, frozen=True):
     container: str
     aliases: list[str] = msgspec.field(default_factory=list)
     ipv4_address: str = ""
+    ipv6_address: str = ""
+    link_local_ips: list[str] = msgspec.field(default_factory=list)
+    links: list[str] = msgspec.field(default_factory=list)  # EndpointConfig.Links
+    mac_address: str = ""  # EndpointConfig.MacAddress
+    driver_opts: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class NetworkDisconnect(Command, frozen=True):
@@ -135,3 +161,5 @@ class TaskNetworkUpdate(Command, frozen=True):
     container_id: Identifier
     connect: list[NetworkAttachment] = msgspec.field(default_factory=list)
     disconnect: list[Identifier] = msgspec.field(default_factory=list)  # network ids
+    # /etc/hosts records to append (`network connect --link` on a running container)
+    add_hosts: list[str] = msgspec.field(default_factory=list)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import anyio
+import msgspec
 from berth_contracts.docker import HostConfig
 from berth_contracts.engine import ContainerCreate, ContainerCreated
 from berth_contracts.errors import BerthError, InvalidParameter
@@ -15,9 +16,17 @@ from berth_kit.tracing import traceparent_of
 from berth_engine import hostopts
 from berth_engine.core import EngineCore
 from berth_engine.logdrivers import check_log_config
-from berth_engine.merge import check_supported, final_command, merge_config, normalise_host_config
+from berth_engine.merge import (
+    check_supported,
+    final_command,
+    merge_config,
+    normalise_host_config,
+    normalise_network_mode,
+)
 from berth_engine.mountspec import parse_all
 from berth_engine.naming import generate_unique_name, new_container_id, validate_name
+from berth_engine.netjoin import check_network_mode, resolve_at_create
+from berth_engine.netlinks import register_links, shown_links
 from berth_engine.platforms import check_platform
 from berth_engine.records import Record
 from berth_engine.restarts import validate_policy
@@ -55,6 +64,7 @@ class CreateService:
             name = validate_name(cmd.name) if cmd.name else ""
             if not req.image:
                 raise InvalidParameter("config cannot be empty in order to create a container")
+            check_network_mode(req)  # moby validates the network mode while decoding the body
             validate_policy(req.host_config.restart_policy, req.host_config.auto_remove)
             check_log_config(req.host_config.log_config)
             check_supported(req)
@@ -87,8 +97,13 @@ class CreateService:
                         entries = self.core.volumes.volumes_from(
                             entries, list(req.host_config.volumes_from)
                         )
+                links = register_links(
+                    self.store, req.host_config.network_mode, list(req.host_config.links or [])
+                )
                 endpoints = (
-                    self.core.networks.endpoints_for_create(req.host_config, req.networking_config)
+                    self.core.networks.endpoints_for_create(
+                        req.host_config, req.networking_config, req.mac_address
+                    )
                     if self.core.networks is not None and not req.network_disabled
                     else []  # NetworkDisabled: loopback only, as dockerd
                 )
@@ -98,7 +113,12 @@ class CreateService:
                     created=rfc3339nano(),
                     request=req,
                     config=config,
-                    host_config=normalise_host_config(host_config),
+                    host_config=msgspec.structs.replace(
+                        normalise_host_config(host_config),
+                        network_mode=resolve_at_create(
+                            self.store, normalise_network_mode(host_config.network_mode)
+                        ),
+                    ),
                     path=argv[0],
                     args=argv[1:],
                     image_id=image.id,
@@ -107,7 +127,10 @@ class CreateService:
                     traceparent=traceparent_of(span),
                     mounts=entries,
                     endpoints=endpoints,
+                    links=links,
                 )
+                if links:  # dockerd shows them as "/child:/parent/alias"
+                    rec.host_config.links = shown_links(self.store, rec)
                 await self.store.insert(rec)
             finally:
                 self.store.release_name(name)

@@ -97,7 +97,7 @@ class ExecEntry:
 def exec_env(rec: Record, config: ExecConfig) -> list[str]:
     """moby: the daemon's environment for the container (TERM by the exec's TTY), then the
     container's Env, then the exec's own entries, each replacing the same key."""
-    env = process_env(rec)
+    env = process_env(rec, rec.link_env)
     if config.tty and not any(e.startswith("TERM=") for e in env):
         env.append("TERM=xterm")
     return replace_or_append_env(env, list(config.env or []))

@@ -161,17 +161,18 @@ def pid_mode(hc: HostConfig) -> str:
     return hc.pid_mode if hc.pid_mode == "host" or _joined(hc.pid_mode) else ""
 
 
-def resolve_host_gateway(extra_hosts: list[str], gateway: str) -> list[str]:
-    """`--add-host name:host-gateway`: the default bridge's gateway, as dockerd's default
-    host-gateway-ip."""
-    if not any(h.partition(":")[2] == HOST_GATEWAY for h in extra_hosts):
-        return extra_hosts
-    if not gateway:
-        raise InvalidParameter("unable to derive the IP value for host-gateway")
-    return [
-        f"{h.partition(':')[0]}:{gateway}" if h.partition(":")[2] == HOST_GATEWAY else h
-        for h in extra_hosts
-    ]
+def add_host_records(extra_hosts: list[str], gateway: str) -> list[str]:
+    """`--add-host name:ip` as TaskSpec's /etc/hosts records ("IP<TAB>name", in order);
+    `host-gateway` is the default bridge's gateway, as dockerd's default host-gateway-ip."""
+    out: list[str] = []
+    for entry in extra_hosts:
+        name, _, ip = entry.partition(":")
+        if ip == HOST_GATEWAY:
+            if not gateway:
+                raise InvalidParameter("unable to derive the IP value for host-gateway")
+            ip = gateway
+        out.append(f"{ip}\t{name}")
+    return out
 
 
 def check_volume_driver(hc: HostConfig, volume_names: list[str]) -> None:

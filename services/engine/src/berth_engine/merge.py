@@ -101,8 +101,6 @@ def check_supported(request: CreateRequest) -> None:
     """Refuse, with a clear 501, the features berth does not implement yet."""
     hc = request.host_config
     refused: list[str] = []
-    if hc.links:
-        refused.append("links (HostConfig.Links)")
     if hc.shm_size not in (0, DEFAULT_SHM_SIZE):
         refused.append("a /dev/shm size other than 64 MiB (HostConfig.ShmSize)")
     if hc.runtime not in ("", "runc"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 import anyio
@@ -14,7 +13,6 @@ from berth_contracts.errors import (
     Forbidden,
     InvalidParameter,
     NotFound,
-    NotImplementedByBerth,
 )
 from berth_contracts.networks import (
     Network,
@@ -36,6 +34,8 @@ from berth_kit.rpc import RpcServer
 
 from berth_engine.core import EngineCore
 from berth_engine.listing import label_matches
+from berth_engine.netlinks import link_hosts
+from berth_engine.netoptions import bridge_config
 from berth_engine.netstore import NetworkRecord
 from berth_engine.networking import NetworkService
 
@@ -68,17 +68,29 @@ class NetworkApi:
                     containers[r.id] = {
                         "Name": r.name,
                         "EndpointID": e.network_id[:32] + r.id[:32],
-                        "MacAddress": "",
+                        "MacAddress": e.effective_mac,
                         "IPv4Address": f"{e.ip}/{e.prefix_len}",
-                        "IPv6Address": "",
+                        "IPv6Address": f"{e.ip6}/{e.prefix_len6}" if e.ip6 else "",
                     }
-        ipam_config = [{"Subnet": net.subnet, "Gateway": net.gateway}] if net.subnet else []
+        ipam_config: list[dict[str, object]] = []
+        if net.subnet:
+            pool: dict[str, object] = {"Subnet": net.subnet}
+            if net.ip_range:
+                pool["IPRange"] = net.ip_range
+            if net.user_gateway or not net.user_ipam:
+                pool["Gateway"] = net.gateway
+            if net.aux_addresses:
+                pool["AuxiliaryAddresses"] = dict(net.aux_addresses)
+            ipam_config.append(pool)
+        if net.subnet6:
+            ipam_config.append({"Subnet": net.subnet6})
         return Network(
             name=net.name,
             id=net.id,
             created=net.created,
             driver=net.driver,
-            ipam={"Driver": "default", "Options": None, "Config": ipam_config},
+            enable_ipv6=net.ipv6,
+            ipam={"Driver": "default", "Options": net.ipam_options, "Config": ipam_config},
             internal=net.internal,
             attachable=net.attachable,
             containers=containers,
@@ -87,7 +99,7 @@ class NetworkApi:
         )
 
     async def create(self, cmd: NetworkCreate) -> NetworkCreated:
-        if not cmd.name or not all(c.isalnum() or c in "_.-" for c in cmd.name):
+        if not cmd.name:  # dockerd takes any other name (spaces included)
             raise InvalidParameter(f"invalid name {cmd.name!r} for a network")
         if cmd.name in ("bridge", "host", "none"):
             raise Forbidden(f"{cmd.name} is a pre-defined network and cannot be created")
@@ -97,30 +109,24 @@ class NetworkApi:
             raise NotFound(
                 f"could not find plugin {cmd.driver} in v1 plugin registry: plugin not found"
             )
-        if cmd.subnet:
-            try:
-                subnet = ipaddress.ip_network(cmd.subnet, strict=False)
-            except ValueError:
-                raise InvalidParameter(f"invalid CIDR address: {cmd.subnet}") from None
-            if subnet.version != 4:
-                raise NotImplementedByBerth("IPv6 networks are not supported by berth yet")
-            if self.svc.nets.overlaps(subnet):
-                raise Forbidden(
-                    "invalid pool request: Pool overlaps with other one on this address space"
-                )
-            if cmd.gateway and ipaddress.ip_address(cmd.gateway) not in subnet:
-                raise InvalidParameter(f"no matching subnet for gateway {cmd.gateway}")
-            subnet_text = str(subnet)
-        else:
-            subnet_text = str(self.svc.nets.free_subnet())
+        config = bridge_config(cmd, self.svc.nets)
         rec = self.svc.nets.new_record(
             cmd.name,
             "bridge",
-            subnet=subnet_text,
-            gateway=cmd.gateway,
+            subnet=config.subnet or str(self.svc.nets.free_subnet()),
+            gateway=config.gateway,
             internal=cmd.internal,
             attachable=cmd.attachable,
-            user_ipam=bool(cmd.subnet),
+            user_ipam=bool(config.subnet),
+            user_gateway=bool(config.gateway) or not config.subnet,
+            subnet6=config.subnet6,
+            gateway6=config.gateway6,
+            ipv6=config.ipv6,
+            ipam_options=dict(cmd.ipam_options),
+            ip_range=config.ip_range,
+            aux_addresses=config.aux_addresses,
+            bridge=config.bridge,
+            mtu=config.mtu,
             labels=dict(cmd.labels),
             options=dict(cmd.options),
         )
@@ -198,9 +204,16 @@ class NetworkApi:
                     f"endpoint with name {rec.name} already exists in network {net.name}"
                 )
             settings = EndpointSettings(
+                mac_address=cmd.mac_address,
+                driver_opts=cmd.driver_opts or None,
+                links=cmd.links or None,
                 aliases=cmd.aliases or None,
-                ipam_config=EndpointIPAMConfig(ipv4_address=cmd.ipv4_address)
-                if cmd.ipv4_address
+                ipam_config=EndpointIPAMConfig(
+                    ipv4_address=cmd.ipv4_address,
+                    ipv6_address=cmd.ipv6_address,
+                    link_local_ips=cmd.link_local_ips or None,
+                )
+                if cmd.ipv4_address or cmd.ipv6_address or cmd.link_local_ips
                 else None,
             )
             endpoint = self.svc.new_endpoint(net, settings)
@@ -209,7 +222,9 @@ class NetworkApi:
                 await self.core.agent(
                     rec.node,
                     TaskNetworkUpdate(
-                        container_id=rec.id, connect=[self.svc.attachment(rec, net, endpoint)]
+                        container_id=rec.id,
+                        connect=[self.svc.attachment(rec, net, endpoint)],
+                        add_hosts=link_hosts(self.core.store, net.id, cmd.links),
                     ),
                     Done,
                 )

@@ -28,6 +28,14 @@ class NetworkRecord(msgspec.Struct, kw_only=True):
     attachable: bool = False
     dns_enabled: bool = False  # user-defined bridges; Docker's default bridge has no DNS
     user_ipam: bool = False  # --subnet given: --ip is allowed
+    ip_range: str = ""  # IPAM IPRange: where addresses are allocated from (--ip may be outside)
+    aux_addresses: dict[str, str] = msgspec.field(default_factory=dict)  # never allocated
+    mtu: int = 0  # com.docker.network.driver.mtu
+    user_gateway: bool = False  # shown in IPAM.Config only when given (or chosen with the subnet)
+    subnet6: str = ""  # an IPv6 pool: kept always, used when ipv6 (EnableIPv6)
+    gateway6: str = ""
+    ipv6: bool = False
+    ipam_options: dict[str, str] | None = None  # IPAM.Options ({} for user networks, as dockerd)
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     options: dict[str, str] = msgspec.field(default_factory=dict)
 
@@ -76,6 +84,8 @@ class NetworkStore:
         nid = secrets.token_hex(32)
         if driver == "bridge" and subnet and not gateway:
             gateway = str(next(ipaddress.ip_network(subnet).hosts()))
+        if kw.get("subnet6") and not kw.get("gateway6"):
+            kw["gateway6"] = str(next(ipaddress.ip_network(str(kw["subnet6"])).hosts()))
         return NetworkRecord(
             id=nid,
             name=name,
@@ -83,7 +93,7 @@ class NetworkStore:
             created=rfc3339nano(),
             subnet=subnet,
             gateway=gateway,
-            bridge=f"br-{nid[:12]}" if driver == "bridge" else "",
+            bridge=str(kw.pop("bridge", "") or (f"br-{nid[:12]}" if driver == "bridge" else "")),
             dns_enabled=driver == "bridge" and name != "bridge",
             **kw,  # type: ignore[arg-type]
         )
@@ -118,8 +128,10 @@ class NetworkStore:
 
     def overlaps(self, subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
         return any(
-            n.subnet and ipaddress.ip_network(n.subnet).overlaps(subnet)
+            ipaddress.ip_network(s).overlaps(subnet)  # type: ignore[arg-type]
             for n in self._nets.values()
+            for s in (n.subnet, n.subnet6)
+            if s and ipaddress.ip_network(s).version == subnet.version
         )
 
     def free_subnet(self) -> ipaddress.IPv4Network:

@@ -18,7 +18,6 @@ from berth_contracts.docker import (
     PortBinding,
 )
 from berth_contracts.errors import Conflict, InternalError, InvalidParameter, NotFound
-from berth_contracts.identifiers import NAME_CHARS
 from berth_contracts.networks import NetworkAttachment, PortMapping
 
 from berth_engine.netmodel import Endpoint, PublishedPort
@@ -26,7 +25,30 @@ from berth_engine.netstore import NetworkRecord, NetworkStore
 from berth_engine.records import Record
 from berth_engine.store import RecordStore
 
-_NAME = re.compile(rf"^{NAME_CHARS}*$")
+# No name rule here: network names are any non-empty string (netapi, as dockerd); container
+# names follow NAME_CHARS (naming.validate_name).
+_MAC = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
+
+
+def link_local_ips(ips: list[str] | None) -> list[str]:
+    """IPAMConfig.LinkLocalIPs: each must be a link-local address (169.254/16, fe80::/10)."""
+    out: list[str] = []
+    for text in ips or []:
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            raise InvalidParameter(f"invalid link-local IP address: {text}") from None
+        if not ip.is_link_local:
+            raise InvalidParameter(f"invalid link-local IP address: {text}")
+        out.append(str(ip))
+    return out
+
+
+def parse_mac(mac: str) -> str:
+    """net.ParseMAC for the 6-byte forms; dockerd's words when it is not one."""
+    if not _MAC.match(mac):
+        raise InvalidParameter(f"{mac} is not a valid mac address")
+    return mac.replace("-", ":").lower()
 
 
 def _ports_of(hc: HostConfig, exposed: dict[str, Any] | None) -> list[tuple[int, str, str, str]]:
@@ -74,13 +96,20 @@ class NetworkService:
         return net
 
     def _taken(self, net: NetworkRecord) -> set[str]:
-        return {e.ip for r in self.store.all() for e in r.endpoints if e.network_id == net.id}
+        return {
+            ip
+            for r in self.store.all()
+            for e in r.endpoints
+            if e.network_id == net.id
+            for ip in (e.ip, e.ip6)
+        }
 
-    def _allocate(self, net: NetworkRecord, user_ip: str) -> str:
-        subnet = ipaddress.ip_network(net.subnet)
-        taken = self._taken(net) | {net.gateway}
+    def _allocate(self, net: NetworkRecord, user_ip: str, v6: bool = False) -> str:
+        subnet = ipaddress.ip_network(net.subnet6 if v6 else net.subnet)
+        gateway = net.gateway6 if v6 else net.gateway
+        taken = self._taken(net) | {gateway} | set(net.aux_addresses.values())
         if user_ip:
-            if not net.user_ipam:
+            if not net.user_ipam and not v6:  # an IPv6 pool is always the user's
                 raise InvalidParameter(
                     "user specified IP address is supported only when connecting to networks "
                     "with user configured subnets"
@@ -90,15 +119,33 @@ class NetworkService:
             if user_ip in taken:
                 raise Conflict(f"Address already in use: {user_ip}")
             return user_ip
-        for host in subnet.hosts():
+        # IPAM.Config.IPRange: the pool addresses are taken from (a --ip may lie outside it).
+        pool = ipaddress.ip_network(net.ip_range) if net.ip_range and not v6 else subnet
+        for host in pool:
+            if host in (subnet.network_address, subnet.broadcast_address):
+                continue
             if str(host) not in taken:
                 return str(host)
         raise InternalError(
-            f"no available IPv4 addresses on this network's address pools: {net.name}"
+            f"no available IPv{6 if v6 else 4} addresses on this network's address pools: {net.name}"
         )
 
-    def new_endpoint(self, net: NetworkRecord, settings: EndpointSettings | None) -> Endpoint:
-        user_ip = settings.ipam_config.ipv4_address if settings and settings.ipam_config else ""
+    def new_endpoint(
+        self, net: NetworkRecord, settings: EndpointSettings | None, mac: str = ""
+    ) -> Endpoint:
+        ipam = settings.ipam_config if settings else None
+        user_ip = ipam.ipv4_address if ipam else ""
+        user_ip6 = ipam.ipv6_address if ipam else ""
+        link_local = link_local_ips(ipam.link_local_ips if ipam else None)
+        if link_local and not net.dns_enabled:  # the default bridge
+            raise InvalidParameter(
+                "user specified IP address is supported on user defined networks only"
+            )
+        if user_ip6 and not net.ipv6:
+            raise InvalidParameter(f"no configured subnet contains IP address {user_ip6}")
+        mac = (settings.mac_address if settings else "") or mac
+        if mac:
+            mac = parse_mac(mac)
         aliases = list(settings.aliases or []) if settings else []
         if aliases and not net.dns_enabled:
             raise InvalidParameter(
@@ -112,6 +159,14 @@ class NetworkService:
             gateway=net.gateway,
             aliases=aliases,
             user_ip=user_ip,
+            links=list(settings.links or []) if settings else [],
+            ip6=self._allocate(net, user_ip6, v6=True) if net.ipv6 else "",
+            prefix_len6=ipaddress.ip_network(net.subnet6).prefixlen if net.ipv6 else 0,
+            gateway6=net.gateway6 if net.ipv6 else "",
+            user_ip6=user_ip6,
+            link_local_ips=link_local,
+            mac=mac,
+            driver_opts=dict(settings.driver_opts or {}) if settings else {},
         )
 
     # --- containers --------------------------------------------------------------------------
@@ -121,11 +176,15 @@ class NetworkService:
             return
         self.lookup(mode)
 
-    def endpoints_for_create(self, hc: HostConfig, nc: NetworkingConfig | None) -> list[Endpoint]:
+    def endpoints_for_create(
+        self, hc: HostConfig, nc: NetworkingConfig | None, mac: str = ""
+    ) -> list[Endpoint]:
+        """The endpoints a new container gets; `mac` is the deprecated Config.MacAddress, which
+        applies to the primary network."""
         mode = "bridge" if hc.network_mode in ("", "default") else hc.network_mode
         configs = dict((nc.endpoints_config or {}) if nc else {})
         if mode in ("host", "none") or mode.startswith("container:"):
-            if configs and mode != "host":
+            if configs and mode == "none":
                 raise InvalidParameter(
                     "conflicting options: container type network can't be used with links"
                 )
@@ -137,7 +196,7 @@ class NetworkService:
         first = [
             configs.pop(k) for k in (mode, primary.id, "default", hc.network_mode) if k in configs
         ]
-        out = [self.new_endpoint(primary, first[0] if first else None)]
+        out = [self.new_endpoint(primary, first[0] if first else None, mac)]
         for ref, settings in configs.items():  # API ≥ 1.44: several networks at create
             net = self.lookup(ref)
             if net.id != primary.id and net.driver == "bridge":
@@ -150,6 +209,9 @@ class NetworkService:
         return NetworkAttachment(
             name=net.name, id=net.id, bridge=net.bridge, subnet=net.subnet, gateway=net.gateway,
             ip=e.ip, aliases=names, dns_enabled=net.dns_enabled, internal=net.internal,
+            mac=e.effective_mac, mtu=net.mtu,
+            subnet6=net.subnet6 if e.ip6 else "", gateway6=e.gateway6, ip6=e.ip6,
+            link_local_ips=list(e.link_local_ips),
         )  # fmt: skip
 
     def attach(self, rec: Record) -> tuple[list[NetworkAttachment], list[PortMapping]]:
@@ -199,13 +261,25 @@ class NetworkService:
 def endpoint_settings(rec: Record, e: Endpoint) -> EndpointSettings:
     running = rec.alive
     return EndpointSettings(
-        ipam_config=EndpointIPAMConfig(ipv4_address=e.user_ip) if e.user_ip else None,
+        ipam_config=EndpointIPAMConfig(
+            ipv4_address=e.user_ip,
+            ipv6_address=e.user_ip6,
+            link_local_ips=list(e.link_local_ips) or None,
+        )
+        if e.user_ip or e.user_ip6 or e.link_local_ips
+        else None,
+        links=list(e.links) or None,
         aliases=list(e.aliases) or None,
+        mac_address=e.effective_mac if running else "",
+        driver_opts=dict(e.driver_opts) or None,
         network_id=e.network_id,
         endpoint_id=(e.network_id[:32] + rec.id[:32]) if running else "",
         gateway=e.gateway if running else "",
         ip_address=e.ip if running else "",
         ip_prefix_len=e.prefix_len if running else 0,
+        ipv6_gateway=e.gateway6 if running else "",
+        global_ipv6_address=e.ip6 if running else "",
+        global_ipv6_prefix_len=e.prefix_len6 if running else 0,
         dns_names=[rec.name, *e.aliases, rec.id[:12]]
         if running and e.network_name != "bridge"
         else None,
@@ -242,5 +316,9 @@ def network_settings(rec: Record) -> NetworkSettings:
         gateway=first.gateway if first and running else "",
         ip_address=first.ip if first and running else "",
         ip_prefix_len=first.prefix_len if first and running else 0,
+        mac_address=first.effective_mac if first and running else "",
+        ipv6_gateway=first.gateway6 if first and running else "",
+        global_ipv6_address=first.ip6 if first and running else "",
+        global_ipv6_prefix_len=first.prefix_len6 if first and running else 0,
         networks=networks,
     )

@@ -12,7 +12,7 @@ from berth_contracts.docker import (
 )
 
 from berth_engine.mountspec import MountEntry
-from berth_engine.netmodel import Endpoint, PublishedPort
+from berth_engine.netmodel import Endpoint, Link, PublishedPort
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -50,6 +50,8 @@ class Record(msgspec.Struct, kw_only=True):
     mounts: list[MountEntry] = msgspec.field(default_factory=list)  # binds, volumes, tmpfs
     endpoints: list[Endpoint] = msgspec.field(default_factory=list)  # bridge networks joined
     ports: list[PublishedPort] = msgspec.field(default_factory=list)  # published, this run
+    links: list[Link] = msgspec.field(default_factory=list)  # legacy links (--link), by child id
+    link_env: list[str] = msgspec.field(default_factory=list)  # their variables, this run
 
     @property
     def running(self) -> bool:

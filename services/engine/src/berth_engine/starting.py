@@ -25,6 +25,8 @@ from berth_engine.core import EngineCore
 from berth_engine.exits import ExitHandler
 from berth_engine.logdrivers import task_log_config
 from berth_engine.mountspec import oci_mounts
+from berth_engine.netjoin import join, joined_container
+from berth_engine.netlinks import apply_links
 from berth_engine.records import Record, State
 from berth_engine.store import RecordStore
 from berth_engine.taskspec import exit_code_for_start_error, start_error, task_spec
@@ -103,19 +105,23 @@ class StartService:
         else:
             rec.agent_used = True
             await self.store.save(rec)  # before TaskCreate: a crash must not forget it was sent
+        joined = joined_container(self.store, rec)
+        if joined is not None:
+            join(rec, joined)  # before task_spec: HOSTNAME is the joined container's
         hostopts.check_start(rec, self.store)
         spec = task_spec(rec)
-        if spec.extra_hosts:
-            bridge = self.core.networks.nets.by_name("bridge") if self.core.networks else None
-            spec = msgspec.structs.replace(
-                spec,
-                extra_hosts=hostopts.resolve_host_gateway(
-                    spec.extra_hosts, bridge.gateway if bridge is not None else ""
-                ),
-            )
+        # --add-host's records first (host-gateway resolved here only); apply_links adds the
+        # links' after them, in libnetwork's order.
+        spec = msgspec.structs.replace(
+            spec,
+            extra_hosts=hostopts.add_host_records(
+                list(rec.host_config.extra_hosts or []), self._host_gateway()
+            ),
+        )
         if self.core.networks is not None and rec.endpoints:
             networks, ports = self.core.networks.attach(rec)
             spec = msgspec.structs.replace(spec, networks=networks, port_mappings=ports)
+        spec = apply_links(self.store, rec, spec)
         # Create and start in one agent call, unless the terminal's initial size has to be set
         # in between (moby applies HostConfig.ConsoleSize after create, before start).
         start_now = not self._needs_console_size(rec)
@@ -145,6 +151,10 @@ class StartService:
         )
         span.set_attribute("container.pid", pid)
         await self.store.save(rec)
+
+    def _host_gateway(self) -> str:
+        bridge = self.core.networks.nets.by_name("bridge") if self.core.networks else None
+        return bridge.gateway if bridge is not None else ""
 
     async def _start_created(self, rec: Record) -> tuple[int, str]:
         await self._initial_console_size(rec)

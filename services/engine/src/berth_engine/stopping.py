@@ -12,6 +12,7 @@ from berth_contracts.errors import Conflict, InternalError, NotFound, NotModifie
 
 from berth_engine.core import EngineCore
 from berth_engine.exits import ExitHandler
+from berth_engine.netlinks import remove_link
 from berth_engine.records import Record
 from berth_engine.signals import SIGKILL, SIGTERM, parse_signal
 from berth_engine.store import RecordStore
@@ -125,6 +126,11 @@ class StopService:
                 )
 
     async def remove(self, cmd: ContainerRemove) -> Done:
+        if cmd.link:  # `docker rm --link /parent/alias`: only the link goes
+            parent = remove_link(self.store, cmd.ref)
+            async with self.core.lock(parent.id):
+                await self.store.save(parent)
+            return Done()
         rec = self.store.lookup(cmd.ref)
         with self.core.container_span(rec, "container remove"):
             if rec.id in self.core.removing:

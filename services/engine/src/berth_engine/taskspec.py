@@ -26,11 +26,13 @@ def replace_or_append_env(base: list[str], overrides: list[str]) -> list[str]:
     return result
 
 
-def process_env(rec: Record) -> list[str]:
-    """moby's CreateDaemonEnvironment: PATH, HOSTNAME (and TERM with a TTY), then Config.Env."""
+def process_env(rec: Record, linked: list[str] | None = None) -> list[str]:
+    """moby's CreateDaemonEnvironment: PATH, HOSTNAME (and TERM with a TTY), the legacy links'
+    variables, then Config.Env."""
     base = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={rec.config.hostname}"]
     if rec.config.tty:
         base.append("TERM=xterm")
+    base += linked or []
     return replace_or_append_env(base, rec.config.env or [])
 
 
@@ -46,8 +48,10 @@ def task_spec(rec: Record) -> TaskSpec:
         tty=rec.config.tty,
         open_stdin=rec.config.open_stdin,
         stdin_once=rec.config.stdin_once,
-        # berth has no bridge yet: anything but host gets a private netns with loopback only.
-        network_mode="host" if hc.network_mode == "host" else "none",
+        # The agent makes a namespace of the task's own unless this is "host" or
+        # "container:<full id>" (resolved at create, checked at start: netjoin); bridge
+        # networks are attached in it from TaskSpec.networks.
+        network_mode=hc.network_mode,
         memory=hc.memory,
         memory_swap=hc.memory_swap,
         nano_cpus=hc.nano_cpus,
@@ -82,7 +86,6 @@ def task_spec(rec: Record) -> TaskSpec:
         masked_paths=hc.masked_paths,
         readonly_paths=hc.readonly_paths,
         init=bool(hc.init),
-        extra_hosts=list(hc.extra_hosts or []),
         dns=list(hc.dns or []),
         dns_search=list(hc.dns_search or []),
         dns_options=list(hc.dns_options or []),
@@ -101,6 +104,8 @@ _DAEMON_WORDS = (
     "Invalid IPC mode",
     "invalid device cgroup rule format",
     "container ",  # "container <id> is not running": a --pid container: donor
+    "Cannot link to",  # legacy links: the child is not running or not on the default bridge
+    "cannot join own network",
 )
 _MOBY_PREFIX = (
     "failed to create task for container: failed to create shim task: OCI runtime create failed: "
@@ -115,7 +120,7 @@ def start_error(exc: BerthError) -> BerthError:
     implemented, conflicts) pass through as they are.
     """
     if exc.kind not in ("internal", "invalid") or exc.message.startswith(_DAEMON_WORDS):
-        return exc  # not runc's: dockerd's own words (ports, groups, devices), unwrapped
+        return exc  # not runc's: dockerd's own words (ports, links, joins, groups, devices)
     text = exc.message
     if "OCI runtime" not in text and not text.startswith("failed to create task"):
         if "runc create failed" not in text:

@@ -48,8 +48,9 @@ def _dns_overrides(text: str, spec: TaskSpec) -> str:
 def _hosts(
     hostname: str, host_net: bool, ip: str = "", extra: list[str] | None = None, domain: str = ""
 ) -> str:
-    # --add-host "name:ip" lines after the defaults, then the container's own, as libnetwork.
-    added = "".join(f"{h.partition(':')[2]}\t{h.partition(':')[0]}\n" for h in extra or [])
+    # The spec's records (--add-host's, then links') after the defaults, then the container's
+    # own, in libnetwork's order.
+    added = "".join(f"{record}\n" for record in extra or [])
     if host_net:
         try:
             return Path("/etc/hosts").read_text(encoding="utf-8", errors="replace") + added
@@ -93,3 +94,9 @@ def write_etc_files(bundle: Path, container_id: str, spec: TaskSpec) -> dict[str
         path.chmod(0o644)
         out[dest] = path
     return out
+
+
+def joined_etc_files(joined_bundle: Path) -> dict[str, Path]:
+    """The files of the task whose network namespace is joined (`--network container:`)."""
+    names = {"/etc/hostname": "hostname", "/etc/hosts": "hosts", "/etc/resolv.conf": "resolv.conf"}
+    return {dest: joined_bundle / name for dest, name in names.items() if (joined_bundle / name).exists()}

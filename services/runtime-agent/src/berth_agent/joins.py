@@ -3,6 +3,7 @@ from the running tasks of this node (their /proc/<pid>/ns paths, a shareable don
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,21 +28,38 @@ def donor(tasks: Mapping[str, RunningTask], ref: str, ns: str) -> RunningTask:
     if len(matches) != 1:
         raise NotFound(f"No such container: {ref}")
     other = matches[0]
-    if other.state.get("status") != "running" or not other.state.get("pid"):
+    # A paused container is still running for dockerd (State.Running stays true).
+    if other.state.get("status") not in ("running", "paused") or not other.state.get("pid"):
         if ns == "network":
             raise Conflict(f"cannot join network of a non running container: {other.id}")
         raise Conflict(f"container {other.id} is not running")
     return other
 
 
-def joined_namespaces(tasks: Mapping[str, RunningTask], spec: TaskSpec) -> dict[str, str]:
-    """Namespace type -> /proc/<donor's init pid>/ns/<type> for each `container:` mode."""
+def joined_namespaces(
+    tasks: Mapping[str, RunningTask], spec: TaskSpec, netns_dir: Path | None = None
+) -> dict[str, str]:
+    """Namespace type -> the namespace file to join for each `container:` mode: the donor's
+    bound netns under `netns_dir` when it has networks (it outlives the process that made it),
+    else /proc/<donor's init pid>/ns/<type>."""
     joined: dict[str, str] = {}
     for ns, mode in (("network", spec.network_mode), ("pid", spec.pid_mode), ("ipc", spec.ipc_mode)):
         if mode.startswith("container:"):
             other = donor(tasks, mode.partition(":")[2], ns)
-            joined[ns] = f"/proc/{int(other.state['pid'])}/ns/{_PROC_NS[ns]}"
+            bound = netns_dir / other.id if netns_dir is not None else None
+            if ns == "network" and bound is not None and os.path.ismount(bound):
+                joined[ns] = str(bound)
+            else:
+                joined[ns] = f"/proc/{int(other.state['pid'])}/ns/{_PROC_NS[ns]}"
     return joined
+
+
+def network_donor_bundle(tasks: Mapping[str, RunningTask], spec: TaskSpec) -> Path | None:
+    """`--network container:<id>`: the donor's bundle, whose /etc/hostname, hosts and
+    resolv.conf the joiner bind-mounts (dockerd shares them)."""
+    if not spec.network_mode.startswith("container:"):
+        return None
+    return donor(tasks, spec.network_mode.partition(":")[2], "network").bundle
 
 
 def shm_source(tasks: Mapping[str, RunningTask], spec: TaskSpec, bundle: Path) -> str:

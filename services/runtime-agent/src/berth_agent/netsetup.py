@@ -111,23 +111,27 @@ def _options(
     for i, net in enumerate(nets, start=first):
         key = netavark_name(net.id)
         networks[key] = {
-            "static_ips": [net.ip],
+            "static_ips": [net.ip, *([net.ip6] if net.ip6 else [])],
             "aliases": list(net.aliases),
             "interface_name": f"eth{i}",
+            **({"static_mac": net.mac} if net.mac else {}),
         }
         info[key] = {
             "name": key,
             "id": net.id,
             "driver": "bridge",
             "network_interface": net.bridge,
-            "subnets": [{"subnet": net.subnet, "gateway": net.gateway}],
-            "ipv6_enabled": False,
+            "subnets": [
+                {"subnet": net.subnet, "gateway": net.gateway},
+                *([{"subnet": net.subnet6, "gateway": net.gateway6}] if net.ip6 else []),
+            ],
+            "ipv6_enabled": bool(net.ip6),
             "internal": net.internal,
             "dns_enabled": net.dns_enabled,
             "ipam_options": {"driver": "host-local"},
             # Docker isolates its bridge networks from each other; netavark does when asked
             # (and keepers keep that true: see the module's docstring).
-            "options": {"isolate": "true"},
+            "options": {"isolate": "true", **({"mtu": str(net.mtu)} if net.mtu else {})},
         }
     return {
         "container_id": cid,
@@ -145,6 +149,20 @@ def _options(
             for p in ports
         ],
     }
+
+
+def _add_link_local(netns: Path, options: dict[str, Any], nets: list[NetworkAttachment]) -> None:
+    """IPAMConfig.LinkLocalIPs: extra addresses on the interface, as libnetwork adds them
+    (/16 for IPv4, /64 for IPv6); netavark has no field for them."""
+    for net in nets:
+        iface = options["networks"][netavark_name(net.id)]["interface_name"]
+        for ip in net.link_local_ips:
+            prefix = 64 if ":" in ip else 16
+            argv = ["nsenter", f"--net={netns}", "ip", "addr", "add", f"{ip}/{prefix}", "dev", iface]
+            res = subprocess.run(argv, capture_output=True, timeout=TIMEOUT, check=False)
+            if res.returncode != 0:
+                text = res.stderr.decode(errors="replace").strip()
+                raise InternalError(f"failed to add link-local address {ip}: {text}")
 
 
 class NetworkSetup:
@@ -181,6 +199,7 @@ class NetworkSetup:
         # Saved before setup: a half-done setup is torn down from this too.
         self._state(cid).write_text(json.dumps(options))
         self._run("setup", netns, options)
+        _add_link_local(netns, options, list(spec.networks))
         self._keep_all(options)
 
     # --- keepers -------------------------------------------------------------------------------
@@ -258,13 +277,18 @@ class NetworkSetup:
         _ip("netns", "add", ns)
         try:
             netns = Path("/run/netns") / ns
-            net = ipaddress.ip_network(info["subnets"][0]["subnet"], strict=False)
-            address = str(net.broadcast_address - 1)  # no container is left to hold it
+            # One address per subnet (IPv4, IPv6) that no container holds: the last but one.
+            addresses = [
+                str(ipaddress.ip_network(s["subnet"], strict=False).broadcast_address - 1)
+                for s in info["subnets"]
+            ]
             key = info["name"]
             options = {
                 "container_id": "0" * 64,
                 "container_name": ns,
-                "networks": {key: {"static_ips": [address], "aliases": [], "interface_name": "eth0"}},
+                "networks": {
+                    key: {"static_ips": addresses, "aliases": [], "interface_name": "eth0"}
+                },
                 "network_info": {key: info},
                 "port_mappings": [],
             }
@@ -295,6 +319,7 @@ class NetworkSetup:
             return
         options = _options(cid, name, add, [], first=used)
         self._run("setup", netns, options)
+        _add_link_local(netns, options, add)
         self._keep_all(options)
         if state is None:
             state = options

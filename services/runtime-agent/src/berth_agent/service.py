@@ -176,6 +176,10 @@ async def main(ctx: ServiceContext) -> None:
             await anyio.to_thread.run_sync(
                 manager.net.disconnect, cmd.container_id, list(cmd.disconnect)
             )
+        if cmd.add_hosts:
+            # In place (same inode): the file is bind-mounted into the container.
+            with (paths.bundle(cmd.container_id) / "hosts").open("a", encoding="utf-8") as f:
+                f.write("".join(f"{record}\n" for record in cmd.add_hosts))
         return Done()
 
     srv.handle(TaskNetworkUpdate, task_network)

@@ -46,10 +46,10 @@ from opentelemetry import trace
 from berth_agent import shim_proto as proto
 from berth_agent.bundle import read_json, remove_bundle, unmount_rootfs, write_json
 from berth_agent.copyup import copy_up
-from berth_agent.etcfiles import write_etc_files
+from berth_agent.etcfiles import joined_etc_files, write_etc_files
 from berth_agent.execproc import ExecRun, exec_process
 from berth_agent.hostspec import GROUP_ADD_ANNOTATION
-from berth_agent.joins import joined_namespaces, shm_source
+from berth_agent.joins import joined_namespaces, network_donor_bundle, shm_source
 from berth_agent.links import ShimConn, ShimGone
 from berth_agent.netsetup import NetworkSetup
 from berth_agent.oci import build_config
@@ -390,7 +390,8 @@ class TaskManager:
         if cid in self.tasks or self.paths.bundle(cid).exists():
             raise Conflict(f"task {cid}: already exists")
         tp = traceparent_of(trace.get_current_span())
-        joined = joined_namespaces(self.tasks, spec)
+        joined = joined_namespaces(self.tasks, spec, self.net.netns_dir)
+        etc_donor = network_donor_bundle(self.tasks, spec)
         bundle = self.paths.bundle(cid)
         bundle.mkdir(mode=0o711)
         task = Task(id=cid, bundle=bundle, meta={"open_stdin": spec.open_stdin, "tty": spec.tty})
@@ -422,7 +423,7 @@ class TaskManager:
                 self._attach(task, conn)
                 with tracer.start_as_current_span("bundle.write"):
                     await anyio.to_thread.run_sync(
-                        self._write_config, cid, spec, cmd, bundle, joined
+                        self._write_config, cid, spec, cmd, bundle, joined, etc_donor
                     )
                 # Nothing to do between create and start (no network to attach): one runc run.
                 run_now = cmd.start and not spec.networks
@@ -452,7 +453,13 @@ class TaskManager:
             raise
 
     def _write_config(
-        self, cid: str, spec: TaskSpec, cmd: TaskCreate, bundle: Path, joined: dict[str, str]
+        self,
+        cid: str,
+        spec: TaskSpec,
+        cmd: TaskCreate,
+        bundle: Path,
+        joined: dict[str, str],
+        etc_donor: Path | None = None,
     ) -> None:
         rootfs = str(bundle / "rootfs")
         user = resolve_user(rootfs, spec.user)
@@ -461,7 +468,8 @@ class TaskManager:
             user = dataclasses.replace(user, additional_gids=[*user.additional_gids, *group_add])
         if spec.copy_up:
             copy_up(rootfs, list(spec.copy_up), list(cmd.rootfs[1:]))
-        etc = write_etc_files(bundle, cid, spec)
+        # A joiner shares the files of the container whose namespace it joins, as in dockerd.
+        etc = joined_etc_files(etc_donor) if etc_donor else write_etc_files(bundle, cid, spec)
         config = build_config(
             cid, spec, user, list(cmd.rootfs[1:]), etc, self.swap_supported, joined,
             shm_source(self.tasks, spec, bundle),

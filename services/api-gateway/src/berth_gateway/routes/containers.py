@@ -121,11 +121,12 @@ async def kill(request: web.Request) -> web.Response:
 
 
 async def remove(request: web.Request) -> web.Response:
-    if qbool(request, "link"):
-        raise NotImplementedByBerth("links are not supported by berth yet")
     await backend(request).call(
         ContainerRemove(
-            ref=request.match_info["id"], force=qbool(request, "force"), volumes=qbool(request, "v")
+            ref=request.match_info["id"],
+            force=qbool(request, "force"),
+            volumes=qbool(request, "v"),
+            link=qbool(request, "link"),
         ),
         Done,
         reply_timeout=60.0,

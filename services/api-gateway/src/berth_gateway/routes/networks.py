@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 from berth_contracts.networks import (
+    IpamPool,
     NetworkConnect,
     NetworkCreate,
     NetworkCreated,
@@ -32,6 +33,7 @@ class _CreateBody(msgspec.Struct, rename="pascal"):
     driver: str = ""
     internal: bool = False
     attachable: bool = False
+    enable_ipv6: bool = msgspec.field(default=False, name="EnableIPv6")
     check_duplicate: bool = True
     ipam: dict[str, Any] | None = msgspec.field(default=None, name="IPAM")
     options: dict[str, str] | None = None
@@ -47,7 +49,17 @@ class _ConnectBody(msgspec.Struct, rename="pascal"):
 async def create(request: web.Request) -> web.Response:
     body = await read_json(request, _CreateBody)
     assert body is not None
-    config = ((body.ipam or {}).get("Config") or [{}])[0] or {}
+    configs = [c or {} for c in (body.ipam or {}).get("Config") or []]
+    config = configs[0] if configs else {}
+    pools = [
+        IpamPool(
+            subnet=c.get("Subnet") or "",
+            ip_range=c.get("IPRange") or "",
+            gateway=c.get("Gateway") or "",
+            aux_addresses=dict(c.get("AuxiliaryAddresses") or c.get("AuxAddress") or {}),
+        )
+        for c in configs
+    ]
     reply = await backend(request).call(
         NetworkCreate(
             name=body.name,
@@ -56,6 +68,10 @@ async def create(request: web.Request) -> web.Response:
             attachable=body.attachable,
             subnet=config.get("Subnet") or "",
             gateway=config.get("Gateway") or "",
+            pools=pools,
+            enable_ipv6=body.enable_ipv6,
+            ipam_driver=str((body.ipam or {}).get("Driver") or ""),
+            ipam_options=dict((body.ipam or {}).get("Options") or {}),
             labels=body.labels or {},
             options=body.options or {},
         ),
@@ -88,7 +104,12 @@ async def connect(request: web.Request) -> web.Response:
             ref=request.match_info["id"],
             container=body.container,
             aliases=list(ep.get("Aliases") or []),
+            links=list(ep.get("Links") or []),
+            mac_address=ep.get("MacAddress") or "",
+            driver_opts=dict(ep.get("DriverOpts") or {}),
             ipv4_address=((ep.get("IPAMConfig") or {}).get("IPv4Address") or ""),
+            ipv6_address=((ep.get("IPAMConfig") or {}).get("IPv6Address") or ""),
+            link_local_ips=list((ep.get("IPAMConfig") or {}).get("LinkLocalIPs") or []),
         ),
         NetworkDetail,
     )
