@@ -14,13 +14,9 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-import test_docker_py
 from harness import Berth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-client = test_docker_py.client  # the docker-py client fixture, shared
-
 
 @pytest.fixture
 def api(berth: Berth) -> Iterator[docker.APIClient]:
@@ -65,7 +61,7 @@ def test_images_build_with_options(client: docker.DockerClient, busybox_image: s
         assert again.id == image.id
         assert [entry for entry in logs] == [{"stream": image.id + "\n"}]
         # target and nocache through the same call.
-        base, logs = client.images.build(path=str(ctx), tag="dpy:base", target="base", nocache=True)
+        base, logs = client.images.build(path=str(ctx), tag="dpy:base", target="base", nocache=True, rm=True)
         assert "Using cache" not in _streams(logs)
         assert client.containers.run("dpy:base", ["cat", "/v"], remove=True) == b"v=default\n"
     finally:
