@@ -210,3 +210,36 @@ def test_a_client_that_goes_away_cancels_the_step(berth: Berth, busybox_image: s
         proc.kill()
         proc.wait(timeout=30)
     wait_until(lambda: set(_ids(berth, "ps", "-aq")) == before or None, timeout=60, what="the step's removal")
+
+
+def test_scratch_add_of_a_tar_and_onbuild(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx", "FROM scratch\nENV A=b\nCOPY f.txt /f\nWORKDIR /w\nCMD [\"/f\"]\n")
+    src = tmp_path / "src" / "d"
+    src.mkdir(parents=True)
+    (src / "x").write_text("in\n")
+    subprocess.run(["tar", "-czf", str(ctx / "a.tar.gz"), "-C", str(src.parent), "d"], check=True)
+    (ctx / "Dockerfile.onbuild").write_text(
+        "FROM busybox\nADD a.tar.gz /opt/\nONBUILD RUN echo triggered > /t\nONBUILD COPY a.tar.gz /copied.tgz\n"
+    )
+    (ctx / "Dockerfile.child").write_text("FROM onb:1\nRUN cat /t /opt/d/x && ls /copied.tgz\n")
+    try:
+        out = berth.docker_ok("build", "-t", "scratch:1", str(ctx), timeout=240)
+        assert "Step 1/5 : FROM scratch\n ---> \nStep 2/5 : ENV A=b\n ---> Running in " in out
+        meta = json.loads(berth.docker_ok("image", "inspect", "scratch:1"))[0]
+        assert meta["Parent"].startswith("sha256:")  # the step before: an intermediate image
+        assert len(meta["RootFS"]["Layers"]) == 2 and meta["Config"]["WorkingDir"] == "/w"
+        berth.docker_ok("create", "--name", "scratch-c", "scratch:1")
+        exported = subprocess.run(
+            ["docker", "export", "scratch-c"], env={**os.environ, "DOCKER_HOST": berth.docker_host},
+            capture_output=True, check=True,
+        ).stdout  # fmt: skip
+        listed = subprocess.run(["tar", "-t"], input=exported, capture_output=True, check=True).stdout.split()
+        assert b"f" in listed and b"w/" in listed and b"bin/" not in listed
+        berth.docker_ok("build", "-f", str(ctx / "Dockerfile.onbuild"), "-t", "onb:1", str(ctx), timeout=240)
+        assert berth.docker_ok("run", "--rm", "onb:1", "cat", "/opt/d/x") == "in\n"  # ADD extracted it
+        child = berth.docker_ok("build", "-f", str(ctx / "Dockerfile.child"), "-t", "onb:2", str(ctx), timeout=240)
+        assert "Step 1/2 : FROM onb:1\n# Executing 2 build triggers\n ---> Running in " in child
+        assert "triggered\nin\n/copied.tgz\n" in child
+    finally:
+        berth.docker("rm", "scratch-c")
+        berth.docker("rmi", "scratch:1", "onb:2", "onb:1")

@@ -61,6 +61,8 @@ class ContainerCreate(Command, frozen=True):
     body: CreateRequest
     name: str = ""
     platform: str = ""
+    # The builder's `FROM scratch` step: no image at all (body.image is empty), an empty rootfs.
+    scratch: bool = False
 
 
 class ContainerCreated(Reply, frozen=True):

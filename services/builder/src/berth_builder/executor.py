@@ -159,16 +159,14 @@ class EngineExecutor:
         )  # fmt: skip
 
     async def _create(self, config: ContainerConfig, image_id: str) -> str:
-        if not image_id:
-            raise BuildError(
-                "berth's builder cannot run a step on `FROM scratch` yet (no empty base layer)"
-            )
         fields = msgspec.structs.asdict(config)
         fields["image"] = image_id
         body = CreateRequest(**fields, host_config=self._host_config())
         try:
             created = await self._engine(
-                ContainerCreate(body=body), ContainerCreated, within=CREATE_TIMEOUT
+                ContainerCreate(body=body, scratch=not image_id),  # FROM scratch: no image
+                ContainerCreated,
+                within=CREATE_TIMEOUT,
             )
         except BerthError as exc:
             raise BuildError(exc.message) from None

@@ -204,6 +204,8 @@ class Builder:
                 await self._build(pending.options, spool, ctx_dir, response)
             except (BuildError, ContextError) as exc:
                 await response.write(_error_line(str(exc), getattr(exc, "code", 0)))
+            except BerthError as exc:  # an engine error not already in a step's words
+                await response.write(_error_line(exc.message))
             except Exception as exc:  # noqa: BLE001 - the client must get an error line, not a reset
                 log.exception("build failed")
                 await response.write(_error_line(f"{type(exc).__name__}: {exc}"))
@@ -250,7 +252,7 @@ class Builder:
                     held.append(json_line(message))
                 elif "aux" in message:
                     image_id = str(message["aux"]["ID"])
-        except (BuildError, ContextError):
+        except (BuildError, ContextError, BerthError):
             for line in held:
                 await response.write(line)
             raise

@@ -43,7 +43,7 @@ from berth_kit.diskmodes import ensure_dir, private_sqlite
 from berth_kit.rpc import RpcServer
 
 from berth_lifecycle.buildcache import BuildCache
-from berth_lifecycle.committing import Committer
+from berth_lifecycle.committing import SCRATCH, Committer
 from berth_lifecycle.containerfs import ContainerFiles
 from berth_lifecycle.content import ContentStore
 from berth_lifecycle.events import Publish
@@ -154,7 +154,7 @@ class Lifecycle:
 
     async def snapshot_prepare(self, cmd: SnapshotPrepare) -> SnapshotMounts:
         async with self.images.lock:  # an image delete must not collect layers meanwhile
-            row = await self.images.resolve(cmd.image_id)
+            row = await self.images.resolve(cmd.image_id) if cmd.image_id else SCRATCH
             return SnapshotMounts(mounts=await self.snapshots.prepare(cmd.key, row))
 
     async def snapshot_mounts(self, cmd: SnapshotGetMounts) -> SnapshotMounts:
