@@ -63,6 +63,7 @@ def _ids(berth: Berth, *args: str) -> list[str]:
 def test_build_runs_every_step_like_dockerd(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
     ctx = make_context(tmp_path / "ctx")
     before = set(_ids(berth, "ps", "-aq"))
+    images_before = set(_ids(berth, "images", "-aq"))
     res = berth.docker("build", "--build-arg", "GREETING=hey", "--label", "l=1",
                        "-t", "built:1", "-t", "built:2", str(ctx), timeout=240)  # fmt: skip
     try:
@@ -99,6 +100,11 @@ def test_build_runs_every_step_like_dockerd(berth: Berth, busybox_image: str, tm
         listed = berth.docker_ok("images", "--format", "{{.Repository}}:{{.Tag}}")
         assert "<none>:<none>" not in listed
         assert berth.docker_ok("images", "-a", "-q").count("\n") >= 10
+        # rmi of the last name deletes the image and its untagged steps, as dockerd does.
+        berth.docker_ok("rmi", "built:1")
+        removed = berth.docker_ok("rmi", "built:2")
+        assert removed.count("Deleted: ") >= 10
+        assert set(_ids(berth, "images", "-aq")) == images_before
     finally:
         berth.docker("rmi", "built:1", "built:2")
 

@@ -123,7 +123,7 @@ class Lifecycle:
         return Done()
 
     async def image_delete(self, cmd: ImageDelete) -> ImageDeleted:
-        untagged, deleted = await self.images.delete(cmd.ref, force=cmd.force)
+        untagged, deleted = await self.images.delete(cmd.ref, force=cmd.force, noprune=cmd.noprune)
         return ImageDeleted(untagged=untagged, deleted=deleted)
 
     async def image_upload(self, cmd: ImageUpload) -> UploadTarget:
