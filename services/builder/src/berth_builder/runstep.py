@@ -8,6 +8,7 @@ subscribed before the start, so nothing is missed. stderr is wrapped in moby's c
 
 from __future__ import annotations
 
+import codecs
 import math
 from collections.abc import AsyncIterator
 
@@ -26,6 +27,7 @@ from berth_builder.build import BuildError
 
 # After the exit, output still in flight gets this long before the step goes on without it.
 EOF_GRACE = 10.0
+_utf8 = codecs.getincrementaldecoder("utf-8")
 
 
 def _exit_code(event: Event) -> int:
@@ -55,6 +57,7 @@ async def run_container(rpc: RpcClient, nc: NATS, cid: str) -> AsyncIterator[dic
             raise BuildError(exc.message) from None
         exit_code: int | None = None
         eof = False
+        decoders: dict[int, codecs.IncrementalDecoder] = {}
         while not eof or exit_code is None:
             item: tuple[str, bytes] | None = None
             if exit_code is None:
@@ -77,8 +80,10 @@ async def run_container(rpc: RpcClient, nc: NATS, cid: str) -> AsyncIterator[dic
                 continue
             chunk = decode(data, StdioChunk)
             if chunk.data:
-                text = chunk.data.decode(errors="replace")
-                yield {"stream": f"\x1b[91m{text}\x1b[0m" if chunk.stream == STDERR else text}
+                # A character split between two chunks is decoded whole.
+                text = decoders.setdefault(chunk.stream, _utf8(errors="replace")).decode(chunk.data)
+                if text:
+                    yield {"stream": f"\x1b[91m{text}\x1b[0m" if chunk.stream == STDERR else text}
             eof = eof or chunk.eof
         yield exit_code or 0
     finally:
