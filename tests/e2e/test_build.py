@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from harness import Berth, wait_until
+from otlp_receiver import OtlpReceiver, SpanRecord
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -249,3 +250,31 @@ def test_scratch_add_of_a_tar_and_onbuild(berth: Berth, busybox_image: str, tmp_
     finally:
         berth.docker("rm", "scratch-c")
         berth.docker("rmi", "scratch:1", "onb:2", "onb:1")
+
+
+def test_a_build_is_one_trace_with_a_span_per_step(
+    berth: Berth, busybox_image: str, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    ctx = make_context(tmp_path / "ctx", "FROM busybox\nENV T=1\nRUN echo traced\n")
+    before = {s.span_id for s in receiver.spans}
+    berth.docker_ok("build", "--no-cache", str(ctx), timeout=240)
+
+    def build_span(spans: list[SpanRecord]) -> SpanRecord | None:
+        found = [s for s in spans if s.span_id not in before and s.name == "docker build"]
+        return found[-1] if found else None
+
+    root = receiver.wait_for(build_span, timeout=15)
+    assert isinstance(root, SpanRecord), "no `docker build` span arrived"
+    assert root.service == "berth-builder"
+
+    def steps(_: list[SpanRecord]) -> list[SpanRecord] | None:
+        found = [s for s in receiver.trace(root.trace_id) if s.name.startswith("step ")]
+        return found if len(found) == 2 else None
+
+    found = receiver.wait_for(steps, timeout=15)
+    assert isinstance(found, list), "the step spans did not arrive"
+    names = sorted(s.name for s in found)
+    assert names == ["step 2/3: ENV", "step 3/3: RUN"]
+    # The gateway's request span is the build's parent: the client's request starts the trace.
+    services = {s.service for s in receiver.trace(root.trace_id)}
+    assert {"berth-api-gateway", "berth-builder", "berth-engine"} <= services

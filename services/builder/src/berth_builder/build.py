@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from berth_contracts.builder import BuildOptions
 from berth_contracts.docker import ContainerConfig
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 
 from berth_builder.buildargs import BuildArgs
 from berth_builder.dispatch import LayerStep, StageState, begin_stage, dispatch
@@ -30,6 +32,7 @@ from berth_builder.parser import ParseError, parse
 from berth_builder.shell_lex import SubstitutionError, process_word
 
 SCRATCH = "scratch"
+_tracer = trace.get_tracer("berth-builder")
 
 
 class BuildError(Exception):
@@ -242,8 +245,17 @@ class Build:
                 for message in step_line(index, total, inst.original.strip()):
                     yield message
                 index += 1
-                async for message in self._step(state, inst):
-                    yield message
+                # A span per step, in the build's trace (not made current: it spans yields).
+                span = _tracer.start_span(f"step {index - 1}/{total}: {inst.name.upper()}")
+                try:
+                    async for message in self._step(state, inst):
+                        yield message
+                except BaseException as exc:
+                    span.record_exception(exc)
+                    span.set_status(StatusCode.ERROR, str(exc))
+                    raise
+                finally:
+                    span.end()
                 yield stream(f" ---> {_short(self.image_id)}\n")
             self.results.commit(stage.name, self.image_id, state.config)
         if not self.image_id:

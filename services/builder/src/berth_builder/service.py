@@ -22,6 +22,8 @@ from anyio import to_thread
 from berth_contracts.builder import BuildOptions, BuildPrepare, UploadTarget
 from berth_contracts.errors import BerthError, InvalidParameter, NotImplementedByBerth
 from berth_kit.rpc import RpcServer
+from berth_kit.tracing import extract
+from opentelemetry import trace
 
 from berth_builder.build import Build, BuildError, Executors, json_line, load_dockerfile
 from berth_builder.context import (
@@ -201,7 +203,10 @@ class Builder:
                 return web.json_response({"message": exc.message}, status=400)
             await response.prepare(request)
             try:
-                await self._build(pending.options, spool, ctx_dir, response)
+                # One build is one trace: the gateway's request span is its parent.
+                parent = extract(dict(request.headers))
+                with trace.get_tracer("berth-builder").start_as_current_span("docker build", context=parent):
+                    await self._build(pending.options, spool, ctx_dir, response)
             except (BuildError, ContextError) as exc:
                 await response.write(_error_line(str(exc), getattr(exc, "code", 0)))
             except BerthError as exc:  # an engine error not already in a step's words
