@@ -192,9 +192,16 @@ def test_dockerfile_from_stdin_file_option_and_quiet(berth: Berth, busybox_image
         assert berth.docker_ok("image", "inspect", "-f", "{{.Id}}", "stdin:1").strip() == image_id
         assert berth.docker_ok("run", "--rm", "stdin:1", "cat", "/s") == "from-stdin\n"
         ctx = make_context(tmp_path / "ctx", "FROM nosuch\n")
-        (ctx / "other.Dockerfile").write_text("FROM busybox\nCOPY f.txt /\nCMD [\"cat\", \"/f.txt\"]\n")
+        (ctx / "other.Dockerfile").write_text(
+            "FROM busybox\nCOPY f.txt /\nCOPY --chown=user f.txt /u\nCOPY --chown=nobody:1000 d /n/\nCMD [\"cat\", \"/f.txt\"]\n"
+        )
         berth.docker_ok("build", "-f", str(ctx / "other.Dockerfile"), "-t", "file:1", str(ctx), timeout=240)
         assert berth.docker_ok("run", "--rm", "file:1") == "hello\n"
+        # --chown names from the image's own /etc/passwd and /etc/group; a directory COPY makes
+        # is owned like the files (dockerd 20.10 shows the same owners).
+        owners = berth.docker_ok("run", "--rm", "file:1", "stat", "-c", "%n %u:%g", "/u", "/n", "/n/sub", "/n/sub/y")
+        assert owners.splitlines() == ["/u 1000:1000", "/n 65534:1000", "/n/sub 65534:1000", "/n/sub/y 65534:1000"]
+        assert berth.docker_ok("builder", "prune", "-f").strip().endswith("Total reclaimed space: 0B")
         missing = berth.docker("build", "-", input="FROM busybox\nCOPY f.txt /\n")
         assert missing.returncode == 1
         assert ("COPY failed: file not found in build context or excluded by .dockerignore: "

@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from berth_builder.chown import resolve_chown
 from berth_builder.context import ContextError, extract_context
 from berth_builder.copysources import ContextHasher
 from berth_builder.copystep import (
@@ -57,8 +58,17 @@ def test_chown_is_numeric_and_a_lone_uid_is_also_the_group() -> None:
     assert parse_chown("") == (0, 0)
     assert parse_chown("10") == (10, 10)
     assert parse_chown("10:20") == (10, 20)
-    with pytest.raises(ContextError, match="numeric"):
-        parse_chown("nobody")
+    assert parse_chown("nobody") is None and parse_chown("1:users") is None  # looked up later
+    passwd, group = "root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n", "root:x:0:\nstaff:x:50:\n"
+    assert resolve_chown("user", passwd, "user:x:1000:\n") == (1000, 1000)
+    assert resolve_chown("user:staff", passwd, group) == (1000, 50)
+    assert resolve_chown("7:staff", passwd, group) == (7, 50)
+    with pytest.raises(ContextError, match="can't find uid for user ghost: no such user: ghost"):
+        resolve_chown("ghost", passwd, group)
+    with pytest.raises(ContextError, match="can't find gid for group user: no such group: user"):
+        resolve_chown("user", passwd, group)
+    with pytest.raises(ContextError, match="invalid chown string format: a:b:c"):
+        parse_chown("a:b:c")
 
 
 def _names(path: str) -> list[tuple[str, int, int, int]]:

@@ -16,6 +16,7 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from berth_builder.chown import needs_lookup, split_chown
 from berth_builder.context import ContextError, resolve_in_root
 from berth_builder.copysources import ContextHasher, CopySource, copy_comment
 
@@ -27,21 +28,19 @@ class CopyPlan:
     comment: str  # the step's cache key and history text
     sources: list[CopySource]
     dest: str  # absolute, a trailing slash kept
-    owner: tuple[int, int]
+    owner: tuple[int, int] | None  # None: names, looked up in the step container
+    chown: str
     root: str  # where the sources are (the extracted context, or a staging directory)
 
 
-def parse_chown(chown: str) -> tuple[int, int]:
-    """--chown=uid[:gid] (numeric; a lone uid is also the group, as moby's parseChownFlag)."""
+def parse_chown(chown: str) -> tuple[int, int] | None:
+    """Numeric --chown=uid[:gid] (a lone uid is also the group); None when names must be
+    looked up in the image (chown.py), (0, 0) without --chown."""
     if not chown:
         return 0, 0
-    user, _, group = chown.partition(":")
-    group = group or user
-    if not (user.isdigit() and group.isdigit()):
-        raise ContextError(
-            f"berth's builder takes --chown as numeric uid[:gid] only (got {chown!r}): "
-            "names need the image's /etc/passwd, which it does not read yet"
-        )
+    if needs_lookup(chown):
+        return None
+    user, group = split_chown(chown)
     return int(user), int(group)
 
 
@@ -75,7 +74,7 @@ def plan(
     dest = normalize_dest(workdir, dest)
     if len(sources) > 1 and not dest.endswith("/"):
         raise ContextError(MULTIPLE_NEEDS_DIR)
-    return CopyPlan(comment, sources, dest, owner, root)
+    return CopyPlan(comment, sources, dest, owner, chown, root)
 
 
 def is_archive(path: str) -> bool:
@@ -125,6 +124,7 @@ def _owned(uid: int, gid: int) -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
 def write_transfers(copy: CopyPlan, kind: str, dest_is_dir: bool, out_dir: str) -> list[Transfer]:
     """Blocking: the tars to PUT, in order. `dest_is_dir`: the destination exists as a
     directory in the image (a single file source then goes inside it)."""
+    assert copy.owner is not None, "names in --chown are resolved before the tar is written"
     uid, gid = copy.owner
     fix = _owned(uid, gid)
     dest = copy.dest.rstrip("/") or "/"

@@ -45,6 +45,7 @@ from nats.aio.client import Client as NATS
 
 from berth_builder import copyfrom, transfer
 from berth_builder.build import BaseImage, BuildError, Output, StageResults, StepDone
+from berth_builder.chown import resolve_chown
 from berth_builder.context import ContextError
 from berth_builder.copysources import ContextHasher, CopySource
 from berth_builder.copystep import CopyPlan, context_sources, plan, write_transfers
@@ -277,9 +278,10 @@ class EngineExecutor:
 
     # --- files into a step container ---------------------------------------------------------
 
-    async def _put(self, cid: str, path: str, tar_path: str) -> None:
+    async def _put(self, cid: str, path: str, tar_path: str, owner: tuple[int, int]) -> None:
         opened = await self._engine(
-            ContainerArchive(ref=cid, path=path, mode="put", make_parents=True), ArchiveOpened
+            ContainerArchive(ref=cid, path=path, mode="put", make_parents=True, parents_owner=owner),
+            ArchiveOpened,
         )
         await transfer.post_file(opened.url, tar_path)
 
@@ -293,6 +295,8 @@ class EngineExecutor:
         )  # fmt: skip
 
     async def _copy(self, cid: str, copy: CopyPlan, kind: str) -> None:
+        if copy.owner is None:
+            copy.owner = await self._owner(cid, copy.chown)
         dest_is_dir = False
         if len(copy.sources) == 1 and not copy.dest.endswith("/"):
             with contextlib.suppress(NotFound):
@@ -307,7 +311,7 @@ class EngineExecutor:
         except (ContextError, OSError) as exc:
             raise BuildError(str(exc)) from None
         for item in transfers:
-            await self._put(cid, item.dest_dir, item.tar_path)
+            await self._put(cid, item.dest_dir, item.tar_path, copy.owner)
 
     async def _plan_copy(
         self, state: StageState, step: LayerStep, results: StageResults
@@ -353,3 +357,19 @@ class EngineExecutor:
         finally:
             await self._remove(cid)
         return staging, sources
+
+    async def _owner(self, cid: str, chown: str) -> tuple[int, int]:
+        """--chown names: the step container's /etc/passwd and /etc/group."""
+        tables: list[str] = []
+        for path in ("/etc/passwd", "/etc/group"):
+            try:
+                opened = await self._engine(
+                    ContainerArchive(ref=cid, path=path, mode="get"), ArchiveOpened
+                )
+                tables.append(await transfer.read_single_file(opened.url))
+            except NotFound:
+                tables.append("")
+        try:
+            return resolve_chown(chown, *tables)
+        except ContextError as exc:
+            raise BuildError(f"unable to convert uid/gid chown string to host mapping: {exc}") from None

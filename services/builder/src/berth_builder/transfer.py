@@ -3,7 +3,9 @@ pull's progress read from its URL (bulk bytes never cross NATS)."""
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -69,3 +71,20 @@ async def post_to_file(url: str, path: str) -> None:
                 await to_thread.run_sync(f.write, chunk)
         finally:
             f.close()
+
+
+async def read_single_file(url: str, limit: int = 4 << 20) -> str:
+    """An archive get URL for one regular file (/etc/passwd): its text (links are not followed
+    into the host: the tar says what the container has)."""
+    async with aiohttp.ClientSession(timeout=_TIMEOUT) as session, session.post(url) as resp:
+        if resp.status >= 400:
+            raise BuildError(await _error(resp))
+        body = await resp.content.read(limit + 1)
+    if len(body) > limit:
+        raise BuildError("the image's user database is too large")
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        for member in tar:
+            if member.isreg():
+                f = tar.extractfile(member)
+                return f.read().decode(errors="replace") if f is not None else ""
+    return ""

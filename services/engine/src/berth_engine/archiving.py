@@ -35,6 +35,7 @@ class ArchiveService:
                 mounts=mounts,
                 no_overwrite_dir_non_dir=cmd.no_overwrite_dir_non_dir,
                 make_parents=cmd.make_parents,
+                parents_owner=cmd.parents_owner,
             ),
             ArchiveOpened,
         )

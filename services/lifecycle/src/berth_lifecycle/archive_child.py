@@ -252,9 +252,19 @@ def _make_room(target: str, member: tarfile.TarInfo) -> None:
         shutil.rmtree(target)
 
 
-def do_put(path: str, no_overwrite: bool, limits: TarLimits, make_parents: bool = False) -> None:
-    if make_parents:  # the builder's COPY: missing directories are made 0755, owned by root
-        os.makedirs(path, 0o755, exist_ok=True)
+def make_parents(path: str, uid: int, gid: int) -> None:
+    """The builder's COPY destination: missing directories made 0755, owned by the --chown
+    identity (moby's MkdirAllAndChownNew); existing ones are left as they are."""
+    missing = []
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        os.mkdir(directory, 0o755)
+        os.lchown(directory, uid, gid)
+
+
+def do_put(path: str, no_overwrite: bool, limits: TarLimits) -> None:
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -298,8 +308,9 @@ def main() -> int:
         elif spec["mode"] == "export":
             do_export()
         else:
-            do_put(path, bool(spec.get("no_overwrite")), TarLimits(**spec.get("limits", {})),
-                   bool(spec.get("make_parents")))  # fmt: skip
+            if spec.get("make_parents"):
+                make_parents(path, *spec.get("parents_owner", (0, 0)))
+            do_put(path, bool(spec.get("no_overwrite")), TarLimits(**spec.get("limits", {})))
     except Fail as exc:
         print(exc, file=sys.stderr)
         return exc.code
