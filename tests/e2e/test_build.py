@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -285,3 +288,38 @@ def test_a_build_is_one_trace_with_a_span_per_step(
     # The gateway's request span is the build's parent: the client's request starts the trace.
     services = {s.service for s in receiver.trace(root.trace_id)}
     assert {"berth-api-gateway", "berth-builder", "berth-engine"} <= services
+
+
+def test_add_of_a_url(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    """Fetched by the builder as dockerd's builder does: 0600, Last-Modified as mtime, the same
+    sum in the history as dockerd 20.10 wrote for this file, clear errors when unreachable."""
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "x.txt").write_text("remote\n")
+    os.utime(www / "x.txt", (1690000000, 1690000000))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        dockerfile = (f"FROM busybox\nADD {base}/x.txt /d/\nADD {base}/x.txt /named\n"
+                      "RUN stat -c '%n %a %u:%g %Y' /d/x.txt /named\n")  # fmt: skip
+        out = berth.docker_ok("build", "-t", "added:1", "-", input=dockerfile, timeout=240)
+        assert "/d/x.txt 600 0:0 1690000000\n/named 600 0:0 1690000000\n" in out
+        history = berth.docker_ok("history", "--no-trunc", "--format", "{{.CreatedBy}}", "added:1").splitlines()
+        assert history[1] == (
+            "/bin/sh -c #(nop) ADD ea173ddfce4e922bd41ce29e6f059c0aa476586664a4f8b1d1ad7dad6c83f28a in /named "
+        )
+        again = berth.docker_ok("build", "-t", "added:1", "-", input=dockerfile, timeout=240)
+        assert again.count(" ---> Using cache\n") == 3
+        missing = berth.docker("build", "-", input=f"FROM busybox\nADD {base}/nope /\n")
+        assert missing.returncode == 1
+        assert f"ADD failed: failed to GET {base}/nope with status 404 File not found: " in missing.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+        berth.docker("rmi", "added:1")
+    refused = berth.docker("build", "-", input=f"FROM busybox\nADD {base}/y /\n")
+    port = server.server_address[1]
+    assert f'ADD failed: Get "{base}/y": dial tcp 127.0.0.1:{port}: connect: connection refused' in refused.stderr

@@ -102,7 +102,7 @@ def _write_file(fd: int, name: str, data: IO[bytes] | None, mode: int, digest: h
     return written
 
 
-def tarsum_header(member: tarfile.TarInfo) -> bytes:
+def tarsum_header(member: tarfile.TarInfo, owner_names: tuple[str, str] = ("", "")) -> bytes:
     """tarsum v1's header selection of a tar entry as the client sent it (moby hashes the
     context archive itself): uname/gname are left empty, mtime is not part of it."""
     typeflag = member.type
@@ -118,8 +118,8 @@ def tarsum_header(member: tarfile.TarInfo) -> bytes:
         ("size", str(size)),
         ("typeflag", typeflag.decode("latin-1")),
         ("linkname", member.linkname),
-        ("uname", ""),
-        ("gname", ""),
+        ("uname", owner_names[0]),
+        ("gname", owner_names[1]),
         ("devmajor", str(member.devmajor)),
         ("devminor", str(member.devminor)),
     ]

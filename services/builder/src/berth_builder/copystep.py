@@ -31,6 +31,7 @@ class CopyPlan:
     owner: tuple[int, int] | None  # None: names, looked up in the step container
     chown: str
     root: str  # where the sources are (the extracted context, or a staging directory)
+    no_decompress: bool = False  # ADD <url>: the download is copied as it is
 
 
 def parse_chown(chown: str) -> tuple[int, int] | None:
@@ -56,10 +57,6 @@ def normalize_dest(workdir: str, requested: str) -> str:
 def context_sources(hasher: ContextHasher, kind: str, srcs: list[str]) -> list[CopySource]:
     """Blocking: the sources in the build context (wildcards expanded), with their sums."""
     for src in srcs:
-        if kind == "add" and src.startswith(("http://", "https://")):
-            raise ContextError(
-                "berth's builder does not fetch ADD URLs yet: download the file into the context"
-            )
         if kind == "copy" and "://" in src:
             raise ContextError("source can't be a URL for COPY")
     return [found for src in srcs for found in hasher.sources(src)]
@@ -137,7 +134,7 @@ def write_transfers(copy: CopyPlan, kind: str, dest_is_dir: bool, out_dir: str) 
             if os.path.isdir(full):
                 for entry in sorted(os.listdir(full)):
                     _add_tree(tar, os.path.join(full, entry), entry, fix)
-            elif kind == "add" and is_archive(full):
+            elif kind == "add" and not copy.no_decompress and is_archive(full):
                 transfers.append(Transfer(dest, full))
             else:
                 name = posixpath.basename(source.path.rstrip("/"))

@@ -43,7 +43,7 @@ from berth_contracts.imaging import (
 from berth_kit.rpc import RpcClient
 from nats.aio.client import Client as NATS
 
-from berth_builder import copyfrom, transfer
+from berth_builder import copyfrom, download, transfer
 from berth_builder.build import BaseImage, BuildError, Output, StageResults, StepDone
 from berth_builder.chown import resolve_chown
 from berth_builder.context import ContextError
@@ -280,7 +280,9 @@ class EngineExecutor:
 
     async def _put(self, cid: str, path: str, tar_path: str, owner: tuple[int, int]) -> None:
         opened = await self._engine(
-            ContainerArchive(ref=cid, path=path, mode="put", make_parents=True, parents_owner=owner),
+            ContainerArchive(
+                ref=cid, path=path, mode="put", make_parents=True, parents_owner=owner
+            ),
             ArchiveOpened,
         )
         await transfer.post_file(opened.url, tar_path)
@@ -316,14 +318,24 @@ class EngineExecutor:
     async def _plan_copy(
         self, state: StageState, step: LayerStep, results: StageResults
     ) -> CopyPlan:
-        if not step.from_stage:
+        urls = [src for src in step.sources if download.is_url(src)]
+        if step.from_stage:
+            root, sources = await self._sources_from(results, step.from_stage, step.sources)
+        elif urls and step.kind == "add":
+            if len(urls) != len(step.sources):
+                raise ContextError(
+                    "berth's builder does not mix URLs and context files in one ADD yet"
+                )
+            root = await to_thread.run_sync(copyfrom.staging_dir, self.work)
+            sources = [await download.download(url, root, i) for i, url in enumerate(urls)]
+        else:
             sources = await to_thread.run_sync(
                 context_sources, self.hasher, step.kind, step.sources
             )
             root = self.context_root
-        else:
-            root, sources = await self._sources_from(results, step.from_stage, step.sources)
-        return plan(root, step.kind, sources, step.dest, step.chown, state.config.working_dir)
+        copy = plan(root, step.kind, sources, step.dest, step.chown, state.config.working_dir)
+        copy.no_decompress = bool(urls)  # a download is never extracted, as moby
+        return copy
 
     async def _sources_from(
         self, results: StageResults, ref: str, srcs: list[str]
@@ -372,4 +384,6 @@ class EngineExecutor:
         try:
             return resolve_chown(chown, *tables)
         except ContextError as exc:
-            raise BuildError(f"unable to convert uid/gid chown string to host mapping: {exc}") from None
+            raise BuildError(
+                f"unable to convert uid/gid chown string to host mapping: {exc}"
+            ) from None
