@@ -57,7 +57,7 @@ def _sum(path: str, name: str) -> str:
 async def download(url: str, staging: str, index: int) -> CopySource:
     """Fetch `url` into staging/<index>/<name>; a CopySource relative to `staging`."""
     name = posixpath.basename(urlsplit(url).path.rstrip("/"))
-    if not name:
+    if name in ("", ".", ".."):
         raise ContextError(f"cannot determine filename for source {url}")
     directory = os.path.join(staging, str(index))
     os.mkdir(directory, 0o700)
