@@ -321,3 +321,26 @@ def test_add_of_a_url(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
     refused = berth.docker("build", "-", input=f"FROM busybox\nADD {base}/y /\n")
     port = server.server_address[1]
     assert f'ADD failed: Get "{base}/y": dial tcp 127.0.0.1:{port}: connect: connection refused' in refused.stderr
+
+
+def test_image_prune_keeps_the_steps_of_a_tagged_build(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx", "FROM busybox\nENV P=1\nRUN echo p > /p\n")
+    try:
+        berth.docker_ok("build", "-t", "pruned:1", str(ctx), timeout=240)
+        berth.docker_ok("image", "prune", "-f")
+        # The steps are parents of a named image: dockerd keeps them, so the cache still hits.
+        again = berth.docker_ok("build", "-t", "pruned:1", str(ctx), timeout=240)
+        assert again.count(" ---> Using cache\n") == 2
+        history = berth.docker_ok("history", "-q", "pruned:1").split()
+        assert "<missing>" not in history[:3]
+        # rmi --no-prune leaves the steps: the last one is now a dangling head, and prune takes
+        # it with the whole untagged chain under it, as dockerd.
+        before = set(_ids(berth, "images", "-aq"))
+        berth.docker_ok("rmi", "--no-prune", "pruned:1")
+        dangling = _ids(berth, "images", "-q", "--filter", "dangling=true")
+        assert len(dangling) == 1
+        berth.docker_ok("image", "prune", "-f")
+        assert _ids(berth, "images", "-q", "--filter", "dangling=true") == []
+        assert len(before - set(_ids(berth, "images", "-aq"))) == 2  # the image and its ENV step
+    finally:
+        berth.docker("rmi", "pruned:1")
