@@ -142,13 +142,6 @@ def test_system_df(berth: Berth, busybox_image: str) -> None:
         berth.docker("volume", "rm", "dfvol")
 
 
-def test_build_still_answers_501(berth: Berth) -> None:
-    """The builder is a later task: POST /build keeps its clear 501 meanwhile."""
-    res = berth.http("POST", "/build", body=b"")
-    assert res.status == 501
-    assert "not supported by berth yet" in res.json()["message"]
-
-
 def test_diff_and_commit_over_a_multilayer_image(berth: Berth, tmp_path: Path) -> None:
     """The image's own whiteouts and opaque dirs hide lower files: what they hide is new again
     when the container writes it (dockerd 20.10 prints the same lines)."""

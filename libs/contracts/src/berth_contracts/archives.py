@@ -41,6 +41,8 @@ class ContainerArchive(Command, frozen=True):
     path: str
     mode: ArchiveMode = "stat"
     no_overwrite_dir_non_dir: bool = False
+    make_parents: bool = False  # put: create the path (0755) when missing (builder COPY)
+    parents_owner: tuple[int, int] = (0, 0)  # uid, gid of the directories make_parents creates
 
 
 class ArchiveOpen(Command, frozen=True):
@@ -54,6 +56,8 @@ class ArchiveOpen(Command, frozen=True):
     pid: int = 0
     mounts: list[ArchiveMount] = msgspec.field(default_factory=list)
     no_overwrite_dir_non_dir: bool = False
+    make_parents: bool = False
+    parents_owner: tuple[int, int] = (0, 0)
 
 
 class ArchiveOpened(Reply, frozen=True):

@@ -96,7 +96,8 @@ PERMISSIONS: dict[str, BusPermissions] = {
     BUILDER: _service(
         BUILDER,
         publish=(subjects.ENGINE_RPC,),
-        subscribe=(subjects.BUILDER_RPC, subjects.stdio_out(ANY)),
+        # A step container's output and its `die` event (exit code).
+        subscribe=(subjects.BUILDER_RPC, subjects.stdio_out(ANY), subjects.docker_events("container", ANY)),
     ),
     STATUS: BusPermissions(
         publish=(subjects.health(ANY),),

@@ -31,6 +31,7 @@ from berth_contracts.imaging import (
     ContainerChanges,
     ContainerCommit,
     ContainerExport,
+    ImageCacheLookup,
     ImageHistoryGet,
     SystemDf,
 )
@@ -60,6 +61,8 @@ class ContainerCreate(Command, frozen=True):
     body: CreateRequest
     name: str = ""
     platform: str = ""
+    # The builder's `FROM scratch` step: no image at all (body.image is empty), an empty rootfs.
+    scratch: bool = False
 
 
 class ContainerCreated(Reply, frozen=True):
@@ -344,6 +347,7 @@ EngineRequest = (
     | ContainerChanges
     | ContainerExport
     | ImageHistoryGet
+    | ImageCacheLookup
     | SystemDf
     | Ping
 )

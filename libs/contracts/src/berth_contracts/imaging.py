@@ -29,6 +29,11 @@ class ContainerCommit(Command, frozen=True):
     changes: list[str] = msgspec.field(default_factory=list)
     pause: bool = True
     config: ContainerConfig | None = None  # the request body; None = the container's config
+    # The builder's step commit (moby's CommitBuildStep): `config` is the image config as it
+    # is, `container_config` (the step's cache key, whose Cmd is the history text) is recorded
+    # instead of the container's; no merge, no pause, no `commit` event.
+    build_step: bool = False
+    container_config: ContainerConfig | None = None
 
 
 class ContainerCommitted(Reply, frozen=True):
@@ -124,11 +129,26 @@ class SnapshotCommit(Command, frozen=True):
     comment: str = ""
     repo: str = ""
     tag: str = ""
+    merge: bool = True  # False: `config` as it is (a build step)
 
 
 class SnapshotCommitted(Reply, frozen=True):
     id: str
     ref: str = ""  # the familiar name tagged, if any
+
+
+class ImageCacheLookup(Command, frozen=True):
+    """The classic build cache (moby's getLocalCachedImage): the newest child image of
+    `parent` ("" = FROM scratch: images without a parent) whose container_config matches
+    (Cmd, Env, Labels, ExposedPorts, Entrypoint, Volumes, User, Tty, attach flags). Engine
+    and lifecycle alike."""
+
+    parent: str
+    container_config: ContainerConfig
+
+
+class ImageCacheHit(Reply, frozen=True):
+    id: str = ""  # "" = no cached image
 
 
 class SnapshotExport(Command, frozen=True):

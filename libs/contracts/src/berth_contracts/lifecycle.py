@@ -117,6 +117,7 @@ from berth_contracts.distribution import (  # noqa: E402 - a leaf too
     RegistryLogin,
 )
 from berth_contracts.imaging import (  # noqa: E402 - no cycle: imaging does not import this
+    ImageCacheLookup,
     ImageHistoryGet,
     LayerUsageGet,
     SnapshotCommit,
@@ -143,6 +144,7 @@ LifecycleRequest = (
     | SnapshotCommit
     | SnapshotExport
     | ImageHistoryGet
+    | ImageCacheLookup
     | LayerUsageGet
     | Ping
 )

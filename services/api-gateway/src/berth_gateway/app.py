@@ -16,6 +16,7 @@ from berth_gateway.errors import error_middleware
 from berth_gateway.headers import add_common_headers
 from berth_gateway.routes import (
     archive,
+    build,
     containers,
     distribution,
     images,
@@ -47,6 +48,7 @@ def all_routes() -> list[Route]:
         *streams.ROUTES,
         *containers.ROUTES,
         *distribution.ROUTES,
+        *build.ROUTES,
         *images.ROUTES,
         *volumes.ROUTES,
         *archive.ROUTES,

@@ -8,14 +8,14 @@ from berth_contracts import subjects
 from berth_contracts.builder import BuilderRequest
 from berth_kit.service import ServiceContext, run_service
 
-from berth_builder.build import StepsUnavailable
+from berth_builder.executor import EngineExecutors
 from berth_builder.service import Builder, data_root, http_listen
 
 SERVICE = "berth-builder"
 
 
 async def serve(ctx: ServiceContext) -> None:
-    builder = Builder(data_root(), StepsUnavailable(), http_listen())
+    builder = Builder(data_root(), EngineExecutors(ctx.rpc, ctx.nc), http_listen())
     await builder.start()
 
     async def close_on_stop() -> None:

@@ -1,9 +1,9 @@
 """One build, as moby's classic builder drives it: meta ARGs, then each stage up to the target,
-`Step N/M : ...` per instruction, metadata applied here and layer steps through an executor.
+`Step N/M : ...` per instruction, metadata applied here and steps run through an executor.
 
-The executor is where containers run and layers are committed (engine + lifecycle). Until the
-engine can commit a container (`docker commit`), the only executor is StepsUnavailable, which
-refuses the first FROM with a clear message: nothing is faked.
+The executor is where containers run and images are committed (`executor.EngineExecutor`, on
+the engine). Its methods are async generators of output: stream messages (dicts) and, last,
+the step's result (StepDone or BaseImage).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from berth_contracts.builder import BuildOptions
 from berth_contracts.docker import ContainerConfig
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 
 from berth_builder.buildargs import BuildArgs
 from berth_builder.dispatch import LayerStep, StageState, begin_stage, dispatch
@@ -24,15 +26,21 @@ from berth_builder.instructions import (
     InstructionError,
     Stage,
     instructions_of,
+    parse_instruction,
 )
 from berth_builder.parser import ParseError, parse
 from berth_builder.shell_lex import SubstitutionError, process_word
 
 SCRATCH = "scratch"
+_tracer = trace.get_tracer("berth-builder")
 
 
 class BuildError(Exception):
     """A build that stops; the message in moby's words, sent as the errorDetail line."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code  # a RUN's exit status: errorDetail.code, the CLI's exit status
 
 
 @dataclass
@@ -41,38 +49,76 @@ class BaseImage:
     config: ContainerConfig | None
 
 
+@dataclass
+class StepDone:
+    image_id: str
+
+
+Output = dict[str, Any] | StepDone | BaseImage
+
+
 class StepExecutor(Protocol):
-    """What the builder needs from the rest of berth (engine, lifecycle, agent)."""
+    """What the builder needs from the rest of berth (engine, lifecycle, agent), for one build."""
 
-    async def base_image(self, ref: str, *, pull: bool, platform: str) -> BaseImage: ...
+    def base_image(self, ref: str, *, pull: bool, platform: str) -> AsyncIterator[Output]:
+        """Pull output if any, then the BaseImage."""
+        ...
 
-    async def commit_metadata(self, state: StageState, image_id: str) -> str:
+    def new_stage(self) -> None:
+        """moby's imageProber.Reset: each stage probes the cache again."""
+        ...
+
+    def metadata_step(self, state: StageState, image_id: str) -> AsyncIterator[Output]:
         """A new image: `image_id`'s layers, state.config, history + state.history[-1]."""
         ...
 
-    def run_layer_step(self, state: StageState, image_id: str, step: LayerStep) -> AsyncIterator[str]:
-        """Run the step in a container from image_id, commit it; yields output lines and
-        finally ` ---> <short id>`; raises BuildError."""
+    def layer_step(
+        self, state: StageState, image_id: str, step: LayerStep, results: StageResults
+    ) -> AsyncIterator[Output]:
+        """Run the step in a container from image_id, commit it; output, then StepDone;
+        raises BuildError."""
+        ...
+
+    async def tag(self, image_id: str, tag: str) -> str:
+        """Tag the result; the familiar name for `Successfully tagged`."""
         ...
 
 
 class StepsUnavailable:
-    """The executor until the engine commits containers: every build stops at its first FROM."""
+    """An executor that refuses every step needing an image or a container (no engine)."""
 
-    MESSAGE = (
-        "berth's builder cannot run build steps yet: it needs `docker commit` (a container's "
-        "writable layer as an image layer), which this engine does not have"
-    )
+    MESSAGE = "berth's builder has no engine to run build steps with"
 
-    async def base_image(self, ref: str, *, pull: bool, platform: str) -> BaseImage:
+    def for_build(
+        self, options: BuildOptions, context_root: str, sums: dict[str, str]
+    ) -> StepExecutor:
+        return self
+
+    async def base_image(self, ref: str, *, pull: bool, platform: str) -> AsyncIterator[Output]:
+        raise BuildError(self.MESSAGE)
+        yield {}  # pragma: no cover - makes this an async generator
+
+    def new_stage(self) -> None:
+        pass
+
+    async def metadata_step(self, state: StageState, image_id: str) -> AsyncIterator[Output]:
+        raise BuildError(self.MESSAGE)
+        yield {}  # pragma: no cover
+
+    async def layer_step(
+        self, state: StageState, image_id: str, step: LayerStep, results: StageResults
+    ) -> AsyncIterator[Output]:
+        raise BuildError(self.MESSAGE)
+        yield {}  # pragma: no cover
+
+    async def tag(self, image_id: str, tag: str) -> str:
         raise BuildError(self.MESSAGE)
 
-    async def commit_metadata(self, state: StageState, image_id: str) -> str:
-        raise BuildError(self.MESSAGE)
 
-    async def run_layer_step(self, state: StageState, image_id: str, step: LayerStep) -> AsyncIterator[str]:
-        raise BuildError(self.MESSAGE)
-        yield ""  # pragma: no cover - makes this an async generator
+class Executors(Protocol):
+    def for_build(
+        self, options: BuildOptions, context_root: str, sums: dict[str, str]
+    ) -> StepExecutor: ...
 
 
 def load_dockerfile(text: bytes, options: BuildOptions) -> Dockerfile:
@@ -94,7 +140,9 @@ def load_dockerfile(text: bytes, options: BuildOptions) -> Dockerfile:
     if options.labels and dockerfile.stages:
         last = dockerfile.stages[-1]
         for key in sorted(options.labels):
-            label = Instruction("label", f"LABEL {key}={options.labels[key]}", 0, [key, options.labels[key]])
+            label = Instruction(
+                "label", f"LABEL {key}={options.labels[key]}", 0, [key, options.labels[key]]
+            )
             label.pairs = [(key, options.labels[key])]
             label.flags = {"noexpand": "true"}
             last.commands.append(label)
@@ -141,69 +189,121 @@ def stream(text: str) -> dict[str, Any]:
     return {"stream": text}
 
 
-def step_line(index: int, total: int, text: str) -> dict[str, Any]:
-    return stream(f"Step {index}/{total} : {text}\n")
+def step_line(index: int, total: int, text: str) -> list[dict[str, Any]]:
+    """moby writes the step and its newline separately."""
+    return [stream(f"Step {index}/{total} : {text}"), stream("\n")]
 
 
 class Build:
-    def __init__(self, dockerfile: Dockerfile, options: BuildOptions, executor: StepExecutor) -> None:
+    def __init__(
+        self, dockerfile: Dockerfile, options: BuildOptions, executor: StepExecutor
+    ) -> None:
         self.dockerfile = dockerfile
         self.options = options
         self.executor = executor
         self.build_args = BuildArgs(dict(options.build_args))
         self.results = StageResults()
         self.image_id = ""
+        self.state = StageState(ContainerConfig(), self.build_args)
 
     def total_steps(self) -> int:
-        return len(self.dockerfile.meta_args) + sum(1 + len(s.commands) for s in self.dockerfile.stages)
+        return len(self.dockerfile.meta_args) + sum(
+            1 + len(s.commands) for s in self.dockerfile.stages
+        )
 
     async def run(self) -> AsyncIterator[dict[str, Any]]:
         """The build stream's messages; raises BuildError."""
         total, index = self.total_steps(), 1
         for meta in self.dockerfile.meta_args:
-            yield step_line(index, total, meta.original.strip())
+            for message in step_line(index, total, meta.original.strip()):
+                yield message
             index += 1
             env = self.build_args.all_allowed()
             for key, value in meta.arg_defaults:
                 try:
                     key = process_word(key, env, self.dockerfile.escape_token)
-                    value = process_word(value, env, self.dockerfile.escape_token) if value is not None else None
+                    value = (
+                        process_word(value, env, self.dockerfile.escape_token)
+                        if value is not None
+                        else None
+                    )
                 except SubstitutionError as exc:
                     raise BuildError(str(exc)) from None
                 self.build_args.add_arg(key, value)
                 self.build_args.add_meta_arg(key, value)
         for stage in self.dockerfile.stages:
             self.results.check_available(stage.name)
-            yield step_line(index, total, stage.original)
+            for message in step_line(index, total, stage.original):
+                yield message
             index += 1
-            state = await self._begin(stage)
+            self.executor.new_stage()
+            async for message in self._begin(stage):
+                yield message
+            state = self.state
             yield stream(f" ---> {_short(self.image_id)}\n")
             for inst in stage.commands:
-                yield step_line(index, total, inst.original.strip())
-                index += 1
-                async for message in self._step(state, inst):
+                for message in step_line(index, total, inst.original.strip()):
                     yield message
+                index += 1
+                # A span per step, in the build's trace (not made current: it spans yields).
+                span = _tracer.start_span(f"step {index - 1}/{total}: {inst.name.upper()}")
+                try:
+                    async for message in self._step(state, inst):
+                        yield message
+                except BaseException as exc:
+                    span.record_exception(exc)
+                    span.set_status(StatusCode.ERROR, str(exc))
+                    raise
+                finally:
+                    span.end()
+                yield stream(f" ---> {_short(self.image_id)}\n")
             self.results.commit(stage.name, self.image_id, state.config)
         if not self.image_id:
             raise BuildError("No image was generated. Is your Dockerfile empty?")
+        yield {"aux": {"ID": self.image_id}}
+        yield stream(f"Successfully built {_short(self.image_id)}\n")
+        for tag in self.options.tags:
+            name = await self.executor.tag(self.image_id, tag)
+            yield stream(f"Successfully tagged {name}\n")
 
-    async def _begin(self, stage: Stage) -> StageState:
+    async def _begin(self, stage: Stage) -> AsyncIterator[dict[str, Any]]:
+        """FROM: the base image, the stage's state (self.state), then its ONBUILD triggers."""
         try:
-            name = process_word(stage.base_name, self.build_args.all_meta(), self.dockerfile.escape_token)
+            name = process_word(
+                stage.base_name, self.build_args.all_meta(), self.dockerfile.escape_token
+            )
         except SubstitutionError as exc:
             raise BuildError(str(exc)) from None
         if not name:
             raise BuildError(f"base name ({stage.base_name}) should not be blank")
         from_stage = self.results.by_name(name)
         if from_stage is not None:
-            self.image_id, config = from_stage
-            base = BaseImage(self.image_id, config)
+            base = BaseImage(*from_stage)
         elif name == SCRATCH:
             base = BaseImage("", None)
         else:
-            base = await self.executor.base_image(name, pull=self.options.pull, platform=stage.platform)
+            base = BaseImage("", None)
+            async for item in self.executor.base_image(
+                name, pull=self.options.pull, platform=stage.platform
+            ):
+                if isinstance(item, BaseImage):
+                    base = item
+                elif isinstance(item, dict):
+                    yield item
         self.image_id = base.id
-        return begin_stage(base.config, self.build_args, self.dockerfile.escape_token)
+        self.state = begin_stage(base.config, self.build_args, self.dockerfile.escape_token)
+        triggers = list(base.config.on_build or []) if base.config is not None else []
+        if triggers:
+            yield stream(
+                f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n"
+            )
+        for trigger in triggers:
+            try:
+                inst = parse_instruction(parse(trigger.encode()).children[0])
+            except (ParseError, InstructionError, IndexError) as exc:
+                raise BuildError(str(getattr(exc, "message", exc))) from None
+            async for message in self._step(self.state, inst):
+                yield message
 
     async def _step(self, state: StageState, inst: Instruction) -> AsyncIterator[dict[str, Any]]:
         try:
@@ -211,11 +311,14 @@ class Build:
         except InstructionError as exc:
             raise BuildError(exc.message) from None
         if step is None:
-            self.image_id = await self.executor.commit_metadata(state, self.image_id)
-            yield stream(f" ---> {_short(self.image_id)}\n")
-            return
-        async for line in self.executor.run_layer_step(state, self.image_id, step):
-            yield stream(line)
+            items = self.executor.metadata_step(state, self.image_id)
+        else:
+            items = self.executor.layer_step(state, self.image_id, step, self.results)
+        async for item in items:
+            if isinstance(item, StepDone):
+                self.image_id = item.image_id
+            elif isinstance(item, dict):
+                yield item
 
 
 def _short(image_id: str) -> str:

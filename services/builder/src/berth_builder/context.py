@@ -103,7 +103,7 @@ def _write_file(fd: int, name: str, data: IO[bytes] | None, mode: int, digest: h
     return written
 
 
-def tarsum_header(member: tarfile.TarInfo) -> bytes:
+def tarsum_header(member: tarfile.TarInfo, owner_names: tuple[str, str] = ("", "")) -> bytes:
     """tarsum v1's header selection of a tar entry as the client sent it (moby hashes the
     context archive itself): uname/gname are left empty, mtime is not part of it."""
     typeflag = member.type
@@ -119,8 +119,8 @@ def tarsum_header(member: tarfile.TarInfo) -> bytes:
         ("size", str(size)),
         ("typeflag", typeflag.decode("latin-1")),
         ("linkname", member.linkname),
-        ("uname", ""),
-        ("gname", ""),
+        ("uname", owner_names[0]),
+        ("gname", owner_names[1]),
         ("devmajor", str(member.devmajor)),
         ("devminor", str(member.devminor)),
     ]
@@ -137,6 +137,7 @@ def extract_context(stream: IO[bytes] | Readable, root: str, max_bytes: int = 0)
     ContextError on an unusable archive, a full disk or `max_bytes` exceeded."""
     total = 0
     sums: dict[str, str] = {}
+    dirs: list[tuple[list[str], float]] = []
     root_fd = os.open(root, _DIR_FLAGS)
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as archive:  # type: ignore[call-overload]
@@ -150,6 +151,9 @@ def extract_context(stream: IO[bytes] | Readable, root: str, max_bytes: int = 0)
                 digest = hashlib.sha256(tarsum_header(member))
                 _extract_one(root_fd, archive, member, parts, digest)
                 sums["/".join(parts)] = digest.hexdigest()
+                if member.isdir():
+                    dirs.append((parts, member.mtime))
+        _dir_times(root_fd, dirs)
     except tarfile.TarError as exc:
         raise ContextError(f"invalid build context: {exc}") from None
     except OSError as exc:
@@ -159,6 +163,17 @@ def extract_context(stream: IO[bytes] | Readable, root: str, max_bytes: int = 0)
     finally:
         os.close(root_fd)
     return sums
+
+
+def _dir_times(root_fd: int, dirs: list[tuple[list[str], float]]) -> None:
+    """Directories' mtimes again once their contents are written (COPY keeps them, as moby)."""
+    for parts, mtime in reversed(dirs):
+        try:
+            with _dir_fd(root_fd, parts[:-1], create=False) as fd:
+                ns = int(mtime * 10**9)
+                os.utime(parts[-1], ns=(ns, ns), dir_fd=fd, follow_symlinks=False)
+        except (OSError, ContextError):
+            continue  # replaced by a later entry: nothing to restore
 
 
 def _extract_one(

@@ -33,6 +33,7 @@ class HistoryEntry:
     created_by: str
     empty_layer: bool
     author: str = ""
+    cmd: list[str] = field(default_factory=list)  # the step's nop Cmd (its cache key)
 
 
 @dataclass
@@ -73,8 +74,8 @@ class StageState:
         self.config = msgspec.structs.replace(self.config, **changes)
 
     def _commit(self, comment: str) -> None:
-        created_by = " ".join([*self.shell(), "#(nop) ", comment])
-        self.history.append(HistoryEntry(created_by, True, self.maintainer))
+        cmd = [*self.shell(), "#(nop) ", comment]
+        self.history.append(HistoryEntry(" ".join(cmd), True, self.maintainer, cmd))
 
 
 def begin_stage(base: ContainerConfig | None, build_args: BuildArgs, escape_token: str) -> StageState:

@@ -22,8 +22,10 @@ from anyio import to_thread
 from berth_contracts.builder import BuildOptions, BuildPrepare, UploadTarget
 from berth_contracts.errors import BerthError, InvalidParameter, NotImplementedByBerth
 from berth_kit.rpc import RpcServer
+from berth_kit.tracing import extract
+from opentelemetry import trace
 
-from berth_builder.build import Build, BuildError, StepExecutor, json_line, load_dockerfile
+from berth_builder.build import Build, BuildError, Executors, json_line, load_dockerfile
 from berth_builder.context import (
     ContextError,
     extract_context,
@@ -58,7 +60,9 @@ class _Pending:
 def validate(options: BuildOptions) -> None:
     """Refuse, before any byte is sent, what the classic builder here does not do."""
     if options.remote:
-        raise NotImplementedByBerth("berth's builder takes the context as the request body only (no remote URL)")
+        raise NotImplementedByBerth(
+            "berth's builder takes the context as the request body only (no remote URL)"
+        )
     if options.platform:
         raise NotImplementedByBerth('"platform" is not supported by the classic builder here')
 
@@ -78,7 +82,9 @@ class ContextStore:
         return tempfile.mkdtemp(dir=self.root, prefix="ctx-")
 
 
-def prepare_context(body: IO[bytes], ctx_dir: str, options: BuildOptions) -> tuple[dict[str, str], bytes]:
+def prepare_context(
+    body: IO[bytes], ctx_dir: str, options: BuildOptions
+) -> tuple[dict[str, str], bytes]:
     """Blocking: extract the body (a tar or a bare Dockerfile) into ctx_dir; return the
     context's sums and the Dockerfile's bytes, with moby's .dockerignore removals applied."""
     root = os.path.join(ctx_dir, "root")
@@ -141,9 +147,9 @@ class _Prefixed:
 
 
 class Builder:
-    def __init__(self, root: Path, executor: StepExecutor, listen: str = "127.0.0.1:0") -> None:
+    def __init__(self, root: Path, executors: Executors, listen: str = "127.0.0.1:0") -> None:
         self.contexts = ContextStore(root)
-        self.executor = executor
+        self.executors = executors
         host, _, port = listen.rpartition(":")
         self._host, self._port = host or "127.0.0.1", int(port or 0)
         self._pending: dict[str, _Pending] = {}
@@ -154,7 +160,8 @@ class Builder:
         await to_thread.run_sync(self.contexts.recover)
         app = web.Application(client_max_size=0)
         app.router.add_post("/builds/{token}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A client that goes away cancels its build: the running step's container is removed.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
@@ -196,9 +203,14 @@ class Builder:
                 return web.json_response({"message": exc.message}, status=400)
             await response.prepare(request)
             try:
-                await self._build(pending.options, spool, ctx_dir, response)
+                # One build is one trace: the gateway's request span is its parent.
+                parent = extract(dict(request.headers))
+                with trace.get_tracer("berth-builder").start_as_current_span("docker build", context=parent):
+                    await self._build(pending.options, spool, ctx_dir, response)
             except (BuildError, ContextError) as exc:
-                await response.write(_error_line(str(exc)))
+                await response.write(_error_line(str(exc), getattr(exc, "code", 0)))
+            except BerthError as exc:  # an engine error not already in a step's words
+                await response.write(_error_line(exc.message))
             except Exception as exc:  # noqa: BLE001 - the client must get an error line, not a reset
                 log.exception("build failed")
                 await response.write(_error_line(f"{type(exc).__name__}: {exc}"))
@@ -223,7 +235,9 @@ class Builder:
         finally:
             os.close(fd)
 
-    async def _build(self, options: BuildOptions, spool: str, ctx_dir: str, response: web.StreamResponse) -> None:
+    async def _build(
+        self, options: BuildOptions, spool: str, ctx_dir: str, response: web.StreamResponse
+    ) -> None:
         def prepare() -> tuple[dict[str, str], bytes]:
             with open(spool, "rb") as body:
                 try:
@@ -231,11 +245,26 @@ class Builder:
                 finally:
                     os.unlink(spool)
 
-        _sums, text = await to_thread.run_sync(prepare)
+        sums, text = await to_thread.run_sync(prepare)
         dockerfile = load_dockerfile(text, options)
-        async for message in Build(dockerfile, options, self.executor).run():
-            await response.write(json_line(message))
+        executor = self.executors.for_build(options, os.path.join(ctx_dir, "root"), sums)
+        held: list[bytes] = []  # -q: the output, sent only if the build fails (as dockerd)
+        try:
+            async for message in Build(dockerfile, options, executor).run():
+                if not options.quiet:
+                    await response.write(json_line(message))
+                elif "stream" in message:
+                    held.append(json_line(message))
+                elif "aux" in message:
+                    image_id = str(message["aux"]["ID"])
+        except (BuildError, ContextError, BerthError):
+            for line in held:
+                await response.write(line)
+            raise
+        if options.quiet:
+            await response.write(json_line({"stream": image_id + "\n"}))
 
 
-def _error_line(message: str) -> bytes:
-    return json_line({"errorDetail": {"message": message}, "error": message})
+def _error_line(message: str, code: int = 0) -> bytes:
+    detail: dict[str, object] = {"code": code, "message": message} if code else {"message": message}
+    return json_line({"errorDetail": detail, "error": message})

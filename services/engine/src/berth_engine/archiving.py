@@ -34,6 +34,8 @@ class ArchiveService:
                 pid=pid,
                 mounts=mounts,
                 no_overwrite_dir_non_dir=cmd.no_overwrite_dir_non_dir,
+                make_parents=cmd.make_parents,
+                parents_owner=cmd.parents_owner,
             ),
             ArchiveOpened,
         )

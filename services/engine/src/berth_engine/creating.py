@@ -8,10 +8,16 @@ import logging
 import anyio
 import msgspec
 from berth_common.gotime import rfc3339nano
-from berth_contracts.docker import HostConfig
+from berth_contracts.docker import ContainerConfig, HostConfig
 from berth_contracts.engine import ContainerCreate, ContainerCreated
 from berth_contracts.errors import BerthError, InvalidParameter
-from berth_contracts.lifecycle import ImageFound, ImageResolve, SnapshotMounts, SnapshotPrepare
+from berth_contracts.lifecycle import (
+    ImageFound,
+    ImageRecord,
+    ImageResolve,
+    SnapshotMounts,
+    SnapshotPrepare,
+)
 from berth_kit.tracing import traceparent_of
 
 from berth_engine import hostopts
@@ -38,6 +44,11 @@ from berth_engine.store import RecordStore
 log = logging.getLogger(__name__)
 
 
+# FROM scratch in a build: no image, no layers (lifecycle prepares an empty writable layer).
+SCRATCH = ImageRecord(
+    id="", repo_tags=[], repo_digests=[], created="", size=0, config=ContainerConfig(), diff_ids=[]
+)
+
 class CreateService:
     def __init__(self, core: EngineCore) -> None:
         self.core = core
@@ -62,7 +73,7 @@ class CreateService:
         req = cmd.body
         with self.core.tracer.start_as_current_span("container create") as span:
             name = validate_name(cmd.name) if cmd.name else ""
-            if not req.image:
+            if not req.image and not cmd.scratch:
                 raise InvalidParameter("config cannot be empty in order to create a container")
             check_network_mode(req)  # moby validates the network mode while decoding the body
             validate_policy(req.host_config.restart_policy, req.host_config.auto_remove)
@@ -71,9 +82,12 @@ class CreateService:
             parse_security_opts(req.host_config.security_opt)  # refuse bad ones at create
             host_config = hostopts.validate_create(req, self.store)
             node = self.core.node
-            found = await self.core.lifecycle(node, ImageResolve(ref=req.image), ImageFound)
-            image = found.image
-            check_platform(req.image, cmd.platform, image)
+            if cmd.scratch:
+                image = SCRATCH
+            else:
+                found = await self.core.lifecycle(node, ImageResolve(ref=req.image), ImageFound)
+                image = found.image
+                check_platform(req.image, cmd.platform, image)
             cid = new_container_id()
             span.set_attribute("container.id", cid)
             config = merge_config(req, image.config, cid, req.image)

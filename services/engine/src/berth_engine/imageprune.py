@@ -47,10 +47,14 @@ class ImagePruneService:
         used = {rec.image_id for rec in self.core.store.all()}
         items: list[ImageDeleteItem] = []
         reclaimed = 0
+        parents = {img.parent for img in images if img.parent}
         for img in images:
             labels = img.config.labels or {}
             if img.id in used or (dangling_only and img.repo_tags):
                 continue
+            if not img.repo_tags and not img.repo_digests and img.id in parents:
+                continue  # moby: an untagged image with children (a build step) goes with its child
+
             if (wanted := cmd.filters.get("label")) and not label_matches(labels, wanted):
                 continue
             if any(label_matches(labels, [item]) for item in cmd.filters.get("label!", [])):

@@ -127,8 +127,11 @@ class ImageService:
         before = self._bound(cmd.filters.get("before"), images, by_ref)
         since = self._bound(cmd.filters.get("since"), images, by_ref)
         usage = self._usage()
+        parents = {img.parent for img in images if img.parent}
         items: list[ImageSummary] = []
         for img in sorted(images, key=lambda i: parse_ns(i.created), reverse=True):
+            if not cmd.all and not img.repo_tags and not img.repo_digests and img.id in parents:
+                continue  # moby: an untagged image with children (a build step) shows with -a only
             if dangling is not None and (not img.repo_tags) != dangling:
                 continue
             if labels := cmd.filters.get("label"):

@@ -16,6 +16,8 @@ from berth_contracts.imaging import (
     ContainerExport,
     ExportTarget,
     HistoryItems,
+    ImageCacheHit,
+    ImageCacheLookup,
     ImageHistoryGet,
     SnapshotCommit,
     SnapshotCommitted,
@@ -51,7 +53,7 @@ class ImagingService:
         rec = self._lookup(cmd.ref, "commit")
         repo, tag = validate_repo_tag(cmd.repo, cmd.tag) if cmd.repo else ("", "")
         paused_here = False
-        if cmd.pause and rec.state.status == "running":
+        if cmd.pause and not cmd.build_step and rec.state.status == "running":
             await self.pauses.pause(ContainerPause(ref=rec.id))
             paused_here = True
         try:
@@ -62,8 +64,9 @@ class ImagingService:
                         key=rec.id,
                         container_id=rec.id,
                         image_id=rec.image_id,
-                        container_config=rec.config,
+                        container_config=cmd.container_config or rec.config,
                         config=cmd.config or rec.config,
+                        merge=not cmd.build_step,
                         changes=list(cmd.changes),
                         author=cmd.author,
                         comment=cmd.comment,
@@ -78,6 +81,8 @@ class ImagingService:
             if paused_here:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Conflict):
                     await self.pauses.unpause(ContainerUnpause(ref=rec.id))
+        if cmd.build_step:  # moby's CommitBuildStep publishes no event
+            return ContainerCommitted(id=done.id)
         extra = {"comment": cmd.comment, "imageID": done.id, "imageRef": done.ref}
         await self.core.events.container(rec, "commit", extra)
         return ContainerCommitted(id=done.id)
@@ -93,9 +98,13 @@ class ImagingService:
     async def history(self, cmd: ImageHistoryGet) -> HistoryItems:
         return await self.core.lifecycle(self.core.node, cmd, HistoryItems)
 
+    async def cache_lookup(self, cmd: ImageCacheLookup) -> ImageCacheHit:
+        return await self.core.lifecycle(self.core.node, cmd, ImageCacheHit, within=120.0)
+
 
 def register_imaging(server: RpcServer, service: ImagingService) -> None:
     server.handle(ContainerCommit, service.commit)
     server.handle(ContainerChanges, service.changes)
     server.handle(ContainerExport, service.export)
     server.handle(ImageHistoryGet, service.history)
+    server.handle(ImageCacheLookup, service.cache_lookup)

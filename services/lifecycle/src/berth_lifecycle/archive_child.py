@@ -211,6 +211,18 @@ def _make_room(target: str, member: tarfile.TarInfo) -> None:
         shutil.rmtree(target)
 
 
+def make_parents(path: str, uid: int, gid: int) -> None:
+    """The builder's COPY destination: missing directories made 0755, owned by the --chown
+    identity (moby's MkdirAllAndChownNew); existing ones are left as they are."""
+    missing = []
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        os.mkdir(directory, 0o755)
+        os.lchown(directory, uid, gid)
+
+
 def do_put(path: str, no_overwrite: bool, limits: TarLimits) -> None:
     try:
         st = os.stat(path)
@@ -255,6 +267,8 @@ def main() -> int:
         elif spec["mode"] == "export":
             do_export()
         else:
+            if spec.get("make_parents"):
+                make_parents(path, *spec.get("parents_owner", (0, 0)))
             do_put(path, bool(spec.get("no_overwrite")), TarLimits(**spec.get("limits", {})))
     except Fail as exc:
         print(exc, file=sys.stderr)

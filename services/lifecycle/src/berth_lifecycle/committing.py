@@ -32,6 +32,10 @@ from berth_lifecycle.reference import parse_repo_tag
 CHILD_TIMEOUT = 3600.0  # a big writable layer on a slow disk; a hung child is killed after it
 DOCKER_VERSION = "berth"
 
+# A build step on `FROM scratch`: no parent image, no layers.
+SCRATCH = ImageRow(
+    id="", config=b"{}", diff_ids=[], chain_ids=[], layer_blobs=[], size=0, added="", last_tag_time=ZERO_TIME
+)
 
 def _child_argv(spec: dict[str, Any]) -> list[str]:
     # -I: nothing from the environment or the working directory on the import path.
@@ -87,8 +91,10 @@ class Committer:
 
     async def commit(self, cmd: SnapshotCommit) -> SnapshotCommitted:
         names = [parse_repo_tag(cmd.repo, cmd.tag)] if cmd.repo else []  # bad names before work
-        config = merge_config(apply_changes(cmd.changes, cmd.config, commit=True), cmd.container_config)
-        parent = await self.images.resolve(cmd.image_id)
+        config = apply_changes(cmd.changes, cmd.config, commit=True)
+        if cmd.merge:
+            config = merge_config(config, cmd.container_config)
+        parent = await self.images.resolve(cmd.image_id) if cmd.image_id else SCRATCH
         upper, _ = await self.snapshots.layer_dirs(cmd.key)
         writer = await to_thread.run_sync(self.images.content.writer)
         try:
@@ -131,9 +137,10 @@ class Committer:
             "docker_version": DOCKER_VERSION,
             "history": [*history, entry],
             "os": base.get("os") or "linux",
-            "parent": parent.id,
             "rootfs": {"type": "layers", "diff_ids": [*parent.diff_ids, *([] if empty else [diff_id])]},
         }
+        if parent.id:  # FROM scratch: none, as moby
+            doc["parent"] = parent.id
         if cmd.author:
             doc["author"] = cmd.author
         if cmd.comment:

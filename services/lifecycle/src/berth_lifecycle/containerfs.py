@@ -93,6 +93,8 @@ class ContainerFiles:
             "mode": cmd.mode,
             "path": cmd.path,
             "no_overwrite": cmd.no_overwrite_dir_non_dir,
+            "make_parents": cmd.make_parents,
+            "parents_owner": list(cmd.parents_owner),
             "pid": max(cmd.pid, 0),
             "rootfs": {"type": root.type, "source": root.source, "options": list(root.options)},
             "scratch": str(self.scratch),

@@ -112,7 +112,7 @@ class Images:
 
     # --- delete ----------------------------------------------------------------------------------
 
-    async def delete(self, ref: str, force: bool = False) -> tuple[list[str], list[str]]:
+    async def delete(self, ref: str, force: bool = False, noprune: bool = False) -> tuple[list[str], list[str]]:
         """Docker's ImageDelete; returns (untagged familiar names, deleted ids)."""
         async with self.lock:
             row = await self.resolve(ref)
@@ -151,7 +151,29 @@ class Images:
                     )
                 await self._untag(row.id, names, untagged)
             deleted = await self._delete_image(row)
+            if not noprune:
+                deleted += await self._prune_parents(row)
         return untagged, deleted
+
+    async def _prune_parents(self, row: ImageRow) -> list[str]:
+        """moby's delete with prune: the parent goes too while it is dangling (no name, no
+        other child) and no container uses it; a build's steps go with the image built."""
+        deleted: list[str] = []
+        parent = str(parse_config(row.config).get("parent") or "")
+        while parent:
+            found = await to_thread.run_sync(self.meta.get_image, parent)
+            if found is None:
+                break
+            if await to_thread.run_sync(self.meta.names_of, found.id):
+                break  # a name keeps it
+            rows = await to_thread.run_sync(self.meta.images)
+            if any(parse_config(r.config).get("parent") == found.id for r in rows):
+                break
+            if await self._in_use(found.id):
+                break
+            deleted += await self._delete_image(found)
+            parent = str(parse_config(found.config).get("parent") or "")
+        return deleted
 
     async def _untag(self, image_id: str, names: list[str], untagged: list[str]) -> None:
         for name in names:

@@ -14,6 +14,7 @@ from berth_contracts.distribution import DistributionInspect, ImagePush, ImageSa
 from berth_contracts.errors import InternalError
 from berth_contracts.imaging import (
     ExportTarget,
+    ImageCacheLookup,
     ImageHistoryGet,
     LayerUsageGet,
     SnapshotCommit,
@@ -41,7 +42,8 @@ from berth_contracts.lifecycle import (
 from berth_kit.diskmodes import ensure_dir, private_sqlite
 from berth_kit.rpc import RpcServer
 
-from berth_lifecycle.committing import Committer
+from berth_lifecycle.buildcache import BuildCache
+from berth_lifecycle.committing import SCRATCH, Committer
 from berth_lifecycle.containerfs import ContainerFiles
 from berth_lifecycle.content import ContentStore
 from berth_lifecycle.events import Publish
@@ -121,7 +123,7 @@ class Lifecycle:
         return Done()
 
     async def image_delete(self, cmd: ImageDelete) -> ImageDeleted:
-        untagged, deleted = await self.images.delete(cmd.ref, force=cmd.force)
+        untagged, deleted = await self.images.delete(cmd.ref, force=cmd.force, noprune=cmd.noprune)
         return ImageDeleted(untagged=untagged, deleted=deleted)
 
     async def image_upload(self, cmd: ImageUpload) -> UploadTarget:
@@ -152,7 +154,7 @@ class Lifecycle:
 
     async def snapshot_prepare(self, cmd: SnapshotPrepare) -> SnapshotMounts:
         async with self.images.lock:  # an image delete must not collect layers meanwhile
-            row = await self.images.resolve(cmd.image_id)
+            row = await self.images.resolve(cmd.image_id) if cmd.image_id else SCRATCH
             return SnapshotMounts(mounts=await self.snapshots.prepare(cmd.key, row))
 
     async def snapshot_mounts(self, cmd: SnapshotGetMounts) -> SnapshotMounts:
@@ -176,6 +178,7 @@ class Lifecycle:
         server.handle(SnapshotDiff, committer.diff)
         server.handle(SnapshotCommit, committer.commit)
         server.handle(SnapshotExport, self.snapshot_export)
+        server.handle(ImageCacheLookup, BuildCache(self.images).lookup)
         usage = ImageUsage(self.images)
         server.handle(ImageHistoryGet, usage.history)
         server.handle(LayerUsageGet, usage.usage)

@@ -132,8 +132,6 @@ ROUTES = [
     Route("POST", "/images/create", create),
     Route("GET", "/images/search", not_supported("searching registries")),
     Route("POST", "/images/prune", prune),
-    Route("POST", "/build", not_supported("building images")),
-    Route("POST", "/build/prune", not_supported("pruning the build cache")),
     Route("POST", "/build/cancel", not_supported("building images")),
     Route("GET", "/images/{name:.*}/json", inspect),
     Route("POST", "/images/{name:.*}/tag", tag),

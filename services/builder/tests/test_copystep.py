@@ -1,0 +1,112 @@
+"""COPY/ADD placement (moby's copier rules) and the tars that carry the files."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+from berth_builder.chown import resolve_chown
+from berth_builder.context import ContextError, extract_context
+from berth_builder.copysources import ContextHasher
+from berth_builder.copystep import (
+    MULTIPLE_NEEDS_DIR,
+    context_sources,
+    is_archive,
+    normalize_dest,
+    parse_chown,
+    plan,
+    write_transfers,
+)
+
+
+def _context(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data, mode in (("f.txt", b"hello\n", 0o640), ("d/sub/y", b"x\n", 0o600)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, 1700000000
+            tar.addfile(info, io.BytesIO(data))
+        for name in ("d", "d/sub"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o750, 1600000000
+            tar.addfile(info)
+        inner = io.BytesIO()
+        with tarfile.open(fileobj=inner, mode="w:gz") as t:
+            info = tarfile.TarInfo("inside")
+            t.addfile(info, io.BytesIO(b""))
+        info = tarfile.TarInfo("a.tar.gz")
+        info.size = len(inner.getvalue())
+        tar.addfile(info, io.BytesIO(inner.getvalue()))
+    root = tmp_path / "root"
+    root.mkdir()
+    buf.seek(0)
+    return str(root), extract_context(buf, str(root))
+
+
+@pytest.mark.parametrize(
+    ("workdir", "dest", "expected"),
+    [("/app", ".", "/app"), ("/app", "x/", "/app/x/"), ("", "rel", "/rel"), ("/w", "/abs/", "/abs/")],
+)
+def test_normalize_dest(workdir: str, dest: str, expected: str) -> None:
+    assert normalize_dest(workdir, dest) == expected
+
+
+def test_chown_is_numeric_and_a_lone_uid_is_also_the_group() -> None:
+    assert parse_chown("") == (0, 0)
+    assert parse_chown("10") == (10, 10)
+    assert parse_chown("10:20") == (10, 20)
+    assert parse_chown("nobody") is None and parse_chown("1:users") is None  # looked up later
+    passwd, group = "root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n", "root:x:0:\nstaff:x:50:\n"
+    assert resolve_chown("user", passwd, "user:x:1000:\n") == (1000, 1000)
+    assert resolve_chown("user:staff", passwd, group) == (1000, 50)
+    assert resolve_chown("7:staff", passwd, group) == (7, 50)
+    with pytest.raises(ContextError, match="can't find uid for user ghost: no such user: ghost"):
+        resolve_chown("ghost", passwd, group)
+    with pytest.raises(ContextError, match="can't find gid for group user: no such group: user"):
+        resolve_chown("user", passwd, group)
+    with pytest.raises(ContextError, match="invalid chown string format: a:b:c"):
+        parse_chown("a:b:c")
+
+
+def _names(path: str) -> list[tuple[str, int, int, int]]:
+    with tarfile.open(path) as tar:
+        return [(m.name, m.mode, m.uid, int(m.mtime)) for m in tar]
+
+
+def test_placement_owners_and_directory_times(tmp_path: Path) -> None:
+    root, sums = _context(tmp_path)
+    hasher = ContextHasher(root, sums)
+    out = str(tmp_path)
+    # A file onto a path: that name; into a directory (a trailing slash, or one that exists).
+    copy = plan(root, "copy", context_sources(hasher, "copy", ["f.txt"]), "/etc/new", "", "/")
+    [t] = write_transfers(copy, "copy", False, out)
+    assert (t.dest_dir, _names(t.tar_path)) == ("/etc", [("new", 0o640, 0, 1700000000)])
+    [t] = write_transfers(copy, "copy", True, out)
+    assert (t.dest_dir, [n[0] for n in _names(t.tar_path)]) == ("/etc/new", ["f.txt"])
+    # A directory: its contents, each directory after what it holds (so its mtime stays).
+    copy = plan(root, "copy", context_sources(hasher, "copy", ["d"]), "data", "7:8", "/w")
+    [t] = write_transfers(copy, "copy", False, out)
+    assert t.dest_dir == "/w/data"
+    with tarfile.open(t.tar_path) as tar:
+        assert [(m.name, m.uid, m.gid, int(m.mtime)) for m in tar] == [
+            ("sub/y", 7, 8, 1700000000), ("sub", 7, 8, 1600000000),
+        ]  # fmt: skip
+    with pytest.raises(ContextError, match=MULTIPLE_NEEDS_DIR):
+        plan(root, "copy", context_sources(hasher, "copy", ["f.txt", "d"]), "/x", "", "/")
+
+
+def test_add_extracts_a_local_tar_and_copy_does_not(tmp_path: Path) -> None:
+    root, sums = _context(tmp_path)
+    assert is_archive(os.path.join(root, "a.tar.gz")) and not is_archive(os.path.join(root, "f.txt"))
+    hasher = ContextHasher(root, sums)
+    add = plan(root, "add", context_sources(hasher, "add", ["a.tar.gz"]), "/x/", "", "/")
+    main, archive = write_transfers(add, "add", False, str(tmp_path))
+    assert _names(main.tar_path) == [] and (archive.dest_dir, archive.tar_path) == ("/x", os.path.join(root, "a.tar.gz"))
+    copy = plan(root, "copy", context_sources(hasher, "copy", ["a.tar.gz"]), "/x/", "", "/")
+    [only] = write_transfers(copy, "copy", False, str(tmp_path))
+    assert [n[0] for n in _names(only.tar_path)] == ["a.tar.gz"]
+    with pytest.raises(ContextError, match="source can't be a URL for COPY"):
+        context_sources(hasher, "copy", ["http://x/y"])
