@@ -34,7 +34,9 @@ def test_token_flow_and_wrong_password_words(reg: HostedRun) -> None:
                                      headers={"Authorization": basic(user, password)})
         answers.append((status, body))
     # The same answer whether the user or the password was wrong.
-    assert {a for a in answers} == {(401, b'{"errors": [{"code": "UNAUTHORIZED", "message": "authentication required", "detail": null}]}')}
+    words = "incorrect username or password"
+    assert {a for a in answers} == {(401, json.dumps(
+        {"details": words, "errors": [{"code": "UNAUTHORIZED", "message": words, "detail": None}]}).encode())}
     token = reg.token("alice", "alice-pw", "repository:alice/app:pull,push")
     claims = json.loads(__import__("base64").urlsafe_b64decode(token.split(".")[1] + "=="))
     assert claims["sub"] == "alice" and claims["aud"] == "berth-registry"

@@ -125,6 +125,14 @@ class Tokens:
             value += f',scope="{scope}"'
         return RegistryError("UNAUTHORIZED", message, 401, {"WWW-Authenticate": value})
 
+    def refused(self) -> web.Response:
+        """Docker Hub's answer: the same words for an unknown user and a wrong password (dockerd
+        shows `unauthorized: incorrect username or password` from `details`)."""
+        words = "incorrect username or password"
+        body = {"details": words, "errors": [{"code": "UNAUTHORIZED", "message": words, "detail": None}]}
+        headers = {"WWW-Authenticate": f'Basic realm="{self.config.service}"'}
+        return web.json_response(body, status=401, headers=headers)
+
     async def token(self, request: web.Request) -> web.Response:
         user = ""
         scheme, _, cred = request.headers.get("Authorization", "").partition(" ")
@@ -135,10 +143,9 @@ class Tokens:
                 user, password = "\0", ""
             ok = await to_thread.run_sync(self.access.check_password, user, password)
             if not ok:
-                # The same words for an unknown user and a wrong password.
-                raise self.challenge(request, message="authentication required")
+                return self.refused()
         elif scheme:
-            raise self.challenge(request)
+            return self.refused()
         scopes = request.query.getall("scope", [])
         if len(scopes) > MAX_SCOPES:
             raise RegistryError("DENIED", "too many scopes", 400)
