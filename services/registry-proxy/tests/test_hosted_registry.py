@@ -13,7 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hosted_harness import MAX_BLOB, MAX_MANIFEST, HostedRun, basic, call, error_code, hosted_registry, manifest_for, sha
+from hosted_harness import (
+    MAX_BLOB,
+    MAX_MANIFEST,
+    HostedRun,
+    basic,
+    call,
+    error_code,
+    hosted_registry,
+    manifest_for,
+    sha,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
