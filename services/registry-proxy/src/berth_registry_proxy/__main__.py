@@ -6,6 +6,7 @@ Flags override the BERTH_REGISTRY_PROXY_* environment variables (see the README)
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
 import anyio
@@ -19,6 +20,7 @@ from berth_registry_proxy.app import Proxy
 from berth_registry_proxy.cache import Cache
 from berth_registry_proxy.config import ProxyConfig
 from berth_registry_proxy.fetches import Fetches
+from berth_registry_proxy.gc import usage_after_gc
 from berth_registry_proxy.hosted import Hosted
 from berth_registry_proxy.storage import Storage
 from berth_registry_proxy.tokens import Tokens, load_key
@@ -44,7 +46,9 @@ async def serve(ctx: ServiceContext) -> None:
     upstream = Upstream(config)
     await upstream.start()
     fetches = Fetches(cache, upstream, ctx.tg, config.max_blob)
-    proxy = Proxy(config, cache, upstream, fetches, await hosted_registry(config, ctx))
+    hosted = await hosted_registry(config, ctx)
+    cache.pinned_bytes = functools.partial(usage_after_gc, hosted.storage, hosted.config.gc_grace)
+    proxy = Proxy(config, cache, upstream, fetches, hosted)
     # Docker clients send about ten request headers: 64 lines of up to 8 KiB bound what one
     # request may make the proxy hold (aiohttp's default is 128).
     runner = web.AppRunner(

@@ -1,5 +1,7 @@
 """Garbage collection of berth's own repositories: mark every blob a stored manifest refers to,
-sweep the rest. Runs after a manifest DELETE, at start, and with each quota pass of the cache.
+sweep the rest. Runs after a manifest DELETE, at start, and with each quota pass of the cache
+(which counts the bytes left here against BERTH_REGISTRY_PROXY_QUOTA: only cache entries are
+evicted to make room, never a blob a manifest here refers to).
 
 A push uploads its blobs before its manifest, so blobs (and abandoned uploads) younger than
 `grace` seconds are kept: a push in progress never loses a layer it already sent.
@@ -68,3 +70,15 @@ def collect(storage: Storage, grace: float) -> Collected:
         log.info("registry gc: %d blobs (%d bytes), %d links, %d abandoned uploads removed",
                  done.blobs, done.bytes, done.links, done.uploads)
     return done
+
+
+def usage_after_gc(storage: Storage, grace: float) -> int:
+    """Collect, then the bytes the repositories still hold (what the cache quota counts)."""
+    collect(storage, grace)
+    total = 0
+    for blob in storage.blob_dir.iterdir():
+        try:
+            total += blob.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
