@@ -9,7 +9,9 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from berth_registry_proxy.cache import Cache
+from berth_registry_proxy.errors import RegistryError
 from berth_registry_proxy.gc import usage_after_gc
 from berth_registry_proxy.storage import Storage
 
@@ -45,3 +47,26 @@ def test_quota_pass_collects_hosted_garbage_and_counts_what_is_left(tmp_path: Pa
     assert victims == [sha(cached)]
     assert all(storage.blob_path(d).exists() for d in (sha(layer), sha(config), sha(manifest)))
     assert storage.get_manifest("alice/app", "1")[0] == sha(manifest)
+
+
+def test_manifest_needs_its_blobs_but_not_its_subject(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "hosted")
+    config = b'{"os":"linux"}'
+    upload(storage, "alice/app", config)
+    media = "application/vnd.oci.image.manifest.v1+json"
+    missing = sha(b"never pushed")
+
+    def manifest(**extra: object) -> bytes:
+        return json.dumps({"schemaVersion": 2, "mediaType": media, "config": {"digest": sha(config), "size": 14},
+                           "layers": [], **extra}).encode()
+
+    with pytest.raises(RegistryError) as err:
+        storage.put_manifest("alice/app", "x", manifest(layers=[{"digest": missing, "size": 1}]), media)
+    assert err.value.code == "MANIFEST_BLOB_UNKNOWN"
+    # A blob another repository holds is not this one's (until mounted).
+    upload(storage, "alice/other", b"layer")
+    with pytest.raises(RegistryError):
+        storage.put_manifest("alice/app", "x", manifest(layers=[{"digest": sha(b"layer"), "size": 5}]), media)
+    assert storage.tags("alice/app") == []
+    referrer = manifest(subject={"mediaType": media, "digest": missing, "size": 1})
+    assert storage.put_manifest("alice/app", "ref", referrer, media) == sha(referrer)

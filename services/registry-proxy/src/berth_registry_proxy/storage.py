@@ -16,6 +16,7 @@ Blocking: callers use worker threads. Names reach here checked against the refer
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import threading
@@ -148,7 +149,8 @@ class Storage:
         if refgrammar.is_sha256_digest(ref) and ref != digest:
             raise RegistryError("DIGEST_INVALID", "provided digest did not match uploaded content", 400)
         with self.lock:
-            for ref_digest in sorted(referenced_digests(body)):
+            # A referrer's `subject` may name a manifest not pushed (yet): the OCI spec allows it.
+            for ref_digest in sorted(referenced_digests(body) - {_subject(body)}):
                 if not (self._layer_link(repo, ref_digest).exists() or self._revision(repo, ref_digest).exists()):
                     raise RegistryError("MANIFEST_BLOB_UNKNOWN", f"blob unknown to registry: {ref_digest}", 400)
             target = self.blob_path(digest)
@@ -211,6 +213,14 @@ class Storage:
             if refgrammar.is_remote_name(repo) and any((manifests / "revisions").glob("*")):
                 out.append(repo)
         return sorted(out)
+
+
+def _subject(body: bytes) -> str:
+    try:
+        subject = json.loads(body).get("subject")
+    except (ValueError, AttributeError):
+        return ""
+    return str(subject.get("digest", "")) if isinstance(subject, dict) else ""
 
 
 def _touch(path: Path) -> None:
