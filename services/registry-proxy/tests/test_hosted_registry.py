@@ -233,3 +233,19 @@ def test_push_webhooks_docker_hub_payload_retries_and_records(reg: HostedRun) ->
     at = [a["at"] for a in flaky]  # type: ignore[union-attr, index]
     assert at[1] - at[0] >= 0.2 and at[2] - at[1] >= 0.4  # back-off: 0.2 s, then doubled
     assert stat.S_IMODE((reg.data / "hosted" / "webhooks" / f"{by_url['ok']['id']}.json").stat().st_mode) == 0o600
+
+
+def test_webhook_callback_url_is_not_the_pushers_host_header(reg: HostedRun) -> None:
+    alice = reg.token("alice", "alice-pw", "repository:alice/hosthdr:pull,push")
+    config = b'{"os":"linux","h":1}'
+    reg.push_blob("alice/hosthdr", config, alice)
+    status, _, body = call("PUT", f"{reg.url}/v2/alice/hosthdr/manifests/1", alice, manifest_for(config, []),
+                           {"Content-Type": "application/vnd.docker.distribution.manifest.v2+json", "Host": "evil.test"})
+    assert status == 201, body
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        sent = [b for b in reg.receiver.received["ok"] if b["repository"]["repo_name"] == "alice/hosthdr"]
+        if sent:
+            break
+        time.sleep(0.1)
+    assert sent and sent[0]["callback_url"].startswith(f"{reg.url}/webhooks/callback/")

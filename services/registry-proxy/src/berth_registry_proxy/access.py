@@ -42,6 +42,8 @@ class HostedConfig:
     token_ttl: int = 300
     realm: str = ""  # token URL; "" = http://<the request's Host>/token
     service: str = "berth-registry"
+    # where webhook receivers reach berth (callback_url): never the pushing client's Host header
+    base_url: str = "http://127.0.0.1:5000"
 
     @classmethod
     def from_env(cls, listen: str, env: dict[str, str] | None = None) -> HostedConfig:
@@ -50,6 +52,8 @@ class HostedConfig:
         if not addresses:
             _, _, port = listen.rpartition(":")
             addresses = [listen, f"127.0.0.1:{port}", f"localhost:{port}"]
+        realm = e.get("BERTH_REGISTRY_TOKEN_REALM", "")
+        base_url = realm.rsplit("/token", 1)[0] if realm else f"http://{addresses[0]}"
         htpasswd = e.get("BERTH_REGISTRY_HTPASSWD", "")
         permissions = e.get("BERTH_REGISTRY_PERMISSIONS", "")
         return cls(
@@ -63,7 +67,8 @@ class HostedConfig:
             webhook_timeout=float(e.get("BERTH_REGISTRY_WEBHOOK_TIMEOUT", "10")),
             gc_grace=float(e.get("BERTH_REGISTRY_GC_GRACE", "3600")),
             token_ttl=int(e.get("BERTH_REGISTRY_TOKEN_TTL", "300")),
-            realm=e.get("BERTH_REGISTRY_TOKEN_REALM", ""),
+            realm=realm,
+            base_url=base_url,
         )
 
 

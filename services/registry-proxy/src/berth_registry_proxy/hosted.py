@@ -135,8 +135,7 @@ class Hosted:
             raise RegistryError("MANIFEST_INVALID", "manifest has no media type")
         digest = await to_thread.run_sync(self.storage.put_manifest, repo, ref, bytes(body), media)
         if not refgrammar.is_sha256_digest(ref):
-            base = f"{request.scheme}://{request.host}"
-            self.webhooks.pushed(repo, ref, digest, user, not self.access.is_public(repo), base)
+            self.webhooks.pushed(repo, ref, digest, user, not self.access.is_public(repo), self.config.base_url)
         location = f"/v2/{repo}/manifests/{digest}"
         return web.Response(status=201, headers={**API, "Location": location, "Docker-Content-Digest": digest,
                                                  "Content-Length": "0"})
