@@ -152,33 +152,38 @@ def error_code(body: bytes) -> str:
     return str(json.loads(body)["errors"][0]["code"])
 
 
-@contextlib.contextmanager
-def hosted_registry(extra_env: dict[str, str] | None = None) -> Iterator[HostedRun]:
-    receiver = Receiver()
-    receiver.start()
-    with nats_server() as nats, tempfile.TemporaryDirectory(prefix="berth-hosted-") as tmp:
-        root = Path(tmp)
-        htpasswd = root / "htpasswd"
+def hosted_env(root: Path, nats: str, receiver_port: int = 9) -> dict[str, str]:
+    """The proxy's environment: users (htpasswd), permissions, public globs, webhooks, limits."""
+    htpasswd = root / "htpasswd"
+    if not htpasswd.exists():
         # Apache's `htpasswd -B` spelling ($2y$), cost 4: tests.
         htpasswd.write_text("".join(
             f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(4)).decode().replace('$2b$', '$2y$', 1)}\n"
             for u, p in USERS.items()
         ))
         (root / "permissions.json").write_text(json.dumps(PERMISSIONS))
-        env = {
-            "BERTH_NATS_URL": nats,
-            "BERTH_REGISTRY_PROXY_DATA": str(root / "data"),
-            "BERTH_REGISTRY_PROXY_DOCKER_HUB": "http://127.0.0.1:9",  # nothing pulls through here
-            "BERTH_REGISTRY_HTPASSWD": str(htpasswd),
-            "BERTH_REGISTRY_PERMISSIONS": str(root / "permissions.json"),
-            "BERTH_REGISTRY_PUBLIC": PUBLIC,
-            "BERTH_REGISTRY_WEBHOOKS": f"http://127.0.0.1:{receiver.port}/ok,http://127.0.0.1:{receiver.port}/flaky",
-            "BERTH_REGISTRY_WEBHOOK_BACKOFF": "0.2",
-            "BERTH_REGISTRY_GC_GRACE": "0",
-            "BERTH_REGISTRY_PROXY_MAX_BLOB": str(MAX_BLOB),
-            "BERTH_REGISTRY_PROXY_MAX_MANIFEST": str(MAX_MANIFEST),
-            **(extra_env or {}),
-        }
+    return {
+        "BERTH_NATS_URL": nats,
+        "BERTH_REGISTRY_PROXY_DATA": str(root / "data"),
+        "BERTH_REGISTRY_PROXY_DOCKER_HUB": "http://127.0.0.1:9",  # nothing pulls through here
+        "BERTH_REGISTRY_HTPASSWD": str(htpasswd),
+        "BERTH_REGISTRY_PERMISSIONS": str(root / "permissions.json"),
+        "BERTH_REGISTRY_PUBLIC": PUBLIC,
+        "BERTH_REGISTRY_WEBHOOKS": f"http://127.0.0.1:{receiver_port}/ok,http://127.0.0.1:{receiver_port}/flaky",
+        "BERTH_REGISTRY_WEBHOOK_BACKOFF": "0.2",
+        "BERTH_REGISTRY_GC_GRACE": "0",
+        "BERTH_REGISTRY_PROXY_MAX_BLOB": str(MAX_BLOB),
+        "BERTH_REGISTRY_PROXY_MAX_MANIFEST": str(MAX_MANIFEST),
+    }
+
+
+@contextlib.contextmanager
+def hosted_registry(extra_env: dict[str, str] | None = None) -> Iterator[HostedRun]:
+    receiver = Receiver()
+    receiver.start()
+    with nats_server() as nats, tempfile.TemporaryDirectory(prefix="berth-hosted-") as tmp:
+        root = Path(tmp)
+        env = {**hosted_env(root, nats, receiver.port), **(extra_env or {})}
         try:
             with run_proxy(env) as url:
                 receiver.registry_url = url

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from berth_registry_proxy import testregistry as tr
 from hosted_harness import (
     MAX_BLOB,
     MAX_MANIFEST,
@@ -249,3 +250,35 @@ def test_webhook_callback_url_is_not_the_pushers_host_header(reg: HostedRun) -> 
             break
         time.sleep(0.1)
     assert sent and sent[0]["callback_url"].startswith(f"{reg.url}/webhooks/callback/")
+
+
+def test_restart_mid_push_keeps_the_upload_and_the_signing_key(tmp_path: Path) -> None:
+    from berth_kit.testing import nats_server
+    from hosted_harness import hosted_env
+    from proxy_harness import run_proxy
+
+    layer, config = os.urandom(120_000), b'{"os":"linux","r":1}'
+    port = tr.free_port()
+    with nats_server() as nats:
+        env = {**hosted_env(tmp_path, nats), "BERTH_REGISTRY_WEBHOOKS": "", "BERTH_REGISTRY_GC_GRACE": "3600"}
+        with run_proxy(env, port) as url:
+            reg = HostedRun(url, tmp_path / "data", None)  # type: ignore[arg-type]
+            alice = reg.token("alice", "alice-pw", "repository:alice/restart:pull,push")
+            status, headers, _ = call("POST", f"{url}/v2/alice/restart/blobs/uploads/", alice)
+            location = headers["Location"]
+            assert call("PATCH", f"{url}{location}", alice, layer[:70_000])[0] == 202
+            reg.push_blob("alice/restart", config, alice)
+        # The proxy stopped in the middle of the push, then starts again on the same data.
+        with run_proxy(env, port) as url:
+            assert call("GET", f"{url}/v2/", alice)[0] == 200  # the same key: the token still holds
+            assert call("GET", f"{url}/v2/alice/restart/manifests/1", alice)[0] == 404
+            status, headers, _ = call("GET", f"{url}{location}", alice)
+            assert status == 204 and headers["Range"] == "0-69999"
+            status, _, body = call("PATCH", f"{url}{location}", alice, layer[70_000:],
+                                   {"Content-Range": f"70000-{len(layer) - 1}"})
+            assert status == 202, body
+            assert call("PUT", f"{url}{location}?digest={sha(layer)}", alice, b"")[0] == 201
+            status, _, body = call("PUT", f"{url}/v2/alice/restart/manifests/1", alice, manifest_for(config, [layer]),
+                                   {"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"})
+            assert status == 201, body
+            assert call("GET", f"{url}/v2/alice/restart/blobs/{sha(layer)}", alice)[2] == layer
