@@ -26,8 +26,8 @@ class ProxyRun:
 
 
 @contextlib.contextmanager
-def run_proxy(env: dict[str, str]) -> Iterator[str]:
-    port = tr.free_port()
+def run_proxy(env: dict[str, str], port: int = 0) -> Iterator[str]:
+    port = port or tr.free_port()
     full = {**os.environ, **env, "BERTH_REGISTRY_PROXY_LISTEN": f"127.0.0.1:{port}"}
     proc = subprocess.Popen([sys.executable, "-m", "berth_registry_proxy"], env=full)
     try:

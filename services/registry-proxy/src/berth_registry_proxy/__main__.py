@@ -6,6 +6,7 @@ Flags override the BERTH_REGISTRY_PROXY_* environment variables (see the README)
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
 import anyio
@@ -14,11 +15,17 @@ from anyio import to_thread
 from berth_kit.listen import inherited_sockets
 from berth_kit.service import ServiceContext, run_service
 
+from berth_registry_proxy.access import Access, HostedConfig
 from berth_registry_proxy.app import Proxy
 from berth_registry_proxy.cache import Cache
 from berth_registry_proxy.config import ProxyConfig
 from berth_registry_proxy.fetches import Fetches
+from berth_registry_proxy.gc import usage_after_gc
+from berth_registry_proxy.hosted import Hosted
+from berth_registry_proxy.storage import Storage
+from berth_registry_proxy.tokens import Tokens, load_key
 from berth_registry_proxy.upstream import Upstream
+from berth_registry_proxy.webhooks import Webhooks
 
 SERVICE = "berth-registry-proxy"
 MAX_REQUEST_HEADERS = 64
@@ -39,7 +46,9 @@ async def serve(ctx: ServiceContext) -> None:
     upstream = Upstream(config)
     await upstream.start()
     fetches = Fetches(cache, upstream, ctx.tg, config.max_blob)
-    proxy = Proxy(config, cache, upstream, fetches)
+    hosted = await hosted_registry(config, ctx)
+    cache.pinned_bytes = functools.partial(usage_after_gc, hosted.storage, hosted.config.gc_grace)
+    proxy = Proxy(config, cache, upstream, fetches, hosted)
     # Docker clients send about ten request headers: 64 lines of up to 8 KiB bound what one
     # request may make the proxy hold (aiohttp's default is 128).
     runner = web.AppRunner(
@@ -63,6 +72,19 @@ async def serve(ctx: ServiceContext) -> None:
                 await upstream.close()
 
     ctx.tg.start_soon(close_on_stop)
+
+
+async def hosted_registry(config: ProxyConfig, ctx: ServiceContext) -> Hosted:
+    """berth's own registry under data/hosted, its token key beside it (0600, never logged)."""
+    hosted_config = HostedConfig.from_env(config.listen)
+    access = Access(hosted_config)
+    key = await to_thread.run_sync(load_key, config.data_dir)
+    storage = await to_thread.run_sync(Storage, config.data_dir / "hosted")
+    webhooks = Webhooks(hosted_config, storage.root, ctx.tg)
+    hosted = Hosted(hosted_config, access, Tokens(hosted_config, access, key), storage, webhooks,
+                    ctx.tg, config.max_manifest, config.max_blob)
+    ctx.tg.start_soon(hosted.collect)
+    return hosted
 
 
 def main() -> None:

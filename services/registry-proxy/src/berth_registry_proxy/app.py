@@ -19,6 +19,7 @@ from berth_registry_proxy.cache import Cache, OutsideRoot
 from berth_registry_proxy.config import ProxyConfig
 from berth_registry_proxy.errors import RegistryError, UpstreamUnavailable
 from berth_registry_proxy.fetches import CHUNK, Fetch, Fetches
+from berth_registry_proxy.hosted import Hosted
 from berth_registry_proxy.manifests import media_from_body, referenced_digests
 from berth_registry_proxy.names import check_reference, is_digest, split_name
 from berth_registry_proxy.upstream import MANIFEST_ACCEPT, Upstream, read_limited
@@ -30,17 +31,23 @@ BLOB_TYPE = "application/octet-stream"
 
 
 class Proxy:
-    def __init__(self, config: ProxyConfig, cache: Cache, upstream: Upstream, fetches: Fetches) -> None:
+    def __init__(
+        self, config: ProxyConfig, cache: Cache, upstream: Upstream, fetches: Fetches, hosted: Hosted | None = None
+    ) -> None:
         self.config = config
         self.cache = cache
         self.upstream = upstream
         self.fetches = fetches
+        self.hosted = hosted  # berth's own registry (hosted.py); pull-through for every other name
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors])
         app.router.add_route("*", "/v2/", self.base)
         app.router.add_route("*", "/v2", self.base)
         app.router.add_route("*", "/v2/{rest:.+}", self.dispatch)
+        if self.hosted is not None:
+            app.router.add_route("GET", "/token", self.hosted.tokens.token)
+            app.router.add_route("POST", "/webhooks/callback/{id}", self.hosted.callback)
         return app
 
     @web.middleware
@@ -55,12 +62,20 @@ class Proxy:
     async def base(self, request: web.Request) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             raise RegistryError("UNSUPPORTED", "the operation is unsupported")
+        if self.hosted is not None:
+            await self.hosted.base(request)
         return web.json_response({}, headers=API_HEADERS)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         rest = request.match_info["rest"]
         ns = request.query.get("ns", "")
         read = request.method in ("GET", "HEAD")
+        if self.hosted is not None:
+            if rest == "_catalog" and read:
+                return await self.hosted.catalog(request)
+            hosted = await self.hosted.dispatch(request, rest, ns)
+            if hosted is not None:
+                return hosted
         for marker, handler in (
             ("/manifests/", self.manifest),
             ("/blobs/", self.blob),

@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from berth_common import refgrammar
@@ -80,6 +81,8 @@ class Cache:
         self.tag_dir = root / "tags"
         self.link_dir = root / "links"
         self.quota = quota
+        # Bytes outside the cache that the quota counts too (berth's own registry, after its gc).
+        self.pinned_bytes: Callable[[], int] = lambda: 0
         for d in (self.blob_dir, self.ingest_dir, self.tag_dir, self.link_dir):
             d.mkdir(parents=True, exist_ok=True)
         # Partial downloads of a previous run are never cache entries.
@@ -182,7 +185,7 @@ class Cache:
         if self.quota <= 0:
             return []
         entries = []
-        total = 0
+        total = self.pinned_bytes()
         for p in self.blob_dir.iterdir():
             if p.suffix:
                 continue
