@@ -39,8 +39,10 @@ from berth_contracts.agent import TaskSpec
 from berth_contracts.errors import InternalError
 from berth_contracts.identifiers import validate_identifier
 from berth_contracts.networks import NetworkAttachment, PortMapping
+from opentelemetry import trace
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("berth-runtime-agent")
 
 
 NETAVARK = os.environ.get("BERTH_NETAVARK", "/usr/lib/podman/netavark")
@@ -180,11 +182,14 @@ class NetworkSetup:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         argv = [NETAVARK, "--config", str(self.config_dir), "--rootless", "false",
                 "--aardvark-binary", AARDVARK, verb, str(netns)]  # fmt: skip
-        with _host_lock():
-            res = subprocess.run(
-                argv, input=json.dumps(options).encode(), capture_output=True, timeout=TIMEOUT,
-                check=False,
-            )  # fmt: skip
+        with tracer.start_as_current_span(f"netavark {verb}") as span:
+            waited = time.monotonic()
+            with _host_lock():
+                span.set_attribute("berth.lock_wait_ms", (time.monotonic() - waited) * 1000)
+                res = subprocess.run(
+                    argv, input=json.dumps(options).encode(), capture_output=True,
+                    timeout=TIMEOUT, check=False,
+                )  # fmt: skip
         if res.returncode != 0:
             # netavark reports its error as JSON on stdout ({"error": ...}), logs on stderr.
             text = (res.stdout + res.stderr).decode(errors="replace").strip()
