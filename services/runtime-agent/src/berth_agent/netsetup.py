@@ -195,11 +195,24 @@ class NetworkSetup:
             text = (res.stdout + res.stderr).decode(errors="replace").strip()
             raise InternalError(f"netavark {verb}: {text or f'exit status {res.returncode}'}")
 
-    def setup(self, cid: str, pid: int, spec: TaskSpec, name: str) -> None:
-        """Attach the namespace of `pid` (runc's init, before it starts the process)."""
-        if not spec.networks:
-            return
-        netns = self._bind_netns(cid, pid)
+    def netns_path(self, cid: str) -> Path:
+        """Where a task's network namespace is bound (what its config.json names to join)."""
+        return self._netns(cid)
+
+    def setup(self, cid: str, spec: TaskSpec, name: str) -> None:
+        """Make the task's namespace here, before runc, and attach it: runc then joins it, so
+        netavark's work overlaps the shim's spawn and `runc create` instead of following them.
+        runc brings up the loopback only of a namespace it makes itself, so it is done here."""
+        self.netns_dir.mkdir(parents=True, exist_ok=True)
+        netns = self._netns(cid)
+        if not os.path.ismount(netns):
+            netns.touch()
+            with tracer.start_as_current_span("netns.new"):
+                argv = ["unshare", f"--net={netns}", "ip", "link", "set", "lo", "up"]
+                res = subprocess.run(argv, capture_output=True, timeout=TIMEOUT, check=False)
+            if res.returncode != 0:
+                text = res.stderr.decode(errors="replace").strip()
+                raise InternalError(f"network namespace of {cid[:12]}: {text}")
         options = network_options(cid, name, spec)
         # Saved before setup: a half-done setup is torn down from this too.
         self._state(cid).write_text(json.dumps(options))

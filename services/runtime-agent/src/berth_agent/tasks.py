@@ -52,6 +52,7 @@ from berth_agent.hostspec import GROUP_ADD_ANNOTATION
 from berth_agent.joins import joined_namespaces, network_donor_bundle, shm_source
 from berth_agent.links import ShimConn, ShimGone
 from berth_agent.netsetup import NetworkSetup
+from berth_agent.netstart import NetworkStart
 from berth_agent.oci import build_config
 from berth_agent.paths import Paths
 from berth_agent.shim_state import read_state, write_state
@@ -396,8 +397,14 @@ class TaskManager:
         bundle.mkdir(mode=0o711)
         task = Task(id=cid, bundle=bundle, meta={"open_stdin": spec.open_stdin, "tty": spec.tty})
         self.tasks[cid] = task
+        network = NetworkStart(self.net, cid, spec)
         try:
             async with task.lock:
+                if spec.networks:
+                    # The namespace is made and attached while the shim spawns and runc
+                    # creates; runc joins it, and the process starts only once it is ready.
+                    self.tg.start_soon(network.run)
+                    joined = {**joined, "network": str(self.net.netns_path(cid))}
                 write_json(bundle / "meta.json", task.meta)
                 self.paths.log_dir(cid).mkdir(parents=True, exist_ok=True)
                 root = cmd.rootfs[0]
@@ -438,17 +445,13 @@ class TaskManager:
                             status="running", started=True, started_at=str(reply["started_at"])
                         )
                 task.created_running_at = str(reply.get("started_at", ""))
-                if spec.networks:
-                    # runc made the namespace; its process waits for start: attach it now.
-                    with tracer.start_as_current_span("network.setup"):
-                        await anyio.to_thread.run_sync(
-                            self.net.setup, cid, int(reply.get("pid", 0)), spec, spec.hostname
-                        )
+                await network.result()
                 # The stdin pipe exists now: hand over input that arrived early, then live input.
                 await self._subscribe_stdin(task)
                 return task
         except BaseException:
             with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await network.done.wait()  # its teardown must not race its setup
                 await self._destroy(task)
             raise
 
