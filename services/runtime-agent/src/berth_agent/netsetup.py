@@ -41,6 +41,8 @@ from berth_contracts.identifiers import validate_identifier
 from berth_contracts.networks import NetworkAttachment, PortMapping
 from opentelemetry import trace
 
+from berth_agent import netfast
+
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("berth-runtime-agent")
 
@@ -216,7 +218,14 @@ class NetworkSetup:
         options = network_options(cid, name, spec)
         # Saved before setup: a half-done setup is torn down from this too.
         self._state(cid).write_text(json.dumps(options))
-        self._run("setup", netns, options)
+        if netfast.eligible(options, self._kept) and _isolation_jump_present():
+            with tracer.start_as_current_span("netlink setup"):
+                try:
+                    netfast.attach(netns, options)
+                except OSError as exc:  # pyroute2's NetlinkError is an OSError
+                    raise InternalError(f"network setup of {cid[:12]}: {exc}") from exc
+        else:
+            self._run("setup", netns, options)
         _add_link_local(netns, options, list(spec.networks))
         self._keep_all(options)
 
@@ -237,8 +246,7 @@ class NetworkSetup:
         """Enslave a dummy interface to the bridge (once): netavark then never sees it empty."""
         keeper, bridge = keeper_name(info["id"]), info["network_interface"]
         record = self._keepers() / f"{info['name']}.json"
-        master = os.path.realpath(f"/sys/class/net/{keeper}/master")
-        if record.exists() and os.path.basename(master) == bridge:
+        if self._kept(info):
             return  # the common case: two stat calls
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps(info))  # before the link: release finds a half-made one
@@ -247,6 +255,12 @@ class NetworkSetup:
             # driver is a module some kernels lack). Deleting one end deletes both.
             _ip("link", "add", keeper, "type", "veth", "peer", "name", keeper_peer(info["id"]))
         _ip("link", "set", keeper, "master", bridge)
+
+    def _kept(self, info: dict[str, Any]) -> bool:
+        """Whether the network's keeper is in place: its bridge and rules then stay."""
+        master = os.path.realpath(f"/sys/class/net/{keeper_name(info['id'])}/master")
+        record = self._keepers() / f"{info['name']}.json"
+        return record.exists() and os.path.basename(master) == info["network_interface"]
 
     def release_keepers(self) -> list[str]:
         """Remove every keeper; a bridge left without ports is torn down by netavark itself."""
@@ -373,8 +387,13 @@ class NetworkSetup:
         state, netns = self._state(cid), self._netns(cid)
         if state.exists():
             try:
-                self._run("teardown", netns, json.loads(state.read_text()))
-            except (InternalError, OSError, subprocess.SubprocessError) as exc:
+                options = json.loads(state.read_text())
+                if netfast.eligible(options, self._kept):
+                    with tracer.start_as_current_span("netlink teardown"):
+                        netfast.detach(netns, options)
+                else:
+                    self._run("teardown", netns, options)
+            except (InternalError, OSError, ValueError, subprocess.SubprocessError) as exc:
                 log.warning("network teardown of %s: %s", cid[:12], exc)
             state.unlink(missing_ok=True)
         if netns.exists():
