@@ -1,5 +1,5 @@
-"""A container's attachment to a bridge that is already set up, done through netlink (pyroute2)
-instead of a netavark process.
+"""A container's attachment to a bridge that is already set up, done through netlink
+instead of a netavark process (berth_agent.rtnl).
 
 netavark's `setup` of one container re-checks every firewall rule of the network (some twenty
 `iptables` processes, ~50 ms, under the host-wide lock) before it makes the veth pair. On a
@@ -20,17 +20,19 @@ import contextlib
 import ctypes
 import ipaddress
 import os
+import socket
 import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from berth_agent import rtnl
+
 T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
 DEFAULT_METRIC = 100  # netavark's default route metric
-RTPROT_STATIC = 4  # what netavark's routes carry
 
 
 def eligible(options: dict[str, Any], kept: Callable[[dict[str, Any]], bool]) -> bool:
@@ -89,78 +91,60 @@ def _write_sysctl(path: str, value: str) -> None:
 
 def attach(netns: Path, options: dict[str, Any]) -> None:
     """Make and configure each attachment's veth pair (what netavark's setup would)."""
-    from pyroute2 import IPRoute  # noqa: PLC0415 - only agents that attach containers load it
-
     _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
-    with IPRoute() as host:
+    with rtnl.Route() as host:
         for key, info in options["network_info"].items():
             _attach_one(host, netns, options["networks"][key], info)
 
 
-def _attach_one(host: Any, netns: Path, per: dict[str, Any], info: dict[str, Any]) -> None:
+def _attach_one(host: rtnl.Route, netns: Path, per: dict[str, Any], info: dict[str, Any]) -> None:
     iface = str(per["interface_name"])
     mtu = int(info.get("options", {}).get("mtu", 0) or 0)
-    sized = {"mtu": mtu} if mtu else {}
-    peer: dict[str, Any] = {"ifname": iface, **sized}
-    if per.get("static_mac"):
-        peer["address"] = per["static_mac"]
-    found = host.link_lookup(ifname=info["network_interface"])
-    if not found:
-        raise OSError(f"bridge {info['network_interface']} is gone")
+    try:
+        bridge = socket.if_nametoindex(info["network_interface"])
+    except OSError as exc:
+        raise OSError(f"bridge {info['network_interface']} is gone") from exc
     fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        host.link("add", kind="veth", peer={**peer, "net_ns_fd": fd}, master=found[0], **sized)
+        host.add_veth(bridge, iface, fd, str(per.get("static_mac") or ""), mtu)
     finally:
         os.close(fd)
     # netavark's order: the host end up, then the container end addressed, up, routed.
-    host.link("set", index=_in_netns(netns, partial(_container_end, iface)), state="up")
+    host.set_up(_in_netns(netns, partial(_container_end, iface)))
     subnet = ipaddress.ip_network(info["subnets"][0]["subnet"], strict=False)
-    _in_netns(
-        netns,
-        partial(
-            _configure, iface, str(per["static_ips"][0]), subnet, str(info["subnets"][0]["gateway"])
-        ),
-    )
+    if not isinstance(subnet, ipaddress.IPv4Network):
+        raise OSError(f"not an IPv4 subnet: {subnet}")
+    address, gateway = str(per["static_ips"][0]), str(info["subnets"][0]["gateway"])
+    _in_netns(netns, partial(_configure, iface, address, subnet, gateway))
 
 
 def _container_end(iface: str) -> int:
     """In the namespace: IPv6 autoconf off; the host end's index."""
-    from pyroute2 import IPRoute  # noqa: PLC0415
-
     _write_sysctl(f"/proc/sys/net/ipv6/conf/{iface}/autoconf", "0")
-    with IPRoute() as inside:
-        index = inside.link_lookup(ifname=iface)[0]
-        return int(inside.get_links(index)[0].get_attr("IFLA_LINK"))
+    with rtnl.Route() as inside:
+        return inside.peer_index(socket.if_nametoindex(iface))
 
 
-def _configure(iface: str, address: str, subnet: Any, gateway: str) -> None:
+def _configure(iface: str, address: str, subnet: ipaddress.IPv4Network, gateway: str) -> None:
     """In the namespace: the address (with its broadcast), up, the default route."""
-    from pyroute2 import IPRoute  # noqa: PLC0415
-
-    with IPRoute() as inside:
-        index = inside.link_lookup(ifname=iface)[0]
-        inside.addr(
-            "add", index=index, address=address, prefixlen=subnet.prefixlen,
-            broadcast=str(subnet.broadcast_address),
-        )  # fmt: skip
-        inside.link("set", index=index, state="up")
-        inside.route(
-            "add", dst="0.0.0.0/0", gateway=gateway, oif=index, priority=DEFAULT_METRIC,
-            proto=RTPROT_STATIC,
-        )  # fmt: skip
+    index = socket.if_nametoindex(iface)
+    with rtnl.Route() as inside:
+        inside.add_ipv4(index, address, subnet)
+        inside.set_up(index)
+        inside.add_default_route(index, gateway, DEFAULT_METRIC)
 
 
 def detach(netns: Path, options: dict[str, Any]) -> None:
     """Delete each attachment's container end (the host end goes with it), as netavark does."""
-    from pyroute2 import IPRoute  # noqa: PLC0415
-
     names = [str(per["interface_name"]) for per in options["networks"].values()]
 
     def remove() -> None:
-        with IPRoute() as inside:
+        with rtnl.Route() as inside:
             for name in names:
-                found = inside.link_lookup(ifname=name)
-                if found:
-                    inside.link("del", index=found[0])
+                try:
+                    index = socket.if_nametoindex(name)
+                except OSError:
+                    continue  # already gone
+                inside.delete(index)
 
     _in_netns(netns, remove)
