@@ -382,6 +382,10 @@ class NetworkSetup:
             state["network_info"].pop(n)
         state_file.write_text(json.dumps(state))
 
+    def attached(self, cid: str) -> bool:
+        """Whether the task has a network attachment to tear down."""
+        return self._state(cid).exists()
+
     def teardown(self, cid: str) -> None:
         """Undo setup (idempotent; nothing to do for a task without networks)."""
         state, netns = self._state(cid), self._netns(cid)

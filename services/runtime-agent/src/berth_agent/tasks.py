@@ -111,6 +111,7 @@ class Task:
     deleting: bool = False
     lock: anyio.Lock = field(default_factory=anyio.Lock)
     created_running_at: str = ""  # set when TaskCreate's runc run started the process too
+    network_released: anyio.Event | None = None  # set once the teardown begun at exit is done
 
     def to_state(self) -> TaskState:
         status = str(self.state.get("status", "unknown"))
@@ -176,6 +177,7 @@ class TaskManager:
             await self._publish_eof(task.id)
         elif kind == "exit":
             task.state = dict(frame.get("state") or task.state)
+            self._release_network_early(task)
             await self._publish_exit(task)
         elif kind == "xout":
             chunk = StdioChunk(
@@ -198,6 +200,24 @@ class TaskManager:
             self.spans.emit(frame)
         elif kind == "hello":
             task.state = dict(frame.get("state") or task.state)
+
+    def _release_network_early(self, task: Task) -> None:
+        """A started task's network goes at its exit (a TaskDelete or TaskPurge always follows
+        it, as dockerd releases it at the exit): begun now, it overlaps the shim's `runc
+        delete` and the engine's round trip instead of following them."""
+        if task.network_released is not None or not task.state.get("started"):
+            return
+        if not self._wants_conn(task) or not self.net.attached(task.id):
+            return
+        released = task.network_released = anyio.Event()
+
+        async def release() -> None:
+            try:
+                await anyio.to_thread.run_sync(self.net.teardown, task.id)
+            finally:
+                released.set()
+
+        self.tg.start_soon(release)
 
     async def _publish_eof(self, stream_id: str) -> None:
         """The end of a container's or an exec's output stream (its readers stop there)."""
@@ -606,6 +626,9 @@ class TaskManager:
         for eid in [e for e, r in self.execs.items() if r.container_id == task.id]:
             self.stdin.forget(eid)
             del self.execs[eid]
+        if task.network_released is not None:
+            with anyio.move_on_after(CALL_TIMEOUT):
+                await task.network_released.wait()  # then the teardown below has nothing left
         await anyio.to_thread.run_sync(self.net.teardown, task.id)
         await anyio.to_thread.run_sync(remove_bundle, task.bundle)
         with contextlib.suppress(FileNotFoundError):
