@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from berth_agent import netfast, netsetup
 from berth_agent.netsetup import NetworkSetup
-from test_keeper import attach, network_info
+from test_keeper import attach, clean_up, network_info
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -128,13 +128,7 @@ def test_netlink_attach_matches_netavark(tmp_path: Path) -> None:
         assert "eth0" not in _in(ns_fast, "ip", "link", "show")
         assert _firewall() == rules
     finally:
-        for ns, opts in attached.items():
-            net._run("teardown", Path("/run/netns") / ns, opts)
-        for ns in (ns_first, ns_netavark, ns_fast):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        net.release_keepers()
-        for link in (info["network_interface"], netsetup.keeper_name(info["id"])):
-            subprocess.run(["ip", "link", "del", link], capture_output=True)
+        clean_up(net, attached, [ns_first, ns_netavark, ns_fast], [info])
 
 
 def test_what_netavark_still_does() -> None:
