@@ -222,7 +222,7 @@ class NetworkSetup:
             with tracer.start_as_current_span("netlink setup"):
                 try:
                     netfast.attach(netns, options)
-                except OSError as exc:  # pyroute2's NetlinkError is an OSError
+                except OSError as exc:  # what rtnl raises, with the kernel's errno
                     raise InternalError(f"network setup of {cid[:12]}: {exc}") from exc
         else:
             self._run("setup", netns, options)
