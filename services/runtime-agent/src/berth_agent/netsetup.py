@@ -201,6 +201,10 @@ class NetworkSetup:
         """Where a task's network namespace is bound (what its config.json names to join)."""
         return self._netns(cid)
 
+    def quick(self, cid: str, spec: TaskSpec) -> bool:
+        """Whether setup will likely attach through netlink (two stat calls per network)."""
+        return netfast.eligible(network_options(cid, spec.hostname, spec), self._kept)
+
     def setup(self, cid: str, spec: TaskSpec, name: str) -> None:
         """Make the task's namespace here, before runc, and attach it: runc then joins it, so
         netavark's work overlaps the shim's spawn and `runc create` instead of following them.

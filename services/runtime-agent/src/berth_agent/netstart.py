@@ -22,6 +22,8 @@ class NetworkStart:
         self.net, self.cid, self.spec = net, cid, spec
         self.done = anyio.Event()
         self.error: Exception | None = None
+        # Whether netlink will do it (no netavark process): then it is as quick as the spawn.
+        self.quick = bool(spec.networks) and net.quick(cid, spec)
         if not spec.networks:
             self.done.set()
 

@@ -452,8 +452,12 @@ class TaskManager:
                     await anyio.to_thread.run_sync(
                         self._write_config, cid, spec, cmd, bundle, joined, etc_donor
                     )
-                # Nothing to do between create and start (no network to attach): one runc run.
-                run_now = cmd.start and not spec.networks
+                if spec.networks and (network.quick or network.done.is_set()):
+                    # A netlink attachment takes about as long as the spawn and the bundle:
+                    # waiting for it lets one `runc run` do create and start.
+                    await network.result()
+                # Nothing to do between create and start (no network to wait for): one runc run.
+                run_now = cmd.start and network.done.is_set()
                 frame = {"t": "create", "tp": tp, **({"start": True} if run_now else {})}
                 reply = await conn.call(frame, CALL_TIMEOUT)
                 if not reply.get("ok"):
