@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import engines  # noqa: E402
+
 import bench  # noqa: E402 - the sibling script, for its engine helpers
 
 HZ = os.sysconf("SC_CLK_TCK")
@@ -85,7 +87,7 @@ def measure(engine: bench.Engine, base: Path, count: int, parallel: int) -> dict
         own0, kids0 = before.get(pid, ("", 0.0, 0.0))[1:]
         engine_cpu += (own - own0) + (kids - kids0)
     cli = (cli1.ru_utime + cli1.ru_stime) - (cli0.ru_utime + cli0.ru_stime)
-    bench.remove_all(engine)
+    engines.remove_all(engine)
     return {"wall": wall, "engine": engine_cpu, "cli": cli, "host": host}
 
 
@@ -111,7 +113,7 @@ def main() -> int:
                         dockerd, scratch / "dockerd", args.containers, args.parallel
                     )
     finally:
-        bench.cleanup_mounts(scratch)
+        engines.cleanup_mounts(scratch)
         subprocess.run(["rm", "-rf", str(scratch)], check=False)
     print(f"{args.containers} × `docker run -d busybox sleep 600`, {args.parallel} at a time\n")
     print("| engine | wall s | engine processes + their runc, CPU s | docker CLI, CPU s | rest of the host, CPU s |")

@@ -148,3 +148,15 @@ def test_connect_and_disconnect_running_container(berth: Berth, busybox_image: s
     finally:
         berth.docker("rm", "-f", web)
         berth.docker("network", "rm", net)
+
+
+def test_default_bridge_ready_when_the_process_starts(berth: Berth, busybox_image: str) -> None:
+    """The agent makes the namespace and attaches it while runc creates the container: the
+    first instruction already sees the loopback up, its address and its default route."""
+    script = (
+        "ip -o link show lo | grep -q UP && ping -c 1 -W 2 127.0.0.1 >/dev/null "
+        "&& ip -4 -o addr show eth0 && ip route | grep ^default"
+    )
+    out = berth.docker_ok("run", "--rm", busybox_image, "sh", "-c", script)
+    [addr_line, route_line] = out.strip().splitlines()
+    assert " inet " in addr_line and "default via " in route_line

@@ -123,13 +123,22 @@ def test_network_release_keeps_the_others_isolated(tmp_path: Path) -> None:
         assert not _reaches(ns_a, ip[b["name"]])  # still isolated: the jump was put back
         assert not net.release_network(gone["id"])  # released once
     finally:
-        # Containers leave through netavark (deleting a namespace frees its veth only later,
-        # and a bridge that still lists it would not be torn down with its rules).
-        for ns, options in attached.items():
-            net._run("teardown", Path("/run/netns") / ns, options)
-        for ns in (ns_a, ns_b, ns_gone):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        net.release_keepers()
-        for info in (a, b, gone):
-            for link in (info["network_interface"], netsetup.keeper_name(info["id"])):
-                subprocess.run(["ip", "link", "del", link], capture_output=True)
+        clean_up(net, attached, [ns_a, ns_b, ns_gone], [a, b, gone])
+
+
+def clean_up(
+    net: NetworkSetup,
+    attached: dict[str, dict[str, Any]],
+    namespaces: list[str],
+    networks: list[dict[str, Any]],
+) -> None:
+    # Containers leave through netavark (deleting a namespace frees its veth only later,
+    # and a bridge that still lists it would not be torn down with its rules).
+    for ns, options in attached.items():
+        net._run("teardown", Path("/run/netns") / ns, options)
+    for ns in namespaces:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    net.release_keepers()
+    for info in networks:
+        for link in (info["network_interface"], netsetup.keeper_name(info["id"])):
+            subprocess.run(["ip", "link", "del", link], capture_output=True)

@@ -39,8 +39,12 @@ from berth_contracts.agent import TaskSpec
 from berth_contracts.errors import InternalError
 from berth_contracts.identifiers import validate_identifier
 from berth_contracts.networks import NetworkAttachment, PortMapping
+from opentelemetry import trace
+
+from berth_agent import netfast
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("berth-runtime-agent")
 
 
 NETAVARK = os.environ.get("BERTH_NETAVARK", "/usr/lib/podman/netavark")
@@ -180,25 +184,52 @@ class NetworkSetup:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         argv = [NETAVARK, "--config", str(self.config_dir), "--rootless", "false",
                 "--aardvark-binary", AARDVARK, verb, str(netns)]  # fmt: skip
-        with _host_lock():
-            res = subprocess.run(
-                argv, input=json.dumps(options).encode(), capture_output=True, timeout=TIMEOUT,
-                check=False,
-            )  # fmt: skip
+        with tracer.start_as_current_span(f"netavark {verb}") as span:
+            waited = time.monotonic()
+            with _host_lock():
+                span.set_attribute("berth.lock_wait_ms", (time.monotonic() - waited) * 1000)
+                res = subprocess.run(
+                    argv, input=json.dumps(options).encode(), capture_output=True,
+                    timeout=TIMEOUT, check=False,
+                )  # fmt: skip
         if res.returncode != 0:
             # netavark reports its error as JSON on stdout ({"error": ...}), logs on stderr.
             text = (res.stdout + res.stderr).decode(errors="replace").strip()
             raise InternalError(f"netavark {verb}: {text or f'exit status {res.returncode}'}")
 
-    def setup(self, cid: str, pid: int, spec: TaskSpec, name: str) -> None:
-        """Attach the namespace of `pid` (runc's init, before it starts the process)."""
-        if not spec.networks:
-            return
-        netns = self._bind_netns(cid, pid)
+    def netns_path(self, cid: str) -> Path:
+        """Where a task's network namespace is bound (what its config.json names to join)."""
+        return self._netns(cid)
+
+    def quick(self, cid: str, spec: TaskSpec) -> bool:
+        """Whether setup will likely attach through netlink (two stat calls per network)."""
+        return netfast.eligible(network_options(cid, spec.hostname, spec), self._kept)
+
+    def setup(self, cid: str, spec: TaskSpec, name: str) -> None:
+        """Make the task's namespace here, before runc, and attach it: runc then joins it, so
+        netavark's work overlaps the shim's spawn and `runc create` instead of following them.
+        runc brings up the loopback only of a namespace it makes itself, so it is done here."""
+        self.netns_dir.mkdir(parents=True, exist_ok=True)
+        netns = self._netns(cid)
+        if not os.path.ismount(netns):
+            netns.touch()
+            with tracer.start_as_current_span("netns.new"):
+                argv = ["unshare", f"--net={netns}", "ip", "link", "set", "lo", "up"]
+                res = subprocess.run(argv, capture_output=True, timeout=TIMEOUT, check=False)
+            if res.returncode != 0:
+                text = res.stderr.decode(errors="replace").strip()
+                raise InternalError(f"network namespace of {cid[:12]}: {text}")
         options = network_options(cid, name, spec)
         # Saved before setup: a half-done setup is torn down from this too.
         self._state(cid).write_text(json.dumps(options))
-        self._run("setup", netns, options)
+        if netfast.eligible(options, self._kept) and _isolation_jump_present():
+            with tracer.start_as_current_span("netlink setup"):
+                try:
+                    netfast.attach(netns, options)
+                except OSError as exc:  # what rtnl raises, with the kernel's errno
+                    raise InternalError(f"network setup of {cid[:12]}: {exc}") from exc
+        else:
+            self._run("setup", netns, options)
         _add_link_local(netns, options, list(spec.networks))
         self._keep_all(options)
 
@@ -219,8 +250,7 @@ class NetworkSetup:
         """Enslave a dummy interface to the bridge (once): netavark then never sees it empty."""
         keeper, bridge = keeper_name(info["id"]), info["network_interface"]
         record = self._keepers() / f"{info['name']}.json"
-        master = os.path.realpath(f"/sys/class/net/{keeper}/master")
-        if record.exists() and os.path.basename(master) == bridge:
+        if self._kept(info):
             return  # the common case: two stat calls
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps(info))  # before the link: release finds a half-made one
@@ -229,6 +259,12 @@ class NetworkSetup:
             # driver is a module some kernels lack). Deleting one end deletes both.
             _ip("link", "add", keeper, "type", "veth", "peer", "name", keeper_peer(info["id"]))
         _ip("link", "set", keeper, "master", bridge)
+
+    def _kept(self, info: dict[str, Any]) -> bool:
+        """Whether the network's keeper is in place: its bridge and rules then stay."""
+        master = os.path.realpath(f"/sys/class/net/{keeper_name(info['id'])}/master")
+        record = self._keepers() / f"{info['name']}.json"
+        return record.exists() and os.path.basename(master) == info["network_interface"]
 
     def release_keepers(self) -> list[str]:
         """Remove every keeper; a bridge left without ports is torn down by netavark itself."""
@@ -350,13 +386,22 @@ class NetworkSetup:
             state["network_info"].pop(n)
         state_file.write_text(json.dumps(state))
 
+    def attached(self, cid: str) -> bool:
+        """Whether the task has a network attachment to tear down."""
+        return self._state(cid).exists()
+
     def teardown(self, cid: str) -> None:
         """Undo setup (idempotent; nothing to do for a task without networks)."""
         state, netns = self._state(cid), self._netns(cid)
         if state.exists():
             try:
-                self._run("teardown", netns, json.loads(state.read_text()))
-            except (InternalError, OSError, subprocess.SubprocessError) as exc:
+                options = json.loads(state.read_text())
+                if netfast.eligible(options, self._kept):
+                    with tracer.start_as_current_span("netlink teardown"):
+                        netfast.detach(netns, options)
+                else:
+                    self._run("teardown", netns, options)
+            except (InternalError, OSError, ValueError, subprocess.SubprocessError) as exc:
                 log.warning("network teardown of %s: %s", cid[:12], exc)
             state.unlink(missing_ok=True)
         if netns.exists():

@@ -53,6 +53,7 @@ from berth_agent.hostspec import GROUP_ADD_ANNOTATION
 from berth_agent.joins import joined_namespaces, network_donor_bundle, shm_source
 from berth_agent.links import ShimConn, ShimGone
 from berth_agent.netsetup import NetworkSetup
+from berth_agent.netstart import NetworkStart
 from berth_agent.oci import build_config
 from berth_agent.outflow import OutputFlow
 from berth_agent.paths import Paths
@@ -111,6 +112,7 @@ class Task:
     deleting: bool = False
     lock: anyio.Lock = field(default_factory=anyio.Lock)
     created_running_at: str = ""  # set when TaskCreate's runc run started the process too
+    network_released: anyio.Event | None = None  # set once the teardown begun at exit is done
 
     def to_state(self) -> TaskState:
         status = str(self.state.get("status", "unknown"))
@@ -179,6 +181,7 @@ class TaskManager:
             await self._publish_eof(task.id)
         elif kind == "exit":
             task.state = dict(frame.get("state") or task.state)
+            self._release_network_early(task)
             await self._publish_exit(task)
         elif kind == "xexit":
             eid = str(frame.get("eid"))
@@ -196,6 +199,24 @@ class TaskManager:
             self.spans.emit(frame)
         elif kind == "hello":
             task.state = dict(frame.get("state") or task.state)
+
+    def _release_network_early(self, task: Task) -> None:
+        """A started task's network goes at its exit (a TaskDelete or TaskPurge always follows
+        it, as dockerd releases it at the exit): begun now, it overlaps the shim's `runc
+        delete` and the engine's round trip instead of following them."""
+        if task.network_released is not None or not task.state.get("started"):
+            return
+        if not self._wants_conn(task) or not self.net.attached(task.id):
+            return
+        released = task.network_released = anyio.Event()
+
+        async def release() -> None:
+            try:
+                await anyio.to_thread.run_sync(self.net.teardown, task.id)
+            finally:
+                released.set()
+
+        self.tg.start_soon(release)
 
     async def _publish_eof(self, stream_id: str) -> None:
         """The end of a container's or an exec's output stream (its readers stop there)."""
@@ -407,8 +428,14 @@ class TaskManager:
         bundle.mkdir(mode=0o711)
         task = Task(id=cid, bundle=bundle, meta={"open_stdin": spec.open_stdin, "tty": spec.tty})
         self.tasks[cid] = task
+        network = NetworkStart(self.net, cid, spec)
         try:
             async with task.lock:
+                if spec.networks:
+                    # The namespace is made and attached while the shim spawns and runc
+                    # creates; runc joins it, and the process starts only once it is ready.
+                    self.tg.start_soon(network.run)
+                    joined = {**joined, "network": str(self.net.netns_path(cid))}
                 write_json(bundle / "meta.json", task.meta)
                 self.paths.log_dir(cid).mkdir(parents=True, exist_ok=True)
                 root = cmd.rootfs[0]
@@ -436,8 +463,12 @@ class TaskManager:
                     await anyio.to_thread.run_sync(
                         self._write_config, cid, spec, cmd, bundle, joined, etc_donor
                     )
-                # Nothing to do between create and start (no network to attach): one runc run.
-                run_now = cmd.start and not spec.networks
+                if spec.networks and (network.quick or network.done.is_set()):
+                    # A netlink attachment takes about as long as the spawn and the bundle:
+                    # waiting for it lets one `runc run` do create and start.
+                    await network.result()
+                # Nothing to do between create and start (no network to wait for): one runc run.
+                run_now = cmd.start and network.done.is_set()
                 frame = {"t": "create", "tp": tp, **({"start": True} if run_now else {})}
                 reply = await conn.call(frame, CALL_TIMEOUT)
                 if not reply.get("ok"):
@@ -449,17 +480,13 @@ class TaskManager:
                             status="running", started=True, started_at=str(reply["started_at"])
                         )
                 task.created_running_at = str(reply.get("started_at", ""))
-                if spec.networks:
-                    # runc made the namespace; its process waits for start: attach it now.
-                    with tracer.start_as_current_span("network.setup"):
-                        await anyio.to_thread.run_sync(
-                            self.net.setup, cid, int(reply.get("pid", 0)), spec, spec.hostname
-                        )
+                await network.result()
                 # The stdin pipe exists now: hand over input that arrived early, then live input.
                 await self._subscribe_stdin(task)
                 return task
         except BaseException:
             with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await network.done.wait()  # its teardown must not race its setup
                 await self._destroy(task)
             raise
 
@@ -615,6 +642,9 @@ class TaskManager:
             self.stdin.forget(eid)
             self.outflow.ended(eid)
             del self.execs[eid]
+        if task.network_released is not None:
+            with anyio.move_on_after(CALL_TIMEOUT):
+                await task.network_released.wait()  # then the teardown below has nothing left
         await anyio.to_thread.run_sync(self.net.teardown, task.id)
         await anyio.to_thread.run_sync(remove_bundle, task.bundle)
         with contextlib.suppress(FileNotFoundError):

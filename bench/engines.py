@@ -1,0 +1,224 @@
+"""The two engines bench.py drives: a scratch berth (`berth up -d`) and a scratch dockerd.
+
+dockerd runs with its default bridge and iptables inside a network namespace made here
+(`ip netns add`, loopback only): docker0, its NAT and its firewall chains live in that namespace,
+the host's rules are untouched (`host_firewall` is compared before and after), and the namespace
+goes with dockerd. berth runs on the host with its default bridge (netavark's rules, which berth
+removes at `berth down`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from procmem import cmdline, tree
+
+
+@dataclass
+class Engine:
+    name: str
+    sock: Path  # unix socket of the Docker API
+    root_pid: Callable[[], int | None]  # top of the engine's process tree
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.sock}"
+
+    def docker(
+        self,
+        *args: str,
+        timeout: float = 300,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        full = dict(os.environ, DOCKER_HOST=self.host, **self.env, **(env or {}))
+        return subprocess.run(
+            ["docker", *args],
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+        )
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=60)
+        self.path = str(path)
+
+    def connect(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(60)
+        s.connect(self.path)
+        self.sock = s
+
+
+def api_get(conn: UnixHTTPConnection, path: str) -> bytes:
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    body = resp.read()
+    if resp.status != 200:
+        raise RuntimeError(f"GET {path}: {resp.status} {body[:200]!r}")
+    return body
+
+
+@contextlib.contextmanager
+def berth_running(base: Path, extra_env: dict[str, str] | None = None) -> Iterator[Engine]:
+    exec_root, data_root = base / "run", base / "data"
+    sock = exec_root / "docker.sock"
+    berth = [sys.executable, "-m", "berth_cli"]
+    env = dict(os.environ, **(extra_env or {}))
+    subprocess.run(
+        [
+            *berth,
+            "up",
+            "-d",
+            "-H",
+            f"unix://{sock}",
+            "--data-root",
+            str(data_root),
+            "--exec-root",
+            str(exec_root),
+            "--nats-port",
+            "0",
+        ],
+        check=True,
+        timeout=120,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+    def root() -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int(json.loads((exec_root / "berth.json").read_text())["supervisor_pid"])
+        return None
+
+    engine = Engine("berth", sock, root, {"DOCKER_CONFIG": str(base / "cli")})
+    try:
+        yield engine
+    finally:
+        remove_all(engine)
+        subprocess.run(
+            [*berth, "down", "--exec-root", str(exec_root)],
+            timeout=90,
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
+
+
+def install_docker() -> None:
+    if shutil.which("dockerd"):
+        return
+    subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", "docker.io"],
+        check=True,
+        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+    )
+
+
+@contextlib.contextmanager
+def bench_netns(name: str) -> Iterator[Path]:
+    """A network namespace with only its loopback up, removed on exit."""
+    subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield Path("/run/netns") / name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
+def host_firewall() -> set[str]:
+    """The host's iptables rules and chains (comments and counters left out)."""
+    out = subprocess.run(["iptables-save"], capture_output=True, text=True, check=False).stdout
+    return {line.split(" [")[0] for line in out.splitlines() if line and not line.startswith("#")}
+
+
+@contextlib.contextmanager
+def dockerd_running(base: Path) -> Iterator[Engine | None]:
+    """A scratch dockerd with its default bridge and iptables, inside a namespace of its own."""
+    dockerd = shutil.which("dockerd")
+    if dockerd is None:
+        yield None
+        return
+    base.mkdir(parents=True, exist_ok=True)
+    sock = base / "d.sock"
+    with (
+        bench_netns(f"berth-bench-{os.getpid()}") as netns,
+        open(base / "dockerd.log", "wb") as log,
+    ):
+        # nsenter --net only: dockerd keeps the host's mount namespace, so the bench's clean-up
+        # sees (and unmounts) whatever it leaves under the scratch roots.
+        proc = subprocess.Popen(
+            [
+                "nsenter", f"--net={netns}", dockerd,
+                "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
+                "-H", f"unix://{sock}", "--pidfile", str(base / "d.pid"),
+                "--storage-driver=overlay2",
+            ],
+            stdout=log, stderr=log, start_new_session=True,
+        )  # fmt: skip
+        engine = Engine("dockerd", sock, lambda: proc.pid, {"DOCKER_CONFIG": str(base / "cli")})
+        pids: list[int] = []
+        try:
+            deadline = time.monotonic() + 60
+            while engine.docker("version", check=False).returncode != 0:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    print("dockerd did not start; see", base / "dockerd.log", file=sys.stderr)
+                    yield None
+                    return
+                time.sleep(0.3)
+            pids = tree(proc.pid)  # dockerd and the containerd it spawned
+            yield engine
+        finally:
+            if proc.poll() is None:
+                remove_all(engine)
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            for pid in pids:  # containerd normally exits with dockerd; make sure
+                if str(base) in cmdline(pid) or "containerd" in cmdline(pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+
+
+def time_run(engine: Engine, run_args: tuple[str, ...], env: dict[str, str] | None = None) -> float:
+    """Wall time of one `docker run --rm ... echo hello`."""
+    start = time.perf_counter()
+    out = engine.docker("run", "--rm", *run_args, "echo", "hello", env=env)
+    elapsed = time.perf_counter() - start
+    if out.stdout.strip() != "hello":
+        raise RuntimeError(f"{engine.name}: unexpected output {out.stdout!r}")
+    return elapsed
+
+
+def remove_all(engine: Engine) -> None:
+    ids = engine.docker("ps", "-aq", check=False, timeout=60).stdout.split()
+    if ids:
+        engine.docker("rm", "-f", *ids, check=False, timeout=300)
+
+
+def cleanup_mounts(base: Path) -> None:
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1] for line in f]
+    for p in reversed(points):
+        p = p.replace("\\040", " ")
+        if p.startswith(str(base) + "/"):
+            subprocess.run(["umount", "-l", p], check=False, stderr=subprocess.DEVNULL)
