@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from berth_kit.otlpreceiver import OtlpReceiver, SpanRecord
 from harness import Berth, wait_until
-from otlp_receiver import OtlpReceiver, SpanRecord
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
