@@ -74,10 +74,10 @@ VOLUME ["/var/lib/berth"]
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["berth-healthcheck"]
 CMD ["python", "-m", "berth_lifecycle"]
 
-# --- runtime-agent: root; runc, and podman's netavark + aardvark-dns + iptables for bridge
+# --- runtime-agent: root; runc, podman's netavark + aardvark-dns + iptables, and iproute2 (ip) for bridge
 # networks (Debian's; installed only when the base lacks them) --------------------------------
 FROM base AS runtime-agent
-RUN missing=""; for p in runc netavark aardvark-dns iptables golang-github-containers-common; do \
+RUN missing=""; for p in runc netavark aardvark-dns iptables iproute2 golang-github-containers-common; do \
       dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done; \
     if [ -n "$missing" ]; then apt-get update \
       && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing \

@@ -33,7 +33,7 @@ MIRROR = "http://deb.debian.org/debian"
 # The agent's tools in the base: the runtime-agent target then needs no apt (nothing is reachable
 # from builds).
 BASE_PACKAGES = (
-    "python3", "python3-venv", "runc", "netavark", "aardvark-dns", "iptables",
+    "python3", "python3-venv", "runc", "netavark", "aardvark-dns", "iptables", "iproute2",
     "golang-github-containers-common",  # the seccomp profile the agent applies
 )
 SERVICES = ("engine", "lifecycle", "runtime-agent", "api-gateway", "registry-proxy", "builder")
