@@ -5,7 +5,7 @@
 Builds a busybox bundle under /tmp (rootfs from `berth_lifecycle.testimages`, `runc spec`
 defaults, no network namespace sharing), then alternates, for each run:
 - old: `subprocess.run([runc, create, ...], timeout=60)` (what the shim did before), and
-- new: `berth_agent.shim_runc.wait_exit` on a Popen (a pidfd polled until the process exits),
+- new: `berth_agent.shim.runc.wait_exit` on a Popen (a pidfd polled until the process exits),
 each followed by `runc delete --force`. Prints medians and min–max; removes everything after.
 """
 
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from berth_agent.shim_runc import wait_exit
+from berth_agent.shim.runc import wait_exit
 from berth_lifecycle.testimages import busybox_rootfs_tar
 
 

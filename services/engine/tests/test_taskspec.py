@@ -1,15 +1,8 @@
 from collections.abc import Callable
 
 from berth_contracts.docker import CreateRequest, HostConfig
-from berth_contracts.errors import (
-    Conflict,
-    InternalError,
-    InvalidParameter,
-    NotImplementedByBerth,
-    Unavailable,
-)
 from berth_engine.records import Record
-from berth_engine.taskspec import exit_code_for_start_error, start_error, task_spec
+from berth_engine.taskspec import exit_code_for_start_error, task_spec
 
 
 def test_task_spec_from_record(make_record: Callable[..., Record]) -> None:
@@ -44,24 +37,10 @@ def test_task_spec_from_record(make_record: Callable[..., Record]) -> None:
     assert hspec.cwd == "/"
 
 
-def test_start_error_wording_and_kind() -> None:
-    err = start_error(InternalError('exec: "nope": executable file not found in $PATH'))
-    assert isinstance(err, InvalidParameter)
-    assert err.message == (
-        "failed to create task for container: failed to create shim task: OCI runtime create "
-        'failed: runc create failed: unable to start container process: exec: "nope": '
-        "executable file not found in $PATH: unknown"
-    )
-    assert exit_code_for_start_error(err.message) == 127
-    worded = InvalidParameter(
-        "failed to create task for container: failed to create shim task: OCI runtime create "
-        'failed: runc create failed: unable to start container process: exec: "/x": '
-        "stat /x: no such file or directory: unknown"
-    )
-    assert start_error(worded).message == worded.message
-    other = start_error(InternalError("runc create failed: cgroup trouble"))
-    assert isinstance(other, InternalError)
-    assert exit_code_for_start_error(other.message) == 128
+
+
+def test_exit_code_for_start_error_is_mobys() -> None:
+    assert exit_code_for_start_error('exec: "nope": executable file not found in $PATH') == 127
+    assert exit_code_for_start_error("stat /x: no such file or directory") == 127
     assert exit_code_for_start_error("permission denied") == 126
-    for passthrough in (Unavailable("agent down"), NotImplementedByBerth("tty"), Conflict("x")):
-        assert start_error(passthrough) is passthrough
+    assert exit_code_for_start_error("runc create failed: cgroup trouble") == 128

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import msgspec
 from berth_agent import logs
-from berth_agent.shim_log import JsonFileLog, NullLog
+from berth_agent.shim.log import JsonFileLog, NullLog
 from berth_contracts.agent import TaskLogs
 from berth_contracts.codec import decode
 from berth_contracts.streams import LogBatch

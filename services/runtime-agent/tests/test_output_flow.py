@@ -16,7 +16,7 @@ import anyio
 from agent_testlib import client, spec
 from berth_agent.logs import CHECKPOINT_BATCHES
 from berth_agent.outflow import WINDOW
-from berth_agent.shim_gate import OutputGate
+from berth_agent.shim.gate import OutputGate
 from berth_contracts import subjects
 from berth_contracts.agent import TaskGet, TaskLogs, TaskState
 from berth_contracts.base import Done

@@ -170,9 +170,11 @@ def test_create_errors(agent, rootfs: Path, nats_url: str) -> None:
                     ),
                     Done,
                 )
-            assert (
-                err.value.message
-                == "unable to find user nobody2: no matching entries in passwd file"
+            # Worded as runc words it (it resolves the user in dockerd's stack): runcerrors.py.
+            assert err.value.message == (
+                "failed to create task for container: failed to create shim task: OCI runtime "
+                "create failed: runc create failed: unable to start container process: unable "
+                "to find user nobody2: no matching entries in passwd file: unknown"
             )
 
             cid = new_id()

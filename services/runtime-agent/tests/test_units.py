@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from berth_agent.oci import DEFAULT_CAPS, available_caps, build_config, capabilities
-from berth_agent.shim_log import LINE_MAX, JsonFileLog
+from berth_agent.shim.log import LINE_MAX, JsonFileLog
 from berth_agent.users import read_in_root, resolve_user
 from berth_contracts.agent import TaskSpec
 from berth_contracts.errors import InvalidParameter
@@ -154,7 +154,7 @@ def test_shim_side_imports_only_the_stdlib() -> None:
     import sys
 
     code = (
-        "import sys, berth_agent.zygote, berth_agent.shim\n"
+        "import sys, berth_agent.shim.zygote, berth_agent.shim\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'nats', 'opentelemetry', 'msgspec', 'anyio', 'berth_contracts', 'berth_kit', 'asyncio', 'typing', 'dataclasses'})\n"
         "print(','.join(bad))"

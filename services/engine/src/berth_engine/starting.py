@@ -30,7 +30,7 @@ from berth_engine.netjoin import join, joined_container
 from berth_engine.netlinks import apply_links
 from berth_engine.records import Record, State
 from berth_engine.store import RecordStore
-from berth_engine.taskspec import exit_code_for_start_error, start_error, task_spec
+from berth_engine.taskspec import exit_code_for_start_error, task_spec
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +199,7 @@ class StartService:
             )
         return Done()
 
-    async def _start_failed(self, rec: Record, exc: BerthError) -> BerthError:
-        err = start_error(exc)
+    async def _start_failed(self, rec: Record, err: BerthError) -> BerthError:
         rec.state.error = err.message
         if rec.state.status == "restarting":
             rec.state.status = "exited"  # the restart failed: no more attempts

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from berth_contracts.agent import TaskSpec
-from berth_contracts.errors import BerthError, InternalError, InvalidParameter
 
 from berth_engine import hostopts, settings
 from berth_engine.records import Record
@@ -94,49 +93,9 @@ def task_spec(rec: Record) -> TaskSpec:
     )
 
 
-# Failures dockerd reports itself (while building the spec), not through runc.
-_DAEMON_WORDS = (
-    "driver failed",
-    "failed to initialize logging driver",
-    "Unable to find group",
-    "error gathering device information",
-    "can't join IPC of container",
-    "Invalid IPC mode",
-    "invalid device cgroup rule format",
-    "container ",  # "container <id> is not running": a --pid container: donor
-    "Cannot link to",  # legacy links: the child is not running or not on the default bridge
-    "cannot join own network",
-)
-_MOBY_PREFIX = (
-    "failed to create task for container: failed to create shim task: OCI runtime create failed: "
-)
-_RUNC_PREFIX = "runc create failed: unable to start container process: "
-
-
-def start_error(exc: BerthError) -> BerthError:
-    """A runc failure worded and classified the way moby reports it, so the CLI derives the
-    right exit code (127 for a missing executable). The agent usually words it already; a bare
-    runc text is wrapped here. Errors that are not runc's (agent unavailable, feature not
-    implemented, conflicts) pass through as they are.
-    """
-    if exc.kind not in ("internal", "invalid") or exc.message.startswith(_DAEMON_WORDS):
-        return exc  # not runc's: dockerd's own words (ports, links, joins, groups, devices)
-    text = exc.message
-    if "OCI runtime" not in text and not text.startswith("failed to create task"):
-        if "runc create failed" not in text:
-            text = _RUNC_PREFIX + text
-        text = _MOBY_PREFIX + text
-        if not text.endswith(": unknown"):
-            text += ": unknown"
-    if "executable file not found" in text or "no such file or directory" in text:
-        return InvalidParameter(text)
-    if exc.kind == "invalid":
-        return InvalidParameter(text)
-    return InternalError(text)
-
-
 def exit_code_for_start_error(message: str) -> int:
-    """moby's setExitCodeFromError: 127 not found, 126 not executable, else 128."""
+    """moby's setExitCodeFromError: 127 not found, 126 not executable, else 128. The agent words
+    runc's failures as dockerd does (berth_agent.runcerrors); the engine passes them on."""
     if "executable file not found" in message or "no such file or directory" in message:
         return 127
     if "permission denied" in message or "is a directory" in message:

@@ -6,30 +6,24 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
 
 from berth_contracts.agent import TaskSpec
 from berth_contracts.errors import Conflict, NotFound
 
 from berth_agent.bundle import SHM_DIR, SHM_OPTIONS
-from berth_agent.shim_mount import mount_oci
+from berth_agent.shim.mount import mount_oci
+from berth_agent.task import Task
 
 _PROC_NS = {"network": "net", "pid": "pid", "ipc": "ipc"}
 
 
-class RunningTask(Protocol):
-    id: str
-    bundle: Path
-    state: dict[str, Any]
-
-
-def donor(tasks: Mapping[str, RunningTask], ref: str, ns: str) -> RunningTask:
+def donor(tasks: Mapping[str, Task], ref: str, ns: str) -> Task:
     matches = [t for cid, t in tasks.items() if ref and cid.startswith(ref)]
     if len(matches) != 1:
         raise NotFound(f"No such container: {ref}")
     other = matches[0]
     # A paused container is still running for dockerd (State.Running stays true).
-    if other.state.get("status") not in ("running", "paused") or not other.state.get("pid"):
+    if not other.running or not other.state["pid"]:
         if ns == "network":
             raise Conflict(f"cannot join network of a non running container: {other.id}")
         raise Conflict(f"container {other.id} is not running")
@@ -37,24 +31,28 @@ def donor(tasks: Mapping[str, RunningTask], ref: str, ns: str) -> RunningTask:
 
 
 def joined_namespaces(
-    tasks: Mapping[str, RunningTask], spec: TaskSpec, netns_dir: Path | None = None
+    tasks: Mapping[str, Task], spec: TaskSpec, netns_dir: Path | None = None
 ) -> dict[str, str]:
     """Namespace type -> the namespace file to join for each `container:` mode: the donor's
     bound netns under `netns_dir` when it has networks (it outlives the process that made it),
     else /proc/<donor's init pid>/ns/<type>."""
     joined: dict[str, str] = {}
-    for ns, mode in (("network", spec.network_mode), ("pid", spec.pid_mode), ("ipc", spec.ipc_mode)):
+    for ns, mode in (
+        ("network", spec.network_mode),
+        ("pid", spec.pid_mode),
+        ("ipc", spec.ipc_mode),
+    ):
         if mode.startswith("container:"):
             other = donor(tasks, mode.partition(":")[2], ns)
             bound = netns_dir / other.id if netns_dir is not None else None
             if ns == "network" and bound is not None and os.path.ismount(bound):
                 joined[ns] = str(bound)
             else:
-                joined[ns] = f"/proc/{int(other.state['pid'])}/ns/{_PROC_NS[ns]}"
+                joined[ns] = f"/proc/{other.state['pid']}/ns/{_PROC_NS[ns]}"
     return joined
 
 
-def network_donor_bundle(tasks: Mapping[str, RunningTask], spec: TaskSpec) -> Path | None:
+def network_donor_bundle(tasks: Mapping[str, Task], spec: TaskSpec) -> Path | None:
     """`--network container:<id>`: the donor's bundle, whose /etc/hostname, hosts and
     resolv.conf the joiner bind-mounts (dockerd shares them)."""
     if not spec.network_mode.startswith("container:"):
@@ -62,7 +60,7 @@ def network_donor_bundle(tasks: Mapping[str, RunningTask], spec: TaskSpec) -> Pa
     return donor(tasks, spec.network_mode.partition(":")[2], "network").bundle
 
 
-def shm_source(tasks: Mapping[str, RunningTask], spec: TaskSpec, bundle: Path) -> str:
+def shm_source(tasks: Mapping[str, Task], spec: TaskSpec, bundle: Path) -> str:
     """The host directory bind-mounted at /dev/shm: the host's (`host`), a tmpfs of the
     bundle's (`shareable`, as dockerd's container shm dir) or the IPC donor's; "" for a
     private tmpfs. Blocking (mount): run in a thread."""

@@ -1,9 +1,8 @@
-"""The agent's tasks: one per container, each backed by a shim it spawned or re-adopted.
+"""The agent's task commands: create (and start), start, kill, exec, pause, resize, delete.
 
-The agent keeps no state of its own beyond the bundle directory: meta.json (what the agent needs
-to re-adopt: stdin, trace parent) and the shim's state.json. After a restart it reconnects to live
-shims and reports exits that happened while it was away (TaskExit may be sent twice; the engine
-ignores duplicates).
+Each task is backed by a shim (shim/) the agent spawned from the zygote or re-adopted
+(adoption.py); a command is one call on the task's ShimClient, and a failure's kind becomes a
+Docker error through runcerrors.py.
 """
 
 from __future__ import annotations
@@ -12,54 +11,44 @@ import contextlib
 import dataclasses
 import logging
 import os
-import signal
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
 import msgspec
 from anyio.abc import TaskGroup
-from berth_common.gotime import rfc3339nano
-from berth_contracts import subjects
 from berth_contracts.agent import (
     ExecProcess,
     TaskCreate,
-    TaskExit,
+    TaskCreated,
+    TaskLogs,
+    TaskNetworkUpdate,
     TaskSpec,
-    TaskState,
-    TaskStatus,
 )
-from berth_contracts.codec import encode
-from berth_contracts.errors import (
-    BerthError,
-    Conflict,
-    InternalError,
-    InvalidParameter,
-    NotFound,
-)
-from berth_contracts.streams import StdinChunk, StdioChunk
+from berth_contracts.agentops import TaskStats, TaskStatsSample, TaskTop, TaskTopResult, TaskUpdate
+from berth_contracts.errors import BerthError, Conflict, InternalError, InvalidParameter, NotFound
 from berth_kit.diskmodes import ensure_dir
 from berth_kit.tracing import traceparent_of
 from nats.aio.client import Client as NATS
 from opentelemetry import trace
 
-from berth_agent import shim_proto as proto
-from berth_agent.bundle import read_json, remove_bundle, unmount_rootfs, write_json
+from berth_agent import resources, runcerrors
+from berth_agent.adoption import ShimTracker
+from berth_agent.bundle import remove_bundle, write_json
 from berth_agent.copyup import copy_up
 from berth_agent.etcfiles import joined_etc_files, write_etc_files
 from berth_agent.execproc import ExecRun, exec_process
 from berth_agent.hostspec import GROUP_ADD_ANNOTATION
 from berth_agent.joins import joined_namespaces, network_donor_bundle, shm_source
-from berth_agent.links import ShimConn, ShimGone
-from berth_agent.netsetup import NetworkSetup
+from berth_agent.logs import stream_logs
 from berth_agent.netstart import NetworkStart
 from berth_agent.oci import build_config
-from berth_agent.outflow import OutputFlow
 from berth_agent.paths import Paths
-from berth_agent.shim_state import read_state, write_state
-from berth_agent.spans import ShimSpans
-from berth_agent.stdin_router import StdinRouter
+from berth_agent.shim import proto
+from berth_agent.shim.frames import Reply
+from berth_agent.shim.state import as_state, new_state
+from berth_agent.shimclient import ShimClient, ShimGone
+from berth_agent.task import Task
 from berth_agent.users import resolve_groups, resolve_user
 from berth_agent.zygote_client import Zygote
 
@@ -67,7 +56,6 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("berth-runtime-agent")
 
 CALL_TIMEOUT = 60.0
-UNKNOWN_EXIT = 255
 
 
 def _swap_supported() -> bool:
@@ -76,84 +64,13 @@ def _swap_supported() -> bool:
     )
 
 
-def create_error(detail: str) -> BerthError:
-    """runc's create error, worded the way dockerd reports it (and classified the same way)."""
-    message = (
-        "failed to create task for container: failed to create shim task: "
-        f"OCI runtime create failed: {detail}: unknown"
-    )
-    lowered = detail.lower()
-    if any(
-        s in lowered
-        for s in ("executable file not found", "no such file or directory", "permission denied")
-    ):
-        return InvalidParameter(message)
-    return InternalError(message)
-
-
-# shim state.json status -> TaskState.status
-_STATUS: dict[str, TaskStatus] = {
-    "init": "created",
-    "created": "created",
-    "running": "running",
-    "paused": "paused",
-    "stopped": "stopped",
-    "deleted": "stopped",
-}
-
-
-@dataclass
-class Task:
-    id: str
-    bundle: Path
-    meta: dict[str, Any]
-    state: dict[str, Any] = field(default_factory=dict)
-    conn: ShimConn | None = None
-    deleting: bool = False
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
-    created_running_at: str = ""  # set when TaskCreate's runc run started the process too
-    network_released: anyio.Event | None = None  # set once the teardown begun at exit is done
-
-    def to_state(self) -> TaskState:
-        status = str(self.state.get("status", "unknown"))
-        return TaskState(
-            container_id=self.id,
-            status=_STATUS.get(status, "unknown"),
-            pid=int(self.state.get("pid", 0)),
-            exit_code=int(self.state.get("exit_code", 0)),
-            oom_killed=bool(self.state.get("oom_killed", False)),
-            started_at=str(self.state.get("started_at", "")),
-            exited_at=str(self.state.get("exited_at", "")),
-        )
-
-
-@dataclass
-class AdoptedExecs:
-    """What a (re)connected shim's hello said about execs the agent did not know."""
-
-    finished: list[str] = field(default_factory=list)  # exited while no agent listened
-    acknowledged: list[str] = field(default_factory=list)  # exits this agent already had
-    with_stdin: list[str] = field(default_factory=list)  # running, with an open stdin
-
-
-class TaskManager:
+class TaskManager(ShimTracker):
     def __init__(
         self, nc: NATS, node: str, paths: Paths, tg: TaskGroup, runc: str = "runc"
     ) -> None:
-        self.nc = nc
-        self.node = node
-        self.paths = paths
-        self.tg = tg
-        self.runc = runc
+        super().__init__(nc, node, paths, tg, runc)
         self.zygote = Zygote()
-        self.spans = ShimSpans()
-        self.tasks: dict[str, Task] = {}
         self.swap_supported = _swap_supported()
-        self.net = NetworkSetup(paths.exec_root)
-        self.closing = False
-        self.stdin = StdinRouter(nc, self._deliver_stdin)
-        self.outflow = OutputFlow(nc, self._hold_output)
-        self.execs: dict[str, ExecRun] = {}
         # 0700, set again on every start: bundles hold rootfs mounts and config.json (the
         # environment); runc's state and the log directory likewise.
         for d in (paths.exec_root / "agent", paths.runc_root, paths.data_root / "agent"):
@@ -167,254 +84,35 @@ class TaskManager:
             raise NotFound(f"No such container: {container_id}")
         return task
 
-    # --- shim frames -------------------------------------------------------------------------
-    async def _on_frame(self, task: Task, frame: dict[str, Any]) -> None:
-        kind = frame.get("t")
-        if kind in ("out", "xout"):
-            stream_id = task.id if kind == "out" else str(frame.get("eid"))
-            offset = int(frame.get("o", 0))
-            data = proto.unb64(str(frame.get("d", "")))
-            chunk = StdioChunk(stream=int(frame.get("s", 1)), data=data, offset=offset)
-            await self.nc.publish(subjects.stdio_out(stream_id), encode(chunk))
-            await self.outflow.published(stream_id, offset + len(data))
-        elif kind == "eof":
-            await self._publish_eof(task.id)
-        elif kind == "exit":
-            task.state = dict(frame.get("state") or task.state)
-            self._release_network_early(task)
-            await self._publish_exit(task)
-        elif kind == "xexit":
-            eid = str(frame.get("eid"))
-            run = self.execs.get(eid)
-            if run is not None:
-                # Known before the eof goes out: a client that inspects after its stream ended
-                # reads the exit code.
-                run.running, run.exit_code = False, int(frame.get("code", 0))
-            self.stdin.forget(eid)
-            await self._publish_eof(eid)
-            if task.conn is not None:
-                with contextlib.suppress(ShimGone):
-                    await task.conn.send({"t": "xack", "eid": eid})  # the shim may forget it now
-        elif kind == "span":
-            self.spans.emit(frame)
-        elif kind == "hello":
-            task.state = dict(frame.get("state") or task.state)
-
-    def _release_network_early(self, task: Task) -> None:
-        """A started task's network goes at its exit (a TaskDelete or TaskPurge always follows
-        it, as dockerd releases it at the exit): begun now, it overlaps the shim's `runc
-        delete` and the engine's round trip instead of following them."""
-        if task.network_released is not None or not task.state.get("started"):
-            return
-        if not self._wants_conn(task) or not self.net.attached(task.id):
-            return
-        released = task.network_released = anyio.Event()
-
-        async def release() -> None:
-            try:
-                await anyio.to_thread.run_sync(self.net.teardown, task.id)
-            finally:
-                released.set()
-
-        self.tg.start_soon(release)
-
-    async def _publish_eof(self, stream_id: str) -> None:
-        """The end of a container's or an exec's output stream (its readers stop there)."""
-        self.outflow.ended(stream_id)
-        await self.nc.publish(
-            subjects.stdio_out(stream_id), encode(StdioChunk(stream=1, data=b"", eof=True))
-        )
-
-    async def _publish_exit(self, task: Task) -> None:
-        if not task.state.get("started"):
-            return  # never started (a failed or deleted create): nobody waits for this exit
-        event = TaskExit(
-            container_id=task.id,
-            pid=int(task.state.get("pid", 0)),
-            exit_code=int(task.state.get("exit_code", 0)),
-            oom_killed=bool(task.state.get("oom_killed", False)),
-            exited_at=str(task.state.get("exited_at", "")) or rfc3339nano(),
-            node=self.node,
-        )
-        await self.nc.publish(subjects.task_events(self.node), encode(event))
-
-    def _attach(self, task: Task, conn: ShimConn) -> AdoptedExecs:
-        task.conn = conn
-        task.state = dict(conn.hello.get("state") or task.state)
-        # Before the connection is served: an exit frame that follows the hello must find the
-        # exec registered, or it would be taken for running forever.
-        adopted = self._adopt_execs(task, conn.hello.get("execs") or {})
-        self.tg.start_soon(self._serve_conn, task, conn)
-        return adopted
-
-    def _adopt_execs(self, task: Task, summary: dict[str, Any]) -> AdoptedExecs:
-        """Take over the execs the shim reports: a restarted agent knew none of them."""
-        adopted = AdoptedExecs()
-        for eid, info in dict(summary.get("running") or {}).items():
-            if eid not in self.execs:
-                self.execs[eid] = ExecRun(exec_id=eid, container_id=task.id, pid=int(info["pid"]))
-                if info.get("stdin"):
-                    adopted.with_stdin.append(eid)
-        for eid, code in dict(summary.get("done") or {}).items():
-            run = self.execs.get(eid)
-            if run is None:
-                run = self.execs[eid] = ExecRun(exec_id=eid, container_id=task.id, pid=0)
-            if run.running:
-                run.running, run.exit_code = False, int(code)
-                adopted.finished.append(eid)
-            else:
-                adopted.acknowledged.append(eid)
-        return adopted
-
-    async def _resume_execs(self, conn: ShimConn, adopted: AdoptedExecs) -> None:
-        """Exits that happened while no agent listened end their streams now (the engine's exec
-        watcher then reads the code); stdin of running execs flows again."""
-        for eid in adopted.finished:
-            await self._publish_eof(eid)
-        for eid in adopted.with_stdin:
-            await self.stdin.ready(eid)
-        with contextlib.suppress(ShimGone):
-            for eid in (*adopted.finished, *adopted.acknowledged):
-                await conn.send({"t": "xack", "eid": eid})
-
-    async def _serve_conn(self, task: Task, conn: ShimConn) -> None:
-        async def on_frame(frame: dict[str, Any]) -> None:
-            try:
-                await self._on_frame(task, frame)
-            except Exception:  # noqa: BLE001 - one lost publish must not take the agent down
-                log.exception("handling %s frame of %s", frame.get("t"), task.id)
-
-        await conn.run(on_frame)
-        if task.conn is conn:
-            task.conn = None
-        if self._wants_conn(task):
-            # The shim went away without being asked to: find it again or settle its exit.
-            await self._connect_or_settle(task)
-
-    def _wants_conn(self, task: Task) -> bool:
-        return not task.deleting and not self.closing and self.tasks.get(task.id) is task
-
-    def _shim_alive(self, task: Task) -> bool:
-        """Whether the shim recorded in state.json still runs (a forked zygote, not a zombie)."""
-        pid = int((read_state(str(task.bundle)) or {}).get("shim_pid", 0))
-        if pid <= 0:
-            return False
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return False
-        return b"berth_agent.zygote" in cmdline
-
-    # --- re-adoption -------------------------------------------------------------------------
-    async def adopt_all(self) -> None:
-        await self.stdin.start()
-        await self.outflow.start(self.tg)
-        for bundle in sorted(self.paths.tasks_dir.iterdir()):
-            if not bundle.is_dir():
-                continue
-            meta = read_json(bundle / "meta.json")
-            if meta is None:
-                log.warning("removing incomplete bundle %s", bundle)
-                await anyio.to_thread.run_sync(self.net.teardown, bundle.name)
-                await anyio.to_thread.run_sync(remove_bundle, bundle)
-                continue
-            task = Task(
-                id=bundle.name, bundle=bundle, meta=meta, state=read_state(str(bundle)) or {}
-            )
-            self.tasks[task.id] = task
-            if not await self._adopt_once(task):
-                # Its shim lives but does not answer yet (busy in a runc call): keep trying.
-                self.tg.start_soon(self._connect_or_settle, task)
-
-    async def _adopt_once(self, task: Task) -> bool:
-        """One attempt to reconnect; True once the task is settled (adopted or reported dead)."""
-        try:
-            conn = await ShimConn.connect(str(self.paths.socket(task.id)))
-        except (OSError, TimeoutError, ShimGone, anyio.EndOfStream, anyio.IncompleteRead):
-            if self._shim_alive(task):
-                return False
-            await self._reconcile_dead(task)
-            return True
-        adopted = self._attach(task, conn)
-        await self._subscribe_stdin(task)
-        await self._resume_execs(conn, adopted)
-        log.info("adopted shim of %s (%s)", task.id, task.state.get("status"))
-        if task.state.get("status") == "stopped":
-            # It exited while we were away (or before TaskDelete acknowledged it): report again.
-            await self._publish_eof(task.id)
-            await self._publish_exit(task)
-        return True
-
-    async def _connect_or_settle(self, task: Task) -> None:
-        delay = 0.1
-        while self._wants_conn(task) and task.conn is None:
-            try:
-                if await self._adopt_once(task):
-                    return
-            except Exception:  # noqa: BLE001 - keep trying; never crash the agent's task group
-                log.exception("re-adopting %s", task.id)
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-    async def _reconcile_dead(self, task: Task) -> None:
-        """The shim is gone: report its recorded exit, or 255 if it died before recording one."""
-        state = read_state(str(task.bundle)) or {}
-        if state.get("status") in ("stopped", "deleted"):
-            task.state = state
-        else:
-            await self._runc("delete", "--force", task.id)
-            await anyio.to_thread.run_sync(unmount_rootfs, task.bundle)
-            state.update(status="stopped", exit_code=UNKNOWN_EXIT, exited_at=rfc3339nano())
-            task.state = state
-            with contextlib.suppress(OSError):
-                write_state(str(task.bundle), state)
-        log.info("shim of %s is gone; exit %s", task.id, task.state.get("exit_code"))
-        await self._publish_eof(task.id)
-        await self._publish_exit(task)
-
-    async def _runc(self, *args: str) -> str:
-        cmd = [self.runc, "--root", str(self.paths.runc_root), *args]
-        with anyio.move_on_after(30):
-            result = await anyio.run_process(cmd, check=False)
-            if result.returncode != 0:
-                return result.stderr.decode(errors="replace").strip()
-        return ""
-
-    # --- stdin -------------------------------------------------------------------------------
-    async def _deliver_stdin(self, cid: str, chunk: StdinChunk) -> None:
-        run = self.execs.get(cid)
-        task = self.tasks.get(run.container_id if run is not None else cid)
-        conn = task.conn if task is not None else None
-        if conn is None:
-            return
-        with contextlib.suppress(ShimGone):
-            if run is not None:
-                if chunk.data:
-                    await conn.send({"t": "xstdin", "eid": cid, "d": proto.b64(chunk.data)})
-                if chunk.eof:
-                    await conn.send({"t": "xstdin_close", "eid": cid})
-                return
-            if chunk.data:
-                await conn.send({"t": "stdin", "d": proto.b64(chunk.data)})
-            if chunk.eof:
-                await conn.send({"t": "stdin_close"})
-
-    async def _hold_output(self, stream_id: str, pause: bool) -> None:
-        """Tell the shim to stop (or go on) reading a stream's pipes: its readers lag."""
-        run = self.execs.get(stream_id)
-        task = self.tasks.get(run.container_id if run is not None else stream_id)
-        if task is None or task.conn is None:
-            return
-        frame = {"t": "opause" if pause else "oresume", "eid": stream_id if run else ""}
-        with contextlib.suppress(ShimGone):
-            await task.conn.send(frame)
-
-    async def _subscribe_stdin(self, task: Task) -> None:
-        if task.meta.get("open_stdin"):
-            await self.stdin.ready(task.id)
+    def running(self, container_id: str) -> Task:
+        task = self.get(container_id)
+        if not task.running:
+            raise Conflict(f"Container {container_id} is not running")
+        return task
 
     # --- commands ----------------------------------------------------------------------------
-    async def create(self, cmd: TaskCreate) -> Task:
+    async def create(self, cmd: TaskCreate) -> TaskCreated:
+        """TaskCreate, and its start when cmd.start asks for it. Whether the start is one
+        `runc run` with the create or a `runc start` after it is decided here, in _create."""
+        log_path = str(self.paths.log_path(cmd.container_id))
+        try:
+            task, started_at = await self._create(cmd)
+            pid = task.state["pid"]
+            if not cmd.start or started_at:
+                return TaskCreated(pid=pid, log_path=log_path, started_at=started_at)
+            try:
+                pid, started_at = await self.start(cmd.container_id)
+            except BaseException:
+                # As after a failed TaskStart: the engine then sees a create that did not happen.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                    await self.delete(cmd.container_id)
+                raise
+        except BerthError as exc:
+            raise runcerrors.as_process_setup_error(exc) from exc
+        return TaskCreated(pid=pid, log_path=log_path, started_at=started_at)
+
+    async def _create(self, cmd: TaskCreate) -> tuple[Task, str]:
+        """The task, and when it was started if the create started it too."""
         spec: TaskSpec = cmd.spec
         cid = cmd.container_id
         if not cmd.rootfs or cmd.rootfs[0].target != "/":
@@ -426,7 +124,8 @@ class TaskManager:
         etc_donor = network_donor_bundle(self.tasks, spec)
         bundle = self.paths.bundle(cid)
         bundle.mkdir(mode=0o711)
-        task = Task(id=cid, bundle=bundle, meta={"open_stdin": spec.open_stdin, "tty": spec.tty})
+        meta = {"open_stdin": spec.open_stdin, "tty": spec.tty}
+        task = Task(id=cid, bundle=bundle, meta=meta, state=new_state(cid))
         self.tasks[cid] = task
         network = NetworkStart(self.net, cid, spec)
         try:
@@ -457,7 +156,7 @@ class TaskManager:
                 }
                 with tracer.start_as_current_span("shim.spawn"):
                     await self.zygote.spawn(params)
-                    conn = await ShimConn.connect(str(self.paths.socket(cid)))
+                    conn = await ShimClient.connect(str(self.paths.socket(cid)))
                 self._attach(task, conn)
                 with tracer.start_as_current_span("bundle.write"):
                     await anyio.to_thread.run_sync(
@@ -469,21 +168,23 @@ class TaskManager:
                     await network.result()
                 # Nothing to do between create and start (no network to wait for): one runc run.
                 run_now = cmd.start and network.done.is_set()
-                frame = {"t": "create", "tp": tp, **({"start": True} if run_now else {})}
-                reply = await conn.call(frame, CALL_TIMEOUT)
-                if not reply.get("ok"):
-                    raise create_error(str(reply.get("error", "")))
-                if task.state.get("status") == "init":  # the shim's frames may be ahead of us
-                    task.state.update(status="created", pid=int(reply.get("pid", 0)))
-                    if run_now:
+                try:
+                    reply = await conn.call(
+                        {"t": "create", "tp": tp, "start": run_now}, CALL_TIMEOUT
+                    )
+                except proto.ShimError as exc:
+                    raise runcerrors.create_failed(exc) from exc
+                started_at = reply.get("started_at", "")
+                if task.state["status"] == "init":  # the shim's frames may be ahead of us
+                    task.state.update({"status": "created", "pid": reply.get("pid", 0)})
+                    if started_at:
                         task.state.update(
-                            status="running", started=True, started_at=str(reply["started_at"])
+                            {"status": "running", "started": True, "started_at": started_at}
                         )
-                task.created_running_at = str(reply.get("started_at", ""))
                 await network.result()
                 # The stdin pipe exists now: hand over input that arrived early, then live input.
                 await self._subscribe_stdin(task)
-                return task
+                return task, started_at
         except BaseException:
             with anyio.CancelScope(shield=True), anyio.move_on_after(30):
                 await network.done.wait()  # its teardown must not race its setup
@@ -513,52 +214,48 @@ class TaskManager:
             shm_source(self.tasks, spec, bundle),
         )  # fmt: skip
         if group_add:  # for the execs, which get them too
-            config.setdefault("annotations", {})[GROUP_ADD_ANNOTATION] = ",".join(map(str, group_add))
+            config.setdefault("annotations", {})[GROUP_ADD_ANNOTATION] = ",".join(
+                map(str, group_add)
+            )
         write_json(bundle / "config.json", config)
 
     async def start(self, cid: str) -> tuple[int, str]:
         task = self.get(cid)
         tp = traceparent_of(trace.get_current_span())
         async with task.lock:
-            conn = self._conn(task)
-            reply = await self._call(conn, {"t": "start", "tp": tp})
-            if not reply.get("ok"):
-                error = str(reply.get("error", ""))
-                if error.startswith("cannot start"):
-                    raise Conflict(f"{error}: {cid}")
-                raise InternalError(f"OCI runtime start failed: {error}: unknown")
-            if task.state.get("status") == "created":
+            try:
+                reply = await self._call(task, {"t": "start", "tp": tp})
+            except proto.ShimError as exc:
+                raise runcerrors.start_failed(exc, cid) from exc
+            started_at = reply.get("started_at", "")
+            if task.state["status"] == "created":
                 # Only if no exit frame got here first: a fast process may already be stopped.
-                task.state.update(
-                    status="running", started=True, started_at=str(reply.get("started_at", ""))
-                )
-            return int(reply.get("pid", 0)), str(reply.get("started_at", ""))
+                task.state.update({"status": "running", "started": True, "started_at": started_at})
+            return reply.get("pid", 0), started_at
 
     async def kill(self, cid: str, sig: int, all_: bool) -> None:
         task = self.get(cid)
-        if task.state.get("status") not in ("created", "running", "paused"):
+        if task.state["status"] not in ("created", "running", "paused"):
             raise Conflict(f"container {cid} is not running")
-        conn = self._conn(task)
-        reply = await self._call(conn, {"t": "kill", "sig": sig, "all": all_})
-        if not reply.get("ok"):
-            error = str(reply.get("error", ""))
-            if "not running" in error or "stopped" in error:
-                raise Conflict(f"container {cid} is not running")
-            raise InternalError(f"OCI runtime kill failed: {error}: unknown")
+        try:
+            await self._call(task, {"t": "kill", "sig": sig, "all": all_})
+        except proto.ShimError as exc:
+            raise runcerrors.kill_failed(exc, cid) from exc
 
     async def resize(self, cid: str, height: int, width: int) -> None:
         task = self.get(cid)
         if not task.meta.get("tty"):
             return  # no terminal, no window size: dockerd answers 200 here too
-        if task.state.get("status") not in ("created", "running"):
+        if task.state["status"] not in ("created", "running"):
             raise Conflict(f"container {cid} is not running")
-        reply = await self._call(self._conn(task), {"t": "resize", "h": height, "w": width})
-        if not reply.get("ok"):
-            raise InternalError(f"resize failed: {reply.get('error', '')}")
+        try:
+            await self._call(task, {"t": "resize", "h": height, "w": width})
+        except proto.ShimError as exc:
+            raise runcerrors.resize_failed(exc) from exc
 
     async def exec(self, cid: str, eid: str, proc: ExecProcess) -> int:
         task = self.get(cid)
-        if task.state.get("status") != "running":
+        if task.state["status"] != "running":
             raise Conflict(f"Container {cid} is not running")
         if eid in self.execs:
             raise Conflict(f"Error: Exec command {eid} has already run")
@@ -573,14 +270,14 @@ class TaskManager:
             "tp": traceparent_of(trace.get_current_span()),
         }
         run = self.execs[eid] = ExecRun(exec_id=eid, container_id=cid, pid=0)
-        reply = await self._call(self._conn(task), frame)
-        if not reply.get("ok"):
+        try:
+            reply = await self._call(task, frame)
+        except BaseException as exc:
             del self.execs[eid]
-            error = str(reply.get("error", ""))
-            if "not running" in error:
-                raise Conflict(f"Container {cid} is not running")
-            raise InternalError(f"OCI runtime exec failed: exec failed: {error}: unknown")
-        run.pid = int(reply.get("pid", 0))
+            if isinstance(exc, proto.ShimError):
+                raise runcerrors.exec_failed(exc, cid) from exc
+            raise
+        run.pid = reply.get("pid", 0)
         if proc.open_stdin:
             await self.stdin.ready(eid)
         return run.pid
@@ -589,11 +286,12 @@ class TaskManager:
         """Freeze (runc pause) or thaw the task's cgroup."""
         task = self.get(cid)
         async with task.lock:
-            reply = await self._call(self._conn(task), {"t": "pause" if pause else "resume"})
-            if not reply.get("ok"):
-                raise Conflict(f"Container {cid} is not running")
-            if reply.get("state"):
-                task.state = dict(reply["state"])
+            try:
+                reply = await self._call(task, {"t": "pause" if pause else "resume"})
+            except proto.ShimError as exc:
+                raise runcerrors.pause_failed(exc, cid) from exc
+            if "state" in reply:
+                task.state = as_state(reply["state"], cid)
 
     def exec_run(self, cid: str, eid: str) -> ExecRun:
         run = self.execs.get(eid)
@@ -603,11 +301,10 @@ class TaskManager:
 
     async def exec_resize(self, cid: str, eid: str, height: int, width: int) -> None:
         self.exec_run(cid, eid)
-        task = self.get(cid)
-        frame = {"t": "xresize", "eid": eid, "h": height, "w": width}
-        reply = await self._call(self._conn(task), frame)
-        if not reply.get("ok"):
-            raise InternalError(f"resize failed: {reply.get('error', '')}")
+        try:
+            await self._call(self.get(cid), {"t": "xresize", "eid": eid, "h": height, "w": width})
+        except proto.ShimError as exc:
+            raise runcerrors.resize_failed(exc) from exc
 
     async def delete(self, cid: str) -> None:
         task = self.tasks.get(cid)
@@ -626,13 +323,11 @@ class TaskManager:
         if conn is not None and not conn.closed.is_set():
             try:
                 reply = await conn.call({"t": "delete", "tp": tp}, CALL_TIMEOUT)
-            except (ShimGone, TimeoutError):
-                reply = {"ok": False, "error": "shim gone"}
-            if not reply.get("ok"):
-                log.warning("shim delete of %s: %s; cleaning up here", task.id, reply.get("error"))
+                if "state" in reply:
+                    task.state = as_state(reply["state"], task.id)
+            except (proto.ShimError, ShimGone, TimeoutError) as exc:
+                log.warning("shim delete of %s: %s; cleaning up here", task.id, exc or "timeout")
                 await self._force_delete(task)
-            elif reply.get("state"):
-                task.state = dict(reply["state"])
             with anyio.move_on_after(5):
                 await conn.closed.wait()
         else:
@@ -652,14 +347,6 @@ class TaskManager:
         if self.tasks.get(task.id) is task:
             del self.tasks[task.id]
 
-    async def _force_delete(self, task: Task) -> None:
-        """Without the shim's help: kill the container, and the shim if it still lingers."""
-        await self._runc("delete", "--force", task.id)
-        if self._shim_alive(task):
-            shim_pid = int((read_state(str(task.bundle)) or {}).get("shim_pid", 0))
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(shim_pid, signal.SIGKILL)
-
     async def purge(self, cid: str) -> None:
         await self.delete(cid)
         log_dir = self.paths.log_dir(cid)
@@ -670,12 +357,11 @@ class TaskManager:
             with contextlib.suppress(OSError):
                 log_dir.rmdir()
 
-    def _conn(self, task: Task) -> ShimConn:
-        if task.conn is None or task.conn.closed.is_set():
+    async def _call(self, task: Task, frame: dict[str, Any]) -> Reply:
+        """One command to the task's shim; a refusal raises proto.ShimError (with its kind)."""
+        conn = task.conn
+        if conn is None or conn.closed.is_set():
             raise Conflict(f"container {task.id} is not running")
-        return task.conn
-
-    async def _call(self, conn: ShimConn, frame: dict[str, Any]) -> dict[str, Any]:
         try:
             return await conn.call(frame, CALL_TIMEOUT)
         except ShimGone as exc:
@@ -693,3 +379,41 @@ class TaskManager:
                     await task.conn.aclose()
         await self.zygote.close()
         self.spans.shutdown()
+
+    # --- node-side operations on a running task (runc, cgroups, netns; not the shim) ---------
+    def _runc_cmd(self) -> list[str]:
+        return [self.runc, "--root", str(self.paths.runc_root)]
+
+    async def top(self, cmd: TaskTop) -> TaskTopResult:
+        self.running(cmd.container_id)
+        return await resources.top(self._runc_cmd(), cmd.container_id, cmd.ps_args)
+
+    async def update(self, cmd: TaskUpdate) -> None:
+        self.running(cmd.container_id)
+        await resources.update(self._runc_cmd(), cmd)
+
+    async def stats(self, cmd: TaskStats) -> TaskStatsSample:
+        pid = self.running(cmd.container_id).state["pid"]
+        return await anyio.to_thread.run_sync(resources.stats, cmd.container_id, pid)
+
+    async def update_network(self, cmd: TaskNetworkUpdate) -> None:
+        cid = cmd.container_id
+        pid = self.running(cid).state["pid"]
+        if cmd.connect:
+            await anyio.to_thread.run_sync(self.net.connect, cid, pid, list(cmd.connect), cid[:12])
+        if cmd.disconnect:
+            await anyio.to_thread.run_sync(self.net.disconnect, cid, list(cmd.disconnect))
+        if cmd.add_hosts:
+            # In place (same inode): the file is bind-mounted into the container.
+            with (self.paths.bundle(cid) / "hosts").open("a", encoding="utf-8") as f:
+                f.write("".join(f"{record}\n" for record in cmd.add_hosts))
+
+    def follow_logs(self, cmd: TaskLogs) -> None:
+        """Stream the log in the background (TaskLogs is answered at once)."""
+
+        def is_running() -> bool:
+            task = self.tasks.get(cmd.container_id)
+            return task is not None and task.alive
+
+        path = self.paths.log_path(cmd.container_id)
+        self.tg.start_soon(stream_logs, self.nc, cmd, path, is_running)

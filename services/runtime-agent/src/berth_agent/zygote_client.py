@@ -12,6 +12,8 @@ from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 from berth_contracts.errors import InternalError
 
+from berth_agent.shim.main import TITLE_ROOM
+
 log = logging.getLogger(__name__)
 
 SPAWN_TIMEOUT = 40.0
@@ -26,7 +28,7 @@ class Zygote:
     async def _ensure(self) -> tuple[Process, BufferedByteReceiveStream]:
         if self._proc is None or self._proc.returncode is not None or self._reader is None:
             self._proc = await anyio.open_process(
-                [sys.executable, "-m", "berth_agent.zygote"], stderr=None
+                [sys.executable, "-m", "berth_agent.shim.zygote", TITLE_ROOM], stderr=None
             )
             assert self._proc.stdout is not None
             self._reader = BufferedByteReceiveStream(self._proc.stdout)

@@ -35,6 +35,7 @@ _FLAGS: dict[str, tuple[bool, int]] = {
     "rbind": (False, MS_BIND | MS_REC),
 }
 
+
 def parse_options(options: list[str]) -> tuple[int, str]:
     """Split OCI mount options into mount(2) flags and the filesystem's data string."""
     flags = 0

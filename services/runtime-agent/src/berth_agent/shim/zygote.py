@@ -1,7 +1,7 @@
 """The zygote: a small pre-loaded process that forks one detached shim per request. Stdlib only.
 
-The agent runs `python -m berth_agent.zygote` once and talks to it over stdin/stdout, one JSON
-object per line. Request: the shim's params (see shim.Shim). Answer: {"ok":true,"pid":P} once
+The agent runs `python -m berth_agent.shim.zygote` once and talks to it over stdin/stdout, one JSON
+object per line. Request: the shim's params (see container.Shim). Answer: {"ok":true,"pid":P} once
 the shim has mounted the rootfs and listens on its socket, or {"ok":false,"error":MSG}.
 
 Each shim is forked, then forked again after setsid(), so it is re-parented away from the agent
@@ -19,7 +19,7 @@ import select
 import sys
 
 # Imported here so every shim shares these pages with the zygote (copy-on-write).
-from berth_agent import shim
+from berth_agent.shim.main import run_shim
 
 READY_TIMEOUT = 30.0
 
@@ -46,7 +46,7 @@ def spawn(params: dict[str, object]) -> dict[str, object]:
                 os.closerange(3, ready_w)
                 os.closerange(ready_w + 1, 65536)
                 sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - lives as long as the shim
-                os._exit(shim.run_shim(params, ready_w))
+                os._exit(run_shim(params, ready_w))
         except BaseException:  # noqa: BLE001 - a forked child must never return into our loop
             os._exit(1)
         os._exit(0)

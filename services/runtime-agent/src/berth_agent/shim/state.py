@@ -1,8 +1,6 @@
 """The shim's state file and the cgroup facts it records at exit. Stdlib only.
 
-<bundle>/state.json: {"id", "status": "init|created|running|stopped|deleted", "pid", "shim_pid",
-"started", "started_at", "exit_code", "oom_killed", "exited_at", "process_tp",
-"process_start_ns"}, replaced atomically (write + rename) on every change.
+<bundle>/state.json: a frames.ShimState, replaced atomically (write + rename) on every change.
 """
 
 from __future__ import annotations
@@ -13,10 +11,36 @@ import os
 # typing costs memory in every shim; annotations are strings here, so import it for checkers only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Mapping
+
+    from berth_agent.shim.frames import ShimState
 
 
-def write_state(bundle: str, state: dict[str, Any]) -> None:
+def new_state(cid: str, shim_pid: int = 0) -> ShimState:
+    """A container's state before runc created it (or when its state file is lost)."""
+    return {
+        "id": cid,
+        "status": "init",
+        "pid": 0,
+        "shim_pid": shim_pid,
+        "started": False,
+        "started_at": "",
+        "exit_code": 0,
+        "oom_killed": False,
+        "exited_at": "",
+        "process_tp": "",
+        "process_start_ns": 0,
+    }
+
+
+def as_state(data: Mapping[str, object], cid: str) -> ShimState:
+    """A state read from disk or a frame, with any key it lacks at its initial value."""
+    state = new_state(cid)
+    state.update({k: v for k, v in data.items() if k in state})  # type: ignore[typeddict-item]
+    return state
+
+
+def write_state(bundle: str, state: ShimState) -> None:
     path = os.path.join(bundle, "state.json")
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -24,13 +48,13 @@ def write_state(bundle: str, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def read_state(bundle: str) -> dict[str, Any] | None:
+def read_state(bundle: str) -> ShimState | None:
     try:
         with open(os.path.join(bundle, "state.json"), encoding="utf-8") as f:
             data = json.load(f)
-        return data if isinstance(data, dict) else None
     except (OSError, ValueError):
         return None
+    return as_state(data, os.path.basename(bundle)) if isinstance(data, dict) else None
 
 
 def cgroup_rel(container_id: str, bundle: str = "") -> str:

@@ -16,7 +16,10 @@ bytes it read (its offset), which go with the output so readers can see a gap.
 from __future__ import annotations
 
 import contextlib
+import os
 import selectors
+
+from berth_agent.shim.stdio import read_output
 
 OUTBUF_SOFT_LIMIT = 1024 * 1024  # beyond this, the shim waits for the agent to read
 
@@ -39,6 +42,21 @@ class OutputGate:
         self._fds.pop(fd, None)
         with contextlib.suppress(KeyError, ValueError):
             self._sel.unregister(fd)
+
+    def read(self, pipes: dict[int, int], fd: int) -> tuple[int, bytes] | None:
+        """One chunk of a watched pipe of `pipes` (fd -> stream): (stream, data), or None when
+        there is nothing to read; at its end the pipe is unwatched, closed and dropped."""
+        stream = pipes.get(fd)
+        if stream is None:  # closed earlier in this same batch of events
+            return None
+        data = read_output(fd)
+        if not data:
+            if data is not None:
+                self.remove(fd)
+                os.close(fd)
+                del pipes[fd]
+            return None
+        return stream, data
 
     def advance(self, key: str, n: int) -> int:
         """Count n bytes read from stream key; the offset they start at."""

@@ -7,6 +7,8 @@ import os
 import select
 import subprocess
 
+from berth_agent.shim.proto import INVALID, NOT_FOUND, NOT_RUNNING, UNKNOWN, ShimError
+
 # typing costs memory in every shim; annotations are strings here, so import it for checkers only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -15,8 +17,26 @@ if TYPE_CHECKING:
 RUNC_TIMEOUT = 60.0
 
 
-class RuncError(Exception):
-    pass
+class RuncError(ShimError):
+    """A runc sub-command failed: runc's own message, and its kind read from it here, once."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(runc_error_kind(message), message)
+
+
+def runc_error_kind(message: str) -> str:
+    """What a runc message means, as containerd's runc shim classifies them (errdefs)."""
+    lowered = message.lower()
+    if "does not exist" in lowered:
+        return NOT_FOUND
+    if "not running" in lowered or "container is stopped" in lowered:
+        return NOT_RUNNING
+    if any(
+        words in lowered
+        for words in ("executable file not found", "no such file or directory", "permission denied")
+    ):
+        return INVALID  # dockerd's 400, and exit 127/126 for `docker run`
+    return UNKNOWN
 
 
 def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int:

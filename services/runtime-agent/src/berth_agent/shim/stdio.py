@@ -9,7 +9,7 @@ import socket
 import struct
 import termios
 
-from berth_agent.shim_runc import Runc, RuncError
+from berth_agent.shim.runc import Runc, RuncError
 
 # typing costs memory in every shim; annotations are strings here, so import it for checkers only.
 TYPE_CHECKING = False
@@ -46,8 +46,21 @@ def _runc_init(
 ) -> int:
     """`runc create` or `runc run --detach` with this stdio; the init's pid."""
     pid_file = os.path.join(bundle, "init.pid")
+    return runc_detached([*verb, "--bundle", bundle], pid_file, extra, cid, runc, stdio)
+
+
+def runc_detached(
+    args: list[str],
+    pid_file: str,
+    extra: list[str],
+    cid: str,
+    runc: Runc,
+    stdio: tuple[object, object, object],
+) -> int:
+    """A runc command that leaves its process running (create, run --detach, exec --detach)
+    with this stdio; the process's pid, from its pid file."""
     runc.run(
-        [*verb, "--bundle", bundle, "--pid-file", pid_file, *extra, cid],
+        [*args, "--pid-file", pid_file, *extra, cid],
         stdin=stdio[0],  # type: ignore[arg-type]
         stdout=stdio[1],  # type: ignore[arg-type]
         stderr=stdio[2],  # type: ignore[arg-type]
@@ -73,7 +86,10 @@ def run_detached(runc: Runc, bundle: str, cid: str) -> Launch:
             return _runc_init(runc, ["run", "--detach"], bundle, cid, extra, stdio)
         except RuncError as exc:
             text = str(exc)
-            for old, new in (("runc run failed", "runc create failed"), ("runc run ", "runc create ")):
+            for old, new in (
+                ("runc run failed", "runc create failed"),
+                ("runc run ", "runc create "),
+            ):
                 if text.startswith(old):
                     text = new + text[len(old) :]
             raise RuncError(text) from None
@@ -164,3 +180,14 @@ def create_with_tty(
 
 def set_winsize(master_fd: int, height: int, width: int) -> None:
     fcntl.ioctl(master_fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+def read_output(fd: int) -> bytes | None:
+    """One read of a process's output: None when nothing is ready, b"" at its end (EOF, or EIO
+    from a pty whose other side is gone)."""
+    try:
+        return os.read(fd, READ_SIZE)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""

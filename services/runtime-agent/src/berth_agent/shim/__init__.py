@@ -1,0 +1,20 @@
+"""The shim: one process per container, its parent, driving runc. Standard library only: every
+shim is forked from the zygote, and what it imports is memory each container pays for.
+
+| module | what it is |
+|---|---|
+| `zygote` | the pre-loaded process the agent runs once; forks one detached shim per request |
+| `main` | the shim process: its name in `ps`, subreaper and signal set-up, life until exit |
+| `container` | `Shim`: the container's init process (create, start, kill, pause, delete, exit) and the loop |
+| `commands` | the agent's commands by frame type, and their dispatch with error kinds |
+| `execs` | `docker exec` processes (`runc exec --detach`) and their exits |
+| `link` | the agent connection: listening socket, frames out, frames in |
+| `proto` | the wire: JSON lines, error kinds; `frames` declares its frames and the state as types |
+| `runc` | runc sub-commands and their errors, classified once (`RuncError.kind`) |
+| `stdio` | creating with pipes or a pty, reading output |
+| `stdin` | feeding a process's stdin without blocking |
+| `gate` | back-pressure: which output pipes are read now |
+| `log` | Docker's json-file log |
+| `mount` | mounting the rootfs from an OCI mount |
+| `state` | `<bundle>/state.json`, and the cgroup facts read at exit (OOM kill) |
+"""
