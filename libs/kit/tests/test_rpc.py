@@ -124,3 +124,23 @@ def test_a_field_that_breaks_its_contract_is_invalid_parameter(nats_url: str) ->
 
     anyio.run(main)
     assert handled == ["abc"]
+
+
+def test_a_server_missing_a_handler_refuses_to_start(nats_url: str) -> None:
+    async def main() -> None:
+        nc = await connect(nats_url, "test")
+        try:
+            async with anyio.create_task_group() as tg:
+                server = RpcServer(nc, "t.partial", Echo | Missing | Slow)
+
+                async def echo(cmd: Echo) -> Echoed:
+                    return Echoed(text=cmd.text)
+
+                server.handle(Echo, echo)
+                assert server.unhandled() == ["Missing", "Slow"]
+                with pytest.raises(ValueError, match="no handler on t.partial for: Missing, Slow"):
+                    await server.start(tg)
+        finally:
+            await nc.close()
+
+    anyio.run(main)

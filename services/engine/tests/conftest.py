@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from berth_common.gotime import rfc3339nano
 from berth_contracts.docker import ContainerConfig, CreateRequest
-from berth_engine.merge import final_command, merge_config, normalise_host_config
-from berth_engine.naming import new_container_id
-from berth_engine.records import Record
+from berth_engine.containers.merge import final_command, merge_config, normalise_host_config
+from berth_engine.containers.naming import new_container_id
+from berth_engine.containers.records import Record
 
 # Test modules import the service harness by name (pytest runs with --import-mode=importlib).
 sys.path.insert(0, str(Path(__file__).parent))

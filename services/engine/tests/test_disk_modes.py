@@ -7,7 +7,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from berth_engine.store import RecordStore
+from berth_engine.containers.store import RecordStore
 
 
 def _mode(path: Path) -> int:

@@ -11,10 +11,10 @@ import pytest
 from berth_contracts.agent import DeviceMapping, RLimit
 from berth_contracts.docker import CreateRequest, HostConfig, Ulimit
 from berth_contracts.errors import InternalError, InvalidParameter, NotFound
-from berth_engine import hostopts
-from berth_engine.records import Record, State
-from berth_engine.store import RecordStore
-from berth_engine.taskspec import task_spec
+from berth_engine.containers import hostopts
+from berth_engine.containers.records import Record, State
+from berth_engine.containers.store import RecordStore
+from berth_engine.containers.taskspec import task_spec
 
 pytestmark = pytest.mark.anyio
 

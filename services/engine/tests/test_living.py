@@ -11,11 +11,11 @@ from berth_contracts.containerops import UpdateConfig
 from berth_contracts.docker import Event, EventActor, Health, HealthConfig, HealthLog, RestartPolicy
 from berth_contracts.errors import InvalidParameter
 from berth_contracts.eventlog import EventHistory
+from berth_engine.containers.health import HealthMonitor, health_text, probe_command
+from berth_engine.containers.records import Record
+from berth_engine.containers.resources import updated_host_config
+from berth_engine.containers.views import status_text
 from berth_engine.eventlog import EventLog
-from berth_engine.health import HealthMonitor, health_text, probe_command
-from berth_engine.records import Record
-from berth_engine.resources import updated_host_config
-from berth_engine.views import status_text
 
 
 def test_probe_command(make_record: Callable[..., Record]) -> None:
@@ -117,7 +117,7 @@ def test_event_history_window() -> None:
 
 def test_execs_go_with_their_container(make_record: Callable[..., Record]) -> None:
     from berth_contracts.execs import ExecConfig
-    from berth_engine.execs import ExecService, exec_env
+    from berth_engine.containers.execs import ExecService, exec_env
 
     rec = make_record("x")
     rec.state.status = "running"
@@ -134,7 +134,7 @@ def test_execs_go_with_their_container(make_record: Callable[..., Record]) -> No
 
 
 def test_health_filter(make_record: Callable[..., Record]) -> None:
-    from berth_engine.listing import select
+    from berth_engine.containers.listing import select
 
     sick, plain = make_record("sick"), make_record("plain")
     for rec in (sick, plain):

@@ -6,7 +6,7 @@ import pytest
 from berth_contracts.agent import TaskLogConfig
 from berth_contracts.docker import LogConfig
 from berth_contracts.errors import InternalError, InvalidParameter, NotImplementedByBerth
-from berth_engine.logdrivers import check_log_config, task_log_config
+from berth_engine.containers.logdrivers import check_log_config, task_log_config
 
 
 def test_create_refuses_unknown_drivers_and_options() -> None:

@@ -6,7 +6,7 @@ from berth_contracts.docker import (
     RestartPolicy,
 )
 from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
-from berth_engine.merge import (
+from berth_engine.containers.merge import (
     check_supported,
     final_command,
     merge_config,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from berth_contracts.docker import ContainerConfig, HostConfig
 from berth_contracts.errors import InvalidParameter
-from berth_engine.mountspec import mount_points, oci_mounts, parse_all, parse_bind
+from berth_engine.containers.mountspec import mount_points, oci_mounts, parse_all, parse_bind
 
 
 def test_bind_and_named_volume() -> None:

@@ -2,7 +2,12 @@ import re
 
 import pytest
 from berth_contracts.errors import InvalidParameter
-from berth_engine.naming import generate_unique_name, new_container_id, random_name, validate_name
+from berth_engine.containers.naming import (
+    generate_unique_name,
+    new_container_id,
+    random_name,
+    validate_name,
+)
 
 
 @pytest.mark.parametrize("name", ["web", "/web", "a1", "my_app.v2-x", "A-b"])

@@ -15,9 +15,10 @@ from berth_contracts.docker import (
     PortBinding,
 )
 from berth_contracts.errors import Conflict, InternalError, InvalidParameter, NotFound
-from berth_engine import netjoin, netlinks
-from berth_engine.records import Record, State
-from berth_engine.store import RecordStore
+from berth_engine.containers.records import Record, State
+from berth_engine.containers.store import RecordStore
+from berth_engine.networks import join as netjoin
+from berth_engine.networks import links as netlinks
 
 
 def _req(mode: str = "container:aa", **kw: object) -> CreateRequest:
@@ -110,8 +111,8 @@ def test_link_env_as_moby() -> None:
 def test_bridge_config_checks(tmp_path: Path) -> None:
     from berth_contracts.errors import Forbidden, NotImplementedByBerth
     from berth_contracts.networks import IpamPool, NetworkCreate
-    from berth_engine.netoptions import bridge_config
-    from berth_engine.netstore import NetworkStore
+    from berth_engine.networks.options import bridge_config
+    from berth_engine.networks.store import NetworkStore
 
     nets = NetworkStore(tmp_path / "nets")
     pool = IpamPool(

@@ -16,10 +16,10 @@ from berth_contracts.docker import (
     PortBinding,
 )
 from berth_contracts.errors import InvalidParameter, NotFound
-from berth_engine.netstore import NetworkStore
-from berth_engine.networking import NetworkService, network_settings
-from berth_engine.records import Record, State
-from berth_engine.store import RecordStore
+from berth_engine.containers.records import Record, State
+from berth_engine.containers.store import RecordStore
+from berth_engine.networks.controller import NetworkService, network_settings
+from berth_engine.networks.store import NetworkStore
 
 
 @pytest.fixture

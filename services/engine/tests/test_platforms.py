@@ -2,7 +2,7 @@ import pytest
 from berth_contracts.docker import ContainerConfig
 from berth_contracts.errors import InvalidParameter, NotFound
 from berth_contracts.lifecycle import ImageRecord
-from berth_engine.platforms import check_platform, parse_platform
+from berth_engine.containers.platforms import check_platform, parse_platform
 
 IMG = ImageRecord(id="sha256:" + "0" * 64, repo_tags=["busybox:latest"], repo_digests=[],
                   created="2023-11-14T22:13:20Z", size=1, config=ContainerConfig(), diff_ids=[])  # fmt: skip

@@ -3,9 +3,9 @@ from collections.abc import Callable
 import pytest
 from berth_contracts.docker import CreateRequest
 from berth_contracts.errors import InvalidParameter
-from berth_engine import listing
-from berth_engine.records import Record
-from berth_engine.refs import reference_matches, validate_repo_tag
+from berth_engine.containers import listing
+from berth_engine.containers.records import Record
+from berth_engine.images.refs import reference_matches, validate_repo_tag
 
 S = 1_000_000_000
 

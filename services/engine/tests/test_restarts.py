@@ -3,8 +3,14 @@ from collections.abc import Callable
 import pytest
 from berth_contracts.docker import CreateRequest, HostConfig, RestartPolicy
 from berth_contracts.errors import InvalidParameter
-from berth_engine.records import Record
-from berth_engine.restarts import FIRST_DELAY, MAX_DELAY, next_delay, validate_policy, wants_restart
+from berth_engine.containers.records import Record
+from berth_engine.containers.restarts import (
+    FIRST_DELAY,
+    MAX_DELAY,
+    next_delay,
+    validate_policy,
+    wants_restart,
+)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from berth_contracts.errors import InvalidParameter
-from berth_engine.secopts import SecurityOpts, parse_security_opts
+from berth_engine.containers.secopts import SecurityOpts, parse_security_opts
 
 
 def test_accepted_forms() -> None:
@@ -35,7 +35,7 @@ def test_refused(opt: str, message: str) -> None:
 def test_mac_options_on_hosts_with_selinux_or_apparmor(monkeypatch: pytest.MonkeyPatch) -> None:
     """berth applies neither SELinux labels nor AppArmor profiles: where the kernel has them,
     asking for one is refused (dockerd would apply it); where it has not, dockerd ignores them."""
-    from berth_engine import secopts
+    from berth_engine.containers import secopts
 
     monkeypatch.setattr(secopts, "_selinux_enabled", lambda: False)
     monkeypatch.setattr(secopts, "_apparmor_enabled", lambda: False)

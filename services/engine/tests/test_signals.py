@@ -1,6 +1,6 @@
 import pytest
 from berth_contracts.errors import InvalidParameter
-from berth_engine.signals import parse_signal
+from berth_engine.containers.signals import parse_signal
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
-from berth_engine.records import Record
-from berth_engine.store import RecordStore
+from berth_engine.containers.records import Record
+from berth_engine.containers.store import RecordStore
 
 pytestmark = pytest.mark.anyio
 

@@ -1,8 +1,8 @@
 from collections.abc import Callable
 
 from berth_contracts.docker import CreateRequest, HostConfig
-from berth_engine.records import Record
-from berth_engine.taskspec import exit_code_for_start_error, task_spec
+from berth_engine.containers.records import Record
+from berth_engine.containers.taskspec import exit_code_for_start_error, task_spec
 
 
 def test_task_spec_from_record(make_record: Callable[..., Record]) -> None:

@@ -3,8 +3,8 @@
 from collections.abc import Callable
 from typing import Any
 
+from berth_engine.containers.records import Record
 from berth_engine.core import EngineCore
-from berth_engine.records import Record
 from berth_kit.tracing import traceparent_of
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -17,7 +17,10 @@ def test_container_span_joins_the_create_trace(make_record: Callable[..., Record
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
     unused: Any = None
-    core = EngineCore(unused, unused, unused, unused, "node", tracer=tracer)
+    core = EngineCore(
+        unused, unused, unused, unused, "node",
+        volumes=unused, networks=unused, restarter=unused, tracer=tracer,
+    )  # fmt: skip
 
     rec = make_record("traced")
     with tracer.start_as_current_span("container create") as create:

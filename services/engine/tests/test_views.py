@@ -2,9 +2,9 @@ from collections.abc import Callable
 
 from berth_common.gotime import parse_ns, rfc3339nano
 from berth_contracts.docker import ZERO_TIME, CreateRequest, HostConfig
-from berth_engine import views
-from berth_engine.records import Record
-from berth_engine.timefmt import human_duration
+from berth_engine.containers import views
+from berth_engine.containers.records import Record
+from berth_engine.containers.timefmt import human_duration
 
 S = 1_000_000_000
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from berth_contracts.errors import InvalidParameter, NotFound
-from berth_engine.volumestore import ANONYMOUS_LABEL, VolumeStore
+from berth_engine.volumes.store import ANONYMOUS_LABEL, VolumeStore
 
 
 def test_create_get_list_remove(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ callback waits, which applies back-pressure to the subscription instead of queue
 from __future__ import annotations
 
 import logging
+import os
 import time
+import typing
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -17,7 +19,7 @@ from typing import Any, TypeVar
 import anyio
 import msgspec
 from anyio.abc import TaskGroup
-from berth_contracts.base import Command, Reply
+from berth_contracts.base import Command, Ping, Pong, Reply
 from berth_contracts.codec import decode_as, encode
 from berth_contracts.errors import (
     BerthError,
@@ -90,6 +92,7 @@ class RpcServer:
         queue: str = "",
         limit: int = 64,
         tracer_name: str = "berth",
+        node: str = "",
     ) -> None:
         self._nc = nc
         self._subject = subject
@@ -97,6 +100,13 @@ class RpcServer:
         self._queue = queue
         self._limit = anyio.Semaphore(limit)
         self._handlers: dict[type, Handler] = {}
+        # Every server answers Ping (a member of every request union) for its service.
+        pong = Pong(service=tracer_name, pid=os.getpid(), node=node)
+
+        async def ping(_: Ping) -> Pong:
+            return pong
+
+        self._handlers[Ping] = ping
         self._tracer = trace.get_tracer(tracer_name)
         self._idempotency = _IdempotencyCache()
         self._sub: Subscription | None = None
@@ -104,7 +114,18 @@ class RpcServer:
     def handle(self, command_type: type[C], handler: Callable[[C], Awaitable[Reply]]) -> None:
         self._handlers[command_type] = handler
 
+    def unhandled(self) -> list[str]:
+        """The members of the request union that no handler answers."""
+        members = typing.get_args(self._request_type) or (self._request_type,)
+        return sorted(m.__name__ for m in members if m not in self._handlers)
+
     async def start(self, tg: TaskGroup) -> None:
+        """Subscribe; refuses (ValueError) while a member of the request union has no handler,
+        as containerd's services must implement their whole API before they serve."""
+        missing = self.unhandled()
+        if missing:
+            raise ValueError(f"no handler on {self._subject} for: {', '.join(missing)}")
+
         async def on_msg(msg: Msg) -> None:
             await self._limit.acquire()
             tg.start_soon(self._process, msg)

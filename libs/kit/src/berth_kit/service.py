@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import anyio
 from anyio.abc import TaskGroup
 from berth_contracts import subjects
-from berth_contracts.base import Ping, Pong
+from berth_contracts.base import Ping
 from nats.aio.client import Client as NATS
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -42,7 +42,9 @@ class ServiceContext:
     servers: list[RpcServer] = field(default_factory=list)
 
     def server(self, subject: str, request_type: object, *, queue: str = "", limit: int = 64) -> RpcServer:
-        srv = RpcServer(self.nc, subject, request_type, queue=queue, limit=limit, tracer_name=self.name)
+        srv = RpcServer(
+            self.nc, subject, request_type, queue=queue, limit=limit, tracer_name=self.name, node=self.node
+        )
         self.servers.append(srv)
         return srv
 
@@ -73,12 +75,7 @@ async def _run(name: str, main: Callable[[ServiceContext], Awaitable[None]]) -> 
                 tracer_provider=provider,
             )
             tg.start_soon(_watch_signals, ctx)
-            health = ctx.server(subjects.health(name), Ping)
-
-            async def pong(_: Ping) -> Pong:
-                return Pong(service=name, pid=os.getpid(), node=ctx.node)
-
-            health.handle(Ping, pong)
+            ctx.server(subjects.health(name), Ping)  # the kit's RpcServer answers Ping
             await main(ctx)
             for srv in ctx.servers:
                 await srv.start(tg)

@@ -20,14 +20,14 @@ from nats.aio.client import Client as NATS
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, Tracer
 
+from berth_engine.containers.records import Record
+from berth_engine.containers.restarts import Restarter
+from berth_engine.containers.store import RecordStore
 from berth_engine.events import EventPublisher
-from berth_engine.records import Record
-from berth_engine.restarts import Restarter
-from berth_engine.store import RecordStore
-from berth_engine.volumes import VolumeService
+from berth_engine.volumes.service import VolumeService
 
 if TYPE_CHECKING:
-    from berth_engine.networking import NetworkService
+    from berth_engine.networks.controller import NetworkService
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,10 @@ class EngineCore:
         rpc: RpcClient,
         events: EventPublisher,
         node: str,
+        *,
+        volumes: VolumeService,
+        networks: NetworkService,
+        restarter: Restarter,
         tracer: Tracer | None = None,
     ) -> None:
         self.nc = nc
@@ -64,12 +68,12 @@ class EngineCore:
         # Serialise what changes a container's task: start, exit processing and removal.
         # (Stop and kill only signal and wait, so they never hold it while waiting.)
         self._locks: dict[str, anyio.Lock] = {}
-        # Set once the container service exists (it owns the start path restarts use).
-        self.restarter: Restarter | None = None
-        # Set at start-up: creates volumes for new containers, drops anonymous ones with them.
-        self.volumes: VolumeService | None = None
-        # Set at start-up: addresses and published ports of bridge networks.
-        self.networks: NetworkService | None = None
+        # Restart policies: schedules the starts of containers that exited.
+        self.restarter = restarter
+        # Creates volumes for new containers, drops anonymous ones with them.
+        self.volumes = volumes
+        # Addresses and published ports of bridge networks.
+        self.networks = networks
         # Set at start-up: the ids of a container's running execs (inspect's ExecIDs).
         self.running_execs: Callable[[str], list[str] | None] = lambda container_id: None
 
@@ -162,10 +166,9 @@ class EngineCore:
         await self.store.delete(rec.id)
         self._locks.pop(rec.id, None)
         self.prepared_mounts.pop(rec.id, None)
-        if self.restarter is not None:
-            self.restarter.forget(rec.id)
+        self.restarter.forget(rec.id)
         self.notify_exit(rec.id)
-        if self.volumes is not None and (volumes or rec.host_config.auto_remove):
+        if volumes or rec.host_config.auto_remove:
             # `rm -v` and `--rm` take the anonymous volumes along (named ones stay).
             await anyio.to_thread.run_sync(self.volumes.release_anonymous, rec)
         await self.events.container(rec, "destroy")

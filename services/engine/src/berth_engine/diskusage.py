@@ -13,9 +13,9 @@ from berth_contracts.imaging import DiskUsage, LayerUsage, LayerUsageGet, System
 from berth_contracts.lifecycle import ImageListAll, ImageRecords
 from berth_kit.dirsize import directory_size
 
+from berth_engine.containers.queries import QueryService
 from berth_engine.core import EngineCore
-from berth_engine.images import image_summary
-from berth_engine.queries import QueryService
+from berth_engine.images.service import image_summary
 
 DF_TYPES = ("container", "image", "volume", "build-cache")
 
@@ -67,8 +67,6 @@ class DiskUsageService:
 
     def _volumes(self) -> list[VolumeUsage]:
         volumes = self.core.volumes
-        if volumes is None:
-            return []
         out: list[VolumeUsage] = []
         for vol in volumes.volumes.all():
             size = directory_size(volumes.volumes.data_path(vol.name))

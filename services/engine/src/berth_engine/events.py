@@ -11,7 +11,7 @@ from berth_contracts.docker import Event, EventActor
 from berth_kit.tracing import inject
 from nats.aio.client import Client as NATS
 
-from berth_engine.records import Record
+from berth_engine.containers.records import Record
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,6 @@ from berth_contracts.agent import (
     TaskStates,
 )
 from berth_contracts.agentops import TaskStats, TaskTop, TaskUpdate
-from berth_contracts.base import Ping, Pong
 from berth_contracts.errors import BerthError
 from berth_kit.rpc import RpcServer
 from berth_kit.service import ServiceContext
@@ -50,11 +49,12 @@ async def main(ctx: ServiceContext) -> None:
     await manager.adopt_all()
     ctx.tg.start_soon(_close_on_stop, manager)
     srv = ctx.server(subjects.agent_rpc(ctx.node), AgentRequest, queue=subjects.AGENT_QUEUE)
-    register(srv, manager, Pong(service=ctx.name, pid=os.getpid(), node=ctx.node))
+    register(srv, manager)
 
 
-def register(srv: RpcServer, m: TaskManager, pong: Pong) -> None:
-    """Every AgentRequest member's handler; the logic is the task manager's."""
+def register(srv: RpcServer, m: TaskManager) -> None:
+    """Every AgentRequest member's handler (the kit answers Ping); the logic is the task
+    manager's."""
 
     async def create(cmd: TaskCreate) -> TaskCreated:
         return await m.create(cmd)
@@ -122,9 +122,6 @@ def register(srv: RpcServer, m: TaskManager, pong: Pong) -> None:
         await anyio.to_thread.run_sync(m.net.release_network, cmd.network_id)
         return Done()
 
-    async def ping(_: Ping) -> Pong:
-        return pong
-
     srv.handle(TaskCreate, create)
     srv.handle(TaskStart, start)
     srv.handle(TaskKill, kill)
@@ -144,7 +141,6 @@ def register(srv: RpcServer, m: TaskManager, pong: Pong) -> None:
     srv.handle(TaskStats, m.stats)
     srv.handle(TaskNetworkUpdate, network)
     srv.handle(NetworkRelease, release)
-    srv.handle(Ping, ping)
 
 
 async def _close_on_stop(manager: TaskManager) -> None:

@@ -21,11 +21,11 @@ from berth_contracts.volumes import (
     VolumesPruned,
 )
 
-from berth_engine.listing import label_matches
-from berth_engine.mountspec import MountEntry
-from berth_engine.records import Record
-from berth_engine.store import RecordStore
-from berth_engine.volumestore import ANONYMOUS_LABEL, VolumeStore
+from berth_engine.containers.listing import label_matches
+from berth_engine.containers.mountspec import MountEntry
+from berth_engine.containers.records import Record
+from berth_engine.containers.store import RecordStore
+from berth_engine.volumes.store import ANONYMOUS_LABEL, VolumeStore
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from berth_contracts.containerops import (
 from berth_contracts.docker import HostConfig
 from berth_contracts.errors import Conflict, InvalidParameter
 
+from berth_engine.containers.records import Record
+from berth_engine.containers.restarts import validate_policy
 from berth_engine.core import EngineCore
-from berth_engine.records import Record
-from berth_engine.restarts import validate_policy
 
 MIN_MEMORY = 6 * 1024 * 1024
 CPU_PERIOD = 100_000  # what a NanoCpus limit is expressed in (µs), as in moby

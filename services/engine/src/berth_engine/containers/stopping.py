@@ -10,12 +10,12 @@ from berth_contracts.base import Done
 from berth_contracts.engine import ContainerKill, ContainerRemove, ContainerStop
 from berth_contracts.errors import Conflict, InternalError, NotFound, NotModified
 
+from berth_engine.containers.exits import ExitHandler
+from berth_engine.containers.records import Record
+from berth_engine.containers.signals import SIGKILL, SIGTERM, parse_signal
+from berth_engine.containers.store import RecordStore
 from berth_engine.core import EngineCore
-from berth_engine.exits import ExitHandler
-from berth_engine.netlinks import remove_link
-from berth_engine.records import Record
-from berth_engine.signals import SIGKILL, SIGTERM, parse_signal
-from berth_engine.store import RecordStore
+from berth_engine.networks.links import remove_link
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,7 @@ class StopService:
         async with self.core.lock(rec.id):
             if rec.state.status != "restarting":
                 return False
-            if self.core.restarter is not None:
-                self.core.restarter.cancel(rec.id)
+            self.core.restarter.cancel(rec.id)
             rec.state.status = "exited"
             await self.store.save(rec)
             self.core.notify_exit(rec.id)

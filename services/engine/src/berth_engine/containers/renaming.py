@@ -6,8 +6,8 @@ from berth_contracts.base import Done
 from berth_contracts.engine import ContainerRename
 from berth_contracts.errors import InvalidParameter
 
+from berth_engine.containers.naming import validate_name
 from berth_engine.core import EngineCore
-from berth_engine.naming import validate_name
 
 
 class RenameService:

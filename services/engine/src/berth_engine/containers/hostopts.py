@@ -15,8 +15,8 @@ from berth_contracts.agent import DeviceMapping, RLimit
 from berth_contracts.docker import CreateRequest, HostConfig, Ulimit
 from berth_contracts.errors import InternalError, InvalidParameter, NotFound
 
-from berth_engine.records import Record
-from berth_engine.store import RecordStore
+from berth_engine.containers.records import Record
+from berth_engine.containers.store import RecordStore
 
 HOST_GATEWAY = "host-gateway"
 CPUSET_ROOT = "/sys/fs/cgroup/cpuset"

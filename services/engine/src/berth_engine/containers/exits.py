@@ -23,9 +23,9 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from opentelemetry import context as otel_context
 
+from berth_engine.containers.records import Record
+from berth_engine.containers.restarts import wants_restart
 from berth_engine.core import EngineCore
-from berth_engine.records import Record
-from berth_engine.restarts import wants_restart
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class ExitHandler:
                 return
             if rec.host_config.auto_remove:
                 await self.auto_remove(rec)
-            elif self.core.restarter is not None and wants_restart(rec, exit_code):
+            elif wants_restart(rec, exit_code):
                 self.core.restarter.schedule(rec)
                 await self.core.store.save(rec)
 

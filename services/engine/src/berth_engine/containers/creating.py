@@ -20,26 +20,26 @@ from berth_contracts.lifecycle import (
 )
 from berth_kit.tracing import traceparent_of
 
-from berth_engine import hostopts
-from berth_engine.core import EngineCore
-from berth_engine.logdrivers import check_log_config
-from berth_engine.merge import (
+from berth_engine.containers import hostopts
+from berth_engine.containers.logdrivers import check_log_config
+from berth_engine.containers.merge import (
     check_supported,
     final_command,
     merge_config,
     normalise_host_config,
     normalise_network_mode,
 )
-from berth_engine.mountspec import parse_all
-from berth_engine.naming import generate_unique_name, new_container_id, validate_name
-from berth_engine.netjoin import check_network_mode, resolve_at_create
-from berth_engine.netlinks import register_links, shown_links
-from berth_engine.platforms import check_platform
-from berth_engine.records import Record
-from berth_engine.restarts import validate_policy
-from berth_engine.secopts import parse_security_opts
-from berth_engine.signals import parse_signal
-from berth_engine.store import RecordStore
+from berth_engine.containers.mountspec import parse_all
+from berth_engine.containers.naming import generate_unique_name, new_container_id, validate_name
+from berth_engine.containers.platforms import check_platform
+from berth_engine.containers.records import Record
+from berth_engine.containers.restarts import validate_policy
+from berth_engine.containers.secopts import parse_security_opts
+from berth_engine.containers.signals import parse_signal
+from berth_engine.containers.store import RecordStore
+from berth_engine.core import EngineCore
+from berth_engine.networks.join import check_network_mode, resolve_at_create
+from berth_engine.networks.links import register_links, shown_links
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class CreateService:
     def _check_dns(self, hc: HostConfig) -> None:
         """aardvark-dns 1.4 forwards to the host's resolvers, never to --dns ones: refuse."""
         mode = hc.network_mode or "bridge"
-        if not hc.dns or self.core.networks is None or mode in ("host", "none", "default"):
+        if not hc.dns or mode in ("host", "none", "default"):
             return
         net = self.core.networks.nets.lookup(mode)
         if net is not None and net.dns_enabled:
@@ -96,8 +96,7 @@ class CreateService:
             hostopts.check_volume_driver(
                 req.host_config, [e.name or "(anonymous)" for e in entries if e.type == "volume"]
             )
-            if self.core.networks is not None:
-                self.core.networks.validate_mode(req.host_config.network_mode or "bridge")
+            self.core.networks.validate_mode(req.host_config.network_mode or "bridge")
             self._check_dns(req.host_config)
             if config.stop_signal:
                 parse_signal(config.stop_signal)  # moby refuses a bad StopSignal at create
@@ -105,12 +104,11 @@ class CreateService:
                 name = generate_unique_name(self.store.name_taken)
             self.store.reserve_name(name, cid)
             try:
-                if self.core.volumes is not None:
-                    entries = await anyio.to_thread.run_sync(self.core.volumes.prepare, entries)
-                    if req.host_config.volumes_from:
-                        entries = self.core.volumes.volumes_from(
-                            entries, list(req.host_config.volumes_from)
-                        )
+                entries = await anyio.to_thread.run_sync(self.core.volumes.prepare, entries)
+                if req.host_config.volumes_from:
+                    entries = self.core.volumes.volumes_from(
+                        entries, list(req.host_config.volumes_from)
+                    )
                 links = register_links(
                     self.store, req.host_config.network_mode, list(req.host_config.links or [])
                 )
@@ -118,7 +116,7 @@ class CreateService:
                     self.core.networks.endpoints_for_create(
                         req.host_config, req.networking_config, req.mac_address
                     )
-                    if self.core.networks is not None and not req.network_disabled
+                    if not req.network_disabled
                     else []  # NetworkDisabled: loopback only, as dockerd
                 )
                 rec = Record(

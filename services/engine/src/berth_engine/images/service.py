@@ -40,9 +40,9 @@ from berth_contracts.lifecycle import (
     ImageTagAdd,
 )
 
+from berth_engine.containers.listing import label_matches
 from berth_engine.core import EngineCore
-from berth_engine.listing import label_matches
-from berth_engine.refs import reference_matches, validate_repo_tag
+from berth_engine.images.refs import reference_matches, validate_repo_tag
 
 IMAGE_FILTERS = ("reference", "dangling", "label", "before", "since", "until")
 
@@ -232,6 +232,6 @@ class ImageService:
         return await self.core.lifecycle(self.core.node, cmd, UploadTarget, within=90.0, attempts=1)
 
     async def prune(self, cmd: ImagePrune) -> ImagesPruned:
-        from berth_engine.imageprune import ImagePruneService
+        from berth_engine.images.prune import ImagePruneService
 
         return await ImagePruneService(self.core).prune(cmd)

@@ -11,9 +11,9 @@ from berth_contracts.engine import ImagePrune, ImagesPruned
 from berth_contracts.errors import BerthError, InvalidParameter
 from berth_contracts.lifecycle import ImageDelete, ImageDeleted, ImageListAll, ImageRecords
 
+from berth_engine.containers.listing import label_matches
+from berth_engine.containers.pruning import until_ns
 from berth_engine.core import EngineCore
-from berth_engine.listing import label_matches
-from berth_engine.pruning import until_ns
 
 log = logging.getLogger(__name__)
 IMAGE_PRUNE_FILTERS = ("dangling", "until", "label", "label!")

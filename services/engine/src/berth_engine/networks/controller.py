@@ -20,10 +20,10 @@ from berth_contracts.docker import (
 from berth_contracts.errors import Conflict, InternalError, InvalidParameter, NotFound
 from berth_contracts.networks import NetworkAttachment, PortMapping
 
-from berth_engine.netmodel import Endpoint, PublishedPort
-from berth_engine.netstore import NetworkRecord, NetworkStore
-from berth_engine.records import Record
-from berth_engine.store import RecordStore
+from berth_engine.containers.records import Record
+from berth_engine.containers.store import RecordStore
+from berth_engine.networks.model import Endpoint, PublishedPort
+from berth_engine.networks.store import NetworkRecord, NetworkStore
 
 # No name rule here: network names are any non-empty string (netapi, as dockerd); container
 # names follow NAME_CHARS (naming.validate_name).

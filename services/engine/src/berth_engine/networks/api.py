@@ -30,14 +30,13 @@ from berth_contracts.networks import (
     NetworksPruned,
     TaskNetworkUpdate,
 )
-from berth_kit.rpc import RpcServer
 
+from berth_engine.containers.listing import label_matches
 from berth_engine.core import EngineCore
-from berth_engine.listing import label_matches
-from berth_engine.netlinks import link_hosts
-from berth_engine.netoptions import bridge_config
-from berth_engine.netstore import NetworkRecord
-from berth_engine.networking import NetworkService
+from berth_engine.networks.controller import NetworkService
+from berth_engine.networks.links import link_hosts
+from berth_engine.networks.options import bridge_config
+from berth_engine.networks.store import NetworkRecord
 
 log = logging.getLogger(__name__)
 
@@ -257,13 +256,3 @@ class NetworkApi:
             await self._release_on_agents(net)
             deleted.append(net.name)
         return NetworksPruned(networks_deleted=deleted)
-
-
-def register_networks(server: RpcServer, api: NetworkApi) -> None:
-    server.handle(NetworkCreate, api.create)
-    server.handle(NetworkGet, api.get)
-    server.handle(NetworkList, api.list_networks)
-    server.handle(NetworkRemove, api.remove)
-    server.handle(NetworkConnect, api.connect)
-    server.handle(NetworkDisconnect, api.disconnect)
-    server.handle(NetworkPrune, api.prune)

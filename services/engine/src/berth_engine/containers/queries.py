@@ -22,10 +22,10 @@ from berth_contracts.errors import InvalidParameter, NotFound, NotImplementedByB
 from berth_contracts.lifecycle import ImageFound, ImageResolve
 from berth_contracts.streams import LogBatch
 
-from berth_engine import listing, views
+from berth_engine.containers import listing, views
+from berth_engine.containers.logdrivers import READ_NOT_SUPPORTED, driver_of
+from berth_engine.containers.store import RecordStore
 from berth_engine.core import EngineCore
-from berth_engine.logdrivers import READ_NOT_SUPPORTED, driver_of
-from berth_engine.store import RecordStore
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from berth_contracts.execs import ExecConfig
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from berth_engine.containers.execs import ExecService
+from berth_engine.containers.records import Record
 from berth_engine.core import EngineCore
-from berth_engine.execs import ExecService
-from berth_engine.records import Record
 
 log = logging.getLogger(__name__)
 

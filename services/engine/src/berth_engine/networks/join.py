@@ -10,8 +10,8 @@ import msgspec
 from berth_contracts.docker import CreateRequest
 from berth_contracts.errors import Conflict, InternalError, InvalidParameter, NotFound
 
-from berth_engine.records import Record
-from berth_engine.store import RecordStore
+from berth_engine.containers.records import Record
+from berth_engine.containers.store import RecordStore
 
 PREFIX = "container:"
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from berth_contracts.errors import Forbidden, InvalidParameter, NotFound, NotImplementedByBerth
 from berth_contracts.networks import IpamPool, NetworkCreate
 
-from berth_engine.netstore import NetworkStore
+from berth_engine.networks.store import NetworkStore
 
 BRIDGE_NAME = "com.docker.network.bridge.name"
 MTU = "com.docker.network.driver.mtu"

@@ -21,16 +21,16 @@ from berth_contracts.errors import BerthError, Conflict, NotFound, NotModified
 from berth_contracts.lifecycle import SnapshotGetMounts, SnapshotMounts
 from opentelemetry.trace import Span
 
-from berth_engine import hostopts
+from berth_engine.containers import hostopts
+from berth_engine.containers.exits import ExitHandler
+from berth_engine.containers.logdrivers import task_log_config
+from berth_engine.containers.mountspec import oci_mounts
+from berth_engine.containers.records import Record, State
+from berth_engine.containers.store import RecordStore
+from berth_engine.containers.taskspec import exit_code_for_start_error, task_spec
 from berth_engine.core import EngineCore
-from berth_engine.exits import ExitHandler
-from berth_engine.logdrivers import task_log_config
-from berth_engine.mountspec import oci_mounts
-from berth_engine.netjoin import join, joined_container
-from berth_engine.netlinks import apply_links
-from berth_engine.records import Record, State
-from berth_engine.store import RecordStore
-from berth_engine.taskspec import exit_code_for_start_error, task_spec
+from berth_engine.networks.join import join, joined_container
+from berth_engine.networks.links import apply_links
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ class StartService:
                 raise Conflict("container is marked for removal and cannot be started")
             # A start through the API re-arms the restart policy (moby resets its manager).
             rec.manually_stopped = False
-            if self.core.restarter is not None:
-                self.core.restarter.forget(rec.id)
+            self.core.restarter.forget(rec.id)
             await self._run_start(rec, span, restarting=False)
             return Done()
 
@@ -118,7 +117,7 @@ class StartService:
                 list(rec.host_config.extra_hosts or []), self._host_gateway()
             ),
         )
-        if self.core.networks is not None and rec.endpoints:
+        if rec.endpoints:
             networks, ports = self.core.networks.attach(rec)
             spec = msgspec.structs.replace(spec, networks=networks, port_mappings=ports)
         spec = apply_links(self.store, rec, spec)
@@ -153,7 +152,7 @@ class StartService:
         await self.store.save(rec)
 
     def _host_gateway(self) -> str:
-        bridge = self.core.networks.nets.by_name("bridge") if self.core.networks else None
+        bridge = self.core.networks.nets.by_name("bridge")
         return bridge.gateway if bridge is not None else ""
 
     async def _start_created(self, rec: Record) -> tuple[int, str]:

@@ -12,11 +12,11 @@ import msgspec
 from berth_contracts.agent import TaskSpec
 from berth_contracts.errors import BerthError, InternalError, InvalidParameter, NotFound
 
-from berth_engine.netjoin import CONFLICT_HOST_LINKS, joined_ref
-from berth_engine.netmodel import Link
-from berth_engine.records import Record
-from berth_engine.store import RecordStore
-from berth_engine.taskspec import process_env
+from berth_engine.containers.records import Record
+from berth_engine.containers.store import RecordStore
+from berth_engine.containers.taskspec import process_env
+from berth_engine.networks.join import CONFLICT_HOST_LINKS, joined_ref
+from berth_engine.networks.model import Link
 
 DEFAULT_NETWORK = "bridge"
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from berth_common.gotime import parse_ns
 from berth_contracts.errors import InvalidParameter
 
-from berth_engine.records import Record
+from berth_engine.containers.records import Record
 
 HEALTH_STATES = ("starting", "healthy", "unhealthy", "none")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")

@@ -24,12 +24,11 @@ from berth_contracts.imaging import (
     SnapshotDiff,
     SnapshotExport,
 )
-from berth_kit.rpc import RpcServer
 
+from berth_engine.containers.pausing import PauseService
+from berth_engine.containers.records import Record
 from berth_engine.core import EngineCore
-from berth_engine.pausing import PauseService
-from berth_engine.records import Record
-from berth_engine.refs import validate_repo_tag
+from berth_engine.images.refs import validate_repo_tag
 
 COMMIT_TIMEOUT = 1800.0  # tarring, gzipping and unpacking a big writable layer
 
@@ -100,11 +99,3 @@ class ImagingService:
 
     async def cache_lookup(self, cmd: ImageCacheLookup) -> ImageCacheHit:
         return await self.core.lifecycle(self.core.node, cmd, ImageCacheHit, within=120.0)
-
-
-def register_imaging(server: RpcServer, service: ImagingService) -> None:
-    server.handle(ContainerCommit, service.commit)
-    server.handle(ContainerChanges, service.changes)
-    server.handle(ContainerExport, service.export)
-    server.handle(ImageHistoryGet, service.history)
-    server.handle(ImageCacheLookup, service.cache_lookup)

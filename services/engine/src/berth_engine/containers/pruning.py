@@ -10,9 +10,9 @@ from berth_common.gotime import parse_ns
 from berth_contracts.engine import ContainerPrune, ContainersPruned
 from berth_contracts.errors import BerthError, InvalidParameter
 
+from berth_engine.containers.listing import label_matches
+from berth_engine.containers.records import Record
 from berth_engine.core import EngineCore
-from berth_engine.listing import label_matches
-from berth_engine.records import Record
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from berth_common.gotime import parse_ns
 from berth_contracts.docker import RestartPolicy
 from berth_contracts.errors import InvalidParameter
 
-from berth_engine.records import Record
+from berth_engine.containers.records import Record
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from berth_contracts.docker import (
     HostConfig,
 )
 
-from berth_engine.mountspec import MountEntry
-from berth_engine.netmodel import Endpoint, Link, PublishedPort
+from berth_engine.containers.mountspec import MountEntry
+from berth_engine.networks.model import Endpoint, Link, PublishedPort
 
 
 class State(msgspec.Struct, kw_only=True):

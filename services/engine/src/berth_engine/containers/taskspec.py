@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from berth_contracts.agent import TaskSpec
 
-from berth_engine import hostopts, settings
-from berth_engine.records import Record
-from berth_engine.secopts import parse_security_opts
+from berth_engine import settings
+from berth_engine.containers import hostopts
+from berth_engine.containers.records import Record
+from berth_engine.containers.secopts import parse_security_opts
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

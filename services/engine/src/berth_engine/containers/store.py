@@ -15,7 +15,7 @@ import anyio
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
 from berth_kit.diskmodes import ensure_dir, private_sqlite
 
-from berth_engine.records import Record, decode_record, encode_record
+from berth_engine.containers.records import Record, decode_record, encode_record
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (

@@ -15,12 +15,12 @@ from berth_contracts.docker import (
 )
 from berth_contracts.engine import ContainerRef
 
-from berth_engine.health import health_text
-from berth_engine.logdrivers import driver_of
-from berth_engine.mountspec import mount_points
-from berth_engine.networking import network_settings
-from berth_engine.records import Record
-from berth_engine.timefmt import human_duration
+from berth_engine.containers.health import health_text
+from berth_engine.containers.logdrivers import driver_of
+from berth_engine.containers.mountspec import mount_points
+from berth_engine.containers.records import Record
+from berth_engine.containers.timefmt import human_duration
+from berth_engine.networks.controller import network_settings
 
 
 def status_text(rec: Record, now_ns: int | None = None) -> str:

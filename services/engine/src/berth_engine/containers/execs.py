@@ -40,13 +40,12 @@ from berth_contracts.execs import (
     ExecStart,
 )
 from berth_contracts.streams import StdioChunk
-from berth_kit.rpc import RpcServer
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from berth_engine.containers.records import Record
+from berth_engine.containers.taskspec import process_env, replace_or_append_env
 from berth_engine.core import EngineCore
-from berth_engine.records import Record
-from berth_engine.taskspec import process_env, replace_or_append_env
 
 log = logging.getLogger(__name__)
 
@@ -279,10 +278,3 @@ class ExecService:
             )
         if on_exit is not None:
             await on_exit(entry)
-
-
-def register_execs(server: RpcServer, service: ExecService) -> None:
-    server.handle(ExecCreate, service.create)
-    server.handle(ExecGet, service.get)
-    server.handle(ExecStart, service.start)
-    server.handle(ExecResize, service.resize)

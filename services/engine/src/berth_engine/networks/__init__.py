@@ -1,0 +1,2 @@
+"""Networks: records, the bridge controller (IPAM, ports), `docker network` commands, joins and
+legacy links."""

@@ -1,0 +1,1 @@
+"""Volumes: the local driver's storage and `docker volume` commands."""
