@@ -99,6 +99,7 @@ class RpcServer:
         self._request_type = request_type
         self._queue = queue
         self._limit = anyio.Semaphore(limit)
+        self._limit_total = limit
         self._handlers: dict[type, Handler] = {}
         # Every server answers Ping (a member of every request union) for its service.
         pong = Pong(service=tracer_name, pid=os.getpid(), node=node)
@@ -134,9 +135,14 @@ class RpcServer:
         await self._nc.flush()
 
     async def stop(self) -> None:
+        """No new requests; returns once those in flight are answered (callers bound the wait)."""
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
+        for _ in range(self._limit_total):  # every permit back: nothing is in flight
+            await self._limit.acquire()
+        for _ in range(self._limit_total):
+            self._limit.release()
 
     async def _process(self, msg: Msg) -> None:
         try:

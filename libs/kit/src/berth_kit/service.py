@@ -1,8 +1,9 @@
 """Running a service: uvloop, one task group, NATS, and a graceful stop on SIGTERM/SIGINT.
 
-A service's main coroutine receives a ServiceContext, starts what it serves into ctx.tg and
-returns; the kit then waits for a signal, drains NATS (in-flight requests finish, no new ones
-arrive), and cancels what is left.
+A service's main coroutine receives a ServiceContext, starts what it serves into ctx.tg,
+registers what must be closed at the end with ctx.on_stop, and returns. The kit then waits for
+a signal; its servers stop taking requests and answer those in flight; the on_stop cleanups run
+(last registered first, each shielded and bounded); NATS drains; what is left is cancelled.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from berth_kit.tracing import setup_tracing
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT = 10.0
+Cleanup = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -40,6 +42,7 @@ class ServiceContext:
     tracer_provider: TracerProvider
     stopping: anyio.Event = field(default_factory=anyio.Event)
     servers: list[RpcServer] = field(default_factory=list)
+    cleanups: list[tuple[Cleanup, float]] = field(default_factory=list)
 
     def server(self, subject: str, request_type: object, *, queue: str = "", limit: int = 64) -> RpcServer:
         srv = RpcServer(
@@ -47,6 +50,20 @@ class ServiceContext:
         )
         self.servers.append(srv)
         return srv
+
+    def on_stop(self, cleanup: Cleanup, timeout: float = 10.0) -> None:
+        """Run cleanup when the service stops, after its requests are answered, while NATS is
+        still connected; also when main fails after registering it."""
+        self.cleanups.append((cleanup, timeout))
+
+    async def run_cleanups(self) -> None:
+        while self.cleanups:
+            cleanup, timeout = self.cleanups.pop()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
+                try:
+                    await cleanup()
+                except Exception:  # noqa: BLE001 - the other cleanups still run
+                    log.exception("%s: cleanup %s failed", self.name, cleanup)
 
 
 def nats_url() -> str:
@@ -64,6 +81,7 @@ def run_service(name: str, main: Callable[[ServiceContext], Awaitable[None]]) ->
 async def _run(name: str, main: Callable[[ServiceContext], Awaitable[None]]) -> None:
     provider = setup_tracing(name)
     nc = await connect(nats_url(), name)
+    ctx: ServiceContext | None = None
     try:
         async with anyio.create_task_group() as tg:
             ctx = ServiceContext(
@@ -85,9 +103,13 @@ async def _run(name: str, main: Callable[[ServiceContext], Awaitable[None]]) -> 
             with anyio.move_on_after(DRAIN_TIMEOUT):
                 for srv in ctx.servers:
                     await srv.stop()
+            await ctx.run_cleanups()
+            with anyio.move_on_after(DRAIN_TIMEOUT):
                 await nc.drain()
             tg.cancel_scope.cancel()
     finally:
+        if ctx is not None:
+            await ctx.run_cleanups()  # main or a server failed: what it opened still closes
         if not nc.is_closed:
             with anyio.move_on_after(2):
                 await nc.close()

@@ -10,7 +10,6 @@ import ssl
 import stat
 from pathlib import Path
 
-import anyio
 from aiohttp import web
 from berth_kit.service import ServiceContext
 
@@ -129,16 +128,14 @@ async def serve(ctx: ServiceContext) -> None:
     except BaseException:
         await runner.cleanup()
         raise
-    ctx.tg.start_soon(_close_on_stop, ctx, runner, hosts)
 
+    async def close() -> None:
+        try:
+            await runner.cleanup()  # waits up to SHUTDOWN_TIMEOUT for requests in flight
+        finally:
+            for host in hosts:
+                if host.kind == "unix":
+                    with contextlib.suppress(OSError):
+                        os.unlink(host.path)
 
-async def _close_on_stop(ctx: ServiceContext, runner: web.AppRunner, hosts: list[Listen]) -> None:
-    try:
-        await ctx.stopping.wait()
-    finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_TIMEOUT + 3):
-            await runner.cleanup()
-        for host in hosts:
-            if host.kind == "unix":
-                with contextlib.suppress(OSError):
-                    os.unlink(host.path)
+    ctx.on_stop(close, timeout=SHUTDOWN_TIMEOUT + 3)

@@ -3,7 +3,6 @@ context upload listener (BERTH_BUILDER_HTTP)."""
 
 from __future__ import annotations
 
-import anyio
 from berth_contracts import subjects
 from berth_contracts.builder import BuilderRequest
 from berth_kit.service import ServiceContext, run_service
@@ -18,14 +17,7 @@ async def serve(ctx: ServiceContext) -> None:
     builder = Builder(data_root(), EngineExecutors(ctx.rpc, ctx.nc), http_listen())
     await builder.start()
 
-    async def close_on_stop() -> None:
-        try:
-            await ctx.stopping.wait()
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await builder.stop()
-
-    ctx.tg.start_soon(close_on_stop)
+    ctx.on_stop(builder.stop, timeout=5)
     server = ctx.server(subjects.BUILDER_RPC, BuilderRequest, queue=subjects.BUILDER_QUEUE)
     builder.register(server)
 

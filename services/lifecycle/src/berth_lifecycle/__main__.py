@@ -19,15 +19,14 @@ async def serve(ctx: ServiceContext) -> None:
     lifecycle = await to_thread.run_sync(Lifecycle.open, root, nats_publisher(ctx.nc), http_listen())
     await lifecycle.uploads.start()
 
-    async def close_on_stop() -> None:
+    async def close() -> None:
         try:
-            await ctx.stopping.wait()
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            with anyio.move_on_after(5):
                 await lifecycle.uploads.stop()
+        finally:
             lifecycle.close()
 
-    ctx.tg.start_soon(close_on_stop)
+    ctx.on_stop(close)
     server = ctx.server(subjects.lifecycle_rpc(ctx.node), LifecycleRequest, queue=subjects.LIFECYCLE_QUEUE)
     lifecycle.register(server)
 

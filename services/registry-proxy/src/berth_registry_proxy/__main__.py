@@ -9,7 +9,6 @@ import argparse
 import functools
 import os
 
-import anyio
 from aiohttp import web
 from anyio import to_thread
 from berth_kit.listen import inherited_sockets
@@ -63,15 +62,13 @@ async def serve(ctx: ServiceContext) -> None:
         host, _, port = config.listen.rpartition(":")
         await web.TCPSite(runner, host or "127.0.0.1", int(port or 5000)).start()
 
-    async def close_on_stop() -> None:
+    async def close() -> None:
         try:
-            await ctx.stopping.wait()
+            await runner.cleanup()
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await runner.cleanup()
-                await upstream.close()
+            await upstream.close()
 
-    ctx.tg.start_soon(close_on_stop)
+    ctx.on_stop(close, timeout=5)
 
 
 async def hosted_registry(config: ProxyConfig, ctx: ServiceContext) -> Hosted:

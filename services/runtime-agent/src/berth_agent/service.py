@@ -47,7 +47,7 @@ async def main(ctx: ServiceContext) -> None:
         ctx.nc, ctx.node, Paths.from_env(), ctx.tg, runc=os.environ.get("BERTH_RUNC", "runc")
     )
     await manager.adopt_all()
-    ctx.tg.start_soon(_close_on_stop, manager)
+    ctx.on_stop(manager.aclose_and_release, timeout=20)
     srv = ctx.server(subjects.agent_rpc(ctx.node), AgentRequest, queue=subjects.AGENT_QUEUE)
     register(srv, manager)
 
@@ -142,15 +142,3 @@ def register(srv: RpcServer, m: TaskManager) -> None:
     srv.handle(TaskNetworkUpdate, network)
     srv.handle(NetworkRelease, release)
 
-
-async def _close_on_stop(manager: TaskManager) -> None:
-    """Runs until the kit cancels the service's task group, i.e. after in-flight requests drained."""
-    try:
-        await anyio.sleep_forever()
-    finally:
-        # Shims and containers stay; only our connections to them close.
-        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-            await manager.aclose()
-        # The default bridge outlives its containers only while the agent runs (netsetup).
-        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-            await anyio.to_thread.run_sync(manager.net.release_keepers)

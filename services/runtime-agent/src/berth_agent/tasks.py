@@ -369,6 +369,13 @@ class TaskManager(ShimTracker):
         except TimeoutError as exc:
             raise InternalError("shim did not answer in time") from exc
 
+    async def aclose_and_release(self) -> None:
+        """At the agent's stop. Shims and containers stay; only our connections to them close.
+        The default bridge outlives its containers only while the agent runs (netsetup)."""
+        with anyio.move_on_after(10):
+            await self.aclose()
+        await anyio.to_thread.run_sync(self.net.release_keepers)
+
     async def aclose(self) -> None:
         self.closing = True
         await self.stdin.stop()
