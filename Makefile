@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # docker.io (dockerd 20.10), docker-compose (v1.29), debootstrap: tests of the containerised suite.
 # netavark, aardvark-dns, iptables: bridge networks, DNS and published ports (runtime agent).
 APT_PACKAGES := runc busybox-static iproute2 procps docker-registry skopeo docker.io docker-compose debootstrap netavark aardvark-dns iptables golang-github-containers-common
-PACKAGES := libs/common libs/contracts libs/kit services/api-gateway services/engine services/lifecycle \
+PACKAGES := libs/common libs/contracts libs/kit libs/testsupport services/api-gateway services/engine services/lifecycle \
             services/runtime-agent services/registry-proxy services/builder cli
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
@@ -41,7 +41,7 @@ lint: install
 	$(BIN)/ruff check .
 	@# No cache: after edits, mypy's incremental cache has reported berth_contracts' submodules
 	@# as missing (a stale namespace entry); a full check takes ~3 s.
-	$(BIN)/mypy --no-incremental libs/common/src libs/contracts/src libs/kit/src services/*/src cli/src
+	$(BIN)/mypy --no-incremental libs/common/src libs/contracts/src libs/kit/src libs/testsupport/src services/*/src cli/src
 
 clean-venv:
 	rm -rf $(VENV) .stamps

@@ -7,7 +7,7 @@
 Starts berth (`berth up -d`) on scratch roots under /tmp, and dockerd too when it is installed
 (`--install-docker` runs `apt-get install -y docker.io` if it is not) with its default bridge and
 iptables inside a network namespace of its own (engines.py), makes the same busybox image in both
-(`docker import` of `berth_lifecycle.testimages.busybox_rootfs_tar()`), then measures, alternating
+(`docker import` of `berth_testsupport.images.busybox_rootfs_tar()`), then measures, alternating
 between the engines within the run, once per network (`default`: each engine's default bridge;
 `none`: `--network none` on both):
 
@@ -40,7 +40,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from berth_lifecycle.testimages import busybox_rootfs_tar
+from berth_testsupport.images import busybox_rootfs_tar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

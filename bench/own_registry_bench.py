@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from berth_registry_proxy import testregistry as tr
+from berth_testsupport import registry as tr
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "services" / "registry-proxy" / "tests"))

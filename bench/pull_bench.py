@@ -29,8 +29,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from berth_lifecycle import testimages
-from berth_registry_proxy import testregistry as tr
+from berth_testsupport import images as testimages
+from berth_testsupport import registry as tr
 
 BIN = Path(sys.executable).parent
 

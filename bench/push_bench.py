@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from berth_registry_proxy import testregistry as tr
+from berth_testsupport import registry as tr
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pull_bench import berth_engine, dockerd_engine, seed_big_image, timed  # noqa: E402

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/runc_wait.py [--runs 30]
 
-Builds a busybox bundle under /tmp (rootfs from `berth_lifecycle.testimages`, `runc spec`
+Builds a busybox bundle under /tmp (rootfs from `berth_testsupport.images`, `runc spec`
 defaults, no network namespace sharing), then alternates, for each run:
 - old: `subprocess.run([runc, create, ...], timeout=60)` (what the shim did before), and
 - new: `berth_agent.shim.runc.wait_exit` on a Popen (a pidfd polled until the process exits),
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from berth_agent.shim.runc import wait_exit
-from berth_lifecycle.testimages import busybox_rootfs_tar
+from berth_testsupport.images import busybox_rootfs_tar
 
 
 def main() -> None:

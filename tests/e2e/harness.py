@@ -112,7 +112,7 @@ class Berth:
                 print(f"e2e cleanup of {self.base}: {report}", file=sys.stderr)
 
     def import_busybox(self, ref: str = "busybox:latest") -> str:
-        from berth_lifecycle import testimages
+        from berth_testsupport import images as testimages
 
         tar = self.base / "busybox-rootfs.tar"
         if not tar.exists():

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from berth_lifecycle.testimages import multilayer_docker_save
+from berth_testsupport.images import multilayer_docker_save
 from harness import Berth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]

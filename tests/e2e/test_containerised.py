@@ -144,7 +144,7 @@ def _orphans(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def smoke(suite: Suite, tmp: Path) -> None:
     """docker CLI and docker-py through the containerised berth, and the run's trace."""
-    from berth_lifecycle import testimages
+    from berth_testsupport import images as testimages
 
     config = tmp / "dc"
     config.mkdir(exist_ok=True)

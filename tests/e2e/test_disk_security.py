@@ -97,7 +97,7 @@ def test_nobody_cannot_run_setuid_copies_or_read_secrets(
 
 
 def _fifo_passwd_image() -> bytes:
-    from berth_lifecycle import testimages
+    from berth_testsupport import images as testimages
 
     src = tarfile.open(fileobj=io.BytesIO(testimages.busybox_rootfs_tar()))
     out = io.BytesIO()

@@ -8,7 +8,7 @@ import tarfile
 
 import docker
 import pytest
-from berth_lifecycle.testimages import busybox_rootfs_tar
+from berth_testsupport.images import busybox_rootfs_tar
 from harness import Berth
 from test_survival import _kill9
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from berth_lifecycle import testimages
+from berth_testsupport import images as testimages
 from harness import Berth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]

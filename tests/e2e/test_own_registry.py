@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import bcrypt
 import pytest
-from berth_lifecycle import testimages
-from berth_registry_proxy import testregistry as tr
+from berth_testsupport import images as testimages
+from berth_testsupport import registry as tr
 from harness import Berth
 
 pytestmark = [

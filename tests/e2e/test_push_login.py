@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import docker
 import pytest
-from berth_registry_proxy import testregistry as tr
-from berth_registry_proxy import testtokens as tt
+from berth_testsupport import registry as tr
+from berth_testsupport import tokens as tt
 from harness import Berth
 
 pytestmark = [

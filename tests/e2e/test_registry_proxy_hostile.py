@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from berth_registry_proxy import testregistry as tr
+from berth_testsupport import registry as tr
 from harness import Berth
 
 pytestmark = [

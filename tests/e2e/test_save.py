@@ -12,7 +12,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from berth_lifecycle import testimages
+from berth_testsupport import images as testimages
 from containerised import Dockerd, scratch_dockerd
 from harness import Berth
 

@@ -132,7 +132,7 @@ def test_copy_up_bind_tmpfs_and_read_only(berth: Berth, busybox_image: str, tmp_
 
 def import_symlink_image(berth: Berth, ref: str, link: str) -> str:
     """busybox plus `/target` → link: what a hostile image ships."""
-    from berth_lifecycle import testimages
+    from berth_testsupport import images as testimages
 
     raw = io.BytesIO(testimages.busybox_rootfs_tar())
     out = io.BytesIO()
@@ -175,7 +175,7 @@ def test_copy_up_recreates_device_nodes_and_fifos(berth: Berth) -> None:
     """An image's device node and FIFO under a volume's target are recreated in the volume
     (mknod, as moby's copy), not read: before, the FIFO hung the agent's copy for good (and a
     `c 1:5` filled the disk: the unit test in runtime-agent covers that one)."""
-    from berth_lifecycle import testimages
+    from berth_testsupport import images as testimages
 
     raw = io.BytesIO(testimages.busybox_rootfs_tar())
     out = io.BytesIO()

@@ -34,7 +34,7 @@ from berth_contracts.errors import Conflict, InvalidParameter, NotFound, NotModi
 from berth_contracts.streams import LogBatch
 from berth_kit.nats_conn import connect
 from berth_kit.testing import nats_server
-from berth_lifecycle import testimages
+from berth_testsupport import images as testimages
 from engine_harness import NODE, Services, collect
 
 IMAGE = testimages.docker_save_archive(["busybox:latest"])

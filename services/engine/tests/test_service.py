@@ -48,7 +48,7 @@ from berth_contracts.errors import (
     NotModified,
 )
 from berth_kit.testing import nats_server
-from berth_lifecycle import testimages
+from berth_testsupport import images as testimages
 from engine_harness import Services, collect
 
 IMAGE = testimages.docker_save_archive(["busybox:latest"])

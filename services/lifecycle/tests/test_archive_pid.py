@@ -12,7 +12,7 @@ from berth_contracts.archives import ArchiveOpen, ArchiveOpened
 from berth_contracts.engine import ImageUpload
 from berth_contracts.errors import Conflict, InvalidParameter
 from berth_contracts.lifecycle import SnapshotMounts, SnapshotPrepare
-from berth_lifecycle import testimages
+from berth_testsupport import images as testimages
 
 pytestmark = pytest.mark.anyio
 

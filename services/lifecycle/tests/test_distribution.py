@@ -15,7 +15,7 @@ from berth_lifecycle.push import DOCKER_CONFIG, DOCKER_GZIP, _Blob, manifest_byt
 from berth_lifecycle.regauth import decode_registry_auth, registry_base
 from berth_lifecycle.save import layer_size, open_layer
 from berth_lifecycle.sharing import login_host
-from berth_lifecycle.testimages import busybox_rootfs_tar
+from berth_testsupport.images import busybox_rootfs_tar
 
 
 def _b64url(doc: object) -> str:

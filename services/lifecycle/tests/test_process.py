@@ -17,7 +17,7 @@ from berth_contracts.engine import ImageUpload, UploadTarget
 from berth_contracts.lifecycle import ImageListAll, ImageRecords
 from berth_kit.nats_conn import connect
 from berth_kit.rpc import RpcClient
-from berth_lifecycle import testimages
+from berth_testsupport import images as testimages
 
 pytestmark = pytest.mark.anyio
 

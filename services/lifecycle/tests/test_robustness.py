@@ -13,9 +13,9 @@ import pytest
 from berth_common.gotime import rfc3339nano
 from berth_contracts.engine import ImageUpload
 from berth_contracts.lifecycle import ImageFound, ImageResolve
-from berth_lifecycle import testimages
 from berth_lifecycle.events import Recorder
 from berth_lifecycle.service import Lifecycle
+from berth_testsupport import images as testimages
 
 pytestmark = pytest.mark.anyio
 

@@ -22,7 +22,7 @@ from berth_contracts.lifecycle import (
     ImageResolve,
     ImageTagAdd,
 )
-from berth_lifecycle import testimages
+from berth_testsupport import images as testimages
 
 pytestmark = pytest.mark.anyio
 

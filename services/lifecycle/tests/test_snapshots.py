@@ -25,7 +25,7 @@ from berth_contracts.lifecycle import (
     SnapshotRemove,
     SnapshotRemoved,
 )
-from berth_lifecycle import testimages
+from berth_testsupport import images as testimages
 
 pytestmark = pytest.mark.anyio
 

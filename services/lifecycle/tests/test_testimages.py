@@ -6,7 +6,7 @@ import io
 import json
 import tarfile
 
-from berth_lifecycle import testimages
+from berth_testsupport import images as testimages
 
 
 def _members(data: bytes) -> dict[str, bytes | None]:

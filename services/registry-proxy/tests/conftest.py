@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from berth_kit.testing import nats_server
-from berth_registry_proxy import testregistry as tr
+from berth_testsupport import registry as tr
 from proxy_harness import ProxyRun, run_proxy  # noqa: E402
 
 

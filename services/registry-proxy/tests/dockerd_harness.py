@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from berth_registry_proxy import testregistry as tr
+from berth_testsupport import registry as tr
 
 DOCKERD = shutil.which("dockerd")
 DOCKER = shutil.which("docker")

@@ -20,7 +20,7 @@ from typing import Any
 import bcrypt
 from aiohttp import web
 from berth_kit.testing import nats_server
-from berth_registry_proxy import testregistry as tr
+from berth_testsupport import registry as tr
 from proxy_harness import run_proxy
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}

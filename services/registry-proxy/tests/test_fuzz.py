@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from berth_common import refgrammar
 from berth_kit.testing import nats_server
-from berth_registry_proxy import testregistry as tr
 from berth_registry_proxy.errors import RegistryError
 from berth_registry_proxy.names import split_name
+from berth_testsupport import registry as tr
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from proxy_harness import run_proxy

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from berth_lifecycle import testimages
+from berth_testsupport import images as testimages
 from dockerd_harness import DOCKER, DOCKERD, Dockerd, scratch_dockerd
 from hosted_harness import HostedRun, hosted_registry
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from berth_registry_proxy import testregistry as tr
+from berth_testsupport import registry as tr
 from hosted_harness import (
     MAX_BLOB,
     MAX_MANIFEST,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from berth_kit.testing import nats_server
-from berth_registry_proxy import testregistry as tr
+from berth_testsupport import registry as tr
 from proxy_harness import run_proxy
 from test_pull_api import get
 from yarl import URL

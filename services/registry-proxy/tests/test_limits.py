@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from berth_kit.testing import nats_server
-from berth_registry_proxy import testregistry as tr
+from berth_testsupport import registry as tr
 from proxy_harness import ProxyRun, run_proxy
 from test_pull_api import get
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from berth_registry_proxy.testregistry import REGISTRY_BINARY, free_port, stop_process, wait_http
+from berth_testsupport.registry import REGISTRY_BINARY, free_port, stop_process, wait_http
 
 SERVICE = "berth-test-registry"
 ISSUER = "berth-test-issuer"

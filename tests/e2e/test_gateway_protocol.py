@@ -134,7 +134,7 @@ def berth() -> Iterator[Berth]:
         if up.returncode != 0:
             pytest.skip(f"berth up failed, cannot run whole-berth tests:\n{up.stderr}")
         b = Berth(base=base, socket_path=sock, nats_url=f"nats://127.0.0.1:{port}")
-        from berth_lifecycle import testimages
+        from berth_testsupport import images as testimages
 
         archive = testimages.docker_save_archive([IMAGE]).write(base / "img.tar")
         b.docker_ok("load", "-i", str(archive))
@@ -421,7 +421,7 @@ def _dechunk_partial(body: bytes) -> bytes:
 
 
 def _busybox_rootfs_tar() -> bytes:
-    from berth_lifecycle import testimages
+    from berth_testsupport import images as testimages
 
     return testimages.busybox_rootfs_tar()
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import zstandard
-from berth_lifecycle import testimages
+
+from berth_testsupport import images as testimages
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"

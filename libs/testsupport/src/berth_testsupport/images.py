@@ -3,7 +3,7 @@
 Everything here is deterministic (fixed mtimes, sorted entries, gzip mtime 0), so one builder
 called twice gives byte-identical archives and therefore the same image id.
 
-    from berth_lifecycle import testimages
+    from berth_testsupport import images as testimages
     img = testimages.docker_save_archive(["busybox:latest"])
     img.data        # bytes of a `docker save` archive, ready for `docker load` / POST /images/load
     img.image_id    # "sha256:<hex>" the engine will report for it
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from berth_lifecycle.reference import parse_normalized_named
+from berth_common.reference import parse_normalized_named
 
 BUSYBOX = "/bin/busybox"
 MTIME = 1_700_000_000  # fixed so archives (and image ids) are reproducible
