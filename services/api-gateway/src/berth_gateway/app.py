@@ -1,4 +1,4 @@
-"""The aiohttp application: middlewares, common headers and the route table.
+"""The aiohttp application: middlewares, common headers and the routes of endpoints.py.
 
 Every route is registered twice, unversioned and under /v{version}, as moby does; the version
 middleware checks the prefix and stores the version the request speaks in request[API_VERSION_KEY].
@@ -12,22 +12,9 @@ from aiohttp.typedefs import Handler
 from berth_gateway import versions
 from berth_gateway.backend import BACKEND_KEY, Backend
 from berth_gateway.csrf import allowed_origins, json_body_middleware, origin_middleware
+from berth_gateway.endpoints import ROUTES
 from berth_gateway.errors import error_middleware
 from berth_gateway.headers import add_common_headers
-from berth_gateway.routes import (
-    archive,
-    build,
-    containers,
-    distribution,
-    images,
-    imaging,
-    networks,
-    streams,
-    system,
-    unsupported,
-    volumes,
-)
-from berth_gateway.routes.table import Route
 from berth_gateway.tracing import tracing_middleware
 from berth_gateway.versions import API_VERSION_KEY
 
@@ -38,23 +25,6 @@ VERSION_PREFIX = "/v{version:[0-9][0-9.]*}"
 async def version_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[API_VERSION_KEY] = versions.check(request.match_info.get("version"))
     return await handler(request)
-
-
-def all_routes() -> list[Route]:
-    # Order matters: fixed paths before greedy {name:.*} ones that could swallow them.
-    return [
-        *system.ROUTES,
-        *imaging.ROUTES,
-        *streams.ROUTES,
-        *containers.ROUTES,
-        *distribution.ROUTES,
-        *build.ROUTES,
-        *images.ROUTES,
-        *volumes.ROUTES,
-        *archive.ROUTES,
-        *networks.ROUTES,
-        *unsupported.ROUTES,
-    ]
 
 
 def build_app(
@@ -77,7 +47,7 @@ def build_app(
     if backend is not None:
         app[BACKEND_KEY] = backend
     app.on_response_prepare.append(add_common_headers)
-    for route in all_routes():
+    for route in ROUTES:
         for prefix in ("", VERSION_PREFIX):
             app.router.add_route(route.method, prefix + route.path, route.handler)
     return app

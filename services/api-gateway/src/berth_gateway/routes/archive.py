@@ -15,7 +15,6 @@ from berth_kit.tracing import inject
 from berth_gateway.backend import backend
 from berth_gateway.params import qbool
 from berth_gateway.responses import error_response
-from berth_gateway.routes.table import Route
 from berth_gateway.upload import error_message, split_target
 
 STAT_HEADER = "X-Docker-Container-Path-Stat"
@@ -92,10 +91,3 @@ async def put(request: web.Request) -> web.Response:
             if upstream.status >= 400:
                 return error_response(upstream.status, await error_message(upstream))
     return web.Response(status=200)
-
-
-ROUTES = [
-    Route("HEAD", "/containers/{id}/archive", head),
-    Route("GET", "/containers/{id}/archive", get),
-    Route("PUT", "/containers/{id}/archive", put),
-]

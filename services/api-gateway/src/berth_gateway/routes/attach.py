@@ -26,7 +26,6 @@ from berth_gateway.hijack import Hijacked, HijackedResponse, hijack
 from berth_gateway.logreplay import LogStreamError, log_replay
 from berth_gateway.outputcredit import OutputCredit
 from berth_gateway.params import qbool
-from berth_gateway.routes.table import Route
 from berth_gateway.stdinpump import pump_stdin
 from berth_gateway.versions import API_VERSION_KEY
 from berth_gateway.watch import watch_container
@@ -155,6 +154,3 @@ async def _has_a_run_to_stream(latest: ContainerRef, events: Subscription) -> bo
             return await _until_started(events)
         return False
     return True
-
-
-ROUTES = [Route("POST", "/containers/{id:.*}/attach", attach)]

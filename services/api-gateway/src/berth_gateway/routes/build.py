@@ -18,7 +18,6 @@ from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
 
 from berth_gateway.backend import backend
 from berth_gateway.params import qbool, qint
-from berth_gateway.routes.table import Route
 from berth_gateway.upload import relay_upload
 
 
@@ -89,6 +88,3 @@ async def prune(request: web.Request) -> web.Response:
     """dockerd 20.10 prunes only BuildKit's cache here; the classic builder's cache is images
     (`docker image prune`), so there is never anything, as on dockerd without BuildKit builds."""
     return web.json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
-
-
-ROUTES = [Route("POST", "/build", build), Route("POST", "/build/prune", prune)]

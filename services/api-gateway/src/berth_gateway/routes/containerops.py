@@ -8,7 +8,6 @@ from berth_contracts.containerops import ContainerPause, ContainerUnpause
 
 from berth_gateway.backend import backend
 from berth_gateway.responses import no_content
-from berth_gateway.routes.table import Route
 
 
 async def pause(request: web.Request) -> web.Response:
@@ -19,9 +18,3 @@ async def pause(request: web.Request) -> web.Response:
 async def unpause(request: web.Request) -> web.Response:
     await backend(request).call(ContainerUnpause(ref=request.match_info["id"]), Done)
     return no_content()
-
-
-ROUTES = [
-    Route("POST", "/containers/{id:.*}/pause", pause),
-    Route("POST", "/containers/{id:.*}/unpause", unpause),
-]

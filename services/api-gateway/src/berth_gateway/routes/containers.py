@@ -27,7 +27,6 @@ from berth_gateway.backend import backend
 from berth_gateway.bodies import read_json
 from berth_gateway.params import qbool, qfilters, qint, qopt_int
 from berth_gateway.responses import json_response, no_content
-from berth_gateway.routes.table import Route
 
 # How long past the stop timeout the gateway waits for the engine to answer a stop.
 _STOP_GRACE = 30.0
@@ -169,18 +168,3 @@ async def prune(request: web.Request) -> web.Response:
     # moby sends null, not [], when nothing was deleted.
     deleted = reply.containers_deleted or None
     return json_response({"ContainersDeleted": deleted, "SpaceReclaimed": reply.space_reclaimed})
-
-
-ROUTES = [
-    Route("POST", "/containers/create", create),
-    Route("POST", "/containers/prune", prune),
-    Route("GET", "/containers/json", list_containers),
-    Route("GET", "/containers/{id:.*}/json", inspect),
-    Route("POST", "/containers/{id:.*}/start", start),
-    Route("POST", "/containers/{id:.*}/stop", stop),
-    Route("POST", "/containers/{id:.*}/restart", restart),
-    Route("POST", "/containers/{id:.*}/kill", kill),
-    Route("POST", "/containers/{id:.*}/resize", resize),
-    Route("POST", "/containers/{id:.*}/rename", rename),
-    Route("DELETE", "/containers/{id:.*}", remove),
-]

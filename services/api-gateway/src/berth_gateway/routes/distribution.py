@@ -17,7 +17,6 @@ from berth_contracts.distribution import (
 from berth_contracts.engine import UploadTarget
 
 from berth_gateway.backend import backend
-from berth_gateway.routes.table import Route
 from berth_gateway.upload import relay_post
 
 # Resolving at a registry may wait for its connect timeout: allow for it.
@@ -57,12 +56,3 @@ async def push(request: web.Request) -> web.StreamResponse:
         ImagePush(ref=request.match_info["name"], tag=tag, all_tags=not tag), UploadTarget
     )
     return await relay_post(request, target.url, None, credentials_header(request))
-
-
-ROUTES = [
-    Route("POST", "/images/{name:.*}/push", push),
-    Route("POST", "/auth", login),
-    Route("GET", "/distribution/{name:.*}/json", inspect_distribution),
-    Route("GET", "/images/get", save),
-    Route("GET", "/images/{name:.*}/get", save),
-]

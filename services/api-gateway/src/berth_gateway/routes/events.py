@@ -23,7 +23,6 @@ from berth_gateway.backend import backend
 from berth_gateway.eventfilter import matches
 from berth_gateway.params import qfilters, qtime
 from berth_gateway.responses import JSON, json_line
-from berth_gateway.routes.table import Route
 from berth_gateway.versions import API_VERSION_KEY
 
 
@@ -72,6 +71,3 @@ def _shown(event: Event, filters: dict[str, list[str]], hide_image_create: bool)
     if hide_image_create and event.Type == "image" and event.Action == "create":
         return False  # moby shows image `create` events from API 1.46 on
     return matches(event, filters)
-
-
-ROUTES = [Route("GET", "/events", events)]

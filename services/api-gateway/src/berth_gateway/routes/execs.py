@@ -35,7 +35,6 @@ from berth_gateway.hijack import Hijacked, HijackedResponse, hijack
 from berth_gateway.outputcredit import OutputCredit
 from berth_gateway.params import qint
 from berth_gateway.responses import json_response
-from berth_gateway.routes.table import Route
 from berth_gateway.stdinpump import pump_stdin
 from berth_gateway.versions import API_VERSION_KEY
 
@@ -130,11 +129,3 @@ async def _relay(
         await credit.delivered(chunk)
         if chunk.eof:
             return
-
-
-ROUTES = [
-    Route("POST", "/containers/{id:.*}/exec", create),
-    Route("POST", "/exec/{id}/start", start),
-    Route("POST", "/exec/{id}/resize", resize),
-    Route("GET", "/exec/{id}/json", inspect),
-]

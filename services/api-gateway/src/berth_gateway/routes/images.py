@@ -26,7 +26,6 @@ from berth_gateway.backend import backend
 from berth_gateway.params import qbool, qfilters
 from berth_gateway.responses import json_response
 from berth_gateway.routes.distribution import credentials_header
-from berth_gateway.routes.table import Route, not_supported
 from berth_gateway.upload import relay_upload
 
 
@@ -124,16 +123,3 @@ async def prune(request: web.Request) -> web.Response:
     return json_response(
         {"ImagesDeleted": reply.items or None, "SpaceReclaimed": reply.space_reclaimed}
     )
-
-
-ROUTES = [
-    Route("GET", "/images/json", list_images),
-    Route("POST", "/images/load", load),
-    Route("POST", "/images/create", create),
-    Route("GET", "/images/search", not_supported("searching registries")),
-    Route("POST", "/images/prune", prune),
-    Route("POST", "/build/cancel", not_supported("building images")),
-    Route("GET", "/images/{name:.*}/json", inspect),
-    Route("POST", "/images/{name:.*}/tag", tag),
-    Route("DELETE", "/images/{name:.*}", remove),
-]

@@ -26,7 +26,6 @@ from berth_gateway.bodies import read_json
 from berth_gateway.params import qbool
 from berth_gateway.responses import json_response
 from berth_gateway.routes.archive import relay_tar
-from berth_gateway.routes.table import Route
 
 
 async def commit(request: web.Request) -> web.Response:
@@ -93,12 +92,3 @@ async def df(request: web.Request) -> web.Response:
     types = request.query.getall("type", [])
     reply = await backend(request).call(SystemDf(types=types), DiskUsage, reply_timeout=300.0)
     return json_response(df_body(reply))
-
-
-ROUTES = [
-    Route("POST", "/commit", commit),
-    Route("GET", "/containers/{id}/changes", changes),
-    Route("GET", "/containers/{id}/export", export),
-    Route("GET", "/images/{name:.*}/history", history),
-    Route("GET", "/system/df", df),
-]

@@ -13,7 +13,6 @@ from berth_gateway import stdcopy
 from berth_gateway.backend import backend
 from berth_gateway.logreplay import LogStreamError, log_replay
 from berth_gateway.params import qbool, qtime
-from berth_gateway.routes.table import Route
 from berth_gateway.versions import API_VERSION_KEY
 
 
@@ -69,6 +68,3 @@ async def logs(request: web.Request) -> web.StreamResponse:
                     await response.write(stdcopy.frame(stdcopy.SYSTEMERR, str(exc).encode()))
             await response.write_eof()
         return response
-
-
-ROUTES = [Route("GET", "/containers/{id:.*}/logs", logs)]

@@ -25,7 +25,6 @@ from berth_gateway.backend import backend
 from berth_gateway.bodies import read_json
 from berth_gateway.params import qfilters
 from berth_gateway.responses import json_response, no_content
-from berth_gateway.routes.table import Route
 
 
 class _CreateBody(msgspec.Struct, rename="pascal"):
@@ -129,14 +128,3 @@ async def disconnect(request: web.Request) -> web.Response:
 async def prune(request: web.Request) -> web.Response:
     reply = await backend(request).call(NetworkPrune(filters=qfilters(request)), NetworksPruned)
     return json_response({"NetworksDeleted": reply.networks_deleted})
-
-
-ROUTES = [
-    Route("POST", "/networks/create", create),
-    Route("POST", "/networks/prune", prune),
-    Route("GET", "/networks", list_networks),
-    Route("GET", "/networks/{id}", inspect),
-    Route("DELETE", "/networks/{id}", remove),
-    Route("POST", "/networks/{id}/connect", connect),
-    Route("POST", "/networks/{id}/disconnect", disconnect),
-]

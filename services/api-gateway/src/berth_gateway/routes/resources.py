@@ -28,7 +28,6 @@ from berth_gateway.backend import Backend, backend
 from berth_gateway.bodies import read_json
 from berth_gateway.params import qbool
 from berth_gateway.responses import JSON, json_line, json_response
-from berth_gateway.routes.table import Route
 
 INTERVAL = 1.0
 
@@ -153,10 +152,3 @@ async def stats(request: web.Request) -> web.StreamResponse:
             previous, sample = sample, await _sample(be, ref)
         await response.write_eof()
     return response
-
-
-ROUTES = [
-    Route("GET", "/containers/{id:.*}/top", top),
-    Route("POST", "/containers/{id:.*}/update", update),
-    Route("GET", "/containers/{id:.*}/stats", stats),
-]

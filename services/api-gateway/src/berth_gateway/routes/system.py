@@ -13,7 +13,6 @@ from berth_contracts.errors import NotFound
 from berth_gateway import versions
 from berth_gateway.backend import backend
 from berth_gateway.responses import json_response
-from berth_gateway.routes.table import Route
 
 _PING_HEADERS = {
     "Builder-Version": "1",  # no BuildKit (/session, /grpc): clients use the classic builder
@@ -164,12 +163,3 @@ async def info(request: web.Request) -> web.Response:
 async def plugin_inspect(request: web.Request) -> web.Response:
     # `docker inspect X` probes plugins last; a 404 lets it report "No such object".
     raise NotFound(f'plugin "{request.match_info["name"]}" not found')
-
-
-ROUTES = [
-    Route("GET", "/_ping", ping),
-    Route("HEAD", "/_ping", ping),
-    Route("GET", "/version", version),
-    Route("GET", "/info", info),
-    Route("GET", "/plugins/{name:.*}/json", plugin_inspect),
-]

@@ -19,7 +19,6 @@ from berth_gateway.backend import backend
 from berth_gateway.bodies import read_json
 from berth_gateway.params import qbool, qfilters
 from berth_gateway.responses import json_response, no_content
-from berth_gateway.routes.table import Route
 
 
 class _CreateBody(msgspec.Struct, rename="pascal"):
@@ -67,12 +66,3 @@ async def prune(request: web.Request) -> web.Response:
     return json_response(
         {"VolumesDeleted": reply.volumes_deleted, "SpaceReclaimed": reply.space_reclaimed}
     )
-
-
-ROUTES = [
-    Route("POST", "/volumes/create", create),
-    Route("POST", "/volumes/prune", prune),
-    Route("GET", "/volumes", list_volumes),
-    Route("GET", "/volumes/{name}", inspect),
-    Route("DELETE", "/volumes/{name}", remove),
-]

@@ -20,7 +20,6 @@ from nats.aio.subscription import Subscription
 
 from berth_gateway.backend import backend
 from berth_gateway.responses import JSON, encode
-from berth_gateway.routes.table import Route
 from berth_gateway.watch import watch_container
 
 Condition = Literal["not-running", "next-exit", "removed"]
@@ -111,6 +110,3 @@ async def wait(request: web.Request) -> web.StreamResponse:
             await response.write(encode(WaitResponse(StatusCode=code, Error=None)) + b"\n")
             await response.write_eof()
         return response
-
-
-ROUTES = [Route("POST", "/containers/{id:.*}/wait", wait)]
