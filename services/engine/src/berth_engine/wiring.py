@@ -8,34 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from berth_contracts import archives, containerops, eventlog, execs, imaging, networks
 from berth_contracts import engine as e
-from berth_contracts.archives import ContainerArchive
-from berth_contracts.containerops import (
-    ContainerPause,
-    ContainerStats,
-    ContainerTop,
-    ContainerUnpause,
-    ContainerUpdate,
-)
-from berth_contracts.eventlog import EventHistory
-from berth_contracts.execs import ExecCreate, ExecGet, ExecResize, ExecStart
-from berth_contracts.imaging import (
-    ContainerChanges,
-    ContainerCommit,
-    ContainerExport,
-    ImageCacheLookup,
-    ImageHistoryGet,
-    SystemDf,
-)
-from berth_contracts.networks import (
-    NetworkConnect,
-    NetworkCreate,
-    NetworkDisconnect,
-    NetworkGet,
-    NetworkList,
-    NetworkPrune,
-    NetworkRemove,
-)
 from berth_kit.rpc import RpcServer
 
 from berth_engine.containers.archiving import ArchiveService
@@ -92,16 +66,16 @@ def register(server: RpcServer, s: Services) -> None:
     server.handle(e.ContainerLogs, s.query.logs)
     server.handle(e.ContainerPrune, s.prune.prune)
     server.handle(e.ContainerRename, s.rename.rename)
-    server.handle(ContainerPause, s.pause.pause)
-    server.handle(ContainerUnpause, s.pause.unpause)
-    server.handle(ContainerUpdate, s.resources.update)
-    server.handle(ContainerTop, s.resources.top)
-    server.handle(ContainerStats, s.resources.stats)
-    server.handle(ContainerArchive, s.archive.archive)
-    server.handle(ExecCreate, s.execs.create)
-    server.handle(ExecGet, s.execs.get)
-    server.handle(ExecStart, s.execs.start)
-    server.handle(ExecResize, s.execs.resize)
+    server.handle(containerops.ContainerPause, s.pause.pause)
+    server.handle(containerops.ContainerUnpause, s.pause.unpause)
+    server.handle(containerops.ContainerUpdate, s.resources.update)
+    server.handle(containerops.ContainerTop, s.resources.top)
+    server.handle(containerops.ContainerStats, s.resources.stats)
+    server.handle(archives.ContainerArchive, s.archive.archive)
+    server.handle(execs.ExecCreate, s.execs.create)
+    server.handle(execs.ExecGet, s.execs.get)
+    server.handle(execs.ExecStart, s.execs.start)
+    server.handle(execs.ExecResize, s.execs.resize)
     # images
     server.handle(e.ImageList, s.images.list_images)
     server.handle(e.ImageGet, s.images.get)
@@ -114,19 +88,19 @@ def register(server: RpcServer, s: Services) -> None:
     server.handle(e.ImagePush, s.images.forward)
     server.handle(e.RegistryLogin, s.images.forward)
     server.handle(e.DistributionInspect, s.images.forward)
-    server.handle(ContainerCommit, s.imaging.commit)
-    server.handle(ContainerChanges, s.imaging.changes)
-    server.handle(ContainerExport, s.imaging.export)
-    server.handle(ImageHistoryGet, s.imaging.history)
-    server.handle(ImageCacheLookup, s.imaging.cache_lookup)
+    server.handle(imaging.ContainerCommit, s.imaging.commit)
+    server.handle(imaging.ContainerChanges, s.imaging.changes)
+    server.handle(imaging.ContainerExport, s.imaging.export)
+    server.handle(imaging.ImageHistoryGet, s.imaging.history)
+    server.handle(imaging.ImageCacheLookup, s.imaging.cache_lookup)
     # networks
-    server.handle(NetworkCreate, s.networks.create)
-    server.handle(NetworkGet, s.networks.get)
-    server.handle(NetworkList, s.networks.list_networks)
-    server.handle(NetworkRemove, s.networks.remove)
-    server.handle(NetworkConnect, s.networks.connect)
-    server.handle(NetworkDisconnect, s.networks.disconnect)
-    server.handle(NetworkPrune, s.networks.prune)
+    server.handle(networks.NetworkCreate, s.networks.create)
+    server.handle(networks.NetworkGet, s.networks.get)
+    server.handle(networks.NetworkList, s.networks.list_networks)
+    server.handle(networks.NetworkRemove, s.networks.remove)
+    server.handle(networks.NetworkConnect, s.networks.connect)
+    server.handle(networks.NetworkDisconnect, s.networks.disconnect)
+    server.handle(networks.NetworkPrune, s.networks.prune)
     # volumes
     server.handle(e.VolumeCreate, s.volumes.create)
     server.handle(e.VolumeGet, s.volumes.get)
@@ -135,5 +109,5 @@ def register(server: RpcServer, s: Services) -> None:
     server.handle(e.VolumePrune, s.volumes.prune)
     # system
     server.handle(e.SystemInfo, s.info.info)
-    server.handle(SystemDf, s.disk_usage.df)
-    server.handle(EventHistory, s.event_log.history)
+    server.handle(imaging.SystemDf, s.disk_usage.df)
+    server.handle(eventlog.EventHistory, s.event_log.history)

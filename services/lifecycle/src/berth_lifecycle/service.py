@@ -7,20 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anyio import to_thread
-from berth_contracts import subjects
+from berth_contracts import imaging, subjects
 from berth_contracts.archives import ArchiveOpen
 from berth_contracts.base import Done
 from berth_contracts.distribution import DistributionInspect, ImagePush, ImageSave, RegistryLogin
-from berth_contracts.errors import InternalError
-from berth_contracts.imaging import (
-    ExportTarget,
-    ImageCacheLookup,
-    ImageHistoryGet,
-    LayerUsageGet,
-    SnapshotCommit,
-    SnapshotDiff,
-    SnapshotExport,
-)
 from berth_contracts.lifecycle import (
     ImageDelete,
     ImageDeleted,
@@ -76,9 +66,9 @@ class Lifecycle:
     images: Images
     uploads: UploadServer
     puller: Puller
-    files: ContainerFiles | None = None  # docker cp
-    saver: Saver | None = None  # docker save
-    sharing: Sharing | None = None  # docker login, GET /distribution
+    files: ContainerFiles  # docker cp, docker export
+    saver: Saver  # docker save
+    sharing: Sharing  # docker push, docker login, GET /distribution
 
     @classmethod
     def open(cls, root: Path, publish: Publish, listen: str = "127.0.0.1:0") -> Lifecycle:
@@ -137,19 +127,15 @@ class Lifecycle:
         return UploadTarget(url=await self.puller.prepare(cmd, self.uploads.base_url))
 
     async def image_save(self, cmd: ImageSave) -> UploadTarget:
-        assert self.saver is not None
         return UploadTarget(url=await self.saver.prepare(cmd, self.uploads.base_url))
 
     async def image_push(self, cmd: ImagePush) -> UploadTarget:
-        assert self.sharing is not None
         return UploadTarget(url=self.sharing.pusher.prepare(cmd, self.uploads.base_url))
 
     async def registry_login(self, _: RegistryLogin) -> UploadTarget:
-        assert self.sharing is not None
         return UploadTarget(url=self.sharing.login_url(self.uploads.base_url))
 
     async def distribution_inspect(self, cmd: DistributionInspect) -> UploadTarget:
-        assert self.sharing is not None
         return UploadTarget(url=self.sharing.inspect_url(cmd, self.uploads.base_url))
 
     async def snapshot_prepare(self, cmd: SnapshotPrepare) -> SnapshotMounts:
@@ -166,22 +152,19 @@ class Lifecycle:
         await to_thread.run_sync(self.snapshots.collect_layers)
         return SnapshotRemoved(size=size)
 
-    async def snapshot_export(self, cmd: SnapshotExport) -> ExportTarget:
-        if self.files is None:
-            raise InternalError("the archive listener is not running")
-        return ExportTarget(url=await self.files.open_export(cmd.key))
+    async def snapshot_export(self, cmd: imaging.SnapshotExport) -> imaging.ExportTarget:
+        return imaging.ExportTarget(url=await self.files.open_export(cmd.key))
 
     def register(self, server: RpcServer) -> None:
-        if self.files is not None:
-            server.handle(ArchiveOpen, self.files.open)
+        server.handle(ArchiveOpen, self.files.open)
         committer = Committer(self.images, self.snapshots.root.parent / "diff-mnt")
-        server.handle(SnapshotDiff, committer.diff)
-        server.handle(SnapshotCommit, committer.commit)
-        server.handle(SnapshotExport, self.snapshot_export)
-        server.handle(ImageCacheLookup, BuildCache(self.images).lookup)
+        server.handle(imaging.SnapshotDiff, committer.diff)
+        server.handle(imaging.SnapshotCommit, committer.commit)
+        server.handle(imaging.SnapshotExport, self.snapshot_export)
+        server.handle(imaging.ImageCacheLookup, BuildCache(self.images).lookup)
         usage = ImageUsage(self.images)
-        server.handle(ImageHistoryGet, usage.history)
-        server.handle(LayerUsageGet, usage.usage)
+        server.handle(imaging.ImageHistoryGet, usage.history)
+        server.handle(imaging.LayerUsageGet, usage.usage)
         server.handle(ImageResolve, self.image_resolve)
         server.handle(ImageListAll, self.image_list)
         server.handle(ImageTagAdd, self.image_tag)

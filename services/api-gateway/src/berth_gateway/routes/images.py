@@ -4,22 +4,9 @@ and login are in distribution.py)."""
 from __future__ import annotations
 
 from aiohttp import web
+from berth_contracts import engine
 from berth_contracts.base import Done
 from berth_contracts.distribution import REGISTRY_AUTH_HEADER
-from berth_contracts.engine import (
-    ImageDetail,
-    ImageGet,
-    ImageList,
-    ImageListing,
-    ImagePrune,
-    ImagePull,
-    ImageRemove,
-    ImageRemoved,
-    ImagesPruned,
-    ImageTag,
-    ImageUpload,
-    UploadTarget,
-)
 from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
 
 from berth_gateway.backend import backend
@@ -35,24 +22,26 @@ async def list_images(request: web.Request) -> web.Response:
     if request.query.get("filter"):
         filters.setdefault("reference", []).append(request.query["filter"])
     reply = await backend(request).call(
-        ImageList(all=qbool(request, "all"), filters=filters), ImageListing
+        engine.ImageList(all=qbool(request, "all"), filters=filters), engine.ImageListing
     )
     return json_response(reply.items)
 
 
 async def inspect(request: web.Request) -> web.Response:
-    reply = await backend(request).call(ImageGet(ref=request.match_info["name"]), ImageDetail)
+    reply = await backend(request).call(
+        engine.ImageGet(ref=request.match_info["name"]), engine.ImageDetail
+    )
     return json_response(reply.image)
 
 
 async def remove(request: web.Request) -> web.Response:
     reply = await backend(request).call(
-        ImageRemove(
+        engine.ImageRemove(
             ref=request.match_info["name"],
             force=qbool(request, "force"),
             noprune=qbool(request, "noprune"),
         ),
-        ImageRemoved,
+        engine.ImageRemoved,
         reply_timeout=60.0,
     )
     return json_response(reply.items)
@@ -63,14 +52,18 @@ async def tag(request: web.Request) -> web.Response:
     if not repo:
         raise InvalidParameter("repository name must have at least one component")
     await backend(request).call(
-        ImageTag(ref=request.match_info["name"], repo=repo, tag=request.query.get("tag", "")), Done
+        engine.ImageTag(
+            ref=request.match_info["name"], repo=repo, tag=request.query.get("tag", "")
+        ),
+        Done,
     )
     return web.Response(status=201)
 
 
 async def load(request: web.Request) -> web.StreamResponse:
     target = await backend(request).call(
-        ImageUpload(kind="load", quiet=qbool(request, "quiet", default=True)), UploadTarget
+        engine.ImageUpload(kind="load", quiet=qbool(request, "quiet", default=True)),
+        engine.UploadTarget,
     )
     return await relay_upload(request, target.url)
 
@@ -87,14 +80,14 @@ async def create(request: web.Request) -> web.StreamResponse:
             "importing from a URL is not supported by berth yet: send the archive in the body"
         )
     target = await backend(request).call(
-        ImageUpload(
+        engine.ImageUpload(
             kind="import",
             repo=request.query.get("repo", ""),
             tag=request.query.get("tag", ""),
             message=request.query.get("message", ""),
             changes=request.query.getall("changes", []),
         ),
-        UploadTarget,
+        engine.UploadTarget,
     )
     return await relay_upload(request, target.url)
 
@@ -102,13 +95,13 @@ async def create(request: web.Request) -> web.StreamResponse:
 async def pull(request: web.Request) -> web.StreamResponse:
     """Pull: errors found while resolving are HTTP errors, later ones errorDetail lines."""
     target = await backend(request).call(
-        ImagePull(
+        engine.ImagePull(
             ref=request.query["fromImage"],
             tag=request.query.get("tag", ""),
             platform=request.query.get("platform", ""),
             credentials=REGISTRY_AUTH_HEADER in request.headers,
         ),
-        UploadTarget,
+        engine.UploadTarget,
         reply_timeout=100.0,
     )
     # The client's credentials go with the POST to lifecycle only (never over NATS).
@@ -117,7 +110,7 @@ async def pull(request: web.Request) -> web.StreamResponse:
 
 async def prune(request: web.Request) -> web.Response:
     reply = await backend(request).call(
-        ImagePrune(filters=qfilters(request)), ImagesPruned, reply_timeout=120.0
+        engine.ImagePrune(filters=qfilters(request)), engine.ImagesPruned, reply_timeout=120.0
     )
     # moby sends null, not [], when nothing was deleted.
     return json_response(

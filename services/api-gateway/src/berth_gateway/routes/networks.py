@@ -6,20 +6,7 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
-from berth_contracts.networks import (
-    IpamPool,
-    NetworkConnect,
-    NetworkCreate,
-    NetworkCreated,
-    NetworkDetail,
-    NetworkDisconnect,
-    NetworkGet,
-    NetworkList,
-    NetworkListing,
-    NetworkPrune,
-    NetworkRemove,
-    NetworksPruned,
-)
+from berth_contracts import networks
 
 from berth_gateway.backend import backend
 from berth_gateway.bodies import read_json
@@ -51,7 +38,7 @@ async def create(request: web.Request) -> web.Response:
     configs = [c or {} for c in (body.ipam or {}).get("Config") or []]
     config = configs[0] if configs else {}
     pools = [
-        IpamPool(
+        networks.IpamPool(
             subnet=c.get("Subnet") or "",
             ip_range=c.get("IPRange") or "",
             gateway=c.get("Gateway") or "",
@@ -60,7 +47,7 @@ async def create(request: web.Request) -> web.Response:
         for c in configs
     ]
     reply = await backend(request).call(
-        NetworkCreate(
+        networks.NetworkCreate(
             name=body.name,
             driver=body.driver,
             internal=body.internal,
@@ -74,23 +61,29 @@ async def create(request: web.Request) -> web.Response:
             labels=body.labels or {},
             options=body.options or {},
         ),
-        NetworkCreated,
+        networks.NetworkCreated,
     )
     return json_response({"Id": reply.id, "Warning": reply.warning}, status=201)
 
 
 async def list_networks(request: web.Request) -> web.Response:
-    reply = await backend(request).call(NetworkList(filters=qfilters(request)), NetworkListing)
+    reply = await backend(request).call(
+        networks.NetworkList(filters=qfilters(request)), networks.NetworkListing
+    )
     return json_response(reply.networks)
 
 
 async def inspect(request: web.Request) -> web.Response:
-    reply = await backend(request).call(NetworkGet(ref=request.match_info["id"]), NetworkDetail)
+    reply = await backend(request).call(
+        networks.NetworkGet(ref=request.match_info["id"]), networks.NetworkDetail
+    )
     return json_response(reply.network)
 
 
 async def remove(request: web.Request) -> web.Response:
-    await backend(request).call(NetworkRemove(ref=request.match_info["id"]), NetworkDetail)
+    await backend(request).call(
+        networks.NetworkRemove(ref=request.match_info["id"]), networks.NetworkDetail
+    )
     return no_content()
 
 
@@ -99,7 +92,7 @@ async def connect(request: web.Request) -> web.Response:
     assert body is not None
     ep = body.endpoint_config or {}
     await backend(request).call(
-        NetworkConnect(
+        networks.NetworkConnect(
             ref=request.match_info["id"],
             container=body.container,
             aliases=list(ep.get("Aliases") or []),
@@ -110,7 +103,7 @@ async def connect(request: web.Request) -> web.Response:
             ipv6_address=((ep.get("IPAMConfig") or {}).get("IPv6Address") or ""),
             link_local_ips=list((ep.get("IPAMConfig") or {}).get("LinkLocalIPs") or []),
         ),
-        NetworkDetail,
+        networks.NetworkDetail,
     )
     return web.Response(status=200)
 
@@ -119,12 +112,16 @@ async def disconnect(request: web.Request) -> web.Response:
     body = await read_json(request, _ConnectBody)
     assert body is not None
     await backend(request).call(
-        NetworkDisconnect(ref=request.match_info["id"], container=body.container, force=body.force),
-        NetworkDetail,
+        networks.NetworkDisconnect(
+            ref=request.match_info["id"], container=body.container, force=body.force
+        ),
+        networks.NetworkDetail,
     )
     return web.Response(status=200)
 
 
 async def prune(request: web.Request) -> web.Response:
-    reply = await backend(request).call(NetworkPrune(filters=qfilters(request)), NetworksPruned)
+    reply = await backend(request).call(
+        networks.NetworkPrune(filters=qfilters(request)), networks.NetworksPruned
+    )
     return json_response({"NetworksDeleted": reply.networks_deleted})

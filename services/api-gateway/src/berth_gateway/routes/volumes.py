@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from aiohttp import web
-from berth_contracts.volumes import (
-    VolumeCreate,
-    VolumeDetail,
-    VolumeGet,
-    VolumeList,
-    VolumeListing,
-    VolumePrune,
-    VolumeRemove,
-    VolumesPruned,
-)
+from berth_contracts import volumes
 
 from berth_gateway.backend import backend
 from berth_gateway.bodies import read_json
@@ -31,37 +22,42 @@ class _CreateBody(msgspec.Struct, rename="pascal"):
 async def create(request: web.Request) -> web.Response:
     body = await read_json(request, _CreateBody, allow_empty=True) or _CreateBody()
     reply = await backend(request).call(
-        VolumeCreate(
+        volumes.VolumeCreate(
             name=body.name,
             driver=body.driver,
             driver_opts=body.driver_opts or {},
             labels=body.labels or {},
         ),
-        VolumeDetail,
+        volumes.VolumeDetail,
     )
     return json_response(reply.volume, status=201)
 
 
 async def list_volumes(request: web.Request) -> web.Response:
-    reply = await backend(request).call(VolumeList(filters=qfilters(request)), VolumeListing)
+    reply = await backend(request).call(
+        volumes.VolumeList(filters=qfilters(request)), volumes.VolumeListing
+    )
     return json_response({"Volumes": reply.volumes, "Warnings": None})
 
 
 async def inspect(request: web.Request) -> web.Response:
-    reply = await backend(request).call(VolumeGet(name=request.match_info["name"]), VolumeDetail)
+    reply = await backend(request).call(
+        volumes.VolumeGet(name=request.match_info["name"]), volumes.VolumeDetail
+    )
     return json_response(reply.volume)
 
 
 async def remove(request: web.Request) -> web.Response:
     await backend(request).call(
-        VolumeRemove(name=request.match_info["name"], force=qbool(request, "force")), VolumeDetail
+        volumes.VolumeRemove(name=request.match_info["name"], force=qbool(request, "force")),
+        volumes.VolumeDetail,
     )
     return no_content()
 
 
 async def prune(request: web.Request) -> web.Response:
     reply = await backend(request).call(
-        VolumePrune(filters=qfilters(request)), VolumesPruned, reply_timeout=120.0
+        volumes.VolumePrune(filters=qfilters(request)), volumes.VolumesPruned, reply_timeout=120.0
     )
     return json_response(
         {"VolumesDeleted": reply.volumes_deleted, "SpaceReclaimed": reply.space_reclaimed}
