@@ -3,8 +3,9 @@ from collections.abc import Callable
 import pytest
 from berth_contracts.docker import CreateRequest
 from berth_contracts.errors import InvalidParameter
-from berth_engine.containers.pruning import selected, until_ns
+from berth_engine.containers.pruning import selected
 from berth_engine.containers.records import Record
+from berth_engine.prunefilters import until_ns
 
 S = 1_000_000_000
 NOW = 1_700_000_000 * S

@@ -12,7 +12,7 @@ import anyio
 from berth_contracts import subjects
 from berth_contracts.agent import TaskPurge
 from berth_contracts.base import Command, Done, Reply
-from berth_contracts.errors import NotFound
+from berth_contracts.errors import BerthError, NotFound
 from berth_contracts.lifecycle import SnapshotMounts, SnapshotRemove, SnapshotRemoved
 from berth_kit.rpc import RpcClient
 from berth_kit.tracing import context_from_traceparent
@@ -142,6 +142,17 @@ class EngineCore:
         return not rec.alive or self.store.get(rec.id) is None
 
     # --- removal ---------------------------------------------------------------------------------
+
+    async def auto_remove(self, rec: Record, what: str) -> None:
+        """`--rm`: destroy, marked as removing meanwhile; a failure is logged, not raised (the
+        caller holds the container's lock)."""
+        self.removing.add(rec.id)
+        try:
+            await self.destroy(rec)
+        except BerthError as exc:
+            log.warning("%s of %s failed: %s", what, rec.short_id, exc.message)
+        finally:
+            self.removing.discard(rec.id)
 
     async def destroy(self, rec: Record, *, volumes: bool = False, measure: bool = False) -> int:
         """Remove everything of a stopped container, then its record; publish `destroy`.

@@ -7,28 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anyio import to_thread
-from berth_contracts import imaging, subjects
-from berth_contracts.archives import ArchiveOpen
+from berth_contracts import archives, distribution, imaging, lifecycle, subjects
 from berth_contracts.base import Done
-from berth_contracts.distribution import DistributionInspect, ImagePush, ImageSave, RegistryLogin
-from berth_contracts.lifecycle import (
-    ImageDelete,
-    ImageDeleted,
-    ImageFound,
-    ImageListAll,
-    ImagePull,
-    ImageRecords,
-    ImageResolve,
-    ImageTagAdd,
-    ImageUpload,
-    LifecycleRequest,
-    SnapshotGetMounts,
-    SnapshotMounts,
-    SnapshotPrepare,
-    SnapshotRemove,
-    SnapshotRemoved,
-    UploadTarget,
-)
 from berth_kit.diskmodes import ensure_dir, private_sqlite
 from berth_kit.rpc import RpcServer
 
@@ -102,61 +82,65 @@ class Lifecycle:
 
     # --- handlers --------------------------------------------------------------------------------
 
-    async def image_resolve(self, cmd: ImageResolve) -> ImageFound:
-        return ImageFound(image=await self.images.record(await self.images.resolve(cmd.ref)))
+    async def image_resolve(self, cmd: lifecycle.ImageResolve) -> lifecycle.ImageFound:
+        return lifecycle.ImageFound(
+            image=await self.images.record(await self.images.resolve(cmd.ref))
+        )
 
-    async def image_list(self, _: ImageListAll) -> ImageRecords:
-        return ImageRecords(images=await self.images.list_all())
+    async def image_list(self, _: lifecycle.ImageListAll) -> lifecycle.ImageRecords:
+        return lifecycle.ImageRecords(images=await self.images.list_all())
 
-    async def image_tag(self, cmd: ImageTagAdd) -> Done:
+    async def image_tag(self, cmd: lifecycle.ImageTagAdd) -> Done:
         await self.images.tag(cmd.ref, cmd.repo, cmd.tag)
         return Done()
 
-    async def image_delete(self, cmd: ImageDelete) -> ImageDeleted:
+    async def image_delete(self, cmd: lifecycle.ImageDelete) -> lifecycle.ImageDeleted:
         untagged, deleted = await self.images.delete(cmd.ref, force=cmd.force, noprune=cmd.noprune)
-        return ImageDeleted(untagged=untagged, deleted=deleted)
+        return lifecycle.ImageDeleted(untagged=untagged, deleted=deleted)
 
-    async def image_upload(self, cmd: ImageUpload) -> UploadTarget:
+    async def image_upload(self, cmd: lifecycle.ImageUpload) -> lifecycle.UploadTarget:
         if cmd.kind == "import":
             # Refuse a bad name or change before the caller sends a whole rootfs.
             import_name(cmd)
             apply_changes(cmd.changes)
-        return UploadTarget(url=self.uploads.issue(cmd))
+        return lifecycle.UploadTarget(url=self.uploads.issue(cmd))
 
-    async def image_pull(self, cmd: ImagePull) -> UploadTarget:
-        return UploadTarget(url=await self.puller.prepare(cmd, self.uploads.base_url))
+    async def image_pull(self, cmd: lifecycle.ImagePull) -> lifecycle.UploadTarget:
+        return lifecycle.UploadTarget(url=await self.puller.prepare(cmd, self.uploads.base_url))
 
-    async def image_save(self, cmd: ImageSave) -> UploadTarget:
-        return UploadTarget(url=await self.saver.prepare(cmd, self.uploads.base_url))
+    async def image_save(self, cmd: distribution.ImageSave) -> lifecycle.UploadTarget:
+        return lifecycle.UploadTarget(url=await self.saver.prepare(cmd, self.uploads.base_url))
 
-    async def image_push(self, cmd: ImagePush) -> UploadTarget:
-        return UploadTarget(url=self.sharing.pusher.prepare(cmd, self.uploads.base_url))
+    async def image_push(self, cmd: distribution.ImagePush) -> lifecycle.UploadTarget:
+        return lifecycle.UploadTarget(url=self.sharing.pusher.prepare(cmd, self.uploads.base_url))
 
-    async def registry_login(self, _: RegistryLogin) -> UploadTarget:
-        return UploadTarget(url=self.sharing.login_url(self.uploads.base_url))
+    async def registry_login(self, _: distribution.RegistryLogin) -> lifecycle.UploadTarget:
+        return lifecycle.UploadTarget(url=self.sharing.login_url(self.uploads.base_url))
 
-    async def distribution_inspect(self, cmd: DistributionInspect) -> UploadTarget:
-        return UploadTarget(url=self.sharing.inspect_url(cmd, self.uploads.base_url))
+    async def distribution_inspect(
+        self, cmd: distribution.DistributionInspect
+    ) -> lifecycle.UploadTarget:
+        return lifecycle.UploadTarget(url=self.sharing.inspect_url(cmd, self.uploads.base_url))
 
-    async def snapshot_prepare(self, cmd: SnapshotPrepare) -> SnapshotMounts:
+    async def snapshot_prepare(self, cmd: lifecycle.SnapshotPrepare) -> lifecycle.SnapshotMounts:
         async with self.images.lock:  # an image delete must not collect layers meanwhile
             row = await self.images.resolve(cmd.image_id) if cmd.image_id else SCRATCH
-            return SnapshotMounts(mounts=await self.snapshots.prepare(cmd.key, row))
+            return lifecycle.SnapshotMounts(mounts=await self.snapshots.prepare(cmd.key, row))
 
-    async def snapshot_mounts(self, cmd: SnapshotGetMounts) -> SnapshotMounts:
-        return SnapshotMounts(mounts=await self.snapshots.mounts(cmd.key))
+    async def snapshot_mounts(self, cmd: lifecycle.SnapshotGetMounts) -> lifecycle.SnapshotMounts:
+        return lifecycle.SnapshotMounts(mounts=await self.snapshots.mounts(cmd.key))
 
-    async def snapshot_remove(self, cmd: SnapshotRemove) -> SnapshotRemoved:
+    async def snapshot_remove(self, cmd: lifecycle.SnapshotRemove) -> lifecycle.SnapshotRemoved:
         size = await self.snapshots.remove(cmd.key, measure=cmd.measure)
         # Layers of an image deleted (forced) while this container used them go now.
         await to_thread.run_sync(self.snapshots.collect_layers)
-        return SnapshotRemoved(size=size)
+        return lifecycle.SnapshotRemoved(size=size)
 
     async def snapshot_export(self, cmd: imaging.SnapshotExport) -> imaging.ExportTarget:
         return imaging.ExportTarget(url=await self.files.open_export(cmd.key))
 
     def register(self, server: RpcServer) -> None:
-        server.handle(ArchiveOpen, self.files.open)
+        server.handle(archives.ArchiveOpen, self.files.open)
         committer = Committer(self.images, self.snapshots.root.parent / "diff-mnt")
         server.handle(imaging.SnapshotDiff, committer.diff)
         server.handle(imaging.SnapshotCommit, committer.commit)
@@ -165,23 +149,23 @@ class Lifecycle:
         usage = ImageUsage(self.images)
         server.handle(imaging.ImageHistoryGet, usage.history)
         server.handle(imaging.LayerUsageGet, usage.usage)
-        server.handle(ImageResolve, self.image_resolve)
-        server.handle(ImageListAll, self.image_list)
-        server.handle(ImageTagAdd, self.image_tag)
-        server.handle(ImageDelete, self.image_delete)
-        server.handle(ImageUpload, self.image_upload)
-        server.handle(ImagePull, self.image_pull)
-        server.handle(ImageSave, self.image_save)
-        server.handle(ImagePush, self.image_push)
-        server.handle(RegistryLogin, self.registry_login)
-        server.handle(DistributionInspect, self.distribution_inspect)
-        server.handle(SnapshotPrepare, self.snapshot_prepare)
-        server.handle(SnapshotGetMounts, self.snapshot_mounts)
-        server.handle(SnapshotRemove, self.snapshot_remove)
+        server.handle(lifecycle.ImageResolve, self.image_resolve)
+        server.handle(lifecycle.ImageListAll, self.image_list)
+        server.handle(lifecycle.ImageTagAdd, self.image_tag)
+        server.handle(lifecycle.ImageDelete, self.image_delete)
+        server.handle(lifecycle.ImageUpload, self.image_upload)
+        server.handle(lifecycle.ImagePull, self.image_pull)
+        server.handle(distribution.ImageSave, self.image_save)
+        server.handle(distribution.ImagePush, self.image_push)
+        server.handle(distribution.RegistryLogin, self.registry_login)
+        server.handle(distribution.DistributionInspect, self.distribution_inspect)
+        server.handle(lifecycle.SnapshotPrepare, self.snapshot_prepare)
+        server.handle(lifecycle.SnapshotGetMounts, self.snapshot_mounts)
+        server.handle(lifecycle.SnapshotRemove, self.snapshot_remove)
 
 
 def rpc_subject(node: str) -> str:
     return subjects.lifecycle_rpc(node)
 
 
-REQUEST_TYPE = LifecycleRequest
+REQUEST_TYPE = lifecycle.LifecycleRequest

@@ -36,7 +36,6 @@ from berth_engine.containers.records import Record
 from berth_engine.containers.restarts import validate_policy
 from berth_engine.containers.secopts import parse_security_opts
 from berth_engine.containers.signals import parse_signal
-from berth_engine.containers.store import RecordStore
 from berth_engine.core import EngineCore
 from berth_engine.networks.join import check_network_mode, resolve_at_create
 from berth_engine.networks.links import register_links, shown_links
@@ -65,10 +64,6 @@ class CreateService:
                 "resolve through aardvark-dns, which forwards to the host's resolvers"
             )
 
-    @property
-    def store(self) -> RecordStore:
-        return self.core.store
-
     async def create(self, cmd: ContainerCreate) -> ContainerCreated:
         req = cmd.body
         with self.core.tracer.start_as_current_span("container create") as span:
@@ -80,7 +75,7 @@ class CreateService:
             check_log_config(req.host_config.log_config)
             check_supported(req)
             parse_security_opts(req.host_config.security_opt)  # refuse bad ones at create
-            host_config = hostopts.validate_create(req, self.store)
+            host_config = hostopts.validate_create(req, self.core.store)
             node = self.core.node
             if cmd.scratch:
                 image = SCRATCH
@@ -101,8 +96,8 @@ class CreateService:
             if config.stop_signal:
                 parse_signal(config.stop_signal)  # moby refuses a bad StopSignal at create
             if not name:
-                name = generate_unique_name(self.store.name_taken)
-            self.store.reserve_name(name, cid)
+                name = generate_unique_name(self.core.store.name_taken)
+            self.core.store.reserve_name(name, cid)
             try:
                 entries = await anyio.to_thread.run_sync(self.core.volumes.prepare, entries)
                 if req.host_config.volumes_from:
@@ -110,7 +105,7 @@ class CreateService:
                         entries, list(req.host_config.volumes_from)
                     )
                 links = register_links(
-                    self.store, req.host_config.network_mode, list(req.host_config.links or [])
+                    self.core.store, req.host_config.network_mode, list(req.host_config.links or [])
                 )
                 endpoints = (
                     self.core.networks.endpoints_for_create(
@@ -128,7 +123,7 @@ class CreateService:
                     host_config=msgspec.structs.replace(
                         normalise_host_config(host_config),
                         network_mode=resolve_at_create(
-                            self.store, normalise_network_mode(host_config.network_mode)
+                            self.core.store, normalise_network_mode(host_config.network_mode)
                         ),
                     ),
                     path=argv[0],
@@ -142,17 +137,17 @@ class CreateService:
                     links=links,
                 )
                 if links:  # dockerd shows them as "/child:/parent/alias"
-                    rec.host_config.links = shown_links(self.store, rec)
-                await self.store.insert(rec)
+                    rec.host_config.links = shown_links(self.core.store, rec)
+                await self.core.store.insert(rec)
             finally:
-                self.store.release_name(name)
+                self.core.store.release_name(name)
             try:
                 # Like containerd, the writable layer exists from create on (docker cp, diff).
                 self.core.prepared_mounts[cid] = await self.core.lifecycle(
                     node, SnapshotPrepare(key=cid, image_id=image.id), SnapshotMounts
                 )
             except BerthError:
-                await self.store.delete(cid)
+                await self.core.store.delete(cid)
                 raise
             await self.core.events.container(rec, "create")
             return ContainerCreated(id=cid, warnings=[])

@@ -136,19 +136,25 @@ class ExecService:
             raise NotFound(f"No such exec instance: {exec_id}")
         return entry
 
+    async def agent_state(self, entry: ExecEntry) -> TaskExecState | None:
+        """What the agent knows of the exec; None when it cannot say within 10 s."""
+        try:
+            return await self.core.agent(
+                entry.node,
+                TaskExecGet(container_id=entry.container_id, exec_id=entry.id),
+                TaskExecState,
+                within=10.0,
+            )
+        except (BerthError, TimeoutError):
+            return None
+
     async def get(self, cmd: ExecGet) -> ExecDetail:
         entry = self.entry(cmd.exec_id)
         if entry.running:
             # The watcher may not have seen the eof yet; the agent knows first.
-            with contextlib.suppress(BerthError, TimeoutError):
-                state = await self.core.agent(
-                    entry.node,
-                    TaskExecGet(container_id=entry.container_id, exec_id=entry.id),
-                    TaskExecState,
-                    within=10.0,
-                )
-                if not state.running:
-                    entry.running, entry.exit_code = False, state.exit_code
+            state = await self.agent_state(entry)
+            if state is not None and not state.running:
+                entry.running, entry.exit_code = False, state.exit_code
         return ExecDetail(exec=entry.inspect(), tty=entry.config.tty, ran=entry.ran)
 
     async def start(self, cmd: ExecStart) -> Done:
@@ -261,13 +267,8 @@ class ExecService:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()  # type: ignore[attr-defined]
         if entry.running:
-            with contextlib.suppress(BerthError, TimeoutError):
-                state = await self.core.agent(
-                    entry.node,
-                    TaskExecGet(container_id=entry.container_id, exec_id=entry.id),
-                    TaskExecState,
-                    within=10.0,
-                )
+            state = await self.agent_state(entry)
+            if state is not None:
                 entry.exit_code = state.exit_code
             entry.running = False
         entry.done.set()

@@ -126,13 +126,7 @@ class ExitHandler:
 
     async def auto_remove(self, rec: Record) -> None:
         """Remove after exit (the caller holds the container's lock)."""
-        self.core.removing.add(rec.id)
-        try:
-            await self.core.destroy(rec)
-        except BerthError as exc:
-            log.warning("auto-remove of %s failed: %s", rec.short_id, exc.message)
-        finally:
-            self.core.removing.discard(rec.id)
+        await self.core.auto_remove(rec, "auto-remove")
 
     # --- reconcile -------------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ from berth_contracts.streams import LogBatch
 
 from berth_engine.containers import listing, views
 from berth_engine.containers.logdrivers import READ_NOT_SUPPORTED, driver_of
-from berth_engine.containers.store import RecordStore
 from berth_engine.core import EngineCore
 
 log = logging.getLogger(__name__)
@@ -34,23 +33,19 @@ class QueryService:
     def __init__(self, core: EngineCore) -> None:
         self.core = core
 
-    @property
-    def store(self) -> RecordStore:
-        return self.core.store
-
     async def get(self, cmd: ContainerGet) -> ContainerDetail:
-        rec = self.store.lookup(cmd.ref)
+        rec = self.core.store.lookup(cmd.ref)
         return ContainerDetail(container=views.inspect(rec, self.core.running_execs(rec.id)))
 
     async def list_containers(self, cmd: ContainerList) -> ContainerListing:
         ancestors = await self._ancestor_ids(cmd.filters.get("ancestor", []))
         records = listing.select(
-            self.store.all(),
+            self.core.store.all(),
             all_=cmd.all,
             limit=cmd.limit,
             filters=cmd.filters,
             image_ids=lambda ref: ancestors.get(ref, set()),
-            lookup=self.store.lookup,
+            lookup=self.core.store.lookup,
         )
         return ContainerListing(items=[views.summary(r) for r in records])
 
@@ -67,12 +62,12 @@ class QueryService:
         return found
 
     async def resolve(self, cmd: ContainerResolve) -> ContainerRef:
-        return views.ref(self.store.lookup(cmd.ref))
+        return views.ref(self.core.store.lookup(cmd.ref))
 
     async def logs(self, cmd: ContainerLogs) -> LogsStarted:
         if not (cmd.stdout or cmd.stderr):
             raise InvalidParameter("Bad parameters: you must choose at least one stream")
-        rec = self.store.lookup(cmd.ref)
+        rec = self.core.store.lookup(cmd.ref)
         if driver_of(rec.host_config.log_config) == "none":
             raise NotImplementedByBerth(READ_NOT_SUPPORTED)  # dockerd's 501, in its words
         try:

@@ -26,7 +26,6 @@ from berth_engine.containers.exits import ExitHandler
 from berth_engine.containers.logdrivers import task_log_config
 from berth_engine.containers.mountspec import oci_mounts
 from berth_engine.containers.records import Record, State
-from berth_engine.containers.store import RecordStore
 from berth_engine.containers.taskspec import exit_code_for_start_error, task_spec
 from berth_engine.core import EngineCore
 from berth_engine.networks.join import join, joined_container
@@ -40,12 +39,8 @@ class StartService:
         self.core = core
         self.exits = exits
 
-    @property
-    def store(self) -> RecordStore:
-        return self.core.store
-
     async def start(self, cmd: ContainerStart) -> Done:
-        rec = self.store.lookup(cmd.ref)
+        rec = self.core.store.lookup(cmd.ref)
         with self.core.container_span(rec, "container start") as span:
             if rec.running or rec.id in self.core.starting:
                 raise NotModified("container already started")
@@ -68,7 +63,7 @@ class StartService:
         try:
             async with self.core.lock(rec.id):
                 if restarting and (
-                    rec.state.status != "restarting" or self.store.get(rec.id) is not rec
+                    rec.state.status != "restarting" or self.core.store.get(rec.id) is not rec
                 ):
                     return  # stopped or removed during the back-off
                 try:
@@ -103,11 +98,11 @@ class StartService:
             rec.has_task = False
         else:
             rec.agent_used = True
-            await self.store.save(rec)  # before TaskCreate: a crash must not forget it was sent
-        joined = joined_container(self.store, rec)
+            await self.core.store.save(rec)  # before TaskCreate: a crash must not forget it was sent
+        joined = joined_container(self.core.store, rec)
         if joined is not None:
             join(rec, joined)  # before task_spec: HOSTNAME is the joined container's
-        hostopts.check_start(rec, self.store)
+        hostopts.check_start(rec, self.core.store)
         spec = task_spec(rec)
         # --add-host's records first (host-gateway resolved here only); apply_links adds the
         # links' after them, in libnetwork's order.
@@ -120,7 +115,7 @@ class StartService:
         if rec.endpoints:
             networks, ports = self.core.networks.attach(rec)
             spec = msgspec.structs.replace(spec, networks=networks, port_mappings=ports)
-        spec = apply_links(self.store, rec, spec)
+        spec = apply_links(self.core.store, rec, spec)
         # Create and start in one agent call, unless the terminal's initial size has to be set
         # in between (moby applies HostConfig.ConsoleSize after create, before start).
         start_now = not self._needs_console_size(rec)
@@ -149,7 +144,7 @@ class StartService:
             finished_at=rec.state.finished_at,
         )
         span.set_attribute("container.pid", pid)
-        await self.store.save(rec)
+        await self.core.store.save(rec)
 
     def _host_gateway(self) -> str:
         bridge = self.core.networks.nets.by_name("bridge")
@@ -186,7 +181,7 @@ class StartService:
             log.warning("initial console size for %s: %s", rec.short_id, exc.message)
 
     async def resize(self, cmd: ContainerResize) -> Done:
-        rec = self.store.lookup(cmd.ref)
+        rec = self.core.store.lookup(cmd.ref)
         if not rec.alive:
             raise Conflict(f"container {rec.id} is not running")
         if rec.config.tty:  # no terminal, no window size: moby answers 200 as well
@@ -204,14 +199,8 @@ class StartService:
             rec.state.status = "exited"  # the restart failed: no more attempts
             self.core.notify_exit(rec.id)
         rec.state.exit_code = exit_code_for_start_error(err.message)  # moby's setExitCodeFromError
-        await self.store.save(rec)
+        await self.core.store.save(rec)
         if rec.host_config.auto_remove and rec.id not in self.core.removing:
             # `docker run --rm` waits for removal even when start fails: remove now.
-            self.core.removing.add(rec.id)
-            try:
-                await self.core.destroy(rec)
-            except BerthError as cleanup:
-                log.warning("removing %s after failed start: %s", rec.short_id, cleanup.message)
-            finally:
-                self.core.removing.discard(rec.id)
+            await self.core.auto_remove(rec, "removal after a failed start")
         return err

@@ -13,7 +13,6 @@ from berth_contracts.errors import Conflict, InternalError, NotFound, NotModifie
 from berth_engine.containers.exits import ExitHandler
 from berth_engine.containers.records import Record
 from berth_engine.containers.signals import SIGKILL, SIGTERM, parse_signal
-from berth_engine.containers.store import RecordStore
 from berth_engine.core import EngineCore
 from berth_engine.networks.links import remove_link
 
@@ -29,12 +28,8 @@ class StopService:
         self.core = core
         self.exits = exits
 
-    @property
-    def store(self) -> RecordStore:
-        return self.core.store
-
     async def stop(self, cmd: ContainerStop) -> Done:
-        rec = self.store.lookup(cmd.ref)
+        rec = self.core.store.lookup(cmd.ref)
         with self.core.container_span(rec, "container stop"):
             if not rec.running:
                 raise NotModified("Container already stopped")
@@ -62,7 +57,7 @@ class StopService:
             return Done()
 
     async def kill(self, cmd: ContainerKill) -> Done:
-        rec = self.store.lookup(cmd.ref)
+        rec = self.core.store.lookup(cmd.ref)
         sig = parse_signal(cmd.signal or "KILL")
         with self.core.container_span(rec, "container kill"):
             if not rec.running:
@@ -107,7 +102,7 @@ class StopService:
                 return False
             self.core.restarter.cancel(rec.id)
             rec.state.status = "exited"
-            await self.store.save(rec)
+            await self.core.store.save(rec)
             self.core.notify_exit(rec.id)
             return True
 
@@ -126,11 +121,11 @@ class StopService:
 
     async def remove(self, cmd: ContainerRemove) -> Done:
         if cmd.link:  # `docker rm --link /parent/alias`: only the link goes
-            parent = remove_link(self.store, cmd.ref)
+            parent = remove_link(self.core.store, cmd.ref)
             async with self.core.lock(parent.id):
-                await self.store.save(parent)
+                await self.core.store.save(parent)
             return Done()
-        rec = self.store.lookup(cmd.ref)
+        rec = self.core.store.lookup(cmd.ref)
         with self.core.container_span(rec, "container remove"):
             if rec.id in self.core.removing:
                 raise Conflict(f"removal of container {cmd.ref} is already in progress")

@@ -12,8 +12,8 @@ from berth_contracts.errors import BerthError, InvalidParameter
 from berth_contracts.lifecycle import ImageDelete, ImageDeleted, ImageListAll, ImageRecords
 
 from berth_engine.containers.listing import label_matches
-from berth_engine.containers.pruning import until_ns
 from berth_engine.core import EngineCore
+from berth_engine.prunefilters import check_filter_keys, prune_before_ns
 
 log = logging.getLogger(__name__)
 IMAGE_PRUNE_FILTERS = ("dangling", "until", "label", "label!")
@@ -35,14 +35,9 @@ class ImagePruneService:
         self.core = core
 
     async def prune(self, cmd: ImagePrune) -> ImagesPruned:
-        for key in cmd.filters:
-            if key not in IMAGE_PRUNE_FILTERS:
-                raise InvalidParameter(f"invalid filter '{key}'")
+        check_filter_keys(cmd.filters, IMAGE_PRUNE_FILTERS)
         dangling_only = _dangling_only(cmd.filters.get("dangling", []))
-        untils = cmd.filters.get("until", [])
-        if len(untils) > 1:
-            raise InvalidParameter("more than one until filter specified")
-        before_ns = until_ns(untils[0]) if untils else None
+        before_ns = prune_before_ns(cmd.filters)
         images = (await self.core.lifecycle(self.core.node, ImageListAll(), ImageRecords)).images
         used = {rec.image_id for rec in self.core.store.all()}
         items: list[ImageDeleteItem] = []

@@ -25,6 +25,7 @@ from berth_engine.containers.listing import label_matches
 from berth_engine.containers.mountspec import MountEntry
 from berth_engine.containers.records import Record
 from berth_engine.containers.store import RecordStore
+from berth_engine.prunefilters import check_filter_keys
 from berth_engine.volumes.store import ANONYMOUS_LABEL, VolumeStore
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,6 @@ def _truthy(values: list[str], key: str) -> bool:
         if v.lower() not in ("0", "false"):
             raise InvalidParameter(f"invalid filter '{key}={v}'")
     return False
-
-
-def _check_filters(filters: dict[str, list[str]], allowed: tuple[str, ...]) -> None:
-    for key in filters:
-        if key not in allowed:
-            raise InvalidParameter(f"invalid filter '{key}'")
 
 
 class VolumeService:
@@ -121,7 +116,7 @@ class VolumeService:
         return VolumeDetail(volume=self.volumes.get(cmd.name))
 
     async def list_volumes(self, cmd: VolumeList) -> VolumeListing:
-        _check_filters(cmd.filters, _LIST_FILTERS)
+        check_filter_keys(cmd.filters, _LIST_FILTERS)
         out: list[Volume] = []
         for vol in self.volumes.all():
             if (names := cmd.filters.get("name")) and not any(n in vol.name for n in names):
@@ -148,7 +143,7 @@ class VolumeService:
         return VolumeDetail(volume=vol)
 
     async def prune(self, cmd: VolumePrune) -> VolumesPruned:
-        _check_filters(cmd.filters, _PRUNE_FILTERS)
+        check_filter_keys(cmd.filters, _PRUNE_FILTERS)
         # API ≥ 1.42: only anonymous volumes unless all=true.
         everything = _truthy(cmd.filters.get("all", []), "all")
         deleted: list[str] = []
