@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -19,8 +17,10 @@ from typing import IO
 import anyio
 from aiohttp import web
 from anyio import to_thread
+from berth_common.tokens import Tokens
 from berth_contracts.builder import BuildOptions, BuildPrepare, UploadTarget
 from berth_contracts.errors import BerthError, InvalidParameter, NotImplementedByBerth
+from berth_kit.bulkhttp import BulkListener
 from berth_kit.rpc import RpcServer
 from berth_kit.tracing import extract
 from opentelemetry import trace
@@ -54,7 +54,6 @@ def http_listen() -> str:
 @dataclass(frozen=True)
 class _Pending:
     options: BuildOptions
-    expires: float
 
 
 def validate(options: BuildOptions) -> None:
@@ -150,48 +149,33 @@ class Builder:
     def __init__(self, root: Path, executors: Executors, listen: str = "127.0.0.1:0") -> None:
         self.contexts = ContextStore(root)
         self.executors = executors
-        host, _, port = listen.rpartition(":")
-        self._host, self._port = host or "127.0.0.1", int(port or 0)
-        self._pending: dict[str, _Pending] = {}
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
+        self.listener = BulkListener(listen, "BERTH_BUILDER_ADVERTISE")
+        self._pending: Tokens[_Pending] = Tokens(TOKEN_TTL)
 
     async def start(self) -> None:
         await to_thread.run_sync(self.contexts.recover)
         app = web.Application(client_max_size=0)
         app.router.add_post("/builds/{token}", self._handle)
         # A client that goes away cancels its build: the running step's container is removed.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        port = sockets[0].getsockname()[1] if sockets else self._port
-        advertised = os.environ.get("BERTH_BUILDER_ADVERTISE") or (
-            "127.0.0.1" if self._host in ("0.0.0.0", "", "::") else self._host
-        )
-        self.base_url = f"http://{advertised}:{port}"
+        await self.listener.start(app, handler_cancellation=True)
+
+    @property
+    def base_url(self) -> str:
+        return self.listener.base_url
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self.listener.stop()
 
     async def build_prepare(self, cmd: BuildPrepare) -> UploadTarget:
         validate(cmd.options)
-        now = time.monotonic()
-        for token in [t for t, p in self._pending.items() if p.expires < now]:
-            del self._pending[token]
-        token = secrets.token_urlsafe(24)
-        self._pending[token] = _Pending(cmd.options, now + TOKEN_TTL)
-        return UploadTarget(url=f"{self.base_url}/builds/{token}")
+        return UploadTarget(url=f"{self.base_url}/builds/{self._pending.issue(_Pending(cmd.options))}")
 
     def register(self, server: RpcServer) -> None:
         server.handle(BuildPrepare, self.build_prepare)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        pending = self._pending.pop(request.match_info["token"], None)
-        if pending is None or pending.expires < time.monotonic():
+        pending = self._pending.take(request.match_info["token"])
+        if pending is None:
             return web.json_response({"message": "upload URL unknown, used or expired"}, status=404)
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         ctx_dir = await to_thread.run_sync(self.contexts.new_dir)

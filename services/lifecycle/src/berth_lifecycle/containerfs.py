@@ -8,9 +8,7 @@ import dataclasses
 import json
 import logging
 import os
-import secrets
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import anyio
 from aiohttp import web
 from anyio.abc import Process
+from berth_common.tokens import Tokens
 from berth_contracts.archives import ArchiveOpen, ArchiveOpened, PathStat
 from berth_contracts.errors import BerthError, Conflict, InternalError, InvalidParameter, NotFound
 
@@ -28,7 +27,6 @@ from berth_lifecycle.upload import UploadServer
 
 log = logging.getLogger(__name__)
 
-TOKEN_TTL = 600.0
 STAT_TIMEOUT = 60.0
 STALL_TIMEOUT = 300.0  # a transfer with no progress for this long is given up
 CHUNK = 1 << 20
@@ -38,7 +36,6 @@ CHUNK = 1 << 20
 class _Pending:
     spec: dict[str, Any]
     cmd: ArchiveOpen
-    expires: float
 
 
 def _child_argv(spec: dict[str, Any]) -> list[str]:
@@ -84,7 +81,7 @@ class ContainerFiles:
         self.uploads = uploads  # its HTTP listener serves /archives/{token} too
         self.scratch = scratch  # mount point of stopped containers' roots, in the child's own ns
         scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._pending: dict[str, _Pending] = {}
+        self._pending: Tokens[_Pending] = Tokens()
         uploads.extra_posts.append(("/archives/{token}", self.handle))
 
     async def _spec(self, cmd: ArchiveOpen) -> dict[str, Any]:
@@ -126,11 +123,7 @@ class ContainerFiles:
         stat = None if cmd.mode == "put" else await self._stat(spec, cmd)
         if cmd.mode == "stat":
             return ArchiveOpened(stat=stat)
-        now = time.monotonic()
-        for token in [t for t, p in self._pending.items() if p.expires < now]:
-            del self._pending[token]
-        token = secrets.token_urlsafe(24)
-        self._pending[token] = _Pending(spec, cmd, now + TOKEN_TTL)
+        token = self._pending.issue(_Pending(spec, cmd))
         return ArchiveOpened(stat=stat, url=f"{self.uploads.base_url}/archives/{token}")
 
     async def open_export(self, key: str) -> str:
@@ -150,13 +143,11 @@ class ContainerFiles:
         spec = {"mode": "export", "path": "/", "proc_root": "", "scratch": str(self.scratch),
                 "rootfs": {"type": root.type, "source": root.source, "options": options}, "mounts": []}  # fmt: skip
         cmd = ArchiveOpen(key=key, path="/", container_id=key, mode="get")
-        token = secrets.token_urlsafe(24)
-        self._pending[token] = _Pending(spec, cmd, time.monotonic() + TOKEN_TTL)
-        return f"{self.uploads.base_url}/archives/{token}"
+        return f"{self.uploads.base_url}/archives/{self._pending.issue(_Pending(spec, cmd))}"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        pending = self._pending.pop(request.match_info["token"], None)
-        if pending is None or pending.expires < time.monotonic():
+        pending = self._pending.take(request.match_info["token"])
+        if pending is None:
             return web.json_response(
                 {"message": "archive URL unknown, used or expired"}, status=404
             )

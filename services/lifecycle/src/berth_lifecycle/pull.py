@@ -11,8 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import secrets
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +19,7 @@ import anyio
 from aiohttp import web
 from anyio import to_thread
 from anyio.streams.memory import MemoryObjectSendStream
+from berth_common.tokens import Tokens
 from berth_contracts.distribution import REGISTRY_AUTH_HEADER
 from berth_contracts.engine import ImagePull
 from berth_contracts.errors import BerthError, InvalidParameter
@@ -41,7 +40,6 @@ from berth_lifecycle.registry import (
 )
 
 log = logging.getLogger(__name__)
-TOKEN_TTL = 600.0
 PARALLEL_LAYERS = 3
 PROGRESS_STEP = 512 * 1024  # bytes between two Downloading lines of one layer
 
@@ -69,7 +67,6 @@ def _short(digest: str) -> str:
 @dataclass(frozen=True)
 class _Pending:
     resolved: Resolved | None  # None: the client sent credentials; resolve once they arrive
-    expires: float
     ref: Reference
     platform: Platform
 
@@ -102,7 +99,7 @@ async def stream_progress(
 class Puller:
     def __init__(self, images: Images) -> None:
         self.images = images
-        self._pending: dict[str, _Pending] = {}
+        self._pending: Tokens[_Pending] = Tokens()
 
     async def prepare(self, cmd: ImagePull, base_url: str) -> str:
         ref = pull_reference(cmd)
@@ -114,16 +111,11 @@ class Puller:
                 resolved = await client.resolve(ref, platform)
             finally:
                 await client.close()
-        now = time.monotonic()
-        for token in [t for t, p in self._pending.items() if p.expires < now]:
-            del self._pending[token]
-        token = secrets.token_urlsafe(24)
-        self._pending[token] = _Pending(resolved, now + TOKEN_TTL, ref, platform)
-        return f"{base_url}/pulls/{token}"
+        return f"{base_url}/pulls/{self._pending.issue(_Pending(resolved, ref, platform))}"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        pending = self._pending.pop(request.match_info["token"], None)
-        if pending is None or pending.expires < time.monotonic():
+        pending = self._pending.take(request.match_info["token"])
+        if pending is None:
             return web.json_response({"message": "pull URL unknown, used or expired"}, status=404)
         await request.read()  # the body is empty
         client, resolved = await self._client(pending, request.headers.get(REGISTRY_AUTH_HEADER, ""))

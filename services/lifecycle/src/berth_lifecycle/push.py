@@ -24,6 +24,7 @@ from aiohttp import web
 from anyio import to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 from berth_common.gotime import rfc3339nano
+from berth_common.tokens import Tokens
 from berth_contracts.distribution import REGISTRY_AUTH_HEADER, ImagePush
 from berth_contracts.errors import BerthError, InternalError, InvalidParameter
 
@@ -40,7 +41,6 @@ from berth_lifecycle.regauth import (
     decode_registry_auth,
 )
 from berth_lifecycle.save import open_layer
-from berth_lifecycle.tokens import Tokens
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20

@@ -23,13 +23,13 @@ import anyio
 import zstandard
 from aiohttp import web
 from anyio import to_thread
+from berth_common.tokens import Tokens
 from berth_contracts.distribution import ImageSave
 from berth_contracts.errors import InvalidParameter, NotFound
 
 from berth_lifecycle.images import Images
 from berth_lifecycle.metadata import ImageRow
 from berth_lifecycle.reference import DIGEST_RE, HEX64_RE, Reference, parse_normalized_named
-from berth_lifecycle.tokens import Tokens
 
 CHUNK = 1 << 20
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from berth_common.refgrammar import is_domain
+from berth_common.tokens import Tokens
 from berth_contracts.distribution import REGISTRY_AUTH_HEADER, DistributionInspect
 from berth_contracts.errors import InvalidParameter
 
@@ -21,7 +22,6 @@ from berth_lifecycle.push import Pusher
 from berth_lifecycle.reference import Reference, parse_normalized_named
 from berth_lifecycle.regauth import Credentials, decode_registry_auth, login, parse_login_body
 from berth_lifecycle.registry import DirectRegistryClient, RegistryClient, proxy_url
-from berth_lifecycle.tokens import Tokens
 
 MAX_LOGIN_BODY = 64 * 1024
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")

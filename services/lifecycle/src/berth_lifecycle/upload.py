@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from aiohttp import StreamReader, web
 from anyio import from_thread, to_thread
+from berth_common.tokens import Tokens
 from berth_contracts.engine import ImageUpload
 from berth_contracts.errors import BerthError
+from berth_kit.bulkhttp import BulkListener
 from berth_kit.tracing import context_from_traceparent, extract, traceparent_of
 from opentelemetry import trace
 
@@ -32,7 +31,6 @@ from berth_lifecycle.loader import load
 
 log = logging.getLogger(__name__)
 
-TOKEN_TTL = 600.0
 READ_STALL_TIMEOUT = 300.0  # a client that sends nothing for this long is given up on
 DRAIN_LIMIT = 1 << 30  # after an error, read at most this much more of the body
 CHUNK = 1 << 20
@@ -44,7 +42,6 @@ MAX_CONCURRENT_UPLOADS = 8
 @dataclass(frozen=True)
 class _Pending:
     command: ImageUpload
-    expires: float
     traceparent: str
 
 
@@ -75,12 +72,8 @@ def error_line(message: str) -> bytes:
 class UploadServer:
     def __init__(self, images: Images, listen: str = "127.0.0.1:0") -> None:
         self.images = images
-        host, _, port = listen.rpartition(":")
-        self._host = host or "127.0.0.1"
-        self._port = int(port or 0)
-        self._pending: dict[str, _Pending] = {}
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
+        self.listener = BulkListener(listen, "BERTH_LIFECYCLE_ADVERTISE")
+        self._pending: Tokens[_Pending] = Tokens()
         self._tracer = trace.get_tracer("berth-lifecycle")
         self._limiter: anyio.CapacityLimiter | None = None
         self.extra_posts: list[tuple[str, Any]] = []
@@ -92,37 +85,22 @@ class UploadServer:
         app.router.add_post("/uploads/{token}", self._handle)
         for path, handler in self.extra_posts:  # e.g. pull.py's /pulls/{token}
             app.router.add_post(path, handler)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        server = site._server  # aiohttp exposes the bound port only here
-        sockets = getattr(server, "sockets", None) or []
-        port = sockets[0].getsockname()[1] if sockets else self._port
-        # BERTH_LIFECYCLE_ADVERTISE: the host name others reach this listener by (compose: the
-        # service name), when it listens on every address.
-        advertised = os.environ.get("BERTH_LIFECYCLE_ADVERTISE") or (
-            "127.0.0.1" if self._host in ("0.0.0.0", "", "::") else self._host
-        )
-        self.base_url = f"http://{advertised}:{port}"
+        await self.listener.start(app)
+
+    @property
+    def base_url(self) -> str:
+        return self.listener.base_url
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self.listener.stop()
 
     def issue(self, command: ImageUpload) -> str:
-        now = time.monotonic()
-        for token in [t for t, p in self._pending.items() if p.expires < now]:
-            del self._pending[token]
-        token = secrets.token_urlsafe(24)
-        span = trace.get_current_span()
-        self._pending[token] = _Pending(command, now + TOKEN_TTL, traceparent_of(span))
+        token = self._pending.issue(_Pending(command, traceparent_of(trace.get_current_span())))
         return f"{self.base_url}/uploads/{token}"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        pending = self._pending.pop(request.match_info["token"], None)
-        if pending is None or pending.expires < time.monotonic():
+        pending = self._pending.take(request.match_info["token"])
+        if pending is None:
             return web.json_response({"message": "upload URL unknown, used or expired"}, status=404)
         # The caller's trace context (the gateway sends it) wins over the one of ImageUpload.
         headers = {k.lower(): v for k, v in request.headers.items()}

@@ -1,4 +1,5 @@
-"""Single-use URL tokens of lifecycle's HTTP listener (save, push, login, distribution)."""
+"""Single-use URL tokens of the bulk HTTP listeners (lifecycle's uploads, pulls, saves, pushes, archives;
+the builder's contexts): a token names what it was issued for, once, for a bounded time."""
 
 from __future__ import annotations
 
