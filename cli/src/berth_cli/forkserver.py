@@ -18,7 +18,7 @@ A forked service runs in its own session with stdin on /dev/null and stdout on t
 stderr, exactly as `python -m MODULE` would, and does not depend on the forkserver afterwards:
 if the forkserver goes, its services are re-parented and keep running (the supervisor then
 watches them by pid). The forkserver exits when its stdin closes (the supervisor is gone).
-Stdlib only here; the services' imports are what it is for.
+Stdlib only here (berth_common is stdlib-only too); the services' imports are what it is for.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 from typing import NoReturn
+
+from berth_common.reaping import exited_children
 
 
 @dataclass(frozen=True)
@@ -95,13 +97,7 @@ def _send(obj: dict[str, object]) -> None:
 
 
 def _reap() -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+    for pid, status in exited_children():
         _send({"exited": pid, "status": os.waitstatus_to_exitcode(status)})
 
 

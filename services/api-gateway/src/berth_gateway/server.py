@@ -13,12 +13,7 @@ from pathlib import Path
 from aiohttp import web
 from berth_kit.service import ServiceContext
 
-from berth_gateway.apitls import (
-    api_warnings,
-    check_plain_tcp,
-    server_context,
-    settings_from_env,
-)
+from berth_gateway.apitls import api_warnings, check_plain_tcp, server_context, settings_from_env
 from berth_gateway.app import build_app
 from berth_gateway.backend import Backend
 from berth_gateway.connlimits import LimitedServer

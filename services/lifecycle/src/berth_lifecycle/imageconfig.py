@@ -18,14 +18,19 @@ from berth_contracts.lifecycle import ImageRecord
 from berth_lifecycle.metadata import ImageRow
 
 
-def parse_config(raw: bytes) -> dict[str, Any]:
+def json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """A JSON object from a registry or an archive; InvalidParameter naming `what` otherwise."""
     try:
         doc = json.loads(raw)
     except ValueError as exc:
-        raise InvalidParameter(f"invalid image config: {exc}") from None
+        raise InvalidParameter(f"invalid {what}: {exc}") from None
     if not isinstance(doc, dict):
-        raise InvalidParameter("invalid image config: not a JSON object")
+        raise InvalidParameter(f"invalid {what}: not a JSON object")
     return doc
+
+
+def parse_config(raw: bytes) -> dict[str, Any]:
+    return json_object(raw, "image config")
 
 
 def diff_ids_of(doc: dict[str, Any]) -> list[str]:

@@ -7,15 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from anyio import to_thread
+from berth_contracts import imaging
 from berth_contracts.errors import NotFound
-from berth_contracts.imaging import (
-    HistoryItem,
-    HistoryItems,
-    ImageHistoryGet,
-    ImageLayerUsage,
-    LayerUsage,
-    LayerUsageGet,
-)
 from berth_kit.dirsize import directory_size
 
 from berth_lifecycle.imageconfig import parse_config
@@ -47,11 +40,11 @@ class ImageUsage:
         row = self.meta.get_snapshot(chain)
         return row.size if row is not None else 0
 
-    async def history(self, cmd: ImageHistoryGet) -> HistoryItems:
+    async def history(self, cmd: imaging.ImageHistoryGet) -> imaging.HistoryItems:
         row = await self.images.resolve(cmd.ref)
-        return HistoryItems(items=await to_thread.run_sync(self._history, row))
+        return imaging.HistoryItems(items=await to_thread.run_sync(self._history, row))
 
-    def _history(self, row: ImageRow) -> list[HistoryItem]:
+    def _history(self, row: ImageRow) -> list[imaging.HistoryItem]:
         """moby's ImageHistory: entries newest first; ids (and tags) walk the parent chain
         from the top, every other entry is `<missing>`."""
         doc = parse_config(row.config)
@@ -81,12 +74,12 @@ class ImageUsage:
             item["Tags"] = tags or None
             parent = str(parse_config(image.config).get("parent") or "")
             image = self.meta.get_image(parent) if parent else None
-        return [HistoryItem(**i) for i in items]
+        return [imaging.HistoryItem(**i) for i in items]
 
-    async def usage(self, _: LayerUsageGet) -> LayerUsage:
+    async def usage(self, _: imaging.LayerUsageGet) -> imaging.LayerUsage:
         return await to_thread.run_sync(self._usage)
 
-    def _usage(self) -> LayerUsage:
+    def _usage(self) -> imaging.LayerUsage:
         """moby's Images(withExtraAttrs) SharedSize (layers other images use too) and
         LayerDiskUsage (every layer an image uses, once); writable layers as directory.Size."""
         rows = self.meta.images()
@@ -96,7 +89,7 @@ class ImageUsage:
                 refs[chain] = refs.get(chain, 0) + 1
         sizes = {chain: self._layer_size(chain) for chain in refs}
         images = [
-            ImageLayerUsage(
+            imaging.ImageLayerUsage(
                 id=row.id,
                 size=row.size,
                 shared_size=sum(sizes[c] for c in row.chain_ids if refs[c] > 1),
@@ -107,4 +100,4 @@ class ImageUsage:
         snapshots = self.images.snapshots
         for snap in self.meta.snapshots("active"):
             writable[snap.key] = directory_size(snapshots.fs(snap.n))
-        return LayerUsage(layers_size=sum(sizes.values()), images=images, writable=writable)
+        return imaging.LayerUsage(layers_size=sum(sizes.values()), images=images, writable=writable)

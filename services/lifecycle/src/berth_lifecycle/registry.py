@@ -26,6 +26,7 @@ from berth_contracts.errors import (
 )
 
 from berth_lifecycle.content import IngestWriter
+from berth_lifecycle.imageconfig import json_object
 from berth_lifecycle.loader import HOST_ARCH, INDEX_TYPES
 from berth_lifecycle.reference import Reference
 from berth_lifecycle.regauth import AuthFailed, Credentials, RegistrySession
@@ -153,7 +154,7 @@ class RegistryClient:
         what = ref.digest or ref.tag or "latest"
         body, media = await self.manifest(ref, what)
         top_digest = _digest(body)
-        doc = _json(body)
+        doc = json_object(body, "manifest")
         media = doc.get("mediaType") or media
         if media in INDEX_TYPES or "manifests" in doc:
             entries = [m for m in doc.get("manifests") or [] if platform.matches(m.get("platform") or {})]
@@ -161,7 +162,7 @@ class RegistryClient:
                 raise NotFound(f"no matching manifest for {platform} in the manifest list entries")
             child = entries[0]["digest"]
             body, _ = await self.manifest(ref, child)
-            doc = _json(body)
+            doc = json_object(body, "manifest")
         if "layers" not in doc or not isinstance(doc.get("config"), dict):
             raise InvalidParameter(f"unsupported manifest format for {ref.familiar()}: {media}")
         return Resolved(ref, top_digest, doc, doc["config"], list(doc["layers"]))
@@ -226,11 +227,3 @@ class DirectRegistryClient(RegistryClient):
             raise InternalError(exc.message) from None
 
 
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(body)
-    except ValueError as exc:
-        raise InvalidParameter(f"invalid manifest: {exc}") from None
-    if not isinstance(doc, dict):
-        raise InvalidParameter("invalid manifest: not an object")
-    return doc

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -34,17 +35,16 @@ CHUNK = 1 << 20
 DENIED = "requested access to the resource is denied"
 
 
+@dataclass
 class Hosted:
-    def __init__(self, config: HostedConfig, access: Access, tokens: Tokens, storage: Storage,
-                 webhooks: Webhooks, tg: TaskGroup, max_manifest: int, max_blob: int) -> None:
-        self.config = config
-        self.access = access
-        self.tokens = tokens
-        self.storage = storage
-        self.webhooks = webhooks
-        self.tg = tg
-        self.max_manifest = max_manifest
-        self.max_blob = max_blob
+    config: HostedConfig
+    access: Access
+    tokens: Tokens
+    storage: Storage
+    webhooks: Webhooks
+    tg: TaskGroup
+    max_manifest: int
+    max_blob: int
 
     # --- which requests are ours -----------------------------------------------------------------
 

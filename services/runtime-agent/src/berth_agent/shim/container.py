@@ -25,6 +25,7 @@ import time
 
 from berth_common.gotime import rfc3339nano
 from berth_common.mounts import is_mountpoint, umount
+from berth_common.reaping import exited_children
 
 from berth_agent.shim import proto
 from berth_agent.shim.commands import command_table, dispatch
@@ -150,13 +151,7 @@ class Shim:
         self.reap()
 
     def reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in exited_children():
             if pid == self.state["pid"] and self.init_status is None:
                 self.on_init_exit(status)
             self.execs.reaped(pid, status)
