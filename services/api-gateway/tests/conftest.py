@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from berth_kit.testing import nats_server
+from berth_kit.testing import ServiceProcess, nats_server
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -69,22 +67,22 @@ def nats_url() -> Iterator[str]:
         yield url
 
 
-def _wait_for_socket(path: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_for_socket(path: str, gateway: ServiceProcess) -> None:
+    """After its Ping: the listener answers /_ping."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gateway exited early:\n{log.read_text()}")
-        if os.path.exists(path):
-            try:
-                conn = UnixHTTPConnection(path, timeout=2)
-                conn.request("GET", "/_ping")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return
-            except OSError:
-                pass
+        if gateway.proc is None or gateway.proc.poll() is not None:
+            raise RuntimeError(f"gateway exited early:\n{gateway.log_tail()}")
+        try:
+            conn = UnixHTTPConnection(path, timeout=2)
+            conn.request("GET", "/_ping")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            pass
         time.sleep(0.05)
-    raise RuntimeError(f"gateway did not come up:\n{log.read_text()}")
+    raise RuntimeError(f"gateway did not come up:\n{gateway.log_tail()}")
 
 
 @contextlib.contextmanager
@@ -92,27 +90,25 @@ def run_gateway(nats_url: str, extra_env: dict[str, str] | None = None) -> Itera
     """The real `python -m berth_gateway` on a temporary unix socket."""
     with tempfile.TemporaryDirectory(prefix="berth-gw-") as tmp:
         sock = os.path.join(tmp, "d.sock")
-        log = Path(tmp) / "gateway.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-        env.update(BERTH_NATS_URL=nats_url, BERTH_HOSTS=f"unix://{sock}", BERTH_NODE="gwtest")
+        env = {"BERTH_HOSTS": f"unix://{sock}", "BERTH_NODE": "gwtest"}
         extra = dict(extra_env or {})
         if "BERTH_HOSTS" in extra:  # extra listeners besides the test's unix socket
             extra["BERTH_HOSTS"] = f"unix://{sock},{extra['BERTH_HOSTS']}"
         env.update(extra)
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "berth_gateway"], env=env, stdout=out, stderr=out
-            )
+        gateway = ServiceProcess(
+            "berth_gateway", "berth-api-gateway", nats_url, env, Path(tmp) / "gateway.log"
+        )
+        # No tracing unless a test asks (extra_env): the test's own exporter settings stay out.
+        gateway.env = {k: v for k, v in gateway.env.items() if not k.startswith("OTEL_") or k in extra}
         try:
-            _wait_for_socket(sock, proc, log)
-            yield Gateway(socket_path=sock, nats_url=nats_url, proc=proc, log_path=log)
+            gateway.start()
+            _wait_for_socket(sock, gateway)
+            assert gateway.proc is not None
+            yield Gateway(
+                socket_path=sock, nats_url=nats_url, proc=gateway.proc, log_path=gateway.log_path
+            )
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            gateway.stop()
 
 
 @pytest.fixture(scope="session")

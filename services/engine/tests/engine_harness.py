@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +10,11 @@ from typing import Any, TypeVar
 
 import anyio
 from berth_contracts import subjects
-from berth_contracts.base import Command, Ping, Pong, Reply
+from berth_contracts.base import Command, Reply
 from berth_contracts.engine import ImageUpload, UploadTarget
 from berth_kit.nats_conn import connect
 from berth_kit.rpc import RpcClient
+from berth_kit.testing import ServiceProcess
 
 R = TypeVar("R", bound=Reply)
 NODE = "enginetest"
@@ -35,51 +32,29 @@ class Services:
     def __init__(self, nats_url: str, root: Path) -> None:
         self.nats_url = nats_url
         self.root = root
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, ServiceProcess] = {}
         self.env = dict(
-            os.environ,
-            BERTH_NATS_URL=nats_url,
             BERTH_NODE=NODE,
             BERTH_DATA_ROOT=str(root / "data"),
             BERTH_EXEC_ROOT=str(root / "exec"),
             BERTH_ENGINE_RECONCILE_INTERVAL="1",
             BERTH_LOG_LEVEL="INFO",
         )
-        self.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
 
     def start(self, service: str, wait: bool = True) -> None:
-        log = open(self.root / f"{service}.log", "ab")  # noqa: SIM115 - lives with the process
-        self.procs[service] = subprocess.Popen(
-            [sys.executable, "-m", MODULES[service]], env=self.env, stdout=log, stderr=log
+        proc = ServiceProcess(
+            MODULES[service], service, self.nats_url, self.env, self.root / f"{service}.log"
         )
-        log.close()
-        if wait:
-            self.wait_ready(service)
+        self.procs[service] = proc
+        proc.start(wait=wait)
 
     def wait_ready(self, service: str, deadline: float = 30.0) -> None:
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            proc = self.procs[service]
-            if proc.poll() is not None:
-                raise RuntimeError(f"{service} exited with {proc.returncode}: {self.log(service)}")
-            try:
-                self.call(subjects.health(service), Ping(), Pong, timeout=1.0, attempts=1)
-                return
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.1)
-        raise RuntimeError(f"{service} did not become ready: {self.log(service)}")
+        self.procs[service].wait_ready(deadline)
 
     def stop(self, service: str, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(service, None)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        if proc is not None:
+            proc.stop(sig)
 
     def stop_all(self) -> None:
         for service in list(self.procs):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from berth_kit.testing import nats_server
+from berth_kit.testing import ServiceProcess, nats_server
 
 # Helpers shared by the test modules (pytest runs with --import-mode=importlib).
 sys.path.insert(0, str(Path(__file__).parent))
@@ -79,48 +79,38 @@ def nats_url() -> Iterator[str]:
         yield url
 
 
-class AgentProcess:
-    """`python -m berth_agent` as a real subprocess."""
+class AgentProcess(ServiceProcess):
+    """`python -m berth_agent` as a real subprocess (its log beside its roots). Started without
+    waiting: several agents share the bus, and Client.wait_ready asks this node itself."""
 
     def __init__(self, nats_url: str, node: str, data_root: Path, exec_root: Path) -> None:
-        self.env = {
-            **os.environ,
-            "BERTH_NATS_URL": nats_url,
+        env = {
             "BERTH_NODE": node,
             "BERTH_DATA_ROOT": str(data_root),
             "BERTH_EXEC_ROOT": str(exec_root),
             "BERTH_LOG_LEVEL": "INFO",
         }
-        self.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        log_path = exec_root.parent / f"agent-{node}.log"
+        super().__init__("berth_agent", "berth-runtime-agent", nats_url, env, log_path)
         self.node = node
         self.data_root = data_root
         self.exec_root = exec_root
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "berth_agent"], env=self.env)
+    def start(self, *, wait: bool = False, within: float = 30.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        super().start(wait=wait, within=within)
 
     def kill9(self) -> None:
         """SIGKILL the agent and its zygote (as a crash would); shims must survive."""
         assert self.proc is not None
         zygotes = _children(self.proc.pid)
-        self.proc.kill()
-        self.proc.wait(timeout=10)
+        self.stop(signal.SIGKILL, within=10)
         for pid in zygotes:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        self.proc = None
 
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
+    def stop(self, sig: int = signal.SIGTERM, within: float = 20.0) -> int | None:
+        return super().stop(sig, within)
 
 
 def _children(pid: int) -> list[int]:
