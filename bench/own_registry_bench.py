@@ -12,12 +12,9 @@ asserts nothing. Everything it starts is stopped at the end.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import statistics
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +23,7 @@ from berth_testsupport import registry as tr
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "services" / "registry-proxy" / "tests"))
 from hosted_harness import hosted_registry  # noqa: E402
-from pull_bench import dockerd_engine, seed_big_image, timed  # noqa: E402
+from pull_bench import bench_args, dockerd_engine, print_table, seeded_image, timed  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -58,21 +55,15 @@ def measure(env: dict[str, str], source: str, kind: str, reps: int) -> dict[str,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mb", type=int, default=200)
-    ap.add_argument("--reps", type=int, default=2)
-    args = ap.parse_args()
+    args = bench_args()
     rows: list[tuple[str, list[float]]] = []
-    with tr.registry() as seed, tempfile.TemporaryDirectory(prefix="berth-ownregbench-") as tmp:
-        source = seed_big_image(seed, args.mb)
-        with dockerd_engine(Path(tmp) / "d") as env:
+    with seeded_image("berth-ownregbench-", args.mb) as (root, source):
+        with dockerd_engine(root / "d") as env:
             subprocess.run(["docker", "pull", "-q", source], env=env, capture_output=True, check=True, timeout=900)
             for kind in ("berth", "docker-registry"):
                 for what, values in measure(env, source, kind, args.reps).items():
                     rows.append((f"{kind}: {what}", values))
-    print(f"\n| dockerd 20.10 and a {args.mb} MB three-layer image | median s | runs |\n|---|---|---|")
-    for name, values in rows:
-        print(f"| {name} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
+    print_table(f"dockerd 20.10 and a {args.mb} MB three-layer image", rows)
 
 
 if __name__ == "__main__":

@@ -122,15 +122,31 @@ def dockerd_engine(root: Path) -> Iterator[dict[str, str]]:
         subprocess.run(["umount", "-R", str(root / "dd")], capture_output=True)
 
 
-def main() -> None:
+def bench_args() -> argparse.Namespace:
+    """The image benches' options: the image's size and how many repetitions."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=200)
     ap.add_argument("--reps", type=int, default=2)
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+@contextlib.contextmanager
+def seeded_image(prefix: str, mb: int) -> Iterator[tuple[Path, str]]:
+    """A scratch directory, and a three-layer image of `mb` MB in a local registry (its ref)."""
+    with tr.registry() as reg, tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp), seed_big_image(reg, mb)
+
+
+def print_table(title: str, rows: list[tuple[str, list[float]]]) -> None:
+    print(f"\n| {title} | median s | runs |\n|---|---|---|")
+    for name, values in rows:
+        print(f"| {name} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
+
+
+def main() -> None:
+    args = bench_args()
     rows: list[tuple[str, list[float]]] = []
-    with tr.registry() as reg, tempfile.TemporaryDirectory(prefix="berth-pullbench-") as tmp:
-        root = Path(tmp)
-        ref = seed_big_image(reg, args.mb)
+    with seeded_image("berth-pullbench-", args.mb) as (root, ref):
 
         with berth_engine(root / "b") as benv:
             cold = [timed(["docker", "pull", "-q", ref], benv)]
@@ -146,9 +162,7 @@ def main() -> None:
                 times.append(timed(["docker", "pull", "-q", ref], denv))
                 subprocess.run(["docker", "rmi", ref], env=denv, capture_output=True, timeout=120)
             rows += [("dockerd (from the registry, first)", times[:1]), ("dockerd (again, after rmi)", times[1:])]
-    print(f"\n| pull of a {args.mb} MB three-layer image | median s | runs |\n|---|---|---|")
-    for name, values in rows:
-        print(f"| {name} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
+    print_table(f"pull of a {args.mb} MB three-layer image", rows)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,14 @@ nothing.
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from berth_testsupport import registry as tr
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pull_bench import berth_engine, dockerd_engine, seed_big_image, timed  # noqa: E402
+from pull_bench import bench_args, berth_engine, dockerd_engine, print_table, seeded_image, timed  # noqa: E402
 
 
 def measure(env: dict[str, str], source: str, reps: int) -> tuple[list[float], list[float]]:
@@ -40,23 +37,16 @@ def measure(env: dict[str, str], source: str, reps: int) -> tuple[list[float], l
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mb", type=int, default=200)
-    ap.add_argument("--reps", type=int, default=2)
-    args = ap.parse_args()
+    args = bench_args()
     rows: list[tuple[str, list[float]]] = []
-    with tr.registry() as reg, tempfile.TemporaryDirectory(prefix="berth-pushbench-") as tmp:
-        root = Path(tmp)
-        source = seed_big_image(reg, args.mb)
+    with seeded_image("berth-pushbench-", args.mb) as (root, source):
         with berth_engine(root / "b") as env:
             first, again = measure(env, source, args.reps)
             rows += [("berth: push, every layer uploaded", first), ("berth: re-push, layers already there", again)]
         with dockerd_engine(root / "d") as env:
             first, again = measure(env, source, args.reps)
             rows += [("dockerd: push, every layer uploaded", first), ("dockerd: re-push, layers already there", again)]
-    print(f"\n| push of a {args.mb} MB three-layer image | median s | runs |\n|---|---|---|")
-    for name, values in rows:
-        print(f"| {name} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
+    print_table(f"push of a {args.mb} MB three-layer image", rows)
 
 
 if __name__ == "__main__":
