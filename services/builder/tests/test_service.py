@@ -15,7 +15,8 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from berth_builder.build import StepsUnavailable
+from berth_builder.build import BuildError, Output, StageResults, StepExecutor
+from berth_builder.dispatch import LayerStep, StageState
 from berth_builder.service import Builder
 from berth_contracts import subjects
 from berth_contracts.builder import BuilderRequest, BuildOptions, BuildPrepare, UploadTarget
@@ -27,6 +28,37 @@ from berth_kit.rpc import RpcClient, RpcServer
 from berth_kit.testing import authenticated_nats_server
 
 pytestmark = pytest.mark.anyio
+
+
+class StepsUnavailable:
+    """An executor that refuses every step needing an image or a container (no engine)."""
+
+    MESSAGE = "berth's builder has no engine to run build steps with"
+
+    def for_build(
+        self, options: BuildOptions, context_root: str, sums: dict[str, str]
+    ) -> StepExecutor:
+        return self
+
+    async def base_image(self, ref: str, *, pull: bool, platform: str) -> AsyncIterator[Output]:
+        raise BuildError(self.MESSAGE)
+        yield {}  # pragma: no cover - makes this an async generator
+
+    def new_stage(self) -> None:
+        pass
+
+    async def metadata_step(self, state: StageState, image_id: str) -> AsyncIterator[Output]:
+        raise BuildError(self.MESSAGE)
+        yield {}  # pragma: no cover
+
+    async def layer_step(
+        self, state: StageState, image_id: str, step: LayerStep, results: StageResults
+    ) -> AsyncIterator[Output]:
+        raise BuildError(self.MESSAGE)
+        yield {}  # pragma: no cover
+
+    async def tag(self, image_id: str, tag: str) -> str:
+        raise BuildError(self.MESSAGE)
 
 
 @pytest.fixture

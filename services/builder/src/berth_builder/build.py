@@ -84,37 +84,6 @@ class StepExecutor(Protocol):
         ...
 
 
-class StepsUnavailable:
-    """An executor that refuses every step needing an image or a container (no engine)."""
-
-    MESSAGE = "berth's builder has no engine to run build steps with"
-
-    def for_build(
-        self, options: BuildOptions, context_root: str, sums: dict[str, str]
-    ) -> StepExecutor:
-        return self
-
-    async def base_image(self, ref: str, *, pull: bool, platform: str) -> AsyncIterator[Output]:
-        raise BuildError(self.MESSAGE)
-        yield {}  # pragma: no cover - makes this an async generator
-
-    def new_stage(self) -> None:
-        pass
-
-    async def metadata_step(self, state: StageState, image_id: str) -> AsyncIterator[Output]:
-        raise BuildError(self.MESSAGE)
-        yield {}  # pragma: no cover
-
-    async def layer_step(
-        self, state: StageState, image_id: str, step: LayerStep, results: StageResults
-    ) -> AsyncIterator[Output]:
-        raise BuildError(self.MESSAGE)
-        yield {}  # pragma: no cover
-
-    async def tag(self, image_id: str, tag: str) -> str:
-        raise BuildError(self.MESSAGE)
-
-
 class Executors(Protocol):
     def for_build(
         self, options: BuildOptions, context_root: str, sums: dict[str, str]

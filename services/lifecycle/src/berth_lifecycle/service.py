@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anyio import to_thread
-from berth_contracts import archives, distribution, imaging, lifecycle, subjects
+from berth_contracts import archives, distribution, imaging, lifecycle
 from berth_contracts.base import Done
 from berth_kit.diskmodes import ensure_dir, private_sqlite
 from berth_kit.rpc import RpcServer
@@ -162,10 +162,3 @@ class Lifecycle:
         server.handle(lifecycle.SnapshotPrepare, self.snapshot_prepare)
         server.handle(lifecycle.SnapshotGetMounts, self.snapshot_mounts)
         server.handle(lifecycle.SnapshotRemove, self.snapshot_remove)
-
-
-def rpc_subject(node: str) -> str:
-    return subjects.lifecycle_rpc(node)
-
-
-REQUEST_TYPE = lifecycle.LifecycleRequest

@@ -99,7 +99,7 @@ class Webhooks:
         """Docker Hub's callback_url: the receiver reports a state; recorded with the delivery."""
         if not (len(delivery) == 24 and all(c in "0123456789abcdef" for c in delivery)):
             return False
-        # Beside the record (which its delivery task may be rewriting), merged by deliveries().
+        # Beside the record, which its delivery task may be rewriting.
         path = self.dir / f"{delivery}.callback"
 
         def update() -> bool:
@@ -110,16 +110,3 @@ class Webhooks:
             return True
 
         return await to_thread.run_sync(update)
-
-    def deliveries(self) -> list[dict[str, Any]]:
-        out = []
-        for p in sorted(self.dir.glob("*.json")):
-            try:
-                record = json.loads(p.read_text())
-                callback = p.with_suffix(".callback")
-                if callback.exists():
-                    record["callback"] = json.loads(callback.read_text())
-                out.append(record)
-            except (OSError, ValueError):
-                continue
-        return out
