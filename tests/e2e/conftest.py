@@ -59,12 +59,18 @@ def busybox_image(berth: Berth) -> str:
 
 @pytest.fixture
 def client(berth: Berth) -> Iterator[docker.DockerClient]:
-    """docker-py, unchanged, on the session's berth."""
-    c = docker.DockerClient(base_url=berth.docker_host, version="auto", timeout=60)
+    """docker-py, unchanged, on the session's berth (its high-level client)."""
+    c = docker.DockerClient(base_url=berth.docker_host, version="auto", timeout=120)
     try:
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture
+def api(client: docker.DockerClient) -> docker.APIClient:
+    """docker-py's low-level client, as docker-py's own tests use it."""
+    return client.api
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,16 @@ from cleanup import cleanup_roots
 T = TypeVar("T")
 
 BERTH = [sys.executable, "-m", "berth_cli"]
+
+
+def unique_name(prefix: str) -> str:
+    """A container, network or volume name no other test (or earlier run) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def httpd(body: str) -> tuple[str, ...]:
+    """A busybox command serving `body` at / on port 80, in the foreground."""
+    return ("sh", "-c", f"mkdir -p /www && echo {body} > /www/index.html && httpd -f -p 80 -h /www")
 
 
 def wait_until(
@@ -173,6 +184,24 @@ class Berth:
         host: str | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        return self._docker(args, input, timeout, text=True, host=host, extra_env=extra_env)
+
+    def docker_bytes(
+        self, *args: str, stdin: bytes | None = None, timeout: float = 240
+    ) -> subprocess.CompletedProcess[bytes]:
+        """The docker CLI with binary stdin, stdout and stderr (docker() decodes text)."""
+        return self._docker(args, stdin, timeout, text=False)
+
+    def _docker(
+        self,
+        args: tuple[str, ...],
+        input: Any,
+        timeout: float,
+        *,
+        text: bool,
+        host: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> Any:
         env = {
             **self.client_env(),
             "DOCKER_HOST": host or self.docker_host,
@@ -185,7 +214,7 @@ class Berth:
                 input=input,
                 stdin=None if input is not None else subprocess.DEVNULL,
                 capture_output=True,
-                text=True,
+                text=text,
                 timeout=timeout,
             )
         except subprocess.TimeoutExpired as exc:

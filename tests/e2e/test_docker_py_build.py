@@ -7,7 +7,6 @@ import io
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,6 @@ import pytest
 from harness import Berth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-@pytest.fixture
-def api(berth: Berth) -> Iterator[docker.APIClient]:
-    c = docker.APIClient(base_url=berth.docker_host, version="auto", timeout=120)
-    try:
-        yield c
-    finally:
-        c.close()
-
 
 def _context(root: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)

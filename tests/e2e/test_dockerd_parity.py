@@ -16,15 +16,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
-def api(berth: Berth) -> Iterator[docker.APIClient]:
-    c = docker.APIClient(base_url=berth.docker_host, version="auto", timeout=60)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@pytest.fixture
 def sleeper(api: docker.APIClient, busybox_image: str) -> Iterator[str]:
     cid = api.create_container(
         busybox_image, ["sleep", "300"], host_config=api.create_host_config(network_mode="none")

@@ -104,6 +104,27 @@ def _dechunk(body: bytes) -> bytes:
     return out
 
 
+def _attach(sock: socket.socket, cid: str, query: str, headers: str = "") -> tuple[list[str], bytes]:
+    """POST /containers/{cid}/attach?{query} with the upgrade headers the docker CLI sends; the
+    response head, and what came after it."""
+    sock.sendall(
+        f"POST /v1.44/containers/{cid}/attach?{query} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+        f"{headers}\r\n".encode()
+    )
+    return _read_head(sock)
+
+
+def _read_chunked(sock: socket.socket, rest: bytes) -> bytes:
+    """The rest of a chunked body (its start already read with the head), de-chunked."""
+    body = rest
+    while b"\r\n0\r\n\r\n" not in body:
+        more = sock.recv(4096)
+        if not more:
+            break
+        body += more
+    return _dechunk(body)
+
+
 def _parse_response(data: bytes) -> tuple[int, dict[str, str], bytes]:
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -207,13 +228,8 @@ def test_wait_removed_sends_headers_first_and_ends_on_removal(berth: Berth) -> N
         assert "Content-Type: application/json" in lines
         status, _, _ = berth.http("DELETE", f"/containers/{cid}")
         assert status == 204
-        body = rest
-        while b"\r\n0\r\n\r\n" not in body:
-            more = sock.recv(4096)
-            if not more:
-                break
-            body += more
-    assert json.loads(_dechunk(body)) == {"StatusCode": 0, "Error": None}
+        body = _read_chunked(sock, rest)
+    assert json.loads(body) == {"StatusCode": 0, "Error": None}
 
 
 def test_wait_for_a_missing_container_is_404(berth: Berth) -> None:
@@ -249,12 +265,9 @@ def test_attach_before_start_then_stdin_with_half_close(berth: Berth) -> None:
     )
     payload = os.urandom(300 * 1024).hex().encode()  # 600 KiB of input, more than any buffer
     with berth.connect() as sock:
-        sock.sendall(
-            f"POST /v1.44/containers/{cid}/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\n"
-            "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-            "Content-Type: text/plain\r\n\r\n".encode()
+        lines, rest = _attach(
+            sock, cid, "stream=1&stdin=1&stdout=1&stderr=1", "Content-Type: text/plain\r\n"
         )
-        lines, rest = _read_head(sock)
         assert lines[0] == "HTTP/1.1 101 UPGRADED"
         assert f"Content-Type: {MULTIPLEXED_STREAM}" in lines
         # Input sent before the container runs is held by the gateway, not lost.
@@ -277,11 +290,7 @@ def test_half_close_keeps_stdin_open_without_stdin_once(berth: Berth) -> None:
     status, _, _ = berth.http("POST", f"/v1.44/containers/{cid}/start")
     assert status == 204
     with berth.connect() as sock:
-        sock.sendall(
-            f"POST /v1.44/containers/{cid}/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\n"
-            "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode()
-        )
-        _, rest = _read_head(sock)
+        _, rest = _attach(sock, cid, "stream=1&stdin=1&stdout=1")
         sock.sendall(b"abc\n")
         sock.shutdown(socket.SHUT_WR)
         body = rest
@@ -311,11 +320,7 @@ def test_tty_attach_is_raw_and_resize_reaches_the_terminal(berth: Berth) -> None
     status, _, body = berth.http("POST", f"/v1.44/containers/{cid}/resize?h=x&w=100")
     assert status == 400 and json.loads(body)["message"] == "invalid resize height"
     with berth.connect() as sock:
-        sock.sendall(
-            f"POST /v1.44/containers/{cid}/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\n"
-            "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode()
-        )
-        lines, rest = _read_head(sock)
+        lines, rest = _attach(sock, cid, "stream=1&stdin=1&stdout=1&stderr=1")
         assert lines[0] == "HTTP/1.1 101 UPGRADED"
         assert "Content-Type: application/vnd.docker.raw-stream" in lines
         status, _, body = berth.http("POST", f"/v1.44/containers/{cid}/start")
@@ -340,13 +345,8 @@ def test_wait_next_exit_and_logs_with_timestamps(berth: Berth) -> None:
         assert lines[0] == "HTTP/1.1 200 OK"
         status, _, _ = berth.http("POST", f"/v1.44/containers/{cid}/start")
         assert status == 204
-        body = rest
-        while b"\r\n0\r\n\r\n" not in body:
-            more = sock.recv(4096)
-            if not more:
-                break
-            body += more
-    assert json.loads(_dechunk(body)) == {"StatusCode": 3, "Error": None}
+        body = _read_chunked(sock, rest)
+    assert json.loads(body) == {"StatusCode": 3, "Error": None}
     status, headers, body = berth.http(
         "GET", f"/v1.44/containers/{cid}/logs?stdout=1&stderr=1&timestamps=1"
     )
@@ -515,11 +515,7 @@ def test_attach_to_a_stopped_container_replays_logs_and_ends(berth: Berth) -> No
     status, _, body = berth.http("POST", f"/v1.44/containers/{cid}/wait")
     assert json.loads(body)["StatusCode"] == 0
     with berth.connect() as sock:
-        sock.sendall(
-            f"POST /v1.44/containers/{cid}/attach?logs=1&stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
-            "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode()
-        )
-        lines, rest = _read_head(sock)
+        lines, rest = _attach(sock, cid, "logs=1&stream=1&stdout=1&stderr=1")
         assert lines[0] == "HTTP/1.1 101 UPGRADED"
         body = rest + _read_all(sock)  # ends by itself: no new run is coming
     assert parse_frames(body) == [(1, b"before\n")]

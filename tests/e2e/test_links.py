@@ -5,26 +5,17 @@ user-defined networks (`run --link`, `network connect --link`), and `docker rm -
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
-from harness import Berth, wait_until
+from harness import Berth, httpd, unique_name, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-HTTPD = (
-    "sh",
-    "-c",
-    "mkdir -p /www && echo served-by-child > /www/index.html && httpd -f -p 80 -h /www",
-)
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+HTTPD = httpd("served-by-child")
 
 
 def test_link_on_default_bridge(berth: Berth, busybox_image: str) -> None:
-    db, web = _name("db"), _name("web")
+    db, web = unique_name("db"), unique_name("web")
     try:
         berth.docker_ok("run", "-d", "--name", db, "-e", "DB_USER=alice", "--expose", "5432",
                         "--expose", "80", busybox_image, *HTTPD)  # fmt: skip
@@ -68,7 +59,7 @@ def test_link_on_default_bridge(berth: Berth, busybox_image: str) -> None:
 
 
 def test_link_errors(berth: Berth, busybox_image: str) -> None:
-    db, web = _name("db"), _name("web")
+    db, web = unique_name("db"), unique_name("web")
     try:
         missing = berth.docker("create", "--link", "nosuch-x:a", busybox_image, "true")
         assert missing.returncode != 0
@@ -83,7 +74,7 @@ def test_link_errors(berth: Berth, busybox_image: str) -> None:
 
 
 def test_links_on_user_network(berth: Berth, busybox_image: str) -> None:
-    net, child, web, late = _name("lnet"), _name("child"), _name("web"), _name("late")
+    net, child, web, late = unique_name("lnet"), unique_name("child"), unique_name("web"), unique_name("late")
     berth.docker_ok("network", "create", net)
     try:
         berth.docker_ok("run", "-d", "--name", child, "--network", net, busybox_image, *HTTPD)

@@ -11,13 +11,9 @@ import uuid
 
 import docker
 import pytest
-from harness import Berth
+from harness import Berth, unique_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def _host_links() -> str:
@@ -25,7 +21,7 @@ def _host_links() -> str:
 
 
 def test_ipam_pool_and_driver_options(berth: Berth, busybox_image: str) -> None:
-    net, third = _name("ipam"), random.randrange(1, 250)
+    net, third = unique_name("ipam"), random.randrange(1, 250)
     bridge = f"bt{uuid.uuid4().hex[:8]}"
     prefix = f"10.216.{third}"
     berth.docker_ok(
@@ -70,14 +66,14 @@ def test_ipam_pool_and_driver_options(berth: Berth, busybox_image: str) -> None:
 def test_refused_driver_options(berth: Berth) -> None:
     for option in ("com.docker.network.bridge.enable_icc=false",
                    "com.docker.network.bridge.enable_ip_masquerade=false"):  # fmt: skip
-        res = berth.docker("network", "create", "-o", option, _name("opt"))
+        res = berth.docker("network", "create", "-o", option, unique_name("opt"))
         assert res.returncode != 0 and "berth does not support" in res.stderr
 
 
 def test_mac_address_on_run_and_connect(
     berth: Berth, client: docker.DockerClient, busybox_image: str
 ) -> None:
-    ctr, net = _name("mac"), _name("macnet")
+    ctr, net = unique_name("mac"), unique_name("macnet")
     berth.docker_ok("network", "create", net)
     try:
         berth.docker_ok("run", "-d", "--name", ctr, "--mac-address", "02:42:ac:11:00:99",
@@ -110,7 +106,7 @@ def test_network_name_with_spaces(berth: Berth, busybox_image: str) -> None:
 
 
 def test_endpoints_config_kept_at_create(client: docker.DockerClient, busybox_image: str) -> None:
-    net = client.networks.create(_name("epc"))
+    net = client.networks.create(unique_name("epc"))
     try:
         api = client.api
         config = api.create_networking_config(
@@ -131,10 +127,10 @@ def test_endpoints_config_kept_at_create(client: docker.DockerClient, busybox_im
 def test_ipv6_network(berth: Berth, busybox_image: str) -> None:
     """dockerd 20.10: EnableIPv6 needs an IPv6 pool (none by default); with one, containers get
     the first free address after the gateway, or --ip6; inspect shows them."""
-    net, ctr = _name("v6"), _name("v6c")
+    net, ctr = unique_name("v6"), unique_name("v6c")
     word = uuid.uuid4().hex[:4]
     subnet6 = f"fd42:{word}:1::/64"
-    none = berth.docker("network", "create", "--ipv6", _name("v6none"))
+    none = berth.docker("network", "create", "--ipv6", unique_name("v6none"))
     assert none.returncode != 0
     assert "could not find an available, non-overlapping IPv6 address pool" in none.stderr
     before = subprocess.run(["ip6tables-save"], capture_output=True, text=True).stdout
@@ -162,7 +158,7 @@ def test_ipv6_network(berth: Berth, busybox_image: str) -> None:
 
 
 def test_link_local_ips(berth: Berth, busybox_image: str) -> None:
-    net = _name("ll")
+    net = unique_name("ll")
     berth.docker_ok("network", "create", net)
     try:
         out = berth.docker_ok("run", "--rm", "--network", net, "--link-local-ip", "169.254.10.10",
@@ -182,7 +178,7 @@ def test_link_local_ips(berth: Berth, busybox_image: str) -> None:
 
 
 def test_ipam_driver_and_options(berth: Berth) -> None:
-    net = _name("iopt")
+    net = unique_name("iopt")
     missing = berth.docker("network", "create", "--ipam-driver", "nosuch", net)
     assert missing.returncode != 0 and 'plugin "nosuch" not found' in missing.stderr
     berth.docker_ok("network", "create", "--ipam-opt", "foo=bar", net)

@@ -11,23 +11,15 @@ from pathlib import Path
 
 import docker
 import pytest
-from harness import Berth, wait_until
+from harness import Berth, httpd, unique_name, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-HTTPD = (
-    "sh",
-    "-c",
-    "mkdir -p /www && echo served-by-aa > /www/index.html && httpd -f -p 80 -h /www",
-)
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+HTTPD = httpd("served-by-aa")
 
 
 def test_network_container_joins_namespace(berth: Berth, busybox_image: str) -> None:
-    aa, joiner = _name("aa"), _name("side")
+    aa, joiner = unique_name("aa"), unique_name("side")
     try:
         berth.docker_ok("run", "-d", "--name", aa, busybox_image, *HTTPD)
         [target] = json.loads(berth.docker_ok("inspect", aa))
@@ -63,7 +55,7 @@ def test_network_container_joins_namespace(berth: Berth, busybox_image: str) -> 
 
 
 def test_network_container_target_missing_or_stopped(berth: Berth, busybox_image: str) -> None:
-    stopped, early = _name("stopped"), _name("early")
+    stopped, early = unique_name("stopped"), unique_name("early")
     try:
         # A missing target is kept as given at create and refused at start (404).
         berth.docker_ok("create", "--name", early, "--network", "container:nosuch-x",
@@ -112,7 +104,7 @@ def test_network_mode_container_with_docker_py(
     client: docker.DockerClient, busybox_image: str
 ) -> None:
     """What compose's `network_mode: service:aa` sends: HostConfig.NetworkMode container:<id>."""
-    aa = client.containers.run(busybox_image, ["sleep", "300"], detach=True, name=_name("aa"))
+    aa = client.containers.run(busybox_image, ["sleep", "300"], detach=True, name=unique_name("aa"))
     try:
         aa.reload()
         ip = aa.attrs["NetworkSettings"]["IPAddress"]

@@ -5,22 +5,13 @@ from __future__ import annotations
 
 import json
 import urllib.request
-import uuid
 
 import pytest
-from harness import Berth, wait_until
+from harness import Berth, httpd, unique_name, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-HTTPD = (
-    "sh",
-    "-c",
-    "mkdir -p /www && echo served-by-berth > /www/index.html && httpd -f -p 80 -h /www",
-)
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+HTTPD = httpd("served-by-berth")
 
 
 def _wget(berth: Berth, image: str, network: str, url: str) -> tuple[int, str]:
@@ -34,8 +25,8 @@ def _wget(berth: Berth, image: str, network: str, url: str) -> tuple[int, str]:
 
 
 def test_user_network_dns_alias_and_isolation(berth: Berth, busybox_image: str) -> None:
-    net, other = _name("front"), _name("other")
-    web = _name("web")
+    net, other = unique_name("front"), unique_name("other")
+    web = unique_name("web")
     berth.docker_ok("network", "create", net)
     berth.docker_ok("network", "create", other)
     try:
@@ -76,8 +67,8 @@ def test_default_bridge_isolated_from_user_networks(berth: Berth, busybox_image:
     """As in Docker, the default bridge reaches no user-defined network; and removing some other
     network does not lift that (netavark 1.4 drops its host-wide isolation jump on a network's
     complete teardown; the agent puts it back)."""
-    net, spare = _name("iso"), _name("spare")
-    web, probe = _name("web"), _name("probe")
+    net, spare = unique_name("iso"), unique_name("spare")
+    web, probe = unique_name("web"), unique_name("probe")
     berth.docker_ok("network", "create", net)
     berth.docker_ok("network", "create", spare)
     try:
@@ -101,7 +92,7 @@ def test_default_bridge_isolated_from_user_networks(berth: Berth, busybox_image:
         berth.docker("network", "rm", spare)
 
 def test_published_port_on_loopback(berth: Berth, busybox_image: str) -> None:
-    ctr = _name("pub")
+    ctr = unique_name("pub")
     try:
         berth.docker_ok("run", "-d", "--name", ctr, "-p", "127.0.0.1::80", busybox_image, *HTTPD)
         out = berth.docker_ok("port", ctr, "80/tcp").strip()
@@ -127,8 +118,8 @@ def test_published_port_on_loopback(berth: Berth, busybox_image: str) -> None:
 
 
 def test_connect_and_disconnect_running_container(berth: Berth, busybox_image: str) -> None:
-    net = _name("late")
-    web = _name("hot")
+    net = unique_name("late")
+    web = unique_name("hot")
     berth.docker_ok("network", "create", net)
     try:
         berth.docker_ok("run", "-d", "--name", web, busybox_image, *HTTPD)

@@ -14,12 +14,10 @@ import socket
 import struct
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 
 import docker
 import pytest
-from harness import Berth
+from harness import Berth, unique_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -42,88 +40,55 @@ def digest(data: bytes) -> tuple[int, str]:
     return len(data), hashlib.sha256(data).hexdigest()
 
 
-def docker_bytes(
-    berth: Berth, *args: str, stdin: bytes | None = None, timeout: float = 240
-) -> subprocess.CompletedProcess[bytes]:
-    """The docker CLI with binary stdout/stderr (harness.docker decodes text)."""
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": "/root",
-        "DOCKER_HOST": berth.docker_host,
-        "DOCKER_CONFIG": str(berth.docker_config),
-    }
-    return subprocess.run(
-        ["docker", *args],
-        env=env,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def name() -> str:
-    return f"out-{uuid.uuid4().hex[:10]}"
+def assert_every_line(res: subprocess.CompletedProcess[bytes]) -> None:
+    """BIG lines on stdout and SMALL on stderr, each byte in order."""
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert digest(res.stdout) == digest(seq_output(BIG))
+    assert digest(res.stderr) == digest(seq_output(SMALL))
 
 
 def test_run_output_and_log_complete(berth: Berth, busybox_image: str) -> None:
     """`docker run` gets all of stdout and stderr; `docker logs` of the same run too."""
-    cname = name()
+    cname = unique_name("out")
     script = f"{FAST_SEQ}; seq 1 {SMALL} >&2"
     try:
-        res = docker_bytes(berth, "run", "--name", cname, busybox_image, "sh", "-c", script)
-        assert res.returncode == 0, res.stderr[-2000:]
-        assert digest(res.stdout) == digest(seq_output(BIG))
-        assert digest(res.stderr) == digest(seq_output(SMALL))
-        logs = docker_bytes(berth, "logs", cname)
-        assert logs.returncode == 0, logs.stderr[-2000:]
-        assert digest(logs.stdout) == digest(seq_output(BIG))
-        assert digest(logs.stderr) == digest(seq_output(SMALL))
+        res = berth.docker_bytes("run", "--name", cname, busybox_image, "sh", "-c", script)
+        assert_every_line(res)
+        logs = berth.docker_bytes("logs", cname)
+        assert_every_line(logs)
     finally:
-        docker_bytes(berth, "rm", "-f", cname)
+        berth.docker_bytes("rm", "-f", cname)
 
 
 def test_run_tty_output_complete(berth: Berth, busybox_image: str) -> None:
     """With a terminal all output is one stream, and the pty turns \\n into \\r\\n."""
-    res = docker_bytes(berth, "run", "--rm", "-t", busybox_image, "sh", "-c", FAST_SEQ)
+    res = berth.docker_bytes("run", "--rm", "-t", busybox_image, "sh", "-c", FAST_SEQ)
     assert res.returncode == 0, res.stderr[-2000:]
     assert digest(res.stdout) == digest(seq_output(BIG).replace(b"\n", b"\r\n"))
 
 
 def test_exec_output_complete(berth: Berth, busybox_image: str) -> None:
-    cname = name()
+    cname = unique_name("out")
     berth.docker_ok("run", "-d", "--name", cname, busybox_image, "sleep", "300")
     try:
         script = f"{FAST_SEQ}; seq 1 {SMALL} >&2"
-        res = docker_bytes(berth, "exec", cname, "sh", "-c", script)
-        assert res.returncode == 0, res.stderr[-2000:]
-        assert digest(res.stdout) == digest(seq_output(BIG))
-        assert digest(res.stderr) == digest(seq_output(SMALL))
+        res = berth.docker_bytes("exec", cname, "sh", "-c", script)
+        assert_every_line(res)
     finally:
-        docker_bytes(berth, "rm", "-f", cname)
+        berth.docker_bytes("rm", "-f", cname)
 
 
 def test_attach_output_complete(berth: Berth, busybox_image: str) -> None:
     """`docker attach` to a running container: the output it asks for with its input."""
-    cname = name()
+    cname = unique_name("out")
     script = f"seq 1 {BIG} >/tmp/p; read go; cat /tmp/p"
     berth.docker_ok("run", "-d", "-i", "--name", cname, busybox_image, "sh", "-c", script)
     try:
-        res = docker_bytes(berth, "attach", cname, stdin=b"go\n")
+        res = berth.docker_bytes("attach", cname, stdin=b"go\n")
         assert res.returncode == 0, res.stderr[-2000:]
         assert digest(res.stdout) == digest(seq_output(BIG))
     finally:
-        docker_bytes(berth, "rm", "-f", cname)
-
-
-@pytest.fixture
-def client(berth: Berth) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=berth.docker_host, version="auto", timeout=120)
-    try:
-        yield c
-    finally:
-        c.close()
+        berth.docker_bytes("rm", "-f", cname)
 
 
 def _read_exactly(raw: socket.socket, n: int) -> bytes:

@@ -9,18 +9,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from harness import Berth
+from harness import Berth, unique_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 def test_named_volume_survives_rm_and_is_in_use(berth: Berth, busybox_image: str) -> None:
-    vol = _name("data")
-    ctr = _name("writer")
+    vol = unique_name("data")
+    ctr = unique_name("writer")
     try:
         berth.docker_ok(
             "run", "--name", ctr, "-v", f"{vol}:/data", busybox_image,
@@ -54,7 +50,7 @@ def test_named_volume_survives_rm_and_is_in_use(berth: Berth, busybox_image: str
 
 
 def test_volume_api_create_labels_prune(berth: Berth, busybox_image: str) -> None:
-    vol = _name("lab")
+    vol = unique_name("lab")
     berth.docker_ok("volume", "create", "--label", "team=berth", vol)
     try:
         assert berth.docker_ok("volume", "ls", "-q", "--filter", "label=team=berth").split() == [
@@ -77,7 +73,7 @@ def test_volume_api_create_labels_prune(berth: Berth, busybox_image: str) -> Non
 
 def test_copy_up_bind_tmpfs_and_read_only(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
     # Copy-up: an empty named volume over /etc starts with the image's /etc.
-    vol = _name("etc")
+    vol = unique_name("etc")
     try:
         out = berth.docker_ok(
             "run", "--rm", "-v", f"{vol}:/etc", busybox_image, "cat", "/etc/passwd"
@@ -110,7 +106,7 @@ def test_copy_up_bind_tmpfs_and_read_only(berth: Berth, busybox_image: str, tmp_
     )
     assert "bind source path does not exist" in missing.stderr
     # tmpfs is empty at each start.
-    ctr = _name("tmp")
+    ctr = unique_name("tmp")
     try:
         berth.docker_ok(
             "run", "--name", ctr, "--tmpfs", "/scratch", "--mount", "type=tmpfs,target=/t2",
@@ -191,7 +187,7 @@ def test_copy_up_recreates_device_nodes_and_fifos(berth: Berth) -> None:
     tar = berth.base / f"{ref.replace(':', '_')}.tar"
     tar.write_bytes(out.getvalue())
     berth.docker_ok("import", str(tar), ref, timeout=120)
-    vol = _name("special")
+    vol = unique_name("special")
     try:
         listing = berth.docker_ok(
             "run", "--rm", "-v", f"{vol}:/data", ref, "stat", "-c", "%n %F %t:%T %a", "/data/null", "/data/fifo",
@@ -207,8 +203,8 @@ def test_copy_up_recreates_device_nodes_and_fifos(berth: Berth) -> None:
 
 
 def test_docker_cp_both_ways(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
-    vol = _name("cpvol")
-    ctr = _name("cp")
+    vol = unique_name("cpvol")
+    ctr = unique_name("cp")
     try:
         berth.docker_ok(
             "run", "-d", "--name", ctr, "-v", f"{vol}:/vol", busybox_image, "sleep", "300"
@@ -243,7 +239,7 @@ def test_docker_cp_through_symlink_stays_inside(berth: Berth, tmp_path: Path, li
     """`docker cp` to and from `/target` (a symlink to / or ../../..) stays inside the
     container: nothing is written to, or read from, the host's root."""
     image = import_symlink_image(berth, f"evil-cp:{uuid.uuid4().hex[:8]}", link)
-    ctr = _name("evilcp")
+    ctr = unique_name("evilcp")
     name = f"berth-cp-escape-{uuid.uuid4().hex[:8]}"
     secret = tmp_path / "host-secret"
     secret.write_text("host only\n")
@@ -270,8 +266,8 @@ def test_docker_cp_through_symlink_stays_inside(berth: Berth, tmp_path: Path, li
 
 
 def test_volumes_from(berth: Berth, busybox_image: str) -> None:
-    src = _name("src")
-    vol = _name("shared")
+    src = unique_name("src")
+    vol = unique_name("shared")
     try:
         berth.docker_ok(
             "run", "--name", src, "-v", f"{vol}:/shared", busybox_image,

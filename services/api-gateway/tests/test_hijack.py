@@ -6,6 +6,7 @@ import hashlib
 import os
 import socket
 import tempfile
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -63,32 +64,39 @@ def _split_head(data: bytes) -> tuple[list[str], bytes]:
     return head.decode("latin-1").split("\r\n"), rest
 
 
-async def test_upgrade_stdin_and_half_close() -> None:
+async def _talk(client: Callable[[socket.socket], bytes], socket_timeout: float = 10) -> bytes:
+    """Serve /attach on a fresh unix socket; run `client` on a connected socket (in a thread)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "h.sock")
         runner = await _serve(path)
         try:
 
-            def client() -> bytes:
+            def connected() -> bytes:
                 with socket.socket(socket.AF_UNIX) as sock:
-                    sock.settimeout(10)
+                    sock.settimeout(socket_timeout)
                     sock.connect(path)
-                    sock.sendall(
-                        b"POST /attach HTTP/1.1\r\nHost: api.moby.localhost\r\n"
-                        b"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: text/plain\r\n\r\n"
-                        b"hel"
-                    )
-                    head = b""
-                    while b"\r\n\r\n" not in head:
-                        head += sock.recv(1)
-                    sock.sendall(b"lo")
-                    sock.shutdown(socket.SHUT_WR)  # what the CLI does when its stdin ends
-                    return head + _read_until_eof(sock)
+                    return client(sock)
 
-            data = await anyio.to_thread.run_sync(client)
+            return await anyio.to_thread.run_sync(connected)
         finally:
             await runner.cleanup()
-    lines, body = _split_head(data)
+
+
+async def test_upgrade_stdin_and_half_close() -> None:
+    def client(sock: socket.socket) -> bytes:
+        sock.sendall(
+            b"POST /attach HTTP/1.1\r\nHost: api.moby.localhost\r\n"
+            b"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: text/plain\r\n\r\n"
+            b"hel"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        sock.sendall(b"lo")
+        sock.shutdown(socket.SHUT_WR)  # what the CLI does when its stdin ends
+        return head + _read_until_eof(sock)
+
+    lines, body = _split_head(await _talk(client))
     assert lines[0] == "HTTP/1.1 101 UPGRADED"
     assert f"Content-Type: {RAW_STREAM}" in lines
     assert "Connection: Upgrade" in lines
@@ -99,73 +107,41 @@ async def test_upgrade_stdin_and_half_close() -> None:
 
 async def test_large_input_is_paced_not_dropped() -> None:
     payload = os.urandom(5 * 1024 * 1024)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "h.sock")
-        runner = await _serve(path)
-        try:
 
-            def client() -> bytes:
-                with socket.socket(socket.AF_UNIX) as sock:
-                    sock.settimeout(30)
-                    sock.connect(path)
-                    sock.sendall(
-                        b"POST /attach?slow=1&digest=1 HTTP/1.1\r\nHost: docker\r\n"
-                        b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
-                    )
-                    sock.sendall(payload)
-                    sock.shutdown(socket.SHUT_WR)
-                    return _read_until_eof(sock)
+    def client(sock: socket.socket) -> bytes:
+        sock.sendall(
+            b"POST /attach?slow=1&digest=1 HTTP/1.1\r\nHost: docker\r\n"
+            b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+        )
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        return _read_until_eof(sock)
 
-            data = await anyio.to_thread.run_sync(client)
-        finally:
-            await runner.cleanup()
-    _, body = _split_head(data)
+    _, body = _split_head(await _talk(client, socket_timeout=30))
     digest = hashlib.sha256(payload).hexdigest().encode()
     assert parse_frames(body) == [(1, b"got:" + digest), (2, b"bye")]
 
 
 async def test_client_half_closing_before_the_answer() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "h.sock")
-        runner = await _serve(path)
-        try:
+    def client(sock: socket.socket) -> bytes:
+        sock.sendall(
+            b"POST /attach HTTP/1.1\r\nHost: docker\r\n"
+            b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\nearly"
+        )
+        sock.shutdown(socket.SHUT_WR)
+        return _read_until_eof(sock)
 
-            def client() -> bytes:
-                with socket.socket(socket.AF_UNIX) as sock:
-                    sock.settimeout(10)
-                    sock.connect(path)
-                    sock.sendall(
-                        b"POST /attach HTTP/1.1\r\nHost: docker\r\n"
-                        b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\nearly"
-                    )
-                    sock.shutdown(socket.SHUT_WR)
-                    return _read_until_eof(sock)
-
-            data = await anyio.to_thread.run_sync(client)
-        finally:
-            await runner.cleanup()
-    lines, body = _split_head(data)
+    lines, body = _split_head(await _talk(client))
     assert lines[0] == "HTTP/1.1 101 UPGRADED"
     assert parse_frames(body) == [(1, b"got:early"), (2, b"bye")]
 
 
 async def test_without_upgrade_header_answers_200_and_streams() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "h.sock")
-        runner = await _serve(path)
-        try:
+    def client(sock: socket.socket) -> bytes:
+        sock.sendall(b"POST /attach HTTP/1.1\r\nHost: docker\r\n\r\n")
+        return _read_until_eof(sock)
 
-            def client() -> bytes:
-                with socket.socket(socket.AF_UNIX) as sock:
-                    sock.settimeout(10)
-                    sock.connect(path)
-                    sock.sendall(b"POST /attach HTTP/1.1\r\nHost: docker\r\n\r\n")
-                    return _read_until_eof(sock)
-
-            data = await anyio.to_thread.run_sync(client)
-        finally:
-            await runner.cleanup()
-    lines, body = _split_head(data)
+    lines, body = _split_head(await _talk(client))
     assert lines[0] == "HTTP/1.1 200 OK"
     assert f"Content-Type: {RAW_STREAM}" in lines
     assert parse_frames(body) == [(1, b"got:"), (2, b"bye")]

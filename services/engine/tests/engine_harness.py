@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 from berth_contracts import subjects
-from berth_contracts.base import Command, Reply
-from berth_contracts.engine import ImageUpload, UploadTarget
+from berth_contracts.base import Command, Done, Reply
+from berth_contracts.engine import (
+    ContainerList,
+    ContainerListing,
+    ContainerRemove,
+    ImageUpload,
+    UploadTarget,
+)
 from berth_kit.nats_conn import connect
 from berth_kit.rpc import RpcClient
-from berth_kit.testing import ServiceProcess
+from berth_kit.testing import ServiceProcess, nats_server
 
 R = TypeVar("R", bound=Reply)
 NODE = "enginetest"
@@ -99,6 +106,35 @@ class Services:
         if "errorDetail" in body:
             raise RuntimeError(body)
         return body
+
+
+@contextlib.contextmanager
+def services_running(root: Path, *names: str, image: bytes) -> Iterator[Services]:
+    """`names` started in order on a fresh nats-server, `image` (a docker-save archive) loaded;
+    afterwards every service stopped, and, with an agent, every container removed first (runc
+    state must not outlive the test)."""
+    with nats_server() as url:
+        services = Services(url, root)
+        try:
+            for name in names:
+                services.start(name)
+            services.load_image(image)
+            yield services
+        finally:
+            if "berth-runtime-agent" in names:
+                for cid in _all_ids(services):
+                    try:
+                        services.engine(ContainerRemove(ref=cid, force=True), Done)
+                    except Exception:  # noqa: BLE001 - best effort clean-up of runc state
+                        pass
+            services.stop_all()
+
+
+def _all_ids(svc: Services) -> list[str]:
+    try:
+        return [c.id for c in svc.engine(ContainerList(all=True), ContainerListing).items]
+    except Exception:  # noqa: BLE001
+        return []
 
 
 def collect(

@@ -10,32 +10,17 @@ from typing import Any
 
 import anyio
 import pytest
+from berth_contracts import engine as e
 from berth_contracts import subjects
 from berth_contracts.agent import TaskExit
 from berth_contracts.base import Done
 from berth_contracts.codec import decode
 from berth_contracts.docker import ContainerInspect, CreateRequest, Event, HostConfig, RestartPolicy
-from berth_contracts.engine import (
-    ContainerCreate,
-    ContainerCreated,
-    ContainerDetail,
-    ContainerGet,
-    ContainerKill,
-    ContainerList,
-    ContainerListing,
-    ContainerLogs,
-    ContainerRemove,
-    ContainerResize,
-    ContainerStart,
-    ContainerStop,
-    LogsStarted,
-)
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound, NotModified
 from berth_contracts.streams import LogBatch
 from berth_kit.nats_conn import connect
-from berth_kit.testing import nats_server
 from berth_testsupport import images as testimages
-from engine_harness import NODE, Services, collect
+from engine_harness import NODE, Services, collect, services_running
 
 IMAGE = testimages.docker_save_archive(["busybox:latest"])
 
@@ -43,37 +28,18 @@ IMAGE = testimages.docker_save_archive(["busybox:latest"])
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     root: Path = tmp_path_factory.mktemp("engine-run")
-    with nats_server() as url:
-        services = Services(url, root)
-        try:
-            services.start("berth-lifecycle")
-            services.start("berth-runtime-agent")
-            services.start("berth-engine")
-            services.load_image(IMAGE.data)
-            yield services
-        finally:
-            for cid in _all_ids(services):
-                try:
-                    services.engine(ContainerRemove(ref=cid, force=True), Done)
-                except Exception:  # noqa: BLE001 - best effort clean-up of runc state
-                    pass
-            services.stop_all()
-
-
-def _all_ids(svc: Services) -> list[str]:
-    try:
-        return [c.id for c in svc.engine(ContainerList(all=True), ContainerListing).items]
-    except Exception:  # noqa: BLE001
-        return []
+    agent = "berth-runtime-agent"
+    with services_running(root, "berth-lifecycle", agent, "berth-engine", image=IMAGE.data) as s:
+        yield s
 
 
 def create(svc: Services, cmd: list[str], name: str = "", **body: Any) -> str:
     req = CreateRequest(image="busybox", cmd=cmd, **body)
-    return svc.engine(ContainerCreate(body=req, name=name), ContainerCreated).id
+    return svc.engine(e.ContainerCreate(body=req, name=name), e.ContainerCreated).id
 
 
 def inspect(svc: Services, ref: str) -> ContainerInspect:
-    return svc.engine(ContainerGet(ref=ref), ContainerDetail).container
+    return svc.engine(e.ContainerGet(ref=ref), e.ContainerDetail).container
 
 
 def until(check: Callable[[], bool], within: float = 20.0) -> bool:
@@ -115,7 +81,7 @@ def read_logs(svc: Services, cid: str) -> bytes:
             from berth_kit.rpc import RpcClient
 
             await RpcClient(nc).request(
-                subjects.ENGINE_RPC, ContainerLogs(ref=cid, stream_subject=inbox), LogsStarted
+                subjects.ENGINE_RPC, e.ContainerLogs(ref=cid, stream_subject=inbox), e.LogsStarted
             )
             with anyio.fail_after(20):
                 while True:
@@ -135,7 +101,7 @@ def test_run_to_completion_with_logs_and_events(svc: Services) -> None:
     raw = collect(
         svc.nats_url,
         subjects.docker_events("container", cid),
-        lambda: (svc.engine(ContainerStart(ref=cid), Done), until(exited(svc, cid))),
+        lambda: (svc.engine(e.ContainerStart(ref=cid), Done), until(exited(svc, cid))),
     )
     assert actions(raw, cid) == ["start", "die"]
     die = [decode(r, Event) for r in raw][-1]
@@ -145,36 +111,36 @@ def test_run_to_completion_with_logs_and_events(svc: Services) -> None:
     assert doc.state.started_at != "0001-01-01T00:00:00Z"
     assert doc.state.finished_at != "0001-01-01T00:00:00Z"
     assert doc.log_path
-    item = svc.engine(ContainerList(all=True, filters={"name": ["done3"]}), ContainerListing).items
+    item = svc.engine(e.ContainerList(all=True, filters={"name": ["done3"]}), e.ContainerListing).items
     assert item[0].status.startswith("Exited (3) ")
     assert read_logs(svc, cid) == b"hello\n"
     # A second start runs it again.
-    svc.engine(ContainerStart(ref=cid), Done)
+    svc.engine(e.ContainerStart(ref=cid), Done)
     until(
         lambda: (
             inspect(svc, cid).state.status == "exited" and read_logs(svc, cid) == b"hello\nhello\n"
         )
     )
-    svc.engine(ContainerRemove(ref=cid), Done)
+    svc.engine(e.ContainerRemove(ref=cid), Done)
     assert gone(svc, cid)()
 
 
 def test_bad_command_maps_to_127_and_autoremove_does_not_hang(svc: Services) -> None:
     cid = create(svc, ["no-such-binary"], "bad")
     with pytest.raises(InvalidParameter) as err:
-        svc.engine(ContainerStart(ref=cid), Done)
+        svc.engine(e.ContainerStart(ref=cid), Done)
     assert err.value.message.startswith("failed to create task for container:")
     assert "executable file not found" in err.value.message
     doc = inspect(svc, cid)
     assert doc.state.status == "created" and doc.state.exit_code == 127
     assert "executable file not found" in doc.state.error
-    svc.engine(ContainerRemove(ref=cid), Done)
+    svc.engine(e.ContainerRemove(ref=cid), Done)
 
     rm = create(svc, ["no-such-binary"], host_config=HostConfig(auto_remove=True))
     raw = collect(
         svc.nats_url,
         subjects.docker_events("container", rm),
-        lambda: pytest.raises(InvalidParameter, svc.engine, ContainerStart(ref=rm), Done),
+        lambda: pytest.raises(InvalidParameter, svc.engine, e.ContainerStart(ref=rm), Done),
     )
     assert actions(raw, rm) == ["destroy"]
     assert gone(svc, rm)()
@@ -185,7 +151,7 @@ def test_autoremove_after_exit(svc: Services) -> None:
     raw = collect(
         svc.nats_url,
         subjects.docker_events("container", cid),
-        lambda: (svc.engine(ContainerStart(ref=cid), Done), until(gone(svc, cid))),
+        lambda: (svc.engine(e.ContainerStart(ref=cid), Done), until(gone(svc, cid))),
     )
     assert actions(raw, cid) == ["start", "die", "destroy"]
 
@@ -193,44 +159,44 @@ def test_autoremove_after_exit(svc: Services) -> None:
 def test_stop_escalates_to_kill_and_rm_rules(svc: Services) -> None:
     # PID 1 without a TERM handler ignores SIGTERM: stop must escalate after the timeout.
     cid = create(svc, ["sleep", "300"], "sleeper")
-    svc.engine(ContainerStart(ref=cid), Done)
+    svc.engine(e.ContainerStart(ref=cid), Done)
     doc = inspect(svc, cid)
     assert doc.state.running and doc.state.pid > 0
     with pytest.raises(NotModified):
-        svc.engine(ContainerStart(ref=cid), Done)
+        svc.engine(e.ContainerStart(ref=cid), Done)
     with pytest.raises(Conflict) as err:
-        svc.engine(ContainerRemove(ref="sleeper"), Done)
+        svc.engine(e.ContainerRemove(ref="sleeper"), Done)
     assert err.value.message == (
         'cannot remove container "/sleeper": container is running: '
         "stop the container before removing or force remove"
     )
-    assert [c.id for c in svc.engine(ContainerList(), ContainerListing).items] == [cid]
+    assert [c.id for c in svc.engine(e.ContainerList(), e.ContainerListing).items] == [cid]
     raw = collect(
         svc.nats_url,
         subjects.docker_events("container", cid),
-        lambda: svc.engine(ContainerStop(ref=cid, timeout=1), Done),
+        lambda: svc.engine(e.ContainerStop(ref=cid, timeout=1), Done),
     )
     assert actions(raw, cid) == ["kill", "kill", "die", "stop"]
     assert inspect(svc, cid).state.exit_code == 137
     with pytest.raises(NotModified):
-        svc.engine(ContainerStop(ref=cid), Done)
-    svc.engine(ContainerRemove(ref=cid), Done)
+        svc.engine(e.ContainerStop(ref=cid), Done)
+    svc.engine(e.ContainerRemove(ref=cid), Done)
 
 
 def test_kill_with_signal_and_force_remove(svc: Services) -> None:
     script = "trap 'exit 7' TERM; while true; do sleep 0.1; done"
     cid = create(svc, ["sh", "-c", script])
-    svc.engine(ContainerStart(ref=cid), Done)
+    svc.engine(e.ContainerStart(ref=cid), Done)
     time.sleep(0.3)  # let the shell install its trap
-    svc.engine(ContainerKill(ref=cid, signal="SIGTERM"), Done)
+    svc.engine(e.ContainerKill(ref=cid, signal="SIGTERM"), Done)
     until(exited(svc, cid))
     assert inspect(svc, cid).state.exit_code == 7
 
-    svc.engine(ContainerStart(ref=cid), Done)
+    svc.engine(e.ContainerStart(ref=cid), Done)
     raw = collect(
         svc.nats_url,
         subjects.docker_events("container", cid),
-        lambda: svc.engine(ContainerRemove(ref=cid, force=True), Done),
+        lambda: svc.engine(e.ContainerRemove(ref=cid, force=True), Done),
     )
     assert actions(raw, cid) == ["kill", "die", "destroy"]
     assert gone(svc, cid)()
@@ -239,16 +205,16 @@ def test_kill_with_signal_and_force_remove(svc: Services) -> None:
 def test_engine_restart_while_running_and_missed_exit(svc: Services) -> None:
     cid = create(svc, ["sleep", "300"])
     short = create(svc, ["sh", "-c", "sleep 1"])
-    svc.engine(ContainerStart(ref=cid), Done)
-    svc.engine(ContainerStart(ref=short), Done)
+    svc.engine(e.ContainerStart(ref=cid), Done)
+    svc.engine(e.ContainerStart(ref=short), Done)
     svc.stop("berth-engine", signal.SIGKILL)
     time.sleep(1.5)  # `short` exits while no engine listens
     svc.start("berth-engine")
     assert inspect(svc, cid).state.status == "running"
     until(exited(svc, short))
     assert inspect(svc, short).state.exit_code == 0
-    svc.engine(ContainerRemove(ref=cid, force=True), Done)
-    svc.engine(ContainerRemove(ref=short), Done)
+    svc.engine(e.ContainerRemove(ref=cid, force=True), Done)
+    svc.engine(e.ContainerRemove(ref=short), Done)
 
 
 def test_restart_policies(svc: Services) -> None:
@@ -263,7 +229,7 @@ def test_restart_policies(svc: Services) -> None:
         svc.nats_url,
         subjects.docker_events("container", failing),
         lambda: (
-            svc.engine(ContainerStart(ref=failing), Done),
+            svc.engine(e.ContainerStart(ref=failing), Done),
             until(lambda: inspect(svc, failing).restart_count == 2 and exited(svc, failing)()),
         ),
         settle=0.5,
@@ -272,65 +238,65 @@ def test_restart_policies(svc: Services) -> None:
     doc = inspect(svc, failing)
     assert doc.state.exit_code == 2 and doc.host_config.restart_policy.name == "on-failure"
     assert read_logs(svc, failing) == b"run\nrun\nrun\n"
-    svc.engine(ContainerRemove(ref=failing), Done)
+    svc.engine(e.ContainerRemove(ref=failing), Done)
 
     # `always` restarts a clean exit too, until a stop ends it (also during the back-off).
     looping = create(svc, ["sh", "-c", "sleep 0.2"],
                      host_config=HostConfig(restart_policy=RestartPolicy(name="always")))  # fmt: skip
-    svc.engine(ContainerStart(ref=looping), Done)
+    svc.engine(e.ContainerStart(ref=looping), Done)
     until(lambda: inspect(svc, looping).restart_count >= 2)
-    svc.engine(ContainerStop(ref=looping, timeout=1), Done)
+    svc.engine(e.ContainerStop(ref=looping, timeout=1), Done)
     doc = inspect(svc, looping)
     assert doc.state.status == "exited"
     count = doc.restart_count
     time.sleep(1.0)
     assert inspect(svc, looping).restart_count == count
     assert inspect(svc, looping).state.status == "exited"
-    svc.engine(ContainerRemove(ref=looping, force=True), Done)
+    svc.engine(e.ContainerRemove(ref=looping, force=True), Done)
 
 
 def test_tty_console_size_and_resize(svc: Services) -> None:
     sized = create(svc, ["stty", "size"], tty=True, host_config=HostConfig(console_size=[30, 100]))
-    svc.engine(ContainerStart(ref=sized), Done)
+    svc.engine(e.ContainerStart(ref=sized), Done)
     until(exited(svc, sized))
     assert read_logs(svc, sized).strip() == b"30 100"
     with pytest.raises(Conflict) as err:
-        svc.engine(ContainerResize(ref=sized, height=10, width=10), Done)
+        svc.engine(e.ContainerResize(ref=sized, height=10, width=10), Done)
     assert err.value.message == f"container {sized} is not running"
-    svc.engine(ContainerRemove(ref=sized), Done)
+    svc.engine(e.ContainerRemove(ref=sized), Done)
 
     live = create(svc, ["sh", "-c", "while [ \"$(stty size)\" != '40 120' ]; do sleep 0.05; done; stty size"],
                   tty=True)  # fmt: skip
-    svc.engine(ContainerStart(ref=live), Done)
-    svc.engine(ContainerResize(ref=live, height=40, width=120), Done)
+    svc.engine(e.ContainerStart(ref=live), Done)
+    svc.engine(e.ContainerResize(ref=live, height=40, width=120), Done)
     until(exited(svc, live))
     # (Before the resize stty may complain about a 0x0 window: only the last line counts.)
     assert read_logs(svc, live).strip().splitlines()[-1] == b"40 120"
-    svc.engine(ContainerRemove(ref=live), Done)
+    svc.engine(e.ContainerRemove(ref=live), Done)
 
     plain = create(svc, ["sleep", "30"])
-    svc.engine(ContainerStart(ref=plain), Done)
-    svc.engine(ContainerResize(ref=plain, height=40, width=120), Done)  # no TTY: a no-op
-    svc.engine(ContainerRemove(ref=plain, force=True), Done)
+    svc.engine(e.ContainerStart(ref=plain), Done)
+    svc.engine(e.ContainerResize(ref=plain, height=40, width=120), Done)  # no TTY: a no-op
+    svc.engine(e.ContainerRemove(ref=plain, force=True), Done)
 
 
 def test_restart_backoff_survives_engine_restart(svc: Services) -> None:
     cid = create(svc, ["sh", "-c", "exit 1"],
                  host_config=HostConfig(restart_policy=RestartPolicy(name="always")))  # fmt: skip
-    svc.engine(ContainerStart(ref=cid), Done)
+    svc.engine(e.ContainerStart(ref=cid), Done)
     until(lambda: inspect(svc, cid).restart_count >= 4)  # the back-off is 1.6 s now
     until(lambda: inspect(svc, cid).state.status == "restarting")
     count = inspect(svc, cid).restart_count
     svc.stop("berth-engine", signal.SIGKILL)
     svc.start("berth-engine")
     until(lambda: inspect(svc, cid).restart_count > count)
-    svc.engine(ContainerRemove(ref=cid, force=True), Done)
+    svc.engine(e.ContainerRemove(ref=cid, force=True), Done)
     assert gone(svc, cid)()
 
 
 def test_autoremove_retried_when_lifecycle_was_away(svc: Services) -> None:
     cid = create(svc, ["sleep", "1"], host_config=HostConfig(auto_remove=True))
-    svc.engine(ContainerStart(ref=cid), Done)
+    svc.engine(e.ContainerStart(ref=cid), Done)
     svc.stop("berth-lifecycle")
     try:
         until(exited(svc, cid))  # the exit is recorded; the removal cannot finish yet
@@ -345,7 +311,7 @@ def test_duplicate_task_exit_is_ignored(svc: Services) -> None:
     exits = collect(
         svc.nats_url,
         "berth.events.v1.task.>",
-        lambda: (svc.engine(ContainerStart(ref=cid), Done), until(exited(svc, cid))),
+        lambda: (svc.engine(e.ContainerStart(ref=cid), Done), until(exited(svc, cid))),
     )
     mine = [raw for raw in exits if decode(raw, TaskExit).container_id == cid]
     assert len(mine) == 1
@@ -363,4 +329,4 @@ def test_duplicate_task_exit_is_ignored(svc: Services) -> None:
                      lambda: anyio.run(republish), settle=0.5)  # fmt: skip
     assert actions(events, cid) == []
     assert inspect(svc, cid) == before
-    svc.engine(ContainerRemove(ref=cid), Done)
+    svc.engine(e.ContainerRemove(ref=cid), Done)
