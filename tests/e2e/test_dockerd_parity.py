@@ -3,13 +3,12 @@ null in JSON bodies, exec framing by the start body, copies into mount points.""
 
 from __future__ import annotations
 
-import io
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
+from berth_testsupport.images import file_tar
 from harness import Berth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -25,15 +24,6 @@ def sleeper(api: docker.APIClient, busybox_image: str) -> Iterator[str]:
         yield cid
     finally:
         api.remove_container(cid, force=True)
-
-
-def _tar(name: str, data: bytes) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def test_null_fields_read_as_go_zero_values(api: docker.APIClient, busybox_image: str) -> None:
@@ -107,14 +97,14 @@ def test_put_archive_into_mount_points_of_a_container_never_started(
         ),
     )["Id"]
     try:
-        assert api.put_archive(cid, "/vol1", _tar("f.txt", b"in the volume\n"))
-        assert api.put_archive(cid, "/bnd", _tar("f.txt", b"in the bind\n"))
+        assert api.put_archive(cid, "/vol1", file_tar("f.txt", b"in the volume\n"))
+        assert api.put_archive(cid, "/bnd", file_tar("f.txt", b"in the bind\n"))
         assert (bind / "f.txt").read_bytes() == b"in the bind\n"
         stream, stat = api.get_archive(cid, "/vol1/f.txt")
         assert stat["size"] == len(b"in the volume\n")
         b"".join(stream)
         with pytest.raises(docker.errors.NotFound, match="Could not find the file /nope"):
-            api.put_archive(cid, "/nope", _tar("f.txt", b"x"))
+            api.put_archive(cid, "/nope", file_tar("f.txt", b"x"))
         api.start(cid)
         assert api.wait(cid, timeout=60)["StatusCode"] == 0
         assert api.logs(cid) == b"in the volume\nin the bind\n"

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 from berth_lifecycle.archive_child import arcname, go_mode
+from berth_testsupport.images import file_tar
 
 
 def test_go_mode_and_arcname(tmp_path: Path) -> None:
@@ -66,15 +65,6 @@ def test_stat_through_symlink_stays_in_root(tmp_path: Path) -> None:
     assert res.returncode == 2
 
 
-def _tar(name: str, data: bytes) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts in a private namespace need root")
 def test_put_into_a_volume_of_a_container_that_never_ran(tmp_path: Path) -> None:
     """A never-started container has no /vol1 in its layer yet: the copy makes the mount point
@@ -96,7 +86,7 @@ def test_put_into_a_volume_of_a_container_that_never_ran(tmp_path: Path) -> None
     }
     res = subprocess.run(
         [sys.executable, "-I", "-m", "berth_lifecycle.archive_child", json.dumps(spec)],
-        input=_tar("f.txt", b"hello"),
+        input=file_tar("f.txt", b"hello"),
         capture_output=True,
         timeout=60,
         check=False,

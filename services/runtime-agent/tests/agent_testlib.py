@@ -91,6 +91,16 @@ class Client:
         started = await self.call(TaskStart(container_id=cid), TaskStarted) if start else None
         return created, started
 
+    async def run_to_exit(
+        self, cid: str, rootfs: Path, spec: TaskSpec
+    ) -> tuple[TaskCreated, TaskExit, Output]:
+        """Create and start; return once the task has exited and its output has ended."""
+        out = await self.collect_output(cid)
+        created, _ = await self.run(cid, rootfs, spec)
+        ev = await self.wait_exit(cid)
+        await out.wait_eof()
+        return created, ev, out
+
     async def delete(self, cid: str) -> None:
         from berth_contracts.base import Done
 

@@ -40,10 +40,7 @@ def test_parallel_containers_and_big_output(agent, rootfs: Path, nats_url: str) 
 
             # ~2.7 MB of output: every byte reaches both the stream and the log.
             cid = new_id()
-            out = await c.collect_output(cid)
-            created, _ = await c.run(cid, rootfs, spec("sh", "-c", "seq 1 400000"))
-            await c.wait_exit(cid)
-            await out.wait_eof()
+            created, _, out = await c.run_to_exit(cid, rootfs, spec("sh", "-c", "seq 1 400000"))
             expected = "".join(f"{i}\n" for i in range(1, 400001)).encode()
             assert hashlib.sha256(out.data(1)).digest() == hashlib.sha256(expected).digest()
             lines = Path(created.log_path).read_text().splitlines()  # noqa: ASYNC240
@@ -81,14 +78,8 @@ def test_network_mode_container_and_host(agent, rootfs: Path, nats_url: str) -> 
             first = new_id()
             await c.run(first, rootfs, spec("sleep", "100"))
             cid = new_id()
-            out = await c.collect_output(cid)
-            await c.run(
-                cid,
-                rootfs,
-                spec("sh", "-c", "readlink /proc/1/ns/net", network_mode=f"container:{first}"),
-            )
-            await c.wait_exit(cid)
-            await out.wait_eof()
+            joiner = spec("sh", "-c", "readlink /proc/1/ns/net", network_mode=f"container:{first}")
+            _, _, out = await c.run_to_exit(cid, rootfs, joiner)
             state = await c.call(TaskGet(container_id=first), TaskState)
             own = Path(f"/proc/{state.pid}/ns/net").readlink()  # noqa: ASYNC240
             assert out.data(1).decode().strip() == str(own)
@@ -96,12 +87,8 @@ def test_network_mode_container_and_host(agent, rootfs: Path, nats_url: str) -> 
             await c.delete(first)
 
             cid = new_id()
-            out = await c.collect_output(cid)
-            await c.run(
-                cid, rootfs, spec("sh", "-c", "readlink /proc/1/ns/net", network_mode="host")
-            )
-            await c.wait_exit(cid)
-            await out.wait_eof()
+            host = spec("sh", "-c", "readlink /proc/1/ns/net", network_mode="host")
+            _, _, out = await c.run_to_exit(cid, rootfs, host)
             assert out.data(1).decode().strip() == str(Path("/proc/self/ns/net").readlink())  # noqa: ASYNC240
             await c.delete(cid)
 

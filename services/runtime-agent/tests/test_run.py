@@ -41,10 +41,7 @@ async def run_to_exit(
     c: Client, rootfs: Path, *args: str, **kw: object
 ) -> tuple[str, bytes, bytes, int, bool]:
     cid = new_id()
-    out = await c.collect_output(cid)
-    await c.run(cid, rootfs, spec(*args, **kw))  # type: ignore[arg-type]
-    ev = await c.wait_exit(cid)
-    await out.wait_eof()
+    _, ev, out = await c.run_to_exit(cid, rootfs, spec(*args, **kw))  # type: ignore[arg-type]
     return cid, out.data(1), out.data(2), ev.exit_code, ev.oom_killed
 
 

@@ -200,6 +200,17 @@ def image_config(
 # --- archives ------------------------------------------------------------------------------------
 
 
+def file_tar(name: str, data: bytes) -> bytes:
+    """A tar of one regular file, nothing else (no parent directories): what `docker cp -` and
+    PUT /containers/{id}/archive are sent in the tests."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def _gzip(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=1, mtime=0)
 
