@@ -43,6 +43,7 @@ class BuildOptions(msgspec.Struct, frozen=True, kw_only=True):
     cpuset_mems: str = ""
     shm_size: int = 0
     remote: str = ""  # a URL context: refused until supported
+    build_id: str = ""  # buildid: what POST /build/cancel?id= names
 
 
 class BuildPrepare(Command, frozen=True):
@@ -51,4 +52,11 @@ class BuildPrepare(Command, frozen=True):
     options: BuildOptions = msgspec.field(default_factory=BuildOptions)
 
 
-BuilderRequest = BuildPrepare | Ping
+class BuildCancel(Command, frozen=True):
+    """POST /build/cancel: stop the running build started with this buildid (reply: Done).
+    None running under that id is no error, as dockerd (it cancels only builds it knows)."""
+
+    id: str
+
+
+BuilderRequest = BuildPrepare | BuildCancel | Ping

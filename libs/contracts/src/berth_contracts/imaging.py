@@ -145,6 +145,9 @@ class ImageCacheLookup(Command, frozen=True):
 
     parent: str
     container_config: ContainerConfig
+    # `docker build --cache-from`: images (references) whose history the step may also match
+    # (moby's image/cache.ImageCache); a local hit then counts only within their parent chains.
+    cache_from: list[str] = msgspec.field(default_factory=list)
 
 
 class ImageCacheHit(Reply, frozen=True):

@@ -80,7 +80,7 @@ ROUTES: list[Route] = [
     # Build
     Route("POST", "/build", build.build),
     Route("POST", "/build/prune", build.prune),
-    Route("POST", "/build/cancel", not_supported("building images")),
+    Route("POST", "/build/cancel", build.cancel),
     # Images
     Route("GET", "/images/json", images.list_images),
     Route("POST", "/images/load", images.load),

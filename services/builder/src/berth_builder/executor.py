@@ -141,9 +141,10 @@ class EngineExecutor:
         """moby's imageProber: after one miss, no step of the stage looks again."""
         if self.cache_busted:
             return ""
-        hit = await self._engine(
-            ImageCacheLookup(parent=image_id, container_config=probe), ImageCacheHit
+        lookup = ImageCacheLookup(
+            parent=image_id, container_config=probe, cache_from=list(self.options.cache_from)
         )
+        hit = await self._engine(lookup, ImageCacheHit)
         if not hit.id:
             self.cache_busted = True
         return hit.id

@@ -18,7 +18,8 @@ import anyio
 from aiohttp import web
 from anyio import to_thread
 from berth_common.tokens import Tokens
-from berth_contracts.builder import BuildOptions, BuildPrepare, UploadTarget
+from berth_contracts.base import Done
+from berth_contracts.builder import BuildCancel, BuildOptions, BuildPrepare, UploadTarget
 from berth_contracts.errors import BerthError, InvalidParameter, NotImplementedByBerth
 from berth_kit.bulkhttp import BulkListener
 from berth_kit.rpc import RpcServer
@@ -151,6 +152,7 @@ class Builder:
         self.executors = executors
         self.listener = BulkListener(listen, "BERTH_BUILDER_ADVERTISE")
         self._pending: Tokens[_Pending] = Tokens(TOKEN_TTL)
+        self._running: dict[str, list[anyio.CancelScope]] = {}  # buildid -> builds running
 
     async def start(self) -> None:
         await to_thread.run_sync(self.contexts.recover)
@@ -170,8 +172,14 @@ class Builder:
         validate(cmd.options)
         return UploadTarget(url=f"{self.base_url}/builds/{self._pending.issue(_Pending(cmd.options))}")
 
+    async def build_cancel(self, cmd: BuildCancel) -> Done:
+        for scope in self._running.get(cmd.id, []):
+            scope.cancel()
+        return Done()
+
     def register(self, server: RpcServer) -> None:
         server.handle(BuildPrepare, self.build_prepare)
+        server.handle(BuildCancel, self.build_cancel)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         pending = self._pending.take(request.match_info["token"])
@@ -179,6 +187,9 @@ class Builder:
             return web.json_response({"message": "upload URL unknown, used or expired"}, status=404)
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         ctx_dir = await to_thread.run_sync(self.contexts.new_dir)
+        scope = anyio.CancelScope()
+        if build_id := pending.options.build_id:
+            self._running.setdefault(build_id, []).append(scope)
         try:
             spool = os.path.join(ctx_dir, "body")
             try:
@@ -189,8 +200,13 @@ class Builder:
             try:
                 # One build is one trace: the gateway's request span is its parent.
                 parent = extract(dict(request.headers))
-                with trace.get_tracer("berth-builder").start_as_current_span("docker build", context=parent):
+                with (
+                    trace.get_tracer("berth-builder").start_as_current_span("docker build", context=parent),
+                    scope,
+                ):
                     await self._build(pending.options, spool, ctx_dir, response)
+                if scope.cancelled_caught:  # POST /build/cancel; the step's container is gone
+                    await response.write(_error_line("context canceled"))
             except (BuildError, ContextError) as exc:
                 await response.write(_error_line(str(exc), getattr(exc, "code", 0)))
             except BerthError as exc:  # an engine error not already in a step's words
@@ -199,6 +215,10 @@ class Builder:
                 log.exception("build failed")
                 await response.write(_error_line(f"{type(exc).__name__}: {exc}"))
         finally:
+            if build_id:
+                self._running[build_id].remove(scope)
+                if not self._running[build_id]:
+                    del self._running[build_id]
             with anyio.CancelScope(shield=True):
                 await to_thread.run_sync(shutil.rmtree, ctx_dir, True)
         await response.write_eof()

@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp import web
 from berth_contracts import subjects
-from berth_contracts.builder import BuildOptions, BuildPrepare, UploadTarget
-from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
+from berth_contracts.base import Done
+from berth_contracts.builder import BuildCancel, BuildOptions, BuildPrepare, UploadTarget
+from berth_contracts.errors import InternalError, InvalidParameter, NotImplementedByBerth
 
 from berth_gateway.backend import backend
 from berth_gateway.params import qbool, qint
@@ -73,6 +74,7 @@ def build_options(request: web.Request) -> BuildOptions:
         cpuset_mems=q.get("cpusetmems", ""),
         shm_size=qint(request, "shmsize", 0),
         remote=q.get("remote", ""),
+        build_id=q.get("buildid", ""),
     )
 
 
@@ -82,6 +84,14 @@ async def build(request: web.Request) -> web.StreamResponse:
         subjects.BUILDER_RPC, BuildPrepare(options=options), UploadTarget, timeout=30.0
     )
     return await relay_upload(request, target.url)
+
+
+async def cancel(request: web.Request) -> web.Response:
+    build_id = request.query.get("id", "")
+    if not build_id:
+        raise InternalError("build ID not provided")  # dockerd's words and status (a plain error)
+    await backend(request).rpc.request(subjects.BUILDER_RPC, BuildCancel(id=build_id), Done)
+    return web.Response(status=200, content_type="application/json")
 
 
 async def prune(request: web.Request) -> web.Response:

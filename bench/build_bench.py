@@ -1,0 +1,129 @@
+"""`docker build` on berth and on dockerd 20.10 (classic builder on both), in one run.
+
+    .venv/bin/python bench/build_bench.py --reps 3 --mb 20      # as root, a few minutes
+
+Both engines get the same busybox image (`docker import` of busybox_rootfs_tar) and build the same
+context with the real docker CLI (`DOCKER_BUILDKIT=0`): a Dockerfile of metadata steps, a COPY of a
+context file and RUN steps that write compressible and incompressible data (`--mb` MB each). Three
+measures per engine, the engines alternating every round:
+
+1. cold: `docker build --no-cache` (every step runs and is committed);
+2. cached: the same build again (every step a cache hit);
+3. one line changed: the last RUN differs (the steps before it are cache hits).
+
+It prints a table of medians with berth / dockerd ratios and asserts nothing; issue 11 asks for cold
+<= 0.8x and cached <= 0.5x of dockerd.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from berth_testsupport.images import busybox_rootfs_tar
+
+sys.path.insert(0, str(Path(__file__).parent))
+from engines import Engine, berth_running, cleanup_mounts, dockerd_running  # noqa: E402
+
+DOCKERFILE = """\
+FROM busybox:latest
+LABEL bench=build
+ENV APP=/app MB={mb}
+WORKDIR /app
+COPY context.bin /app/context.bin
+RUN dd if=/dev/urandom of=/app/random.bin bs=1M count=$MB 2>/dev/null
+RUN dd if=/dev/zero of=/app/zero.bin bs=1M count=$MB 2>/dev/null && echo {last}
+USER nobody
+CMD ["sh", "-c", "ls -l /app"]
+"""
+
+
+def write_context(root: Path, mb: int, last: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "Dockerfile").write_text(DOCKERFILE.format(mb=mb, last=last))
+    context_file = root / "context.bin"
+    if not context_file.exists():
+        context_file.write_bytes(os.urandom(mb * 1024 * 1024))
+    return root
+
+
+def timed_build(engine: Engine, context: Path, tag: str, *extra: str) -> float:
+    start = time.perf_counter()
+    res = engine.docker(
+        "build", "-q", "-t", tag, *extra, str(context), env={"DOCKER_BUILDKIT": "0"}, check=False
+    )
+    elapsed = time.perf_counter() - start
+    if res.returncode != 0:
+        raise RuntimeError(f"{engine.name}: docker build failed: {res.stderr[-2000:]}")
+    return elapsed
+
+
+def measure(engines: list[Engine], base: Path, mb: int, reps: int) -> dict[str, dict[str, list[float]]]:
+    times: dict[str, dict[str, list[float]]] = {
+        what: {e.name: [] for e in engines} for what in ("cold", "cached", "last step changed")
+    }
+    context = write_context(base / "ctx", mb, "first")
+    for rep in range(reps):
+        order = engines if rep % 2 == 0 else list(reversed(engines))
+        for e in order:
+            times["cold"][e.name].append(timed_build(e, context, "bench:cold", "--no-cache"))
+        for e in order:
+            times["cached"][e.name].append(timed_build(e, context, "bench:cold"))
+        changed = write_context(base / "ctx", mb, f"changed-{rep}")
+        for e in order:
+            times["last step changed"][e.name].append(timed_build(e, changed, "bench:changed"))
+        write_context(base / "ctx", mb, "first")
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--mb", type=int, default=20, help="size of the context file and each RUN's data")
+    ap.add_argument("--no-dockerd", action="store_true")
+    args = ap.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bbuild-", dir="/tmp"))
+    tar = base / "busybox.tar"
+    tar.write_bytes(busybox_rootfs_tar())
+    try:
+        with berth_running(base / "b") as berth, contextlib.ExitStack() as stack:
+            dockerd = None if args.no_dockerd else stack.enter_context(dockerd_running(base / "d"))
+            engines = [e for e in (berth, dockerd) if e is not None]
+            for e in engines:
+                e.docker("import", str(tar), "busybox:latest")
+            load = os.getloadavg()[0]
+            times = measure(engines, base, args.mb, args.reps)
+    finally:
+        cleanup_mounts(base)
+        shutil.rmtree(base, ignore_errors=True)
+    names = [e.name for e in engines]
+    two = len(names) == 2
+    print(
+        f"\nmachine: {os.uname().nodename}, {os.cpu_count()} cores; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; reps={args.reps}, mb={args.mb}; "
+        f"load average (1 min) at the start {load:.2f}\n"
+    )
+    header = "| docker build (classic), median s (runs) | " + " | ".join(names)
+    header += " | berth / dockerd |" if two else " |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for what, by_engine in times.items():
+        cells = [
+            f"{statistics.median(v):.2f} ({', '.join(f'{x:.2f}' for x in v)})"
+            for v in (by_engine[n] for n in names)
+        ]
+        if two:
+            ratio = statistics.median(by_engine["berth"]) / statistics.median(by_engine["dockerd"])
+            cells.append(f"{ratio:.2f}×")
+        print(f"| {what} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
