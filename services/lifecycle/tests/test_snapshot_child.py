@@ -135,6 +135,37 @@ def test_layer_round_trip_through_berths_applier(layers: tuple[Path, Path], tmp_
     assert _tree(target) == want
 
 
+def _layer(upper: Path, out: Path) -> Any:
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        return _child({"mode": "layer", "upper": str(upper), "out_fd": fd}, pass_fds=(fd,))
+    finally:
+        os.close(fd)
+
+
+def test_incompressible_data_is_stored_not_deflated(tmp_path: Path) -> None:
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    random_part = os.urandom(3 << 20)
+    (upper / "random.bin").write_bytes(random_part)
+    (upper / "zeros.bin").write_bytes(bytes(3 << 20))
+    first = _layer(upper, tmp_path / "a.tar.gz")
+    second = _layer(upper, tmp_path / "b.tar.gz")
+    raw = (tmp_path / "a.tar.gz").read_bytes()
+    assert raw == (tmp_path / "b.tar.gz").read_bytes() and first == second  # deterministic
+    plain = gzip.decompress(raw)  # every member, as one stream
+    assert first["diff_id"] == "sha256:" + hashlib.sha256(plain).hexdigest()
+    assert raw.count(b"\x1f\x8b\x08\x00\x00\x00\x00\x00") >= 6  # one gzip member a MiB
+    # The random MiBs are stored (a few bytes over their size), the zeros deflated to little.
+    assert 3 << 20 < len(raw) < (3 << 20) + (256 << 10)
+    with tarfile.open(tmp_path / "a.tar.gz") as tar:
+        member = tar.extractfile("random.bin")
+        assert member is not None and member.read() == random_part
+    target = tmp_path / "applied"
+    target.mkdir()
+    assert anyio.run(apply_layer, tmp_path / "a.tar.gz", target).diff_id == first["diff_id"]
+
+
 def test_empty_layer(tmp_path: Path) -> None:
     upper = tmp_path / "upper"
     (upper / "etc").mkdir(parents=True)

@@ -25,6 +25,7 @@ import os
 import stat
 import sys
 import tarfile
+import zlib
 from typing import Any, BinaryIO
 
 # The same confinement primitives as `docker cp`'s child (imported before any chroot).
@@ -134,18 +135,40 @@ def changes(rel: str = "") -> list[tuple[str, int]]:
 
 
 class _HashingGzip:
-    """File-like for tarfile: hashes the plain tar (the diffID) and gzips it once."""
+    """File-like for tarfile: hashes the plain tar (the diffID) and gzips it once.
+
+    The gzip is one member per MiB (a gzip file may have many; every reader decompresses them as
+    one stream): a MiB that does not compress (random data, media, archives) is stored
+    (level 0) instead of spending deflate's time on it for nothing, the others are deflated at
+    level 6. A 64 KiB sample at level 1 decides. The same bytes always give the same blob."""
+
+    CHUNK = 1 << 20
+    SAMPLE = 64 << 10
 
     def __init__(self, out: BinaryIO) -> None:
         self.hash = hashlib.sha256()
-        self._gz = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0)
+        self._out = out
+        self._pending = bytearray()
+        self._members = 0
 
     def write(self, data: bytes) -> int:
         self.hash.update(data)
-        return self._gz.write(data)
+        self._pending += data
+        while len(self._pending) >= self.CHUNK:
+            self._member(bytes(self._pending[: self.CHUNK]))
+            del self._pending[: self.CHUNK]
+        return len(data)
+
+    def _member(self, chunk: bytes) -> None:
+        sample = chunk[: self.SAMPLE]
+        level = 0 if len(zlib.compress(sample, 1)) > len(sample) * 0.95 else 6
+        self._out.write(gzip.compress(chunk, compresslevel=level, mtime=0))
+        self._members += 1
 
     def close(self) -> None:
-        self._gz.close()
+        if self._pending or not self._members:  # nothing written still needs one (empty) member
+            self._member(bytes(self._pending))
+        self._pending.clear()
 
 
 def _xattrs(path: str) -> dict[str, str]:
