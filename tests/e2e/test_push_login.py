@@ -8,6 +8,7 @@ import json
 import shutil
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -232,3 +233,33 @@ def test_pulled_zstd_image_pushes_as_oci_with_the_same_blob(berth: Berth, host: 
         finally:
             berth.docker("logout", host)
             berth.docker("rmi", source, target)
+
+
+def test_build_from_a_private_image_uses_the_clients_credentials(
+    berth: Berth, busybox_image: str, host: str, tmp_path: Path
+) -> None:
+    """The CLI sends every credential it has in X-Registry-Config; the FROM pull takes the
+    registry's own (moby's ResolveAuthConfig), and without them the registry's words come back."""
+    base = f"{host}/alice/base:1"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {base}\nRUN echo built-on-private > /marker\n")
+    try:
+        code, out = _login(berth, host, USER, PASSWORD)
+        assert code == 0, out
+        berth.docker_ok("tag", busybox_image, base)
+        berth.docker_ok("push", base, timeout=120)
+        berth.docker_ok("rmi", base)  # the build must pull it
+        built = berth.docker_ok("build", "-t", "from-private:1", str(ctx), timeout=240)
+        assert "Successfully tagged from-private:1" in built, built
+        assert berth.docker_ok("run", "--rm", "from-private:1", "cat", "/marker").strip() == "built-on-private"
+
+        berth.docker_ok("logout", host)
+        berth.docker_ok("rmi", base)
+        refused = berth.docker("build", "--no-cache", str(ctx), timeout=240)
+        assert refused.returncode != 0
+        assert "unauthorized: authentication required" in refused.stdout + refused.stderr, refused
+        assert PASSWORD not in (berth.exec_root / "berth.log").read_text(errors="replace")
+    finally:
+        berth.docker("logout", host)
+        berth.docker("rmi", base, "from-private:1")

@@ -29,6 +29,7 @@ from berth_builder.instructions import (
     parse_instruction,
 )
 from berth_builder.parser import ParseError, parse
+from berth_builder.registryauth import RegistryAuth
 from berth_builder.shell_lex import SubstitutionError, process_word
 
 SCRATCH = "scratch"
@@ -86,7 +87,11 @@ class StepExecutor(Protocol):
 
 class Executors(Protocol):
     def for_build(
-        self, options: BuildOptions, context_root: str, sums: dict[str, str]
+        self,
+        options: BuildOptions,
+        context_root: str,
+        sums: dict[str, str],
+        registry_auth: RegistryAuth,
     ) -> StepExecutor: ...
 
 

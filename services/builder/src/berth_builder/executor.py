@@ -21,6 +21,7 @@ from berth_contracts import subjects
 from berth_contracts.archives import ArchiveOpened, ContainerArchive
 from berth_contracts.base import Command, Reply
 from berth_contracts.builder import BuildOptions
+from berth_contracts.distribution import REGISTRY_AUTH_HEADER
 from berth_contracts.docker import ContainerConfig, CreateRequest, HealthConfig, HostConfig
 from berth_contracts.engine import (
     ContainerCreate,
@@ -50,6 +51,7 @@ from berth_builder.context import ContextError
 from berth_builder.copysources import ContextHasher, CopySource
 from berth_builder.copystep import CopyPlan, context_sources, plan, write_transfers
 from berth_builder.dispatch import LayerStep, StageState
+from berth_builder.registryauth import RegistryAuth
 from berth_builder.runstep import run_container
 
 R = TypeVar("R", bound=Reply)
@@ -73,9 +75,13 @@ class EngineExecutors:
         self.nc = nc
 
     def for_build(
-        self, options: BuildOptions, context_root: str, sums: dict[str, str]
+        self,
+        options: BuildOptions,
+        context_root: str,
+        sums: dict[str, str],
+        registry_auth: RegistryAuth,
     ) -> EngineExecutor:
-        return EngineExecutor(self, options, context_root, sums)
+        return EngineExecutor(self, options, context_root, sums, registry_auth)
 
 
 class EngineExecutor:
@@ -85,8 +91,10 @@ class EngineExecutor:
         options: BuildOptions,
         context_root: str,
         sums: dict[str, str],
+        registry_auth: RegistryAuth,
     ) -> None:
         self.rpc = engine.rpc
+        self.registry_auth = registry_auth  # for FROM pulls only, over HTTP to lifecycle
         self.nc = engine.nc
         self.options = options
         self.context_root = context_root
@@ -109,10 +117,14 @@ class EngineExecutor:
                 found = await self._engine(ImageGet(ref=ref), ImageDetail)
                 yield BaseImage(found.image.id, found.image.config)
                 return
+        # With the client's credentials the pull goes straight to the registry (resolved once
+        # they arrive on the HTTP request), as `docker pull` with X-Registry-Auth does.
+        auth = self.registry_auth.header_for(ref)
+        headers = {REGISTRY_AUTH_HEADER: auth} if auth else {}
         target = await self._engine(
-            ImagePull(ref=ref, platform=platform), UploadTarget, within=100.0
+            ImagePull(ref=ref, platform=platform, credentials=bool(auth)), UploadTarget, within=100.0
         )
-        async for message in transfer.post_lines(target.url):
+        async for message in transfer.post_lines(target.url, headers):
             if "errorDetail" in message or "error" in message:
                 raise BuildError(
                     str((message.get("errorDetail") or {}).get("message") or message.get("error"))

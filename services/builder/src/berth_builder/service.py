@@ -35,6 +35,7 @@ from berth_builder.context import (
     write_all,
 )
 from berth_builder.dockerignore import PatternError, excluded, read_patterns
+from berth_builder.registryauth import REGISTRY_CONFIG_HEADER, RegistryAuth
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,8 @@ class Builder:
                     trace.get_tracer("berth-builder").start_as_current_span("docker build", context=parent),
                     scope,
                 ):
-                    await self._build(pending.options, spool, ctx_dir, response)
+                    registry_auth = RegistryAuth.from_header(request.headers.get(REGISTRY_CONFIG_HEADER, ""))
+                    await self._build(pending.options, registry_auth, spool, ctx_dir, response)
                 if scope.cancelled_caught:  # POST /build/cancel; the step's container is gone
                     await response.write(_error_line("context canceled"))
             except (BuildError, ContextError) as exc:
@@ -240,7 +242,12 @@ class Builder:
             os.close(fd)
 
     async def _build(
-        self, options: BuildOptions, spool: str, ctx_dir: str, response: web.StreamResponse
+        self,
+        options: BuildOptions,
+        registry_auth: RegistryAuth,
+        spool: str,
+        ctx_dir: str,
+        response: web.StreamResponse,
     ) -> None:
         def prepare() -> tuple[dict[str, str], bytes]:
             with open(spool, "rb") as body:
@@ -251,7 +258,8 @@ class Builder:
 
         sums, text = await to_thread.run_sync(prepare)
         dockerfile = load_dockerfile(text, options)
-        executor = self.executors.for_build(options, os.path.join(ctx_dir, "root"), sums)
+        root = os.path.join(ctx_dir, "root")
+        executor = self.executors.for_build(options, root, sums, registry_auth)
         held: list[bytes] = []  # -q: the output, sent only if the build fails (as dockerd)
         try:
             async for message in Build(dockerfile, options, executor).run():

@@ -44,9 +44,12 @@ async def post_file(url: str, body: str | bytes) -> None:
                 raise BuildError(await _error(resp))
 
 
-async def post_lines(url: str) -> AsyncIterator[dict[str, Any]]:
+async def post_lines(url: str, headers: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
     """POST (no body) and read Docker's JSON lines back (a pull's progress)."""
-    async with aiohttp.ClientSession(timeout=_TIMEOUT) as session, session.post(url) as resp:
+    async with (
+        aiohttp.ClientSession(timeout=_TIMEOUT) as session,
+        session.post(url, headers=headers or {}) as resp,
+    ):
         if resp.status >= 400:
             raise BuildError(await _error(resp))
         async for raw in resp.content:

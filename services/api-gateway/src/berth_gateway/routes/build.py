@@ -83,7 +83,10 @@ async def build(request: web.Request) -> web.StreamResponse:
     target = await backend(request).rpc.request(
         subjects.BUILDER_RPC, BuildPrepare(options=options), UploadTarget, timeout=30.0
     )
-    return await relay_upload(request, target.url)
+    # The client's registry credentials (for FROM pulls) go only on the HTTP upload to the
+    # builder, never over NATS.
+    config = request.headers.get("X-Registry-Config", "")
+    return await relay_upload(request, target.url, {"X-Registry-Config": config} if config else None)
 
 
 async def cancel(request: web.Request) -> web.Response:
