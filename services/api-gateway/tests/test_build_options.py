@@ -29,13 +29,13 @@ def test_every_option_the_clients_send() -> None:
         ("t", "a:1"), ("t", "b"), ("dockerfile", "sub/Df"), ("buildargs", json.dumps({"A": "1", "U": None})),
         ("labels", json.dumps({"l": "v"})), ("target", "x"), ("nocache", "1"), ("pull", "true"), ("q", "1"),
         ("networkmode", "none"), ("extrahosts", "h:1.2.3.4"), ("memory", "64000000"), ("cpushares", "2"),
-        ("cachefrom", json.dumps(["img"])), ("shmsize", "1024"),
+        ("cachefrom", json.dumps(["img"])), ("shmsize", "1024"), ("buildid", "b-1"),
     ])  # fmt: skip
     assert got.tags == ["a:1", "b"] and got.dockerfile == "sub/Df"
     assert got.build_args == {"A": "1", "U": None} and got.labels == {"l": "v"}
     assert (got.target, got.no_cache, got.pull, got.quiet, got.network_mode) == ("x", True, True, True, "none")
     assert got.extra_hosts == ["h:1.2.3.4"] and got.memory == 64000000 and got.cpu_shares == 2
-    assert got.cache_from == ["img"] and got.shm_size == 1024
+    assert got.cache_from == ["img"] and got.shm_size == 1024 and got.build_id == "b-1"
 
 
 def test_bad_input() -> None:
@@ -45,3 +45,7 @@ def test_bad_input() -> None:
         _options([("labels", "[1]")])
     with pytest.raises(NotImplementedByBerth, match="BuildKit"):
         _options([("version", "2")])
+    # dockerd 20.10 without experimental features (checked on a scratch dockerd: 400, these words).
+    with pytest.raises(InvalidParameter, match="^squash is only supported with experimental mode$"):
+        _options([("squash", "1")])
+    assert _options([("squash", "0")]).tags == []

@@ -38,6 +38,9 @@ def build_options(request: web.Request) -> BuildOptions:
         raise NotImplementedByBerth(
             "BuildKit is not supported by berth: use the classic builder (version=1)"
         )
+    if qbool(request, "squash"):
+        # dockerd 20.10 without experimental features, word for word (berth has none).
+        raise InvalidParameter("squash is only supported with experimental mode")
     build_args = _json_param(request, "buildargs", {})
     labels = _json_param(request, "labels", {})
     cache_from = _json_param(request, "cachefrom", [])
