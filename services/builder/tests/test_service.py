@@ -15,9 +15,8 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from berth_builder.build import BuildError, Output, StageResults, StepExecutor
+from berth_builder.build import BuildError, BuildInputs, Output, StageResults, StepExecutor
 from berth_builder.dispatch import LayerStep, StageState
-from berth_builder.registryauth import RegistryAuth
 from berth_builder.service import Builder
 from berth_contracts import subjects
 from berth_contracts.builder import BuilderRequest, BuildOptions, BuildPrepare, UploadTarget
@@ -36,13 +35,7 @@ class StepsUnavailable:
 
     MESSAGE = "berth's builder has no engine to run build steps with"
 
-    def for_build(
-        self,
-        options: BuildOptions,
-        context_root: str,
-        sums: dict[str, str],
-        registry_auth: RegistryAuth,
-    ) -> StepExecutor:
+    def for_build(self, build: BuildInputs) -> StepExecutor:
         return self
 
     async def base_image(self, ref: str, *, pull: bool, platform: str) -> AsyncIterator[Output]:

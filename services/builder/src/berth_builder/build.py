@@ -85,14 +85,19 @@ class StepExecutor(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class BuildInputs:
+    """What one build is given: its options, its extracted context (and the sums COPY's cache
+    keys use) and the client's registry credentials (memory only, for FROM pulls)."""
+
+    options: BuildOptions
+    context_root: str
+    sums: dict[str, str]
+    registry_auth: RegistryAuth
+
+
 class Executors(Protocol):
-    def for_build(
-        self,
-        options: BuildOptions,
-        context_root: str,
-        sums: dict[str, str],
-        registry_auth: RegistryAuth,
-    ) -> StepExecutor: ...
+    def for_build(self, build: BuildInputs) -> StepExecutor: ...
 
 
 def load_dockerfile(text: bytes, options: BuildOptions) -> Dockerfile:

@@ -20,7 +20,6 @@ from anyio import to_thread
 from berth_contracts import subjects
 from berth_contracts.archives import ArchiveOpened, ContainerArchive
 from berth_contracts.base import Command, Reply
-from berth_contracts.builder import BuildOptions
 from berth_contracts.distribution import REGISTRY_AUTH_HEADER
 from berth_contracts.docker import ContainerConfig, CreateRequest, HealthConfig, HostConfig
 from berth_contracts.engine import (
@@ -45,13 +44,12 @@ from berth_kit.rpc import RpcClient
 from nats.aio.client import Client as NATS
 
 from berth_builder import copyfrom, download, transfer
-from berth_builder.build import BaseImage, BuildError, Output, StageResults, StepDone
+from berth_builder.build import BaseImage, BuildError, BuildInputs, Output, StageResults, StepDone
 from berth_builder.chown import resolve_chown
 from berth_builder.context import ContextError
 from berth_builder.copysources import ContextHasher, CopySource
 from berth_builder.copystep import CopyPlan, context_sources, plan, write_transfers
 from berth_builder.dispatch import LayerStep, StageState
-from berth_builder.registryauth import RegistryAuth
 from berth_builder.runstep import run_container
 
 R = TypeVar("R", bound=Reply)
@@ -74,33 +72,20 @@ class EngineExecutors:
         self.rpc = rpc
         self.nc = nc
 
-    def for_build(
-        self,
-        options: BuildOptions,
-        context_root: str,
-        sums: dict[str, str],
-        registry_auth: RegistryAuth,
-    ) -> EngineExecutor:
-        return EngineExecutor(self, options, context_root, sums, registry_auth)
+    def for_build(self, build: BuildInputs) -> EngineExecutor:
+        return EngineExecutor(self, build)
 
 
 class EngineExecutor:
-    def __init__(
-        self,
-        engine: EngineExecutors,
-        options: BuildOptions,
-        context_root: str,
-        sums: dict[str, str],
-        registry_auth: RegistryAuth,
-    ) -> None:
+    def __init__(self, engine: EngineExecutors, build: BuildInputs) -> None:
         self.rpc = engine.rpc
-        self.registry_auth = registry_auth  # for FROM pulls only, over HTTP to lifecycle
         self.nc = engine.nc
-        self.options = options
-        self.context_root = context_root
-        self.hasher = ContextHasher(context_root, sums)
-        self.work = posixpath.dirname(context_root.rstrip("/"))  # the build's own directory
-        self.cache_busted = options.no_cache
+        self.registry_auth = build.registry_auth  # for FROM pulls only, over HTTP to lifecycle
+        self.options = build.options
+        self.context_root = build.context_root
+        self.hasher = ContextHasher(build.context_root, build.sums)
+        self.work = posixpath.dirname(build.context_root.rstrip("/"))  # the build's own directory
+        self.cache_busted = build.options.no_cache
 
     async def _engine(
         self, cmd: Command, reply: type[R], *, within: float = 60.0, attempts: int = 3

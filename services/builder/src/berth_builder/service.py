@@ -26,7 +26,14 @@ from berth_kit.rpc import RpcServer
 from berth_kit.tracing import extract
 from opentelemetry import trace
 
-from berth_builder.build import Build, BuildError, Executors, json_line, load_dockerfile
+from berth_builder.build import (
+    Build,
+    BuildError,
+    BuildInputs,
+    Executors,
+    json_line,
+    load_dockerfile,
+)
 from berth_builder.context import (
     ContextError,
     extract_context,
@@ -259,7 +266,7 @@ class Builder:
         sums, text = await to_thread.run_sync(prepare)
         dockerfile = load_dockerfile(text, options)
         root = os.path.join(ctx_dir, "root")
-        executor = self.executors.for_build(options, root, sums, registry_auth)
+        executor = self.executors.for_build(BuildInputs(options, root, sums, registry_auth))
         held: list[bytes] = []  # -q: the output, sent only if the build fails (as dockerd)
         try:
             async for message in Build(dockerfile, options, executor).run():
