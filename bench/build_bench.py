@@ -1,11 +1,12 @@
 """`docker build` on berth and on dockerd 20.10 (classic builder on both), in one run.
 
-    .venv/bin/python bench/build_bench.py --reps 3 --mb 20      # as root, a few minutes
+    .venv/bin/python bench/build_bench.py --reps 3 --mb 25 --files 3000     # as root, minutes
 
 Both engines get the same busybox image (`docker import` of busybox_rootfs_tar) and build the same
-context with the real docker CLI (`DOCKER_BUILDKIT=0`): a Dockerfile of metadata steps, a COPY of a
-context file and RUN steps that write compressible and incompressible data (`--mb` MB each). Three
-measures per engine, the engines alternating every round:
+context with the real docker CLI (`DOCKER_BUILDKIT=0`): issue 11's 10-step Dockerfile, metadata
+steps, a COPY of `--files` small files (1-4 KiB each) and RUN steps that write `--mb` MB of
+incompressible and `--mb` MB of compressible data. Three measures per engine, the engines
+alternating every round:
 
 1. cold: `docker build --no-cache` (every step runs and is committed);
 2. cached: the same build again (every step a cache hit);
@@ -37,20 +38,24 @@ FROM busybox:latest
 LABEL bench=build
 ENV APP=/app MB={mb}
 WORKDIR /app
-COPY context.bin /app/context.bin
+COPY src /app/src
 RUN dd if=/dev/urandom of=/app/random.bin bs=1M count=$MB 2>/dev/null
 RUN dd if=/dev/zero of=/app/zero.bin bs=1M count=$MB 2>/dev/null && echo {last}
+EXPOSE 8080
 USER nobody
 CMD ["sh", "-c", "ls -l /app"]
 """
 
 
-def write_context(root: Path, mb: int, last: str) -> Path:
+def write_context(root: Path, mb: int, files: int, last: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "Dockerfile").write_text(DOCKERFILE.format(mb=mb, last=last))
-    context_file = root / "context.bin"
-    if not context_file.exists():
-        context_file.write_bytes(os.urandom(mb * 1024 * 1024))
+    src = root / "src"
+    if not src.exists():
+        for i in range(files):
+            d = src / f"d{i % 50:02d}"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"f{i:05d}.txt").write_bytes(os.urandom(512) * (2 + i % 7))
     return root
 
 
@@ -65,28 +70,31 @@ def timed_build(engine: Engine, context: Path, tag: str, *extra: str) -> float:
     return elapsed
 
 
-def measure(engines: list[Engine], base: Path, mb: int, reps: int) -> dict[str, dict[str, list[float]]]:
+def measure(
+    engines: list[Engine], base: Path, mb: int, files: int, reps: int
+) -> dict[str, dict[str, list[float]]]:
     times: dict[str, dict[str, list[float]]] = {
         what: {e.name: [] for e in engines} for what in ("cold", "cached", "last step changed")
     }
-    context = write_context(base / "ctx", mb, "first")
+    context = write_context(base / "ctx", mb, files, "first")
     for rep in range(reps):
         order = engines if rep % 2 == 0 else list(reversed(engines))
         for e in order:
             times["cold"][e.name].append(timed_build(e, context, "bench:cold", "--no-cache"))
         for e in order:
             times["cached"][e.name].append(timed_build(e, context, "bench:cold"))
-        changed = write_context(base / "ctx", mb, f"changed-{rep}")
+        changed = write_context(base / "ctx", mb, files, f"changed-{rep}")
         for e in order:
             times["last step changed"][e.name].append(timed_build(e, changed, "bench:changed"))
-        write_context(base / "ctx", mb, "first")
+        write_context(base / "ctx", mb, files, "first")
     return times
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--mb", type=int, default=20, help="size of the context file and each RUN's data")
+    ap.add_argument("--mb", type=int, default=25, help="MB each of the two RUN steps writes")
+    ap.add_argument("--files", type=int, default=3000, help="small files the COPY step copies")
     ap.add_argument("--no-dockerd", action="store_true")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bbuild-", dir="/tmp"))
@@ -99,7 +107,7 @@ def main() -> None:
             for e in engines:
                 e.docker("import", str(tar), "busybox:latest")
             load = os.getloadavg()[0]
-            times = measure(engines, base, args.mb, args.reps)
+            times = measure(engines, base, args.mb, args.files, args.reps)
     finally:
         cleanup_mounts(base)
         shutil.rmtree(base, ignore_errors=True)
@@ -107,7 +115,8 @@ def main() -> None:
     two = len(names) == 2
     print(
         f"\nmachine: {os.uname().nodename}, {os.cpu_count()} cores; "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; reps={args.reps}, mb={args.mb}; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; reps={args.reps}, mb={args.mb}, "
+        f"files={args.files}; "
         f"load average (1 min) at the start {load:.2f}\n"
     )
     header = "| docker build (classic), median s (runs) | " + " | ".join(names)
