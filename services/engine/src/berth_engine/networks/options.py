@@ -35,6 +35,15 @@ class BridgeConfig:
     ipv6: bool = False  # EnableIPv6
 
 
+def _as_written(text: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """dockerd keeps and shows an IPv6 pool as written (`fd42:01e1:1::/64`); berth does when it
+    is a network address, else its canonical form."""
+    try:
+        return text if ipaddress.ip_network(text) == net else str(net)
+    except ValueError:  # host bits set: only the canonical network is usable
+        return str(net)
+
+
 def _net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
         return ipaddress.ip_network(text, strict=False)
@@ -110,7 +119,7 @@ def bridge_config(cmd: NetworkCreate, nets: NetworkStore) -> BridgeConfig:
             raise NotImplementedByBerth(
                 "berth does not support IPRange or AuxiliaryAddresses in an IPv6 pool yet"
             )
-        out.subnet6, out.gateway6, out.ipv6 = str(subnet6), gateway6, cmd.enable_ipv6
+        out.subnet6, out.gateway6, out.ipv6 = _as_written(v6[0].subnet, subnet6), gateway6, cmd.enable_ipv6
     options = dict(cmd.options)
     if not _bool_option(options, ICC) or not _bool_option(options, MASQUERADE):
         raise NotImplementedByBerth(
