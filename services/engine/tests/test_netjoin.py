@@ -109,7 +109,7 @@ def test_link_env_as_moby() -> None:
 
 
 def test_bridge_config_checks(tmp_path: Path) -> None:
-    from berth_contracts.errors import Forbidden, NotImplementedByBerth
+    from berth_contracts.errors import Forbidden, InternalError, NotImplementedByBerth
     from berth_contracts.networks import IpamPool, NetworkCreate
     from berth_engine.networks.options import bridge_config
     from berth_engine.networks.store import NetworkStore
@@ -125,6 +125,15 @@ def test_bridge_config_checks(tmp_path: Path) -> None:
     assert (got.subnet, got.ip_range, got.aux_addresses, got.mtu) == (
         "10.77.0.0/24", "10.77.0.128/25", {"a": "10.77.0.3"}, 1400
     )  # fmt: skip
+    # dockerd 20.10 (a scratch one): the pool's network address, and an IPv4 pool's broadcast
+    # address, are not free for the gateway.
+    for subnet, gateway in (("10.77.0.0/24", "10.77.0.0"), ("10.77.0.0/24", "10.77.0.255"),
+                            ("fd42:abcd:2::/64", "fd42:abcd:2::")):  # fmt: skip
+        with pytest.raises(InternalError, match=rf"^failed to allocate gateway \({gateway}\): Address already in use$"):
+            bridge_config(NetworkCreate(name="n", pools=[IpamPool(subnet=subnet, gateway=gateway)]), nets)
+    assert bridge_config(
+        NetworkCreate(name="n", pools=[IpamPool(subnet="10.77.0.0/24", gateway="10.77.0.254")]), nets
+    ).gateway == "10.77.0.254"
     two = [IpamPool(subnet="10.77.0.0/24"), IpamPool(subnet="10.78.0.0/24")]
     with pytest.raises(Forbidden, match="bridge driver doesn't support multiple subnets"):
         bridge_config(NetworkCreate(name="n", pools=two), nets)

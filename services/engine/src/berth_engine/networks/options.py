@@ -7,7 +7,13 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from berth_contracts.errors import Forbidden, InvalidParameter, NotFound, NotImplementedByBerth
+from berth_contracts.errors import (
+    Forbidden,
+    InternalError,
+    InvalidParameter,
+    NotFound,
+    NotImplementedByBerth,
+)
 from berth_contracts.networks import IpamPool, NetworkCreate
 
 from berth_engine.networks.store import NetworkStore
@@ -33,6 +39,18 @@ class BridgeConfig:
     subnet6: str = ""  # kept (and shown) even without EnableIPv6, as dockerd does
     gateway6: str = ""
     ipv6: bool = False  # EnableIPv6
+
+
+def _check_gateway_free(gateway: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:
+    """libnetwork's IPAM reserves a pool's network address (and an IPv4 pool's broadcast one);
+    dockerd 20.10 answers a gateway there with a 500 in these words (checked on a scratch one)."""
+    if not gateway:
+        return
+    reserved = {net.network_address}
+    if net.version == 4:
+        reserved.add(net.broadcast_address)
+    if ipaddress.ip_address(gateway) in reserved:
+        raise InternalError(f"failed to allocate gateway ({gateway}): Address already in use")
 
 
 def _as_written(text: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
@@ -90,6 +108,7 @@ def bridge_config(cmd: NetworkCreate, nets: NetworkStore) -> BridgeConfig:
             )
         if pool.gateway and ipaddress.ip_address(pool.gateway) not in subnet:
             raise InvalidParameter(f"no matching subnet for gateway {pool.gateway}")
+        _check_gateway_free(pool.gateway, subnet)
         if pool.ip_range:
             ip_range = _net(pool.ip_range)
             if not ip_range.subnet_of(subnet):  # type: ignore[arg-type]
@@ -115,6 +134,7 @@ def bridge_config(cmd: NetworkCreate, nets: NetworkStore) -> BridgeConfig:
         gateway6 = v6[0].gateway
         if gateway6 and ipaddress.ip_address(gateway6) not in subnet6:
             raise InvalidParameter(f"no matching subnet for gateway {gateway6}")
+        _check_gateway_free(gateway6, subnet6)
         if v6[0].ip_range or v6[0].aux_addresses:
             raise NotImplementedByBerth(
                 "berth does not support IPRange or AuxiliaryAddresses in an IPv6 pool yet"
