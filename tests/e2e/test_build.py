@@ -113,6 +113,20 @@ def test_build_runs_every_step_like_dockerd(berth: Berth, busybox_image: str, tm
         berth.docker("rmi", "built:1", "built:2")
 
 
+def test_dockerignore_leaves_the_build_files_out_of_copy(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    """The CLI sends the Dockerfile and .dockerignore even when .dockerignore names them (so the
+    daemon can read them); the daemon leaves them out of the context, as dockerd does."""
+    ctx = make_context(tmp_path / "ctx", "FROM busybox\nCOPY . /c/\n")
+    (ctx / ".dockerignore").write_text("Dockerfile\n.dockerignore\n*.key\n")
+    (ctx / "secret.key").write_text("k\n")
+    try:
+        berth.docker_ok("build", "-t", "ignored:1", str(ctx), timeout=240)
+        listed = berth.docker_ok("run", "--rm", "ignored:1", "ls", "-a", "/c")
+        assert listed.split() == [".", "..", "d", "f.txt"]
+    finally:
+        berth.docker("rmi", "ignored:1")
+
+
 def test_cache_hits_misses_and_survives_restarts(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
     ctx = make_context(tmp_path / "ctx", "FROM busybox\nENV K=v\nRUN date +%s%N > /stamp\nCOPY f.txt /f\nRUN cat /f\n")
     try:

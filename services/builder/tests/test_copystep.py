@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from berth_builder.chown import resolve_chown
-from berth_builder.context import ContextError, extract_context
+from berth_builder.context import ContextError
+from berth_builder.contextindex import BuildContext, ContextIndex, index_archive
 from berth_builder.copysources import ContextHasher
 from berth_builder.copystep import (
     MULTIPLE_NEEDS_DIR,
@@ -22,7 +23,7 @@ from berth_builder.copystep import (
 )
 
 
-def _context(tmp_path: Path) -> tuple[str, dict[str, str]]:
+def _context(tmp_path: Path) -> tuple[str, ContextIndex]:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data, mode in (("f.txt", b"hello\n", 0o640), ("d/sub/y", b"x\n", 0o600)):
@@ -42,8 +43,10 @@ def _context(tmp_path: Path) -> tuple[str, dict[str, str]]:
         tar.addfile(info, io.BytesIO(inner.getvalue()))
     root = tmp_path / "root"
     root.mkdir()
-    buf.seek(0)
-    return str(root), extract_context(buf, str(root))
+    tar_path = tmp_path / "context.tar"
+    tar_path.write_bytes(buf.getvalue())
+    context = BuildContext(index_archive(str(tar_path)), str(root))
+    return context.materialise(), context.index
 
 
 @pytest.mark.parametrize(
@@ -77,8 +80,8 @@ def _names(path: str) -> list[tuple[str, int, int, int]]:
 
 
 def test_placement_owners_and_directory_times(tmp_path: Path) -> None:
-    root, sums = _context(tmp_path)
-    hasher = ContextHasher(root, sums)
+    root, index = _context(tmp_path)
+    hasher = ContextHasher(index)
     out = str(tmp_path)
     # A file onto a path: that name; into a directory (a trailing slash, or one that exists).
     copy = plan(root, "copy", context_sources(hasher, "copy", ["f.txt"]), "/etc/new", "", "/")
@@ -99,9 +102,9 @@ def test_placement_owners_and_directory_times(tmp_path: Path) -> None:
 
 
 def test_add_extracts_a_local_tar_and_copy_does_not(tmp_path: Path) -> None:
-    root, sums = _context(tmp_path)
+    root, index = _context(tmp_path)
     assert is_archive(os.path.join(root, "a.tar.gz")) and not is_archive(os.path.join(root, "f.txt"))
-    hasher = ContextHasher(root, sums)
+    hasher = ContextHasher(index)
     add = plan(root, "add", context_sources(hasher, "add", ["a.tar.gz"]), "/x/", "", "/")
     main, archive = write_transfers(add, "add", False, str(tmp_path))
     assert _names(main.tar_path) == [] and (archive.dest_dir, archive.tar_path) == ("/x", os.path.join(root, "a.tar.gz"))

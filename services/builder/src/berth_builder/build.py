@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 from berth_builder.buildargs import BuildArgs
+from berth_builder.contextindex import BuildContext
 from berth_builder.dispatch import LayerStep, StageState, begin_stage, dispatch
 from berth_builder.instructions import (
     Dockerfile,
@@ -87,12 +88,11 @@ class StepExecutor(Protocol):
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """What one build is given: its options, its extracted context (and the sums COPY's cache
-    keys use) and the client's registry credentials (memory only, for FROM pulls)."""
+    """What one build is given: its options, its context (indexed, extracted when a step needs
+    its files) and the client's registry credentials (memory only, for FROM pulls)."""
 
     options: BuildOptions
-    context_root: str
-    sums: dict[str, str]
+    context: BuildContext
     registry_auth: RegistryAuth
 
 

@@ -1,4 +1,7 @@
-"""The build context: extracted confined, sources resolved inside it, hashed as moby's cache does.
+"""The build context on disk: extracted confined, paths resolved inside it, moby's tarsum header.
+
+(What the archive holds and its sums are read without extracting it: contextindex.py. The files
+are extracted only when a COPY or ADD step runs.)
 
 Extraction never follows a link: each entry's parent is opened one component at a time with
 O_NOFOLLOW|O_DIRECTORY relative to the context root's descriptor, and the entry is created
@@ -9,11 +12,15 @@ no special files, and creating device nodes from untrusted input is what we must
 
 from __future__ import annotations
 
+import bz2
 import errno
-import hashlib
+import gzip
+import lzma
 import os
+import shutil
 import stat
 import tarfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Protocol
@@ -39,7 +46,7 @@ def is_archive_header(head: bytes) -> bool:
     return head.startswith(magic) or head[257:262] == b"ustar"
 
 
-def _clean_member(name: str) -> list[str]:
+def clean_member(name: str) -> list[str]:
     cleaned = go_clean("/" + name).lstrip("/")  # an absolute name is taken from the context root
     if not cleaned or cleaned == ".":
         return []
@@ -89,18 +96,14 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _write_file(fd: int, name: str, data: IO[bytes] | None, mode: int, digest: hashlib._Hash) -> int:
+def _write_file(fd: int, name: str, data: IO[bytes] | None, mode: int) -> None:
     out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
-    written = 0
     try:
         while data is not None and (chunk := data.read(1 << 20)):
             write_all(out, chunk)
-            digest.update(chunk)
-            written += len(chunk)
         os.fchmod(out, mode)
     finally:
         os.close(out)
-    return written
 
 
 def tarsum_header(member: tarfile.TarInfo, owner_names: tuple[str, str] = ("", "")) -> bytes:
@@ -131,26 +134,18 @@ def tarsum_header(member: tarfile.TarInfo, owner_names: tuple[str, str] = ("", "
     return out
 
 
-def extract_context(stream: IO[bytes] | Readable, root: str, max_bytes: int = 0) -> dict[str, str]:
-    """Extract a (possibly compressed) context tar into the empty directory `root`; returns each
-    entry's tarsum (context-relative name → hex), moby's cache sums for COPY/ADD.
-    ContextError on an unusable archive, a full disk or `max_bytes` exceeded."""
-    total = 0
-    sums: dict[str, str] = {}
+def extract_context(stream: IO[bytes] | Readable, root: str) -> None:
+    """Extract a (possibly compressed) context tar into the empty directory `root`.
+    ContextError on an unusable archive or a full disk. (Its sums: contextindex.py.)"""
     dirs: list[tuple[list[str], float]] = []
     root_fd = os.open(root, _DIR_FLAGS)
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as archive:  # type: ignore[call-overload]
             for member in archive:
-                parts = _clean_member(member.name)
+                parts = clean_member(member.name)
                 if not parts:
                     continue
-                total += max(member.size, 0)
-                if max_bytes and total > max_bytes:
-                    raise ContextError(f"build context larger than the {max_bytes} bytes allowed")
-                digest = hashlib.sha256(tarsum_header(member))
-                _extract_one(root_fd, archive, member, parts, digest)
-                sums["/".join(parts)] = digest.hexdigest()
+                _extract_one(root_fd, archive, member, parts)
                 if member.isdir():
                     dirs.append((parts, member.mtime))
         _dir_times(root_fd, dirs)
@@ -162,7 +157,29 @@ def extract_context(stream: IO[bytes] | Readable, root: str, max_bytes: int = 0)
         raise
     finally:
         os.close(root_fd)
-    return sums
+
+
+def plain_tar(spool: str) -> str:
+    """The spooled context as a plain tar (the index reads file contents at their offsets):
+    a gzip, bzip2 or xz body is decompressed next to it (and the compressed one removed)."""
+    openers = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
+    with open(spool, "rb") as f:
+        head = f.read(6)
+    opener = next((o for magic, o in openers.items() if head.startswith(magic)), None)
+    if opener is None:
+        return spool
+    plain = spool + ".tar"
+    try:
+        with opener(spool, "rb") as packed, open(plain, "xb") as out:  # type: ignore[operator]
+            shutil.copyfileobj(packed, out, 1 << 20)
+    except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        raise ContextError(f"invalid build context: {exc}") from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ContextError("failed to extract the build context: no space left on device") from None
+        raise ContextError(f"invalid build context: {exc}") from None
+    os.unlink(spool)
+    return plain
 
 
 def _dir_times(root_fd: int, dirs: list[tuple[list[str], float]]) -> None:
@@ -176,9 +193,7 @@ def _dir_times(root_fd: int, dirs: list[tuple[list[str], float]]) -> None:
             continue  # replaced by a later entry: nothing to restore
 
 
-def _extract_one(
-    root_fd: int, archive: tarfile.TarFile, member: tarfile.TarInfo, parts: list[str], digest: hashlib._Hash
-) -> None:
+def _extract_one(root_fd: int, archive: tarfile.TarFile, member: tarfile.TarInfo, parts: list[str]) -> None:
     with _dir_fd(root_fd, parts[:-1], create=True) as fd:
         name = parts[-1]
         if member.isdir():
@@ -190,12 +205,12 @@ def _extract_one(
             os.chmod(name, member.mode & 0o7777, dir_fd=fd, follow_symlinks=False)
         elif member.isreg():
             _remove_existing(fd, name, new_is_dir=False)
-            _write_file(fd, name, archive.extractfile(member), member.mode & 0o7777, digest)
+            _write_file(fd, name, archive.extractfile(member), member.mode & 0o7777)
         elif member.issym():
             _remove_existing(fd, name, new_is_dir=False)
             os.symlink(member.linkname, name, dir_fd=fd)
         elif member.islnk():
-            target = _clean_member(member.linkname)
+            target = clean_member(member.linkname)
             if not target:
                 raise ContextError(f"invalid build context: bad hard link {member.name}")
             _remove_existing(fd, name, new_is_dir=False)

@@ -13,6 +13,7 @@ from anyio import to_thread
 
 from berth_builder import transfer
 from berth_builder.context import ContextError, extract_context
+from berth_builder.contextindex import ContextIndex, index_archive
 from berth_builder.copysources import ContextHasher, CopySource
 from berth_builder.gomatch import contains_wildcards
 
@@ -30,24 +31,25 @@ def check_source(src: str) -> str:
     return path
 
 
-async def fetch(url: str, staging: str, index: int) -> tuple[str, dict[str, str]]:
-    """One source's tar (its root entry is the path's base name) into staging/<index>/;
-    returns that directory and its entries' sums."""
-    root = os.path.join(staging, str(index))
+async def fetch(url: str, staging: str, number: int) -> tuple[str, ContextIndex]:
+    """One source's tar (its root entry is the path's base name) extracted into
+    staging/<number>/; returns that directory and the tar's index (its sums)."""
+    root = os.path.join(staging, str(number))
     os.mkdir(root, 0o700)
-    tar_path = os.path.join(staging, f"{index}.tar")
+    tar_path = os.path.join(staging, f"{number}.tar")
     await transfer.post_to_file(url, tar_path)
 
-    def extract() -> dict[str, str]:
+    def extract() -> ContextIndex:
+        index = index_archive(tar_path)
         with open(tar_path, "rb") as f:
-            sums = extract_context(f, root)
-        os.unlink(tar_path)
-        return sums
+            extract_context(f, root)
+        os.unlink(tar_path)  # the sums are in the index, the files in root
+        return index
 
     return root, await to_thread.run_sync(extract)
 
 
-def source_in(root: str, sums: dict[str, str], src_path: str) -> CopySource:
-    """The fetched source as a CopySource relative to `root` (its hash as for a context)."""
-    [found] = ContextHasher(root, sums).sources(posixpath.basename(src_path), allow_wildcards=False)
+def source_in(index: ContextIndex, src_path: str) -> CopySource:
+    """The fetched source as a CopySource relative to its directory (its hash as for a context)."""
+    [found] = ContextHasher(index).sources(posixpath.basename(src_path), allow_wildcards=False)
     return found

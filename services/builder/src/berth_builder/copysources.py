@@ -1,23 +1,23 @@
 """COPY/ADD sources in the context and moby's classic cache key for them.
 
 A file's key is `file:` + its tarsum (context.tarsum_header: the sha256 of its archive entry's
-header fields and content, computed while the context is extracted); a directory's is
-`dir:` + sha256 of its entries' sums, sorted, joined with ","; several sources `multi:` + the
+header fields and content, computed when the context is indexed: contextindex.py); a directory's
+is `dir:` + sha256 of its entries' sums, sorted, joined with ","; several sources `multi:` + the
 same over their keys. The step's history text is `COPY <key> in <dest> `.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 from dataclasses import dataclass
 
-from berth_builder.context import ContextError, check_in_context, context_rel, resolve_in_root
+from berth_builder.context import ContextError, check_in_context, context_rel
+from berth_builder.contextindex import ROOT, ContextIndex
 from berth_builder.gomatch import contains_wildcards, match
 
 NOT_FOUND = "file not found in build context or excluded by .dockerignore"
 NO_SOURCES = "no source files were specified"
+
 
 @dataclass(frozen=True)
 class CopySource:
@@ -28,52 +28,32 @@ class CopySource:
 class ContextHasher:
     """moby's archiveContext: sums of the context archive's entries, looked up by path."""
 
-    def __init__(self, root: str, sums: dict[str, str]) -> None:
-        self.root = os.path.realpath(root)
-        self._sums = sums
+    def __init__(self, index: ContextIndex) -> None:
+        self.index = index
 
     def sum(self, rel: str) -> str:
         """A path's sum, links followed inside the context first (moby's normalize): a link's
         sum is its target's; a path with no archive entry sums to the path as given."""
-        full = resolve_in_root(self.root, rel)
-        found = self._sums.get(os.path.relpath(full, self.root))
+        found = self.index.sums.get(self.index.resolve(rel))
         return found if found is not None else rel
-
-    def _walk(self, start_rel: str) -> list[str]:
-        """Context-relative paths under start_rel (itself included unless it is the root), in
-        Go filepath.Walk's lexical order; links are not followed."""
-        out: list[str] = []
-
-        def visit(rel: str) -> None:
-            if rel != ".":
-                out.append(rel)
-            full = os.path.join(self.root, rel)
-            if os.path.isdir(full) and not os.path.islink(full):
-                for entry in sorted(os.listdir(full)):
-                    visit(entry if rel == "." else f"{rel}/{entry}")
-
-        visit(start_rel)
-        return out
 
     def sources(self, orig: str, allow_wildcards: bool = True) -> list[CopySource]:
         """moby's calcCopyInfo for a context source path (after variable substitution)."""
         orig = context_rel(orig)
         if allow_wildcards and contains_wildcards(orig):
             found: list[CopySource] = []
-            for rel in self._walk("."):
+            for rel in self.index.walk(ROOT):
                 if match(orig, rel):
                     found += self.sources(rel, allow_wildcards=False)
             return found
         check_in_context(orig)
-        full = resolve_in_root(self.root, orig)
-        rel = os.path.relpath(full, self.root)
-        try:
-            st = os.stat(full)
-        except (FileNotFoundError, NotADirectoryError):
-            raise ContextError(f"{NOT_FOUND}: stat {orig}: file does not exist") from None
-        if not stat.S_ISDIR(st.st_mode):
+        path = self.index.resolve(orig)
+        kind = self.index.kind(path)
+        if not kind:
+            raise ContextError(f"{NOT_FOUND}: stat {orig}: file does not exist")
+        if kind != "dir":
             return [CopySource(orig, "file:" + self.sum(orig))]
-        subfiles = sorted(self.sum(p) for p in self._walk(rel))
+        subfiles = sorted(self.sum(p) for p in self.index.walk(path))
         return [CopySource(orig, hash_string_slice("dir", subfiles))]
 
 

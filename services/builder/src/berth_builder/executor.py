@@ -82,9 +82,9 @@ class EngineExecutor:
         self.nc = engine.nc
         self.registry_auth = build.registry_auth  # for FROM pulls only, over HTTP to lifecycle
         self.options = build.options
-        self.context_root = build.context_root
-        self.hasher = ContextHasher(build.context_root, build.sums)
-        self.work = posixpath.dirname(build.context_root.rstrip("/"))  # the build's own directory
+        self.context = build.context
+        self.hasher = ContextHasher(build.context.index)
+        self.work = posixpath.dirname(build.context.root.rstrip("/"))  # the build's own directory
         self.cache_busted = build.options.no_cache
 
     async def _engine(
@@ -304,6 +304,8 @@ class EngineExecutor:
                     ContainerArchive(ref=cid, path=copy.dest, mode="stat"), ArchiveOpened
                 )
                 dest_is_dir = stat.stat is not None and bool(stat.stat.mode & (1 << 31))
+        if copy.root == self.context.root:  # a cache miss: now the context's files are needed
+            await to_thread.run_sync(self.context.materialise)
         try:
             transfers = await to_thread.run_sync(
                 write_transfers, copy, kind, dest_is_dir, self.work
@@ -330,7 +332,7 @@ class EngineExecutor:
             sources = await to_thread.run_sync(
                 context_sources, self.hasher, step.kind, step.sources
             )
-            root = self.context_root
+            root = self.context.root  # extracted only if the step runs (_copy)
         copy = plan(root, step.kind, sources, step.dest, step.chown, state.config.working_dir)
         copy.no_decompress = bool(urls)  # a download is never extracted, as moby
         return copy
@@ -361,8 +363,8 @@ class EngineExecutor:
                     raise ContextError(
                         f"file not found in {ref}: stat {path}: file does not exist"
                     ) from None
-                root, sums = await copyfrom.fetch(opened.url, staging, i)
-                found = copyfrom.source_in(root, sums, path)
+                _, index = await copyfrom.fetch(opened.url, staging, i)
+                found = copyfrom.source_in(index, path)
                 sources.append(CopySource(f"{i}/{found.path}", found.hash))
         finally:
             await self._remove(cid)

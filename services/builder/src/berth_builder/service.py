@@ -1,7 +1,7 @@
 """The builder service: BuildPrepare over NATS, the context over HTTP, the build stream back.
 
-State lives under <data root>/builder: contexts/<random>/ holds one build's extracted context
-(0700, removed when the build ends, whatever its outcome; leftovers of a crash go at start).
+State lives under <data root>/builder: contexts/<random>/ holds one build's context (its tar, and
+its files once a step needs them; 0700, removed when the build ends, whatever its outcome; leftovers of a crash go at start).
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import anyio
 from aiohttp import web
@@ -34,13 +34,8 @@ from berth_builder.build import (
     json_line,
     load_dockerfile,
 )
-from berth_builder.context import (
-    ContextError,
-    extract_context,
-    is_archive_header,
-    resolve_in_root,
-    write_all,
-)
+from berth_builder.context import ContextError, is_archive_header, plain_tar, write_all
+from berth_builder.contextindex import BuildContext, index_archive
 from berth_builder.dockerignore import PatternError, excluded, read_patterns
 from berth_builder.registryauth import REGISTRY_CONFIG_HEADER, RegistryAuth
 
@@ -90,68 +85,50 @@ class ContextStore:
         return tempfile.mkdtemp(dir=self.root, prefix="ctx-")
 
 
-def prepare_context(
-    body: IO[bytes], ctx_dir: str, options: BuildOptions
-) -> tuple[dict[str, str], bytes]:
-    """Blocking: extract the body (a tar or a bare Dockerfile) into ctx_dir; return the
-    context's sums and the Dockerfile's bytes, with moby's .dockerignore removals applied."""
-    root = os.path.join(ctx_dir, "root")
-    os.mkdir(root, 0o755)
-    head = body.read(512)
-    rest = _Prefixed(head, body)
+def prepare_context(spool: str, ctx_dir: str, options: BuildOptions) -> tuple[BuildContext, bytes]:
+    """Blocking: index the spooled body (a tar, or a bare Dockerfile made into a one-file tar);
+    return the build's context and the Dockerfile's bytes, with moby's .dockerignore removals
+    applied. Nothing is extracted yet (contextindex.py)."""
+    with open(spool, "rb") as f:
+        head = f.read(512)
     name = options.dockerfile or DEFAULT_DOCKERFILE
     if is_archive_header(head):
-        sums = extract_context(rest, root)
-    else:  # a bare Dockerfile: the context is that file alone
-        sums = {}
-        with open(os.path.join(root, DEFAULT_DOCKERFILE), "wb") as f:
-            shutil.copyfileobj(rest, f)
+        index = index_archive(plain_tar(spool))
+    else:  # a bare Dockerfile: the context is that file alone, with no archive sums
+        tar_path = os.path.join(ctx_dir, "dockerfile.tar")
+        with tarfile.open(tar_path, "x") as tar:
+            info = tar.gettarinfo(spool, arcname=DEFAULT_DOCKERFILE)
+            info.mode, info.uid, info.gid, info.uname, info.gname = 0o644, 0, 0, "", ""
+            with open(spool, "rb") as f:
+                tar.addfile(info, f)
+        os.unlink(spool)
+        index = index_archive(tar_path)
+        index.sums.clear()
         name = DEFAULT_DOCKERFILE
-    path = resolve_in_root(root, name)
-    if not os.path.isfile(path) and name == DEFAULT_DOCKERFILE:
-        path = resolve_in_root(root, name.lower())
-    if not os.path.isfile(path):
+    path = index.resolve(name)
+    if index.kind(path) != "file" and name == DEFAULT_DOCKERFILE:
+        path = index.resolve(name.lower())
+    if index.kind(path) != "file":
         raise ContextError(f"Cannot locate specified Dockerfile: {name}")
-    with open(path, "rb") as f:
-        text = f.read()
-    _remove_ignored(root, name)
-    return sums, text
+    context = BuildContext(index, os.path.join(ctx_dir, "root"))
+    os.mkdir(context.root, 0o755)
+    text = index.read(path)
+    _remove_ignored(context, name)
+    return context, text
 
 
-def _remove_ignored(root: str, dockerfile: str) -> None:
-    ignore = resolve_in_root(root, ".dockerignore")
-    if not os.path.isfile(ignore):
+def _remove_ignored(context: BuildContext, dockerfile: str) -> None:
+    ignore = context.index.resolve(".dockerignore")
+    if context.index.kind(ignore) != "file":
         return
-    with open(ignore, "rb") as f:
-        patterns = read_patterns(f.read())
+    patterns = read_patterns(context.index.read(ignore))
     for rel in (".dockerignore", dockerfile):
         try:
             matched = excluded(rel, patterns)
         except PatternError:
             matched = False
         if matched:
-            target = resolve_in_root(root, rel)
-            if os.path.isdir(target) and not os.path.islink(target):
-                shutil.rmtree(target, ignore_errors=True)
-            elif os.path.lexists(target):
-                os.unlink(target)
-
-
-class _Prefixed:
-    """A stream with its first bytes (already read to detect the format) put back."""
-
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
-        self._head = head
-        self._rest = rest
-
-    def read(self, n: int = -1, /) -> bytes:
-        if self._head:
-            if n < 0:
-                data, self._head = self._head + self._rest.read(), b""
-                return data
-            data, self._head = self._head[:n], self._head[n:]
-            return data
-        return self._rest.read(n)
+            context.ignore(rel)
 
 
 class Builder:
@@ -256,17 +233,9 @@ class Builder:
         ctx_dir: str,
         response: web.StreamResponse,
     ) -> None:
-        def prepare() -> tuple[dict[str, str], bytes]:
-            with open(spool, "rb") as body:
-                try:
-                    return prepare_context(body, ctx_dir, options)
-                finally:
-                    os.unlink(spool)
-
-        sums, text = await to_thread.run_sync(prepare)
+        context, text = await to_thread.run_sync(prepare_context, spool, ctx_dir, options)
         dockerfile = load_dockerfile(text, options)
-        root = os.path.join(ctx_dir, "root")
-        executor = self.executors.for_build(BuildInputs(options, root, sums, registry_auth))
+        executor = self.executors.for_build(BuildInputs(options, context, registry_auth))
         held: list[bytes] = []  # -q: the output, sent only if the build fails (as dockerd)
         try:
             async for message in Build(dockerfile, options, executor).run():
