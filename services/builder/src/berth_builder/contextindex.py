@@ -20,7 +20,7 @@ import tarfile
 import threading
 from dataclasses import dataclass
 
-from berth_common.securejoin import MAX_LINKS
+from berth_common.securejoin import resolve_links
 
 from berth_builder.context import ContextError, clean_member, extract_context, tarsum_header
 
@@ -113,29 +113,21 @@ class ContextIndex:
         """secure_join over the index: `rel` with every link followed inside the context
         (`..` stops at the root, absolute targets restart from it); missing parts are joined
         as written. ContextError after too many links."""
-        parts = [p for p in rel.split("/") if p and p != "."]
-        resolved: list[str] = []
-        links = 0
-        while parts:
-            part = parts.pop(0)
-            if part == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            entry = self._entries.get("/".join([*resolved, part]))
-            if entry is None or entry.kind != "symlink":
-                resolved.append(part)
-                continue
-            links += 1
-            if links > MAX_LINKS:
-                raise ContextError(f"too many links in {rel}")
-            if entry.linkname.startswith("/"):
-                resolved = []
-            parts = [p for p in entry.linkname.split("/") if p and p != "."] + parts
+
+        def link_target(components: list[str]) -> str | None:
+            entry = self._entries.get("/".join(components))
+            return entry.linkname if entry is not None and entry.kind == "symlink" else None
+
+        try:
+            resolved = resolve_links(rel, link_target)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ContextError(f"too many links in {rel}") from None
+            raise
         return "/".join(resolved) or ROOT
 
     def kind(self, path: str) -> str:
-        """ "dir", "file", "symlink", or "" when nothing is there (`path` as resolve returns it)."""
+        """The entry's kind ("dir", "file", "symlink"), or "" when nothing is there."""
         entry = self._entries.get(path)
         return entry.kind if entry is not None else ""
 
