@@ -21,11 +21,6 @@ from nats.errors import Error as NatsError
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def bus() -> Iterator[tuple[str, Path]]:
     with authenticated_nats_server() as found:

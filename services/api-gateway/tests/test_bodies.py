@@ -21,11 +21,6 @@ from msgspec import inspect as mi
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class _Body:
     """What read_json uses of a request: its bytes."""
 

@@ -18,11 +18,6 @@ from berth_gateway.stdcopy import RAW_STREAM, frame, parse_frames
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _echo_after_eof(request: web.Request) -> web.StreamResponse:
     """Reads stdin until the client half-closes, then answers: output after read-EOF."""
     conn = await hijack(request, RAW_STREAM)

@@ -24,11 +24,6 @@ CHUNK = 32 * 1024
 FIRST_PART_CHUNKS = 5  # 160 KiB: past aiohttp's 128 KiB high-water mark on the last chunk
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n" % len(data) + data + b"\r\n"
 

@@ -13,11 +13,6 @@ from berth_gateway.app import build_app
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _boom(request: web.Request) -> web.Response:
     raise ProcessLookupError("no such process")
 

@@ -59,11 +59,6 @@ class StepsUnavailable:
         raise BuildError(self.MESSAGE)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def bus() -> Iterator[tuple[str, Path]]:
     with authenticated_nats_server() as found:

@@ -19,11 +19,6 @@ from berth_engine.containers.taskspec import task_spec
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _req(**hc: object) -> CreateRequest:
     return CreateRequest(image="busybox", cmd=["true"], host_config=HostConfig(**hc))  # type: ignore[arg-type]
 

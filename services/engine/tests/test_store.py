@@ -9,11 +9,6 @@ from berth_engine.containers.store import RecordStore
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_insert_lookup_and_reopen(tmp_path: Path, make_record: Callable[..., Record]) -> None:
     db = tmp_path / "engine" / "engine.db"
     store = RecordStore(db)

@@ -13,11 +13,6 @@ from berth_lifecycle import httperrors
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _boom(request: web.Request) -> web.Response:
     raise ProcessLookupError("gone")
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from berth_kit.testing import ServiceProcess, nats_server
 
 # Helpers shared by the test modules (pytest runs with --import-mode=importlib).
 sys.path.insert(0, str(Path(__file__).parent))
+from agent_testlib import Client, client  # noqa: E402
 
 BUSYBOX = "/bin/busybox"
 
@@ -154,3 +155,10 @@ def _cleanup_leftovers(exec_root: Path) -> None:
             subprocess.run(
                 ["umount", "-l", str(bundle / "rootfs")], capture_output=True, check=False
             )
+
+
+@pytest.fixture
+async def c(agent: AgentProcess, nats_url: str) -> AsyncIterator[Client]:
+    """A bus client of the test's agent, once the agent answers (async tests)."""
+    async with client(nats_url, agent.node) as bus:
+        yield bus

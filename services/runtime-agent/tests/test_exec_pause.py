@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import anyio
 import pytest
-from agent_testlib import client, spec
+from agent_testlib import Client, spec
 from berth_contracts import subjects
 from berth_contracts.agent import (
     ExecProcess,
@@ -26,14 +25,14 @@ from berth_contracts.codec import encode
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound
 from berth_contracts.streams import StdinChunk
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
 
 def new_id() -> str:
     return uuid.uuid4().hex + uuid.uuid4().hex
 
 
-async def run_exec(c, cid: str, proc: ExecProcess, stdin: bytes = b"") -> tuple[int, bytes, bytes]:  # type: ignore[no-untyped-def]
+async def run_exec(c: Client, cid: str, proc: ExecProcess, stdin: bytes = b"") -> tuple[int, bytes, bytes]:
     eid = new_id()
     out = await c.collect_output(eid)
     await c.call(TaskExec(container_id=cid, exec_id=eid, process=proc), TaskExecStarted)
@@ -45,68 +44,60 @@ async def run_exec(c, cid: str, proc: ExecProcess, stdin: bytes = b"") -> tuple[
     return state.exit_code, out.data(1), out.data(2)
 
 
-def test_exec_pipes_tty_user_env(agent, rootfs: Path, nats_url: str) -> None:  # type: ignore[no-untyped-def]
-    async def main() -> None:
-        async with client(nats_url, agent.node) as c:
-            cid = new_id()
-            await c.run(cid, rootfs, spec("sleep", "100", env=["PATH=/bin", "A=1"]))
-            code, out, err = await run_exec(
-                c,
-                cid,
-                ExecProcess(
-                    args=["sh", "-c", "echo $A$B; echo e >&2; exit 3"],
-                    env=["PATH=/bin", "A=1", "B=2"],
-                ),
-            )
-            assert (code, out, err) == (3, b"12\n", b"e\n")
-            code, out, _ = await run_exec(
-                c, cid, ExecProcess(args=["sh", "-c", "id -u; pwd"], user="1000", cwd="/tmp")
-            )
-            assert (code, out) == (0, b"1000\n/tmp\n")
-            code, out, _ = await run_exec(
-                c, cid, ExecProcess(args=["sh", "-c", "stty size"], tty=True, height=30, width=90)
-            )
-            assert (code, out) == (0, b"30 90\r\n")
-            code, out, _ = await run_exec(
-                c, cid, ExecProcess(args=["cat"], open_stdin=True), stdin=b"in\n"
-            )
-            assert (code, out) == (0, b"in\n")
-            with pytest.raises(InvalidParameter, match="unable to find user nope"):
-                await run_exec(c, cid, ExecProcess(args=["true"], user="nope"))
-            with pytest.raises(NotFound):
-                await c.call(TaskExecGet(container_id=cid, exec_id="x"), TaskExecState)
-            await c.delete(cid)
-
-    anyio.run(main)
+async def test_exec_pipes_tty_user_env(c: Client, rootfs: Path) -> None:
+    cid = new_id()
+    await c.run(cid, rootfs, spec("sleep", "100", env=["PATH=/bin", "A=1"]))
+    code, out, err = await run_exec(
+        c,
+        cid,
+        ExecProcess(
+            args=["sh", "-c", "echo $A$B; echo e >&2; exit 3"],
+            env=["PATH=/bin", "A=1", "B=2"],
+        ),
+    )
+    assert (code, out, err) == (3, b"12\n", b"e\n")
+    code, out, _ = await run_exec(
+        c, cid, ExecProcess(args=["sh", "-c", "id -u; pwd"], user="1000", cwd="/tmp")
+    )
+    assert (code, out) == (0, b"1000\n/tmp\n")
+    code, out, _ = await run_exec(
+        c, cid, ExecProcess(args=["sh", "-c", "stty size"], tty=True, height=30, width=90)
+    )
+    assert (code, out) == (0, b"30 90\r\n")
+    code, out, _ = await run_exec(
+        c, cid, ExecProcess(args=["cat"], open_stdin=True), stdin=b"in\n"
+    )
+    assert (code, out) == (0, b"in\n")
+    with pytest.raises(InvalidParameter, match="unable to find user nope"):
+        await run_exec(c, cid, ExecProcess(args=["true"], user="nope"))
+    with pytest.raises(NotFound):
+        await c.call(TaskExecGet(container_id=cid, exec_id="x"), TaskExecState)
+    await c.delete(cid)
 
 
-def test_pause_resume_top_update_stats(agent, rootfs: Path, nats_url: str) -> None:  # type: ignore[no-untyped-def]
-    async def main() -> None:
-        async with client(nats_url, agent.node) as c:
-            cid = new_id()
-            await c.run(cid, rootfs, spec("sleep", "100"))
-            await c.call(TaskPause(container_id=cid), Done)
-            assert (await c.call(TaskGet(container_id=cid), TaskState)).status == "paused"
-            with pytest.raises(Conflict):
-                await c.call(
-                    TaskExec(
-                        container_id=cid, exec_id=new_id(), process=ExecProcess(args=["true"])
-                    ),
-                    TaskExecStarted,
-                )
-            await c.call(TaskResume(container_id=cid), Done)
-            assert (await c.call(TaskGet(container_id=cid), TaskState)).status == "running"
+async def test_pause_resume_top_update_stats(c: Client, rootfs: Path) -> None:
+    cid = new_id()
+    await c.run(cid, rootfs, spec("sleep", "100"))
+    await c.call(TaskPause(container_id=cid), Done)
+    assert (await c.call(TaskGet(container_id=cid), TaskState)).status == "paused"
+    with pytest.raises(Conflict):
+        await c.call(
+            TaskExec(
+                container_id=cid, exec_id=new_id(), process=ExecProcess(args=["true"])
+            ),
+            TaskExecStarted,
+        )
+    await c.call(TaskResume(container_id=cid), Done)
+    assert (await c.call(TaskGet(container_id=cid), TaskState)).status == "running"
 
-            top = await c.call(TaskTop(container_id=cid), TaskTopResult)
-            assert "PID" in top.titles and [p for p in top.processes if p[-1] == "sleep 100"]
-            await c.call(TaskUpdate(container_id=cid, memory=64 << 20, memory_swap=-1), Done)
-            sample = await c.call(TaskStats(container_id=cid), TaskStatsSample)
-            assert sample.mem_limit == 64 << 20 and sample.pids_current == 1
-            assert sample.cpu_total > 0 and sample.system_cpu > 0
+    top = await c.call(TaskTop(container_id=cid), TaskTopResult)
+    assert "PID" in top.titles and [p for p in top.processes if p[-1] == "sleep 100"]
+    await c.call(TaskUpdate(container_id=cid, memory=64 << 20, memory_swap=-1), Done)
+    sample = await c.call(TaskStats(container_id=cid), TaskStatsSample)
+    assert sample.mem_limit == 64 << 20 and sample.pids_current == 1
+    assert sample.cpu_total > 0 and sample.system_cpu > 0
 
-            # A paused task is thawed for its KILL: delete reports the exit.
-            await c.call(TaskPause(container_id=cid), Done)
-            await c.delete(cid)
-            assert (await c.wait_exit(cid)).exit_code == 137
-
-    anyio.run(main)
+    # A paused task is thawed for its KILL: delete reports the exit.
+    await c.call(TaskPause(container_id=cid), Done)
+    await c.delete(cid)
+    assert (await c.wait_exit(cid)).exit_code == 137

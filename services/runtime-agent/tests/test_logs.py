@@ -7,12 +7,15 @@ import uuid
 from pathlib import Path
 
 import anyio
-from agent_testlib import Client, client, spec
+import pytest
+from agent_testlib import Client, spec
 from berth_contracts.agent import TaskLogs
 from berth_contracts.base import Done
 from berth_contracts.codec import decode
 from berth_contracts.streams import LogBatch, LogLine
 from nats.aio.msg import Msg
+
+pytestmark = pytest.mark.anyio
 
 
 def new_id() -> str:
@@ -40,55 +43,51 @@ async def fetch_logs(c: Client, cid: str, **kw: object) -> list[LogLine]:
     return lines
 
 
-def test_logs_filters_tail_follow(agent, rootfs: Path, nats_url: str) -> None:
-    async def main() -> None:
-        async with client(nats_url, agent.node) as c:
-            cid = new_id()
-            script = "for i in 1 2 3; do echo out$i; echo err$i >&2; done; printf partial"
-            await c.run(cid, rootfs, spec("sh", "-c", script))
-            await c.wait_exit(cid)
+async def test_logs_filters_tail_follow(c: Client, rootfs: Path) -> None:
+    cid = new_id()
+    script = "for i in 1 2 3; do echo out$i; echo err$i >&2; done; printf partial"
+    await c.run(cid, rootfs, spec("sh", "-c", script))
+    await c.wait_exit(cid)
 
-            everything = await fetch_logs(c, cid)
-            assert sorted(ln.data for ln in everything) == sorted(
-                [b"out1\n", b"out2\n", b"out3\n", b"err1\n", b"err2\n", b"err3\n", b"partial"]
-            )
-            assert {ln.stream for ln in everything} == {1, 2}
-            out_only = await fetch_logs(c, cid, stderr=False)
-            assert [ln.data for ln in out_only] == [b"out1\n", b"out2\n", b"out3\n", b"partial"]
-            tail = await fetch_logs(c, cid, tail=2, stderr=False)
-            assert [ln.data for ln in tail] == [b"partial"]  # tail counts records of both streams
-            assert await fetch_logs(c, cid, tail=0) == []
-            assert await fetch_logs(c, cid, until=time.time() - 3600) == []
-            assert len(await fetch_logs(c, cid, since=time.time() - 3600)) == 7
-            assert await fetch_logs(c, new_id()) == []  # unknown container: just the end
+    everything = await fetch_logs(c, cid)
+    assert sorted(ln.data for ln in everything) == sorted(
+        [b"out1\n", b"out2\n", b"out3\n", b"err1\n", b"err2\n", b"err3\n", b"partial"]
+    )
+    assert {ln.stream for ln in everything} == {1, 2}
+    out_only = await fetch_logs(c, cid, stderr=False)
+    assert [ln.data for ln in out_only] == [b"out1\n", b"out2\n", b"out3\n", b"partial"]
+    tail = await fetch_logs(c, cid, tail=2, stderr=False)
+    assert [ln.data for ln in tail] == [b"partial"]  # tail counts records of both streams
+    assert await fetch_logs(c, cid, tail=0) == []
+    assert await fetch_logs(c, cid, until=time.time() - 3600) == []
+    assert len(await fetch_logs(c, cid, since=time.time() - 3600)) == 7
+    assert await fetch_logs(c, new_id()) == []  # unknown container: just the end
 
-            # follow: output produced after the request arrives, and the stream ends at exit.
-            cid = new_id()
-            script = "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second"
-            await c.run(cid, rootfs, spec("sh", "-c", script))
-            inbox = c.nc.new_inbox()
-            lines: list[LogLine] = []
-            got_first = anyio.Event()
-            ended = anyio.Event()
+    # follow: output produced after the request arrives, and the stream ends at exit.
+    cid = new_id()
+    script = "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second"
+    await c.run(cid, rootfs, spec("sh", "-c", script))
+    inbox = c.nc.new_inbox()
+    lines: list[LogLine] = []
+    got_first = anyio.Event()
+    ended = anyio.Event()
 
-            async def on_batch(msg: Msg) -> None:
-                batch = decode(msg.data, LogBatch)
-                lines.extend(batch.lines)
-                if lines:
-                    got_first.set()
-                if batch.end:
-                    ended.set()
+    async def on_batch(msg: Msg) -> None:
+        batch = decode(msg.data, LogBatch)
+        lines.extend(batch.lines)
+        if lines:
+            got_first.set()
+        if batch.end:
+            ended.set()
 
-            await c.nc.subscribe(inbox, cb=on_batch)
-            await c.call(TaskLogs(container_id=cid, stream_subject=inbox, follow=True), Done)
-            with anyio.fail_after(20):
-                await got_first.wait()
-                assert not ended.is_set()  # still running: the stream stays open
-                (rootfs / "tmp" / "go").touch()  # noqa: ASYNC240
-                await ended.wait()
-            assert [ln.data for ln in lines] == [b"first\n", b"second\n"]
-
-    anyio.run(main)
+    await c.nc.subscribe(inbox, cb=on_batch)
+    await c.call(TaskLogs(container_id=cid, stream_subject=inbox, follow=True), Done)
+    with anyio.fail_after(20):
+        await got_first.wait()
+        assert not ended.is_set()  # still running: the stream stays open
+        (rootfs / "tmp" / "go").touch()  # noqa: ASYNC240
+        await ended.wait()
+    assert [ln.data for ln in lines] == [b"first\n", b"second\n"]
 
 
 def test_follow_stops_when_the_reader_is_gone(nats_url: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

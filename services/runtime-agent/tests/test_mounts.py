@@ -8,9 +8,12 @@ import uuid
 from pathlib import Path
 
 import anyio
-from agent_testlib import client, spec
+import pytest
+from agent_testlib import Client, client, spec
 from berth_contracts.agent import TaskCreate, TaskCreated, TaskStart, TaskStarted
 from berth_contracts.lifecycle import Mount
+
+pytestmark = pytest.mark.anyio
 
 
 def new_id() -> str:
@@ -57,20 +60,16 @@ def test_overlay_root_and_volume(agent, rootfs: Path, nats_url: str, tmp_path: P
     assert (vol / "out").read_text() == "back\n"
 
 
-def test_zygote_killed_is_replaced(agent, rootfs: Path, nats_url: str) -> None:
-    async def main() -> None:
-        async with client(nats_url, agent.node) as c:
-            cid = new_id()
-            await c.run(cid, rootfs, spec("true"))
-            await c.wait_exit(cid)
-            assert agent.proc is not None
-            children = Path(f"/proc/{agent.proc.pid}/task/{agent.proc.pid}/children").read_text()  # noqa: ASYNC240
-            for pid in map(int, children.split()):
-                os.kill(pid, signal.SIGKILL)
-            cid2 = new_id()
-            await c.run(cid2, rootfs, spec("true"))
-            assert (await c.wait_exit(cid2)).exit_code == 0
-            await c.delete(cid)
-            await c.delete(cid2)
-
-    anyio.run(main)
+async def test_zygote_killed_is_replaced(c: Client, agent, rootfs: Path) -> None:
+    cid = new_id()
+    await c.run(cid, rootfs, spec("true"))
+    await c.wait_exit(cid)
+    assert agent.proc is not None
+    children = Path(f"/proc/{agent.proc.pid}/task/{agent.proc.pid}/children").read_text()  # noqa: ASYNC240
+    for pid in map(int, children.split()):
+        os.kill(pid, signal.SIGKILL)
+    cid2 = new_id()
+    await c.run(cid2, rootfs, spec("true"))
+    assert (await c.wait_exit(cid2)).exit_code == 0
+    await c.delete(cid)
+    await c.delete(cid2)

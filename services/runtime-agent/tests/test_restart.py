@@ -11,7 +11,8 @@ import uuid
 from pathlib import Path
 
 import anyio
-from agent_testlib import client, spec
+import pytest
+from agent_testlib import Client, client, spec
 from berth_contracts import subjects
 from berth_contracts.agent import (
     ExecProcess,
@@ -129,23 +130,19 @@ def test_exit_while_agent_down_is_reported_on_restart(agent, rootfs: Path, nats_
     anyio.run(restart)
 
 
-def test_dead_shim_is_reported_as_255(agent, rootfs: Path, nats_url: str) -> None:
+@pytest.mark.anyio
+async def test_dead_shim_is_reported_as_255(c: Client, agent, rootfs: Path) -> None:
     cid = new_id()
-
-    async def main() -> None:
-        async with client(nats_url, agent.node) as c:
-            created, _ = await c.run(cid, rootfs, spec("sleep", "100"))
-            shim_pid = shim_state(agent, cid)["shim_pid"]
-            os.kill(shim_pid, signal.SIGKILL)
-            ev = await c.wait_exit(cid)
-            assert ev.exit_code == 255
-            assert runc_status(agent, cid) == "gone"
-            assert not alive(created.pid)
-            state = await c.call(TaskGet(container_id=cid), TaskState)
-            assert state.status == "stopped" and state.exit_code == 255
-            await c.delete(cid)
-
-    anyio.run(main)
+    created, _ = await c.run(cid, rootfs, spec("sleep", "100"))
+    shim_pid = shim_state(agent, cid)["shim_pid"]
+    os.kill(shim_pid, signal.SIGKILL)
+    ev = await c.wait_exit(cid)
+    assert ev.exit_code == 255
+    assert runc_status(agent, cid) == "gone"
+    assert not alive(created.pid)
+    state = await c.call(TaskGet(container_id=cid), TaskState)
+    assert state.status == "stopped" and state.exit_code == 255
+    await c.delete(cid)
 
 
 def test_output_while_agent_down_goes_to_the_log(agent, rootfs: Path, nats_url: str) -> None:
