@@ -46,6 +46,18 @@ def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in report["services"]}
 
 
+def kill9_and_wait_restart(roots: Any, env: dict[str, str], service: dict[str, Any]) -> dict[str, Any]:
+    """kill -9 one service; its status once the supervisor has it healthy again."""
+    name, old_pid = service["name"], service["pid"]
+    os.kill(old_pid, signal.SIGKILL)
+
+    def restarted() -> dict[str, Any] | None:
+        s = by_name(status(roots, env))[name]
+        return s if s["healthy"] and s["pid"] != old_pid else None
+
+    return wait_for(restarted, 30, f"{name} restart")
+
+
 def test_up_status_restart_down(roots: Any, fake_env: dict[str, str]) -> None:
     res = up_d(roots, fake_env)
     assert res.returncode == 0, res.stderr
@@ -82,14 +94,7 @@ def test_up_status_restart_down(roots: Any, fake_env: dict[str, str]) -> None:
     assert "already running" in again.stderr
 
     # kill -9 one service: the supervisor restarts it and it answers again.
-    old_pid = services["berth-engine"]["pid"]
-    os.kill(old_pid, signal.SIGKILL)
-
-    def restarted() -> dict[str, Any] | None:
-        s = by_name(status(roots, fake_env))["berth-engine"]
-        return s if s["healthy"] and s["pid"] != old_pid else None
-
-    engine = wait_for(restarted, 30, "engine restart")
+    engine = kill9_and_wait_restart(roots, fake_env, services["berth-engine"])
     assert engine["restarts"] == 1
     assert engine["last_exit"] == -signal.SIGKILL
 
@@ -261,14 +266,7 @@ def test_services_survive_the_forkserver_and_restart_through_its_successor(
 
     # A service forked by the dead forkserver: its exit is still noticed (pidfd), and it comes
     # back forked by the new one.
-    old_pid = services["berth-lifecycle"]["pid"]
-    os.kill(old_pid, signal.SIGKILL)
-
-    def restarted() -> dict[str, Any] | None:
-        s = by_name(status(roots, fake_env))["berth-lifecycle"]
-        return s if s["healthy"] and s["pid"] != old_pid else None
-
-    lifecycle = wait_for(restarted, 30, "lifecycle restart")
+    lifecycle = kill9_and_wait_restart(roots, fake_env, services["berth-lifecycle"])
     assert lifecycle["restarts"] == 1
     assert lifecycle["last_exit"] is None  # nobody could reap it for us
     with open(f"/proc/{lifecycle['pid']}/stat") as f:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from berth_gateway.stdcopy import MULTIPLEXED_STREAM, parse_frames
 from berth_kit.testing import free_port
+from berth_testsupport.rawhttp import read_all, read_head
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="berth needs root (overlayfs, runc)"),
@@ -70,26 +71,8 @@ class Berth:
                 head += "Content-Type: application/json\r\n"
             head += f"Content-Length: {len(payload)}\r\n\r\n"
             sock.sendall(head.encode() + payload)
-            data = _read_all(sock)
+            data = read_all(sock)
         return _parse_response(data)
-
-
-def _read_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while data := sock.recv(65536):
-        chunks.append(data)
-    return b"".join(chunks)
-
-
-def _read_head(sock: socket.socket) -> tuple[list[str], bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        more = sock.recv(4096)
-        if not more:
-            break
-        data += more
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return head.decode("latin-1").split("\r\n"), rest
 
 
 def _dechunk(body: bytes) -> bytes:
@@ -111,7 +94,7 @@ def _attach(sock: socket.socket, cid: str, query: str, headers: str = "") -> tup
         f"POST /v1.44/containers/{cid}/attach?{query} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
         f"{headers}\r\n".encode()
     )
-    return _read_head(sock)
+    return read_head(sock)
 
 
 def _read_chunked(sock: socket.socket, rest: bytes) -> bytes:
@@ -223,7 +206,7 @@ def test_wait_removed_sends_headers_first_and_ends_on_removal(berth: Berth) -> N
             f"POST /v1.44/containers/{cid}/wait?condition=removed HTTP/1.1\r\n"
             "Host: docker\r\nContent-Length: 0\r\n\r\n".encode()
         )
-        lines, rest = _read_head(sock)  # arrives while the container still exists
+        lines, rest = read_head(sock)  # arrives while the container still exists
         assert lines[0] == "HTTP/1.1 200 OK"
         assert "Content-Type: application/json" in lines
         status, _, _ = berth.http("DELETE", f"/containers/{cid}")
@@ -276,7 +259,7 @@ def test_attach_before_start_then_stdin_with_half_close(berth: Berth) -> None:
         assert status == 204, body
         sock.sendall(payload[1000:])
         sock.shutdown(socket.SHUT_WR)  # stdin ends; output must keep flowing
-        body = rest + _read_all(sock)
+        body = rest + read_all(sock)
     streams = _frames_by_stream(body)
     assert streams[1] == payload
     assert streams[2] == b"to-stderr\n"
@@ -302,7 +285,7 @@ def test_half_close_keeps_stdin_open_without_stdin_once(berth: Berth) -> None:
         assert json.loads(inspect)["State"]["Running"] is True
         status, _, _ = berth.http("POST", f"/v1.44/containers/{cid}/kill")
         assert status == 204
-        assert _read_all(sock) == b""  # the stream ends when the container does
+        assert read_all(sock) == b""  # the stream ends when the container does
     berth.http("DELETE", f"/containers/{cid}?force=1")
 
 
@@ -328,7 +311,7 @@ def test_tty_attach_is_raw_and_resize_reaches_the_terminal(berth: Berth) -> None
         status, _, body = berth.http("POST", f"/v1.44/containers/{cid}/resize?h=40&w=100")
         assert status == 200, body
         sock.sendall(b"go\n")
-        body = rest + _read_all(sock)
+        body = rest + read_all(sock)
     assert b"40 100" in body  # raw terminal output, no stdcopy frames
     assert not body.startswith(b"\x01\x00\x00\x00")
     berth.http("DELETE", f"/containers/{cid}?force=1")
@@ -341,7 +324,7 @@ def test_wait_next_exit_and_logs_with_timestamps(berth: Berth) -> None:
             f"POST /v1.44/containers/{cid}/wait?condition=next-exit HTTP/1.1\r\n"
             "Host: docker\r\nContent-Length: 0\r\n\r\n".encode()
         )
-        lines, rest = _read_head(sock)  # headers before the container even starts
+        lines, rest = read_head(sock)  # headers before the container even starts
         assert lines[0] == "HTTP/1.1 200 OK"
         status, _, _ = berth.http("POST", f"/v1.44/containers/{cid}/start")
         assert status == 204
@@ -395,7 +378,7 @@ def test_events_show_what_the_engine_does(berth: Berth) -> None:
         sock.sendall(
             f"GET /v1.44/events?filters={filters} HTTP/1.1\r\nHost: docker\r\n\r\n".encode()
         )
-        lines, rest = _read_head(sock)
+        lines, rest = read_head(sock)
         assert lines[0] == "HTTP/1.1 200 OK"
         cid = _create(berth, Labels={"ev": "1"})
         data = rest
@@ -449,7 +432,7 @@ def test_import_streams_a_chunked_body_and_relays_progress(berth: Berth) -> None
             piece = rootfs[start : start + 100_000]
             sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
         sock.sendall(b"0\r\n\r\n")
-        status, headers, body = _parse_response(_read_all(sock))
+        status, headers, body = _parse_response(read_all(sock))
     assert status == 200, body
     assert headers["content-type"] == "application/json"
     assert headers["transfer-encoding"] == "chunked"
@@ -472,7 +455,7 @@ def test_load_of_a_broken_archive_is_an_error_clients_see(berth: Berth) -> None:
             + f"Content-Length: {len(payload)}\r\n\r\n".encode()
             + payload
         )
-        status, headers, body = _parse_response(_read_all(sock))
+        status, headers, body = _parse_response(read_all(sock))
     # Before any progress it may be a plain HTTP error, after it an in-band errorDetail.
     assert headers["content-type"] == "application/json"
     if status == 200:
@@ -517,6 +500,6 @@ def test_attach_to_a_stopped_container_replays_logs_and_ends(berth: Berth) -> No
     with berth.connect() as sock:
         lines, rest = _attach(sock, cid, "logs=1&stream=1&stdout=1&stderr=1")
         assert lines[0] == "HTTP/1.1 101 UPGRADED"
-        body = rest + _read_all(sock)  # ends by itself: no new run is coming
+        body = rest + read_all(sock)  # ends by itself: no new run is coming
     assert parse_frames(body) == [(1, b"before\n")]
     berth.http("DELETE", f"/containers/{cid}")

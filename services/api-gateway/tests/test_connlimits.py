@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from berth_testsupport.rawhttp import read_all, read_status
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,24 +28,6 @@ def raw(path: str, timeout: float = 30.0) -> Iterator[socket.socket]:
         s.close()
 
 
-def read_all(s: socket.socket) -> bytes:
-    """Until the server closes (the socket's timeout bounds it)."""
-    out = b""
-    while chunk := s.recv(65536):
-        out += chunk
-    return out
-
-
-def read_head(s: socket.socket) -> bytes:
-    out = b""
-    while b"\r\n\r\n" not in out:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        out += chunk
-    return out
-
-
 def test_more_than_a_mebibyte_of_headers_is_431(gateway: Any) -> None:
     headers = "".join(f"X-Filler-{i}: {'a' * 30_000}\r\n" for i in range(40))  # 1.2 MB, lines < 256 KiB
     with raw(gateway.socket_path) as s:
@@ -56,7 +39,7 @@ def test_more_than_a_mebibyte_of_headers_is_431(gateway: Any) -> None:
     headers = "".join(f"X-Filler-{i}: {'a' * 30_000}\r\n" for i in range(20))
     with raw(gateway.socket_path) as s:
         s.sendall(f"GET /_ping HTTP/1.1\r\nHost: docker\r\n{headers}\r\n".encode())
-        assert read_head(s).startswith(b"HTTP/1.1 200")
+        assert read_status(s).startswith("HTTP/1.1 200")
 
 
 def test_a_connection_that_never_completes_its_headers_is_closed(gateway_factory: Any) -> None:
@@ -69,7 +52,7 @@ def test_a_connection_that_never_completes_its_headers_is_closed(gateway_factory
         with raw(gw.socket_path) as s:  # a prompt client is unaffected, request after request
             for _ in range(3):
                 s.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
-                assert read_head(s).startswith(b"HTTP/1.1 200")
+                assert read_status(s).startswith("HTTP/1.1 200")
 
 
 def test_connections_over_the_cap_are_refused_with_503(gateway_factory: Any) -> None:
@@ -80,7 +63,7 @@ def test_connections_over_the_cap_are_refused_with_503(gateway_factory: Any) -> 
                 s.connect(gw.socket_path)
                 s.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
                 s.settimeout(30)
-                assert read_head(s).startswith(b"HTTP/1.1 200")
+                assert read_status(s).startswith("HTTP/1.1 200")
             with raw(gw.socket_path) as s:
                 head, _, body = read_all(s).partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 503"), head
@@ -92,7 +75,7 @@ def test_connections_over_the_cap_are_refused_with_503(gateway_factory: Any) -> 
         while True:
             with raw(gw.socket_path) as s:
                 s.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
-                if read_head(s).startswith(b"HTTP/1.1 200"):
+                if read_status(s).startswith("HTTP/1.1 200"):
                     break
             assert time.monotonic() < deadline, "connections were not released"
             time.sleep(0.1)
@@ -102,7 +85,7 @@ def test_stream_subscriptions_over_the_cap_are_refused_with_503(gateway_factory:
     with gateway_factory({"BERTH_API_MAX_STREAMS": "1"}) as gw:
         with raw(gw.socket_path) as first:
             first.sendall(b"GET /events HTTP/1.1\r\nHost: docker\r\n\r\n")
-            assert read_head(first).startswith(b"HTTP/1.1 200")
+            assert read_status(first).startswith("HTTP/1.1 200")
             response, body = gw.request("GET", "/events")
             assert response.status == 503
             assert "too many concurrent streams" in json.loads(body)["message"]
