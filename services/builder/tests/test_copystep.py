@@ -21,6 +21,7 @@ from berth_builder.copystep import (
     plan,
     write_transfers,
 )
+from berth_builder.sourcetrees import ArchiveTree, DiskTree, SourceTree
 
 
 def _context(tmp_path: Path) -> tuple[str, ContextIndex]:
@@ -79,19 +80,21 @@ def _names(path: str) -> list[tuple[str, int, int, int]]:
         return [(m.name, m.mode, m.uid, int(m.mtime)) for m in tar]
 
 
-def test_placement_owners_and_directory_times(tmp_path: Path) -> None:
+@pytest.mark.parametrize("from_archive", [False, True])
+def test_placement_owners_and_directory_times(tmp_path: Path, from_archive: bool) -> None:
     root, index = _context(tmp_path)
     hasher = ContextHasher(index)
     out = str(tmp_path)
+    tree: SourceTree = ArchiveTree(index) if from_archive else DiskTree(root)
     # A file onto a path: that name; into a directory (a trailing slash, or one that exists).
     copy = plan(root, "copy", context_sources(hasher, "copy", ["f.txt"]), "/etc/new", "", "/")
-    [t] = write_transfers(copy, "copy", False, out)
+    [t] = write_transfers(copy, "copy", False, out, tree)
     assert (t.dest_dir, _names(t.tar_path)) == ("/etc", [("new", 0o640, 0, 1700000000)])
-    [t] = write_transfers(copy, "copy", True, out)
+    [t] = write_transfers(copy, "copy", True, out, tree)
     assert (t.dest_dir, [n[0] for n in _names(t.tar_path)]) == ("/etc/new", ["f.txt"])
     # A directory: its contents, each directory after what it holds (so its mtime stays).
     copy = plan(root, "copy", context_sources(hasher, "copy", ["d"]), "data", "7:8", "/w")
-    [t] = write_transfers(copy, "copy", False, out)
+    [t] = write_transfers(copy, "copy", False, out, tree)
     assert t.dest_dir == "/w/data"
     with tarfile.open(t.tar_path) as tar:
         assert [(m.name, m.uid, m.gid, int(m.mtime)) for m in tar] == [
@@ -106,10 +109,58 @@ def test_add_extracts_a_local_tar_and_copy_does_not(tmp_path: Path) -> None:
     assert is_archive(os.path.join(root, "a.tar.gz")) and not is_archive(os.path.join(root, "f.txt"))
     hasher = ContextHasher(index)
     add = plan(root, "add", context_sources(hasher, "add", ["a.tar.gz"]), "/x/", "", "/")
-    main, archive = write_transfers(add, "add", False, str(tmp_path))
+    main, archive = write_transfers(add, "add", False, str(tmp_path), DiskTree(root))
     assert _names(main.tar_path) == [] and (archive.dest_dir, archive.tar_path) == ("/x", os.path.join(root, "a.tar.gz"))
     copy = plan(root, "copy", context_sources(hasher, "copy", ["a.tar.gz"]), "/x/", "", "/")
-    [only] = write_transfers(copy, "copy", False, str(tmp_path))
+    [only] = write_transfers(copy, "copy", False, str(tmp_path), ArchiveTree(index))
     assert [n[0] for n in _names(only.tar_path)] == ["a.tar.gz"]
     with pytest.raises(ContextError, match="source can't be a URL for COPY"):
         context_sources(hasher, "copy", ["http://x/y"])
+
+
+def _members(path: str) -> list[tuple[object, ...]]:
+    with tarfile.open(path) as tar:
+        out: list[tuple[object, ...]] = []
+        for m in tar:
+            f = tar.extractfile(m) if m.isreg() else None
+            mtime = 0 if m.issym() else int(m.mtime)  # on disk a link has its extraction time
+            out.append((m.name, m.type, m.mode, m.uid, m.gid, mtime, m.linkname, f.read() if f else b""))
+        return out
+
+
+def test_the_archive_tree_sends_what_the_extracted_context_sends(tmp_path: Path) -> None:
+    """COPY reads the context's tar instead of its extracted files: the same tar goes out."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, data, mode in (
+            ("app", "dir", b"", 0o750), ("app/a.txt", "file", b"a" * 5000, 0o644),
+            ("app/bin", "file", b"#!/bin/sh\n", 0o755), ("app/link", "sym", b"a.txt", 0o777),
+            ("app/hard", "hard", b"app/a.txt", 0o644), ("app/deep/er/f", "file", b"f", 0o600),
+        ):  # fmt: skip
+            info = tarfile.TarInfo(name)
+            info.mode, info.mtime = mode, 1650000000 + len(name)
+            info.type = {"dir": tarfile.DIRTYPE, "file": tarfile.REGTYPE, "sym": tarfile.SYMTYPE,
+                         "hard": tarfile.LNKTYPE}[kind]  # fmt: skip
+            if kind in ("sym", "hard"):
+                info.linkname = data.decode()
+            else:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if kind == "file" else None)
+    (tmp_path / "context.tar").write_bytes(buf.getvalue())
+    root = tmp_path / "root"
+    root.mkdir()
+    context = BuildContext(index_archive(str(tmp_path / "context.tar")), str(root))
+    sent = {}
+    for from_archive in (False, True):
+        tree: SourceTree = ArchiveTree(context.index) if from_archive else DiskTree(context.materialise())
+        out = tmp_path / f"out-{from_archive}"
+        out.mkdir()
+        sources = context_sources(ContextHasher(context.index), "copy", ["."])
+        copy = plan(context.root, "copy", sources, "/dest/", "1:2", "/")
+        [t] = write_transfers(copy, "copy", True, str(out), tree)
+        sent[from_archive] = _members(t.tar_path)
+    assert sent[True] == sent[False]
+    assert [m[0] for m in sent[True]] == [
+        "app/a.txt", "app/bin", "app/deep/er/f", "app/deep/er", "app/deep", "app/hard", "app/link", "app",
+    ]  # fmt: skip
+    assert sent[True][5][1] == tarfile.LNKTYPE and sent[True][5][6] == "app/a.txt"  # one inode

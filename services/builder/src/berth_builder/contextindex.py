@@ -18,6 +18,7 @@ import os
 import shutil
 import tarfile
 import threading
+import time
 from dataclasses import dataclass
 
 from berth_common.securejoin import resolve_links
@@ -30,9 +31,12 @@ ROOT = "."  # the context root, as os.path.relpath names it
 @dataclass
 class Entry:
     kind: str  # "dir", "file" or "symlink"
+    mode: int = 0o755  # permission bits, as extraction sets them
+    mtime: float = 0.0
     linkname: str = ""  # a symlink's target, as written
     offset: int = 0  # a file's data in the plain tar (a hard link: its target's)
     size: int = 0
+    listed: bool = True  # False: a parent the archive does not list (made on the way)
 
 
 class ContextIndex:
@@ -42,6 +46,7 @@ class ContextIndex:
         self.tar_path = tar_path
         self.sums: dict[str, str] = {}  # every archive entry's, as moby's tarsum records them
         self._entries: dict[str, Entry] = {ROOT: Entry("dir")}
+        self._made_at = time.time()  # the mtime of parents the archive does not list
         self._children: dict[str, set[str]] = {ROOT: set()}
 
     # --- building: extraction's rules -------------------------------------------------------
@@ -51,10 +56,10 @@ class ContextIndex:
         the way is refused, as opening it with O_NOFOLLOW|O_DIRECTORY is."""
         path = ROOT
         for i, part in enumerate(parts[:-1]):
-            child = _join(path, part)
+            child = child_path(path, part)
             entry = self._entries.get(child)
             if entry is None:
-                self._put(child, Entry("dir"))
+                self._put(child, Entry("dir", mtime=self._made_at, listed=False))
             elif entry.kind != "dir":
                 raise ContextError(
                     f"invalid build context: {'/'.join(parts[: i + 1])} is not a directory"
@@ -71,31 +76,35 @@ class ContextIndex:
 
     def remove(self, path: str) -> None:
         """Forget `path` and all below it (the .dockerignore removals)."""
-        entry = self._entries.pop(path, None)
-        if entry is None or path == ROOT:
+        if path == ROOT or self._entries.pop(path, None) is None:
             return
         parent, _, name = path.rpartition("/")
         self._children[parent or ROOT].discard(name)
         for child in self._children.pop(path, set()):
-            self.remove(_join(path, child))
+            self.remove(child_path(path, child))
 
     def add(self, member: tarfile.TarInfo, parts: list[str]) -> None:
         self._parent(parts)
         path = "/".join(parts)
         existing = self._entries.get(path)
+        mode = member.mode & 0o7777
         if member.isdir():
-            if existing is None or existing.kind != "dir":
-                self.remove(path)
-                self._put(path, Entry("dir"))
+            if existing is not None and existing.kind == "dir":
+                existing.mode = mode  # chmod'ed again; its mtime is its first listing's
+                if not existing.listed:
+                    existing.mtime, existing.listed = member.mtime, True
+                return
+            self.remove(path)
+            self._put(path, Entry("dir", mode, member.mtime))
             return
         if not (member.isreg() or member.issym() or member.islnk()):
             return  # devices, FIFOs: never created from a context
         if existing is not None and existing.kind == "dir":
             raise ContextError(f"invalid build context: {parts[-1]} is a directory")
         if member.isreg():
-            entry = Entry("file", offset=member.offset_data, size=member.size)
+            entry = Entry("file", mode, member.mtime, offset=member.offset_data, size=member.size)
         elif member.issym():
-            entry = Entry("symlink", linkname=member.linkname)
+            entry = Entry("symlink", 0o777, member.mtime, linkname=member.linkname)
         else:
             entry = self._hard_link_target(member)
         self.remove(path)
@@ -140,11 +149,18 @@ class ContextIndex:
             if path != ROOT:
                 out.append(path)
             if self.kind(path) == "dir":
-                for name in sorted(self._children[path]):
-                    visit(_join(path, name))
+                for name in self.children(path):
+                    visit(child_path(path, name))
 
         visit(start)
         return out
+
+    def entry(self, path: str) -> Entry:
+        return self._entries[path]
+
+    def children(self, path: str) -> list[str]:
+        """A directory's entries' names, sorted."""
+        return sorted(self._children[path])
 
     def read(self, path: str) -> bytes:
         """A file's content, straight from the archive."""
@@ -153,7 +169,8 @@ class ContextIndex:
             return os.pread(f.fileno(), entry.size, entry.offset)
 
 
-def _join(parent: str, name: str) -> str:
+def child_path(parent: str, name: str) -> str:
+    """`name` in the directory `parent` (context-relative)."""
     return name if parent == ROOT else f"{parent}/{name}"
 
 

@@ -1,8 +1,8 @@
 """COPY/ADD from the context: which files, where they land (moby's copier.go rules), and the
 tar that carries them into the step container (PUT through the archive API, as `docker cp`).
 
-The tar is written from the extracted context without following links: a link in the context
-stays a link in the image. Entries belong to 0:0 (or --chown), keep mode and mtime.
+The tar is written from the context's archive (or a directory on disk: sourcetrees.py) without
+following links: a link in the context stays a link in the image. Entries belong to 0:0 (or --chown), keep mode and mtime.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import lzma
 import os
 import posixpath
 import tarfile
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from berth_builder.chown import needs_lookup, split_chown
-from berth_builder.context import ContextError, resolve_in_root
+from berth_builder.context import ContextError
 from berth_builder.copysources import ContextHasher, CopySource, copy_comment
+from berth_builder.sourcetrees import Fix, SourceTree
 
 MULTIPLE_NEEDS_DIR = "When using COPY with more than one source file, the destination must be a directory and end with a /"
 
@@ -30,7 +30,7 @@ class CopyPlan:
     dest: str  # absolute, a trailing slash kept
     owner: tuple[int, int] | None  # None: names, looked up in the step container
     chown: str
-    root: str  # where the sources are (the extracted context, or a staging directory)
+    root: str  # where the sources are (the context's directory, or a staging directory)
     no_decompress: bool = False  # ADD <url>: the download is copied as it is
 
 
@@ -93,14 +93,12 @@ def is_archive(path: str) -> bool:
     return True
 
 
-def _add_tree(
-    tar: tarfile.TarFile, path: str, name: str, fix: Callable[[tarfile.TarInfo], tarfile.TarInfo]
-) -> None:
+def _add_tree(tar: tarfile.TarFile, tree: SourceTree, key: str, name: str, fix: Fix) -> None:
     """A directory after its contents: extracting the contents would change its mtime again."""
-    if os.path.isdir(path) and not os.path.islink(path):
-        for entry in sorted(os.listdir(path)):
-            _add_tree(tar, os.path.join(path, entry), f"{name}/{entry}", fix)
-    tar.add(path, arcname=name, recursive=False, filter=fix)
+    if tree.is_dir(key):
+        for child in tree.children(key):
+            _add_tree(tar, tree, child, f"{name}/{posixpath.basename(child)}", fix)
+    tree.add(tar, key, name, fix)
 
 
 @dataclass
@@ -109,7 +107,7 @@ class Transfer:
     tar_path: str
 
 
-def _owned(uid: int, gid: int) -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
+def _owned(uid: int, gid: int) -> Fix:
     def fix(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
         info.mtime = int(info.mtime)
@@ -118,9 +116,11 @@ def _owned(uid: int, gid: int) -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
     return fix
 
 
-def write_transfers(copy: CopyPlan, kind: str, dest_is_dir: bool, out_dir: str) -> list[Transfer]:
-    """Blocking: the tars to PUT, in order. `dest_is_dir`: the destination exists as a
-    directory in the image (a single file source then goes inside it)."""
+def write_transfers(
+    copy: CopyPlan, kind: str, dest_is_dir: bool, out_dir: str, tree: SourceTree
+) -> list[Transfer]:
+    """Blocking: the tars to PUT, in order, the sources read from `tree`. `dest_is_dir`: the
+    destination exists as a directory in the image (a single file source then goes inside it)."""
     assert copy.owner is not None, "names in --chown are resolved before the tar is written"
     uid, gid = copy.owner
     fix = _owned(uid, gid)
@@ -130,15 +130,15 @@ def write_transfers(copy: CopyPlan, kind: str, dest_is_dir: bool, out_dir: str) 
     main_dir = dest
     with tarfile.open(main, "w", format=tarfile.PAX_FORMAT) as tar:
         for source in copy.sources:
-            full = resolve_in_root(copy.root, source.path)
-            if os.path.isdir(full):
-                for entry in sorted(os.listdir(full)):
-                    _add_tree(tar, os.path.join(full, entry), entry, fix)
-            elif kind == "add" and not copy.no_decompress and is_archive(full):
-                transfers.append(Transfer(dest, full))
+            key = tree.resolve(source.path)
+            if tree.is_dir(key):
+                for child in tree.children(key):
+                    _add_tree(tar, tree, child, posixpath.basename(child), fix)
+            elif kind == "add" and not copy.no_decompress and is_archive(key):
+                transfers.append(Transfer(dest, key))  # a DiskTree's: ADD reads from disk
             else:
                 name = posixpath.basename(source.path.rstrip("/"))
                 if not (copy.dest.endswith("/") or dest_is_dir):
                     main_dir, name = posixpath.dirname(dest) or "/", posixpath.basename(dest)
-                tar.add(full, arcname=name, recursive=False, filter=fix)
+                tree.add(tar, key, name, fix)
     return [Transfer(main_dir, main), *transfers]

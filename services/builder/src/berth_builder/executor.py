@@ -51,6 +51,7 @@ from berth_builder.copysources import ContextHasher, CopySource
 from berth_builder.copystep import CopyPlan, context_sources, plan, write_transfers
 from berth_builder.dispatch import LayerStep, StageState
 from berth_builder.runstep import run_container
+from berth_builder.sourcetrees import ArchiveTree, DiskTree, SourceTree
 
 R = TypeVar("R", bound=Reply)
 COMMIT_TIMEOUT = 1800.0
@@ -304,11 +305,14 @@ class EngineExecutor:
                     ContainerArchive(ref=cid, path=copy.dest, mode="stat"), ArchiveOpened
                 )
                 dest_is_dir = stat.stat is not None and bool(stat.stat.mode & (1 << 31))
-        if copy.root == self.context.root:  # a cache miss: now the context's files are needed
+        tree: SourceTree = DiskTree(copy.root)
+        if copy.root == self.context.root and kind == "copy":
+            tree = ArchiveTree(self.context.index)  # straight from the context's tar
+        elif copy.root == self.context.root:  # ADD looks inside local archives: files on disk
             await to_thread.run_sync(self.context.materialise)
         try:
             transfers = await to_thread.run_sync(
-                write_transfers, copy, kind, dest_is_dir, self.work
+                write_transfers, copy, kind, dest_is_dir, self.work, tree
             )
         except (ContextError, OSError) as exc:
             raise BuildError(str(exc)) from None
@@ -332,7 +336,7 @@ class EngineExecutor:
             sources = await to_thread.run_sync(
                 context_sources, self.hasher, step.kind, step.sources
             )
-            root = self.context.root  # extracted only if the step runs (_copy)
+            root = self.context.root  # read only if the step runs (_copy)
         copy = plan(root, step.kind, sources, step.dest, step.chown, state.config.working_dir)
         copy.no_decompress = bool(urls)  # a download is never extracted, as moby
         return copy
