@@ -150,17 +150,22 @@ def test_the_archive_tree_sends_what_the_extracted_context_sends(tmp_path: Path)
     root = tmp_path / "root"
     root.mkdir()
     context = BuildContext(index_archive(str(tmp_path / "context.tar")), str(root))
-    sent = {}
-    for from_archive in (False, True):
-        tree: SourceTree = ArchiveTree(context.index) if from_archive else DiskTree(context.materialise())
-        out = tmp_path / f"out-{from_archive}"
-        out.mkdir()
-        sources = context_sources(ContextHasher(context.index), "copy", ["."])
-        copy = plan(context.root, "copy", sources, "/dest/", "1:2", "/")
-        [t] = write_transfers(copy, "copy", True, str(out), tree)
-        sent[from_archive] = _members(t.tar_path)
-    assert sent[True] == sent[False]
-    assert [m[0] for m in sent[True]] == [
+    sent: dict[tuple[str, bool], list[tuple[object, ...]]] = {}
+    for srcs in (".", "app/a.txt app/link app/hard"):  # the whole context; one file by three names
+        for from_archive in (False, True):
+            tree: SourceTree = ArchiveTree(context.index) if from_archive else DiskTree(context.materialise())
+            out = tmp_path / f"out-{from_archive}-{len(srcs)}"
+            out.mkdir()
+            sources = context_sources(ContextHasher(context.index), "copy", srcs.split())
+            copy = plan(context.root, "copy", sources, "/dest/", "1:2", "/")
+            [t] = write_transfers(copy, "copy", True, str(out), tree)
+            sent[srcs, from_archive] = _members(t.tar_path)
+        assert sent[srcs, True] == sent[srcs, False]
+    whole = sent[".", True]
+    assert [m[0] for m in whole] == [
         "app/a.txt", "app/bin", "app/deep/er/f", "app/deep/er", "app/deep", "app/hard", "app/link", "app",
     ]  # fmt: skip
-    assert sent[True][5][1] == tarfile.LNKTYPE and sent[True][5][6] == "app/a.txt"  # one inode
+    assert whole[5][1] == tarfile.LNKTYPE and whole[5][6] == "app/a.txt"  # one inode
+    assert [(m[0], m[1]) for m in sent["app/a.txt app/link app/hard", True]] == [
+        ("a.txt", tarfile.REGTYPE), ("link", tarfile.LNKTYPE), ("hard", tarfile.LNKTYPE),
+    ]  # fmt: skip  (`link` resolves to a.txt, which has two names: sent as a link to it)

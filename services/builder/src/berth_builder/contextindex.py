@@ -37,6 +37,7 @@ class Entry:
     offset: int = 0  # a file's data in the plain tar (a hard link: its target's)
     size: int = 0
     listed: bool = True  # False: a parent the archive does not list (made on the way)
+    nlink: int = 1  # names a hard link gave this file
 
 
 class ContextIndex:
@@ -114,6 +115,7 @@ class ContextIndex:
         target = self._entries.get("/".join(clean_member(member.linkname)) or ROOT)
         if target is None or target.kind == "dir":
             raise ContextError(f"invalid build context: bad hard link {member.name}")
+        target.nlink += 1
         return target  # the same data (or link): one inode, as os.link makes it
 
     # --- reading --------------------------------------------------------------------------

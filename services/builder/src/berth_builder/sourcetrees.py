@@ -79,8 +79,9 @@ class ArchiveTree:
             info.type = tarfile.DIRTYPE
             tar.addfile(fix(info))
             return
-        first = self._written.setdefault(id(entry), arcname)
-        if first != arcname:  # as tarfile.add writes a second name of one inode
+        # As tarfile.add: a file with several names is sent once, then as links to that name.
+        first = self._written.setdefault(id(entry), arcname) if entry.nlink > 1 else arcname
+        if entry.kind == "file" and first != arcname:
             info.type, info.linkname = tarfile.LNKTYPE, first
             tar.addfile(fix(info))
         elif entry.kind == "symlink":
