@@ -5,8 +5,11 @@ The sums are dockerd 20.10's: the same context built there gave these `COPY` his
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from berth_builder.context import (
     is_archive_header,
     plain_tar,
     resolve_in_root,
+    tarsum_header,
 )
 from berth_builder.contextindex import BuildContext, ContextIndex, index_archive
 from berth_builder.copysources import ContextHasher, copy_comment, sources_hash
@@ -187,8 +191,6 @@ def test_size_limit(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
 def test_a_full_disk_fails_cleanly(tmp_path: Path) -> None:
-    import subprocess
-
     small = tmp_path / "small"
     small.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], check=True)
@@ -224,3 +226,26 @@ def test_the_index_is_the_tree_extraction_leaves(tmp_path: Path) -> None:
     assert context.materialise() == str(root) and context.materialise() == str(root)  # once
     found = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     assert found == ["a", "a/b", "x", "x/y"] and os.readlink(root / "x/y") == "../a/b/f"
+
+
+def test_a_sparse_file_is_summed_whole_and_never_read_as_one_run(tmp_path: Path) -> None:
+    """GNU tar's sparse files (not what the docker CLI writes) keep their holes out of the tar:
+    the sum is of the whole content, and COPY reads such a context from disk (executor.py)."""
+    if not shutil.which("tar"):
+        pytest.skip("needs GNU tar")
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "holes", "wb") as f:
+        f.truncate(1 << 20)
+        f.seek(1 << 19)
+        f.write(b"data")
+    subprocess.run(["tar", "--sparse", "--format=gnu", "-cf", str(tmp_path / "c.tar"), "-C", str(src), "holes"], check=True)
+    index = index_archive(str(tmp_path / "c.tar"))
+    assert index.has_sparse and index.entry("holes").size == 1 << 20
+    whole = (src / "holes").read_bytes()
+    with tarfile.open(tmp_path / "c.tar") as tar:
+        member = tar.getmember("holes")
+    assert member.issparse()
+    assert index.sums["holes"] == hashlib.sha256(tarsum_header(member) + whole).hexdigest()
+    with pytest.raises(ContextError, match="sparse"):
+        index.read("holes")

@@ -48,6 +48,7 @@ class ContextIndex:
         self.sums: dict[str, str] = {}  # every archive entry's, as moby's tarsum records them
         self._entries: dict[str, Entry] = {ROOT: Entry("dir")}
         self._made_at = time.time()  # the mtime of parents the archive does not list
+        self.has_sparse = False  # a GNU sparse file: its bytes are not one run in the tar
         self._children: dict[str, set[str]] = {ROOT: set()}
 
     # --- building: extraction's rules -------------------------------------------------------
@@ -104,6 +105,7 @@ class ContextIndex:
             raise ContextError(f"invalid build context: {parts[-1]} is a directory")
         if member.isreg():
             entry = Entry("file", mode, member.mtime, offset=member.offset_data, size=member.size)
+            self.has_sparse |= member.issparse()
         elif member.issym():
             entry = Entry("symlink", 0o777, member.mtime, linkname=member.linkname)
         else:
@@ -165,7 +167,9 @@ class ContextIndex:
         return sorted(self._children[path])
 
     def read(self, path: str) -> bytes:
-        """A file's content, straight from the archive."""
+        """A file's content, straight from the archive (ContextError for a sparse one)."""
+        if self.has_sparse:
+            raise ContextError(f"invalid build context: {path} is read from a context with sparse files")
         entry = self._entries[path]
         with open(self.tar_path, "rb") as f:
             return os.pread(f.fileno(), entry.size, entry.offset)

@@ -306,10 +306,11 @@ class EngineExecutor:
                 )
                 dest_is_dir = stat.stat is not None and bool(stat.stat.mode & (1 << 31))
         tree: SourceTree = DiskTree(copy.root)
-        if copy.root == self.context.root and kind == "copy":
-            tree = ArchiveTree(self.context.index)  # straight from the context's tar
-        elif copy.root == self.context.root:  # ADD looks inside local archives: files on disk
-            await to_thread.run_sync(self.context.materialise)
+        if copy.root == self.context.root:
+            if kind == "copy" and not self.context.index.has_sparse:
+                tree = ArchiveTree(self.context.index)  # straight from the context's tar
+            else:  # ADD looks inside local archives; a sparse file is not one run in the tar
+                await to_thread.run_sync(self.context.materialise)
         try:
             transfers = await to_thread.run_sync(
                 write_transfers, copy, kind, dest_is_dir, self.work, tree
