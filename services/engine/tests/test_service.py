@@ -126,9 +126,10 @@ def test_errors_use_dockers_words(svc: Services) -> None:
     with pytest.raises(InvalidParameter) as bad:
         create(svc, "bad name!")
     assert "Invalid container name (bad name!)" in bad.value.message
+    # Not a hex word: "a" was the prefix of the id of "taken" one run in sixteen.
     with pytest.raises(InvalidParameter) as link:
-        create(svc, host_config=HostConfig(links=["a:b"]))
-    assert link.value.message == "could not get container for a: No such container: a"
+        create(svc, host_config=HostConfig(links=["nosuch:b"]))
+    assert link.value.message == "could not get container for nosuch: No such container: nosuch"
     with pytest.raises(NotFound):
         svc.engine(e.ContainerGet(ref="no-such-thing"), e.ContainerDetail)
     with pytest.raises(NotModified):

@@ -200,3 +200,45 @@ def test_layer_never_follows_links_out(tmp_path: Path) -> None:
         kinds = {m.name: (m.type, m.linkname) for m in tar}
     assert kinds == {"abs": (tarfile.SYMTYPE, str(secret)), "rel": (tarfile.SYMTYPE, "../host-secret"),
                      "fifo": (tarfile.FIFOTYPE, "")}  # fmt: skip
+
+
+def _full_tree(root: Path) -> dict[str, tuple[Any, ...]]:
+    """_tree, plus each entry's mtime (whiteouts aside: unpacking makes them anew) and xattrs."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for rel, entry in _tree(root).items():
+        st = os.lstat(root / rel)
+        whiteout = stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+        xattrs = sorted(os.listxattr(root / rel, follow_symlinks=False))
+        out[rel] = (*entry, st.st_gid, None if whiteout else st.st_mtime_ns, xattrs)
+    return out
+
+
+def test_take_mode_leaves_the_upper_as_unpacking_its_tar_would(layers: tuple[Path, Path], tmp_path: Path) -> None:
+    """A build step's layer becomes the new snapshot by a rename (Snapshotter.take_layer): the
+    child first makes the upper dir exactly what the tar it writes holds."""
+    import socket
+
+    _, upper = layers
+    os.utime(upper / "newfile", ns=(0, 1_700_000_000_123_456_789), follow_symlinks=False)  # sub-second
+    os.setxattr(upper / "etc", "trusted.overlay.origin", b"\x00fh")  # overlayfs' bookkeeping
+    os.setxattr(upper / "newdir", "user.kept", b"v")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(upper / "sock"))  # a socket: no tar entry
+    result = _layer_take(upper, tmp_path / "layer.tar.gz")
+    target = tmp_path / "applied"
+    target.mkdir()
+    applied = anyio.run(apply_layer, tmp_path / "layer.tar.gz", target)
+    assert applied.diff_id == result["diff_id"]
+    taken = _full_tree(upper)
+    assert "etc/hosts" not in taken and "proc" not in taken and "sock" not in taken
+    assert taken["newfile"][5] == 1_700_000_000 * 10**9
+    assert taken["etc"][6] == [] and taken["newdir"][6] == ["user.kept"] and taken["opq"][6] == [OPAQUE]
+    assert taken == _full_tree(target)
+
+
+def _layer_take(upper: Path, out: Path) -> Any:
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        return _child({"mode": "layer", "upper": str(upper), "out_fd": fd, "take": True}, pass_fds=(fd,))
+    finally:
+        os.close(fd)

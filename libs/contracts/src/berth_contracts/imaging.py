@@ -34,6 +34,9 @@ class ContainerCommit(Command, frozen=True):
     # instead of the container's; no merge, no pause, no `commit` event.
     build_step: bool = False
     container_config: ContainerConfig | None = None
+    # A build step whose container the builder removes next: its writable layer becomes the
+    # new layer as it is (not unpacked again from its tar); the container is left empty.
+    consume: bool = False
 
 
 class ContainerCommitted(Reply, frozen=True):
@@ -130,6 +133,9 @@ class SnapshotCommit(Command, frozen=True):
     repo: str = ""
     tag: str = ""
     merge: bool = True  # False: `config` as it is (a build step)
+    # The container is stopped and goes next (its task deleted, so nothing is mounted on it):
+    # the writable layer is made what its tar holds and renamed into the new snapshot.
+    take_upper: bool = False
 
 
 class SnapshotCommitted(Reply, frozen=True):

@@ -180,8 +180,10 @@ class EngineExecutor:
         self, cid: str, state: StageState, image_id: str, probe: ContainerConfig
     ) -> str:
         config = msgspec.structs.replace(state.config, image=image_id)
+        # With --rm (the default) the container goes right after: its layer is taken, not copied.
+        consume = self.options.remove or self.options.force_remove
         cmd = ContainerCommit(
-            ref=cid, pause=False, build_step=True, config=config,
+            ref=cid, pause=False, build_step=True, config=config, consume=consume,
             container_config=msgspec.structs.replace(probe, image=image_id), author=state.maintainer,
         )  # fmt: skip
         try:

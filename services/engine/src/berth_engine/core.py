@@ -166,7 +166,7 @@ class EngineCore:
         if rec.has_task or rec.agent_used:
             # TaskPurge deletes the task first, then its logs: one round trip for both. Never
             # started containers have nothing on the agent's side: no agent round trip.
-            await self._ignore_missing(self.agent(rec.node, TaskPurge(container_id=rec.id), Done))
+            await self.ignore_missing(self.agent(rec.node, TaskPurge(container_id=rec.id), Done))
             rec.has_task = False
         size = 0
         with contextlib.suppress(NotFound):
@@ -186,7 +186,7 @@ class EngineCore:
         return size
 
     @staticmethod
-    async def _ignore_missing(call: object) -> None:
+    async def ignore_missing(call: object) -> None:
         try:
             await call  # type: ignore[misc]
         except NotFound:

@@ -12,6 +12,7 @@ import anyio
 import msgspec
 from anyio import to_thread
 from berth_common.gotime import ZERO_TIME, rfc3339nano
+from berth_common.mounts import mountinfo
 from berth_contracts.docker import ContainerConfig
 from berth_contracts.errors import InternalError, NotFound
 from berth_contracts.imaging import (
@@ -49,6 +50,15 @@ async def run_child(spec: dict[str, Any], pass_fds: tuple[int, ...] = ()) -> Any
         lines = res.stderr.decode(errors="replace").strip().splitlines()
         raise InternalError(f"reading the container's layer: {lines[-1] if lines else res.returncode}")
     return json.loads(res.stdout)
+
+
+def _in_use_as_upper(upper: Path) -> bool:
+    """Whether an overlay this process can see still writes to `upper` (a task whose unmount
+    failed): then the layer is copied, not taken."""
+    try:
+        return any(f"upperdir={upper}" in options for _, kind, options in mountinfo() if kind == "overlay")
+    except OSError:
+        return True
 
 
 def merge_config(user: ContainerConfig, image: ContainerConfig) -> ContainerConfig:
@@ -98,10 +108,13 @@ class Committer:
         upper, _ = await self.snapshots.layer_dirs(cmd.key)
         writer = await to_thread.run_sync(self.images.content.writer)
         try:
-            spec = {"mode": "layer", "upper": str(upper), "out_fd": writer.fileno()}
+            take = cmd.take_upper and not await to_thread.run_sync(_in_use_as_upper, upper)
+            spec = {"mode": "layer", "upper": str(upper), "out_fd": writer.fileno(), "take": take}
             layer = await run_child(spec, pass_fds=(writer.fileno(),))
             doc = self._config(cmd, parent, config, str(layer["diff_id"]), bool(layer["empty"]))
-            image_id = await self._store(parent, doc, None if layer["empty"] else writer)
+            image_id = await self._store(
+                parent, doc, None if layer["empty"] else writer, upper if take else None
+            )
         finally:
             await to_thread.run_sync(writer.abort)
         ref = ""
@@ -149,9 +162,12 @@ class Committer:
             doc["variant"] = base["variant"]
         return json.dumps(doc, separators=(",", ":")).encode()
 
-    async def _store(self, parent: ImageRow, config: bytes, layer: IngestWriter | None) -> str:
-        """Unpack the new layer (berth's own applier: what runs is what the tar says), then
-        commit the blobs and record the image, as Images.store does for a load."""
+    async def _store(
+        self, parent: ImageRow, config: bytes, layer: IngestWriter | None, take: Path | None
+    ) -> str:
+        """Unpack the new layer (berth's own applier: what runs is what the tar says), or take
+        the writable layer `take` itself as it (made what its tar holds), then commit the blobs
+        and record the image, as Images.store does for a load."""
         doc = parse_config(config)
         diff_ids: list[str] = doc["rootfs"]["diff_ids"]
         chains = chain_ids(diff_ids)
@@ -164,9 +180,11 @@ class Committer:
             if layer is not None:
                 await to_thread.run_sync(layer.rehash)
                 top = len(chains) - 1
-                size += await self.snapshots.ensure_layer(
-                    chains[top], chains[top - 1] if top else "", layer.path, diff_ids[top], top
-                )
+                below = chains[top - 1] if top else ""
+                if take is not None:
+                    size += await self.snapshots.take_layer(chains[top], below, take)
+                else:
+                    size += await self.snapshots.ensure_layer(chains[top], below, layer.path, diff_ids[top], top)
             async with self.images.lock:
                 if layer is not None:
                     blobs.append(await to_thread.run_sync(layer.commit))

@@ -12,7 +12,10 @@ Modes:
   1 = A, 2 = D), in walk order (a directory before what is below it).
 - layer: chroot into the upper dir; writes the layer as a gzipped tar (overlay whiteouts as
   `.wh.<name>`, opaque directories as `<dir>/.wh..wh..opq`) to the fd `out_fd`, and prints
-  {"diff_id": "sha256:...", "empty": bool}.
+  {"diff_id": "sha256:...", "empty": bool}. With "take" (a build step's layer, whose container
+  goes next and whose directory becomes the new snapshot: Snapshotter.take_layer), the upper dir
+  is first made exactly what the tar holds: what the tar leaves out is removed (the runtime's
+  mount points, sockets), mtimes are cut to whole seconds and overlayfs' own xattrs dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import stat
 import sys
 import tarfile
@@ -209,7 +213,38 @@ def only_mount_points(path: str, st: os.stat_result, prefix: str = "") -> bool:
     return all(only_mount_points(f"{path}/{n}", os.lstat(f"{prefix}{path}/{n}"), prefix) for n in names)
 
 
-def add_tree(tar: tarfile.TarFile, rel: str = "") -> int:
+def _tar_type(st: os.stat_result) -> bool:
+    """Whether tarfile can hold this file (a socket it cannot: gettarinfo gives None)."""
+    return stat.S_IFMT(st.st_mode) in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFIFO, stat.S_IFLNK, stat.S_IFCHR, stat.S_IFBLK)
+
+
+def prune_untarred(rel: str = "") -> None:
+    """Take mode, first pass: remove what add_tree leaves out of the tar. (Before the tar is
+    written: a removal changes its directory's mtime.)"""
+    for name in os.listdir(rel or "/"):
+        path = f"{rel}/{name}"
+        st = os.lstat(path)
+        if is_whiteout(st):
+            continue
+        if only_mount_points(path, st) or not _tar_type(st):
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        elif stat.S_ISDIR(st.st_mode):
+            prune_untarred(path)
+
+
+def _as_in_tar(path: str, st: os.stat_result) -> None:
+    """Take mode: the entry as unpacking its tar entry would make it."""
+    if st.st_mtime_ns % 10**9:
+        os.utime(path, ns=(st.st_atime_ns, int(st.st_mtime) * 10**9), follow_symlinks=False)
+    for name in os.listxattr(path, follow_symlinks=False):
+        if name.startswith("trusted.overlay.") and name != OPAQUE_XATTR:
+            os.removexattr(path, name, follow_symlinks=False)
+
+
+def add_tree(tar: tarfile.TarFile, rel: str = "", take: bool = False) -> int:
     """Add everything below `rel` of the layer (chroot: "/" is the upper dir); entries added."""
     count = 0
     for name in sorted(os.listdir(rel or "/")):
@@ -229,6 +264,8 @@ def add_tree(tar: tarfile.TarFile, rel: str = "") -> int:
         info.uname = info.gname = ""
         info.mtime = int(info.mtime)  # whole seconds, as moby's tars: no PAX record per entry
         info.pax_headers = _xattrs(path)
+        if take:
+            _as_in_tar(path, st)
         if info.isreg():
             # O_NONBLOCK: a running container (--pause=false) may have swapped the file for a
             # FIFO since the lstat; opening that must not hang the commit.
@@ -244,15 +281,17 @@ def add_tree(tar: tarfile.TarFile, rel: str = "") -> int:
             if is_opaque(path):
                 tar.addfile(_marker(f"{arc}/.wh..wh..opq", st))
                 count += 1
-            count += add_tree(tar, path)
+            count += add_tree(tar, path, take)
     return count
 
 
-def write_layer(out_fd: int) -> dict[str, Any]:
+def write_layer(out_fd: int, take: bool = False) -> dict[str, Any]:
+    if take:
+        prune_untarred()
     with os.fdopen(out_fd, "wb", buffering=CHUNK) as out:
         sink = _HashingGzip(out)
         tar = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
-        entries = add_tree(tar)
+        entries = add_tree(tar, take=take)
         tar.close()
         sink.close()
         out.flush()
@@ -274,7 +313,7 @@ def main() -> int:
             os.chroot(spec["upper"])
             os.chdir("/")
             sys.path[:] = []
-            result = write_layer(int(spec["out_fd"]))
+            result = write_layer(int(spec["out_fd"]), bool(spec.get("take")))
     except (OSError, tarfile.TarError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno == errno.ENOENT and not exc.filename:
             print("not found", file=sys.stderr)

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -70,23 +71,8 @@ class Snapshotter:
         Returns the unpacked size. One unpack per chain id at a time; a second caller waits
         and then finds it committed.
         """
-        lock = self._locks.setdefault(chain_id, anyio.Lock())
-        try:
-            async with lock:
-                return await self._ensure_layer(chain_id, parent, blob, diff_id, index)
-        finally:
-            if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                self._locks.pop(chain_id, None)
 
-    async def _ensure_layer(self, chain_id: str, parent: str, blob: Path, diff_id: str, index: int) -> int:
-        existing = await to_thread.run_sync(self.meta.get_snapshot, chain_id)
-        if existing is not None and existing.kind == "committed":
-            return existing.size
-        row = await to_thread.run_sync(
-            self.meta.add_snapshot, f"extract-{uuid.uuid4().hex}", "extracting", parent, "", rfc3339nano()
-        )
-        fs = self.fs(row.n)
-        try:
+        async def unpack(fs: Path) -> None:
             await to_thread.run_sync(lambda: fs.mkdir(parents=True, mode=0o755))
             with _tracer.start_as_current_span("unpack layer") as span:
                 span.set_attribute("berth.layer.chain_id", chain_id)
@@ -97,16 +83,53 @@ class Snapshotter:
                 raise InvalidParameter(
                     f"invalid diffID for layer {index}: expected {diff_id!r}, got {applied.diff_id!r}"
                 )
-            # The layer's size as moby's overlay2 ApplyDiff reports it (directory.Size: symlinks
-            # count too), which `docker history`, `images` and `system df` show.
-            size = await to_thread.run_sync(directory_size, fs)
-            if not await to_thread.run_sync(self.meta.commit_snapshot, row.n, chain_id, size):
-                raise RuntimeError(f"layer {chain_id} committed twice")
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await to_thread.run_sync(self._drop, row)
-            raise
-        return size
+
+        return await self._committed(chain_id, parent, unpack)
+
+    async def take_layer(self, chain_id: str, parent: str, upper: Path) -> int:
+        """Make the committed snapshot `chain_id` out of a writable layer whose container goes
+        next (a build step's): `upper` is renamed into place, not unpacked from its tar again,
+        and an empty one is left for the container's removal. The caller has made `upper`
+        exactly what the layer's tar holds (snapshot_child's take mode)."""
+
+        def rename(fs: Path) -> None:
+            fs.parent.mkdir(parents=True, mode=0o755)
+            upper.rename(fs)
+            upper.mkdir(mode=0o755)
+
+        async def take(fs: Path) -> None:
+            await to_thread.run_sync(rename, fs)
+
+        return await self._committed(chain_id, parent, take)
+
+    async def _committed(self, chain_id: str, parent: str, fill: Callable[[Path], Awaitable[None]]) -> int:
+        """The committed snapshot `chain_id`, made by `fill(fs)` unless it exists; its size. One
+        at a time per chain id: a second caller waits and then finds it committed."""
+        lock = self._locks.setdefault(chain_id, anyio.Lock())
+        try:
+            async with lock:
+                existing = await to_thread.run_sync(self.meta.get_snapshot, chain_id)
+                if existing is not None and existing.kind == "committed":
+                    return existing.size
+                row = await to_thread.run_sync(
+                    self.meta.add_snapshot, f"extract-{uuid.uuid4().hex}", "extracting", parent, "", rfc3339nano()
+                )
+                fs = self.fs(row.n)
+                try:
+                    await fill(fs)
+                    # The layer's size as moby's overlay2 ApplyDiff reports it (directory.Size:
+                    # symlinks count too), which `docker history`, `images` and `system df` show.
+                    size = await to_thread.run_sync(directory_size, fs)
+                    if not await to_thread.run_sync(self.meta.commit_snapshot, row.n, chain_id, size):
+                        raise RuntimeError(f"layer {chain_id} committed twice")
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await to_thread.run_sync(self._drop, row)
+                    raise
+                return size
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._locks.pop(chain_id, None)
 
     def _drop(self, row: SnapshotRow) -> None:
         self.meta.delete_snapshot(row.n)

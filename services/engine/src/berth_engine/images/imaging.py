@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 
 import anyio
+from berth_contracts.agent import TaskPurge
+from berth_contracts.base import Done
 from berth_contracts.containerops import ContainerPause, ContainerUnpause
 from berth_contracts.errors import Conflict
 from berth_contracts.imaging import (
@@ -55,6 +57,12 @@ class ImagingService:
         if cmd.pause and not cmd.build_step and rec.state.status == "running":
             await self.pauses.pause(ContainerPause(ref=rec.id))
             paused_here = True
+        take = cmd.consume and cmd.build_step and rec.state.status in ("created", "exited")
+        if take and (rec.has_task or rec.agent_used):
+            # The layer is about to become an image's: its task goes first, so that nothing
+            # (the shim's rootfs mount) still has it as an overlay's upper dir.
+            await self.core.ignore_missing(self.core.agent(rec.node, TaskPurge(container_id=rec.id), Done))
+            rec.has_task = rec.agent_used = False
         try:
             with self.core.container_span(rec, "container commit"):
                 done = await self.core.lifecycle(
@@ -66,6 +74,7 @@ class ImagingService:
                         container_config=cmd.container_config or rec.config,
                         config=cmd.config or rec.config,
                         merge=not cmd.build_step,
+                        take_upper=take,
                         changes=list(cmd.changes),
                         author=cmd.author,
                         comment=cmd.comment,
