@@ -221,6 +221,7 @@ def test_take_mode_leaves_the_upper_as_unpacking_its_tar_would(layers: tuple[Pat
     _, upper = layers
     os.utime(upper / "newfile", ns=(0, 1_700_000_000_123_456_789), follow_symlinks=False)  # sub-second
     os.setxattr(upper / "etc", "trusted.overlay.origin", b"\x00fh")  # overlayfs' bookkeeping
+    os.setxattr(upper, "trusted.overlay.impure", b"y")  # on the root too
     os.setxattr(upper / "newdir", "user.kept", b"v")
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(str(upper / "sock"))  # a socket: no tar entry
@@ -234,6 +235,7 @@ def test_take_mode_leaves_the_upper_as_unpacking_its_tar_would(layers: tuple[Pat
     assert taken["newfile"][5] == 1_700_000_000 * 10**9
     assert taken["etc"][6] == [] and taken["newdir"][6] == ["user.kept"] and taken["opq"][6] == [OPAQUE]
     assert taken == _full_tree(target)
+    assert os.listxattr(upper) == os.listxattr(target) == []
 
 
 def _layer_take(upper: Path, out: Path) -> Any:

@@ -235,13 +235,18 @@ def prune_untarred(rel: str = "") -> None:
             prune_untarred(path)
 
 
+def _drop_overlay_xattrs(path: str) -> None:
+    """overlayfs' own bookkeeping (uuid, impure, origin...): never in a tar, so never unpacked."""
+    for name in os.listxattr(path, follow_symlinks=False):
+        if name.startswith("trusted.overlay.") and name != OPAQUE_XATTR:
+            os.removexattr(path, name, follow_symlinks=False)
+
+
 def _as_in_tar(path: str, st: os.stat_result) -> None:
     """Take mode: the entry as unpacking its tar entry would make it."""
     if st.st_mtime_ns % 10**9:
         os.utime(path, ns=(st.st_atime_ns, int(st.st_mtime) * 10**9), follow_symlinks=False)
-    for name in os.listxattr(path, follow_symlinks=False):
-        if name.startswith("trusted.overlay.") and name != OPAQUE_XATTR:
-            os.removexattr(path, name, follow_symlinks=False)
+    _drop_overlay_xattrs(path)
 
 
 def add_tree(tar: tarfile.TarFile, rel: str = "", take: bool = False) -> int:
@@ -288,6 +293,7 @@ def add_tree(tar: tarfile.TarFile, rel: str = "", take: bool = False) -> int:
 def write_layer(out_fd: int, take: bool = False) -> dict[str, Any]:
     if take:
         prune_untarred()
+        _drop_overlay_xattrs("/")
     with os.fdopen(out_fd, "wb", buffering=CHUNK) as out:
         sink = _HashingGzip(out)
         tar = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
