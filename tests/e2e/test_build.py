@@ -200,6 +200,26 @@ def test_multi_stage_target_and_copy_from(berth: Berth, busybox_image: str, tmp_
         berth.docker("rmi", "multi:1", "multi:other")
 
 
+def test_copy_from_with_wildcards_and_the_whole_root(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    """moby's classic builder matches `COPY --from` wildcards in the stage's filesystem and
+    copies `/` whole."""
+    dockerfile = (
+        "FROM busybox AS build\nRUN mkdir -p /out && echo a > /out/a.txt && echo b > /out/b.txt && echo c > /out/c.md\n"
+        "FROM busybox\nCOPY --from=build /out/*.txt /txt/\nCOPY --from=build / /all/\n"
+        "COPY --from=build /out/*.none* /nothing/\n"
+    )
+    ctx = make_context(tmp_path / "ctx", dockerfile.replace("COPY --from=build /out/*.none* /nothing/\n", ""))
+    try:
+        berth.docker_ok("build", "-t", "wild:1", str(ctx), timeout=240)
+        assert berth.docker_ok("run", "--rm", "wild:1", "ls", "/txt") == "a.txt\nb.txt\n"
+        assert berth.docker_ok("run", "--rm", "wild:1", "cat", "/all/out/c.md") == "c\n"
+        assert berth.docker_ok("run", "--rm", "wild:1", "cmp", "/all/bin/busybox", "/bin/busybox") == ""
+        none = berth.docker("build", str(make_context(tmp_path / "none", dockerfile)), timeout=240)
+        assert none.returncode == 1 and "COPY failed: no source files were specified" in none.stderr
+    finally:
+        berth.docker("rmi", "wild:1")
+
+
 def test_dockerfile_from_stdin_file_option_and_quiet(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
     try:
         res = berth.docker("build", "-q", "-t", "stdin:1", "-", input="FROM busybox\nRUN echo from-stdin > /s\n")

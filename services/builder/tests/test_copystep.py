@@ -11,6 +11,7 @@ import pytest
 from berth_builder.chown import resolve_chown
 from berth_builder.context import ContextError
 from berth_builder.contextindex import BuildContext, ContextIndex, index_archive
+from berth_builder.copyfrom import split_source
 from berth_builder.copysources import ContextHasher
 from berth_builder.copystep import (
     MULTIPLE_NEEDS_DIR,
@@ -169,3 +170,14 @@ def test_the_archive_tree_sends_what_the_extracted_context_sends(tmp_path: Path)
     assert [(m[0], m[1]) for m in sent["app/a.txt app/link app/hard", True]] == [
         ("a.txt", tarfile.REGTYPE), ("link", tarfile.LNKTYPE), ("hard", tarfile.LNKTYPE),
     ]  # fmt: skip  (`link` resolves to a.txt, which has two names: sent as a link to it)
+
+
+@pytest.mark.parametrize(
+    ("src", "fetched", "inside"),
+    [
+        ("/usr/bin/x", "/usr/bin/x", "x"), ("out/", "/out", "out"), ("/", "/", "."),
+        ("/app/*.txt", "/app", "app/*.txt"), ("/*.txt", "/", "*.txt"), ("/a/b*/c", "/a", "a/b*/c"),
+    ],
+)  # fmt: skip
+def test_copy_from_sources_split_into_what_is_fetched_and_matched(src: str, fetched: str, inside: str) -> None:
+    assert split_source(src) == (fetched, inside)

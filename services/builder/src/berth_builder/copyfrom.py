@@ -12,7 +12,7 @@ import tempfile
 from anyio import to_thread
 
 from berth_builder import transfer
-from berth_builder.context import ContextError, extract_context
+from berth_builder.context import extract_context
 from berth_builder.contextindex import ContextIndex, index_archive
 from berth_builder.copysources import ContextHasher, CopySource
 from berth_builder.gomatch import contains_wildcards
@@ -22,13 +22,20 @@ def staging_dir(work: str) -> str:
     return tempfile.mkdtemp(dir=work, prefix="from-")
 
 
-def check_source(src: str) -> str:
-    if contains_wildcards(src):
-        raise ContextError("berth's builder does not take wildcards in COPY --from sources yet")
+def split_source(src: str) -> tuple[str, str]:
+    """What to fetch from the image for a source, and the source inside what is fetched (the
+    archive API names its top entry after the path's last element, `.` for `/`):
+    `/usr/bin/x` -> (`/usr/bin/x`, `x`); `/app/*.txt` -> (`/app`, `app/*.txt`), the deepest
+    directory without wildcards being fetched and matched inside (moby matches in the image's
+    filesystem alike); `/` -> (`/`, `.`)."""
     path = posixpath.normpath(posixpath.join("/", src))
-    if path == "/":
-        raise ContextError("berth's builder does not COPY --from the whole root filesystem yet")
-    return path
+    parts = [p for p in path.split("/") if p]
+    first = next((i for i, p in enumerate(parts) if contains_wildcards(p)), len(parts))
+    if first == len(parts):
+        return path, parts[-1] if parts else "."
+    fetch = "/" + "/".join(parts[:first])
+    top = parts[first - 1] if first else ""
+    return fetch, "/".join([top, *parts[first:]] if top else parts[first:])
 
 
 async def fetch(url: str, staging: str, number: int) -> tuple[str, ContextIndex]:
@@ -49,7 +56,7 @@ async def fetch(url: str, staging: str, number: int) -> tuple[str, ContextIndex]
     return root, await to_thread.run_sync(extract)
 
 
-def source_in(index: ContextIndex, src_path: str) -> CopySource:
-    """The fetched source as a CopySource relative to its directory (its hash as for a context)."""
-    [found] = ContextHasher(index).sources(posixpath.basename(src_path), allow_wildcards=False)
-    return found
+def sources_in(index: ContextIndex, pattern: str) -> list[CopySource]:
+    """The fetched source(s) as CopySources relative to their directory (hashed as for a
+    context); a wildcard may match several, or none."""
+    return ContextHasher(index).sources(pattern, allow_wildcards=contains_wildcards(pattern))

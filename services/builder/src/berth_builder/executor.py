@@ -356,12 +356,12 @@ class EngineExecutor:
             async for item in self.base_image(ref, pull=False, platform=""):
                 if isinstance(item, BaseImage):
                     image_id = item.id
-        paths = [copyfrom.check_source(src) for src in srcs]
+        wanted = [copyfrom.split_source(src) for src in srcs]
         staging = await to_thread.run_sync(copyfrom.staging_dir, self.work)
         cid = await self._create(ContainerConfig(cmd=["/"]), image_id)
         sources: list[CopySource] = []
         try:
-            for i, path in enumerate(paths):
+            for i, (path, pattern) in enumerate(wanted):
                 try:
                     opened = await self._engine(
                         ContainerArchive(ref=cid, path=path, mode="get"), ArchiveOpened
@@ -371,8 +371,8 @@ class EngineExecutor:
                         f"file not found in {ref}: stat {path}: file does not exist"
                     ) from None
                 _, index = await copyfrom.fetch(opened.url, staging, i)
-                found = copyfrom.source_in(index, path)
-                sources.append(CopySource(f"{i}/{found.path}", found.hash))
+                for found in copyfrom.sources_in(index, pattern):
+                    sources.append(CopySource(f"{i}/{found.path}", found.hash))
         finally:
             await self._remove(cid)
         return staging, sources
