@@ -220,6 +220,26 @@ def test_copy_from_with_wildcards_and_the_whole_root(berth: Berth, busybox_image
         berth.docker("rmi", "wild:1")
 
 
+def test_copy_from_history_sums_are_dockerds(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    """The same Dockerfile built on a scratch dockerd 20.10 gave these COPY history lines (moby's
+    lazySource sums: the image path, Go's mode bits, the host's user names, the content)."""
+    dockerfile = (
+        "FROM busybox AS build\nRUN mkdir -p /out/d && echo a > /out/a.txt && echo b > /out/d/b.txt "
+        "&& ln -s a.txt /out/l\n"
+        "FROM busybox\nCOPY --from=build /out/a.txt /one\nCOPY --from=build /out /dir/\n"
+    )
+    ctx = make_context(tmp_path / "ctx", dockerfile)
+    try:
+        berth.docker_ok("build", "-q", "-t", "fromsums:1", str(ctx), timeout=240)
+        history = berth.docker_ok("history", "--no-trunc", "--format", "{{.CreatedBy}}", "fromsums:1")
+        assert history.splitlines()[:2] == [
+            "/bin/sh -c #(nop) COPY dir:e3a2c3297a5b9c3c932b44aede0e9a603b892183829fd49e601196b82fcc772a in /dir/ ",
+            "/bin/sh -c #(nop) COPY file:66ebdbfce3ff1e41254bf305244f2562c5cd24832b02a9dd91fbc1a9733e8b73 in /one ",
+        ]
+    finally:
+        berth.docker("rmi", "fromsums:1")
+
+
 def test_dockerfile_from_stdin_file_option_and_quiet(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
     try:
         res = berth.docker("build", "-q", "-t", "stdin:1", "-", input="FROM busybox\nRUN echo from-stdin > /s\n")

@@ -33,6 +33,8 @@ class Entry:
     kind: str  # "dir", "file" or "symlink"
     mode: int = 0o755  # permission bits, as extraction sets them
     mtime: float = 0.0
+    uid: int = 0
+    gid: int = 0
     linkname: str = ""  # a symlink's target, as written
     offset: int = 0  # a file's data in the plain tar (a hard link: its target's)
     size: int = 0
@@ -97,17 +99,17 @@ class ContextIndex:
                     existing.mtime, existing.listed = member.mtime, True
                 return
             self.remove(path)
-            self._put(path, Entry("dir", mode, member.mtime))
+            self._put(path, Entry("dir", mode, member.mtime, member.uid, member.gid))
             return
         if not (member.isreg() or member.issym() or member.islnk()):
             return  # devices, FIFOs: never created from a context
         if existing is not None and existing.kind == "dir":
             raise ContextError(f"invalid build context: {parts[-1]} is a directory")
         if member.isreg():
-            entry = Entry("file", mode, member.mtime, offset=member.offset_data, size=member.size)
+            entry = Entry("file", mode, member.mtime, member.uid, member.gid, offset=member.offset_data, size=member.size)
             self.has_sparse |= member.issparse()
         elif member.issym():
-            entry = Entry("symlink", 0o777, member.mtime, linkname=member.linkname)
+            entry = Entry("symlink", 0o777, member.mtime, member.uid, member.gid, linkname=member.linkname)
         else:
             entry = self._hard_link_target(member)
         self.remove(path)
@@ -161,6 +163,9 @@ class ContextIndex:
 
     def entry(self, path: str) -> Entry:
         return self._entries[path]
+
+    def entries(self) -> list[tuple[str, Entry]]:
+        return list(self._entries.items())
 
     def children(self, path: str) -> list[str]:
         """A directory's entries' names, sorted."""

@@ -5,15 +5,18 @@ hashes them from the mounted image the same way)."""
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import os
 import posixpath
+import pwd
 import tempfile
 
 from anyio import to_thread
 
 from berth_builder import transfer
 from berth_builder.context import extract_context
-from berth_builder.contextindex import ContextIndex, index_archive
+from berth_builder.contextindex import ROOT, ContextIndex, index_archive
 from berth_builder.copysources import ContextHasher, CopySource
 from berth_builder.gomatch import contains_wildcards
 
@@ -38,9 +41,10 @@ def split_source(src: str) -> tuple[str, str]:
     return fetch, "/".join([top, *parts[first:]] if top else parts[first:])
 
 
-async def fetch(url: str, staging: str, number: int) -> tuple[str, ContextIndex]:
-    """One source's tar (its root entry is the path's base name) extracted into
-    staging/<number>/; returns that directory and the tar's index (its sums)."""
+async def fetch(url: str, staging: str, number: int, fetched: str) -> tuple[str, ContextIndex]:
+    """One source's tar (the image's path `fetched`; the tar's root entry is its base name)
+    extracted into staging/<number>/; returns that directory and the tar's index, with moby's
+    sums of image files (image_sums)."""
     root = os.path.join(staging, str(number))
     os.mkdir(root, 0o700)
     tar_path = os.path.join(staging, f"{number}.tar")
@@ -48,12 +52,76 @@ async def fetch(url: str, staging: str, number: int) -> tuple[str, ContextIndex]
 
     def extract() -> ContextIndex:
         index = index_archive(tar_path)
+        index.sums = image_sums(index, fetched)
         with open(tar_path, "rb") as f:
             extract_context(f, root)
         os.unlink(tar_path)  # the sums are in the index, the files in root
         return index
 
     return root, await to_thread.run_sync(extract)
+
+
+_TYPE_BITS = {"file": 0o100000, "dir": 0o040000, "symlink": 0o120000}  # Go 1.8's c_IS* bits
+_TYPEFLAGS = {"file": "0", "dir": "5", "symlink": "2"}
+
+
+def image_sums(index: ContextIndex, fetched: str) -> dict[str, str]:
+    """moby's lazySource sums of files in an image (remotecontext/lazycontext.go, filehash.go):
+    tarsum v1 of a header made from the file as the daemon stats it (archive.FileInfoHeader),
+    named by its path in the image, the mode with Go's file type bits, user and group names
+    looked up on the daemon's host as Go's tar does, then the content. (Devices, FIFOs and
+    security.capability, which the archive API's tar does not carry, are left out.)"""
+    base = posixpath.dirname(fetched.rstrip("/")).lstrip("/")  # the image directory of the top entry
+    owners = _OwnerNames()
+    sums: dict[str, str] = {}
+    with open(index.tar_path, "rb") as archive:
+        for path, entry in index.entries():
+            if path == ROOT:
+                continue
+            name = posixpath.join(base, path) if base else path
+            size = entry.size if entry.kind == "file" else 0
+            fields = [
+                ("name", name + "/" if entry.kind == "dir" else name),
+                ("mode", str(entry.mode | _TYPE_BITS[entry.kind])),
+                ("uid", str(entry.uid)), ("gid", str(entry.gid)), ("size", str(size)),
+                ("typeflag", _TYPEFLAGS[entry.kind]), ("linkname", entry.linkname),
+                ("uname", owners.user(entry.uid)), ("gname", owners.group(entry.gid)),
+                ("devmajor", "0"), ("devminor", "0"),
+            ]  # fmt: skip
+            digest = hashlib.sha256(b"".join(k.encode() + v.encode("utf-8", "surrogateescape") for k, v in fields))
+            done = 0
+            while done < size:
+                chunk = os.pread(archive.fileno(), min(1 << 20, size - done), entry.offset + done)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                done += len(chunk)
+            sums[path] = digest.hexdigest()
+    return sums
+
+
+class _OwnerNames:
+    """Go's archive/tar user and group names: looked up on this host, "" when unknown."""
+
+    def __init__(self) -> None:
+        self._users: dict[int, str] = {}
+        self._groups: dict[int, str] = {}
+
+    def user(self, uid: int) -> str:
+        if uid not in self._users:
+            try:
+                self._users[uid] = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                self._users[uid] = ""
+        return self._users[uid]
+
+    def group(self, gid: int) -> str:
+        if gid not in self._groups:
+            try:
+                self._groups[gid] = grp.getgrgid(gid).gr_name
+            except KeyError:
+                self._groups[gid] = ""
+        return self._groups[gid]
 
 
 def sources_in(index: ContextIndex, pattern: str) -> list[CopySource]:

@@ -370,7 +370,7 @@ class EngineExecutor:
                     raise ContextError(
                         f"file not found in {ref}: stat {path}: file does not exist"
                     ) from None
-                _, index = await copyfrom.fetch(opened.url, staging, i)
+                _, index = await copyfrom.fetch(opened.url, staging, i, path)
                 for found in copyfrom.sources_in(index, pattern):
                     sources.append(CopySource(f"{i}/{found.path}", found.hash))
         finally:
