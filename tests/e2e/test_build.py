@@ -240,6 +240,26 @@ def test_copy_from_history_sums_are_dockerds(berth: Berth, busybox_image: str, t
         berth.docker("rmi", "fromsums:1")
 
 
+def test_platforms_of_from(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    """`--platform` (the build's or FROM's) takes a local image only of that platform, as
+    dockerd 20.10; another platform is pulled for it. The image is named after a registry on a
+    closed loopback port, so that pull fails at once and nothing leaves the host."""
+    local = "127.0.0.1:1/plat/busybox:1"
+    berth.docker_ok("tag", busybox_image, local)
+    ctx = make_context(tmp_path / "ctx", f"FROM --platform=linux/amd64 {local}\nRUN echo host\n")
+    other = make_context(tmp_path / "other", f"FROM --platform=linux/arm64 {local}\nRUN echo never\n")
+    try:
+        assert "host\n" in berth.docker_ok("build", "-t", "plat:1", str(ctx), timeout=240)
+        assert "host\n" in berth.docker_ok("build", "--platform", "linux/amd64", "-t", "plat:1", str(ctx), timeout=240)
+        res = berth.docker("build", str(other), timeout=240)
+        assert res.returncode != 0 and "never" not in res.stdout
+        assert "127.0.0.1:1" in res.stderr, res.stderr  # it tried to pull the arm64 one
+        bad = berth.docker("build", "--platform", "linux//", str(ctx), timeout=60)
+        assert bad.returncode != 0 and "unknown operating system or architecture" in bad.stderr
+    finally:
+        berth.docker("rmi", "plat:1", local)
+
+
 def test_dockerfile_from_stdin_file_option_and_quiet(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
     try:
         res = berth.docker("build", "-q", "-t", "stdin:1", "-", input="FROM busybox\nRUN echo from-stdin > /s\n")

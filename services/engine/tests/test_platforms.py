@@ -2,23 +2,17 @@ import pytest
 from berth_contracts.docker import ContainerConfig
 from berth_contracts.errors import InvalidParameter, NotFound
 from berth_contracts.lifecycle import ImageRecord
-from berth_engine.containers.platforms import check_platform, parse_platform
+from berth_engine.containers.platforms import check_platform
 
 IMG = ImageRecord(id="sha256:" + "0" * 64, repo_tags=["busybox:latest"], repo_digests=[],
                   created="2023-11-14T22:13:20Z", size=1, config=ContainerConfig(), diff_ids=[])  # fmt: skip
 
 
-def test_parse() -> None:
-    assert parse_platform("linux") == ("linux", "", "")
-    assert parse_platform("linux/x86_64") == ("linux", "amd64", "")
-    assert parse_platform("linux/arm64/v8") == ("linux", "arm64", "v8")
-    with pytest.raises(InvalidParameter):
-        parse_platform("linux//")
-
-
 def test_check() -> None:
     for ok in ("", "linux", "linux/amd64", "Linux/x86_64"):
         check_platform("busybox", ok, IMG)
+    with pytest.raises(InvalidParameter):
+        check_platform("busybox", "linux//", IMG)
     with pytest.raises(NotFound) as err:
         check_platform("busybox", "linux/arm64", IMG)
     assert err.value.message == (

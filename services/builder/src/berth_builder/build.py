@@ -263,7 +263,7 @@ class Build:
         else:
             base = BaseImage("", None)
             async for item in self.executor.base_image(
-                name, pull=self.options.pull, platform=stage.platform
+                name, pull=self.options.pull, platform=stage.platform or self.options.platform
             ):
                 if isinstance(item, BaseImage):
                     base = item

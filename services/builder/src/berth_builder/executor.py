@@ -17,6 +17,7 @@ from typing import TypeVar
 import anyio
 import msgspec
 from anyio import to_thread
+from berth_common.platforms import platform_matches
 from berth_contracts import subjects
 from berth_contracts.archives import ArchiveOpened, ContainerArchive
 from berth_contracts.base import Command, Reply
@@ -101,8 +102,12 @@ class EngineExecutor:
         if not pull:
             with contextlib.suppress(NotFound):
                 found = await self._engine(ImageGet(ref=ref), ImageDetail)
-                yield BaseImage(found.image.id, found.image.config)
-                return
+                image = found.image
+                # A local image of another platform than `--platform` asks for is pulled
+                # again for that one, as dockerd 20.10 does.
+                if not platform or platform_matches(platform, image.os, image.architecture, image.variant):
+                    yield BaseImage(image.id, image.config)
+                    return
         # With the client's credentials the pull goes straight to the registry (resolved once
         # they arrive on the HTTP request), as `docker pull` with X-Registry-Auth does.
         auth = self.registry_auth.header_for(ref)

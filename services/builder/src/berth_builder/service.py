@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 from aiohttp import web
 from anyio import to_thread
+from berth_common.platforms import parse_platform
 from berth_common.tokens import Tokens
 from berth_contracts.base import Done
 from berth_contracts.builder import BuildCancel, BuildOptions, BuildPrepare, UploadTarget
@@ -67,7 +68,10 @@ def validate(options: BuildOptions) -> None:
             "berth's builder takes the context as the request body only (no remote URL)"
         )
     if options.platform:
-        raise NotImplementedByBerth('"platform" is not supported by the classic builder here')
+        try:
+            parse_platform(options.platform)
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from None
 
 
 class ContextStore:
