@@ -5,12 +5,15 @@ hashes them from the mounted image the same way)."""
 
 from __future__ import annotations
 
+import functools
 import grp
 import hashlib
 import os
 import posixpath
 import pwd
 import tempfile
+from collections.abc import Callable
+from typing import Any
 
 from anyio import to_thread
 
@@ -72,7 +75,6 @@ def image_sums(index: ContextIndex, fetched: str) -> dict[str, str]:
     looked up on the daemon's host as Go's tar does, then the content. (Devices, FIFOs and
     security.capability, which the archive API's tar does not carry, are left out.)"""
     base = posixpath.dirname(fetched.rstrip("/")).lstrip("/")  # the image directory of the top entry
-    owners = _OwnerNames()
     sums: dict[str, str] = {}
     with open(index.tar_path, "rb") as archive:
         for path, entry in index.entries():
@@ -85,7 +87,7 @@ def image_sums(index: ContextIndex, fetched: str) -> dict[str, str]:
                 ("mode", str(entry.mode | _TYPE_BITS[entry.kind])),
                 ("uid", str(entry.uid)), ("gid", str(entry.gid)), ("size", str(size)),
                 ("typeflag", _TYPEFLAGS[entry.kind]), ("linkname", entry.linkname),
-                ("uname", owners.user(entry.uid)), ("gname", owners.group(entry.gid)),
+                ("uname", _owner_name(pwd.getpwuid, entry.uid)), ("gname", _owner_name(grp.getgrgid, entry.gid)),
                 ("devmajor", "0"), ("devminor", "0"),
             ]  # fmt: skip
             digest = hashlib.sha256(b"".join(k.encode() + v.encode("utf-8", "surrogateescape") for k, v in fields))
@@ -100,28 +102,13 @@ def image_sums(index: ContextIndex, fetched: str) -> dict[str, str]:
     return sums
 
 
-class _OwnerNames:
+@functools.cache
+def _owner_name(lookup: Callable[[int], Any], number: int) -> str:
     """Go's archive/tar user and group names: looked up on this host, "" when unknown."""
-
-    def __init__(self) -> None:
-        self._users: dict[int, str] = {}
-        self._groups: dict[int, str] = {}
-
-    def user(self, uid: int) -> str:
-        if uid not in self._users:
-            try:
-                self._users[uid] = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                self._users[uid] = ""
-        return self._users[uid]
-
-    def group(self, gid: int) -> str:
-        if gid not in self._groups:
-            try:
-                self._groups[gid] = grp.getgrgid(gid).gr_name
-            except KeyError:
-                self._groups[gid] = ""
-        return self._groups[gid]
+    try:
+        return str(lookup(number)[0])  # pw_name, gr_name
+    except KeyError:
+        return ""
 
 
 def sources_in(index: ContextIndex, pattern: str) -> list[CopySource]:
