@@ -10,9 +10,14 @@ from typing import Any, TypeVar
 import anyio
 from berth_contracts import subjects
 from berth_contracts.agent import (
+    ExecProcess,
     TaskCreate,
     TaskCreated,
     TaskDelete,
+    TaskExec,
+    TaskExecGet,
+    TaskExecStarted,
+    TaskExecState,
     TaskExit,
     TaskGet,
     TaskSpec,
@@ -105,6 +110,12 @@ class Client:
         from berth_contracts.base import Done
 
         await self.call(TaskDelete(container_id=cid), Done)
+
+    async def exec_start(self, cid: str, eid: str, process: ExecProcess) -> TaskExecStarted:
+        return await self.call(TaskExec(container_id=cid, exec_id=eid, process=process), TaskExecStarted)
+
+    async def exec_state(self, cid: str, eid: str) -> TaskExecState:
+        return await self.call(TaskExecGet(container_id=cid, exec_id=eid), TaskExecState)
 
 
 class Output:

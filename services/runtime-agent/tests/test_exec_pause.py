@@ -10,10 +10,6 @@ from agent_testlib import Client, spec
 from berth_contracts import subjects
 from berth_contracts.agent import (
     ExecProcess,
-    TaskExec,
-    TaskExecGet,
-    TaskExecStarted,
-    TaskExecState,
     TaskGet,
     TaskPause,
     TaskResume,
@@ -35,11 +31,11 @@ def new_id() -> str:
 async def run_exec(c: Client, cid: str, proc: ExecProcess, stdin: bytes = b"") -> tuple[int, bytes, bytes]:
     eid = new_id()
     out = await c.collect_output(eid)
-    await c.call(TaskExec(container_id=cid, exec_id=eid, process=proc), TaskExecStarted)
+    await c.exec_start(cid, eid, proc)
     if stdin:
         await c.nc.publish(subjects.stdio_in(eid), encode(StdinChunk(data=stdin, eof=True)))
     await out.wait_eof()
-    state = await c.call(TaskExecGet(container_id=cid, exec_id=eid), TaskExecState)
+    state = await c.exec_state(cid, eid)
     assert not state.running
     return state.exit_code, out.data(1), out.data(2)
 
@@ -71,7 +67,7 @@ async def test_exec_pipes_tty_user_env(c: Client, rootfs: Path) -> None:
     with pytest.raises(InvalidParameter, match="unable to find user nope"):
         await run_exec(c, cid, ExecProcess(args=["true"], user="nope"))
     with pytest.raises(NotFound):
-        await c.call(TaskExecGet(container_id=cid, exec_id="x"), TaskExecState)
+        await c.exec_state(cid, "x")
     await c.delete(cid)
 
 
@@ -81,12 +77,7 @@ async def test_pause_resume_top_update_stats(c: Client, rootfs: Path) -> None:
     await c.call(TaskPause(container_id=cid), Done)
     assert (await c.call(TaskGet(container_id=cid), TaskState)).status == "paused"
     with pytest.raises(Conflict):
-        await c.call(
-            TaskExec(
-                container_id=cid, exec_id=new_id(), process=ExecProcess(args=["true"])
-            ),
-            TaskExecStarted,
-        )
+        await c.exec_start(cid, new_id(), ExecProcess(args=["true"]))
     await c.call(TaskResume(container_id=cid), Done)
     assert (await c.call(TaskGet(container_id=cid), TaskState)).status == "running"
 

@@ -16,10 +16,6 @@ from agent_testlib import Client, client, spec
 from berth_contracts import subjects
 from berth_contracts.agent import (
     ExecProcess,
-    TaskExec,
-    TaskExecGet,
-    TaskExecStarted,
-    TaskExecState,
     TaskGet,
     TaskKill,
     TaskState,
@@ -194,7 +190,7 @@ def test_execs_across_an_agent_restart(agent, rootfs: Path, nats_url: str) -> No
                 (later, waits_for("later", 9)),
                 (reader, ExecProcess(args=["sh", "-c", "read x; exit $x"], open_stdin=True)),
             ):
-                await c.call(TaskExec(container_id=cid, exec_id=eid, process=proc), TaskExecStarted)
+                await c.exec_start(cid, eid, proc)
 
     anyio.run(start)
     agent.kill9()
@@ -207,19 +203,19 @@ def test_execs_across_an_agent_restart(agent, rootfs: Path, nats_url: str) -> No
             agent.start()
             await c.wait_ready()
             await outputs[gone].wait_eof()  # published by the new agent when it adopts the shim
-            state = await c.call(TaskExecGet(container_id=cid, exec_id=gone), TaskExecState)
+            state = await c.exec_state(cid, gone)
             assert (state.running, state.exit_code) == (False, 7)
 
-            state = await c.call(TaskExecGet(container_id=cid, exec_id=later), TaskExecState)
+            state = await c.exec_state(cid, later)
             assert state.running and state.pid > 0
             (rootfs / "tmp" / "later").touch()
             await outputs[later].wait_eof()
-            state = await c.call(TaskExecGet(container_id=cid, exec_id=later), TaskExecState)
+            state = await c.exec_state(cid, later)
             assert (state.running, state.exit_code) == (False, 9)
 
             await c.nc.publish(subjects.stdio_in(reader), encode(StdinChunk(data=b"5\n", eof=True)))
             await outputs[reader].wait_eof()
-            state = await c.call(TaskExecGet(container_id=cid, exec_id=reader), TaskExecState)
+            state = await c.exec_state(cid, reader)
             assert (state.running, state.exit_code) == (False, 5)
             await c.delete(cid)
 
