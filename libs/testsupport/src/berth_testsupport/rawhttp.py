@@ -5,11 +5,17 @@ from __future__ import annotations
 import socket
 
 
-def read_all(sock: socket.socket) -> bytes:
-    """Until the server closes (the socket's timeout bounds the wait)."""
+def read_all(sock: socket.socket, *, reset_ends: bool = False) -> bytes:
+    """Until the server closes (the socket's timeout bounds the wait). `reset_ends`: a reset
+    ends the stream too, keeping what came before it: a server that refuses a request while it
+    is still being sent (a 431 to headers) closes with our bytes unread, which resets."""
     chunks = []
-    while data := sock.recv(65536):
-        chunks.append(data)
+    try:
+        while data := sock.recv(65536):
+            chunks.append(data)
+    except ConnectionResetError:
+        if not reset_ends:
+            raise
     return b"".join(chunks)
 
 
