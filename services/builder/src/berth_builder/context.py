@@ -127,11 +127,13 @@ def tarsum_header(member: tarfile.TarInfo, owner_names: tuple[str, str] = ("", "
         ("devmajor", str(member.devmajor)),
         ("devminor", str(member.devminor)),
     ]
-    out = b"".join(k.encode() + v.encode("utf-8", "surrogateescape") for k, v in fields)
     xattrs = sorted((k[len("SCHILY.xattr.") :], v) for k, v in member.pax_headers.items() if k.startswith("SCHILY.xattr."))
-    for key, value in xattrs:
-        out += key.encode() + value.encode("utf-8", "surrogateescape")
-    return out
+    return tarsum_v1(fields + xattrs)
+
+
+def tarsum_v1(fields: list[tuple[str, str]]) -> bytes:
+    """tarsum v1's encoding of selected header fields (then xattrs): each name, then its value."""
+    return b"".join(k.encode() + v.encode("utf-8", "surrogateescape") for k, v in fields)
 
 
 def extract_context(stream: IO[bytes] | Readable, root: str) -> None:

@@ -55,7 +55,7 @@ class ContextIndex:
 
     # --- building: extraction's rules -------------------------------------------------------
 
-    def _parent(self, parts: list[str]) -> str:
+    def _parent(self, parts: list[str]) -> None:
         """The parent directory of `parts`, made as extraction makes it; a link or a file on
         the way is refused, as opening it with O_NOFOLLOW|O_DIRECTORY is."""
         path = ROOT
@@ -69,7 +69,6 @@ class ContextIndex:
                     f"invalid build context: {'/'.join(parts[: i + 1])} is not a directory"
                 )
             path = child
-        return path
 
     def _put(self, path: str, entry: Entry) -> None:
         parent, _, name = path.rpartition("/")
@@ -185,9 +184,10 @@ def child_path(parent: str, name: str) -> str:
     return name if parent == ROOT else f"{parent}/{name}"
 
 
-def index_archive(tar_path: str, max_bytes: int = 0) -> ContextIndex:
+def index_archive(tar_path: str, max_bytes: int = 0, *, summed: bool = True) -> ContextIndex:
     """Index a plain (uncompressed) tar: ContextError on an unusable archive, one whose tree
-    extraction would refuse, or more than `max_bytes` of content."""
+    extraction would refuse, or more than `max_bytes` of content. `summed=False`: no tarsums
+    (the caller has none, or sums otherwise)."""
     index = ContextIndex(tar_path)
     total = 0
     try:
@@ -199,15 +199,20 @@ def index_archive(tar_path: str, max_bytes: int = 0) -> ContextIndex:
                 total += max(member.size, 0)
                 if max_bytes and total > max_bytes:
                     raise ContextError(f"build context larger than the {max_bytes} bytes allowed")
-                digest = hashlib.sha256(tarsum_header(member))
-                if member.isreg() and (data := archive.extractfile(member)) is not None:
-                    while chunk := data.read(1 << 20):
-                        digest.update(chunk)
                 index.add(member, parts)
-                index.sums["/".join(parts)] = digest.hexdigest()
+                if summed:
+                    index.sums["/".join(parts)] = _tarsum(archive, member)
     except tarfile.TarError as exc:
         raise ContextError(f"invalid build context: {exc}") from None
     return index
+
+
+def _tarsum(archive: tarfile.TarFile, member: tarfile.TarInfo) -> str:
+    digest = hashlib.sha256(tarsum_header(member))
+    if member.isreg() and (data := archive.extractfile(member)) is not None:
+        while chunk := data.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class BuildContext:

@@ -18,7 +18,7 @@ from typing import Any
 from anyio import to_thread
 
 from berth_builder import transfer
-from berth_builder.context import extract_context
+from berth_builder.context import extract_context, tarsum_v1
 from berth_builder.contextindex import ROOT, ContextIndex, index_archive
 from berth_builder.copysources import ContextHasher, CopySource
 from berth_builder.gomatch import contains_wildcards
@@ -54,7 +54,7 @@ async def fetch(url: str, staging: str, number: int, fetched: str) -> tuple[str,
     await transfer.post_to_file(url, tar_path)
 
     def extract() -> ContextIndex:
-        index = index_archive(tar_path)
+        index = index_archive(tar_path, summed=False)  # an image's files are summed otherwise
         index.sums = image_sums(index, fetched)
         with open(tar_path, "rb") as f:
             extract_context(f, root)
@@ -90,7 +90,7 @@ def image_sums(index: ContextIndex, fetched: str) -> dict[str, str]:
                 ("uname", _owner_name(pwd.getpwuid, entry.uid)), ("gname", _owner_name(grp.getgrgid, entry.gid)),
                 ("devmajor", "0"), ("devminor", "0"),
             ]  # fmt: skip
-            digest = hashlib.sha256(b"".join(k.encode() + v.encode("utf-8", "surrogateescape") for k, v in fields))
+            digest = hashlib.sha256(tarsum_v1(fields))
             done = 0
             while done < size:
                 chunk = os.pread(archive.fileno(), min(1 << 20, size - done), entry.offset + done)

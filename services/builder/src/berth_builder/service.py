@@ -1,7 +1,8 @@
 """The builder service: BuildPrepare over NATS, the context over HTTP, the build stream back.
 
 State lives under <data root>/builder: contexts/<random>/ holds one build's context (its tar, and
-its files once a step needs them; 0700, removed when the build ends, whatever its outcome; leftovers of a crash go at start).
+its files once a step needs them; 0700, removed when the build ends, whatever its outcome;
+leftovers of a crash go at start).
 """
 
 from __future__ import annotations
@@ -106,8 +107,7 @@ def prepare_context(spool: str, ctx_dir: str, options: BuildOptions) -> tuple[Bu
             with open(spool, "rb") as f:
                 tar.addfile(info, f)
         os.unlink(spool)
-        index = index_archive(tar_path)
-        index.sums.clear()
+        index = index_archive(tar_path, summed=False)
         name = DEFAULT_DOCKERFILE
     path = index.resolve(name)
     if index.kind(path) != "file" and name == DEFAULT_DOCKERFILE:
