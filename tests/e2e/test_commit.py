@@ -72,6 +72,26 @@ def test_diff_commit_run_history(berth: Berth, busybox_image: str) -> None:
         berth.docker("rmi", "committed:1")
 
 
+def test_commit_of_an_unchanged_container_adds_no_layer(berth: Berth, busybox_image: str) -> None:
+    """As dockerd: a writable layer with nothing in it (never started, or started and wrote
+    nothing) is recorded as an empty layer in history and adds no diff id."""
+    base = json.loads(berth.docker_ok("image", "inspect", busybox_image))[0]
+    berth.docker_ok("create", "--name", "cm-fresh", busybox_image, "true")
+    berth.docker_ok("run", "--name", "cm-ran", busybox_image, "true")
+    try:
+        for name in ("cm-fresh", "cm-ran"):
+            berth.docker_ok("commit", "--change", "ENV E=1", name, f"{name}:1")
+            meta = json.loads(berth.docker_ok("image", "inspect", f"{name}:1"))[0]
+            assert meta["RootFS"]["Layers"] == base["RootFS"]["Layers"]
+            assert meta["Parent"] == base["Id"] and "E=1" in meta["Config"]["Env"]
+            top = berth.docker_ok("history", "--format", "{{.Size}}", f"{name}:1").split()[0]
+            assert top == "0B"
+            assert berth.docker_ok("run", "--rm", f"{name}:1", "sh", "-c", "echo $E").strip() == "1"
+    finally:
+        berth.docker("rm", "-f", "cm-fresh", "cm-ran")
+        berth.docker("rmi", "cm-fresh:1", "cm-ran:1")
+
+
 def test_commit_running_pauses_it(berth: Berth, busybox_image: str) -> None:
     cid = berth.docker_ok("run", "-d", busybox_image, "sh", "-c", "echo a > /a; sleep 300").strip()
     since = berth.docker_ok("inspect", "-f", "{{.Created}}", cid).strip()

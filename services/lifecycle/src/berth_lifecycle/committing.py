@@ -4,6 +4,7 @@ snapshot_child, its tar stored as a new layer on top of the container's image.""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,11 @@ def _in_use_as_upper(upper: Path) -> bool:
         return True
 
 
+def _is_empty_dir(path: Path) -> bool:
+    with os.scandir(path) as entries:
+        return next(entries, None) is None
+
+
 def merge_config(user: ContainerConfig, image: ContainerConfig) -> ContainerConfig:
     """moby's daemon/commit.go merge(): what the new config leaves empty comes from `image`."""
     out = msgspec.structs.asdict(user)
@@ -106,22 +112,32 @@ class Committer:
             config = merge_config(config, cmd.container_config)
         parent = await self.images.resolve(cmd.image_id) if cmd.image_id else SCRATCH
         upper, _ = await self.snapshots.layer_dirs(cmd.key)
+        if await to_thread.run_sync(_is_empty_dir, upper):
+            # Nothing written (a build's metadata step): no tar to read, no child to start.
+            doc = self._config(cmd, parent, config, "", True)
+            image_id = await self._store(parent, doc, None, None)
+        else:
+            image_id = await self._commit_layer(cmd, parent, config, upper)
+        ref = ""
+        if names:
+            await self.images.tag(image_id, cmd.repo, cmd.tag)
+            ref = names[0].familiar()
+        return SnapshotCommitted(id=image_id, ref=ref)
+
+    async def _commit_layer(
+        self, cmd: SnapshotCommit, parent: ImageRow, config: ContainerConfig, upper: Path
+    ) -> str:
         writer = await to_thread.run_sync(self.images.content.writer)
         try:
             take = cmd.take_upper and not await to_thread.run_sync(_in_use_as_upper, upper)
             spec = {"mode": "layer", "upper": str(upper), "out_fd": writer.fileno(), "take": take}
             layer = await run_child(spec, pass_fds=(writer.fileno(),))
             doc = self._config(cmd, parent, config, str(layer["diff_id"]), bool(layer["empty"]))
-            image_id = await self._store(
+            return await self._store(
                 parent, doc, None if layer["empty"] else writer, upper if take else None
             )
         finally:
             await to_thread.run_sync(writer.abort)
-        ref = ""
-        if names:
-            await self.images.tag(image_id, cmd.repo, cmd.tag)
-            ref = names[0].familiar()
-        return SnapshotCommitted(id=image_id, ref=ref)
 
     @staticmethod
     def _config(
