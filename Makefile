@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # netavark, aardvark-dns, iptables: bridge networks, DNS and published ports (runtime agent).
 APT_PACKAGES := runc busybox-static iproute2 procps docker-registry skopeo docker.io docker-compose debootstrap netavark aardvark-dns iptables golang-github-containers-common
 PACKAGES := libs/common libs/contracts libs/kit libs/testsupport services/api-gateway services/engine services/lifecycle \
-            services/runtime-agent services/registry-proxy services/builder cli
+            services/runtime-agent services/registry-proxy services/builder services/orchestrator cli
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
 .PHONY: install up test lint clean-venv

@@ -34,6 +34,7 @@ def test_up_defaults() -> None:
         "berth_agent",
         "berth_registry_proxy",
         "berth_builder",
+        "berth_orchestrator",
         "berth_gateway",
     ]
 

@@ -36,6 +36,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("berth-runtime-agent", "berth_agent"),
     ServiceSpec("berth-registry-proxy", "berth_registry_proxy"),
     ServiceSpec("berth-builder", "berth_builder"),
+    ServiceSpec("berth-orchestrator", "berth_orchestrator"),
     ServiceSpec("berth-api-gateway", "berth_gateway"),
 )
 

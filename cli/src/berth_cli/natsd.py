@@ -30,8 +30,8 @@ def port_in_use(port: int) -> bool:
 
 def nats_argv(port: int, config: Path) -> list[str]:
     # Loopback only, and every client authenticates: the config (berth_kit.busauth, from the
-    # permission table) has one user per service. No JetStream: no service uses it. The server
-    # logs to stderr (berth's log): refused connections and publishes show up there.
+    # permission table) has one user per service, and JetStream for the orchestrator only. The
+    # server logs to stderr (berth's log): refused connections and publishes show up there.
     return [nats_server_binary(), "-c", str(config), "-a", "127.0.0.1", "-p", str(port)]
 
 

@@ -19,6 +19,7 @@ from berth_kit.busauth import (
     SERVER_CONFIG,
     CredentialsError,
     creds_path,
+    jetstream_settings,
     read_credentials,
     write_bus_dir,
 )
@@ -157,7 +158,7 @@ def prepare_bus(cfg: UpConfig) -> Path | None:
     bus_dir = cfg.bus_dir
     if not cfg.nats_url:
         assert bus_dir is not None
-        write_bus_dir(bus_dir)
+        write_bus_dir(bus_dir, jetstream_settings(cfg.data_root / "swarm" / "jetstream"))
         return bus_dir
     if bus_dir is None:
         log.warning(

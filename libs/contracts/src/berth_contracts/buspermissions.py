@@ -24,6 +24,7 @@ LIFECYCLE = "berth-lifecycle"
 RUNTIME_AGENT = "berth-runtime-agent"
 REGISTRY_PROXY = "berth-registry-proxy"
 BUILDER = "berth-builder"
+ORCHESTRATOR = "berth-orchestrator"
 # `berth status` and `berth up -d`'s readiness check: they ping every service's health subject.
 STATUS = "berth-status"
 
@@ -60,6 +61,7 @@ PERMISSIONS: dict[str, BusPermissions] = {
         publish=(
             subjects.ENGINE_RPC,
             subjects.BUILDER_RPC,
+            subjects.ORCHESTRATOR_RPC,
             subjects.stdio_in(ANY),
             subjects.stdio_ack(ANY),
         ),
@@ -72,6 +74,7 @@ PERMISSIONS: dict[str, BusPermissions] = {
             subjects.lifecycle_rpc(ANY),
             subjects.docker_events("container", ANY),
             _GATEWAY_STREAMS,
+            subjects.ORCHESTRATOR_RPC,  # the node's heartbeat: task states, assignments
         ),
         subscribe=(
             subjects.ENGINE_RPC,
@@ -98,6 +101,13 @@ PERMISSIONS: dict[str, BusPermissions] = {
         publish=(subjects.ENGINE_RPC,),
         # A step container's output and its `die` event (exit code).
         subscribe=(subjects.BUILDER_RPC, subjects.stdio_out(ANY), subjects.docker_events("container", ANY)),
+    ),
+    # Only the orchestrator reaches JetStream: its API and the swarm's KV bucket, where the
+    # cluster state (join tokens included) lives. Engines learn their tasks from its replies.
+    ORCHESTRATOR: _service(
+        ORCHESTRATOR,
+        publish=("$JS.API.>", f"$KV.{subjects.SWARM_BUCKET}.>"),
+        subscribe=(subjects.ORCHESTRATOR_RPC,),
     ),
     STATUS: BusPermissions(
         publish=(subjects.health(ANY),),

@@ -16,6 +16,12 @@ ENGINE_QUEUE = "berth-engine"
 BUILDER_RPC = f"{PREFIX}.builder.v1.rpc"
 BUILDER_QUEUE = "berth-builder"
 
+# Swarm mode: the orchestrator (manager role) answers the Engine API's swarm objects and the
+# node engines' heartbeats; its cluster state lives in JetStream KV (SWARM_BUCKET).
+ORCHESTRATOR_RPC = f"{PREFIX}.orchestrator.v1.rpc"
+ORCHESTRATOR_QUEUE = "berth-orchestrator"
+SWARM_BUCKET = "berth_swarm"
+
 LIFECYCLE_QUEUE = "berth-lifecycle"
 AGENT_QUEUE = "berth-runtime-agent"
 

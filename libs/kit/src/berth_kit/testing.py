@@ -69,11 +69,11 @@ def nats_server(jetstream: bool = False, config: Path | None = None) -> Iterator
 def authenticated_nats_server() -> Iterator[tuple[str, Path]]:
     """A throwaway nats-server that admits only berth's identities with the permission table
     (berth_kit.busauth); yields its URL and the bus directory holding each identity's creds."""
-    from berth_kit.busauth import write_bus_dir  # here: this module stays stdlib-only
+    from berth_kit.busauth import jetstream_settings, write_bus_dir  # this module: stdlib only
 
     with tempfile.TemporaryDirectory(prefix="berth-bus-") as tmp:
         bus_dir = Path(tmp) / "bus"
-        config = write_bus_dir(bus_dir)
+        config = write_bus_dir(bus_dir, jetstream_settings(Path(tmp) / "jetstream"))
         with nats_server(config=config) as url:
             yield url, bus_dir
 

@@ -1,0 +1,220 @@
+"""Swarm mode on subjects.ORCHESTRATOR_RPC: the Engine API's /swarm, /nodes, /services and
+/tasks, served by the orchestrator (the manager role), and the node engines' sessions with it
+(NodeHeartbeat: what swarmkit's dispatcher does).
+
+Docker's swarm objects (Swarm, Node, Service, Task and their specs) are large and versioned
+by the API; they cross the wire as the JSON documents the Engine API defines (`DockerObject`),
+built and checked by the orchestrator. What berth itself reads (a task's container spec, its
+state) is typed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from berth_contracts.base import Command, Done, Ping, Reply
+
+Filters = dict[str, list[str]]
+Document = dict[str, Any]  # one Engine API JSON object, as dockerd answers it
+
+
+# --- /swarm ------------------------------------------------------------------------------------
+class SwarmInit(Command, frozen=True):
+    node: str  # BERTH_NODE of the engine whose gateway received the request
+    hostname: str
+    advertise_addr: str = ""
+    listen_addr: str = "0.0.0.0:2377"
+    spec: Document = msgspec.field(default_factory=dict)
+    force_new_cluster: bool = False
+
+
+class SwarmInitialised(Reply, frozen=True):
+    node_id: str
+
+
+class SwarmJoin(Command, frozen=True):
+    node: str
+    remote_addrs: list[str]
+    join_token: str
+
+
+class SwarmInspect(Command, frozen=True):
+    pass
+
+
+class SwarmLeave(Command, frozen=True):
+    node: str
+    force: bool = False
+
+
+class SwarmUpdate(Command, frozen=True):
+    version: int
+    spec: Document
+    rotate_worker_token: bool = False
+    rotate_manager_token: bool = False
+
+
+class LocalNodeInfo(Command, frozen=True):
+    """`docker info`'s Swarm section for this node."""
+
+    node: str
+
+
+class NodeSwarmState(Reply, frozen=True):
+    info: Document
+
+
+# --- /nodes, /services, /tasks -------------------------------------------------------------------
+class NodeList(Command, frozen=True):
+    filters: Filters = msgspec.field(default_factory=dict)
+
+
+class NodeInspect(Command, frozen=True):
+    ref: str
+
+
+class NodeUpdate(Command, frozen=True):
+    ref: str
+    version: int
+    spec: Document
+
+
+class NodeRemove(Command, frozen=True):
+    ref: str
+    force: bool = False
+
+
+class ServiceCreate(Command, frozen=True):
+    spec: Document
+
+
+class ServiceCreated(Reply, frozen=True):
+    id: str
+    warnings: list[str] = msgspec.field(default_factory=list)
+
+
+class ServiceList(Command, frozen=True):
+    filters: Filters = msgspec.field(default_factory=dict)
+    status: bool = False  # ?status=true: ServiceStatus counts (API 1.41)
+
+
+class ServiceInspect(Command, frozen=True):
+    ref: str
+
+
+class ServiceUpdate(Command, frozen=True):
+    ref: str
+    version: int
+    spec: Document
+    rollback: Literal["", "previous"] = ""
+
+
+class ServiceRemove(Command, frozen=True):
+    ref: str
+
+
+class TaskList(Command, frozen=True):
+    filters: Filters = msgspec.field(default_factory=dict)
+
+
+class TaskInspect(Command, frozen=True):
+    ref: str
+
+
+class DockerObject(Reply, frozen=True):
+    item: Document
+
+
+class DockerObjects(Reply, frozen=True):
+    items: list[Document]
+
+
+# --- the node engines' session (dispatcher) ------------------------------------------------------
+TaskState = Literal[
+    "new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running",
+    "complete", "shutdown", "failed", "rejected", "remove", "orphaned",
+]  # fmt: skip
+
+
+class TaskReport(msgspec.Struct, frozen=True):
+    """What a node's engine saw of one of its tasks."""
+
+    task_id: str
+    state: TaskState
+    message: str = ""
+    err: str = ""
+    container_id: str = ""
+    pid: int = 0
+    exit_code: int = 0
+
+
+class TaskAssignment(msgspec.Struct, frozen=True):
+    """A task the orchestrator gave this node: the container to run, named and labelled as
+    dockerd names and labels a task's container."""
+
+    task_id: str
+    desired_state: TaskState
+    container_name: str
+    image: str
+    labels: dict[str, str]
+    command: list[str] | None = None  # ContainerSpec.Command: the entrypoint
+    args: list[str] | None = None
+    env: list[str] | None = None
+    workdir: str = ""
+    user: str = ""
+    hostname: str = ""
+    tty: bool = False
+    open_stdin: bool = False
+    stop_signal: str = ""
+    stop_grace_seconds: int | None = None
+    init: bool | None = None
+    read_only: bool = False
+    nano_cpus: int = 0
+    memory_bytes: int = 0
+
+
+class NodeHeartbeat(Command, frozen=True):
+    """Every engine sends one every few seconds: node liveness, task states, and in reply the
+    tasks it should run. Not in a swarm: the reply says so and the engine removes any task
+    containers it still has."""
+
+    node: str  # BERTH_NODE
+    hostname: str
+    addr: str = ""
+    engine_version: str = ""
+    nano_cpus: int = 0
+    memory_bytes: int = 0
+    tasks: list[TaskReport] = msgspec.field(default_factory=list)
+
+
+class NodeAssignments(Reply, frozen=True):
+    in_swarm: bool
+    node_id: str = ""
+    tasks: list[TaskAssignment] = msgspec.field(default_factory=list)
+
+
+OrchestratorRequest = (
+    SwarmInit
+    | SwarmJoin
+    | SwarmInspect
+    | SwarmLeave
+    | SwarmUpdate
+    | LocalNodeInfo
+    | NodeList
+    | NodeInspect
+    | NodeUpdate
+    | NodeRemove
+    | ServiceCreate
+    | ServiceList
+    | ServiceInspect
+    | ServiceUpdate
+    | ServiceRemove
+    | TaskList
+    | TaskInspect
+    | NodeHeartbeat
+    | Ping
+)
+
+__all__ = ["Done", "OrchestratorRequest"]

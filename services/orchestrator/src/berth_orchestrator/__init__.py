@@ -1,0 +1,1 @@
+"""berth-orchestrator: the manager role of swarm mode."""

@@ -1,0 +1,56 @@
+"""`python -m berth_orchestrator`: swarm mode's manager role on subjects.ORCHESTRATOR_RPC.
+
+Every instance answers the API and the node engines' heartbeats from the swarm's KV bucket; the
+holder of the lease also reconciles services into tasks (lease.Leadership).
+"""
+
+from __future__ import annotations
+
+from berth_contracts import subjects
+from berth_contracts import swarm as s
+from berth_kit.rpc import RpcServer
+from berth_kit.service import ServiceContext, run_service
+
+from berth_orchestrator.api import SwarmApi
+from berth_orchestrator.dispatcher import Dispatcher
+from berth_orchestrator.lease import Leadership
+from berth_orchestrator.store import SwarmStore
+
+SERVICE = "berth-orchestrator"
+
+
+def register(server: RpcServer, api: SwarmApi, dispatcher: Dispatcher) -> None:
+    server.handle(s.SwarmInit, api.init)
+    server.handle(s.SwarmJoin, api.join)
+    server.handle(s.SwarmInspect, api.inspect)
+    server.handle(s.SwarmUpdate, api.update)
+    server.handle(s.SwarmLeave, api.leave)
+    server.handle(s.LocalNodeInfo, api.local_info)
+    server.handle(s.NodeList, api.node_list)
+    server.handle(s.NodeInspect, api.node_inspect)
+    server.handle(s.NodeUpdate, api.node_update)
+    server.handle(s.NodeRemove, api.node_remove)
+    server.handle(s.ServiceCreate, api.service_create)
+    server.handle(s.ServiceList, api.service_list)
+    server.handle(s.ServiceInspect, api.service_inspect)
+    server.handle(s.ServiceUpdate, api.service_update)
+    server.handle(s.ServiceRemove, api.service_remove)
+    server.handle(s.TaskList, api.task_list)
+    server.handle(s.TaskInspect, api.task_inspect)
+    server.handle(s.NodeHeartbeat, dispatcher.heartbeat)
+
+
+async def serve(ctx: ServiceContext) -> None:
+    store = SwarmStore(ctx.nc)
+    leadership = Leadership(store, ctx.node)
+    server = ctx.server(subjects.ORCHESTRATOR_RPC, s.OrchestratorRequest, queue=subjects.ORCHESTRATOR_QUEUE)
+    register(server, SwarmApi(store, leadership), Dispatcher(store))
+    ctx.tg.start_soon(leadership.run)
+
+
+def main() -> None:
+    run_service(SERVICE, serve)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,407 @@
+"""The Engine API's /swarm, /nodes, /services and /tasks, with dockerd's answers and words."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from berth_common.gotime import rfc3339nano
+from berth_common.names import generate_unique_name
+from berth_contracts.base import Done
+from berth_contracts.errors import Conflict, InvalidParameter, NotFound, Unavailable
+from berth_contracts.swarm import (
+    DockerObject,
+    DockerObjects,
+    LocalNodeInfo,
+    NodeInspect,
+    NodeList,
+    NodeRemove,
+    NodeSwarmState,
+    NodeUpdate,
+    ServiceCreate,
+    ServiceCreated,
+    ServiceInspect,
+    ServiceList,
+    ServiceRemove,
+    ServiceUpdate,
+    SwarmInit,
+    SwarmInitialised,
+    SwarmInspect,
+    SwarmJoin,
+    SwarmLeave,
+    SwarmUpdate,
+    TaskInspect,
+    TaskList,
+)
+
+from berth_orchestrator import ids, specs, views
+from berth_orchestrator.lease import Leadership
+from berth_orchestrator.reconcile import DOWN_AFTER, TERMINAL
+from berth_orchestrator.records import (
+    ClusterRecord,
+    Document,
+    NodeRecord,
+    ServiceRecord,
+    TaskRecord,
+)
+from berth_orchestrator.store import Snapshot, SwarmStore
+
+NOT_MANAGER = (
+    'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to '
+    "connect this node to swarm and try again."
+)
+ALREADY_IN_SWARM = (
+    'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and '
+    "join another one."
+)
+LAST_MANAGER = (
+    "You are attempting to leave the swarm on a node that is participating as a manager. "
+    "Removing the last manager erases all current state of the swarm. Use `--force` to ignore "
+    "this message."
+)
+
+T = TypeVar("T", NodeRecord, ServiceRecord, TaskRecord)
+
+
+def resolve(objects: dict[str, T], ref: str, kind: str, name_of: Callable[[T], str]) -> T:
+    """By full ID, then by name, then by a unique ID prefix (swarmkit's lookup order)."""
+    if ref in objects:
+        return objects[ref]
+    named = [o for o in objects.values() if name_of(o) == ref]
+    if len(named) == 1:
+        return named[0]
+    prefixed = [o for o in objects.values() if o.id.startswith(ref)] if ref else []
+    if len(prefixed) == 1:
+        return prefixed[0]
+    if len(prefixed) > 1 or len(named) > 1:
+        raise NotFound(f"{kind} {ref} is ambiguous ({len(prefixed) or len(named)} matches found)")
+    raise NotFound(f"{kind} {ref} not found")
+
+
+def _service_name(svc: ServiceRecord) -> str:
+    return str(svc.spec.get("Name") or "")
+
+
+def _node_name(node: NodeRecord) -> str:
+    return node.name or node.hostname
+
+
+def _labels_match(labels: dict[str, str], wanted: Iterable[str]) -> bool:
+    for item in wanted:
+        key, eq, value = item.partition("=")
+        if key not in labels or (eq and labels[key] != value):
+            return False
+    return True
+
+
+def _check_filters(filters: dict[str, list[str]], allowed: set[str]) -> None:
+    for key in filters:
+        if key not in allowed:
+            raise InvalidParameter(f"invalid filter '{key}'")
+
+
+class SwarmApi:
+    def __init__(self, store: SwarmStore, leadership: Leadership) -> None:
+        self.store = store
+        self.leadership = leadership
+
+    async def _managed(self) -> Snapshot:
+        snap = await self.store.load()
+        if snap.cluster is None:
+            raise Unavailable(NOT_MANAGER)
+        return snap
+
+    # --- /swarm ------------------------------------------------------------------------------
+    async def init(self, cmd: SwarmInit) -> SwarmInitialised:
+        snap = await self.store.load()
+        if snap.cluster is not None:
+            raise Unavailable(ALREADY_IN_SWARM)
+        spec = {**views.DEFAULT_SWARM_SPEC, **{k: v for k, v in cmd.spec.items() if v not in (None, {})}}
+        stamp = rfc3339nano()
+        node = NodeRecord(
+            id=ids.new_id(), berth_node=cmd.node, hostname=cmd.hostname, created_at=stamp,
+            updated_at=stamp, role="manager", addr=_advertised(cmd.advertise_addr, cmd.listen_addr),
+            last_seen=time.time(),
+        )  # fmt: skip
+        cluster = ClusterRecord(
+            id=ids.new_id(), created_at=stamp, updated_at=stamp, spec=spec, ca_digest=ids.new_ca_digest(),
+            worker_secret=ids.new_secret(), manager_secret=ids.new_secret(),
+        )  # fmt: skip
+        await self.store.put(snap, node)
+        await self.store.put_cluster(snap, cluster)
+        return SwarmInitialised(node_id=node.id)
+
+    async def join(self, cmd: SwarmJoin) -> Done:
+        snap = await self.store.load()
+        if snap.cluster is not None:
+            raise Unavailable(ALREADY_IN_SWARM)
+        raise Unavailable(
+            "joining a swarm is not supported by berth yet: berth's swarm mode runs on one node"
+        )
+
+    async def inspect(self, cmd: SwarmInspect) -> DockerObject:
+        snap = await self._managed()
+        assert snap.cluster is not None
+        return DockerObject(item=views.cluster_doc(snap, snap.cluster, tokens=True))
+
+    async def update(self, cmd: SwarmUpdate) -> Done:
+        snap = await self._managed()
+        cluster = snap.cluster
+        assert cluster is not None
+        if cmd.version != snap.revision("cluster"):
+            raise Conflict("update out of sequence")
+        if cmd.spec:
+            cluster.spec = {**views.DEFAULT_SWARM_SPEC, **cmd.spec}
+        if cmd.rotate_worker_token:
+            cluster.worker_secret = ids.new_secret()
+        if cmd.rotate_manager_token:
+            cluster.manager_secret = ids.new_secret()
+        cluster.updated_at = rfc3339nano()
+        await self.store.put_cluster(snap, cluster)
+        return Done()
+
+    async def leave(self, cmd: SwarmLeave) -> Done:
+        snap = await self.store.load()
+        node = snap.node_by_berth_name(cmd.node)
+        if snap.cluster is None or node is None:
+            raise Unavailable("This node is not part of a swarm")
+        managers = [n for n in snap.nodes.values() if n.role == "manager"]
+        if node.role == "manager" and not cmd.force:
+            if len(managers) == 1:
+                raise Unavailable(LAST_MANAGER)
+        # One node: leaving erases the swarm; the engine removes the task containers when its
+        # next heartbeat hears that it is no longer in one.
+        await self.store.purge_all()
+        return Done()
+
+    async def local_info(self, cmd: LocalNodeInfo) -> NodeSwarmState:
+        snap = await self.store.load()
+        node = snap.node_by_berth_name(cmd.node)
+        if snap.cluster is None or node is None:
+            return NodeSwarmState(info=views.info_inactive())
+        return NodeSwarmState(info=views.info_active(snap, node, time.time(), DOWN_AFTER))
+
+    # --- /nodes ------------------------------------------------------------------------------
+    def _node_doc(self, snap: Snapshot, node: NodeRecord) -> Document:
+        return views.node_doc(snap, node, self.leader_node(snap), time.time(), DOWN_AFTER)
+
+    def leader_node(self, snap: Snapshot) -> str:
+        """The node whose orchestrator holds the lease (one node: the manager)."""
+        managers = sorted((n for n in snap.nodes.values() if n.role == "manager"), key=lambda n: n.created_at)
+        for node in managers:
+            if node.berth_node == self.leadership.leader_node:
+                return node.id
+        return managers[0].id if managers else ""
+
+    async def node_list(self, cmd: NodeList) -> DockerObjects:
+        snap = await self._managed()
+        f = cmd.filters
+        _check_filters(f, {"id", "label", "membership", "name", "node.label", "role"})
+        out = []
+        for node in sorted(snap.nodes.values(), key=lambda n: n.created_at):
+            if f.get("id") and not any(node.id.startswith(v) for v in f["id"]):
+                continue
+            if f.get("name") and not any(_node_name(node).startswith(v) for v in f["name"]):
+                continue
+            if f.get("role") and node.role not in f["role"]:
+                continue
+            if f.get("membership") and "accepted" not in f["membership"]:
+                continue
+            if f.get("node.label") and not _labels_match(node.labels, f["node.label"]):
+                continue
+            if f.get("label") and not _labels_match({}, f["label"]):
+                continue  # engine labels: berth's engines carry none
+            out.append(self._node_doc(snap, node))
+        return DockerObjects(items=out)
+
+    async def node_inspect(self, cmd: NodeInspect) -> DockerObject:
+        snap = await self._managed()
+        ref = cmd.ref
+        if ref == "self":
+            ref = self.leader_node(snap)
+        node = resolve(snap.nodes, ref, "node", _node_name)
+        return DockerObject(item=self._node_doc(snap, node))
+
+    async def node_update(self, cmd: NodeUpdate) -> Done:
+        snap = await self._managed()
+        node = resolve(snap.nodes, cmd.ref, "node", _node_name)
+        if cmd.version != snap.revision(f"node.{node.id}"):
+            raise Conflict("update out of sequence")
+        spec = specs.check_node_spec(cmd.spec)
+        role = spec.get("Role") or node.role
+        if role == "worker" and node.role == "manager":
+            if sum(1 for n in snap.nodes.values() if n.role == "manager") == 1:
+                raise InvalidParameter("attempting to demote the last manager of the swarm")
+        node.role = role
+        node.availability = spec.get("Availability") or node.availability
+        node.labels = {str(k): str(v) for k, v in (spec.get("Labels") or {}).items()}
+        node.name = str(spec.get("Name") or "")
+        node.updated_at = rfc3339nano()
+        await self.store.put(snap, node)
+        return Done()
+
+    async def node_remove(self, cmd: NodeRemove) -> Done:
+        snap = await self._managed()
+        node = resolve(snap.nodes, cmd.ref, "node", _node_name)
+        if node.role == "manager":
+            raise InvalidParameter(
+                f"rpc error: code = FailedPrecondition desc = node {node.id} is a cluster manager and is "
+                "a member of the raft cluster. It must be demoted to worker before removal"
+            )
+        if not cmd.force and time.time() - node.last_seen <= DOWN_AFTER:
+            raise InvalidParameter(
+                f"rpc error: code = FailedPrecondition desc = node {node.id} is not down and can't be "
+                "removed"
+            )
+        await self.store.delete(snap, f"node.{node.id}")
+        return Done()
+
+    # --- /services ---------------------------------------------------------------------------
+    async def service_create(self, cmd: ServiceCreate) -> ServiceCreated:
+        snap = await self._managed()
+        spec = specs.check_service_spec(dict(cmd.spec))
+        names = {_service_name(s) for s in snap.services.values()}
+        if not spec.get("Name"):
+            spec["Name"] = generate_unique_name(lambda n: n in names)
+        if spec["Name"] in names:
+            raise Conflict(
+                f"rpc error: code = AlreadyExists desc = name conflicts with an existing object: "
+                f"service {spec['Name']} already exists"
+            )
+        stamp = rfc3339nano()
+        svc = ServiceRecord(id=ids.new_id(), created_at=stamp, updated_at=stamp, spec=spec)
+        await self.store.put(snap, svc)
+        self.leadership.poke()
+        return ServiceCreated(id=svc.id)
+
+    def _counts(self, snap: Snapshot, svc: ServiceRecord) -> dict[str, int]:
+        tasks = [t for t in snap.tasks.values() if t.service_id == svc.id]
+        mode = specs.service_mode(svc.spec)
+        if mode.global_mode:
+            desired = sum(1 for t in tasks if t.desired_state == "running")
+        else:
+            desired = mode.replicas
+        return {
+            "running": sum(1 for t in tasks if t.state == "running" and t.desired_state == "running"),
+            "desired": desired,
+            "completed": sum(1 for t in tasks if t.state == "complete"),
+        }
+
+    async def service_list(self, cmd: ServiceList) -> DockerObjects:
+        snap = await self._managed()
+        f = cmd.filters
+        _check_filters(f, {"id", "label", "mode", "name"})
+        out = []
+        for svc in sorted(snap.services.values(), key=lambda s: s.created_at):
+            if f.get("id") and not any(svc.id.startswith(v) for v in f["id"]):
+                continue
+            if f.get("name") and not any(_service_name(svc).startswith(v) for v in f["name"]):
+                continue
+            if f.get("label") and not _labels_match(svc.spec.get("Labels") or {}, f["label"]):
+                continue
+            if f.get("mode"):
+                mode = "global" if specs.service_mode(svc.spec).global_mode else "replicated"
+                if mode not in f["mode"]:
+                    continue
+            out.append(views.service_doc(snap, svc, self._counts(snap, svc) if cmd.status else None))
+        return DockerObjects(items=out)
+
+    async def service_inspect(self, cmd: ServiceInspect) -> DockerObject:
+        snap = await self._managed()
+        svc = resolve(snap.services, cmd.ref, "service", _service_name)
+        return DockerObject(item=views.service_doc(snap, svc, None))
+
+    async def service_update(self, cmd: ServiceUpdate) -> Done:
+        snap = await self._managed()
+        svc = resolve(snap.services, cmd.ref, "service", _service_name)
+        if cmd.version != snap.revision(f"service.{svc.id}"):
+            raise Conflict(
+                "rpc error: code = Unknown desc = update out of sequence"
+            )
+        if cmd.rollback == "previous":
+            if svc.previous_spec is None:
+                raise InvalidParameter(f"service {svc.id} does not have a previous spec")
+            new_spec, previous = svc.previous_spec, svc.spec
+            state = "rollback_started"
+        else:
+            new_spec, previous = specs.check_service_spec(dict(cmd.spec)), svc.spec
+            state = "updating"
+        if (new_spec.get("Name") or _service_name(svc)) != _service_name(svc):
+            raise InvalidParameter("renaming services is not supported")
+        new_spec["Name"] = _service_name(svc)
+        stamp = rfc3339nano()
+        if specs.template_of(new_spec) != specs.template_of(svc.spec):
+            svc.spec_serial += 1
+            svc.update_state, svc.update_started_at, svc.update_completed_at = state, stamp, ""
+            svc.update_message = "update in progress" if state == "updating" else "manually requested rollback"
+        svc.previous_spec, svc.spec, svc.updated_at = previous, new_spec, stamp
+        await self.store.put(snap, svc)
+        self.leadership.poke()
+        return Done()
+
+    async def service_remove(self, cmd: ServiceRemove) -> Done:
+        snap = await self._managed()
+        svc = resolve(snap.services, cmd.ref, "service", _service_name)
+        await self.store.delete(snap, f"service.{svc.id}")
+        self.leadership.poke()
+        return Done()
+
+    # --- /tasks ------------------------------------------------------------------------------
+    async def task_list(self, cmd: TaskList) -> DockerObjects:
+        snap = await self._managed()
+        f = cmd.filters
+        _check_filters(f, {"desired-state", "id", "label", "name", "node", "service", "_up-to-date"})
+        services = set()
+        for ref in f.get("service", []):
+            services.add(resolve(snap.services, ref, "service", _service_name).id)
+        nodes = set()
+        for ref in f.get("node", []):
+            nodes.add(self.leader_node(snap) if ref == "self" else resolve(snap.nodes, ref, "node", _node_name).id)
+        out = []
+        for task in sorted(snap.tasks.values(), key=lambda t: (t.service_id, t.slot, t.created_at)):
+            svc = snap.services.get(task.service_id)
+            if svc is None:
+                continue
+            if services and task.service_id not in services:
+                continue
+            if nodes and task.node_id not in nodes:
+                continue
+            if f.get("id") and not any(task.id.startswith(v) for v in f["id"]):
+                continue
+            if f.get("desired-state") and not _desired_matches(task, f["desired-state"]):
+                continue
+            if f.get("name"):
+                name = f"{_service_name(svc)}.{task.slot or task.node_id}"
+                if not any(name.startswith(v) for v in f["name"]):
+                    continue
+            if f.get("_up-to-date") and task.spec_serial != svc.spec_serial:
+                continue
+            out.append(views.task_doc(snap, task, svc))
+        return DockerObjects(items=out)
+
+    async def task_inspect(self, cmd: TaskInspect) -> DockerObject:
+        snap = await self._managed()
+        task = resolve(snap.tasks, cmd.ref, "task", lambda t: "")
+        return DockerObject(item=views.task_doc(snap, task, snap.services.get(task.service_id)))
+
+
+def _desired_matches(task: TaskRecord, wanted: list[str]) -> bool:
+    for state in wanted:
+        if state not in ("running", "shutdown", "accepted"):
+            raise InvalidParameter(f"Invalid task desired state: {state}")
+    if task.desired_state == "complete":
+        return "shutdown" in wanted
+    return task.desired_state in wanted or (
+        "accepted" in wanted and task.desired_state == "running" and task.state not in TERMINAL
+    )
+
+
+def _advertised(advertise: str, listen: str) -> str:
+    """The node's address as `docker node inspect` shows it: host part of --advertise-addr,
+    else of --listen-addr when that names one, else loopback (one node, nothing to reach)."""
+    for addr in (advertise, listen):
+        host = addr.rsplit(":", 1)[0] if addr.count(":") == 1 else addr
+        if host and host not in ("0.0.0.0", "::"):
+            return host
+    return "127.0.0.1"

@@ -1,0 +1,137 @@
+"""The node engines' side of the orchestrator (swarmkit's dispatcher): a heartbeat brings the
+node's task states and takes back the tasks the node should hold.
+
+A task's state only moves forward (a late report never turns a failed task back into a running
+one) and only its own node may report it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from berth_common.gotime import rfc3339nano
+from berth_contracts.errors import Conflict
+from berth_contracts.swarm import NodeAssignments, NodeHeartbeat, TaskAssignment, TaskReport
+
+from berth_orchestrator import specs
+from berth_orchestrator.reconcile import TERMINAL
+from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord
+from berth_orchestrator.store import Snapshot, SwarmStore
+
+_ORDER = [
+    "new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running",
+    "complete", "shutdown", "failed", "rejected", "remove", "orphaned",
+]  # fmt: skip
+_RANK = {state: i for i, state in enumerate(_ORDER)}
+# A heartbeat's node record is written at most this often (each write is fsynced by JetStream);
+# a node is down after reconcile.DOWN_AFTER without one.
+_SEEN_WRITE_EVERY = 2.0
+
+
+def container_name(svc: ServiceRecord, task: TaskRecord) -> str:
+    """dockerd's names: <service>.<slot>.<task id>, or <service>.<node id>.<task id> (global)."""
+    name = svc.spec.get("Name") or svc.id
+    return f"{name}.{task.slot or task.node_id}.{task.id}"
+
+
+def assignment(svc: ServiceRecord, task: TaskRecord) -> TaskAssignment:
+    container = specs.container_of(task.template)
+    nano_cpus, memory = specs.limits_of(task.template)
+    grace = container.get("StopGracePeriod")
+    labels = {str(k): str(v) for k, v in (container.get("Labels") or {}).items()}
+    labels.update({
+        "com.docker.swarm.node.id": task.node_id,
+        "com.docker.swarm.service.id": svc.id,
+        "com.docker.swarm.service.name": str(svc.spec.get("Name") or svc.id),
+        "com.docker.swarm.task": "",
+        "com.docker.swarm.task.id": task.id,
+        "com.docker.swarm.task.name": container_name(svc, task).rsplit(".", 1)[0] + "." + task.id,
+    })  # fmt: skip
+    return TaskAssignment(
+        task_id=task.id,
+        desired_state=task.desired_state,
+        container_name=container_name(svc, task),
+        image=str(container.get("Image", "")),
+        labels=labels,
+        command=container.get("Command") or None,
+        args=container.get("Args") or None,
+        env=container.get("Env") or None,
+        workdir=str(container.get("Dir") or ""),
+        user=str(container.get("User") or ""),
+        hostname=str(container.get("Hostname") or ""),
+        tty=bool(container.get("TTY")),
+        open_stdin=bool(container.get("OpenStdin")),
+        stop_signal=str(container.get("StopSignal") or ""),
+        stop_grace_seconds=None if grace is None else max(0, int(grace) // 1_000_000_000),
+        init=container.get("Init"),
+        read_only=bool(container.get("ReadOnly")),
+        nano_cpus=nano_cpus,
+        memory_bytes=memory,
+    )
+
+
+def apply_report(task: TaskRecord, report: TaskReport, now: float) -> bool:
+    """Fold one report into the task; True if it changed."""
+    if task.state == report.state and task.container_id == report.container_id and task.pid == report.pid:
+        return False
+    if task.state in TERMINAL and report.state not in TERMINAL:
+        return False  # late news of a start: the end is already known
+    if _RANK.get(report.state, 0) < _RANK.get(task.state, 0) and report.state not in TERMINAL:
+        return False
+    stamp = rfc3339nano()
+    if task.state != report.state:
+        task.timestamp = stamp
+        task.state_since = now
+    task.state = report.state
+    task.message = report.message or task.message
+    task.err = report.err
+    task.container_id = report.container_id or task.container_id
+    task.pid = report.pid
+    task.exit_code = report.exit_code
+    task.updated_at = stamp
+    return True
+
+
+class Dispatcher:
+    def __init__(self, store: SwarmStore) -> None:
+        self.store = store
+
+    async def heartbeat(self, cmd: NodeHeartbeat) -> NodeAssignments:
+        snap = await self.store.load()
+        if snap.cluster is None:
+            return NodeAssignments(in_swarm=False)
+        node = snap.node_by_berth_name(cmd.node)
+        if node is None:
+            return NodeAssignments(in_swarm=False)
+        now = time.time()
+        await self._seen(snap, node, cmd, now)
+        for report in cmd.tasks:
+            task = snap.tasks.get(report.task_id)
+            if task is None or task.node_id != node.id:
+                continue
+            if apply_report(task, report, now):
+                try:
+                    await self.store.put(snap, task)
+                except Conflict:
+                    pass  # written since (the leader's plan): the next heartbeat reports again
+        tasks = []
+        for task in snap.tasks.values():
+            svc = snap.services.get(task.service_id)
+            if task.node_id == node.id and svc is not None and task.state != "pending":
+                tasks.append(assignment(svc, task))
+        return NodeAssignments(in_swarm=True, node_id=node.id, tasks=tasks)
+
+    async def _seen(self, snap: Snapshot, node: NodeRecord, cmd: NodeHeartbeat, now: float) -> None:
+        changed = (cmd.hostname, cmd.addr, cmd.engine_version, cmd.nano_cpus, cmd.memory_bytes) != (
+            node.hostname, node.addr, node.engine_version, node.nano_cpus, node.memory_bytes,
+        )  # fmt: skip
+        if not changed and now - node.last_seen < _SEEN_WRITE_EVERY:
+            return
+        node.hostname, node.addr, node.engine_version = cmd.hostname, cmd.addr or node.addr, cmd.engine_version
+        node.nano_cpus, node.memory_bytes, node.last_seen = cmd.nano_cpus, cmd.memory_bytes, now
+        if changed:
+            node.updated_at = rfc3339nano()
+        try:
+            await self.store.put(snap, node)
+        except Conflict:
+            pass  # a node update raced this beat: the next one writes

@@ -1,0 +1,91 @@
+"""Leadership: one orchestrator reconciles at a time, the holder of a lease in the KV bucket,
+taken and renewed by compare-and-set on the key's revision; the others stand by and take the
+lease over once it has expired. The leader reconciles every CYCLE seconds, and at once when an
+API call changed the services (poke).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+import anyio
+import msgspec
+from berth_contracts.errors import BerthError, Conflict
+
+from berth_orchestrator import reconcile
+from berth_orchestrator.records import LEASE_KEY, LeaseRecord
+from berth_orchestrator.store import Snapshot, SwarmStore
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 6.0
+CYCLE = 1.0
+
+
+class Leadership:
+    def __init__(self, store: SwarmStore, node: str) -> None:
+        self.store = store
+        self.node = node
+        self.holder = f"{node}/{secrets.token_hex(4)}"  # this instance
+        self.leader_node = ""  # BERTH_NODE of the lease's holder, as last read
+        self.is_leader = False
+        self._poked = anyio.Event()
+
+    def poke(self) -> None:
+        self._poked.set()
+
+    async def _hold_lease(self) -> bool:
+        raw = await self.store.get_raw(LEASE_KEY)
+        now = time.time()
+        lease = msgspec.json.decode(raw[0], type=LeaseRecord) if raw else None
+        if lease is not None and lease.holder != self.holder and lease.until > now:
+            self.leader_node = lease.holder.split("/", 1)[0]
+            return False
+        snap = Snapshot()
+        if raw:
+            snap.revisions[LEASE_KEY] = raw[1]
+        try:
+            await self.store.write(snap, LEASE_KEY, LeaseRecord(holder=self.holder, until=now + LEASE_SECONDS))
+        except Conflict:
+            return False  # another instance renewed or took it first
+        if not self.is_leader:
+            log.info("orchestrator %s leads the swarm", self.holder)
+        self.leader_node = self.node
+        return True
+
+    async def cycle(self) -> None:
+        """One round: hold the lease, then (leading) apply one plan."""
+        if not await self._hold_lease():
+            self.is_leader = False
+            return
+        self.is_leader = True
+        snap = await self.store.load()
+        if snap.cluster is None:
+            return
+        plan = reconcile.plan(snap, time.time())
+        for task_id in plan.deletes:
+            try:
+                await self.store.delete(snap, f"task.{task_id}")
+            except Conflict:
+                pass  # changed since the snapshot: planned again next cycle
+        for record in plan.puts:
+            try:
+                await self.store.put(snap, record)
+            except Conflict:
+                pass
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.cycle()
+            except BerthError as exc:  # JetStream away (NATS restarting): try again
+                log.warning("orchestrator cycle: %s", exc.message)
+                self.is_leader = False
+            except Exception:  # noqa: BLE001 - a bad cycle must not end leadership for good
+                log.exception("orchestrator cycle failed")
+                self.is_leader = False
+            with anyio.move_on_after(CYCLE):
+                await self._poked.wait()
+            self._poked = anyio.Event()

@@ -1,0 +1,323 @@
+"""From services to tasks: what swarmkit's orchestrators, scheduler and restart supervisor do,
+as one pure function of a snapshot (plan) that the leader applies every cycle.
+
+- replicated services get one live task per slot 1..Replicas, global services one per eligible
+  node; a live task is one whose desired state is running;
+- a task that ended is replaced after the restart policy's delay, unless the policy says no
+  (condition none, on-failure after exit 0, max attempts reached within the window);
+- a task whose node is down, drained or no longer matches the constraints is shut down and its
+  slot placed again;
+- a changed task template (service update) replaces the old tasks `parallelism` at a time,
+  stop-first (the old one has ended before its replacement is made) or start-first;
+- a removed service's tasks are deleted (their node's engine then removes the containers), and
+  each slot keeps at most TaskHistoryRetentionLimit old tasks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from berth_common.gotime import rfc3339nano
+
+from berth_orchestrator import specs
+from berth_orchestrator.ids import new_id
+from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord
+from berth_orchestrator.store import Snapshot
+
+TERMINAL = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
+DOWN_AFTER = 6.0  # seconds without a heartbeat (engines beat every 2 s)
+SECOND_NS = 1_000_000_000
+
+
+@dataclass
+class Plan:
+    puts: list[ServiceRecord | TaskRecord] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)  # task ids
+
+
+def node_ready(node: NodeRecord, now: float) -> bool:
+    return now - node.last_seen <= DOWN_AFTER
+
+
+def _matches(node: NodeRecord, constraint: specs.Constraint) -> bool:
+    key = constraint.key
+    if key == "node.id":
+        actual: str | None = node.id
+    elif key == "node.hostname":
+        actual = node.hostname
+    elif key == "node.role":
+        actual = node.role
+    elif key == "node.platform.os":
+        actual = "linux"
+    elif key == "node.platform.arch":
+        import platform
+
+        actual = platform.machine()
+    elif key.startswith("node.labels."):
+        actual = node.labels.get(key[len("node.labels.") :])
+    else:  # engine.labels.*: berth's engines carry no labels yet
+        actual = None
+    if constraint.equal:
+        return actual is not None and actual.lower() == constraint.value.lower()
+    return actual is None or actual.lower() != constraint.value.lower()
+
+
+class _Planner:
+    def __init__(self, snap: Snapshot, now: float) -> None:
+        self.snap = snap
+        self.now = now
+        self.stamp = rfc3339nano()
+        self.plan = Plan()
+        self.live_on_node: dict[str, int] = defaultdict(int)
+        for task in snap.tasks.values():
+            if task.desired_state == "running" and task.node_id:
+                self.live_on_node[task.node_id] += 1
+
+    # --- placement --------------------------------------------------------------------------
+    def eligible(self, svc: ServiceRecord) -> list[NodeRecord]:
+        template = specs.template_of(svc.spec)
+        wanted = specs.constraints(template)
+        cpus, memory = specs.reservations_of(template)
+        out = []
+        for node in self.snap.nodes.values():
+            if node.availability != "active" or not node_ready(node, self.now):
+                continue
+            if not all(_matches(node, c) for c in wanted):
+                continue
+            if (cpus and node.nano_cpus and cpus > node.nano_cpus) or (
+                memory and node.memory_bytes and memory > node.memory_bytes
+            ):
+                continue
+            out.append(node)
+        return out
+
+    def pick(self, svc: ServiceRecord, nodes: list[NodeRecord]) -> NodeRecord | None:
+        if not nodes:
+            return None
+        of_service: dict[str, int] = defaultdict(int)
+        for task in self.snap.tasks.values():
+            if task.service_id == svc.id and task.desired_state == "running":
+                of_service[task.node_id] += 1
+        return min(nodes, key=lambda n: (of_service[n.id], self.live_on_node[n.id], n.id))
+
+    # --- changes ----------------------------------------------------------------------------
+    def put(self, record: ServiceRecord | TaskRecord) -> None:
+        self.plan.puts.append(record)
+
+    def shut_down(self, task: TaskRecord) -> None:
+        if task.desired_state != "shutdown":
+            task.desired_state = "shutdown"
+            task.updated_at = self.stamp
+            if task.node_id:
+                self.live_on_node[task.node_id] -= 1
+            self.put(task)
+
+    def complete(self, task: TaskRecord) -> None:
+        task.desired_state = "complete"
+        task.updated_at = self.stamp
+        if task.node_id:
+            self.live_on_node[task.node_id] -= 1
+        self.put(task)
+
+    def new_task(self, svc: ServiceRecord, slot: int, node: NodeRecord | None) -> TaskRecord:
+        task = TaskRecord(
+            id=new_id(),
+            service_id=svc.id,
+            slot=slot,
+            node_id=node.id if node else "",
+            created_at=self.stamp,
+            updated_at=self.stamp,
+            spec_serial=svc.spec_serial,
+            template=specs.template_of(svc.spec),
+            state="assigned" if node else "pending",
+            timestamp=self.stamp,
+            message="assigned" if node else "pending task scheduling",
+            err="" if node else "no suitable node (scheduling constraints not satisfied on all nodes)",
+            state_since=self.now,
+        )
+        if node:
+            self.live_on_node[node.id] += 1
+        self.snap.tasks[task.id] = task
+        self.put(task)
+        return task
+
+    def place_pending(self, task: TaskRecord, svc: ServiceRecord, nodes: list[NodeRecord]) -> None:
+        node = self.pick(svc, nodes)
+        if node is None:
+            return
+        task.node_id, task.state, task.message, task.err = node.id, "assigned", "assigned", ""
+        task.updated_at = task.timestamp = self.stamp
+        task.state_since = self.now
+        self.live_on_node[node.id] += 1
+        self.put(task)
+
+    # --- one group of tasks (a slot, or a global service's node) -------------------------------
+    def restart_allowed(self, svc: ServiceRecord, ended: TaskRecord, group: list[TaskRecord]) -> bool:
+        policy = specs.restart_policy(specs.template_of(svc.spec))
+        if ended.state in ("shutdown", "orphaned") and ended.desired_state == "running":
+            return True  # stopped behind the orchestrator's back, or its node was lost
+        if policy.condition == "none":
+            return False
+        if policy.condition == "on-failure" and ended.state == "complete":
+            return False
+        if policy.max_attempts:
+            since = self.now - policy.window_ns / SECOND_NS if policy.window_ns else 0.0
+            attempts = sum(1 for t in group if t.state in TERMINAL and t.state_since >= since)
+            if attempts > policy.max_attempts:
+                return False
+        return self.now - ended.state_since >= policy.delay_ns / SECOND_NS
+
+    def group(
+        self, svc: ServiceRecord, slot: int, tasks: list[TaskRecord], nodes: list[NodeRecord], want: bool,
+        node: NodeRecord | None = None,
+    ) -> TaskRecord | None:
+        """Keep one live task in this group (want) or none; returns the live task to update."""
+        live = [t for t in tasks if t.desired_state == "running"]
+        live.sort(key=lambda t: t.created_at)
+        for extra in live[:-1]:
+            self.shut_down(extra)
+        current = live[-1] if live else None
+        eligible_ids = {n.id for n in nodes}
+        if not want:
+            if current is not None:
+                self.shut_down(current)
+            return None
+        if current is not None and current.state == "pending":
+            self.place_pending(current, svc, nodes if node is None else [node])
+            return None
+        if current is not None and current.node_id not in eligible_ids:
+            self.shut_down(current)  # node down, drained, or no longer matching
+            if current.node_id in self.snap.nodes and not node_ready(self.snap.nodes[current.node_id], self.now):
+                current.state, current.message = "orphaned", "node is down"
+            current = None
+            self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes))
+            return None
+        if current is not None and current.state in TERMINAL:
+            if self.restart_allowed(svc, current, tasks):
+                self.shut_down(current)
+                self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes))
+            elif not self._restart_pending(svc, current):
+                self.complete(current)  # the policy says no more: the slot stays empty
+            return None
+        if current is None:
+            newest = max(tasks, key=lambda t: t.created_at, default=None)
+            if newest is not None and newest.desired_state == "complete":
+                return None
+            stopping = [t for t in tasks if t.desired_state == "shutdown" and t.state not in TERMINAL
+                        and t.node_id in eligible_ids]  # fmt: skip
+            if stopping and specs.update_policy(svc.spec).order == "stop-first":
+                return None  # the old task first ends (stop-first), then this slot is placed
+            self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes))
+            return None
+        return current if current.spec_serial != svc.spec_serial else None
+
+    def _restart_pending(self, svc: ServiceRecord, ended: TaskRecord) -> bool:
+        """A restart that waits only for its delay: the ended task stays desired running."""
+        policy = specs.restart_policy(specs.template_of(svc.spec))
+        if policy.condition == "none" or (policy.condition == "on-failure" and ended.state == "complete"):
+            return False
+        return self.now - ended.state_since < policy.delay_ns / SECOND_NS
+
+    # --- a service ----------------------------------------------------------------------------
+    def service(self, svc: ServiceRecord, tasks: list[TaskRecord]) -> None:
+        mode = specs.service_mode(svc.spec)
+        nodes = self.eligible(svc)
+        outdated: list[TaskRecord] = []
+        if mode.global_mode:
+            by_node: dict[str, list[TaskRecord]] = defaultdict(list)
+            for task in tasks:
+                by_node[task.node_id].append(task)
+            for node_id, group in by_node.items():
+                node = self.snap.nodes.get(node_id)
+                if node is None or node not in nodes:
+                    for task in group:
+                        if task.desired_state == "running":
+                            self.shut_down(task)
+            for node in nodes:
+                found = self.group(svc, 0, by_node.get(node.id, []), [node], True, node)
+                if found is not None:
+                    outdated.append(found)
+        else:
+            by_slot: dict[int, list[TaskRecord]] = defaultdict(list)
+            for task in tasks:
+                by_slot[task.slot].append(task)
+            for slot in sorted(set(by_slot) | set(range(1, mode.replicas + 1))):
+                found = self.group(svc, slot, by_slot.get(slot, []), nodes, slot <= mode.replicas)
+                if found is not None:
+                    outdated.append(found)
+        self.rolling_update(svc, tasks, outdated, nodes)
+
+    def rolling_update(
+        self, svc: ServiceRecord, tasks: list[TaskRecord], outdated: list[TaskRecord], nodes: list[NodeRecord]
+    ) -> None:
+        policy = specs.update_policy(svc.spec)
+        fresh = [t for t in tasks if t.spec_serial == svc.spec_serial and t.desired_state == "running"]
+        if svc.update_state == "updating" and any(t.state in ("failed", "rejected") for t in fresh):
+            failed = next(t for t in fresh if t.state in ("failed", "rejected"))
+            if policy.failure_action == "pause":
+                svc.update_state = "paused"
+                svc.update_message = f"update paused due to failure or early termination of task {failed.id}"
+                self.put(svc)
+                return
+            if policy.failure_action == "rollback" and svc.previous_spec is not None:
+                svc.spec, svc.previous_spec = svc.previous_spec, svc.spec
+                svc.spec_serial += 1
+                svc.update_state = "rollback_started"
+                svc.update_message = f"update rolled back due to failure or early termination of task {failed.id}"
+                svc.updated_at = self.stamp
+                self.put(svc)
+                return
+        if svc.update_state == "paused":
+            return
+        if not outdated:
+            if svc.update_state in ("updating", "rollback_started") and all(
+                t.state == "running" for t in fresh
+            ):
+                svc.update_state = "completed" if svc.update_state == "updating" else "rollback_completed"
+                svc.update_completed_at = self.stamp
+                svc.update_message = (
+                    "update completed" if svc.update_state == "completed" else "rollback completed"
+                )
+                self.put(svc)
+            return
+        # The batch before has to run first (and the delay between batches to pass).
+        if any(t.state not in ("running", *TERMINAL) for t in fresh):
+            return
+        last_start = max((t.state_since for t in fresh), default=0.0)
+        if fresh and self.now - last_start < policy.delay_ns / SECOND_NS:
+            return
+        batch = outdated if policy.parallelism == 0 else outdated[: policy.parallelism]
+        for old in batch:
+            self.shut_down(old)
+            if policy.order == "start-first":
+                node = self.snap.nodes.get(old.node_id) if not old.slot else None
+                self.new_task(svc, old.slot, node if node is not None else self.pick(svc, nodes))
+
+    def retention(self, limit: int, groups: Iterable[list[TaskRecord]]) -> None:
+        for group in groups:
+            old = [t for t in group if t.desired_state != "running" and t.state in TERMINAL]
+            old.sort(key=lambda t: t.created_at)
+            for task in old[: max(0, len(old) - limit)]:
+                self.plan.deletes.append(task.id)
+
+
+def plan(snap: Snapshot, now: float) -> Plan:
+    planner = _Planner(snap, now)
+    by_service: dict[str, list[TaskRecord]] = defaultdict(list)
+    for task in snap.tasks.values():
+        if task.service_id in snap.services:
+            by_service[task.service_id].append(task)
+        else:
+            planner.plan.deletes.append(task.id)  # its service was removed
+    for svc in snap.services.values():
+        planner.service(svc, by_service.get(svc.id, []))
+    limit = 5
+    if snap.cluster is not None:
+        limit = int((snap.cluster.spec.get("Orchestration") or {}).get("TaskHistoryRetentionLimit", 5) or 0)
+    groups: dict[tuple[str, int, str], list[TaskRecord]] = defaultdict(list)
+    for task in snap.tasks.values():
+        groups[(task.service_id, task.slot, task.node_id if not task.slot else "")].append(task)
+    planner.retention(limit, groups.values())
+    return planner.plan

@@ -1,0 +1,115 @@
+"""What the orchestrator keeps in the swarm's KV bucket: one JSON record per key.
+
+Keys: `cluster`, `lease`, `node.<id>`, `service.<id>`, `task.<id>`. A record's Docker
+`Version.Index` is the KV revision of its last write: the bucket's stream sequence, which grows
+across all keys as swarmkit's raft index does, and which every update names (compare and set).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from berth_contracts.swarm import TaskState
+
+Document = dict[str, Any]
+
+CLUSTER_KEY = "cluster"
+LEASE_KEY = "lease"
+
+
+class ClusterRecord(msgspec.Struct, kw_only=True):
+    id: str
+    created_at: str
+    updated_at: str
+    spec: Document
+    # The join tokens' parts: only the orchestrator's bus identity can read the bucket.
+    ca_digest: str  # the tokens' middle part (swarmkit: the root CA's digest)
+    worker_secret: str
+    manager_secret: str
+
+
+Role = Literal["manager", "worker"]
+Availability = Literal["active", "pause", "drain"]
+
+
+class NodeRecord(msgspec.Struct, kw_only=True):
+    id: str
+    berth_node: str  # the node's BERTH_NODE: how its engine names itself in heartbeats
+    hostname: str
+    created_at: str
+    updated_at: str
+    role: Role = "manager"
+    availability: Availability = "active"
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    name: str = ""  # Spec.Name
+    addr: str = ""
+    engine_version: str = ""
+    nano_cpus: int = 0
+    memory_bytes: int = 0
+    last_seen: float = 0.0  # time.time() of its last heartbeat
+
+
+class ServiceRecord(msgspec.Struct, kw_only=True):
+    id: str
+    created_at: str
+    updated_at: str
+    spec: Document
+    spec_serial: int = 1  # +1 at every change of the task template: older tasks get replaced
+    previous_spec: Document | None = None
+    update_state: str = ""  # UpdateStatus.State: "", "updating", "completed", "rollback_completed"
+    update_started_at: str = ""
+    update_completed_at: str = ""
+    update_message: str = ""
+
+
+class TaskRecord(msgspec.Struct, kw_only=True):
+    id: str
+    service_id: str
+    slot: int  # 0 for a global service's task
+    node_id: str
+    created_at: str
+    updated_at: str
+    spec_serial: int
+    template: Document  # the service's TaskTemplate when the task was made
+    desired_state: TaskState = "running"
+    state: TaskState = "assigned"
+    timestamp: str = ""  # of the last state change
+    state_since: float = 0.0  # time.time() of the last state change (restart delays)
+    message: str = ""
+    err: str = ""
+    container_id: str = ""
+    pid: int = 0
+    exit_code: int = 0
+
+
+class LeaseRecord(msgspec.Struct, kw_only=True):
+    holder: str
+    until: float
+
+
+Record = ClusterRecord | NodeRecord | ServiceRecord | TaskRecord | LeaseRecord
+Keyed = NodeRecord | ServiceRecord | TaskRecord
+
+
+def key_of(record: Keyed) -> str:
+    kind = {NodeRecord: "node", ServiceRecord: "service", TaskRecord: "task"}[type(record)]
+    return f"{kind}.{record.id}"
+
+
+def encode(record: Record) -> bytes:
+    return msgspec.json.encode(record)
+
+
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    "node": msgspec.json.Decoder(NodeRecord),
+    "service": msgspec.json.Decoder(ServiceRecord),
+    "task": msgspec.json.Decoder(TaskRecord),
+    CLUSTER_KEY: msgspec.json.Decoder(ClusterRecord),
+    LEASE_KEY: msgspec.json.Decoder(LeaseRecord),
+}
+
+
+def decode(key: str, value: bytes) -> Record:
+    record: Record = _DECODERS[key.split(".", 1)[0]].decode(value)
+    return record

@@ -1,0 +1,234 @@
+"""Checking the specs clients send (ServiceSpec, NodeSpec, SwarmSpec) and reading what the
+orchestrator acts on out of them.
+
+berth runs a subset of swarmkit's service spec. A field it does not act on is refused by name
+(400), never stored and silently ignored: overlay networks, the ingress routing mesh, secrets,
+configs, mounts and jobs are not there yet (README: swarm mode).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from berth_contracts.errors import InvalidParameter
+
+from berth_orchestrator.records import Document
+
+SECOND_NS = 1_000_000_000
+_NAME = re.compile(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*")
+
+_CONTAINER_FIELDS = {
+    "Image", "Labels", "Command", "Args", "Hostname", "Env", "Dir", "User", "Init", "StopSignal",
+    "StopGracePeriod", "TTY", "OpenStdin", "ReadOnly", "Isolation", "DNSConfig",
+}  # fmt: skip
+_TEMPLATE_FIELDS = {
+    "ContainerSpec", "Resources", "RestartPolicy", "Placement", "ForceUpdate", "Runtime",
+}  # fmt: skip
+_SERVICE_FIELDS = {"Name", "Labels", "TaskTemplate", "Mode", "UpdateConfig", "RollbackConfig", "EndpointSpec"}
+_UNSUPPORTED_WORDS = {
+    "Networks": "overlay networks (--network) are not supported by berth's swarm mode yet",
+    "Mounts": "mounts in services (--mount) are not supported by berth's swarm mode yet",
+    "Secrets": "secrets are not supported by berth's swarm mode yet",
+    "Configs": "configs are not supported by berth's swarm mode yet",
+    "HealthCheck": "health checks in services are not supported by berth's swarm mode yet",
+    "LogDriver": "log drivers in services are not supported by berth's swarm mode yet",
+}
+
+
+def _empty(value: Any) -> bool:
+    return value in (None, "", 0, False, "default") or value == {} or value == []
+
+
+def _refuse_unknown(doc: Document, allowed: set[str], where: str) -> None:
+    for key, value in doc.items():
+        if key in allowed or _empty(value):
+            continue
+        if key in _UNSUPPORTED_WORDS:
+            raise InvalidParameter(_UNSUPPORTED_WORDS[key])
+        raise InvalidParameter(f"{where}.{key} is not supported by berth's swarm mode yet")
+
+
+def _dict(doc: Document, key: str) -> Document:
+    value = doc.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"{key} must be an object")
+    return value
+
+
+def _int(doc: Document, key: str, default: int = 0) -> int:
+    value = doc.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidParameter(f"{key} must be an integer")
+    return value
+
+
+@dataclass(frozen=True)
+class Mode:
+    global_mode: bool
+    replicas: int
+
+
+def service_mode(spec: Document) -> Mode:
+    mode = _dict(spec, "Mode")
+    if "ReplicatedJob" in mode or "GlobalJob" in mode:
+        raise InvalidParameter("jobs (--mode replicated-job|global-job) are not supported by berth's swarm mode yet")
+    if "Global" in mode:
+        return Mode(global_mode=True, replicas=0)
+    replicas = _int(_dict(mode, "Replicated"), "Replicas", 1)
+    if replicas < 0:
+        raise InvalidParameter("Replicas must be a non-negative integer")
+    return Mode(global_mode=False, replicas=replicas)
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    condition: str  # any, on-failure, none
+    delay_ns: int
+    max_attempts: int  # 0: no limit
+    window_ns: int  # 0: attempts counted over the task's whole life
+
+
+def restart_policy(template: Document) -> RestartPolicy:
+    policy = _dict(template, "RestartPolicy")
+    condition = policy.get("Condition") or "any"
+    if condition not in ("any", "on-failure", "none"):
+        raise InvalidParameter(f"invalid RestartCondition: {condition!r}")
+    delay = policy.get("Delay")
+    return RestartPolicy(
+        condition=str(condition),
+        delay_ns=5 * SECOND_NS if delay is None else _int(policy, "Delay"),
+        max_attempts=_int(policy, "MaxAttempts"),
+        window_ns=_int(policy, "Window"),
+    )
+
+
+@dataclass(frozen=True)
+class UpdatePolicy:
+    parallelism: int  # 0: all at once
+    delay_ns: int
+    failure_action: str  # pause, continue, rollback
+    order: str  # stop-first, start-first
+    monitor_ns: int
+
+
+def update_policy(spec: Document, key: str = "UpdateConfig") -> UpdatePolicy:
+    cfg = _dict(spec, key)
+    order = cfg.get("Order") or "stop-first"
+    action = cfg.get("FailureAction") or "pause"
+    if order not in ("stop-first", "start-first"):
+        raise InvalidParameter(f"invalid UpdateConfig.Order: {order!r}")
+    if action not in ("pause", "continue", "rollback"):
+        raise InvalidParameter(f"invalid UpdateConfig.FailureAction: {action!r}")
+    return UpdatePolicy(
+        parallelism=_int(cfg, "Parallelism", 1),
+        delay_ns=_int(cfg, "Delay"),
+        failure_action=str(action),
+        order=str(order),
+        monitor_ns=_int(cfg, "Monitor", 5 * SECOND_NS) or 5 * SECOND_NS,
+    )
+
+
+@dataclass(frozen=True)
+class Constraint:
+    key: str
+    equal: bool
+    value: str
+
+
+def constraints(template: Document) -> list[Constraint]:
+    placement = _dict(template, "Placement")
+    _refuse_unknown(placement, {"Constraints", "Platforms"}, "Placement")
+    out = []
+    for raw in placement.get("Constraints") or []:
+        text = str(raw)
+        op = "==" if "==" in text else "!=" if "!=" in text else ""
+        if not op:
+            raise InvalidParameter(f"invalid constraint {text!r}: expected key==value or key!=value")
+        key, _, value = (part.strip() for part in text.partition(op))
+        equal = op == "=="
+        known = key in ("node.id", "node.hostname", "node.role", "node.platform.os", "node.platform.arch")
+        if not (known or key.startswith(("node.labels.", "engine.labels."))):
+            raise InvalidParameter(f"constraint expected one operator from ==, !=: unknown key {key!r}")
+        out.append(Constraint(key, equal, value))
+    return out
+
+
+def check_service_spec(spec: Document) -> Document:
+    """The spec as stored (the client's, without empty noise), or InvalidParameter."""
+    if not isinstance(spec, dict):
+        raise InvalidParameter("invalid service spec")
+    name = spec.get("Name") or ""
+    if not isinstance(name, str):
+        raise InvalidParameter("Name must be a string")
+    if name and not _valid_name(name):
+        raise InvalidParameter(f"name must be valid as a DNS name component: {name!r}")
+    _refuse_unknown(spec, _SERVICE_FIELDS, "ServiceSpec")
+    template = _dict(spec, "TaskTemplate")
+    _refuse_unknown(template, _TEMPLATE_FIELDS, "TaskTemplate")
+    runtime = template.get("Runtime") or "container"
+    if runtime != "container":
+        raise InvalidParameter(f"runtime {runtime!r} is not supported by berth's swarm mode")
+    container = _dict(template, "ContainerSpec")
+    _refuse_unknown(container, _CONTAINER_FIELDS, "ContainerSpec")
+    if not container.get("Image"):
+        raise InvalidParameter("ContainerSpec: image reference must be provided")
+    dns = _dict(container, "DNSConfig")
+    _refuse_unknown(dns, set(), "ContainerSpec.DNSConfig")
+    endpoint = _dict(spec, "EndpointSpec")
+    if endpoint.get("Ports"):
+        raise InvalidParameter(
+            "published ports are not supported by berth's swarm mode yet (neither the ingress "
+            "routing mesh nor mode=host)"
+        )
+    if (endpoint.get("Mode") or "vip") not in ("vip", "dnsrr"):
+        raise InvalidParameter(f"invalid endpoint mode {endpoint.get('Mode')!r}")
+    resources = _dict(template, "Resources")
+    _refuse_unknown(resources, {"Limits", "Reservations"}, "Resources")
+    _refuse_unknown(_dict(resources, "Limits"), {"NanoCPUs", "MemoryBytes"}, "Resources.Limits")
+    _refuse_unknown(_dict(resources, "Reservations"), {"NanoCPUs", "MemoryBytes"}, "Resources.Reservations")
+    service_mode(spec)
+    restart_policy(template)
+    update_policy(spec)
+    update_policy(spec, "RollbackConfig")
+    constraints(template)
+    return spec
+
+
+def _valid_name(name: str) -> bool:
+    # swarmkit: at most 63 characters, letters and digits, '-' or '_' only between them
+    return len(name) <= 63 and _NAME.fullmatch(name) is not None
+
+
+def template_of(spec: Document) -> Document:
+    return _dict(spec, "TaskTemplate")
+
+
+def container_of(template: Document) -> Document:
+    return _dict(template, "ContainerSpec")
+
+
+def limits_of(template: Document) -> tuple[int, int]:
+    limits = _dict(_dict(template, "Resources"), "Limits")
+    return _int(limits, "NanoCPUs"), _int(limits, "MemoryBytes")
+
+
+def reservations_of(template: Document) -> tuple[int, int]:
+    reserved = _dict(_dict(template, "Resources"), "Reservations")
+    return _int(reserved, "NanoCPUs"), _int(reserved, "MemoryBytes")
+
+
+def check_node_spec(spec: Document) -> Document:
+    if not isinstance(spec, dict):
+        raise InvalidParameter("invalid node spec")
+    _refuse_unknown(spec, {"Name", "Labels", "Role", "Availability"}, "NodeSpec")
+    if spec.get("Role") not in (None, "", "manager", "worker"):
+        raise InvalidParameter(f"invalid role {spec.get('Role')!r}")
+    if spec.get("Availability") not in (None, "", "active", "pause", "drain"):
+        raise InvalidParameter(f"invalid availability {spec.get('Availability')!r}")
+    return spec

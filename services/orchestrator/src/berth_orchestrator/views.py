@@ -1,0 +1,179 @@
+"""The Engine API's JSON for swarm objects, from the records (as dockerd 20.10 answers them)."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from berth_orchestrator.ids import join_token
+from berth_orchestrator.records import (
+    ClusterRecord,
+    Document,
+    NodeRecord,
+    ServiceRecord,
+    TaskRecord,
+)
+from berth_orchestrator.store import Snapshot
+
+HEARTBEAT_PERIOD_NS = 5_000_000_000  # dockerd's default; berth's engines beat every 2 s
+
+DEFAULT_SWARM_SPEC: Document = {
+    "Name": "default",
+    "Labels": {},
+    "Orchestration": {"TaskHistoryRetentionLimit": 5},
+    "Raft": {
+        "SnapshotInterval": 10000,
+        "KeepOldSnapshots": 0,
+        "LogEntriesForSlowFollowers": 500,
+        "ElectionTick": 10,
+        "HeartbeatTick": 1,
+    },
+    "Dispatcher": {"HeartbeatPeriod": HEARTBEAT_PERIOD_NS},
+    "CAConfig": {"NodeCertExpiry": 7776000000000000},
+    "TaskDefaults": {},
+    "EncryptionConfig": {"AutoLockManagers": False},
+}
+
+
+def _version(snap: Snapshot, key: str) -> Document:
+    return {"Index": snap.revision(key)}
+
+
+def cluster_doc(snap: Snapshot, cluster: ClusterRecord, tokens: bool) -> Document:
+    doc: Document = {
+        "ID": cluster.id,
+        "Version": _version(snap, "cluster"),
+        "CreatedAt": cluster.created_at,
+        "UpdatedAt": cluster.updated_at,
+        "Spec": cluster.spec,
+        "TLSInfo": {"TrustRoot": "", "CertIssuerSubject": "", "CertIssuerPublicKey": ""},
+        "RootRotationInProgress": False,
+        "DefaultAddrPool": ["10.0.0.0/8"],
+        "SubnetSize": 24,
+        "DataPathPort": 4789,
+    }
+    if tokens:  # GET /swarm only: the Info section never carries them
+        doc["JoinTokens"] = {
+            "Worker": join_token(cluster.ca_digest, cluster.worker_secret),
+            "Manager": join_token(cluster.ca_digest, cluster.manager_secret),
+        }
+    return doc
+
+
+def node_status(node: NodeRecord, now: float, down_after: float) -> str:
+    return "ready" if now - node.last_seen <= down_after else "down"
+
+
+def node_doc(snap: Snapshot, node: NodeRecord, leader_id: str, now: float, down_after: float) -> Document:
+    spec: Document = {"Labels": node.labels, "Role": node.role, "Availability": node.availability}
+    if node.name:
+        spec["Name"] = node.name
+    doc: Document = {
+        "ID": node.id,
+        "Version": _version(snap, f"node.{node.id}"),
+        "CreatedAt": node.created_at,
+        "UpdatedAt": node.updated_at,
+        "Spec": spec,
+        "Description": {
+            "Hostname": node.hostname,
+            "Platform": {"Architecture": platform.machine(), "OS": "linux"},
+            "Resources": {"NanoCPUs": node.nano_cpus, "MemoryBytes": node.memory_bytes},
+            "Engine": {"EngineVersion": node.engine_version, "Plugins": []},
+            "TLSInfo": {"TrustRoot": "", "CertIssuerSubject": "", "CertIssuerPublicKey": ""},
+        },
+        "Status": {"State": node_status(node, now, down_after), "Addr": node.addr},
+    }
+    if node.role == "manager":
+        doc["ManagerStatus"] = {
+            "Leader": node.id == leader_id,
+            "Reachability": "reachable" if node_status(node, now, down_after) == "ready" else "unreachable",
+            "Addr": f"{node.addr}:2377",
+        }
+    return doc
+
+
+def service_doc(snap: Snapshot, svc: ServiceRecord, counts: dict[str, int] | None) -> Document:
+    doc: Document = {
+        "ID": svc.id,
+        "Version": _version(snap, f"service.{svc.id}"),
+        "CreatedAt": svc.created_at,
+        "UpdatedAt": svc.updated_at,
+        "Spec": svc.spec,
+        "Endpoint": {"Spec": {"Mode": (svc.spec.get("EndpointSpec") or {}).get("Mode") or "vip"}},
+    }
+    if svc.previous_spec is not None:
+        doc["PreviousSpec"] = svc.previous_spec
+    if svc.update_state:
+        status: Document = {"State": svc.update_state, "StartedAt": svc.update_started_at}
+        if svc.update_completed_at:
+            status["CompletedAt"] = svc.update_completed_at
+        status["Message"] = svc.update_message
+        doc["UpdateStatus"] = status
+    if counts is not None:
+        doc["ServiceStatus"] = {
+            "RunningTasks": counts["running"],
+            "DesiredTasks": counts["desired"],
+            "CompletedTasks": counts["completed"],
+        }
+    return doc
+
+
+def task_doc(snap: Snapshot, task: TaskRecord, service: ServiceRecord | None) -> Document:
+    status: Document = {
+        "Timestamp": task.timestamp or task.updated_at,
+        "State": task.state,
+        "Message": task.message,
+        "PortStatus": {},
+    }
+    if task.err:
+        status["Err"] = task.err
+    if task.container_id:
+        status["ContainerStatus"] = {
+            "ContainerID": task.container_id,
+            "PID": task.pid,
+            "ExitCode": task.exit_code,
+        }
+    doc: Document = {
+        "ID": task.id,
+        "Version": _version(snap, f"task.{task.id}"),
+        "CreatedAt": task.created_at,
+        "UpdatedAt": task.updated_at,
+        "Labels": {},
+        "Spec": task.template,
+        "ServiceID": task.service_id,
+        "NodeID": task.node_id,
+        "Status": status,
+        "DesiredState": task.desired_state,
+    }
+    if task.slot:
+        doc["Slot"] = task.slot
+    if service is not None:
+        doc["ServiceAnnotations"] = {"Name": service.spec.get("Name", "")}
+    return doc
+
+
+def info_inactive() -> Document:
+    return {
+        "NodeID": "",
+        "NodeAddr": "",
+        "LocalNodeState": "inactive",
+        "ControlAvailable": False,
+        "Error": "",
+        "RemoteManagers": None,
+    }
+
+
+def info_active(snap: Snapshot, node: NodeRecord, now: float, down_after: float) -> dict[str, Any]:
+    assert snap.cluster is not None
+    managers = [n for n in snap.nodes.values() if n.role == "manager"]
+    return {
+        "NodeID": node.id,
+        "NodeAddr": node.addr,
+        "LocalNodeState": "active",
+        "ControlAvailable": node.role == "manager",
+        "Error": "",
+        "RemoteManagers": [{"NodeID": m.id, "Addr": f"{m.addr}:2377"} for m in managers],
+        "Nodes": len(snap.nodes),
+        "Managers": len(managers),
+        "Cluster": cluster_doc(snap, snap.cluster, tokens=False),
+    }
