@@ -96,9 +96,13 @@ async def swarm() -> AsyncIterator[Swarm]:
         gateway = await _as(url, bus_dir, API_GATEWAY)
         engine = await _as(url, bus_dir, ENGINE)
         store = SwarmStore(served)
-        leadership = Leadership(store, "n1")
+
+        async def announce() -> None:
+            await served.publish(subjects.SWARM_CHANGED, b"")
+
+        leadership = Leadership(store, "n1", announce)
         server = RpcServer(served, subjects.ORCHESTRATOR_RPC, OrchestratorRequest, queue="q", node="n1")
-        register(server, SwarmApi(store, leadership), Dispatcher(store))
+        register(server, SwarmApi(store, leadership), Dispatcher(store, leadership))
         try:
             async with anyio.create_task_group() as tg:
                 await server.start(tg)

@@ -81,6 +81,7 @@ PERMISSIONS: dict[str, BusPermissions] = {
             subjects.DOCKER_EVENTS_ALL,  # the event log for `docker events --since`
             subjects.TASK_EVENTS_ALL,
             subjects.stdio_out(ANY),  # healthcheck and exec output
+            subjects.SWARM_CHANGED,
         ),
     ),
     LIFECYCLE: _service(
@@ -106,7 +107,7 @@ PERMISSIONS: dict[str, BusPermissions] = {
     # cluster state (join tokens included) lives. Engines learn their tasks from its replies.
     ORCHESTRATOR: _service(
         ORCHESTRATOR,
-        publish=("$JS.API.>", f"$KV.{subjects.SWARM_BUCKET}.>"),
+        publish=("$JS.API.>", f"$KV.{subjects.SWARM_BUCKET}.>", subjects.SWARM_CHANGED),
         subscribe=(subjects.ORCHESTRATOR_RPC,),
     ),
     STATUS: BusPermissions(

@@ -21,6 +21,9 @@ BUILDER_QUEUE = "berth-builder"
 ORCHESTRATOR_RPC = f"{PREFIX}.orchestrator.v1.rpc"
 ORCHESTRATOR_QUEUE = "berth-orchestrator"
 SWARM_BUCKET = "berth_swarm"
+# Published (empty) by the orchestrator when tasks changed: engines heartbeat at once instead
+# of at their next period, so a service converges in well under a second.
+SWARM_CHANGED = f"{PREFIX}.swarm.v1.changed"
 
 LIFECYCLE_QUEUE = "berth-lifecycle"
 AGENT_QUEUE = "berth-runtime-agent"

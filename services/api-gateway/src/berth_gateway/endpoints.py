@@ -22,6 +22,7 @@ from berth_gateway.routes import (
     logs,
     networks,
     resources,
+    swarm,
     system,
     unsupported,
     volumes,
@@ -104,6 +105,8 @@ ROUTES: list[Route] = [
     Route("DELETE", "/networks/{id}", networks.remove),
     Route("POST", "/networks/{id}/connect", networks.connect),
     Route("POST", "/networks/{id}/disconnect", networks.disconnect),
+    # Swarm mode (the orchestrator)
+    *swarm.ROUTES,
     # Areas berth does not implement: Docker-shaped errors instead of bare 404s
     *unsupported.ROUTES,
 ]

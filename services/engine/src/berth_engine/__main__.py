@@ -33,6 +33,7 @@ from berth_engine.info import InfoService
 from berth_engine.networks.api import NetworkApi
 from berth_engine.networks.controller import NetworkService
 from berth_engine.networks.store import NetworkStore
+from berth_engine.swarm.worker import SwarmWorker
 from berth_engine.volumes.service import VolumeService
 from berth_engine.volumes.store import VolumeStore
 from berth_engine.wiring import Services, register
@@ -92,6 +93,9 @@ async def engine_main(ctx: ServiceContext) -> None:
     )
     server = ctx.server(subjects.ENGINE_RPC, EngineRequest, queue=subjects.ENGINE_QUEUE, limit=128)
     register(server, services)
+    worker = SwarmWorker(core, ctx.rpc, services.create, starter, services.stop)
+    await worker.subscribe(ctx.nc)
+    ctx.tg.start_soon(worker.run, ctx.tg)
 
 
 def main() -> None:

@@ -42,9 +42,13 @@ def register(server: RpcServer, api: SwarmApi, dispatcher: Dispatcher) -> None:
 
 async def serve(ctx: ServiceContext) -> None:
     store = SwarmStore(ctx.nc)
-    leadership = Leadership(store, ctx.node)
+
+    async def announce() -> None:
+        await ctx.nc.publish(subjects.SWARM_CHANGED, b"")
+
+    leadership = Leadership(store, ctx.node, announce)
     server = ctx.server(subjects.ORCHESTRATOR_RPC, s.OrchestratorRequest, queue=subjects.ORCHESTRATOR_QUEUE)
-    register(server, SwarmApi(store, leadership), Dispatcher(store))
+    register(server, SwarmApi(store, leadership), Dispatcher(store, leadership))
     ctx.tg.start_soon(leadership.run)
 
 

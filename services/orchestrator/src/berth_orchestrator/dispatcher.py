@@ -14,6 +14,7 @@ from berth_contracts.errors import Conflict
 from berth_contracts.swarm import NodeAssignments, NodeHeartbeat, TaskAssignment, TaskReport
 
 from berth_orchestrator import specs
+from berth_orchestrator.lease import Leadership
 from berth_orchestrator.reconcile import TERMINAL
 from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord
 from berth_orchestrator.store import Snapshot, SwarmStore
@@ -74,9 +75,9 @@ def apply_report(task: TaskRecord, report: TaskReport, now: float) -> bool:
     """Fold one report into the task; True if it changed."""
     if task.state == report.state and task.container_id == report.container_id and task.pid == report.pid:
         return False
-    if task.state in TERMINAL and report.state not in TERMINAL:
-        return False  # late news of a start: the end is already known
-    if _RANK.get(report.state, 0) < _RANK.get(task.state, 0) and report.state not in TERMINAL:
+    if task.state in TERMINAL:
+        return False  # an end is final: late news (a restarted engine's guess) changes nothing
+    if _RANK.get(report.state, 0) < _RANK.get(task.state, 0):
         return False
     stamp = rfc3339nano()
     if task.state != report.state:
@@ -93,8 +94,9 @@ def apply_report(task: TaskRecord, report: TaskReport, now: float) -> bool:
 
 
 class Dispatcher:
-    def __init__(self, store: SwarmStore) -> None:
+    def __init__(self, store: SwarmStore, leadership: Leadership) -> None:
         self.store = store
+        self.leadership = leadership  # poked when a task ended: its restart is planned at once
 
     async def heartbeat(self, cmd: NodeHeartbeat) -> NodeAssignments:
         snap = await self.store.load()
@@ -113,7 +115,9 @@ class Dispatcher:
                 try:
                     await self.store.put(snap, task)
                 except Conflict:
-                    pass  # written since (the leader's plan): the next heartbeat reports again
+                    continue  # written since (the leader's plan): the next heartbeat reports again
+                if task.state in TERMINAL or task.state == "running":
+                    self.leadership.poke()
         tasks = []
         for task in snap.tasks.values():
             svc = snap.services.get(task.service_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 import msgspec
@@ -25,8 +26,9 @@ CYCLE = 1.0
 
 
 class Leadership:
-    def __init__(self, store: SwarmStore, node: str) -> None:
+    def __init__(self, store: SwarmStore, node: str, announce: Callable[[], Awaitable[None]]) -> None:
         self.store = store
+        self.announce = announce  # tells the engines that tasks changed
         self.node = node
         self.holder = f"{node}/{secrets.token_hex(4)}"  # this instance
         self.leader_node = ""  # BERTH_NODE of the lease's holder, as last read
@@ -65,6 +67,8 @@ class Leadership:
         if snap.cluster is None:
             return
         plan = reconcile.plan(snap, time.time())
+        if not plan.puts and not plan.deletes:
+            return
         for task_id in plan.deletes:
             try:
                 await self.store.delete(snap, f"task.{task_id}")
@@ -75,6 +79,7 @@ class Leadership:
                 await self.store.put(snap, record)
             except Conflict:
                 pass
+        await self.announce()
 
     async def run(self) -> None:
         while True:

@@ -164,8 +164,7 @@ class _Planner:
             return False
         if policy.max_attempts:
             since = self.now - policy.window_ns / SECOND_NS if policy.window_ns else 0.0
-            attempts = sum(1 for t in group if t.state in TERMINAL and t.state_since >= since)
-            if attempts > policy.max_attempts:
+            if sum(1 for at in ended.restarts if at >= since) >= policy.max_attempts:
                 return False
         return self.now - ended.state_since >= policy.delay_ns / SECOND_NS
 
@@ -176,9 +175,10 @@ class _Planner:
         """Keep one live task in this group (want) or none; returns the live task to update."""
         live = [t for t in tasks if t.desired_state == "running"]
         live.sort(key=lambda t: t.created_at)
-        for extra in live[:-1]:
-            self.shut_down(extra)
         current = live[-1] if live else None
+        if current is not None and current.state in ("running", *TERMINAL):
+            for older in live[:-1]:  # a start-first update's old task goes once the new one runs
+                self.shut_down(older)
         eligible_ids = {n.id for n in nodes}
         if not want:
             if current is not None:
@@ -197,7 +197,8 @@ class _Planner:
         if current is not None and current.state in TERMINAL:
             if self.restart_allowed(svc, current, tasks):
                 self.shut_down(current)
-                self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes))
+                task = self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes))
+                task.restarts = [*current.restarts, self.now]
             elif not self._restart_pending(svc, current):
                 self.complete(current)  # the policy says no more: the slot stays empty
             return None
@@ -253,9 +254,10 @@ class _Planner:
         self, svc: ServiceRecord, tasks: list[TaskRecord], outdated: list[TaskRecord], nodes: list[NodeRecord]
     ) -> None:
         policy = specs.update_policy(svc.spec)
+        tasks = [t for t in self.snap.tasks.values() if t.service_id == svc.id]  # with the new ones
         fresh = [t for t in tasks if t.spec_serial == svc.spec_serial and t.desired_state == "running"]
-        if svc.update_state == "updating" and any(t.state in ("failed", "rejected") for t in fresh):
-            failed = next(t for t in fresh if t.state in ("failed", "rejected"))
+        failed = next((t for t in tasks if t.spec_serial == svc.spec_serial and t.state in ("failed", "rejected")), None)
+        if svc.update_state == "updating" and failed is not None:
             if policy.failure_action == "pause":
                 svc.update_state = "paused"
                 svc.update_message = f"update paused due to failure or early termination of task {failed.id}"
@@ -282,18 +284,22 @@ class _Planner:
                 )
                 self.put(svc)
             return
-        # The batch before has to run first (and the delay between batches to pass).
+        # The batch before has to be done first: its old tasks ended, its new ones running (and
+        # the delay between batches passed).
         if any(t.state not in ("running", *TERMINAL) for t in fresh):
+            return
+        if any(t.desired_state == "shutdown" and t.state not in TERMINAL for t in tasks):
             return
         last_start = max((t.state_since for t in fresh), default=0.0)
         if fresh and self.now - last_start < policy.delay_ns / SECOND_NS:
             return
         batch = outdated if policy.parallelism == 0 else outdated[: policy.parallelism]
         for old in batch:
-            self.shut_down(old)
-            if policy.order == "start-first":
+            if policy.order == "start-first":  # the new task first; group() stops the old one
                 node = self.snap.nodes.get(old.node_id) if not old.slot else None
                 self.new_task(svc, old.slot, node if node is not None else self.pick(svc, nodes))
+            else:  # stop-first: group() places the slot again once the old task has ended
+                self.shut_down(old)
 
     def retention(self, limit: int, groups: Iterable[list[TaskRecord]]) -> None:
         for group in groups:

@@ -76,6 +76,7 @@ class TaskRecord(msgspec.Struct, kw_only=True):
     state: TaskState = "assigned"
     timestamp: str = ""  # of the last state change
     state_since: float = 0.0  # time.time() of the last state change (restart delays)
+    restarts: list[float] = msgspec.field(default_factory=list)  # times this slot was restarted
     message: str = ""
     err: str = ""
     container_id: str = ""

@@ -14,12 +14,14 @@ import anyio
 from berth_contracts import subjects
 from berth_contracts.errors import Conflict, Unavailable
 from nats.aio.client import Client as NATS
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
 from nats.js.errors import BadRequestError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from berth_orchestrator.records import (
     CLUSTER_KEY,
+    LEASE_KEY,
     ClusterRecord,
     Keyed,
     NodeRecord,
@@ -89,17 +91,26 @@ class SwarmStore:
             return self._kv
 
     async def load(self) -> Snapshot:
+        """Read every key once. The watcher's "caught up" marker is not used: nats-py can put
+        it before entries that reached the client ahead of its consumer-info call; the entry
+        with nothing pending after it (delta 0) is the last one instead."""
         kv = await self.kv()
         snap = Snapshot()
-        watcher = await kv.watchall(ignore_deletes=True)
+        if (await kv.status()).values == 0:
+            return snap
+        watcher = await kv.watchall()
         try:
             with anyio.fail_after(LOAD_TIMEOUT):
                 while True:
                     entry = await watcher.updates(timeout=LOAD_TIMEOUT)
-                    if entry is None:  # caught up with what the bucket holds
-                        break
-                    if entry.value and entry.operation is None and entry.key != "lease":
+                    if entry is None:
+                        continue
+                    if entry.value and entry.operation is None and entry.key != LEASE_KEY:
                         snap.add(entry.key, decode(entry.key, entry.value), entry.revision or 0)
+                    if entry.delta == 0:
+                        break
+        except (TimeoutError, NatsTimeoutError):
+            raise Unavailable("reading the swarm's state timed out (NATS JetStream)") from None
         finally:
             await watcher.stop()
         return snap

@@ -13,6 +13,7 @@ from berth_contracts.errors import NotFound
 from berth_gateway import versions
 from berth_gateway.backend import backend
 from berth_gateway.responses import json_response
+from berth_gateway.routes.swarm import local_swarm_info
 
 _PING_HEADERS = {
     "Builder-Version": "1",  # no BuildKit (/session, /grpc): clients use the classic builder
@@ -120,14 +121,7 @@ def info_body(info: EngineInfo) -> dict[str, object]:
         "ServerVersion": versions.ENGINE_VERSION,
         "Runtimes": {"runc": {"path": "runc"}},
         "DefaultRuntime": "runc",
-        "Swarm": {
-            "NodeID": "",
-            "NodeAddr": "",
-            "LocalNodeState": "inactive",
-            "ControlAvailable": False,
-            "Error": "",
-            "RemoteManagers": None,
-        },
+        "Swarm": {},  # info() asks the orchestrator
         "LiveRestoreEnabled": True,  # containers outlive the daemons (shims are not children)
         "Isolation": "",
         "InitBinary": "",
@@ -155,6 +149,7 @@ API_WARNINGS_KEY = web.AppKey("api_warnings", tuple[str, ...])
 async def info(request: web.Request) -> web.Response:
     reply = await backend(request).call(SystemInfo(), EngineInfo)
     body = info_body(reply)
+    body["Swarm"] = await local_swarm_info(request)
     warnings: tuple[str, ...] = request.app.get(API_WARNINGS_KEY, ())
     body["Warnings"] = list(warnings)
     return json_response(body)

@@ -1,7 +1,7 @@
 """Areas berth does not implement yet, answered in Docker's error shape instead of a bare 404.
 
 `docker inspect` skips errors that say "not supported", so 501s here keep its fall-through
-working. Swarm paths say 503 with dockerd's own "not a swarm manager" words, as podman does.
+working.
 BuildKit's /session and /grpc are 404 so clients fall back to the classic builder.
 """
 
@@ -9,23 +9,10 @@ from __future__ import annotations
 
 from aiohttp import web
 from berth_contracts.engine import ContainerRef, ContainerResolve
-from berth_contracts.errors import NotFound, NotImplementedByBerth, Unavailable
+from berth_contracts.errors import NotFound, NotImplementedByBerth
 
 from berth_gateway.backend import backend
 from berth_gateway.routes.table import HandlerFn, Route, not_supported
-
-SWARM_MESSAGE = (
-    'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to '
-    "connect this node to swarm and try again."
-)
-
-
-async def no_swarm(request: web.Request) -> web.Response:
-    raise Unavailable(SWARM_MESSAGE)
-
-
-async def no_swarm_mode(request: web.Request) -> web.Response:
-    raise Unavailable("swarm mode is not supported by berth yet")
 
 
 def container_area(what: str) -> HandlerFn:
@@ -51,9 +38,6 @@ _AREAS = {
     "system": "system data usage and pruning",
 }
 
-_SWARM = ("swarm", "nodes", "services", "tasks", "secrets", "configs")
-
-
 def _routes() -> list[Route]:
     routes: list[Route] = [
         Route("*", "/session", page_not_found),
@@ -64,11 +48,6 @@ def _routes() -> list[Route]:
     for area, what in _AREAS.items():
         routes.append(Route("*", f"/{area}", not_supported(what)))
         routes.append(Route("*", f"/{area}/{{tail:.*}}", not_supported(what)))
-    routes.append(Route("POST", "/swarm/init", no_swarm_mode))
-    routes.append(Route("POST", "/swarm/join", no_swarm_mode))
-    for area in _SWARM:
-        routes.append(Route("*", f"/{area}", no_swarm))
-        routes.append(Route("*", f"/{area}/{{tail:.*}}", no_swarm))
     return routes
 
 

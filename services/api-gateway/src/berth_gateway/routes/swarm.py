@@ -1,0 +1,259 @@
+"""/swarm, /nodes, /services and /tasks: the orchestrator's objects (swarm mode).
+
+Bodies are Docker's specs, passed on as JSON objects; the orchestrator checks them (a field
+berth does not act on is refused by name) and answers dockerd's documents.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, TypeVar
+
+from aiohttp import web
+from berth_contracts import subjects
+from berth_contracts.base import Command, Done, Reply
+from berth_contracts.errors import BerthError, InvalidParameter, NotFound, NotImplementedByBerth
+from berth_contracts.swarm import (
+    DockerObject,
+    DockerObjects,
+    LocalNodeInfo,
+    NodeInspect,
+    NodeList,
+    NodeRemove,
+    NodeSwarmState,
+    NodeUpdate,
+    ServiceCreate,
+    ServiceCreated,
+    ServiceInspect,
+    ServiceList,
+    ServiceRemove,
+    ServiceUpdate,
+    SwarmInit,
+    SwarmInitialised,
+    SwarmInspect,
+    SwarmJoin,
+    SwarmLeave,
+    SwarmUpdate,
+    TaskInspect,
+    TaskList,
+)
+from berth_kit.node import default_node
+
+from berth_gateway.backend import backend
+from berth_gateway.bodies import read_json
+from berth_gateway.params import qbool, qfilters
+from berth_gateway.responses import json_response
+from berth_gateway.routes.table import Route, not_supported
+
+R = TypeVar("R", bound=Reply)
+# Swarm answers come from the swarm's store: a few KV reads, a write fsynced by JetStream.
+_TIMEOUT = 30.0
+
+
+async def _call(request: web.Request, command: Command, reply: type[R]) -> R:
+    return await backend(request).rpc.request(subjects.ORCHESTRATOR_RPC, command, reply, timeout=_TIMEOUT)
+
+
+async def _body(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    body = await read_json(request, dict[str, Any], allow_empty=allow_empty)  # type: ignore[arg-type]
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON: expected an object")
+    return body
+
+
+def _version(request: web.Request) -> int:
+    raw = request.query.get("version", "")
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid swarm version '{raw}': strconv.ParseUint: parsing {raw!r}: invalid syntax") from None
+
+
+def _ok() -> web.Response:
+    return web.Response(status=200)
+
+
+# --- /swarm ---------------------------------------------------------------------------------------
+async def swarm_init(request: web.Request) -> web.Response:
+    body = await _body(request)
+    reply = await _call(
+        request,
+        SwarmInit(
+            node=default_node(),
+            hostname=socket.gethostname(),
+            advertise_addr=str(body.get("AdvertiseAddr") or ""),
+            listen_addr=str(body.get("ListenAddr") or "0.0.0.0:2377"),
+            spec=body.get("Spec") or {},
+            force_new_cluster=bool(body.get("ForceNewCluster")),
+        ),
+        SwarmInitialised,
+    )
+    return json_response(reply.node_id)
+
+
+async def swarm_join(request: web.Request) -> web.Response:
+    body = await _body(request)
+    await _call(
+        request,
+        SwarmJoin(
+            node=default_node(),
+            remote_addrs=[str(a) for a in body.get("RemoteAddrs") or []],
+            join_token=str(body.get("JoinToken") or ""),
+        ),
+        Done,
+    )
+    return _ok()
+
+
+async def swarm_inspect(request: web.Request) -> web.Response:
+    return json_response((await _call(request, SwarmInspect(), DockerObject)).item)
+
+
+async def swarm_update(request: web.Request) -> web.Response:
+    spec = await _body(request)
+    await _call(
+        request,
+        SwarmUpdate(
+            version=_version(request),
+            spec=spec,
+            rotate_worker_token=qbool(request, "rotateWorkerToken"),
+            rotate_manager_token=qbool(request, "rotateManagerToken"),
+        ),
+        Done,
+    )
+    return _ok()
+
+
+async def swarm_leave(request: web.Request) -> web.Response:
+    await _call(request, SwarmLeave(node=default_node(), force=qbool(request, "force")), Done)
+    return _ok()
+
+
+async def swarm_unlock_key(request: web.Request) -> web.Response:
+    await _call(request, SwarmInspect(), DockerObject)  # not in a swarm: dockerd's 503 first
+    raise NotFound("no unlock key is set")
+
+
+async def swarm_unlock(request: web.Request) -> web.Response:
+    await _call(request, SwarmInspect(), DockerObject)
+    raise InvalidParameter("swarm is not locked")
+
+
+async def local_swarm_info(request: web.Request) -> dict[str, Any]:
+    """`docker info`'s Swarm section; inactive when no orchestrator answers (berth started
+    without one), as a daemon outside any swarm."""
+    try:
+        reply = await backend(request).rpc.request(
+            subjects.ORCHESTRATOR_RPC, LocalNodeInfo(node=default_node()), NodeSwarmState,
+            timeout=3.0, attempts=1,
+        )  # fmt: skip
+    except BerthError:
+        return {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
+                "Error": "", "RemoteManagers": None}  # fmt: skip
+    return reply.info
+
+
+# --- /nodes ---------------------------------------------------------------------------------------
+async def node_list(request: web.Request) -> web.Response:
+    return json_response((await _call(request, NodeList(filters=qfilters(request)), DockerObjects)).items)
+
+
+async def node_inspect(request: web.Request) -> web.Response:
+    return json_response((await _call(request, NodeInspect(ref=request.match_info["id"]), DockerObject)).item)
+
+
+async def node_update(request: web.Request) -> web.Response:
+    spec = await _body(request)
+    await _call(request, NodeUpdate(ref=request.match_info["id"], version=_version(request), spec=spec), Done)
+    return _ok()
+
+
+async def node_remove(request: web.Request) -> web.Response:
+    await _call(request, NodeRemove(ref=request.match_info["id"], force=qbool(request, "force")), Done)
+    return _ok()
+
+
+# --- /services ------------------------------------------------------------------------------------
+async def service_list(request: web.Request) -> web.Response:
+    cmd = ServiceList(filters=qfilters(request), status=qbool(request, "status"))
+    return json_response((await _call(request, cmd, DockerObjects)).items)
+
+
+async def service_create(request: web.Request) -> web.Response:
+    reply = await _call(request, ServiceCreate(spec=await _body(request)), ServiceCreated)
+    answer: dict[str, Any] = {"ID": reply.id}
+    if reply.warnings:
+        answer["Warnings"] = reply.warnings
+    return json_response(answer, status=201)
+
+
+async def service_inspect(request: web.Request) -> web.Response:
+    reply = await _call(request, ServiceInspect(ref=request.match_info["id"]), DockerObject)
+    return json_response(reply.item)
+
+
+async def service_update(request: web.Request) -> web.Response:
+    rollback = request.query.get("rollback", "")
+    if rollback not in ("", "previous"):
+        raise InvalidParameter(f"unrecognized rollback option {rollback}")
+    spec = await _body(request)
+    cmd = ServiceUpdate(
+        ref=request.match_info["id"], version=_version(request), spec=spec,
+        rollback="previous" if rollback else "",
+    )  # fmt: skip
+    await _call(request, cmd, Done)
+    return json_response({})
+
+
+async def service_remove(request: web.Request) -> web.Response:
+    await _call(request, ServiceRemove(ref=request.match_info["id"]), Done)
+    return _ok()
+
+
+async def service_logs(request: web.Request) -> web.Response:
+    await _call(request, ServiceInspect(ref=request.match_info["id"]), DockerObject)
+    raise NotImplementedByBerth("service logs are not supported by berth yet: use `docker logs` on a task's container")
+
+
+# --- /tasks ---------------------------------------------------------------------------------------
+async def task_list(request: web.Request) -> web.Response:
+    return json_response((await _call(request, TaskList(filters=qfilters(request)), DockerObjects)).items)
+
+
+async def task_inspect(request: web.Request) -> web.Response:
+    return json_response((await _call(request, TaskInspect(ref=request.match_info["id"]), DockerObject)).item)
+
+
+async def task_logs(request: web.Request) -> web.Response:
+    await _call(request, TaskInspect(ref=request.match_info["id"]), DockerObject)
+    raise NotImplementedByBerth("task logs are not supported by berth yet: use `docker logs` on the task's container")
+
+
+ROUTES: list[Route] = [
+    Route("GET", "/swarm", swarm_inspect),
+    Route("POST", "/swarm/init", swarm_init),
+    Route("POST", "/swarm/join", swarm_join),
+    Route("POST", "/swarm/leave", swarm_leave),
+    Route("POST", "/swarm/update", swarm_update),
+    Route("GET", "/swarm/unlockkey", swarm_unlock_key),
+    Route("POST", "/swarm/unlock", swarm_unlock),
+    Route("GET", "/nodes", node_list),
+    Route("GET", "/nodes/{id}", node_inspect),
+    Route("POST", "/nodes/{id}/update", node_update),
+    Route("DELETE", "/nodes/{id}", node_remove),
+    Route("GET", "/services", service_list),
+    Route("POST", "/services/create", service_create),
+    Route("GET", "/services/{id}", service_inspect),
+    Route("POST", "/services/{id}/update", service_update),
+    Route("DELETE", "/services/{id}", service_remove),
+    Route("GET", "/services/{id}/logs", service_logs),
+    Route("GET", "/tasks", task_list),
+    Route("GET", "/tasks/{id}", task_inspect),
+    Route("GET", "/tasks/{id}/logs", task_logs),
+    Route("*", "/secrets", not_supported("secrets in swarm mode")),
+    Route("*", "/secrets/{tail:.*}", not_supported("secrets in swarm mode")),
+    Route("*", "/configs", not_supported("configs in swarm mode")),
+    Route("*", "/configs/{tail:.*}", not_supported("configs in swarm mode")),
+]

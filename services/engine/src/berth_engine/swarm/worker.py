@@ -1,0 +1,215 @@
+"""The node side of swarm mode (swarmkit's agent and dockerd's executor): every HEARTBEAT seconds
+the engine tells the orchestrator what its task containers are doing and gets back the tasks
+this node holds, then makes its containers match:
+
+- a task to run and no container: create it (named and labelled as dockerd does) and start it;
+- a task to shut down whose container runs: stop it (its grace period), keep the container;
+- a task container whose task the orchestrator no longer lists (service removed, history
+  pruned, swarm left): remove it.
+
+Actions run in the background, one at a time per task, so a slow stop never delays the
+heartbeat that keeps this node `ready`. While the orchestrator does not answer, nothing changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import anyio
+from anyio.abc import TaskGroup
+from berth_contracts import subjects
+from berth_contracts.docker import CreateRequest, HostConfig
+from berth_contracts.engine import ContainerCreate, ContainerRemove, ContainerStart, ContainerStop
+from berth_contracts.errors import BerthError, NotFound, NotModified
+from berth_contracts.swarm import NodeAssignments, NodeHeartbeat, TaskAssignment, TaskReport
+from berth_kit.rpc import RpcClient
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from berth_engine.containers.creating import CreateService
+from berth_engine.containers.records import Record
+from berth_engine.containers.starting import StartService
+from berth_engine.containers.stopping import StopService
+from berth_engine.core import EngineCore
+from berth_engine.info import host_facts
+
+log = logging.getLogger(__name__)
+
+TASK_LABEL = "com.docker.swarm.task.id"
+HEARTBEAT = 2.0  # in a swarm; the orchestrator calls a node down after 6 s without one
+IDLE_HEARTBEAT = 5.0  # outside one: only to learn that this node joined
+_PARALLEL = 4  # task actions at once
+
+
+def task_report(rec: Record, shut_down: bool = False) -> TaskReport:
+    """dockerd's task states for a container's state (the executor's controller); shut_down:
+    the orchestrator asked this task to stop, so its end is `shutdown`, not a failure."""
+    task_id = rec.config.labels.get(TASK_LABEL, "") if rec.config.labels else ""
+    state = rec.state
+    if rec.running:
+        return TaskReport(task_id=task_id, state="running", message="started", container_id=rec.id, pid=state.pid)
+    if state.status == "created":
+        return TaskReport(task_id=task_id, state="starting", message="starting", container_id=rec.id)
+    if shut_down:
+        return TaskReport(task_id=task_id, state="shutdown", message="shutdown", container_id=rec.id,
+                          exit_code=state.exit_code)  # fmt: skip
+    if state.exit_code == 0 and not state.error:
+        return TaskReport(task_id=task_id, state="complete", message="finished", container_id=rec.id)
+    err = state.error or f"task: non-zero exit ({state.exit_code})"
+    return TaskReport(task_id=task_id, state="failed", message="started", err=err, container_id=rec.id,
+                      exit_code=state.exit_code)  # fmt: skip
+
+
+def create_request(task: TaskAssignment) -> CreateRequest:
+    return CreateRequest(
+        image=task.image,
+        entrypoint=task.command,
+        cmd=task.args,
+        env=task.env,
+        labels=task.labels,
+        working_dir=task.workdir,
+        user=task.user,
+        hostname=task.hostname,
+        tty=task.tty,
+        open_stdin=task.open_stdin,
+        stop_signal=task.stop_signal,
+        stop_timeout=task.stop_grace_seconds,
+        host_config=HostConfig(
+            init=task.init,
+            readonly_rootfs=task.read_only,
+            nano_cpus=task.nano_cpus,
+            memory=task.memory_bytes,
+        ),
+    )
+
+
+class SwarmWorker:
+    def __init__(
+        self, core: EngineCore, rpc: RpcClient, create: CreateService, start: StartService, stop: StopService
+    ) -> None:
+        self.core = core
+        self.rpc = rpc
+        self.create = create
+        self.start = start
+        self.stop = stop
+        self._busy: set[str] = set()  # task ids with an action under way
+        self._rejected: dict[str, TaskReport] = {}  # tasks this node could not make a container for
+        self._desired: dict[str, str] = {}  # task id -> desired state, as last heard
+        self._limit = anyio.CapacityLimiter(_PARALLEL)
+        self._wake = anyio.Event()  # beat now: the orchestrator announced a change, or a task moved
+        _, _, ncpu, mem_total, _, _ = host_facts()
+        self._resources = (ncpu * 1_000_000_000, mem_total)
+
+    def task_containers(self) -> dict[str, Record]:
+        out = {}
+        for rec in self.core.store.all():
+            task_id = (rec.config.labels or {}).get(TASK_LABEL)
+            if task_id:
+                out[task_id] = rec
+        return out
+
+    async def subscribe(self, nc: NATS) -> None:
+        async def changed(_: Msg) -> None:
+            self._wake.set()
+
+        await nc.subscribe(subjects.SWARM_CHANGED, cb=changed)
+
+    async def run(self, tg: TaskGroup) -> None:
+        while True:
+            in_swarm = False
+            try:
+                in_swarm = await self.beat(tg)
+            except BerthError as exc:  # no orchestrator (yet): nothing changes
+                log.debug("swarm heartbeat: %s", exc.message)
+            except Exception:  # noqa: BLE001 - the next beat tries again
+                log.exception("swarm heartbeat failed")
+            with anyio.move_on_after(HEARTBEAT if in_swarm else IDLE_HEARTBEAT):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+
+    async def beat(self, tg: TaskGroup) -> bool:
+        containers = self.task_containers()
+        reports = [
+            task_report(rec, self._desired.get(task_id, "running") != "running")
+            for task_id, rec in containers.items()
+        ]
+        reports += [r for task_id, r in self._rejected.items() if task_id not in containers]
+        reply = await self.rpc.request(
+            subjects.ORCHESTRATOR_RPC,
+            NodeHeartbeat(
+                node=self.core.node, hostname=socket.gethostname(), nano_cpus=self._resources[0],
+                memory_bytes=self._resources[1], tasks=reports,
+            ),
+            NodeAssignments,
+            timeout=10.0,
+            attempts=1,
+        )  # fmt: skip
+        self.reconcile(tg, reply, containers)
+        return reply.in_swarm
+
+    def reconcile(self, tg: TaskGroup, reply: NodeAssignments, containers: dict[str, Record]) -> None:
+        wanted = {task.task_id: task for task in reply.tasks}
+        self._desired = {task.task_id: task.desired_state for task in reply.tasks}
+        self._rejected = {k: v for k, v in self._rejected.items() if k in wanted}
+        for task_id, old in containers.items():
+            if task_id not in wanted:
+                self._act(tg, task_id, partial(self._remove, old.id))
+        for task in wanted.values():
+            rec = containers.get(task.task_id)
+            if task.desired_state == "running":
+                if rec is None and task.task_id not in self._rejected:
+                    self._act(tg, task.task_id, partial(self._run, task))
+                elif rec is not None and rec.state.status == "created":
+                    self._act(tg, task.task_id, partial(self._start, task, rec.id))
+            elif rec is not None and rec.alive:
+                self._act(tg, task.task_id, partial(self._stop, rec.id, task.stop_grace_seconds))
+
+    def _act(self, tg: TaskGroup, task_id: str, action: Callable[[], Awaitable[None]]) -> None:
+        if task_id in self._busy:
+            return
+        self._busy.add(task_id)
+
+        async def run() -> None:
+            try:
+                async with self._limit:
+                    await action()
+            except Exception:  # noqa: BLE001 - reported through the task's state
+                log.exception("swarm task %s", task_id)
+            finally:
+                self._busy.discard(task_id)
+                self._wake.set()  # report what the action did
+
+        tg.start_soon(run)
+
+    async def _run(self, task: TaskAssignment) -> None:
+        try:
+            created = await self.create.create(ContainerCreate(body=create_request(task), name=task.container_name))
+        except BerthError as exc:
+            self._rejected[task.task_id] = TaskReport(
+                task_id=task.task_id, state="rejected", message="preparing", err=exc.message
+            )
+            return
+        await self._start(task, created.id)
+
+    async def _start(self, task: TaskAssignment, container_id: str) -> None:
+        try:
+            await self.start.start(ContainerStart(ref=container_id))
+        except NotModified:
+            pass
+        except BerthError as exc:  # the container stays, exited: its report says failed
+            log.info("swarm task %s did not start: %s", task.task_id, exc.message)
+
+    async def _stop(self, container_id: str, grace: int | None) -> None:
+        try:
+            await self.stop.stop(ContainerStop(ref=container_id, timeout=grace))
+        except (NotFound, NotModified):
+            pass
+
+    async def _remove(self, container_id: str) -> None:
+        try:
+            await self.stop.remove(ContainerRemove(ref=container_id, force=True))
+        except NotFound:
+            pass

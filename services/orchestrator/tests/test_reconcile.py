@@ -1,0 +1,217 @@
+"""reconcile.plan on snapshots built by hand: placement, restarts, scaling, rolling updates."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from berth_orchestrator import reconcile
+from berth_orchestrator.records import ClusterRecord, NodeRecord, ServiceRecord, TaskRecord
+from berth_orchestrator.store import Snapshot
+
+NOW = 1_000_000.0
+
+
+def _spec(replicas: int | None = 2, **template: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "Name": "web",
+        "TaskTemplate": {"ContainerSpec": {"Image": "busybox"}, **template},
+        "Mode": {"Replicated": {"Replicas": replicas}} if replicas is not None else {"Global": {}},
+    }
+    return spec
+
+
+def _snap(spec: dict[str, Any], nodes: int = 1) -> Snapshot:
+    snap = Snapshot()
+    snap.cluster = ClusterRecord(id="c", created_at="", updated_at="", spec={"Orchestration": {"TaskHistoryRetentionLimit": 2}},
+                                 ca_digest="d", worker_secret="w", manager_secret="m")  # fmt: skip
+    for i in range(nodes):
+        snap.nodes[f"n{i}"] = NodeRecord(id=f"n{i}", berth_node=f"b{i}", hostname=f"h{i}", created_at="",
+                                          updated_at="", last_seen=NOW)  # fmt: skip
+    snap.services["s"] = ServiceRecord(id="s", created_at="", updated_at="", spec=spec)
+    return snap
+
+
+def _apply(snap: Snapshot, now: float = NOW) -> reconcile.Plan:
+    for node in snap.nodes.values():
+        if node.last_seen >= NOW:  # alive: it beat just now (a test sets an older time for a lost node)
+            node.last_seen = now
+    plan = reconcile.plan(snap, now)
+    for task_id in plan.deletes:
+        snap.tasks.pop(task_id, None)
+    for record in plan.puts:
+        if isinstance(record, TaskRecord):
+            snap.tasks[record.id] = record
+        else:
+            snap.services[record.id] = record
+    return plan
+
+
+def _live(snap: Snapshot) -> list[TaskRecord]:
+    return sorted((t for t in snap.tasks.values() if t.desired_state == "running"), key=lambda t: (t.slot, t.node_id))
+
+
+def _report(snap: Snapshot, state: str, since: float = NOW, tasks: list[TaskRecord] | None = None) -> None:
+    for task in tasks if tasks is not None else _live(snap):
+        task.state = state  # type: ignore[assignment]
+        task.state_since = since
+
+
+def test_replicas_get_one_task_per_slot_spread_over_nodes() -> None:
+    snap = _snap(_spec(4), nodes=2)
+    _apply(snap)
+    live = _live(snap)
+    assert [t.slot for t in live] == [1, 2, 3, 4]
+    assert sorted(t.node_id for t in live) == ["n0", "n0", "n1", "n1"]
+    assert {t.state for t in live} == {"assigned"}
+    assert not _apply(snap).puts  # nothing more to do
+
+
+def test_scale_down_shuts_the_highest_slots_and_scale_up_refills() -> None:
+    snap = _snap(_spec(3))
+    _apply(snap)
+    _report(snap, "running")
+    snap.services["s"].spec["Mode"]["Replicated"]["Replicas"] = 1
+    _apply(snap)
+    assert [t.slot for t in _live(snap)] == [1]
+    stopping = [t for t in snap.tasks.values() if t.desired_state == "shutdown"]
+    assert sorted(t.slot for t in stopping) == [2, 3]
+    snap.services["s"].spec["Mode"]["Replicated"]["Replicas"] = 2
+    _apply(snap)  # slot 2's old task has not ended yet (stop-first): wait
+    assert [t.slot for t in _live(snap)] == [1]
+    _report(snap, "shutdown", tasks=stopping)
+    _apply(snap)
+    assert [t.slot for t in _live(snap)] == [1, 2]
+
+
+def test_a_failed_task_is_replaced_after_the_restart_delay() -> None:
+    snap = _snap(_spec(1, RestartPolicy={"Condition": "any", "Delay": 2_000_000_000}))
+    _apply(snap)
+    [first] = _live(snap)
+    _report(snap, "failed", since=NOW)
+    _apply(snap, NOW + 1)  # within the delay: the failed task stays the slot's task
+    assert _live(snap) == [first]
+    _apply(snap, NOW + 2.5)
+    [second] = _live(snap)
+    assert second.id != first.id and second.slot == 1
+    assert snap.tasks[first.id].desired_state == "shutdown"
+
+
+def test_restart_conditions_and_attempts() -> None:
+    none = _snap(_spec(1, RestartPolicy={"Condition": "none"}))
+    _apply(none)
+    _report(none, "failed")
+    _apply(none, NOW + 10)
+    _apply(none, NOW + 20)
+    assert _live(none) == [] and len(none.tasks) == 1  # never replaced
+
+    on_failure = _snap(_spec(1, RestartPolicy={"Condition": "on-failure", "Delay": 0}))
+    _apply(on_failure)
+    _report(on_failure, "complete")
+    _apply(on_failure, NOW + 1)
+    assert _live(on_failure) == []  # exit 0: done
+
+    limited = _snap(_spec(1, RestartPolicy={"Condition": "any", "Delay": 0, "MaxAttempts": 2}))
+    _apply(limited)
+    for i in range(5):
+        _report(limited, "failed", since=NOW + i)
+        _apply(limited, NOW + i + 0.5)
+    assert _live(limited) == []
+    last = max(limited.tasks.values(), key=lambda t: t.created_at)
+    assert len(last.restarts) == 2 and last.desired_state == "complete"  # two restarts, no third
+
+
+def test_stop_first_update_replaces_one_slot_at_a_time() -> None:
+    snap = _snap(_spec(2))
+    _apply(snap)
+    _report(snap, "running")
+    svc = snap.services["s"]
+    svc.spec = copy.deepcopy(svc.spec)
+    svc.spec["TaskTemplate"]["ContainerSpec"]["Env"] = ["A=1"]
+    svc.spec_serial, svc.update_state = 2, "updating"
+    _apply(snap)
+    old = [t for t in snap.tasks.values() if t.desired_state == "shutdown"]
+    assert len(old) == 1  # parallelism 1
+    _apply(snap)
+    assert len([t for t in snap.tasks.values() if t.desired_state == "shutdown"]) == 1  # waits for it to end
+    _report(snap, "shutdown", tasks=old)
+    _apply(snap)
+    fresh = [t for t in _live(snap) if t.spec_serial == 2]
+    assert len(fresh) == 1 and fresh[0].template["ContainerSpec"]["Env"] == ["A=1"]
+    _report(snap, "running", tasks=fresh)
+    _apply(snap)  # the second slot now
+    second_old = [t for t in snap.tasks.values() if t.desired_state == "shutdown" and t.state == "running"]
+    assert len(second_old) == 1
+    _report(snap, "shutdown", tasks=second_old)
+    _apply(snap)
+    _report(snap, "running", tasks=[t for t in _live(snap) if t.state == "assigned"])
+    _apply(snap)
+    assert {t.spec_serial for t in _live(snap)} == {2}
+    assert snap.services["s"].update_state == "completed"
+
+
+def test_start_first_update_stops_the_old_task_once_the_new_one_runs() -> None:
+    snap = _snap(_spec(1))
+    snap.services["s"].spec["UpdateConfig"] = {"Order": "start-first"}
+    _apply(snap)
+    _report(snap, "running")
+    [old] = _live(snap)
+    snap.services["s"].spec_serial = 2
+    _apply(snap)
+    assert len(_live(snap)) == 2 and old.desired_state == "running"
+    new = next(t for t in _live(snap) if t.id != old.id)
+    _report(snap, "running", tasks=[new])
+    _apply(snap)
+    assert _live(snap) == [new] and old.desired_state == "shutdown"
+
+
+def test_failed_update_pauses() -> None:
+    snap = _snap(_spec(1))
+    _apply(snap)
+    _report(snap, "running")
+    svc = snap.services["s"]
+    svc.spec_serial, svc.update_state = 2, "updating"
+    _apply(snap)
+    _report(snap, "shutdown", tasks=[t for t in snap.tasks.values() if t.desired_state == "shutdown"])
+    _apply(snap)
+    _report(snap, "failed", tasks=_live(snap))
+    _apply(snap)
+    assert svc.update_state == "paused" and "update paused due to failure" in svc.update_message
+
+
+def test_global_service_runs_one_task_per_active_node() -> None:
+    snap = _snap(_spec(None), nodes=3)
+    snap.nodes["n2"].availability = "drain"
+    _apply(snap)
+    assert sorted(t.node_id for t in _live(snap)) == ["n0", "n1"]
+    assert {t.slot for t in _live(snap)} == {0}
+    snap.nodes["n1"].availability = "drain"
+    _apply(snap)
+    assert [t.node_id for t in _live(snap)] == ["n0"]
+
+
+def test_constraints_and_a_lost_node() -> None:
+    snap = _snap(_spec(2, Placement={"Constraints": ["node.labels.zone==a"]}), nodes=2)
+    snap.nodes["n1"].labels = {"zone": "a"}
+    _apply(snap)
+    assert {t.node_id for t in _live(snap)} == {"n1"}
+    snap.nodes["n1"].last_seen = NOW - 60  # down: its tasks are orphaned, nothing else matches
+    _apply(snap)
+    assert {t.state for t in _live(snap)} == {"pending"}
+    assert {t.state for t in snap.tasks.values() if t.desired_state == "shutdown"} == {"orphaned"}
+    snap.nodes["n0"].labels = {"zone": "a"}
+    _apply(snap)
+    assert {(t.node_id, t.state) for t in _live(snap)} == {("n0", "assigned")}
+
+
+def test_history_is_bounded_and_a_removed_service_loses_its_tasks() -> None:
+    snap = _snap(_spec(1, RestartPolicy={"Condition": "any", "Delay": 0}))
+    _apply(snap)
+    for i in range(6):
+        _report(snap, "failed", since=NOW + i)
+        _apply(snap, NOW + i + 0.5)
+    _apply(snap, NOW + 10)
+    assert len(snap.tasks) <= 3  # retention 2 old tasks + the live one
+    del snap.services["s"]
+    plan = reconcile.plan(snap, NOW + 11)
+    assert sorted(plan.deletes) == sorted(snap.tasks)

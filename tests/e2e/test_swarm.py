@@ -1,0 +1,122 @@
+"""Swarm mode on one node with the real docker CLI: init, nodes, a replicated service's life
+(create, scale, update, rollback, a task that dies, removal), leave; what berth does not do yet
+is refused by name. The wording is dockerd 20.10's where it has one."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from harness import Berth, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+TASK_NAME = re.compile(r"^web\.(\d+)\.[0-9a-z]{25}$")
+
+
+def _tasks(berth: Berth) -> dict[str, dict[str, str]]:
+    """The service's task containers, by name: their state and environment."""
+    out = {}
+    names = berth.docker_ok("ps", "-a", "--filter", "label=com.docker.swarm.service.name=web",
+                            "--format", "{{.Names}}").split()  # fmt: skip
+    for name in names:
+        res = berth.docker("inspect", name)
+        if res.returncode != 0:  # removed since `ps` (an old task leaving the history)
+            continue
+        [info] = json.loads(res.stdout)
+        out[name] = {"status": info["State"]["Status"], "env": " ".join(info["Config"]["Env"] or [])}
+    return out
+
+
+def _running(berth: Berth) -> dict[str, dict[str, str]]:
+    return {k: v for k, v in _tasks(berth).items() if v["status"] == "running"}
+
+
+def test_single_node_swarm_runs_a_replicated_service(berth: Berth, busybox_image: str) -> None:
+    assert berth.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
+    not_manager = berth.docker("service", "ls")
+    assert not_manager.returncode == 1 and "This node is not a swarm manager." in not_manager.stderr
+
+    init = berth.docker_ok("swarm", "init")
+    node_id = re.search(r"Swarm initialized: current node \((\w+)\) is now a manager\.", init)
+    assert node_id is not None, init
+    try:
+        info = json.loads(berth.docker_ok("info", "--format", "{{json .Swarm}}"))
+        assert (info["LocalNodeState"], info["NodeID"], info["ControlAvailable"]) == ("active", node_id[1], True)
+        assert (info["Nodes"], info["Managers"]) == (1, 1)
+        again = berth.docker("swarm", "init")
+        assert again.returncode == 1 and "This node is already part of a swarm." in again.stderr
+        nodes = berth.docker_ok("node", "ls", "--format", "{{.ID}} {{.Status}} {{.Availability}} {{.ManagerStatus}}")
+        assert nodes.split() == [node_id[1], "Ready", "Active", "Leader"]
+        token = berth.docker_ok("swarm", "join-token", "-q", "worker").strip()
+        assert token.startswith("SWMTKN-1-") and token != berth.docker_ok("swarm", "join-token", "-q", "manager").strip()
+
+        # Created and converged: the CLI waits (and verifies) as it does against dockerd.
+        berth.docker_ok(
+            "service", "create", "--name", "web", "--replicas", "2", "--stop-grace-period", "1s",
+            "--restart-delay", "1s", busybox_image, "sleep", "1000", timeout=120,
+        )  # fmt: skip
+        assert berth.docker_ok("service", "ls", "--format", "{{.Name}} {{.Mode}} {{.Replicas}}").split() == [
+            "web", "replicated", "2/2",
+        ]  # fmt: skip
+        running = _running(berth)
+        assert sorted(TASK_NAME.match(n)[1] for n in running) == ["1", "2"]  # type: ignore[index]
+        [one] = json.loads(berth.docker_ok("inspect", next(iter(running))))
+        labels = one["Config"]["Labels"]
+        assert labels["com.docker.swarm.service.name"] == "web"
+        assert labels["com.docker.swarm.node.id"] == node_id[1]
+        assert labels["com.docker.swarm.task.id"] in one["Name"]
+
+        berth.docker_ok("service", "scale", "web=3", timeout=120)
+        assert len(_running(berth)) == 3
+
+        # A rolling update (stop-first, one at a time) and a rollback.
+        berth.docker_ok("service", "update", "--env-add", "A=1", "web", timeout=120)
+        wait_until(lambda: len(_running(berth)) == 3 and all("A=1" in t["env"] for t in _running(berth).values()),
+                   60, "the tasks updated")  # fmt: skip
+        berth.docker_ok("service", "rollback", "web", timeout=120)
+        wait_until(lambda: len(_running(berth)) == 3 and not any("A=1" in t["env"] for t in _running(berth).values()),
+                   60, "the tasks rolled back")  # fmt: skip
+        spec = json.loads(berth.docker_ok("service", "inspect", "web"))[0]
+        assert spec["UpdateStatus"]["State"] == "rollback_completed"
+
+        # A task whose container dies is replaced after its restart delay.
+        victim = next(iter(_running(berth)))
+        berth.docker_ok("kill", victim)
+        wait_until(lambda: victim not in _running(berth) and len(_running(berth)) == 3, 60, "a replacement task")
+        states = berth.docker_ok("service", "ps", "web", "--format", "{{.Name}} {{.DesiredState}} {{.CurrentState}}")
+        assert re.search(r"web\.\d+ Shutdown Failed", states), states
+
+        # What berth's swarm mode does not do yet is refused, never stored and ignored.
+        published = berth.docker("service", "create", "--name", "p", "--publish", "8080:80", busybox_image, "true")
+        assert published.returncode == 1 and "published ports are not supported" in published.stderr
+        mounted = berth.docker("service", "create", "--name", "m", "--mount", "type=tmpfs,target=/t",
+                               busybox_image, "true")  # fmt: skip
+        assert mounted.returncode == 1 and "mounts in services (--mount) are not supported" in mounted.stderr
+        assert "p" not in berth.docker_ok("service", "ls", "--format", "{{.Name}}").split()
+
+        berth.docker_ok("service", "rm", "web")
+        wait_until(lambda: not _tasks(berth), 60, "the service's containers removed")
+        missing = berth.docker("service", "inspect", "web")
+        assert missing.returncode == 1 and "no such service: web" in missing.stderr.lower()
+    finally:
+        leave = berth.docker("swarm", "leave")
+        if "Use `--force` to ignore this message." in leave.stderr:
+            berth.docker_ok("swarm", "leave", "--force")
+    assert berth.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
+    gone = berth.docker("node", "ls")
+    assert gone.returncode == 1 and "This node is not a swarm manager." in gone.stderr
+
+
+def test_leaving_removes_the_task_containers(berth: Berth, busybox_image: str) -> None:
+    berth.docker_ok("swarm", "init")
+    try:
+        berth.docker_ok("service", "create", "--detach", "--name", "web", "--mode", "global",
+                        "--stop-grace-period", "1s", busybox_image, "sleep", "1000")  # fmt: skip
+        wait_until(lambda: len(_running(berth)) == 1, 60, "the global service's task")
+        [name] = _running(berth)
+        assert re.fullmatch(r"web\.[0-9a-z]{25}\.[0-9a-z]{25}", name), name  # <service>.<node id>.<task id>
+    finally:
+        berth.docker_ok("swarm", "leave", "--force")
+    wait_until(lambda: not _tasks(berth), 60, "the task containers removed after leaving")
