@@ -1,6 +1,7 @@
 # berth's images: one multi-stage Dockerfile, one target per service.
 #   docker build --target engine -t berth/engine .      (compose.yaml builds every target)
-# Targets: api-gateway, engine, lifecycle, runtime-agent, registry-proxy, builder-service.
+# Targets: api-gateway, engine, lifecycle, runtime-agent, registry-proxy, builder-service,
+# orchestrator.
 #
 # PYTHON_IMAGE is Debian bookworm with python3 3.11 (pinned to a patch release). CI, which can
 # pull nothing, passes a local stand-in built with debootstrap (tests/e2e/compose_support.py).
@@ -28,6 +29,8 @@ FROM builder AS venv-registry-proxy
 RUN berth-pip-install services/registry-proxy
 FROM builder AS venv-builder
 RUN berth-pip-install services/builder
+FROM builder AS venv-orchestrator
+RUN berth-pip-install services/orchestrator
 
 # --- runtime base: no compilers, no pip cache, a `berth` user -------------------------------
 FROM ${PYTHON_IMAGE} AS base
@@ -110,3 +113,11 @@ EXPOSE 7071
 VOLUME ["/var/lib/berth/builder"]
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["berth-healthcheck"]
 CMD ["python", "-m", "berth_builder"]
+
+# --- orchestrator: swarm mode's manager role, non-root (its state is in NATS JetStream) -------
+FROM base AS orchestrator
+COPY --from=venv-orchestrator /opt/berth /opt/berth
+ENV BERTH_SERVICE=berth-orchestrator
+USER berth
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["berth-healthcheck"]
+CMD ["python", "-m", "berth_orchestrator"]

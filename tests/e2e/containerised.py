@@ -36,7 +36,8 @@ BASE_PACKAGES = (
     "python3", "python3-venv", "runc", "netavark", "aardvark-dns", "iptables", "iproute2",
     "golang-github-containers-common",  # the seccomp profile the agent applies
 )
-SERVICES = ("engine", "lifecycle", "runtime-agent", "api-gateway", "registry-proxy", "builder")
+SERVICES = ("engine", "lifecycle", "runtime-agent", "api-gateway", "registry-proxy", "builder",
+            "orchestrator")
 
 
 class Unavailable(Exception):

@@ -385,7 +385,7 @@ def test_compose_suite(
         }
         expected = {
             "nats", "bus-init", "jaeger", "api-gateway", "engine", "lifecycle", "runtime-agent",
-            "registry-proxy", "builder",
+            "registry-proxy", "builder", "orchestrator",
         }  # fmt: skip
         assert set(by_service) == expected, f"compose containers: {sorted(by_service)}"
         # bus-init ran once and wrote the bus credentials; the others stay up.

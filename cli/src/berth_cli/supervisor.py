@@ -23,7 +23,7 @@ from berth_kit.busauth import (
     read_credentials,
     write_bus_dir,
 )
-from berth_kit.diskmodes import lock_down_roots
+from berth_kit.diskmodes import ensure_dir, lock_down_roots
 
 from berth_cli import apiprobe, listeners, natsd, procs
 from berth_cli.apiprobe import use_hint
@@ -158,7 +158,9 @@ def prepare_bus(cfg: UpConfig) -> Path | None:
     bus_dir = cfg.bus_dir
     if not cfg.nats_url:
         assert bus_dir is not None
-        write_bus_dir(bus_dir, jetstream_settings(cfg.data_root / "swarm" / "jetstream"))
+        # JetStream's store holds the swarm's join tokens: the directory is private (0700).
+        swarm_dir = ensure_dir(cfg.data_root / "swarm")
+        write_bus_dir(bus_dir, jetstream_settings(swarm_dir / "jetstream"))
         return bus_dir
     if bus_dir is None:
         log.warning(

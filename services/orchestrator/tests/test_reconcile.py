@@ -204,6 +204,22 @@ def test_constraints_and_a_lost_node() -> None:
     assert {(t.node_id, t.state) for t in _live(snap)} == {("n0", "assigned")}
 
 
+def test_placement_platforms_must_include_this_machine() -> None:
+    import platform
+
+    from berth_common.platforms import parse_platform
+
+    _, here, _ = parse_platform(f"linux/{platform.machine()}")
+    other = "s390x" if here != "s390x" else "ppc64le"
+    fits = _snap(_spec(1, Placement={"Platforms": [{"OS": "linux", "Architecture": other},
+                                                   {"OS": "linux", "Architecture": here}]}))  # fmt: skip
+    _apply(fits)
+    assert [t.state for t in _live(fits)] == ["assigned"]
+    foreign = _snap(_spec(1, Placement={"Platforms": [{"OS": "linux", "Architecture": other}]}))
+    _apply(foreign)
+    assert [t.state for t in _live(foreign)] == ["pending"]
+
+
 def test_history_is_bounded_and_a_removed_service_loses_its_tasks() -> None:
     snap = _snap(_spec(1, RestartPolicy={"Condition": "any", "Delay": 0}))
     _apply(snap)

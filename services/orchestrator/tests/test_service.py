@@ -10,31 +10,10 @@ from pathlib import Path
 import anyio
 import pytest
 from berth_contracts import subjects
+from berth_contracts import swarm as sw
 from berth_contracts.base import Done
 from berth_contracts.buspermissions import API_GATEWAY, ENGINE, LIFECYCLE, ORCHESTRATOR
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound, Unavailable
-from berth_contracts.swarm import (
-    DockerObject,
-    DockerObjects,
-    LocalNodeInfo,
-    NodeAssignments,
-    NodeHeartbeat,
-    NodeSwarmState,
-    OrchestratorRequest,
-    ServiceCreate,
-    ServiceCreated,
-    ServiceInspect,
-    ServiceList,
-    ServiceRemove,
-    ServiceUpdate,
-    SwarmInit,
-    SwarmInitialised,
-    SwarmInspect,
-    SwarmJoin,
-    SwarmLeave,
-    TaskList,
-    TaskReport,
-)
 from berth_kit.busauth import creds_path
 from berth_kit.nats_conn import connect
 from berth_kit.rpc import RpcClient, RpcServer
@@ -76,11 +55,11 @@ class Swarm:
     async def call(self, command: object, reply: type) -> object:
         return await self.gateway.request(subjects.ORCHESTRATOR_RPC, command, reply, timeout=10)  # type: ignore[arg-type]
 
-    async def beat(self, *reports: TaskReport) -> NodeAssignments:
+    async def beat(self, *reports: sw.TaskReport) -> sw.NodeAssignments:
         return await self.engine.request(
             subjects.ORCHESTRATOR_RPC,
-            NodeHeartbeat(node="n1", hostname="host1", tasks=list(reports)),
-            NodeAssignments,
+            sw.NodeHeartbeat(node="n1", hostname="host1", tasks=list(reports)),
+            sw.NodeAssignments,
             timeout=10,
         )
 
@@ -101,7 +80,7 @@ async def swarm() -> AsyncIterator[Swarm]:
             await served.publish(subjects.SWARM_CHANGED, b"")
 
         leadership = Leadership(store, "n1", announce)
-        server = RpcServer(served, subjects.ORCHESTRATOR_RPC, OrchestratorRequest, queue="q", node="n1")
+        server = RpcServer(served, subjects.ORCHESTRATOR_RPC, sw.OrchestratorRequest, queue="q", node="n1")
         register(server, SwarmApi(store, leadership), Dispatcher(store, leadership))
         try:
             async with anyio.create_task_group() as tg:
@@ -115,36 +94,42 @@ async def swarm() -> AsyncIterator[Swarm]:
 
 
 async def test_init_service_tasks_and_leave(swarm: Swarm) -> None:
-    inactive = await swarm.call(LocalNodeInfo(node="n1"), NodeSwarmState)
+    inactive = await swarm.call(sw.LocalNodeInfo(node="n1"), sw.NodeSwarmState)
     assert inactive.info["LocalNodeState"] == "inactive"  # type: ignore[attr-defined]
     with pytest.raises(Unavailable, match="not a swarm manager"):
-        await swarm.call(ServiceList(), DockerObjects)
+        await swarm.call(sw.ServiceList(), sw.DockerObjects)
     assert (await swarm.beat()).in_swarm is False
 
-    init = await swarm.call(SwarmInit(node="n1", hostname="host1"), SwarmInitialised)
+    init = await swarm.call(sw.SwarmInit(node="n1", hostname="host1"), sw.SwarmInitialised)
     node_id = init.node_id  # type: ignore[attr-defined]
     with pytest.raises(Unavailable, match="already part of a swarm"):
-        await swarm.call(SwarmInit(node="n1", hostname="host1"), SwarmInitialised)
+        await swarm.call(sw.SwarmInit(node="n1", hostname="host1"), sw.SwarmInitialised)
     with pytest.raises(Unavailable, match="already part of a swarm"):
-        await swarm.call(SwarmJoin(node="n1", remote_addrs=["x:2377"], join_token="t"), Done)
-    cluster = (await swarm.call(SwarmInspect(), DockerObject)).item  # type: ignore[attr-defined]
+        await swarm.call(sw.SwarmJoin(node="n1", remote_addrs=["x:2377"], join_token="t"), Done)
+    cluster = (await swarm.call(sw.SwarmInspect(), sw.DockerObject)).item  # type: ignore[attr-defined]
     assert cluster["JoinTokens"]["Worker"].startswith("SWMTKN-1-")
     assert cluster["JoinTokens"]["Worker"] != cluster["JoinTokens"]["Manager"]
-    info = (await swarm.call(LocalNodeInfo(node="n1"), NodeSwarmState)).info  # type: ignore[attr-defined]
+    info = (await swarm.call(sw.LocalNodeInfo(node="n1"), sw.NodeSwarmState)).info  # type: ignore[attr-defined]
     assert (info["LocalNodeState"], info["NodeID"], info["Nodes"], info["Managers"]) == ("active", node_id, 1, 1)
     assert "JoinTokens" not in info["Cluster"]
 
-    created = await swarm.call(ServiceCreate(spec=SPEC), ServiceCreated)
+    created = await swarm.call(sw.ServiceCreate(spec=SPEC), sw.ServiceCreated)
     service_id = created.id  # type: ignore[attr-defined]
     with pytest.raises(Conflict, match="service web already exists"):
-        await swarm.call(ServiceCreate(spec=SPEC), ServiceCreated)
+        await swarm.call(sw.ServiceCreate(spec=SPEC), sw.ServiceCreated)
     with pytest.raises(InvalidParameter, match="published ports"):
-        await swarm.call(ServiceCreate(spec={**SPEC, "Name": "p", "EndpointSpec": {"Ports": [{"TargetPort": 80}]}}), ServiceCreated)
+        await swarm.call(sw.ServiceCreate(spec={**SPEC, "Name": "p", "EndpointSpec": {"Ports": [{"TargetPort": 80}]}}), sw.ServiceCreated)
     with pytest.raises(InvalidParameter, match="overlay networks"):
         bad = {**SPEC, "Name": "n", "TaskTemplate": {**SPEC["TaskTemplate"], "Networks": [{"Target": "x"}]}}  # type: ignore[dict-item]
-        await swarm.call(ServiceCreate(spec=bad), ServiceCreated)
+        await swarm.call(sw.ServiceCreate(spec=bad), sw.ServiceCreated)
 
     await swarm.beat()  # the node is seen: placement needs it ready
+    # Heartbeats do not change the node's Version: `docker node update` names the one it read.
+    before = (await swarm.call(sw.NodeInspect(ref=node_id), sw.DockerObject)).item  # type: ignore[attr-defined]
+    await anyio.sleep(2.1)
+    await swarm.beat()
+    after = (await swarm.call(sw.NodeInspect(ref=node_id), sw.DockerObject)).item  # type: ignore[attr-defined]
+    assert after["Version"] == before["Version"] and after["Status"]["State"] == "ready"
     await swarm.leadership.cycle()
     assert swarm.leadership.is_leader
     beat = await swarm.beat()
@@ -156,42 +141,42 @@ async def test_init_service_tasks_and_leave(swarm: Swarm) -> None:
     assert first.labels["com.docker.swarm.task.id"] == first.task_id
 
     # Running reports show in the service's counts and the task list.
-    await swarm.beat(*(TaskReport(task_id=a.task_id, state="running", message="started",
+    await swarm.beat(*(sw.TaskReport(task_id=a.task_id, state="running", message="started",
                                   container_id=f"c{i}", pid=10 + i) for i, a in enumerate(beat.tasks)))  # fmt: skip
-    listed = (await swarm.call(ServiceList(status=True), DockerObjects)).items  # type: ignore[attr-defined]
+    listed = (await swarm.call(sw.ServiceList(status=True), sw.DockerObjects)).items  # type: ignore[attr-defined]
     assert listed[0]["ServiceStatus"] == {"RunningTasks": 2, "DesiredTasks": 2, "CompletedTasks": 0}
-    tasks = (await swarm.call(TaskList(filters={"service": ["web"]}), DockerObjects)).items  # type: ignore[attr-defined]
+    tasks = (await swarm.call(sw.TaskList(filters={"service": ["web"]}), sw.DockerObjects)).items  # type: ignore[attr-defined]
     assert {t["Status"]["State"] for t in tasks} == {"running"}
     assert {t["Status"]["ContainerStatus"]["ContainerID"] for t in tasks} == {"c0", "c1"}
 
     # Scale to 1: the second slot is shut down, its container kept until history drops it.
-    svc = (await swarm.call(ServiceInspect(ref="web"), DockerObject)).item  # type: ignore[attr-defined]
+    svc = (await swarm.call(sw.ServiceInspect(ref="web"), sw.DockerObject)).item  # type: ignore[attr-defined]
     with pytest.raises(Conflict, match="out of sequence"):
-        await swarm.call(ServiceUpdate(ref="web", version=1, spec=SPEC), Done)
+        await swarm.call(sw.ServiceUpdate(ref="web", version=1, spec=SPEC), Done)
     scaled = {**SPEC, "Mode": {"Replicated": {"Replicas": 1}}}
-    await swarm.call(ServiceUpdate(ref=service_id[:5], version=svc["Version"]["Index"], spec=scaled), Done)
+    await swarm.call(sw.ServiceUpdate(ref=service_id[:5], version=svc["Version"]["Index"], spec=scaled), Done)
     await swarm.leadership.cycle()
     beat = await swarm.beat()
     desired = sorted((a.container_name.split(".")[1], a.desired_state) for a in beat.tasks)
     assert desired == [("1", "running"), ("2", "shutdown")]
 
-    await swarm.call(ServiceRemove(ref="web"), Done)
+    await swarm.call(sw.ServiceRemove(ref="web"), Done)
     with pytest.raises(NotFound, match="service web not found"):
-        await swarm.call(ServiceInspect(ref="web"), DockerObject)
+        await swarm.call(sw.ServiceInspect(ref="web"), sw.DockerObject)
     await swarm.leadership.cycle()
     assert (await swarm.beat()).tasks == []
 
     with pytest.raises(Unavailable, match="Use `--force`"):
-        await swarm.call(SwarmLeave(node="n1"), Done)
-    await swarm.call(SwarmLeave(node="n1", force=True), Done)
+        await swarm.call(sw.SwarmLeave(node="n1"), Done)
+    await swarm.call(sw.SwarmLeave(node="n1", force=True), Done)
     assert (await swarm.beat()).in_swarm is False
     with pytest.raises(Unavailable, match="not a swarm manager"):
-        await swarm.call(ServiceList(), DockerObjects)
+        await swarm.call(sw.ServiceList(), sw.DockerObjects)
 
 
 async def test_only_the_orchestrator_reaches_jetstream(swarm: Swarm) -> None:
     """The bucket holds the join tokens: no other identity may read it or use JetStream."""
-    await swarm.call(SwarmInit(node="n1", hostname="host1"), SwarmInitialised)
+    await swarm.call(sw.SwarmInit(node="n1", hostname="host1"), sw.SwarmInitialised)
     for identity in (API_GATEWAY, ENGINE, LIFECYCLE):
         nc = await _as(swarm.url, swarm.bus_dir, identity)
         try:

@@ -67,22 +67,38 @@ class NodeSwarmState(Reply, frozen=True):
 
 
 # --- /nodes, /services, /tasks -------------------------------------------------------------------
-class NodeList(Command, frozen=True):
+class Listing(Command, frozen=True):
+    """GET /nodes, /services, /tasks: Docker's filters."""
+
     filters: Filters = msgspec.field(default_factory=dict)
 
 
-class NodeInspect(Command, frozen=True):
+class ByRef(Command, frozen=True):
+    """One object by ID, name or unique ID prefix (swarmkit's lookup)."""
+
     ref: str
 
 
-class NodeUpdate(Command, frozen=True):
-    ref: str
+class SpecUpdate(ByRef, frozen=True):
+    """POST /<object>/{id}/update?version=N: the spec replaces the one read at that version."""
+
     version: int
     spec: Document
 
 
-class NodeRemove(Command, frozen=True):
-    ref: str
+class NodeList(Listing, frozen=True):
+    pass
+
+
+class NodeInspect(ByRef, frozen=True):
+    pass
+
+
+class NodeUpdate(SpecUpdate, frozen=True):
+    pass
+
+
+class NodeRemove(ByRef, frozen=True):
     force: bool = False
 
 
@@ -95,32 +111,28 @@ class ServiceCreated(Reply, frozen=True):
     warnings: list[str] = msgspec.field(default_factory=list)
 
 
-class ServiceList(Command, frozen=True):
-    filters: Filters = msgspec.field(default_factory=dict)
+class ServiceList(Listing, frozen=True):
     status: bool = False  # ?status=true: ServiceStatus counts (API 1.41)
 
 
-class ServiceInspect(Command, frozen=True):
-    ref: str
+class ServiceInspect(ByRef, frozen=True):
+    pass
 
 
-class ServiceUpdate(Command, frozen=True):
-    ref: str
-    version: int
-    spec: Document
+class ServiceUpdate(SpecUpdate, frozen=True):
     rollback: Literal["", "previous"] = ""
 
 
-class ServiceRemove(Command, frozen=True):
-    ref: str
+class ServiceRemove(ByRef, frozen=True):
+    pass
 
 
-class TaskList(Command, frozen=True):
-    filters: Filters = msgspec.field(default_factory=dict)
+class TaskList(Listing, frozen=True):
+    pass
 
 
-class TaskInspect(Command, frozen=True):
-    ref: str
+class TaskInspect(ByRef, frozen=True):
+    pass
 
 
 class DockerObject(Reply, frozen=True):

@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from berth_common.gotime import rfc3339nano
 from berth_common.names import generate_unique_name
+from berth_contracts import swarm as sw
 from berth_contracts.base import Done
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound, Unavailable
-from berth_contracts.swarm import (
-    DockerObject,
-    DockerObjects,
-    LocalNodeInfo,
-    NodeInspect,
-    NodeList,
-    NodeRemove,
-    NodeSwarmState,
-    NodeUpdate,
-    ServiceCreate,
-    ServiceCreated,
-    ServiceInspect,
-    ServiceList,
-    ServiceRemove,
-    ServiceUpdate,
-    SwarmInit,
-    SwarmInitialised,
-    SwarmInspect,
-    SwarmJoin,
-    SwarmLeave,
-    SwarmUpdate,
-    TaskInspect,
-    TaskList,
-)
 
 from berth_orchestrator import ids, specs, views
 from berth_orchestrator.lease import Leadership
@@ -113,7 +91,7 @@ class SwarmApi:
         return snap
 
     # --- /swarm ------------------------------------------------------------------------------
-    async def init(self, cmd: SwarmInit) -> SwarmInitialised:
+    async def init(self, cmd: sw.SwarmInit) -> sw.SwarmInitialised:
         snap = await self.store.load()
         if snap.cluster is not None:
             raise Unavailable(ALREADY_IN_SWARM)
@@ -129,10 +107,11 @@ class SwarmApi:
             worker_secret=ids.new_secret(), manager_secret=ids.new_secret(),
         )  # fmt: skip
         await self.store.put(snap, node)
+        await self.store.put_seen(snap, node.id, node.last_seen)
         await self.store.put_cluster(snap, cluster)
-        return SwarmInitialised(node_id=node.id)
+        return sw.SwarmInitialised(node_id=node.id)
 
-    async def join(self, cmd: SwarmJoin) -> Done:
+    async def join(self, cmd: sw.SwarmJoin) -> Done:
         snap = await self.store.load()
         if snap.cluster is not None:
             raise Unavailable(ALREADY_IN_SWARM)
@@ -140,12 +119,12 @@ class SwarmApi:
             "joining a swarm is not supported by berth yet: berth's swarm mode runs on one node"
         )
 
-    async def inspect(self, cmd: SwarmInspect) -> DockerObject:
+    async def inspect(self, cmd: sw.SwarmInspect) -> sw.DockerObject:
         snap = await self._managed()
         assert snap.cluster is not None
-        return DockerObject(item=views.cluster_doc(snap, snap.cluster, tokens=True))
+        return sw.DockerObject(item=views.cluster_doc(snap, snap.cluster, tokens=True))
 
-    async def update(self, cmd: SwarmUpdate) -> Done:
+    async def update(self, cmd: sw.SwarmUpdate) -> Done:
         snap = await self._managed()
         cluster = snap.cluster
         assert cluster is not None
@@ -161,7 +140,7 @@ class SwarmApi:
         await self.store.put_cluster(snap, cluster)
         return Done()
 
-    async def leave(self, cmd: SwarmLeave) -> Done:
+    async def leave(self, cmd: sw.SwarmLeave) -> Done:
         snap = await self.store.load()
         node = snap.node_by_berth_name(cmd.node)
         if snap.cluster is None or node is None:
@@ -175,12 +154,12 @@ class SwarmApi:
         await self.store.purge_all()
         return Done()
 
-    async def local_info(self, cmd: LocalNodeInfo) -> NodeSwarmState:
+    async def local_info(self, cmd: sw.LocalNodeInfo) -> sw.NodeSwarmState:
         snap = await self.store.load()
         node = snap.node_by_berth_name(cmd.node)
         if snap.cluster is None or node is None:
-            return NodeSwarmState(info=views.info_inactive())
-        return NodeSwarmState(info=views.info_active(snap, node, time.time(), DOWN_AFTER))
+            return sw.NodeSwarmState(info=views.info_inactive())
+        return sw.NodeSwarmState(info=views.info_active(snap, node, time.time(), DOWN_AFTER))
 
     # --- /nodes ------------------------------------------------------------------------------
     def _node_doc(self, snap: Snapshot, node: NodeRecord) -> Document:
@@ -194,7 +173,7 @@ class SwarmApi:
                 return node.id
         return managers[0].id if managers else ""
 
-    async def node_list(self, cmd: NodeList) -> DockerObjects:
+    async def node_list(self, cmd: sw.NodeList) -> sw.DockerObjects:
         snap = await self._managed()
         f = cmd.filters
         _check_filters(f, {"id", "label", "membership", "name", "node.label", "role"})
@@ -213,17 +192,17 @@ class SwarmApi:
             if f.get("label") and not _labels_match({}, f["label"]):
                 continue  # engine labels: berth's engines carry none
             out.append(self._node_doc(snap, node))
-        return DockerObjects(items=out)
+        return sw.DockerObjects(items=out)
 
-    async def node_inspect(self, cmd: NodeInspect) -> DockerObject:
+    async def node_inspect(self, cmd: sw.NodeInspect) -> sw.DockerObject:
         snap = await self._managed()
         ref = cmd.ref
         if ref == "self":
             ref = self.leader_node(snap)
         node = resolve(snap.nodes, ref, "node", _node_name)
-        return DockerObject(item=self._node_doc(snap, node))
+        return sw.DockerObject(item=self._node_doc(snap, node))
 
-    async def node_update(self, cmd: NodeUpdate) -> Done:
+    async def node_update(self, cmd: sw.NodeUpdate) -> Done:
         snap = await self._managed()
         node = resolve(snap.nodes, cmd.ref, "node", _node_name)
         if cmd.version != snap.revision(f"node.{node.id}"):
@@ -241,7 +220,7 @@ class SwarmApi:
         await self.store.put(snap, node)
         return Done()
 
-    async def node_remove(self, cmd: NodeRemove) -> Done:
+    async def node_remove(self, cmd: sw.NodeRemove) -> Done:
         snap = await self._managed()
         node = resolve(snap.nodes, cmd.ref, "node", _node_name)
         if node.role == "manager":
@@ -255,10 +234,12 @@ class SwarmApi:
                 "removed"
             )
         await self.store.delete(snap, f"node.{node.id}")
+        with contextlib.suppress(Conflict):
+            await self.store.delete(snap, f"seen.{node.id}")
         return Done()
 
     # --- /services ---------------------------------------------------------------------------
-    async def service_create(self, cmd: ServiceCreate) -> ServiceCreated:
+    async def service_create(self, cmd: sw.ServiceCreate) -> sw.ServiceCreated:
         snap = await self._managed()
         spec = specs.check_service_spec(dict(cmd.spec))
         names = {_service_name(s) for s in snap.services.values()}
@@ -273,7 +254,7 @@ class SwarmApi:
         svc = ServiceRecord(id=ids.new_id(), created_at=stamp, updated_at=stamp, spec=spec)
         await self.store.put(snap, svc)
         self.leadership.poke()
-        return ServiceCreated(id=svc.id)
+        return sw.ServiceCreated(id=svc.id)
 
     def _counts(self, snap: Snapshot, svc: ServiceRecord) -> dict[str, int]:
         tasks = [t for t in snap.tasks.values() if t.service_id == svc.id]
@@ -288,7 +269,7 @@ class SwarmApi:
             "completed": sum(1 for t in tasks if t.state == "complete"),
         }
 
-    async def service_list(self, cmd: ServiceList) -> DockerObjects:
+    async def service_list(self, cmd: sw.ServiceList) -> sw.DockerObjects:
         snap = await self._managed()
         f = cmd.filters
         _check_filters(f, {"id", "label", "mode", "name"})
@@ -305,14 +286,14 @@ class SwarmApi:
                 if mode not in f["mode"]:
                     continue
             out.append(views.service_doc(snap, svc, self._counts(snap, svc) if cmd.status else None))
-        return DockerObjects(items=out)
+        return sw.DockerObjects(items=out)
 
-    async def service_inspect(self, cmd: ServiceInspect) -> DockerObject:
+    async def service_inspect(self, cmd: sw.ServiceInspect) -> sw.DockerObject:
         snap = await self._managed()
         svc = resolve(snap.services, cmd.ref, "service", _service_name)
-        return DockerObject(item=views.service_doc(snap, svc, None))
+        return sw.DockerObject(item=views.service_doc(snap, svc, None))
 
-    async def service_update(self, cmd: ServiceUpdate) -> Done:
+    async def service_update(self, cmd: sw.ServiceUpdate) -> Done:
         snap = await self._managed()
         svc = resolve(snap.services, cmd.ref, "service", _service_name)
         if cmd.version != snap.revision(f"service.{svc.id}"):
@@ -340,7 +321,7 @@ class SwarmApi:
         self.leadership.poke()
         return Done()
 
-    async def service_remove(self, cmd: ServiceRemove) -> Done:
+    async def service_remove(self, cmd: sw.ServiceRemove) -> Done:
         snap = await self._managed()
         svc = resolve(snap.services, cmd.ref, "service", _service_name)
         await self.store.delete(snap, f"service.{svc.id}")
@@ -348,7 +329,7 @@ class SwarmApi:
         return Done()
 
     # --- /tasks ------------------------------------------------------------------------------
-    async def task_list(self, cmd: TaskList) -> DockerObjects:
+    async def task_list(self, cmd: sw.TaskList) -> sw.DockerObjects:
         snap = await self._managed()
         f = cmd.filters
         _check_filters(f, {"desired-state", "id", "label", "name", "node", "service", "_up-to-date"})
@@ -378,12 +359,12 @@ class SwarmApi:
             if f.get("_up-to-date") and task.spec_serial != svc.spec_serial:
                 continue
             out.append(views.task_doc(snap, task, svc))
-        return DockerObjects(items=out)
+        return sw.DockerObjects(items=out)
 
-    async def task_inspect(self, cmd: TaskInspect) -> DockerObject:
+    async def task_inspect(self, cmd: sw.TaskInspect) -> sw.DockerObject:
         snap = await self._managed()
         task = resolve(snap.tasks, cmd.ref, "task", lambda t: "")
-        return DockerObject(item=views.task_doc(snap, task, snap.services.get(task.service_id)))
+        return sw.DockerObject(item=views.task_doc(snap, task, snap.services.get(task.service_id)))
 
 
 def _desired_matches(task: TaskRecord, wanted: list[str]) -> bool:

@@ -126,16 +126,14 @@ class Dispatcher:
         return NodeAssignments(in_swarm=True, node_id=node.id, tasks=tasks)
 
     async def _seen(self, snap: Snapshot, node: NodeRecord, cmd: NodeHeartbeat, now: float) -> None:
-        changed = (cmd.hostname, cmd.addr, cmd.engine_version, cmd.nano_cpus, cmd.memory_bytes) != (
-            node.hostname, node.addr, node.engine_version, node.nano_cpus, node.memory_bytes,
-        )  # fmt: skip
-        if not changed and now - node.last_seen < _SEEN_WRITE_EVERY:
-            return
-        node.hostname, node.addr, node.engine_version = cmd.hostname, cmd.addr or node.addr, cmd.engine_version
-        node.nano_cpus, node.memory_bytes, node.last_seen = cmd.nano_cpus, cmd.memory_bytes, now
-        if changed:
-            node.updated_at = rfc3339nano()
+        described = (cmd.hostname, cmd.addr or node.addr, cmd.engine_version, cmd.nano_cpus, cmd.memory_bytes)
         try:
-            await self.store.put(snap, node)
+            if described != (node.hostname, node.addr, node.engine_version, node.nano_cpus, node.memory_bytes):
+                node.hostname, node.addr, node.engine_version, node.nano_cpus, node.memory_bytes = described
+                node.updated_at = rfc3339nano()
+                await self.store.put(snap, node)
+            if now - node.last_seen >= _SEEN_WRITE_EVERY:
+                await self.store.put_seen(snap, node.id, now)
+                node.last_seen = now
         except Conflict:
-            pass  # a node update raced this beat: the next one writes
+            pass  # a node update or another beat raced this one: the next beat writes

@@ -15,11 +15,13 @@ as one pure function of a snapshot (plan) that the leader applies every cycle.
 
 from __future__ import annotations
 
+import platform
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from berth_common.gotime import rfc3339nano
+from berth_common.platforms import parse_platform, platform_matches
 
 from berth_orchestrator import specs
 from berth_orchestrator.ids import new_id
@@ -52,8 +54,6 @@ def _matches(node: NodeRecord, constraint: specs.Constraint) -> bool:
     elif key == "node.platform.os":
         actual = "linux"
     elif key == "node.platform.arch":
-        import platform
-
         actual = platform.machine()
     elif key.startswith("node.labels."):
         actual = node.labels.get(key[len("node.labels.") :])
@@ -62,6 +62,15 @@ def _matches(node: NodeRecord, constraint: specs.Constraint) -> bool:
     if constraint.equal:
         return actual is not None and actual.lower() == constraint.value.lower()
     return actual is None or actual.lower() != constraint.value.lower()
+
+
+def _platform_fits(wanted: dict[str, str]) -> bool:
+    """A Placement.Platforms entry (the image's platforms, which the CLI records): berth's nodes
+    are linux on this machine's architecture."""
+    arch = platform.machine()
+    text = "/".join(p for p in (wanted.get("OS") or "linux", wanted.get("Architecture") or "") if p)
+    _, here, _ = parse_platform(f"linux/{arch}")
+    return platform_matches(text, "linux", here, "")
 
 
 class _Planner:
@@ -79,12 +88,15 @@ class _Planner:
     def eligible(self, svc: ServiceRecord) -> list[NodeRecord]:
         template = specs.template_of(svc.spec)
         wanted = specs.constraints(template)
+        platforms = (template.get("Placement") or {}).get("Platforms") or []
         cpus, memory = specs.reservations_of(template)
         out = []
         for node in self.snap.nodes.values():
             if node.availability != "active" or not node_ready(node, self.now):
                 continue
             if not all(_matches(node, c) for c in wanted):
+                continue
+            if platforms and not any(_platform_fits(p) for p in platforms):
                 continue
             if (cpus and node.nano_cpus and cpus > node.nano_cpus) or (
                 memory and node.memory_bytes and memory > node.memory_bytes

@@ -47,7 +47,9 @@ class NodeRecord(msgspec.Struct, kw_only=True):
     engine_version: str = ""
     nano_cpus: int = 0
     memory_bytes: int = 0
-    last_seen: float = 0.0  # time.time() of its last heartbeat
+    # time.time() of its last heartbeat: kept in its own key (`seen.<id>`, SeenRecord), so the
+    # node's Version changes only when the node does; filled in by Snapshot.
+    last_seen: float = 0.0
 
 
 class ServiceRecord(msgspec.Struct, kw_only=True):
@@ -84,12 +86,16 @@ class TaskRecord(msgspec.Struct, kw_only=True):
     exit_code: int = 0
 
 
+class SeenRecord(msgspec.Struct, kw_only=True):
+    at: float
+
+
 class LeaseRecord(msgspec.Struct, kw_only=True):
     holder: str
     until: float
 
 
-Record = ClusterRecord | NodeRecord | ServiceRecord | TaskRecord | LeaseRecord
+Record = ClusterRecord | NodeRecord | ServiceRecord | TaskRecord | LeaseRecord | SeenRecord
 Keyed = NodeRecord | ServiceRecord | TaskRecord
 
 
@@ -106,6 +112,7 @@ _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "node": msgspec.json.Decoder(NodeRecord),
     "service": msgspec.json.Decoder(ServiceRecord),
     "task": msgspec.json.Decoder(TaskRecord),
+    "seen": msgspec.json.Decoder(SeenRecord),
     CLUSTER_KEY: msgspec.json.Decoder(ClusterRecord),
     LEASE_KEY: msgspec.json.Decoder(LeaseRecord),
 }

@@ -26,6 +26,7 @@ from berth_orchestrator.records import (
     Keyed,
     NodeRecord,
     Record,
+    SeenRecord,
     ServiceRecord,
     TaskRecord,
     decode,
@@ -46,6 +47,7 @@ class Snapshot:
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     services: dict[str, ServiceRecord] = field(default_factory=dict)
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)  # node id -> last heartbeat
     revisions: dict[str, int] = field(default_factory=dict)  # key -> revision
 
     def revision(self, key: str) -> int:
@@ -56,7 +58,13 @@ class Snapshot:
         if isinstance(record, ClusterRecord):
             self.cluster = record
         elif isinstance(record, NodeRecord):
+            record.last_seen = self.seen.get(record.id, record.last_seen)
             self.nodes[record.id] = record
+        elif isinstance(record, SeenRecord):
+            node_id = key.split(".", 1)[1]
+            self.seen[node_id] = record.at
+            if node_id in self.nodes:
+                self.nodes[node_id].last_seen = record.at
         elif isinstance(record, ServiceRecord):
             self.services[record.id] = record
         elif isinstance(record, TaskRecord):
@@ -144,6 +152,9 @@ class SwarmStore:
 
     async def put(self, snap: Snapshot, record: Keyed) -> int:
         return await self.write(snap, key_of(record), record)
+
+    async def put_seen(self, snap: Snapshot, node_id: str, at: float) -> int:
+        return await self.write(snap, f"seen.{node_id}", SeenRecord(at=at))
 
     async def put_cluster(self, snap: Snapshot, record: ClusterRecord) -> int:
         return await self.write(snap, CLUSTER_KEY, record)

@@ -9,38 +9,15 @@ from __future__ import annotations
 import socket
 from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
 from berth_contracts import subjects
+from berth_contracts import swarm as sw
 from berth_contracts.base import Command, Done, Reply
 from berth_contracts.errors import BerthError, InvalidParameter, NotFound, NotImplementedByBerth
-from berth_contracts.swarm import (
-    DockerObject,
-    DockerObjects,
-    LocalNodeInfo,
-    NodeInspect,
-    NodeList,
-    NodeRemove,
-    NodeSwarmState,
-    NodeUpdate,
-    ServiceCreate,
-    ServiceCreated,
-    ServiceInspect,
-    ServiceList,
-    ServiceRemove,
-    ServiceUpdate,
-    SwarmInit,
-    SwarmInitialised,
-    SwarmInspect,
-    SwarmJoin,
-    SwarmLeave,
-    SwarmUpdate,
-    TaskInspect,
-    TaskList,
-)
 from berth_kit.node import default_node
 
 from berth_gateway.backend import backend
-from berth_gateway.bodies import read_json
 from berth_gateway.params import qbool, qfilters
 from berth_gateway.responses import json_response
 from berth_gateway.routes.table import Route, not_supported
@@ -55,9 +32,17 @@ async def _call(request: web.Request, command: Command, reply: type[R]) -> R:
 
 
 async def _body(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
-    body = await read_json(request, dict[str, Any], allow_empty=allow_empty)  # type: ignore[arg-type]
-    if body is None:
-        return {}
+    """A spec as the client sent it: a JSON object whose nulls stay nulls (the orchestrator
+    reads a null as an absent field, as Go's decoding into swarm's types does)."""
+    data = await request.read()
+    if not data.strip():
+        if allow_empty:
+            return {}
+        raise InvalidParameter("invalid JSON: got EOF while reading request body")
+    try:
+        body = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise InvalidParameter(f"invalid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON: expected an object")
     return body
@@ -80,7 +65,7 @@ async def swarm_init(request: web.Request) -> web.Response:
     body = await _body(request)
     reply = await _call(
         request,
-        SwarmInit(
+        sw.SwarmInit(
             node=default_node(),
             hostname=socket.gethostname(),
             advertise_addr=str(body.get("AdvertiseAddr") or ""),
@@ -88,7 +73,7 @@ async def swarm_init(request: web.Request) -> web.Response:
             spec=body.get("Spec") or {},
             force_new_cluster=bool(body.get("ForceNewCluster")),
         ),
-        SwarmInitialised,
+        sw.SwarmInitialised,
     )
     return json_response(reply.node_id)
 
@@ -97,7 +82,7 @@ async def swarm_join(request: web.Request) -> web.Response:
     body = await _body(request)
     await _call(
         request,
-        SwarmJoin(
+        sw.SwarmJoin(
             node=default_node(),
             remote_addrs=[str(a) for a in body.get("RemoteAddrs") or []],
             join_token=str(body.get("JoinToken") or ""),
@@ -108,14 +93,14 @@ async def swarm_join(request: web.Request) -> web.Response:
 
 
 async def swarm_inspect(request: web.Request) -> web.Response:
-    return json_response((await _call(request, SwarmInspect(), DockerObject)).item)
+    return json_response((await _call(request, sw.SwarmInspect(), sw.DockerObject)).item)
 
 
 async def swarm_update(request: web.Request) -> web.Response:
     spec = await _body(request)
     await _call(
         request,
-        SwarmUpdate(
+        sw.SwarmUpdate(
             version=_version(request),
             spec=spec,
             rotate_worker_token=qbool(request, "rotateWorkerToken"),
@@ -127,17 +112,17 @@ async def swarm_update(request: web.Request) -> web.Response:
 
 
 async def swarm_leave(request: web.Request) -> web.Response:
-    await _call(request, SwarmLeave(node=default_node(), force=qbool(request, "force")), Done)
+    await _call(request, sw.SwarmLeave(node=default_node(), force=qbool(request, "force")), Done)
     return _ok()
 
 
 async def swarm_unlock_key(request: web.Request) -> web.Response:
-    await _call(request, SwarmInspect(), DockerObject)  # not in a swarm: dockerd's 503 first
+    await _call(request, sw.SwarmInspect(), sw.DockerObject)  # not in a swarm: dockerd's 503 first
     raise NotFound("no unlock key is set")
 
 
 async def swarm_unlock(request: web.Request) -> web.Response:
-    await _call(request, SwarmInspect(), DockerObject)
+    await _call(request, sw.SwarmInspect(), sw.DockerObject)
     raise InvalidParameter("swarm is not locked")
 
 
@@ -146,7 +131,7 @@ async def local_swarm_info(request: web.Request) -> dict[str, Any]:
     without one), as a daemon outside any swarm."""
     try:
         reply = await backend(request).rpc.request(
-            subjects.ORCHESTRATOR_RPC, LocalNodeInfo(node=default_node()), NodeSwarmState,
+            subjects.ORCHESTRATOR_RPC, sw.LocalNodeInfo(node=default_node()), sw.NodeSwarmState,
             timeout=3.0, attempts=1,
         )  # fmt: skip
     except BerthError:
@@ -157,32 +142,32 @@ async def local_swarm_info(request: web.Request) -> dict[str, Any]:
 
 # --- /nodes ---------------------------------------------------------------------------------------
 async def node_list(request: web.Request) -> web.Response:
-    return json_response((await _call(request, NodeList(filters=qfilters(request)), DockerObjects)).items)
+    return json_response((await _call(request, sw.NodeList(filters=qfilters(request)), sw.DockerObjects)).items)
 
 
 async def node_inspect(request: web.Request) -> web.Response:
-    return json_response((await _call(request, NodeInspect(ref=request.match_info["id"]), DockerObject)).item)
+    return json_response((await _call(request, sw.NodeInspect(ref=request.match_info["id"]), sw.DockerObject)).item)
 
 
 async def node_update(request: web.Request) -> web.Response:
     spec = await _body(request)
-    await _call(request, NodeUpdate(ref=request.match_info["id"], version=_version(request), spec=spec), Done)
+    await _call(request, sw.NodeUpdate(ref=request.match_info["id"], version=_version(request), spec=spec), Done)
     return _ok()
 
 
 async def node_remove(request: web.Request) -> web.Response:
-    await _call(request, NodeRemove(ref=request.match_info["id"], force=qbool(request, "force")), Done)
+    await _call(request, sw.NodeRemove(ref=request.match_info["id"], force=qbool(request, "force")), Done)
     return _ok()
 
 
 # --- /services ------------------------------------------------------------------------------------
 async def service_list(request: web.Request) -> web.Response:
-    cmd = ServiceList(filters=qfilters(request), status=qbool(request, "status"))
-    return json_response((await _call(request, cmd, DockerObjects)).items)
+    cmd = sw.ServiceList(filters=qfilters(request), status=qbool(request, "status"))
+    return json_response((await _call(request, cmd, sw.DockerObjects)).items)
 
 
 async def service_create(request: web.Request) -> web.Response:
-    reply = await _call(request, ServiceCreate(spec=await _body(request)), ServiceCreated)
+    reply = await _call(request, sw.ServiceCreate(spec=await _body(request)), sw.ServiceCreated)
     answer: dict[str, Any] = {"ID": reply.id}
     if reply.warnings:
         answer["Warnings"] = reply.warnings
@@ -190,7 +175,7 @@ async def service_create(request: web.Request) -> web.Response:
 
 
 async def service_inspect(request: web.Request) -> web.Response:
-    reply = await _call(request, ServiceInspect(ref=request.match_info["id"]), DockerObject)
+    reply = await _call(request, sw.ServiceInspect(ref=request.match_info["id"]), sw.DockerObject)
     return json_response(reply.item)
 
 
@@ -199,7 +184,7 @@ async def service_update(request: web.Request) -> web.Response:
     if rollback not in ("", "previous"):
         raise InvalidParameter(f"unrecognized rollback option {rollback}")
     spec = await _body(request)
-    cmd = ServiceUpdate(
+    cmd = sw.ServiceUpdate(
         ref=request.match_info["id"], version=_version(request), spec=spec,
         rollback="previous" if rollback else "",
     )  # fmt: skip
@@ -208,26 +193,26 @@ async def service_update(request: web.Request) -> web.Response:
 
 
 async def service_remove(request: web.Request) -> web.Response:
-    await _call(request, ServiceRemove(ref=request.match_info["id"]), Done)
+    await _call(request, sw.ServiceRemove(ref=request.match_info["id"]), Done)
     return _ok()
 
 
 async def service_logs(request: web.Request) -> web.Response:
-    await _call(request, ServiceInspect(ref=request.match_info["id"]), DockerObject)
+    await _call(request, sw.ServiceInspect(ref=request.match_info["id"]), sw.DockerObject)
     raise NotImplementedByBerth("service logs are not supported by berth yet: use `docker logs` on a task's container")
 
 
 # --- /tasks ---------------------------------------------------------------------------------------
 async def task_list(request: web.Request) -> web.Response:
-    return json_response((await _call(request, TaskList(filters=qfilters(request)), DockerObjects)).items)
+    return json_response((await _call(request, sw.TaskList(filters=qfilters(request)), sw.DockerObjects)).items)
 
 
 async def task_inspect(request: web.Request) -> web.Response:
-    return json_response((await _call(request, TaskInspect(ref=request.match_info["id"]), DockerObject)).item)
+    return json_response((await _call(request, sw.TaskInspect(ref=request.match_info["id"]), sw.DockerObject)).item)
 
 
 async def task_logs(request: web.Request) -> web.Response:
-    await _call(request, TaskInspect(ref=request.match_info["id"]), DockerObject)
+    await _call(request, sw.TaskInspect(ref=request.match_info["id"]), sw.DockerObject)
     raise NotImplementedByBerth("task logs are not supported by berth yet: use `docker logs` on the task's container")
 
 

@@ -1,0 +1,115 @@
+"""Swarm mode on one node, berth and dockerd 20.10 side by side in one run.
+
+    .venv/bin/python bench/swarm_bench.py --reps 3 --replicas 30     # as root, a few minutes
+
+Each engine: `docker swarm init`, then per round
+1. converge: from `docker service create --detach --replicas N` to N tasks running (polling
+   `docker service ls` every 50 ms);
+2. reschedule: a task's container killed (`docker kill`) to N running again, the service created
+   with `--restart-delay 0s` so only detection and replacement are measured;
+3. remove: `docker service rm` to no task container left.
+The engines alternate every round. Prints a table of medians and asserts nothing. The issue's
+measure is on three nodes; berth's swarm mode runs on one node so far (orchestrator README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from berth_testsupport.images import busybox_rootfs_tar
+
+sys.path.insert(0, str(Path(__file__).parent))
+from engines import Engine, berth_running, cleanup_mounts, dockerd_running  # noqa: E402
+
+POLL = 0.05
+
+
+def _until(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(POLL)
+
+
+def _replicas(e: Engine, name: str) -> str:
+    return e.docker("service", "ls", "--filter", f"name={name}", "--format", "{{.Replicas}}", check=False).stdout.strip()
+
+
+def _task_containers(e: Engine, name: str, running_only: bool = True) -> list[str]:
+    args = ["ps", "-q", "--filter", f"label=com.docker.swarm.service.name={name}"]
+    if not running_only:
+        args.insert(1, "-a")
+    return e.docker(*args, check=False).stdout.split()
+
+
+def one_round(e: Engine, n: int, rnd: int) -> dict[str, float]:
+    name = f"bench{rnd}"
+    start = time.perf_counter()
+    e.docker("service", "create", "--detach", "--name", name, "--replicas", str(n), "--restart-delay", "0s",
+             "--stop-grace-period", "1s", "busybox:latest", "sleep", "100000")  # fmt: skip
+    _until(lambda: _replicas(e, name) == f"{n}/{n}", 300, f"{e.name}: {n} tasks running")
+    converge = time.perf_counter() - start
+    victim = _task_containers(e, name)[0]
+    start = time.perf_counter()
+    e.docker("kill", victim)
+    _until(lambda: victim not in _task_containers(e, name) and len(_task_containers(e, name)) == n, 120,
+           f"{e.name}: the killed task replaced")  # fmt: skip
+    reschedule = time.perf_counter() - start
+    start = time.perf_counter()
+    e.docker("service", "rm", name)
+    _until(lambda: not _task_containers(e, name, running_only=False), 300, f"{e.name}: the tasks removed")
+    remove = time.perf_counter() - start
+    return {"converge": converge, "reschedule": reschedule, "remove": remove}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--replicas", type=int, default=30)
+    ap.add_argument("--no-dockerd", action="store_true")
+    args = ap.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bswarm-", dir="/tmp"))
+    tar = base / "busybox.tar"
+    tar.write_bytes(busybox_rootfs_tar())
+    times: dict[str, dict[str, list[float]]] = {}
+    try:
+        with berth_running(base / "b") as berth, contextlib.ExitStack() as stack:
+            dockerd = None if args.no_dockerd else stack.enter_context(dockerd_running(base / "d"))
+            engines = [e for e in (berth, dockerd) if e is not None]
+            for e in engines:
+                e.docker("import", str(tar), "busybox:latest")
+                e.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+            try:
+                for rep in range(args.reps):
+                    for e in engines if rep % 2 == 0 else list(reversed(engines)):
+                        for what, value in one_round(e, args.replicas, rep).items():
+                            times.setdefault(what, {}).setdefault(e.name, []).append(value)
+            finally:
+                for e in engines:
+                    e.docker("swarm", "leave", "--force", check=False)
+    finally:
+        cleanup_mounts(base)
+        shutil.rmtree(base, ignore_errors=True)
+    names = [e.name for e in engines]
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; reps={args.reps}, replicas={args.replicas}\n")
+    header = "| one node, median s (runs) | " + " | ".join(names) + (" | berth / dockerd |" if len(names) == 2 else " |")
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for what, by_engine in times.items():
+        cells = [f"{statistics.median(v):.2f} ({', '.join(f'{x:.2f}' for x in v)})" for v in (by_engine[n] for n in names)]
+        if len(names) == 2:
+            cells.append(f"{statistics.median(by_engine['berth']) / statistics.median(by_engine['dockerd']):.2f}×")
+        print(f"| {what} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
