@@ -13,6 +13,7 @@ from berth_contracts.buspermissions import (
     BUILDER,
     ENGINE,
     LIFECYCLE,
+    ORCHESTRATOR,
     PERMISSIONS,
     REGISTRY_PROXY,
     RUNTIME_AGENT,
@@ -27,7 +28,7 @@ from berth_kit.busauth import (
     write_bus_dir,
 )
 
-SERVICES = (API_GATEWAY, ENGINE, LIFECYCLE, RUNTIME_AGENT, REGISTRY_PROXY, BUILDER)
+SERVICES = (API_GATEWAY, ENGINE, LIFECYCLE, RUNTIME_AGENT, REGISTRY_PROXY, BUILDER, ORCHESTRATOR)
 
 
 def publishers(subject: str) -> set[str]:
@@ -43,16 +44,18 @@ def test_only_the_engine_commands_the_agent_and_lifecycle() -> None:
     assert publishers(subjects.lifecycle_rpc("*")) == {ENGINE}
 
 
-def test_the_gateway_publishes_engine_and_builder_requests_stdin_and_output_credit_only() -> None:
+def test_the_gateway_publishes_engine_builder_and_orchestrator_requests_stdin_and_credit_only() -> None:
     assert PERMISSIONS[API_GATEWAY].publish == (
         subjects.ENGINE_RPC,
         subjects.BUILDER_RPC,
+        subjects.ORCHESTRATOR_RPC,
         subjects.stdio_in("*"),
         subjects.stdio_ack("*"),
         subjects.health(API_GATEWAY),
     )
     assert publishers(subjects.ENGINE_RPC) == {API_GATEWAY, BUILDER}
     assert publishers(subjects.BUILDER_RPC) == {API_GATEWAY}
+    assert publishers(subjects.ORCHESTRATOR_RPC) == {API_GATEWAY, ENGINE}  # the API; heartbeats
     assert publishers(subjects.stdio_in("*")) == {API_GATEWAY}
     assert publishers(subjects.stdio_ack("*")) == {API_GATEWAY}
 
@@ -66,6 +69,14 @@ def test_the_agent_publishes_its_events_output_and_log_streams_only() -> None:
     }
     assert publishers(subjects.task_events("*")) == {RUNTIME_AGENT}
     assert publishers(subjects.stdio_out("*")) == {RUNTIME_AGENT}
+
+
+def test_only_the_orchestrator_reaches_jetstream_and_the_swarm_bucket() -> None:
+    """The bucket holds the join tokens: nobody else may use JetStream's API or its subjects."""
+    for who, perms in PERMISSIONS.items():
+        js = [s for s in (*perms.publish, *perms.subscribe) if s.startswith(("$JS", "$KV"))]
+        assert js == ([] if who != ORCHESTRATOR else ["$JS.API.>", f"$KV.{subjects.SWARM_BUCKET}.>"]), who
+    assert publishers(subjects.SWARM_CHANGED) == {ORCHESTRATOR}
 
 
 def test_inboxes_are_private_and_nobody_reads_everything() -> None:
