@@ -13,6 +13,7 @@ heartbeat that keeps this node `ready`. While the orchestrator does not answer, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,8 @@ from functools import partial
 import anyio
 from anyio.abc import TaskGroup
 from berth_contracts import subjects
-from berth_contracts.docker import CreateRequest, HostConfig
+from berth_contracts.codec import decode
+from berth_contracts.docker import CreateRequest, Event, HostConfig
 from berth_contracts.engine import ContainerCreate, ContainerRemove, ContainerStart, ContainerStop
 from berth_contracts.errors import BerthError, NotFound, NotModified
 from berth_contracts.swarm import NodeAssignments, NodeHeartbeat, TaskAssignment, TaskReport
@@ -115,7 +117,16 @@ class SwarmWorker:
         async def changed(_: Msg) -> None:
             self._wake.set()
 
+        async def container_event(msg: Msg) -> None:
+            """A task container died: report it now, so its replacement is placed at once."""
+            with contextlib.suppress(Exception):  # what is not an event wakes nothing
+                event = decode(msg.data, Event)
+                rec = self.core.store.get(event.Actor.ID) if event.Action == "die" else None
+                if rec is not None and TASK_LABEL in (rec.config.labels or {}):
+                    self._wake.set()
+
         await nc.subscribe(subjects.SWARM_CHANGED, cb=changed)
+        await nc.subscribe(subjects.docker_events("container", "*"), cb=container_event)
 
     async def run(self, tg: TaskGroup) -> None:
         while True:
