@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+import docker
 import pytest
 from harness import Berth, wait_until
 
@@ -120,3 +121,39 @@ def test_leaving_removes_the_task_containers(berth: Berth, busybox_image: str) -
     finally:
         berth.docker_ok("swarm", "leave", "--force")
     wait_until(lambda: not _tasks(berth), 60, "the task containers removed after leaving")
+
+
+def test_docker_py_swarm_nodes_and_services(client: docker.DockerClient, busybox_image: str) -> None:
+    """docker-py's high-level swarm API, as its own integration tests drive dockerd's one-node
+    swarm (its ServiceMode sends `replicated` in lower case, which Go's decoding accepts)."""
+    node_id = client.swarm.init(advertise_addr="127.0.0.1", listen_addr="0.0.0.0:2377")
+    try:
+        client.swarm.reload()
+        assert client.swarm.attrs["JoinTokens"]["Worker"].startswith("SWMTKN-1-")
+        assert client.swarm.update(rotate_worker_token=True)
+        [node] = client.nodes.list()
+        assert node.id == node_id and node.attrs["Spec"]["Role"] == "manager"
+        assert node.update({"Availability": "active", "Role": "manager", "Labels": {"zone": "a"}})
+        node.reload()
+        assert node.attrs["Spec"]["Labels"] == {"zone": "a"}
+        service = client.services.create(
+            busybox_image, ["sleep", "1000"], name="web", env=["X=1"],
+            mode=docker.types.ServiceMode("replicated", 2), stop_grace_period=1_000_000_000,
+            constraints=["node.labels.zone==a"],
+            resources=docker.types.Resources(mem_limit=64 * 1024 * 1024),
+        )  # fmt: skip
+        wait_until(lambda: sorted(t["Slot"] for t in service.tasks(filters={"desired-state": "running"})
+                                  if t["Status"]["State"] == "running") == [1, 2], 60, "two running tasks")  # fmt: skip
+        service.scale(3)  # dockerd answers {} (no warnings), as berth
+        wait_until(lambda: len([t for t in service.tasks() if t["Status"]["State"] == "running"]) == 3, 60,
+                   "three running tasks")  # fmt: skip
+        service.reload()
+        assert service.attrs["Spec"]["Mode"] == {"Replicated": {"Replicas": 3}}
+        [one] = client.containers.list(filters={"label": "com.docker.swarm.service.name=web"})[:1]
+        assert one.attrs["HostConfig"]["Memory"] == 64 * 1024 * 1024
+        service.remove()
+        wait_until(lambda: not client.containers.list(all=True, filters={"label": "com.docker.swarm.service.name=web"}),
+                   60, "the service's containers removed")  # fmt: skip
+    finally:
+        client.swarm.leave(force=True)
+    assert client.info()["Swarm"]["LocalNodeState"] == "inactive"

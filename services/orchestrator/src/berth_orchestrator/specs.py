@@ -160,9 +160,10 @@ def constraints(template: Document) -> list[Constraint]:
 
 
 def check_service_spec(spec: Document) -> Document:
-    """The spec as stored (the client's, without empty noise), or InvalidParameter."""
+    """The spec as stored (the client's, keys in Docker's spelling), or InvalidParameter."""
     if not isinstance(spec, dict):
         raise InvalidParameter("invalid service spec")
+    spec = go_names(spec, SERVICE_SCHEMA)
     name = spec.get("Name") or ""
     if not isinstance(name, str):
         raise InvalidParameter("Name must be a string")
@@ -226,9 +227,69 @@ def reservations_of(template: Document) -> tuple[int, int]:
 def check_node_spec(spec: Document) -> Document:
     if not isinstance(spec, dict):
         raise InvalidParameter("invalid node spec")
+    spec = go_names(spec, NODE_SCHEMA)
     _refuse_unknown(spec, {"Name", "Labels", "Role", "Availability"}, "NodeSpec")
     if spec.get("Role") not in (None, "", "manager", "worker"):
         raise InvalidParameter(f"invalid role {spec.get('Role')!r}")
     if spec.get("Availability") not in (None, "", "active", "pause", "drain"):
         raise InvalidParameter(f"invalid availability {spec.get('Availability')!r}")
     return spec
+
+
+# --- Go's field matching ---------------------------------------------------------------------------
+# dockerd decodes specs with Go's encoding/json, which matches field names case-insensitively
+# (docker-py sends {"replicated": {"Replicas": 2}}): keys are put in Docker's spelling first.
+# None: a leaf (its keys, if any, are the user's: labels).
+_Schema = dict[str, "_Schema | None"]
+_PLATFORM: _Schema = {"Architecture": None, "OS": None}
+_UPDATE: _Schema = {k: None for k in ("Parallelism", "Delay", "FailureAction", "Monitor", "MaxFailureRatio", "Order")}
+_CONTAINER: _Schema = {
+    **{k: None for k in (
+        "Image", "Labels", "Command", "Args", "Hostname", "Env", "Dir", "User", "Groups", "Privileges",
+        "Init", "StopSignal", "StopGracePeriod", "HealthCheck", "Hosts", "Secrets", "Configs", "Isolation",
+        "Sysctls", "CapabilityAdd", "CapabilityDrop", "Ulimits", "TTY", "OpenStdin", "ReadOnly", "Mounts",
+    )},
+    "DNSConfig": {"Nameservers": None, "Search": None, "Options": None},
+}  # fmt: skip
+_TEMPLATE: _Schema = {
+    "ContainerSpec": _CONTAINER,
+    "Resources": {
+        "Limits": {"NanoCPUs": None, "MemoryBytes": None, "Pids": None},
+        "Reservations": {"NanoCPUs": None, "MemoryBytes": None, "GenericResources": None},
+    },
+    "RestartPolicy": {"Condition": None, "Delay": None, "MaxAttempts": None, "Window": None},
+    "Placement": {"Constraints": None, "Preferences": None, "MaxReplicas": None, "Platforms": [_PLATFORM]},  # type: ignore[dict-item]
+    **{k: None for k in ("PluginSpec", "NetworkAttachmentSpec", "Networks", "LogDriver", "ForceUpdate", "Runtime")},
+}
+SERVICE_SCHEMA: _Schema = {
+    "Name": None,
+    "Labels": None,
+    "TaskTemplate": _TEMPLATE,
+    "Mode": {
+        "Replicated": {"Replicas": None},
+        "Global": {},
+        "ReplicatedJob": {"MaxConcurrent": None, "TotalCompletions": None},
+        "GlobalJob": {},
+    },
+    "UpdateConfig": _UPDATE,
+    "RollbackConfig": _UPDATE,
+    "Networks": None,
+    "EndpointSpec": {"Mode": None, "Ports": None},
+}
+NODE_SCHEMA: _Schema = {"Name": None, "Labels": None, "Role": None, "Availability": None}
+
+
+def go_names(doc: Any, schema: Any) -> Any:
+    """`doc` with its known keys spelled as Docker spells them, at every level of `schema`."""
+    if isinstance(schema, list) and isinstance(doc, list):
+        return [go_names(item, schema[0]) for item in doc]
+    if not isinstance(schema, dict) or not isinstance(doc, dict):
+        return doc
+    names = {k.lower(): k for k in schema}
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        name = names.get(key.lower(), key) if isinstance(key, str) else key
+        if name in out and name != key:
+            continue  # an exact spelling wins over one that differs in case, as in Go
+        out[name] = go_names(value, schema.get(name))
+    return out

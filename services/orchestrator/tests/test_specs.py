@@ -1,0 +1,59 @@
+"""Service and node specs: Go's case-insensitive field names, and refusals by name."""
+
+from __future__ import annotations
+
+import pytest
+from berth_contracts.errors import InvalidParameter
+from berth_orchestrator import specs
+
+
+def _spec(**extra: object) -> dict[str, object]:
+    return {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "busybox"}}, **extra}
+
+
+def test_field_names_match_as_gos_do_and_labels_keep_theirs() -> None:
+    """docker-py's ServiceMode sends {"replicated": {"Replicas": N}}; dockerd reads it."""
+    spec = specs.check_service_spec({
+        "name": "web",
+        "labels": {"lower.Case": "x"},
+        "taskTemplate": {"containerSpec": {"image": "busybox", "env": ["A=1"]},
+                         "placement": {"platforms": [{"architecture": "amd64", "os": "linux"}]}},
+        "mode": {"replicated": {"replicas": 3}},
+    })  # fmt: skip
+    assert spec["Name"] == "web" and spec["Labels"] == {"lower.Case": "x"}
+    assert specs.service_mode(spec) == specs.Mode(global_mode=False, replicas=3)
+    template = specs.template_of(spec)
+    assert specs.container_of(template) == {"Image": "busybox", "Env": ["A=1"]}
+    assert template["Placement"]["Platforms"] == [{"Architecture": "amd64", "OS": "linux"}]
+    both = specs.go_names({"Mode": {"global": {}, "Global": {}}}, specs.SERVICE_SCHEMA)
+    assert both == {"Mode": {"Global": {}}}
+    assert specs.check_node_spec({"availability": "drain"}) == {"Availability": "drain"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"EndpointSpec": {"Ports": [{"TargetPort": 80, "PublishMode": "host"}]}}, "published ports"),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Mounts": [{"Target": "/t"}]}}}, "--mount"),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Sysctls": {"a": "1"}}}}, "ContainerSpec.Sysctls"),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Networks": [{"Target": "n"}]}}, "overlay networks"),
+        ({"Mode": {"ReplicatedJob": {}}}, "jobs"),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Placement": {"Preferences": [{"Spread": {}}]}}},
+         "Placement.Preferences"),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Placement": {"Constraints": ["node.x==1"]}}},
+         "unknown key 'node.x'"),
+        ({"TaskTemplate": {"ContainerSpec": {}}}, "image reference must be provided"),
+        ({"Name": "-bad"}, "valid as a DNS name component"),
+    ],
+)
+def test_what_berth_does_not_act_on_is_refused_by_name(extra: dict[str, object], words: str) -> None:
+    with pytest.raises(InvalidParameter, match=words):
+        specs.check_service_spec(_spec(**extra))
+
+
+def test_empty_values_of_unsupported_fields_pass() -> None:
+    """The CLI sends empty objects and defaults for what the user did not set."""
+    specs.check_service_spec(_spec(TaskTemplate={
+        "ContainerSpec": {"Image": "b", "Mounts": [], "DNSConfig": {}, "Isolation": "default", "Init": False},
+        "Networks": None, "Resources": {"Limits": {}, "Reservations": {}}, "Placement": {}, "ForceUpdate": 0,
+    }))  # fmt: skip
