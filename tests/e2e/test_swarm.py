@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import docker
 import pytest
+from berth_testsupport import registry as tr
 from harness import Berth, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -157,3 +159,34 @@ def test_docker_py_swarm_nodes_and_services(client: docker.DockerClient, busybox
     finally:
         client.swarm.leave(force=True)
     assert client.info()["Swarm"]["LocalNodeState"] == "inactive"
+
+
+@pytest.mark.skipif(not shutil.which(tr.REGISTRY_BINARY), reason="docker-registry not installed (make install)")
+def test_a_task_pulls_its_image_and_a_missing_one_is_rejected(berth: Berth, busybox_image: str) -> None:
+    with tr.registry() as url:
+        tr.seed(url)
+        ref = f"{url.removeprefix('http://')}/library/multilayer:1"
+        berth.docker("rmi", "-f", ref)
+        berth.docker_ok("swarm", "init")
+        try:
+            # The CLI pins the image's digest (GET /distribution), the node pulls it to run the task.
+            berth.docker_ok("service", "create", "--name", "web", "--stop-grace-period", "1s", ref,
+                            "sleep", "1000", timeout=180)  # fmt: skip
+            spec = json.loads(berth.docker_ok("service", "inspect", "web"))[0]["Spec"]
+            assert "@sha256:" in spec["TaskTemplate"]["ContainerSpec"]["Image"]
+            assert len(_running(berth)) == 1
+            # Pulled by digest, no tag: `docker images REPO` lists it (tag <none>), as dockerd does.
+            listed = berth.docker_ok("images", "--digests", "--format", "{{.Tag}} {{.Digest}}", ref.rsplit(":", 1)[0])
+            assert listed.split()[0] == "<none>" and listed.split()[1].startswith("sha256:"), listed
+            berth.docker_ok("service", "create", "--detach", "--name", "nope", "--restart-condition", "none",
+                            f"{url.removeprefix('http://')}/library/nope:1", "true")  # fmt: skip
+            wait_until(lambda: "Rejected" in berth.docker_ok("service", "ps", "nope", "--format", "{{.CurrentState}}"),
+                       60, "the task rejected")  # fmt: skip
+            error = berth.docker_ok("service", "ps", "--no-trunc", "nope", "--format", "{{.Error}}")
+            assert "nope" in error, error
+        finally:
+            berth.docker_ok("swarm", "leave", "--force")
+            wait_until(lambda: not _tasks(berth), 60, "the task containers removed")
+            # By id: the task pulled it by digest (no tag), and other tests pull the same image.
+            ids = berth.docker("images", "-q", ref.rsplit(":", 1)[0]).stdout.split()
+            berth.docker("rmi", "-f", *set(ids), ref)

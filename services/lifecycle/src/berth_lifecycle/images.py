@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
@@ -85,6 +85,8 @@ class Images:
                 raise NotFound(f"No such image: {image_id}")
             return row
         named = parse_normalized_named(ref)
+        if named.tag and named.digest:  # moby's reference store: the digest names the image
+            named = replace(named, tag="")
         image_id = self.meta.lookup_name(str(named.with_default_tag()))
         if image_id:
             row = self.meta.get_image(image_id)

@@ -193,7 +193,9 @@ def check_service_spec(spec: Document) -> Document:
     _refuse_unknown(resources, {"Limits", "Reservations"}, "Resources")
     _refuse_unknown(_dict(resources, "Limits"), {"NanoCPUs", "MemoryBytes"}, "Resources.Limits")
     _refuse_unknown(_dict(resources, "Reservations"), {"NanoCPUs", "MemoryBytes"}, "Resources.Reservations")
-    service_mode(spec)
+    mode = service_mode(spec)
+    if not mode.global_mode:  # swarmkit stores the default: one replica
+        spec["Mode"] = {"Replicated": {"Replicas": mode.replicas}}
     restart_policy(template)
     update_policy(spec)
     update_policy(spec, "RollbackConfig")

@@ -138,12 +138,13 @@ class ImageService:
                 if not label_matches(img.config.labels or {}, labels):
                     continue
             if patterns := cmd.filters.get("reference"):
-                # moby shows only the names that matched, so one row per matching tag.
+                # moby shows only the names that matched, so one row per matching tag; an image
+                # pulled by digest alone matches by its digest (a row with tag <none>).
                 tags = [t for t in img.repo_tags if any(reference_matches(p, t) for p in patterns)]
-                if not tags:
-                    continue
                 digests = [d for d in img.repo_digests
                            if any(reference_matches(p, d) for p in patterns)]  # fmt: skip
+                if not tags and not digests:
+                    continue
                 img = msgspec.structs.replace(img, repo_tags=tags, repo_digests=digests)
             created = parse_ns(img.created)
             if before is not None and created >= before:

@@ -14,18 +14,28 @@ heartbeat that keeps this node `ready`. While the orchestrator does not answer, 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
+from urllib.parse import urlsplit
 
 import anyio
 from anyio.abc import TaskGroup
 from berth_contracts import subjects
 from berth_contracts.codec import decode
 from berth_contracts.docker import CreateRequest, Event, HostConfig
-from berth_contracts.engine import ContainerCreate, ContainerRemove, ContainerStart, ContainerStop
-from berth_contracts.errors import BerthError, NotFound, NotModified
+from berth_contracts.engine import (
+    ContainerCreate,
+    ContainerRemove,
+    ContainerStart,
+    ContainerStop,
+    ImagePull,
+    UploadTarget,
+)
+from berth_contracts.errors import BerthError, InternalError, NotFound, NotModified
 from berth_contracts.swarm import NodeAssignments, NodeHeartbeat, TaskAssignment, TaskReport
 from berth_kit.rpc import RpcClient
 from nats.aio.client import Client as NATS
@@ -196,14 +206,29 @@ class SwarmWorker:
         tg.start_soon(run)
 
     async def _run(self, task: TaskAssignment) -> None:
+        create = ContainerCreate(body=create_request(task), name=task.container_name)
         try:
-            created = await self.create.create(ContainerCreate(body=create_request(task), name=task.container_name))
+            try:
+                created = await self.create.create(create)
+            except NotFound as exc:
+                if not exc.message.startswith("No such image"):
+                    raise
+                await self._pull(task.image)  # as dockerd's executor: pull, then create
+                created = await self.create.create(create)
         except BerthError as exc:
             self._rejected[task.task_id] = TaskReport(
                 task_id=task.task_id, state="rejected", message="preparing", err=exc.message
             )
             return
         await self._start(task, created.id)
+
+    async def _pull(self, image: str) -> None:
+        """`docker pull` of the task's image through lifecycle (and registry-proxy); the
+        progress stream is read to its end, an errorDetail line is the error."""
+        name, _, digest = image.partition("@")
+        ref, tag = (_without_tag(name), digest) if digest else (image, "")
+        target = await self.core.lifecycle(self.core.node, ImagePull(ref=ref, tag=tag), UploadTarget, within=90.0)
+        await anyio.to_thread.run_sync(read_progress, target.url)
 
     async def _start(self, task: TaskAssignment, container_id: str) -> None:
         try:
@@ -224,3 +249,37 @@ class SwarmWorker:
             await self.stop.remove(ContainerRemove(ref=container_id, force=True))
         except NotFound:
             pass
+
+
+def _without_tag(name: str) -> str:
+    """`host:5000/repo:tag` -> `host:5000/repo` (the digest names the image)."""
+    head, slash, last = name.rpartition("/")
+    return f"{head}{slash}{last.split(':', 1)[0]}"
+
+
+def read_progress(url: str, timeout: float = 600.0) -> None:
+    """POST to a lifecycle pull URL and read Docker's JSON progress lines to the end."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname is None:
+        raise InternalError(f"cannot fetch a pull's progress from {url}")
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        conn.request("POST", parts.path + (f"?{parts.query}" if parts.query else ""), body=b"")
+        resp = conn.getresponse()
+        if resp.status >= 400:
+            body = resp.read(64 * 1024)
+            try:
+                message = str(json.loads(body).get("message") or "")
+            except (ValueError, AttributeError):
+                message = body.decode(errors="replace").strip()
+            raise NotFound(message or f"pull failed: HTTP {resp.status}")
+        for raw in resp:
+            line = raw.strip()
+            if not line:
+                continue
+            with contextlib.suppress(ValueError):
+                doc = json.loads(line)
+                if isinstance(doc, dict) and doc.get("error"):
+                    raise NotFound(str(doc["error"]))
+    finally:
+        conn.close()
