@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
+import urllib.request
 
 import docker
 import pytest
@@ -93,7 +95,7 @@ def test_single_node_swarm_runs_a_replicated_service(berth: Berth, busybox_image
 
         # What berth's swarm mode does not do yet is refused, never stored and ignored.
         published = berth.docker("service", "create", "--name", "p", "--publish", "8080:80", busybox_image, "true")
-        assert published.returncode == 1 and "published ports are not supported" in published.stderr
+        assert published.returncode == 1 and "ingress mode (the routing mesh) are not supported" in published.stderr
         mounted = berth.docker("service", "create", "--name", "m", "--mount", "type=tmpfs,target=/t",
                                busybox_image, "true")  # fmt: skip
         assert mounted.returncode == 1 and "mounts in services (--mount) are not supported" in mounted.stderr
@@ -190,3 +192,35 @@ def test_a_task_pulls_its_image_and_a_missing_one_is_rejected(berth: Berth, busy
             # By id: the task pulled it by digest (no tag), and other tests pull the same image.
             ids = berth.docker("images", "-q", ref.rsplit(":", 1)[0]).stdout.split()
             berth.docker("rmi", "-f", *set(ids), ref)
+
+
+def test_a_port_published_in_host_mode_reaches_the_task(berth: Berth, busybox_image: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    berth.docker_ok("swarm", "init")
+    try:
+        berth.docker_ok(
+            "service", "create", "--name", "web", "--publish", f"mode=host,published={port},target=80",
+            "--stop-grace-period", "1s", busybox_image, "sh", "-c",
+            "mkdir /www && echo served-by-task > /www/index.html && httpd -f -p 80 -h /www", timeout=120,
+        )  # fmt: skip
+
+        def fetch() -> str | None:
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+            except OSError:
+                return None
+
+        assert wait_until(fetch, 30, "the published port answering") == "served-by-task\n"
+        [task] = json.loads(berth.docker_ok("inspect", berth.docker_ok("service", "ps", "-q", "web").split()[0]))
+        assert task["Status"]["PortStatus"]["Ports"] == [
+            {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": port, "PublishMode": "host"}
+        ]
+        # A second replica cannot take the same host port on the only node: it waits.
+        berth.docker_ok("service", "scale", "--detach", "web=2")
+        wait_until(lambda: "Pending" in berth.docker_ok("service", "ps", "web", "--format", "{{.CurrentState}}"),
+                   30, "the second task pending")  # fmt: skip
+    finally:
+        berth.docker_ok("swarm", "leave", "--force")
+    wait_until(lambda: not _tasks(berth), 60, "the task containers removed")

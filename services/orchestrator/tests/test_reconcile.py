@@ -220,6 +220,19 @@ def test_placement_platforms_must_include_this_machine() -> None:
     assert [t.state for t in _live(foreign)] == ["pending"]
 
 
+def test_a_host_mode_port_holds_one_task_per_node() -> None:
+    spec = _spec(3)
+    spec["EndpointSpec"] = {"Ports": [{"TargetPort": 80, "PublishedPort": 8080, "PublishMode": "host"}]}
+    snap = _snap(spec, nodes=2)
+    _apply(snap)
+    placed = sorted((t.node_id, t.state) for t in _live(snap))
+    assert placed == [("", "pending"), ("n0", "assigned"), ("n1", "assigned")]
+    spec["EndpointSpec"] = {"Ports": [{"TargetPort": 80, "PublishMode": "host"}]}  # ephemeral: no limit
+    snap = _snap(spec, nodes=1)
+    _apply(snap)
+    assert {t.state for t in _live(snap)} == {"assigned"}
+
+
 def test_history_is_bounded_and_a_removed_service_loses_its_tasks() -> None:
     snap = _snap(_spec(1, RestartPolicy={"Condition": "any", "Delay": 0}))
     _apply(snap)

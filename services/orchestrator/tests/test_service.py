@@ -117,7 +117,7 @@ async def test_init_service_tasks_and_leave(swarm: Swarm) -> None:
     service_id = created.id  # type: ignore[attr-defined]
     with pytest.raises(Conflict, match="service web already exists"):
         await swarm.call(sw.ServiceCreate(spec=SPEC), sw.ServiceCreated)
-    with pytest.raises(InvalidParameter, match="published ports"):
+    with pytest.raises(InvalidParameter, match="ingress mode"):
         await swarm.call(sw.ServiceCreate(spec={**SPEC, "Name": "p", "EndpointSpec": {"Ports": [{"TargetPort": 80}]}}), sw.ServiceCreated)
     with pytest.raises(InvalidParameter, match="overlay networks"):
         bad = {**SPEC, "Name": "n", "TaskTemplate": {**SPEC["TaskTemplate"], "Networks": [{"Target": "x"}]}}  # type: ignore[dict-item]

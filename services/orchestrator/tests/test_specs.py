@@ -33,7 +33,8 @@ def test_field_names_match_as_gos_do_and_labels_keep_theirs() -> None:
 @pytest.mark.parametrize(
     ("extra", "words"),
     [
-        ({"EndpointSpec": {"Ports": [{"TargetPort": 80, "PublishMode": "host"}]}}, "published ports"),
+        ({"EndpointSpec": {"Ports": [{"TargetPort": 80, "PublishedPort": 8080}]}}, "ingress mode"),
+        ({"EndpointSpec": {"Ports": [{"TargetPort": 0, "PublishMode": "host"}]}}, "invalid port"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Mounts": [{"Target": "/t"}]}}}, "--mount"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Sysctls": {"a": "1"}}}}, "ContainerSpec.Sysctls"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Networks": [{"Target": "n"}]}}, "overlay networks"),

@@ -162,6 +162,14 @@ class TaskReport(msgspec.Struct, frozen=True):
     exit_code: int = 0
 
 
+class HostPort(msgspec.Struct, frozen=True):
+    """A port published in host mode (`--publish mode=host,...`): on the node running the task."""
+
+    target: int
+    published: int = 0  # 0: an ephemeral port, as dockerd picks one
+    protocol: Literal["tcp", "udp", "sctp"] = "tcp"
+
+
 class TaskAssignment(msgspec.Struct, frozen=True):
     """A task the orchestrator gave this node: the container to run, named and labelled as
     dockerd names and labels a task's container."""
@@ -185,6 +193,7 @@ class TaskAssignment(msgspec.Struct, frozen=True):
     read_only: bool = False
     nano_cpus: int = 0
     memory_bytes: int = 0
+    ports: list[HostPort] = msgspec.field(default_factory=list)
 
 
 class NodeHeartbeat(Command, frozen=True):

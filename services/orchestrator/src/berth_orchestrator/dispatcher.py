@@ -68,6 +68,7 @@ def assignment(svc: ServiceRecord, task: TaskRecord) -> TaskAssignment:
         read_only=bool(container.get("ReadOnly")),
         nano_cpus=nano_cpus,
         memory_bytes=memory,
+        ports=specs.host_ports(svc.spec),
     )
 
 

@@ -105,7 +105,21 @@ class _Planner:
             out.append(node)
         return out
 
+    def ports_taken(self, node_id: str) -> set[tuple[int, str]]:
+        """Host-mode ports held on a node: by its tasks that run or have not ended yet."""
+        taken: set[tuple[int, str]] = set()
+        for task in self.snap.tasks.values():
+            svc = self.snap.services.get(task.service_id)
+            if task.node_id != node_id or svc is None:
+                continue
+            if task.desired_state == "running" or task.state not in TERMINAL:
+                taken |= {(p.published, p.protocol) for p in specs.host_ports(svc.spec) if p.published}
+        return taken
+
     def pick(self, svc: ServiceRecord, nodes: list[NodeRecord]) -> NodeRecord | None:
+        wanted = {(p.published, p.protocol) for p in specs.host_ports(svc.spec) if p.published}
+        if wanted:  # swarmkit's host port filter: one task per published port and node
+            nodes = [n for n in nodes if not wanted & self.ports_taken(n.id)]
         if not nodes:
             return None
         of_service: dict[str, int] = defaultdict(int)

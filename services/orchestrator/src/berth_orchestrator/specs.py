@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth_contracts.errors import InvalidParameter
+from berth_contracts.swarm import HostPort
 
 from berth_orchestrator.records import Document
 
@@ -182,11 +183,7 @@ def check_service_spec(spec: Document) -> Document:
     dns = _dict(container, "DNSConfig")
     _refuse_unknown(dns, set(), "ContainerSpec.DNSConfig")
     endpoint = _dict(spec, "EndpointSpec")
-    if endpoint.get("Ports"):
-        raise InvalidParameter(
-            "published ports are not supported by berth's swarm mode yet (neither the ingress "
-            "routing mesh nor mode=host)"
-        )
+    host_ports(spec)
     if (endpoint.get("Mode") or "vip") not in ("vip", "dnsrr"):
         raise InvalidParameter(f"invalid endpoint mode {endpoint.get('Mode')!r}")
     resources = _dict(template, "Resources")
@@ -206,6 +203,28 @@ def check_service_spec(spec: Document) -> Document:
 def _valid_name(name: str) -> bool:
     # swarmkit: at most 63 characters, letters and digits, '-' or '_' only between them
     return len(name) <= 63 and _NAME.fullmatch(name) is not None
+
+
+def host_ports(spec: Document) -> list[HostPort]:
+    """EndpointSpec.Ports: host mode only (the ingress routing mesh is not there yet)."""
+    out = []
+    for port in _dict(spec, "EndpointSpec").get("Ports") or []:
+        if not isinstance(port, dict):
+            raise InvalidParameter("invalid EndpointSpec.Ports")
+        mode = port.get("PublishMode") or "ingress"
+        if mode != "host":
+            raise InvalidParameter(
+                "published ports in ingress mode (the routing mesh) are not supported by berth's "
+                "swarm mode yet: publish with mode=host"
+            )
+        protocol = port.get("Protocol") or "tcp"
+        target, published = _int(port, "TargetPort"), _int(port, "PublishedPort")
+        if protocol not in ("tcp", "udp", "sctp"):
+            raise InvalidParameter(f"invalid protocol {protocol!r}")
+        if not 0 < target < 65536 or not 0 <= published < 65536:
+            raise InvalidParameter(f"invalid port {target}:{published}")
+        out.append(HostPort(target=target, published=published, protocol=protocol))  # type: ignore[arg-type]
+    return out
 
 
 def template_of(spec: Document) -> Document:
@@ -276,7 +295,10 @@ SERVICE_SCHEMA: _Schema = {
     "UpdateConfig": _UPDATE,
     "RollbackConfig": _UPDATE,
     "Networks": None,
-    "EndpointSpec": {"Mode": None, "Ports": None},
+    "EndpointSpec": {
+        "Mode": None,
+        "Ports": [{k: None for k in ("Name", "Protocol", "TargetPort", "PublishedPort", "PublishMode")}],  # type: ignore[dict-item]
+    },
 }
 NODE_SCHEMA: _Schema = {"Name": None, "Labels": None, "Role": None, "Availability": None}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 from typing import Any
 
+from berth_orchestrator import specs
 from berth_orchestrator.ids import join_token
 from berth_orchestrator.records import (
     ClusterRecord,
@@ -125,6 +126,11 @@ def task_doc(snap: Snapshot, task: TaskRecord, service: ServiceRecord | None) ->
         "Message": task.message,
         "PortStatus": {},
     }
+    if service is not None and task.state == "running":
+        ports = [{"Protocol": p.protocol, "TargetPort": p.target, "PublishedPort": p.published,
+                  "PublishMode": "host"} for p in specs.host_ports(service.spec)]  # fmt: skip
+        if ports:
+            status["PortStatus"] = {"Ports": ports}
     if task.err:
         status["Err"] = task.err
     if task.container_id:

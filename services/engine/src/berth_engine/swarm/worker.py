@@ -26,7 +26,7 @@ import anyio
 from anyio.abc import TaskGroup
 from berth_contracts import subjects
 from berth_contracts.codec import decode
-from berth_contracts.docker import CreateRequest, Event, HostConfig
+from berth_contracts.docker import CreateRequest, Event, HostConfig, PortBinding
 from berth_contracts.engine import (
     ContainerCreate,
     ContainerRemove,
@@ -76,6 +76,9 @@ def task_report(rec: Record, shut_down: bool = False) -> TaskReport:
 
 
 def create_request(task: TaskAssignment) -> CreateRequest:
+    ports: dict[str, list[PortBinding] | None] = {
+        f"{p.target}/{p.protocol}": [PortBinding(host_port=str(p.published or ""))] for p in task.ports
+    }
     return CreateRequest(
         image=task.image,
         entrypoint=task.command,
@@ -89,7 +92,9 @@ def create_request(task: TaskAssignment) -> CreateRequest:
         open_stdin=task.open_stdin,
         stop_signal=task.stop_signal,
         stop_timeout=task.stop_grace_seconds,
+        exposed_ports={port: {} for port in ports} or None,
         host_config=HostConfig(
+            port_bindings=ports or None,
             init=task.init,
             readonly_rootfs=task.read_only,
             nano_cpus=task.nano_cpus,
