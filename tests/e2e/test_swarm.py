@@ -5,8 +5,10 @@ is refused by name. The wording is dockerd 20.10's where it has one."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import socket
 import urllib.request
 
@@ -221,6 +223,33 @@ def test_a_port_published_in_host_mode_reaches_the_task(berth: Berth, busybox_im
         berth.docker_ok("service", "scale", "--detach", "web=2")
         wait_until(lambda: "Pending" in berth.docker_ok("service", "ps", "web", "--format", "{{.CurrentState}}"),
                    30, "the second task pending")  # fmt: skip
+    finally:
+        berth.docker_ok("swarm", "leave", "--force")
+    wait_until(lambda: not _tasks(berth), 60, "the task containers removed")
+
+
+def test_a_service_survives_the_orchestrator_and_nats_dying(berth: Berth, busybox_image: str) -> None:
+    """kill -9 the orchestrator, then NATS (JetStream's store holds the swarm's state): the
+    tasks keep running untouched, the service is still there, and still reconciled."""
+    berth.docker_ok("swarm", "init")
+    try:
+        berth.docker_ok("service", "create", "--name", "web", "--replicas", "2", "--stop-grace-period", "1s",
+                        "--restart-delay", "0s", busybox_image, "sleep", "1000", timeout=120)  # fmt: skip
+        before = set(_running(berth))
+        orchestrator = berth.service("berth-orchestrator")
+        os.kill(orchestrator["pid"], signal.SIGKILL)
+        berth.wait_restarted("berth-orchestrator", int(orchestrator["pid"]), timeout=40)
+        nats = berth.status()["nats"]
+        os.kill(nats["pid"], signal.SIGKILL)
+        wait_until(lambda: berth.status()["nats"]["pid"] != nats["pid"] and berth.status()["healthy"], 60,
+                   "nats-server restarted and every service healthy again")  # fmt: skip
+        assert set(_running(berth)) == before  # the same containers: nothing was replaced
+        wait_until(lambda: berth.docker("service", "ls", "--format", "{{.Replicas}}").stdout.strip() == "2/2",
+                   30, "the service's state back from JetStream")  # fmt: skip
+        victim = next(iter(before))
+        berth.docker_ok("kill", victim)
+        wait_until(lambda: victim not in _running(berth) and len(_running(berth)) == 2, 60,
+                   "a replacement after the restarts")  # fmt: skip
     finally:
         berth.docker_ok("swarm", "leave", "--force")
     wait_until(lambda: not _tasks(berth), 60, "the task containers removed")
