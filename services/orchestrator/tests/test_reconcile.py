@@ -244,3 +244,10 @@ def test_history_is_bounded_and_a_removed_service_loses_its_tasks() -> None:
     del snap.services["s"]
     plan = reconcile.plan(snap, NOW + 11)
     assert sorted(plan.deletes) == sorted(snap.tasks)
+
+
+def test_the_cluster_record_never_shows_its_token_parts() -> None:
+    cluster = ClusterRecord(id="c1", created_at="", updated_at="", spec={}, ca_digest="digest-part",
+                            worker_secret="worker-part", manager_secret="manager-part")  # fmt: skip
+    shown = repr(cluster)
+    assert "c1" in shown and not any(part in shown for part in ("digest-part", "worker-part", "manager-part"))

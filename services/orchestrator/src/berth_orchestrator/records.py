@@ -28,6 +28,9 @@ class ClusterRecord(msgspec.Struct, kw_only=True):
     worker_secret: str
     manager_secret: str
 
+    def __repr__(self) -> str:  # never the tokens' parts (logs, tracebacks)
+        return f"ClusterRecord(id={self.id!r})"
+
 
 Role = Literal["manager", "worker"]
 Availability = Literal["active", "pause", "drain"]
