@@ -54,8 +54,15 @@ def test_single_node_swarm_runs_a_replicated_service(berth: Berth, busybox_image
         assert (info["Nodes"], info["Managers"]) == (1, 1)
         again = berth.docker("swarm", "init")
         assert again.returncode == 1 and "This node is already part of a swarm." in again.stderr
-        nodes = berth.docker_ok("node", "ls", "--format", "{{.ID}} {{.Status}} {{.Availability}} {{.ManagerStatus}}")
-        assert nodes.split() == [node_id[1], "Ready", "Active", "Leader"]
+        wait_until(lambda: berth.docker_ok("node", "ls", "--format", "{{.EngineVersion}}").strip(), 10,
+                   "the node's first heartbeat")  # fmt: skip
+        nodes = berth.docker_ok(
+            "node", "ls", "--format", "{{.ID}} {{.Status}} {{.Availability}} {{.ManagerStatus}} {{.EngineVersion}}"
+        )
+        version = berth.docker_ok("version", "--format", "{{.Server.Version}}").strip()
+        assert nodes.split() == [node_id[1], "Ready", "Active", "Leader", version]
+        # What the CLI leaves zero at init takes swarmkit's defaults, as `docker info` shows them.
+        assert info["Cluster"]["Spec"]["Raft"]["ElectionTick"] == 10
         token = berth.docker_ok("swarm", "join-token", "-q", "worker").strip()
         assert token.startswith("SWMTKN-1-") and token != berth.docker_ok("swarm", "join-token", "-q", "manager").strip()
 

@@ -58,3 +58,13 @@ def test_empty_values_of_unsupported_fields_pass() -> None:
         "ContainerSpec": {"Image": "b", "Mounts": [], "DNSConfig": {}, "Isolation": "default", "Init": False},
         "Networks": None, "Resources": {"Limits": {}, "Reservations": {}}, "Placement": {}, "ForceUpdate": 0,
     }))  # fmt: skip
+
+
+def test_a_swarm_spec_takes_swarmkits_defaults_where_the_client_sends_zeros() -> None:
+    from berth_orchestrator.views import swarm_spec
+
+    spec = swarm_spec({"Name": "default", "Raft": {"ElectionTick": 0, "HeartbeatTick": 0, "SnapshotInterval": 0},
+                       "Orchestration": {"TaskHistoryRetentionLimit": 2}, "Labels": {"a": "b"}})  # fmt: skip
+    assert spec["Raft"]["ElectionTick"] == 10 and spec["Raft"]["SnapshotInterval"] == 10000
+    assert spec["Orchestration"] == {"TaskHistoryRetentionLimit": 2} and spec["Labels"] == {"a": "b"}
+    assert spec["Dispatcher"]["HeartbeatPeriod"] == 5_000_000_000

@@ -10,6 +10,7 @@ import platform
 import sys
 
 from aiohttp import web
+from berth_common.engineversion import ENGINE_VERSION
 from berth_contracts.errors import InvalidParameter
 
 # The version a request speaks (its /vX.Y prefix, else API_VERSION); set by app.py.
@@ -17,7 +18,7 @@ API_VERSION_KEY = web.RequestKey("berth.api_version", str)
 
 API_VERSION = "1.44"
 MIN_API_VERSION = "1.24"
-ENGINE_VERSION = "28.5.2-berth"
+__all__ = ["ENGINE_VERSION"]
 SERVER_HEADER = f"Docker/{ENGINE_VERSION} (linux)"
 GIT_COMMIT = "berth"
 # GoVersion is informational; clients print it. We say what really runs the daemon.

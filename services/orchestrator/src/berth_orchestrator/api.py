@@ -95,7 +95,7 @@ class SwarmApi:
         snap = await self.store.load()
         if snap.cluster is not None:
             raise Unavailable(ALREADY_IN_SWARM)
-        spec = {**views.DEFAULT_SWARM_SPEC, **{k: v for k, v in cmd.spec.items() if v not in (None, {})}}
+        spec = views.swarm_spec(cmd.spec)
         stamp = rfc3339nano()
         node = NodeRecord(
             id=ids.new_id(), berth_node=cmd.node, hostname=cmd.hostname, created_at=stamp,
@@ -131,7 +131,7 @@ class SwarmApi:
         if cmd.version != snap.revision("cluster"):
             raise Conflict("update out of sequence")
         if cmd.spec:
-            cluster.spec = {**views.DEFAULT_SWARM_SPEC, **cmd.spec}
+            cluster.spec = views.swarm_spec(cmd.spec)
         if cmd.rotate_worker_token:
             cluster.worker_secret = ids.new_secret()
         if cmd.rotate_manager_token:

@@ -36,6 +36,18 @@ DEFAULT_SWARM_SPEC: Document = {
 }
 
 
+def swarm_spec(given: Document, base: Document = DEFAULT_SWARM_SPEC) -> Document:
+    """A SwarmSpec as swarmkit stores it: what the client leaves zero or empty (the CLI sends
+    `"Raft": {"ElectionTick": 0, ...}` at init) takes the default."""
+    out = dict(base)
+    for key, value in given.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = swarm_spec(value, base[key])
+        elif value not in (None, 0, "", {}) or key not in base:
+            out[key] = value
+    return out
+
+
 def _version(snap: Snapshot, key: str) -> Document:
     return {"Index": snap.revision(key)}
 

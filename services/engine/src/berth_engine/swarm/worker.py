@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import anyio
 from anyio.abc import TaskGroup
+from berth_common.engineversion import ENGINE_VERSION
 from berth_contracts import subjects
 from berth_contracts.codec import decode
 from berth_contracts.docker import CreateRequest, Event, HostConfig, PortBinding
@@ -166,8 +167,8 @@ class SwarmWorker:
         reply = await self.rpc.request(
             subjects.ORCHESTRATOR_RPC,
             NodeHeartbeat(
-                node=self.core.node, hostname=socket.gethostname(), nano_cpus=self._resources[0],
-                memory_bytes=self._resources[1], tasks=reports,
+                node=self.core.node, hostname=socket.gethostname(), engine_version=ENGINE_VERSION,
+                nano_cpus=self._resources[0], memory_bytes=self._resources[1], tasks=reports,
             ),
             NodeAssignments,
             timeout=10.0,
