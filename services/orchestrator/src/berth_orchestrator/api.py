@@ -15,7 +15,7 @@ from berth_contracts.errors import Conflict, InvalidParameter, NotFound, Unavail
 
 from berth_orchestrator import ids, specs, views
 from berth_orchestrator.lease import Leadership
-from berth_orchestrator.reconcile import DOWN_AFTER, TERMINAL
+from berth_orchestrator.reconcile import TERMINAL, node_ready
 from berth_orchestrator.records import (
     ClusterRecord,
     Document,
@@ -159,11 +159,11 @@ class SwarmApi:
         node = snap.node_by_berth_name(cmd.node)
         if snap.cluster is None or node is None:
             return sw.NodeSwarmState(info=views.info_inactive())
-        return sw.NodeSwarmState(info=views.info_active(snap, node, time.time(), DOWN_AFTER))
+        return sw.NodeSwarmState(info=views.info_active(snap, node))
 
     # --- /nodes ------------------------------------------------------------------------------
     def _node_doc(self, snap: Snapshot, node: NodeRecord) -> Document:
-        return views.node_doc(snap, node, self.leader_node(snap), time.time(), DOWN_AFTER)
+        return views.node_doc(snap, node, self.leader_node(snap), time.time())
 
     def leader_node(self, snap: Snapshot) -> str:
         """The node whose orchestrator holds the lease (one node: the manager)."""
@@ -228,7 +228,7 @@ class SwarmApi:
                 f"rpc error: code = FailedPrecondition desc = node {node.id} is a cluster manager and is "
                 "a member of the raft cluster. It must be demoted to worker before removal"
             )
-        if not cmd.force and time.time() - node.last_seen <= DOWN_AFTER:
+        if not cmd.force and node_ready(node, time.time()):
             raise InvalidParameter(
                 f"rpc error: code = FailedPrecondition desc = node {node.id} is not down and can't be "
                 "removed"

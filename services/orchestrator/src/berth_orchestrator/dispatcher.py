@@ -24,8 +24,8 @@ _ORDER = [
     "complete", "shutdown", "failed", "rejected", "remove", "orphaned",
 ]  # fmt: skip
 _RANK = {state: i for i, state in enumerate(_ORDER)}
-# A heartbeat's node record is written at most this often (each write is fsynced by JetStream);
-# a node is down after reconcile.DOWN_AFTER without one.
+# A node's `seen.<id>` key is written at most this often (each write is fsynced by JetStream);
+# a node is down after reconcile.DOWN_AFTER without one (reconcile.node_ready).
 _SEEN_WRITE_EVERY = 2.0
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from berth_orchestrator import specs
 from berth_orchestrator.ids import join_token
+from berth_orchestrator.reconcile import node_ready
 from berth_orchestrator.records import (
     ClusterRecord,
     Document,
@@ -73,11 +74,8 @@ def cluster_doc(snap: Snapshot, cluster: ClusterRecord, tokens: bool) -> Documen
     return doc
 
 
-def node_status(node: NodeRecord, now: float, down_after: float) -> str:
-    return "ready" if now - node.last_seen <= down_after else "down"
-
-
-def node_doc(snap: Snapshot, node: NodeRecord, leader_id: str, now: float, down_after: float) -> Document:
+def node_doc(snap: Snapshot, node: NodeRecord, leader_id: str, now: float) -> Document:
+    ready = node_ready(node, now)
     spec: Document = {"Labels": node.labels, "Role": node.role, "Availability": node.availability}
     if node.name:
         spec["Name"] = node.name
@@ -94,12 +92,12 @@ def node_doc(snap: Snapshot, node: NodeRecord, leader_id: str, now: float, down_
             "Engine": {"EngineVersion": node.engine_version, "Plugins": []},
             "TLSInfo": {"TrustRoot": "", "CertIssuerSubject": "", "CertIssuerPublicKey": ""},
         },
-        "Status": {"State": node_status(node, now, down_after), "Addr": node.addr},
+        "Status": {"State": "ready" if ready else "down", "Addr": node.addr},
     }
     if node.role == "manager":
         doc["ManagerStatus"] = {
             "Leader": node.id == leader_id,
-            "Reachability": "reachable" if node_status(node, now, down_after) == "ready" else "unreachable",
+            "Reachability": "reachable" if ready else "unreachable",
             "Addr": f"{node.addr}:2377",
         }
     return doc
@@ -181,7 +179,7 @@ def info_inactive() -> Document:
     }
 
 
-def info_active(snap: Snapshot, node: NodeRecord, now: float, down_after: float) -> dict[str, Any]:
+def info_active(snap: Snapshot, node: NodeRecord) -> dict[str, Any]:
     assert snap.cluster is not None
     managers = [n for n in snap.nodes.values() if n.role == "manager"]
     return {
