@@ -8,10 +8,17 @@ one) and only its own node may report it.
 from __future__ import annotations
 
 import time
+from typing import get_args
 
 from berth_common.gotime import rfc3339nano
 from berth_contracts.errors import Conflict
-from berth_contracts.swarm import NodeAssignments, NodeHeartbeat, TaskAssignment, TaskReport
+from berth_contracts.swarm import (
+    NodeAssignments,
+    NodeHeartbeat,
+    TaskAssignment,
+    TaskReport,
+    TaskState,
+)
 
 from berth_orchestrator import specs
 from berth_orchestrator.lease import Leadership
@@ -19,11 +26,8 @@ from berth_orchestrator.reconcile import TERMINAL
 from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord
 from berth_orchestrator.store import Snapshot, SwarmStore
 
-_ORDER = [
-    "new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running",
-    "complete", "shutdown", "failed", "rejected", "remove", "orphaned",
-]  # fmt: skip
-_RANK = {state: i for i, state in enumerate(_ORDER)}
+# swarmkit's order of task states, as the contract's TaskState lists them.
+_RANK = {state: i for i, state in enumerate(get_args(TaskState))}
 # A node's `seen.<id>` key is written at most this often (each write is fsynced by JetStream);
 # a node is down after reconcile.DOWN_AFTER without one (reconcile.node_ready).
 _SEEN_WRITE_EVERY = 2.0
@@ -39,6 +43,7 @@ def assignment(svc: ServiceRecord, task: TaskRecord) -> TaskAssignment:
     container = specs.container_of(task.template)
     nano_cpus, memory = specs.limits_of(task.template)
     grace = container.get("StopGracePeriod")
+    name = container_name(svc, task)
     labels = {str(k): str(v) for k, v in (container.get("Labels") or {}).items()}
     labels.update({
         "com.docker.swarm.node.id": task.node_id,
@@ -46,12 +51,12 @@ def assignment(svc: ServiceRecord, task: TaskRecord) -> TaskAssignment:
         "com.docker.swarm.service.name": str(svc.spec.get("Name") or svc.id),
         "com.docker.swarm.task": "",
         "com.docker.swarm.task.id": task.id,
-        "com.docker.swarm.task.name": container_name(svc, task).rsplit(".", 1)[0] + "." + task.id,
+        "com.docker.swarm.task.name": name,
     })  # fmt: skip
     return TaskAssignment(
         task_id=task.id,
         desired_state=task.desired_state,
-        container_name=container_name(svc, task),
+        container_name=name,
         image=str(container.get("Image", "")),
         labels=labels,
         command=container.get("Command") or None,
