@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import anyio
 from anyio.abc import TaskGroup
 from berth_common.engineversion import ENGINE_VERSION
+from berth_common.reference import InvalidReference, parse_normalized_named
 from berth_contracts import subjects
 from berth_contracts.codec import decode
 from berth_contracts.docker import CreateRequest, Event, HostConfig, PortBinding
@@ -36,7 +37,13 @@ from berth_contracts.engine import (
     ImagePull,
     UploadTarget,
 )
-from berth_contracts.errors import BerthError, InternalError, NotFound, NotModified
+from berth_contracts.errors import (
+    BerthError,
+    InternalError,
+    InvalidParameter,
+    NotFound,
+    NotModified,
+)
 from berth_contracts.swarm import NodeAssignments, NodeHeartbeat, TaskAssignment, TaskReport
 from berth_kit.rpc import RpcClient
 from nats.aio.client import Client as NATS
@@ -57,10 +64,9 @@ IDLE_HEARTBEAT = 5.0  # outside one: only to learn that this node joined
 _PARALLEL = 4  # task actions at once
 
 
-def task_report(rec: Record, shut_down: bool = False) -> TaskReport:
+def task_report(task_id: str, rec: Record, shut_down: bool = False) -> TaskReport:
     """dockerd's task states for a container's state (the executor's controller); shut_down:
     the orchestrator asked this task to stop, so its end is `shutdown`, not a failure."""
-    task_id = rec.config.labels.get(TASK_LABEL, "") if rec.config.labels else ""
     state = rec.state
     if rec.running:
         return TaskReport(task_id=task_id, state="running", message="started", container_id=rec.id, pid=state.pid)
@@ -160,7 +166,7 @@ class SwarmWorker:
     async def beat(self, tg: TaskGroup) -> bool:
         containers = self.task_containers()
         reports = [
-            task_report(rec, self._desired.get(task_id, "running") != "running")
+            task_report(task_id, rec, self._desired.get(task_id, "running") != "running")
             for task_id, rec in containers.items()
         ]
         reports += [r for task_id, r in self._rejected.items() if task_id not in containers]
@@ -231,9 +237,13 @@ class SwarmWorker:
     async def _pull(self, image: str) -> None:
         """`docker pull` of the task's image through lifecycle (and registry-proxy); the
         progress stream is read to its end, an errorDetail line is the error."""
-        name, _, digest = image.partition("@")
-        ref, tag = (_without_tag(name), digest) if digest else (image, "")
-        target = await self.core.lifecycle(self.core.node, ImagePull(ref=ref, tag=tag), UploadTarget, within=90.0)
+        try:
+            named = parse_normalized_named(image)
+        except InvalidReference as exc:
+            raise InvalidParameter(str(exc)) from None
+        # The CLI pins a digest (name:tag@sha256:...): the digest names what to pull.
+        pull = ImagePull(ref=named.name, tag=named.digest or named.tag)
+        target = await self.core.lifecycle(self.core.node, pull, UploadTarget, within=90.0)
         await anyio.to_thread.run_sync(read_progress, target.url)
 
     async def _start(self, task: TaskAssignment, container_id: str) -> None:
@@ -255,12 +265,6 @@ class SwarmWorker:
             await self.stop.remove(ContainerRemove(ref=container_id, force=True))
         except NotFound:
             pass
-
-
-def _without_tag(name: str) -> str:
-    """`host:5000/repo:tag` -> `host:5000/repo` (the digest names the image)."""
-    head, slash, last = name.rpartition("/")
-    return f"{head}{slash}{last.split(':', 1)[0]}"
 
 
 def read_progress(url: str, timeout: float = 600.0) -> None:
