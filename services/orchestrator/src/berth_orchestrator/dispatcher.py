@@ -105,6 +105,8 @@ class Dispatcher:
         self.leadership = leadership  # poked when a task ended: its restart is planned at once
 
     async def heartbeat(self, cmd: NodeHeartbeat) -> NodeAssignments:
+        if not await self.store.in_swarm():  # every engine beats, in a swarm or not
+            return NodeAssignments(in_swarm=False)
         snap = await self.store.load()
         if snap.cluster is None:
             return NodeAssignments(in_swarm=False)

@@ -45,6 +45,8 @@ class Leadership:
         if lease is not None and lease.holder != self.holder and lease.until > now:
             self.leader_node = lease.holder.split("/", 1)[0]
             return False
+        if lease is not None and lease.holder == self.holder and lease.until - now > LEASE_SECONDS / 2:
+            return True  # ours for a while yet: no write (each one is fsynced)
         snap = Snapshot()
         if raw:
             snap.revisions[LEASE_KEY] = raw[1]
@@ -58,8 +60,9 @@ class Leadership:
         return True
 
     async def cycle(self) -> None:
-        """One round: hold the lease, then (leading) apply one plan."""
-        if not await self._hold_lease():
+        """One round: hold the lease, then (leading) apply one plan. Outside a swarm there is
+        nothing to lead: no lease is written."""
+        if not await self.store.in_swarm() or not await self._hold_lease():
             self.is_leader = False
             return
         self.is_leader = True

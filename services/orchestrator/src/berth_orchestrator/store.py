@@ -16,7 +16,13 @@ from berth_contracts.errors import Conflict, Unavailable
 from nats.aio.client import Client as NATS
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
-from nats.js.errors import BadRequestError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import (
+    BadRequestError,
+    KeyDeletedError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NotFoundError,
+)
 from nats.js.kv import KeyValue
 
 from berth_orchestrator.records import (
@@ -127,11 +133,18 @@ class SwarmStore:
         kv = await self.kv()
         try:
             entry = await kv.get(key)
-        except Exception:  # noqa: BLE001 - KeyNotFoundError and deleted keys alike
+        except (KeyNotFoundError, KeyDeletedError):  # a deleted key is an absent one
             return None
+        except Exception as exc:  # noqa: BLE001 - an unreadable store is not an empty one
+            raise Unavailable(f"the swarm's state store (NATS JetStream) is unavailable: {exc}") from None
         if not entry.value:
             return None
         return entry.value, entry.revision or 0
+
+    async def in_swarm(self) -> bool:
+        """One key read: whether a swarm exists (cheaper than a snapshot, for the loops that
+        run outside one too)."""
+        return await self.get_raw(CLUSTER_KEY) is not None
 
     async def write(self, snap: Snapshot, key: str, record: Record) -> int:
         """Create (revision 0 in the snapshot) or update what the snapshot read; Conflict when
