@@ -112,8 +112,7 @@ class SwarmApi:
         return sw.SwarmInitialised(node_id=node.id)
 
     async def join(self, cmd: sw.SwarmJoin) -> Done:
-        snap = await self.store.load()
-        if snap.cluster is not None:
+        if await self.store.in_swarm():
             raise Unavailable(ALREADY_IN_SWARM)
         raise Unavailable(
             "joining a swarm is not supported by berth yet: berth's swarm mode runs on one node"
@@ -155,6 +154,8 @@ class SwarmApi:
         return Done()
 
     async def local_info(self, cmd: sw.LocalNodeInfo) -> sw.NodeSwarmState:
+        if not await self.store.in_swarm():  # every `docker info` asks: one key read outside a swarm
+            return sw.NodeSwarmState(info=views.info_inactive())
         snap = await self.store.load()
         node = snap.node_by_berth_name(cmd.node)
         if snap.cluster is None or node is None:
