@@ -19,6 +19,7 @@ import platform
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from berth_common.gotime import rfc3339nano
 from berth_common.platforms import parse_platform, platform_matches
@@ -180,19 +181,20 @@ class _Planner:
         self.put(task)
 
     # --- one group of tasks (a slot, or a global service's node) -------------------------------
-    def restart_allowed(self, svc: ServiceRecord, ended: TaskRecord, group: list[TaskRecord]) -> bool:
-        policy = specs.restart_policy(specs.template_of(svc.spec))
+    def restart_due(self, svc: ServiceRecord, ended: TaskRecord) -> Literal["now", "wait", "never"]:
+        """What the restart policy says of a task that ended: replace it now, wait for the
+        delay (it stays the slot's task meanwhile), or never (the slot stays empty)."""
         if ended.state in ("shutdown", "orphaned") and ended.desired_state == "running":
-            return True  # stopped behind the orchestrator's back, or its node was lost
-        if policy.condition == "none":
-            return False
-        if policy.condition == "on-failure" and ended.state == "complete":
-            return False
+            return "now"  # stopped behind the orchestrator's back, or its node was lost
+        policy = specs.restart_policy(specs.template_of(svc.spec))
+        if policy.condition == "none" or (policy.condition == "on-failure" and ended.state == "complete"):
+            return "never"
+        delay_passed = self.now - ended.state_since >= policy.delay_ns / SECOND_NS
         if policy.max_attempts:
             since = self.now - policy.window_ns / SECOND_NS if policy.window_ns else 0.0
             if sum(1 for at in ended.restarts if at >= since) >= policy.max_attempts:
-                return False
-        return self.now - ended.state_since >= policy.delay_ns / SECOND_NS
+                return "never" if delay_passed else "wait"
+        return "now" if delay_passed else "wait"
 
     def group(
         self, svc: ServiceRecord, slot: int, tasks: list[TaskRecord], nodes: list[NodeRecord], want: bool,
@@ -217,15 +219,15 @@ class _Planner:
             self.shut_down(current)  # node down, drained, or no longer matching
             if current.node_id in self.snap.nodes and not node_ready(self.snap.nodes[current.node_id], self.now):
                 current.state, current.message = "orphaned", "node is down"
-            current = None
             self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes))
             return None
         if current is not None and current.state in TERMINAL:
-            if self.restart_allowed(svc, current, tasks):
+            due = self.restart_due(svc, current)
+            if due == "now":
                 self.shut_down(current)
                 task = self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes))
                 task.restarts = [*current.restarts, self.now]
-            elif not self._restart_pending(svc, current):
+            elif due == "never":
                 self.complete(current)  # the policy says no more: the slot stays empty
             return None
         if current is None:
@@ -239,13 +241,6 @@ class _Planner:
             self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes))
             return None
         return current if current.spec_serial != svc.spec_serial else None
-
-    def _restart_pending(self, svc: ServiceRecord, ended: TaskRecord) -> bool:
-        """A restart that waits only for its delay: the ended task stays desired running."""
-        policy = specs.restart_policy(specs.template_of(svc.spec))
-        if policy.condition == "none" or (policy.condition == "on-failure" and ended.state == "complete"):
-            return False
-        return self.now - ended.state_since < policy.delay_ns / SECOND_NS
 
     # --- a service ----------------------------------------------------------------------------
     def service(self, svc: ServiceRecord, tasks: list[TaskRecord]) -> None:
