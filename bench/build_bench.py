@@ -19,19 +19,14 @@ It prints a table of medians with berth / dockerd ratios and asserts nothing; is
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from berth_testsupport.images import busybox_rootfs_tar
-
 sys.path.insert(0, str(Path(__file__).parent))
-from engines import Engine, berth_running, cleanup_mounts, dockerd_running  # noqa: E402
+from engines import Engine, engines_with_busybox  # noqa: E402
 
 DOCKERFILE = """\
 FROM busybox:latest
@@ -97,20 +92,9 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=3000, help="small files the COPY step copies")
     ap.add_argument("--no-dockerd", action="store_true")
     args = ap.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="bbuild-", dir="/tmp"))
-    tar = base / "busybox.tar"
-    tar.write_bytes(busybox_rootfs_tar())
-    try:
-        with berth_running(base / "b") as berth, contextlib.ExitStack() as stack:
-            dockerd = None if args.no_dockerd else stack.enter_context(dockerd_running(base / "d"))
-            engines = [e for e in (berth, dockerd) if e is not None]
-            for e in engines:
-                e.docker("import", str(tar), "busybox:latest")
-            load = os.getloadavg()[0]
-            times = measure(engines, base, args.mb, args.files, args.reps)
-    finally:
-        cleanup_mounts(base)
-        shutil.rmtree(base, ignore_errors=True)
+    with engines_with_busybox("bbuild-", with_dockerd=not args.no_dockerd) as (base, engines):
+        load = os.getloadavg()[0]
+        times = measure(engines, base, args.mb, args.files, args.reps)
     names = [e.name for e in engines]
     two = len(names) == 2
     print(

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -222,3 +223,24 @@ def cleanup_mounts(base: Path) -> None:
         p = p.replace("\\040", " ")
         if p.startswith(str(base) + "/"):
             subprocess.run(["umount", "-l", p], check=False, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def engines_with_busybox(prefix: str, with_dockerd: bool = True) -> Iterator[tuple[Path, list[Engine]]]:
+    """A scratch berth and (when installed and wanted) a scratch dockerd under a new temp dir,
+    each with busybox:latest imported from busybox_rootfs_tar; everything goes afterwards."""
+    from berth_testsupport.images import busybox_rootfs_tar
+
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    tar = base / "busybox.tar"
+    tar.write_bytes(busybox_rootfs_tar())
+    try:
+        with berth_running(base / "b") as berth, contextlib.ExitStack() as stack:
+            dockerd = stack.enter_context(dockerd_running(base / "d")) if with_dockerd else None
+            engines = [e for e in (berth, dockerd) if e is not None]
+            for e in engines:
+                e.docker("import", str(tar), "busybox:latest")
+            yield base, engines
+    finally:
+        cleanup_mounts(base)
+        shutil.rmtree(base, ignore_errors=True)

@@ -15,19 +15,14 @@ measure is on three nodes; berth's swarm mode runs on one node so far (orchestra
 from __future__ import annotations
 
 import argparse
-import contextlib
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from berth_testsupport.images import busybox_rootfs_tar
-
 sys.path.insert(0, str(Path(__file__).parent))
-from engines import Engine, berth_running, cleanup_mounts, dockerd_running  # noqa: E402
+from engines import Engine, engines_with_busybox  # noqa: E402
 
 POLL = 0.05
 
@@ -77,28 +72,18 @@ def main() -> None:
     ap.add_argument("--replicas", type=int, default=30)
     ap.add_argument("--no-dockerd", action="store_true")
     args = ap.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="bswarm-", dir="/tmp"))
-    tar = base / "busybox.tar"
-    tar.write_bytes(busybox_rootfs_tar())
     times: dict[str, dict[str, list[float]]] = {}
-    try:
-        with berth_running(base / "b") as berth, contextlib.ExitStack() as stack:
-            dockerd = None if args.no_dockerd else stack.enter_context(dockerd_running(base / "d"))
-            engines = [e for e in (berth, dockerd) if e is not None]
+    with engines_with_busybox("bswarm-", with_dockerd=not args.no_dockerd) as (_, engines):
+        for e in engines:
+            e.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+        try:
+            for rep in range(args.reps):
+                for e in engines if rep % 2 == 0 else list(reversed(engines)):
+                    for what, value in one_round(e, args.replicas, rep).items():
+                        times.setdefault(what, {}).setdefault(e.name, []).append(value)
+        finally:
             for e in engines:
-                e.docker("import", str(tar), "busybox:latest")
-                e.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
-            try:
-                for rep in range(args.reps):
-                    for e in engines if rep % 2 == 0 else list(reversed(engines)):
-                        for what, value in one_round(e, args.replicas, rep).items():
-                            times.setdefault(what, {}).setdefault(e.name, []).append(value)
-            finally:
-                for e in engines:
-                    e.docker("swarm", "leave", "--force", check=False)
-    finally:
-        cleanup_mounts(base)
-        shutil.rmtree(base, ignore_errors=True)
+                e.docker("swarm", "leave", "--force", check=False)
     names = [e.name for e in engines]
     print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; reps={args.reps}, replicas={args.replicas}\n")
     header = "| one node, median s (runs) | " + " | ".join(names) + (" | berth / dockerd |" if len(names) == 2 else " |")
