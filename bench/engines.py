@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,10 +79,13 @@ def api_get(conn: UnixHTTPConnection, path: str) -> bytes:
 
 
 @contextlib.contextmanager
-def berth_running(base: Path, extra_env: dict[str, str] | None = None) -> Iterator[Engine]:
+def berth_running(
+    base: Path, extra_env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+) -> Iterator[Engine]:
+    """prefix: runs berth through it (NetBed.enter: in another host's network namespace)."""
     exec_root, data_root = base / "run", base / "data"
     sock = exec_root / "docker.sock"
-    berth = [sys.executable, "-m", "berth_cli"]
+    berth = [*prefix, sys.executable, "-m", "berth_cli"]
     env = dict(os.environ, **(extra_env or {}))
     subprocess.run(
         [
@@ -150,18 +154,19 @@ def host_firewall() -> set[str]:
 
 
 @contextlib.contextmanager
-def dockerd_running(base: Path) -> Iterator[Engine | None]:
-    """A scratch dockerd with its default bridge and iptables, inside a namespace of its own."""
+def dockerd_running(base: Path, netns: Path | None = None) -> Iterator[Engine | None]:
+    """A scratch dockerd with its default bridge and iptables, inside a namespace of its own
+    (or the one given: NetBed's hosts)."""
     dockerd = shutil.which("dockerd")
     if dockerd is None:
         yield None
         return
     base.mkdir(parents=True, exist_ok=True)
     sock = base / "d.sock"
-    with (
-        bench_netns(f"berth-bench-{os.getpid()}") as netns,
-        open(base / "dockerd.log", "wb") as log,
-    ):
+    with contextlib.ExitStack() as stack:
+        if netns is None:
+            netns = stack.enter_context(bench_netns(f"berth-bench-{os.getpid()}"))
+        log = stack.enter_context(open(base / "dockerd.log", "wb"))
         # nsenter --net only: dockerd keeps the host's mount namespace, so the bench's clean-up
         # sees (and unmounts) whatever it leaves under the scratch roots.
         proc = subprocess.Popen(
@@ -244,3 +249,27 @@ def engines_with_busybox(prefix: str, with_dockerd: bool = True) -> Iterator[tup
     finally:
         cleanup_mounts(base)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def until(pred: Callable[[], bool], timeout: float, what: str, poll: float = 0.05) -> None:
+    """Poll until pred() holds; RuntimeError naming `what` after the timeout."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(poll)
+
+
+def print_medians(title: str, names: list[str], times: dict[str, dict[str, list[float]]], note: str) -> None:
+    """A markdown table: one row per measure, each engine's median (and runs), and berth's
+    ratio to dockerd when both ran."""
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {note}\n")
+    both = sorted(names) == ["berth", "dockerd"]
+    header = f"| {title} | " + " | ".join(names) + (" | berth / dockerd |" if both else " |")
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for what, by_engine in times.items():
+        cells = [f"{statistics.median(v):.2f} ({', '.join(f'{x:.2f}' for x in v)})" for v in (by_engine[n] for n in names)]
+        if both:
+            cells.append(f"{statistics.median(by_engine['berth']) / statistics.median(by_engine['dockerd']):.2f}×")
+        print(f"| {what} | " + " | ".join(cells) + " |")

@@ -15,24 +15,12 @@ measure is on three nodes; berth's swarm mode runs on one node so far (orchestra
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from engines import Engine, engines_with_busybox  # noqa: E402
-
-POLL = 0.05
-
-
-def _until(pred: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(POLL)
+from engines import Engine, engines_with_busybox, print_medians, until  # noqa: E402
 
 
 def _replicas(e: Engine, name: str) -> str:
@@ -51,17 +39,17 @@ def one_round(e: Engine, n: int, rnd: int) -> dict[str, float]:
     start = time.perf_counter()
     e.docker("service", "create", "--detach", "--name", name, "--replicas", str(n), "--restart-delay", "0s",
              "--stop-grace-period", "1s", "busybox:latest", "sleep", "100000")  # fmt: skip
-    _until(lambda: _replicas(e, name) == f"{n}/{n}", 300, f"{e.name}: {n} tasks running")
+    until(lambda: _replicas(e, name) == f"{n}/{n}", 300, f"{e.name}: {n} tasks running")
     converge = time.perf_counter() - start
     victim = _task_containers(e, name)[0]
     start = time.perf_counter()
     e.docker("kill", victim)
-    _until(lambda: victim not in _task_containers(e, name) and len(_task_containers(e, name)) == n, 120,
+    until(lambda: victim not in _task_containers(e, name) and len(_task_containers(e, name)) == n, 120,
            f"{e.name}: the killed task replaced")  # fmt: skip
     reschedule = time.perf_counter() - start
     start = time.perf_counter()
     e.docker("service", "rm", name)
-    _until(lambda: not _task_containers(e, name, running_only=False), 300, f"{e.name}: the tasks removed")
+    until(lambda: not _task_containers(e, name, running_only=False), 300, f"{e.name}: the tasks removed")
     remove = time.perf_counter() - start
     return {"converge": converge, "reschedule": reschedule, "remove": remove}
 
@@ -85,16 +73,7 @@ def main() -> None:
             for e in engines:
                 e.docker("swarm", "leave", "--force", check=False)
     names = [e.name for e in engines]
-    print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; reps={args.reps}, replicas={args.replicas}\n")
-    header = "| one node, median s (runs) | " + " | ".join(names) + (" | berth / dockerd |" if len(names) == 2 else " |")
-    print(header)
-    print("|" + "---|" * (header.count("|") - 1))
-    for what, by_engine in times.items():
-        cells = [f"{statistics.median(v):.2f} ({', '.join(f'{x:.2f}' for x in v)})" for v in (by_engine[n] for n in names)]
-        if len(names) == 2:
-            cells.append(f"{statistics.median(by_engine['berth']) / statistics.median(by_engine['dockerd']):.2f}×")
-        print(f"| {what} | " + " | ".join(cells) + " |")
-
+    print_medians("one node, median s (runs)", names, times, f"reps={args.reps}, replicas={args.replicas}")
 
 if __name__ == "__main__":
     main()

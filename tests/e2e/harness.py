@@ -70,6 +70,9 @@ class Berth:
     docker_config: Path
     extra_hosts: tuple[str, ...] = ()
     nats_port: int = field(default_factory=free_port)
+    # A command prefix for the berth command (NetBed.enter: another host's network).
+    prefix: tuple[str, ...] = ()
+    node_name: str = ""  # BERTH_NODE, when several berths must tell themselves apart
 
     @classmethod
     def create(cls, receiver: OtlpReceiver | None, extra_hosts: tuple[str, ...] = ()) -> Berth:
@@ -135,8 +138,9 @@ class Berth:
 
     # --- the berth command ------------------------------------------------------------------
     def berth(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, "BERTH_NODE": self.node_name} if self.node_name else self.env
         return subprocess.run(
-            [*BERTH, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+            [*self.prefix, *BERTH, *args], env=env, capture_output=True, text=True, timeout=timeout
         )
 
     def status(self) -> dict[str, Any]:

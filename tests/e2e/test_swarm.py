@@ -162,11 +162,13 @@ def test_docker_py_swarm_nodes_and_services(client: docker.DockerClient, busybox
                    "three running tasks")  # fmt: skip
         service.reload()
         assert service.attrs["Spec"]["Mode"] == {"Replicated": {"Replicas": 3}}
-        [one] = client.containers.list(filters={"label": "com.docker.swarm.service.name=web"})[:1]
+        # By the service's id: an earlier test's `web` may still be leaving.
+        mine = {"label": f"com.docker.swarm.service.id={service.id}"}
+        [one] = client.containers.list(filters=mine)[:1]
         assert one.attrs["HostConfig"]["Memory"] == 64 * 1024 * 1024
         service.remove()
-        wait_until(lambda: not client.containers.list(all=True, filters={"label": "com.docker.swarm.service.name=web"}),
-                   60, "the service's containers removed")  # fmt: skip
+        wait_until(lambda: not client.containers.list(all=True, filters=mine), 60,
+                   "the service's containers removed")  # fmt: skip
     finally:
         client.swarm.leave(force=True)
     assert client.info()["Swarm"]["LocalNodeState"] == "inactive"

@@ -68,6 +68,8 @@ class Child:
         self._stopping = anyio.Event()
         self._done = anyio.Event()
         self._started = False
+        self._proc: Running | None = None
+        self._restart_asked = False
 
     @property
     def name(self) -> str:
@@ -85,6 +87,11 @@ class Child:
                     break
                 if time.monotonic() - started >= STABLE_AFTER:
                     delay = BACKOFF_MIN
+                if self._restart_asked:  # restart(): at once, not a crash
+                    self._restart_asked = False
+                    log.info("%s restarting (asked)", self.name)
+                    self.state.restarts += 1
+                    continue
                 log.warning(
                     "%s exited (status %s); restarting in %.1fs",
                     self.name,
@@ -101,6 +108,22 @@ class Child:
         finally:
             self._set(state="stopped", pid=0, start_ticks=0)
             self._done.set()
+
+    def signal(self, sig: signal.Signals) -> bool:
+        """Send a signal to the running process (nats-server: SIGHUP reloads its config);
+        False when it is not running."""
+        if self._proc is None or self._proc.returncode is not None:
+            return False
+        _signal(self._proc, sig)
+        return True
+
+    def restart(self) -> bool:
+        """Stop the running process and start it again at once (no backoff)."""
+        if self._proc is None or self._proc.returncode is not None:
+            return False
+        self._restart_asked = True
+        _signal(self._proc, signal.SIGTERM)
+        return True
 
     async def stop(self) -> None:
         """Ask the process to stop (SIGTERM, SIGKILL after the grace) and wait until it has."""
@@ -133,6 +156,7 @@ class Child:
             log.error("%s: cannot start %s: %s", self.name, self._argv[0], exc)
             self.state.last_exit = None
             return
+        self._proc = proc
         self._set(state="running", pid=proc.pid, start_ticks=start_ticks(proc.pid))
         log.info("%s started (pid %d)", self.name, proc.pid)
         try:

@@ -24,8 +24,9 @@ from berth_kit.busauth import (
     write_bus_dir,
 )
 from berth_kit.diskmodes import ensure_dir, lock_down_roots
+from berth_kit.swarmbus import SWARM_BUS_ENV, SWARM_BUS_FILE, read_swarm_bus
 
-from berth_cli import apiprobe, listeners, natsd, procs
+from berth_cli import apiprobe, listeners, natsd, procs, swarmwatch
 from berth_cli.apiprobe import use_hint
 from berth_cli.child import Child, Launch
 from berth_cli.config import LOCK_FILE, UpConfig, UsageError
@@ -145,11 +146,26 @@ def registry_proxy_env(env: dict[str, str]) -> socket.socket:
     return sock
 
 
-def own_env(env: dict[str, str], bus_dir: Path | None, identity: str) -> dict[str, str]:
-    """The service environment plus the path of this service's credentials, and no other's."""
+ORCHESTRATOR = "berth-orchestrator"
+
+
+def own_env(env: dict[str, str], bus_dir: Path | None, identity: str, embedded: bool = False) -> dict[str, str]:
+    """The service environment plus the path of this service's credentials, and no other's;
+    the orchestrator of an embedded NATS also gets the file that says what the bus carries
+    between swarm nodes (berth_kit.swarmbus)."""
     if bus_dir is None:
         return env
-    return {**env, CREDS_ENV: str(creds_path(bus_dir, identity))}
+    out = {**env, CREDS_ENV: str(creds_path(bus_dir, identity))}
+    if embedded and identity == ORCHESTRATOR:
+        out[SWARM_BUS_ENV] = str(bus_dir / SWARM_BUS_FILE)
+    return out
+
+
+def bus_settings(cfg: UpConfig) -> tuple[str, ...]:
+    """The embedded nats-server's settings: JetStream for the swarm's state."""
+    # JetStream's store holds the swarm's join tokens: the directory is private (0700).
+    swarm_dir = ensure_dir(cfg.data_root / "swarm")
+    return jetstream_settings(swarm_dir / "jetstream")
 
 
 def prepare_bus(cfg: UpConfig) -> Path | None:
@@ -158,9 +174,7 @@ def prepare_bus(cfg: UpConfig) -> Path | None:
     bus_dir = cfg.bus_dir
     if not cfg.nats_url:
         assert bus_dir is not None
-        # JetStream's store holds the swarm's join tokens: the directory is private (0700).
-        swarm_dir = ensure_dir(cfg.data_root / "swarm")
-        write_bus_dir(bus_dir, jetstream_settings(swarm_dir / "jetstream"))
+        write_bus_dir(bus_dir, bus_settings(cfg), swarm=read_swarm_bus(bus_dir / SWARM_BUS_FILE))
         return bus_dir
     if bus_dir is None:
         log.warning(
@@ -251,7 +265,7 @@ class Supervisor:
         for spec in cfg.services:
             sock = self._listeners.get(spec.module)
             fds = (sock.fileno(),) if sock is not None else ()
-            child_env = own_env(env, bus_dir, spec.name)
+            child_env = own_env(env, bus_dir, spec.name, embedded=not cfg.nats_url)
             if fds:
                 child_env = {**child_env, LISTEN_FD_ENV: str(fds[0])}
             self._services.append(
@@ -284,6 +298,11 @@ class Supervisor:
             if self._nats_child is not None:
                 tg.start_soon(self._nats_child.run)
                 await self._wait_nats(nats_url)
+                assert bus_dir is not None
+                tg.start_soon(
+                    swarmwatch.watch_swarm_bus,
+                    bus_dir, bus_dir / SWARM_BUS_FILE, lambda: bus_settings(cfg), self._nats_child,
+                )  # fmt: skip
             if self._forkserver is not None:
                 await tg.start(self._forkserver.run)
             if not self._stop.is_set():

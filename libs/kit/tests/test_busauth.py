@@ -52,6 +52,10 @@ def test_the_gateway_publishes_engine_builder_and_orchestrator_requests_stdin_an
         subjects.stdio_in("*"),
         subjects.stdio_ack("*"),
         subjects.health(API_GATEWAY),
+        # Answers to the requests it serves: the agent's log checkpoints, health pings.
+        f"{subjects.inbox_prefix(RUNTIME_AGENT)}.>",
+        f"{subjects.inbox_prefix(API_GATEWAY)}.>",
+        f"{subjects.inbox_prefix(STATUS)}.>",
     )
     assert publishers(subjects.ENGINE_RPC) == {API_GATEWAY, BUILDER}
     assert publishers(subjects.BUILDER_RPC) == {API_GATEWAY}
@@ -66,6 +70,9 @@ def test_the_agent_publishes_its_events_output_and_log_streams_only() -> None:
         subjects.stdio_out("*"),
         f"{subjects.inbox_prefix(API_GATEWAY)}.>",
         subjects.health(RUNTIME_AGENT),
+        f"{subjects.inbox_prefix(ENGINE)}.>",  # answers (also across a config reload)
+        f"{subjects.inbox_prefix(RUNTIME_AGENT)}.>",
+        f"{subjects.inbox_prefix(STATUS)}.>",
     }
     assert publishers(subjects.task_events("*")) == {RUNTIME_AGENT}
     assert publishers(subjects.stdio_out("*")) == {RUNTIME_AGENT}
@@ -138,6 +145,23 @@ def test_server_config_has_every_identity_and_no_jetstream(tmp_path: Path) -> No
     assert "jetstream" not in text and "no_auth_user" not in text
     for who in PERMISSIONS:
         assert f'{{user: "{who}", password: "{creds[who].password}"' in text
-    # The registry-proxy publishes nothing: an empty allow list would allow all, so: deny all.
+    # The registry-proxy sends nothing but its health answers.
     line = next(ln for ln in text.splitlines() if f'"{REGISTRY_PROXY}"' in ln)
-    assert 'publish: {allow: ["berth.health.v1.berth-registry-proxy"]}' in line
+    assert (
+        'publish: {allow: ["berth.health.v1.berth-registry-proxy", "berth.inbox.v1.berth-registry-proxy.>", '
+        '"berth.inbox.v1.berth-status.>"]}'
+    ) in line
+
+
+def inbox_writers(identity: str) -> set[str]:
+    return publishers(f"{subjects.inbox_prefix(identity)}.>") - {identity}
+
+
+def test_a_service_answers_into_the_inboxes_of_those_it_serves_only() -> None:
+    # Besides allow_responses: a reload of nats-server's config (swarm mode) forgets those.
+    assert inbox_writers(ENGINE) == {LIFECYCLE, RUNTIME_AGENT, ORCHESTRATOR}
+    assert inbox_writers(API_GATEWAY) == {ENGINE, BUILDER, ORCHESTRATOR, RUNTIME_AGENT}  # + log streams
+    assert inbox_writers(BUILDER) == {ENGINE}
+    assert inbox_writers(RUNTIME_AGENT) == {API_GATEWAY}
+    assert inbox_writers(LIFECYCLE) == inbox_writers(ORCHESTRATOR) == inbox_writers(REGISTRY_PROXY) == set()
+    assert inbox_writers(STATUS) == set(SERVICES)

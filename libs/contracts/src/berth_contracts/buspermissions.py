@@ -41,12 +41,21 @@ def _inbox(identity: str) -> str:
     return f"{subjects.inbox_prefix(identity)}.>"
 
 
-def _service(identity: str, publish: tuple[str, ...], subscribe: tuple[str, ...]) -> BusPermissions:
+def _service(
+    identity: str, publish: tuple[str, ...], subscribe: tuple[str, ...], answers: tuple[str, ...] = ()
+) -> BusPermissions:
     """Every service also serves Ping on its own health subject and may ping itself there (the
-    container healthcheck runs with the service's own credentials), and reads its own inbox."""
+    container healthcheck runs with the service's own credentials), and reads its own inbox.
+
+    answers: the identities whose requests it serves. It may publish to their inboxes (and to
+    its own and `berth status`'s: health pings) besides answering through allow_responses,
+    because nats-server forgets which replies a client may send whenever it reloads its
+    configuration, and swarm mode reloads it (a node joining or leaving) while requests wait.
+    """
     own_health = subjects.health(identity)
+    replies = tuple(_inbox(i) for i in (*answers, identity, STATUS))
     return BusPermissions(
-        publish=(*publish, own_health),
+        publish=(*publish, own_health, *replies),
         subscribe=(*subscribe, own_health, _inbox(identity)),
     )
 
@@ -66,6 +75,7 @@ PERMISSIONS: dict[str, BusPermissions] = {
             subjects.stdio_ack(ANY),
         ),
         subscribe=(subjects.DOCKER_EVENTS_ALL, subjects.stdio_out(ANY)),
+        answers=(RUNTIME_AGENT,),  # a log replay's checkpoints
     ),
     ENGINE: _service(
         ENGINE,
@@ -83,16 +93,19 @@ PERMISSIONS: dict[str, BusPermissions] = {
             subjects.stdio_out(ANY),  # healthcheck and exec output
             subjects.SWARM_CHANGED,
         ),
+        answers=(API_GATEWAY, BUILDER),
     ),
     LIFECYCLE: _service(
         LIFECYCLE,
         publish=(subjects.docker_events("image", ANY),),
         subscribe=(subjects.lifecycle_rpc(ANY),),
+        answers=(ENGINE,),
     ),
     RUNTIME_AGENT: _service(
         RUNTIME_AGENT,
         publish=(subjects.task_events(ANY), subjects.stdio_out(ANY), _GATEWAY_STREAMS),
         subscribe=(subjects.agent_rpc(ANY), subjects.stdio_in(ANY), subjects.stdio_ack(ANY)),
+        answers=(ENGINE,),
     ),
     REGISTRY_PROXY: _service(REGISTRY_PROXY, publish=(), subscribe=()),
     # The builder runs each step through the engine (containers, commit, images), as dockerd's
@@ -102,13 +115,31 @@ PERMISSIONS: dict[str, BusPermissions] = {
         publish=(subjects.ENGINE_RPC,),
         # A step container's output and its `die` event (exit code).
         subscribe=(subjects.BUILDER_RPC, subjects.stdio_out(ANY), subjects.docker_events("container", ANY)),
+        answers=(API_GATEWAY,),
     ),
     # Only the orchestrator reaches JetStream: its API and the swarm's KV bucket, where the
     # cluster state (join tokens included) lives. Engines learn their tasks from its replies.
     ORCHESTRATOR: _service(
         ORCHESTRATOR,
-        publish=("$JS.API.>", f"$KV.{subjects.SWARM_BUCKET}.>", subjects.SWARM_CHANGED),
-        subscribe=(subjects.ORCHESTRATOR_RPC,),
+        publish=(
+            "$JS.API.>",
+            f"$KV.{subjects.SWARM_BUCKET}.>",
+            subjects.SWARM_CHANGED,
+            # A worker's orchestrator speaks for its node to the managers (over the leaf link).
+            subjects.SWARM_JOIN,
+            subjects.swarm_node(ANY),
+            # A manager's answers to the other nodes (the answers' subjects cross the link).
+            f"{subjects.SWARM_JOINED}.>",
+            f"{subjects.swarm_assigned(ANY)}.>",
+        ),
+        subscribe=(
+            subjects.ORCHESTRATOR_RPC,
+            subjects.SWARM_JOIN,  # a manager's: nodes joining
+            subjects.swarm_node(ANY),  # a manager's: the nodes' sessions
+            f"{subjects.SWARM_JOINED}.>",  # a joining node's: the answer
+            f"{subjects.swarm_assigned(ANY)}.>",  # a worker's: its heartbeats' answers
+        ),
+        answers=(API_GATEWAY, ENGINE),
     ),
     STATUS: BusPermissions(
         publish=(subjects.health(ANY),),

@@ -24,6 +24,20 @@ SWARM_BUCKET = "berth_swarm"
 # Published (empty) by the orchestrator when tasks changed: engines heartbeat at once instead
 # of at their next period, so a service converges in well under a second.
 SWARM_CHANGED = f"{PREFIX}.swarm.v1.changed"
+# Between nodes (over the manager's NATS leafnode port): a joining node's NodeJoin, answered on
+# a SWARM_JOINED subject; then each node's session (heartbeats, leave) on its own subject, which
+# only that node's leaf credentials may publish, answered on its own SWARM_ASSIGNED subjects.
+SWARM_JOIN = f"{PREFIX}.swarm.v1.join"
+SWARM_JOINED = f"{PREFIX}.swarm.v1.joined"
+SWARM_NODE_QUEUE = "berth-orchestrator-managers"
+
+
+def swarm_node(node_id: str) -> str:
+    return f"{PREFIX}.swarm.v1.node.{node_id}"
+
+
+def swarm_assigned(node_id: str) -> str:
+    return f"{PREFIX}.swarm.v1.assigned.{node_id}"
 
 LIFECYCLE_QUEUE = "berth-lifecycle"
 AGENT_QUEUE = "berth-runtime-agent"

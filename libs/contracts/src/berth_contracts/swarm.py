@@ -38,6 +38,12 @@ class SwarmJoin(Command, frozen=True):
     node: str
     remote_addrs: list[str]
     join_token: str
+    hostname: str = ""
+    advertise_addr: str = ""
+    listen_addr: str = "0.0.0.0:2377"
+
+    def __repr__(self) -> str:  # never the token (logs, tracebacks)
+        return f"SwarmJoin(node={self.node!r}, remote_addrs={self.remote_addrs!r})"
 
 
 class SwarmInspect(Command, frozen=True):
@@ -214,6 +220,40 @@ class NodeAssignments(Reply, frozen=True):
     in_swarm: bool
     node_id: str = ""
     tasks: list[TaskAssignment] = msgspec.field(default_factory=list)
+
+
+# --- between nodes: joining, and a worker's session with the managers ---------------------------
+class NodeJoin(Command, frozen=True):
+    """A node asks a manager to admit it (subjects.SWARM_JOIN). The bus already checked that
+    it holds a join token (its leaf credentials derive from the token's secret); the token
+    says which role. The node chose its own session password and sends only its bcrypt hash:
+    the manager never holds it, and no other joiner can read it."""
+
+    node: str  # BERTH_NODE
+    hostname: str
+    join_token: str
+    addr: str  # the address the node advertises
+    password_hash: str
+    engine_version: str = ""
+
+    def __repr__(self) -> str:  # never the token (logs, tracebacks)
+        return f"NodeJoin(node={self.node!r}, addr={self.addr!r})"
+
+
+class NodeJoined(Reply, frozen=True):
+    node_id: str
+    cluster_id: str
+    managers: list[str]  # the managers' leaf addresses (HOST:PORT)
+
+
+class NodeLeave(Command, frozen=True):
+    """A worker leaves (`docker swarm leave` on it): its node shows Down, as in dockerd."""
+
+    node: str
+
+
+NodeSession = NodeHeartbeat | NodeLeave | Ping
+NodeAdmission = NodeJoin | Ping
 
 
 OrchestratorRequest = (

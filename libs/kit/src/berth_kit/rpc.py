@@ -7,6 +7,7 @@ callback waits, which applies back-pressure to the subscription instead of queue
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -14,6 +15,7 @@ import typing
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import anyio
@@ -78,6 +80,20 @@ class _IdempotencyCache:
         finally:
             del self._inflight[key]
             event.set()
+
+
+class NoAnswer(Unavailable):
+    """Nobody answered a request (no server, or none within the timeout), as opposed to a
+    server that answered with an Unavailable error."""
+
+
+_subject: ContextVar[str] = ContextVar("berth_rpc_subject", default="")
+
+
+def request_subject() -> str:
+    """The subject of the request being handled: a server on a wildcard subject learns from it
+    what the bus's permissions vouch for (swarm: which node's credentials sent it)."""
+    return _subject.get()
 
 
 class RpcServer:
@@ -156,6 +172,7 @@ class RpcServer:
                 await self._reply(msg, encode(InternalError(f"undecodable request: {exc}").to_reply()))
                 return
             name = type(command).__name__
+            _subject.set(msg.subject)  # this task's own context: no reset needed
             parent = extract(dict(msg.headers or {}))
             with self._tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER) as span:
                 data = await self._idempotency.run(
@@ -205,10 +222,13 @@ class RpcClient:
         *,
         timeout: float = 30.0,  # noqa: ASYNC109 - per attempt, handed to nats-py
         attempts: int = 3,
+        reply_prefix: str = "",
     ) -> R:
         """Send and wait for the reply, retrying while nobody answers (a service restarting).
 
         Commands are retried with one idempotency key, so a retry after a lost reply is safe.
+        reply_prefix: take the reply on a subject under this prefix instead of the connection's
+        inbox (a request crossing to another node, whose bus forwards only that prefix back).
         """
         if not command.idempotency_key and attempts > 1:
             command = _with_key(command)
@@ -219,7 +239,10 @@ class RpcClient:
             last: Exception | None = None
             for attempt in range(attempts):
                 try:
-                    msg = await self._nc.request(subject, payload, timeout=timeout, headers=inject())
+                    if reply_prefix:
+                        msg = await self._request_to(subject, payload, timeout, reply_prefix)
+                    else:
+                        msg = await self._nc.request(subject, payload, timeout=timeout, headers=inject())
                     break
                 except NoRespondersError as exc:
                     last = exc
@@ -227,11 +250,25 @@ class RpcClient:
                 except NatsTimeout as exc:
                     last = exc
             else:
-                raise Unavailable(f"{subject}: no answer to {name} ({type(last).__name__})")
+                raise NoAnswer(f"{subject}: no answer to {name} ({type(last).__name__})")
             reply = decode_as(msg.data, reply_type | ErrorReply)
             if isinstance(reply, ErrorReply):
                 raise error_from_reply(reply)
             return reply  # type: ignore[no-any-return]
+
+
+    async def _request_to(self, subject: str, payload: bytes, timeout: float, prefix: str) -> Msg:  # noqa: ASYNC109
+        reply = f"{prefix}.{uuid.uuid4().hex}"
+        sub = await self._nc.subscribe(reply, max_msgs=1)
+        try:
+            await self._nc.publish(subject, payload, reply=reply, headers=inject())
+            msg = await sub.next_msg(timeout=timeout)
+            if not msg.data and (msg.headers or {}).get("Status") == "503":
+                raise NoRespondersError  # the server's answer: nobody subscribes there
+            return msg
+        finally:
+            with contextlib.suppress(Exception):  # gone already (max_msgs) or disconnected
+                await sub.unsubscribe()
 
 
 def _with_key(command: C) -> C:

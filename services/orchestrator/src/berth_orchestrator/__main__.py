@@ -6,20 +6,27 @@ holder of the lease also reconciles services into tasks (lease.Leadership).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from berth_contracts import subjects
 from berth_contracts import swarm as s
 from berth_kit.rpc import RpcServer
 from berth_kit.service import ServiceContext, run_service
+from berth_kit.swarmbus import SWARM_BUS_ENV
 
 from berth_orchestrator.api import SwarmApi
 from berth_orchestrator.dispatcher import Dispatcher
+from berth_orchestrator.endpoints import NodeEndpoints
+from berth_orchestrator.joining import Admission, Worker
 from berth_orchestrator.lease import Leadership
+from berth_orchestrator.membership import Membership
 from berth_orchestrator.store import SwarmStore
 
 SERVICE = "berth-orchestrator"
 
 
-def register(server: RpcServer, api: SwarmApi, dispatcher: Dispatcher) -> None:
+def register(server: RpcServer, api: SwarmApi, dispatcher: Dispatcher, worker: Worker | None = None) -> None:
     server.handle(s.SwarmInit, api.init)
     server.handle(s.SwarmJoin, api.join)
     server.handle(s.SwarmInspect, api.inspect)
@@ -37,7 +44,15 @@ def register(server: RpcServer, api: SwarmApi, dispatcher: Dispatcher) -> None:
     server.handle(s.ServiceRemove, api.service_remove)
     server.handle(s.TaskList, api.task_list)
     server.handle(s.TaskInspect, api.task_inspect)
-    server.handle(s.NodeHeartbeat, dispatcher.heartbeat)
+
+    async def heartbeat(cmd: s.NodeHeartbeat) -> s.NodeAssignments:
+        """This node's engine: answered here on a manager, relayed to the managers on a worker."""
+        notes = api.membership.worker()
+        if notes is not None and worker is not None:
+            return await worker.relay(cmd, notes)
+        return await dispatcher.heartbeat(cmd)
+
+    server.handle(s.NodeHeartbeat, heartbeat)
 
 
 async def serve(ctx: ServiceContext) -> None:
@@ -46,10 +61,18 @@ async def serve(ctx: ServiceContext) -> None:
     async def announce() -> None:
         await ctx.nc.publish(subjects.SWARM_CHANGED, b"")
 
+    bus_file = os.environ.get(SWARM_BUS_ENV)
+    membership = Membership(Path(bus_file) if bus_file else None)
     leadership = Leadership(store, ctx.node, announce)
+    dispatcher = Dispatcher(store, leadership)
+    admission = Admission(store, membership, dispatcher, leadership)
+    worker = Worker(store, membership, ctx.rpc)
+    endpoints = NodeEndpoints(ctx.nc, ctx.tg, store, admission, ctx.name, ctx.node)
+    api = SwarmApi(store, leadership, membership, admission, worker, endpoints.sync)
     server = ctx.server(subjects.ORCHESTRATOR_RPC, s.OrchestratorRequest, queue=subjects.ORCHESTRATOR_QUEUE)
-    register(server, SwarmApi(store, leadership), Dispatcher(store, leadership))
+    register(server, api, dispatcher, worker)
     ctx.tg.start_soon(leadership.run)
+    ctx.tg.start_soon(endpoints.run)
 
 
 def main() -> None:

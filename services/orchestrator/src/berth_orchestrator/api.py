@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
+import anyio
 from berth_common.gotime import rfc3339nano
 from berth_common.names import generate_unique_name
 from berth_contracts import swarm as sw
 from berth_contracts.base import Done
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound, Unavailable
+from berth_kit.swarmbus import SwarmBus
 
 from berth_orchestrator import ids, specs, views
+from berth_orchestrator.joining import Admission, Worker
 from berth_orchestrator.lease import Leadership
+from berth_orchestrator.membership import Membership, check_listen, host_port, joined
 from berth_orchestrator.reconcile import TERMINAL, node_ready
 from berth_orchestrator.records import (
     ClusterRecord,
@@ -80,9 +84,28 @@ def _check_filters(filters: dict[str, list[str]], allowed: set[str]) -> None:
 
 
 class SwarmApi:
-    def __init__(self, store: SwarmStore, leadership: Leadership) -> None:
+    def __init__(
+        self,
+        store: SwarmStore,
+        leadership: Leadership,
+        membership: Membership | None = None,
+        admission: Admission | None = None,
+        worker: Worker | None = None,
+        role_changed: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.store = store
         self.leadership = leadership
+        self.membership = membership or Membership(None)
+        self.admission = admission
+        self.worker = worker
+        self._role_changed = role_changed
+
+    async def _roles(self, snap: Snapshot | None = None) -> None:
+        """After init or leave: the bus between nodes, and what this orchestrator serves on it."""
+        if snap is not None and self.admission is not None:
+            self.admission.rewrite_bus(snap)
+        if self._role_changed is not None:
+            await self._role_changed()
 
     async def _managed(self) -> Snapshot:
         snap = await self.store.load()
@@ -93,13 +116,18 @@ class SwarmApi:
     # --- /swarm ------------------------------------------------------------------------------
     async def init(self, cmd: sw.SwarmInit) -> sw.SwarmInitialised:
         snap = await self.store.load()
-        if snap.cluster is not None:
+        if snap.cluster is not None or self.membership.worker() is not None:
             raise Unavailable(ALREADY_IN_SWARM)
         spec = views.swarm_spec(cmd.spec)
+        listen_host, port = host_port(cmd.listen_addr or "0.0.0.0:2377")
+        listen = joined(listen_host or "0.0.0.0", port)
+        if self.membership.managed:  # the swarm port: nats-server's leafnode listener
+            await anyio.to_thread.run_sync(check_listen, listen)
         stamp = rfc3339nano()
         node = NodeRecord(
             id=ids.new_id(), berth_node=cmd.node, hostname=cmd.hostname, created_at=stamp,
             updated_at=stamp, role="manager", addr=_advertised(cmd.advertise_addr, cmd.listen_addr),
+            listen=listen if self.membership.managed else "", port=_advertised_port(cmd.advertise_addr, port),
             last_seen=time.time(),
         )  # fmt: skip
         cluster = ClusterRecord(
@@ -109,14 +137,15 @@ class SwarmApi:
         await self.store.put(snap, node)
         await self.store.put_seen(snap, node.id, node.last_seen)
         await self.store.put_cluster(snap, cluster)
+        await self._roles(snap)
         return sw.SwarmInitialised(node_id=node.id)
 
     async def join(self, cmd: sw.SwarmJoin) -> Done:
-        if await self.store.in_swarm():
+        if await self.store.in_swarm() or self.membership.worker() is not None:
             raise Unavailable(ALREADY_IN_SWARM)
-        raise Unavailable(
-            "joining a swarm is not supported by berth yet: berth's swarm mode runs on one node"
-        )
+        if self.worker is None:
+            raise Unavailable("joining a swarm is not supported by this orchestrator")
+        return await self.worker.join(cmd)
 
     async def inspect(self, cmd: sw.SwarmInspect) -> sw.DockerObject:
         snap = await self._managed()
@@ -137,9 +166,13 @@ class SwarmApi:
             cluster.manager_secret = ids.new_secret()
         cluster.updated_at = rfc3339nano()
         await self.store.put_cluster(snap, cluster)
+        await self._roles(snap)  # the join users follow the tokens
         return Done()
 
     async def leave(self, cmd: sw.SwarmLeave) -> Done:
+        notes = self.membership.worker()
+        if notes is not None and self.worker is not None:
+            return await self.worker.leave(cmd, notes)
         snap = await self.store.load()
         node = snap.node_by_berth_name(cmd.node)
         if snap.cluster is None or node is None:
@@ -148,12 +181,17 @@ class SwarmApi:
         if node.role == "manager" and not cmd.force:
             if len(managers) == 1:
                 raise Unavailable(LAST_MANAGER)
-        # One node: leaving erases the swarm; the engine removes the task containers when its
-        # next heartbeat hears that it is no longer in one.
+        # The only manager: leaving erases the swarm; the engines remove the task containers
+        # when their next heartbeat hears that they are no longer in one.
         await self.store.purge_all()
+        self.membership.write(SwarmBus())  # the swarm port closes
+        await self._roles()
         return Done()
 
     async def local_info(self, cmd: sw.LocalNodeInfo) -> sw.NodeSwarmState:
+        notes = self.membership.worker()
+        if notes is not None:
+            return sw.NodeSwarmState(info=views.info_worker(notes))
         if not await self.store.in_swarm():  # every `docker info` asks: one key read outside a swarm
             return sw.NodeSwarmState(info=views.info_inactive())
         snap = await self.store.load()
@@ -237,6 +275,8 @@ class SwarmApi:
         await self.store.delete(snap, f"node.{node.id}")
         with contextlib.suppress(Conflict):
             await self.store.delete(snap, f"seen.{node.id}")
+        snap.nodes.pop(node.id, None)
+        await self._roles(snap)  # its node user goes
         return Done()
 
     # --- /services ---------------------------------------------------------------------------
@@ -377,6 +417,13 @@ def _desired_matches(task: TaskRecord, wanted: list[str]) -> bool:
     return task.desired_state in wanted or (
         "accepted" in wanted and task.desired_state == "running" and task.state not in TERMINAL
     )
+
+
+def _advertised_port(advertise: str, listen_port: int) -> int:
+    """--advertise-addr's port when it names one, else the listening port."""
+    if advertise and (advertise.count(":") == 1 or advertise.startswith("[")):
+        return host_port(advertise, listen_port)[1]
+    return listen_port
 
 
 def _advertised(advertise: str, listen: str) -> str:

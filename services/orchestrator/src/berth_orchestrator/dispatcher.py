@@ -104,14 +104,18 @@ class Dispatcher:
         self.store = store
         self.leadership = leadership  # poked when a task ended: its restart is planned at once
 
-    async def heartbeat(self, cmd: NodeHeartbeat) -> NodeAssignments:
+    async def heartbeat(self, cmd: NodeHeartbeat, node_id: str = "") -> NodeAssignments:
+        """node_id: the node whose session subject carried the beat (another node's engine,
+        vouched for by its leaf credentials); "" for this node's own engine."""
         if not await self.store.in_swarm():  # every engine beats, in a swarm or not
             return NodeAssignments(in_swarm=False)
         snap = await self.store.load()
         if snap.cluster is None:
             return NodeAssignments(in_swarm=False)
-        node = snap.node_by_berth_name(cmd.node)
-        if node is None:
+        node = snap.nodes.get(node_id) if node_id else snap.node_by_berth_name(cmd.node)
+        if node is not None and not node_id and node.leaf_password_hash:
+            node = None  # a remote node's name: only its own session speaks for it
+        if node is None or node.berth_node != cmd.node:
             return NodeAssignments(in_swarm=False)
         now = time.time()
         await self._seen(snap, node, cmd, now)

@@ -47,6 +47,11 @@ class NodeRecord(msgspec.Struct, kw_only=True):
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     name: str = ""  # Spec.Name
     addr: str = ""
+    listen: str = ""  # a manager's swarm port (HOST:PORT its NATS listens on for the other nodes)
+    port: int = 2377  # the swarm port the node advertises
+    # The bcrypt hash of the node's session password (its leaf user on the managers' NATS);
+    # the node chose the password and keeps it. "" once the node left.
+    leaf_password_hash: str = ""
     engine_version: str = ""
     nano_cpus: int = 0
     memory_bytes: int = 0

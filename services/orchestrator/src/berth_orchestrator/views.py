@@ -7,6 +7,7 @@ from typing import Any
 
 from berth_orchestrator import specs
 from berth_orchestrator.ids import join_token
+from berth_orchestrator.membership import joined
 from berth_orchestrator.reconcile import node_ready
 from berth_orchestrator.records import (
     ClusterRecord,
@@ -188,8 +189,23 @@ def info_active(snap: Snapshot, node: NodeRecord) -> dict[str, Any]:
         "LocalNodeState": "active",
         "ControlAvailable": node.role == "manager",
         "Error": "",
-        "RemoteManagers": [{"NodeID": m.id, "Addr": f"{m.addr}:2377"} for m in managers],
+        "RemoteManagers": [{"NodeID": m.id, "Addr": joined(m.addr, m.port)} for m in managers],
         "Nodes": len(snap.nodes),
         "Managers": len(managers),
         "Cluster": cluster_doc(snap, snap.cluster, tokens=False),
+    }
+
+
+def info_worker(notes: dict[str, str]) -> Document:
+    """A worker's `docker info`: what it knows without the managers' state (dockerd's worker
+    shows no cluster and no counts either)."""
+    return {
+        "NodeID": notes.get("node_id", ""),
+        "NodeAddr": notes.get("addr", ""),
+        "LocalNodeState": "active",
+        "ControlAvailable": False,
+        "Error": "",
+        "RemoteManagers": [{"NodeID": "", "Addr": a} for a in notes.get("managers", "").split(",") if a],
+        "Nodes": 0,
+        "Managers": 0,
     }

@@ -86,6 +86,9 @@ async def swarm_join(request: web.Request) -> web.Response:
             node=default_node(),
             remote_addrs=[str(a) for a in body.get("RemoteAddrs") or []],
             join_token=str(body.get("JoinToken") or ""),
+            hostname=socket.gethostname(),
+            advertise_addr=str(body.get("AdvertiseAddr") or ""),
+            listen_addr=str(body.get("ListenAddr") or "0.0.0.0:2377"),
         ),
         Done,
     )

@@ -1,0 +1,149 @@
+"""This node's part of the bus between swarm nodes (berth_kit.swarmbus): what a manager admits
+on its swarm port, what a worker links to, and a worker's notes on the swarm it joined.
+
+Who may cross, as NATS leaf users on the manager (their permissions are the whole traffic):
+- a join user per token: derived from the token's secret, so only a holder of the token can
+  connect; it may publish a NodeJoin and read answers to joins, nothing else;
+- a node user per node: its password chosen by the node (the manager keeps only its bcrypt
+  hash); it may publish on its own session subject and read its own answers and SWARM_CHANGED.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import hmac
+import re
+import socket
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import bcrypt
+from berth_contracts import subjects
+from berth_contracts.errors import InvalidParameter, Unavailable
+from berth_kit.swarmbus import LeafRemote, LeafUser, SwarmBus, read_swarm_bus, write_swarm_bus
+
+from berth_orchestrator.records import ClusterRecord, NodeRecord
+
+SWARM_PORT = 2377
+BCRYPT_ROUNDS = 10  # nats-server checks it once per leaf connection
+_BCRYPT = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
+_TOKEN = re.compile(r"^SWMTKN-1-([0-9a-z]{50})-([0-9a-z]{25})$")
+
+
+def parse_token(token: str) -> tuple[str, str]:
+    """(ca digest, secret) of a join token; dockerd's words when it is not one."""
+    match = _TOKEN.match(token.strip())
+    if match is None:
+        raise InvalidParameter("invalid join token")
+    return match[1], match[2]
+
+
+def join_user(secret: str) -> tuple[str, str]:
+    """The leaf user and password that a token's secret opens (the same on both sides)."""
+    digest = hmac.new(secret.encode(), b"berth swarm join", hashlib.sha256).hexdigest()
+    return f"join-{digest[:16]}", digest[16:]
+
+
+def hash_password(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()
+
+
+def check_password_hash(value: str) -> str:
+    """Only a bcrypt hash goes into nats.conf (nothing a joiner sends may shape the config)."""
+    if not _BCRYPT.match(value):
+        raise InvalidParameter("invalid node credentials: expected a bcrypt hash")
+    return value
+
+
+def host_port(addr: str, default_port: int = SWARM_PORT) -> tuple[str, int]:
+    """HOST[:PORT] (an IPv6 host in brackets) as dockerd reads --listen-addr and RemoteAddrs."""
+    host, port = addr, default_port
+    if addr.startswith("["):
+        host, _, rest = addr[1:].partition("]")
+        if rest.startswith(":"):
+            port = _port(rest[1:], addr)
+    elif addr.count(":") == 1:
+        host, _, raw = addr.partition(":")
+        port = _port(raw, addr)
+    return host, port
+
+
+def _port(raw: str, addr: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise InvalidParameter(f"invalid port in address {addr!r}")
+    return int(raw)
+
+
+def joined(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def check_listen(listen: str, wait: float = 3.0) -> None:
+    """dockerd's error when the swarm port is taken: checked before nats-server is told to
+    listen there (it would fail to start, again and again). A swarm just left still holds the
+    port for a moment (nats-server restarts without it): that is waited for."""
+    host, port = host_port(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    deadline = time.monotonic() + wait
+    while True:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host or "0.0.0.0", port))
+                return
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    raise Unavailable(f"listen tcp {listen}: bind: {exc.strerror or exc}") from None
+        time.sleep(0.1)
+
+
+def manager_bus(listen: str, cluster: ClusterRecord, nodes: Iterable[NodeRecord]) -> SwarmBus:
+    users = []
+    for secret in (cluster.worker_secret, cluster.manager_secret):
+        user, password = join_user(secret)
+        users.append(LeafUser(user, password, (subjects.SWARM_JOIN,), (f"{subjects.SWARM_JOINED}.>",)))
+    for node in sorted(nodes, key=lambda n: n.id):
+        if node.leaf_password_hash and node.role == "worker":
+            users.append(
+                LeafUser(
+                    f"node-{node.id}",
+                    node.leaf_password_hash,
+                    (subjects.swarm_node(node.id),),
+                    (subjects.SWARM_CHANGED, f"{subjects.swarm_assigned(node.id)}.>"),
+                )
+            )
+    return SwarmBus(listen=listen, users=tuple(users))
+
+
+def worker_notes(bus: SwarmBus) -> dict[str, str] | None:
+    """A worker's notes (node id, cluster id, address, managers), or None if not a worker."""
+    if bus.remote is None or not bus.member.get("node_id"):
+        return None
+    return bus.member
+
+
+class Membership:
+    """The file the supervisor renders into nats.conf; None when berth does not manage its NATS
+    (compose, --nats-url): then swarm mode stays on one node."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    @property
+    def managed(self) -> bool:
+        return self.path is not None
+
+    def read(self) -> SwarmBus:
+        return read_swarm_bus(self.path) if self.path is not None else SwarmBus()
+
+    def write(self, bus: SwarmBus) -> None:
+        if self.path is not None:
+            write_swarm_bus(self.path, bus)
+
+    def worker(self) -> dict[str, str] | None:
+        return worker_notes(self.read())
+
+    def link(self, managers: tuple[str, ...], user: str, password: str, notes: dict[str, str] | None = None) -> None:
+        self.write(SwarmBus(remote=LeafRemote(managers, user, password), member=notes or {}))

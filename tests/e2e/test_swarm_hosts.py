@@ -1,0 +1,156 @@
+"""Swarm mode across hosts: two berths in network namespaces joined by a bridge (berth_testsupport.netbed),
+each with its own BERTH_NODE, data and exec roots and NATS, driven by the real docker CLI
+through each node's socket. A manager and a worker: join, spread, drain, scale, the worker cut
+off (its tasks placed elsewhere within 10 s) and back (it stops what it no longer owns),
+leave; and the bus between them carries only what it must."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+
+import pytest
+from berth_testsupport.netbed import NetBed
+from harness import Berth, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+
+
+@pytest.fixture(scope="module")
+def hosts() -> Iterator[tuple[NetBed, Berth, Berth]]:
+    with NetBed(2) as bed:
+        nodes: list[Berth] = []
+        try:
+            for i in range(2):
+                node = Berth.create(None)
+                node.prefix, node.node_name = tuple(bed.enter(i)), f"host{i}"
+                node.up_detached()
+                node.import_busybox()
+                nodes.append(node)
+            yield bed, nodes[0], nodes[1]
+        finally:
+            for node in nodes:
+                node.teardown()
+
+
+def running(node: Berth, service: str = "web") -> list[str]:
+    out = node.docker_ok("ps", "--filter", f"label=com.docker.swarm.service.name={service}", "--format", "{{.Names}}")
+    return sorted(out.split())
+
+
+def node_states(manager: Berth) -> dict[str, str]:
+    out = manager.docker_ok("node", "ls", "--format", "{{.ID}} {{.Status}} {{.Availability}}")
+    return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines()}
+
+
+def bus_probe(bed: NetBed, node: Berth, i: int, identity: str, subject: str, reply: str) -> str:
+    """From node i's own NATS, as one of its services: send a Ping and say whether anything
+    answered."""
+    creds = node.data_root / "nats" / identity / "bus.creds"
+    code = textwrap.dedent(f"""
+        import asyncio, json, nats
+        from berth_contracts.base import Ping
+        from berth_contracts.codec import encode
+        async def main():
+            c = json.load(open({str(creds)!r}))
+            nc = await nats.connect("nats://127.0.0.1:{node.nats_port}", user=c["user"], password=c["password"])
+            sub = await nc.subscribe({reply!r}, max_msgs=1)
+            await nc.publish({subject!r}, encode(Ping()), reply={reply!r})
+            try:
+                msg = await sub.next_msg(timeout=2)
+                print("answered" if msg.data else "silent")  # not the server's "no responders"
+            except Exception:
+                print("silent")
+            await nc.close()
+        asyncio.run(main())
+    """)
+    res = subprocess.run([*bed.enter(i), sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.strip()
+
+
+def test_a_worker_joins_runs_its_share_and_survives_being_cut_off(hosts: tuple[NetBed, Berth, Berth]) -> None:
+    bed, manager, worker = hosts
+    manager_addr = f"{bed.addr(0)}:2377"
+    manager.docker_ok("swarm", "init", "--advertise-addr", bed.addr(0))
+    try:
+        token = manager.docker_ok("swarm", "join-token", "-q", "worker").strip()
+        bad = worker.docker("swarm", "join", "--token", "SWMTKN-1-nonsense", manager_addr)
+        assert bad.returncode == 1 and "invalid join token" in bad.stderr
+        manager_token = manager.docker_ok("swarm", "join-token", "-q", "manager").strip()
+        as_manager = worker.docker("swarm", "join", "--token", manager_token, manager_addr, timeout=60)
+        assert as_manager.returncode == 1 and "joining as a manager is not supported" in as_manager.stderr
+
+        joined = worker.docker_ok("swarm", "join", "--token", token, manager_addr, timeout=60)
+        assert "This node joined a swarm as a worker." in joined
+        info = json.loads(worker.docker_ok("info", "--format", "{{json .Swarm}}"))
+        assert (info["LocalNodeState"], info["ControlAvailable"], info["NodeAddr"]) == ("active", False, bed.addr(1))
+        assert info["RemoteManagers"][0]["Addr"] == manager_addr
+        worker_id = info["NodeID"]
+        refused = worker.docker("node", "ls")
+        assert refused.returncode == 1 and "This node is not a swarm manager." in refused.stderr
+        again = worker.docker("swarm", "join", "--token", token, manager_addr)
+        assert again.returncode == 1 and "This node is already part of a swarm." in again.stderr
+        wait_until(lambda: node_states(manager).get(worker_id) == "Ready Active", 15, "the worker Ready")
+        [addr] = manager.docker_ok("node", "inspect", worker_id, "--format", "{{.Status.Addr}}").split()
+        assert addr == bed.addr(1)
+
+        # The bus between them carries only each node's own session: from the worker's side,
+        # the manager's node-addressed services are out of reach, and so is another node's session.
+        engine, inbox = "berth-engine", "berth.inbox.v1.berth-engine.probe"
+        assert bus_probe(bed, worker, 1, engine, "berth.lifecycle.v1.node.host1.rpc", inbox) == "answered"
+        assert bus_probe(bed, worker, 1, engine, "berth.lifecycle.v1.node.host0.rpc", inbox) == "silent"
+        manager_id = manager.docker_ok("node", "inspect", "self", "--format", "{{.ID}}").strip()
+        orchestrator = "berth-orchestrator"
+        for node_id, heard in ((worker_id, "answered"), (manager_id, "silent")):
+            session, reply = f"berth.swarm.v1.node.{node_id}", f"berth.swarm.v1.assigned.{node_id}.probe"
+            assert bus_probe(bed, worker, 1, orchestrator, session, reply) == heard, node_id
+
+        # Spread: two tasks on each host, visible in each host's own `docker ps`.
+        manager.docker_ok(
+            "service", "create", "--name", "web", "--replicas", "4", "--stop-grace-period", "1s",
+            "busybox:latest", "sleep", "1000", timeout=120,
+        )  # fmt: skip
+        assert (len(running(manager)), len(running(worker))) == (2, 2)
+
+        # Drain moves the worker's tasks to the manager; active again, new tasks go to it.
+        manager.docker_ok("node", "update", "--availability", "drain", worker_id)
+        wait_until(lambda: (len(running(manager)), len(running(worker))) == (4, 0), 30, "tasks off the drained node")
+        manager.docker_ok("node", "update", "--availability", "active", worker_id)
+        manager.docker_ok("service", "scale", "web=6", timeout=120)
+        assert (len(running(manager)), len(running(worker))) == (4, 2)
+
+        # Cut off: the worker goes silent; within 10 s it is Down and its tasks run elsewhere.
+        subprocess.run(["ip", "-n", bed.node(1), "link", "set", "eth0", "down"], check=True)
+        cut = time.monotonic()
+        wait_until(lambda: len(running(manager)) == 6, 20, "the worker's tasks placed on the manager")
+        took = time.monotonic() - cut
+        assert took <= 10 + 2, f"rescheduled after {took:.1f}s"  # + the CLI's own polling
+        assert node_states(manager)[worker_id].startswith("Down")
+        assert len(running(worker)) == 2  # as dockerd's: a cut-off worker keeps its tasks running
+
+        # Back: it is Ready again and stops the tasks it no longer owns.
+        subprocess.run(["ip", "-n", bed.node(1), "link", "set", "eth0", "up"], check=True)
+        wait_until(lambda: node_states(manager).get(worker_id) == "Ready Active", 20, "the worker Ready again")
+        wait_until(lambda: running(worker) == [], 20, "the returned worker's stale tasks stopped")
+        assert len(running(manager)) == 6
+
+        # A worker leaves: its task containers go; the manager shows it Down until `node rm`.
+        manager.docker_ok("service", "scale", "web=8", timeout=120)
+        assert len(running(worker)) == 2
+        worker.docker_ok("swarm", "leave")
+        assert worker.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
+        wait_until(lambda: not worker.docker_ok("ps", "-aq", "--filter", "label=com.docker.swarm.task.id").strip(),
+                   20, "the worker's task containers removed")  # fmt: skip
+        wait_until(lambda: node_states(manager)[worker_id].startswith("Down"), 10, "the left worker Down")
+        wait_until(lambda: len(running(manager)) == 8, 30, "its tasks placed on the manager")
+        manager.docker_ok("node", "rm", worker_id)
+        assert worker_id not in node_states(manager)
+    finally:
+        worker.docker("swarm", "leave", "--force")
+        manager.docker("swarm", "leave", "--force")
+    assert manager.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
