@@ -248,6 +248,10 @@ class SwarmApi:
             raise Conflict("update out of sequence")
         spec = specs.check_node_spec(cmd.spec)
         role = spec.get("Role") or node.role
+        if role == "manager" and node.role == "worker":
+            raise Unavailable(
+                "promoting a node to manager is not supported by berth yet: a berth swarm has one manager"
+            )
         if role == "worker" and node.role == "manager":
             if sum(1 for n in snap.nodes.values() if n.role == "manager") == 1:
                 raise InvalidParameter("attempting to demote the last manager of the swarm")

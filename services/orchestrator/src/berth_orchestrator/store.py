@@ -43,6 +43,7 @@ from berth_orchestrator.records import (
 log = logging.getLogger(__name__)
 
 LOAD_TIMEOUT = 10.0
+CONSUMER_LINGER = 1.0
 
 
 @dataclass
@@ -112,7 +113,10 @@ class SwarmStore:
         snap = Snapshot()
         if (await kv.status()).values == 0:
             return snap
-        watcher = await kv.watchall()
+        # Each load is a consumer of the bucket's stream, which holds 1000 at most: gone 1 s
+        # after it is stopped (nats-py's default keeps it 5 min, and a client polling
+        # `docker service ps` reached the limit).
+        watcher = await kv.watchall(inactive_threshold=CONSUMER_LINGER)
         try:
             with anyio.fail_after(LOAD_TIMEOUT):
                 while True:
