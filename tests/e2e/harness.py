@@ -119,11 +119,29 @@ class Berth:
         finally:
             # BERTH_E2E_KEEP=1 keeps the temp dirs (logs, databases) for a post-mortem.
             keep = bool(os.environ.get("BERTH_E2E_KEEP"))
-            report = cleanup_roots([self.exec_root, self.data_root, self.base], remove=not keep)
+            report = self.clean_up(remove=not keep)
             if keep:
                 print(f"BERTH_E2E_KEEP: left {self.base}", file=sys.stderr)
             if any(report.values()):
                 print(f"e2e cleanup of {self.base}: {report}", file=sys.stderr)
+
+    def clean_up(self, remove: bool) -> dict[str, Any]:
+        """Every process, container, mount and network of this berth gone (cleanup.py); in its
+        own network namespace when it runs in one (a bridge or keeper of the same name on the
+        machine's own network belongs to another berth)."""
+        roots = [self.exec_root, self.data_root, self.base]
+        if not self.prefix:
+            return cleanup_roots(roots, remove=remove)
+        code = (
+            f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
+            "from pathlib import Path; from cleanup import cleanup_roots;"
+            f"print(json.dumps(cleanup_roots([Path(r) for r in {[str(r) for r in roots]!r}], remove={remove!r})))"
+        )
+        res = subprocess.run([*self.prefix, sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        if res.returncode != 0:
+            print(f"clean-up in {self.prefix} failed: {res.stderr}", file=sys.stderr)
+            return {}
+        return dict(json.loads(res.stdout.strip().splitlines()[-1]))
 
     def import_busybox(self, ref: str = "busybox:latest") -> str:
         from berth_testsupport import images as testimages

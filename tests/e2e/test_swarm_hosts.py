@@ -1,8 +1,8 @@
 """Swarm mode across hosts: two berths in network namespaces joined by a bridge (berth_testsupport.netbed),
 each with its own BERTH_NODE, data and exec roots and NATS, driven by the real docker CLI
 through each node's socket. A manager and a worker: join, spread, drain, scale, the worker cut
-off (its tasks placed elsewhere within 10 s) and back (it stops what it no longer owns),
-leave; and the bus between them carries only what it must."""
+off (its tasks placed elsewhere within 10 s) and back (it stops what it no longer owns), killed
+whole and started again (it links back from its own files), leave; and the bus between them carries only what it must."""
 
 from __future__ import annotations
 
@@ -142,15 +142,28 @@ def test_a_worker_joins_runs_its_share_and_survives_being_cut_off(hosts: tuple[N
         wait_until(lambda: running(worker) == [], 20, "the returned worker's stale tasks stopped")
         assert len(running(manager)) == 6
 
-        # A worker leaves: its task containers go; the manager shows it Down until `node rm`.
+        # Lost whole: every process of the worker killed (berth, its NATS, shims, containers).
+        # Its tasks run elsewhere within 10 s; `berth up` again and it links back on its own.
         manager.docker_ok("service", "scale", "web=8", timeout=120)
+        assert len(running(worker)) == 2
+        worker.clean_up(remove=False)
+        killed = time.monotonic()
+        wait_until(lambda: len(running(manager)) == 8, 20, "the killed worker's tasks placed on the manager")
+        took = time.monotonic() - killed
+        assert took <= 10 + 2, f"rescheduled after {took:.1f}s"
+        worker.up_detached()
+        wait_until(lambda: node_states(manager).get(worker_id) == "Ready Active", 30, "the restarted worker Ready")
+        assert running(worker) == [] and len(running(manager)) == 8
+
+        # A worker leaves: its task containers go; the manager shows it Down until `node rm`.
+        manager.docker_ok("service", "scale", "web=10", timeout=120)
         assert len(running(worker)) == 2
         worker.docker_ok("swarm", "leave")
         assert worker.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
         wait_until(lambda: not worker.docker_ok("ps", "-aq", "--filter", "label=com.docker.swarm.task.id").strip(),
                    20, "the worker's task containers removed")  # fmt: skip
         wait_until(lambda: node_states(manager)[worker_id].startswith("Down"), 10, "the left worker Down")
-        wait_until(lambda: len(running(manager)) == 8, 30, "its tasks placed on the manager")
+        wait_until(lambda: len(running(manager)) == 10, 30, "its tasks placed on the manager")
         manager.docker_ok("node", "rm", worker_id)
         assert worker_id not in node_states(manager)
     finally:

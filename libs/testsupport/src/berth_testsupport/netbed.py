@@ -1,6 +1,11 @@
 """Several hosts on one machine: network namespaces made by the test, joined by a bridge that
 lives in a namespace of its own (so no host firewall rule sees their traffic), each with one
-address on 10.213.<n>.0/24. Each node's berth runs inside its namespace (berth_argv)."""
+address on 10.213.<n>.0/24. Each node's berth runs inside its namespace (`enter`).
+
+Only the network is separate: `/sys/class/net` still shows the machine's interfaces (nsenter
+does not remount sysfs, and a sysfs of its own would hide the cgroup tree runc needs), so the
+runtime-agent's bridge "keeper" check misreads and logs "no keeper for network" on the nodes;
+their networks work, bridges are only rebuilt more often than on a real host."""
 
 from __future__ import annotations
 
