@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import urllib.request
+from pathlib import Path
 
 import docker
 import pytest
@@ -105,9 +106,6 @@ def test_single_node_swarm_runs_a_replicated_service(berth: Berth, busybox_image
         # What berth's swarm mode does not do yet is refused, never stored and ignored.
         published = berth.docker("service", "create", "--name", "p", "--publish", "8080:80", busybox_image, "true")
         assert published.returncode == 1 and "ingress mode (the routing mesh) are not supported" in published.stderr
-        mounted = berth.docker("service", "create", "--name", "m", "--mount", "type=tmpfs,target=/t",
-                               busybox_image, "true")  # fmt: skip
-        assert mounted.returncode == 1 and "mounts in services (--mount) are not supported" in mounted.stderr
         assert "p" not in berth.docker_ok("service", "ls", "--format", "{{.Name}}").split()
 
         berth.docker_ok("service", "rm", "web")
@@ -121,6 +119,37 @@ def test_single_node_swarm_runs_a_replicated_service(berth: Berth, busybox_image
     assert berth.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
     gone = berth.docker("node", "ls")
     assert gone.returncode == 1 and "This node is not a swarm manager." in gone.stderr
+
+
+def test_a_services_mounts_reach_its_tasks(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    """--mount as `docker run --mount`: a bind, a named volume and a tmpfs in every task; a bind
+    source the node lacks rejects the task with the engine's words, as dockerd's does."""
+    (tmp_path / "hello").write_text("from the host\n")
+    berth.docker_ok("swarm", "init")
+    try:
+        berth.docker_ok(
+            "service", "create", "--name", "m", "--mount", f"type=bind,source={tmp_path},target=/host,readonly",
+            "--mount", "type=volume,source=svcdata,target=/data", "--mount", "type=tmpfs,target=/scratch",
+            busybox_image, "sh", "-c", "cat /host/hello > /data/copied; sleep 1000", timeout=120,
+        )  # fmt: skip
+        [name] = berth.docker_ok("ps", "--filter", "label=com.docker.swarm.service.name=m", "--format", "{{.Names}}").split()
+        [info] = json.loads(berth.docker_ok("inspect", name))
+        mounts = {m["Destination"]: (m["Type"], m["RW"]) for m in info["Mounts"]}
+        assert mounts == {"/host": ("bind", False), "/data": ("volume", True), "/scratch": ("tmpfs", True)}
+        wait_until(lambda: berth.docker("exec", name, "cat", "/data/copied").stdout == "from the host\n", 30,
+                   "the task's copy in its volume")  # fmt: skip
+        missing = berth.docker(
+            "service", "create", "--name", "nobind", "--detach", "--mount", "type=bind,source=/nonexistent/x,target=/x",
+            busybox_image, "true",
+        )  # fmt: skip
+        assert missing.returncode == 0, missing.stderr
+        wait_until(lambda: "bind source path does not exist" in berth.docker_ok(
+            "service", "ps", "nobind", "--no-trunc", "--format", "{{.Error}}"), 30, "the task rejected")  # fmt: skip
+    finally:
+        berth.docker("swarm", "leave", "--force")
+    wait_until(lambda: not berth.docker_ok("ps", "-aq", "--filter", "label=com.docker.swarm.service.name=m").strip(),
+               30, "the task containers removed")  # fmt: skip
+    berth.docker("volume", "rm", "svcdata")
 
 
 def test_leaving_removes_the_task_containers(berth: Berth, busybox_image: str) -> None:

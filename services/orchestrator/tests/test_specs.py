@@ -35,7 +35,9 @@ def test_field_names_match_as_gos_do_and_labels_keep_theirs() -> None:
     [
         ({"EndpointSpec": {"Ports": [{"TargetPort": 80, "PublishedPort": 8080}]}}, "ingress mode"),
         ({"EndpointSpec": {"Ports": [{"TargetPort": 0, "PublishMode": "host"}]}}, "invalid port"),
-        ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Mounts": [{"Target": "/t"}]}}}, "--mount"),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Mounts": [{"Type": "npipe", "Target": "/t"}]}}},
+         "mounts bind, volume and tmpfs"),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Mounts": [{"Type": "bind"}]}}}, "Target must not be empty"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Sysctls": {"a": "1"}}}}, "ContainerSpec.Sysctls"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Networks": [{"Target": "n"}]}}, "overlay networks"),
         ({"Mode": {"ReplicatedJob": {}}}, "jobs"),

@@ -200,6 +200,7 @@ class TaskAssignment(msgspec.Struct, frozen=True):
     nano_cpus: int = 0
     memory_bytes: int = 0
     ports: list[HostPort] = msgspec.field(default_factory=list)
+    mounts: list[dict[str, Any]] = msgspec.field(default_factory=list)  # Docker's Mount objects
 
 
 class NodeHeartbeat(Command, frozen=True):

@@ -74,6 +74,7 @@ def assignment(svc: ServiceRecord, task: TaskRecord) -> TaskAssignment:
         nano_cpus=nano_cpus,
         memory_bytes=memory,
         ports=specs.host_ports(svc.spec),
+        mounts=specs.mounts_of(task.template),
     )
 
 

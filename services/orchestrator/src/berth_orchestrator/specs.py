@@ -3,7 +3,7 @@ orchestrator acts on out of them.
 
 berth runs a subset of swarmkit's service spec. A field it does not act on is refused by name
 (400), never stored and silently ignored: overlay networks, the ingress routing mesh, secrets,
-configs, mounts and jobs are not there yet (README: swarm mode).
+configs and jobs are not there yet (README: swarm mode).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _NAME = re.compile(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*")
 
 _CONTAINER_FIELDS = {
     "Image", "Labels", "Command", "Args", "Hostname", "Env", "Dir", "User", "Init", "StopSignal",
-    "StopGracePeriod", "TTY", "OpenStdin", "ReadOnly", "Isolation", "DNSConfig",
+    "StopGracePeriod", "TTY", "OpenStdin", "ReadOnly", "Isolation", "DNSConfig", "Mounts",
 }  # fmt: skip
 _TEMPLATE_FIELDS = {
     "ContainerSpec", "Resources", "RestartPolicy", "Placement", "ForceUpdate", "Runtime",
@@ -30,7 +30,6 @@ _TEMPLATE_FIELDS = {
 _SERVICE_FIELDS = {"Name", "Labels", "TaskTemplate", "Mode", "UpdateConfig", "RollbackConfig", "EndpointSpec"}
 _UNSUPPORTED_WORDS = {
     "Networks": "overlay networks (--network) are not supported by berth's swarm mode yet",
-    "Mounts": "mounts in services (--mount) are not supported by berth's swarm mode yet",
     "Secrets": "secrets are not supported by berth's swarm mode yet",
     "Configs": "configs are not supported by berth's swarm mode yet",
     "HealthCheck": "health checks in services are not supported by berth's swarm mode yet",
@@ -182,6 +181,7 @@ def check_service_spec(spec: Document) -> Document:
         raise InvalidParameter("ContainerSpec: image reference must be provided")
     dns = _dict(container, "DNSConfig")
     _refuse_unknown(dns, set(), "ContainerSpec.DNSConfig")
+    mounts_of(template)
     endpoint = _dict(spec, "EndpointSpec")
     host_ports(spec)
     if (endpoint.get("Mode") or "vip") not in ("vip", "dnsrr"):
@@ -233,6 +233,24 @@ def template_of(spec: Document) -> Document:
 
 def container_of(template: Document) -> Document:
     return _dict(template, "ContainerSpec")
+
+
+_MOUNT_TYPES = ("bind", "volume", "tmpfs")
+
+
+def mounts_of(template: Document) -> list[Document]:
+    """ContainerSpec.Mounts: Docker's Mount objects, as `docker run --mount` sends them in
+    HostConfig.Mounts; the node's engine checks each as it checks a container's (a bind
+    source missing on that node rejects the task there, as dockerd's does)."""
+    mounts = container_of(template).get("Mounts") or []
+    if not isinstance(mounts, list):
+        raise InvalidParameter("Mounts must be a list")
+    for mount in mounts:
+        if not isinstance(mount, dict) or not mount.get("Target"):
+            raise InvalidParameter("invalid mount config: Target must not be empty")
+        if (mount.get("Type") or "volume") not in _MOUNT_TYPES:
+            raise InvalidParameter(f"invalid mount config for type {mount.get('Type')!r}: berth's swarm mode mounts bind, volume and tmpfs")
+    return mounts
 
 
 def limits_of(template: Document) -> tuple[int, int]:

@@ -106,6 +106,7 @@ def create_request(task: TaskAssignment) -> CreateRequest:
             readonly_rootfs=task.read_only,
             nano_cpus=task.nano_cpus,
             memory=task.memory_bytes,
+            mounts=task.mounts or None,
         ),
     )
 
