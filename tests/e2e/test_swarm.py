@@ -152,6 +152,35 @@ def test_a_services_mounts_reach_its_tasks(berth: Berth, busybox_image: str, tmp
     berth.docker("volume", "rm", "svcdata")
 
 
+def test_tasks_run_once_healthy_and_an_unhealthy_update_rolls_back(berth: Berth, busybox_image: str) -> None:
+    """A healthcheck in the service (swarmkit's health-aware tasks): a task is `running` once
+    healthy; an unhealthy one fails and is replaced; an update whose tasks never get healthy
+    takes the failure action (rollback)."""
+    berth.docker_ok("swarm", "init")
+    health = ["--health-cmd", "test -f /tmp/ok", "--health-interval", "1s", "--health-retries", "1",
+              "--health-start-period", "5s"]  # fmt: skip
+    try:
+        berth.docker_ok("service", "create", "--name", "h", *health, "--stop-grace-period", "1s",
+                        busybox_image, "sh", "-c", "sleep 2; touch /tmp/ok; exec sleep 1000", timeout=120)  # fmt: skip
+        [name] = berth.docker_ok("ps", "--filter", "label=com.docker.swarm.service.name=h", "--format", "{{.Names}}").split()
+        assert berth.docker_ok("inspect", "--format", "{{.State.Health.Status}}", name).strip() == "healthy"
+
+        never = ("never", "--detach", "--health-cmd", "false", "--health-interval", "1s", "--health-retries", "1")
+        berth.docker_ok("service", "create", "--name", *never, busybox_image, "sleep", "1000")
+        wait_until(lambda: "task: container is unhealthy" in berth.docker_ok(
+            "service", "ps", "never", "--no-trunc", "--format", "{{.Error}}"), 60, "an unhealthy task failed")  # fmt: skip
+        assert berth.docker_ok("service", "ls", "--filter", "name=never", "--format", "{{.Replicas}}").strip() == "0/1"
+
+        berth.docker_ok("service", "update", "--detach", "--update-failure-action", "rollback",
+                        "--args", "sleep 1000", "h")  # fmt: skip
+        wait_until(lambda: json.loads(berth.docker_ok("service", "inspect", "h"))[0].get("UpdateStatus", {}).get("State")
+                   == "rollback_completed", 90, "the unhealthy update rolled back")  # fmt: skip
+        [spec] = json.loads(berth.docker_ok("service", "inspect", "h"))
+        assert spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Args"][-1] == "sleep 2; touch /tmp/ok; exec sleep 1000"
+    finally:
+        berth.docker("swarm", "leave", "--force")
+
+
 def test_leaving_removes_the_task_containers(berth: Berth, busybox_image: str) -> None:
     berth.docker_ok("swarm", "init")
     try:

@@ -179,6 +179,31 @@ def test_failed_update_pauses() -> None:
     assert svc.update_state == "paused" and "update paused due to failure" in svc.update_message
 
 
+def test_a_stop_first_update_is_not_complete_until_its_new_task_runs() -> None:
+    """One replica, stop-first: between the old task's end and the new one's start (or health)
+    the update is still under way, so a failure of the new task takes the failure action."""
+    snap = _snap(_spec(1))
+    snap.services["s"].spec["UpdateConfig"] = {"FailureAction": "rollback"}
+    _apply(snap)
+    _report(snap, "running")
+    svc = snap.services["s"]
+    svc.previous_spec = copy.deepcopy(svc.spec)
+    svc.spec_serial, svc.update_state = 2, "updating"
+    _apply(snap)
+    _apply(snap)  # the old task is stopping: no new one yet
+    assert svc.update_state == "updating"
+    _report(snap, "shutdown", tasks=[t for t in snap.tasks.values() if t.desired_state == "shutdown"])
+    _apply(snap)
+    assert svc.update_state == "updating"
+    [new] = _live(snap)
+    _report(snap, "starting", tasks=[new])  # its healthcheck has not passed yet
+    _apply(snap)
+    assert svc.update_state == "updating"
+    _report(snap, "failed", tasks=[new])
+    _apply(snap)
+    assert svc.update_state == "rollback_started"
+
+
 def test_global_service_runs_one_task_per_active_node() -> None:
     snap = _snap(_spec(None), nodes=3)
     snap.nodes["n2"].availability = "drain"

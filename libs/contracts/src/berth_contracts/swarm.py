@@ -15,6 +15,7 @@ from typing import Any, Literal
 import msgspec
 
 from berth_contracts.base import Command, Done, Ping, Reply
+from berth_contracts.docker import HealthConfig
 
 Filters = dict[str, list[str]]
 Document = dict[str, Any]  # one Engine API JSON object, as dockerd answers it
@@ -201,6 +202,7 @@ class TaskAssignment(msgspec.Struct, frozen=True):
     memory_bytes: int = 0
     ports: list[HostPort] = msgspec.field(default_factory=list)
     mounts: list[dict[str, Any]] = msgspec.field(default_factory=list)  # Docker's Mount objects
+    healthcheck: HealthConfig | None = None
 
 
 class NodeHeartbeat(Command, frozen=True):

@@ -121,13 +121,19 @@ class SwarmApi:
         spec = views.swarm_spec(cmd.spec)
         listen_host, port = host_port(cmd.listen_addr or "0.0.0.0:2377")
         listen = joined(listen_host or "0.0.0.0", port)
-        if self.membership.managed:  # the swarm port: nats-server's leafnode listener
+        addr = _advertised(cmd.advertise_addr, cmd.listen_addr)
+        # The swarm port (nats-server's leafnode listener) opens when other hosts can reach this
+        # one: an address to advertise was given. Without one the swarm stays on this host (its
+        # address would be loopback), and nats-server is not restarted for a port nobody uses.
+        if not self.membership.managed or addr.startswith("127.") or addr == "::1":
+            listen = ""
+        if listen:
             await anyio.to_thread.run_sync(check_listen, listen)
         stamp = rfc3339nano()
         node = NodeRecord(
             id=ids.new_id(), berth_node=cmd.node, hostname=cmd.hostname, created_at=stamp,
-            updated_at=stamp, role="manager", addr=_advertised(cmd.advertise_addr, cmd.listen_addr),
-            listen=listen if self.membership.managed else "", port=_advertised_port(cmd.advertise_addr, port),
+            updated_at=stamp, role="manager", addr=addr,
+            listen=listen, port=_advertised_port(cmd.advertise_addr, port),
             last_seen=time.time(),
         )  # fmt: skip
         cluster = ClusterRecord(
@@ -184,7 +190,8 @@ class SwarmApi:
         # The only manager: leaving erases the swarm; the engines remove the task containers
         # when their next heartbeat hears that they are no longer in one.
         await self.store.purge_all()
-        self.membership.write(SwarmBus())  # the swarm port closes
+        if not self.membership.read().empty:
+            self.membership.write(SwarmBus())  # the swarm port closes
         await self._roles()
         return Done()
 

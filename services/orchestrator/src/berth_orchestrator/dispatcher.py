@@ -75,6 +75,7 @@ def assignment(svc: ServiceRecord, task: TaskRecord) -> TaskAssignment:
         memory_bytes=memory,
         ports=specs.host_ports(svc.spec),
         mounts=specs.mounts_of(task.template),
+        healthcheck=specs.health_of(task.template),
     )
 
 

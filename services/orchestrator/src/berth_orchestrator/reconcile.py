@@ -295,7 +295,12 @@ class _Planner:
         if svc.update_state == "paused":
             return
         if not outdated:
-            if svc.update_state in ("updating", "rollback_started") and all(
+            # Done once every slot runs a new task: not while a slot stopped first waits for its
+            # new one (or that one's healthcheck), so a failure then still takes the action.
+            mode = specs.service_mode(svc.spec)
+            placed = len(fresh) >= (1 if mode.global_mode else mode.replicas)
+            ending = any(t.desired_state != "running" and t.state not in TERMINAL for t in tasks)
+            if svc.update_state in ("updating", "rollback_started") and placed and not ending and all(
                 t.state == "running" for t in fresh
             ):
                 svc.update_state = "completed" if svc.update_state == "updating" else "rollback_completed"

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+from berth_contracts.docker import HealthConfig
 from berth_contracts.errors import InvalidParameter
 from berth_contracts.swarm import HostPort
 
@@ -22,7 +24,7 @@ _NAME = re.compile(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*")
 
 _CONTAINER_FIELDS = {
     "Image", "Labels", "Command", "Args", "Hostname", "Env", "Dir", "User", "Init", "StopSignal",
-    "StopGracePeriod", "TTY", "OpenStdin", "ReadOnly", "Isolation", "DNSConfig", "Mounts",
+    "StopGracePeriod", "TTY", "OpenStdin", "ReadOnly", "Isolation", "DNSConfig", "Mounts", "HealthCheck",
 }  # fmt: skip
 _TEMPLATE_FIELDS = {
     "ContainerSpec", "Resources", "RestartPolicy", "Placement", "ForceUpdate", "Runtime",
@@ -32,7 +34,6 @@ _UNSUPPORTED_WORDS = {
     "Networks": "overlay networks (--network) are not supported by berth's swarm mode yet",
     "Secrets": "secrets are not supported by berth's swarm mode yet",
     "Configs": "configs are not supported by berth's swarm mode yet",
-    "HealthCheck": "health checks in services are not supported by berth's swarm mode yet",
     "LogDriver": "log drivers in services are not supported by berth's swarm mode yet",
 }
 
@@ -182,6 +183,7 @@ def check_service_spec(spec: Document) -> Document:
     dns = _dict(container, "DNSConfig")
     _refuse_unknown(dns, set(), "ContainerSpec.DNSConfig")
     mounts_of(template)
+    health_of(template)
     endpoint = _dict(spec, "EndpointSpec")
     host_ports(spec)
     if (endpoint.get("Mode") or "vip") not in ("vip", "dnsrr"):
@@ -251,6 +253,18 @@ def mounts_of(template: Document) -> list[Document]:
         if (mount.get("Type") or "volume") not in _MOUNT_TYPES:
             raise InvalidParameter(f"invalid mount config for type {mount.get('Type')!r}: berth's swarm mode mounts bind, volume and tmpfs")
     return mounts
+
+
+def health_of(template: Document) -> HealthConfig | None:
+    """ContainerSpec.HealthCheck (Docker's HealthConfig): the node runs it as dockerd runs a
+    container's, and a task is `running` only once healthy (swarmkit's health-aware tasks)."""
+    raw = container_of(template).get("HealthCheck")
+    if not raw:
+        return None
+    try:
+        return msgspec.convert(raw, HealthConfig)
+    except msgspec.ValidationError as exc:
+        raise InvalidParameter(f"invalid HealthCheck: {exc}") from None
 
 
 def limits_of(template: Document) -> tuple[int, int]:

@@ -189,6 +189,8 @@ class SwarmStore:
         kv = await self.kv()
         try:
             await self._js.delete_key_value(subjects.SWARM_BUCKET)
+        except NotFoundError:
+            pass  # gone already (a retried leave)
         finally:
             async with self._lock:
                 self._kv = None

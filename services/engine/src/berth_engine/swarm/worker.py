@@ -68,6 +68,15 @@ def task_report(task_id: str, rec: Record, shut_down: bool = False) -> TaskRepor
     """dockerd's task states for a container's state (the executor's controller); shut_down:
     the orchestrator asked this task to stop, so its end is `shutdown`, not a failure."""
     state = rec.state
+    test = (rec.config.healthcheck.test if rec.config.healthcheck is not None else None) or []
+    checked = bool(test) and test[0] != "NONE"
+    # Before its first probe a checked container has no health yet: it is starting too.
+    health = state.health.status if state.health is not None else ("starting" if checked else "")
+    if rec.running and health == "unhealthy":  # swarmkit: the task fails, and is replaced
+        return TaskReport(task_id=task_id, state="failed", message="started", err="task: container is unhealthy",
+                          container_id=rec.id, pid=state.pid)  # fmt: skip
+    if rec.running and health == "starting":  # running only once its healthcheck passes
+        return TaskReport(task_id=task_id, state="starting", message="starting", container_id=rec.id, pid=state.pid)
     if rec.running:
         return TaskReport(task_id=task_id, state="running", message="started", container_id=rec.id, pid=state.pid)
     if state.status == "created":
@@ -99,6 +108,7 @@ def create_request(task: TaskAssignment) -> CreateRequest:
         open_stdin=task.open_stdin,
         stop_signal=task.stop_signal,
         stop_timeout=task.stop_grace_seconds,
+        healthcheck=task.healthcheck,
         exposed_ports={port: {} for port in ports} or None,
         host_config=HostConfig(
             port_bindings=ports or None,
@@ -141,10 +151,12 @@ class SwarmWorker:
             self._wake.set()
 
         async def container_event(msg: Msg) -> None:
-            """A task container died: report it now, so its replacement is placed at once."""
+            """A task container died or its health changed: report it now, so a replacement is
+            placed, or an update goes on, at once."""
             with contextlib.suppress(Exception):  # what is not an event wakes nothing
                 event = decode(msg.data, Event)
-                rec = self.core.store.get(event.Actor.ID) if event.Action == "die" else None
+                woken = event.Action == "die" or event.Action.startswith("health_status")
+                rec = self.core.store.get(event.Actor.ID) if woken else None
                 if rec is not None and TASK_LABEL in (rec.config.labels or {}):
                     self._wake.set()
 
