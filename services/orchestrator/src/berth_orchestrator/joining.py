@@ -148,6 +148,7 @@ class Worker:
         request = sw.NodeJoin(
             node=cmd.node, hostname=cmd.hostname, join_token=cmd.join_token, addr=_advertised(cmd),
             password_hash=await anyio.to_thread.run_sync(hash_password, password), engine_version=ENGINE_VERSION,
+            idempotency_key=uuid.uuid4().hex,  # asked again after a lost answer: the same answer
         )  # fmt: skip
         self.membership.link(managers, *join_user(secret))
         try:
