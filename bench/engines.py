@@ -9,6 +9,7 @@ removes at `berth down`).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import http.client
 import json
@@ -273,3 +274,12 @@ def print_medians(title: str, names: list[str], times: dict[str, dict[str, list[
         if both:
             cells.append(f"{statistics.median(by_engine['berth']) / statistics.median(by_engine['dockerd']):.2f}×")
         print(f"| {what} | " + " | ".join(cells) + " |")
+
+
+def swarm_bench_args(description: str) -> argparse.Namespace:
+    """The swarm benches' flags: rounds, replicas, and whether dockerd runs beside berth."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--replicas", type=int, default=30)
+    ap.add_argument("--no-dockerd", action="store_true")
+    return ap.parse_args()

@@ -14,13 +14,12 @@ measure is on three nodes; berth's swarm mode runs on one node so far (orchestra
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from engines import Engine, engines_with_busybox, print_medians, until  # noqa: E402
+from engines import Engine, engines_with_busybox, print_medians, swarm_bench_args, until  # noqa: E402
 
 
 def _replicas(e: Engine, name: str) -> str:
@@ -55,11 +54,7 @@ def one_round(e: Engine, n: int, rnd: int) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--replicas", type=int, default=30)
-    ap.add_argument("--no-dockerd", action="store_true")
-    args = ap.parse_args()
+    args = swarm_bench_args(__doc__.splitlines()[0])
     times: dict[str, dict[str, list[float]]] = {}
     with engines_with_busybox("bswarm-", with_dockerd=not args.no_dockerd) as (_, engines):
         for e in engines:

@@ -18,7 +18,6 @@ asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import shutil
@@ -32,7 +31,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from berth_testsupport.images import busybox_rootfs_tar  # noqa: E402
 from berth_testsupport.netbed import NetBed  # noqa: E402
-from engines import Engine, berth_running, cleanup_mounts, dockerd_running, print_medians, until  # noqa: E402
+from engines import (  # noqa: E402
+    Engine,
+    berth_running,
+    cleanup_mounts,
+    dockerd_running,
+    print_medians,
+    swarm_bench_args,
+    until,
+)
 
 HOSTS = 3
 
@@ -109,11 +116,7 @@ def one_round(kind: str, bed: NetBed, manager: Engine, ids: list[str], n: int, r
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--replicas", type=int, default=30)
-    ap.add_argument("--no-dockerd", action="store_true")
-    args = ap.parse_args()
+    args = swarm_bench_args(__doc__.splitlines()[0])
     kinds = ["berth"] + ([] if args.no_dockerd or not shutil.which("dockerd") else ["dockerd"])
     times: dict[str, dict[str, list[float]]] = {}
     base = Path(tempfile.mkdtemp(prefix="bswh-", dir="/tmp"))

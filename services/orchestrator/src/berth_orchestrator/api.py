@@ -18,7 +18,13 @@ from berth_kit.swarmbus import SwarmBus
 from berth_orchestrator import ids, specs, views
 from berth_orchestrator.joining import Admission, Worker
 from berth_orchestrator.lease import Leadership
-from berth_orchestrator.membership import Membership, check_listen, host_port, joined
+from berth_orchestrator.membership import (
+    Membership,
+    advertised_host,
+    check_listen,
+    host_port,
+    joined,
+)
 from berth_orchestrator.reconcile import TERMINAL, node_ready
 from berth_orchestrator.records import (
     ClusterRecord,
@@ -121,7 +127,8 @@ class SwarmApi:
         spec = views.swarm_spec(cmd.spec)
         listen_host, port = host_port(cmd.listen_addr or "0.0.0.0:2377")
         listen = joined(listen_host or "0.0.0.0", port)
-        addr = _advertised(cmd.advertise_addr, cmd.listen_addr)
+        # Without an address that names this host: loopback (one host, nothing to reach).
+        addr = advertised_host(cmd.advertise_addr, cmd.listen_addr) or "127.0.0.1"
         # The swarm port (nats-server's leafnode listener) opens when other hosts can reach this
         # one: an address to advertise was given. Without one the swarm stays on this host (its
         # address would be loopback), and nats-server is not restarted for a port nobody uses.
@@ -435,13 +442,3 @@ def _advertised_port(advertise: str, listen_port: int) -> int:
     if advertise and (advertise.count(":") == 1 or advertise.startswith("[")):
         return host_port(advertise, listen_port)[1]
     return listen_port
-
-
-def _advertised(advertise: str, listen: str) -> str:
-    """The node's address as `docker node inspect` shows it: host part of --advertise-addr,
-    else of --listen-addr when that names one, else loopback (one node, nothing to reach)."""
-    for addr in (advertise, listen):
-        host = addr.rsplit(":", 1)[0] if addr.count(":") == 1 else addr
-        if host and host not in ("0.0.0.0", "::"):
-            return host
-    return "127.0.0.1"

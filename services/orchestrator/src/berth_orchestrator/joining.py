@@ -32,6 +32,7 @@ from berth_orchestrator.dispatcher import Dispatcher
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import (
     Membership,
+    advertised_host,
     check_password_hash,
     hash_password,
     host_port,
@@ -227,13 +228,11 @@ class Worker:
 
 
 def _advertised(cmd: sw.SwarmJoin) -> str:
-    """The address this node shows in `docker node ls`: --advertise-addr, else --listen-addr's
-    host when it names one, else the address its route to the manager leaves from."""
-    for addr in (cmd.advertise_addr, cmd.listen_addr):
-        if addr:
-            host, _ = host_port(addr)
-            if host and host not in ("0.0.0.0", "::"):
-                return host
+    """The address this node shows in `docker node ls`: the one its flags name, else the
+    address its route to the manager leaves from."""
+    named = advertised_host(cmd.advertise_addr, cmd.listen_addr)
+    if named:
+        return named
     host, port = host_port(cmd.remote_addrs[0])
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as s:

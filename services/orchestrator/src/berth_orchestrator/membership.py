@@ -70,6 +70,17 @@ def host_port(addr: str, default_port: int = SWARM_PORT) -> tuple[str, int]:
     return host, port
 
 
+def advertised_host(advertise: str, listen: str) -> str:
+    """The host a node shows as its address: --advertise-addr's, else --listen-addr's when it
+    names one (not a wildcard); "" when neither does."""
+    for addr in (advertise, listen):
+        if addr:
+            host, _ = host_port(addr)
+            if host and host not in ("0.0.0.0", "::"):
+                return host
+    return ""
+
+
 def _port(raw: str, addr: str) -> int:
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise InvalidParameter(f"invalid port in address {addr!r}")
