@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -10,7 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ import pytest
 from berth_cli.apiprobe import connection
 from berth_kit.otlpreceiver import OtlpReceiver
 from berth_kit.testing import free_port
+from berth_testsupport.netbed import NetBed
 from cleanup import cleanup_roots
 
 T = TypeVar("T")
@@ -272,3 +274,21 @@ class Berth:
             pytest.fail(f"{method} {path} on {self.docker_host} failed: {exc!r}")
         finally:
             conn.close()
+
+
+@contextlib.contextmanager
+def berths_on_hosts(bed: NetBed) -> Iterator[list[Berth]]:
+    """One berth per host of a NetBed (`host0`, `host1`, ...), each with busybox imported; all
+    torn down at the end, each inside its own network namespace."""
+    nodes: list[Berth] = []
+    try:
+        for i in range(bed.nodes):
+            node = Berth.create(None)
+            node.prefix, node.node_name = tuple(bed.enter(i)), f"host{i}"
+            node.up_detached()
+            node.import_busybox()
+            nodes.append(node)
+        yield nodes
+    finally:
+        for node in nodes:
+            node.teardown()

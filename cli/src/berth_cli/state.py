@@ -25,6 +25,8 @@ class NatsState(msgspec.Struct, kw_only=True):
     # The bus directory (berth_kit.busauth): `berth status` pings with its berth-status identity.
     # Empty: an external NATS without --nats-creds, reached without credentials.
     creds_dir: str = ""
+    # A manager's second nats-server for a swarm across hosts (berth_cli.swarmwatch).
+    swarm_server: ChildState | None = None
 
 
 class BerthState(msgspec.Struct, kw_only=True):

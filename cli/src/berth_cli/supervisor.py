@@ -77,7 +77,8 @@ def reap_stale(path: Path) -> None:
         return
     # Services first, together; nats-server last (services drain into it). Pid by pid, each
     # checked against its start time, never a process group: containers stay up.
-    for group in (old.services, [old.nats.process] if old.nats.process else []):
+    servers = [c for c in (old.nats.process, old.nats.swarm_server) if c is not None]
+    for group in (old.services, servers):
         live = [c for c in group if procs.alive(c.pid, c.start_ticks)]
         for c in live:
             log.warning("stopping leftover %s (pid %d) of a previous berth", c.name, c.pid)
@@ -302,6 +303,7 @@ class Supervisor:
                 tg.start_soon(
                     swarmwatch.watch_swarm_bus,
                     bus_dir, bus_dir / SWARM_BUS_FILE, lambda: bus_settings(cfg), self._nats_child,
+                    self._swarm_server_state,
                 )  # fmt: skip
             if self._forkserver is not None:
                 await tg.start(self._forkserver.run)
@@ -313,6 +315,11 @@ class Supervisor:
             await self._stop_all()
             tg.cancel_scope.cancel()
         log.info("berth stopped")
+
+    def _swarm_server_state(self, state: ChildState | None) -> None:
+        if self._state is not None:
+            self._state.nats.swarm_server = state
+            self._write()
 
     def _forkserver_changed(self, pid: int) -> None:
         if self._state is not None:

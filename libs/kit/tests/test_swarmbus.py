@@ -4,21 +4,39 @@ nats-server accepts it, and read back as written."""
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
-from berth_kit.busauth import ensure_credentials, render_server_config
-from berth_kit.swarmbus import LeafRemote, LeafUser, SwarmBus, read_swarm_bus, write_swarm_bus
+from berth_kit.busauth import ensure_credentials, jetstream_settings, render_server_config
+from berth_kit.swarmbus import (
+    LeafRemote,
+    LeafUser,
+    SwarmBus,
+    SwarmServer,
+    read_swarm_bus,
+    render_swarm_server,
+    write_swarm_bus,
+)
 from berth_kit.testing import nats_server_binary
 
 HASH = "$2b$10$" + "a" * 53
 
-MANAGER = SwarmBus(
+SERVER = SwarmServer(
+    name="m1",
+    client_port=14222,
+    client_password="client-secret",
+    store="/tmp/none",
     listen="127.0.0.1:12377",
     users=(
-        LeafUser("join-0123456789abcdef", "f" * 48, ("berth.swarm.v1.join",), ("berth.swarm.v1.joined.>",)),
+        LeafUser("join-0123456789abcdef", "f" * 48, ("berth.swarm.v1.join",), ("berth.swarm.v1.joined.join-0123456789abcdef.>",)),
         LeafUser("node-n1", HASH, ("berth.swarm.v1.node.n1",), ("berth.swarm.v1.changed", "berth.swarm.v1.assigned.n1.>")),
     ),
 )
+CLUSTERED = replace(
+    SERVER, cluster="berth-c1", cluster_listen="127.0.0.1:12378", cluster_advertise="10.0.0.1:2378",
+    routes=("10.0.0.2:2378", "10.0.0.3:2378"), route_user="route-u", route_password="route-secret",
+)  # fmt: skip
+MANAGER = SwarmBus(server=CLUSTERED, member={"node_id": "m1"})
 WORKER = SwarmBus(
     remote=LeafRemote(("10.0.0.1:2377", "10.0.0.2:2377"), "node-n1", "secret"),
     member={"node_id": "n1", "managers": "10.0.0.1:2377"},
@@ -32,16 +50,33 @@ def _nats_accepts(config: str, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def test_a_managers_and_a_workers_config_are_valid_for_nats_server(tmp_path: Path) -> None:
+def test_a_workers_link_and_a_managers_swarm_server_are_valid_for_nats_server(tmp_path: Path) -> None:
     creds = ensure_credentials(tmp_path / "bus")
     for bus in (MANAGER, WORKER, SwarmBus()):
         _nats_accepts(render_server_config(creds, (), bus), tmp_path)
-    manager = render_server_config(creds, (), MANAGER)
-    assert 'listen: "127.0.0.1:12377"' in manager and "no_advertise: true" in manager
-    assert 'publish: {allow: ["berth.swarm.v1.node.n1"]}' in manager
     worker = render_server_config(creds, (), WORKER)
     assert '"nats-leaf://node-n1:secret@10.0.0.1:2377", "nats-leaf://node-n1:secret@10.0.0.2:2377"' in worker
-    assert "leafnodes" not in render_server_config(creds, (), SwarmBus())
+    # A manager's own bus never carries the swarm: no listener, no cluster, no leaf users.
+    for bus in (MANAGER, SwarmBus()):
+        own = render_server_config(creds, (), bus)
+        assert "leafnodes" not in own and "cluster" not in own and "node-n1" not in own
+    store = tmp_path / "js"
+    for server in (SERVER, CLUSTERED):
+        _nats_accepts(render_swarm_server(replace(server, store=str(store)), jetstream_settings(store)), tmp_path)
+    lone = render_swarm_server(SERVER, ())
+    assert 'listen: "127.0.0.1:12377"' in lone and "no_advertise: true" in lone and "cluster" not in lone
+    assert 'listen: "127.0.0.1:14222"' in lone  # the orchestrator's port: loopback only
+    assert 'publish: {allow: ["berth.swarm.v1.node.n1"]}' in lone
+    clustered = render_swarm_server(CLUSTERED, ())
+    assert '"nats-route://route-u:route-secret@10.0.0.2:2378", "nats-route://route-u:route-secret@10.0.0.3:2378"' in clustered
+    assert 'authorization {user: "route-u", password: "route-secret"}' in clustered
+
+
+def test_what_a_reload_cannot_change_asks_for_a_restart() -> None:
+    assert CLUSTERED.restart_needed(SERVER)  # into a cluster
+    assert not replace(CLUSTERED, routes=("10.0.0.4:2378",)).restart_needed(CLUSTERED)
+    assert not replace(SERVER, users=()).restart_needed(SERVER)
+    assert replace(SERVER, listen="0.0.0.0:2377").restart_needed(SERVER)
 
 
 def test_the_file_round_trips_privately_and_an_unreadable_one_is_no_swarm(tmp_path: Path) -> None:
@@ -56,4 +91,4 @@ def test_the_file_round_trips_privately_and_an_unreadable_one_is_no_swarm(tmp_pa
 
 
 def test_secrets_stay_out_of_reprs() -> None:
-    assert "secret" not in repr(WORKER) and HASH not in repr(MANAGER)
+    assert "secret" not in repr(WORKER) and HASH not in repr(MANAGER) and "secret" not in repr(MANAGER)

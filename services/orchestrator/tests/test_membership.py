@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from berth_contracts.errors import InvalidParameter
 from berth_orchestrator import ids
@@ -10,7 +12,7 @@ from berth_orchestrator.membership import (
     hash_password,
     host_port,
     join_user,
-    manager_bus,
+    manager_server,
     parse_token,
 )
 from berth_orchestrator.records import ClusterRecord, NodeRecord
@@ -19,7 +21,8 @@ from berth_orchestrator.records import ClusterRecord, NodeRecord
 def _cluster() -> ClusterRecord:
     return ClusterRecord(
         id=ids.new_id(), created_at="", updated_at="", spec={}, ca_digest=ids.new_ca_digest(),
-        worker_secret=ids.new_secret(), manager_secret=ids.new_secret(),
+        worker_secret=ids.new_secret(), manager_secret=ids.new_secret(), route_user="route-x",
+        route_password="route-secret",
     )  # fmt: skip
 
 
@@ -47,23 +50,49 @@ def test_only_a_bcrypt_hash_reaches_the_config() -> None:
             check_password_hash(bad)
 
 
-def test_a_manager_admits_both_tokens_joiners_and_each_worker_on_its_own_subjects() -> None:
+def test_a_manager_admits_both_tokens_joiners_and_each_worker_on_its_own_subjects(tmp_path: Path) -> None:
     cluster = _cluster()
     hashed = hash_password("pw")
     nodes = [
-        NodeRecord(id="m1", berth_node="a", hostname="a", created_at="", updated_at="", role="manager"),
+        NodeRecord(id="m1", berth_node="a", hostname="a", created_at="", updated_at="", role="manager",
+                   listen="0.0.0.0:2377", addr="10.0.0.1", routes_at="10.0.0.1:2378"),
         NodeRecord(id="w1", berth_node="b", hostname="b", created_at="", updated_at="", role="worker",
                    leaf_password_hash=hashed),
         NodeRecord(id="w2", berth_node="c", hostname="c", created_at="", updated_at="", role="worker"),  # left
     ]  # fmt: skip
-    bus = manager_bus("0.0.0.0:2377", cluster, nodes)
-    users = {u.user: u for u in bus.users}
-    assert set(users) == {join_user(cluster.worker_secret)[0], join_user(cluster.manager_secret)[0], "node-w1"}
+    server = manager_server(nodes[0], cluster, nodes, None, tmp_path)
+    users = {u.user: u for u in server.users}
+    worker_join, manager_join = join_user(cluster.worker_secret)[0], join_user(cluster.manager_secret)[0]
+    assert set(users) == {worker_join, manager_join, "node-w1"}
     w1 = users["node-w1"]
     assert (w1.password, w1.publish) == (hashed, ("berth.swarm.v1.node.w1",))
     assert w1.subscribe == ("berth.swarm.v1.changed", "berth.swarm.v1.assigned.w1.>")
-    joiner = users[join_user(cluster.worker_secret)[0]]
-    assert (joiner.publish, joiner.subscribe) == (("berth.swarm.v1.join",), ("berth.swarm.v1.joined.>",))
+    # Each token's joiners read only the answers to their own token's joins: a manager's
+    # answer carries the route credentials, which a worker token must not open.
+    joiner = users[worker_join]
+    assert (joiner.publish, joiner.subscribe) == (("berth.swarm.v1.join",), (f"berth.swarm.v1.joined.{worker_join}.>",))
+    assert users[manager_join].subscribe == (f"berth.swarm.v1.joined.{manager_join}.>",)
+    # One manager: no cluster, no routes, no route credentials in its configuration.
+    assert (server.cluster, server.routes, server.route_password) == ("", (), "")
+    assert server.store == str(tmp_path / "solo") and server.listen == "0.0.0.0:2377"
+
+
+def test_a_second_manager_makes_a_cluster_that_stays_one(tmp_path: Path) -> None:
+    cluster = _cluster()
+    m1 = NodeRecord(id="m1", berth_node="a", hostname="a", created_at="", updated_at="", role="manager",
+                    listen="0.0.0.0:2377", addr="10.0.0.1", routes_at="10.0.0.1:2378")  # fmt: skip
+    m2 = NodeRecord(id="m2", berth_node="b", hostname="b", created_at="", updated_at="", role="manager",
+                    listen="0.0.0.0:2377", addr="10.0.0.2", routes_at="10.0.0.2:2378")  # fmt: skip
+    alone = manager_server(m1, cluster, [m1], None, tmp_path)
+    pair = manager_server(m1, cluster, [m1, m2], alone, tmp_path)
+    assert pair.routes == ("10.0.0.2:2378",) and pair.cluster.startswith("berth-")
+    assert (pair.cluster_listen, pair.cluster_advertise) == ("0.0.0.0:2378", "10.0.0.1:2378")
+    assert (pair.route_user, pair.route_password) == ("route-x", "route-secret")
+    assert pair.store == str(tmp_path / "cluster") and pair.restart_needed(alone)
+    # Its own client port and password are kept: the orchestrator's link stays valid.
+    assert (pair.client_port, pair.client_password) == (alone.client_port, alone.client_password)
+    # The other manager gone from the state: still a cluster (its store is the cluster's).
+    assert manager_server(m1, cluster, [m1], pair, tmp_path).cluster == pair.cluster
 
 
 def test_addresses_read_as_dockerd_reads_them() -> None:

@@ -223,6 +223,8 @@ class NodeAssignments(Reply, frozen=True):
     in_swarm: bool
     node_id: str = ""
     tasks: list[TaskAssignment] = msgspec.field(default_factory=list)
+    # The managers' swarm ports (HOST:PORT): a worker links to each, so it outlives any one.
+    managers: list[str] = msgspec.field(default_factory=list)
 
 
 # --- between nodes: joining, and a worker's session with the managers ---------------------------
@@ -236,17 +238,29 @@ class NodeJoin(Command, frozen=True):
     hostname: str
     join_token: str
     addr: str  # the address the node advertises
-    password_hash: str
+    password_hash: str  # a worker's; a manager links by routes instead
     engine_version: str = ""
+    listen: str = ""  # HOST:PORT of the node's own swarm port, should it become a manager
 
     def __repr__(self) -> str:  # never the token (logs, tracebacks)
         return f"NodeJoin(node={self.node!r}, addr={self.addr!r})"
 
 
 class NodeJoined(Reply, frozen=True):
+    """The answer, on a subject only the holders of the same token may read: a manager's
+    carries the credentials of the routes between the managers' swarm servers."""
+
     node_id: str
     cluster_id: str
-    managers: list[str]  # the managers' leaf addresses (HOST:PORT)
+    managers: list[str]  # the managers' swarm ports (HOST:PORT)
+    role: str = "worker"
+    cluster: str = ""  # the managers' NATS cluster name
+    routes: list[str] = msgspec.field(default_factory=list)  # the managers' route ports (HOST:PORT)
+    route_user: str = ""
+    route_password: str = ""
+
+    def __repr__(self) -> str:  # never the route password (logs, tracebacks)
+        return f"NodeJoined(node_id={self.node_id!r}, role={self.role!r}, managers={self.managers!r})"
 
 
 class NodeLeave(Command, frozen=True):

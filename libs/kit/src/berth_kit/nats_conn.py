@@ -21,7 +21,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 
-from berth_kit.busauth import CREDS_ENV, read_credentials
+from berth_kit.busauth import CREDS_ENV, Credentials, read_credentials
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,16 @@ _REFUSALS = ("authorization violation", "permissions violation", "authentication
 REFUSAL_REPEAT = 30.0
 
 
-def credentials_options(name: str, creds_file: str | None = None) -> dict[str, Any]:
-    """nats.connect options for the credentials in creds_file (default: $BERTH_NATS_CREDS);
-    none but the inbox prefix without credentials. Raises CredentialsError on a bad file."""
+def credentials_options(
+    name: str, creds_file: str | None = None, creds: Credentials | None = None
+) -> dict[str, Any]:
+    """nats.connect options for creds, or the credentials in creds_file (default:
+    $BERTH_NATS_CREDS); none but the inbox prefix without credentials. Raises CredentialsError
+    on a bad file."""
     path = os.environ.get(CREDS_ENV, "") if creds_file is None else creds_file
-    if not path:
+    if creds is None and not path:
         return {"inbox_prefix": subjects.inbox_prefix(name)}
-    creds = read_credentials(Path(path))
+    creds = creds or read_credentials(Path(path))
     return {
         "user": creds.user,
         "password": creds.password,
@@ -50,14 +53,18 @@ def is_refusal(exc: BaseException) -> bool:
 
 
 async def connect(
-    servers: str, name: str, connect_deadline: float = 60.0, creds_file: str | None = None
+    servers: str,
+    name: str,
+    connect_deadline: float = 60.0,
+    creds_file: str | None = None,
+    creds: Credentials | None = None,
 ) -> NATS:
     """Connect, retrying with backoff for up to connect_deadline seconds.
 
     Once connected, the client reconnects on its own for as long as the process lives, so a
     service survives NATS restarting.
     """
-    auth = credentials_options(name, creds_file)
+    auth = credentials_options(name, creds_file, creds)
 
     async def _disconnected() -> None:
         log.warning("%s: disconnected from NATS", name)

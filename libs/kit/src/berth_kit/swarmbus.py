@@ -1,22 +1,25 @@
-"""Swarm mode's part of the embedded nats-server configuration, stdlib only.
+"""Swarm mode's part of the embedded NATS, stdlib only.
 
 The orchestrator decides it and writes it as `<bus-dir>/swarm.json`; the supervisor renders it
-into nats.conf (berth_kit.busauth) and reloads nats-server, or restarts it when the listener
-changed (nats-server cannot reload a leafnode listener).
+(berth_cli.swarmwatch) and has the servers reload it, or restarts them when a reload cannot do.
 
-- A manager listens for the other nodes on its swarm port (dockerd's 2377) as a NATS leafnode
-  listener, and admits leaf users of two kinds: one per join token, which may only ask to join,
+- A manager of a swarm that spans hosts runs a second nats-server, its **swarm server**, that
+  carries swarm traffic only: the swarm's state (JetStream, replicated across the managers when
+  there are several, over NATS routes authenticated with the swarm's route credentials), and the
+  other nodes' sessions on its swarm port (dockerd's 2377), a NATS leafnode listener. The node's
+  own bus never joins a cluster: nothing of one host's services reaches another host's.
+- The swarm port admits leaf users of two kinds: one per join token, which may only ask to join,
   and one per node, which may only speak for that node. A leaf user's permissions are the whole
-  traffic between the two servers: what it may publish is all that reaches the manager's bus,
-  what it may subscribe to is all that reaches the node's. Every other subject stays local.
-- A worker connects to its managers as a leafnode with its node's credentials.
+  traffic between the two servers.
+- A worker's own nats-server connects to the managers' swarm ports as a leafnode, with its
+  node's credentials.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,29 +49,50 @@ class LeafRemote:
 
 
 @dataclass(frozen=True)
-class SwarmBus:
-    listen: str = ""  # HOST:PORT of this manager's swarm port; "" when not a manager
+class SwarmServer:
+    """A manager's swarm server (see above)."""
+
+    name: str  # server_name: the node's id, unique in the cluster
+    client_port: int  # loopback: this node's orchestrator connects here
+    client_password: str  # the orchestrator's, the only client user besides the leaf users
+    store: str  # JetStream's directory
+    listen: str  # HOST:PORT of the swarm port (leafnode listener)
     users: tuple[LeafUser, ...] = ()
+    cluster: str = ""  # the cluster's name; "" while this is the only manager (no routes)
+    cluster_listen: str = ""  # HOST:PORT for the other managers' routes
+    cluster_advertise: str = ""  # HOST:PORT the others reach it at
+    routes: tuple[str, ...] = ()  # HOST:PORT of the other managers' route ports
+    route_user: str = ""
+    route_password: str = ""
+
+    def __repr__(self) -> str:  # never a password
+        return f"SwarmServer(name={self.name!r}, listen={self.listen!r}, routes={self.routes!r})"
+
+    def restart_needed(self, other: SwarmServer) -> bool:
+        """What nats-server cannot reload: its listeners, store and cluster identity."""
+        fixed = ("name", "client_port", "store", "listen", "cluster", "cluster_listen", "cluster_advertise")
+        return any(getattr(self, f) != getattr(other, f) for f in fixed)
+
+
+@dataclass(frozen=True)
+class SwarmBus:
+    server: SwarmServer | None = None  # a manager's swarm server (a swarm across hosts)
     remote: LeafRemote | None = None  # a worker's link to the managers
     member: dict[str, str] = field(default_factory=dict)  # the orchestrator's own notes (a worker's node id...)
 
     @property
     def empty(self) -> bool:
-        return not self.listen and not self.users and self.remote is None
+        return self.server is None and self.remote is None
 
 
 def read_swarm_bus(path: Path) -> SwarmBus:
     """What the file says; a missing or unreadable file is no swarm (the bus stays local)."""
     try:
         raw: dict[str, Any] = json.loads(path.read_text())
-        users = tuple(
-            LeafUser(str(u["user"]), str(u["password"]), tuple(u["publish"]), tuple(u["subscribe"]))
-            for u in raw.get("users", [])
-        )
+        server = raw.get("server")
         remote = raw.get("remote")
         return SwarmBus(
-            listen=str(raw.get("listen", "")),
-            users=users,
+            server=_server(server) if server else None,
             remote=None
             if not remote
             else LeafRemote(tuple(remote["managers"]), str(remote["user"]), str(remote["password"])),
@@ -78,16 +102,27 @@ def read_swarm_bus(path: Path) -> SwarmBus:
         return SwarmBus()
 
 
+def _server(raw: dict[str, Any]) -> SwarmServer:
+    users = tuple(
+        LeafUser(str(u["user"]), str(u["password"]), tuple(u["publish"]), tuple(u["subscribe"]))
+        for u in raw.get("users", [])
+    )
+    return SwarmServer(
+        name=str(raw["name"]), client_port=int(raw["client_port"]), client_password=str(raw["client_password"]),
+        store=str(raw["store"]), listen=str(raw["listen"]), users=users, cluster=str(raw.get("cluster", "")),
+        cluster_listen=str(raw.get("cluster_listen", "")), cluster_advertise=str(raw.get("cluster_advertise", "")),
+        routes=tuple(raw.get("routes", ())), route_user=str(raw.get("route_user", "")),
+        route_password=str(raw.get("route_password", "")),
+    )  # fmt: skip
+
+
 def write_swarm_bus(path: Path, bus: SwarmBus) -> None:
-    """Atomically, readable only by its owner (it holds a worker's session password)."""
-    doc: dict[str, Any] = {
-        "listen": bus.listen,
-        "users": [
-            {"user": u.user, "password": u.password, "publish": list(u.publish), "subscribe": list(u.subscribe)}
-            for u in bus.users
-        ],
-        "member": bus.member,
-    }
+    """Atomically, readable only by its owner (it holds passwords)."""
+    doc: dict[str, Any] = {"member": bus.member}
+    if bus.server is not None:
+        server = asdict(bus.server)
+        server["users"] = [asdict(u) for u in bus.server.users]
+        doc["server"] = server
     if bus.remote is not None:
         doc["remote"] = {"managers": list(bus.remote.managers), "user": bus.remote.user, "password": bus.remote.password}
     tmp = path.with_name(f".{path.name}.tmp")
@@ -103,25 +138,57 @@ def _quoted(items: tuple[str, ...]) -> str:
 
 
 def leafnode_settings(bus: SwarmBus) -> tuple[str, ...]:
-    """The nats.conf `leafnodes` block: a manager's listener, or a worker's remote."""
-    if bus.listen:
-        return ("leafnodes {", f"  listen: {json.dumps(bus.listen)}", "  no_advertise: true", "}")
-    if bus.remote is not None:
-        r = bus.remote
-        urls = tuple(f"nats-leaf://{r.user}:{r.password}@{addr}" for addr in r.managers)
-        return ("leafnodes {", f"  remotes = [{{urls: {_quoted(urls)}}}]", '  reconnect: "1s"', "}")
-    return ()
+    """The node's own nats.conf `leafnodes` block: a worker's link to the managers."""
+    if bus.remote is None:
+        return ()
+    r = bus.remote
+    urls = tuple(f"nats-leaf://{r.user}:{r.password}@{addr}" for addr in r.managers)
+    return ("leafnodes {", f"  remotes = [{{urls: {_quoted(urls)}}}]", '  reconnect: "1s"', "}")
 
 
-def user_entries(bus: SwarmBus) -> list[str]:
-    """The leaf users, as entries of nats.conf's `authorization.users` list."""
-    out = []
-    for u in bus.users:
-        # An empty allow list would mean "everything" to nats-server: deny all instead.
-        publish = f"allow: {_quoted(u.publish)}" if u.publish else 'deny: [">"]'
-        subscribe = f"allow: {_quoted(u.subscribe)}" if u.subscribe else 'deny: [">"]'
-        out.append(
-            f"    {{user: {json.dumps(u.user)}, password: {json.dumps(u.password)},"
-            f" permissions: {{publish: {{{publish}}}, subscribe: {{{subscribe}}}}}}}"
-        )
-    return out
+def _user_entry(user: str, password: str, publish: tuple[str, ...], subscribe: tuple[str, ...]) -> str:
+    # An empty allow list would mean "everything" to nats-server: deny all instead.
+    pub = f"allow: {_quoted(publish)}" if publish else 'deny: [">"]'
+    sub = f"allow: {_quoted(subscribe)}" if subscribe else 'deny: [">"]'
+    return (
+        f"    {{user: {json.dumps(user)}, password: {json.dumps(password)},"
+        f" permissions: {{publish: {{{pub}}}, subscribe: {{{sub}}}}}}}"
+    )
+
+
+SWARM_SERVER_USER = "berth-orchestrator"
+
+
+def render_swarm_server(server: SwarmServer, jetstream: tuple[str, ...]) -> str:
+    """A manager's swarm server configuration (jetstream: busauth.jetstream_settings' lines)."""
+    lines = [
+        "# Generated by berth from swarm.json (berth_kit.swarmbus); rewritten at every change.",
+        f"server_name: {json.dumps(server.name)}",
+        f'listen: "127.0.0.1:{server.client_port}"',
+        *jetstream,
+    ]
+    if server.cluster:
+        route = f"{server.route_user}:{server.route_password}"
+        lines += [
+            "cluster {",
+            f"  name: {json.dumps(server.cluster)}",
+            f"  listen: {json.dumps(server.cluster_listen)}",
+            f"  advertise: {json.dumps(server.cluster_advertise)}",
+            f"  authorization {{user: {json.dumps(server.route_user)}, password: {json.dumps(server.route_password)}}}",
+            f"  routes: {_quoted(tuple(f'nats-route://{route}@{addr}' for addr in server.routes))}",
+            "}",
+        ]
+    lines += [
+        "leafnodes {",
+        f"  listen: {json.dumps(server.listen)}",
+        "  no_advertise: true",
+        "}",
+        "authorization {",
+        "  users = [",
+        f"    {{user: {json.dumps(SWARM_SERVER_USER)}, password: {json.dumps(server.client_password)}}}",
+        *(_user_entry(u.user, u.password, u.publish, u.subscribe) for u in server.users),
+        "  ]",
+        "}",
+        "",
+    ]
+    return "\n".join(lines)

@@ -17,11 +17,11 @@ from berth_kit.swarmbus import SWARM_BUS_ENV
 
 from berth_orchestrator.api import SwarmApi
 from berth_orchestrator.dispatcher import Dispatcher
-from berth_orchestrator.endpoints import NodeEndpoints
 from berth_orchestrator.joining import Admission, Worker
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import Membership
 from berth_orchestrator.store import SwarmStore
+from berth_orchestrator.swarmlink import SwarmLink
 
 SERVICE = "berth-orchestrator"
 
@@ -57,22 +57,28 @@ def register(server: RpcServer, api: SwarmApi, dispatcher: Dispatcher, worker: W
 
 async def serve(ctx: ServiceContext) -> None:
     store = SwarmStore(ctx.nc)
+    link: SwarmLink | None = None
 
     async def announce() -> None:
+        """Tasks changed: this node's engine, and the workers over the swarm server."""
         await ctx.nc.publish(subjects.SWARM_CHANGED, b"")
+        if link is not None:
+            await link.publish(subjects.SWARM_CHANGED, b"")
 
     bus_file = os.environ.get(SWARM_BUS_ENV)
     membership = Membership(Path(bus_file) if bus_file else None)
     leadership = Leadership(store, ctx.node, announce)
     dispatcher = Dispatcher(store, leadership)
-    admission = Admission(store, membership, dispatcher, leadership)
-    worker = Worker(store, membership, ctx.rpc)
-    endpoints = NodeEndpoints(ctx.nc, ctx.tg, store, admission, ctx.name, ctx.node)
-    api = SwarmApi(store, leadership, membership, admission, worker, endpoints.sync)
+    admission = Admission(store, membership, dispatcher, leadership, ctx.node)
+    worker = Worker(membership, ctx.rpc)
+    link = SwarmLink(ctx.nc, ctx.tg, store, membership, admission, leadership, ctx.name, ctx.node)
+    api = SwarmApi(store, leadership, membership, admission, worker, link)
     server = ctx.server(subjects.ORCHESTRATOR_RPC, s.OrchestratorRequest, queue=subjects.ORCHESTRATOR_QUEUE)
     register(server, api, dispatcher, worker)
+    if membership.managed:
+        await link.sync()  # a manager restarted: its state is on its swarm server
+        ctx.tg.start_soon(link.run)
     ctx.tg.start_soon(leadership.run)
-    ctx.tg.start_soon(endpoints.run)
 
 
 def main() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TypeVar
 
 import anyio
@@ -24,6 +26,8 @@ from berth_orchestrator.membership import (
     check_listen,
     host_port,
     joined,
+    manager_server,
+    route_addr,
 )
 from berth_orchestrator.reconcile import TERMINAL, node_ready
 from berth_orchestrator.records import (
@@ -34,6 +38,7 @@ from berth_orchestrator.records import (
     TaskRecord,
 )
 from berth_orchestrator.store import Snapshot, SwarmStore
+from berth_orchestrator.swarmlink import SwarmLink
 
 NOT_MANAGER = (
     'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to '
@@ -48,6 +53,8 @@ LAST_MANAGER = (
     "Removing the last manager erases all current state of the swarm. Use `--force` to ignore "
     "this message."
 )
+
+JOIN_AS_MANAGER_WITHIN = 30.0
 
 T = TypeVar("T", NodeRecord, ServiceRecord, TaskRecord)
 
@@ -97,21 +104,22 @@ class SwarmApi:
         membership: Membership | None = None,
         admission: Admission | None = None,
         worker: Worker | None = None,
-        role_changed: Callable[[], Awaitable[None]] | None = None,
+        link: SwarmLink | None = None,
     ) -> None:
         self.store = store
         self.leadership = leadership
         self.membership = membership or Membership(None)
         self.admission = admission
         self.worker = worker
-        self._role_changed = role_changed
+        self.link = link
 
     async def _roles(self, snap: Snapshot | None = None) -> None:
-        """After init or leave: the bus between nodes, and what this orchestrator serves on it."""
+        """After a change of the nodes or tokens: this manager's swarm server (its users), and
+        the link to it (opened at init, closed at leave)."""
         if snap is not None and self.admission is not None:
             self.admission.rewrite_bus(snap)
-        if self._role_changed is not None:
-            await self._role_changed()
+        if self.link is not None:
+            await self.link.sync()
 
     async def _managed(self) -> Snapshot:
         snap = await self.store.load()
@@ -137,28 +145,58 @@ class SwarmApi:
         if listen:
             await anyio.to_thread.run_sync(check_listen, listen)
         stamp = rfc3339nano()
+        advertised_port = _advertised_port(cmd.advertise_addr, port)
         node = NodeRecord(
             id=ids.new_id(), berth_node=cmd.node, hostname=cmd.hostname, created_at=stamp,
-            updated_at=stamp, role="manager", addr=addr,
-            listen=listen, port=_advertised_port(cmd.advertise_addr, port),
-            last_seen=time.time(),
+            updated_at=stamp, role="manager", addr=addr, listen=listen, port=advertised_port,
+            routes_at=route_addr(addr, port) if listen else "", last_seen=time.time(),
         )  # fmt: skip
         cluster = ClusterRecord(
             id=ids.new_id(), created_at=stamp, updated_at=stamp, spec=spec, ca_digest=ids.new_ca_digest(),
             worker_secret=ids.new_secret(), manager_secret=ids.new_secret(),
+            route_user=f"route-{ids.new_secret()[:12]}", route_password=ids.new_secret() + ids.new_secret(),
         )  # fmt: skip
+        if listen:
+            snap = await self._serve_other_hosts(node, cluster)
         await self.store.put(snap, node)
         await self.store.put_seen(snap, node.id, node.last_seen)
         await self.store.put_cluster(snap, cluster)
         await self._roles(snap)
         return sw.SwarmInitialised(node_id=node.id)
 
+    async def _serve_other_hosts(self, node: NodeRecord, cluster: ClusterRecord) -> Snapshot:
+        """A swarm other hosts can join lives on this node's swarm server (a second
+        nats-server; berth_kit.swarmbus): started here, the state then written there."""
+        store_root = self.membership.server_store
+        await anyio.to_thread.run_sync(partial(shutil.rmtree, store_root, ignore_errors=True))  # a swarm left
+        self.membership.write(SwarmBus(server=manager_server(node, cluster, [node], None, store_root)))
+        await self._roles()
+        return Snapshot()
+
     async def join(self, cmd: sw.SwarmJoin) -> Done:
         if await self.store.in_swarm() or self.membership.worker() is not None:
             raise Unavailable(ALREADY_IN_SWARM)
         if self.worker is None:
             raise Unavailable("joining a swarm is not supported by this orchestrator")
-        return await self.worker.join(cmd)
+        answer = await self.worker.join(cmd)
+        if answer.role == "manager":
+            await self._roles()
+            await self._state_replicated()
+        return Done()
+
+    async def _state_replicated(self) -> None:
+        """A new manager: `join` returns once the state reads here, as with dockerd."""
+        with anyio.move_on_after(JOIN_AS_MANAGER_WITHIN):
+            while True:
+                with contextlib.suppress(Unavailable):
+                    if await self.store.in_swarm():
+                        return
+                await anyio.sleep(0.25)
+        raise Unavailable(
+            "joined the swarm as a manager, but the managers' cluster did not answer within "
+            f"{JOIN_AS_MANAGER_WITHIN:.0f}s; this node keeps trying (check that the managers reach "
+            "each other's route port, the swarm port + 1)"
+        )
 
     async def inspect(self, cmd: sw.SwarmInspect) -> sw.DockerObject:
         snap = await self._managed()
@@ -186,19 +224,50 @@ class SwarmApi:
         notes = self.membership.worker()
         if notes is not None and self.worker is not None:
             return await self.worker.leave(cmd, notes)
-        snap = await self.store.load()
+        try:
+            snap = await self.store.load()
+        except Unavailable:
+            if not cmd.force or self.membership.read().server is None:
+                raise
+            # The managers without a JetStream leader (too few online): --force leaves anyway,
+            # as dockerd's does; the others keep this node's record.
+            self.membership.write(SwarmBus())
+            await self._roles()
+            return Done()
         node = snap.node_by_berth_name(cmd.node)
         if snap.cluster is None or node is None:
             raise Unavailable("This node is not part of a swarm")
         managers = [n for n in snap.nodes.values() if n.role == "manager"]
+        if node.role == "manager" and len(managers) > 1:
+            return await self._manager_leaves(snap, node, managers, cmd.force)
         if node.role == "manager" and not cmd.force:
-            if len(managers) == 1:
-                raise Unavailable(LAST_MANAGER)
+            raise Unavailable(LAST_MANAGER)
         # The only manager: leaving erases the swarm; the engines remove the task containers
         # when their next heartbeat hears that they are no longer in one.
         await self.store.purge_all()
         if not self.membership.read().empty:
             self.membership.write(SwarmBus())  # the swarm port closes
+        await self._roles()
+        return Done()
+
+    async def _manager_leaves(
+        self, snap: Snapshot, node: NodeRecord, managers: list[NodeRecord], force: bool
+    ) -> Done:
+        """One of several managers: the others keep the swarm (it shows Down, as with dockerd,
+        until it is removed); refused without --force, with dockerd's words, when the rest
+        would no longer be a majority of the managers."""
+        now = time.time()
+        reachable = sum(1 for n in managers if node_ready(n, now))
+        if not force and reachable - 1 <= len(managers) // 2:
+            raise Unavailable(
+                "You are attempting to leave the swarm on a node that is participating as a manager. "
+                f"Removing this node leaves {reachable - 1} managers out of {len(managers)}. Without a "
+                "Raft quorum your swarm will be inaccessible. The only way to restore a swarm that has "
+                "lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to "
+                "suppress this message."
+            )
+        await self.store.put_seen(snap, node.id, 0.0)
+        self.membership.write(SwarmBus())  # its swarm server stops; the others keep the state
         await self._roles()
         return Done()
 
@@ -251,7 +320,8 @@ class SwarmApi:
         snap = await self._managed()
         ref = cmd.ref
         if ref == "self":
-            ref = self.leader_node(snap)
+            me = snap.node_by_berth_name(self.leadership.node)
+            ref = me.id if me is not None else self.leader_node(snap)
         node = resolve(snap.nodes, ref, "node", _node_name)
         return sw.DockerObject(item=self._node_doc(snap, node))
 
@@ -264,11 +334,16 @@ class SwarmApi:
         role = spec.get("Role") or node.role
         if role == "manager" and node.role == "worker":
             raise Unavailable(
-                "promoting a node to manager is not supported by berth yet: a berth swarm has one manager"
+                "promoting a node to manager is not supported by berth yet: "
+                "join the node with the manager token instead"
             )
         if role == "worker" and node.role == "manager":
             if sum(1 for n in snap.nodes.values() if n.role == "manager") == 1:
                 raise InvalidParameter("attempting to demote the last manager of the swarm")
+            raise Unavailable(
+                "demoting a manager is not supported by berth yet: "
+                "`docker swarm leave --force` on it, then `docker node rm`"
+            )
         node.role = role
         node.availability = spec.get("Availability") or node.availability
         node.labels = {str(k): str(v) for k, v in (spec.get("Labels") or {}).items()}

@@ -22,6 +22,7 @@ from berth_contracts.swarm import (
 
 from berth_orchestrator import specs
 from berth_orchestrator.lease import Leadership
+from berth_orchestrator.membership import joined
 from berth_orchestrator.reconcile import TERMINAL
 from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord
 from berth_orchestrator.store import Snapshot, SwarmStore
@@ -137,7 +138,8 @@ class Dispatcher:
             svc = snap.services.get(task.service_id)
             if task.node_id == node.id and svc is not None and task.state != "pending":
                 tasks.append(assignment(svc, task))
-        return NodeAssignments(in_swarm=True, node_id=node.id, tasks=tasks)
+        managers = sorted(joined(n.addr, n.port) for n in snap.nodes.values() if n.role == "manager" and n.listen)
+        return NodeAssignments(in_swarm=True, node_id=node.id, tasks=tasks, managers=managers)
 
     async def _seen(self, snap: Snapshot, node: NodeRecord, cmd: NodeHeartbeat, now: float) -> None:
         described = (cmd.hostname, cmd.addr or node.addr, cmd.engine_version, cmd.nano_cpus, cmd.memory_bytes)

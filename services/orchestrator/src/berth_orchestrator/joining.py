@@ -3,16 +3,20 @@
 The joining node (`docker swarm join` reaches its own orchestrator):
 1. links its NATS to the managers' swarm port with the join user the token opens;
 2. sends a NodeJoin with the bcrypt hash of a session password it chose;
-3. once admitted, links again as its own node user; its engine's heartbeats then go through
-   its orchestrator to the managers (Worker.relay) on its node's session subject.
+3. once admitted as a worker, links again as its own node user; its engine's heartbeats then go
+   through its orchestrator to the managers (Worker.relay) on its node's session subject;
+   admitted as a manager, it starts its own swarm server with routes to the other managers'
+   (the state is then replicated to it) and drops the link.
 
-The manager (Admission) checks the token, records the node, and adds its node user to the bus.
+The manager (Admission) checks the token, records the node, and adds its node user to the bus
+(or, for a manager, its route; a lone manager's state first moves into the cluster: Restore).
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import shutil
 import socket
 import time
 import uuid
@@ -25,7 +29,7 @@ from berth_contracts import swarm as sw
 from berth_contracts.base import Done, Ping, Pong
 from berth_contracts.errors import BerthError, Conflict, InvalidParameter, Unavailable
 from berth_kit.rpc import NoAnswer, RpcClient, request_subject
-from berth_kit.swarmbus import SwarmBus
+from berth_kit.swarmbus import SwarmBus, SwarmServer
 
 from berth_orchestrator import ids
 from berth_orchestrator.dispatcher import Dispatcher
@@ -33,15 +37,19 @@ from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import (
     Membership,
     advertised_host,
+    check_listen,
     check_password_hash,
+    free_loopback_port,
     hash_password,
     host_port,
     join_user,
     joined,
-    manager_bus,
+    manager_server,
     parse_token,
+    route_addr,
 )
 from berth_orchestrator.records import NodeRecord
+from berth_orchestrator.restore import Restore
 from berth_orchestrator.store import Snapshot, SwarmStore
 
 log = logging.getLogger(__name__)
@@ -50,29 +58,32 @@ JOIN_WITHIN = 20.0  # the link comes up in about a second; a wrong address or to
 JOIN_ATTEMPT = 2.0
 SESSION_WITHIN = 10.0
 RELAY_TIMEOUT = 5.0
-MANAGER_JOIN = (
-    "joining as a manager is not supported by berth yet: a berth swarm has one manager; "
-    "join with the worker token"
-)
+MAX_REPLICAS = 3
 
 
 class Admission:
     """The manager's side: admits nodes, serves their sessions, keeps the bus's users current."""
 
-    def __init__(self, store: SwarmStore, membership: Membership, dispatcher: Dispatcher, leadership: Leadership) -> None:
+    def __init__(
+        self, store: SwarmStore, membership: Membership, dispatcher: Dispatcher, leadership: Leadership, node: str
+    ) -> None:
         self.store = store
         self.membership = membership
         self.dispatcher = dispatcher
         self.leadership = leadership
+        self.node = node  # this node's BERTH_NODE
 
     def rewrite_bus(self, snap: Snapshot) -> None:
-        """The swarm port and its users, from the state: after init, a join, a token rotation,
-        a node's removal or departure."""
-        if snap.cluster is None:
+        """This manager's swarm server from the state (its users, its routes): after init, a
+        join, a token rotation, a node's removal or departure, and every few seconds on every
+        manager (swarmlink), as the others change the state too."""
+        me = snap.node_by_berth_name(self.node)
+        bus = self.membership.read()
+        if snap.cluster is None or me is None or me.role != "manager" or bus.server is None:
             return
-        listen = next((n.listen for n in snap.nodes.values() if n.role == "manager" and n.listen), "")
-        if listen:
-            self.membership.write(manager_bus(listen, snap.cluster, snap.nodes.values()))
+        server = manager_server(me, snap.cluster, snap.nodes.values(), bus.server, self.membership.server_store)
+        if server != bus.server:
+            self.membership.write(SwarmBus(server=server, member=bus.member))
 
     async def admit(self, cmd: sw.NodeJoin) -> sw.NodeJoined:
         snap = await self.store.load()
@@ -80,16 +91,11 @@ class Admission:
         if cluster is None:
             raise Unavailable("this node is no longer a swarm manager")
         if ids.token_matches(cmd.join_token, cluster.ca_digest, cluster.manager_secret):
-            raise Unavailable(MANAGER_JOIN)
+            return await self._admit_manager(snap, cmd)
         if not ids.token_matches(cmd.join_token, cluster.ca_digest, cluster.worker_secret):
             raise InvalidParameter("invalid join token")
         password_hash = check_password_hash(cmd.password_hash)
-        old = snap.node_by_berth_name(cmd.node)
-        if old is not None:
-            if old.role == "manager" or old.leaf_password_hash:
-                raise Conflict(f"a node named {cmd.node} is already part of this swarm")
-            await self.store.delete(snap, f"node.{old.id}")  # it left: it comes back as a new node
-            snap.nodes.pop(old.id, None)
+        await self._forget_departed(snap, cmd.node)
         stamp = rfc3339nano()
         node = NodeRecord(
             id=ids.new_id(), berth_node=cmd.node, hostname=cmd.hostname, created_at=stamp, updated_at=stamp,
@@ -100,9 +106,50 @@ class Admission:
         await self.store.put_seen(snap, node.id, node.last_seen)
         self.rewrite_bus(snap)
         self.leadership.poke()
-        managers = [joined(n.addr, n.port) for n in snap.nodes.values() if n.role == "manager"]
         log.info("node %s (%s) joined the swarm as a worker", node.id, cmd.node)
-        return sw.NodeJoined(node_id=node.id, cluster_id=cluster.id, managers=managers)
+        return sw.NodeJoined(node_id=node.id, cluster_id=cluster.id, managers=_swarm_ports(snap))
+
+    async def _forget_departed(self, snap: Snapshot, berth_node: str) -> None:
+        old = snap.node_by_berth_name(berth_node)
+        if old is None:
+            return
+        if old.role == "manager" or old.leaf_password_hash:
+            raise Conflict(f"a node named {berth_node} is already part of this swarm")
+        await self.store.delete(snap, f"node.{old.id}")  # it left: it comes back as a new node
+        snap.nodes.pop(old.id, None)
+
+    async def _admit_manager(self, snap: Snapshot, cmd: sw.NodeJoin) -> sw.NodeJoined:
+        """A manager: a route into the managers' cluster. A lone manager's swarm server moves
+        into the cluster with it (restarted; its state kept aside until the cluster answers)."""
+        cluster = snap.cluster
+        me = snap.node_by_berth_name(self.node)
+        bus = self.membership.read()
+        if cluster is None or me is None or bus.server is None or not cmd.listen:
+            raise Unavailable("this manager cannot take another manager: its swarm has no port for other hosts")
+        await self._forget_departed(snap, cmd.node)
+        host, port = host_port(cmd.listen)
+        stamp = rfc3339nano()
+        node = NodeRecord(
+            id=ids.new_id(), berth_node=cmd.node, hostname=cmd.hostname, created_at=stamp, updated_at=stamp,
+            role="manager", addr=cmd.addr, listen=joined(host, port), port=port,
+            routes_at=route_addr(cmd.addr, port), engine_version=cmd.engine_version, last_seen=time.time(),
+        )  # fmt: skip
+        await self.store.put(snap, node)
+        await self.store.put_seen(snap, node.id, node.last_seen)
+        others = [n for n in snap.nodes.values() if n.role == "manager" and n.routes_at and n.id != node.id]
+        if not bus.server.cluster:  # the first route: this lone manager moves into a cluster
+            entries = await self.store.dump()
+            Restore(self.membership.restore_path).save(entries, min(MAX_REPLICAS, len(others) + 1))
+        self.rewrite_bus(snap)
+        self.leadership.poke()
+        server = self.membership.read().server
+        assert server is not None
+        log.info("node %s (%s) joined the swarm as a manager", node.id, cmd.node)
+        return sw.NodeJoined(
+            node_id=node.id, cluster_id=cluster.id, managers=_swarm_ports(snap), role="manager",
+            cluster=server.cluster, routes=sorted(n.routes_at for n in others),
+            route_user=cluster.route_user, route_password=cluster.route_password,
+        )  # fmt: skip
 
     async def heartbeat(self, cmd: sw.NodeHeartbeat) -> sw.NodeAssignments:
         return await self.dispatcher.heartbeat(cmd, node_id=_session_node())
@@ -122,6 +169,10 @@ class Admission:
         return Done()
 
 
+def _swarm_ports(snap: Snapshot) -> list[str]:
+    return sorted(joined(n.addr, n.port) for n in snap.nodes.values() if n.role == "manager")
+
+
 def _session_node() -> str:
     """The node whose session subject carried this request: what its credentials allow."""
     return request_subject().rsplit(".", 1)[-1]
@@ -130,12 +181,11 @@ def _session_node() -> str:
 class Worker:
     """The joining node's side, and a worker's link to its managers afterwards."""
 
-    def __init__(self, store: SwarmStore, membership: Membership, rpc: RpcClient) -> None:
-        self.store = store
+    def __init__(self, membership: Membership, rpc: RpcClient) -> None:
         self.membership = membership
         self.rpc = rpc
 
-    async def join(self, cmd: sw.SwarmJoin) -> Done:
+    async def join(self, cmd: sw.SwarmJoin) -> sw.NodeJoined:
         if not self.membership.managed:
             raise Unavailable(
                 "joining a swarm needs the NATS server that `berth up` runs (its swarm port); "
@@ -144,30 +194,50 @@ class Worker:
         _, secret = parse_token(cmd.join_token)
         if not cmd.remote_addrs:
             raise InvalidParameter("at least 1 RemoteAddr is required to join")
-        managers = tuple(joined(*host_port(a)) for a in cmd.remote_addrs)
+        given = tuple(joined(*host_port(a)) for a in cmd.remote_addrs)
+        listen_host, port = host_port(cmd.listen_addr or "0.0.0.0:2377")
+        listen = joined(listen_host or "0.0.0.0", port)
+        # A manager token makes this node a manager: its swarm and route ports must be free.
+        for addr in (listen, route_addr(listen_host or "0.0.0.0", port)):
+            await anyio.to_thread.run_sync(check_listen, addr)
         password = secrets.token_hex(24)
         request = sw.NodeJoin(
             node=cmd.node, hostname=cmd.hostname, join_token=cmd.join_token, addr=_advertised(cmd),
             password_hash=await anyio.to_thread.run_sync(hash_password, password), engine_version=ENGINE_VERSION,
             idempotency_key=uuid.uuid4().hex,  # asked again after a lost answer: the same answer
+            listen=listen,
         )  # fmt: skip
-        self.membership.link(managers, *join_user(secret))
+        user, user_password = join_user(secret)
+        self.membership.link(given, user, user_password)
         try:
-            answer = await self._ask(request)
+            answer = await self._ask(request, user)
         except BaseException:
             self.membership.write(SwarmBus())  # no link: the bus is local again
             raise
-        notes = {
-            "node_id": answer.node_id,
-            "cluster_id": answer.cluster_id,
-            "addr": request.addr,
-            "managers": ",".join(managers),
-        }
+        notes = {"node_id": answer.node_id, "cluster_id": answer.cluster_id, "addr": request.addr}
+        if answer.role == "manager":
+            self._serve_as_manager(request, answer, notes)
+            return answer
         # The addresses this node was given reach the managers from here; the ones the managers
-        # advertise may not (a manager that advertises loopback, a NAT).
+        # advertise may not (a manager that advertises loopback, a NAT): both, given first.
+        managers = tuple(dict.fromkeys((*given, *answer.managers)))
+        notes["managers"] = ",".join(managers)
         self.membership.link(managers, f"node-{answer.node_id}", password, notes)
         await self._session_up(answer.node_id)
-        return Done()
+        return answer
+
+    def _serve_as_manager(self, request: sw.NodeJoin, answer: sw.NodeJoined, notes: dict[str, str]) -> None:
+        """This node's own swarm server, with routes to the other managers' (no more link)."""
+        host, port = host_port(request.listen)
+        store = self.membership.server_store / "cluster"
+        shutil.rmtree(store, ignore_errors=True)  # a cluster this node was in before
+        server = SwarmServer(
+            name=answer.node_id, client_port=free_loopback_port(), client_password=secrets.token_urlsafe(32),
+            store=str(store), listen=request.listen, cluster=answer.cluster, cluster_listen=route_addr(host, port),
+            cluster_advertise=route_addr(request.addr, port), routes=tuple(answer.routes),
+            route_user=answer.route_user, route_password=answer.route_password,
+        )  # fmt: skip
+        self.membership.write(SwarmBus(server=server, member=notes))
 
     async def _session_up(self, node_id: str) -> None:
         """Wait (a few seconds at most) until the link runs on the node's own credentials, so
@@ -184,14 +254,15 @@ class Worker:
                     await anyio.sleep(0.1)
         log.warning("joined the swarm, but the link to the managers is not up yet")
 
-    async def _ask(self, request: sw.NodeJoin) -> sw.NodeJoined:
-        """Until the link is up and a manager answers (an answer may be a refusal)."""
+    async def _ask(self, request: sw.NodeJoin, user: str) -> sw.NodeJoined:
+        """Until the link is up and a manager answers (an answer may be a refusal). The answer
+        comes on a subject only this token's join user may read."""
         deadline = time.monotonic() + JOIN_WITHIN
         while True:
             try:
                 return await self.rpc.request(
                     subjects.SWARM_JOIN, request, sw.NodeJoined, timeout=JOIN_ATTEMPT, attempts=1,
-                    reply_prefix=f"{subjects.SWARM_JOINED}.{uuid.uuid4().hex}",
+                    reply_prefix=f"{subjects.SWARM_JOINED}.{user}.{uuid.uuid4().hex}",
                 )  # fmt: skip
             except NoAnswer:  # the link is not up (yet, or ever: a wrong address or token)
                 if time.monotonic() > deadline:
@@ -207,10 +278,24 @@ class Worker:
 
     async def relay(self, cmd: sw.NodeHeartbeat, notes: dict[str, str]) -> sw.NodeAssignments:
         node_id = notes["node_id"]
-        return await self.rpc.request(
+        answer = await self.rpc.request(
             subjects.swarm_node(node_id), cmd, sw.NodeAssignments, timeout=RELAY_TIMEOUT, attempts=1,
             reply_prefix=subjects.swarm_assigned(node_id),
         )  # fmt: skip
+        self._follow_managers(answer.managers, notes)
+        return answer
+
+    def _follow_managers(self, managers: list[str], notes: dict[str, str]) -> None:
+        """A manager that joined after this worker: linked to as well (the link tries each in
+        turn, so the worker outlives the manager it joined through). None is ever dropped: a
+        manager away for a while comes back at the same address."""
+        known = tuple(a for a in notes.get("managers", "").split(",") if a)
+        wanted = tuple(dict.fromkeys((*known, *managers)))
+        bus = self.membership.read()
+        if wanted == known or bus.remote is None:
+            return
+        log.info("the swarm's managers: %s", ", ".join(wanted))
+        self.membership.link(wanted, bus.remote.user, bus.remote.password, {**notes, "managers": ",".join(wanted)})
 
     async def leave(self, cmd: sw.SwarmLeave, notes: dict[str, str]) -> Done:
         """Tell the managers (best effort: a worker may leave a swarm it cannot reach), then

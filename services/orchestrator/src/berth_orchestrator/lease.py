@@ -33,7 +33,19 @@ class Leadership:
         self.holder = f"{node}/{secrets.token_hex(4)}"  # this instance
         self.leader_node = ""  # BERTH_NODE of the lease's holder, as last read
         self.is_leader = False
+        # The last time the state could not be read or written (the managers electing a
+        # JetStream leader, the state moving into a cluster): no heartbeat could be recorded
+        # then, so that time does not count towards a node's silence.
+        self.outage: tuple[float, float] = (0.0, 0.0)
+        self._failing_since = 0.0
+        # A new leader cannot know what the old one heard last: every node counts as heard when
+        # it took over (swarmkit's dispatcher also gives every node a grace after an election).
+        self.led_since = 0.0
         self._poked = anyio.Event()
+
+    def _failed(self) -> None:
+        self.is_leader = False
+        self._failing_since = self._failing_since or time.time()
 
     def poke(self) -> None:
         self._poked.set()
@@ -65,10 +77,14 @@ class Leadership:
         if not await self.store.in_swarm() or not await self._hold_lease():
             self.is_leader = False
             return
+        if not self.is_leader:
+            self.led_since = time.time()
         self.is_leader = True
         snap = await self.store.load()
         if snap.cluster is None:
             return
+        for node in snap.nodes.values():
+            node.last_seen = max(heard_until(node.last_seen, self.outage), self.led_since)
         plan = reconcile.plan(snap, time.time())
         if not plan.puts and not plan.deletes:
             return
@@ -88,12 +104,26 @@ class Leadership:
         while True:
             try:
                 await self.cycle()
+                if self._failing_since:
+                    self.outage, self._failing_since = (self._failing_since, time.time()), 0.0
             except BerthError as exc:  # JetStream away (NATS restarting): try again
                 log.warning("orchestrator cycle: %s", exc.message)
-                self.is_leader = False
+                self._failed()
             except Exception:  # noqa: BLE001 - a bad cycle must not end leadership for good
                 log.exception("orchestrator cycle failed")
-                self.is_leader = False
+                self._failed()
             with anyio.move_on_after(CYCLE):
                 await self._poked.wait()
             self._poked = anyio.Event()
+
+
+def heard_until(last_seen: float, outage: tuple[float, float]) -> float:
+    """A node's last heartbeat, with the time no heartbeat could be recorded taken out of its
+    silence: heard during the outage, it counts as heard at its end; before it, as heard the
+    outage's length later."""
+    start, end = outage
+    if last_seen >= end:
+        return last_seen
+    if last_seen >= start:
+        return end
+    return last_seen + (end - start)

@@ -1,11 +1,15 @@
 """This node's part of the bus between swarm nodes (berth_kit.swarmbus): what a manager admits
 on its swarm port, what a worker links to, and a worker's notes on the swarm it joined.
 
-Who may cross, as NATS leaf users on the manager (their permissions are the whole traffic):
+A manager of a swarm across hosts runs a swarm server (a second nats-server; see
+berth_kit.swarmbus). Who may cross to it, as NATS leaf users (their permissions are the whole
+traffic):
 - a join user per token: derived from the token's secret, so only a holder of the token can
-  connect; it may publish a NodeJoin and read answers to joins, nothing else;
+  connect; it may publish a NodeJoin and read the answers to its own token's joins;
 - a node user per node: its password chosen by the node (the manager keeps only its bcrypt
   hash); it may publish on its own session subject and read its own answers and SWARM_CHANGED.
+The managers' swarm servers are routes of one NATS cluster, with credentials kept in the
+swarm's state and given to a node that joins with the manager token.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import errno
 import hashlib
 import hmac
 import re
+import secrets
 import socket
 import time
 from collections.abc import Iterable
@@ -22,7 +27,14 @@ from pathlib import Path
 import bcrypt
 from berth_contracts import subjects
 from berth_contracts.errors import InvalidParameter, Unavailable
-from berth_kit.swarmbus import LeafRemote, LeafUser, SwarmBus, read_swarm_bus, write_swarm_bus
+from berth_kit.swarmbus import (
+    LeafRemote,
+    LeafUser,
+    SwarmBus,
+    SwarmServer,
+    read_swarm_bus,
+    write_swarm_bus,
+)
 
 from berth_orchestrator.records import ClusterRecord, NodeRecord
 
@@ -110,11 +122,18 @@ def check_listen(listen: str, wait: float = 3.0) -> None:
         time.sleep(0.1)
 
 
-def manager_bus(listen: str, cluster: ClusterRecord, nodes: Iterable[NodeRecord]) -> SwarmBus:
+def route_addr(host: str, swarm_port: int) -> str:
+    """A manager's route port: the one after its swarm port (2378 beside dockerd's 2377)."""
+    return joined(host, swarm_port + 1)
+
+
+def leaf_users(cluster: ClusterRecord, nodes: Iterable[NodeRecord]) -> tuple[LeafUser, ...]:
+    """The swarm port's users: one per join token, which reads only its own joins' answers (a
+    manager's carries the route credentials), and one per worker."""
     users = []
     for secret in (cluster.worker_secret, cluster.manager_secret):
         user, password = join_user(secret)
-        users.append(LeafUser(user, password, (subjects.SWARM_JOIN,), (f"{subjects.SWARM_JOINED}.>",)))
+        users.append(LeafUser(user, password, (subjects.SWARM_JOIN,), (f"{subjects.SWARM_JOINED}.{user}.>",)))
     for node in sorted(nodes, key=lambda n: n.id):
         if node.leaf_password_hash and node.role == "worker":
             users.append(
@@ -125,7 +144,38 @@ def manager_bus(listen: str, cluster: ClusterRecord, nodes: Iterable[NodeRecord]
                     (subjects.SWARM_CHANGED, f"{subjects.swarm_assigned(node.id)}.>"),
                 )
             )
-    return SwarmBus(listen=listen, users=tuple(users))
+    return tuple(users)
+
+
+def manager_server(
+    me: NodeRecord, cluster: ClusterRecord, nodes: Iterable[NodeRecord], old: SwarmServer | None, store_root: Path
+) -> SwarmServer:
+    """This manager's swarm server, from the state: its users, and routes to the other
+    managers once there are several. Once clustered it stays so (its store is the cluster's)."""
+    nodes = list(nodes)
+    others = sorted(n.routes_at for n in nodes if n.role == "manager" and n.id != me.id and n.routes_at)
+    clustered = bool(others) or (old is not None and bool(old.cluster))
+    host, port = host_port(me.listen)
+    return SwarmServer(
+        name=me.id,
+        client_port=old.client_port if old is not None else free_loopback_port(),
+        client_password=old.client_password if old is not None else secrets.token_urlsafe(32),
+        store=str(store_root / ("cluster" if clustered else "solo")),
+        listen=me.listen,
+        users=leaf_users(cluster, nodes),
+        cluster=f"berth-{cluster.id[:12]}" if clustered else "",
+        cluster_listen=route_addr(host, port) if clustered else "",
+        cluster_advertise=me.routes_at if clustered else "",
+        routes=tuple(others),
+        route_user=cluster.route_user if clustered else "",
+        route_password=cluster.route_password if clustered else "",
+    )
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def worker_notes(bus: SwarmBus) -> dict[str, str] | None:
@@ -155,6 +205,18 @@ class Membership:
 
     def worker(self) -> dict[str, str] | None:
         return worker_notes(self.read())
+
+    @property
+    def server_store(self) -> Path:
+        """Where a swarm server keeps its JetStream store (beside the bus's other secrets)."""
+        assert self.path is not None
+        return self.path.parent / "swarm-server"
+
+    @property
+    def restore_path(self) -> Path:
+        """The state kept across a swarm server's move into a cluster (swarmlink.Restore)."""
+        assert self.path is not None
+        return self.path.parent / "swarm-restore.json"
 
     def link(self, managers: tuple[str, ...], user: str, password: str, notes: dict[str, str] | None = None) -> None:
         self.write(SwarmBus(remote=LeafRemote(managers, user, password), member=notes or {}))

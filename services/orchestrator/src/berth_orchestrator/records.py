@@ -27,6 +27,10 @@ class ClusterRecord(msgspec.Struct, kw_only=True):
     ca_digest: str  # the tokens' middle part (swarmkit: the root CA's digest)
     worker_secret: str
     manager_secret: str
+    # The routes between the managers' swarm servers (NATS cluster authorization); given to a
+    # node that joins as a manager.
+    route_user: str = ""
+    route_password: str = ""
 
     def __repr__(self) -> str:  # never the tokens' parts (logs, tracebacks)
         return f"ClusterRecord(id={self.id!r})"
@@ -49,6 +53,7 @@ class NodeRecord(msgspec.Struct, kw_only=True):
     addr: str = ""
     listen: str = ""  # a manager's swarm port (HOST:PORT its NATS listens on for the other nodes)
     port: int = 2377  # the swarm port the node advertises
+    routes_at: str = ""  # a manager's route port as the other managers reach it (HOST:PORT)
     # The bcrypt hash of the node's session password (its leaf user on the managers' NATS);
     # the node chose the password and keeps it. "" once the node left.
     leaf_password_hash: str = ""

@@ -14,6 +14,7 @@ import anyio
 from berth_contracts import subjects
 from berth_contracts.errors import Conflict, Unavailable
 from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
 from nats.js.errors import (
@@ -21,6 +22,7 @@ from nats.js.errors import (
     KeyDeletedError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
+    NoKeysError,
     NotFoundError,
 )
 from nats.js.kv import KeyValue
@@ -43,6 +45,14 @@ from berth_orchestrator.records import (
 log = logging.getLogger(__name__)
 
 LOAD_TIMEOUT = 10.0
+# One JetStream request: short, so that a request lost in a JetStream leader election fails soon
+# and is asked again (a node's heartbeat, the leader's cycle) once a new leader answers.
+REQUEST_TIMEOUT = 4.0
+NOT_YET = "the swarm's state is not readable on this manager yet (NATS JetStream)"
+NO_LEADER = (
+    "rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few "
+    "managers are online. Make sure more than half of the managers are online."
+)
 CONSUMER_LINGER = 1.0
 
 
@@ -82,10 +92,25 @@ class Snapshot:
 
 
 class SwarmStore:
+    """On the node's own NATS (a swarm on one host), or on its swarm server (use())."""
+
     def __init__(self, nc: NATS) -> None:
-        self._js = nc.jetstream(timeout=LOAD_TIMEOUT)
+        self._js = nc.jetstream(timeout=REQUEST_TIMEOUT)
         self._kv: KeyValue | None = None
+        self._create = True
+        self._on_server = False
         self._lock = anyio.Lock()
+
+    async def use(self, nc: NATS, on_server: bool = False, create: bool = True) -> None:
+        """Read and write through nc from now on. on_server: nc is this manager's swarm server,
+        which exists only in a swarm: a state not found there is one not readable yet, never
+        "no swarm" (engines would remove their tasks). create=False: never create the bucket
+        (a manager in a cluster waits for the cluster's; swarmlink restores it)."""
+        async with self._lock:
+            self._js = nc.jetstream(timeout=REQUEST_TIMEOUT)
+            self._kv = None
+            self._on_server = on_server
+            self._create = create
 
     async def kv(self) -> KeyValue:
         async with self._lock:
@@ -93,17 +118,63 @@ class SwarmStore:
                 try:
                     self._kv = await self._js.key_value(subjects.SWARM_BUCKET)
                 except (NotFoundError, BadRequestError):
-                    self._kv = await self._js.create_key_value(
-                        api.KeyValueConfig(
-                            bucket=subjects.SWARM_BUCKET,
-                            history=1,
-                            storage=api.StorageType.FILE,
-                            description="berth swarm mode: cluster, nodes, services, tasks",
-                        )
-                    )
+                    if not self._create:
+                        raise Unavailable(NOT_YET) from None
+                    self._kv = await self.create_bucket(1)
                 except Exception as exc:  # noqa: BLE001 - say what is missing, keep the service up
                     raise Unavailable(f"the swarm's state store (NATS JetStream) is unavailable: {exc}") from exc
             return self._kv
+
+    async def create_bucket(self, replicas: int) -> KeyValue:
+        return await self._js.create_key_value(
+            api.KeyValueConfig(
+                bucket=subjects.SWARM_BUCKET,
+                history=1,
+                storage=api.StorageType.FILE,
+                replicas=replicas,
+                description="berth swarm mode: cluster, nodes, services, tasks",
+            )
+        )
+
+    async def bucket_state(self) -> str:
+        """"missing", "lone" (a server on its own) or "clustered" (in a cluster of servers);
+        read afresh, never from the cached bucket."""
+        try:
+            info = await self._js.stream_info(f"KV_{subjects.SWARM_BUCKET}")
+        except NotFoundError:
+            return "missing"
+        except Exception as exc:  # noqa: BLE001 - a cluster without a leader yet, NATS restarting
+            raise Unavailable(f"the swarm's state store (NATS JetStream) is unavailable: {exc}") from None
+        return "clustered" if info.cluster is not None and info.cluster.name else "lone"
+
+    async def replicas(self) -> int:
+        info = await self._js.stream_info(f"KV_{subjects.SWARM_BUCKET}")
+        return info.config.num_replicas or 1
+
+    async def set_replicas(self, replicas: int) -> None:
+        """The bucket's copies across the managers' swarm servers (JetStream moves them)."""
+        info = await self._js.stream_info(f"KV_{subjects.SWARM_BUCKET}")
+        config = info.config
+        config.num_replicas = replicas
+        await self._js.update_stream(config)
+
+    async def dump(self) -> dict[str, bytes]:
+        """Every key's value (the lease's too), to put into another bucket (swarmlink)."""
+        kv = await self.kv()
+        out: dict[str, bytes] = {}
+        try:
+            keys = await kv.keys()
+        except NoKeysError:  # nats-py: an empty bucket has no keys
+            return out
+        for key in keys:
+            raw = await self.get_raw(key)
+            if raw is not None:
+                out[key] = raw[0]
+        return out
+
+    async def put_raw(self, key: str, value: bytes) -> None:
+        kv = await self.kv()
+        await kv.put(key, value)
 
     async def load(self) -> Snapshot:
         """Read every key once. The watcher's "caught up" marker is not used: nats-py can put
@@ -111,12 +182,18 @@ class SwarmStore:
         with nothing pending after it (delta 0) is the last one instead."""
         kv = await self.kv()
         snap = Snapshot()
-        if (await kv.status()).values == 0:
+        try:
+            values = (await kv.status()).values
+            # Each load is a consumer of the bucket's stream, which holds 1000 at most: gone 1 s
+            # after it is stopped (nats-py's default keeps it 5 min, and a client polling
+            # `docker service ps` reached the limit).
+            watcher = await kv.watchall(inactive_threshold=CONSUMER_LINGER) if values else None
+        except (TimeoutError, NatsTimeoutError, NatsError) as exc:
+            raise self._unreadable(exc) from None
+        if watcher is None:
+            if self._on_server:
+                raise Unavailable(NOT_YET)
             return snap
-        # Each load is a consumer of the bucket's stream, which holds 1000 at most: gone 1 s
-        # after it is stopped (nats-py's default keeps it 5 min, and a client polling
-        # `docker service ps` reached the limit).
-        watcher = await kv.watchall(inactive_threshold=CONSUMER_LINGER)
         try:
             with anyio.fail_after(LOAD_TIMEOUT):
                 while True:
@@ -127,11 +204,17 @@ class SwarmStore:
                         snap.add(entry.key, decode(entry.key, entry.value), entry.revision or 0)
                     if entry.delta == 0:
                         break
-        except (TimeoutError, NatsTimeoutError):
-            raise Unavailable("reading the swarm's state timed out (NATS JetStream)") from None
+        except (TimeoutError, NatsTimeoutError) as exc:
+            raise self._unreadable(exc) from None
         finally:
-            await watcher.stop()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await watcher.stop()
         return snap
+
+    def _unreadable(self, exc: BaseException) -> Unavailable:
+        if self._on_server:  # the managers' cluster without a JetStream leader: dockerd's words
+            return Unavailable(NO_LEADER)
+        return Unavailable(f"reading the swarm's state failed (NATS JetStream): {exc or type(exc).__name__}")
 
     async def get_raw(self, key: str) -> tuple[bytes, int] | None:
         kv = await self.kv()
@@ -140,7 +223,7 @@ class SwarmStore:
         except (KeyNotFoundError, KeyDeletedError):  # a deleted key is an absent one
             return None
         except Exception as exc:  # noqa: BLE001 - an unreadable store is not an empty one
-            raise Unavailable(f"the swarm's state store (NATS JetStream) is unavailable: {exc}") from None
+            raise self._unreadable(exc) from None
         if not entry.value:
             return None
         return entry.value, entry.revision or 0
@@ -148,7 +231,10 @@ class SwarmStore:
     async def in_swarm(self) -> bool:
         """One key read: whether a swarm exists (cheaper than a snapshot, for the loops that
         run outside one too)."""
-        return await self.get_raw(CLUSTER_KEY) is not None
+        found = await self.get_raw(CLUSTER_KEY) is not None
+        if not found and self._on_server:
+            raise Unavailable(NOT_YET)
+        return found
 
     async def write(self, snap: Snapshot, key: str, record: Record) -> int:
         """Create (revision 0 in the snapshot) or update what the snapshot read; Conflict when
@@ -164,6 +250,8 @@ class SwarmStore:
             raise Conflict("update out of sequence") from None
         except BadRequestError as exc:  # create of a key that exists
             raise Conflict(f"update out of sequence: {exc.description}") from None
+        except (TimeoutError, NatsTimeoutError, NatsError) as exc:
+            raise self._unreadable(exc) from None
         snap.add(key, record, new)
         return new
 

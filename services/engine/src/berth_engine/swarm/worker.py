@@ -164,11 +164,13 @@ class SwarmWorker:
         await nc.subscribe(subjects.docker_events("container", "*"), cb=container_event)
 
     async def run(self, tg: TaskGroup) -> None:
+        in_swarm = False
         while True:
-            in_swarm = False
             try:
                 in_swarm = await self.beat(tg)
-            except BerthError as exc:  # no orchestrator (yet): nothing changes
+            except BerthError as exc:  # no orchestrator (yet), the state unreadable: nothing
+                # changes, and in a swarm the next beat comes as soon as ever (the managers
+                # count a node's silence only while they could have heard it)
                 log.debug("swarm heartbeat: %s", exc.message)
             except Exception:  # noqa: BLE001 - the next beat tries again
                 log.exception("swarm heartbeat failed")

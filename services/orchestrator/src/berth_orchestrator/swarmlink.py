@@ -1,0 +1,164 @@
+"""A manager's link to its swarm server (berth_kit.swarmbus): the connection the swarm's state
+and the other nodes' sessions go through, while swarm.json names a server.
+
+- Connects when the file names a server (init with an address to advertise, a join as a
+  manager) and points the store at it; closes and points the store back at the node's own NATS
+  when the file no longer does (leave).
+- Serves the other nodes there: joins on subjects.SWARM_JOIN and each node's session on its
+  subjects.swarm_node(id). Only managers do: a worker's own orchestrator must never take its
+  node's requests for the managers (a queue group prefers its local members).
+- Keeps the server's part of the file in step with the state (its users follow the tokens and
+  the nodes; its routes, the other managers), restores the state after the move into a cluster
+  (Restore), and, on the leader, keeps one copy of the state per manager, three at most.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+from anyio.abc import TaskGroup
+from berth_contracts import subjects
+from berth_contracts import swarm as sw
+from berth_contracts.errors import BerthError
+from berth_kit.busauth import Credentials
+from berth_kit.nats_conn import connect
+from berth_kit.rpc import RpcServer
+from berth_kit.swarmbus import SWARM_SERVER_USER, SwarmServer
+from nats.aio.client import Client as NATS
+
+from berth_orchestrator.joining import Admission
+from berth_orchestrator.lease import Leadership
+from berth_orchestrator.membership import Membership
+from berth_orchestrator.records import CLUSTER_KEY
+from berth_orchestrator.restore import Restore
+from berth_orchestrator.store import SwarmStore
+
+log = logging.getLogger(__name__)
+
+CHECK = 0.5  # the file, for a server to connect to or leave
+MAINTAIN = 2.0  # the server's users and routes, the restore, the copies
+CONNECT_WITHIN = 30.0
+MAX_REPLICAS = 3
+
+
+class SwarmLink:
+    def __init__(
+        self, local: NATS, tg: TaskGroup, store: SwarmStore, membership: Membership, admission: Admission,
+        leadership: Leadership, name: str, node: str,
+    ) -> None:  # fmt: skip
+        self._local = local
+        self._tg = tg
+        self._store = store
+        self._membership = membership
+        self._admission = admission
+        self._leadership = leadership
+        self._name = name
+        self._node = node
+        self._lock = anyio.Lock()
+        self._conn: NATS | None = None
+        self._key: tuple[int, str, str] | None = None
+        self._servers: list[RpcServer] = []
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    async def publish(self, subject: str, data: bytes) -> None:
+        if self._conn is not None:
+            await self._conn.publish(subject, data)
+
+    async def sync(self) -> None:
+        """Connect to the server the file names, or leave the one it no longer names."""
+        async with self._lock:
+            server = self._membership.read().server
+            key = (server.client_port, server.client_password, server.cluster) if server is not None else None
+            if key == self._key:
+                return
+            await self._close()
+            if server is None:
+                await self._store.use(self._local)
+                log.info("swarm server: left; the swarm's state is this node's own NATS again")
+                return
+            nc = await connect(
+                f"nats://127.0.0.1:{server.client_port}", self._name, connect_deadline=CONNECT_WITHIN,
+                creds=Credentials(SWARM_SERVER_USER, server.client_password),
+            )  # fmt: skip
+            self._conn, self._key = nc, key
+            # A lone manager creates the bucket; in a cluster it comes from the cluster (Restore).
+            await self._store.use(nc, on_server=True, create=not server.cluster)
+            self._servers = self._endpoints(nc)
+            for rpc in self._servers:
+                await rpc.start(self._tg)
+            log.info("swarm server: connected (%s)", "cluster " + server.cluster if server.cluster else "one manager")
+
+    def _endpoints(self, nc: NATS) -> list[RpcServer]:
+        join = RpcServer(nc, subjects.SWARM_JOIN, sw.NodeAdmission, queue=subjects.SWARM_NODE_QUEUE,
+                         tracer_name=self._name, node=self._node)  # fmt: skip
+        join.handle(sw.NodeJoin, self._admission.admit)
+        sessions = RpcServer(nc, subjects.swarm_node("*"), sw.NodeSession, queue=subjects.SWARM_NODE_QUEUE,
+                             tracer_name=self._name, node=self._node)  # fmt: skip
+        sessions.handle(sw.NodeHeartbeat, self._admission.heartbeat)
+        sessions.handle(sw.NodeLeave, self._admission.leave)
+        return [join, sessions]
+
+    async def _close(self) -> None:
+        servers, self._servers = self._servers, []
+        conn, self._conn, self._key = self._conn, None, None
+        with anyio.move_on_after(10):
+            for rpc in servers:
+                await rpc.stop()
+            if conn is not None:
+                await conn.close()
+
+    async def maintain(self) -> None:
+        server = self._membership.read().server
+        if server is None or self._conn is None:
+            return
+        if server.cluster:
+            await self._restore(server)
+        snap = await self._store.load()
+        self._admission.rewrite_bus(snap)
+        if server.cluster and self._leadership.is_leader:
+            managers = sum(1 for n in snap.nodes.values() if n.role == "manager" and n.routes_at)
+            want = max(1, min(MAX_REPLICAS, managers))
+            if await self._store.replicas() != want:
+                log.info("the swarm's state: %d copies across the managers", want)
+                await self._store.set_replicas(want)
+
+    async def _restore(self, server: SwarmServer) -> None:
+        restore = Restore(self._membership.restore_path)
+        kept = restore.load()
+        if kept is None:
+            return
+        where = await self._store.bucket_state()
+        if where == "clustered":
+            restore.done()  # moved already (the file outlived a restart)
+        elif where == "missing":  # the server is in the cluster now, and the cluster answers
+            entries, replicas = kept
+            await self._store.create_bucket(replicas)
+            # The cluster's record last: a new manager's `join` returns once it reads it.
+            for key in sorted(entries, key=lambda k: k == CLUSTER_KEY):
+                await self._store.put_raw(key, entries[key])
+            log.info("the swarm's state moved into the managers' cluster %s (%d keys)", server.cluster, len(entries))
+            await self._store.use(self._conn or self._local, on_server=True, create=False)
+            restore.done()
+        # "lone": the server has not restarted into the cluster yet
+
+    async def run(self) -> None:
+        since = 0.0
+        while True:
+            try:
+                await self.sync()
+                since += CHECK
+                if since >= MAINTAIN:
+                    since = 0.0
+                    await self.maintain()
+            except BerthError as exc:  # the server restarting, the state not readable yet
+                log.debug("swarm server: %s", exc.message)
+            except TimeoutError:
+                log.warning("swarm server: not reachable within %.0fs", CONNECT_WITHIN)
+            except Exception:  # noqa: BLE001 - the next round tries again
+                log.exception("swarm server: keeping the link failed")
+            await anyio.sleep(CHECK)
+

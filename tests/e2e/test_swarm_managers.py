@@ -1,0 +1,130 @@
+"""Three managers and a worker on four hosts (berth_testsupport.netbed): two join with the
+manager token, the swarm's state is replicated to all three (JetStream R3 over NATS routes
+between their swarm servers), and losing one manager whole (every process of its host killed)
+keeps the swarm working: the other two still answer, take changes, and run the lost host's
+tasks; the worker, which joined through the lost manager, stays linked through the others; the
+host comes back, catches up, and stops the tasks it no longer owns."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+
+import pytest
+from berth_testsupport.netbed import NetBed
+from harness import Berth, berths_on_hosts, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
+
+
+@pytest.fixture(scope="module")
+def hosts() -> Iterator[tuple[NetBed, list[Berth]]]:
+    with NetBed(4) as bed, berths_on_hosts(bed) as nodes:
+        yield bed, nodes
+
+
+def running(node: Berth, service: str = "web") -> int:
+    out = node.docker_ok("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}")
+    return len(out.split())
+
+
+def managers(node: Berth) -> dict[str, str]:
+    """Node ID -> "STATUS MANAGER-STATUS", as this manager sees them."""
+    out = node.docker_ok("node", "ls", "--format", "{{.ID}} {{.Status}} {{.ManagerStatus}}")
+    return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines()}
+
+
+def replicas_of_state(bed: NetBed, node: Berth, i: int) -> int:
+    """How many copies of the swarm's state the managers' JetStream keeps, asked on node i's
+    own swarm server with its orchestrator's credentials."""
+    swarm_json = node.data_root / "nats" / "swarm.json"
+    code = textwrap.dedent(f"""
+        import asyncio, json, nats
+        async def main():
+            server = json.load(open({str(swarm_json)!r}))["server"]
+            nc = await nats.connect(f"nats://127.0.0.1:{{server['client_port']}}", user="berth-orchestrator",
+                                    password=server["client_password"])
+            info = await nc.jetstream(timeout=5).stream_info("KV_berth_swarm")
+            print(len(info.cluster.replicas or []) + 1 if info.cluster and info.cluster.leader else 0)
+            await nc.close()
+        asyncio.run(main())
+    """)
+    res = subprocess.run([*bed.enter(i), sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return int(res.stdout.strip())
+
+
+def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetBed, list[Berth]]) -> None:
+    bed, (first, second, third, worker) = hosts
+    first.docker_ok("swarm", "init", "--advertise-addr", bed.addr(0))
+    try:
+        first.docker_ok(
+            "service", "create", "--name", "web", "--replicas", "3", "--stop-grace-period", "1s",
+            "busybox:latest", "sleep", "1000", timeout=120,
+        )  # fmt: skip
+        token = first.docker_ok("swarm", "join-token", "-q", "manager").strip()
+        for node in (second, third):
+            joined = node.docker_ok("swarm", "join", "--token", token, f"{bed.addr(0)}:2377", timeout=90)
+            assert "This node joined a swarm as a manager." in joined
+            # The state is readable there at once: the service created before the join.
+            assert node.docker_ok("service", "ls", "--format", "{{.Name}}").split() == ["web"]
+        first_id, second_id, third_id = (
+            n.docker_ok("info", "--format", "{{.Swarm.NodeID}}").strip() for n in (first, second, third)
+        )
+        for node in (first, second, third):
+            info = json.loads(node.docker_ok("info", "--format", "{{json .Swarm}}"))
+            assert (info["ControlAvailable"], info["Managers"], info["Nodes"]) == (True, 3, 3)
+            seen = managers(node)
+            assert set(seen) == {first_id, second_id, third_id}
+            assert sum(1 for state in seen.values() if state == "Ready Leader") == 1
+        wait_until(lambda: replicas_of_state(bed, second, 1) == 3, 20, "three copies of the state")
+        # A worker joins through the first manager, and learns of all three.
+        worker_token = second.docker_ok("swarm", "join-token", "-q", "worker").strip()
+        worker.docker_ok("swarm", "join", "--token", worker_token, f"{bed.addr(0)}:2377", timeout=90)
+        worker_id = worker.docker_ok("info", "--format", "{{.Swarm.NodeID}}").strip()
+        wait_until(
+            lambda: len(json.loads(worker.docker_ok("info", "--format", "{{json .Swarm.RemoteManagers}}"))) == 3,
+            20, "the worker linked to the three managers",
+        )  # fmt: skip
+        # The tasks the first manager started before the others joined kept running through
+        # its move into the cluster (no node was taken for down meanwhile).
+        assert first.docker_ok("service", "ps", "-q", "--filter", "desired-state=shutdown", "web").strip() == ""
+
+        # A change on any manager; the new tasks go to the nodes with the fewest.
+        third.docker_ok("service", "scale", "web=6", timeout=120)
+        assert [running(n) for n in (first, second, third, worker)] == [3, 1, 1, 1]
+
+        # One manager lost whole: every process of its host killed (berth, both NATS servers,
+        # shims, containers). The two others still answer, place its tasks, and take changes.
+        first.clean_up(remove=False)
+        lost = time.monotonic()
+        others = (second, third, worker)
+        wait_until(lambda: [running(n) for n in others] == [2, 2, 2], 40, "the lost manager's tasks placed on the others")
+        took = time.monotonic() - lost
+        assert took <= 30, f"rescheduled after {took:.1f}s"  # the JetStream elections, a new leader's grace
+        wait_until(lambda: managers(second)[first_id].startswith("Down"), 20, "the lost manager Down")
+        assert managers(third)[worker_id] == "Ready"  # its link goes to the two others now
+        second.docker_ok("service", "create", "--name", "more", "busybox:latest", "sleep", "1000", timeout=120)
+        assert third.docker_ok("service", "ls", "--format", "{{.Name}}").split() == ["more", "web"]
+
+        # It comes back: Ready and Reachable again, with the state it missed, and none of the
+        # tasks it no longer owns.
+        first.up_detached()
+        wait_until(lambda: managers(second)[first_id] == "Ready Reachable", 60, "the returned manager Ready")
+        wait_until(lambda: "more" in first.docker_ok("service", "ls", "--format", "{{.Name}}").split(), 30,
+                   "the returned manager reads what changed while it was away")  # fmt: skip
+        wait_until(lambda: running(first) == 0, 30, "the returned manager's stale tasks stopped")
+        assert sum(running(n) for n in others) == 6
+
+        # A manager leaves with --force: the two others keep the swarm.
+        third.docker_ok("swarm", "leave", "--force")
+        assert third.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
+        wait_until(lambda: running(third) == 0, 30, "the departed manager's tasks stopped")
+        wait_until(lambda: sum(running(n) for n in (first, second, worker)) == 6, 40, "its tasks placed on the others")
+    finally:
+        for node in (worker, third, second, first):
+            node.docker("swarm", "leave", "--force")
