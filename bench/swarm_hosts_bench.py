@@ -10,8 +10,11 @@ the swarm and hosts 1 and 2 join as workers. Per round and engine:
 2. node loss: host 2's link cut (`ip link set eth0 down` in its namespace) to N running tasks on
    hosts 0 and 1 (each engine's own heartbeat settings: berth calls a node down after 6 s,
    dockerd after its dispatcher's heartbeat period of 5 s times its grace);
-then the link comes back, the service is removed and host 2 is Ready again before the next
-round. The engines run one after the other (three dockerds and three berths at once would not
+then the link comes back, the service is removed and host 2 is Ready again. Then a second swarm
+where hosts 1 and 2 join as managers:
+3. manager loss: host 0's link cut (the first manager, and the leader) to N running tasks on
+   hosts 1 and 2, as host 1 sees them (both engines elect first: swarmkit's raft, berth's
+   JetStream). The engines run one after the other (three dockerds and three berths at once would not
 fit this machine's two cores), the order alternating per round. Prints a table of medians and
 asserts nothing.
 """
@@ -63,8 +66,9 @@ def _node_ready(e: Engine, node_id: str) -> bool:
 
 
 @contextlib.contextmanager
-def swarm(kind: str, bed: NetBed, base: Path, tar: Path) -> Iterator[tuple[Engine, list[str]]]:
-    """Three hosts of one kind in a swarm: the manager's engine, and the node ids by host."""
+def swarm(kind: str, bed: NetBed, base: Path, tar: Path, role: str = "worker") -> Iterator[tuple[list[Engine], list[str]]]:
+    """Three hosts of one kind in a swarm (hosts 1 and 2 join with the `role` token): the
+    engines and the node ids by host."""
     with contextlib.ExitStack() as stack:
         hosts: list[Engine] = []
         for i in range(HOSTS):
@@ -81,14 +85,14 @@ def swarm(kind: str, bed: NetBed, base: Path, tar: Path) -> Iterator[tuple[Engin
         manager = hosts[0]
         manager.docker("swarm", "init", "--advertise-addr", bed.addr(0))
         stack.callback(lambda: [h.docker("swarm", "leave", "--force", check=False) for h in reversed(hosts)])
-        token = manager.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+        token = manager.docker("swarm", "join-token", "-q", role).stdout.strip()
         for i, e in enumerate(hosts[1:], start=1):
             e.docker("swarm", "join", "--token", token, "--advertise-addr", bed.addr(i), f"{bed.addr(0)}:2377")
         ids = [
             json.loads(e.docker("info", "--format", "{{json .Swarm.NodeID}}").stdout) for e in hosts
         ]
         until(lambda: all(_node_ready(manager, n) for n in ids), 60, f"{kind}: three hosts ready")
-        yield manager, ids
+        yield hosts, ids
 
 
 def one_round(kind: str, bed: NetBed, manager: Engine, ids: list[str], n: int, rnd: int) -> dict[str, float]:
@@ -115,6 +119,27 @@ def one_round(kind: str, bed: NetBed, manager: Engine, ids: list[str], n: int, r
     return {f"converge {n} replicas on {HOSTS} hosts": converge, "node loss to all running elsewhere": reschedule}
 
 
+def manager_round(kind: str, bed: NetBed, hosts: list[Engine], ids: list[str], n: int, rnd: int) -> dict[str, float]:
+    """Three managers: the first one's link cut, timed from the second one's view."""
+    name, survivor = f"mgr{rnd}", hosts[1]
+    survivor.docker("service", "create", "--detach", "--name", name, "--replicas", str(n), "--restart-delay", "0s",
+                    "--stop-grace-period", "1s", "busybox:latest", "sleep", "100000")  # fmt: skip
+    until(lambda: sum(_running_by_node(survivor, name).values()) == n, 300, f"{kind}: {n} tasks running")
+    lost = ids[0]
+    subprocess.run(["ip", "-n", bed.node(0), "link", "set", "eth0", "down"], check=True)
+    start = time.perf_counter()
+    try:
+        until(lambda: (lambda c: c.get(lost, 0) == 0 and sum(c.values()) == n)(_running_by_node(survivor, name)),
+               180, f"{kind}: the lost manager's tasks placed elsewhere")  # fmt: skip
+        took = time.perf_counter() - start
+    finally:
+        subprocess.run(["ip", "-n", bed.node(0), "link", "set", "eth0", "up"], check=True)
+    until(lambda: _node_ready(survivor, lost), 180, f"{kind}: the lost manager back")
+    survivor.docker("service", "rm", name)
+    print(f"  {kind} round {rnd}: manager loss {took:.2f}s", file=sys.stderr)
+    return {"manager loss (1 of 3) to all running elsewhere": took}
+
+
 def main() -> None:
     args = swarm_bench_args(__doc__.splitlines()[0])
     kinds = ["berth"] + ([] if args.no_dockerd or not shutil.which("dockerd") else ["dockerd"])
@@ -126,8 +151,11 @@ def main() -> None:
         with NetBed(HOSTS) as bed:
             for rep in range(args.reps):
                 for kind in kinds if rep % 2 == 0 else list(reversed(kinds)):
-                    with swarm(kind, bed, base / f"{kind}{rep}", tar) as (manager, ids):
-                        for what, value in one_round(kind, bed, manager, ids, args.replicas, rep).items():
+                    with swarm(kind, bed, base / f"{kind}{rep}", tar) as (hosts, ids):
+                        for what, value in one_round(kind, bed, hosts[0], ids, args.replicas, rep).items():
+                            times.setdefault(what, {}).setdefault(kind, []).append(value)
+                    with swarm(kind, bed, base / f"{kind}{rep}m", tar, "manager") as (hosts, ids):
+                        for what, value in manager_round(kind, bed, hosts, ids, args.replicas, rep).items():
                             times.setdefault(what, {}).setdefault(kind, []).append(value)
     finally:
         cleanup_mounts(base)

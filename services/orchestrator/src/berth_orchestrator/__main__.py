@@ -75,8 +75,9 @@ async def serve(ctx: ServiceContext) -> None:
     api = SwarmApi(store, leadership, membership, admission, worker, link)
     server = ctx.server(subjects.ORCHESTRATOR_RPC, s.OrchestratorRequest, queue=subjects.ORCHESTRATOR_QUEUE)
     register(server, api, dispatcher, worker)
+    if membership.read().server is not None:
+        store.await_server()  # a manager restarted: its state is on its swarm server (link.run)
     if membership.managed:
-        await link.sync()  # a manager restarted: its state is on its swarm server
         ctx.tg.start_soon(link.run)
     ctx.tg.start_soon(leadership.run)
 

@@ -35,6 +35,7 @@ from berth_orchestrator import ids
 from berth_orchestrator.dispatcher import Dispatcher
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import (
+    MAX_STATE_COPIES,
     Membership,
     advertised_host,
     check_listen,
@@ -58,7 +59,6 @@ JOIN_WITHIN = 20.0  # the link comes up in about a second; a wrong address or to
 JOIN_ATTEMPT = 2.0
 SESSION_WITHIN = 10.0
 RELAY_TIMEOUT = 5.0
-MAX_REPLICAS = 3
 
 
 class Admission:
@@ -139,7 +139,7 @@ class Admission:
         others = [n for n in snap.nodes.values() if n.role == "manager" and n.routes_at and n.id != node.id]
         if not bus.server.cluster:  # the first route: this lone manager moves into a cluster
             entries = await self.store.dump()
-            Restore(self.membership.restore_path).save(entries, min(MAX_REPLICAS, len(others) + 1))
+            Restore(self.membership.restore_path).save(entries, min(MAX_STATE_COPIES, len(others) + 1))
         self.rewrite_bus(snap)
         self.leadership.poke()
         server = self.membership.read().server

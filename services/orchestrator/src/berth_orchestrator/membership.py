@@ -39,6 +39,7 @@ from berth_kit.swarmbus import (
 from berth_orchestrator.records import ClusterRecord, NodeRecord
 
 SWARM_PORT = 2377
+MAX_STATE_COPIES = 3  # JetStream replicas of the state: one per manager, three at most (R3)
 BCRYPT_ROUNDS = 10  # nats-server checks it once per leaf connection
 _BCRYPT = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
 _TOKEN = re.compile(r"^SWMTKN-1-([0-9a-z]{50})-([0-9a-z]{25})$")

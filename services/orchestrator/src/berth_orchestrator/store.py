@@ -17,6 +17,7 @@ from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
+from nats.js.client import JetStreamContext
 from nats.js.errors import (
     BadRequestError,
     KeyDeletedError,
@@ -95,7 +96,7 @@ class SwarmStore:
     """On the node's own NATS (a swarm on one host), or on its swarm server (use())."""
 
     def __init__(self, nc: NATS) -> None:
-        self._js = nc.jetstream(timeout=REQUEST_TIMEOUT)
+        self._js: JetStreamContext | None = nc.jetstream(timeout=REQUEST_TIMEOUT)
         self._kv: KeyValue | None = None
         self._create = True
         self._on_server = False
@@ -112,11 +113,24 @@ class SwarmStore:
             self._on_server = on_server
             self._create = create
 
+    def await_server(self) -> None:
+        """A manager restarted: its state is on its swarm server, not reached yet. Until use()
+        points there, the state is unreadable (never "no swarm": engines would remove tasks)."""
+        self._on_server = True
+        self._create = False
+        self._js = None
+
+    def _context(self) -> JetStreamContext:
+        if self._js is None:
+            raise Unavailable(NOT_YET)
+        return self._js
+
     async def kv(self) -> KeyValue:
         async with self._lock:
+            js = self._context()
             if self._kv is None:
                 try:
-                    self._kv = await self._js.key_value(subjects.SWARM_BUCKET)
+                    self._kv = await js.key_value(subjects.SWARM_BUCKET)
                 except (NotFoundError, BadRequestError):
                     if not self._create:
                         raise Unavailable(NOT_YET) from None
@@ -126,7 +140,7 @@ class SwarmStore:
             return self._kv
 
     async def create_bucket(self, replicas: int) -> KeyValue:
-        return await self._js.create_key_value(
+        return await self._context().create_key_value(
             api.KeyValueConfig(
                 bucket=subjects.SWARM_BUCKET,
                 history=1,
@@ -140,7 +154,7 @@ class SwarmStore:
         """"missing", "lone" (a server on its own) or "clustered" (in a cluster of servers);
         read afresh, never from the cached bucket."""
         try:
-            info = await self._js.stream_info(f"KV_{subjects.SWARM_BUCKET}")
+            info = await self._context().stream_info(f"KV_{subjects.SWARM_BUCKET}")
         except NotFoundError:
             return "missing"
         except Exception as exc:  # noqa: BLE001 - a cluster without a leader yet, NATS restarting
@@ -148,15 +162,15 @@ class SwarmStore:
         return "clustered" if info.cluster is not None and info.cluster.name else "lone"
 
     async def replicas(self) -> int:
-        info = await self._js.stream_info(f"KV_{subjects.SWARM_BUCKET}")
+        info = await self._context().stream_info(f"KV_{subjects.SWARM_BUCKET}")
         return info.config.num_replicas or 1
 
     async def set_replicas(self, replicas: int) -> None:
         """The bucket's copies across the managers' swarm servers (JetStream moves them)."""
-        info = await self._js.stream_info(f"KV_{subjects.SWARM_BUCKET}")
+        info = await self._context().stream_info(f"KV_{subjects.SWARM_BUCKET}")
         config = info.config
         config.num_replicas = replicas
-        await self._js.update_stream(config)
+        await self._context().update_stream(config)
 
     async def dump(self) -> dict[str, bytes]:
         """Every key's value (the lease's too), to put into another bucket (swarmlink)."""
@@ -276,7 +290,7 @@ class SwarmStore:
         """`swarm leave` of the last manager: the whole state goes (as dockerd erases its raft)."""
         kv = await self.kv()
         try:
-            await self._js.delete_key_value(subjects.SWARM_BUCKET)
+            await self._context().delete_key_value(subjects.SWARM_BUCKET)
         except NotFoundError:
             pass  # gone already (a retried leave)
         finally:

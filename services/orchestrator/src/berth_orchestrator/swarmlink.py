@@ -29,7 +29,7 @@ from nats.aio.client import Client as NATS
 
 from berth_orchestrator.joining import Admission
 from berth_orchestrator.lease import Leadership
-from berth_orchestrator.membership import Membership
+from berth_orchestrator.membership import MAX_STATE_COPIES, Membership
 from berth_orchestrator.records import CLUSTER_KEY
 from berth_orchestrator.restore import Restore
 from berth_orchestrator.store import SwarmStore
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 CHECK = 0.5  # the file, for a server to connect to or leave
 MAINTAIN = 2.0  # the server's users and routes, the restore, the copies
 CONNECT_WITHIN = 30.0
-MAX_REPLICAS = 3
 
 
 class SwarmLink:
@@ -59,10 +58,6 @@ class SwarmLink:
         self._conn: NATS | None = None
         self._key: tuple[int, str, str] | None = None
         self._servers: list[RpcServer] = []
-
-    @property
-    def connected(self) -> bool:
-        return self._conn is not None
 
     async def publish(self, subject: str, data: bytes) -> None:
         if self._conn is not None:
@@ -121,7 +116,7 @@ class SwarmLink:
         self._admission.rewrite_bus(snap)
         if server.cluster and self._leadership.is_leader:
             managers = sum(1 for n in snap.nodes.values() if n.role == "manager" and n.routes_at)
-            want = max(1, min(MAX_REPLICAS, managers))
+            want = max(1, min(MAX_STATE_COPIES, managers))
             if await self._store.replicas() != want:
                 log.info("the swarm's state: %d copies across the managers", want)
                 await self._store.set_replicas(want)
