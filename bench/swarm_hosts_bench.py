@@ -95,47 +95,47 @@ def swarm(kind: str, bed: NetBed, base: Path, tar: Path, role: str = "worker") -
         yield hosts, ids
 
 
-def one_round(kind: str, bed: NetBed, manager: Engine, ids: list[str], n: int, rnd: int) -> dict[str, float]:
-    name = f"bench{rnd}"
+def _converge(kind: str, e: Engine, name: str, n: int) -> float:
+    """`service create` through e, to n tasks running."""
     start = time.perf_counter()
-    manager.docker("service", "create", "--detach", "--name", name, "--replicas", str(n), "--restart-delay", "0s",
-                   "--stop-grace-period", "1s", "busybox:latest", "sleep", "100000")  # fmt: skip
-    until(lambda: sum(_running_by_node(manager, name).values()) == n, 300, f"{kind}: {n} tasks running")
-    converge = time.perf_counter() - start
-    spread = _running_by_node(manager, name)
-    lost = ids[2]
-    subprocess.run(["ip", "-n", bed.node(2), "link", "set", "eth0", "down"], check=True)
+    e.docker("service", "create", "--detach", "--name", name, "--replicas", str(n), "--restart-delay", "0s",
+             "--stop-grace-period", "1s", "busybox:latest", "sleep", "100000")  # fmt: skip
+    until(lambda: sum(_running_by_node(e, name).values()) == n, 300, f"{kind}: {n} tasks running")
+    return time.perf_counter() - start
+
+
+def _host_lost(kind: str, bed: NetBed, host: int, lost: str, e: Engine, name: str, n: int) -> float:
+    """A host's link cut, to n tasks running elsewhere as e sees them; then the link back, the
+    service removed and the host Ready again."""
+    subprocess.run(["ip", "-n", bed.node(host), "link", "set", "eth0", "down"], check=True)
     start = time.perf_counter()
     try:
-        until(lambda: (lambda c: c.get(lost, 0) == 0 and sum(c.values()) == n)(_running_by_node(manager, name)),
-               120, f"{kind}: the lost host's tasks placed elsewhere")  # fmt: skip
-        reschedule = time.perf_counter() - start
+        until(lambda: (lambda c: c.get(lost, 0) == 0 and sum(c.values()) == n)(_running_by_node(e, name)),
+               180, f"{kind}: host {host}'s tasks placed elsewhere")  # fmt: skip
+        took = time.perf_counter() - start
     finally:
-        subprocess.run(["ip", "-n", bed.node(2), "link", "set", "eth0", "up"], check=True)
-    manager.docker("service", "rm", name)
-    until(lambda: _node_ready(manager, lost), 120, f"{kind}: the lost host back")
+        subprocess.run(["ip", "-n", bed.node(host), "link", "set", "eth0", "up"], check=True)
+    until(lambda: _node_ready(e, lost), 180, f"{kind}: host {host} back")
+    e.docker("service", "rm", name)
+    return took
+
+
+def one_round(kind: str, bed: NetBed, manager: Engine, ids: list[str], n: int, rnd: int) -> dict[str, float]:
+    """One manager, two workers: converge, then host 2 lost."""
+    name = f"bench{rnd}"
+    converge = _converge(kind, manager, name, n)
+    spread = _running_by_node(manager, name)
+    reschedule = _host_lost(kind, bed, 2, ids[2], manager, name, n)
     print(f"  {kind} round {rnd}: converge {converge:.2f}s over {sorted(spread.values())}, "
           f"node loss {reschedule:.2f}s", file=sys.stderr)  # fmt: skip
     return {f"converge {n} replicas on {HOSTS} hosts": converge, "node loss to all running elsewhere": reschedule}
 
 
 def manager_round(kind: str, bed: NetBed, hosts: list[Engine], ids: list[str], n: int, rnd: int) -> dict[str, float]:
-    """Three managers: the first one's link cut, timed from the second one's view."""
+    """Three managers: the first one lost, timed from the second one's view."""
     name, survivor = f"mgr{rnd}", hosts[1]
-    survivor.docker("service", "create", "--detach", "--name", name, "--replicas", str(n), "--restart-delay", "0s",
-                    "--stop-grace-period", "1s", "busybox:latest", "sleep", "100000")  # fmt: skip
-    until(lambda: sum(_running_by_node(survivor, name).values()) == n, 300, f"{kind}: {n} tasks running")
-    lost = ids[0]
-    subprocess.run(["ip", "-n", bed.node(0), "link", "set", "eth0", "down"], check=True)
-    start = time.perf_counter()
-    try:
-        until(lambda: (lambda c: c.get(lost, 0) == 0 and sum(c.values()) == n)(_running_by_node(survivor, name)),
-               180, f"{kind}: the lost manager's tasks placed elsewhere")  # fmt: skip
-        took = time.perf_counter() - start
-    finally:
-        subprocess.run(["ip", "-n", bed.node(0), "link", "set", "eth0", "up"], check=True)
-    until(lambda: _node_ready(survivor, lost), 180, f"{kind}: the lost manager back")
-    survivor.docker("service", "rm", name)
+    _converge(kind, survivor, name, n)
+    took = _host_lost(kind, bed, 0, ids[0], survivor, name, n)
     print(f"  {kind} round {rnd}: manager loss {took:.2f}s", file=sys.stderr)
     return {"manager loss (1 of 3) to all running elsewhere": took}
 
