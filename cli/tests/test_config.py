@@ -106,3 +106,14 @@ def test_services_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BERTH_SUPERVISE", "broken")
     with pytest.raises(ValueError):
         services_from_env()
+
+
+def test_engine_labels_as_dockerd_takes_them() -> None:
+    cfg = parse_up("--label", "zone=b", "--label", "disk=ssd=fast")
+    assert cfg.labels == ("zone=b", "disk=ssd=fast")
+    for bad in ("zone", "=b"):
+        with pytest.raises(UsageError, match="bad attribute format"):
+            parse_up("--label", bad)
+    from berth_cli.daemon import supervisor_argv
+
+    assert parse_up(*supervisor_argv(cfg)[4:]).labels == cfg.labels  # `up -d` passes them on

@@ -75,6 +75,7 @@ class Berth:
     # A command prefix for the berth command (NetBed.enter: another host's network).
     prefix: tuple[str, ...] = ()
     node_name: str = ""  # BERTH_NODE, when several berths must tell themselves apart
+    up_extra: tuple[str, ...] = ()  # more `berth up` flags (`--label zone=b`)
 
     @classmethod
     def create(cls, receiver: OtlpReceiver | None, extra_hosts: tuple[str, ...] = ()) -> Berth:
@@ -101,7 +102,7 @@ class Berth:
         for host in self.extra_hosts:
             args += ["-H", host]
         args += ["--exec-root", str(self.exec_root), "--data-root", str(self.data_root)]
-        return args + ["--nats-port", str(self.nats_port)]
+        return args + ["--nats-port", str(self.nats_port), *self.up_extra]
 
     def up_detached(self, ready_timeout: float = 60.0) -> None:
         res = self.berth(
@@ -277,14 +278,16 @@ class Berth:
 
 
 @contextlib.contextmanager
-def berths_on_hosts(bed: NetBed) -> Iterator[list[Berth]]:
+def berths_on_hosts(bed: NetBed, up_extra: dict[int, tuple[str, ...]] | None = None) -> Iterator[list[Berth]]:
     """One berth per host of a NetBed (`host0`, `host1`, ...), each with busybox imported; all
-    torn down at the end, each inside its own network namespace."""
+    torn down at the end, each inside its own network namespace. up_extra: more `berth up`
+    flags, by host."""
     nodes: list[Berth] = []
     try:
         for i in range(bed.nodes):
             node = Berth.create(None)
             node.prefix, node.node_name = tuple(bed.enter(i)), f"host{i}"
+            node.up_extra = (up_extra or {}).get(i, ())
             node.up_detached()
             node.import_busybox()
             nodes.append(node)

@@ -2,7 +2,8 @@
 each with its own BERTH_NODE, data and exec roots and NATS, driven by the real docker CLI
 through each node's socket. A manager and a worker: join, spread, drain, scale, the worker cut
 off (its tasks placed elsewhere within 10 s) and back (it stops what it no longer owns), killed
-whole and started again (it links back from its own files), leave; and the bus between them carries only what it must."""
+whole and started again (it links back from its own files), leave; engine labels as
+constraints; and the bus between them carries only what it must."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 @pytest.fixture(scope="module")
 def hosts() -> Iterator[tuple[NetBed, Berth, Berth]]:
-    with NetBed(2) as bed, berths_on_hosts(bed) as nodes:
+    with NetBed(2) as bed, berths_on_hosts(bed, {1: ("--label", "zone=b")}) as nodes:
         yield bed, nodes[0], nodes[1]
 
 
@@ -83,6 +84,21 @@ def test_a_worker_joins_runs_its_share_and_survives_being_cut_off(hosts: tuple[N
         wait_until(lambda: node_states(manager).get(worker_id) == "Ready Active", 15, "the worker Ready")
         [addr] = manager.docker_ok("node", "inspect", worker_id, "--format", "{{.Status.Addr}}").split()
         assert addr == bed.addr(1)
+
+        # The worker's engine labels (`berth up --label`, dockerd's --label): in its `docker
+        # info`, in its node's description, and as placement constraints.
+        assert json.loads(worker.docker_ok("info", "--format", "{{json .Labels}}")) == ["zone=b"]
+        wait_until(
+            lambda: manager.docker_ok("node", "inspect", worker_id, "--format", "{{json .Description.Engine.Labels}}")
+            .strip() == '{"zone":"b"}', 10, "the worker's engine labels on the manager",
+        )  # fmt: skip
+        manager.docker_ok(
+            "service", "create", "--name", "zoned", "--replicas", "2", "--constraint", "engine.labels.zone==b",
+            "--stop-grace-period", "1s", "busybox:latest", "sleep", "1000", timeout=120,
+        )  # fmt: skip
+        assert (len(running(manager, "zoned")), len(running(worker, "zoned"))) == (0, 2)
+        manager.docker_ok("service", "rm", "zoned")
+        wait_until(lambda: not running(worker, "zoned"), 20, "the zoned service's tasks removed")
 
         # The bus between them carries only each node's own session: from the worker's side,
         # the manager's node-addressed services are out of reach, and so is another node's session.

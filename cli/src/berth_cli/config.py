@@ -75,6 +75,7 @@ class UpConfig:
     services: tuple[ServiceSpec, ...] = field(default=SERVICES)
     tls: TLSSettings = field(default_factory=TLSSettings)  # dockerd's --tls* as given
     allow_origins: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # dockerd's --label: this engine's labels, KEY=VALUE
 
     @property
     def state_path(self) -> Path:
@@ -212,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="let requests from this browser origin in (refused by default); repeatable, * for any",
     )
+    up.add_argument(
+        "--label",
+        action="append",
+        dest="labels",
+        default=None,
+        metavar="KEY=VALUE",
+        help="a label of this engine (docker info, swarm constraints engine.labels.KEY); repeatable",
+    )
     # Internal: marks the background supervisor that `up -d` re-executes.
     up.add_argument("--daemonized", action="store_true", help=argparse.SUPPRESS)
 
@@ -259,9 +268,13 @@ def up_config(ns: argparse.Namespace) -> UpConfig:
         key=str(Path(ns.tlskey).absolute()),
     )
     check_tls(hosts, tls)
+    for label in ns.labels or ():
+        if "=" not in label or label.startswith("="):  # moby's opts.ValidateLabel
+            raise UsageError(f"bad attribute format: {label}")
     return UpConfig(
         tls=tls,
         allow_origins=tuple(ns.allow_origins or ()),
+        labels=tuple(ns.labels or ()),
         detach=ns.detach,
         hosts=hosts,
         data_root=Path(ns.data_root).absolute(),

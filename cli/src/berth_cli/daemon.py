@@ -46,6 +46,7 @@ def supervisor_argv(cfg: UpConfig) -> list[str]:
         argv += ["--nats-creds", str(cfg.nats_creds)]
     argv += tls_argv(cfg.tls)
     argv += [f"--api-allow-origin={origin}" for origin in cfg.allow_origins]
+    argv += [f"--label={label}" for label in cfg.labels]
     return argv
 
 

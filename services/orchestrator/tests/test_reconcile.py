@@ -229,6 +229,15 @@ def test_constraints_and_a_lost_node() -> None:
     assert {(t.node_id, t.state) for t in _live(snap)} == {("n0", "assigned")}
 
 
+def test_engine_labels_constrain_as_node_labels_do() -> None:
+    snap = _snap(_spec(2, Placement={"Constraints": ["engine.labels.disk==ssd", "engine.labels.gpu!=yes"]}), nodes=3)
+    snap.nodes["n0"].engine_labels = {"disk": "ssd", "gpu": "yes"}
+    snap.nodes["n1"].engine_labels = {"disk": "SSD"}  # swarmkit compares without case
+    snap.nodes["n2"].labels = {"disk": "ssd"}  # a node label is not an engine label
+    _apply(snap)
+    assert {t.node_id for t in _live(snap)} == {"n1"}
+
+
 def test_placement_platforms_must_include_this_machine() -> None:
     import platform
 

@@ -217,6 +217,7 @@ class NodeHeartbeat(Command, frozen=True):
     nano_cpus: int = 0
     memory_bytes: int = 0
     tasks: list[TaskReport] = msgspec.field(default_factory=list)
+    engine_labels: dict[str, str] = msgspec.field(default_factory=dict)  # `berth up --label`s
 
 
 class NodeAssignments(Reply, frozen=True):

@@ -311,8 +311,8 @@ class SwarmApi:
                 continue
             if f.get("node.label") and not _labels_match(node.labels, f["node.label"]):
                 continue
-            if f.get("label") and not _labels_match({}, f["label"]):
-                continue  # engine labels: berth's engines carry none
+            if f.get("label") and not _labels_match(node.engine_labels, f["label"]):
+                continue
             out.append(self._node_doc(snap, node))
         return sw.DockerObjects(items=out)
 

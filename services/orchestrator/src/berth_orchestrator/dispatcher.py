@@ -142,10 +142,14 @@ class Dispatcher:
         return NodeAssignments(in_swarm=True, node_id=node.id, tasks=tasks, managers=managers)
 
     async def _seen(self, snap: Snapshot, node: NodeRecord, cmd: NodeHeartbeat, now: float) -> None:
-        described = (cmd.hostname, cmd.addr or node.addr, cmd.engine_version, cmd.nano_cpus, cmd.memory_bytes)
+        described = (
+            cmd.hostname, cmd.addr or node.addr, cmd.engine_version, cmd.nano_cpus, cmd.memory_bytes, cmd.engine_labels,
+        )  # fmt: skip
         try:
-            if described != (node.hostname, node.addr, node.engine_version, node.nano_cpus, node.memory_bytes):
-                node.hostname, node.addr, node.engine_version, node.nano_cpus, node.memory_bytes = described
+            known = (node.hostname, node.addr, node.engine_version, node.nano_cpus, node.memory_bytes, node.engine_labels)
+            if described != known:
+                (node.hostname, node.addr, node.engine_version, node.nano_cpus, node.memory_bytes,
+                 node.engine_labels) = described  # fmt: skip
                 node.updated_at = rfc3339nano()
                 await self.store.put(snap, node)
             if now - node.last_seen >= _SEEN_WRITE_EVERY:

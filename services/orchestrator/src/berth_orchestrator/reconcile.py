@@ -58,7 +58,9 @@ def _matches(node: NodeRecord, constraint: specs.Constraint) -> bool:
         actual = platform.machine()
     elif key.startswith("node.labels."):
         actual = node.labels.get(key[len("node.labels.") :])
-    else:  # engine.labels.*: berth's engines carry no labels yet
+    elif key.startswith("engine.labels."):  # the node's `berth up --label`s
+        actual = node.engine_labels.get(key[len("engine.labels.") :])
+    else:
         actual = None
     if constraint.equal:
         return actual is not None and actual.lower() == constraint.value.lower()

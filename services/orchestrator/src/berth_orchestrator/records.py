@@ -58,6 +58,7 @@ class NodeRecord(msgspec.Struct, kw_only=True):
     # the node chose the password and keeps it. "" once the node left.
     leaf_password_hash: str = ""
     engine_version: str = ""
+    engine_labels: dict[str, str] = msgspec.field(default_factory=dict)  # its engine's --label
     nano_cpus: int = 0
     memory_bytes: int = 0
     # time.time() of its last heartbeat: kept in its own key (`seen.<id>`, SeenRecord), so the

@@ -90,7 +90,11 @@ def node_doc(snap: Snapshot, node: NodeRecord, leader_id: str, now: float) -> Do
             "Hostname": node.hostname,
             "Platform": {"Architecture": platform.machine(), "OS": "linux"},
             "Resources": {"NanoCPUs": node.nano_cpus, "MemoryBytes": node.memory_bytes},
-            "Engine": {"EngineVersion": node.engine_version, "Plugins": []},
+            "Engine": {
+                "EngineVersion": node.engine_version,
+                **({"Labels": node.engine_labels} if node.engine_labels else {}),  # omitempty, as dockerd's
+                "Plugins": [],
+            },
             "TLSInfo": {"TrustRoot": "", "CertIssuerSubject": "", "CertIssuerPublicKey": ""},
         },
         "Status": {"State": "ready" if ready else "down", "Addr": node.addr},

@@ -9,6 +9,7 @@ from aiohttp import web
 from berth_common.gotime import rfc3339nano
 from berth_contracts.engine import EngineInfo, SystemInfo
 from berth_contracts.errors import NotFound
+from berth_kit.node import engine_labels
 
 from berth_gateway import versions
 from berth_gateway.backend import backend
@@ -116,7 +117,7 @@ def info_body(info: EngineInfo) -> dict[str, object]:
         "HttpProxy": "",
         "HttpsProxy": "",
         "NoProxy": "",
-        "Labels": [],
+        "Labels": engine_labels(),
         "ExperimentalBuild": False,
         "ServerVersion": versions.ENGINE_VERSION,
         "Runtimes": {"runc": {"path": "runc"}},
