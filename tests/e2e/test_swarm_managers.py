@@ -120,7 +120,10 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
         wait_until(lambda: running(first) == 0, 30, "the returned manager's stale tasks stopped")
         assert sum(running(n) for n in others) == 6
 
-        # A manager leaves with --force: the two others keep the swarm.
+        # A manager leaves: refused without --force, as dockerd's; with it, the others keep the swarm.
+        refused = third.docker("swarm", "leave")
+        assert refused.returncode == 1 and "participating as a manager" in refused.stderr
+        assert "Use `--force` to suppress this message." in refused.stderr
         third.docker_ok("swarm", "leave", "--force")
         assert third.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
         wait_until(lambda: running(third) == 0, 30, "the departed manager's tasks stopped")

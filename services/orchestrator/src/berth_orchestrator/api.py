@@ -254,17 +254,20 @@ class SwarmApi:
         self, snap: Snapshot, node: NodeRecord, managers: list[NodeRecord], force: bool
     ) -> Done:
         """One of several managers: the others keep the swarm (it shows Down, as with dockerd,
-        until it is removed); refused without --force, with dockerd's words, when the rest
-        would no longer be a majority of the managers."""
-        now = time.time()
-        reachable = sum(1 for n in managers if node_ready(n, now))
-        if not force and reachable - 1 <= len(managers) // 2:
+        until it is removed). Without --force refused, as dockerd refuses it, naming the loss of
+        the majority when the rest would not be one."""
+        if not force:
+            now = time.time()
+            reachable = sum(1 for n in managers if node_ready(n, now))
+            message = "You are attempting to leave the swarm on a node that is participating as a manager. "
+            if reachable - 2 <= len(managers) - reachable:  # moby's removingManagerCausesLossOfQuorum
+                message += (
+                    f"Removing this node leaves {reachable - 1} managers out of {len(managers)}. "
+                    "Without a Raft quorum your swarm will be inaccessible. "
+                )
             raise Unavailable(
-                "You are attempting to leave the swarm on a node that is participating as a manager. "
-                f"Removing this node leaves {reachable - 1} managers out of {len(managers)}. Without a "
-                "Raft quorum your swarm will be inaccessible. The only way to restore a swarm that has "
-                "lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to "
-                "suppress this message."
+                message + "The only way to restore a swarm that has lost consensus is to reinitialize it "
+                "with `--force-new-cluster`. Use `--force` to suppress this message."
             )
         await self.store.put_seen(snap, node.id, 0.0)
         self.membership.write(SwarmBus())  # its swarm server stops; the others keep the state
