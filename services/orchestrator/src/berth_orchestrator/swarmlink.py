@@ -26,6 +26,7 @@ from berth_kit.nats_conn import connect
 from berth_kit.rpc import RpcServer
 from berth_kit.swarmbus import SWARM_SERVER_USER, SwarmServer
 from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
 
 from berth_orchestrator.joining import Admission
 from berth_orchestrator.lease import Leadership
@@ -117,28 +118,34 @@ class SwarmLink:
         if server.cluster and self._leadership.is_leader:
             managers = sum(1 for n in snap.nodes.values() if n.role == "manager" and n.routes_at)
             want = max(1, min(MAX_STATE_COPIES, managers))
-            if await self._store.replicas() != want:
-                log.info("the swarm's state: %d copies across the managers", want)
-                await self._store.set_replicas(want)
+            try:
+                if await self._store.replicas() != want:
+                    await self._store.set_replicas(want)
+                    log.info("the swarm's state: %d copies across the managers", want)
+            except (NatsError, TimeoutError) as exc:  # a new manager's server not in the cluster yet
+                log.info("the swarm's state: %d copies not possible yet (%s)", want, exc)
 
     async def _restore(self, server: SwarmServer) -> None:
+        """Complete once the cluster's record is in the cluster's bucket: it is written last,
+        and until then no manager writes anything (every write first reads that record), so
+        putting everything again after an interrupted restore loses nothing."""
         restore = Restore(self._membership.restore_path)
         kept = restore.load()
-        if kept is None:
+        if kept is None or await self._store.bucket_state() == "lone":
+            return  # nothing to move, or the server has not restarted into the cluster yet
+        entries, replicas = kept
+        try:
+            if await self._store.bucket_state() == "missing":
+                await self._store.create_bucket(replicas)
+            if await self._store.get_raw(CLUSTER_KEY) is None:
+                for key in sorted(entries, key=lambda k: k == CLUSTER_KEY):
+                    await self._store.put_raw(key, entries[key])
+                log.info("the swarm's state moved into the managers' cluster %s (%d keys)", server.cluster, len(entries))
+        except (NatsError, TimeoutError) as exc:  # the cluster without a JetStream leader yet
+            log.info("the swarm's state waits for the managers' cluster (%s)", exc)
             return
-        where = await self._store.bucket_state()
-        if where == "clustered":
-            restore.done()  # moved already (the file outlived a restart)
-        elif where == "missing":  # the server is in the cluster now, and the cluster answers
-            entries, replicas = kept
-            await self._store.create_bucket(replicas)
-            # The cluster's record last: a new manager's `join` returns once it reads it.
-            for key in sorted(entries, key=lambda k: k == CLUSTER_KEY):
-                await self._store.put_raw(key, entries[key])
-            log.info("the swarm's state moved into the managers' cluster %s (%d keys)", server.cluster, len(entries))
-            await self._store.use(self._conn or self._local, on_server=True, create=False)
-            restore.done()
-        # "lone": the server has not restarted into the cluster yet
+        await self._store.use(self._conn or self._local, on_server=True, create=False)
+        restore.done()
 
     async def run(self) -> None:
         since = 0.0
