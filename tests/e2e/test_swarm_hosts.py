@@ -111,9 +111,6 @@ def test_a_worker_joins_runs_its_share_and_survives_being_cut_off(hosts: tuple[N
             session, reply = f"berth.swarm.v1.node.{node_id}", f"berth.swarm.v1.assigned.{node_id}.probe"
             assert bus_probe(bed, worker, 1, orchestrator, session, reply) == heard, node_id
 
-        promote = manager.docker("node", "promote", worker_id)
-        assert promote.returncode == 1 and "join the node with the manager token instead" in promote.stderr
-
         # Spread: two tasks on each host, visible in each host's own `docker ps`.
         manager.docker_ok(
             "service", "create", "--name", "web", "--replicas", "4", "--stop-grace-period", "1s",

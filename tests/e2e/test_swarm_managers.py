@@ -3,7 +3,7 @@ manager token, the swarm's state is replicated to all three (JetStream R3 over N
 between their swarm servers), and losing one manager whole (every process of its host killed)
 keeps the swarm working: the other two still answer, take changes, and run the lost host's
 tasks; the worker, which joined through the lost manager, stays linked through the others; the
-host comes back, catches up, and stops the tasks it no longer owns."""
+host comes back, catches up, and stops the tasks it no longer owns; the worker is promoted."""
 
 from __future__ import annotations
 
@@ -119,6 +119,15 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
                    "the returned manager reads what changed while it was away")  # fmt: skip
         wait_until(lambda: running(first) == 0, 30, "the returned manager's stale tasks stopped")
         assert sum(running(n) for n in others) == 6
+
+        # The worker promoted: it serves as a manager, keeping its tasks.
+        assert running(worker) == 2
+        second.docker_ok("node", "promote", worker_id)
+        wait_until(lambda: worker.docker_ok("info", "--format", "{{.Swarm.ControlAvailable}}").strip() == "true",
+                   40, "the promoted worker serving as a manager")  # fmt: skip
+        wait_until(lambda: managers(second)[worker_id] == "Ready Reachable", 20, "the promoted worker Reachable")
+        assert worker.docker_ok("service", "ls", "--format", "{{.Name}}").split() == ["more", "web"]
+        assert running(worker) == 2 and sum(running(n) for n in (first, second, third, worker)) == 6
 
         # A manager leaves: refused without --force, as dockerd's; with it, the others keep the swarm.
         refused = third.docker("swarm", "leave")

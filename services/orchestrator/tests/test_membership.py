@@ -101,3 +101,23 @@ def test_addresses_read_as_dockerd_reads_them() -> None:
     assert host_port("[fd00::1]:4000") == ("fd00::1", 4000)
     with pytest.raises(InvalidParameter):
         host_port("10.0.0.1:http")
+
+
+def test_a_promoted_worker_keeps_its_session_until_it_serves_as_a_manager(tmp_path: Path) -> None:
+    from berth_orchestrator.dispatcher import promotion
+    from berth_orchestrator.store import Snapshot
+
+    cluster = _cluster()
+    m1 = NodeRecord(id="m1", berth_node="a", hostname="a", created_at="", updated_at="", role="manager",
+                    listen="0.0.0.0:2377", addr="10.0.0.1", routes_at="10.0.0.1:2378")  # fmt: skip
+    w1 = NodeRecord(id="w1", berth_node="b", hostname="b", created_at="", updated_at="", role="manager",
+                    listen="0.0.0.0:2377", addr="10.0.0.2", routes_at="10.0.0.2:2378",
+                    leaf_password_hash=hash_password("pw"))  # fmt: skip
+    server = manager_server(m1, cluster, [m1, w1], None, tmp_path)
+    assert "node-w1" in {u.user for u in server.users}  # the promotion reaches it over its session
+    assert server.routes == ("10.0.0.2:2378",)  # and the route to it is ready
+    snap = Snapshot(cluster=cluster, nodes={"m1": m1, "w1": w1})
+    told = promotion(snap, w1)
+    assert told is not None and told.routes == ["10.0.0.1:2378"] and told.cluster == server.cluster
+    assert (told.route_user, told.route_password) == ("route-x", "route-secret")
+    assert "route-secret" not in repr(told)

@@ -220,12 +220,26 @@ class NodeHeartbeat(Command, frozen=True):
     engine_labels: dict[str, str] = msgspec.field(default_factory=dict)  # `berth up --label`s
 
 
+class NodePromotion(msgspec.Struct, frozen=True, kw_only=True):
+    """A worker made a manager (`docker node promote`), told over its own session: the routes
+    into the managers' cluster, as a manager join's answer gives them."""
+
+    cluster: str
+    routes: list[str]
+    route_user: str
+    route_password: str
+
+    def __repr__(self) -> str:  # never the route password (logs, tracebacks)
+        return f"NodePromotion(cluster={self.cluster!r}, routes={self.routes!r})"
+
+
 class NodeAssignments(Reply, frozen=True):
     in_swarm: bool
     node_id: str = ""
     tasks: list[TaskAssignment] = msgspec.field(default_factory=list)
     # The managers' swarm ports (HOST:PORT): a worker links to each, so it outlives any one.
     managers: list[str] = msgspec.field(default_factory=list)
+    promotion: NodePromotion | None = None  # this worker is now a manager
 
 
 # --- between nodes: joining, and a worker's session with the managers ---------------------------

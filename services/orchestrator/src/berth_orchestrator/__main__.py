@@ -70,7 +70,7 @@ async def serve(ctx: ServiceContext) -> None:
     leadership = Leadership(store, ctx.node, announce)
     dispatcher = Dispatcher(store, leadership)
     admission = Admission(store, membership, dispatcher, leadership, ctx.node)
-    worker = Worker(membership, ctx.rpc)
+    worker = Worker(membership, ctx.rpc, store)
     link = SwarmLink(ctx.nc, ctx.tg, store, membership, admission, leadership, ctx.name, ctx.node)
     api = SwarmApi(store, leadership, membership, admission, worker, link)
     server = ctx.server(subjects.ORCHESTRATOR_RPC, s.OrchestratorRequest, queue=subjects.ORCHESTRATOR_QUEUE)

@@ -336,10 +336,10 @@ class SwarmApi:
         spec = specs.check_node_spec(cmd.spec)
         role = spec.get("Role") or node.role
         if role == "manager" and node.role == "worker":
-            raise Unavailable(
-                "promoting a node to manager is not supported by berth yet: "
-                "join the node with the manager token instead"
-            )
+            if self.admission is None or not node_ready(node, time.time()):
+                raise Unavailable(f"node {node.id} cannot be promoted: it is not ready")
+            await self.admission.promote(snap, node)
+            role = "manager"
         if role == "worker" and node.role == "manager":
             if sum(1 for n in snap.nodes.values() if n.role == "manager") == 1:
                 raise InvalidParameter("attempting to demote the last manager of the swarm")

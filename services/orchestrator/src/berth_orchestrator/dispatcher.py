@@ -15,6 +15,7 @@ from berth_contracts.errors import Conflict
 from berth_contracts.swarm import (
     NodeAssignments,
     NodeHeartbeat,
+    NodePromotion,
     TaskAssignment,
     TaskReport,
     TaskState,
@@ -22,7 +23,7 @@ from berth_contracts.swarm import (
 
 from berth_orchestrator import specs
 from berth_orchestrator.lease import Leadership
-from berth_orchestrator.membership import joined
+from berth_orchestrator.membership import cluster_name, joined
 from berth_orchestrator.reconcile import TERMINAL
 from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord
 from berth_orchestrator.store import Snapshot, SwarmStore
@@ -32,6 +33,17 @@ _RANK = {state: i for i, state in enumerate(get_args(TaskState))}
 # A node's `seen.<id>` key is written at most this often (each write is fsynced by JetStream);
 # a node is down after reconcile.DOWN_AFTER without one (reconcile.node_ready).
 _SEEN_WRITE_EVERY = 2.0
+
+
+def promotion(snap: Snapshot, node: NodeRecord) -> NodePromotion | None:
+    """What a worker promoted to manager needs to join the managers' cluster."""
+    cluster = snap.cluster
+    if cluster is None:
+        return None
+    routes = sorted(n.routes_at for n in snap.nodes.values() if n.role == "manager" and n.routes_at and n.id != node.id)
+    return NodePromotion(
+        cluster=cluster_name(cluster), routes=routes, route_user=cluster.route_user, route_password=cluster.route_password
+    )
 
 
 def container_name(svc: ServiceRecord, task: TaskRecord) -> str:
@@ -116,11 +128,13 @@ class Dispatcher:
         if snap.cluster is None:
             return NodeAssignments(in_swarm=False)
         node = snap.nodes.get(node_id) if node_id else snap.node_by_berth_name(cmd.node)
-        if node is not None and not node_id and node.leaf_password_hash:
-            node = None  # a remote node's name: only its own session speaks for it
+        if node is not None and not node_id and node.leaf_password_hash and node.role == "worker":
+            node = None  # a remote worker's name: only its own session speaks for it
         if node is None or node.berth_node != cmd.node:
             return NodeAssignments(in_swarm=False)
         now = time.time()
+        if not node_id and node.leaf_password_hash:
+            await self._promoted(snap, node)
         await self._seen(snap, node, cmd, now)
         for report in cmd.tasks:
             task = snap.tasks.get(report.task_id)
@@ -139,7 +153,20 @@ class Dispatcher:
             if task.node_id == node.id and svc is not None and task.state != "pending":
                 tasks.append(assignment(svc, task))
         managers = sorted(joined(n.addr, n.port) for n in snap.nodes.values() if n.role == "manager" and n.listen)
-        return NodeAssignments(in_swarm=True, node_id=node.id, tasks=tasks, managers=managers)
+        return NodeAssignments(
+            in_swarm=True, node_id=node.id, tasks=tasks, managers=managers,
+            promotion=promotion(snap, node) if node_id and node.role == "manager" else None,
+        )  # fmt: skip
+
+    async def _promoted(self, snap: Snapshot, node: NodeRecord) -> None:
+        """A promoted worker beating through its own orchestrator serves as a manager now: its
+        session (and the leaf user it had for it) ends."""
+        node.leaf_password_hash = ""
+        node.updated_at = rfc3339nano()
+        try:
+            await self.store.put(snap, node)
+        except Conflict:
+            pass  # the next beat clears it
 
     async def _seen(self, snap: Snapshot, node: NodeRecord, cmd: NodeHeartbeat, now: float) -> None:
         described = (

@@ -100,7 +100,8 @@ class Admission:
         node = NodeRecord(
             id=ids.new_id(), berth_node=cmd.node, hostname=cmd.hostname, created_at=stamp, updated_at=stamp,
             role="worker", addr=cmd.addr, leaf_password_hash=password_hash, engine_version=cmd.engine_version,
-            last_seen=time.time(),
+            last_seen=time.time(), listen=cmd.listen,  # its swarm port, should it be promoted
+            port=host_port(cmd.listen)[1] if cmd.listen else 2377,
         )  # fmt: skip
         await self.store.put(snap, node)
         await self.store.put_seen(snap, node.id, node.last_seen)
@@ -137,9 +138,7 @@ class Admission:
         await self.store.put(snap, node)
         await self.store.put_seen(snap, node.id, node.last_seen)
         others = [n for n in snap.nodes.values() if n.role == "manager" and n.routes_at and n.id != node.id]
-        if not bus.server.cluster:  # the first route: this lone manager moves into a cluster
-            entries = await self.store.dump()
-            Restore(self.membership.restore_path).save(entries, min(MAX_STATE_COPIES, len(others) + 1))
+        await self.into_cluster(bus.server, len(others) + 1)
         self.rewrite_bus(snap)
         self.leadership.poke()
         server = self.membership.read().server
@@ -150,6 +149,32 @@ class Admission:
             cluster=server.cluster, routes=sorted(n.routes_at for n in others),
             route_user=cluster.route_user, route_password=cluster.route_password,
         )  # fmt: skip
+
+    async def into_cluster(self, server: SwarmServer, managers: int) -> None:
+        """A second manager: a lone manager's state is kept aside before its swarm server
+        restarts into the managers' cluster (Restore; swarmlink puts it back)."""
+        if not server.cluster:
+            entries = await self.store.dump()
+            Restore(self.membership.restore_path).save(entries, min(MAX_STATE_COPIES, managers))
+
+    async def promote(self, snap: Snapshot, node: NodeRecord) -> None:
+        """`docker node promote`: the worker gets a route into the managers' cluster; its
+        session tells it at its next heartbeat (Worker.relay), and it serves as a manager."""
+        bus = self.membership.read()
+        if bus.server is None or not node.listen or not node.leaf_password_hash:
+            raise Unavailable(
+                "promoting this node is not possible: its swarm has no port for other hosts, or the node "
+                "joined before berth recorded its swarm port (rejoin it with the manager token)"
+            )
+        host, port = host_port(node.listen)
+        node.role, node.routes_at, node.port = "manager", route_addr(node.addr, port), port
+        node.updated_at = rfc3339nano()
+        managers = sum(1 for n in snap.nodes.values() if n.role == "manager" and n.routes_at)
+        await self.into_cluster(bus.server, managers)
+        await self.store.put(snap, node)
+        self.rewrite_bus(snap)
+        self.leadership.poke()
+        log.info("node %s (%s) promoted to manager", node.id, node.berth_node)
 
     async def heartbeat(self, cmd: sw.NodeHeartbeat) -> sw.NodeAssignments:
         return await self.dispatcher.heartbeat(cmd, node_id=_session_node())
@@ -181,9 +206,10 @@ def _session_node() -> str:
 class Worker:
     """The joining node's side, and a worker's link to its managers afterwards."""
 
-    def __init__(self, membership: Membership, rpc: RpcClient) -> None:
+    def __init__(self, membership: Membership, rpc: RpcClient, store: SwarmStore) -> None:
         self.membership = membership
         self.rpc = rpc
+        self.store = store  # pointed at the swarm server once this node serves as a manager
 
     async def join(self, cmd: sw.SwarmJoin) -> sw.NodeJoined:
         if not self.membership.managed:
@@ -214,9 +240,9 @@ class Worker:
         except BaseException:
             self.membership.write(SwarmBus())  # no link: the bus is local again
             raise
-        notes = {"node_id": answer.node_id, "cluster_id": answer.cluster_id, "addr": request.addr}
+        notes = {"node_id": answer.node_id, "cluster_id": answer.cluster_id, "addr": request.addr, "listen": listen}
         if answer.role == "manager":
-            self._serve_as_manager(request, answer, notes)
+            self._serve_as_manager(answer.node_id, request.listen, request.addr, answer, notes)
             return answer
         # The addresses this node was given reach the managers from here; the ones the managers
         # advertise may not (a manager that advertises loopback, a NAT): both, given first.
@@ -226,18 +252,23 @@ class Worker:
         await self._session_up(answer.node_id)
         return answer
 
-    def _serve_as_manager(self, request: sw.NodeJoin, answer: sw.NodeJoined, notes: dict[str, str]) -> None:
+    def _serve_as_manager(
+        self, node_id: str, listen: str, addr: str, routes: sw.NodeJoined | sw.NodePromotion, notes: dict[str, str]
+    ) -> None:
         """This node's own swarm server, with routes to the other managers' (no more link)."""
-        host, port = host_port(request.listen)
+        host, port = host_port(listen)
         store = self.membership.server_store / "cluster"
         shutil.rmtree(store, ignore_errors=True)  # a cluster this node was in before
         server = SwarmServer(
-            name=answer.node_id, client_port=free_loopback_port(), client_password=secrets.token_urlsafe(32),
-            store=str(store), listen=request.listen, cluster=answer.cluster, cluster_listen=route_addr(host, port),
-            cluster_advertise=route_addr(request.addr, port), routes=tuple(answer.routes),
-            route_user=answer.route_user, route_password=answer.route_password,
+            name=node_id, client_port=free_loopback_port(), client_password=secrets.token_urlsafe(32),
+            store=str(store), listen=listen, cluster=routes.cluster, cluster_listen=route_addr(host, port),
+            cluster_advertise=route_addr(addr, port), routes=tuple(routes.routes),
+            route_user=routes.route_user, route_password=routes.route_password,
         )  # fmt: skip
-        self.membership.write(SwarmBus(server=server, member=notes))
+        # Until the link to that server is up, the state is unreadable here, never "no swarm" (a
+        # promoted node's engine would remove its tasks).
+        self.store.await_server()
+        self.membership.write(SwarmBus(server=server, member={k: v for k, v in notes.items() if k != "managers"}))
 
     async def _session_up(self, node_id: str) -> None:
         """Wait (a few seconds at most) until the link runs on the node's own credentials, so
@@ -282,6 +313,10 @@ class Worker:
             subjects.swarm_node(node_id), cmd, sw.NodeAssignments, timeout=RELAY_TIMEOUT, attempts=1,
             reply_prefix=subjects.swarm_assigned(node_id),
         )  # fmt: skip
+        if answer.promotion is not None and notes.get("listen"):
+            log.info("this node was promoted to manager: it joins the managers' cluster")
+            self._serve_as_manager(node_id, notes["listen"], notes["addr"], answer.promotion, notes)
+            return answer
         self._follow_managers(answer.managers, notes)
         return answer
 

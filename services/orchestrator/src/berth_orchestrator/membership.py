@@ -128,15 +128,20 @@ def route_addr(host: str, swarm_port: int) -> str:
     return joined(host, swarm_port + 1)
 
 
+def cluster_name(cluster: ClusterRecord) -> str:
+    return f"berth-{cluster.id[:12]}"
+
+
 def leaf_users(cluster: ClusterRecord, nodes: Iterable[NodeRecord]) -> tuple[LeafUser, ...]:
     """The swarm port's users: one per join token, which reads only its own joins' answers (a
-    manager's carries the route credentials), and one per worker."""
+    manager's carries the route credentials), and one per worker (and per worker promoted to
+    manager until it serves as one: its session carries the promotion)."""
     users = []
     for secret in (cluster.worker_secret, cluster.manager_secret):
         user, password = join_user(secret)
         users.append(LeafUser(user, password, (subjects.SWARM_JOIN,), (f"{subjects.SWARM_JOINED}.{user}.>",)))
     for node in sorted(nodes, key=lambda n: n.id):
-        if node.leaf_password_hash and node.role == "worker":
+        if node.leaf_password_hash:
             users.append(
                 LeafUser(
                     f"node-{node.id}",
@@ -164,7 +169,7 @@ def manager_server(
         store=str(store_root / ("cluster" if clustered else "solo")),
         listen=me.listen,
         users=leaf_users(cluster, nodes),
-        cluster=f"berth-{cluster.id[:12]}" if clustered else "",
+        cluster=cluster_name(cluster) if clustered else "",
         cluster_listen=route_addr(host, port) if clustered else "",
         cluster_advertise=me.routes_at if clustered else "",
         routes=tuple(others),

@@ -7,6 +7,7 @@ overwrite each other: the second write fails with a conflict and is retried on a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -119,6 +120,7 @@ class SwarmStore:
         self._on_server = True
         self._create = False
         self._js = None
+        self._kv = None
 
     def _context(self) -> JetStreamContext:
         if self._js is None:
@@ -221,7 +223,8 @@ class SwarmStore:
         except (TimeoutError, NatsTimeoutError) as exc:
             raise self._unreadable(exc) from None
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            # Shielded and bounded; a connection closed meanwhile (leave) took the consumer with it.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2), contextlib.suppress(NatsError):
                 await watcher.stop()
         return snap
 
