@@ -220,7 +220,7 @@ class Membership:
 
     @property
     def restore_path(self) -> Path:
-        """The state kept across a swarm server's move into a cluster (swarmlink.Restore)."""
+        """The state kept across a swarm server's move into a cluster (restore.Restore)."""
         assert self.path is not None
         return self.path.parent / "swarm-restore.json"
 
