@@ -21,7 +21,13 @@ from pathlib import Path
 import anyio
 from anyio.abc import TaskGroup
 from berth_kit.busauth import jetstream_settings, write_bus_dir
-from berth_kit.swarmbus import SwarmBus, SwarmServer, read_swarm_bus, render_swarm_server
+from berth_kit.swarmbus import (
+    SwarmBus,
+    SwarmServer,
+    file_signature,
+    read_swarm_bus,
+    render_swarm_server,
+)
 from berth_kit.testing import nats_server_binary
 
 from berth_cli.child import Child
@@ -35,14 +41,6 @@ POLL = 0.25
 SETTLE = 0.5
 SWARM_SERVER_CONFIG = "swarm-server.conf"
 SWARM_SERVER_STOP_GRACE = 5.0
-
-
-def _signature(path: Path) -> tuple[int, int, int]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (0, 0, 0)
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def write_swarm_server_config(path: Path, server: SwarmServer) -> None:
@@ -101,14 +99,14 @@ async def watch_swarm_bus(
     on_server_state: Callable[[ChildState | None], None],
 ) -> None:
     """Runs for the supervisor's life; nats.conf was rendered from the file at start."""
-    seen = _signature(swarm_file)
+    seen = file_signature(swarm_file)
     current: SwarmBus = await anyio.to_thread.run_sync(read_swarm_bus, swarm_file)
     async with anyio.create_task_group() as tg:
         runner = SwarmServerRunner(bus_dir, tg, on_server_state)
         await runner.apply(current.server)  # a manager restarted: its swarm server too
         while True:
             await anyio.sleep(POLL)
-            now = _signature(swarm_file)
+            now = file_signature(swarm_file)
             if now == seen:
                 continue
             seen = now

@@ -85,6 +85,16 @@ class SwarmBus:
         return self.server is None and self.remote is None
 
 
+def file_signature(path: Path) -> tuple[int, int, int]:
+    """(inode, mtime ns, size): changes whenever write_swarm_bus replaces the file; zeros when
+    there is none. Readers re-read the file only when it changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 def read_swarm_bus(path: Path) -> SwarmBus:
     """What the file says; a missing or unreadable file is no swarm (the bus stays local)."""
     try:

@@ -32,6 +32,7 @@ from berth_kit.swarmbus import (
     LeafUser,
     SwarmBus,
     SwarmServer,
+    file_signature,
     read_swarm_bus,
     write_swarm_bus,
 )
@@ -197,13 +198,21 @@ class Membership:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self._read: tuple[tuple[int, int, int], SwarmBus] = ((0, 0, 0), SwarmBus())
 
     @property
     def managed(self) -> bool:
         return self.path is not None
 
     def read(self) -> SwarmBus:
-        return read_swarm_bus(self.path) if self.path is not None else SwarmBus()
+        """The file as last written; parsed again only when it changed (every heartbeat and
+        the swarm link's check ask)."""
+        if self.path is None:
+            return SwarmBus()
+        signature = file_signature(self.path)
+        if signature != self._read[0]:
+            self._read = (signature, read_swarm_bus(self.path))
+        return self._read[1]
 
     def write(self, bus: SwarmBus) -> None:
         if self.path is not None:

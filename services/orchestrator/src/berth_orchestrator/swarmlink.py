@@ -131,11 +131,14 @@ class SwarmLink:
         putting everything again after an interrupted restore loses nothing."""
         restore = Restore(self._membership.restore_path)
         kept = restore.load()
-        if kept is None or await self._store.bucket_state() == "lone":
-            return  # nothing to move, or the server has not restarted into the cluster yet
+        if kept is None:
+            return
+        where = await self._store.bucket_state()
+        if where == "lone":
+            return  # the server has not restarted into the cluster yet
         entries, replicas = kept
         try:
-            if await self._store.bucket_state() == "missing":
+            if where == "missing":
                 await self._store.create_bucket(replicas)
             if await self._store.get_raw(CLUSTER_KEY) is None:
                 for key in sorted(entries, key=lambda k: k == CLUSTER_KEY):
