@@ -10,6 +10,8 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -119,6 +121,52 @@ def test_single_node_swarm_runs_a_replicated_service(berth: Berth, busybox_image
     assert berth.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
     gone = berth.docker("node", "ls")
     assert gone.returncode == 1 and "This node is not a swarm manager." in gone.stderr
+
+
+def test_service_logs_name_each_task_and_follow_new_ones(berth: Berth, busybox_image: str) -> None:
+    """`docker service logs`: every task's lines, prefixed as the CLI prefixes them from the
+    details dockerd sends (`name.slot.task@node |`), its options, a task's own log, --follow
+    taking in the tasks a scale adds."""
+    berth.docker_ok("swarm", "init")
+    try:
+        berth.docker_ok(
+            "service", "create", "--name", "talk", "--replicas", "2", "--stop-grace-period", "1s", busybox_image,
+            "sh", "-c", "echo out $(hostname); echo err >&2; sleep 1000", timeout=120,
+        )  # fmt: skip
+        hostname = berth.docker_ok("node", "inspect", "self", "--format", "{{.Description.Hostname}}").strip()
+        wait_until(lambda: len(berth.docker_ok("service", "logs", "talk").splitlines()) == 2, 20, "both tasks' lines")
+        logs = berth.docker("service", "logs", "talk")
+        containers = set(berth.docker_ok("ps", "--filter", "label=com.docker.swarm.service.name=talk",
+                                         "--format", "{{.ID}}").split())  # fmt: skip
+        line = re.compile(rf"^talk\.([12])\.[0-9a-z]{{12}}@{re.escape(hostname)} +\| (.*)$")
+        outs = sorted(line.match(x).groups() for x in logs.stdout.splitlines())  # type: ignore[union-attr]
+        assert [slot for slot, _ in outs] == ["1", "2"] and {text.split()[1] for _, text in outs} == containers
+        assert sorted(line.match(x)[2] for x in logs.stderr.splitlines()) == ["err", "err"]  # type: ignore[index]
+        # --tail is per task: each one's last line (its "err").
+        stamped = berth.docker("service", "logs", "--timestamps", "--no-task-ids", "--tail", "1", "talk")
+        assert stamped.stdout == "", stamped.stdout
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z talk\.[12]@\S+ +\| err", x)
+                   for x in stamped.stderr.splitlines()) and len(stamped.stderr.splitlines()) == 2, stamped.stderr  # fmt: skip
+        negative = berth.docker("service", "logs", "--tail", "-1", "talk")
+        assert negative.returncode == 1 and "negative tail values not supported" in negative.stderr
+        task = berth.docker_ok("service", "ps", "-q", "talk").split()[0]
+        raw = berth.docker("service", "logs", "--raw", task)
+        assert raw.stdout.startswith("out ") and raw.stderr == "err\n"
+        missing = berth.docker("service", "logs", "nope")
+        assert missing.returncode == 1 and "nope" in missing.stderr
+
+        follow = subprocess.Popen(["docker", "service", "logs", "-f", "--no-task-ids", "talk"], env=berth.client_env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        try:
+            berth.docker_ok("service", "scale", "talk=3", timeout=120)
+            wait_until(lambda: berth.docker_ok("service", "logs", "talk").count("talk.3.") == 1, 20, "the new task")
+            time.sleep(2)  # the follower asks for new tasks every second
+        finally:
+            follow.terminate()
+            followed, _ = follow.communicate(timeout=10)
+        assert sorted(x.split("@")[0] for x in followed.splitlines()) == ["talk.1", "talk.2", "talk.3"]
+    finally:
+        berth.docker("swarm", "leave", "--force")
 
 
 def test_a_services_mounts_reach_its_tasks(berth: Berth, busybox_image: str, tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Swarm mode across hosts: two berths in network namespaces joined by a bridge (berth_testsupport.netbed),
 each with its own BERTH_NODE, data and exec roots and NATS, driven by the real docker CLI
-through each node's socket. A manager and a worker: join, spread, drain, scale, the worker cut
-off (its tasks placed elsewhere within 10 s) and back (it stops what it no longer owns), killed
-whole and started again (it links back from its own files), leave; engine labels as
-constraints; and the bus between them carries only what it must."""
+through each node's socket. A manager and a worker: join, spread, service logs, drain,
+scale, the worker cut off (its tasks placed elsewhere within 10 s, its logs reported
+missing) and back (it stops what it no longer owns), killed whole and started again (it
+links back from its own files), leave; engine labels as constraints; and the bus between
+them carries only what it must."""
 
 from __future__ import annotations
 
@@ -118,6 +119,20 @@ def test_a_worker_joins_runs_its_share_and_survives_being_cut_off(hosts: tuple[N
         )  # fmt: skip
         assert (len(running(manager)), len(running(worker))) == (2, 2)
 
+        # `docker service logs` on the manager: each task's log read on its own node (the
+        # worker's comes over its link), named by the node it ran on.
+        manager.docker_ok(
+            "service", "create", "--name", "talk", "--replicas", "2", "--stop-grace-period", "1s",
+            "busybox:latest", "sh", "-c", "echo out $(hostname); sleep 1000", timeout=120,
+        )  # fmt: skip
+        wait_until(lambda: len(manager.docker_ok("service", "logs", "talk").splitlines()) == 2, 20, "both tasks' lines")
+        # --no-resolve: nodes by ID (the bed's hosts share one hostname).
+        talk = manager.docker_ok("service", "logs", "--no-resolve", "talk").splitlines()
+        by_node = {line.split("@")[1].split()[0]: line.split()[-1] for line in talk}
+        assert sorted(by_node) == sorted([manager_id, worker_id]), talk
+        assert by_node[worker_id] in worker.docker_ok("ps", "--filter", "label=com.docker.swarm.service.name=talk",
+                                                     "--format", "{{.ID}}")  # fmt: skip
+
         # Drain moves the worker's tasks to the manager; active again, new tasks go to it.
         manager.docker_ok("node", "update", "--availability", "drain", worker_id)
         wait_until(lambda: (len(running(manager)), len(running(worker))) == (4, 0), 30, "tasks off the drained node")
@@ -133,6 +148,11 @@ def test_a_worker_joins_runs_its_share_and_survives_being_cut_off(hosts: tuple[N
         assert took <= 10 + 2, f"rescheduled after {took:.1f}s"  # + the CLI's own polling
         assert node_states(manager)[worker_id].startswith("Down")
         assert len(running(worker)) == 2  # as dockerd's: a cut-off worker keeps its tasks running
+        # Its tasks' logs cannot be read meanwhile: dockerd's (swarmkit's) warning, the rest shown.
+        partial = manager.docker("service", "logs", "--no-resolve", "talk")
+        assert partial.returncode == 1 and f"node {worker_id} is not available" in partial.stderr, partial.stderr
+        assert "incomplete log stream" in partial.stderr and f"@{manager_id} " in partial.stdout
+        manager.docker_ok("service", "rm", "talk")
 
         # Back: it is Ready again and stops the tasks it no longer owns.
         subprocess.run(["ip", "-n", bed.node(1), "link", "set", "eth0", "up"], check=True)

@@ -64,7 +64,7 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
     try:
         first.docker_ok(
             "service", "create", "--name", "web", "--replicas", "3", "--stop-grace-period", "1s",
-            "busybox:latest", "sleep", "1000", timeout=120,
+            "busybox:latest", "sh", "-c", "echo up; exec sleep 1000", timeout=120,
         )  # fmt: skip
         token = first.docker_ok("swarm", "join-token", "-q", "manager").strip()
         for node in (second, third):
@@ -97,6 +97,13 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
         # A change on any manager; the new tasks go to the nodes with the fewest.
         third.docker_ok("service", "scale", "web=6", timeout=120)
         assert [running(n) for n in (first, second, third, worker)] == [3, 1, 1, 1]
+        # `docker service logs` on a manager reads each task's log on its node: the other
+        # managers' over the managers' cluster, the worker's over its link.
+        ids = (first_id, second_id, third_id, worker_id)
+        wait_until(lambda: len(third.docker_ok("service", "logs", "web").splitlines()) == 6, 20, "six tasks' lines")
+        lines = third.docker_ok("service", "logs", "--no-resolve", "web").splitlines()
+        assert sorted(line.split("@")[1].split()[0] for line in lines) == sorted([first_id] * 3 + list(ids[1:]))
+        assert {line.split("|", 1)[1].strip() for line in lines} == {"up"}
 
         # One manager lost whole: every process of its host killed (berth, both NATS servers,
         # shims, containers). The two others still answer, place its tasks, and take changes.

@@ -52,12 +52,14 @@ def test_the_gateway_publishes_engine_builder_and_orchestrator_requests_stdin_an
         subjects.stdio_in("*"),
         subjects.stdio_ack("*"),
         subjects.health(API_GATEWAY),
-        # Answers to the requests it serves: the agent's log checkpoints, health pings.
+        # Answers to the requests it serves: the agent's and the orchestrator's (a service's
+        # log) log checkpoints, health pings.
         f"{subjects.inbox_prefix(RUNTIME_AGENT)}.>",
+        f"{subjects.inbox_prefix(ORCHESTRATOR)}.>",
         f"{subjects.inbox_prefix(API_GATEWAY)}.>",
         f"{subjects.inbox_prefix(STATUS)}.>",
     )
-    assert publishers(subjects.ENGINE_RPC) == {API_GATEWAY, BUILDER}
+    assert publishers(subjects.ENGINE_RPC) == {API_GATEWAY, BUILDER, ORCHESTRATOR}  # ORCHESTRATOR: task logs
     assert publishers(subjects.BUILDER_RPC) == {API_GATEWAY}
     assert publishers(subjects.ORCHESTRATOR_RPC) == {API_GATEWAY, ENGINE}  # the API; heartbeats
     assert publishers(subjects.stdio_in("*")) == {API_GATEWAY}
@@ -68,7 +70,8 @@ def test_the_agent_publishes_its_events_output_and_log_streams_only() -> None:
     assert set(PERMISSIONS[RUNTIME_AGENT].publish) == {
         subjects.task_events("*"),
         subjects.stdio_out("*"),
-        f"{subjects.inbox_prefix(API_GATEWAY)}.>",
+        f"{subjects.inbox_prefix(API_GATEWAY)}.>",  # a container's log
+        f"{subjects.inbox_prefix(ORCHESTRATOR)}.>",  # a service task's log
         subjects.health(RUNTIME_AGENT),
         f"{subjects.inbox_prefix(ENGINE)}.>",  # answers (also across a config reload)
         f"{subjects.inbox_prefix(RUNTIME_AGENT)}.>",
@@ -162,6 +165,8 @@ def test_a_service_answers_into_the_inboxes_of_those_it_serves_only() -> None:
     assert inbox_writers(ENGINE) == {LIFECYCLE, RUNTIME_AGENT, ORCHESTRATOR}
     assert inbox_writers(API_GATEWAY) == {ENGINE, BUILDER, ORCHESTRATOR, RUNTIME_AGENT}  # + log streams
     assert inbox_writers(BUILDER) == {ENGINE}
-    assert inbox_writers(RUNTIME_AGENT) == {API_GATEWAY}
-    assert inbox_writers(LIFECYCLE) == inbox_writers(ORCHESTRATOR) == inbox_writers(REGISTRY_PROXY) == set()
+    assert inbox_writers(RUNTIME_AGENT) == {API_GATEWAY, ORCHESTRATOR}  # log checkpoints' answers
+    # A service task's log: the agent streams it to the orchestrator (the engine: an empty end).
+    assert inbox_writers(ORCHESTRATOR) == {API_GATEWAY, ENGINE, RUNTIME_AGENT}
+    assert inbox_writers(LIFECYCLE) == inbox_writers(REGISTRY_PROXY) == set()
     assert inbox_writers(STATUS) == set(SERVICES)

@@ -65,7 +65,8 @@ def test_a_manager_admits_both_tokens_joiners_and_each_worker_on_its_own_subject
     worker_join, manager_join = join_user(cluster.worker_secret)[0], join_user(cluster.manager_secret)[0]
     assert set(users) == {worker_join, manager_join, "node-w1"}
     w1 = users["node-w1"]
-    assert (w1.password, w1.publish) == (hashed, ("berth.swarm.v1.node.w1",))
+    # Its session, and its tasks' log streams (`docker service logs` on a manager).
+    assert (w1.password, w1.publish) == (hashed, ("berth.swarm.v1.node.w1", "berth.swarm.v1.node.w1.>"))
     assert w1.subscribe == ("berth.swarm.v1.changed", "berth.swarm.v1.assigned.w1.>")
     # Each token's joiners read only the answers to their own token's joins: a manager's
     # answer carries the route credentials, which a worker token must not open.

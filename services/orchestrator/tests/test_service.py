@@ -8,22 +8,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import anyio.abc
+import msgspec
 import pytest
 from berth_contracts import subjects
 from berth_contracts import swarm as sw
-from berth_contracts.base import Done
+from berth_contracts.base import Done, Ping
 from berth_contracts.buspermissions import API_GATEWAY, ENGINE, LIFECYCLE, ORCHESTRATOR
+from berth_contracts.codec import decode, encode
+from berth_contracts.engine import ContainerLogs, LogsStarted
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound, Unavailable
+from berth_contracts.streams import STDERR, STDOUT, LogBatch, LogLine
 from berth_kit.busauth import creds_path
 from berth_kit.nats_conn import connect
 from berth_kit.rpc import RpcClient, RpcServer
 from berth_kit.testing import authenticated_nats_server
+from berth_orchestrator import logrelay
 from berth_orchestrator.__main__ import register
 from berth_orchestrator.api import SwarmApi
 from berth_orchestrator.dispatcher import Dispatcher
 from berth_orchestrator.lease import Leadership
+from berth_orchestrator.servicelogs import NodeLogEndpoint, NodeLogSource, ServiceLogReader
 from berth_orchestrator.store import SwarmStore
 from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 
 pytestmark = pytest.mark.anyio
 
@@ -81,9 +90,13 @@ async def swarm() -> AsyncIterator[Swarm]:
 
         leadership = Leadership(store, "n1", announce)
         server = RpcServer(served, subjects.ORCHESTRATOR_RPC, sw.OrchestratorRequest, queue="q", node="n1")
-        register(server, SwarmApi(store, leadership), Dispatcher(store, leadership))
+        api = SwarmApi(store, leadership)
         try:
             async with anyio.create_task_group() as tg:
+                logs = ServiceLogReader(api.managed, served, lambda: served, tg)
+                register(server, api, Dispatcher(store, leadership), logs)
+                source = NodeLogSource(served, RpcClient(served), tg)
+                await NodeLogEndpoint(source, tg, "berth-orchestrator", "n1").serve_at(served, subjects.swarm_logs("*"))
                 await server.start(tg)
                 yield Swarm(RpcClient(gateway), RpcClient(engine), leadership, bus_dir, url)
                 await server.stop()
@@ -185,4 +198,137 @@ async def test_only_the_orchestrator_reaches_jetstream(swarm: Swarm) -> None:
                 kv = await js.key_value(subjects.SWARM_BUCKET)
                 await kv.get("cluster")
         finally:
+            await nc.close()
+
+
+async def _serve_container_logs(engine: NATS, tg: anyio.abc.TaskGroup) -> RpcServer:
+    """The engine's side of ContainerLogs, as its agent answers it: a few lines, the second
+    batch a checkpoint (the relay must pass it on and wait for the gateway's answer), the end.
+    Container "gone" was removed."""
+
+    async def stream(cmd: ContainerLogs) -> None:
+        first = LogLine(stream=STDOUT, data=f"{cmd.ref} one\n".encode(), time="2026-12-04T10:00:00.000000001Z")
+        await engine.publish(cmd.stream_subject, encode(LogBatch(lines=[first])))
+        second = LogLine(stream=STDERR, data=f"{cmd.ref} two\n".encode(), time="2026-12-04T10:00:01Z")
+        await engine.request(cmd.stream_subject, encode(LogBatch(lines=[second])), timeout=5)
+        await engine.publish(cmd.stream_subject, encode(LogBatch(lines=[], end=True)))
+
+    async def logs(cmd: ContainerLogs) -> LogsStarted:
+        if cmd.ref == "gone":
+            raise NotFound("No such container: gone")
+        tg.start_soon(stream, cmd)
+        return LogsStarted(tty=False)
+
+    server = RpcServer(engine, subjects.ENGINE_RPC, ContainerLogs | Ping)
+    server.handle(ContainerLogs, logs)
+    await server.start(tg)
+    return server
+
+
+async def _read_log(swarm: Swarm, gateway: NATS, command: sw.ServiceLogs) -> list[LogLine]:
+    inbox = gateway.new_inbox()
+    sub = await gateway.subscribe(inbox)
+    started = await swarm.call(msgspec.structs.replace(command, stream_subject=inbox), LogsStarted)
+    assert started.tty is False  # type: ignore[attr-defined]
+    lines: list[LogLine] = []
+    with anyio.fail_after(20):
+        while True:
+            msg = await sub.next_msg(timeout=20)
+            batch = decode(msg.data, LogBatch)
+            lines.extend(batch.lines)
+            if batch.lines and msg.reply:
+                await msg.respond(b"")
+            if batch.end:
+                assert batch.error == ""
+                return lines
+
+
+async def test_service_logs_pass_through_the_node_with_details(swarm: Swarm) -> None:
+    """docker service logs on a swarm on one host: the manager asks the task's node (itself)
+    on the swarm's bus, the node reads its engine's log, every hop with its own credentials."""
+    node_id = (await swarm.call(sw.SwarmInit(node="n1", hostname="host1"), sw.SwarmInitialised)).node_id  # type: ignore[attr-defined]
+    service_id = (await swarm.call(sw.ServiceCreate(spec=SPEC), sw.ServiceCreated)).id  # type: ignore[attr-defined]
+    await swarm.beat()
+    await swarm.leadership.cycle()
+    beat = await swarm.beat()
+    ids = ["c0", "gone"]
+    await swarm.beat(*(sw.TaskReport(task_id=a.task_id, state="running", container_id=ids[i])
+                       for i, a in enumerate(beat.tasks)))  # fmt: skip
+    engine = await _as(swarm.url, swarm.bus_dir, ENGINE)
+    gateway = await _as(swarm.url, swarm.bus_dir, API_GATEWAY)
+    try:
+        async with anyio.create_task_group() as tg:
+            server = await _serve_container_logs(engine, tg)
+            lines = await _read_log(swarm, gateway, sw.ServiceLogs(ref="web", stream_subject="x"))
+            # The removed container has nothing to read; the other task's lines carry its IDs.
+            assert [(line.stream, line.data) for line in lines] == [(STDOUT, b"c0 one\n"), (STDERR, b"c0 two\n")]
+            task_id = next(a.task_id for i, a in enumerate(beat.tasks) if ids[i] == "c0")
+            assert lines[0].attrs == {
+                "com.docker.swarm.node.id": node_id,
+                "com.docker.swarm.service.id": service_id,
+                "com.docker.swarm.task.id": task_id,
+            }
+            assert list(lines[0].attrs) == sorted(lines[0].attrs)  # dockerd's order: node, service, task
+            one = await _read_log(swarm, gateway, sw.ServiceLogs(ref=task_id, task=True, stream_subject="x"))
+            assert [line.data for line in one] == [b"c0 one\n", b"c0 two\n"]
+            with pytest.raises(NotFound, match="service nope not found"):
+                await swarm.call(sw.ServiceLogs(ref="nope", stream_subject="x"), LogsStarted)
+            await server.stop()
+            tg.cancel_scope.cancel()
+    finally:
+        for nc in (engine, gateway):
+            await nc.close()
+
+
+async def test_a_followed_service_log_is_torn_down_when_its_reader_leaves(
+    swarm: Swarm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--follow, then the client leaves: each hop sees its reader gone and leaves its own
+    upstream, so the engine's side (the agent, following the container's log) stops too."""
+    monkeypatch.setattr(logrelay, "PROBE_EVERY", 0.3)
+    await swarm.call(sw.SwarmInit(node="n1", hostname="host1"), sw.SwarmInitialised)
+    await swarm.call(sw.ServiceCreate(spec={**SPEC, "Mode": {"Replicated": {"Replicas": 1}}}), sw.ServiceCreated)
+    await swarm.beat()
+    await swarm.leadership.cycle()
+    [task] = (await swarm.beat()).tasks
+    await swarm.beat(sw.TaskReport(task_id=task.task_id, state="running", container_id="c0"))
+    engine = await _as(swarm.url, swarm.bus_dir, ENGINE)
+    gateway = await _as(swarm.url, swarm.bus_dir, API_GATEWAY)
+    reader_gone = anyio.Event()
+
+    async def follow(cmd: ContainerLogs) -> None:  # as the agent follows an idle log
+        line = LogLine(stream=STDOUT, data=b"hello\n", time="2026-12-04T10:00:00Z")
+        await engine.publish(cmd.stream_subject, encode(LogBatch(lines=[line])))
+        while True:
+            await anyio.sleep(0.2)
+            try:
+                await engine.request(cmd.stream_subject, encode(LogBatch(lines=[])), timeout=0.3)
+            except NoRespondersError:
+                reader_gone.set()
+                return
+            except NatsTimeoutError:
+                pass
+
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def logs(cmd: ContainerLogs) -> LogsStarted:
+                tg.start_soon(follow, cmd)
+                return LogsStarted(tty=False)
+
+            server = RpcServer(engine, subjects.ENGINE_RPC, ContainerLogs | Ping)
+            server.handle(ContainerLogs, logs)
+            await server.start(tg)
+            inbox = gateway.new_inbox()
+            sub = await gateway.subscribe(inbox)
+            await swarm.call(sw.ServiceLogs(ref="web", stream_subject=inbox, follow=True), LogsStarted)
+            first = decode((await sub.next_msg(timeout=10)).data, LogBatch)
+            assert [line.data for line in first.lines] == [b"hello\n"]
+            await sub.unsubscribe()  # the client left
+            with anyio.fail_after(10):
+                await reader_gone.wait()
+            await server.stop()
+            tg.cancel_scope.cancel()
+    finally:
+        for nc in (engine, gateway):
             await nc.close()

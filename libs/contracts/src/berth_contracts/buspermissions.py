@@ -63,6 +63,9 @@ def _service(
 # Log replays (ContainerLogs → TaskLogs) stream LogBatch messages to an inbox the gateway names;
 # the engine (container never started: one empty end batch) and the agent publish there.
 _GATEWAY_STREAMS = _inbox(API_GATEWAY)
+# A service's log (`docker service logs`) goes through the orchestrator: it reads each task's
+# container log from its node's engine and passes the lines on to the gateway.
+_ORCHESTRATOR_STREAMS = _inbox(ORCHESTRATOR)
 
 PERMISSIONS: dict[str, BusPermissions] = {
     API_GATEWAY: _service(
@@ -75,7 +78,7 @@ PERMISSIONS: dict[str, BusPermissions] = {
             subjects.stdio_ack(ANY),
         ),
         subscribe=(subjects.DOCKER_EVENTS_ALL, subjects.stdio_out(ANY)),
-        answers=(RUNTIME_AGENT,),  # a log replay's checkpoints
+        answers=(RUNTIME_AGENT, ORCHESTRATOR),  # a log replay's checkpoints
     ),
     ENGINE: _service(
         ENGINE,
@@ -84,6 +87,7 @@ PERMISSIONS: dict[str, BusPermissions] = {
             subjects.lifecycle_rpc(ANY),
             subjects.docker_events("container", ANY),
             _GATEWAY_STREAMS,
+            _ORCHESTRATOR_STREAMS,
             subjects.ORCHESTRATOR_RPC,  # the node's heartbeat: task states, assignments
         ),
         subscribe=(
@@ -93,7 +97,7 @@ PERMISSIONS: dict[str, BusPermissions] = {
             subjects.stdio_out(ANY),  # healthcheck and exec output
             subjects.SWARM_CHANGED,
         ),
-        answers=(API_GATEWAY, BUILDER),
+        answers=(API_GATEWAY, BUILDER, ORCHESTRATOR),
     ),
     LIFECYCLE: _service(
         LIFECYCLE,
@@ -103,7 +107,7 @@ PERMISSIONS: dict[str, BusPermissions] = {
     ),
     RUNTIME_AGENT: _service(
         RUNTIME_AGENT,
-        publish=(subjects.task_events(ANY), subjects.stdio_out(ANY), _GATEWAY_STREAMS),
+        publish=(subjects.task_events(ANY), subjects.stdio_out(ANY), _GATEWAY_STREAMS, _ORCHESTRATOR_STREAMS),
         subscribe=(subjects.agent_rpc(ANY), subjects.stdio_in(ANY), subjects.stdio_ack(ANY)),
         answers=(ENGINE,),
     ),
@@ -125,9 +129,12 @@ PERMISSIONS: dict[str, BusPermissions] = {
             "$JS.API.>",
             f"$KV.{subjects.SWARM_BUCKET}.>",
             subjects.SWARM_CHANGED,
+            subjects.ENGINE_RPC,  # a task container's log, for `docker service logs`
+            _GATEWAY_STREAMS,
             # A worker's orchestrator speaks for its node to the managers (over the leaf link).
             subjects.SWARM_JOIN,
             subjects.swarm_node(ANY),
+            f"{subjects.swarm_node(ANY)}.>",  # its tasks' logs, streamed to a manager
             # A manager's answers to the other nodes (the answers' subjects cross the link).
             f"{subjects.SWARM_JOINED}.>",
             f"{subjects.swarm_assigned(ANY)}.>",
@@ -137,9 +144,10 @@ PERMISSIONS: dict[str, BusPermissions] = {
             subjects.SWARM_JOIN,  # a manager's: nodes joining
             subjects.swarm_node(ANY),  # a manager's: the nodes' sessions
             f"{subjects.SWARM_JOINED}.>",  # a joining node's: the answer
-            f"{subjects.swarm_assigned(ANY)}.>",  # a worker's: its heartbeats' answers
+            f"{subjects.swarm_assigned(ANY)}.>",  # a worker's: its heartbeats' answers, log requests
+            f"{subjects.swarm_node(ANY)}.>",  # a manager's: the nodes' log streams
         ),
-        answers=(API_GATEWAY, ENGINE),
+        answers=(API_GATEWAY, ENGINE, RUNTIME_AGENT),
     ),
     STATUS: BusPermissions(
         publish=(subjects.health(ANY),),

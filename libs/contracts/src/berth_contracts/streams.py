@@ -48,10 +48,12 @@ class StdinChunk(msgspec.Struct, frozen=True):
     eof: bool = False
 
 
-class LogLine(msgspec.Struct, frozen=True):
+class LogLine(msgspec.Struct, frozen=True, omit_defaults=True):
     stream: int
     data: bytes
     time: str  # RFC3339Nano, as in Docker's json-file log
+    # Details (`?details=1`): a service's log names each line's node, service and task.
+    attrs: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class LogBatch(msgspec.Struct, frozen=True):

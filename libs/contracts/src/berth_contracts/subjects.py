@@ -39,6 +39,23 @@ def swarm_node(node_id: str) -> str:
 def swarm_assigned(node_id: str) -> str:
     return f"{PREFIX}.swarm.v1.assigned.{node_id}"
 
+
+# `docker service logs`: a manager asks each task's node for its container's log (NodeLogs on
+# the node's swarm_logs subject); the node streams it back under its own swarm_node subject,
+# and takes the reader's checkpoint answers under its own swarm_assigned subject, the only
+# subjects its leaf credentials open.
+def swarm_logs(node_id: str) -> str:
+    return f"{swarm_assigned(node_id)}.logs"
+
+
+def swarm_log_stream(node_id: str) -> str:
+    """The prefix of the node's log streams (and of its answers to NodeLogs)."""
+    return f"{swarm_node(node_id)}.logs"
+
+
+def swarm_log_acks(node_id: str) -> str:
+    return f"{swarm_assigned(node_id)}.logack"
+
 LIFECYCLE_QUEUE = "berth-lifecycle"
 AGENT_QUEUE = "berth-runtime-agent"
 

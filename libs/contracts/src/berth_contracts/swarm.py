@@ -16,6 +16,7 @@ import msgspec
 
 from berth_contracts.base import Command, Done, Ping, Reply
 from berth_contracts.docker import HealthConfig
+from berth_contracts.identifiers import Identifier, Subject
 
 Filters = dict[str, list[str]]
 Document = dict[str, Any]  # one Engine API JSON object, as dockerd answers it
@@ -140,6 +141,21 @@ class TaskList(Listing, frozen=True):
 
 class TaskInspect(ByRef, frozen=True):
     pass
+
+
+class ServiceLogs(Command, frozen=True):
+    """GET /services/{id}/logs (task=False) or /tasks/{id}/logs (task=True): LogsStarted once
+    the service or task was found, then LogBatch messages on stream_subject (lines carry the
+    node, service and task IDs in attrs), paced as a container's log replay is."""
+
+    ref: str
+    stream_subject: Subject
+    task: bool = False
+    stdout: bool = True
+    stderr: bool = True
+    follow: bool = False
+    tail: int = -1  # -1 = all; per task, as swarmkit's
+    since: float = 0.0
 
 
 class DockerObject(Reply, frozen=True):
@@ -284,7 +300,23 @@ class NodeLeave(Command, frozen=True):
     node: str
 
 
+class NodeLogs(Command, frozen=True):
+    """A manager asks a task's node (subjects.swarm_logs) for its container's log: LogsStarted
+    (answered under subjects.swarm_log_stream), then LogBatch messages on stream_subject, with
+    checkpoints answered under ack_prefix (the node's own subjects.swarm_log_acks)."""
+
+    container_id: Identifier
+    stream_subject: Subject
+    ack_prefix: Subject
+    stdout: bool = True
+    stderr: bool = True
+    follow: bool = False
+    tail: int = -1
+    since: float = 0.0
+
+
 NodeSession = NodeHeartbeat | NodeLeave | Ping
+NodeLogSource = NodeLogs | Ping
 NodeAdmission = NodeJoin | Ping
 
 
@@ -306,6 +338,7 @@ OrchestratorRequest = (
     | ServiceRemove
     | TaskList
     | TaskInspect
+    | ServiceLogs
     | NodeHeartbeat
     | Ping
 )

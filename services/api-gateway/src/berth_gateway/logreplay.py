@@ -1,6 +1,7 @@
-"""Replaying a container's log: ContainerLogs to a fresh inbox, LogBatch messages back.
+"""Replaying a log: ContainerLogs (or a service's ServiceLogs) to a fresh inbox, LogBatch
+messages back.
 
-Shared by GET /logs and attach with logs=1. The inbox is subscribed (and flushed) before the
+Shared by GET /logs, attach with logs=1 and a service's or task's logs. The inbox is subscribed (and flushed) before the
 request goes out, so no batch can arrive before anyone listens.
 
 Pacing: a batch that comes as a request (the agent's checkpoints, every few batches) is
@@ -16,10 +17,12 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import msgspec
+from berth_contracts import subjects
 from berth_contracts.codec import decode
 from berth_contracts.engine import ContainerLogs, LogsStarted
 from berth_contracts.errors import InternalError
 from berth_contracts.streams import LogBatch, LogLine
+from berth_contracts.swarm import ServiceLogs
 from nats.aio.subscription import Subscription
 
 from berth_gateway.backend import Backend
@@ -31,16 +34,20 @@ class LogStreamError(Exception):
 
 @contextlib.asynccontextmanager
 async def log_replay(
-    be: Backend, command: ContainerLogs
+    be: Backend, command: ContainerLogs | ServiceLogs
 ) -> AsyncIterator[tuple[LogsStarted, AsyncIterator[LogLine]]]:
-    """Start a replay; yields the engine's reply and an iterator over the lines.
+    """Start a replay; yields the reply and an iterator over the lines. A container's log
+    comes from the engine, a service's from the orchestrator (which reads its tasks' logs
+    from their nodes' engines).
 
     Errors before the first line (no such container, bad parameters) are raised on entry, so
     the caller can still answer with a plain HTTP error.
     """
     inbox = be.new_inbox()
+    subject = subjects.ORCHESTRATOR_RPC if isinstance(command, ServiceLogs) else subjects.ENGINE_RPC
     async with be.subscribe(inbox, flush=False) as sub:  # the request follows
-        started = await be.call(msgspec.structs.replace(command, stream_subject=inbox), LogsStarted)
+        command = msgspec.structs.replace(command, stream_subject=inbox)
+        started = await be.rpc.request(subject, command, LogsStarted, timeout=30.0)
         yield started, _lines(sub)
 
 

@@ -20,13 +20,16 @@ from berth_orchestrator.dispatcher import Dispatcher
 from berth_orchestrator.joining import Admission, Worker
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import Membership
+from berth_orchestrator.servicelogs import NodeLogEndpoint, NodeLogSource, ServiceLogReader
 from berth_orchestrator.store import SwarmStore
 from berth_orchestrator.swarmlink import SwarmLink
 
 SERVICE = "berth-orchestrator"
 
 
-def register(server: RpcServer, api: SwarmApi, dispatcher: Dispatcher, worker: Worker | None = None) -> None:
+def register(
+    server: RpcServer, api: SwarmApi, dispatcher: Dispatcher, logs: ServiceLogReader, worker: Worker | None = None
+) -> None:
     server.handle(s.SwarmInit, api.init)
     server.handle(s.SwarmJoin, api.join)
     server.handle(s.SwarmInspect, api.inspect)
@@ -44,6 +47,7 @@ def register(server: RpcServer, api: SwarmApi, dispatcher: Dispatcher, worker: W
     server.handle(s.ServiceRemove, api.service_remove)
     server.handle(s.TaskList, api.task_list)
     server.handle(s.TaskInspect, api.task_inspect)
+    server.handle(s.ServiceLogs, logs.logs)
 
     async def heartbeat(cmd: s.NodeHeartbeat) -> s.NodeAssignments:
         """This node's engine: answered here on a manager, relayed to the managers on a worker."""
@@ -71,14 +75,18 @@ async def serve(ctx: ServiceContext) -> None:
     dispatcher = Dispatcher(store, leadership)
     admission = Admission(store, membership, dispatcher, leadership, ctx.node)
     worker = Worker(membership, ctx.rpc, store)
-    link = SwarmLink(ctx.nc, ctx.tg, store, membership, admission, leadership, ctx.name, ctx.node)
+    log_endpoint = NodeLogEndpoint(NodeLogSource(ctx.nc, ctx.rpc, ctx.tg), ctx.tg, ctx.name, ctx.node)
+    link = SwarmLink(ctx.nc, ctx.tg, store, membership, admission, leadership, ctx.name, ctx.node, log_endpoint)
     api = SwarmApi(store, leadership, membership, admission, worker, link)
+    logs = ServiceLogReader(api.managed, ctx.nc, link.bus, ctx.tg)
     server = ctx.server(subjects.ORCHESTRATOR_RPC, s.OrchestratorRequest, queue=subjects.ORCHESTRATOR_QUEUE)
-    register(server, api, dispatcher, worker)
+    register(server, api, dispatcher, logs, worker)
     if membership.read().server is not None:
         store.await_server()  # a manager restarted: its state is on its swarm server (link.run)
     if membership.managed:
         ctx.tg.start_soon(link.run)
+    else:  # a swarm on this host only: its nodes' logs are asked for on this NATS
+        await log_endpoint.serve_at(ctx.nc, subjects.swarm_logs("*"))
     ctx.tg.start_soon(leadership.run)
 
 

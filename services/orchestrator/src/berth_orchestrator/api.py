@@ -5,21 +5,20 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections.abc import Callable, Iterable
 from functools import partial
-from typing import TypeVar
 
 import anyio
 from berth_common.gotime import rfc3339nano
 from berth_common.names import generate_unique_name
 from berth_contracts import swarm as sw
 from berth_contracts.base import Done
-from berth_contracts.errors import Conflict, InvalidParameter, NotFound, Unavailable
+from berth_contracts.errors import Conflict, InvalidParameter, Unavailable
 from berth_kit.swarmbus import SwarmBus
 
 from berth_orchestrator import ids, specs, views
 from berth_orchestrator.joining import Admission, Worker
 from berth_orchestrator.lease import Leadership
+from berth_orchestrator.lookup import check_filters, labels_match, node_name, resolve, service_name
 from berth_orchestrator.membership import (
     Membership,
     advertised_host,
@@ -56,46 +55,6 @@ LAST_MANAGER = (
 
 JOIN_AS_MANAGER_WITHIN = 30.0
 
-T = TypeVar("T", NodeRecord, ServiceRecord, TaskRecord)
-
-
-def resolve(objects: dict[str, T], ref: str, kind: str, name_of: Callable[[T], str]) -> T:
-    """By full ID, then by name, then by a unique ID prefix (swarmkit's lookup order)."""
-    if ref in objects:
-        return objects[ref]
-    named = [o for o in objects.values() if name_of(o) == ref]
-    if len(named) == 1:
-        return named[0]
-    prefixed = [o for o in objects.values() if o.id.startswith(ref)] if ref else []
-    if len(prefixed) == 1:
-        return prefixed[0]
-    if len(prefixed) > 1 or len(named) > 1:
-        raise NotFound(f"{kind} {ref} is ambiguous ({len(prefixed) or len(named)} matches found)")
-    raise NotFound(f"{kind} {ref} not found")
-
-
-def _service_name(svc: ServiceRecord) -> str:
-    return str(svc.spec.get("Name") or "")
-
-
-def _node_name(node: NodeRecord) -> str:
-    return node.name or node.hostname
-
-
-def _labels_match(labels: dict[str, str], wanted: Iterable[str]) -> bool:
-    for item in wanted:
-        key, eq, value = item.partition("=")
-        if key not in labels or (eq and labels[key] != value):
-            return False
-    return True
-
-
-def _check_filters(filters: dict[str, list[str]], allowed: set[str]) -> None:
-    for key in filters:
-        if key not in allowed:
-            raise InvalidParameter(f"invalid filter '{key}'")
-
-
 class SwarmApi:
     def __init__(
         self,
@@ -121,7 +80,8 @@ class SwarmApi:
         if self.link is not None:
             await self.link.sync()
 
-    async def _managed(self) -> Snapshot:
+    async def managed(self) -> Snapshot:
+        """The state, on a manager; dockerd's words elsewhere."""
         snap = await self.store.load()
         if snap.cluster is None:
             raise Unavailable(NOT_MANAGER)
@@ -199,12 +159,12 @@ class SwarmApi:
         )
 
     async def inspect(self, cmd: sw.SwarmInspect) -> sw.DockerObject:
-        snap = await self._managed()
+        snap = await self.managed()
         assert snap.cluster is not None
         return sw.DockerObject(item=views.cluster_doc(snap, snap.cluster, tokens=True))
 
     async def update(self, cmd: sw.SwarmUpdate) -> Done:
-        snap = await self._managed()
+        snap = await self.managed()
         cluster = snap.cluster
         assert cluster is not None
         if cmd.version != snap.revision("cluster"):
@@ -299,38 +259,38 @@ class SwarmApi:
         return managers[0].id if managers else ""
 
     async def node_list(self, cmd: sw.NodeList) -> sw.DockerObjects:
-        snap = await self._managed()
+        snap = await self.managed()
         f = cmd.filters
-        _check_filters(f, {"id", "label", "membership", "name", "node.label", "role"})
+        check_filters(f, {"id", "label", "membership", "name", "node.label", "role"})
         out = []
         for node in sorted(snap.nodes.values(), key=lambda n: n.created_at):
             if f.get("id") and not any(node.id.startswith(v) for v in f["id"]):
                 continue
-            if f.get("name") and not any(_node_name(node).startswith(v) for v in f["name"]):
+            if f.get("name") and not any(node_name(node).startswith(v) for v in f["name"]):
                 continue
             if f.get("role") and node.role not in f["role"]:
                 continue
             if f.get("membership") and "accepted" not in f["membership"]:
                 continue
-            if f.get("node.label") and not _labels_match(node.labels, f["node.label"]):
+            if f.get("node.label") and not labels_match(node.labels, f["node.label"]):
                 continue
-            if f.get("label") and not _labels_match(node.engine_labels, f["label"]):
+            if f.get("label") and not labels_match(node.engine_labels, f["label"]):
                 continue
             out.append(self._node_doc(snap, node))
         return sw.DockerObjects(items=out)
 
     async def node_inspect(self, cmd: sw.NodeInspect) -> sw.DockerObject:
-        snap = await self._managed()
+        snap = await self.managed()
         ref = cmd.ref
         if ref == "self":
             me = snap.node_by_berth_name(self.leadership.node)
             ref = me.id if me is not None else self.leader_node(snap)
-        node = resolve(snap.nodes, ref, "node", _node_name)
+        node = resolve(snap.nodes, ref, "node", node_name)
         return sw.DockerObject(item=self._node_doc(snap, node))
 
     async def node_update(self, cmd: sw.NodeUpdate) -> Done:
-        snap = await self._managed()
-        node = resolve(snap.nodes, cmd.ref, "node", _node_name)
+        snap = await self.managed()
+        node = resolve(snap.nodes, cmd.ref, "node", node_name)
         if cmd.version != snap.revision(f"node.{node.id}"):
             raise Conflict("update out of sequence")
         spec = specs.check_node_spec(cmd.spec)
@@ -356,8 +316,8 @@ class SwarmApi:
         return Done()
 
     async def node_remove(self, cmd: sw.NodeRemove) -> Done:
-        snap = await self._managed()
-        node = resolve(snap.nodes, cmd.ref, "node", _node_name)
+        snap = await self.managed()
+        node = resolve(snap.nodes, cmd.ref, "node", node_name)
         if node.role == "manager":
             raise InvalidParameter(
                 f"rpc error: code = FailedPrecondition desc = node {node.id} is a cluster manager and is "
@@ -377,9 +337,9 @@ class SwarmApi:
 
     # --- /services ---------------------------------------------------------------------------
     async def service_create(self, cmd: sw.ServiceCreate) -> sw.ServiceCreated:
-        snap = await self._managed()
+        snap = await self.managed()
         spec = specs.check_service_spec(dict(cmd.spec))
-        names = {_service_name(s) for s in snap.services.values()}
+        names = {service_name(s) for s in snap.services.values()}
         if not spec.get("Name"):
             spec["Name"] = generate_unique_name(lambda n: n in names)
         if spec["Name"] in names:
@@ -407,16 +367,16 @@ class SwarmApi:
         }
 
     async def service_list(self, cmd: sw.ServiceList) -> sw.DockerObjects:
-        snap = await self._managed()
+        snap = await self.managed()
         f = cmd.filters
-        _check_filters(f, {"id", "label", "mode", "name"})
+        check_filters(f, {"id", "label", "mode", "name"})
         out = []
         for svc in sorted(snap.services.values(), key=lambda s: s.created_at):
             if f.get("id") and not any(svc.id.startswith(v) for v in f["id"]):
                 continue
-            if f.get("name") and not any(_service_name(svc).startswith(v) for v in f["name"]):
+            if f.get("name") and not any(service_name(svc).startswith(v) for v in f["name"]):
                 continue
-            if f.get("label") and not _labels_match(svc.spec.get("Labels") or {}, f["label"]):
+            if f.get("label") and not labels_match(svc.spec.get("Labels") or {}, f["label"]):
                 continue
             if f.get("mode"):
                 mode = "global" if specs.service_mode(svc.spec).global_mode else "replicated"
@@ -426,13 +386,13 @@ class SwarmApi:
         return sw.DockerObjects(items=out)
 
     async def service_inspect(self, cmd: sw.ServiceInspect) -> sw.DockerObject:
-        snap = await self._managed()
-        svc = resolve(snap.services, cmd.ref, "service", _service_name)
+        snap = await self.managed()
+        svc = resolve(snap.services, cmd.ref, "service", service_name)
         return sw.DockerObject(item=views.service_doc(snap, svc, None))
 
     async def service_update(self, cmd: sw.ServiceUpdate) -> Done:
-        snap = await self._managed()
-        svc = resolve(snap.services, cmd.ref, "service", _service_name)
+        snap = await self.managed()
+        svc = resolve(snap.services, cmd.ref, "service", service_name)
         if cmd.version != snap.revision(f"service.{svc.id}"):
             raise Conflict(
                 "rpc error: code = Unknown desc = update out of sequence"
@@ -445,9 +405,9 @@ class SwarmApi:
         else:
             new_spec, previous = specs.check_service_spec(dict(cmd.spec)), svc.spec
             state = "updating"
-        if (new_spec.get("Name") or _service_name(svc)) != _service_name(svc):
+        if (new_spec.get("Name") or service_name(svc)) != service_name(svc):
             raise InvalidParameter("renaming services is not supported")
-        new_spec["Name"] = _service_name(svc)
+        new_spec["Name"] = service_name(svc)
         stamp = rfc3339nano()
         if specs.template_of(new_spec) != specs.template_of(svc.spec):
             svc.spec_serial += 1
@@ -459,23 +419,23 @@ class SwarmApi:
         return Done()
 
     async def service_remove(self, cmd: sw.ServiceRemove) -> Done:
-        snap = await self._managed()
-        svc = resolve(snap.services, cmd.ref, "service", _service_name)
+        snap = await self.managed()
+        svc = resolve(snap.services, cmd.ref, "service", service_name)
         await self.store.delete(snap, f"service.{svc.id}")
         self.leadership.poke()
         return Done()
 
     # --- /tasks ------------------------------------------------------------------------------
     async def task_list(self, cmd: sw.TaskList) -> sw.DockerObjects:
-        snap = await self._managed()
+        snap = await self.managed()
         f = cmd.filters
-        _check_filters(f, {"desired-state", "id", "label", "name", "node", "service", "_up-to-date"})
+        check_filters(f, {"desired-state", "id", "label", "name", "node", "service", "_up-to-date"})
         services = set()
         for ref in f.get("service", []):
-            services.add(resolve(snap.services, ref, "service", _service_name).id)
+            services.add(resolve(snap.services, ref, "service", service_name).id)
         nodes = set()
         for ref in f.get("node", []):
-            nodes.add(self.leader_node(snap) if ref == "self" else resolve(snap.nodes, ref, "node", _node_name).id)
+            nodes.add(self.leader_node(snap) if ref == "self" else resolve(snap.nodes, ref, "node", node_name).id)
         out = []
         for task in sorted(snap.tasks.values(), key=lambda t: (t.service_id, t.slot, t.created_at)):
             svc = snap.services.get(task.service_id)
@@ -490,7 +450,7 @@ class SwarmApi:
             if f.get("desired-state") and not _desired_matches(task, f["desired-state"]):
                 continue
             if f.get("name"):
-                name = f"{_service_name(svc)}.{task.slot or task.node_id}"
+                name = f"{service_name(svc)}.{task.slot or task.node_id}"
                 if not any(name.startswith(v) for v in f["name"]):
                     continue
             if f.get("_up-to-date") and task.spec_serial != svc.spec_serial:
@@ -499,7 +459,7 @@ class SwarmApi:
         return sw.DockerObjects(items=out)
 
     async def task_inspect(self, cmd: sw.TaskInspect) -> sw.DockerObject:
-        snap = await self._managed()
+        snap = await self.managed()
         task = resolve(snap.tasks, cmd.ref, "task", lambda t: "")
         return sw.DockerObject(item=views.task_doc(snap, task, snap.services.get(task.service_id)))
 

@@ -7,7 +7,8 @@ traffic):
 - a join user per token: derived from the token's secret, so only a holder of the token can
   connect; it may publish a NodeJoin and read the answers to its own token's joins;
 - a node user per node: its password chosen by the node (the manager keeps only its bcrypt
-  hash); it may publish on its own session subject and read its own answers and SWARM_CHANGED.
+  hash); it may publish on its own session subject (and its log streams under it) and read
+  its own answers (and log requests) and SWARM_CHANGED.
 The managers' swarm servers are routes of one NATS cluster, with credentials kept in the
 swarm's state and given to a node that joins with the manager token.
 """
@@ -147,7 +148,7 @@ def leaf_users(cluster: ClusterRecord, nodes: Iterable[NodeRecord]) -> tuple[Lea
                 LeafUser(
                     f"node-{node.id}",
                     node.leaf_password_hash,
-                    (subjects.swarm_node(node.id),),
+                    (subjects.swarm_node(node.id), f"{subjects.swarm_node(node.id)}.>"),
                     (subjects.SWARM_CHANGED, f"{subjects.swarm_assigned(node.id)}.>"),
                 )
             )

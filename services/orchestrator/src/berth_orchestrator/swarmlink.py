@@ -30,9 +30,10 @@ from nats.errors import Error as NatsError
 
 from berth_orchestrator.joining import Admission
 from berth_orchestrator.lease import Leadership
-from berth_orchestrator.membership import MAX_STATE_COPIES, Membership
+from berth_orchestrator.membership import MAX_STATE_COPIES, Membership, worker_notes
 from berth_orchestrator.records import CLUSTER_KEY
 from berth_orchestrator.restore import Restore
+from berth_orchestrator.servicelogs import NodeLogEndpoint
 from berth_orchestrator.store import SwarmStore
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ CONNECT_WITHIN = 30.0
 class SwarmLink:
     def __init__(
         self, local: NATS, tg: TaskGroup, store: SwarmStore, membership: Membership, admission: Admission,
-        leadership: Leadership, name: str, node: str,
+        leadership: Leadership, name: str, node: str, logs: NodeLogEndpoint | None = None,
     ) -> None:  # fmt: skip
         self._local = local
         self._tg = tg
@@ -59,6 +60,11 @@ class SwarmLink:
         self._conn: NATS | None = None
         self._key: tuple[int, str, str] | None = None
         self._servers: list[RpcServer] = []
+        self._logs = logs
+
+    def bus(self) -> NATS:
+        """The swarm's bus as this node reaches it: its swarm server, else its own NATS."""
+        return self._conn or self._local
 
     async def publish(self, subject: str, data: bytes) -> None:
         if self._conn is not None:
@@ -106,6 +112,19 @@ class SwarmLink:
                 await rpc.stop()
             if conn is not None:
                 await conn.close()
+
+    async def serve_logs(self) -> None:
+        """NodeLogs (a manager reading this node's tasks' logs) where the managers send them."""
+        if self._logs is None:
+            return
+        bus = self._membership.read()
+        notes = worker_notes(bus)
+        if bus.server is not None and self._conn is not None:
+            await self._logs.serve_at(self._conn, subjects.swarm_logs(bus.server.name))
+        elif notes is not None:
+            await self._logs.serve_at(self._local, subjects.swarm_logs(notes["node_id"]))
+        else:  # a swarm on this host only (or none yet)
+            await self._logs.serve_at(self._local, subjects.swarm_logs("*"))
 
     async def maintain(self) -> None:
         server = self._membership.read().server
@@ -155,6 +174,7 @@ class SwarmLink:
         while True:
             try:
                 await self.sync()
+                await self.serve_logs()
                 since += CHECK
                 if since >= MAINTAIN:
                     since = 0.0

@@ -30,9 +30,9 @@ from berth_common.gotime import parse_ns
 from berth_contracts.agent import TaskLogs
 from berth_contracts.codec import encode
 from berth_contracts.streams import STDERR, STDOUT, LogBatch, LogLine
+from berth_kit.logprobe import reader_present
 from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
-from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 log = logging.getLogger(__name__)
@@ -91,15 +91,7 @@ class _Batcher:
             await self.flush()
 
     async def listener_present(self) -> bool:
-        """Whether someone still listens: an empty batch sent as a request meets "no responders"
-        once the subscriber is gone, and times out (nobody answers batches) while it is there."""
-        try:
-            await self.nc.request(self.subject, encode(LogBatch(lines=[])), timeout=0.5)
-        except NoRespondersError:
-            return False
-        except (NatsTimeoutError, TimeoutError):
-            return True
-        return True
+        return await reader_present(self.nc, self.subject)
 
     async def flush(self, end: bool = False, error: str = "") -> None:
         if not self.lines and not end:

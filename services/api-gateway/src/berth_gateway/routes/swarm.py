@@ -14,12 +14,13 @@ from aiohttp import web
 from berth_contracts import subjects
 from berth_contracts import swarm as sw
 from berth_contracts.base import Command, Done, Reply
-from berth_contracts.errors import BerthError, InvalidParameter, NotFound, NotImplementedByBerth
+from berth_contracts.errors import BerthError, InvalidParameter, NotFound
 from berth_kit.node import default_node
 
 from berth_gateway.backend import backend
-from berth_gateway.params import qbool, qfilters
+from berth_gateway.params import qbool, qfilters, qtime
 from berth_gateway.responses import json_response
+from berth_gateway.routes.logs import stream_log
 from berth_gateway.routes.table import Route, not_supported
 
 R = TypeVar("R", bound=Reply)
@@ -200,9 +201,40 @@ async def service_remove(request: web.Request) -> web.Response:
     return _ok()
 
 
-async def service_logs(request: web.Request) -> web.Response:
-    await _call(request, sw.ServiceInspect(ref=request.match_info["id"]), sw.DockerObject)
-    raise NotImplementedByBerth("service logs are not supported by berth yet: use `docker logs` on a task's container")
+def _swarm_tail(raw: str) -> int:
+    """dockerd's reading of a service log's `tail` (stricter than a container's)."""
+    if raw in ("", "all"):
+        return -1
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidParameter('tail value must be a positive integer or "all"') from None
+    if value < 0:
+        raise InvalidParameter("negative tail values not supported")
+    return value
+
+
+async def _swarm_logs(request: web.Request, task: bool) -> web.StreamResponse:
+    """A service's (or task's) tasks' logs, read on their nodes: each line's details name its
+    node, service and task, which the docker CLI shows as `name@node |`."""
+    stdout, stderr = qbool(request, "stdout"), qbool(request, "stderr")
+    if not (stdout or stderr):
+        raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    command = sw.ServiceLogs(
+        ref=request.match_info["id"],
+        stream_subject="",
+        task=task,
+        stdout=stdout,
+        stderr=stderr,
+        follow=qbool(request, "follow"),
+        tail=_swarm_tail(request.query.get("tail", "")),
+        since=qtime(request, "since"),
+    )
+    return await stream_log(request, command, error_prefix="Error grabbing logs: ")
+
+
+async def service_logs(request: web.Request) -> web.StreamResponse:
+    return await _swarm_logs(request, task=False)
 
 
 # --- /tasks ---------------------------------------------------------------------------------------
@@ -214,9 +246,8 @@ async def task_inspect(request: web.Request) -> web.Response:
     return json_response((await _call(request, sw.TaskInspect(ref=request.match_info["id"]), sw.DockerObject)).item)
 
 
-async def task_logs(request: web.Request) -> web.Response:
-    await _call(request, sw.TaskInspect(ref=request.match_info["id"]), sw.DockerObject)
-    raise NotImplementedByBerth("task logs are not supported by berth yet: use `docker logs` on the task's container")
+async def task_logs(request: web.Request) -> web.StreamResponse:
+    return await _swarm_logs(request, task=True)
 
 
 ROUTES: list[Route] = [
