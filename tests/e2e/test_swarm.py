@@ -57,6 +57,8 @@ def test_single_node_swarm_runs_a_replicated_service(berth: Berth, busybox_image
         assert (info["Nodes"], info["Managers"]) == (1, 1)
         again = berth.docker("swarm", "init")
         assert again.returncode == 1 and "This node is already part of a swarm." in again.stderr
+        last = berth.docker("node", "demote", node_id[1])
+        assert last.returncode == 1 and "attempting to demote the last manager of the swarm" in last.stderr
         wait_until(lambda: berth.docker_ok("node", "ls", "--format", "{{.EngineVersion}}").strip(), 10,
                    "the node's first heartbeat")  # fmt: skip
         nodes = berth.docker_ok(
@@ -256,13 +258,16 @@ def test_docker_py_swarm_nodes_and_services(client: docker.DockerClient, busybox
         node.reload()
         assert node.attrs["Spec"]["Labels"] == {"zone": "a"}
         service = client.services.create(
-            busybox_image, ["sleep", "1000"], name="web", env=["X=1"],
+            busybox_image, ["sh", "-c", "echo hi $X; exec sleep 1000"], name="web", env=["X=1"],
             mode=docker.types.ServiceMode("replicated", 2), stop_grace_period=1_000_000_000,
             constraints=["node.labels.zone==a"],
             resources=docker.types.Resources(mem_limit=64 * 1024 * 1024),
         )  # fmt: skip
         wait_until(lambda: sorted(t["Slot"] for t in service.tasks(filters={"desired-state": "running"})
                                   if t["Status"]["State"] == "running") == [1, 2], 60, "two running tasks")  # fmt: skip
+        # Its logs (no details asked: the lines as the tasks wrote them).
+        out = service.logs(stdout=True, stderr=True)
+        assert (out if isinstance(out, bytes) else b"".join(out)) == b"hi 1\nhi 1\n"
         service.scale(3)  # dockerd answers {} (no warnings), as berth
         wait_until(lambda: len([t for t in service.tasks() if t["Status"]["State"] == "running"]) == 3, 60,
                    "three running tasks")  # fmt: skip

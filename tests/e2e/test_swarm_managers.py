@@ -39,23 +39,48 @@ def managers(node: Berth) -> dict[str, str]:
 
 
 def replicas_of_state(bed: NetBed, node: Berth, i: int) -> int:
-    """How many copies of the swarm's state the managers' JetStream keeps, asked on node i's
-    own swarm server with its orchestrator's credentials."""
+    return len(state_copies(bed, node, i))
+
+
+def cluster_peers(bed: NetBed, node: Berth, i: int) -> set[str]:
+    """The servers (node IDs) in the managers' JetStream meta group, asked on node i's own
+    swarm server with its system account user."""
+    return _servers_on(bed, node, i, "berth-system", "system_password", """
+        msg = await nc.request("$SYS.REQ.SERVER.PING.JSZ", b'{"leader_only": true}', timeout=5)
+        meta = json.loads(msg.data)["data"]["meta_cluster"]
+        names = [meta["leader"]] + [r["name"] for r in meta.get("replicas") or []]
+    """)
+
+
+def state_copies(bed: NetBed, node: Berth, i: int) -> set[str]:
+    """The servers (node IDs) holding a copy of the swarm's state in the managers' JetStream,
+    asked on node i's own swarm server with its orchestrator's credentials."""
+    return _servers_on(bed, node, i, "berth-orchestrator", "client_password", """
+        info = await nc.jetstream(timeout=5).stream_info("KV_berth_swarm")
+        leader = [info.cluster.leader] if info.cluster and info.cluster.leader else []
+        names = leader + [r.name for r in (info.cluster.replicas or [])] if leader else []
+    """)
+
+
+def _servers_on(bed: NetBed, node: Berth, i: int, user: str, password_field: str, body: str) -> set[str]:
+    """Run body (which sets `names`) with nc connected to node i's swarm server as user."""
     swarm_json = node.data_root / "nats" / "swarm.json"
-    code = textwrap.dedent(f"""
+    code = textwrap.dedent("""
         import asyncio, json, nats
         async def main():
-            server = json.load(open({str(swarm_json)!r}))["server"]
-            nc = await nats.connect(f"nats://127.0.0.1:{{server['client_port']}}", user="berth-orchestrator",
-                                    password=server["client_password"])
-            info = await nc.jetstream(timeout=5).stream_info("KV_berth_swarm")
-            print(len(info.cluster.replicas or []) + 1 if info.cluster and info.cluster.leader else 0)
+            server = json.load(open(SWARM_JSON))["server"]
+            nc = await nats.connect(f"nats://127.0.0.1:{server['client_port']}", user=USER,
+                                    password=server[PASSWORD_FIELD])
+        BODY
+            print(json.dumps(names))
             await nc.close()
         asyncio.run(main())
-    """)
+    """).replace("BODY", textwrap.indent(textwrap.dedent(body).strip(), " " * 4))
+    code = code.replace("SWARM_JSON", repr(str(swarm_json))).replace("PASSWORD_FIELD", repr(password_field))
+    code = code.replace("USER", repr(user))
     res = subprocess.run([*bed.enter(i), sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    return int(res.stdout.strip())
+    return set(json.loads(res.stdout))
 
 
 def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetBed, list[Berth]]) -> None:
@@ -129,11 +154,26 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
 
         # The worker promoted: it serves as a manager, keeping its tasks.
         assert running(worker) == 2
+        # (Ready first: its heartbeats may have paused while JetStream re-elected at the return.)
+        wait_until(lambda: managers(second)[worker_id] == "Ready", 20, "the worker Ready")
         second.docker_ok("node", "promote", worker_id)
         wait_until(lambda: worker.docker_ok("info", "--format", "{{.Swarm.ControlAvailable}}").strip() == "true",
                    40, "the promoted worker serving as a manager")  # fmt: skip
         wait_until(lambda: managers(second)[worker_id] == "Ready Reachable", 20, "the promoted worker Reachable")
         assert worker.docker_ok("service", "ls", "--format", "{{.Name}}").split() == ["more", "web"]
+        assert running(worker) == 2 and sum(running(n) for n in (first, second, third, worker)) == 6
+
+        # Demoted again: it links to the managers as a worker, keeping its tasks, and the
+        # managers' JetStream forgets its server (swarmkit removes it from its raft).
+        second.docker_ok("node", "demote", worker_id)
+        wait_until(lambda: worker.docker_ok("info", "--format", "{{.Swarm.ControlAvailable}}").strip() == "false",
+                   40, "the demoted node serving as a worker")  # fmt: skip
+        wait_until(lambda: managers(second)[worker_id] == "Ready", 20, "the demoted node Ready, a worker")
+        wait_until(lambda: "This node is not a swarm manager." in worker.docker("node", "ls").stderr, 10,
+                   "the demoted node refusing the managers' commands")  # fmt: skip
+        wait_until(lambda: cluster_peers(bed, second, 1) == {first_id, second_id, third_id}, 30,
+                   "the demoted node's server out of the managers' JetStream cluster")  # fmt: skip
+        assert state_copies(bed, second, 1) == {first_id, second_id, third_id}
         assert running(worker) == 2 and sum(running(n) for n in (first, second, third, worker)) == 6
 
         # A manager leaves: refused without --force, as dockerd's; with it, the others keep the swarm.
@@ -144,6 +184,16 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
         assert third.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
         wait_until(lambda: running(third) == 0, 30, "the departed manager's tasks stopped")
         wait_until(lambda: sum(running(n) for n in (first, second, worker)) == 6, 40, "its tasks placed on the others")
+        # The departed manager: `node rm` refuses a manager, as dockerd's; demoted (its server
+        # leaves JetStream's cluster while it is away), it goes.
+        wait_until(lambda: managers(second)[third_id].startswith("Down"), 20, "the departed manager Down")
+        kept = second.docker("node", "rm", third_id)
+        assert kept.returncode == 1 and "must be demoted" in kept.stderr, kept.stderr
+        second.docker_ok("node", "demote", third_id)
+        wait_until(lambda: cluster_peers(bed, second, 1) == {first_id, second_id}, 30,
+                   "the departed manager's server out of the managers' JetStream cluster")  # fmt: skip
+        second.docker_ok("node", "rm", third_id)
+        assert set(managers(first)) == {first_id, second_id, worker_id}
     finally:
         for node in (worker, third, second, first):
             node.docker("swarm", "leave", "--force")

@@ -35,6 +35,7 @@ SERVER = SwarmServer(
 CLUSTERED = replace(
     SERVER, cluster="berth-c1", cluster_listen="127.0.0.1:12378", cluster_advertise="10.0.0.1:2378",
     routes=("10.0.0.2:2378", "10.0.0.3:2378"), route_user="route-u", route_password="route-secret",
+    system_password="system-secret",
 )  # fmt: skip
 MANAGER = SwarmBus(server=CLUSTERED, member={"node_id": "m1"})
 WORKER = SwarmBus(
@@ -70,6 +71,9 @@ def test_a_workers_link_and_a_managers_swarm_server_are_valid_for_nats_server(tm
     clustered = render_swarm_server(CLUSTERED, ())
     assert '"nats-route://route-u:route-secret@10.0.0.2:2378", "nats-route://route-u:route-secret@10.0.0.3:2378"' in clustered
     assert 'authorization {user: "route-u", password: "route-secret"}' in clustered
+    # The system account (a demoted manager's server removed from JetStream's cluster).
+    assert 'accounts { SYS { users = [{user: "berth-system", password: "system-secret"}] } }' in clustered
+    assert "system_account: SYS" in clustered and "system_account" not in lone
 
 
 def test_what_a_reload_cannot_change_asks_for_a_restart() -> None:

@@ -3,6 +3,7 @@ credentials, heartbeats with the engine's, and what the other identities cannot 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from berth_orchestrator.__main__ import register
 from berth_orchestrator.api import SwarmApi
 from berth_orchestrator.dispatcher import Dispatcher
 from berth_orchestrator.lease import Leadership
+from berth_orchestrator.records import NodeRecord
 from berth_orchestrator.servicelogs import NodeLogEndpoint, NodeLogSource, ServiceLogReader
 from berth_orchestrator.store import SwarmStore
 from nats.aio.client import Client as NATS
@@ -332,3 +334,40 @@ async def test_a_followed_service_log_is_torn_down_when_its_reader_leaves(
     finally:
         for nc in (engine, gateway):
             await nc.close()
+
+
+async def test_a_demotion_is_checked_as_swarmkit_checks_a_raft_members_removal(swarm: Swarm) -> None:
+    """Never the last manager, never below a majority of reachable managers, never one of two
+    managers across hosts (its server would stay in a cluster of one); a demoted node's record
+    keeps its route until its server left JetStream's cluster, and `node rm` waits for that."""
+    me = (await swarm.call(sw.SwarmInit(node="n1", hostname="host1"), sw.SwarmInitialised)).node_id  # type: ignore[attr-defined]
+    store = swarm.leadership.store
+    with pytest.raises(InvalidParameter, match="attempting to demote the last manager of the swarm"):
+        await swarm.call(sw.NodeUpdate(ref=me, version=(await store.load()).revision(f"node.{me}"),
+                                       spec={"Role": "worker"}), Done)  # fmt: skip
+
+    async def add(node_id: str, seen: float) -> None:
+        snap = await store.load()
+        await store.put(snap, NodeRecord(id=node_id, berth_node=node_id, hostname=node_id, created_at="", updated_at="",
+                                         role="manager", routes_at=f"10.0.0.{len(snap.nodes) + 1}:2378"))  # fmt: skip
+        await store.put_seen(await store.load(), node_id, seen)
+
+    async def demote(node_id: str) -> None:
+        snap = await store.load()
+        await swarm.call(sw.NodeUpdate(ref=node_id, version=snap.revision(f"node.{node_id}"), spec={"Role": "worker"}), Done)
+
+    await swarm.beat()
+    await add("m2", time.time())
+    with pytest.raises(Unavailable, match="demoting one of two managers is not supported"):
+        await demote("m2")
+    # Four managers, two of them down: demoting a live one would leave one reachable of three.
+    await add("m3", 0.0)
+    await add("m4", 0.0)
+    with pytest.raises(Unavailable, match="this would result in a loss of quorum"):
+        await demote("m2")
+    # A down one goes: two reachable of three.
+    await demote("m4")
+    m4 = (await store.load()).nodes["m4"]
+    assert (m4.role, m4.leaving_cluster, m4.routes_at) == ("worker", True, "10.0.0.4:2378")
+    with pytest.raises(Unavailable, match="still leaving the managers' cluster"):
+        await swarm.call(sw.NodeRemove(ref="m4"), Done)

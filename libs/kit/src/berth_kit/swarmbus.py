@@ -64,6 +64,9 @@ class SwarmServer:
     routes: tuple[str, ...] = ()  # HOST:PORT of the other managers' route ports
     route_user: str = ""
     route_password: str = ""
+    # The system account's user (loopback only): the orchestrator removes a demoted manager's
+    # server from JetStream's cluster with it ($JS.API.SERVER.REMOVE is a system request).
+    system_password: str = ""
 
     def __repr__(self) -> str:  # never a password
         return f"SwarmServer(name={self.name!r}, listen={self.listen!r}, routes={self.routes!r})"
@@ -122,7 +125,7 @@ def _server(raw: dict[str, Any]) -> SwarmServer:
         store=str(raw["store"]), listen=str(raw["listen"]), users=users, cluster=str(raw.get("cluster", "")),
         cluster_listen=str(raw.get("cluster_listen", "")), cluster_advertise=str(raw.get("cluster_advertise", "")),
         routes=tuple(raw.get("routes", ())), route_user=str(raw.get("route_user", "")),
-        route_password=str(raw.get("route_password", "")),
+        route_password=str(raw.get("route_password", "")), system_password=str(raw.get("system_password", "")),
     )  # fmt: skip
 
 
@@ -167,6 +170,7 @@ def _user_entry(user: str, password: str, publish: tuple[str, ...], subscribe: t
 
 
 SWARM_SERVER_USER = "berth-orchestrator"
+SWARM_SYSTEM_USER = "berth-system"
 
 
 def render_swarm_server(server: SwarmServer, jetstream: tuple[str, ...]) -> str:
@@ -187,6 +191,12 @@ def render_swarm_server(server: SwarmServer, jetstream: tuple[str, ...]) -> str:
             f"  authorization {{user: {json.dumps(server.route_user)}, password: {json.dumps(server.route_password)}}}",
             f"  routes: {_quoted(tuple(f'nats-route://{route}@{addr}' for addr in server.routes))}",
             "}",
+        ]
+    if server.system_password:
+        lines += [
+            f"accounts {{ SYS {{ users = [{{user: {json.dumps(SWARM_SYSTEM_USER)}, "
+            f"password: {json.dumps(server.system_password)}}}] }} }}",
+            "system_account: SYS",
         ]
     lines += [
         "leafnodes {",

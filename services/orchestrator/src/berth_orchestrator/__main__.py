@@ -20,6 +20,7 @@ from berth_orchestrator.dispatcher import Dispatcher
 from berth_orchestrator.joining import Admission, Worker
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import Membership
+from berth_orchestrator.serviceapi import ServiceApi
 from berth_orchestrator.servicelogs import NodeLogEndpoint, NodeLogSource, ServiceLogReader
 from berth_orchestrator.store import SwarmStore
 from berth_orchestrator.swarmlink import SwarmLink
@@ -30,6 +31,7 @@ SERVICE = "berth-orchestrator"
 def register(
     server: RpcServer, api: SwarmApi, dispatcher: Dispatcher, logs: ServiceLogReader, worker: Worker | None = None
 ) -> None:
+    services = ServiceApi(api.store, api.leadership, api.managed, api.leader_node)
     server.handle(s.SwarmInit, api.init)
     server.handle(s.SwarmJoin, api.join)
     server.handle(s.SwarmInspect, api.inspect)
@@ -40,13 +42,13 @@ def register(
     server.handle(s.NodeInspect, api.node_inspect)
     server.handle(s.NodeUpdate, api.node_update)
     server.handle(s.NodeRemove, api.node_remove)
-    server.handle(s.ServiceCreate, api.service_create)
-    server.handle(s.ServiceList, api.service_list)
-    server.handle(s.ServiceInspect, api.service_inspect)
-    server.handle(s.ServiceUpdate, api.service_update)
-    server.handle(s.ServiceRemove, api.service_remove)
-    server.handle(s.TaskList, api.task_list)
-    server.handle(s.TaskInspect, api.task_inspect)
+    server.handle(s.ServiceCreate, services.service_create)
+    server.handle(s.ServiceList, services.service_list)
+    server.handle(s.ServiceInspect, services.service_inspect)
+    server.handle(s.ServiceUpdate, services.service_update)
+    server.handle(s.ServiceRemove, services.service_remove)
+    server.handle(s.TaskList, services.task_list)
+    server.handle(s.TaskInspect, services.task_inspect)
     server.handle(s.ServiceLogs, logs.logs)
 
     async def heartbeat(cmd: s.NodeHeartbeat) -> s.NodeAssignments:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import time
 from functools import partial
 
 import anyio
 from berth_common.gotime import rfc3339nano
-from berth_common.names import generate_unique_name
 from berth_contracts import swarm as sw
 from berth_contracts.base import Done
 from berth_contracts.errors import Conflict, InvalidParameter, Unavailable
@@ -18,7 +18,7 @@ from berth_kit.swarmbus import SwarmBus
 from berth_orchestrator import ids, specs, views
 from berth_orchestrator.joining import Admission, Worker
 from berth_orchestrator.lease import Leadership
-from berth_orchestrator.lookup import check_filters, labels_match, node_name, resolve, service_name
+from berth_orchestrator.lookup import check_filters, labels_match, node_name, resolve
 from berth_orchestrator.membership import (
     Membership,
     advertised_host,
@@ -28,16 +28,16 @@ from berth_orchestrator.membership import (
     manager_server,
     route_addr,
 )
-from berth_orchestrator.reconcile import TERMINAL, node_ready
+from berth_orchestrator.reconcile import node_ready
 from berth_orchestrator.records import (
     ClusterRecord,
     Document,
     NodeRecord,
-    ServiceRecord,
-    TaskRecord,
 )
 from berth_orchestrator.store import Snapshot, SwarmStore
 from berth_orchestrator.swarmlink import SwarmLink
+
+log = logging.getLogger(__name__)
 
 NOT_MANAGER = (
     'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to '
@@ -54,6 +54,7 @@ LAST_MANAGER = (
 )
 
 JOIN_AS_MANAGER_WITHIN = 30.0
+DEMOTION_GRACE = 10.0  # seconds a demoted node counts as heard (its link coming up)
 
 class SwarmApi:
     def __init__(
@@ -301,12 +302,7 @@ class SwarmApi:
             await self.admission.promote(snap, node)
             role = "manager"
         if role == "worker" and node.role == "manager":
-            if sum(1 for n in snap.nodes.values() if n.role == "manager") == 1:
-                raise InvalidParameter("attempting to demote the last manager of the swarm")
-            raise Unavailable(
-                "demoting a manager is not supported by berth yet: "
-                "`docker swarm leave --force` on it, then `docker node rm`"
-            )
+            await self._demote(snap, node)
         node.role = role
         node.availability = spec.get("Availability") or node.availability
         node.labels = {str(k): str(v) for k, v in (spec.get("Labels") or {}).items()}
@@ -314,6 +310,31 @@ class SwarmApi:
         node.updated_at = rfc3339nano()
         await self.store.put(snap, node)
         return Done()
+
+    async def _demote(self, snap: Snapshot, node: NodeRecord) -> None:
+        """`docker node demote`, checked as swarmkit checks a raft member's removal. The node
+        itself then links to the others as a worker (SwarmLink.step_down), and the leader
+        removes its server from JetStream's cluster (SwarmLink.remove_peers)."""
+        managers = [n for n in snap.nodes.values() if n.role == "manager"]
+        if len(managers) == 1:
+            raise InvalidParameter("attempting to demote the last manager of the swarm")
+        now = time.time()
+        rest = [n for n in managers if n.id != node.id]
+        if sum(1 for n in rest if node_ready(n, now)) < len(rest) // 2 + 1:
+            raise Unavailable("can't remove member from the raft: this would result in a loss of quorum")
+        if len(rest) == 1 and node.routes_at:
+            raise Unavailable(
+                "demoting one of two managers is not supported by berth yet: the other's copy of the "
+                "state would stay in a cluster of one, which NATS JetStream does not restart "
+                "(promote another node first, or `docker swarm leave --force` on it)"
+            )
+        # Its route stays until it left JetStream's cluster: cut off before, it could not
+        # write its own step down (SwarmLink.remove_peers clears it).
+        node.role, node.leaving_cluster = "worker", bool(node.routes_at)
+        if node_ready(node, now):
+            # Its heartbeats pause while it moves from its swarm server to a worker's link.
+            await self.store.put_seen(snap, node.id, now + DEMOTION_GRACE)
+        log.info("node %s (%s) demoted to worker", node.id, node.berth_node)
 
     async def node_remove(self, cmd: sw.NodeRemove) -> Done:
         snap = await self.managed()
@@ -328,151 +349,17 @@ class SwarmApi:
                 f"rpc error: code = FailedPrecondition desc = node {node.id} is not down and can't be "
                 "removed"
             )
+        if node.leaving_cluster and not cmd.force:  # its record says which server to remove
+            raise Unavailable(
+                f"node {node.id} was demoted and its server is still leaving the managers' cluster: "
+                "try again in a few seconds"
+            )
         await self.store.delete(snap, f"node.{node.id}")
         with contextlib.suppress(Conflict):
             await self.store.delete(snap, f"seen.{node.id}")
         snap.nodes.pop(node.id, None)
         await self._roles(snap)  # its node user goes
         return Done()
-
-    # --- /services ---------------------------------------------------------------------------
-    async def service_create(self, cmd: sw.ServiceCreate) -> sw.ServiceCreated:
-        snap = await self.managed()
-        spec = specs.check_service_spec(dict(cmd.spec))
-        names = {service_name(s) for s in snap.services.values()}
-        if not spec.get("Name"):
-            spec["Name"] = generate_unique_name(lambda n: n in names)
-        if spec["Name"] in names:
-            raise Conflict(
-                f"rpc error: code = AlreadyExists desc = name conflicts with an existing object: "
-                f"service {spec['Name']} already exists"
-            )
-        stamp = rfc3339nano()
-        svc = ServiceRecord(id=ids.new_id(), created_at=stamp, updated_at=stamp, spec=spec)
-        await self.store.put(snap, svc)
-        self.leadership.poke()
-        return sw.ServiceCreated(id=svc.id)
-
-    def _counts(self, snap: Snapshot, svc: ServiceRecord) -> dict[str, int]:
-        tasks = [t for t in snap.tasks.values() if t.service_id == svc.id]
-        mode = specs.service_mode(svc.spec)
-        if mode.global_mode:
-            desired = sum(1 for t in tasks if t.desired_state == "running")
-        else:
-            desired = mode.replicas
-        return {
-            "running": sum(1 for t in tasks if t.state == "running" and t.desired_state == "running"),
-            "desired": desired,
-            "completed": sum(1 for t in tasks if t.state == "complete"),
-        }
-
-    async def service_list(self, cmd: sw.ServiceList) -> sw.DockerObjects:
-        snap = await self.managed()
-        f = cmd.filters
-        check_filters(f, {"id", "label", "mode", "name"})
-        out = []
-        for svc in sorted(snap.services.values(), key=lambda s: s.created_at):
-            if f.get("id") and not any(svc.id.startswith(v) for v in f["id"]):
-                continue
-            if f.get("name") and not any(service_name(svc).startswith(v) for v in f["name"]):
-                continue
-            if f.get("label") and not labels_match(svc.spec.get("Labels") or {}, f["label"]):
-                continue
-            if f.get("mode"):
-                mode = "global" if specs.service_mode(svc.spec).global_mode else "replicated"
-                if mode not in f["mode"]:
-                    continue
-            out.append(views.service_doc(snap, svc, self._counts(snap, svc) if cmd.status else None))
-        return sw.DockerObjects(items=out)
-
-    async def service_inspect(self, cmd: sw.ServiceInspect) -> sw.DockerObject:
-        snap = await self.managed()
-        svc = resolve(snap.services, cmd.ref, "service", service_name)
-        return sw.DockerObject(item=views.service_doc(snap, svc, None))
-
-    async def service_update(self, cmd: sw.ServiceUpdate) -> Done:
-        snap = await self.managed()
-        svc = resolve(snap.services, cmd.ref, "service", service_name)
-        if cmd.version != snap.revision(f"service.{svc.id}"):
-            raise Conflict(
-                "rpc error: code = Unknown desc = update out of sequence"
-            )
-        if cmd.rollback == "previous":
-            if svc.previous_spec is None:
-                raise InvalidParameter(f"service {svc.id} does not have a previous spec")
-            new_spec, previous = svc.previous_spec, svc.spec
-            state = "rollback_started"
-        else:
-            new_spec, previous = specs.check_service_spec(dict(cmd.spec)), svc.spec
-            state = "updating"
-        if (new_spec.get("Name") or service_name(svc)) != service_name(svc):
-            raise InvalidParameter("renaming services is not supported")
-        new_spec["Name"] = service_name(svc)
-        stamp = rfc3339nano()
-        if specs.template_of(new_spec) != specs.template_of(svc.spec):
-            svc.spec_serial += 1
-            svc.update_state, svc.update_started_at, svc.update_completed_at = state, stamp, ""
-            svc.update_message = "update in progress" if state == "updating" else "manually requested rollback"
-        svc.previous_spec, svc.spec, svc.updated_at = previous, new_spec, stamp
-        await self.store.put(snap, svc)
-        self.leadership.poke()
-        return Done()
-
-    async def service_remove(self, cmd: sw.ServiceRemove) -> Done:
-        snap = await self.managed()
-        svc = resolve(snap.services, cmd.ref, "service", service_name)
-        await self.store.delete(snap, f"service.{svc.id}")
-        self.leadership.poke()
-        return Done()
-
-    # --- /tasks ------------------------------------------------------------------------------
-    async def task_list(self, cmd: sw.TaskList) -> sw.DockerObjects:
-        snap = await self.managed()
-        f = cmd.filters
-        check_filters(f, {"desired-state", "id", "label", "name", "node", "service", "_up-to-date"})
-        services = set()
-        for ref in f.get("service", []):
-            services.add(resolve(snap.services, ref, "service", service_name).id)
-        nodes = set()
-        for ref in f.get("node", []):
-            nodes.add(self.leader_node(snap) if ref == "self" else resolve(snap.nodes, ref, "node", node_name).id)
-        out = []
-        for task in sorted(snap.tasks.values(), key=lambda t: (t.service_id, t.slot, t.created_at)):
-            svc = snap.services.get(task.service_id)
-            if svc is None:
-                continue
-            if services and task.service_id not in services:
-                continue
-            if nodes and task.node_id not in nodes:
-                continue
-            if f.get("id") and not any(task.id.startswith(v) for v in f["id"]):
-                continue
-            if f.get("desired-state") and not _desired_matches(task, f["desired-state"]):
-                continue
-            if f.get("name"):
-                name = f"{service_name(svc)}.{task.slot or task.node_id}"
-                if not any(name.startswith(v) for v in f["name"]):
-                    continue
-            if f.get("_up-to-date") and task.spec_serial != svc.spec_serial:
-                continue
-            out.append(views.task_doc(snap, task, svc))
-        return sw.DockerObjects(items=out)
-
-    async def task_inspect(self, cmd: sw.TaskInspect) -> sw.DockerObject:
-        snap = await self.managed()
-        task = resolve(snap.tasks, cmd.ref, "task", lambda t: "")
-        return sw.DockerObject(item=views.task_doc(snap, task, snap.services.get(task.service_id)))
-
-
-def _desired_matches(task: TaskRecord, wanted: list[str]) -> bool:
-    for state in wanted:
-        if state not in ("running", "shutdown", "accepted"):
-            raise InvalidParameter(f"Invalid task desired state: {state}")
-    if task.desired_state == "complete":
-        return "shutdown" in wanted
-    return task.desired_state in wanted or (
-        "accepted" in wanted and task.desired_state == "running" and task.state not in TERMINAL
-    )
 
 
 def _advertised_port(advertise: str, listen_port: int) -> int:

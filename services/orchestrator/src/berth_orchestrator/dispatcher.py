@@ -133,7 +133,7 @@ class Dispatcher:
         if node is None or node.berth_node != cmd.node:
             return NodeAssignments(in_swarm=False)
         now = time.time()
-        if not node_id and node.leaf_password_hash:
+        if not node_id and node.leaf_password_hash and node.role == "manager":
             await self._promoted(snap, node)
         await self._seen(snap, node, cmd, now)
         for report in cmd.tasks:

@@ -261,6 +261,7 @@ class Worker:
         shutil.rmtree(store, ignore_errors=True)  # a cluster this node was in before
         server = SwarmServer(
             name=node_id, client_port=free_loopback_port(), client_password=secrets.token_urlsafe(32),
+            system_password=secrets.token_urlsafe(32),
             store=str(store), listen=listen, cluster=routes.cluster, cluster_listen=route_addr(host, port),
             cluster_advertise=route_addr(addr, port), routes=tuple(routes.routes),
             route_user=routes.route_user, route_password=routes.route_password,

@@ -161,13 +161,17 @@ def manager_server(
     """This manager's swarm server, from the state: its users, and routes to the other
     managers once there are several. Once clustered it stays so (its store is the cluster's)."""
     nodes = list(nodes)
-    others = sorted(n.routes_at for n in nodes if n.role == "manager" and n.id != me.id and n.routes_at)
+    # A demoted manager keeps its route until its server left JetStream's cluster.
+    others = sorted(
+        n.routes_at for n in nodes if (n.role == "manager" or n.leaving_cluster) and n.id != me.id and n.routes_at
+    )
     clustered = bool(others) or (old is not None and bool(old.cluster))
     host, port = host_port(me.listen)
     return SwarmServer(
         name=me.id,
         client_port=old.client_port if old is not None else free_loopback_port(),
         client_password=old.client_password if old is not None else secrets.token_urlsafe(32),
+        system_password=old.system_password if old is not None and old.system_password else secrets.token_urlsafe(32),
         store=str(store_root / ("cluster" if clustered else "solo")),
         listen=me.listen,
         users=leaf_users(cluster, nodes),

@@ -57,6 +57,9 @@ class NodeRecord(msgspec.Struct, kw_only=True):
     # The bcrypt hash of the node's session password (its leaf user on the managers' NATS);
     # the node chose the password and keeps it. "" once the node left.
     leaf_password_hash: str = ""
+    # Demoted: its swarm server is still a JetStream peer of the managers' cluster until the
+    # leader removes it (once the node serves as a worker, or is down).
+    leaving_cluster: bool = False
     engine_version: str = ""
     engine_labels: dict[str, str] = msgspec.field(default_factory=dict)  # its engine's --label
     nano_cpus: int = 0

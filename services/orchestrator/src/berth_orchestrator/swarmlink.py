@@ -14,33 +14,53 @@ and the other nodes' sessions go through, while swarm.json names a server.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import secrets
+import time
 
 import anyio
+import msgspec
 from anyio.abc import TaskGroup
+from berth_common.gotime import rfc3339nano
 from berth_contracts import subjects
 from berth_contracts import swarm as sw
-from berth_contracts.errors import BerthError
+from berth_contracts.errors import BerthError, Conflict
 from berth_kit.busauth import Credentials
 from berth_kit.nats_conn import connect
 from berth_kit.rpc import RpcServer
-from berth_kit.swarmbus import SWARM_SERVER_USER, SwarmServer
+from berth_kit.swarmbus import (
+    SWARM_SERVER_USER,
+    SWARM_SYSTEM_USER,
+    LeafRemote,
+    SwarmBus,
+    SwarmServer,
+)
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 
 from berth_orchestrator.joining import Admission
 from berth_orchestrator.lease import Leadership
-from berth_orchestrator.membership import MAX_STATE_COPIES, Membership, worker_notes
-from berth_orchestrator.records import CLUSTER_KEY
+from berth_orchestrator.membership import (
+    MAX_STATE_COPIES,
+    Membership,
+    hash_password,
+    joined,
+    worker_notes,
+)
+from berth_orchestrator.reconcile import node_ready
+from berth_orchestrator.records import CLUSTER_KEY, NodeRecord
 from berth_orchestrator.restore import Restore
 from berth_orchestrator.servicelogs import NodeLogEndpoint
-from berth_orchestrator.store import SwarmStore
+from berth_orchestrator.store import Snapshot, SwarmStore
 
 log = logging.getLogger(__name__)
 
 CHECK = 0.5  # the file, for a server to connect to or leave
 MAINTAIN = 2.0  # the server's users and routes, the restore, the copies
 CONNECT_WITHIN = 30.0
+REMOVE_PEER = "$JS.API.SERVER.REMOVE"  # a system account request, answered by the meta leader
+NOT_A_PEER = 10044  # JetStream's "server is not a member of the cluster"
 
 
 class SwarmLink:
@@ -107,9 +127,12 @@ class SwarmLink:
     async def _close(self) -> None:
         servers, self._servers = self._servers, []
         conn, self._conn, self._key = self._conn, None, None
-        with anyio.move_on_after(10):
+        # The server may be gone already (a leave, a demotion): closing must not fail then, or
+        # the store would stay pointed at it.
+        with anyio.move_on_after(10), contextlib.suppress(Exception):
             for rpc in servers:
                 await rpc.stop()
+        with anyio.move_on_after(10), contextlib.suppress(Exception):
             if conn is not None:
                 await conn.close()
 
@@ -133,8 +156,14 @@ class SwarmLink:
         if server.cluster:
             await self._restore(server)
         snap = await self._store.load()
+        me = snap.nodes.get(server.name)
+        if me is not None and me.role == "worker" and snap.cluster is not None:
+            await self.step_down(snap, me, server)
+            return
         self._admission.rewrite_bus(snap)
         if server.cluster and self._leadership.is_leader:
+            if await self.remove_peers(snap, server):
+                return  # the copies change once JetStream forgot the demoted node's server
             managers = sum(1 for n in snap.nodes.values() if n.role == "manager" and n.routes_at)
             want = max(1, min(MAX_STATE_COPIES, managers))
             try:
@@ -143,6 +172,66 @@ class SwarmLink:
                     log.info("the swarm's state: %d copies across the managers", want)
             except (NatsError, TimeoutError) as exc:  # a new manager's server not in the cluster yet
                 log.info("the swarm's state: %d copies not possible yet (%s)", want, exc)
+
+    async def step_down(self, snap: Snapshot, me: NodeRecord, server: SwarmServer) -> None:
+        """This manager was demoted: it links to the other managers as a worker, and its swarm
+        server goes. The link comes first (beside the server), so that from then on its
+        engine's heartbeats go over it (failing until the managers know the node's user) and
+        never to this orchestrator, which would no longer speak for a worker; then the node's
+        user, written while the state is still reachable here; then the server goes."""
+        assert snap.cluster is not None
+        others = sorted(
+            joined(n.addr, n.port) for n in snap.nodes.values() if n.role == "manager" and n.listen and n.id != me.id
+        )
+        password = secrets.token_hex(24)
+        notes = {
+            "node_id": me.id, "cluster_id": snap.cluster.id, "addr": me.addr, "listen": me.listen,
+            "managers": ",".join(others),
+        }  # fmt: skip
+        link = LeafRemote(tuple(others), f"node-{me.id}", password)
+        self._membership.write(SwarmBus(server=server, remote=link, member=notes))
+        me.leaf_password_hash = await anyio.to_thread.run_sync(hash_password, password)
+        me.updated_at = rfc3339nano()
+        await self._store.put(snap, me)
+        self._membership.write(SwarmBus(remote=link, member=notes))
+        log.info("this node was demoted to worker: it links to the managers (%s)", ", ".join(others))
+        await self.sync()  # no longer a manager's state here: at once, not at the next check
+
+    async def remove_peers(self, snap: Snapshot, server: SwarmServer) -> bool:
+        """The leader: a demoted manager's server out of JetStream's cluster, once the node
+        serves as a worker (or is down), so the managers' majority is counted without it, as
+        swarmkit removes a demoted manager from its raft. True while any is pending."""
+        pending = [n for n in snap.nodes.values() if n.leaving_cluster]
+        now = time.time()
+        for node in pending:
+            if not node.leaf_password_hash and node_ready(node, now):
+                continue  # still moving to its worker's link: its server keeps the state meanwhile
+            if await self._remove_peer(server, node.id):
+                node.leaving_cluster, node.routes_at = False, ""
+                with contextlib.suppress(Conflict):
+                    await self._store.put(snap, node)
+                log.info("node %s's server left the managers' JetStream cluster", node.id)
+        return bool(pending)
+
+    async def _remove_peer(self, server: SwarmServer, name: str) -> bool:
+        if not server.system_password:
+            log.warning("swarm server: no system user to remove %s's server from the cluster", name)
+            return False
+        nc = await connect(
+            f"nats://127.0.0.1:{server.client_port}", self._name, connect_deadline=5,
+            creds=Credentials(SWARM_SYSTEM_USER, server.system_password),
+        )  # fmt: skip
+        try:
+            msg = await nc.request(REMOVE_PEER, msgspec.json.encode({"peer": name}), timeout=5)
+        except (NatsError, TimeoutError) as exc:
+            log.info("removing %s's server from the cluster: %s", name, exc)
+            return False
+        finally:
+            await nc.close()
+        answer = msgspec.json.decode(msg.data)
+        error = answer.get("error") or {}
+        # Done, or done before (an answer lost, a leader changed).
+        return bool(answer.get("success")) or error.get("err_code") == NOT_A_PEER
 
     async def _restore(self, server: SwarmServer) -> None:
         """Complete once the cluster's record is in the cluster's bucket: it is written last,
