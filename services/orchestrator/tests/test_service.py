@@ -17,7 +17,7 @@ from berth_contracts import swarm as sw
 from berth_contracts.base import Done, Ping
 from berth_contracts.buspermissions import API_GATEWAY, ENGINE, LIFECYCLE, ORCHESTRATOR
 from berth_contracts.codec import decode, encode
-from berth_contracts.engine import ContainerLogs, LogsStarted
+from berth_contracts.engine import ContainerLogs, ContainerRef, ContainerResolve, LogsStarted
 from berth_contracts.errors import Conflict, InvalidParameter, NotFound, Unavailable
 from berth_contracts.streams import STDERR, STDOUT, LogBatch, LogLine
 from berth_kit.busauth import creds_path
@@ -203,7 +203,21 @@ async def test_only_the_orchestrator_reaches_jetstream(swarm: Swarm) -> None:
             await nc.close()
 
 
-async def _serve_container_logs(engine: NATS, tg: anyio.abc.TaskGroup) -> RpcServer:
+def _engine_serving_logs(engine: NATS, names: dict[str, str]) -> RpcServer:
+    """The engine's ContainerResolve (names: container ID -> its name) beside ContainerLogs."""
+
+    async def resolve(cmd: ContainerResolve) -> ContainerRef:
+        if cmd.ref not in names:
+            raise NotFound(f"No such container: {cmd.ref}")
+        return ContainerRef(id=cmd.ref, name=names[cmd.ref], status="running", tty=False, open_stdin=False,
+                            stdin_once=False, auto_remove=False)  # fmt: skip
+
+    server = RpcServer(engine, subjects.ENGINE_RPC, ContainerLogs | ContainerResolve | Ping)
+    server.handle(ContainerResolve, resolve)
+    return server
+
+
+async def _serve_container_logs(engine: NATS, tg: anyio.abc.TaskGroup, names: dict[str, str]) -> RpcServer:
     """The engine's side of ContainerLogs, as its agent answers it: a few lines, the second
     batch a checkpoint (the relay must pass it on and wait for the gateway's answer), the end.
     Container "gone" was removed."""
@@ -221,7 +235,7 @@ async def _serve_container_logs(engine: NATS, tg: anyio.abc.TaskGroup) -> RpcSer
         tg.start_soon(stream, cmd)
         return LogsStarted(tty=False)
 
-    server = RpcServer(engine, subjects.ENGINE_RPC, ContainerLogs | Ping)
+    server = _engine_serving_logs(engine, names)
     server.handle(ContainerLogs, logs)
     await server.start(tg)
     return server
@@ -260,7 +274,8 @@ async def test_service_logs_pass_through_the_node_with_details(swarm: Swarm) -> 
     gateway = await _as(swarm.url, swarm.bus_dir, API_GATEWAY)
     try:
         async with anyio.create_task_group() as tg:
-            server = await _serve_container_logs(engine, tg)
+            task_of = {ids[i]: a.task_id for i, a in enumerate(beat.tasks)}
+            server = await _serve_container_logs(engine, tg, {"c0": f"web.1.{task_of['c0']}"})
             lines = await _read_log(swarm, gateway, sw.ServiceLogs(ref="web", stream_subject="x"))
             # The removed container has nothing to read; the other task's lines carry its IDs.
             assert [(line.stream, line.data) for line in lines] == [(STDOUT, b"c0 one\n"), (STDERR, b"c0 two\n")]
@@ -275,6 +290,17 @@ async def test_service_logs_pass_through_the_node_with_details(swarm: Swarm) -> 
             assert [line.data for line in one] == [b"c0 one\n", b"c0 two\n"]
             with pytest.raises(NotFound, match="service nope not found"):
                 await swarm.call(sw.ServiceLogs(ref="nope", stream_subject="x"), LogsStarted)
+            # A node reads only a task's own container: not another by a task's name.
+            manager = await _as(swarm.url, swarm.bus_dir, ORCHESTRATOR)
+            other = sw.NodeLogs(task_id=task_of["gone"], container_id="c0", stream_subject="x.y", ack_prefix="x.z")
+            try:
+                with pytest.raises(NotFound, match="No such container: c0"):
+                    await RpcClient(manager).request(
+                        subjects.swarm_logs(node_id), other, LogsStarted, timeout=10, attempts=1,
+                        reply_prefix=subjects.swarm_log_stream(node_id),
+                    )  # fmt: skip
+            finally:
+                await manager.close()
             await server.stop()
             tg.cancel_scope.cancel()
     finally:
@@ -318,7 +344,7 @@ async def test_a_followed_service_log_is_torn_down_when_its_reader_leaves(
                 tg.start_soon(follow, cmd)
                 return LogsStarted(tty=False)
 
-            server = RpcServer(engine, subjects.ENGINE_RPC, ContainerLogs | Ping)
+            server = _engine_serving_logs(engine, {"c0": f"web.1.{task.task_id}"})
             server.handle(ContainerLogs, logs)
             await server.start(tg)
             inbox = gateway.new_inbox()

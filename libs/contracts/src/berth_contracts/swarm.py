@@ -305,6 +305,7 @@ class NodeLogs(Command, frozen=True):
     (answered under subjects.swarm_log_stream), then LogBatch messages on stream_subject, with
     checkpoints answered under ack_prefix (the node's own subjects.swarm_log_acks)."""
 
+    task_id: Identifier  # the node reads only a task's container (named <service>.<slot>.<task id>)
     container_id: Identifier
     stream_subject: Subject
     ack_prefix: Subject

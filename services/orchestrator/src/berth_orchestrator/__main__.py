@@ -11,6 +11,7 @@ from pathlib import Path
 
 from berth_contracts import subjects
 from berth_contracts import swarm as s
+from berth_contracts.errors import Unavailable
 from berth_kit.rpc import RpcServer
 from berth_kit.service import ServiceContext, run_service
 from berth_kit.swarmbus import SWARM_BUS_ENV
@@ -56,7 +57,14 @@ def register(
         notes = api.membership.worker()
         if notes is not None and worker is not None:
             return await worker.relay(cmd, notes)
-        return await dispatcher.heartbeat(cmd)
+        answer = await dispatcher.heartbeat(cmd)
+        bus = api.membership.read()
+        if not answer.in_swarm and (bus.server is not None or bus.remote is not None):
+            # The node's part changed while this beat was answered (a demotion: the state read
+            # was this node's own NATS already). "Not in a swarm" would make the engine remove
+            # its tasks: it beats again instead.
+            raise Unavailable("this node's part in the swarm is changing")
+        return answer
 
     server.handle(s.NodeHeartbeat, heartbeat)
 

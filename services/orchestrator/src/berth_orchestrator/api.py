@@ -142,16 +142,23 @@ class SwarmApi:
         answer = await self.worker.join(cmd)
         if answer.role == "manager":
             await self._roles()
-            await self._state_replicated()
+            await self._state_replicated(cmd.node)
         return Done()
 
-    async def _state_replicated(self) -> None:
-        """A new manager: `join` returns once the state reads here, as with dockerd."""
+    async def _state_replicated(self, berth_node: str) -> None:
+        """A new manager: `join` returns once the state reads here, as with dockerd: twice in a
+        row with this node a manager in it (the CLI's `docker info` right after must say so,
+        and a store still catching up can answer once and fail the next read)."""
+        readable = 0
         with anyio.move_on_after(JOIN_AS_MANAGER_WITHIN):
             while True:
-                with contextlib.suppress(Unavailable):
-                    if await self.store.in_swarm():
-                        return
+                try:
+                    me = (await self.store.load()).node_by_berth_name(berth_node)
+                    readable = readable + 1 if me is not None and me.role == "manager" else 0
+                except Unavailable:
+                    readable = 0
+                if readable == 2:
+                    return
                 await anyio.sleep(0.25)
         raise Unavailable(
             "joined the swarm as a manager, but the managers' cluster did not answer within "
@@ -241,11 +248,23 @@ class SwarmApi:
             return sw.NodeSwarmState(info=views.info_worker(notes))
         if not await self.store.in_swarm():  # every `docker info` asks: one key read outside a swarm
             return sw.NodeSwarmState(info=views.info_inactive())
-        snap = await self.store.load()
+        snap = await self._read_soon()
         node = snap.node_by_berth_name(cmd.node)
         if snap.cluster is None or node is None:
             return sw.NodeSwarmState(info=views.info_inactive())
         return sw.NodeSwarmState(info=views.info_active(snap, node))
+
+    async def _read_soon(self, within: float = 2.0) -> Snapshot:
+        """The state, read again for a moment while a manager's store catches up (JetStream
+        just elected, a server just joined): `docker info` would read "inactive" otherwise."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                return await self.store.load()
+            except Unavailable:
+                if time.monotonic() > deadline or self.membership.read().server is None:
+                    raise
+            await anyio.sleep(0.2)
 
     # --- /nodes ------------------------------------------------------------------------------
     def _node_doc(self, snap: Snapshot, node: NodeRecord) -> Document:

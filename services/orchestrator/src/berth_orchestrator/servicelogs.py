@@ -29,7 +29,7 @@ import anyio
 from anyio.abc import TaskGroup
 from berth_contracts import subjects
 from berth_contracts import swarm as sw
-from berth_contracts.engine import ContainerLogs, LogsStarted
+from berth_contracts.engine import ContainerLogs, ContainerRef, ContainerResolve, LogsStarted
 from berth_contracts.errors import BerthError, NotFound
 from berth_kit.rpc import NoAnswer, RpcClient, RpcServer
 from nats.aio.client import Client as NATS
@@ -128,8 +128,10 @@ class ServiceLogReader:
                         if not cmd.follow:
                             break
                         await anyio.sleep(NEW_TASKS_EVERY)
-                        with contextlib.suppress(BerthError):
+                        try:
                             snap = await self._managed()
+                        except Exception as exc:  # noqa: BLE001 - the state unreadable a moment: next time
+                            log.debug("service logs: the swarm's state: %s", exc)
                 tg.cancel_scope.cancel()
             await down.end(incomplete(list(reasons.values())) if reasons else "")
 
@@ -151,7 +153,8 @@ class ServiceLogReader:
             return
         try:
             request = sw.NodeLogs(
-                container_id=task.container_id, stream_subject=stream, ack_prefix=subjects.swarm_log_acks(node.id),
+                task_id=task.id, container_id=task.container_id, stream_subject=stream,
+                ack_prefix=subjects.swarm_log_acks(node.id),
                 stdout=cmd.stdout, stderr=cmd.stderr, follow=cmd.follow, tail=cmd.tail, since=cmd.since,
             )  # fmt: skip
             await RpcClient(nc, "berth-orchestrator").request(
@@ -186,6 +189,12 @@ class NodeLogSource:
         self._tg = tg
 
     async def logs(self, cmd: sw.NodeLogs, swarm_bus: NATS) -> LogsStarted:
+        # A task's container only, by its full ID, as dockerd's nodes publish only their tasks'
+        # logs: the managers command this node's tasks, not its other containers.
+        found = await self._rpc.request(subjects.ENGINE_RPC, ContainerResolve(ref=cmd.container_id), ContainerRef,
+                                        timeout=ASK_WITHIN, attempts=1)  # fmt: skip
+        if found.id != cmd.container_id or not found.name.endswith(f".{cmd.task_id}"):
+            raise NotFound(f"No such container: {cmd.container_id}")
         inbox = self._local.new_inbox()
         sub = await self._local.subscribe(inbox)
         try:
