@@ -276,6 +276,25 @@ def print_medians(title: str, names: list[str], times: dict[str, dict[str, list[
         print(f"| {what} | " + " | ".join(cells) + " |")
 
 
+@contextlib.contextmanager
+def single_node_swarms(engines: list[Engine]) -> Iterator[None]:
+    """`docker swarm init` on each engine (loopback address); left (--force) afterwards."""
+    for e in engines:
+        e.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+    try:
+        yield
+    finally:
+        for e in engines:
+            e.docker("swarm", "leave", "--force", check=False)
+
+
+def alternating(engines: list[Engine], reps: int) -> Iterator[tuple[int, Engine]]:
+    """(round, engine), the engines' order reversed every other round."""
+    for rep in range(reps):
+        for e in engines if rep % 2 == 0 else list(reversed(engines)):
+            yield rep, e
+
+
 def swarm_bench_args(description: str) -> argparse.Namespace:
     """The swarm benches' flags: rounds, replicas, and whether dockerd runs beside berth."""
     ap = argparse.ArgumentParser(description=description)

@@ -19,7 +19,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from engines import Engine, engines_with_busybox, print_medians, swarm_bench_args, until  # noqa: E402
+from engines import (  # noqa: E402
+    Engine,
+    alternating,
+    engines_with_busybox,
+    print_medians,
+    single_node_swarms,
+    swarm_bench_args,
+    until,
+)
 
 
 def _replicas(e: Engine, name: str) -> str:
@@ -56,17 +64,10 @@ def one_round(e: Engine, n: int, rnd: int) -> dict[str, float]:
 def main() -> None:
     args = swarm_bench_args(__doc__.splitlines()[0])
     times: dict[str, dict[str, list[float]]] = {}
-    with engines_with_busybox("bswarm-", with_dockerd=not args.no_dockerd) as (_, engines):
-        for e in engines:
-            e.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
-        try:
-            for rep in range(args.reps):
-                for e in engines if rep % 2 == 0 else list(reversed(engines)):
-                    for what, value in one_round(e, args.replicas, rep).items():
-                        times.setdefault(what, {}).setdefault(e.name, []).append(value)
-        finally:
-            for e in engines:
-                e.docker("swarm", "leave", "--force", check=False)
+    with engines_with_busybox("bswarm-", with_dockerd=not args.no_dockerd) as (_, engines), single_node_swarms(engines):
+        for rep, e in alternating(engines, args.reps):
+            for what, value in one_round(e, args.replicas, rep).items():
+                times.setdefault(what, {}).setdefault(e.name, []).append(value)
     names = [e.name for e in engines]
     print_medians("one node, median s (runs)", names, times, f"reps={args.reps}, replicas={args.replicas}")
 

@@ -10,6 +10,9 @@ and the other nodes' sessions go through, while swarm.json names a server.
 - Keeps the server's part of the file in step with the state (its users follow the tokens and
   the nodes; its routes, the other managers), restores the state after the move into a cluster
   (Restore), and, on the leader, keeps one copy of the state per manager, three at most.
+- `docker node demote`: the demoted manager steps down to a worker's link (step_down); the
+  leader then removes its server from JetStream's cluster (remove_peers).
+- Serves NodeLogs (`docker service logs`) for this node where the managers send them.
 """
 
 from __future__ import annotations
