@@ -277,6 +277,33 @@ class Berth:
             conn.close()
 
 
+def nats_port_info(bed: NetBed, i: int, host: str, port: int) -> dict[str, Any]:
+    """The INFO line a NATS port (a swarm port, a route port) opens with, read from host i."""
+    code = (
+        "import json, socket\n"
+        f"with socket.create_connection(({host!r}, {port}), timeout=5) as s:\n"
+        "    print(json.dumps(json.loads(s.makefile('rb').readline()[5:])))\n"
+    )
+    res = subprocess.run([*bed.enter(i), sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return dict(json.loads(res.stdout))
+
+
+def tls_without_certificate(bed: NetBed, i: int, host: str, port: int) -> str:
+    """From host i, a TLS handshake at once, offering no client certificate: what came of it."""
+    code = (
+        "import socket, ssl\n"
+        "c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE\n"
+        f"s = c.wrap_socket(socket.create_connection(({host!r}, {port}), timeout=5))\n"
+        "try:\n"
+        "    print('read', s.recv(100))\n"
+        "except ssl.SSLError as e:\n"
+        "    print(e)\n"
+    )
+    res = subprocess.run([*bed.enter(i), sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    return res.stdout + res.stderr
+
+
 @contextlib.contextmanager
 def berths_on_hosts(bed: NetBed, up_extra: dict[int, tuple[str, ...]] | None = None) -> Iterator[list[Berth]]:
     """One berth per host of a NetBed (`host0`, `host1`, ...), each with busybox imported; all

@@ -316,6 +316,45 @@ def test_a_task_pulls_its_image_and_a_missing_one_is_rejected(berth: Berth, busy
             berth.docker("rmi", "-f", *set(ids), ref)
 
 
+@pytest.mark.skipif(not shutil.which(tr.REGISTRY_BINARY), reason="docker-registry not installed (make install)")
+def test_with_registry_auth_a_task_pulls_a_private_image(berth: Berth, busybox_image: str) -> None:
+    """`--with-registry-auth`: the CLI's credentials for the image's registry go with the
+    service to the node that pulls; never shown, never logged. Without them the registry says no."""
+    user, password = "alice", "pw-5b0e1c3a-not-logged"
+    with tr.registry({user: password}) as url:
+        host = url.removeprefix("http://")
+        ref = f"{host}/alice/private:1"
+        login = berth.docker("login", "-u", user, "--password-stdin", host, input=password + "\n")
+        assert login.returncode == 0, login.stderr
+        berth.docker_ok("swarm", "init")
+        try:
+            berth.docker_ok("tag", busybox_image, ref)
+            berth.docker_ok("push", ref, timeout=120)
+            berth.docker_ok("rmi", ref)  # the task's node must pull it
+            berth.docker_ok("service", "create", "--detach", "--name", "anon", "--restart-condition", "none",
+                            ref, "sleep", "1000")  # fmt: skip
+            wait_until(lambda: "Rejected" in berth.docker_ok("service", "ps", "anon", "--format", "{{.CurrentState}}"),
+                       60, "the anonymous pull rejected")  # fmt: skip
+            error = berth.docker_ok("service", "ps", "--no-trunc", "anon", "--format", "{{.Error}}")
+            assert "authentication required" in error or "denied" in error, error
+            berth.docker_ok("service", "create", "--name", "private", "--with-registry-auth",
+                            "--stop-grace-period", "1s", ref, "sleep", "1000", timeout=180)  # fmt: skip
+            running = berth.docker_ok("ps", "--filter", "label=com.docker.swarm.service.name=private", "-q")
+            assert len(running.split()) == 1
+            shown = berth.docker_ok("service", "inspect", "private") + berth.docker_ok(
+                "inspect", "--type", "task", *berth.docker_ok("service", "ps", "-q", "private").split()
+            )
+            assert "PullOptions" not in shown and password not in shown
+            assert password not in (berth.exec_root / "berth.log").read_text(errors="replace")
+        finally:
+            berth.docker_ok("swarm", "leave", "--force")
+            wait_until(lambda: not berth.docker_ok("ps", "-aq", "--filter", "label=com.docker.swarm.task.id").strip(),
+                       60, "the task containers removed")  # fmt: skip
+            berth.docker("logout", host)
+            ids = berth.docker("images", "-q", ref.rsplit(":", 1)[0]).stdout.split()
+            berth.docker("rmi", "-f", *set(ids), ref)
+
+
 def test_a_port_published_in_host_mode_reaches_the_task(berth: Berth, busybox_image: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 from berth_testsupport.netbed import NetBed
-from harness import Berth, berths_on_hosts, wait_until
+from harness import Berth, berths_on_hosts, nats_port_info, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -72,8 +72,27 @@ def test_a_worker_joins_runs_its_share_and_survives_being_cut_off(hosts: tuple[N
         token = manager.docker_ok("swarm", "join-token", "-q", "worker").strip()
         bad = worker.docker("swarm", "join", "--token", "SWMTKN-1-nonsense", manager_addr)
         assert bad.returncode == 1 and "invalid join token" in bad.stderr
+        # The swarm port speaks TLS with the swarm's CA, whose digest is the token's middle part:
+        # a token naming another CA (swarmkit's words) never sends its credentials.
+        assert nats_port_info(bed, 1, bed.addr(0), 2377)["tls_required"] is True
+        secret = token.rsplit("-", 1)[1]
+        forged = worker.docker("swarm", "join", "--token", f"SWMTKN-1-{'0' * 50}-{secret}", manager_addr)
+        assert forged.returncode == 1, forged.stderr
+        assert f"remote CA does not match fingerprint. Expected: {'0' * 64}" in forged.stderr
+        assert not (worker.data_root / "nats" / "swarm-tls").exists()
+        # The right CA but a wrong secret: the manager's NATS refuses the link (after 20 s).
+        digest = token.split("-")[2]
+        wrong = worker.docker("swarm", "join", "--token", f"SWMTKN-1-{digest}-{'0' * 25}", manager_addr, timeout=60)
+        assert wrong.returncode == 1 and "did not admit this node" in wrong.stderr, wrong.stderr
+        assert worker.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
         joined = worker.docker_ok("swarm", "join", "--token", token, manager_addr, timeout=60)
         assert "This node joined a swarm as a worker." in joined
+        # Its link verifies the manager's certificate with the CA it pinned (and keeps a key
+        # for a promotion); the manager's certificate names its address.
+        link = json.loads((worker.data_root / "nats" / "swarm.json").read_text())["remote"]
+        tls = worker.data_root / "nats" / "swarm-tls"
+        assert link["ca_file"] == str(tls / "ca.pem") and sorted(p.name for p in tls.iterdir()) == ["ca.pem", "node-key.pem"]
+        assert (tls / "node-key.pem").stat().st_mode & 0o777 == 0o600
         info = json.loads(worker.docker_ok("info", "--format", "{{json .Swarm}}"))
         assert (info["LocalNodeState"], info["ControlAvailable"], info["NodeAddr"]) == ("active", False, bed.addr(1))
         assert info["RemoteManagers"][0]["Addr"] == manager_addr
@@ -178,6 +197,7 @@ def test_a_worker_joins_runs_its_share_and_survives_being_cut_off(hosts: tuple[N
         assert len(running(worker)) == 2
         worker.docker_ok("swarm", "leave")
         assert worker.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
+        assert not tls.exists()  # its key and pinned CA go with the swarm
         wait_until(lambda: not worker.docker_ok("ps", "-aq", "--filter", "label=com.docker.swarm.task.id").strip(),
                    20, "the worker's task containers removed")  # fmt: skip
         wait_until(lambda: node_states(manager)[worker_id].startswith("Down"), 10, "the left worker Down")

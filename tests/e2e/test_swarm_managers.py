@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 from berth_testsupport.netbed import NetBed
-from harness import Berth, berths_on_hosts, wait_until
+from harness import Berth, berths_on_hosts, tls_without_certificate, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 
@@ -112,6 +112,10 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
             assert set(seen) == {first_id, second_id, third_id}
             assert sum(1 for state in seen.values() if state == "Ready Leader") == 1
         wait_until(lambda: replicas_of_state(bed, second, 1) == 3, 20, "three copies of the state")
+        # The routes that replicate it are mutual TLS from the first byte: no certificate, no
+        # route (test_swarmca.py checks that another CA's server is refused too).
+        for i in range(3):
+            assert "CERTIFICATE_REQUIRED" in tls_without_certificate(bed, 3, bed.addr(i), 2378)
         # A worker joins through the first manager, and learns of all three.
         worker_token = second.docker_ok("swarm", "join-token", "-q", "worker").strip()
         worker.docker_ok("swarm", "join", "--token", worker_token, f"{bed.addr(0)}:2377", timeout=90)

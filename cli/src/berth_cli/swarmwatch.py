@@ -20,6 +20,7 @@ from pathlib import Path
 
 import anyio
 from anyio.abc import TaskGroup
+from berth_common.privatefile import write_private
 from berth_kit.busauth import jetstream_settings, write_bus_dir
 from berth_kit.swarmbus import (
     SwarmBus,
@@ -45,12 +46,7 @@ SWARM_SERVER_STOP_GRACE = 5.0
 
 def write_swarm_server_config(path: Path, server: SwarmServer) -> None:
     Path(server.store).mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(render_swarm_server(server, jetstream_settings(Path(server.store))))
-    os.replace(tmp, path)
+    write_private(path, render_swarm_server(server, jetstream_settings(Path(server.store))))
 
 
 class SwarmServerRunner:

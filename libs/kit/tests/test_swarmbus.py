@@ -13,6 +13,7 @@ from berth_kit.swarmbus import (
     LeafUser,
     SwarmBus,
     SwarmServer,
+    leafnode_settings,
     read_swarm_bus,
     render_swarm_server,
     write_swarm_bus,
@@ -76,17 +77,34 @@ def test_a_workers_link_and_a_managers_swarm_server_are_valid_for_nats_server(tm
     assert "system_account: SYS" in clustered and "system_account" not in lone
 
 
+def test_with_a_ca_both_ports_speak_tls_and_the_link_verifies_the_managers() -> None:
+    # nats-server -t opens the files: the real files are tried in the orchestrator's test_swarmca.
+    clustered = render_swarm_server(replace(CLUSTERED, tls_dir="/t"), ())
+    leaf_tls = 'tls {cert_file: "/t/node.pem", key_file: "/t/node-key.pem", timeout: 3}'
+    route_tls = 'tls {cert_file: "/t/node.pem", key_file: "/t/node-key.pem", ca_file: "/t/ca.pem", verify: true, timeout: 3}'
+    assert leaf_tls in clustered.split("leafnodes {")[1]
+    assert route_tls in clustered.split("cluster {")[1].split("leafnodes {")[0]
+    assert "tls" not in render_swarm_server(CLUSTERED, ())
+    worker = replace(WORKER, remote=replace(WORKER.remote, ca_file="/t/ca.pem"))
+    settings = "\n".join(leafnode_settings(worker))
+    assert 'tls: {ca_file: "/t/ca.pem", timeout: 3}' in settings
+    assert "tls" not in "\n".join(leafnode_settings(WORKER))
+
+
 def test_what_a_reload_cannot_change_asks_for_a_restart() -> None:
     assert CLUSTERED.restart_needed(SERVER)  # into a cluster
     assert not replace(CLUSTERED, routes=("10.0.0.4:2378",)).restart_needed(CLUSTERED)
     assert not replace(SERVER, users=()).restart_needed(SERVER)
     assert replace(SERVER, listen="0.0.0.0:2377").restart_needed(SERVER)
+    assert replace(SERVER, tls_dir="/t").restart_needed(SERVER)
 
 
 def test_the_file_round_trips_privately_and_an_unreadable_one_is_no_swarm(tmp_path: Path) -> None:
     path = tmp_path / "swarm.json"
     assert read_swarm_bus(path).empty
-    for bus in (MANAGER, WORKER):
+    tls_worker = replace(WORKER, remote=replace(WORKER.remote, ca_file="/t/ca.pem"))
+    tls_manager = replace(MANAGER, server=replace(CLUSTERED, tls_dir="/t"))
+    for bus in (MANAGER, WORKER, tls_worker, tls_manager):
         write_swarm_bus(path, bus)
         assert read_swarm_bus(path) == bus
         assert path.stat().st_mode & 0o777 == 0o600

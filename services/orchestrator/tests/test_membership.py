@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from berth_contracts.errors import InvalidParameter
-from berth_orchestrator import ids
+from berth_orchestrator import ids, swarmca
 from berth_orchestrator.membership import (
     check_password_hash,
     hash_password,
@@ -20,7 +20,7 @@ from berth_orchestrator.records import ClusterRecord, NodeRecord
 
 def _cluster() -> ClusterRecord:
     return ClusterRecord(
-        id=ids.new_id(), created_at="", updated_at="", spec={}, ca_digest=ids.new_ca_digest(),
+        id=ids.new_id(), created_at="", updated_at="", spec={}, ca_digest=swarmca.digest(swarmca.new_ca()[0]),
         worker_secret=ids.new_secret(), manager_secret=ids.new_secret(), route_user="route-x",
         route_password="route-secret",
     )  # fmt: skip
@@ -60,7 +60,7 @@ def test_a_manager_admits_both_tokens_joiners_and_each_worker_on_its_own_subject
                    leaf_password_hash=hashed),
         NodeRecord(id="w2", berth_node="c", hostname="c", created_at="", updated_at="", role="worker"),  # left
     ]  # fmt: skip
-    server = manager_server(nodes[0], cluster, nodes, None, tmp_path)
+    server = manager_server(nodes[0], cluster, nodes, None, tmp_path, "")
     users = {u.user: u for u in server.users}
     worker_join, manager_join = join_user(cluster.worker_secret)[0], join_user(cluster.manager_secret)[0]
     assert set(users) == {worker_join, manager_join, "node-w1"}
@@ -84,8 +84,8 @@ def test_a_second_manager_makes_a_cluster_that_stays_one(tmp_path: Path) -> None
                     listen="0.0.0.0:2377", addr="10.0.0.1", routes_at="10.0.0.1:2378")  # fmt: skip
     m2 = NodeRecord(id="m2", berth_node="b", hostname="b", created_at="", updated_at="", role="manager",
                     listen="0.0.0.0:2377", addr="10.0.0.2", routes_at="10.0.0.2:2378")  # fmt: skip
-    alone = manager_server(m1, cluster, [m1], None, tmp_path)
-    pair = manager_server(m1, cluster, [m1, m2], alone, tmp_path)
+    alone = manager_server(m1, cluster, [m1], None, tmp_path, "")
+    pair = manager_server(m1, cluster, [m1, m2], alone, tmp_path, "")
     assert pair.routes == ("10.0.0.2:2378",) and pair.cluster.startswith("berth-")
     assert (pair.cluster_listen, pair.cluster_advertise) == ("0.0.0.0:2378", "10.0.0.1:2378")
     assert (pair.route_user, pair.route_password) == ("route-x", "route-secret")
@@ -93,7 +93,7 @@ def test_a_second_manager_makes_a_cluster_that_stays_one(tmp_path: Path) -> None
     # Its own client port and password are kept: the orchestrator's link stays valid.
     assert (pair.client_port, pair.client_password) == (alone.client_port, alone.client_password)
     # The other manager gone from the state: still a cluster (its store is the cluster's).
-    assert manager_server(m1, cluster, [m1], pair, tmp_path).cluster == pair.cluster
+    assert manager_server(m1, cluster, [m1], pair, tmp_path, "").cluster == pair.cluster
 
 
 def test_addresses_read_as_dockerd_reads_them() -> None:
@@ -114,7 +114,7 @@ def test_a_promoted_worker_keeps_its_session_until_it_serves_as_a_manager(tmp_pa
     w1 = NodeRecord(id="w1", berth_node="b", hostname="b", created_at="", updated_at="", role="manager",
                     listen="0.0.0.0:2377", addr="10.0.0.2", routes_at="10.0.0.2:2378",
                     leaf_password_hash=hash_password("pw"))  # fmt: skip
-    server = manager_server(m1, cluster, [m1, w1], None, tmp_path)
+    server = manager_server(m1, cluster, [m1, w1], None, tmp_path, "")
     assert "node-w1" in {u.user for u in server.users}  # the promotion reaches it over its session
     assert server.routes == ("10.0.0.2:2378",)  # and the route to it is ready
     snap = Snapshot(cluster=cluster, nodes={"m1": m1, "w1": w1})

@@ -3,10 +3,12 @@ credentials, heartbeats with the engine's, and what the other identities cannot 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -397,3 +399,59 @@ async def test_a_demotion_is_checked_as_swarmkit_checks_a_raft_members_removal(s
     assert (m4.role, m4.leaving_cluster, m4.routes_at) == ("worker", True, "10.0.0.4:2378")
     with pytest.raises(Unavailable, match="still leaving the managers' cluster"):
         await swarm.call(sw.NodeRemove(ref="m4"), Done)
+
+
+async def test_with_registry_auth_the_credentials_reach_only_the_nodes_pull(swarm: Swarm) -> None:
+    """`--with-registry-auth`: kept with the service (ContainerSpec.PullOptions, as swarmkit),
+    given to the node in its task's assignment, never shown by the Engine API; an update
+    without credentials keeps the spec's (or the previous spec's), one with them replaces them."""
+    await swarm.call(sw.SwarmInit(node="n1", hostname="host1"), sw.SwarmInitialised)
+    first, second = "eyJ1c2VybmFtZSI6ImEifQ==", "eyJ1c2VybmFtZSI6ImIifQ=="
+    created = await swarm.call(sw.ServiceCreate(spec=SPEC, registry_auth=first), sw.ServiceCreated)
+    service_id = created.id  # type: ignore[attr-defined]
+    assert first not in repr(sw.ServiceCreate(spec=SPEC, registry_auth=first))
+    await swarm.beat()  # the node is seen: placement needs it ready
+
+    reports: list[sw.TaskReport] = []
+
+    async def given() -> set[str]:
+        """The credentials of the tasks the node is to run, once it runs all it was given (as
+        an engine would report them: a rolling update goes on only then)."""
+        nonlocal reports
+        await swarm.leadership.cycle()  # reconciles (no lease loop runs here)
+        tasks = (await swarm.beat(*reports)).tasks
+        assert all(first not in repr(t) and second not in repr(t) for t in tasks)
+        reports = [
+            sw.TaskReport(task_id=t.task_id, state=t.desired_state, message="", container_id=f"c-{t.task_id}", pid=1)
+            for t in tasks
+        ]
+        return {t.registry_auth for t in tasks if t.desired_state == "running"}
+
+    async def settles_on(auth: str) -> None:
+        with anyio.fail_after(30):
+            while await given() != {auth}:  # noqa: ASYNC110 - polls the orchestrator, as an engine does
+                await anyio.sleep(0.2)
+
+    async def shown() -> tuple[dict[str, Any], int]:
+        doc = (await swarm.call(sw.ServiceInspect(ref=service_id), sw.DockerObject)).item  # type: ignore[attr-defined]
+        tasks = (await swarm.call(sw.TaskList(), sw.DockerObjects)).items  # type: ignore[attr-defined]
+        for item in (doc, *tasks):
+            assert "PullOptions" not in json.dumps(item) and first not in json.dumps(item)
+        return doc, doc["Version"]["Index"]
+
+    await settles_on(first)
+    doc, version = await shown()
+    # No credentials sent: the spec's are kept.
+    spec = {**doc["Spec"], "Labels": {"a": "1"}}
+    await swarm.call(sw.ServiceUpdate(ref=service_id, version=version, spec=spec), Done)
+    doc, version = await shown()
+    await settles_on(first)
+    # New ones replace them (and, changing the task template, roll the tasks, as swarmkit).
+    await swarm.call(sw.ServiceUpdate(ref=service_id, version=version, spec=doc["Spec"], registry_auth=second), Done)
+    doc, version = await shown()
+    await settles_on(second)
+    # registryAuthFrom=previous-spec: the previous spec's.
+    await swarm.call(
+        sw.ServiceUpdate(ref=service_id, version=version, spec=doc["Spec"], registry_auth_from="previous-spec"), Done
+    )
+    await settles_on(first)

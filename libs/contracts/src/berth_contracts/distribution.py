@@ -5,6 +5,8 @@ Each command is served by the engine (EngineRequest, forwarded) and by lifecycle
 listener that the gateway POSTs to and relays the answer of. Bulk bytes (a saved archive) and
 registry credentials (the client's `X-Registry-Auth`, the `POST /auth` body) travel only on
 that HTTP request, never on NATS: credentials live for that one request and are never stored.
+(The one exception is a swarm service's `--with-registry-auth`, which swarm.ServiceCreate
+keeps with the service for its nodes' pulls, as dockerd does.)
 """
 
 from __future__ import annotations

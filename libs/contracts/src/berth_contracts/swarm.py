@@ -112,6 +112,12 @@ class NodeRemove(ByRef, frozen=True):
 
 class ServiceCreate(Command, frozen=True):
     spec: Document
+    # `--with-registry-auth`: the client's X-Registry-Auth (Docker's base64url AuthConfig), kept
+    # with the service as swarmkit keeps it (ContainerSpec.PullOptions) for its nodes' pulls.
+    registry_auth: str = ""
+
+    def __repr__(self) -> str:  # never the credentials (logs, tracebacks)
+        return f"ServiceCreate(name={self.spec.get('Name')!r})"
 
 
 class ServiceCreated(Reply, frozen=True):
@@ -129,6 +135,11 @@ class ServiceInspect(ByRef, frozen=True):
 
 class ServiceUpdate(SpecUpdate, frozen=True):
     rollback: Literal["", "previous"] = ""
+    registry_auth: str = ""  # as ServiceCreate's; "" keeps the credentials of registry_auth_from
+    registry_auth_from: Literal["spec", "previous-spec"] = "spec"
+
+    def __repr__(self) -> str:  # never the credentials (logs, tracebacks)
+        return f"ServiceUpdate(ref={self.ref!r}, version={self.version!r})"
 
 
 class ServiceRemove(ByRef, frozen=True):
@@ -219,6 +230,11 @@ class TaskAssignment(msgspec.Struct, frozen=True):
     ports: list[HostPort] = msgspec.field(default_factory=list)
     mounts: list[dict[str, Any]] = msgspec.field(default_factory=list)  # Docker's Mount objects
     healthcheck: HealthConfig | None = None
+    # The service's `--with-registry-auth` credentials, for the pull of a missing image.
+    registry_auth: str = ""
+
+    def __repr__(self) -> str:  # never the credentials (logs, tracebacks)
+        return f"TaskAssignment(task_id={self.task_id!r}, container_name={self.container_name!r})"
 
 
 class NodeHeartbeat(Command, frozen=True):
@@ -244,6 +260,8 @@ class NodePromotion(msgspec.Struct, frozen=True, kw_only=True):
     routes: list[str]
     route_user: str
     route_password: str
+    cert: str = ""  # its manager certificate (PEM) for the key it made when it joined
+    ca_cert: str = ""
 
     def __repr__(self) -> str:  # never the route password (logs, tracebacks)
         return f"NodePromotion(cluster={self.cluster!r}, routes={self.routes!r})"
@@ -272,6 +290,9 @@ class NodeJoin(Command, frozen=True):
     password_hash: str  # a worker's; a manager links by routes instead
     engine_version: str = ""
     listen: str = ""  # HOST:PORT of the node's own swarm port, should it become a manager
+    # A certificate signing request for its key (kept by the node), naming its addresses:
+    # signed when it is (or becomes) a manager.
+    cert_request: str = ""
 
     def __repr__(self) -> str:  # never the token (logs, tracebacks)
         return f"NodeJoin(node={self.node!r}, addr={self.addr!r})"
@@ -289,6 +310,8 @@ class NodeJoined(Reply, frozen=True):
     routes: list[str] = msgspec.field(default_factory=list)  # the managers' route ports (HOST:PORT)
     route_user: str = ""
     route_password: str = ""
+    cert: str = ""  # a manager's certificate (PEM), for the key it made
+    ca_cert: str = ""
 
     def __repr__(self) -> str:  # never the route password (logs, tracebacks)
         return f"NodeJoined(node_id={self.node_id!r}, role={self.role!r}, managers={self.managers!r})"

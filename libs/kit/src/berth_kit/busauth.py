@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from berth_common.privatefile import write_private
 from berth_contracts.buspermissions import PERMISSIONS, BusPermissions
 
 from berth_kit.swarmbus import SwarmBus, leafnode_settings
@@ -65,17 +66,6 @@ def creds_path(bus_dir: Path, identity: str) -> Path:
     return bus_dir / identity / CREDS_FILE
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write atomically, readable only by its owner (never world- or group-readable, even for
-    a moment: the temp file is created 0600)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _private_dir(path: Path, owner: int | None = None) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path, 0o700)  # also an older directory (it held JetStream's store before)
@@ -98,7 +88,7 @@ def ensure_credentials(bus_dir: Path, owners: dict[str, int] | None = None) -> d
                 raise CredentialsError(f"{path} names {creds.user!r}")
         except CredentialsError:
             creds = Credentials(user=identity, password=secrets.token_urlsafe(32))
-            _write_private(path, json.dumps({"user": creds.user, "password": creds.password}) + "\n")
+            write_private(path, json.dumps({"user": creds.user, "password": creds.password}) + "\n")
         if owner is not None:
             os.chown(path, owner, -1)
         os.chmod(path, 0o600)
@@ -167,7 +157,7 @@ def write_bus_dir(
     """Credentials (kept or created) and a fresh server config; returns the config's path."""
     creds = ensure_credentials(bus_dir, owners)
     config = bus_dir / SERVER_CONFIG
-    _write_private(config, render_server_config(creds, settings, swarm))
+    write_private(config, render_server_config(creds, settings, swarm))
     return config
 
 

@@ -13,6 +13,9 @@ The orchestrator decides it and writes it as `<bus-dir>/swarm.json`; the supervi
   traffic between the two servers.
 - A worker's own nats-server connects to the managers' swarm ports as a leafnode, with its
   node's credentials.
+- Both ports speak TLS when the swarm has a CA (berth_orchestrator.swarmca): a manager's server
+  presents its certificate on the swarm port and on its routes (mutual TLS between managers);
+  a node's link verifies the manager's certificate with the CA it pinned to its join token.
 """
 
 from __future__ import annotations
@@ -23,8 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from berth_common.privatefile import write_private
+
 SWARM_BUS_FILE = "swarm.json"
 SWARM_BUS_ENV = "BERTH_SWARM_BUS"  # the file's path, given to the orchestrator by `berth up`
+# The TLS files in a node's TLS directory: the swarm's CA, a manager's certificate (followed by
+# the CA) and its key.
+TLS_CA, TLS_CERT, TLS_KEY = "ca.pem", "node.pem", "node-key.pem"
+TLS_TIMEOUT = 3  # seconds for a handshake (nats-server's default, 2, is tight on a busy host)
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class LeafRemote:
     managers: tuple[str, ...]  # HOST:PORT of the managers' swarm ports
     user: str
     password: str
+    ca_file: str = ""  # the swarm's CA: the link is TLS, the managers' certificates verified
 
     def __repr__(self) -> str:
         return f"LeafRemote(managers={self.managers!r}, user={self.user!r})"
@@ -67,13 +77,14 @@ class SwarmServer:
     # The system account's user (loopback only): the orchestrator removes a demoted manager's
     # server from JetStream's cluster with it ($JS.API.SERVER.REMOVE is a system request).
     system_password: str = ""
+    tls_dir: str = ""  # TLS_CA, TLS_CERT, TLS_KEY: the swarm and route ports speak TLS
 
     def __repr__(self) -> str:  # never a password
         return f"SwarmServer(name={self.name!r}, listen={self.listen!r}, routes={self.routes!r})"
 
     def restart_needed(self, other: SwarmServer) -> bool:
         """What nats-server cannot reload: its listeners, store and cluster identity."""
-        fixed = ("name", "client_port", "store", "listen", "cluster", "cluster_listen", "cluster_advertise")
+        fixed = ("name", "client_port", "store", "listen", "cluster", "cluster_listen", "cluster_advertise", "tls_dir")
         return any(getattr(self, f) != getattr(other, f) for f in fixed)
 
 
@@ -108,7 +119,9 @@ def read_swarm_bus(path: Path) -> SwarmBus:
             server=_server(server) if server else None,
             remote=None
             if not remote
-            else LeafRemote(tuple(remote["managers"]), str(remote["user"]), str(remote["password"])),
+            else LeafRemote(
+                tuple(remote["managers"]), str(remote["user"]), str(remote["password"]), str(remote.get("ca_file", ""))
+            ),
             member={str(k): str(v) for k, v in (raw.get("member") or {}).items()},
         )
     except (OSError, ValueError, KeyError, TypeError):
@@ -126,6 +139,7 @@ def _server(raw: dict[str, Any]) -> SwarmServer:
         cluster_listen=str(raw.get("cluster_listen", "")), cluster_advertise=str(raw.get("cluster_advertise", "")),
         routes=tuple(raw.get("routes", ())), route_user=str(raw.get("route_user", "")),
         route_password=str(raw.get("route_password", "")), system_password=str(raw.get("system_password", "")),
+        tls_dir=str(raw.get("tls_dir", "")),
     )  # fmt: skip
 
 
@@ -137,13 +151,11 @@ def write_swarm_bus(path: Path, bus: SwarmBus) -> None:
         server["users"] = [asdict(u) for u in bus.server.users]
         doc["server"] = server
     if bus.remote is not None:
-        doc["remote"] = {"managers": list(bus.remote.managers), "user": bus.remote.user, "password": bus.remote.password}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, path)
+        doc["remote"] = {
+            "managers": list(bus.remote.managers), "user": bus.remote.user, "password": bus.remote.password,
+            "ca_file": bus.remote.ca_file,
+        }  # fmt: skip
+    write_private(path, json.dumps(doc))
 
 
 def _quoted(items: tuple[str, ...]) -> str:
@@ -156,7 +168,19 @@ def leafnode_settings(bus: SwarmBus) -> tuple[str, ...]:
         return ()
     r = bus.remote
     urls = tuple(f"nats-leaf://{r.user}:{r.password}@{addr}" for addr in r.managers)
-    return ("leafnodes {", f"  remotes = [{{urls: {_quoted(urls)}}}]", '  reconnect: "1s"', "}")
+    # The managers' certificates name their addresses: nats-server checks the one it dials.
+    tls = f", tls: {{ca_file: {json.dumps(r.ca_file)}, timeout: {TLS_TIMEOUT}}}" if r.ca_file else ""
+    return ("leafnodes {", f"  remotes = [{{urls: {_quoted(urls)}{tls}}}]", '  reconnect: "1s"', "}")
+
+
+
+def _tls_block(tls_dir: str, mutual: bool) -> str:
+    d = Path(tls_dir)
+    verify = f", ca_file: {json.dumps(str(d / TLS_CA))}, verify: true" if mutual else ""
+    return (
+        f"  tls {{cert_file: {json.dumps(str(d / TLS_CERT))}, key_file: {json.dumps(str(d / TLS_KEY))}"
+        f"{verify}, timeout: {TLS_TIMEOUT}}}"
+    )
 
 
 def _user_entry(user: str, password: str, publish: tuple[str, ...], subscribe: tuple[str, ...]) -> str:
@@ -190,6 +214,7 @@ def render_swarm_server(server: SwarmServer, jetstream: tuple[str, ...]) -> str:
             f"  advertise: {json.dumps(server.cluster_advertise)}",
             f"  authorization {{user: {json.dumps(server.route_user)}, password: {json.dumps(server.route_password)}}}",
             f"  routes: {_quoted(tuple(f'nats-route://{route}@{addr}' for addr in server.routes))}",
+            *([_tls_block(server.tls_dir, mutual=True)] if server.tls_dir else []),
             "}",
         ]
     if server.system_password:
@@ -202,6 +227,7 @@ def render_swarm_server(server: SwarmServer, jetstream: tuple[str, ...]) -> str:
         "leafnodes {",
         f"  listen: {json.dumps(server.listen)}",
         "  no_advertise: true",
+        *([_tls_block(server.tls_dir, mutual=False)] if server.tls_dir else []),
         "}",
         "authorization {",
         "  users = [",

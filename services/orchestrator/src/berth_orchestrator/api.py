@@ -15,7 +15,7 @@ from berth_contracts.base import Done
 from berth_contracts.errors import Conflict, InvalidParameter, Unavailable
 from berth_kit.swarmbus import SwarmBus
 
-from berth_orchestrator import ids, specs, views
+from berth_orchestrator import ids, specs, swarmca, views
 from berth_orchestrator.joining import Admission, Worker
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.lookup import check_filters, labels_match, node_name, resolve
@@ -112,12 +112,19 @@ class SwarmApi:
             updated_at=stamp, role="manager", addr=addr, listen=listen, port=advertised_port,
             routes_at=route_addr(addr, port) if listen else "", last_seen=time.time(),
         )  # fmt: skip
+        ca_cert, ca_key = await anyio.to_thread.run_sync(swarmca.new_ca)
         cluster = ClusterRecord(
-            id=ids.new_id(), created_at=stamp, updated_at=stamp, spec=spec, ca_digest=ids.new_ca_digest(),
+            id=ids.new_id(), created_at=stamp, updated_at=stamp, spec=spec, ca_digest=swarmca.digest(ca_cert),
             worker_secret=ids.new_secret(), manager_secret=ids.new_secret(),
             route_user=f"route-{ids.new_secret()[:12]}", route_password=ids.new_secret() + ids.new_secret(),
+            ca_cert=ca_cert, ca_key=ca_key,
         )  # fmt: skip
         if listen:
+            names = await anyio.to_thread.run_sync(swarmca.local_names, addr, listen_host)
+            key, node.cert_request = swarmca.new_key_and_request(names)
+            node.cert = swarmca.sign(ca_cert, ca_key, node.cert_request, node.id, cluster.id)
+            self.membership.tls.write_key(key)
+            self.membership.tls.write_cert(node.cert, ca_cert)
             snap = await self._serve_other_hosts(node, cluster)
         await self.store.put(snap, node)
         await self.store.put_seen(snap, node.id, node.last_seen)
@@ -130,7 +137,8 @@ class SwarmApi:
         nats-server; berth_kit.swarmbus): started here, the state then written there."""
         store_root = self.membership.server_store
         await anyio.to_thread.run_sync(partial(shutil.rmtree, store_root, ignore_errors=True))  # a swarm left
-        self.membership.write(SwarmBus(server=manager_server(node, cluster, [node], None, store_root)))
+        server = manager_server(node, cluster, [node], None, store_root, self.membership.server_tls())
+        self.membership.write(SwarmBus(server=server))
         await self._roles()
         return Snapshot()
 

@@ -42,8 +42,9 @@ def promotion(snap: Snapshot, node: NodeRecord) -> NodePromotion | None:
         return None
     routes = sorted(n.routes_at for n in snap.nodes.values() if n.role == "manager" and n.routes_at and n.id != node.id)
     return NodePromotion(
-        cluster=cluster_name(cluster), routes=routes, route_user=cluster.route_user, route_password=cluster.route_password
-    )
+        cluster=cluster_name(cluster), routes=routes, route_user=cluster.route_user,
+        route_password=cluster.route_password, cert=node.cert, ca_cert=cluster.ca_cert,
+    )  # fmt: skip
 
 
 def container_name(svc: ServiceRecord, task: TaskRecord) -> str:
@@ -89,6 +90,7 @@ def assignment(svc: ServiceRecord, task: TaskRecord) -> TaskAssignment:
         ports=specs.host_ports(svc.spec),
         mounts=specs.mounts_of(task.template),
         healthcheck=specs.health_of(task.template),
+        registry_auth=specs.registry_auth_of(task.template),
     )
 
 

@@ -1,8 +1,8 @@
 """Swarm object IDs and join tokens, in swarmkit's formats.
 
 IDs are 25 characters of lowercase base36 from 128 random bits (swarmkit's identity.NewID).
-A join token is `SWMTKN-1-<ca digest>-<secret>`: the digest names the cluster (swarmkit: its
-root CA's), the 25-character secret admits a worker or a manager. Tokens are compared in
+A join token is `SWMTKN-1-<ca digest>-<secret>`: the digest is the swarm's root CA's
+(swarmca.digest, as swarmkit's), the 25-character secret admits a worker or a manager. Tokens are compared in
 constant time and never logged.
 """
 
@@ -15,7 +15,7 @@ _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 TOKEN_PREFIX = "SWMTKN-1-"
 
 
-def _base36(value: int, width: int) -> str:
+def base36(value: int, width: int) -> str:
     out = []
     while value:
         value, digit = divmod(value, 36)
@@ -24,15 +24,11 @@ def _base36(value: int, width: int) -> str:
 
 
 def new_id() -> str:
-    return _base36(secrets.randbits(128), 25)
-
-
-def new_ca_digest() -> str:
-    return _base36(secrets.randbits(256), 50)
+    return base36(secrets.randbits(128), 25)
 
 
 def new_secret() -> str:
-    return _base36(secrets.randbits(128), 25)
+    return base36(secrets.randbits(128), 25)
 
 
 def join_token(ca_digest: str, secret: str) -> str:

@@ -1,6 +1,8 @@
 """Nodes joining and leaving, at both ends of the bus between them (membership.py).
 
 The joining node (`docker swarm join` reaches its own orchestrator):
+0. fetches the swarm's CA from the manager's swarm port and keeps it only if its digest is the
+   token's (swarmca); makes its key, and a certificate request should it be or become a manager;
 1. links its NATS to the managers' swarm port with the join user the token opens;
 2. sends a NodeJoin with the bcrypt hash of a session password it chose;
 3. once admitted as a worker, links again as its own node user; its engine's heartbeats then go
@@ -31,7 +33,7 @@ from berth_contracts.errors import BerthError, Conflict, InvalidParameter, Unava
 from berth_kit.rpc import NoAnswer, RpcClient, request_subject
 from berth_kit.swarmbus import SwarmBus, SwarmServer
 
-from berth_orchestrator import ids
+from berth_orchestrator import ids, swarmca
 from berth_orchestrator.dispatcher import Dispatcher
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import (
@@ -81,7 +83,9 @@ class Admission:
         bus = self.membership.read()
         if snap.cluster is None or me is None or me.role != "manager" or bus.server is None:
             return
-        server = manager_server(me, snap.cluster, snap.nodes.values(), bus.server, self.membership.server_store)
+        server = manager_server(
+            me, snap.cluster, snap.nodes.values(), bus.server, self.membership.server_store, self.membership.server_tls()
+        )
         if server != bus.server:
             self.membership.write(SwarmBus(server=server, member=bus.member))
 
@@ -95,13 +99,14 @@ class Admission:
         if not ids.token_matches(cmd.join_token, cluster.ca_digest, cluster.worker_secret):
             raise InvalidParameter("invalid join token")
         password_hash = check_password_hash(cmd.password_hash)
+        cert_request = swarmca.checked_request(cmd.cert_request) if cmd.cert_request else ""
         await self._forget_departed(snap, cmd.node)
         stamp = rfc3339nano()
         node = NodeRecord(
             id=ids.new_id(), berth_node=cmd.node, hostname=cmd.hostname, created_at=stamp, updated_at=stamp,
             role="worker", addr=cmd.addr, leaf_password_hash=password_hash, engine_version=cmd.engine_version,
             last_seen=time.time(), listen=cmd.listen,  # its swarm port, should it be promoted
-            port=host_port(cmd.listen)[1] if cmd.listen else 2377,
+            port=host_port(cmd.listen)[1] if cmd.listen else 2377, cert_request=cert_request,
         )  # fmt: skip
         await self.store.put(snap, node)
         await self.store.put_seen(snap, node.id, node.last_seen)
@@ -135,6 +140,9 @@ class Admission:
             role="manager", addr=cmd.addr, listen=joined(host, port), port=port,
             routes_at=route_addr(cmd.addr, port), engine_version=cmd.engine_version, last_seen=time.time(),
         )  # fmt: skip
+        if cluster.ca_cert:
+            node.cert_request = swarmca.checked_request(cmd.cert_request)
+            node.cert = swarmca.sign(cluster.ca_cert, cluster.ca_key, node.cert_request, node.id, cluster.id)
         await self.store.put(snap, node)
         await self.store.put_seen(snap, node.id, node.last_seen)
         others = [n for n in snap.nodes.values() if n.role == "manager" and n.routes_at and n.id != node.id]
@@ -148,6 +156,7 @@ class Admission:
             node_id=node.id, cluster_id=cluster.id, managers=_swarm_ports(snap), role="manager",
             cluster=server.cluster, routes=sorted(n.routes_at for n in others),
             route_user=cluster.route_user, route_password=cluster.route_password,
+            cert=node.cert, ca_cert=cluster.ca_cert,
         )  # fmt: skip
 
     async def into_cluster(self, server: SwarmServer, managers: int) -> None:
@@ -166,7 +175,13 @@ class Admission:
                 "promoting this node is not possible: its swarm has no port for other hosts, or the node "
                 "joined before berth recorded its swarm port (rejoin it with the manager token)"
             )
+        cluster = snap.cluster
+        assert cluster is not None
+        if cluster.ca_cert and not node.cert_request:
+            raise Unavailable("promoting this node is not possible: it joined before berth's swarm had TLS (rejoin it)")
         host, port = host_port(node.listen)
+        if cluster.ca_cert:
+            node.cert = swarmca.sign(cluster.ca_cert, cluster.ca_key, node.cert_request, node.id, cluster.id)
         node.role, node.routes_at, node.port = "manager", route_addr(node.addr, port), port
         node.updated_at = rfc3339nano()
         managers = sum(1 for n in snap.nodes.values() if n.role == "manager" and n.routes_at)
@@ -217,7 +232,7 @@ class Worker:
                 "joining a swarm needs the NATS server that `berth up` runs (its swarm port); "
                 "this berth uses an external one"
             )
-        _, secret = parse_token(cmd.join_token)
+        ca_digest, secret = parse_token(cmd.join_token)
         if not cmd.remote_addrs:
             raise InvalidParameter("at least 1 RemoteAddr is required to join")
         given = tuple(joined(*host_port(a)) for a in cmd.remote_addrs)
@@ -227,11 +242,22 @@ class Worker:
         for addr in (listen, route_addr(listen_host or "0.0.0.0", port)):
             await anyio.to_thread.run_sync(check_listen, addr)
         password = secrets.token_hex(24)
+        addr = _advertised(cmd)
+        tls = self.membership.tls
+        try:
+            tls.write_ca(await anyio.to_thread.run_sync(_remote_ca, given, ca_digest))
+            key, cert_request = swarmca.new_key_and_request(
+                await anyio.to_thread.run_sync(swarmca.local_names, addr, listen_host)
+            )
+            tls.write_key(key)
+        except BaseException:
+            tls.remove()
+            raise
         request = sw.NodeJoin(
-            node=cmd.node, hostname=cmd.hostname, join_token=cmd.join_token, addr=_advertised(cmd),
+            node=cmd.node, hostname=cmd.hostname, join_token=cmd.join_token, addr=addr,
             password_hash=await anyio.to_thread.run_sync(hash_password, password), engine_version=ENGINE_VERSION,
             idempotency_key=uuid.uuid4().hex,  # asked again after a lost answer: the same answer
-            listen=listen,
+            listen=listen, cert_request=cert_request,
         )  # fmt: skip
         user, user_password = join_user(secret)
         self.membership.link(given, user, user_password)
@@ -257,6 +283,8 @@ class Worker:
     ) -> None:
         """This node's own swarm server, with routes to the other managers' (no more link)."""
         host, port = host_port(listen)
+        if routes.cert:  # for the key this node made when it joined
+            self.membership.tls.write_cert(routes.cert, routes.ca_cert)
         store = self.membership.server_store / "cluster"
         shutil.rmtree(store, ignore_errors=True)  # a cluster this node was in before
         server = SwarmServer(
@@ -265,6 +293,7 @@ class Worker:
             store=str(store), listen=listen, cluster=routes.cluster, cluster_listen=route_addr(host, port),
             cluster_advertise=route_addr(addr, port), routes=tuple(routes.routes),
             route_user=routes.route_user, route_password=routes.route_password,
+            tls_dir=self.membership.server_tls(),
         )  # fmt: skip
         # Until the link to that server is up, the state is unreadable here, never "no swarm" (a
         # promoted node's engine would remove its tasks).
@@ -296,12 +325,14 @@ class Worker:
                     subjects.SWARM_JOIN, request, sw.NodeJoined, timeout=JOIN_ATTEMPT, attempts=1,
                     reply_prefix=f"{subjects.SWARM_JOINED}.{user}.{uuid.uuid4().hex}",
                 )  # fmt: skip
-            except NoAnswer:  # the link is not up (yet, or ever: a wrong address or token)
+            except NoAnswer:  # the link is not up (yet, or ever: a wrong secret or address)
                 if time.monotonic() > deadline:
+                    # The swarm port answered with the token's CA: the link itself was refused.
                     raise Unavailable(
-                        "Timeout was reached before node joined: no swarm manager answered at "
-                        f"{', '.join(self._managers())} (check the address and that the join "
-                        "token is current)"
+                        "Timeout was reached before node joined: the swarm manager at "
+                        f"{', '.join(self._managers())} did not admit this node (check that the join "
+                        "token is current, and that the address is one of the manager's own: its "
+                        "certificate names only those)"
                     ) from None
 
     def _managers(self) -> list[str]:
@@ -346,6 +377,23 @@ class Worker:
             log.warning("leaving the swarm: the managers were not told (%s)", exc.message)
         self.membership.write(SwarmBus())
         return Done()
+
+
+def _remote_ca(managers: tuple[str, ...], ca_digest: str) -> str:
+    """The swarm's CA, from the first of the managers' swarm ports that answers (in a thread)."""
+    deadline = time.monotonic() + JOIN_WITHIN
+    while True:
+        for manager in managers:
+            try:
+                return swarmca.fetch_remote_ca(host_port(manager), ca_digest, JOIN_ATTEMPT)
+            except OSError:  # not up (yet, or ever: a wrong address)
+                pass
+        if time.monotonic() > deadline:
+            raise Unavailable(
+                f"Timeout was reached before node joined: no swarm manager answered at {', '.join(managers)} "
+                "(check the address)"
+            )
+        time.sleep(0.5)
 
 
 def _advertised(cmd: sw.SwarmJoin) -> str:

@@ -10,7 +10,8 @@ traffic):
   hash); it may publish on its own session subject (and its log streams under it) and read
   its own answers (and log requests) and SWARM_CHANGED.
 The managers' swarm servers are routes of one NATS cluster, with credentials kept in the
-swarm's state and given to a node that joins with the manager token.
+swarm's state and given to a node that joins with the manager token. Both ports speak TLS with
+the swarm's CA (swarmca): the node's TLS files live beside the bus file, and go when it leaves.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from berth_kit.swarmbus import (
 )
 
 from berth_orchestrator.records import ClusterRecord, NodeRecord
+from berth_orchestrator.swarmca import NodeTLS
 
 SWARM_PORT = 2377
 MAX_STATE_COPIES = 3  # JetStream replicas of the state: one per manager, three at most (R3)
@@ -156,10 +158,16 @@ def leaf_users(cluster: ClusterRecord, nodes: Iterable[NodeRecord]) -> tuple[Lea
 
 
 def manager_server(
-    me: NodeRecord, cluster: ClusterRecord, nodes: Iterable[NodeRecord], old: SwarmServer | None, store_root: Path
+    me: NodeRecord,
+    cluster: ClusterRecord,
+    nodes: Iterable[NodeRecord],
+    old: SwarmServer | None,
+    store_root: Path,
+    tls_dir: str,
 ) -> SwarmServer:
     """This manager's swarm server, from the state: its users, and routes to the other
-    managers once there are several. Once clustered it stays so (its store is the cluster's)."""
+    managers once there are several. Once clustered it stays so (its store is the cluster's).
+    tls_dir: its certificate's directory ("" without one: a swarm made before berth had TLS)."""
     nodes = list(nodes)
     # A demoted manager keeps its route until its server left JetStream's cluster.
     others = sorted(
@@ -181,6 +189,7 @@ def manager_server(
         routes=tuple(others),
         route_user=cluster.route_user if clustered else "",
         route_password=cluster.route_password if clustered else "",
+        tls_dir=tls_dir,
     )
 
 
@@ -222,6 +231,8 @@ class Membership:
     def write(self, bus: SwarmBus) -> None:
         if self.path is not None:
             write_swarm_bus(self.path, bus)
+            if bus.empty:
+                self.tls.remove()  # out of the swarm: its keys are kept no longer than needed
 
     def worker(self) -> dict[str, str] | None:
         return worker_notes(self.read())
@@ -238,5 +249,19 @@ class Membership:
         assert self.path is not None
         return self.path.parent / "swarm-restore.json"
 
+    @property
+    def tls(self) -> NodeTLS:
+        assert self.path is not None
+        return NodeTLS(self.path.parent / "swarm-tls")
+
+    def server_tls(self) -> str:
+        """The directory a manager's swarm server takes its certificate from, if it has one."""
+        return str(self.tls.dir) if self.path is not None and self.tls.has_cert() else ""
+
+    def remote(self, managers: tuple[str, ...], user: str, password: str) -> LeafRemote:
+        """A link to the managers, verifying their certificates with the CA pinned at join."""
+        ca = self.tls.ca
+        return LeafRemote(managers, user, password, str(ca) if ca.exists() else "")
+
     def link(self, managers: tuple[str, ...], user: str, password: str, notes: dict[str, str] | None = None) -> None:
-        self.write(SwarmBus(remote=LeafRemote(managers, user, password), member=notes or {}))
+        self.write(SwarmBus(remote=self.remote(managers, user, password), member=notes or {}))

@@ -31,6 +31,10 @@ class ClusterRecord(msgspec.Struct, kw_only=True):
     # node that joins as a manager.
     route_user: str = ""
     route_password: str = ""
+    # The swarm's root CA (swarmca): ca_digest is its digest. "" in a swarm made before berth
+    # had one: its ports then stay without TLS.
+    ca_cert: str = ""
+    ca_key: str = ""
 
     def __repr__(self) -> str:  # never the tokens' parts (logs, tracebacks)
         return f"ClusterRecord(id={self.id!r})"
@@ -57,6 +61,9 @@ class NodeRecord(msgspec.Struct, kw_only=True):
     # The bcrypt hash of the node's session password (its leaf user on the managers' NATS);
     # the node chose the password and keeps it. "" once the node left.
     leaf_password_hash: str = ""
+    # Its certificate signing request (swarmca), signed once it is a manager: its certificate.
+    cert_request: str = ""
+    cert: str = ""
     # Demoted: its swarm server is still a JetStream peer of the managers' cluster until the
     # leader removes it (once the node serves as a worker, or is down).
     leaving_cluster: bool = False

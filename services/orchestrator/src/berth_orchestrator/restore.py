@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
+
+from berth_common.privatefile import write_private
 
 
 class Restore:
@@ -17,12 +18,7 @@ class Restore:
 
     def save(self, entries: dict[str, bytes], replicas: int) -> None:
         doc = {"replicas": replicas, "entries": {k: base64.b64encode(v).decode() for k, v in entries.items()}}
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the tokens' secrets are in it
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f)
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps(doc))  # the tokens' secrets are in it
 
     def load(self) -> tuple[dict[str, bytes], int] | None:
         try:

@@ -45,6 +45,7 @@ class ServiceApi:
                 f"service {spec['Name']} already exists"
             )
         stamp = rfc3339nano()
+        spec = specs.with_registry_auth(spec, cmd.registry_auth)
         svc = ServiceRecord(id=ids.new_id(), created_at=stamp, updated_at=stamp, spec=spec)
         await self.store.put(snap, svc)
         self.leadership.poke()
@@ -101,6 +102,11 @@ class ServiceApi:
             state = "rollback_started"
         else:
             new_spec, previous = specs.check_service_spec(dict(cmd.spec)), svc.spec
+            # dockerd: credentials sent replace the service's; none keeps those of the spec
+            # or of the previous spec (`registryAuthFrom`).
+            kept = svc.spec if cmd.registry_auth_from == "spec" else (svc.previous_spec or {})
+            auth = cmd.registry_auth or specs.registry_auth_of(specs.template_of(kept))
+            new_spec = specs.with_registry_auth(new_spec, auth)
             state = "updating"
         if (new_spec.get("Name") or service_name(svc)) != service_name(svc):
             raise InvalidParameter("renaming services is not supported")

@@ -237,6 +237,42 @@ def container_of(template: Document) -> Document:
     return _dict(template, "ContainerSpec")
 
 
+# `--with-registry-auth`: the client's credentials, where swarmkit keeps them (ContainerSpec's
+# PullOptions, which the Engine API never shows). Part of the task template, so a service
+# updated with other credentials rolls its tasks, as with swarmkit, and a rollback takes the
+# previous spec's back.
+_PULL_OPTIONS = "PullOptions"
+
+
+def registry_auth_of(template: Document) -> str:
+    return str((container_of(template).get(_PULL_OPTIONS) or {}).get("RegistryAuth") or "")
+
+
+def with_registry_auth(spec: Document, auth: str) -> Document:
+    """The spec with these credentials (none: without any)."""
+    out = dict(spec)
+    template = dict(template_of(out))
+    container = {k: v for k, v in container_of(template).items() if k != _PULL_OPTIONS}
+    if auth:
+        container[_PULL_OPTIONS] = {"RegistryAuth": auth}
+    template["ContainerSpec"] = container
+    out["TaskTemplate"] = template
+    return out
+
+
+def public_template(template: Document) -> Document:
+    """A task template as the Engine API shows it: without the credentials."""
+    if _PULL_OPTIONS not in container_of(template):
+        return template
+    return {**template, "ContainerSpec": {k: v for k, v in container_of(template).items() if k != _PULL_OPTIONS}}
+
+
+def public_spec(spec: Document) -> Document:
+    if _PULL_OPTIONS not in container_of(template_of(spec)):
+        return spec
+    return {**spec, "TaskTemplate": public_template(template_of(spec))}
+
+
 _MOUNT_TYPES = ("bind", "volume", "tmpfs")
 
 

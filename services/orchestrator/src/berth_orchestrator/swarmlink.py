@@ -35,7 +35,6 @@ from berth_kit.rpc import RpcServer
 from berth_kit.swarmbus import (
     SWARM_SERVER_USER,
     SWARM_SYSTEM_USER,
-    LeafRemote,
     SwarmBus,
     SwarmServer,
 )
@@ -191,7 +190,7 @@ class SwarmLink:
             "node_id": me.id, "cluster_id": snap.cluster.id, "addr": me.addr, "listen": me.listen,
             "managers": ",".join(others),
         }  # fmt: skip
-        link = LeafRemote(tuple(others), f"node-{me.id}", password)
+        link = self._membership.remote(tuple(others), f"node-{me.id}", password)
         self._membership.write(SwarmBus(server=server, remote=link, member=notes))
         me.leaf_password_hash = await anyio.to_thread.run_sync(hash_password, password)
         me.updated_at = rfc3339nano()

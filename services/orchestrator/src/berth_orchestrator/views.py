@@ -114,11 +114,11 @@ def service_doc(snap: Snapshot, svc: ServiceRecord, counts: dict[str, int] | Non
         "Version": _version(snap, f"service.{svc.id}"),
         "CreatedAt": svc.created_at,
         "UpdatedAt": svc.updated_at,
-        "Spec": svc.spec,
+        "Spec": specs.public_spec(svc.spec),
         "Endpoint": {"Spec": {"Mode": (svc.spec.get("EndpointSpec") or {}).get("Mode") or "vip"}},
     }
     if svc.previous_spec is not None:
-        doc["PreviousSpec"] = svc.previous_spec
+        doc["PreviousSpec"] = specs.public_spec(svc.previous_spec)
     if svc.update_state:
         status: Document = {"State": svc.update_state, "StartedAt": svc.update_started_at}
         if svc.update_completed_at:
@@ -160,7 +160,7 @@ def task_doc(snap: Snapshot, task: TaskRecord, service: ServiceRecord | None) ->
         "CreatedAt": task.created_at,
         "UpdatedAt": task.updated_at,
         "Labels": {},
-        "Spec": task.template,
+        "Spec": specs.public_template(task.template),
         "ServiceID": task.service_id,
         "NodeID": task.node_id,
         "Status": status,

@@ -14,6 +14,7 @@ from aiohttp import web
 from berth_contracts import subjects
 from berth_contracts import swarm as sw
 from berth_contracts.base import Command, Done, Reply
+from berth_contracts.distribution import REGISTRY_AUTH_HEADER
 from berth_contracts.errors import BerthError, InvalidParameter, NotFound
 from berth_kit.node import default_node
 
@@ -26,6 +27,7 @@ from berth_gateway.routes.table import Route, not_supported
 R = TypeVar("R", bound=Reply)
 # Swarm answers come from the swarm's store: a few KV reads, a write fsynced by JetStream.
 _TIMEOUT = 30.0
+MAX_REGISTRY_AUTH = 16384  # a base64url AuthConfig; the header is smaller in practice
 
 
 async def _call(request: web.Request, command: Command, reply: type[R]) -> R:
@@ -171,7 +173,8 @@ async def service_list(request: web.Request) -> web.Response:
 
 
 async def service_create(request: web.Request) -> web.Response:
-    reply = await _call(request, sw.ServiceCreate(spec=await _body(request)), sw.ServiceCreated)
+    cmd = sw.ServiceCreate(spec=await _body(request), registry_auth=_registry_auth(request))
+    reply = await _call(request, cmd, sw.ServiceCreated)
     answer: dict[str, Any] = {"ID": reply.id}
     if reply.warnings:
         answer["Warnings"] = reply.warnings
@@ -187,10 +190,14 @@ async def service_update(request: web.Request) -> web.Response:
     rollback = request.query.get("rollback", "")
     if rollback not in ("", "previous"):
         raise InvalidParameter(f"unrecognized rollback option {rollback}")
+    auth_from = request.query.get("registryAuthFrom") or "spec"
+    if auth_from not in ("spec", "previous-spec"):
+        raise InvalidParameter("unsupported registryAuthFrom value")
     spec = await _body(request)
     cmd = sw.ServiceUpdate(
         ref=request.match_info["id"], version=_version(request), spec=spec,
-        rollback="previous" if rollback else "",
+        rollback="previous" if rollback else "", registry_auth=_registry_auth(request),
+        registry_auth_from="previous-spec" if auth_from == "previous-spec" else "spec",
     )  # fmt: skip
     await _call(request, cmd, Done)
     return json_response({})
@@ -199,6 +206,15 @@ async def service_update(request: web.Request) -> web.Response:
 async def service_remove(request: web.Request) -> web.Response:
     await _call(request, sw.ServiceRemove(ref=request.match_info["id"]), Done)
     return _ok()
+
+
+def _registry_auth(request: web.Request) -> str:
+    """`--with-registry-auth`: the client's credentials, passed on as sent (the node's pull
+    decodes them, as a `docker pull` with credentials does)."""
+    auth = request.headers.get(REGISTRY_AUTH_HEADER, "").strip()
+    if len(auth) > MAX_REGISTRY_AUTH:
+        raise InvalidParameter("X-Registry-Auth: too large")
+    return auth
 
 
 def _swarm_tail(raw: str) -> int:

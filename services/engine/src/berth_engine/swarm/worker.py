@@ -28,6 +28,7 @@ from berth_common.engineversion import ENGINE_VERSION
 from berth_common.reference import InvalidReference, parse_normalized_named
 from berth_contracts import subjects
 from berth_contracts.codec import decode
+from berth_contracts.distribution import REGISTRY_AUTH_HEADER
 from berth_contracts.docker import CreateRequest, Event, HostConfig, PortBinding
 from berth_contracts.engine import (
     ContainerCreate,
@@ -242,7 +243,7 @@ class SwarmWorker:
             except NotFound as exc:
                 if not exc.message.startswith("No such image"):
                     raise
-                await self._pull(task.image)  # as dockerd's executor: pull, then create
+                await self._pull(task.image, task.registry_auth)  # as dockerd's executor: pull, then create
                 created = await self.create.create(create)
         except BerthError as exc:
             self._rejected[task.task_id] = TaskReport(
@@ -251,17 +252,19 @@ class SwarmWorker:
             return
         await self._start(task, created.id)
 
-    async def _pull(self, image: str) -> None:
+    async def _pull(self, image: str, registry_auth: str) -> None:
         """`docker pull` of the task's image through lifecycle (and registry-proxy); the
-        progress stream is read to its end, an errorDetail line is the error."""
+        progress stream is read to its end, an errorDetail line is the error. With the
+        service's credentials (`--with-registry-auth`) as a `docker pull` with credentials:
+        they go with the POST, and lifecycle talks to the registry directly."""
         try:
             named = parse_normalized_named(image)
         except InvalidReference as exc:
             raise InvalidParameter(str(exc)) from None
         # The CLI pins a digest (name:tag@sha256:...): the digest names what to pull.
-        pull = ImagePull(ref=named.name, tag=named.digest or named.tag)
+        pull = ImagePull(ref=named.name, tag=named.digest or named.tag, credentials=bool(registry_auth))
         target = await self.core.lifecycle(self.core.node, pull, UploadTarget, within=90.0)
-        await anyio.to_thread.run_sync(read_progress, target.url)
+        await anyio.to_thread.run_sync(read_progress, target.url, registry_auth)
 
     async def _start(self, task: TaskAssignment, container_id: str) -> None:
         try:
@@ -284,14 +287,16 @@ class SwarmWorker:
             pass
 
 
-def read_progress(url: str, timeout: float = 600.0) -> None:
-    """POST to a lifecycle pull URL and read Docker's JSON progress lines to the end."""
+def read_progress(url: str, registry_auth: str = "", timeout: float = 600.0) -> None:
+    """POST to a lifecycle pull URL (with the credentials, if any) and read Docker's JSON
+    progress lines to the end."""
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname is None:
         raise InternalError(f"cannot fetch a pull's progress from {url}")
     conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
     try:
-        conn.request("POST", parts.path + (f"?{parts.query}" if parts.query else ""), body=b"")
+        headers = {REGISTRY_AUTH_HEADER: registry_auth} if registry_auth else {}
+        conn.request("POST", parts.path + (f"?{parts.query}" if parts.query else ""), body=b"", headers=headers)
         resp = conn.getresponse()
         if resp.status >= 400:
             body = resp.read(64 * 1024)

@@ -1,0 +1,17 @@
+"""Files that hold secrets (passwords, keys, the swarm's state), written in one way. Stdlib only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write atomically, readable only by its owner (never world- or group-readable, even for
+    a moment: the temp file is created 0600). A reader sees the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

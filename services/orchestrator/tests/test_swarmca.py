@@ -1,0 +1,220 @@
+"""The swarm's CA and TLS on its ports, with real nats-servers: a link verifies the manager's
+certificate with the CA pinned to the token, routes are mutual TLS, and nothing else connects."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import anyio
+import nats
+import pytest
+from berth_contracts.errors import InvalidParameter, Unavailable
+from berth_kit.swarmbus import (
+    SWARM_SERVER_USER,
+    LeafRemote,
+    LeafUser,
+    SwarmBus,
+    SwarmServer,
+    leafnode_settings,
+    render_swarm_server,
+)
+from berth_kit.testing import free_port, nats_server_binary
+from berth_orchestrator import ids, swarmca
+from berth_orchestrator.membership import parse_token
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+pytestmark = pytest.mark.anyio
+CA, CA_KEY = swarmca.new_ca()
+
+
+def _manager_tls(tmp: Path, name: str, names: list[str], ca: tuple[str, str] = (CA, CA_KEY)) -> swarmca.NodeTLS:
+    tls = swarmca.NodeTLS(tmp / f"{name}-tls")
+    key, request = swarmca.new_key_and_request(names)
+    tls.write_key(key)
+    tls.write_cert(swarmca.sign(ca[0], ca[1], request, name, "cluster1"), ca[0])
+    return tls
+
+
+@contextlib.contextmanager
+def _nats(tmp: Path, name: str, config: str) -> Iterator[Path]:
+    path = tmp / f"{name}.conf"
+    path.write_text(config)
+    log = tmp / f"{name}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([nats_server_binary(), "-c", str(path)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _server(tmp: Path, name: str, tls: swarmca.NodeTLS | None, **kw: object) -> tuple[SwarmServer, int]:
+    port = free_port()
+    server = SwarmServer(
+        name=name, client_port=port, client_password="pw", store=str(tmp / f"{name}-js"),
+        listen=f"127.0.0.1:{free_port()}", users=(LeafUser("join-x", "secret", (">",), (">",)),),
+        tls_dir=str(tls.dir) if tls else "",
+    )  # fmt: skip
+    return replace(server, **kw), port  # type: ignore[arg-type]
+
+
+def _wait_listening(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with contextlib.closing(__import__("socket").create_connection(("127.0.0.1", port), timeout=1)):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _url(port: int, swarm_server: bool) -> str:
+    """A swarm server's client port takes the orchestrator's user; a worker's test server none."""
+    return f"nats://{SWARM_SERVER_USER}:pw@127.0.0.1:{port}" if swarm_server else f"nats://127.0.0.1:{port}"
+
+
+async def _crosses(publish: str, subscribe: str, within: float = 4.0) -> bool:
+    """Whether a message published at one server reaches a subscriber at the other."""
+    sub_nc = await nats.connect(subscribe)
+    pub_nc = await nats.connect(publish)
+    try:
+        sub = await sub_nc.subscribe("probe")
+        await sub_nc.flush()
+        with anyio.move_on_after(within):
+            while True:
+                await pub_nc.publish("probe", b"x")
+                await pub_nc.flush()
+                with contextlib.suppress(TimeoutError, nats.errors.TimeoutError):
+                    await sub.next_msg(timeout=0.2)
+                    return True
+        return False
+    finally:
+        await pub_nc.close()
+        await sub_nc.close()
+
+
+def _worker_config(manager: SwarmServer, ca_file: str) -> tuple[str, int]:
+    port = free_port()
+    link = LeafRemote((manager.listen,), "join-x", "secret", ca_file)
+    return f"listen: 127.0.0.1:{port}\n" + "\n".join(leafnode_settings(SwarmBus(remote=link))) + "\n", port
+
+
+def test_the_tokens_digest_is_the_cas_and_a_token_carries_it() -> None:
+    digest = swarmca.digest(CA)
+    assert len(digest) == 50 and digest == swarmca.digest(CA)
+    assert parse_token(ids.join_token(digest, ids.new_secret()))[0] == digest
+    assert swarmca.digest(swarmca.new_ca()[0]) != digest
+    assert swarmca.digest_hex(digest) == f"{int(digest, 36):064x}"
+
+
+def test_a_managers_certificate_names_only_addresses_and_serves_both_ends(tmp_path: Path) -> None:
+    key, request = swarmca.new_key_and_request(["10.0.0.1", "manager-1", "", "10.0.0.1"])
+    cert = x509.load_pem_x509_certificate(swarmca.sign(CA, CA_KEY, request, "node1", "cluster1").encode())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(n.value) for n in names] == ["10.0.0.1", "manager-1"]
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(usages) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    assert cert.issuer == x509.load_pem_x509_certificate(CA.encode()).subject
+    assert "BEGIN PRIVATE KEY" in key
+    for bad in ("", "not a request", CA):
+        with pytest.raises(InvalidParameter, match="certificate signing request"):
+            swarmca.sign(CA, CA_KEY, bad, "node1", "cluster1")
+    with pytest.raises(InvalidParameter):
+        swarmca.checked_request("x" * 20000)
+
+
+def test_files_are_private_and_go_with_the_swarm(tmp_path: Path) -> None:
+    tls = _manager_tls(tmp_path, "m1", ["127.0.0.1"])
+    assert tls.has_cert() and tls.dir.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in (tls.ca, tls.cert, tls.key))
+    assert tls.cert.read_text().endswith(CA)  # the chain a joining node reads the CA from
+    tls.remove()
+    assert not tls.dir.exists()
+
+
+async def test_a_link_verifies_the_manager_with_the_pinned_ca(tmp_path: Path) -> None:
+    tls = _manager_tls(tmp_path, "m1", ["127.0.0.1"])
+    manager, manager_port = _server(tmp_path, "m1", tls)
+    with _nats(tmp_path, "m1", render_swarm_server(manager, ())):
+        _wait_listening(manager_port)
+        host, port = manager.listen.rsplit(":", 1)
+        # The CA, pinned to the token's digest: swarmkit's words when it is another.
+        fetched = swarmca.fetch_remote_ca((host, int(port)), swarmca.digest(CA), 5)
+        assert fetched == CA
+        with pytest.raises(InvalidParameter, match="remote CA does not match fingerprint. Expected: 0{64}"):
+            swarmca.fetch_remote_ca((host, int(port)), "0" * 50, 5)
+        ca_file = tmp_path / "pinned.pem"
+        ca_file.write_text(fetched)
+        config, worker_port = _worker_config(manager, str(ca_file))
+        with _nats(tmp_path, "w1", config):
+            _wait_listening(worker_port)
+            assert await _crosses(_url(worker_port, False), _url(manager_port, True))
+        # Another CA: the link never comes up, so its credentials are never sent.
+        other = tmp_path / "other.pem"
+        other.write_text(swarmca.new_ca()[0])
+        config, worker_port = _worker_config(manager, str(other))
+        with _nats(tmp_path, "w2", config) as log:
+            _wait_listening(worker_port)
+            assert not await _crosses(_url(worker_port, False), _url(manager_port, True), within=2.5)
+        assert "certificate signed by unknown authority" in log.read_text()
+        # No CA at all: the link still speaks TLS (the port asks for it) and fails verification.
+        config, worker_port = _worker_config(manager, "")
+        with _nats(tmp_path, "w3", config) as log:
+            _wait_listening(worker_port)
+            assert not await _crosses(_url(worker_port, False), _url(manager_port, True), within=2.5)
+        assert "TLS leafnode handshake error" in log.read_text()
+
+
+async def test_a_certificate_that_does_not_name_the_address_dialled_is_refused(tmp_path: Path) -> None:
+    tls = _manager_tls(tmp_path, "m1", ["10.255.0.1"])
+    manager, manager_port = _server(tmp_path, "m1", tls)
+    with _nats(tmp_path, "m1", render_swarm_server(manager, ())):
+        _wait_listening(manager_port)
+        config, worker_port = _worker_config(manager, str(tls.ca))
+        with _nats(tmp_path, "w1", config) as log:
+            _wait_listening(worker_port)
+            assert not await _crosses(_url(worker_port, False), _url(manager_port, True), within=2.5)
+        assert "certificate is valid for 10.255.0.1, not 127.0.0.1" in log.read_text()
+
+
+def test_a_plain_port_is_named_as_such() -> None:
+    with pytest.raises((Unavailable, OSError)):
+        swarmca.fetch_remote_ca(("127.0.0.1", free_port()), swarmca.digest(CA), 1)
+
+
+async def test_routes_are_mutual_tls_with_the_swarms_ca(tmp_path: Path) -> None:
+    route_ports = [free_port(), free_port(), free_port()]
+
+    def clustered(name: str, i: int, tls: swarmca.NodeTLS) -> tuple[SwarmServer, int]:
+        others = tuple(f"127.0.0.1:{p}" for j, p in enumerate(route_ports) if j != i)
+        return _server(
+            tmp_path, name, tls, cluster="berth-c1", cluster_listen=f"127.0.0.1:{route_ports[i]}",
+            cluster_advertise=f"127.0.0.1:{route_ports[i]}", routes=others[:1] if i == 2 else (),
+            route_user="route-u", route_password="route-secret",
+        )  # fmt: skip
+
+    m1, p1 = clustered("m1", 0, _manager_tls(tmp_path, "m1", ["127.0.0.1"]))
+    m2, p2 = clustered("m2", 1, _manager_tls(tmp_path, "m2", ["127.0.0.1"]))
+    m2 = replace(m2, routes=(f"127.0.0.1:{route_ports[0]}",))
+    # A server whose certificate another CA signed: its route is refused.
+    other_ca = swarmca.new_ca()
+    m3, p3 = clustered("m3", 2, _manager_tls(tmp_path, "m3", ["127.0.0.1"], other_ca))
+    with (
+        _nats(tmp_path, "m1", render_swarm_server(m1, ())),
+        _nats(tmp_path, "m2", render_swarm_server(m2, ())),
+        _nats(tmp_path, "m3", render_swarm_server(m3, ())) as m3_log,
+    ):
+        for port in (p1, p2, p3):
+            _wait_listening(port)
+        assert await _crosses(_url(p2, True), _url(p1, True))
+        assert not await _crosses(_url(p3, True), _url(p1, True), within=2.5)
+        assert "TLS route handshake error" in m3_log.read_text()
