@@ -4,6 +4,7 @@ is refused by name. The wording is dockerd 20.10's where it has one."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -70,6 +71,17 @@ def test_single_node_swarm_runs_a_replicated_service(berth: Berth, busybox_image
         assert info["Cluster"]["Spec"]["Raft"]["ElectionTick"] == 10
         token = berth.docker_ok("swarm", "join-token", "-q", "worker").strip()
         assert token.startswith("SWMTKN-1-") and token != berth.docker_ok("swarm", "join-token", "-q", "manager").strip()
+        # The swarm's root CA (`docker swarm ca`): the tokens' middle part is its digest, as swarmkit's.
+        ca = berth.docker_ok("swarm", "ca").strip() + "\n"
+        assert ca.startswith("-----BEGIN CERTIFICATE-----")
+        digest = int(hashlib.sha256(ca.encode()).hexdigest(), 16)
+        assert int(token.split("-")[2], 36) == digest
+        # What berth's CA and store do not do is refused, not stored and ignored.
+        for refused in (("swarm", "ca", "--rotate", "--detach"), ("swarm", "update", "--autolock=true")):
+            res = berth.docker(*refused)
+            assert res.returncode == 1, res
+            assert "not supported by berth" in res.stderr or "does not rotate" in res.stderr, res.stderr
+        assert berth.docker_ok("info", "--format", "{{.Swarm.Cluster.Spec.EncryptionConfig.AutoLockManagers}}").strip() == "false"
 
         # Created and converged: the CLI waits (and verifies) as it does against dockerd.
         berth.docker_ok(

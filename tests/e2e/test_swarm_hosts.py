@@ -208,3 +208,52 @@ def test_a_worker_joins_runs_its_share_and_survives_being_cut_off(hosts: tuple[N
         worker.docker("swarm", "leave", "--force")
         manager.docker("swarm", "leave", "--force")
     assert manager.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
+
+
+def test_one_of_two_managers_demoted_leaves_the_other_serving_alone(hosts: tuple[NetBed, Berth, Berth]) -> None:
+    """A worker promoted, then demoted: the other manager moves the state to a server of its own
+    (JetStream never restarts a cluster of one), keeps every task, takes writes, and survives its
+    swarm server's restart; the demoted node runs on as a worker."""
+    bed, manager, worker = hosts
+    manager_addr = f"{bed.addr(0)}:2377"
+    manager.docker_ok("swarm", "init", "--advertise-addr", bed.addr(0))
+    try:
+        token = manager.docker_ok("swarm", "join-token", "-q", "worker").strip()
+        worker.docker_ok("swarm", "join", "--token", token, manager_addr, timeout=60)
+        worker_id = worker.docker_ok("info", "--format", "{{.Swarm.NodeID}}").strip()
+        wait_until(lambda: node_states(manager).get(worker_id) == "Ready Active", 15, "the worker Ready")
+        manager.docker_ok(
+            "service", "create", "--name", "web", "--replicas", "4", "--stop-grace-period", "1s",
+            "busybox:latest", "sleep", "1000", timeout=120,
+        )  # fmt: skip
+        manager.docker_ok("node", "promote", worker_id)
+        wait_until(lambda: worker.docker_ok("info", "--format", "{{.Swarm.ControlAvailable}}").strip() == "true",
+                   60, "the promoted node serving as a manager")  # fmt: skip
+        wait_until(lambda: worker.docker("service", "ls", "--format", "{{.Name}}").stdout.split() == ["web"],
+                   30, "the state read on the second manager")  # fmt: skip
+        before = (running(manager), running(worker))
+
+        manager.docker_ok("node", "demote", worker_id)
+        wait_until(lambda: worker.docker_ok("info", "--format", "{{.Swarm.ControlAvailable}}").strip() == "false",
+                   60, "the demoted node a worker")  # fmt: skip
+        wait_until(lambda: node_states(manager).get(worker_id) == "Ready Active", 30, "the demoted node Ready")
+        assert manager.docker_ok("node", "inspect", worker_id, "--format", "{{.Spec.Role}}").strip() == "worker"
+        config = manager.data_root / "nats" / "swarm-server.conf"
+        # A server of its own, not a cluster of one; the demoted node's server goes after it.
+        wait_until(lambda: "cluster {" not in config.read_text(), 30, "the manager's server alone")
+        wait_until(lambda: not (worker.data_root / "nats" / "swarm-server.conf").exists()
+                   or "server" not in json.loads((worker.data_root / "nats" / "swarm.json").read_text()),
+                   30, "the demoted node's server gone")  # fmt: skip
+        assert (running(manager), running(worker)) == before  # no task was moved or restarted
+        manager.docker_ok("service", "scale", "web=6", timeout=120)
+        wait_until(lambda: len(running(manager)) + len(running(worker)) == 6, 30, "the scale placed")
+
+        # Its swarm server killed: restarted by the supervisor, alone, with the state.
+        subprocess.run(["pkill", "-9", "-f", f"nats-server -c {config}"], check=True, timeout=30)
+        wait_until(lambda: manager.docker("service", "ls", "--format", "{{.Name}} {{.Replicas}}").stdout.split()
+                   == ["web", "6/6"], 60, "the state read again after the restart")  # fmt: skip
+        assert worker.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "active"
+    finally:
+        worker.docker("swarm", "leave", "--force")
+        manager.docker("swarm", "leave", "--force")
+    assert manager.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from berth_orchestrator.lease import heard_until
-from berth_orchestrator.restore import Restore
+from berth_orchestrator.restore import Kept, Restore
 
 
 def test_an_outage_is_taken_out_of_a_nodes_silence() -> None:
@@ -17,12 +17,14 @@ def test_an_outage_is_taken_out_of_a_nodes_silence() -> None:
     assert heard_until(50.0, (0.0, 0.0)) == 50.0  # no outage yet
 
 
-def test_the_state_kept_for_a_move_into_a_cluster_round_trips_privately(tmp_path: Path) -> None:
+def test_the_state_kept_for_a_move_round_trips_privately(tmp_path: Path) -> None:
     restore = Restore(tmp_path / "swarm-restore.json")
-    assert restore.load() is None
+    assert restore.load() is None and not restore.pending()
     entries = {"cluster": b'{"id": "c"}', "node.n1": b"\x00\xffbinary"}
     restore.save(entries, 2)
-    assert restore.load() == (entries, 2)
+    assert restore.load() == Kept(entries, 2, "cluster") and restore.pending()
     assert restore.path.stat().st_mode & 0o777 == 0o600
+    restore.save(entries, 1, into="one")  # one of two managers demoted: back to a server alone
+    assert restore.load() == Kept(entries, 1, "one")
     restore.done()
     assert restore.load() is None and not restore.path.exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from berth_contracts.errors import InvalidParameter
+from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
 from berth_orchestrator import specs
 
 
@@ -70,3 +70,28 @@ def test_a_swarm_spec_takes_swarmkits_defaults_where_the_client_sends_zeros() ->
     assert spec["Raft"]["ElectionTick"] == 10 and spec["Raft"]["SnapshotInterval"] == 10000
     assert spec["Orchestration"] == {"TaskHistoryRetentionLimit": 2} and spec["Labels"] == {"a": "b"}
     assert spec["Dispatcher"]["HeartbeatPeriod"] == 5_000_000_000
+
+
+def test_what_berths_ca_and_store_do_not_do_is_refused() -> None:
+    specs.check_swarm_features({"EncryptionConfig": {"AutoLockManagers": False}, "CAConfig": {"ForceRotate": 2}},
+                               {"CAConfig": {"ForceRotate": 2}})  # fmt: skip
+    refused = (
+        ({"EncryptionConfig": {"AutoLockManagers": True}}, None),
+        ({"CAConfig": {"ForceRotate": 1}}, {"CAConfig": {}}),  # docker swarm ca --rotate
+        ({"CAConfig": {"ExternalCAs": [{"Protocol": "cfssl", "URL": "https://ca"}]}}, None),
+        ({"CAConfig": {"SigningCACert": "PEM"}}, None),
+    )
+    for spec, current in refused:
+        with pytest.raises(NotImplementedByBerth):
+            specs.check_swarm_features(spec, current)
+
+
+def test_registry_credentials_live_in_the_template_and_are_never_shown() -> None:
+    spec = specs.with_registry_auth(specs.check_service_spec(_spec()), "secret-auth")
+    template = specs.template_of(spec)
+    assert specs.registry_auth_of(template) == "secret-auth"
+    assert "secret-auth" not in repr(specs.public_spec(spec)) and "secret-auth" not in repr(specs.public_template(template))
+    assert specs.public_spec(spec)["TaskTemplate"]["ContainerSpec"]["Image"] == "busybox"
+    assert specs.registry_auth_of(specs.template_of(specs.with_registry_auth(spec, ""))) == ""
+    plain = specs.check_service_spec(_spec())
+    assert specs.public_spec(plain) is plain  # nothing to hide: not copied

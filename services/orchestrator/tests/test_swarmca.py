@@ -3,6 +3,7 @@ certificate with the CA pinned to the token, routes are mutual TLS, and nothing 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import subprocess
 import time
@@ -27,6 +28,7 @@ from berth_kit.testing import free_port, nats_server_binary
 from berth_orchestrator import ids, swarmca
 from berth_orchestrator.membership import parse_token
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 pytestmark = pytest.mark.anyio
@@ -218,3 +220,12 @@ async def test_routes_are_mutual_tls_with_the_swarms_ca(tmp_path: Path) -> None:
         assert await _crosses(_url(p2, True), _url(p1, True))
         assert not await _crosses(_url(p3, True), _url(p1, True), within=2.5)
         assert "TLS route handshake error" in m3_log.read_text()
+
+
+def test_tls_info_names_the_ca_as_swarmkit_shows_an_issuer() -> None:
+    info = swarmca.tls_info(CA)
+    ca = x509.load_pem_x509_certificate(CA.encode())
+    assert info["TrustRoot"] == CA
+    assert base64.b64decode(info["CertIssuerSubject"]) == ca.subject.public_bytes()
+    assert serialization.load_der_public_key(base64.b64decode(info["CertIssuerPublicKey"])) == ca.public_key()
+    assert swarmca.tls_info("") == {"TrustRoot": "", "CertIssuerSubject": "", "CertIssuerPublicKey": ""}

@@ -77,7 +77,7 @@ class SwarmApi:
         """After a change of the nodes or tokens: this manager's swarm server (its users), and
         the link to it (opened at init, closed at leave)."""
         if snap is not None and self.admission is not None:
-            self.admission.rewrite_bus(snap)
+            await self.admission.rewrite_bus(snap)
         if self.link is not None:
             await self.link.sync()
 
@@ -93,6 +93,7 @@ class SwarmApi:
         snap = await self.store.load()
         if snap.cluster is not None or self.membership.worker() is not None:
             raise Unavailable(ALREADY_IN_SWARM)
+        specs.check_swarm_features(cmd.spec, None)
         spec = views.swarm_spec(cmd.spec)
         listen_host, port = host_port(cmd.listen_addr or "0.0.0.0:2377")
         listen = joined(listen_host or "0.0.0.0", port)
@@ -186,6 +187,7 @@ class SwarmApi:
         if cmd.version != snap.revision("cluster"):
             raise Conflict("update out of sequence")
         if cmd.spec:
+            specs.check_swarm_features(cmd.spec, cluster.spec)
             cluster.spec = views.swarm_spec(cmd.spec)
         if cmd.rotate_worker_token:
             cluster.worker_secret = ids.new_secret()
@@ -341,7 +343,8 @@ class SwarmApi:
     async def _demote(self, snap: Snapshot, node: NodeRecord) -> None:
         """`docker node demote`, checked as swarmkit checks a raft member's removal. The node
         itself then links to the others as a worker (SwarmLink.step_down), and the leader
-        removes its server from JetStream's cluster (SwarmLink.remove_peers)."""
+        removes its server from JetStream's cluster (SwarmLink.remove_peers); one of two, the
+        other moves the state to a server of its own (SwarmLink.shrink_to_one)."""
         managers = [n for n in snap.nodes.values() if n.role == "manager"]
         if len(managers) == 1:
             raise InvalidParameter("attempting to demote the last manager of the swarm")
@@ -349,12 +352,6 @@ class SwarmApi:
         rest = [n for n in managers if n.id != node.id]
         if sum(1 for n in rest if node_ready(n, now)) < len(rest) // 2 + 1:
             raise Unavailable("can't remove member from the raft: this would result in a loss of quorum")
-        if len(rest) == 1 and node.routes_at:
-            raise Unavailable(
-                "demoting one of two managers is not supported by berth yet: the other's copy of the "
-                "state would stay in a cluster of one, which NATS JetStream does not restart "
-                "(promote another node first, or `docker swarm leave --force` on it)"
-            )
         # Its route stays until it left JetStream's cluster: cut off before, it could not
         # write its own step down (SwarmLink.remove_peers clears it).
         node.role, node.leaving_cluster = "worker", bool(node.routes_at)

@@ -7,6 +7,7 @@ one) and only its own node may report it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import get_args
 
@@ -23,7 +24,7 @@ from berth_contracts.swarm import (
 
 from berth_orchestrator import specs
 from berth_orchestrator.lease import Leadership
-from berth_orchestrator.membership import cluster_name, joined
+from berth_orchestrator.membership import cluster_name, host_port, joined, route_addr
 from berth_orchestrator.reconcile import TERMINAL
 from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord
 from berth_orchestrator.store import Snapshot, SwarmStore
@@ -154,11 +155,21 @@ class Dispatcher:
             svc = snap.services.get(task.service_id)
             if task.node_id == node.id and svc is not None and task.state != "pending":
                 tasks.append(assignment(svc, task))
+        if node_id and node.role == "manager" and not node.routes_at and node.listen:
+            await self._route_to_promoted(snap, node)
         managers = sorted(joined(n.addr, n.port) for n in snap.nodes.values() if n.role == "manager" and n.listen)
         return NodeAssignments(
             in_swarm=True, node_id=node.id, tasks=tasks, managers=managers,
             promotion=promotion(snap, node) if node_id and node.role == "manager" else None,
         )  # fmt: skip
+
+    async def _route_to_promoted(self, snap: Snapshot, node: NodeRecord) -> None:
+        """A worker promoted by a lone manager is told now (this answer): from here on the
+        manager routes to it (its server joins the cluster with it, swarmlink)."""
+        node.routes_at = route_addr(node.addr, host_port(node.listen)[1])
+        node.updated_at = rfc3339nano()
+        with contextlib.suppress(Conflict):  # written since: the next beat tells it again
+            await self.store.put(snap, node)
 
     async def _promoted(self, snap: Snapshot, node: NodeRecord) -> None:
         """A promoted worker beating through its own orchestrator serves as a manager now: its

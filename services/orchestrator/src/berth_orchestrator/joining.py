@@ -75,10 +75,11 @@ class Admission:
         self.leadership = leadership
         self.node = node  # this node's BERTH_NODE
 
-    def rewrite_bus(self, snap: Snapshot) -> None:
+    async def rewrite_bus(self, snap: Snapshot) -> None:
         """This manager's swarm server from the state (its users, its routes): after init, a
         join, a token rotation, a node's removal or departure, and every few seconds on every
-        manager (swarmlink), as the others change the state too."""
+        manager (swarmlink), as the others change the state too. A lone manager's server that
+        gets routes (a second manager) keeps its state aside first (into_cluster)."""
         me = snap.node_by_berth_name(self.node)
         bus = self.membership.read()
         if snap.cluster is None or me is None or me.role != "manager" or bus.server is None:
@@ -86,8 +87,11 @@ class Admission:
         server = manager_server(
             me, snap.cluster, snap.nodes.values(), bus.server, self.membership.server_store, self.membership.server_tls()
         )
-        if server != bus.server:
-            self.membership.write(SwarmBus(server=server, member=bus.member))
+        if server == bus.server:
+            return
+        if server.cluster and not bus.server.cluster:
+            await self.into_cluster(bus.server, len(server.routes) + 1)
+        self.membership.write(SwarmBus(server=server, member=bus.member))
 
     async def admit(self, cmd: sw.NodeJoin) -> sw.NodeJoined:
         snap = await self.store.load()
@@ -110,7 +114,7 @@ class Admission:
         )  # fmt: skip
         await self.store.put(snap, node)
         await self.store.put_seen(snap, node.id, node.last_seen)
-        self.rewrite_bus(snap)
+        await self.rewrite_bus(snap)
         self.leadership.poke()
         log.info("node %s (%s) joined the swarm as a worker", node.id, cmd.node)
         return sw.NodeJoined(node_id=node.id, cluster_id=cluster.id, managers=_swarm_ports(snap))
@@ -146,8 +150,7 @@ class Admission:
         await self.store.put(snap, node)
         await self.store.put_seen(snap, node.id, node.last_seen)
         others = [n for n in snap.nodes.values() if n.role == "manager" and n.routes_at and n.id != node.id]
-        await self.into_cluster(bus.server, len(others) + 1)
-        self.rewrite_bus(snap)
+        await self.rewrite_bus(snap)
         self.leadership.poke()
         server = self.membership.read().server
         assert server is not None
@@ -168,7 +171,10 @@ class Admission:
 
     async def promote(self, snap: Snapshot, node: NodeRecord) -> None:
         """`docker node promote`: the worker gets a route into the managers' cluster; its
-        session tells it at its next heartbeat (Worker.relay), and it serves as a manager."""
+        session tells it at its next heartbeat (Worker.relay), and it serves as a manager.
+        A lone manager routes to it only once it was told (Dispatcher.heartbeat sets its
+        route then): a cluster of two has no majority until both serve, and the promotion
+        is told from the state."""
         bus = self.membership.read()
         if bus.server is None or not node.listen or not node.leaf_password_hash:
             raise Unavailable(
@@ -182,12 +188,11 @@ class Admission:
         host, port = host_port(node.listen)
         if cluster.ca_cert:
             node.cert = swarmca.sign(cluster.ca_cert, cluster.ca_key, node.cert_request, node.id, cluster.id)
-        node.role, node.routes_at, node.port = "manager", route_addr(node.addr, port), port
+        node.role, node.port = "manager", port
+        node.routes_at = route_addr(node.addr, port) if bus.server.cluster else ""
         node.updated_at = rfc3339nano()
-        managers = sum(1 for n in snap.nodes.values() if n.role == "manager" and n.routes_at)
-        await self.into_cluster(bus.server, managers)
         await self.store.put(snap, node)
-        self.rewrite_bus(snap)
+        await self.rewrite_bus(snap)
         self.leadership.poke()
         log.info("node %s (%s) promoted to manager", node.id, node.berth_node)
 
@@ -204,7 +209,7 @@ class Admission:
         node.updated_at = rfc3339nano()
         await self.store.put(snap, node)
         await self.store.put_seen(snap, node.id, 0.0)
-        self.rewrite_bus(snap)
+        await self.rewrite_bus(snap)
         self.leadership.poke()
         return Done()
 
@@ -362,7 +367,9 @@ class Worker:
         if wanted == known or bus.remote is None:
             return
         log.info("the swarm's managers: %s", ", ".join(wanted))
-        self.membership.link(wanted, bus.remote.user, bus.remote.password, {**notes, "managers": ",".join(wanted)})
+        self.membership.link(
+            wanted, bus.remote.user, bus.remote.password, {**notes, "managers": ",".join(wanted)}, server=bus.server
+        )
 
     async def leave(self, cmd: sw.SwarmLeave, notes: dict[str, str]) -> Done:
         """Tell the managers (best effort: a worker may leave a swarm it cannot reach), then

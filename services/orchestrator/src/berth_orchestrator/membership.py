@@ -263,5 +263,9 @@ class Membership:
         ca = self.tls.ca
         return LeafRemote(managers, user, password, str(ca) if ca.exists() else "")
 
-    def link(self, managers: tuple[str, ...], user: str, password: str, notes: dict[str, str] | None = None) -> None:
-        self.write(SwarmBus(remote=self.remote(managers, user, password), member=notes or {}))
+    def link(
+        self, managers: tuple[str, ...], user: str, password: str, notes: dict[str, str] | None = None,
+        server: SwarmServer | None = None,
+    ) -> None:  # fmt: skip
+        """server: a demoted manager's, kept until the other of two serves alone (swarmlink)."""
+        self.write(SwarmBus(server=server, remote=self.remote(managers, user, password), member=notes or {}))

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 from berth_contracts.docker import HealthConfig
-from berth_contracts.errors import InvalidParameter
+from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
 from berth_contracts.swarm import HostPort
 
 from berth_orchestrator.records import Document
@@ -227,6 +227,21 @@ def host_ports(spec: Document) -> list[HostPort]:
             raise InvalidParameter(f"invalid port {target}:{published}")
         out.append(HostPort(target=target, published=published, protocol=protocol))  # type: ignore[arg-type]
     return out
+
+
+def check_swarm_features(spec: Document, current: Document | None) -> None:
+    """What a SwarmSpec may ask that berth does not do, refused rather than stored and ignored:
+    autolock (the state is not encrypted at rest), and a new or external root CA (`docker
+    swarm ca --rotate`, `--external-ca`: berth's CA is the one made at init, see swarmca)."""
+    if _dict(spec, "EncryptionConfig").get("AutoLockManagers"):
+        raise NotImplementedByBerth("autolock is not supported by berth: the swarm's state is not encrypted at rest")
+    ca = _dict(spec, "CAConfig")
+    rotate = int(ca.get("ForceRotate") or 0) > int(_dict(current or {}, "CAConfig").get("ForceRotate") or 0)
+    if rotate or ca.get("ExternalCAs") or ca.get("SigningCACert") or ca.get("SigningCAKey"):
+        raise NotImplementedByBerth(
+            "berth does not rotate the swarm's root CA or use an external or given CA: the swarm keeps "
+            "the CA made at init"
+        )
 
 
 def template_of(spec: Document) -> Document:

@@ -174,18 +174,27 @@ class SwarmStore:
         config.num_replicas = replicas
         await self._context().update_stream(config)
 
-    async def dump(self) -> dict[str, bytes]:
-        """Every key's value (the lease's too), to put into another bucket (swarmlink)."""
+    async def dump(self, close: bool = False) -> dict[str, bytes]:
+        """Every key's value (the lease's too), to put into another bucket (swarmlink).
+        close: the store is closed to every other reader and writer first (as await_server),
+        so that nothing written here after the copy is lost with the bucket it moves from."""
         kv = await self.kv()
+        if close:
+            self.await_server()
         out: dict[str, bytes] = {}
         try:
             keys = await kv.keys()
         except NoKeysError:  # nats-py: an empty bucket has no keys
             return out
         for key in keys:
-            raw = await self.get_raw(key)
-            if raw is not None:
-                out[key] = raw[0]
+            try:
+                entry = await kv.get(key)
+            except (KeyNotFoundError, KeyDeletedError):
+                continue
+            except Exception as exc:  # noqa: BLE001 - an unreadable store is not an empty one
+                raise self._unreadable(exc) from None
+            if entry.value:
+                out[key] = entry.value
         return out
 
     async def put_raw(self, key: str, value: bytes) -> None:

@@ -17,6 +17,7 @@ bus identity can read. Certificates are not renewed or revoked (see the orchestr
 from __future__ import annotations
 
 import _ssl  # ENCODING_PEM, for the chain below (ssl re-exports it only from 3.13)
+import base64
 import datetime
 import hashlib
 import ipaddress
@@ -89,6 +90,20 @@ def new_ca() -> tuple[str, str]:
         .sign(key, hashes.SHA256())
     )
     return _pem(cert), _key_pem(key)
+
+
+def tls_info(ca_pem: str) -> dict[str, str]:
+    """The Engine API's TLSInfo (`docker swarm ca`, a node's inspect): the root CA, and its
+    subject and public key (DER, base64) as swarmkit shows a certificate's issuer."""
+    if not ca_pem:
+        return {"TrustRoot": "", "CertIssuerSubject": "", "CertIssuerPublicKey": ""}
+    ca = x509.load_pem_x509_certificate(ca_pem.encode())
+    key = ca.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return {
+        "TrustRoot": ca_pem,
+        "CertIssuerSubject": base64.b64encode(ca.subject.public_bytes()).decode(),
+        "CertIssuerPublicKey": base64.b64encode(key).decode(),
+    }
 
 
 def new_key_and_request(names: list[str]) -> tuple[str, str]:

@@ -11,7 +11,9 @@ and the other nodes' sessions go through, while swarm.json names a server.
   the nodes; its routes, the other managers), restores the state after the move into a cluster
   (Restore), and, on the leader, keeps one copy of the state per manager, three at most.
 - `docker node demote`: the demoted manager steps down to a worker's link (step_down); the
-  leader then removes its server from JetStream's cluster (remove_peers).
+  leader then removes its server from JetStream's cluster (remove_peers). One of two managers
+  demoted: the other moves the state to a server of its own (shrink_to_one), and only then
+  does the demoted one's server go (a cluster of two without one has no majority).
 - Serves NodeLogs (`docker service logs`) for this node where the managers send them.
 """
 
@@ -20,7 +22,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import shutil
+import socket
 import time
+from dataclasses import replace
+from functools import partial
 
 import anyio
 import msgspec
@@ -47,11 +53,13 @@ from berth_orchestrator.membership import (
     MAX_STATE_COPIES,
     Membership,
     hash_password,
+    host_port,
     joined,
+    manager_server,
     worker_notes,
 )
 from berth_orchestrator.reconcile import node_ready
-from berth_orchestrator.records import CLUSTER_KEY, NodeRecord
+from berth_orchestrator.records import CLUSTER_KEY, NodeRecord, encode
 from berth_orchestrator.restore import Restore
 from berth_orchestrator.servicelogs import NodeLogEndpoint
 from berth_orchestrator.store import Snapshot, SwarmStore
@@ -63,6 +71,7 @@ MAINTAIN = 2.0  # the server's users and routes, the restore, the copies
 CONNECT_WITHIN = 30.0
 REMOVE_PEER = "$JS.API.SERVER.REMOVE"  # a system account request, answered by the meta leader
 NOT_A_PEER = 10044  # JetStream's "server is not a member of the cluster"
+SHRINKING = "shrinking"  # a demoted node's note: "<other's swarm port> <other's route port>"
 
 
 class SwarmLink:
@@ -83,6 +92,7 @@ class SwarmLink:
         self._key: tuple[int, str, str] | None = None
         self._servers: list[RpcServer] = []
         self._logs = logs
+        self._alone_seen = 0
 
     def bus(self) -> NATS:
         """The swarm's bus as this node reaches it: its swarm server, else its own NATS."""
@@ -110,7 +120,8 @@ class SwarmLink:
             )  # fmt: skip
             self._conn, self._key = nc, key
             # A lone manager creates the bucket; in a cluster it comes from the cluster (Restore).
-            await self._store.use(nc, on_server=True, create=not server.cluster)
+            pending = Restore(self._membership.restore_path).pending()
+            await self._store.use(nc, on_server=True, create=not server.cluster and not pending)
             self._servers = self._endpoints(nc)
             for rpc in self._servers:
                 await rpc.start(self._tg)
@@ -152,17 +163,26 @@ class SwarmLink:
             await self._logs.serve_at(self._local, subjects.swarm_logs("*"))
 
     async def maintain(self) -> None:
-        server = self._membership.read().server
+        bus = self._membership.read()
+        server = bus.server
         if server is None or self._conn is None:
             return
-        if server.cluster:
-            await self._restore(server)
+        if bus.remote is not None and bus.member.get(SHRINKING):
+            await self._await_other_alone(bus)
+            return
+        await self._restore(server)
         snap = await self._store.load()
         me = snap.nodes.get(server.name)
         if me is not None and me.role == "worker" and snap.cluster is not None:
             await self.step_down(snap, me, server)
             return
-        self._admission.rewrite_bus(snap)
+        leaving = [n for n in snap.nodes.values() if n.leaving_cluster]
+        alone = me is not None and not any(n.role == "manager" and n.id != me.id for n in snap.nodes.values())
+        if server.cluster and alone and leaving and me is not None:
+            if all(n.leaf_password_hash for n in leaving):  # each links to this one as a worker
+                await self.shrink_to_one(snap, me, server, leaving)
+            return
+        await self._admission.rewrite_bus(snap)
         if server.cluster and self._leadership.is_leader:
             if await self.remove_peers(snap, server):
                 return  # the copies change once JetStream forgot the demoted node's server
@@ -182,22 +202,70 @@ class SwarmLink:
         never to this orchestrator, which would no longer speak for a worker; then the node's
         user, written while the state is still reachable here; then the server goes."""
         assert snap.cluster is not None
-        others = sorted(
-            joined(n.addr, n.port) for n in snap.nodes.values() if n.role == "manager" and n.listen and n.id != me.id
-        )
+        managers = [n for n in snap.nodes.values() if n.role == "manager" and n.listen and n.id != me.id]
+        others = sorted(joined(n.addr, n.port) for n in managers)
         password = secrets.token_hex(24)
         notes = {
             "node_id": me.id, "cluster_id": snap.cluster.id, "addr": me.addr, "listen": me.listen,
             "managers": ",".join(others),
         }  # fmt: skip
+        if len(managers) == 1 and server.cluster and managers[0].routes_at:
+            # One of two: this server stays until the other serves alone (_await_other_alone).
+            notes[SHRINKING] = f"{others[0]} {managers[0].routes_at}"
         link = self._membership.remote(tuple(others), f"node-{me.id}", password)
         self._membership.write(SwarmBus(server=server, remote=link, member=notes))
         me.leaf_password_hash = await anyio.to_thread.run_sync(hash_password, password)
         me.updated_at = rfc3339nano()
         await self._store.put(snap, me)
+        if SHRINKING in notes:
+            log.info("this node was demoted to worker: it waits for the other manager to serve alone")
+            return
         self._membership.write(SwarmBus(remote=link, member=notes))
         log.info("this node was demoted to worker: it links to the managers (%s)", ", ".join(others))
         await self.sync()  # no longer a manager's state here: at once, not at the next check
+
+    async def _await_other_alone(self, bus: SwarmBus) -> None:
+        """One of two managers demoted: its server goes once the other serves alone, which shows
+        from here as its swarm port open and its route port closed (twice in a row: a restart
+        of the other closes both)."""
+        assert bus.remote is not None
+        swarm_port, route_port = bus.member[SHRINKING].split()
+        if not await anyio.to_thread.run_sync(serves_alone, swarm_port, route_port):
+            self._alone_seen = 0
+            return
+        self._alone_seen += 1
+        if self._alone_seen < 2:
+            return
+        notes = {k: v for k, v in bus.member.items() if k != SHRINKING}
+        self._membership.write(SwarmBus(remote=bus.remote, member=notes))
+        log.info("this node was demoted to worker: the other manager serves alone; it links to it (%s)", swarm_port)
+        await self.sync()
+
+    async def shrink_to_one(self, snap: Snapshot, me: NodeRecord, server: SwarmServer, leaving: list[NodeRecord]) -> None:
+        """The last manager of two: the state moves to a server of its own (Restore into one),
+        as JetStream never restarts a cluster of one. The demoted nodes' records leave the
+        cluster with it; their servers go once this one serves alone (_await_other_alone)."""
+        assert snap.cluster is not None
+        store_root = self._membership.server_store
+        try:
+            # Closed first: a change taken here from now on would be lost with the old bucket.
+            entries = await self._store.dump(close=True)
+            for node in leaving:
+                node.leaving_cluster, node.routes_at = False, ""
+                entries[f"node.{node.id}"] = encode(node)
+            Restore(self._membership.restore_path).save(entries, 1, into="one")
+            await anyio.to_thread.run_sync(partial(shutil.rmtree, store_root / "solo", ignore_errors=True))
+        except BaseException:
+            with anyio.CancelScope(shield=True):  # open again: the move did not start
+                Restore(self._membership.restore_path).done()
+                if self._conn is not None:
+                    await self._store.use(self._conn, on_server=True, create=False)
+            raise
+        nodes = [n for n in snap.nodes.values() if n.id not in {x.id for x in leaving}] + leaving
+        alone = manager_server(me, snap.cluster, nodes, replace(server, cluster=""), store_root, server.tls_dir)
+        self._membership.write(SwarmBus(server=alone, member=self._membership.read().member))
+        log.info("the other manager was demoted: the swarm's state moves to this node's server alone")
+        await self.sync()
 
     async def remove_peers(self, snap: Snapshot, server: SwarmServer) -> bool:
         """The leader: a demoted manager's server out of JetStream's cluster, once the node
@@ -244,21 +312,25 @@ class SwarmLink:
         if kept is None:
             return
         where = await self._store.bucket_state()
-        if where == "lone":
-            return  # the server has not restarted into the cluster yet
-        entries, replicas = kept
+        if where == ("lone" if kept.into == "cluster" else "clustered"):
+            return  # the server has not restarted into its new part yet
         try:
             if where == "missing":
-                await self._store.create_bucket(replicas)
+                await self._store.create_bucket(kept.replicas)
             if await self._store.get_raw(CLUSTER_KEY) is None:
-                for key in sorted(entries, key=lambda k: k == CLUSTER_KEY):
-                    await self._store.put_raw(key, entries[key])
-                log.info("the swarm's state moved into the managers' cluster %s (%d keys)", server.cluster, len(entries))
+                for key in sorted(kept.entries, key=lambda k: k == CLUSTER_KEY):
+                    await self._store.put_raw(key, kept.entries[key])
+                into = f"the managers' cluster {server.cluster}" if kept.into == "cluster" else "this server alone"
+                log.info("the swarm's state moved into %s (%d keys)", into, len(kept.entries))
         except (NatsError, TimeoutError) as exc:  # the cluster without a JetStream leader yet
-            log.info("the swarm's state waits for the managers' cluster (%s)", exc)
+            log.info("the swarm's state waits for its new server (%s)", exc)
             return
         await self._store.use(self._conn or self._local, on_server=True, create=False)
         restore.done()
+        if kept.into == "one":  # the old cluster's copy: a new cluster must never find it
+            await anyio.to_thread.run_sync(
+                partial(shutil.rmtree, self._membership.server_store / "cluster", ignore_errors=True)
+            )
 
     async def run(self) -> None:
         since = 0.0
@@ -278,3 +350,19 @@ class SwarmLink:
                 log.exception("swarm server: keeping the link failed")
             await anyio.sleep(CHECK)
 
+
+
+def serves_alone(swarm_port: str, route_port: str, timeout: float = 2.0) -> bool:
+    """Whether a manager serves on its own: its swarm port answers, its route port refuses."""
+
+    def answers(addr: str) -> bool | None:
+        host, port = host_port(addr)
+        try:
+            with socket.create_connection((host.strip("[]"), port), timeout=timeout):
+                return True
+        except ConnectionRefusedError:
+            return False
+        except OSError:
+            return None  # unreachable: says nothing
+
+    return answers(swarm_port) is True and answers(route_port) is False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from berth_orchestrator import specs
+from berth_orchestrator import specs, swarmca
 from berth_orchestrator.ids import join_token
 from berth_orchestrator.membership import joined
 from berth_orchestrator.reconcile import node_ready
@@ -61,7 +61,7 @@ def cluster_doc(snap: Snapshot, cluster: ClusterRecord, tokens: bool) -> Documen
         "CreatedAt": cluster.created_at,
         "UpdatedAt": cluster.updated_at,
         "Spec": cluster.spec,
-        "TLSInfo": {"TrustRoot": "", "CertIssuerSubject": "", "CertIssuerPublicKey": ""},
+        "TLSInfo": swarmca.tls_info(cluster.ca_cert),
         "RootRotationInProgress": False,
         "DefaultAddrPool": ["10.0.0.0/8"],
         "SubnetSize": 24,
@@ -95,7 +95,8 @@ def node_doc(snap: Snapshot, node: NodeRecord, leader_id: str, now: float) -> Do
                 **({"Labels": node.engine_labels} if node.engine_labels else {}),  # omitempty, as dockerd's
                 "Plugins": [],
             },
-            "TLSInfo": {"TrustRoot": "", "CertIssuerSubject": "", "CertIssuerPublicKey": ""},
+            # Every node trusts the swarm's CA (a manager's certificate is one of its own).
+            "TLSInfo": swarmca.tls_info(snap.cluster.ca_cert if snap.cluster else ""),
         },
         "Status": {"State": "ready" if ready else "down", "Addr": node.addr},
     }
