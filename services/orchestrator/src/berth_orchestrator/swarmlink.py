@@ -179,7 +179,10 @@ class SwarmLink:
         leaving = [n for n in snap.nodes.values() if n.leaving_cluster]
         alone = me is not None and not any(n.role == "manager" and n.id != me.id for n in snap.nodes.values())
         if server.cluster and alone and leaving and me is not None:
-            if all(n.leaf_password_hash for n in leaving):  # each links to this one as a worker
+            # Each live one links to this one as a worker first (its node user); one that is
+            # down is not waited for.
+            now = time.time()
+            if all(n.leaf_password_hash or not node_ready(n, now) for n in leaving):
                 await self.shrink_to_one(snap, me, server, leaving)
             return
         await self._admission.rewrite_bus(snap)
