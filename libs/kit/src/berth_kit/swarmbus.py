@@ -173,7 +173,6 @@ def leafnode_settings(bus: SwarmBus) -> tuple[str, ...]:
     return ("leafnodes {", f"  remotes = [{{urls: {_quoted(urls)}{tls}}}]", '  reconnect: "1s"', "}")
 
 
-
 def _tls_block(tls_dir: str, mutual: bool) -> str:
     d = Path(tls_dir)
     verify = f", ca_file: {json.dumps(str(d / TLS_CA))}, verify: true" if mutual else ""

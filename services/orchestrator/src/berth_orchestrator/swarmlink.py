@@ -239,6 +239,7 @@ class SwarmLink:
         self._alone_seen += 1
         if self._alone_seen < 2:
             return
+        self._alone_seen = 0
         notes = {k: v for k, v in bus.member.items() if k != SHRINKING}
         self._membership.write(SwarmBus(remote=bus.remote, member=notes))
         log.info("this node was demoted to worker: the other manager serves alone; it links to it (%s)", swarm_port)
@@ -352,7 +353,6 @@ class SwarmLink:
             except Exception:  # noqa: BLE001 - the next round tries again
                 log.exception("swarm server: keeping the link failed")
             await anyio.sleep(CHECK)
-
 
 
 def serves_alone(swarm_port: str, route_port: str, timeout: float = 2.0) -> bool:
