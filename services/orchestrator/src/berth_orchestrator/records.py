@@ -88,6 +88,9 @@ class ServiceRecord(msgspec.Struct, kw_only=True):
     update_completed_at: str = ""
     update_message: str = ""
 
+    def __repr__(self) -> str:  # never the spec: it may hold registry credentials (specs.PullOptions)
+        return f"ServiceRecord(id={self.id!r})"
+
 
 class TaskRecord(msgspec.Struct, kw_only=True):
     id: str
@@ -108,6 +111,9 @@ class TaskRecord(msgspec.Struct, kw_only=True):
     container_id: str = ""
     pid: int = 0
     exit_code: int = 0
+
+    def __repr__(self) -> str:  # never the template: it may hold registry credentials
+        return f"TaskRecord(id={self.id!r}, service_id={self.service_id!r}, state={self.state!r})"
 
 
 class SeenRecord(msgspec.Struct, kw_only=True):
