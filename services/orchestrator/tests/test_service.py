@@ -458,3 +458,18 @@ async def test_with_registry_auth_the_credentials_reach_only_the_nodes_pull(swar
         sw.ServiceUpdate(ref=service_id, version=version, spec=doc["Spec"], registry_auth_from="previous-spec"), Done
     )
     await settles_on(first)
+
+
+async def test_a_copy_for_a_move_closes_the_store_until_the_move_or_its_undoing(swarm: Swarm) -> None:
+    """Before a manager's state moves (into a cluster, or back to one server), the store is
+    closed: a change accepted after the copy would be lost with the old bucket."""
+    await swarm.call(sw.SwarmInit(node="n1", hostname="host1"), sw.SwarmInitialised)
+    store = swarm.leadership.store
+    entries = await store.dump(close=True)
+    assert "cluster" in entries
+    with pytest.raises(Unavailable):
+        await store.load()
+    with pytest.raises(Unavailable):
+        await swarm.call(sw.ServiceCreate(spec=SPEC), sw.ServiceCreated)
+    store.reopen()  # the move did not start
+    assert (await store.load()).cluster is not None

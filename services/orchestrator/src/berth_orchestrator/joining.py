@@ -164,10 +164,16 @@ class Admission:
 
     async def into_cluster(self, server: SwarmServer, managers: int) -> None:
         """A second manager: a lone manager's state is kept aside before its swarm server
-        restarts into the managers' cluster (Restore; swarmlink puts it back)."""
+        restarts into the managers' cluster (Restore; swarmlink puts it back). The store is
+        closed before the copy (requests answer 503 until the state is in the cluster), so
+        nothing accepted here after it is lost with the lone server's bucket."""
         if not server.cluster:
-            entries = await self.store.dump()
-            Restore(self.membership.restore_path).save(entries, min(MAX_STATE_COPIES, managers))
+            entries = await self.store.dump(close=True)
+            try:
+                Restore(self.membership.restore_path).save(entries, min(MAX_STATE_COPIES, managers))
+            except BaseException:
+                self.store.reopen()  # the move does not start
+                raise
 
     async def promote(self, snap: Snapshot, node: NodeRecord) -> None:
         """`docker node promote`: the worker gets a route into the managers' cluster; its

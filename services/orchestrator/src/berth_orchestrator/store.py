@@ -102,6 +102,7 @@ class SwarmStore:
         self._create = True
         self._on_server = False
         self._lock = anyio.Lock()
+        self._before_close: tuple[JetStreamContext | None, bool, bool] | None = None  # dump(close=True)
 
     async def use(self, nc: NATS, on_server: bool = False, create: bool = True) -> None:
         """Read and write through nc from now on. on_server: nc is this manager's swarm server,
@@ -111,6 +112,7 @@ class SwarmStore:
         async with self._lock:
             self._js = nc.jetstream(timeout=REQUEST_TIMEOUT)
             self._kv = None
+            self._before_close = None
             self._on_server = on_server
             self._create = create
 
@@ -121,6 +123,12 @@ class SwarmStore:
         self._create = False
         self._js = None
         self._kv = None
+
+    def reopen(self) -> None:
+        """After dump(close=True), when the move it was for did not start: as before."""
+        if self._js is None and self._before_close is not None:
+            (self._js, self._on_server, self._create), self._kv = self._before_close, None
+        self._before_close = None
 
     def _context(self) -> JetStreamContext:
         if self._js is None:
@@ -180,6 +188,7 @@ class SwarmStore:
         so that nothing written here after the copy is lost with the bucket it moves from."""
         kv = await self.kv()
         if close:
+            self._before_close = (self._js, self._on_server, self._create)
             self.await_server()
         out: dict[str, bytes] = {}
         try:

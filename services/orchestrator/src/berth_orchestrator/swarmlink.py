@@ -260,10 +260,8 @@ class SwarmLink:
             Restore(self._membership.restore_path).save(entries, 1, into="one")
             await anyio.to_thread.run_sync(partial(shutil.rmtree, store_root / "solo", ignore_errors=True))
         except BaseException:
-            with anyio.CancelScope(shield=True):  # open again: the move did not start
-                Restore(self._membership.restore_path).done()
-                if self._conn is not None:
-                    await self._store.use(self._conn, on_server=True, create=False)
+            Restore(self._membership.restore_path).done()
+            self._store.reopen()  # the move did not start
             raise
         nodes = [n for n in snap.nodes.values() if n.id not in {x.id for x in leaving}] + leaving
         alone = manager_server(me, snap.cluster, nodes, replace(server, cluster=""), store_root, server.tls_dir)
