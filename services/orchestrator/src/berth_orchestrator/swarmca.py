@@ -230,9 +230,6 @@ class NodeTLS:
     def has_cert(self) -> bool:
         return self.cert.exists() and self.key.exists()
 
-    def read_key(self) -> str:
-        return self.key.read_text()
-
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
