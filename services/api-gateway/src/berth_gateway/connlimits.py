@@ -51,6 +51,7 @@ class LimitedRequestHandler(HijackableRequestHandler):
     def __init__(self, manager: Any, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._header_bytes = 0  # received since the last request's headers were complete
+        self._header_tail = b""  # the last bytes of those, where a blank line may begin
         self._header_timer: asyncio.TimerHandle | None = None
         self._requests_seen = 0
         self.rejected = False  # answered and closing: what still arrives is read and dropped
@@ -105,15 +106,26 @@ class LimitedRequestHandler(HijackableRequestHandler):
             super().data_received(data)
             return
         self._arm()
+        # Counted before the parser sees the bytes: a chunk that ends the headers would
+        # otherwise have the request served however long they were.
+        if self._header_bytes + self._header_part(data) > MAX_HEADER_BYTES:
+            self.reject(_TOO_LARGE)
+            return
         super().data_received(data)
         if self._request_count != self._requests_seen:  # a request's headers are complete
             self._requests_seen = self._request_count
             self._header_bytes = 0
+            self._header_tail = b""
             self._disarm()
             return
         self._header_bytes += len(data)
-        if self._header_bytes > MAX_HEADER_BYTES:
-            self.reject(_TOO_LARGE)
+        self._header_tail = data[-3:]
+
+    def _header_part(self, data: bytes) -> int:
+        """How many of `data`'s bytes belong to the headers being read: up to their blank
+        line, which may have begun in the previous chunk."""
+        end = (self._header_tail + data).find(b"\r\n\r\n")
+        return len(data) if end < 0 else max(0, end + 4 - len(self._header_tail))
 
 
 def _answer_and_close(loop: asyncio.AbstractEventLoop, transport: asyncio.BaseTransport, answer: bytes) -> None:
