@@ -289,15 +289,18 @@ def nats_port_info(bed: NetBed, i: int, host: str, port: int) -> dict[str, Any]:
     return dict(json.loads(res.stdout))
 
 
-def tls_without_certificate(bed: NetBed, i: int, host: str, port: int) -> str:
-    """From host i, a TLS handshake at once, offering no client certificate: what came of it."""
+def tls_handshake(bed: NetBed, i: int, host: str, port: int, tls_dir: Path | None = None) -> str:
+    """From host i, a TLS handshake at once, presenting the certificate and key in tls_dir
+    (berth_kit.swarmbus' files) or none: what the server sent then ("" when it closed), or the
+    error."""
+    cert = f"c.load_cert_chain({str(tls_dir / 'node.pem')!r}, {str(tls_dir / 'node-key.pem')!r})\n" if tls_dir else ""
     code = (
         "import socket, ssl\n"
         "c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE\n"
-        f"s = c.wrap_socket(socket.create_connection(({host!r}, {port}), timeout=5))\n"
+        f"{cert}s = c.wrap_socket(socket.create_connection(({host!r}, {port}), timeout=5))\n"
         "try:\n"
-        "    print('read', s.recv(100))\n"
-        "except ssl.SSLError as e:\n"
+        "    print(s.recv(100).decode(errors='replace'))\n"
+        "except (ssl.SSLError, OSError) as e:\n"
         "    print(e)\n"
     )
     res = subprocess.run([*bed.enter(i), sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

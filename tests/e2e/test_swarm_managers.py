@@ -8,6 +8,7 @@ host comes back, catches up, and stops the tasks it no longer owns; the worker i
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 from berth_testsupport.netbed import NetBed
-from harness import Berth, berths_on_hosts, tls_without_certificate, wait_until
+from harness import Berth, berths_on_hosts, tls_handshake, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 
@@ -115,7 +116,7 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
         # The routes that replicate it are mutual TLS from the first byte: no certificate, no
         # route (test_swarmca.py checks that another CA's server is refused too).
         for i in range(3):
-            assert "CERTIFICATE_REQUIRED" in tls_without_certificate(bed, 3, bed.addr(i), 2378)
+            assert "CERTIFICATE_REQUIRED" in tls_handshake(bed, 3, bed.addr(i), 2378)
         # A worker joins through the first manager, and learns of all three.
         worker_token = second.docker_ok("swarm", "join-token", "-q", "worker").strip()
         worker.docker_ok("swarm", "join", "--token", worker_token, f"{bed.addr(0)}:2377", timeout=90)
@@ -176,6 +177,8 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
 
         # Demoted again: it links to the managers as a worker, keeping its tasks, and the
         # managers' JetStream forgets its server (swarmkit removes it from its raft).
+        worker_tls, manager_tls = worker.data_root / "nats" / "swarm-tls", worker.data_root / "manager-tls"
+        shutil.copytree(worker_tls, manager_tls)  # its certificate as a manager, kept by the test
         second.docker_ok("node", "demote", worker_id)
         wait_until(lambda: worker.docker_ok("info", "--format", "{{.Swarm.ControlAvailable}}").strip() == "false",
                    40, "the demoted node serving as a worker")  # fmt: skip
@@ -185,6 +188,14 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
         wait_until(lambda: cluster_peers(bed, second, 1) == {first_id, second_id, third_id}, 30,
                    "the demoted node's server out of the managers' JetStream cluster")  # fmt: skip
         assert state_copies(bed, second, 1) == {first_id, second_id, third_id}
+        # It no longer keeps its certificate as a manager (its key stays, for a promotion). Had it
+        # kept it (the CA's, valid for years), the managers' routes admit only the managers'
+        # keys: it is refused, a manager is not.
+        assert not (worker_tls / "node.pem").exists() and (worker_tls / "node-key.pem").exists()
+        route_port = (bed.addr(1), 2378)
+        wait_until(lambda: not tls_handshake(bed, 3, *route_port, manager_tls).startswith("INFO"), 20,
+                   "the demoted node's key no longer admitted on the managers' routes")  # fmt: skip
+        assert tls_handshake(bed, 0, *route_port, first.data_root / "nats" / "swarm-tls").startswith("INFO")
         assert kept <= task_containers(worker) and sum(running(n) for n in (first, second, third, worker)) == 6
 
         # A manager leaves: refused without --force, as dockerd's; with it, the others keep the swarm.

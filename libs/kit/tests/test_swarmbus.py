@@ -89,6 +89,11 @@ def test_with_a_ca_both_ports_speak_tls_and_the_link_verifies_the_managers() -> 
     settings = "\n".join(leafnode_settings(worker))
     assert 'tls: {ca_file: "/t/ca.pem", timeout: 3}' in settings
     assert "tls" not in "\n".join(leafnode_settings(WORKER))
+    # The managers' keys: the only peers its routes admit (not the swarm port, which takes workers).
+    pinned = render_swarm_server(replace(CLUSTERED, tls_dir="/t", route_pins=("aa" * 32, "bb" * 32)), ())
+    pins = f'pinned_certs: ["{"aa" * 32}", "{"bb" * 32}"]'
+    assert pins in pinned.split("cluster {")[1].split("leafnodes {")[0]
+    assert "pinned_certs" not in pinned.split("leafnodes {")[1] and "pinned_certs" not in clustered
 
 
 def test_what_a_reload_cannot_change_asks_for_a_restart() -> None:
@@ -97,13 +102,14 @@ def test_what_a_reload_cannot_change_asks_for_a_restart() -> None:
     assert not replace(SERVER, users=()).restart_needed(SERVER)
     assert replace(SERVER, listen="0.0.0.0:2377").restart_needed(SERVER)
     assert replace(SERVER, tls_dir="/t").restart_needed(SERVER)
+    assert not replace(CLUSTERED, route_pins=("aa" * 32,)).restart_needed(CLUSTERED)  # a reload cuts the unpinned
 
 
 def test_the_file_round_trips_privately_and_an_unreadable_one_is_no_swarm(tmp_path: Path) -> None:
     path = tmp_path / "swarm.json"
     assert read_swarm_bus(path).empty
     tls_worker = replace(WORKER, remote=replace(WORKER.remote, ca_file="/t/ca.pem"))
-    tls_manager = replace(MANAGER, server=replace(CLUSTERED, tls_dir="/t"))
+    tls_manager = replace(MANAGER, server=replace(CLUSTERED, tls_dir="/t", route_pins=("aa" * 32,)))
     for bus in (MANAGER, WORKER, tls_worker, tls_manager):
         write_swarm_bus(path, bus)
         assert read_swarm_bus(path) == bus

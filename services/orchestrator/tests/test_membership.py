@@ -96,6 +96,34 @@ def test_a_second_manager_makes_a_cluster_that_stays_one(tmp_path: Path) -> None
     assert manager_server(m1, cluster, [m1], pair, tmp_path, "").cluster == pair.cluster
 
 
+def test_routes_admit_the_managers_keys_and_a_demoted_ones_until_it_left_the_cluster(tmp_path: Path) -> None:
+    ca, ca_key = swarmca.new_ca()
+    cluster = _cluster()
+
+    def manager(i: int, **kw: object) -> NodeRecord:
+        _, request = swarmca.new_key_and_request([f"10.0.0.{i}"])
+        node = NodeRecord(id=f"m{i}", berth_node=f"h{i}", hostname=f"h{i}", created_at="", updated_at="",
+                          role="manager", listen="0.0.0.0:2377", addr=f"10.0.0.{i}", routes_at=f"10.0.0.{i}:2378",
+                          cert=swarmca.sign(ca, ca_key, request, f"m{i}", cluster.id))  # fmt: skip
+        for key, value in kw.items():
+            setattr(node, key, value)
+        return node
+
+    m1, m2, m3 = manager(1), manager(2), manager(3)
+    pin = {n.id: swarmca.key_pin(n.cert) for n in (m1, m2, m3)}
+    three = manager_server(m1, cluster, [m1, m2, m3], None, tmp_path, "/tls")
+    assert three.route_pins == tuple(sorted(pin.values()))
+    # m3 demoted: its route and its key stay until its server has left JetStream's cluster.
+    leaving = manager(3, role="worker", leaving_cluster=True, cert=m3.cert)
+    assert manager_server(m1, cluster, [m1, m2, leaving], three, tmp_path, "/tls").route_pins == three.route_pins
+    gone = manager(3, role="worker", cert=m3.cert)
+    two = manager_server(m1, cluster, [m1, m2, gone], three, tmp_path, "/tls")
+    assert two.route_pins == tuple(sorted((pin["m1"], pin["m2"]))) and not two.restart_needed(three)
+    # No TLS (a swarm older than berth's TLS), or no routes yet: nothing to pin.
+    assert manager_server(m1, cluster, [m1, m2, m3], None, tmp_path, "").route_pins == ()
+    assert manager_server(m1, cluster, [m1], None, tmp_path, "/tls").route_pins == ()
+
+
 def test_addresses_read_as_dockerd_reads_them() -> None:
     assert host_port("10.0.0.1") == ("10.0.0.1", 2377)
     assert host_port("10.0.0.1:4000") == ("10.0.0.1", 4000)
@@ -122,3 +150,41 @@ def test_a_promoted_worker_keeps_its_session_until_it_serves_as_a_manager(tmp_pa
     assert told is not None and told.routes == ["10.0.0.1:2378"] and told.cluster == server.cluster
     assert (told.route_user, told.route_password) == ("route-x", "route-secret")
     assert "route-secret" not in repr(told)
+
+
+def test_a_demoted_managers_server_leaves_once_it_stepped_down_not_on_a_promotions_leftover() -> None:
+    from berth_orchestrator.swarmlink import STEP_DOWN_WITHIN, stepped_down
+
+    now = 1000.0
+    worker_hash = hash_password("as-a-worker")
+
+    def demoted(hash_then: str, hash_now: str, last_seen: float = now) -> NodeRecord:
+        return NodeRecord(id="m2", berth_node="b", hostname="b", created_at="", updated_at="", role="worker",
+                          leaving_cluster=True, leaving_since=now - 1, hash_at_demotion=hash_then,
+                          leaf_password_hash=hash_now, last_seen=last_seen)  # fmt: skip
+
+    assert not stepped_down(demoted("", ""), now)  # still moving to its worker's link
+    assert stepped_down(demoted("", worker_hash), now)  # its link's password written
+    # Promoted, then demoted before its first beat as a manager: the hash it still has is its
+    # old session's. Its server is a peer: it must stay until the node read its demotion there.
+    assert not stepped_down(demoted(worker_hash, worker_hash), now)
+    assert stepped_down(demoted(worker_hash, hash_password("a new one")), now)
+    assert stepped_down(demoted(worker_hash, worker_hash), now + STEP_DOWN_WITHIN + 1)  # never told
+    assert stepped_down(demoted("", "", last_seen=now - 3600), now)  # down
+
+
+def test_a_demoted_manager_keeps_its_key_but_not_its_certificate(tmp_path: Path) -> None:
+    from berth_kit.swarmbus import LeafRemote
+    from berth_orchestrator.membership import Membership
+
+    membership = Membership(tmp_path / "swarm.json")
+    ca, ca_key = swarmca.new_ca()
+    key, request = swarmca.new_key_and_request(["10.0.0.2"])
+    membership.tls.write_ca(ca)
+    membership.tls.write_key(key)
+    membership.tls.write_cert(swarmca.sign(ca, ca_key, request, "m2", "c1"), ca)
+    link = LeafRemote(("10.0.0.1:2377",), "node-m2", "pw", str(membership.tls.ca))
+    membership.stepped_down(link, {"node_id": "m2"})
+    assert membership.read().remote == link and membership.read().server is None
+    assert not membership.tls.cert.exists() and membership.tls.key.exists() and membership.tls.ca.exists()
+    assert membership.server_tls() == ""

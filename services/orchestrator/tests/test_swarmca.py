@@ -222,6 +222,55 @@ async def test_routes_are_mutual_tls_with_the_swarms_ca(tmp_path: Path) -> None:
         assert "TLS route handshake error" in m3_log.read_text()
 
 
+async def test_routes_admit_only_the_pinned_managers_keys(tmp_path: Path) -> None:
+    """A certificate of the swarm's CA is not enough: a manager no longer in the state (its
+    key unpinned) is refused, and its route cut at the reload that unpins it."""
+    route_ports = [free_port(), free_port(), free_port()]
+    tls = [_manager_tls(tmp_path, f"m{i}", ["127.0.0.1"]) for i in range(3)]
+    pins = tuple(sorted(swarmca.key_pin(t.cert.read_text()) for t in tls))
+    assert len(set(pins)) == 3 and all(len(p) == 64 for p in pins)
+
+    def clustered(i: int, pinned: tuple[str, ...]) -> tuple[SwarmServer, int]:
+        return _server(
+            tmp_path, f"m{i}", tls[i], cluster="berth-c1", cluster_listen=f"127.0.0.1:{route_ports[i]}",
+            cluster_advertise=f"127.0.0.1:{route_ports[i]}",
+            routes=tuple(f"127.0.0.1:{p}" for j, p in enumerate(route_ports) if j != i),
+            route_user="route-u", route_password="route-secret", route_pins=pinned,
+        )  # fmt: skip
+
+    servers = [clustered(i, pins) for i in range(3)]
+    config = [tmp_path / f"m{i}.conf" for i in range(3)]
+    with (
+        _nats(tmp_path, "m0", render_swarm_server(servers[0][0], ())) as m0_log,
+        _nats(tmp_path, "m1", render_swarm_server(servers[1][0], ())),
+        _nats(tmp_path, "m2", render_swarm_server(servers[2][0], ())),
+    ):
+        for _, port in servers:
+            _wait_listening(port)
+        (p0, p1, p2) = (port for _, port in servers)
+        assert await _crosses(_url(p2, True), _url(p0, True), within=8)
+        # m2 leaves the state: the others reload without its key, and cut its routes.
+        unpinned = tuple(p for p in pins if p != swarmca.key_pin(tls[2].cert.read_text()))
+        for i in (0, 1):
+            config[i].write_text(render_swarm_server(replace(servers[i][0], route_pins=unpinned), ()))
+            await anyio.run_process(["pkill", "-HUP", "-f", str(config[i])])
+        deadline = time.monotonic() + 10
+        while "certificate not pinned" not in m0_log.read_text():
+            assert time.monotonic() < deadline, m0_log.read_text()[-2000:]
+            await anyio.sleep(0.1)
+        assert not await _crosses(_url(p2, True), _url(p0, True), within=2.5)
+        assert await _crosses(_url(p1, True), _url(p0, True))
+
+
+def test_a_pin_is_the_public_keys_whatever_signs_it(tmp_path: Path) -> None:
+    key, request = swarmca.new_key_and_request(["127.0.0.1"])
+    first = swarmca.sign(CA, CA_KEY, request, "n1", "cluster1")
+    again = swarmca.sign(CA, CA_KEY, request, "n1", "cluster1")
+    assert first != again and swarmca.key_pin(first) == swarmca.key_pin(again)
+    _, other_request = swarmca.new_key_and_request(["127.0.0.1"])
+    assert swarmca.key_pin(swarmca.sign(CA, CA_KEY, other_request, "n1", "cluster1")) != swarmca.key_pin(first)
+
+
 def test_tls_info_names_the_ca_as_swarmkit_shows_an_issuer() -> None:
     info = swarmca.tls_info(CA)
     ca = x509.load_pem_x509_certificate(CA.encode())

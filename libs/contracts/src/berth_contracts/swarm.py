@@ -262,6 +262,7 @@ class NodePromotion(msgspec.Struct, frozen=True, kw_only=True):
     route_password: str
     cert: str = ""  # its manager certificate (PEM) for the key it made when it joined
     ca_cert: str = ""
+    route_pins: list[str] = msgspec.field(default_factory=list)  # the managers' keys its routes admit
 
     def __repr__(self) -> str:  # never the route password (logs, tracebacks)
         return f"NodePromotion(cluster={self.cluster!r}, routes={self.routes!r})"
@@ -312,6 +313,7 @@ class NodeJoined(Reply, frozen=True):
     route_password: str = ""
     cert: str = ""  # a manager's certificate (PEM), for the key it made
     ca_cert: str = ""
+    route_pins: list[str] = msgspec.field(default_factory=list)  # the managers' keys its routes admit
 
     def __repr__(self) -> str:  # never the route password (logs, tracebacks)
         return f"NodeJoined(node_id={self.node_id!r}, role={self.role!r}, managers={self.managers!r})"

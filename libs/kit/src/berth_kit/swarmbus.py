@@ -14,8 +14,8 @@ The orchestrator decides it and writes it as `<bus-dir>/swarm.json`; the supervi
 - A worker's own nats-server connects to the managers' swarm ports as a leafnode, with its
   node's credentials.
 - Both ports speak TLS when the swarm has a CA (berth_orchestrator.swarmca): a manager's server
-  presents its certificate on the swarm port and on its routes (mutual TLS between managers);
-  a node's link verifies the manager's certificate with the CA it pinned to its join token.
+  presents its certificate on the swarm port and on its routes (mutual TLS between managers,
+  each admitting only the current managers' keys); a node's link verifies the manager's certificate with the CA it pinned to its join token.
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ class SwarmServer:
     # server from JetStream's cluster with it ($JS.API.SERVER.REMOVE is a system request).
     system_password: str = ""
     tls_dir: str = ""  # TLS_CA, TLS_CERT, TLS_KEY: the swarm and route ports speak TLS
+    # The managers' keys (sha256 of each certificate's public key, hex): the only peers its
+    # routes admit, either way. Empty: any certificate of the CA.
+    route_pins: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # never a password
         return f"SwarmServer(name={self.name!r}, listen={self.listen!r}, routes={self.routes!r})"
@@ -139,7 +142,7 @@ def _server(raw: dict[str, Any]) -> SwarmServer:
         cluster_listen=str(raw.get("cluster_listen", "")), cluster_advertise=str(raw.get("cluster_advertise", "")),
         routes=tuple(raw.get("routes", ())), route_user=str(raw.get("route_user", "")),
         route_password=str(raw.get("route_password", "")), system_password=str(raw.get("system_password", "")),
-        tls_dir=str(raw.get("tls_dir", "")),
+        tls_dir=str(raw.get("tls_dir", "")), route_pins=tuple(raw.get("route_pins", ())),
     )  # fmt: skip
 
 
@@ -173,12 +176,13 @@ def leafnode_settings(bus: SwarmBus) -> tuple[str, ...]:
     return ("leafnodes {", f"  remotes = [{{urls: {_quoted(urls)}{tls}}}]", '  reconnect: "1s"', "}")
 
 
-def _tls_block(tls_dir: str, mutual: bool) -> str:
+def _tls_block(tls_dir: str, mutual: bool, pins: tuple[str, ...] = ()) -> str:
     d = Path(tls_dir)
     verify = f", ca_file: {json.dumps(str(d / TLS_CA))}, verify: true" if mutual else ""
+    pinned = f", pinned_certs: {_quoted(pins)}" if pins else ""
     return (
         f"  tls {{cert_file: {json.dumps(str(d / TLS_CERT))}, key_file: {json.dumps(str(d / TLS_KEY))}"
-        f"{verify}, timeout: {TLS_TIMEOUT}}}"
+        f"{verify}{pinned}, timeout: {TLS_TIMEOUT}}}"
     )
 
 
@@ -213,7 +217,7 @@ def render_swarm_server(server: SwarmServer, jetstream: tuple[str, ...]) -> str:
             f"  advertise: {json.dumps(server.cluster_advertise)}",
             f"  authorization {{user: {json.dumps(server.route_user)}, password: {json.dumps(server.route_password)}}}",
             f"  routes: {_quoted(tuple(f'nats-route://{route}@{addr}' for addr in server.routes))}",
-            *([_tls_block(server.tls_dir, mutual=True)] if server.tls_dir else []),
+            *([_tls_block(server.tls_dir, mutual=True, pins=server.route_pins)] if server.tls_dir else []),
             "}",
         ]
     if server.system_password:

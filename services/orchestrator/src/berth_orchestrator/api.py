@@ -355,6 +355,7 @@ class SwarmApi:
         # Its route stays until it left JetStream's cluster: cut off before, it could not
         # write its own step down (SwarmLink.remove_peers clears it).
         node.role, node.leaving_cluster = "worker", bool(node.routes_at)
+        node.leaving_since, node.hash_at_demotion = now, node.leaf_password_hash
         if node_ready(node, now):
             # Its heartbeats pause while it moves from its swarm server to a worker's link.
             await self.store.put_seen(snap, node.id, now + DEMOTION_GRACE)

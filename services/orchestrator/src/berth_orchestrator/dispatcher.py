@@ -24,7 +24,7 @@ from berth_contracts.swarm import (
 
 from berth_orchestrator import specs
 from berth_orchestrator.lease import Leadership
-from berth_orchestrator.membership import cluster_name, host_port, joined, route_addr
+from berth_orchestrator.membership import cluster_name, host_port, joined, route_addr, route_pins
 from berth_orchestrator.reconcile import TERMINAL
 from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord
 from berth_orchestrator.store import Snapshot, SwarmStore
@@ -45,6 +45,7 @@ def promotion(snap: Snapshot, node: NodeRecord) -> NodePromotion | None:
     return NodePromotion(
         cluster=cluster_name(cluster), routes=routes, route_user=cluster.route_user,
         route_password=cluster.route_password, cert=node.cert, ca_cert=cluster.ca_cert,
+        route_pins=list(route_pins(snap.nodes.values())),
     )  # fmt: skip
 
 

@@ -159,7 +159,7 @@ class Admission:
             node_id=node.id, cluster_id=cluster.id, managers=_swarm_ports(snap), role="manager",
             cluster=server.cluster, routes=sorted(n.routes_at for n in others),
             route_user=cluster.route_user, route_password=cluster.route_password,
-            cert=node.cert, ca_cert=cluster.ca_cert,
+            cert=node.cert, ca_cert=cluster.ca_cert, route_pins=list(server.route_pins),
         )  # fmt: skip
 
     async def into_cluster(self, server: SwarmServer, managers: int) -> None:
@@ -304,7 +304,7 @@ class Worker:
             store=str(store), listen=listen, cluster=routes.cluster, cluster_listen=route_addr(host, port),
             cluster_advertise=route_addr(addr, port), routes=tuple(routes.routes),
             route_user=routes.route_user, route_password=routes.route_password,
-            tls_dir=self.membership.server_tls(),
+            tls_dir=self.membership.server_tls(), route_pins=tuple(routes.route_pins),
         )  # fmt: skip
         # Until the link to that server is up, the state is unreadable here, never "no swarm" (a
         # promoted node's engine would remove its tasks).

@@ -10,7 +10,8 @@ traffic):
   hash); it may publish on its own session subject (and its log streams under it) and read
   its own answers (and log requests) and SWARM_CHANGED.
 The managers' swarm servers are routes of one NATS cluster, with credentials kept in the
-swarm's state and given to a node that joins with the manager token. Both ports speak TLS with
+swarm's state and given to a node that joins with the manager token; a route admits only the
+keys of the managers in the state (route_pins). Both ports speak TLS with
 the swarm's CA (swarmca): the node's TLS files live beside the bus file, and go when it leaves.
 """
 
@@ -40,7 +41,7 @@ from berth_kit.swarmbus import (
 )
 
 from berth_orchestrator.records import ClusterRecord, NodeRecord
-from berth_orchestrator.swarmca import NodeTLS
+from berth_orchestrator.swarmca import NodeTLS, key_pin
 
 SWARM_PORT = 2377
 MAX_STATE_COPIES = 3  # JetStream replicas of the state: one per manager, three at most (R3)
@@ -157,6 +158,12 @@ def leaf_users(cluster: ClusterRecord, nodes: Iterable[NodeRecord]) -> tuple[Lea
     return tuple(users)
 
 
+def route_pins(nodes: Iterable[NodeRecord]) -> tuple[str, ...]:
+    """The keys the managers' routes admit: the managers' own, and a demoted one's until its
+    server has left JetStream's cluster (as its route stays: manager_server)."""
+    return tuple(sorted({key_pin(n.cert) for n in nodes if (n.role == "manager" or n.leaving_cluster) and n.cert}))
+
+
 def manager_server(
     me: NodeRecord,
     cluster: ClusterRecord,
@@ -190,6 +197,7 @@ def manager_server(
         route_user=cluster.route_user if clustered else "",
         route_password=cluster.route_password if clustered else "",
         tls_dir=tls_dir,
+        route_pins=route_pins(nodes) if clustered and tls_dir else (),
     )
 
 
@@ -233,6 +241,13 @@ class Membership:
             write_swarm_bus(self.path, bus)
             if bus.empty:
                 self.tls.remove()  # out of the swarm: its keys are kept no longer than needed
+
+    def stepped_down(self, remote: LeafRemote, notes: dict[str, str]) -> None:
+        """A demoted manager's bus: its link to the managers only. Its certificate goes (a
+        worker has none); its key stays, named in its signing request should it be promoted."""
+        self.write(SwarmBus(remote=remote, member=notes))
+        if self.path is not None:
+            self.tls.cert.unlink(missing_ok=True)
 
     def worker(self) -> dict[str, str] | None:
         return worker_notes(self.read())

@@ -67,6 +67,10 @@ class NodeRecord(msgspec.Struct, kw_only=True):
     # Demoted: its swarm server is still a JetStream peer of the managers' cluster until the
     # leader removes it (once the node serves as a worker, or is down).
     leaving_cluster: bool = False
+    leaving_since: float = 0.0  # time.time() of its demotion
+    # Its leaf_password_hash then: a worker promoted and demoted before it served as a manager
+    # still has its worker's, which does not mean it stepped down (swarmlink.stepped_down).
+    hash_at_demotion: str = ""
     engine_version: str = ""
     engine_labels: dict[str, str] = msgspec.field(default_factory=dict)  # its engine's --label
     nano_cpus: int = 0

@@ -10,8 +10,12 @@ each other's routes (mutual TLS). A node makes its own key and sends a certifica
 request when it joins; the key never leaves it. A manager's request is signed at once, a
 worker's when it is promoted. Workers authenticate with their passwords, inside TLS.
 
+A certificate of the CA is not enough for a route: each manager's routes admit only the keys of
+the managers in the state (`pinned_certs`, key_pin), so a demoted or removed manager, which
+keeps its certificate, is refused once its server has left the managers' cluster.
+
 The CA's key lives in the swarm's state (every manager signs), which only the orchestrator's
-bus identity can read. Certificates are not renewed or revoked (see the orchestrator README).
+bus identity can read. Certificates are not renewed (see the orchestrator README).
 """
 
 from __future__ import annotations
@@ -52,6 +56,14 @@ def digest(ca_pem: str) -> str:
 def digest_hex(token_digest: str) -> str:
     """The base36 digest as swarmkit's error shows it (hex)."""
     return f"{int(token_digest, 36):064x}"
+
+
+def key_pin(cert_pem: str) -> str:
+    """What nats-server's `pinned_certs` lists: the sha256 (hex) of the certificate's public
+    key (DER SubjectPublicKeyInfo), so a pin names a node's key, whatever signs it."""
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
 
 
 def _pem(cert: x509.Certificate) -> str:

@@ -71,6 +71,9 @@ MAINTAIN = 2.0  # the server's users and routes, the restore, the copies
 CONNECT_WITHIN = 30.0
 REMOVE_PEER = "$JS.API.SERVER.REMOVE"  # a system account request, answered by the meta leader
 NOT_A_PEER = 10044  # JetStream's "server is not a member of the cluster"
+# A demoted manager that has not stepped down within this (while its engine beats) never
+# will: it was promoted and demoted before it was told, and never served (stepped_down).
+STEP_DOWN_WITHIN = 60.0
 SHRINKING = "shrinking"  # a demoted node's note: "<other's swarm port> <other's route port>"
 
 
@@ -182,7 +185,7 @@ class SwarmLink:
             # Each live one links to this one as a worker first (its node user); one that is
             # down is not waited for.
             now = time.time()
-            if all(n.leaf_password_hash or not node_ready(n, now) for n in leaving):
+            if all(stepped_down(n, now) for n in leaving):
                 await self.shrink_to_one(snap, me, server, leaving)
             return
         await self._admission.rewrite_bus(snap)
@@ -223,7 +226,7 @@ class SwarmLink:
         if SHRINKING in notes:
             log.info("this node was demoted to worker: it waits for the other manager to serve alone")
             return
-        self._membership.write(SwarmBus(remote=link, member=notes))
+        self._membership.stepped_down(link, notes)
         log.info("this node was demoted to worker: it links to the managers (%s)", ", ".join(others))
         await self.sync()  # no longer a manager's state here: at once, not at the next check
 
@@ -241,7 +244,7 @@ class SwarmLink:
             return
         self._alone_seen = 0
         notes = {k: v for k, v in bus.member.items() if k != SHRINKING}
-        self._membership.write(SwarmBus(remote=bus.remote, member=notes))
+        self._membership.stepped_down(bus.remote, notes)
         log.info("this node was demoted to worker: the other manager serves alone; it links to it (%s)", swarm_port)
         await self.sync()
 
@@ -276,7 +279,7 @@ class SwarmLink:
         pending = [n for n in snap.nodes.values() if n.leaving_cluster]
         now = time.time()
         for node in pending:
-            if not node.leaf_password_hash and node_ready(node, now):
+            if not stepped_down(node, now):
                 continue  # still moving to its worker's link: its server keeps the state meanwhile
             if await self._remove_peer(server, node.id):
                 node.leaving_cluster, node.routes_at = False, ""
@@ -351,6 +354,17 @@ class SwarmLink:
             except Exception:  # noqa: BLE001 - the next round tries again
                 log.exception("swarm server: keeping the link failed")
             await anyio.sleep(CHECK)
+
+
+def stepped_down(node: NodeRecord, now: float) -> bool:
+    """Whether a demoted manager's server may leave the managers' cluster: the node links as a
+    worker with the password it chose when it stepped down (not the one it still had from
+    before a promotion it had not completed: its server is a peer, and it must read its
+    demotion there), or it is down, or it never stepped down (a promotion it was never told)."""
+    if node.leaf_password_hash and node.leaf_password_hash != node.hash_at_demotion:
+        return True
+    never = bool(node.leaving_since) and now - node.leaving_since > STEP_DOWN_WITHIN
+    return not node_ready(node, now) or never
 
 
 def serves_alone(swarm_port: str, route_port: str, timeout: float = 2.0) -> bool:
