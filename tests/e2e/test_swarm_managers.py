@@ -7,6 +7,7 @@ host comes back, catches up, and stops the tasks it no longer owns; the worker i
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 from berth_testsupport.netbed import NetBed
+from cryptography import x509
 from harness import Berth, berths_on_hosts, tls_handshake, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
@@ -36,6 +38,11 @@ def running(node: Berth, service: str = "web") -> int:
 def task_containers(node: Berth, service: str = "web") -> set[str]:
     out = node.docker_ok("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}")
     return set(out.split())
+
+
+def cert_lifetime(node: Berth) -> datetime.timedelta:
+    cert = x509.load_pem_x509_certificate((node.data_root / "nats" / "swarm-tls" / "node.pem").read_bytes())
+    return cert.not_valid_after_utc - cert.not_valid_before_utc
 
 
 def managers(node: Berth) -> dict[str, str]:
@@ -97,6 +104,11 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
             "service", "create", "--name", "web", "--replicas", "3", "--stop-grace-period", "1s",
             "busybox:latest", "sh", "-c", "echo up; exec sleep 1000", timeout=120,
         )  # fmt: skip
+        # Certificates last the swarm's --cert-expiry (90 days unless set, an hour at least, as
+        # swarmkit's): the first manager's was made at init, the next two after the update.
+        refused = first.docker("swarm", "update", "--cert-expiry", "30m")
+        assert refused.returncode == 1 and "minimum certificate expiry time is: 1h0m0s" in refused.stderr
+        first.docker_ok("swarm", "update", "--cert-expiry", "2h")
         token = first.docker_ok("swarm", "join-token", "-q", "manager").strip()
         for node in (second, third):
             joined = node.docker_ok("swarm", "join", "--token", token, f"{bed.addr(0)}:2377", timeout=90)
@@ -112,6 +124,8 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
             seen = managers(node)
             assert set(seen) == {first_id, second_id, third_id}
             assert sum(1 for state in seen.values() if state == "Ready Leader") == 1
+        assert cert_lifetime(first) == datetime.timedelta(days=90, minutes=5)  # backdated 5 minutes
+        assert cert_lifetime(second) == cert_lifetime(third) == datetime.timedelta(hours=2, minutes=5)
         wait_until(lambda: replicas_of_state(bed, second, 1) == 3, 20, "three copies of the state")
         # The routes that replicate it are mutual TLS from the first byte: no certificate, no
         # route (test_swarmca.py checks that another CA's server is refused too).

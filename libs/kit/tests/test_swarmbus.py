@@ -103,13 +103,14 @@ def test_what_a_reload_cannot_change_asks_for_a_restart() -> None:
     assert replace(SERVER, listen="0.0.0.0:2377").restart_needed(SERVER)
     assert replace(SERVER, tls_dir="/t").restart_needed(SERVER)
     assert not replace(CLUSTERED, route_pins=("aa" * 32,)).restart_needed(CLUSTERED)  # a reload cuts the unpinned
+    assert not replace(CLUSTERED, cert_digest="ab12").restart_needed(CLUSTERED)  # a renewed certificate: reloaded
 
 
 def test_the_file_round_trips_privately_and_an_unreadable_one_is_no_swarm(tmp_path: Path) -> None:
     path = tmp_path / "swarm.json"
     assert read_swarm_bus(path).empty
     tls_worker = replace(WORKER, remote=replace(WORKER.remote, ca_file="/t/ca.pem"))
-    tls_manager = replace(MANAGER, server=replace(CLUSTERED, tls_dir="/t", route_pins=("aa" * 32,)))
+    tls_manager = replace(MANAGER, server=replace(CLUSTERED, tls_dir="/t", route_pins=("aa" * 32,), cert_digest="ab12"))
     for bus in (MANAGER, WORKER, tls_worker, tls_manager):
         write_swarm_bus(path, bus)
         assert read_swarm_bus(path) == bus

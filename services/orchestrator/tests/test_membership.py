@@ -8,6 +8,7 @@ import pytest
 from berth_contracts.errors import InvalidParameter
 from berth_orchestrator import ids, swarmca
 from berth_orchestrator.membership import (
+    cert_digest,
     check_password_hash,
     hash_password,
     host_port,
@@ -113,6 +114,7 @@ def test_routes_admit_the_managers_keys_and_a_demoted_ones_until_it_left_the_clu
     pin = {n.id: swarmca.key_pin(n.cert) for n in (m1, m2, m3)}
     three = manager_server(m1, cluster, [m1, m2, m3], None, tmp_path, "/tls")
     assert three.route_pins == tuple(sorted(pin.values()))
+    assert three.cert_digest and three.cert_digest == cert_digest(m1.cert)  # renewed: another, so a reload
     # m3 demoted: its route and its key stay until its server has left JetStream's cluster.
     leaving = manager(3, role="worker", leaving_cluster=True, cert=m3.cert)
     assert manager_server(m1, cluster, [m1, m2, leaving], three, tmp_path, "/tls").route_pins == three.route_pins

@@ -84,6 +84,10 @@ def test_what_berths_ca_and_store_do_not_do_is_refused() -> None:
     for spec, current in refused:
         with pytest.raises(NotImplementedByBerth):
             specs.check_swarm_features(spec, current)
+    # `--cert-expiry`: at least swarmkit's hour, in its words.
+    specs.check_swarm_features({"CAConfig": {"NodeCertExpiry": 3600 * 10**9}}, None)
+    with pytest.raises(InvalidParameter, match=r"minimum certificate expiry time is: 1h0m0s"):
+        specs.check_swarm_features({"CAConfig": {"NodeCertExpiry": 1800 * 10**9}}, None)
 
 
 def test_registry_credentials_live_in_the_template_and_are_never_shown() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
 import subprocess
 import time
 from collections.abc import Iterator
@@ -269,6 +270,46 @@ def test_a_pin_is_the_public_keys_whatever_signs_it(tmp_path: Path) -> None:
     assert first != again and swarmca.key_pin(first) == swarmca.key_pin(again)
     _, other_request = swarmca.new_key_and_request(["127.0.0.1"])
     assert swarmca.key_pin(swarmca.sign(CA, CA_KEY, other_request, "n1", "cluster1")) != swarmca.key_pin(first)
+
+
+def test_a_certificate_lasts_the_swarms_cert_expiry_and_is_due_for_renewal_at_half_of_it() -> None:
+    assert swarmca.node_lifetime({}) == datetime.timedelta(days=90)  # swarmkit's default
+    two_hours = {"CAConfig": {"NodeCertExpiry": 2 * 3600 * 10**9}}
+    assert swarmca.node_lifetime(two_hours) == datetime.timedelta(hours=2)
+    _, request = swarmca.new_key_and_request(["127.0.0.1"])
+    cert_pem = swarmca.sign(CA, CA_KEY, request, "n1", "cluster1", swarmca.node_lifetime(two_hours))
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    assert end - start == datetime.timedelta(hours=2, minutes=5)  # backdated 5 minutes for clock skew
+    assert swarmca.expires(cert_pem) == end
+    assert not swarmca.renewal_due(cert_pem)
+    assert not swarmca.renewal_due(cert_pem, start + (end - start) / 2 - datetime.timedelta(seconds=1))
+    assert swarmca.renewal_due(cert_pem, start + (end - start) / 2)
+
+
+async def test_a_renewed_certificate_is_presented_after_a_reload(tmp_path: Path) -> None:
+    """Renewal writes the same files: a reload (SIGHUP, as the supervisor sends when the
+    server's cert_digest changed) makes new connections get the new certificate."""
+    tls = swarmca.NodeTLS(tmp_path / "m1-tls")
+    key, request = swarmca.new_key_and_request(["127.0.0.1"])  # kept in the node's record
+    tls.write_key(key)
+    tls.write_cert(swarmca.sign(CA, CA_KEY, request, "m1", "cluster1"), CA)
+    server, _ = _server(tmp_path, "m1", tls)
+    host, port = server.listen.split(":")
+    config = tmp_path / "m1.conf"
+    with _nats(tmp_path, "m1", render_swarm_server(server, ())):
+        _wait_listening(int(port))
+        first = swarmca.presented_chain((host, int(port)), 5)[0]
+        renewed = swarmca.sign(CA, CA_KEY, request, "m1", "cluster1")  # the same key, signed again
+        tls.write_cert(renewed, CA)
+        assert swarmca.presented_chain((host, int(port)), 5)[0] == first  # not before the reload
+        await anyio.run_process(["pkill", "-HUP", "-f", str(config)])
+        deadline = time.monotonic() + 10
+        while swarmca.presented_chain((host, int(port)), 5)[0] == first:
+            assert time.monotonic() < deadline, "the renewed certificate was not presented"
+            await anyio.sleep(0.1)
+        assert swarmca.presented_chain((host, int(port)), 5)[0] == renewed
+        assert swarmca.key_pin(renewed) == swarmca.key_pin(first)
 
 
 def test_tls_info_names_the_ca_as_swarmkit_shows_an_issuer() -> None:

@@ -81,6 +81,9 @@ class SwarmServer:
     # The managers' keys (sha256 of each certificate's public key, hex): the only peers its
     # routes admit, either way. Empty: any certificate of the CA.
     route_pins: tuple[str, ...] = ()
+    # Its certificate's digest: a renewed one (the same files) changes this file, so the
+    # supervisor has nats-server reload it.
+    cert_digest: str = ""
 
     def __repr__(self) -> str:  # never a password
         return f"SwarmServer(name={self.name!r}, listen={self.listen!r}, routes={self.routes!r})"
@@ -143,6 +146,7 @@ def _server(raw: dict[str, Any]) -> SwarmServer:
         routes=tuple(raw.get("routes", ())), route_user=str(raw.get("route_user", "")),
         route_password=str(raw.get("route_password", "")), system_password=str(raw.get("system_password", "")),
         tls_dir=str(raw.get("tls_dir", "")), route_pins=tuple(raw.get("route_pins", ())),
+        cert_digest=str(raw.get("cert_digest", "")),
     )  # fmt: skip
 
 

@@ -40,6 +40,7 @@ from berth_orchestrator.membership import (
     MAX_STATE_COPIES,
     Membership,
     advertised_host,
+    cert_digest,
     check_listen,
     check_password_hash,
     free_loopback_port,
@@ -146,7 +147,10 @@ class Admission:
         )  # fmt: skip
         if cluster.ca_cert:
             node.cert_request = swarmca.checked_request(cmd.cert_request)
-            node.cert = swarmca.sign(cluster.ca_cert, cluster.ca_key, node.cert_request, node.id, cluster.id)
+            node.cert = swarmca.sign(
+                cluster.ca_cert, cluster.ca_key, node.cert_request, node.id, cluster.id,
+                swarmca.node_lifetime(cluster.spec),
+            )  # fmt: skip
         await self.store.put(snap, node)
         await self.store.put_seen(snap, node.id, node.last_seen)
         others = [n for n in snap.nodes.values() if n.role == "manager" and n.routes_at and n.id != node.id]
@@ -193,7 +197,10 @@ class Admission:
             raise Unavailable("promoting this node is not possible: it joined before berth's swarm had TLS (rejoin it)")
         host, port = host_port(node.listen)
         if cluster.ca_cert:
-            node.cert = swarmca.sign(cluster.ca_cert, cluster.ca_key, node.cert_request, node.id, cluster.id)
+            node.cert = swarmca.sign(
+                cluster.ca_cert, cluster.ca_key, node.cert_request, node.id, cluster.id,
+                swarmca.node_lifetime(cluster.spec),
+            )  # fmt: skip
         node.role, node.port = "manager", port
         node.routes_at = route_addr(node.addr, port) if bus.server.cluster else ""
         node.updated_at = rfc3339nano()
@@ -305,6 +312,7 @@ class Worker:
             cluster_advertise=route_addr(addr, port), routes=tuple(routes.routes),
             route_user=routes.route_user, route_password=routes.route_password,
             tls_dir=self.membership.server_tls(), route_pins=tuple(routes.route_pins),
+            cert_digest=cert_digest(routes.cert) if self.membership.server_tls() else "",
         )  # fmt: skip
         # Until the link to that server is up, the state is unreadable here, never "no swarm" (a
         # promoted node's engine would remove its tasks).

@@ -198,7 +198,12 @@ def manager_server(
         route_password=cluster.route_password if clustered else "",
         tls_dir=tls_dir,
         route_pins=route_pins(nodes) if clustered and tls_dir else (),
+        cert_digest=cert_digest(me.cert) if tls_dir else "",
     )
+
+
+def cert_digest(cert_pem: str) -> str:
+    return hashlib.sha256(cert_pem.encode()).hexdigest()[:16] if cert_pem else ""
 
 
 def free_loopback_port() -> int:

@@ -229,10 +229,17 @@ def host_ports(spec: Document) -> list[HostPort]:
     return out
 
 
+MIN_CERT_EXPIRY_NS = 3600 * 10**9  # swarmkit's ca.MinNodeCertExpiration (swarmca.MIN_NODE_LIFETIME)
+
+
 def check_swarm_features(spec: Document, current: Document | None) -> None:
     """What a SwarmSpec may ask that berth does not do, refused rather than stored and ignored:
     autolock (the state is not encrypted at rest), and a new or external root CA (`docker
-    swarm ca --rotate`, `--external-ca`: berth's CA is the one made at init, see swarmca)."""
+    swarm ca --rotate`, `--external-ca`: berth's CA is the one made at init, see swarmca); and
+    a certificate expiry under swarmkit's minimum."""
+    expiry = _dict(spec, "CAConfig").get("NodeCertExpiry")
+    if isinstance(expiry, int) and 0 < expiry < MIN_CERT_EXPIRY_NS:
+        raise InvalidParameter("rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s")
     if _dict(spec, "EncryptionConfig").get("AutoLockManagers"):
         raise NotImplementedByBerth("autolock is not supported by berth: the swarm's state is not encrypted at rest")
     ca = _dict(spec, "CAConfig")

@@ -15,7 +15,8 @@ the managers in the state (`pinned_certs`, key_pin), so a demoted or removed man
 keeps its certificate, is refused once its server has left the managers' cluster.
 
 The CA's key lives in the swarm's state (every manager signs), which only the orchestrator's
-bus identity can read. Certificates are not renewed (see the orchestrator README).
+bus identity can read. A manager renews its own certificate at half its life, for the same key
+(so its pin stays), and its server reloads it.
 """
 
 from __future__ import annotations
@@ -45,7 +46,31 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from berth_orchestrator import ids
 
 CA_LIFETIME = datetime.timedelta(days=20 * 365)  # swarmkit's root CA default
-NODE_LIFETIME = datetime.timedelta(days=5 * 365)  # no renewal yet: long-lived (README)
+# A manager's certificate lasts the swarm's `--cert-expiry` (CAConfig.NodeCertExpiry), 90 days
+# unless set, at least an hour (swarmkit's bounds), and is renewed at half its life.
+DEFAULT_NODE_LIFETIME = datetime.timedelta(days=90)
+MIN_NODE_LIFETIME = datetime.timedelta(hours=1)
+
+
+def node_lifetime(swarm_spec: dict[str, object]) -> datetime.timedelta:
+    """The certificates' lifetime a SwarmSpec sets (nanoseconds in CAConfig.NodeCertExpiry)."""
+    ca = swarm_spec.get("CAConfig")
+    nanos = ca.get("NodeCertExpiry") if isinstance(ca, dict) else None
+    if not isinstance(nanos, int) or nanos <= 0:
+        return DEFAULT_NODE_LIFETIME
+    return datetime.timedelta(microseconds=nanos // 1000)
+
+
+def renewal_due(cert_pem: str, now: datetime.datetime | None = None) -> bool:
+    """Whether half the certificate's life has gone (swarmkit renews at a random point between
+    half and four fifths of it)."""
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    return (now or datetime.datetime.now(datetime.UTC)) >= start + (end - start) / 2
+
+
+def expires(cert_pem: str) -> datetime.datetime:
+    return x509.load_pem_x509_certificate(cert_pem.encode()).not_valid_after_utc
 
 
 def digest(ca_pem: str) -> str:
@@ -158,7 +183,10 @@ def _request(request_pem: str) -> x509.CertificateSigningRequest:
     return request
 
 
-def sign(ca_pem: str, ca_key_pem: str, request_pem: str, node_id: str, cluster_id: str) -> str:
+def sign(
+    ca_pem: str, ca_key_pem: str, request_pem: str, node_id: str, cluster_id: str,
+    lifetime: datetime.timedelta = DEFAULT_NODE_LIFETIME,
+) -> str:  # fmt: skip
     """A manager's certificate (server and client: its routes are mutual TLS), for the key
     and the names of a request checked here: only IP addresses and DNS names."""
     request = _request(request_pem)
@@ -185,7 +213,7 @@ def sign(ca_pem: str, ca_key_pem: str, request_pem: str, node_id: str, cluster_i
         .public_key(request.public_key())  # type: ignore[arg-type]  # an EC key: checked by signing
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(min(now + NODE_LIFETIME, ca.not_valid_after_utc))
+        .not_valid_after(min(now + lifetime, ca.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
@@ -252,8 +280,21 @@ class NodeTLS:
 
 def fetch_remote_ca(addr: tuple[str, int], token_digest: str, timeout: float) -> str:
     """The CA that the swarm port at addr presents, if its digest is the token's (swarmkit's
-    GetRemoteCA). The port is a NATS leafnode listener: its INFO line first, then TLS; the
-    chain is read without verification, then pinned to the token."""
+    GetRemoteCA). The chain is read without verification, then pinned to the token."""
+    chain = presented_chain(addr, timeout)
+    if not chain:
+        raise Unavailable(f"the swarm port at {addr[0]}:{addr[1]} presented no certificate")
+    # Re-encoded as this module writes PEM, so both ends digest the same bytes. The server's
+    # own certificate is not checked here: the link that carries credentials verifies it.
+    ca_pem = _pem(x509.load_pem_x509_certificate(chain[-1].encode()))
+    if digest(ca_pem) != token_digest:
+        raise InvalidParameter(f"remote CA does not match fingerprint. Expected: {digest_hex(token_digest)}")
+    return ca_pem
+
+
+def presented_chain(addr: tuple[str, int], timeout: float) -> list[str]:
+    """The certificates (PEM, leaf first) that the swarm port at addr presents, unverified. The
+    port is a NATS leafnode listener: its INFO line first, then TLS."""
     deadline = time.monotonic() + timeout
     with socket.create_connection(addr, timeout=timeout) as raw:
         info = _read_line(raw, deadline)
@@ -271,15 +312,7 @@ def fetch_remote_ca(addr: tuple[str, int], token_digest: str, timeout: float) ->
         context.verify_mode = ssl.CERT_NONE  # pinned below, to the token's digest
         raw.settimeout(max(0.1, deadline - time.monotonic()))
         with context.wrap_socket(raw, server_hostname=addr[0]) as tls:
-            chain = _unverified_chain(tls)
-    if not chain:
-        raise Unavailable(f"the swarm port at {addr[0]}:{addr[1]} presented no certificate")
-    # Re-encoded as this module writes PEM, so both ends digest the same bytes. The server's
-    # own certificate is not checked here: the link that carries credentials verifies it.
-    ca_pem = _pem(x509.load_pem_x509_certificate(chain[-1].encode()))
-    if digest(ca_pem) != token_digest:
-        raise InvalidParameter(f"remote CA does not match fingerprint. Expected: {digest_hex(token_digest)}")
-    return ca_pem
+            return _unverified_chain(tls)
 
 
 def _read_line(sock: socket.socket, deadline: float) -> bytes:

@@ -47,6 +47,7 @@ from berth_kit.swarmbus import (
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 
+from berth_orchestrator import swarmca
 from berth_orchestrator.joining import Admission
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import (
@@ -188,6 +189,8 @@ class SwarmLink:
             if all(stepped_down(n, now) for n in leaving):
                 await self.shrink_to_one(snap, me, server, leaving)
             return
+        if me is not None:
+            await self.renew_certificate(snap, me)
         await self._admission.rewrite_bus(snap)
         if server.cluster and self._leadership.is_leader:
             if await self.remove_peers(snap, server):
@@ -200,6 +203,24 @@ class SwarmLink:
                     log.info("the swarm's state: %d copies across the managers", want)
             except (NatsError, TimeoutError) as exc:  # a new manager's server not in the cluster yet
                 log.info("the swarm's state: %d copies not possible yet (%s)", want, exc)
+
+    async def renew_certificate(self, snap: Snapshot, me: NodeRecord) -> None:
+        """This manager's certificate, renewed at half its life for the same key (its routes'
+        pin stays); every manager signs its own (each reads the CA's key). The files first:
+        rewrite_bus then changes the server's cert_digest, and nats-server reloads them."""
+        cluster = snap.cluster
+        if cluster is None or me.role != "manager" or not me.cert or not me.cert_request or not cluster.ca_key:
+            return
+        if not swarmca.renewal_due(me.cert) or not self._membership.tls.has_cert():
+            return
+        cert = await anyio.to_thread.run_sync(
+            partial(swarmca.sign, lifetime=swarmca.node_lifetime(cluster.spec)),
+            cluster.ca_cert, cluster.ca_key, me.cert_request, me.id, cluster.id,
+        )  # fmt: skip
+        self._membership.tls.write_cert(cert, cluster.ca_cert)
+        me.cert, me.updated_at = cert, rfc3339nano()
+        await self._store.put(snap, me)  # a Conflict: the next round signs again
+        log.info("this manager's certificate renewed, valid until %s", swarmca.expires(cert).isoformat())
 
     async def step_down(self, snap: Snapshot, me: NodeRecord, server: SwarmServer) -> None:
         """This manager was demoted: it links to the other managers as a worker, and its swarm
