@@ -41,6 +41,7 @@ def _manager_tls(tmp: Path, name: str, names: list[str], ca: tuple[str, str] = (
     key, request = swarmca.new_key_and_request(names)
     tls.write_key(key)
     tls.write_cert(swarmca.sign(ca[0], ca[1], request, name, "cluster1"), ca[0])
+    tls.write_ca(ca[0])
     return tls
 
 
@@ -261,6 +262,11 @@ async def test_routes_admit_only_the_pinned_managers_keys(tmp_path: Path) -> Non
             await anyio.sleep(0.1)
         assert not await _crosses(_url(p2, True), _url(p0, True), within=2.5)
         assert await _crosses(_url(p1, True), _url(p0, True))
+        # What a new manager asks before its server starts (joining: until the routes admit it).
+        route0 = ("127.0.0.1", route_ports[0])
+        assert await anyio.to_thread.run_sync(swarmca.route_admits, route0, tls[1], 2.0) is True
+        assert await anyio.to_thread.run_sync(swarmca.route_admits, route0, tls[2], 2.0) is False
+        assert await anyio.to_thread.run_sync(swarmca.route_admits, ("127.0.0.1", free_port()), tls[1], 2.0) is None
 
 
 def test_a_pin_is_the_public_keys_whatever_signs_it(tmp_path: Path) -> None:

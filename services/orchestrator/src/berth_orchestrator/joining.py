@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 JOIN_WITHIN = 20.0  # the link comes up in about a second; a wrong address or token never does
 JOIN_ATTEMPT = 2.0
 SESSION_WITHIN = 10.0
+ADMITTED_WITHIN = 8.0  # the other managers pin a new manager's key within a few seconds
 RELAY_TIMEOUT = 5.0
 
 
@@ -243,6 +244,7 @@ class Worker:
         self.membership = membership
         self.rpc = rpc
         self.store = store  # pointed at the swarm server once this node serves as a manager
+        self._promoted_at = 0.0  # time.monotonic() a promotion was first told, until served
 
     async def join(self, cmd: sw.SwarmJoin) -> sw.NodeJoined:
         if not self.membership.managed:
@@ -286,7 +288,10 @@ class Worker:
             raise
         notes = {"node_id": answer.node_id, "cluster_id": answer.cluster_id, "addr": request.addr, "listen": listen}
         if answer.role == "manager":
-            self._serve_as_manager(answer.node_id, request.listen, request.addr, answer, notes)
+            if answer.cert:
+                self.membership.tls.write_cert(answer.cert, answer.ca_cert)
+                await self._until_admitted(answer.routes)
+            await self._serve_as_manager(answer.node_id, request.listen, request.addr, answer, notes)
             return answer
         # The addresses this node was given reach the managers from here; the ones the managers
         # advertise may not (a manager that advertises loopback, a NAT): both, given first.
@@ -296,7 +301,7 @@ class Worker:
         await self._session_up(answer.node_id)
         return answer
 
-    def _serve_as_manager(
+    async def _serve_as_manager(
         self, node_id: str, listen: str, addr: str, routes: sw.NodeJoined | sw.NodePromotion, notes: dict[str, str]
     ) -> None:
         """This node's own swarm server, with routes to the other managers' (no more link)."""
@@ -318,6 +323,26 @@ class Worker:
         # promoted node's engine would remove its tasks).
         self.store.await_server()
         self.membership.write(SwarmBus(server=server, member={k: v for k, v in notes.items() if k != "managers"}))
+
+    async def _admitted(self, routes: list[str]) -> bool:
+        """Whether the other managers' routes admit this node's key: each does once it reloaded
+        the state's pins (swarmlink, every couple of seconds). A server started before would
+        be cut from them, and read no state, until its routes' next tries. A route port that
+        does not answer (a lone manager restarting into the cluster, one that is down) is not
+        waited for."""
+        for route in routes:
+            admits = await anyio.to_thread.run_sync(swarmca.route_admits, host_port(route), self.membership.tls, 2.0)
+            if admits is False:
+                return False
+        return True
+
+    async def _until_admitted(self, routes: list[str]) -> None:
+        deadline = time.monotonic() + ADMITTED_WITHIN
+        while not await self._admitted(routes):
+            if time.monotonic() > deadline:
+                log.warning("the managers' routes do not admit this node yet: its server starts all the same")
+                return
+            await anyio.sleep(0.3)
 
     async def _session_up(self, node_id: str) -> None:
         """Wait (a few seconds at most) until the link runs on the node's own credentials, so
@@ -364,9 +389,19 @@ class Worker:
             subjects.swarm_node(node_id), cmd, sw.NodeAssignments, timeout=RELAY_TIMEOUT, attempts=1,
             reply_prefix=subjects.swarm_assigned(node_id),
         )  # fmt: skip
-        if answer.promotion is not None and notes.get("listen"):
+        promotion = answer.promotion
+        if promotion is None:
+            self._promoted_at = 0.0
+        elif notes.get("listen"):
+            if promotion.cert:
+                self.membership.tls.write_cert(promotion.cert, promotion.ca_cert)
+                # Not waited for here (no beat would go meanwhile): told again at the next one.
+                self._promoted_at = self._promoted_at or time.monotonic()
+                if time.monotonic() - self._promoted_at < ADMITTED_WITHIN and not await self._admitted(promotion.routes):
+                    return answer
             log.info("this node was promoted to manager: it joins the managers' cluster")
-            self._serve_as_manager(node_id, notes["listen"], notes["addr"], answer.promotion, notes)
+            await self._serve_as_manager(node_id, notes["listen"], notes["addr"], promotion, notes)
+            self._promoted_at = 0.0
             return answer
         self._follow_managers(answer.managers, notes)
         return answer

@@ -315,6 +315,27 @@ def presented_chain(addr: tuple[str, int], timeout: float) -> list[str]:
             return _unverified_chain(tls)
 
 
+def route_admits(addr: tuple[str, int], tls: NodeTLS, timeout: float) -> bool | None:
+    """Whether the route port at addr admits this node's certificate (its key pinned there):
+    nats-server then introduces itself. False when it refuses it, None when the port does
+    not answer (a server restarting)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False  # the chain is what matters here, not the name dialled
+    context.load_verify_locations(str(tls.ca))
+    context.load_cert_chain(str(tls.cert), str(tls.key))
+    try:
+        raw = socket.create_connection(addr, timeout=timeout)
+    except OSError:
+        return None
+    try:
+        with context.wrap_socket(raw) as conn:
+            return conn.recv(5) == b"INFO "
+    except OSError:  # ssl.SSLError too: refused during or right after the handshake
+        return False
+    finally:
+        raw.close()
+
+
 def _read_line(sock: socket.socket, deadline: float) -> bytes:
     buf = b""
     while not buf.endswith(b"\r\n"):
