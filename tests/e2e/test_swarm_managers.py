@@ -16,6 +16,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 from berth_testsupport.netbed import NetBed
@@ -58,6 +59,10 @@ def told_on_failure(nodes: tuple[Berth, ...], lines: int = 40) -> Iterator[None]
             told = [line for line in log if "orchestrator" in line or "JetStream" in line or "leader" in line]
             print(f"--- {node.node_name}: the last {lines} of {len(told)} lines", *told[-lines:], sep="\n")
         raise
+
+
+def has_one_leader(node: Berth) -> bool:
+    return sum(1 for state in managers(node).values() if state == "Ready Leader") == 1
 
 
 def managers(node: Berth) -> dict[str, str]:
@@ -138,7 +143,9 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
             assert (info["ControlAvailable"], info["Managers"], info["Nodes"]) == (True, 3, 3)
             seen = managers(node)
             assert set(seen) == {first_id, second_id, third_id}
-            assert sum(1 for state in seen.values() if state == "Ready Leader") == 1
+            # One leader (the lease holder; its lease may lapse for a moment while the state
+            # grows to three copies on a loaded host: then it is taken again).
+            wait_until(partial(has_one_leader, node), 15, "one leader")
         assert cert_lifetime(first) == datetime.timedelta(days=90, minutes=5)  # backdated 5 minutes
         assert cert_lifetime(second) == cert_lifetime(third) == datetime.timedelta(hours=2, minutes=5)
         wait_until(lambda: replicas_of_state(bed, second, 1) == 3, 20, "three copies of the state")

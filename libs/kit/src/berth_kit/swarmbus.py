@@ -15,7 +15,8 @@ The orchestrator decides it and writes it as `<bus-dir>/swarm.json`; the supervi
   node's credentials.
 - Both ports speak TLS when the swarm has a CA (berth_orchestrator.swarmca): a manager's server
   presents its certificate on the swarm port and on its routes (mutual TLS between managers,
-  each admitting only the current managers' keys); a node's link verifies the manager's certificate with the CA it pinned to its join token.
+  each admitting only the current managers' keys); a node's link verifies the manager's
+  certificate with the CA it pinned to its join token.
 """
 
 from __future__ import annotations

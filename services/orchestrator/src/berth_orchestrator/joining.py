@@ -245,6 +245,9 @@ class Worker:
         self.rpc = rpc
         self.store = store  # pointed at the swarm server once this node serves as a manager
         self._promoted_at = 0.0  # time.monotonic() a promotion was first told, until served
+        # One relay at a time: one that the engine gave up on may still be running, and must
+        # not act on the node's part after another changed it (a promotion served).
+        self._relaying = anyio.Lock()
 
     async def join(self, cmd: sw.SwarmJoin) -> sw.NodeJoined:
         if not self.membership.managed:
@@ -331,7 +334,7 @@ class Worker:
         does not answer (a lone manager restarting into the cluster, one that is down) is not
         waited for."""
         for route in routes:
-            admits = await anyio.to_thread.run_sync(swarmca.route_admits, host_port(route), self.membership.tls, 2.0)
+            admits = await anyio.to_thread.run_sync(swarmca.route_admits, host_port(route), self.membership.tls, 1.0)
             if admits is False:
                 return False
         return True
@@ -384,6 +387,12 @@ class Worker:
         return list(bus.remote.managers) if bus.remote is not None else []
 
     async def relay(self, cmd: sw.NodeHeartbeat, notes: dict[str, str]) -> sw.NodeAssignments:
+        async with self._relaying:
+            if self.membership.worker() != notes:
+                raise Unavailable("this node's part in the swarm is changing")
+            return await self._relay(cmd, notes)
+
+    async def _relay(self, cmd: sw.NodeHeartbeat, notes: dict[str, str]) -> sw.NodeAssignments:
         node_id = notes["node_id"]
         answer = await self.rpc.request(
             subjects.swarm_node(node_id), cmd, sw.NodeAssignments, timeout=RELAY_TIMEOUT, attempts=1,

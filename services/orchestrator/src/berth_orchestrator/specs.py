@@ -229,7 +229,7 @@ def host_ports(spec: Document) -> list[HostPort]:
     return out
 
 
-MIN_CERT_EXPIRY_NS = 3600 * 10**9  # swarmkit's ca.MinNodeCertExpiration (swarmca.MIN_NODE_LIFETIME)
+MIN_CERT_EXPIRY_NS = 3600 * 10**9  # swarmkit's ca.MinNodeCertExpiration
 
 
 def check_swarm_features(spec: Document, current: Document | None) -> None:

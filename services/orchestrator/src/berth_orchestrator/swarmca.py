@@ -47,9 +47,9 @@ from berth_orchestrator import ids
 
 CA_LIFETIME = datetime.timedelta(days=20 * 365)  # swarmkit's root CA default
 # A manager's certificate lasts the swarm's `--cert-expiry` (CAConfig.NodeCertExpiry), 90 days
-# unless set, at least an hour (swarmkit's bounds), and is renewed at half its life.
+# unless set, at least an hour (swarmkit's bounds: specs.MIN_CERT_EXPIRY_NS), and is renewed
+# at half its life.
 DEFAULT_NODE_LIFETIME = datetime.timedelta(days=90)
-MIN_NODE_LIFETIME = datetime.timedelta(hours=1)
 
 
 def node_lifetime(swarm_spec: dict[str, object]) -> datetime.timedelta:
