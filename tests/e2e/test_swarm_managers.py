@@ -201,8 +201,10 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
 
         # The worker promoted: it serves as a manager, keeping its tasks (its own containers
         # still running; others may be placed on it if a node was briefly unheard meanwhile).
-        assert running(worker) == 2
+        # It runs tasks to keep: two, or three when a manager was briefly unheard at the other's
+        # return (JetStream re-electing) and one of its tasks was placed here.
         kept = task_containers(worker)
+        assert 2 <= len(kept) <= 3
         # (Ready first: its heartbeats may have paused while JetStream re-elected at the return.)
         wait_until(lambda: managers(second)[worker_id] == "Ready", 20, "the worker Ready")
         second.docker_ok("node", "promote", worker_id)
