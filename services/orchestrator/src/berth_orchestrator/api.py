@@ -123,9 +123,7 @@ class SwarmApi:
         if listen:
             names = await anyio.to_thread.run_sync(swarmca.local_names, addr, listen_host)
             key, node.cert_request = swarmca.new_key_and_request(names)
-            node.cert = swarmca.sign(
-                ca_cert, ca_key, node.cert_request, node.id, cluster.id, swarmca.node_lifetime(spec)
-            )  # fmt: skip
+            node.cert = swarmca.sign_manager(cluster, node)
             self.membership.tls.write_key(key)
             self.membership.tls.write_cert(node.cert, ca_cert)
             snap = await self._serve_other_hosts(node, cluster)

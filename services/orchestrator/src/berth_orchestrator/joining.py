@@ -148,10 +148,7 @@ class Admission:
         )  # fmt: skip
         if cluster.ca_cert:
             node.cert_request = swarmca.checked_request(cmd.cert_request)
-            node.cert = swarmca.sign(
-                cluster.ca_cert, cluster.ca_key, node.cert_request, node.id, cluster.id,
-                swarmca.node_lifetime(cluster.spec),
-            )  # fmt: skip
+            node.cert = swarmca.sign_manager(cluster, node)
         await self.store.put(snap, node)
         await self.store.put_seen(snap, node.id, node.last_seen)
         others = [n for n in snap.nodes.values() if n.role == "manager" and n.routes_at and n.id != node.id]
@@ -198,10 +195,7 @@ class Admission:
             raise Unavailable("promoting this node is not possible: it joined before berth's swarm had TLS (rejoin it)")
         host, port = host_port(node.listen)
         if cluster.ca_cert:
-            node.cert = swarmca.sign(
-                cluster.ca_cert, cluster.ca_key, node.cert_request, node.id, cluster.id,
-                swarmca.node_lifetime(cluster.spec),
-            )  # fmt: skip
+            node.cert = swarmca.sign_manager(cluster, node)
         node.role, node.port = "manager", port
         node.routes_at = route_addr(node.addr, port) if bus.server.cluster else ""
         node.updated_at = rfc3339nano()
@@ -307,11 +301,10 @@ class Worker:
     async def _serve_as_manager(
         self, node_id: str, listen: str, addr: str, routes: sw.NodeJoined | sw.NodePromotion, notes: dict[str, str]
     ) -> None:
-        """This node's own swarm server, with routes to the other managers' (no more link)."""
+        """This node's own swarm server, with routes to the other managers' (no more link). Its
+        certificate (routes.cert, for the key it made when it joined) is written already."""
         host, port = host_port(listen)
-        if routes.cert:  # for the key this node made when it joined
-            self.membership.tls.write_cert(routes.cert, routes.ca_cert)
-        store = self.membership.server_store / "cluster"
+        store, tls_dir = self.membership.server_store / "cluster", self.membership.server_tls()
         shutil.rmtree(store, ignore_errors=True)  # a cluster this node was in before
         server = SwarmServer(
             name=node_id, client_port=free_loopback_port(), client_password=secrets.token_urlsafe(32),
@@ -319,8 +312,7 @@ class Worker:
             store=str(store), listen=listen, cluster=routes.cluster, cluster_listen=route_addr(host, port),
             cluster_advertise=route_addr(addr, port), routes=tuple(routes.routes),
             route_user=routes.route_user, route_password=routes.route_password,
-            tls_dir=self.membership.server_tls(), route_pins=tuple(routes.route_pins),
-            cert_digest=cert_digest(routes.cert) if self.membership.server_tls() else "",
+            tls_dir=tls_dir, route_pins=tuple(routes.route_pins), cert_digest=cert_digest(routes.cert) if tls_dir else "",
         )  # fmt: skip
         # Until the link to that server is up, the state is unreadable here, never "no swarm" (a
         # promoted node's engine would remove its tasks).

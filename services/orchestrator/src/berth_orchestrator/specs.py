@@ -237,12 +237,12 @@ def check_swarm_features(spec: Document, current: Document | None) -> None:
     autolock (the state is not encrypted at rest), and a new or external root CA (`docker
     swarm ca --rotate`, `--external-ca`: berth's CA is the one made at init, see swarmca); and
     a certificate expiry under swarmkit's minimum."""
-    expiry = _dict(spec, "CAConfig").get("NodeCertExpiry")
+    ca = _dict(spec, "CAConfig")
+    expiry = ca.get("NodeCertExpiry")
     if isinstance(expiry, int) and 0 < expiry < MIN_CERT_EXPIRY_NS:
         raise InvalidParameter("rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s")
     if _dict(spec, "EncryptionConfig").get("AutoLockManagers"):
         raise NotImplementedByBerth("autolock is not supported by berth: the swarm's state is not encrypted at rest")
-    ca = _dict(spec, "CAConfig")
     rotate = int(ca.get("ForceRotate") or 0) > int(_dict(current or {}, "CAConfig").get("ForceRotate") or 0)
     if rotate or ca.get("ExternalCAs") or ca.get("SigningCACert") or ca.get("SigningCAKey"):
         raise NotImplementedByBerth(

@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from berth_orchestrator import ids
+from berth_orchestrator.records import ClusterRecord, NodeRecord
 
 CA_LIFETIME = datetime.timedelta(days=20 * 365)  # swarmkit's root CA default
 # A manager's certificate lasts the swarm's `--cert-expiry` (CAConfig.NodeCertExpiry), 90 days
@@ -153,6 +154,11 @@ def new_key_and_request(names: list[str]) -> tuple[str, str]:
         .sign(key, hashes.SHA256())
     )
     return _key_pem(key), request.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def sign_manager(cluster: ClusterRecord, node: NodeRecord) -> str:
+    """The node's manager certificate, for its recorded request, lasting the swarm's expiry."""
+    return sign(cluster.ca_cert, cluster.ca_key, node.cert_request, node.id, cluster.id, node_lifetime(cluster.spec))
 
 
 def _alt_names(names: list[str]) -> list[x509.GeneralName]:

@@ -213,10 +213,7 @@ class SwarmLink:
             return
         if not swarmca.renewal_due(me.cert) or not self._membership.tls.has_cert():
             return
-        cert = await anyio.to_thread.run_sync(
-            partial(swarmca.sign, lifetime=swarmca.node_lifetime(cluster.spec)),
-            cluster.ca_cert, cluster.ca_key, me.cert_request, me.id, cluster.id,
-        )  # fmt: skip
+        cert = await anyio.to_thread.run_sync(swarmca.sign_manager, cluster, me)
         self._membership.tls.write_cert(cert, cluster.ca_cert)
         me.cert, me.updated_at = cert, rfc3339nano()
         await self._store.put(snap, me)  # a Conflict: the next round signs again
