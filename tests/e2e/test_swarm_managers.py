@@ -48,16 +48,26 @@ def cert_lifetime(node: Berth) -> datetime.timedelta:
 
 
 @contextlib.contextmanager
-def told_on_failure(nodes: tuple[Berth, ...], lines: int = 40) -> Iterator[None]:
-    """On a failure, print (pytest shows it with the failure) what each node's orchestrator and
-    swarm server logged last: leases, elections, placements."""
+def told_on_failure(nodes: tuple[Berth, ...], lines: int = 12) -> Iterator[None]:
+    """On a failure, print (pytest shows it with the failure) each node's tasks and what its
+    orchestrator and swarm server logged since the block began: leases, elections, nodes Down.
+    Short, as CI shows only part of a long output."""
+    def told(node: Berth) -> list[str]:
+        log = (node.exec_root / "berth.log").read_text(errors="replace").splitlines()
+        keys = ("berth-orchestrator", "leader", "JetStream cluster")
+        return [line.split(" ", 1)[-1][:160] for line in log if any(k in line for k in keys)]
+
+    before = {node.node_name: len(told(node)) for node in nodes}
     try:
         yield
     except BaseException:
         for node in nodes:
-            log = (node.exec_root / "berth.log").read_text(errors="replace").splitlines()
-            told = [line for line in log if "orchestrator" in line or "JetStream" in line or "leader" in line]
-            print(f"--- {node.node_name}: the last {lines} of {len(told)} lines", *told[-lines:], sep="\n")
+            new = told(node)[before[node.node_name] :]
+            try:
+                tasks = str(len(node.docker("ps", "-q", "--filter", "label=com.docker.swarm.task", timeout=10).stdout.split()))
+            except subprocess.TimeoutExpired:
+                tasks = "?"
+            print(f"--- {node.node_name} runs {tasks} tasks; the last {lines} of {len(new)} lines:", *new[-lines:], sep="\n")
         raise
 
 

@@ -28,7 +28,7 @@ from berth_orchestrator.membership import (
     manager_server,
     route_addr,
 )
-from berth_orchestrator.reconcile import node_ready
+from berth_orchestrator.reconcile import MOVING_GRACE, node_ready
 from berth_orchestrator.records import (
     ClusterRecord,
     Document,
@@ -54,7 +54,6 @@ LAST_MANAGER = (
 )
 
 JOIN_AS_MANAGER_WITHIN = 30.0
-DEMOTION_GRACE = 10.0  # seconds a demoted node counts as heard (its link coming up)
 
 class SwarmApi:
     def __init__(
@@ -358,7 +357,7 @@ class SwarmApi:
         node.leaving_since, node.hash_at_demotion = now, node.leaf_password_hash
         if node_ready(node, now):
             # Its heartbeats pause while it moves from its swarm server to a worker's link.
-            await self.store.put_seen(snap, node.id, now + DEMOTION_GRACE)
+            await self.store.hold_seen(node.id, now + MOVING_GRACE)
         log.info("node %s (%s) demoted to worker", node.id, node.berth_node)
 
     async def node_remove(self, cmd: sw.NodeRemove) -> Done:

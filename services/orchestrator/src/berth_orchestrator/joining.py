@@ -52,6 +52,7 @@ from berth_orchestrator.membership import (
     parse_token,
     route_addr,
 )
+from berth_orchestrator.reconcile import MOVING_GRACE, node_ready
 from berth_orchestrator.records import NodeRecord
 from berth_orchestrator.restore import Restore
 from berth_orchestrator.store import Snapshot, SwarmStore
@@ -144,7 +145,8 @@ class Admission:
         node = NodeRecord(
             id=ids.new_id(), berth_node=cmd.node, hostname=cmd.hostname, created_at=stamp, updated_at=stamp,
             role="manager", addr=cmd.addr, listen=joined(host, port), port=port,
-            routes_at=route_addr(cmd.addr, port), engine_version=cmd.engine_version, last_seen=time.time(),
+            routes_at=route_addr(cmd.addr, port), engine_version=cmd.engine_version,
+            last_seen=time.time() + MOVING_GRACE,
         )  # fmt: skip
         if cluster.ca_cert:
             node.cert_request = swarmca.checked_request(cmd.cert_request)
@@ -200,6 +202,9 @@ class Admission:
         node.routes_at = route_addr(node.addr, port) if bus.server.cluster else ""
         node.updated_at = rfc3339nano()
         await self.store.put(snap, node)
+        now = time.time()
+        if node_ready(node, now):
+            await self.store.hold_seen(node.id, now + MOVING_GRACE)
         await self.rewrite_bus(snap)
         self.leadership.poke()
         log.info("node %s (%s) promoted to manager", node.id, node.berth_node)

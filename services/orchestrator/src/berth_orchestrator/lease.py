@@ -41,10 +41,14 @@ class Leadership:
         # A new leader cannot know what the old one heard last: every node counts as heard when
         # it took over (swarmkit's dispatcher also gives every node a grace after an election).
         self.led_since = 0.0
+        self._down: set[str] = set()  # the nodes this leader last saw Down (logged once each)
+        # When a manager was last lost, and the nodes Down then: the others' heartbeats may have
+        # been on their way through it, so each counts as heard at that time.
+        self.manager_lost: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._poked = anyio.Event()
 
     def _failed(self) -> None:
-        self.is_leader = False
+        self._step_down("the swarm's state unreachable")
         self._failing_since = self._failing_since or time.time()
 
     def poke(self) -> None:
@@ -71,23 +75,40 @@ class Leadership:
         self.leader_node = self.node
         return True
 
+    def _step_down(self, why: str) -> None:
+        if self.is_leader:
+            log.info("orchestrator %s no longer leads the swarm: %s", self.holder, why)
+        self.is_leader = False
+        self._down.clear()
+
     async def cycle(self) -> None:
         """One round: hold the lease, then (leading) apply one plan. Outside a swarm there is
         nothing to lead: no lease is written."""
-        if not await self.store.in_swarm() or not await self._hold_lease():
-            self.is_leader = False
+        if not await self.store.in_swarm():
+            self._step_down("not in a swarm")
+            return
+        if not await self._hold_lease():
+            self._step_down("another manager holds the lease")
             return
         if not self.is_leader:
             self.led_since = time.time()
         self.is_leader = True
+        # Silence is counted up to when the read began: a read slowed by the managers
+        # re-electing (seen: 10 s at a manager's return) holds heartbeats from its start, and
+        # the time after is not the nodes'.
+        now = time.time()
         snap = await self.store.load()
         if snap.cluster is None:
             return
         for node in snap.nodes.values():
             node.last_seen = max(heard_until(node.last_seen, self.outage), self.led_since)
-        plan = reconcile.plan(snap, time.time())
+        self.excuse_manager_loss(snap, now)
+        self._log_down(snap, now)
+        plan = reconcile.plan(snap, now)
         if not plan.puts and not plan.deletes:
             return
+        for line in plan.told:
+            log.info("%s", line)
         for task_id in plan.deletes:
             try:
                 await self.store.delete(snap, f"task.{task_id}")
@@ -99,6 +120,38 @@ class Leadership:
             except Conflict:
                 pass
         await self.announce()
+
+    def excuse_manager_loss(self, snap: Snapshot, now: float) -> None:
+        """A worker's heartbeat goes through one manager (its link's), a manager's through its
+        own server's routes: a beat on its way when a manager was lost is lost with it, and the
+        next comes only after its timeout. So when a manager is first seen Down, every node not
+        Down before counts as heard then (it is Down DOWN_AFTER later if truly silent), lest a
+        node that merely lost its beat be taken for lost alongside the manager."""
+        for node in snap.nodes.values():
+            if node.id not in self.manager_lost[1]:
+                node.last_seen = max(node.last_seen, self.manager_lost[0])
+        lost = {
+            n.id for n in snap.nodes.values()
+            if n.role == "manager" and n.id not in self._down and not reconcile.node_ready(n, now)
+        }  # fmt: skip
+        if not lost:
+            return
+        self.manager_lost = (now, frozenset(lost | self._down))
+        for node in snap.nodes.values():
+            if node.id not in self.manager_lost[1]:
+                node.last_seen = max(node.last_seen, now)
+
+    def _log_down(self, snap: Snapshot, now: float) -> None:
+        """A line when a node is first seen Down and when it is heard again: a reschedule's
+        timing reads from the log (swarmkit's dispatcher logs the same)."""
+        down = {n.id for n in snap.nodes.values() if not reconcile.node_ready(n, now)}
+        for node_id in sorted(down - self._down):
+            node = snap.nodes[node_id]
+            log.info("node %s (%s) is down: not heard for %.1fs", node.id, node.berth_node, now - node.last_seen)
+        for node_id in sorted(self._down - down):
+            if node_id in snap.nodes:
+                log.info("node %s (%s) is heard again", node_id, snap.nodes[node_id].berth_node)
+        self._down = down
 
     async def run(self) -> None:
         while True:

@@ -31,6 +31,10 @@ from berth_orchestrator.store import Snapshot
 
 TERMINAL = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
 DOWN_AFTER = 6.0  # seconds without a heartbeat (engines beat every 2 s)
+# Seconds a node whose part changes (joined as a manager, promoted, demoted) counts as heard:
+# its heartbeats pause while it moves onto its new bus (a new manager's server waits up to 8 s
+# to be admitted by the others' routes, then starts and catches up with the state).
+MOVING_GRACE = 15.0
 SECOND_NS = 1_000_000_000
 
 
@@ -38,6 +42,12 @@ SECOND_NS = 1_000_000_000
 class Plan:
     puts: list[ServiceRecord | TaskRecord] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)  # task ids
+    told: list[str] = field(default_factory=list)  # what was placed or stopped, and why (logged)
+
+
+def _named(svc: ServiceRecord, task: TaskRecord) -> str:
+    """As Docker names a task's container, less the node for a global service's."""
+    return f"{svc.spec.get('Name') or svc.id}.{task.slot or ''}.{task.id}"
 
 
 def node_ready(node: NodeRecord, now: float) -> bool:
@@ -135,8 +145,13 @@ class _Planner:
     def put(self, record: ServiceRecord | TaskRecord) -> None:
         self.plan.puts.append(record)
 
-    def shut_down(self, task: TaskRecord) -> None:
+    def where(self, node_id: str) -> str:
+        node = self.snap.nodes.get(node_id)
+        return f"{node_id} ({node.berth_node})" if node else node_id or "no node"
+
+    def shut_down(self, task: TaskRecord, why: str) -> None:
         if task.desired_state != "shutdown":
+            self.plan.told.append(f"task {task.slot or ''}.{task.id} on {self.where(task.node_id)} shut down: {why}")
             task.desired_state = "shutdown"
             task.updated_at = self.stamp
             if task.node_id:
@@ -150,7 +165,7 @@ class _Planner:
             self.live_on_node[task.node_id] -= 1
         self.put(task)
 
-    def new_task(self, svc: ServiceRecord, slot: int, node: NodeRecord | None) -> TaskRecord:
+    def new_task(self, svc: ServiceRecord, slot: int, node: NodeRecord | None, why: str) -> TaskRecord:
         task = TaskRecord(
             id=new_id(),
             service_id=svc.id,
@@ -168,6 +183,7 @@ class _Planner:
         )
         if node:
             self.live_on_node[node.id] += 1
+        self.plan.told.append(f"task {_named(svc, task)} for {self.where(task.node_id)}: {why}")
         self.snap.tasks[task.id] = task
         self.put(task)
         return task
@@ -180,6 +196,7 @@ class _Planner:
         task.updated_at = task.timestamp = self.stamp
         task.state_since = self.now
         self.live_on_node[node.id] += 1
+        self.plan.told.append(f"task {_named(svc, task)} for {self.where(node.id)}: it was pending")
         self.put(task)
 
     # --- one group of tasks (a slot, or a global service's node) -------------------------------
@@ -208,26 +225,30 @@ class _Planner:
         current = live[-1] if live else None
         if current is not None and current.state in ("running", *TERMINAL):
             for older in live[:-1]:  # a start-first update's old task goes once the new one runs
-                self.shut_down(older)
+                self.shut_down(older, "its slot's newer task runs")
         eligible_ids = {n.id for n in nodes}
         if not want:
             if current is not None:
-                self.shut_down(current)
+                self.shut_down(current, "beyond the service's replicas")
             return None
         if current is not None and current.state == "pending":
             self.place_pending(current, svc, nodes if node is None else [node])
             return None
         if current is not None and current.node_id not in eligible_ids:
-            self.shut_down(current)  # node down, drained, or no longer matching
-            if current.node_id in self.snap.nodes and not node_ready(self.snap.nodes[current.node_id], self.now):
+            known = self.snap.nodes.get(current.node_id)
+            down = known is not None and not node_ready(known, self.now)
+            self.shut_down(current, "its node is down" if down else "its node is drained or no longer matches")
+            if down:
                 current.state, current.message = "orphaned", "node is down"
-            self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes))
+            self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes), "replaces a task off its node")
             return None
         if current is not None and current.state in TERMINAL:
             due = self.restart_due(svc, current)
             if due == "now":
-                self.shut_down(current)
-                task = self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes))
+                self.shut_down(current, f"it ended ({current.state})")
+                task = self.new_task(
+                    svc, slot, node if node is not None else self.pick(svc, nodes), f"restarts a task that ended ({current.state})"
+                )
                 task.restarts = [*current.restarts, self.now]
             elif due == "never":
                 self.complete(current)  # the policy says no more: the slot stays empty
@@ -240,7 +261,7 @@ class _Planner:
                         and t.node_id in eligible_ids]  # fmt: skip
             if stopping and specs.update_policy(svc.spec).order == "stop-first":
                 return None  # the old task first ends (stop-first), then this slot is placed
-            self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes))
+            self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes), "the slot had no task")
             return None
         return current if current.spec_serial != svc.spec_serial else None
 
@@ -258,7 +279,7 @@ class _Planner:
                 if node is None or node not in nodes:
                     for task in group:
                         if task.desired_state == "running":
-                            self.shut_down(task)
+                            self.shut_down(task, "its node is gone, down, drained or no longer matches")
             for node in nodes:
                 found = self.group(svc, 0, by_node.get(node.id, []), [node], True, node)
                 if found is not None:
@@ -325,9 +346,9 @@ class _Planner:
         for old in batch:
             if policy.order == "start-first":  # the new task first; group() stops the old one
                 node = self.snap.nodes.get(old.node_id) if not old.slot else None
-                self.new_task(svc, old.slot, node if node is not None else self.pick(svc, nodes))
+                self.new_task(svc, old.slot, node if node is not None else self.pick(svc, nodes), "a rolling update")
             else:  # stop-first: group() places the slot again once the old task has ended
-                self.shut_down(old)
+                self.shut_down(old, "a rolling update")
 
     def retention(self, limit: int, groups: Iterable[list[TaskRecord]]) -> None:
         for group in groups:

@@ -296,6 +296,21 @@ class SwarmStore:
     async def put_seen(self, snap: Snapshot, node_id: str, at: float) -> int:
         return await self.write(snap, f"seen.{node_id}", SeenRecord(at=at))
 
+    async def hold_seen(self, node_id: str, until: float) -> None:
+        """Count a node as heard until `until` (a future time: its heartbeats pause while its
+        part changes), over a beat written meanwhile: a few tries, each on the key as read."""
+        key = f"seen.{node_id}"
+        for _ in range(3):
+            snap = Snapshot()
+            raw = await self.get_raw(key)
+            if raw:
+                snap.revisions[key] = raw[1]
+            try:
+                await self.write(snap, key, SeenRecord(at=until))
+                return
+            except Conflict:
+                continue
+
     async def put_cluster(self, snap: Snapshot, record: ClusterRecord) -> int:
         return await self.write(snap, CLUSTER_KEY, record)
 

@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 TASK_LABEL = "com.docker.swarm.task.id"
 HEARTBEAT = 2.0  # in a swarm; the orchestrator calls a node down after 6 s without one
+RETRY = 1.0  # after a beat that failed in a swarm: the node's silence counts meanwhile
 IDLE_HEARTBEAT = 5.0  # outside one: only to learn that this node joined
 _PARALLEL = 4  # task actions at once
 
@@ -168,15 +169,18 @@ class SwarmWorker:
     async def run(self, tg: TaskGroup) -> None:
         in_swarm = False
         while True:
+            pause = RETRY if in_swarm else IDLE_HEARTBEAT
             try:
                 in_swarm = await self.beat(tg)
-            except BerthError as exc:  # no orchestrator (yet), the state unreadable: nothing
-                # changes, and in a swarm the next beat comes as soon as ever (the managers
-                # count a node's silence only while they could have heard it)
+                pause = HEARTBEAT if in_swarm else IDLE_HEARTBEAT
+            except BerthError as exc:  # no orchestrator (yet), the state unreadable, the
+                # answer lost with a manager: nothing changes, and in a swarm the next beat
+                # comes sooner (the managers count a node's silence only while they could
+                # have heard it, but a lost beat's timeout counts)
                 log.debug("swarm heartbeat: %s", exc.message)
             except Exception:  # noqa: BLE001 - the next beat tries again
                 log.exception("swarm heartbeat failed")
-            with anyio.move_on_after(HEARTBEAT if in_swarm else IDLE_HEARTBEAT):
+            with anyio.move_on_after(pause):
                 await self._wake.wait()
             self._wake = anyio.Event()
 
