@@ -143,7 +143,7 @@ class Leadership:
 
     def _log_down(self, snap: Snapshot, now: float) -> None:
         """A line when a node is first seen Down and when it is heard again: a reschedule's
-        timing reads from the log (swarmkit's dispatcher logs the same)."""
+        timing, and why a task moved, read from the log."""
         down = {n.id for n in snap.nodes.values() if not reconcile.node_ready(n, now)}
         for node_id in sorted(down - self._down):
             node = snap.nodes[node_id]
