@@ -54,6 +54,7 @@ LAST_MANAGER = (
 )
 
 JOIN_AS_MANAGER_WITHIN = 30.0
+HEARD_WITHIN = 10.0  # seconds a promotion waits for a node unheard for a moment
 
 class SwarmApi:
     def __init__(
@@ -277,7 +278,7 @@ class SwarmApi:
 
     # --- /nodes ------------------------------------------------------------------------------
     def _node_doc(self, snap: Snapshot, node: NodeRecord) -> Document:
-        return views.node_doc(snap, node, self.leader_node(snap), time.time())
+        return views.node_doc(snap, node, self.leader_node(snap), snap.read_at or time.time())
 
     def leader_node(self, snap: Snapshot) -> str:
         """The node whose orchestrator holds the lease (one node: the manager)."""
@@ -325,8 +326,9 @@ class SwarmApi:
         spec = specs.check_node_spec(cmd.spec)
         role = spec.get("Role") or node.role
         if role == "manager" and node.role == "worker":
-            if self.admission is None or not node_ready(node, time.time()):
+            if self.admission is None:
                 raise Unavailable(f"node {node.id} cannot be promoted: it is not ready")
+            snap, node = await self._heard(snap, node)
             await self.admission.promote(snap, node)
             role = "manager"
         if role == "worker" and node.role == "manager":
@@ -338,6 +340,21 @@ class SwarmApi:
         node.updated_at = rfc3339nano()
         await self.store.put(snap, node)
         return Done()
+
+    async def _heard(self, snap: Snapshot, node: NodeRecord) -> tuple[Snapshot, NodeRecord]:
+        """The node, once heard: one unheard for a moment (its beats paused while the managers
+        re-elect) is waited for a little before a promotion is refused."""
+        deadline = time.monotonic() + HEARD_WITHIN
+        while not node_ready(node, snap.read_at):
+            if time.monotonic() > deadline:
+                raise Unavailable(f"node {node.id} cannot be promoted: it is not ready")
+            await anyio.sleep(0.5)
+            snap = await self.managed()
+            found = snap.nodes.get(node.id)
+            if found is None:
+                raise Unavailable(f"node {node.id} cannot be promoted: it left the swarm")
+            node = found
+        return snap, node
 
     async def _demote(self, snap: Snapshot, node: NodeRecord) -> None:
         """`docker node demote`, checked as swarmkit checks a raft member's removal. The node

@@ -93,13 +93,10 @@ class Leadership:
         if not self.is_leader:
             self.led_since = time.time()
         self.is_leader = True
-        # Silence is counted up to when the read began: a read slowed by the managers
-        # re-electing (seen: 10 s at a manager's return) holds heartbeats from its start, and
-        # the time after is not the nodes'.
-        now = time.time()
         snap = await self.store.load()
         if snap.cluster is None:
             return
+        now = snap.read_at  # silence counted up to when the read began (Snapshot.read_at)
         for node in snap.nodes.values():
             node.last_seen = max(heard_until(node.last_seen, self.outage), self.led_since)
         self.excuse_manager_loss(snap, now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 
 import anyio
@@ -68,6 +69,9 @@ class Snapshot:
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
     seen: dict[str, float] = field(default_factory=dict)  # node id -> last heartbeat
     revisions: dict[str, int] = field(default_factory=dict)  # key -> revision
+    # When the read began: a node's silence is counted up to then, as a read slowed by the
+    # managers re-electing (seen: 10 s) holds heartbeats written since its start.
+    read_at: float = 0.0
 
     def revision(self, key: str) -> int:
         return self.revisions.get(key, 0)
@@ -215,7 +219,7 @@ class SwarmStore:
         it before entries that reached the client ahead of its consumer-info call; the entry
         with nothing pending after it (delta 0) is the last one instead."""
         kv = await self.kv()
-        snap = Snapshot()
+        snap = Snapshot(read_at=time.time())
         try:
             values = (await kv.status()).values
             # Each load is a consumer of the bucket's stream, which holds 1000 at most: gone 1 s
