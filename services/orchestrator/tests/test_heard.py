@@ -55,6 +55,23 @@ def test_a_lost_manager_takes_no_other_node_with_it() -> None:
     assert {n.id for n in snap.nodes.values() if node_ready(n, latest)} == {"m1"}
 
 
+def test_the_leaders_own_silence_is_the_states() -> None:
+    async def announce() -> None:
+        pass
+
+    leader = Leadership(cast(SwarmStore, None), "m1", announce)
+    now = 200.0
+    # Its own engine's beats not written for 10 s: the others' 10 s silence is not theirs;
+    # one silent long before is still Down.
+    snap = _nodes(m1=("manager", now - 10), m2=("manager", now - 10), w1=("worker", now - 12), w2=("worker", now - 30))
+    leader.excuse_own_silence(snap, now)
+    assert {n.id for n in snap.nodes.values() if node_ready(n, now)} == {"m1", "m2", "w1"}
+    # Its own engine silent past OWN_SILENCE_MAX (stopped): nothing is excused.
+    snap = _nodes(m1=("manager", now - 25), m2=("manager", now - 10))
+    leader.excuse_own_silence(snap, now)
+    assert {n.id for n in snap.nodes.values() if node_ready(n, now)} == set()
+
+
 def test_the_state_kept_for_a_move_round_trips_privately(tmp_path: Path) -> None:
     restore = Restore(tmp_path / "swarm-restore.json")
     assert restore.load() is None and not restore.pending()

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 6.0
 CYCLE = 1.0
+OWN_BEAT_LAG = 3.0  # this node's own last beat, as stored, when heartbeats are being written
+OWN_SILENCE_MAX = 20.0  # beyond, this node's own engine is taken for stopped: nothing excused
 
 
 class Leadership:
@@ -99,6 +101,7 @@ class Leadership:
         now = snap.read_at  # silence counted up to when the read began (Snapshot.read_at)
         for node in snap.nodes.values():
             node.last_seen = max(heard_until(node.last_seen, self.outage), self.led_since)
+        self.excuse_own_silence(snap, now)
         self.excuse_manager_loss(snap, now)
         self._log_down(snap, now)
         plan = reconcile.plan(snap, now)
@@ -117,6 +120,20 @@ class Leadership:
             except Conflict:
                 pass
         await self.announce()
+
+    def excuse_own_silence(self, snap: Snapshot, now: float) -> None:
+        """This node leads, so it is alive, and its own engine's beats are written as every
+        node's are: their silence is the state's (heartbeats not writable while the managers
+        re-elect at a manager's return, though this leader's reads went through). Every node's
+        silence is counted less that much; not when this node's own engine seems stopped."""
+        me = snap.node_by_berth_name(self.node)
+        if me is None:
+            return
+        lag = now - me.last_seen - OWN_BEAT_LAG
+        if lag <= 0 or now - me.last_seen > OWN_SILENCE_MAX:
+            return
+        for node in snap.nodes.values():
+            node.last_seen += lag
 
     def excuse_manager_loss(self, snap: Snapshot, now: float) -> None:
         """A worker's heartbeat goes through one manager (its link's), a manager's through its
