@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import cast
 
 from berth_orchestrator.lease import Leadership, heard_until
-from berth_orchestrator.reconcile import DOWN_AFTER, node_ready
-from berth_orchestrator.records import NodeRecord
+from berth_orchestrator.records import DOWN_AFTER, NodeRecord, node_ready
 from berth_orchestrator.restore import Kept, Restore
 from berth_orchestrator.store import Snapshot, SwarmStore
 

@@ -16,9 +16,10 @@ from berth_kit.rpc import RpcServer
 from berth_kit.service import ServiceContext, run_service
 from berth_kit.swarmbus import SWARM_BUS_ENV
 
+from berth_orchestrator.admission import Admission
 from berth_orchestrator.api import SwarmApi
 from berth_orchestrator.dispatcher import Dispatcher
-from berth_orchestrator.joining import Admission, Worker
+from berth_orchestrator.joining import Worker
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import Membership
 from berth_orchestrator.serviceapi import ServiceApi

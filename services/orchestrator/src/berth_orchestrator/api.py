@@ -16,7 +16,8 @@ from berth_contracts.errors import Conflict, InvalidParameter, Unavailable
 from berth_kit.swarmbus import SwarmBus
 
 from berth_orchestrator import ids, specs, swarmca, views
-from berth_orchestrator.joining import Admission, Worker
+from berth_orchestrator.admission import Admission
+from berth_orchestrator.joining import Worker
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.lookup import check_filters, labels_match, node_name, resolve
 from berth_orchestrator.membership import (
@@ -28,7 +29,7 @@ from berth_orchestrator.membership import (
     manager_server,
     route_addr,
 )
-from berth_orchestrator.reconcile import MOVING_GRACE, node_ready
+from berth_orchestrator.reconcile import MOVING_GRACE
 from berth_orchestrator.records import (
     ClusterRecord,
     Document,
@@ -235,8 +236,7 @@ class SwarmApi:
         until it is removed). Without --force refused, as dockerd refuses it, naming the loss of
         the majority when the rest would not be one."""
         if not force:
-            now = time.time()
-            reachable = sum(1 for n in managers if node_ready(n, now))
+            reachable = sum(1 for n in managers if snap.ready(n))
             message = "You are attempting to leave the swarm on a node that is participating as a manager. "
             if reachable - 2 <= len(managers) - reachable:  # moby's removingManagerCausesLossOfQuorum
                 message += (
@@ -278,7 +278,7 @@ class SwarmApi:
 
     # --- /nodes ------------------------------------------------------------------------------
     def _node_doc(self, snap: Snapshot, node: NodeRecord) -> Document:
-        return views.node_doc(snap, node, self.leader_node(snap), snap.read_at or time.time())
+        return views.node_doc(snap, node, self.leader_node(snap))
 
     def leader_node(self, snap: Snapshot) -> str:
         """The node whose orchestrator holds the lease (one node: the manager)."""
@@ -345,7 +345,7 @@ class SwarmApi:
         """The node, once heard: one unheard for a moment (its beats paused while the managers
         re-elect) is waited for a little before a promotion is refused."""
         deadline = time.monotonic() + HEARD_WITHIN
-        while not node_ready(node, snap.read_at):
+        while not snap.ready(node):
             if time.monotonic() > deadline:
                 raise Unavailable(f"node {node.id} cannot be promoted: it is not ready")
             await anyio.sleep(0.5)
@@ -364,15 +364,15 @@ class SwarmApi:
         managers = [n for n in snap.nodes.values() if n.role == "manager"]
         if len(managers) == 1:
             raise InvalidParameter("attempting to demote the last manager of the swarm")
-        now = time.time()
         rest = [n for n in managers if n.id != node.id]
-        if sum(1 for n in rest if node_ready(n, now)) < len(rest) // 2 + 1:
+        if sum(1 for n in rest if snap.ready(n)) < len(rest) // 2 + 1:
             raise Unavailable("can't remove member from the raft: this would result in a loss of quorum")
         # Its route stays until it left JetStream's cluster: cut off before, it could not
         # write its own step down (SwarmLink.remove_peers clears it).
         node.role, node.leaving_cluster = "worker", bool(node.routes_at)
+        now = time.time()
         node.leaving_since, node.hash_at_demotion = now, node.leaf_password_hash
-        if node_ready(node, now):
+        if snap.ready(node):
             # Its heartbeats pause while it moves from its swarm server to a worker's link.
             await self.store.hold_seen(node.id, now + MOVING_GRACE)
         log.info("node %s (%s) demoted to worker", node.id, node.berth_node)
@@ -385,7 +385,7 @@ class SwarmApi:
                 f"rpc error: code = FailedPrecondition desc = node {node.id} is a cluster manager and is "
                 "a member of the raft cluster. It must be demoted to worker before removal"
             )
-        if not cmd.force and node_ready(node, time.time()):
+        if not cmd.force and snap.ready(node):
             raise InvalidParameter(
                 f"rpc error: code = FailedPrecondition desc = node {node.id} is not down and can't be "
                 "removed"

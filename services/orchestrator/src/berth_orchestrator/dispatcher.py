@@ -32,7 +32,7 @@ from berth_orchestrator.store import Snapshot, SwarmStore
 # swarmkit's order of task states, as the contract's TaskState lists them.
 _RANK = {state: i for i, state in enumerate(get_args(TaskState))}
 # A node's `seen.<id>` key is written at most this often (each write is fsynced by JetStream);
-# a node is down after reconcile.DOWN_AFTER without one (reconcile.node_ready). Under the
+# a node is down after records.DOWN_AFTER without one (records.node_ready). Under the
 # engines' 2 s beat, so every beat is written: the key lags a node's last beat by no more.
 _SEEN_WRITE_EVERY = 1.0
 

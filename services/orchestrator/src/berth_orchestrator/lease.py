@@ -16,7 +16,7 @@ import msgspec
 from berth_contracts.errors import BerthError, Conflict
 
 from berth_orchestrator import reconcile
-from berth_orchestrator.records import LEASE_KEY, LeaseRecord
+from berth_orchestrator.records import LEASE_KEY, LeaseRecord, node_ready
 from berth_orchestrator.store import Snapshot, SwarmStore
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,8 @@ class Leadership:
             return False
         if lease is not None and lease.holder == self.holder and lease.until - now > LEASE_SECONDS / 2:
             return True  # ours for a while yet: no write (each one is fsynced)
-        snap = Snapshot()
-        if raw:
-            snap.revisions[LEASE_KEY] = raw[1]
         try:
-            await self.store.write(snap, LEASE_KEY, LeaseRecord(holder=self.holder, until=now + LEASE_SECONDS))
+            await self.store.write_over(LEASE_KEY, LeaseRecord(holder=self.holder, until=now + LEASE_SECONDS), raw)
         except Conflict:
             return False  # another instance renewed or took it first
         if not self.is_leader:
@@ -146,7 +143,7 @@ class Leadership:
                 node.last_seen = max(node.last_seen, self.manager_lost[0])
         lost = {
             n.id for n in snap.nodes.values()
-            if n.role == "manager" and n.id not in self._down and not reconcile.node_ready(n, now)
+            if n.role == "manager" and n.id not in self._down and not node_ready(n, now)
         }  # fmt: skip
         if not lost:
             return
@@ -158,7 +155,7 @@ class Leadership:
     def _log_down(self, snap: Snapshot, now: float) -> None:
         """A line when a node is first seen Down and when it is heard again: a reschedule's
         timing, and why a task moved, read from the log."""
-        down = {n.id for n in snap.nodes.values() if not reconcile.node_ready(n, now)}
+        down = {n.id for n in snap.nodes.values() if not node_ready(n, now)}
         for node_id in sorted(down - self._down):
             node = snap.nodes[node_id]
             log.info("node %s (%s) is down: not heard for %.1fs", node.id, node.berth_node, now - node.last_seen)

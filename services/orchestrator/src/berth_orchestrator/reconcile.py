@@ -26,11 +26,10 @@ from berth_common.platforms import parse_platform, platform_matches
 
 from berth_orchestrator import specs
 from berth_orchestrator.ids import new_id
-from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord
+from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord, node_ready
 from berth_orchestrator.store import Snapshot
 
 TERMINAL = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
-DOWN_AFTER = 6.0  # seconds without a heartbeat (engines beat every 2 s)
 # Seconds a node whose part changes (joined as a manager, promoted, demoted) counts as heard:
 # its heartbeats pause while it moves onto its new bus (a new manager's server waits up to 8 s
 # to be admitted by the others' routes, then starts and catches up with the state).
@@ -48,10 +47,6 @@ class Plan:
 def _named(svc: ServiceRecord, task: TaskRecord) -> str:
     """As Docker names a task's container, less the node for a global service's."""
     return f"{svc.spec.get('Name') or svc.id}.{task.slot or ''}.{task.id}"
-
-
-def node_ready(node: NodeRecord, now: float) -> bool:
-    return now - node.last_seen <= DOWN_AFTER
 
 
 def _matches(node: NodeRecord, constraint: specs.Constraint) -> bool:
@@ -151,7 +146,9 @@ class _Planner:
 
     def shut_down(self, task: TaskRecord, why: str) -> None:
         if task.desired_state != "shutdown":
-            self.plan.told.append(f"task {task.slot or ''}.{task.id} on {self.where(task.node_id)} shut down: {why}")
+            svc = self.snap.services.get(task.service_id)
+            name = _named(svc, task) if svc else f"{task.slot or ''}.{task.id}"
+            self.plan.told.append(f"task {name} on {self.where(task.node_id)} shut down: {why}")
             task.desired_state = "shutdown"
             task.updated_at = self.stamp
             if task.node_id:

@@ -80,6 +80,14 @@ class NodeRecord(msgspec.Struct, kw_only=True):
     last_seen: float = 0.0
 
 
+DOWN_AFTER = 6.0  # seconds without a heartbeat (engines beat every 2 s)
+
+
+def node_ready(node: NodeRecord, now: float) -> bool:
+    """Heard within DOWN_AFTER of `now` (a snapshot's read_at: Snapshot.ready)."""
+    return now - node.last_seen <= DOWN_AFTER
+
+
 class ServiceRecord(msgspec.Struct, kw_only=True):
     id: str
     created_at: str

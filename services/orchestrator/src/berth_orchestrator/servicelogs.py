@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -37,7 +36,7 @@ from nats.aio.subscription import Subscription
 
 from berth_orchestrator.logrelay import Downstream, ReaderGone, SenderGone, relay
 from berth_orchestrator.lookup import resolve, service_name
-from berth_orchestrator.reconcile import TERMINAL, node_ready
+from berth_orchestrator.reconcile import TERMINAL
 from berth_orchestrator.records import TaskRecord
 from berth_orchestrator.store import Snapshot
 
@@ -141,7 +140,7 @@ class ServiceLogReader:
     ) -> None:  # fmt: skip
         node = snap.nodes.get(task.node_id)
         unavailable = f"node {task.node_id} is not available"
-        if node is None or not node_ready(node, time.time()):
+        if node is None or not snap.ready(node):
             reasons.setdefault(task.node_id, unavailable)
             return
         nc = self._swarm_bus()

@@ -43,6 +43,7 @@ from berth_orchestrator.records import (
     decode,
     encode,
     key_of,
+    node_ready,
 )
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,11 @@ class Snapshot:
 
     def revision(self, key: str) -> int:
         return self.revisions.get(key, 0)
+
+    def ready(self, node: NodeRecord) -> bool:
+        """Whether the node was heard recently when this read began (now, for a snapshot made
+        by hand)."""
+        return node_ready(node, self.read_at or time.time())
 
     def add(self, key: str, record: Record, revision: int) -> None:
         self.revisions[key] = revision
@@ -305,15 +311,19 @@ class SwarmStore:
         part changes), over a beat written meanwhile: a few tries, each on the key as read."""
         key = f"seen.{node_id}"
         for _ in range(3):
-            snap = Snapshot()
-            raw = await self.get_raw(key)
-            if raw:
-                snap.revisions[key] = raw[1]
             try:
-                await self.write(snap, key, SeenRecord(at=until))
+                await self.write_over(key, SeenRecord(at=until), await self.get_raw(key))
                 return
             except Conflict:
                 continue
+
+    async def write_over(self, key: str, record: Record, read: tuple[bytes, int] | None) -> int:
+        """Write one key over what get_raw read of it (create it if it read nothing); Conflict
+        when someone wrote it since."""
+        snap = Snapshot()
+        if read:
+            snap.revisions[key] = read[1]
+        return await self.write(snap, key, record)
 
     async def put_cluster(self, snap: Snapshot, record: ClusterRecord) -> int:
         return await self.write(snap, CLUSTER_KEY, record)

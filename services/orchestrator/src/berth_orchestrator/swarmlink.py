@@ -48,7 +48,7 @@ from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 
 from berth_orchestrator import swarmca
-from berth_orchestrator.joining import Admission
+from berth_orchestrator.admission import Admission
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import (
     MAX_STATE_COPIES,
@@ -59,8 +59,7 @@ from berth_orchestrator.membership import (
     manager_server,
     worker_notes,
 )
-from berth_orchestrator.reconcile import node_ready
-from berth_orchestrator.records import CLUSTER_KEY, NodeRecord, encode
+from berth_orchestrator.records import CLUSTER_KEY, NodeRecord, encode, node_ready
 from berth_orchestrator.restore import Restore
 from berth_orchestrator.servicelogs import NodeLogEndpoint
 from berth_orchestrator.store import Snapshot, SwarmStore
@@ -185,8 +184,7 @@ class SwarmLink:
         if server.cluster and alone and leaving and me is not None:
             # Each live one links to this one as a worker first (its node user); one that is
             # down is not waited for.
-            now = time.time()
-            if all(stepped_down(n, now) for n in leaving):
+            if all(stepped_down(n, snap.read_at or time.time()) for n in leaving):
                 await self.shrink_to_one(snap, me, server, leaving)
             return
         if me is not None:
@@ -295,7 +293,7 @@ class SwarmLink:
         serves as a worker (or is down), so the managers' majority is counted without it, as
         swarmkit removes a demoted manager from its raft. True while any is pending."""
         pending = [n for n in snap.nodes.values() if n.leaving_cluster]
-        now = time.time()
+        now = snap.read_at or time.time()  # silence counted to the read's start (Snapshot.ready)
         for node in pending:
             if not stepped_down(node, now):
                 continue  # still moving to its worker's link: its server keeps the state meanwhile

@@ -8,7 +8,6 @@ from typing import Any
 from berth_orchestrator import specs, swarmca
 from berth_orchestrator.ids import join_token
 from berth_orchestrator.membership import joined
-from berth_orchestrator.reconcile import node_ready
 from berth_orchestrator.records import (
     ClusterRecord,
     Document,
@@ -75,8 +74,8 @@ def cluster_doc(snap: Snapshot, cluster: ClusterRecord, tokens: bool) -> Documen
     return doc
 
 
-def node_doc(snap: Snapshot, node: NodeRecord, leader_id: str, now: float) -> Document:
-    ready = node_ready(node, now)
+def node_doc(snap: Snapshot, node: NodeRecord, leader_id: str) -> Document:
+    ready = snap.ready(node)
     spec: Document = {"Labels": node.labels, "Role": node.role, "Availability": node.availability}
     if node.name:
         spec["Name"] = node.name
