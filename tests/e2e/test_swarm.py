@@ -214,6 +214,50 @@ def test_a_services_mounts_reach_its_tasks(berth: Berth, busybox_image: str, tmp
     berth.docker("volume", "rm", "svcdata")
 
 
+def test_a_services_container_options_reach_its_tasks(berth: Berth, busybox_image: str) -> None:
+    """The CLI's --cap-add/--cap-drop, --host, --dns*, --sysctl, --ulimit, --group,
+    --log-driver and --replicas-max-per-node: each task container has them as moby's container
+    adapter makes them, and a task over the per-node limit stays pending in swarmkit's words."""
+    berth.docker_ok("swarm", "init")
+    try:
+        berth.docker_ok(
+            "service", "create", "--name", "opts", "--replicas", "2", "--replicas-max-per-node", "1",
+            "--cap-add", "NET_ADMIN", "--cap-drop", "CHOWN", "--host", "db.internal:10.9.8.7",
+            "--dns", "10.0.0.53", "--dns-search", "example.org", "--dns-option", "ndots:2",
+            "--sysctl", "net.ipv4.ip_local_port_range=20000 30000", "--ulimit", "nofile=512:1024",
+            "--group", "4242", "--log-driver", "json-file", "--log-opt", "max-size=1m",
+            "--placement-pref", "spread=node.labels.zone", "--detach",
+            busybox_image, "sleep", "1000", timeout=120,
+        )  # fmt: skip
+        wait_until(lambda: len(_running_of(berth, "opts")) == 1, 60, "one task running")
+        [name] = _running_of(berth, "opts")
+        [info] = json.loads(berth.docker_ok("inspect", name))
+        hc = info["HostConfig"]
+        assert (hc["CapAdd"], hc["CapDrop"], hc["GroupAdd"]) == (["CAP_NET_ADMIN"], ["CAP_CHOWN"], ["4242"])  # the CLI adds CAP_
+        assert hc["ExtraHosts"] == ["db.internal:10.9.8.7"]
+        assert (hc["Dns"], hc["DnsSearch"], hc["DnsOptions"]) == (["10.0.0.53"], ["example.org"], ["ndots:2"])
+        assert hc["Sysctls"] == {"net.ipv4.ip_local_port_range": "20000 30000"}
+        assert hc["Ulimits"] == [{"Name": "nofile", "Soft": 512, "Hard": 1024}]
+        assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
+        inside = berth.docker_ok("exec", name, "sh", "-c", "cat /etc/hosts /etc/resolv.conf; ulimit -n; id -G")
+        assert "10.9.8.7\tdb.internal" in inside and "nameserver 10.0.0.53" in inside, inside
+        assert "search example.org" in inside and "options ndots:2" in inside and "\n512\n0 4242\n" in inside, inside
+        spec = json.loads(berth.docker_ok("service", "inspect", "opts", "--format", "{{json .Spec.TaskTemplate}}"))
+        assert spec["Placement"]["MaxReplicas"] == 1
+        assert spec["Placement"]["Preferences"] == [{"Spread": {"SpreadDescriptor": "node.labels.zone"}}]
+        assert spec["ContainerSpec"]["Hosts"] == ["10.9.8.7 db.internal"]  # swarmkit's /etc/hosts form
+        wait_until(lambda: "no suitable node" in berth.docker_ok(
+            "service", "ps", "opts", "--filter", "desired-state=running", "--format", "{{.Error}}"), 30,
+            "the second task pending")  # fmt: skip
+    finally:
+        berth.docker("swarm", "leave", "--force")
+
+
+def _running_of(berth: Berth, service: str) -> list[str]:
+    return berth.docker_ok("ps", "--filter", f"label=com.docker.swarm.service.name={service}", "--format",
+                           "{{.Names}}").split()  # fmt: skip
+
+
 def test_tasks_run_once_healthy_and_an_unhealthy_update_rolls_back(berth: Berth, busybox_image: str) -> None:
     """A healthcheck in the service (swarmkit's health-aware tasks): a task is `running` once
     healthy; an unhealthy one fails and is replaced; an update whose tasks never get healthy

@@ -267,6 +267,38 @@ def test_a_host_mode_port_holds_one_task_per_node() -> None:
     assert {t.state for t in _live(snap)} == {"assigned"}
 
 
+def test_max_replicas_per_node_leaves_the_rest_pending() -> None:
+    snap = _snap(_spec(5, Placement={"MaxReplicas": 2}), nodes=2)
+    _apply(snap)
+    placed = sorted((t.node_id, t.state) for t in _live(snap))
+    assert placed == [("", "pending"), ("n0", "assigned"), ("n0", "assigned"), ("n1", "assigned"), ("n1", "assigned")]
+    snap.nodes["n2"] = NodeRecord(id="n2", berth_node="b2", hostname="h2", created_at="", updated_at="", last_seen=NOW)
+    _apply(snap)
+    assert sorted(t.node_id for t in _live(snap)) == ["n0", "n0", "n1", "n1", "n2"]
+
+
+def test_spread_preferences_even_out_label_values_then_nodes() -> None:
+    """Three nodes in zone a, one in zone b, one without a zone: each zone value (and "none")
+    gets a third of the tasks, as swarmkit's spread; within a zone, the nodes share them."""
+    spread = [{"Spread": {"SpreadDescriptor": "node.labels.zone"}}]
+    snap = _snap(_spec(6, Placement={"Preferences": spread}), nodes=5)
+    for i, zone in enumerate(("a", "a", "a", "b")):
+        snap.nodes[f"n{i}"].labels = {"zone": zone}
+    _apply(snap)
+    on = [t.node_id for t in _live(snap)]
+    zone_of = {f"n{i}": z for i, z in enumerate(("a", "a", "a", "b", ""))}
+    assert sorted(zone_of[n] for n in on) == ["", "", "a", "a", "b", "b"]
+    assert len({n for n in on if zone_of[n] == "a"}) == 2  # two of zone a's nodes, one each
+    nested = [*spread, {"Spread": {"SpreadDescriptor": "engine.labels.rack"}}]
+    snap = _snap(_spec(4, Placement={"Preferences": nested}), nodes=3)
+    for i, rack in enumerate(("r1", "r1", "r2")):
+        snap.nodes[f"n{i}"].labels = {"zone": "a"}
+        snap.nodes[f"n{i}"].engine_labels = {"rack": rack}
+    _apply(snap)
+    rack_of = {"n0": "r1", "n1": "r1", "n2": "r2"}
+    assert sorted(rack_of[t.node_id] for t in _live(snap)) == ["r1", "r1", "r2", "r2"]
+
+
 def test_history_is_bounded_and_a_removed_service_loses_its_tasks() -> None:
     snap = _snap(_spec(1, RestartPolicy={"Condition": "any", "Delay": 0}))
     _apply(snap)

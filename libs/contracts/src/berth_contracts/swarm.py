@@ -15,7 +15,7 @@ from typing import Any, Literal
 import msgspec
 
 from berth_contracts.base import Command, Done, Ping, Reply
-from berth_contracts.docker import HealthConfig
+from berth_contracts.docker import HealthConfig, HostConfig
 from berth_contracts.identifiers import Identifier, Subject
 
 Filters = dict[str, list[str]]
@@ -30,6 +30,10 @@ class SwarmInit(Command, frozen=True):
     listen_addr: str = "0.0.0.0:2377"
     spec: Document = msgspec.field(default_factory=dict)
     force_new_cluster: bool = False
+    # For overlay networks (which berth does not have): kept and shown, as swarmkit does.
+    default_addr_pool: list[str] = msgspec.field(default_factory=list)
+    subnet_size: int = 0
+    data_path_port: int = 0
 
 
 class SwarmInitialised(Reply, frozen=True):
@@ -130,7 +134,7 @@ class ServiceList(Listing, frozen=True):
 
 
 class ServiceInspect(ByRef, frozen=True):
-    pass
+    insert_defaults: bool = False  # ?insertDefaults=true: swarmkit's defaults filled in
 
 
 class ServiceUpdate(SpecUpdate, frozen=True):
@@ -230,6 +234,10 @@ class TaskAssignment(msgspec.Struct, frozen=True):
     ports: list[HostPort] = msgspec.field(default_factory=list)
     mounts: list[dict[str, Any]] = msgspec.field(default_factory=list)  # Docker's Mount objects
     healthcheck: HealthConfig | None = None
+    # The rest of its HostConfig as moby's container adapter makes it from the task template
+    # (caps, groups, hosts, DNS, sysctls, ulimits, privileges, log driver); the fields above
+    # are set over it.
+    host_config: HostConfig | None = None
     # The service's `--with-registry-auth` credentials, for the pull of a missing image.
     registry_auth: str = ""
 

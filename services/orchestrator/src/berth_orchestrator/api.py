@@ -95,6 +95,7 @@ class SwarmApi:
         if snap.cluster is not None or self.membership.worker() is not None:
             raise Unavailable(ALREADY_IN_SWARM)
         specs.check_swarm_features(cmd.spec, None)
+        pools, subnet_size, data_path_port = specs.address_pools(cmd.default_addr_pool, cmd.subnet_size, cmd.data_path_port)
         spec = views.swarm_spec(cmd.spec)
         listen_host, port = host_port(cmd.listen_addr or "0.0.0.0:2377")
         listen = joined(listen_host or "0.0.0.0", port)
@@ -119,7 +120,8 @@ class SwarmApi:
             id=ids.new_id(), created_at=stamp, updated_at=stamp, spec=spec, ca_digest=swarmca.digest(ca_cert),
             worker_secret=ids.new_secret(), manager_secret=ids.new_secret(),
             route_user=f"route-{ids.new_secret()[:12]}", route_password=ids.new_secret() + ids.new_secret(),
-            ca_cert=ca_cert, ca_key=ca_key,
+            ca_cert=ca_cert, ca_key=ca_key, default_addr_pool=pools, subnet_size=subnet_size,
+            data_path_port=data_path_port,
         )  # fmt: skip
         if listen:
             names = await anyio.to_thread.run_sync(swarmca.local_names, addr, listen_host)

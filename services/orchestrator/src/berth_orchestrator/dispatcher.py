@@ -93,6 +93,7 @@ def assignment(svc: ServiceRecord, task: TaskRecord) -> TaskAssignment:
         ports=specs.host_ports(svc.spec),
         mounts=specs.mounts_of(task.template),
         healthcheck=specs.health_of(task.template),
+        host_config=specs.host_config_of(task.template),
         registry_auth=specs.registry_auth_of(task.template),
     )
 

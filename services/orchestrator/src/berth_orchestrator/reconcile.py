@@ -72,6 +72,16 @@ def _matches(node: NodeRecord, constraint: specs.Constraint) -> bool:
     return actual is None or actual.lower() != constraint.value.lower()
 
 
+def _branch(node: NodeRecord, labels: list[str]) -> tuple[str, ...]:
+    """The node's values of these spread labels ("" where it has none)."""
+    return tuple(
+        node.labels.get(key[len("node.labels.") :], "") if key.startswith("node.labels.")
+        else node.engine_labels.get(key[len("engine.labels.") :], "") if key.startswith("engine.labels.")
+        else ""
+        for key in labels
+    )  # fmt: skip
+
+
 def _platform_fits(wanted: dict[str, str]) -> bool:
     """A Placement.Platforms entry (the image's platforms, which the CLI records): berth's nodes
     are linux on this machine's architecture."""
@@ -128,13 +138,29 @@ class _Planner:
         wanted = {(p.published, p.protocol) for p in specs.host_ports(svc.spec) if p.published}
         if wanted:  # swarmkit's host port filter: one task per published port and node
             nodes = [n for n in nodes if not wanted & self.ports_taken(n.id)]
-        if not nodes:
-            return None
         of_service: dict[str, int] = defaultdict(int)
         for task in self.snap.tasks.values():
             if task.service_id == svc.id and task.desired_state == "running":
                 of_service[task.node_id] += 1
-        return min(nodes, key=lambda n: (of_service[n.id], self.live_on_node[n.id], n.id))
+        template = specs.template_of(svc.spec)
+        if limit := specs.max_replicas(template):
+            nodes = [n for n in nodes if of_service[n.id] < limit]
+        if not nodes:
+            return None
+        # Spread preferences: the label value (then, nested, the next label's) with the fewest
+        # of the service's tasks first, over the nodes this service could run on.
+        spread = specs.spread_over(template)
+        in_branch: dict[tuple[str, ...], int] = defaultdict(int)
+        for node_id, count in of_service.items():
+            if (known := self.snap.nodes.get(node_id)) is not None:
+                for depth in range(1, len(spread) + 1):
+                    in_branch[_branch(known, spread[:depth])] += count
+
+        def load(n: NodeRecord) -> tuple[int, ...]:
+            branches = tuple(in_branch[_branch(n, spread[:depth])] for depth in range(1, len(spread) + 1))
+            return (*branches, of_service[n.id], self.live_on_node[n.id])
+
+        return min(nodes, key=lambda n: (load(n), n.id))
 
     # --- changes ----------------------------------------------------------------------------
     def put(self, record: ServiceRecord | TaskRecord) -> None:

@@ -35,6 +35,11 @@ class ClusterRecord(msgspec.Struct, kw_only=True):
     # had one: its ports then stay without TLS.
     ca_cert: str = ""
     ca_key: str = ""
+    # `swarm init --default-addr-pool/--default-addr-pool-mask-length/--data-path-port`: for
+    # overlay networks, which berth does not have; kept and shown as swarmkit does.
+    default_addr_pool: list[str] = msgspec.field(default_factory=lambda: ["10.0.0.0/8"])
+    subnet_size: int = 24
+    data_path_port: int = 4789
 
     def __repr__(self) -> str:  # never the tokens' parts (logs, tracebacks)
         return f"ClusterRecord(id={self.id!r})"

@@ -86,7 +86,12 @@ class ServiceApi:
     async def service_inspect(self, cmd: sw.ServiceInspect) -> sw.DockerObject:
         snap = await self._managed()
         svc = resolve(snap.services, cmd.ref, "service", service_name)
-        return sw.DockerObject(item=views.service_doc(snap, svc, None))
+        doc = views.service_doc(snap, svc, None)
+        if cmd.insert_defaults:
+            for key in ("Spec", "PreviousSpec"):
+                if key in doc:
+                    doc[key] = specs.with_defaults(doc[key])
+        return sw.DockerObject(item=doc)
 
     async def service_update(self, cmd: sw.ServiceUpdate) -> Done:
         snap = await self._managed()
@@ -112,7 +117,7 @@ class ServiceApi:
             raise InvalidParameter("renaming services is not supported")
         new_spec["Name"] = service_name(svc)
         stamp = rfc3339nano()
-        if specs.template_of(new_spec) != specs.template_of(svc.spec):
+        if not specs.same_template(specs.template_of(new_spec), specs.template_of(svc.spec)):
             svc.spec_serial += 1
             svc.update_state, svc.update_started_at, svc.update_completed_at = state, stamp, ""
             svc.update_message = "update in progress" if state == "updating" else "manually requested rollback"

@@ -8,12 +8,16 @@ configs and jobs are not there yet (README: swarm mode).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import copy
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from berth_contracts.docker import HealthConfig
+from berth_contracts.docker import HealthConfig, HostConfig, LogConfig, Ulimit
 from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
 from berth_contracts.swarm import HostPort
 
@@ -24,17 +28,17 @@ _NAME = re.compile(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*")
 
 _CONTAINER_FIELDS = {
     "Image", "Labels", "Command", "Args", "Hostname", "Env", "Dir", "User", "Init", "StopSignal",
-    "StopGracePeriod", "TTY", "OpenStdin", "ReadOnly", "Isolation", "DNSConfig", "Mounts", "HealthCheck",
+    "StopGracePeriod", "TTY", "OpenStdin", "ReadOnly", "Isolation", "DNSConfig", "Mounts", "Healthcheck",
+    "Groups", "Hosts", "Sysctls", "CapabilityAdd", "CapabilityDrop", "Ulimits", "OomScoreAdj", "Privileges",
 }  # fmt: skip
 _TEMPLATE_FIELDS = {
-    "ContainerSpec", "Resources", "RestartPolicy", "Placement", "ForceUpdate", "Runtime",
+    "ContainerSpec", "Resources", "RestartPolicy", "Placement", "ForceUpdate", "Runtime", "LogDriver",
 }  # fmt: skip
 _SERVICE_FIELDS = {"Name", "Labels", "TaskTemplate", "Mode", "UpdateConfig", "RollbackConfig", "EndpointSpec"}
 _UNSUPPORTED_WORDS = {
     "Networks": "overlay networks (--network) are not supported by berth's swarm mode yet",
     "Secrets": "secrets are not supported by berth's swarm mode yet",
     "Configs": "configs are not supported by berth's swarm mode yet",
-    "LogDriver": "log drivers in services are not supported by berth's swarm mode yet",
 }
 
 
@@ -144,7 +148,7 @@ class Constraint:
 
 def constraints(template: Document) -> list[Constraint]:
     placement = _dict(template, "Placement")
-    _refuse_unknown(placement, {"Constraints", "Platforms"}, "Placement")
+    _refuse_unknown(placement, {"Constraints", "Platforms", "MaxReplicas", "Preferences"}, "Placement")
     out = []
     for raw in placement.get("Constraints") or []:
         text = str(raw)
@@ -157,6 +161,28 @@ def constraints(template: Document) -> list[Constraint]:
         if not (known or key.startswith(("node.labels.", "engine.labels."))):
             raise InvalidParameter(f"constraint expected one operator from ==, !=: unknown key {key!r}")
         out.append(Constraint(key, equal, value))
+    return out
+
+
+def max_replicas(template: Document) -> int:
+    """Placement.MaxReplicas: at most this many of the service's tasks on one node (0: no limit)."""
+    value = _int(_dict(template, "Placement"), "MaxReplicas")
+    if value < 0:
+        raise InvalidParameter("MaxReplicas must be a non-negative integer")
+    return value
+
+
+def spread_over(template: Document) -> list[str]:
+    """Placement.Preferences: the labels whose values the tasks spread evenly over, outermost
+    first (swarmkit's spread preference: node.labels.* or engine.labels.*; a node without the
+    label, or any node for another descriptor, is one more value)."""
+    out = []
+    for pref in _dict(template, "Placement").get("Preferences") or []:
+        spread = _dict(pref, "Spread") if isinstance(pref, dict) else {}
+        descriptor = str(spread.get("SpreadDescriptor") or "")
+        if not isinstance(pref, dict) or set(pref) != {"Spread"} or not descriptor:
+            raise InvalidParameter("invalid placement preference: berth's swarm mode knows only spread=LABEL")
+        out.append(descriptor)
     return out
 
 
@@ -181,9 +207,13 @@ def check_service_spec(spec: Document) -> Document:
     if not container.get("Image"):
         raise InvalidParameter("ContainerSpec: image reference must be provided")
     dns = _dict(container, "DNSConfig")
-    _refuse_unknown(dns, set(), "ContainerSpec.DNSConfig")
+    _refuse_unknown(dns, {"Nameservers", "Search", "Options"}, "ContainerSpec.DNSConfig")
+    log_driver = _dict(template, "LogDriver")
+    _refuse_unknown(log_driver, {"Name", "Options"}, "TaskTemplate.LogDriver")
+    template.setdefault("ForceUpdate", 0)  # swarmkit always shows it
     mounts_of(template)
     health_of(template)
+    host_config_of(template)
     endpoint = _dict(spec, "EndpointSpec")
     host_ports(spec)
     if (endpoint.get("Mode") or "vip") not in ("vip", "dnsrr"):
@@ -199,6 +229,8 @@ def check_service_spec(spec: Document) -> Document:
     update_policy(spec)
     update_policy(spec, "RollbackConfig")
     constraints(template)
+    max_replicas(template)
+    spread_over(template)
     return spec
 
 
@@ -243,12 +275,68 @@ def check_swarm_features(spec: Document, current: Document | None) -> None:
         raise InvalidParameter("rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s")
     if _dict(spec, "EncryptionConfig").get("AutoLockManagers"):
         raise NotImplementedByBerth("autolock is not supported by berth: the swarm's state is not encrypted at rest")
-    rotate = int(ca.get("ForceRotate") or 0) > int(_dict(current or {}, "CAConfig").get("ForceRotate") or 0)
+    # At init (no current spec) the CA is new anyway: ForceRotate is only recorded, as swarmkit does.
+    rotate = current is not None and int(ca.get("ForceRotate") or 0) > int(_dict(current, "CAConfig").get("ForceRotate") or 0)
     if rotate or ca.get("ExternalCAs") or ca.get("SigningCACert") or ca.get("SigningCAKey"):
         raise NotImplementedByBerth(
             "berth does not rotate the swarm's root CA or use an external or given CA: the swarm keeps "
             "the CA made at init"
         )
+
+
+def same_template(a: Document, b: Document) -> bool:
+    """Whether a service's tasks need replacing (a spec stored by an older berth may lack
+    ForceUpdate or spell Healthcheck "HealthCheck": the same template)."""
+
+    def settled(template: Document) -> Document:
+        out = go_names(template, _TEMPLATE)
+        return {**out, "ForceUpdate": out.get("ForceUpdate") or 0}
+
+    return settled(a) == settled(b)
+
+
+def address_pools(pools: list[str], subnet_size: int, data_path_port: int) -> tuple[list[str], int, int]:
+    """`swarm init`'s overlay settings, checked in moby's words, with swarmkit's defaults."""
+    for pool in pools:
+        try:
+            ipaddress.ip_network(pool)
+        except ValueError as exc:
+            raise InvalidParameter(f"invalid base pool {pool!r}: {exc}") from None
+    if not 0 <= subnet_size <= 32:
+        raise InvalidParameter(f"subnet size is out of range: {subnet_size}")
+    if data_path_port and not 1024 <= data_path_port <= 49151:
+        raise InvalidParameter(f"Datapath port number is not in valid range (1024-49151) : {data_path_port}")
+    return pools or ["10.0.0.0/8"], subnet_size or 24, data_path_port or 4789
+
+
+_UPDATE_DEFAULTS: Document = {
+    "Parallelism": 1, "FailureAction": "pause", "Monitor": 5 * SECOND_NS, "MaxFailureRatio": 0, "Order": "stop-first",
+}  # fmt: skip
+# swarmkit's api/defaults.Service, as `docker service inspect` shows it with insertDefaults.
+SERVICE_DEFAULTS: Document = {
+    "TaskTemplate": {
+        "ContainerSpec": {"StopGracePeriod": 10 * SECOND_NS, "DNSConfig": {}},
+        "Resources": {"Limits": {}, "Reservations": {}},
+        "RestartPolicy": {"Condition": "any", "Delay": 5 * SECOND_NS, "MaxAttempts": 0},
+        "Placement": {},
+        "ForceUpdate": 0,
+    },
+    "UpdateConfig": _UPDATE_DEFAULTS,
+    "RollbackConfig": _UPDATE_DEFAULTS,
+    "EndpointSpec": {"Mode": "vip"},
+}
+
+
+def with_defaults(spec: Document, defaults: Document = SERVICE_DEFAULTS) -> Document:
+    """The spec with swarmkit's defaults where it has nothing (as its InterpolateService: an
+    update or rollback config given is kept whole)."""
+    out = dict(spec)
+    for key, value in defaults.items():
+        if key not in out or out[key] is None:
+            out[key] = copy.deepcopy(value)
+        elif isinstance(value, dict) and isinstance(out[key], dict) and key not in ("UpdateConfig", "RollbackConfig"):
+            out[key] = with_defaults(out[key], value)
+    return out
 
 
 def template_of(spec: Document) -> Document:
@@ -314,15 +402,91 @@ def mounts_of(template: Document) -> list[Document]:
 
 
 def health_of(template: Document) -> HealthConfig | None:
-    """ContainerSpec.HealthCheck (Docker's HealthConfig): the node runs it as dockerd runs a
+    """ContainerSpec.Healthcheck (Docker's HealthConfig): the node runs it as dockerd runs a
     container's, and a task is `running` only once healthy (swarmkit's health-aware tasks)."""
-    raw = container_of(template).get("HealthCheck")
+    container = container_of(template)
+    raw = container.get("Healthcheck") or container.get("HealthCheck")  # as stored before 2026-12-05
     if not raw:
         return None
     try:
         return msgspec.convert(raw, HealthConfig)
     except msgspec.ValidationError as exc:
         raise InvalidParameter(f"invalid HealthCheck: {exc}") from None
+
+
+def _strings(doc: Document, key: str) -> list[str] | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter(f"{key} must be a list of strings")
+    return value or None
+
+
+def host_config_of(template: Document) -> HostConfig:
+    """What moby's container adapter puts in a task container's HostConfig from the task
+    template (caps, groups, hosts, DNS, sysctls, ulimits, OOM score, privileges, log driver);
+    the node's engine checks it as it checks `docker run`'s."""
+    container = container_of(template)
+    dns = _dict(container, "DNSConfig")
+    sysctls = _dict(container, "Sysctls")
+    log_driver = _dict(template, "LogDriver")
+    try:
+        ulimits = msgspec.convert(container.get("Ulimits") or [], list[Ulimit])
+        log_options = msgspec.convert(log_driver.get("Options") or {}, dict[str, str])
+    except msgspec.ValidationError as exc:
+        raise InvalidParameter(f"invalid ContainerSpec: {exc}") from None
+    # swarmkit keeps /etc/hosts lines ("IP name [aliases]"), HostConfig "name:IP"; moby takes
+    # the canonical name only.
+    hosts = [f"{parts[1]}:{parts[0]}" for parts in (str(h).split() for h in _strings(container, "Hosts") or []) if len(parts) > 1]
+    return HostConfig(
+        cap_add=_strings(container, "CapabilityAdd"),
+        cap_drop=_strings(container, "CapabilityDrop"),
+        group_add=_strings(container, "Groups"),
+        extra_hosts=hosts or None,
+        dns=_strings(dns, "Nameservers"),
+        dns_search=_strings(dns, "Search"),
+        dns_options=_strings(dns, "Options"),
+        sysctls={str(k): str(v) for k, v in sysctls.items()} or None,
+        ulimits=ulimits or None,
+        oom_score_adj=_int(container, "OomScoreAdj"),
+        security_opt=security_opts_of(template) or None,
+        log_config=LogConfig(type=str(log_driver.get("Name") or ""), config=log_options or None),
+    )
+
+
+def security_opts_of(template: Document) -> list[str]:
+    """ContainerSpec.Privileges as moby's container adapter turns it into SecurityOpt."""
+    privileges = _dict(container_of(template), "Privileges")
+    if privileges.get("CredentialSpec"):
+        raise InvalidParameter("Privileges.CredentialSpec (Windows containers) is not supported by berth")
+    opts = []
+    selinux = _dict(privileges, "SELinuxContext")
+    if selinux.get("Disable"):
+        opts.append("label=disable")
+    opts += [f"label={word}:{selinux[key]}" for key, word in _SELINUX if selinux.get(key)]
+    seccomp = _dict(privileges, "Seccomp")
+    mode = seccomp.get("Mode") or "default"
+    if mode == "unconfined":
+        opts.append("seccomp=unconfined")
+    elif mode == "custom":
+        try:  # Go's []byte: base64 in JSON
+            opts.append("seccomp=" + base64.b64decode(str(seccomp.get("Profile") or ""), validate=True).decode())
+        except (binascii.Error, UnicodeDecodeError):
+            raise InvalidParameter("invalid Privileges.Seccomp.Profile: not base64 of a JSON profile") from None
+    elif mode != "default":
+        raise InvalidParameter(f"invalid Privileges.Seccomp.Mode: {mode!r}")
+    apparmor = _dict(privileges, "AppArmor").get("Mode") or "default"
+    if apparmor not in ("default", "disabled"):
+        raise InvalidParameter(f"invalid Privileges.AppArmor.Mode: {apparmor!r}")
+    if apparmor == "disabled":
+        opts.append("apparmor=unconfined")
+    if privileges.get("NoNewPrivileges"):
+        opts.append("no-new-privileges=true")
+    return opts
+
+
+_SELINUX = (("User", "user"), ("Role", "role"), ("Type", "type"), ("Level", "level"))
 
 
 def limits_of(template: Document) -> tuple[int, int]:
@@ -351,16 +515,24 @@ def check_node_spec(spec: Document) -> Document:
 # dockerd decodes specs with Go's encoding/json, which matches field names case-insensitively
 # (docker-py sends {"replicated": {"Replicas": 2}}): keys are put in Docker's spelling first.
 # None: a leaf (its keys, if any, are the user's: labels).
-_Schema = dict[str, "_Schema | None"]
+_Schema = dict[str, "_Schema | list[_Schema] | None"]  # a list: each item of that schema
 _PLATFORM: _Schema = {"Architecture": None, "OS": None}
 _UPDATE: _Schema = {k: None for k in ("Parallelism", "Delay", "FailureAction", "Monitor", "MaxFailureRatio", "Order")}
 _CONTAINER: _Schema = {
     **{k: None for k in (
         "Image", "Labels", "Command", "Args", "Hostname", "Env", "Dir", "User", "Groups", "Privileges",
-        "Init", "StopSignal", "StopGracePeriod", "HealthCheck", "Hosts", "Secrets", "Configs", "Isolation",
-        "Sysctls", "CapabilityAdd", "CapabilityDrop", "Ulimits", "TTY", "OpenStdin", "ReadOnly", "Mounts",
+        "Init", "StopSignal", "StopGracePeriod", "Healthcheck", "Hosts", "Secrets", "Configs", "Isolation",
+        "Sysctls", "CapabilityAdd", "CapabilityDrop", "TTY", "OpenStdin", "ReadOnly", "Mounts", "OomScoreAdj",
     )},
     "DNSConfig": {"Nameservers": None, "Search": None, "Options": None},
+    "Ulimits": [{"Name": None, "Soft": None, "Hard": None}],
+    "Privileges": {
+        "CredentialSpec": None,
+        "SELinuxContext": {k: None for k in ("Disable", "User", "Role", "Type", "Level")},
+        "Seccomp": {"Mode": None, "Profile": None},
+        "AppArmor": {"Mode": None},
+        "NoNewPrivileges": None,
+    },
 }  # fmt: skip
 _TEMPLATE: _Schema = {
     "ContainerSpec": _CONTAINER,
@@ -369,8 +541,12 @@ _TEMPLATE: _Schema = {
         "Reservations": {"NanoCPUs": None, "MemoryBytes": None, "GenericResources": None},
     },
     "RestartPolicy": {"Condition": None, "Delay": None, "MaxAttempts": None, "Window": None},
-    "Placement": {"Constraints": None, "Preferences": None, "MaxReplicas": None, "Platforms": [_PLATFORM]},  # type: ignore[dict-item]
-    **{k: None for k in ("PluginSpec", "NetworkAttachmentSpec", "Networks", "LogDriver", "ForceUpdate", "Runtime")},
+    "Placement": {
+        "Constraints": None, "Preferences": [{"Spread": {"SpreadDescriptor": None}}], "MaxReplicas": None,
+        "Platforms": [_PLATFORM],
+    },
+    "LogDriver": {"Name": None, "Options": None},
+    **{k: None for k in ("PluginSpec", "NetworkAttachmentSpec", "Networks", "ForceUpdate", "Runtime")},
 }
 SERVICE_SCHEMA: _Schema = {
     "Name": None,
@@ -387,7 +563,7 @@ SERVICE_SCHEMA: _Schema = {
     "Networks": None,
     "EndpointSpec": {
         "Mode": None,
-        "Ports": [{k: None for k in ("Name", "Protocol", "TargetPort", "PublishedPort", "PublishMode")}],  # type: ignore[dict-item]
+        "Ports": [{k: None for k in ("Name", "Protocol", "TargetPort", "PublishedPort", "PublishMode")}],
     },
 }
 NODE_SCHEMA: _Schema = {"Name": None, "Labels": None, "Role": None, "Availability": None}

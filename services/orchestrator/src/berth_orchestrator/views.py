@@ -62,9 +62,9 @@ def cluster_doc(snap: Snapshot, cluster: ClusterRecord, tokens: bool) -> Documen
         "Spec": cluster.spec,
         "TLSInfo": swarmca.tls_info(cluster.ca_cert),
         "RootRotationInProgress": False,
-        "DefaultAddrPool": ["10.0.0.0/8"],
-        "SubnetSize": 24,
-        "DataPathPort": 4789,
+        "DefaultAddrPool": cluster.default_addr_pool,
+        "SubnetSize": cluster.subnet_size,
+        "DataPathPort": cluster.data_path_port,
     }
     if tokens:  # GET /swarm only: the Info section never carries them
         doc["JoinTokens"] = {

@@ -6,6 +6,7 @@ berth does not act on is refused by name) and answers dockerd's documents.
 
 from __future__ import annotations
 
+import json
 import socket
 from typing import Any, TypeVar
 
@@ -59,6 +60,23 @@ def _version(request: web.Request) -> int:
         raise InvalidParameter(f"invalid swarm version '{raw}': strconv.ParseUint: parsing {raw!r}: invalid syntax") from None
 
 
+T = TypeVar("T")
+
+
+def _init_field(body: dict[str, Any], key: str, kind: type[T], default: T) -> T:
+    """An InitRequest field, or Go's words for one of another type."""
+    value = body.get(key)
+    if value is None:
+        return default
+    try:
+        out = msgspec.convert(value, kind)
+    except msgspec.ValidationError:
+        raise InvalidParameter(f"json: cannot unmarshal {json.dumps(value)} into Go struct field InitRequest.{key}") from None
+    if isinstance(out, int) and not 0 <= out < 2**32:
+        raise InvalidParameter(f"json: cannot unmarshal number {value} into Go struct field InitRequest.{key} of type uint32")
+    return out
+
+
 def _ok() -> web.Response:
     return web.Response(status=200)
 
@@ -75,6 +93,9 @@ async def swarm_init(request: web.Request) -> web.Response:
             listen_addr=str(body.get("ListenAddr") or "0.0.0.0:2377"),
             spec=body.get("Spec") or {},
             force_new_cluster=bool(body.get("ForceNewCluster")),
+            default_addr_pool=_init_field(body, "DefaultAddrPool", list[str], []),
+            subnet_size=_init_field(body, "SubnetSize", int, 0),
+            data_path_port=_init_field(body, "DataPathPort", int, 0),
         ),
         sw.SwarmInitialised,
     )
@@ -182,7 +203,8 @@ async def service_create(request: web.Request) -> web.Response:
 
 
 async def service_inspect(request: web.Request) -> web.Response:
-    reply = await _call(request, sw.ServiceInspect(ref=request.match_info["id"]), sw.DockerObject)
+    cmd = sw.ServiceInspect(ref=request.match_info["id"], insert_defaults=qbool(request, "insertDefaults"))
+    reply = await _call(request, cmd, sw.DockerObject)
     return json_response(reply.item)
 
 
@@ -200,7 +222,7 @@ async def service_update(request: web.Request) -> web.Response:
         registry_auth_from="previous-spec" if auth_from == "previous-spec" else "spec",
     )  # fmt: skip
     await _call(request, cmd, Done)
-    return json_response({})
+    return json_response({"Warnings": None})  # dockerd 20.10's ServiceUpdateResponse
 
 
 async def service_remove(request: web.Request) -> web.Response:

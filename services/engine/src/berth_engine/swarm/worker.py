@@ -23,6 +23,7 @@ from functools import partial
 from urllib.parse import urlsplit
 
 import anyio
+import msgspec
 from anyio.abc import TaskGroup
 from berth_common.engineversion import ENGINE_VERSION
 from berth_common.reference import InvalidReference, parse_normalized_named
@@ -113,7 +114,8 @@ def create_request(task: TaskAssignment) -> CreateRequest:
         stop_timeout=task.stop_grace_seconds,
         healthcheck=task.healthcheck,
         exposed_ports={port: {} for port in ports} or None,
-        host_config=HostConfig(
+        host_config=msgspec.structs.replace(
+            task.host_config or HostConfig(),
             port_bindings=ports or None,
             init=task.init,
             readonly_rootfs=task.read_only,
