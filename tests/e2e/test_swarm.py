@@ -253,6 +253,34 @@ def test_a_services_container_options_reach_its_tasks(berth: Berth, busybox_imag
         berth.docker("swarm", "leave", "--force")
 
 
+def test_jobs_run_to_completion_and_again_on_update(berth: Berth, busybox_image: str) -> None:
+    """`--mode replicated-job` and `global-job`: the CLI waits for "job complete" as with
+    dockerd; an update runs the job again (its next iteration)."""
+    berth.docker_ok("swarm", "init")
+    try:
+        out = berth.docker_ok("service", "create", "--name", "job", "--mode", "replicated-job", "--replicas", "3",
+                              "--max-concurrent", "2", busybox_image, "sh", "-c", "echo ran", timeout=120)  # fmt: skip
+        assert "job complete" in out, out
+
+        def states(service: str) -> list[str]:
+            return berth.docker_ok("service", "ps", service, "--format", "{{.CurrentState}}").splitlines()
+
+        assert [s.split()[0] for s in states("job")] == ["Complete"] * 3
+        [status] = json.loads(berth.docker_ok("service", "inspect", "job", "--format", "{{json .JobStatus}}"))["JobIteration"].values()
+        berth.docker_ok("service", "update", "--detach", "--env-add", "AGAIN=1", "job", timeout=60)
+        wait_until(lambda: [s.split()[0] for s in states("job")].count("Complete") == 6, 60, "the job's second run")
+        again = json.loads(berth.docker_ok("service", "inspect", "job", "--format", "{{json .JobStatus}}"))
+        assert again["JobIteration"]["Index"] > status
+        wait_until(lambda: berth.docker_ok("service", "ls", "--filter", "mode=replicated-job", "--format",
+                                           "{{.Name}} {{.Mode}} {{.Replicas}}").strip() == "job replicated job 0/0 (3/3 completed)",
+                   30, "service ls counting this run's completions")  # fmt: skip
+        out = berth.docker_ok("service", "create", "--name", "gjob", "--mode", "global-job", busybox_image, "true",
+                              timeout=120)  # fmt: skip
+        assert "job complete" in out and [s.split()[0] for s in states("gjob")] == ["Complete"], out
+    finally:
+        berth.docker("swarm", "leave", "--force")
+
+
 def _running_of(berth: Berth, service: str) -> list[str]:
     return berth.docker_ok("ps", "--filter", f"label=com.docker.swarm.service.name={service}", "--format",
                            "{{.Names}}").split()  # fmt: skip

@@ -299,6 +299,53 @@ def test_spread_preferences_even_out_label_values_then_nodes() -> None:
     assert sorted(rack_of[t.node_id] for t in _live(snap)) == ["r1", "r1", "r2", "r2"]
 
 
+def _job(total: int, concurrent: int) -> dict[str, Any]:
+    return {"Name": "j", "TaskTemplate": {"ContainerSpec": {"Image": "busybox"}},
+            "Mode": {"ReplicatedJob": {"MaxConcurrent": concurrent, "TotalCompletions": total}}}  # fmt: skip
+
+
+def test_a_replicated_job_runs_its_completions_max_concurrent_at_a_time() -> None:
+    snap = _snap(_job(3, 2), nodes=2)
+    _apply(snap)
+    assert [t.slot for t in _live(snap)] == [0, 1]  # swarmkit numbers a job's slots from 0
+    _report(snap, "complete", tasks=[t for t in _live(snap) if t.slot == 0])
+    _report(snap, "failed", tasks=[t for t in _live(snap) if t.slot == 1])
+    _apply(snap, NOW + 10)  # the failure is restarted (`any` restarts failures only); slot 2 starts
+    assert sorted(t.slot for t in _live(snap)) == [1, 2]
+    assert [t.desired_state for t in snap.tasks.values() if t.state == "complete"] == ["complete"]
+    _report(snap, "complete")
+    _apply(snap, NOW + 20)
+    assert _live(snap) == [] and not _apply(snap, NOW + 30).puts  # done: nothing runs again
+    # An update runs it again: the next iteration's tasks, the last one's history kept.
+    done = len(snap.tasks)
+    snap.services["s"].spec_serial += 1
+    _apply(snap, NOW + 40)
+    assert [t.slot for t in _live(snap)] == [0, 1] and len(snap.tasks) == done + 2
+
+
+def test_a_job_given_up_by_its_restart_policy_is_not_run_again() -> None:
+    spec = _job(1, 1)
+    spec["TaskTemplate"]["RestartPolicy"] = {"Condition": "none"}
+    snap = _snap(spec)
+    _apply(snap)
+    _report(snap, "failed")
+    _apply(snap, NOW + 10)
+    _apply(snap, NOW + 20)
+    assert _live(snap) == [] and [t.desired_state for t in snap.tasks.values()] == ["complete"]
+
+
+def test_a_global_job_runs_once_on_each_node_and_on_one_that_joins() -> None:
+    snap = _snap({**_job(1, 1), "Mode": {"GlobalJob": {}}}, nodes=2)
+    _apply(snap)
+    assert sorted(t.node_id for t in _live(snap)) == ["n0", "n1"]
+    _report(snap, "complete")
+    _apply(snap, NOW + 5)
+    assert _live(snap) == []
+    snap.nodes["n2"] = NodeRecord(id="n2", berth_node="b2", hostname="h2", created_at="", updated_at="", last_seen=NOW)
+    _apply(snap, NOW + 6)
+    assert [t.node_id for t in _live(snap)] == ["n2"]
+
+
 def test_history_is_bounded_and_a_removed_service_loses_its_tasks() -> None:
     snap = _snap(_spec(1, RestartPolicy={"Condition": "any", "Delay": 0}))
     _apply(snap)

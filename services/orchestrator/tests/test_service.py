@@ -170,6 +170,9 @@ async def test_init_service_tasks_and_leave(swarm: Swarm) -> None:
     svc = (await swarm.call(sw.ServiceInspect(ref="web"), sw.DockerObject)).item  # type: ignore[attr-defined]
     with pytest.raises(Conflict, match="out of sequence"):
         await swarm.call(sw.ServiceUpdate(ref="web", version=1, spec=SPEC), Done)
+    with pytest.raises(InvalidParameter, match="service mode change is not allowed"):
+        global_ = {**SPEC, "Mode": {"Global": {}}}
+        await swarm.call(sw.ServiceUpdate(ref="web", version=svc["Version"]["Index"], spec=global_), Done)
     scaled = {**SPEC, "Mode": {"Replicated": {"Replicas": 1}}}
     await swarm.call(sw.ServiceUpdate(ref=service_id[:5], version=svc["Version"]["Index"], spec=scaled), Done)
     await swarm.leadership.cycle()

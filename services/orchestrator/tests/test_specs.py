@@ -49,7 +49,8 @@ def test_field_names_match_as_gos_do_and_labels_keep_theirs() -> None:
          "GenericResources"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Placement": {"MaxReplicas": -1}}}, "MaxReplicas"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Networks": [{"Target": "n"}]}}, "overlay networks"),
-        ({"Mode": {"ReplicatedJob": {}}}, "jobs"),
+        ({"Mode": {"ReplicatedJob": {}}, "UpdateConfig": {"Parallelism": 2}}, "not supported for jobs"),
+        ({"Mode": {"ReplicatedJob": {"MaxConcurrent": -1}}}, "non-negative"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Placement": {"Preferences": [{"Spread": {}}]}}},
          "only spread=LABEL"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Placement": {"Constraints": ["node.x==1"]}}},
@@ -173,3 +174,12 @@ def test_swarm_inits_overlay_settings_are_checked_in_mobys_words() -> None:
         specs.address_pools([], 33, 0)
     with pytest.raises(InvalidParameter, match=r"not in valid range \(1024-49151\) : 80"):
         specs.address_pools([], 0, 80)
+
+
+def test_a_replicated_jobs_defaults_are_the_apis() -> None:
+    spec = specs.check_service_spec(_spec(Mode={"ReplicatedJob": {}}))
+    assert spec["Mode"] == {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}
+    spec = specs.check_service_spec(_spec(Mode={"replicatedJob": {"MaxConcurrent": 3}}))
+    assert spec["Mode"] == {"ReplicatedJob": {"MaxConcurrent": 3, "TotalCompletions": 3}}
+    assert specs.service_mode(spec).name == "replicated-job"
+    assert specs.service_mode(specs.check_service_spec(_spec(Mode={"GlobalJob": {}}))).name == "global-job"

@@ -2,7 +2,8 @@
 as one pure function of a snapshot (plan) that the leader applies every cycle.
 
 - replicated services get one live task per slot 1..Replicas, global services one per eligible
-  node; a live task is one whose desired state is running;
+  node; a live task is one whose desired state is running; jobs run their tasks to completion
+  (`_Planner.job`);
 - a task that ended is replaced after the restart policy's delay, unless the policy says no
   (condition none, on-failure after exit 0, max attempts reached within the window);
 - a task whose node is down, drained or no longer matches the constraints is shut down and its
@@ -240,9 +241,10 @@ class _Planner:
 
     def group(
         self, svc: ServiceRecord, slot: int, tasks: list[TaskRecord], nodes: list[NodeRecord], want: bool,
-        node: NodeRecord | None = None,
+        node: NodeRecord | None = None, job: bool = False,
     ) -> TaskRecord | None:
-        """Keep one live task in this group (want) or none; returns the live task to update."""
+        """Keep one live task in this group (want) or none; returns the live task to update.
+        A job's task that completed is done (its desired state becomes complete)."""
         live = [t for t in tasks if t.desired_state == "running"]
         live.sort(key=lambda t: t.created_at)
         current = live[-1] if live else None
@@ -266,6 +268,9 @@ class _Planner:
             self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes), "replaces a task off its node")
             return None
         if current is not None and current.state in TERMINAL:
+            if job and current.state == "complete":
+                self.complete(current)
+                return None
             due = self.restart_due(svc, current)
             if due == "now":
                 self.shut_down(current, f"it ended ({current.state})")
@@ -292,17 +297,12 @@ class _Planner:
     def service(self, svc: ServiceRecord, tasks: list[TaskRecord]) -> None:
         mode = specs.service_mode(svc.spec)
         nodes = self.eligible(svc)
+        if mode.job:
+            self.job(svc, mode, tasks, nodes)
+            return
         outdated: list[TaskRecord] = []
         if mode.global_mode:
-            by_node: dict[str, list[TaskRecord]] = defaultdict(list)
-            for task in tasks:
-                by_node[task.node_id].append(task)
-            for node_id, group in by_node.items():
-                node = self.snap.nodes.get(node_id)
-                if node is None or node not in nodes:
-                    for task in group:
-                        if task.desired_state == "running":
-                            self.shut_down(task, "its node is gone, down, drained or no longer matches")
+            by_node = self.off_eligible_nodes(tasks, nodes)
             for node in nodes:
                 found = self.group(svc, 0, by_node.get(node.id, []), [node], True, node)
                 if found is not None:
@@ -316,6 +316,56 @@ class _Planner:
                 if found is not None:
                     outdated.append(found)
         self.rolling_update(svc, tasks, outdated, nodes)
+
+    def off_eligible_nodes(self, tasks: list[TaskRecord], nodes: list[NodeRecord]) -> dict[str, list[TaskRecord]]:
+        """A global service's tasks by node, those on a node no longer eligible shut down."""
+        by_node: dict[str, list[TaskRecord]] = defaultdict(list)
+        for task in tasks:
+            by_node[task.node_id].append(task)
+        for node_id, group in by_node.items():
+            node = self.snap.nodes.get(node_id)
+            if node is None or node not in nodes:
+                for task in group:
+                    if task.desired_state == "running":
+                        self.shut_down(task, "its node is gone, down, drained or no longer matches")
+        return by_node
+
+    def job(self, svc: ServiceRecord, mode: specs.Mode, tasks: list[TaskRecord], nodes: list[NodeRecord]) -> None:
+        """A job's tasks run to completion: a replicated job's slots 0..TotalCompletions-1 (as
+        swarmkit numbers them), at most MaxConcurrent at once; a global job's once on each
+        eligible node. A task that fails is restarted by the restart policy (`any` restarts
+        only failures: a complete task is done). An update runs the job again, its next
+        iteration (spec_serial): the last one's live tasks are shut down."""
+        this = []
+        for task in tasks:
+            if task.spec_serial == svc.spec_serial:
+                this.append(task)
+            elif task.desired_state == "running":
+                self.shut_down(task, "the job runs again")
+        if mode.global_mode:
+            by_node = self.off_eligible_nodes(this, nodes)
+            for node in nodes:
+                if node.id in by_node:
+                    self.group(svc, 0, by_node[node.id], [node], True, node, job=True)
+                else:
+                    self.new_task(svc, 0, node, "a global job runs once on each node")
+            return
+        by_slot: dict[int, list[TaskRecord]] = defaultdict(list)
+        for task in this:
+            by_slot[task.slot].append(task)
+        for slot, group in by_slot.items():
+            if any(t.desired_state == "running" for t in group):
+                self.group(svc, slot, group, nodes, True, job=True)
+        settled = {t.slot for t in this if t.desired_state == "complete"}  # done, or given up by the policy
+        live = {t.slot for t in self.snap.tasks.values()
+                if t.service_id == svc.id and t.spec_serial == svc.spec_serial and t.desired_state == "running"}  # fmt: skip
+        room = mode.max_concurrent - len(live)
+        for slot in range(mode.replicas):
+            if room <= 0:
+                break
+            if slot not in settled and slot not in live:
+                self.new_task(svc, slot, self.pick(svc, nodes), "the job has completions to go")
+                room -= 1
 
     def rolling_update(
         self, svc: ServiceRecord, tasks: list[TaskRecord], outdated: list[TaskRecord], nodes: list[NodeRecord]
@@ -373,9 +423,18 @@ class _Planner:
             else:  # stop-first: group() places the slot again once the old task has ended
                 self.shut_down(old, "a rolling update")
 
+    def _job_record(self, task: TaskRecord) -> bool:
+        """A task of a job's current run that is done: it is the record that its slot (or
+        node) is done, kept whatever the history limit."""
+        svc = self.snap.services.get(task.service_id)
+        return (
+            svc is not None and task.desired_state == "complete" and task.spec_serial == svc.spec_serial
+            and specs.service_mode(svc.spec).job
+        )  # fmt: skip
+
     def retention(self, limit: int, groups: Iterable[list[TaskRecord]]) -> None:
         for group in groups:
-            old = [t for t in group if t.desired_state != "running" and t.state in TERMINAL]
+            old = [t for t in group if t.desired_state != "running" and t.state in TERMINAL and not self._job_record(t)]
             old.sort(key=lambda t: t.created_at)
             for task in old[: max(0, len(old) - limit)]:
                 self.plan.deletes.append(task.id)

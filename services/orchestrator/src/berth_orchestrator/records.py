@@ -99,6 +99,7 @@ class ServiceRecord(msgspec.Struct, kw_only=True):
     updated_at: str
     spec: Document
     spec_serial: int = 1  # +1 at every change of the task template: older tasks get replaced
+    job_executed_at: str = ""  # a job's: when its iteration (spec_serial) began
     previous_spec: Document | None = None
     update_state: str = ""  # UpdateStatus.State: "", "updating", "completed", "rollback_completed"
     update_started_at: str = ""

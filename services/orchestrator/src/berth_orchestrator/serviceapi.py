@@ -47,6 +47,8 @@ class ServiceApi:
         stamp = rfc3339nano()
         spec = specs.with_registry_auth(spec, cmd.registry_auth)
         svc = ServiceRecord(id=ids.new_id(), created_at=stamp, updated_at=stamp, spec=spec)
+        if specs.service_mode(spec).job:
+            svc.job_executed_at = stamp
         await self.store.put(snap, svc)
         self.leadership.poke()
         return sw.ServiceCreated(id=svc.id)
@@ -54,14 +56,19 @@ class ServiceApi:
     def _counts(self, snap: Snapshot, svc: ServiceRecord) -> dict[str, int]:
         tasks = [t for t in snap.tasks.values() if t.service_id == svc.id]
         mode = specs.service_mode(svc.spec)
+        if mode.job:  # this iteration's tasks only; a replicated job wants what is left, at most MaxConcurrent
+            tasks = [t for t in tasks if t.spec_serial == svc.spec_serial]
+        completed = sum(1 for t in tasks if t.state == "complete")
         if mode.global_mode:
             desired = sum(1 for t in tasks if t.desired_state == "running")
+        elif mode.job:
+            desired = max(0, min(mode.max_concurrent, mode.replicas - completed))
         else:
             desired = mode.replicas
         return {
             "running": sum(1 for t in tasks if t.state == "running" and t.desired_state == "running"),
             "desired": desired,
-            "completed": sum(1 for t in tasks if t.state == "complete"),
+            "completed": completed,
         }
 
     async def service_list(self, cmd: sw.ServiceList) -> sw.DockerObjects:
@@ -77,7 +84,7 @@ class ServiceApi:
             if f.get("label") and not labels_match(svc.spec.get("Labels") or {}, f["label"]):
                 continue
             if f.get("mode"):
-                mode = "global" if specs.service_mode(svc.spec).global_mode else "replicated"
+                mode = specs.service_mode(svc.spec).name
                 if mode not in f["mode"]:
                     continue
             out.append(views.service_doc(snap, svc, self._counts(snap, svc) if cmd.status else None))
@@ -117,7 +124,13 @@ class ServiceApi:
             raise InvalidParameter("renaming services is not supported")
         new_spec["Name"] = service_name(svc)
         stamp = rfc3339nano()
-        if not specs.same_template(specs.template_of(new_spec), specs.template_of(svc.spec)):
+        old_mode, new_mode = specs.service_mode(svc.spec), specs.service_mode(new_spec)
+        if (old_mode.job, old_mode.global_mode) != (new_mode.job, new_mode.global_mode):
+            raise InvalidParameter("rpc error: code = InvalidArgument desc = service mode change is not allowed")
+        if new_mode.job:  # any update runs a job again: its next iteration (swarmkit's JobIteration)
+            svc.spec_serial += 1
+            svc.job_executed_at = stamp
+        elif not specs.same_template(specs.template_of(new_spec), specs.template_of(svc.spec)):
             svc.spec_serial += 1
             svc.update_state, svc.update_started_at, svc.update_completed_at = state, stamp, ""
             svc.update_message = "update in progress" if state == "updating" else "manually requested rollback"

@@ -76,13 +76,27 @@ def _int(doc: Document, key: str, default: int = 0) -> int:
 @dataclass(frozen=True)
 class Mode:
     global_mode: bool
-    replicas: int
+    replicas: int  # a replicated job's TotalCompletions
+    job: bool = False  # runs to completion (replicated-job, global-job)
+    max_concurrent: int = 0  # a replicated job's tasks at once
+
+    @property
+    def name(self) -> str:
+        return ("global" if self.global_mode else "replicated") + ("-job" if self.job else "")
 
 
 def service_mode(spec: Document) -> Mode:
     mode = _dict(spec, "Mode")
-    if "ReplicatedJob" in mode or "GlobalJob" in mode:
-        raise InvalidParameter("jobs (--mode replicated-job|global-job) are not supported by berth's swarm mode yet")
+    if "GlobalJob" in mode:
+        return Mode(global_mode=True, replicas=0, job=True)
+    if "ReplicatedJob" in mode:
+        # The API's defaults: one at a time, as many completions as run at once.
+        job = _dict(mode, "ReplicatedJob")
+        concurrent = _int(job, "MaxConcurrent", 1)
+        total = _int(job, "TotalCompletions", concurrent)
+        if concurrent < 0 or total < 0:
+            raise InvalidParameter("MaxConcurrent and TotalCompletions must be non-negative integers")
+        return Mode(global_mode=False, replicas=total, job=True, max_concurrent=concurrent)
     if "Global" in mode:
         return Mode(global_mode=True, replicas=0)
     replicas = _int(_dict(mode, "Replicated"), "Replicas", 1)
@@ -223,7 +237,12 @@ def check_service_spec(spec: Document) -> Document:
     _refuse_unknown(_dict(resources, "Limits"), {"NanoCPUs", "MemoryBytes"}, "Resources.Limits")
     _refuse_unknown(_dict(resources, "Reservations"), {"NanoCPUs", "MemoryBytes"}, "Resources.Reservations")
     mode = service_mode(spec)
-    if not mode.global_mode:  # swarmkit stores the default: one replica
+    if mode.job:
+        if not mode.global_mode:  # swarmkit stores the defaults
+            spec["Mode"] = {"ReplicatedJob": {"MaxConcurrent": mode.max_concurrent, "TotalCompletions": mode.replicas}}
+        if _dict(spec, "UpdateConfig") or _dict(spec, "RollbackConfig"):
+            raise InvalidParameter("update and rollback configuration is not supported for jobs")
+    elif not mode.global_mode:  # swarmkit stores the default: one replica
         spec["Mode"] = {"Replicated": {"Replicas": mode.replicas}}
     restart_policy(template)
     update_policy(spec)

@@ -119,6 +119,8 @@ def service_doc(snap: Snapshot, svc: ServiceRecord, counts: dict[str, int] | Non
     }
     if svc.previous_spec is not None:
         doc["PreviousSpec"] = specs.public_spec(svc.previous_spec)
+    if specs.service_mode(svc.spec).job:
+        doc["JobStatus"] = {"JobIteration": {"Index": svc.spec_serial}, "LastExecution": svc.job_executed_at}
     if svc.update_state:
         status: Document = {"State": svc.update_state, "StartedAt": svc.update_started_at}
         if svc.update_completed_at:
@@ -170,6 +172,8 @@ def task_doc(snap: Snapshot, task: TaskRecord, service: ServiceRecord | None) ->
         doc["Slot"] = task.slot
     if service is not None:
         doc["ServiceAnnotations"] = {"Name": service.spec.get("Name", "")}
+        if specs.service_mode(service.spec).job:  # which run of the job (the CLI counts by it)
+            doc["JobIteration"] = {"Index": task.spec_serial}
     return doc
 
 
