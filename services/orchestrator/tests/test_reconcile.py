@@ -267,6 +267,13 @@ def test_a_host_mode_port_holds_one_task_per_node() -> None:
     assert {t.state for t in _live(snap)} == {"assigned"}
 
 
+def test_generic_resources_no_node_advertises_leave_the_task_pending() -> None:
+    gpu = [{"DiscreteResourceSpec": {"Kind": "gpu", "Value": 1}}, {"NamedResourceSpec": {"Kind": "mpi", "Value": "x"}}]
+    snap = _snap(_spec(1, Resources={"Reservations": {"GenericResources": gpu}}), nodes=2)
+    _apply(snap)
+    assert [(t.node_id, t.state) for t in _live(snap)] == [("", "pending")]
+
+
 def test_max_replicas_per_node_leaves_the_rest_pending() -> None:
     snap = _snap(_spec(5, Placement={"MaxReplicas": 2}), nodes=2)
     _apply(snap)

@@ -46,7 +46,9 @@ def test_field_names_match_as_gos_do_and_labels_keep_theirs() -> None:
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Privileges": {"Seccomp": {"Mode": "custom", "Profile": "{"}}}}},
          "Seccomp.Profile"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Resources": {"Reservations": {"GenericResources": [{}]}}}},
-         "GenericResources"),
+         "invalid generic resource"),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Resources": {"Reservations": {"GenericResources": [
+            {"DiscreteResourceSpec": {"Kind": "gpu", "Value": "x"}}]}}}}, "invalid generic resource"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Placement": {"MaxReplicas": -1}}}, "MaxReplicas"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Networks": [{"Target": "n"}]}}, "overlay networks"),
         ({"Mode": {"ReplicatedJob": {}}, "UpdateConfig": {"Parallelism": 2}}, "not supported for jobs"),

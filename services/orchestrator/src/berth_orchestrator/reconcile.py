@@ -109,6 +109,8 @@ class _Planner:
         wanted = specs.constraints(template)
         platforms = (template.get("Placement") or {}).get("Platforms") or []
         cpus, memory = specs.reservations_of(template)
+        if specs.generic_resources_of(template):
+            return []  # no node advertises generic resources (specs.generic_resources_of)
         out = []
         for node in self.snap.nodes.values():
             if node.availability != "active" or not node_ready(node, self.now):

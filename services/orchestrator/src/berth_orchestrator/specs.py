@@ -235,7 +235,8 @@ def check_service_spec(spec: Document) -> Document:
     resources = _dict(template, "Resources")
     _refuse_unknown(resources, {"Limits", "Reservations"}, "Resources")
     _refuse_unknown(_dict(resources, "Limits"), {"NanoCPUs", "MemoryBytes"}, "Resources.Limits")
-    _refuse_unknown(_dict(resources, "Reservations"), {"NanoCPUs", "MemoryBytes"}, "Resources.Reservations")
+    _refuse_unknown(_dict(resources, "Reservations"), {"NanoCPUs", "MemoryBytes", "GenericResources"}, "Resources.Reservations")
+    generic_resources_of(template)
     mode = service_mode(spec)
     if mode.job:
         if not mode.global_mode:  # swarmkit stores the defaults
@@ -506,6 +507,23 @@ def security_opts_of(template: Document) -> list[str]:
 
 
 _SELINUX = (("User", "user"), ("Role", "role"), ("Type", "type"), ("Level", "level"))
+
+
+def generic_resources_of(template: Document) -> list[tuple[str, str | int]]:
+    """Resources.Reservations.GenericResources: (kind, a named value or a count). berth's
+    nodes advertise none (dockerd's --node-generic-resource), so a task reserving any stays
+    pending, as on a dockerd whose nodes have none."""
+    out: list[tuple[str, str | int]] = []
+    for item in _dict(_dict(template, "Resources"), "Reservations").get("GenericResources") or []:
+        named, discrete = (_dict(item, k) if isinstance(item, dict) else {} for k in ("NamedResourceSpec", "DiscreteResourceSpec"))
+        if not isinstance(item, dict) or len(item) != 1 or not (named or discrete):
+            raise InvalidParameter("invalid generic resource: expected one NamedResourceSpec or DiscreteResourceSpec")
+        spec = named or discrete
+        kind, value = spec.get("Kind"), spec.get("Value")
+        if not isinstance(kind, str) or not kind or not isinstance(value, str if named else int) or isinstance(value, bool):
+            raise InvalidParameter(f"invalid generic resource {item!r}")
+        out.append((kind, value))
+    return out
 
 
 def limits_of(template: Document) -> tuple[int, int]:
