@@ -281,6 +281,45 @@ def test_jobs_run_to_completion_and_again_on_update(berth: Berth, busybox_image:
         berth.docker("swarm", "leave", "--force")
 
 
+def test_secrets_and_configs_are_files_in_the_tasks(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    """`docker secret create`/`config create`, `service create --secret --config`: the files
+    in each task (a secret under /run/secrets, read-only, its owner and mode), a secret's data
+    never shown, removal refused while a service uses it, the node's copy gone with the task."""
+    berth.docker_ok("swarm", "init")
+    try:
+        secret_id = berth.docker_ok("secret", "create", "--label", "team=db", "db-pass", "-", input="hunter2").strip()
+        (tmp_path / "app.conf").write_text("port = 8080\n")
+        berth.docker_ok("config", "create", "app.conf", str(tmp_path / "app.conf"))
+        [shown] = json.loads(berth.docker_ok("secret", "inspect", "db-pass"))
+        assert shown["ID"] == secret_id and "Data" not in shown["Spec"] and shown["Spec"]["Labels"] == {"team": "db"}
+        [conf] = json.loads(berth.docker_ok("config", "inspect", "app.conf"))
+        assert conf["Spec"]["Data"] == "cG9ydCA9IDgwODAK"  # base64 of the file: a config's data is shown
+        assert berth.docker_ok("secret", "ls", "--format", "{{.Name}}").split() == ["db-pass"]
+        berth.docker_ok(
+            "service", "create", "--name", "withdata", "--detach",
+            "--secret", "source=db-pass,target=db,uid=1000,gid=1000,mode=0400",
+            "--config", "source=app.conf,target=/etc/app.conf", busybox_image, "sleep", "1000", timeout=120,
+        )  # fmt: skip
+        wait_until(lambda: len(_running_of(berth, "withdata")) == 1, 60, "the task running")
+        [name] = _running_of(berth, "withdata")
+        inside = berth.docker_ok("exec", name, "sh", "-c",
+                                 "cat /run/secrets/db; echo; cat /etc/app.conf; stat -c '%u %g %a' /run/secrets/db; "
+                                 "echo x > /run/secrets/db || echo read-only")  # fmt: skip
+        assert inside.splitlines() == ["hunter2", "port = 8080", "1000 1000 400", "read-only"], inside
+        refused = berth.docker("secret", "rm", "db-pass")
+        assert refused.returncode == 1 and "is in use by the following service: withdata" in refused.stderr
+        kept = berth.exec_root / "engine" / "swarm-files"
+        assert any(kept.iterdir())
+        berth.docker_ok("service", "rm", "withdata")
+        wait_until(lambda: not _running_of(berth, "withdata") and not any(kept.iterdir()), 30,
+                   "the task's container and files gone")  # fmt: skip
+        berth.docker_ok("secret", "rm", "db-pass")
+        berth.docker_ok("config", "rm", "app.conf")
+        assert berth.docker_ok("secret", "ls", "-q").strip() == ""
+    finally:
+        berth.docker("swarm", "leave", "--force")
+
+
 def _running_of(berth: Berth, service: str) -> list[str]:
     return berth.docker_ok("ps", "--filter", f"label=com.docker.swarm.service.name={service}", "--format",
                            "{{.Names}}").split()  # fmt: skip

@@ -3,6 +3,7 @@ credentials, heartbeats with the engine's, and what the other identities cannot 
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,13 @@ from berth_contracts.base import Done, Ping
 from berth_contracts.buspermissions import API_GATEWAY, ENGINE, LIFECYCLE, ORCHESTRATOR
 from berth_contracts.codec import decode, encode
 from berth_contracts.engine import ContainerLogs, ContainerRef, ContainerResolve, LogsStarted
-from berth_contracts.errors import Conflict, InvalidParameter, NotFound, Unavailable
+from berth_contracts.errors import (
+    Conflict,
+    InvalidParameter,
+    NotFound,
+    NotImplementedByBerth,
+    Unavailable,
+)
 from berth_contracts.streams import STDERR, STDOUT, LogBatch, LogLine
 from berth_kit.busauth import creds_path
 from berth_kit.nats_conn import connect
@@ -476,3 +483,57 @@ async def test_a_copy_for_a_move_closes_the_store_until_the_move_or_its_undoing(
         await swarm.call(sw.ServiceCreate(spec=SPEC), sw.ServiceCreated)
     store.reopen()  # the move did not start
     assert (await store.load()).cluster is not None
+
+
+async def test_secrets_and_configs_reach_only_their_tasks_node_and_a_secrets_data_is_never_shown(swarm: Swarm) -> None:
+    await swarm.call(sw.SwarmInit(node="n1", hostname="host1"), sw.SwarmInitialised)
+    secret_data, config_data = b"s3cr3t-value", b"key=value\n"
+    created = await swarm.call(sw.DataCreate(kind="secret", spec={"Name": "db-pass", "Labels": {"a": "b"},
+                                                                  "Data": base64.b64encode(secret_data).decode()}),
+                               sw.DataCreated)  # fmt: skip
+    secret_id = created.id  # type: ignore[attr-defined]
+    config = await swarm.call(sw.DataCreate(kind="config", spec={"name": "app.conf", "data": base64.b64encode(config_data).decode()}),
+                              sw.DataCreated)  # fmt: skip
+    config_id = config.id  # type: ignore[attr-defined]
+    with pytest.raises(Conflict, match="secret db-pass already exists"):
+        await swarm.call(sw.DataCreate(kind="secret", spec={"Name": "db-pass", "Data": "eA=="}), sw.DataCreated)
+    with pytest.raises(InvalidParameter, match="larger than 0 and less than 500 KiB"):
+        await swarm.call(sw.DataCreate(kind="secret", spec={"Name": "empty", "Data": ""}), sw.DataCreated)
+    with pytest.raises(NotImplementedByBerth, match=r"config templates \(--template-driver\) are not supported"):  # docker-py's spelling
+        templated = {"Name": "t", "Data": "eA==", "templating": {"name": "golang"}}
+        await swarm.call(sw.DataCreate(kind="config", spec=templated), sw.DataCreated)
+    with pytest.raises(InvalidParameter, match="invalid name"):
+        await swarm.call(sw.DataCreate(kind="secret", spec={"Name": "-x", "Data": "eA=="}), sw.DataCreated)
+    shown = (await swarm.call(sw.DataInspect(kind="secret", ref="db-pass"), sw.DockerObject)).item  # type: ignore[attr-defined]
+    assert shown["ID"] == secret_id and shown["Spec"] == {"Name": "db-pass", "Labels": {"a": "b"}}
+    assert base64.b64encode(secret_data).decode() not in json.dumps(shown)
+    listed = (await swarm.call(sw.DataList(kind="config"), sw.DockerObjects)).items  # type: ignore[attr-defined]
+    assert [c["Spec"]["Data"] for c in listed] == [base64.b64encode(config_data).decode()]  # a config's is shown
+    assert (await swarm.call(sw.DataList(kind="secret", filters={"names": ["nope"]}), sw.DockerObjects)).items == []  # type: ignore[attr-defined]
+
+    refs = {"Secrets": [{"File": {"Name": "db", "UID": "0", "GID": "0", "Mode": 0o400}, "SecretID": secret_id, "SecretName": "db-pass"}],
+            "Configs": [{"File": {"Name": "/etc/app.conf", "UID": "0", "GID": "0", "Mode": 0o444}, "ConfigID": config_id, "ConfigName": "app.conf"}]}  # fmt: skip
+    spec = {**SPEC, "TaskTemplate": {**SPEC["TaskTemplate"], "ContainerSpec": {"Image": "busybox", **refs}}}  # type: ignore[dict-item]
+    with pytest.raises(InvalidParameter, match="secret not found: gone"):
+        missing = {"Secrets": [{"File": {"Name": "x"}, "SecretID": "nope", "SecretName": "gone"}]}
+        bad = {**SPEC, "Name": "bad", "TaskTemplate": {**SPEC["TaskTemplate"], "ContainerSpec": {"Image": "b", **missing}}}  # type: ignore[dict-item]
+        await swarm.call(sw.ServiceCreate(spec=bad), sw.ServiceCreated)
+    await swarm.call(sw.ServiceCreate(spec=spec), sw.ServiceCreated)
+    await swarm.beat()
+    await swarm.leadership.cycle()
+    beat = await swarm.beat()
+    files = {(f.kind, f.target, f.data, f.mode) for task in beat.tasks for f in task.files}
+    assert files == {("secret", "/run/secrets/db", secret_data, 0o400), ("config", "/etc/app.conf", config_data, 0o444)}
+    assert "s3cr3t" not in repr(beat) and "s3cr3t" not in repr(beat.tasks[0].files)
+    with pytest.raises(InvalidParameter, match="secret 'db-pass' is in use by the following service: web"):
+        await swarm.call(sw.DataRemove(kind="secret", ref="db-pass"), Done)
+    version = shown["Version"]["Index"]
+    with pytest.raises(InvalidParameter, match="only updates to Labels are allowed"):
+        await swarm.call(sw.DataUpdate(kind="secret", ref=secret_id, version=version, spec={"Name": "db-pass", "Data": "eA=="}), Done)
+    await swarm.call(sw.DataUpdate(kind="secret", ref=secret_id, version=version, spec={"Name": "db-pass", "Labels": {"c": "d"}}), Done)
+    relabelled = (await swarm.call(sw.DataInspect(kind="secret", ref=secret_id), sw.DockerObject)).item  # type: ignore[attr-defined]
+    assert relabelled["Spec"]["Labels"] == {"c": "d"}
+    await swarm.call(sw.ServiceRemove(ref="web"), Done)
+    await swarm.call(sw.DataRemove(kind="secret", ref="db-pass"), Done)
+    with pytest.raises(NotFound, match="secret db-pass not found"):
+        await swarm.call(sw.DataInspect(kind="secret", ref="db-pass"), sw.DockerObject)

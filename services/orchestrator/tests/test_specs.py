@@ -40,7 +40,12 @@ def test_field_names_match_as_gos_do_and_labels_keep_theirs() -> None:
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Mounts": [{"Type": "npipe", "Target": "/t"}]}}},
          "mounts bind, volume and tmpfs"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Mounts": [{"Type": "bind"}]}}}, "Target must not be empty"),
-        ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Secrets": [{"SecretName": "s"}]}}}, "secrets"),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Secrets": [{"SecretName": "s"}]}}}, "malformed secret reference"),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Configs": [
+            {"ConfigID": "1", "ConfigName": "a", "File": {"Name": "/x"}},
+            {"ConfigID": "2", "ConfigName": "b", "File": {"Name": "x"}}]}}}, "'a' and 'b' have a conflicting target: '/x'"),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Secrets": [
+            {"SecretID": "1", "SecretName": "a", "File": {"Name": "x", "UID": "root"}}]}}}, "a number is needed"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Privileges": {"CredentialSpec": {"File": "f"}}}}},
          "CredentialSpec"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b", "Privileges": {"Seccomp": {"Mode": "custom", "Profile": "{"}}}}},

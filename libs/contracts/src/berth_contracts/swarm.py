@@ -173,6 +173,46 @@ class ServiceLogs(Command, frozen=True):
     since: float = 0.0
 
 
+# --- /secrets and /configs: data kept in the swarm, given to tasks as files -----------------------
+DataKind = Literal["secret", "config"]
+
+
+class DataCreate(Command, frozen=True):
+    """POST /secrets/create or /configs/create: Docker's SecretSpec or ConfigSpec (Data in
+    base64, as the API sends it)."""
+
+    kind: DataKind
+    spec: Document
+
+    def __repr__(self) -> str:  # never the data (logs, tracebacks)
+        return f"DataCreate(kind={self.kind!r})"
+
+
+class DataCreated(Reply, frozen=True):
+    id: str
+
+
+class DataList(Listing, frozen=True, kw_only=True):
+    kind: DataKind
+
+
+class DataInspect(ByRef, frozen=True):
+    kind: DataKind
+
+
+class DataUpdate(SpecUpdate, frozen=True):
+    """Only the labels may change (swarmkit's words otherwise)."""
+
+    kind: DataKind
+
+    def __repr__(self) -> str:
+        return f"DataUpdate(kind={self.kind!r}, ref={self.ref!r})"
+
+
+class DataRemove(ByRef, frozen=True):
+    kind: DataKind
+
+
 class DockerObject(Reply, frozen=True):
     item: Document
 
@@ -208,6 +248,22 @@ class HostPort(msgspec.Struct, frozen=True):
     protocol: Literal["tcp", "udp", "sctp"] = "tcp"
 
 
+class TaskFile(msgspec.Struct, frozen=True):
+    """A secret's or config's data as a file in a task's container (swarmkit's SecretReference
+    or ConfigReference with its data): the node writes it and mounts it read-only there."""
+
+    kind: DataKind
+    object_id: str
+    target: str  # an absolute path in the container
+    data: bytes
+    uid: str = "0"
+    gid: str = "0"
+    mode: int = 0o444
+
+    def __repr__(self) -> str:  # never the data (logs, tracebacks)
+        return f"TaskFile(kind={self.kind!r}, object_id={self.object_id!r}, target={self.target!r})"
+
+
 class TaskAssignment(msgspec.Struct, frozen=True):
     """A task the orchestrator gave this node: the container to run, named and labelled as
     dockerd names and labels a task's container."""
@@ -238,6 +294,7 @@ class TaskAssignment(msgspec.Struct, frozen=True):
     # (caps, groups, hosts, DNS, sysctls, ulimits, privileges, log driver); the fields above
     # are set over it.
     host_config: HostConfig | None = None
+    files: list[TaskFile] = msgspec.field(default_factory=list)  # its secrets and configs
     # The service's `--with-registry-auth` credentials, for the pull of a missing image.
     registry_auth: str = ""
 
@@ -373,6 +430,11 @@ OrchestratorRequest = (
     | TaskList
     | TaskInspect
     | ServiceLogs
+    | DataCreate
+    | DataList
+    | DataInspect
+    | DataUpdate
+    | DataRemove
     | NodeHeartbeat
     | Ping
 )

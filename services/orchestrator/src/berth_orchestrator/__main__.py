@@ -18,6 +18,7 @@ from berth_kit.swarmbus import SWARM_BUS_ENV
 
 from berth_orchestrator.admission import Admission
 from berth_orchestrator.api import SwarmApi
+from berth_orchestrator.dataapi import DataApi
 from berth_orchestrator.dispatcher import Dispatcher
 from berth_orchestrator.joining import Worker
 from berth_orchestrator.lease import Leadership
@@ -52,6 +53,12 @@ def register(
     server.handle(s.TaskList, services.task_list)
     server.handle(s.TaskInspect, services.task_inspect)
     server.handle(s.ServiceLogs, logs.logs)
+    data = DataApi(api.store, api.managed)
+    server.handle(s.DataCreate, data.create)
+    server.handle(s.DataList, data.list)
+    server.handle(s.DataInspect, data.inspect)
+    server.handle(s.DataUpdate, data.update)
+    server.handle(s.DataRemove, data.remove)
 
     async def heartbeat(cmd: s.NodeHeartbeat) -> s.NodeAssignments:
         """This node's engine: answered here on a manager, relayed to the managers on a worker."""

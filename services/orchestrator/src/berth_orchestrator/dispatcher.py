@@ -18,6 +18,7 @@ from berth_contracts.swarm import (
     NodeHeartbeat,
     NodePromotion,
     TaskAssignment,
+    TaskFile,
     TaskReport,
     TaskState,
 )
@@ -26,7 +27,7 @@ from berth_orchestrator import specs
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import cluster_name, host_port, joined, route_addr, route_pins
 from berth_orchestrator.reconcile import TERMINAL
-from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord
+from berth_orchestrator.records import DataRecord, Document, NodeRecord, ServiceRecord, TaskRecord
 from berth_orchestrator.store import Snapshot, SwarmStore
 
 # swarmkit's order of task states, as the contract's TaskState lists them.
@@ -56,7 +57,7 @@ def container_name(svc: ServiceRecord, task: TaskRecord) -> str:
     return f"{name}.{task.slot or task.node_id}.{task.id}"
 
 
-def assignment(svc: ServiceRecord, task: TaskRecord) -> TaskAssignment:
+def assignment(svc: ServiceRecord, task: TaskRecord, data: dict[str, DataRecord] | None = None) -> TaskAssignment:
     container = specs.container_of(task.template)
     nano_cpus, memory = specs.limits_of(task.template)
     grace = container.get("StopGracePeriod")
@@ -94,8 +95,20 @@ def assignment(svc: ServiceRecord, task: TaskRecord) -> TaskAssignment:
         mounts=specs.mounts_of(task.template),
         healthcheck=specs.health_of(task.template),
         host_config=specs.host_config_of(task.template),
+        files=task_files(task.template, data or {}),
         registry_auth=specs.registry_auth_of(task.template),
     )
+
+
+def task_files(template: Document, data: dict[str, DataRecord]) -> list[TaskFile]:
+    """The task's secrets and configs with their data: only the node that runs it gets them."""
+    out = []
+    for ref in specs.file_refs(template):
+        record = data.get(ref.object_id)
+        if record is not None and record.kind == ref.kind:  # removal of one in use is refused
+            out.append(TaskFile(kind=record.kind, object_id=record.id, target=ref.target, data=record.payload(),
+                                uid=ref.uid, gid=ref.gid, mode=ref.mode))  # fmt: skip
+    return out
 
 
 def apply_report(task: TaskRecord, report: TaskReport, now: float) -> bool:
@@ -157,7 +170,7 @@ class Dispatcher:
         for task in snap.tasks.values():
             svc = snap.services.get(task.service_id)
             if task.node_id == node.id and svc is not None and task.state != "pending":
-                tasks.append(assignment(svc, task))
+                tasks.append(assignment(svc, task, snap.data))
         if node_id and node.role == "manager" and not node.routes_at and node.listen:
             await self._route_to_promoted(snap, node)
         managers = sorted(joined(n.addr, n.port) for n in snap.nodes.values() if n.role == "manager" and n.listen)

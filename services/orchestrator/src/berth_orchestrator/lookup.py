@@ -7,9 +7,9 @@ from typing import TypeVar
 
 from berth_contracts.errors import InvalidParameter, NotFound
 
-from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord
+from berth_orchestrator.records import DataRecord, NodeRecord, ServiceRecord, TaskRecord
 
-T = TypeVar("T", NodeRecord, ServiceRecord, TaskRecord)
+T = TypeVar("T", NodeRecord, ServiceRecord, TaskRecord, DataRecord)
 
 
 def resolve(objects: dict[str, T], ref: str, kind: str, name_of: Callable[[T], str]) -> T:

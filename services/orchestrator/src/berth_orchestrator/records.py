@@ -1,12 +1,14 @@
 """What the orchestrator keeps in the swarm's KV bucket: one JSON record per key.
 
-Keys: `cluster`, `lease`, `node.<id>`, `service.<id>`, `task.<id>`. A record's Docker
+Keys: `cluster`, `lease`, `node.<id>`, `service.<id>`, `task.<id>`, `seen.<id>`, `secret.<id>`,
+`config.<id>`. A record's Docker
 `Version.Index` is the KV revision of its last write: the bucket's stream sequence, which grows
 across all keys as swarmkit's raft index does, and which every update names (compare and set).
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Literal
 
 import msgspec
@@ -134,6 +136,23 @@ class TaskRecord(msgspec.Struct, kw_only=True):
         return f"TaskRecord(id={self.id!r}, service_id={self.service_id!r}, state={self.state!r})"
 
 
+class DataRecord(msgspec.Struct, kw_only=True):
+    """A secret or a config (`secret.<id>`, `config.<id>`): Docker's spec, its Data in base64.
+    Read only by the orchestrator's identity, given only to the nodes of tasks that use it."""
+
+    kind: Literal["secret", "config"]
+    id: str
+    created_at: str
+    updated_at: str
+    spec: Document
+
+    def payload(self) -> bytes:
+        return base64.b64decode(str(self.spec.get("Data") or ""))
+
+    def __repr__(self) -> str:  # never the data (logs, tracebacks)
+        return f"DataRecord(kind={self.kind!r}, id={self.id!r})"
+
+
 class SeenRecord(msgspec.Struct, kw_only=True):
     at: float
 
@@ -143,11 +162,13 @@ class LeaseRecord(msgspec.Struct, kw_only=True):
     until: float
 
 
-Record = ClusterRecord | NodeRecord | ServiceRecord | TaskRecord | LeaseRecord | SeenRecord
-Keyed = NodeRecord | ServiceRecord | TaskRecord
+Record = ClusterRecord | NodeRecord | ServiceRecord | TaskRecord | LeaseRecord | SeenRecord | DataRecord
+Keyed = NodeRecord | ServiceRecord | TaskRecord | DataRecord
 
 
 def key_of(record: Keyed) -> str:
+    if isinstance(record, DataRecord):
+        return f"{record.kind}.{record.id}"
     kind = {NodeRecord: "node", ServiceRecord: "service", TaskRecord: "task"}[type(record)]
     return f"{kind}.{record.id}"
 
@@ -161,6 +182,8 @@ _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "service": msgspec.json.Decoder(ServiceRecord),
     "task": msgspec.json.Decoder(TaskRecord),
     "seen": msgspec.json.Decoder(SeenRecord),
+    "secret": msgspec.json.Decoder(DataRecord),
+    "config": msgspec.json.Decoder(DataRecord),
     CLUSTER_KEY: msgspec.json.Decoder(ClusterRecord),
     LEASE_KEY: msgspec.json.Decoder(LeaseRecord),
 }

@@ -12,6 +12,7 @@ from berth_contracts.base import Done
 from berth_contracts.errors import Conflict, InvalidParameter
 
 from berth_orchestrator import ids, specs, views
+from berth_orchestrator.dataapi import check_references
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.lookup import check_filters, labels_match, node_name, resolve, service_name
 from berth_orchestrator.reconcile import TERMINAL
@@ -36,6 +37,7 @@ class ServiceApi:
     async def service_create(self, cmd: sw.ServiceCreate) -> sw.ServiceCreated:
         snap = await self._managed()
         spec = specs.check_service_spec(dict(cmd.spec))
+        check_references(snap, specs.template_of(spec))
         names = {service_name(s) for s in snap.services.values()}
         if not spec.get("Name"):
             spec["Name"] = generate_unique_name(lambda n: n in names)
@@ -114,6 +116,7 @@ class ServiceApi:
             state = "rollback_started"
         else:
             new_spec, previous = specs.check_service_spec(dict(cmd.spec)), svc.spec
+            check_references(snap, specs.template_of(new_spec))
             # dockerd: credentials sent replace the service's; none keeps those of the spec
             # or of the previous spec (`registryAuthFrom`).
             kept = svc.spec if cmd.registry_auth_from == "spec" else (svc.previous_spec or {})

@@ -12,6 +12,7 @@ import base64
 import binascii
 import copy
 import ipaddress
+import posixpath
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ _CONTAINER_FIELDS = {
     "Image", "Labels", "Command", "Args", "Hostname", "Env", "Dir", "User", "Init", "StopSignal",
     "StopGracePeriod", "TTY", "OpenStdin", "ReadOnly", "Isolation", "DNSConfig", "Mounts", "Healthcheck",
     "Groups", "Hosts", "Sysctls", "CapabilityAdd", "CapabilityDrop", "Ulimits", "OomScoreAdj", "Privileges",
+    "Secrets", "Configs",
 }  # fmt: skip
 _TEMPLATE_FIELDS = {
     "ContainerSpec", "Resources", "RestartPolicy", "Placement", "ForceUpdate", "Runtime", "LogDriver",
@@ -37,8 +39,6 @@ _TEMPLATE_FIELDS = {
 _SERVICE_FIELDS = {"Name", "Labels", "TaskTemplate", "Mode", "UpdateConfig", "RollbackConfig", "EndpointSpec"}
 _UNSUPPORTED_WORDS = {
     "Networks": "overlay networks (--network) are not supported by berth's swarm mode yet",
-    "Secrets": "secrets are not supported by berth's swarm mode yet",
-    "Configs": "configs are not supported by berth's swarm mode yet",
 }
 
 
@@ -228,6 +228,7 @@ def check_service_spec(spec: Document) -> Document:
     mounts_of(template)
     health_of(template)
     host_config_of(template)
+    file_refs(template)
     endpoint = _dict(spec, "EndpointSpec")
     host_ports(spec)
     if (endpoint.get("Mode") or "vip") not in ("vip", "dnsrr"):
@@ -526,6 +527,65 @@ def generic_resources_of(template: Document) -> list[tuple[str, str | int]]:
     return out
 
 
+@dataclass(frozen=True)
+class FileRef:
+    """A service's reference to a secret or config: where its file goes in the container."""
+
+    kind: str  # "secret" or "config"
+    object_id: str
+    name: str
+    target: str  # absolute
+    uid: str
+    gid: str
+    mode: int
+
+
+# Where a relative target goes (moby's containerSecretMountPath, and "/" for configs).
+_FILE_ROOT = {"secret": "/run/secrets", "config": "/"}
+
+
+def file_refs(template: Document) -> list[FileRef]:
+    """ContainerSpec.Secrets and .Configs, checked as swarmkit checks them (a file target each,
+    no two on the same target); a config given to the runtime (Windows credential specs) is
+    refused."""
+    out: list[FileRef] = []
+    container = container_of(template)
+    for kind, key in (("secret", "Secrets"), ("config", "Configs")):
+        refs = container.get(key) or []
+        if not isinstance(refs, list):
+            raise InvalidParameter(f"{key} must be a list")
+        for ref in refs:
+            if not isinstance(ref, dict):
+                raise InvalidParameter(f"invalid {kind} reference")
+            if ref.get("Runtime"):
+                raise InvalidParameter("configs given to the runtime (credential specs) are not supported by berth")
+            object_id = str(ref.get(f"{kind.capitalize()}ID") or "")
+            name = str(ref.get(f"{kind.capitalize()}Name") or "")
+            file = _dict(ref, "File")
+            target = str(file.get("Name") or "")
+            if not object_id or not name:
+                raise InvalidParameter(f"malformed {kind} reference: {kind.capitalize()}ID and {kind.capitalize()}Name are needed")
+            if not target:
+                raise InvalidParameter(f"malformed file {kind} reference: the file's name is needed")
+            path = posixpath.normpath(posixpath.join(_FILE_ROOT[kind], target))
+            for owner in ("UID", "GID"):
+                if not str(file.get(owner) or "0").isdigit():
+                    raise InvalidParameter(f"invalid {owner} {file.get(owner)!r} for {kind} {name}: a number is needed")
+            mode = _int(file, "Mode", 0o444)
+            if not 0 <= mode <= 0o777:
+                raise InvalidParameter(f"invalid file mode {mode:o} for {kind} {name}")
+            out.append(FileRef(kind, object_id, name, path, str(file.get("UID") or "0"), str(file.get("GID") or "0"), mode))
+    targets: dict[str, FileRef] = {}
+    for ref in out:
+        if ref.target in targets:
+            raise InvalidParameter(
+                f"{ref.kind} references '{targets[ref.target].name}' and '{ref.name}' have a conflicting target: "
+                f"'{ref.target}'"
+            )
+        targets[ref.target] = ref
+    return out
+
+
 def limits_of(template: Document) -> tuple[int, int]:
     limits = _dict(_dict(template, "Resources"), "Limits")
     return _int(limits, "NanoCPUs"), _int(limits, "MemoryBytes")
@@ -552,10 +612,11 @@ def check_node_spec(spec: Document) -> Document:
 # dockerd decodes specs with Go's encoding/json, which matches field names case-insensitively
 # (docker-py sends {"replicated": {"Replicas": 2}}): keys are put in Docker's spelling first.
 # None: a leaf (its keys, if any, are the user's: labels).
-_Schema = dict[str, "_Schema | list[_Schema] | None"]  # a list: each item of that schema
-_PLATFORM: _Schema = {"Architecture": None, "OS": None}
-_UPDATE: _Schema = {k: None for k in ("Parallelism", "Delay", "FailureAction", "Monitor", "MaxFailureRatio", "Order")}
-_CONTAINER: _Schema = {
+Schema = dict[str, "Schema | list[Schema] | None"]  # a list: each item of that schema
+_PLATFORM: Schema = {"Architecture": None, "OS": None}
+_FILE: Schema = {"Name": None, "UID": None, "GID": None, "Mode": None}
+_UPDATE: Schema = {k: None for k in ("Parallelism", "Delay", "FailureAction", "Monitor", "MaxFailureRatio", "Order")}
+_CONTAINER: Schema = {
     **{k: None for k in (
         "Image", "Labels", "Command", "Args", "Hostname", "Env", "Dir", "User", "Groups", "Privileges",
         "Init", "StopSignal", "StopGracePeriod", "Healthcheck", "Hosts", "Secrets", "Configs", "Isolation",
@@ -563,6 +624,8 @@ _CONTAINER: _Schema = {
     )},
     "DNSConfig": {"Nameservers": None, "Search": None, "Options": None},
     "Ulimits": [{"Name": None, "Soft": None, "Hard": None}],
+    "Secrets": [{"File": _FILE, "SecretID": None, "SecretName": None}],
+    "Configs": [{"File": _FILE, "Runtime": None, "ConfigID": None, "ConfigName": None}],
     "Privileges": {
         "CredentialSpec": None,
         "SELinuxContext": {k: None for k in ("Disable", "User", "Role", "Type", "Level")},
@@ -571,7 +634,7 @@ _CONTAINER: _Schema = {
         "NoNewPrivileges": None,
     },
 }  # fmt: skip
-_TEMPLATE: _Schema = {
+_TEMPLATE: Schema = {
     "ContainerSpec": _CONTAINER,
     "Resources": {
         "Limits": {"NanoCPUs": None, "MemoryBytes": None, "Pids": None},
@@ -585,7 +648,7 @@ _TEMPLATE: _Schema = {
     "LogDriver": {"Name": None, "Options": None},
     **{k: None for k in ("PluginSpec", "NetworkAttachmentSpec", "Networks", "ForceUpdate", "Runtime")},
 }
-SERVICE_SCHEMA: _Schema = {
+SERVICE_SCHEMA: Schema = {
     "Name": None,
     "Labels": None,
     "TaskTemplate": _TEMPLATE,
@@ -603,7 +666,7 @@ SERVICE_SCHEMA: _Schema = {
         "Ports": [{k: None for k in ("Name", "Protocol", "TargetPort", "PublishedPort", "PublishMode")}],
     },
 }
-NODE_SCHEMA: _Schema = {"Name": None, "Labels": None, "Role": None, "Availability": None}
+NODE_SCHEMA: Schema = {"Name": None, "Labels": None, "Role": None, "Availability": None}
 
 
 def go_names(doc: Any, schema: Any) -> Any:

@@ -34,6 +34,7 @@ from berth_orchestrator.records import (
     CLUSTER_KEY,
     LEASE_KEY,
     ClusterRecord,
+    DataRecord,
     Keyed,
     NodeRecord,
     Record,
@@ -68,6 +69,7 @@ class Snapshot:
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     services: dict[str, ServiceRecord] = field(default_factory=dict)
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    data: dict[str, DataRecord] = field(default_factory=dict)  # secrets and configs
     seen: dict[str, float] = field(default_factory=dict)  # node id -> last heartbeat
     revisions: dict[str, int] = field(default_factory=dict)  # key -> revision
     # When the read began: a node's silence is counted up to then, as a read slowed by the
@@ -98,6 +100,8 @@ class Snapshot:
             self.services[record.id] = record
         elif isinstance(record, TaskRecord):
             self.tasks[record.id] = record
+        elif isinstance(record, DataRecord):
+            self.data[record.id] = record
 
     def node_by_berth_name(self, berth_node: str) -> NodeRecord | None:
         return next((n for n in self.nodes.values() if n.berth_node == berth_node), None)

@@ -1,4 +1,4 @@
-"""/swarm, /nodes, /services and /tasks: the orchestrator's objects (swarm mode).
+"""/swarm, /nodes, /services, /tasks, /secrets and /configs: the orchestrator's objects (swarm mode).
 
 Bodies are Docker's specs, passed on as JSON objects; the orchestrator checks them (a field
 berth does not act on is refused by name) and answers dockerd's documents.
@@ -23,7 +23,7 @@ from berth_gateway.backend import backend
 from berth_gateway.params import qbool, qfilters, qtime
 from berth_gateway.responses import json_response
 from berth_gateway.routes.logs import stream_log
-from berth_gateway.routes.table import Route, not_supported
+from berth_gateway.routes.table import Route
 
 R = TypeVar("R", bound=Reply)
 # Swarm answers come from the swarm's store: a few KV reads, a write fsynced by JetStream.
@@ -288,6 +288,40 @@ async def task_logs(request: web.Request) -> web.StreamResponse:
     return await _swarm_logs(request, task=True)
 
 
+# --- /secrets and /configs: the same five routes for each kind -------------------------------------
+def _data_routes(kind: sw.DataKind) -> list[Route]:
+    base = f"/{kind}s"
+
+    async def create(request: web.Request) -> web.Response:
+        reply = await _call(request, sw.DataCreate(kind=kind, spec=await _body(request)), sw.DataCreated)
+        return json_response({"ID": reply.id}, status=201)
+
+    async def listing(request: web.Request) -> web.Response:
+        reply = await _call(request, sw.DataList(kind=kind, filters=qfilters(request)), sw.DockerObjects)
+        return json_response(reply.items)
+
+    async def inspect(request: web.Request) -> web.Response:
+        reply = await _call(request, sw.DataInspect(kind=kind, ref=request.match_info["id"]), sw.DockerObject)
+        return json_response(reply.item)
+
+    async def update(request: web.Request) -> web.Response:
+        cmd = sw.DataUpdate(kind=kind, ref=request.match_info["id"], version=_version(request), spec=await _body(request))
+        await _call(request, cmd, Done)
+        return _ok()
+
+    async def remove(request: web.Request) -> web.Response:
+        await _call(request, sw.DataRemove(kind=kind, ref=request.match_info["id"]), Done)
+        return web.Response(status=204)
+
+    return [
+        Route("GET", base, listing),
+        Route("POST", f"{base}/create", create),
+        Route("GET", f"{base}/{{id}}", inspect),
+        Route("POST", f"{base}/{{id}}/update", update),
+        Route("DELETE", f"{base}/{{id}}", remove),
+    ]
+
+
 ROUTES: list[Route] = [
     Route("GET", "/swarm", swarm_inspect),
     Route("POST", "/swarm/init", swarm_init),
@@ -309,8 +343,6 @@ ROUTES: list[Route] = [
     Route("GET", "/tasks", task_list),
     Route("GET", "/tasks/{id}", task_inspect),
     Route("GET", "/tasks/{id}/logs", task_logs),
-    Route("*", "/secrets", not_supported("secrets in swarm mode")),
-    Route("*", "/secrets/{tail:.*}", not_supported("secrets in swarm mode")),
-    Route("*", "/configs", not_supported("configs in swarm mode")),
-    Route("*", "/configs/{tail:.*}", not_supported("configs in swarm mode")),
+    *_data_routes("secret"),
+    *_data_routes("config"),
 ]

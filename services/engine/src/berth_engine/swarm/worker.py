@@ -20,6 +20,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -58,6 +59,7 @@ from berth_engine.containers.starting import StartService
 from berth_engine.containers.stopping import StopService
 from berth_engine.core import EngineCore
 from berth_engine.info import host_facts
+from berth_engine.swarm import taskfiles
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ def task_report(task_id: str, rec: Record, shut_down: bool = False) -> TaskRepor
                       exit_code=state.exit_code)  # fmt: skip
 
 
-def create_request(task: TaskAssignment) -> CreateRequest:
+def create_request(task: TaskAssignment, file_mounts: list[dict[str, Any]] | None = None) -> CreateRequest:
     ports: dict[str, list[PortBinding] | None] = {
         f"{p.target}/{p.protocol}": [PortBinding(host_port=str(p.published or ""))] for p in task.ports
     }
@@ -121,7 +123,7 @@ def create_request(task: TaskAssignment) -> CreateRequest:
             readonly_rootfs=task.read_only,
             nano_cpus=task.nano_cpus,
             memory=task.memory_bytes,
-            mounts=task.mounts or None,
+            mounts=[*task.mounts, *(file_mounts or [])] or None,
         ),
     )
 
@@ -213,7 +215,8 @@ class SwarmWorker:
         self._rejected = {k: v for k, v in self._rejected.items() if k in wanted}
         for task_id, old in containers.items():
             if task_id not in wanted:
-                self._act(tg, task_id, partial(self._remove, old.id))
+                self._act(tg, task_id, partial(self._remove, task_id, old.id))
+        taskfiles.prune_files(set(containers) | self._busy)
         for task in wanted.values():
             rec = containers.get(task.task_id)
             if task.desired_state == "running":
@@ -242,8 +245,9 @@ class SwarmWorker:
         tg.start_soon(run)
 
     async def _run(self, task: TaskAssignment) -> None:
-        create = ContainerCreate(body=create_request(task), name=task.container_name)
         try:
+            mounts = await anyio.to_thread.run_sync(taskfiles.write_files, task)
+            create = ContainerCreate(body=create_request(task, mounts), name=task.container_name)
             try:
                 created = await self.create.create(create)
             except NotFound as exc:
@@ -251,10 +255,10 @@ class SwarmWorker:
                     raise
                 await self._pull(task.image, task.registry_auth)  # as dockerd's executor: pull, then create
                 created = await self.create.create(create)
-        except BerthError as exc:
-            self._rejected[task.task_id] = TaskReport(
-                task_id=task.task_id, state="rejected", message="preparing", err=exc.message
-            )
+        except (BerthError, OSError) as exc:
+            taskfiles.remove_files(task.task_id)
+            err = exc.message if isinstance(exc, BerthError) else f"writing the task's secrets and configs: {exc}"
+            self._rejected[task.task_id] = TaskReport(task_id=task.task_id, state="rejected", message="preparing", err=err)
             return
         await self._start(task, created.id)
 
@@ -286,11 +290,12 @@ class SwarmWorker:
         except (NotFound, NotModified):
             pass
 
-    async def _remove(self, container_id: str) -> None:
+    async def _remove(self, task_id: str, container_id: str) -> None:
         try:
             await self.stop.remove(ContainerRemove(ref=container_id, force=True))
         except NotFound:
             pass
+        taskfiles.remove_files(task_id)
 
 
 def read_progress(url: str, registry_auth: str = "", timeout: float = 600.0) -> None:
