@@ -6,7 +6,7 @@ import base64
 
 import pytest
 from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
-from berth_orchestrator import specs
+from berth_orchestrator import specdoc, specs, taskspec
 
 
 def _spec(**extra: object) -> dict[str, object]:
@@ -24,10 +24,10 @@ def test_field_names_match_as_gos_do_and_labels_keep_theirs() -> None:
     })  # fmt: skip
     assert spec["Name"] == "web" and spec["Labels"] == {"lower.Case": "x"}
     assert specs.service_mode(spec) == specs.Mode(global_mode=False, replicas=3)
-    template = specs.template_of(spec)
-    assert specs.container_of(template) == {"Image": "busybox", "Env": ["A=1"]}
+    template = specdoc.template_of(spec)
+    assert specdoc.container_of(template) == {"Image": "busybox", "Env": ["A=1"]}
     assert template["Placement"]["Platforms"] == [{"Architecture": "amd64", "OS": "linux"}]
-    both = specs.go_names({"Mode": {"global": {}, "Global": {}}}, specs.SERVICE_SCHEMA)
+    both = specdoc.go_names({"Mode": {"global": {}, "Global": {}}}, specdoc.SERVICE_SCHEMA)
     assert both == {"Mode": {"Global": {}}}
     assert specs.check_node_spec({"availability": "drain"}) == {"Availability": "drain"}
 
@@ -95,8 +95,8 @@ def test_a_task_containers_host_config_is_moby_adapters() -> None:
         },
         "LogDriver": {"Name": "none", "Options": {"a": "b"}},
     }))  # fmt: skip
-    template = specs.template_of(spec)
-    hc = specs.host_config_of(template)
+    template = specdoc.template_of(spec)
+    hc = taskspec.host_config_of(template)
     assert (hc.cap_add, hc.cap_drop, hc.group_add) == (["NET_ADMIN"], ["CHOWN"], ["wheel"])
     assert hc.extra_hosts == ["foobar:127.0.0.1", "baz:8.8.8.8"]
     assert hc.sysctls == {"net.core.somaxconn": "1024"}
@@ -107,9 +107,9 @@ def test_a_task_containers_host_config_is_moby_adapters() -> None:
     ]
     assert (hc.log_config.type, hc.log_config.config) == ("none", {"a": "b"})
     # Docker's spelling (moby's Healthcheck), and ForceUpdate always there, as swarmkit shows them.
-    assert "Healthcheck" in specs.container_of(template) and template["ForceUpdate"] == 0
-    assert specs.health_of(template) is not None
-    empty = specs.host_config_of(specs.template_of(specs.check_service_spec(_spec())))
+    assert "Healthcheck" in specdoc.container_of(template) and template["ForceUpdate"] == 0
+    assert taskspec.health_of(template) is not None
+    empty = taskspec.host_config_of(specdoc.template_of(specs.check_service_spec(_spec())))
     assert empty.cap_add is None and empty.security_opt is None and empty.log_config.type == ""
 
 
@@ -151,11 +151,11 @@ def test_what_berths_ca_and_store_do_not_do_is_refused() -> None:
 
 def test_registry_credentials_live_in_the_template_and_are_never_shown() -> None:
     spec = specs.with_registry_auth(specs.check_service_spec(_spec()), "secret-auth")
-    template = specs.template_of(spec)
+    template = specdoc.template_of(spec)
     assert specs.registry_auth_of(template) == "secret-auth"
     assert "secret-auth" not in repr(specs.public_spec(spec)) and "secret-auth" not in repr(specs.public_template(template))
     assert specs.public_spec(spec)["TaskTemplate"]["ContainerSpec"]["Image"] == "busybox"
-    assert specs.registry_auth_of(specs.template_of(specs.with_registry_auth(spec, ""))) == ""
+    assert specs.registry_auth_of(specdoc.template_of(specs.with_registry_auth(spec, ""))) == ""
     plain = specs.check_service_spec(_spec())
     assert specs.public_spec(plain) is plain  # nothing to hide: not copied
 

@@ -1,5 +1,5 @@
 """The Engine API's /secrets and /configs (dockerd's answers and words): data kept in the
-swarm's state and given to the tasks that name it as files (specs.file_refs, then the node's
+swarm's state and given to the tasks that name it as files (taskspec.file_refs, then the node's
 engine: berth_engine.swarm.taskfiles). A secret's data is never shown; a config's is."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from berth_contracts import swarm as sw
 from berth_contracts.base import Done
 from berth_contracts.errors import Conflict, InvalidParameter, NotImplementedByBerth
 
-from berth_orchestrator import ids, specs
+from berth_orchestrator import ids, specdoc, taskspec
 from berth_orchestrator.lookup import check_filters, labels_match, resolve, service_name
 from berth_orchestrator.records import DataRecord, Document
 from berth_orchestrator.store import Snapshot, SwarmStore
@@ -29,8 +29,8 @@ def data_name(record: DataRecord) -> str:
 
 
 def _checked(kind: str, spec: Document) -> Document:
-    driver: specs.Schema = {"Name": None, "Options": None}
-    spec = specs.go_names(spec, {"Name": None, "Labels": None, "Data": None, "Driver": driver, "Templating": driver})
+    driver: specdoc.Schema = {"Name": None, "Options": None}
+    spec = specdoc.go_names(spec, {"Name": None, "Labels": None, "Data": None, "Driver": driver, "Templating": driver})
     for key, words in (("Driver", "drivers (--driver)"), ("Templating", "templates (--template-driver)")):
         driver = spec.get(key) or {}
         if not isinstance(driver, dict) or driver.get("Name"):
@@ -79,7 +79,7 @@ def data_doc(snap: Snapshot, record: DataRecord) -> Document:
 def check_references(snap: Snapshot, template: Document) -> None:
     """A service's secrets and configs exist (swarmkit's words otherwise)."""
     for kind in ("secret", "config"):
-        missing = [ref.name for ref in specs.file_refs(template) if ref.kind == kind and (
+        missing = [ref.name for ref in taskspec.file_refs(template) if ref.kind == kind and (
             (record := snap.data.get(ref.object_id)) is None or record.kind != kind)]  # fmt: skip
         if missing:
             raise InvalidParameter(f"rpc error: code = InvalidArgument desc = {kind} not found: {', '.join(missing)}")
@@ -132,7 +132,7 @@ class DataApi:
         record = resolve(self._of(snap, cmd.kind), cmd.ref, cmd.kind, data_name)
         if cmd.version != snap.revision(f"{cmd.kind}.{record.id}"):
             raise Conflict("rpc error: code = Unknown desc = update out of sequence")
-        spec = specs.go_names(dict(cmd.spec), {"Name": None, "Labels": None, "Data": None})
+        spec = specdoc.go_names(dict(cmd.spec), {"Name": None, "Labels": None, "Data": None})
         if spec.get("Name") not in (None, "", data_name(record)):
             raise InvalidParameter(f"rpc error: code = InvalidArgument desc = changing {cmd.kind} name is not allowed")
         if spec.get("Data") not in (None, "", record.spec.get("Data")):
@@ -147,7 +147,7 @@ class DataApi:
         record = resolve(self._of(snap, cmd.kind), cmd.ref, cmd.kind, data_name)
         users = sorted(
             service_name(svc) for svc in snap.services.values()
-            if any(ref.object_id == record.id for ref in specs.file_refs(specs.template_of(svc.spec)))
+            if any(ref.object_id == record.id for ref in taskspec.file_refs(specdoc.template_of(svc.spec)))
         )  # fmt: skip
         if users:
             plural = "s" if len(users) > 1 else ""

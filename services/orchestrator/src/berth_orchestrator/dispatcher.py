@@ -23,7 +23,7 @@ from berth_contracts.swarm import (
     TaskState,
 )
 
-from berth_orchestrator import specs
+from berth_orchestrator import specdoc, specs, taskspec
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import cluster_name, host_port, joined, route_addr, route_pins
 from berth_orchestrator.reconcile import TERMINAL
@@ -58,8 +58,8 @@ def container_name(svc: ServiceRecord, task: TaskRecord) -> str:
 
 
 def assignment(svc: ServiceRecord, task: TaskRecord, data: dict[str, DataRecord] | None = None) -> TaskAssignment:
-    container = specs.container_of(task.template)
-    nano_cpus, memory = specs.limits_of(task.template)
+    container = specdoc.container_of(task.template)
+    nano_cpus, memory = taskspec.limits_of(task.template)
     grace = container.get("StopGracePeriod")
     name = container_name(svc, task)
     labels = {str(k): str(v) for k, v in (container.get("Labels") or {}).items()}
@@ -92,9 +92,9 @@ def assignment(svc: ServiceRecord, task: TaskRecord, data: dict[str, DataRecord]
         nano_cpus=nano_cpus,
         memory_bytes=memory,
         ports=specs.host_ports(svc.spec),
-        mounts=specs.mounts_of(task.template),
-        healthcheck=specs.health_of(task.template),
-        host_config=specs.host_config_of(task.template),
+        mounts=taskspec.mounts_of(task.template),
+        healthcheck=taskspec.health_of(task.template),
+        host_config=taskspec.host_config_of(task.template),
         files=task_files(task.template, data or {}),
         registry_auth=specs.registry_auth_of(task.template),
     )
@@ -103,7 +103,7 @@ def assignment(svc: ServiceRecord, task: TaskRecord, data: dict[str, DataRecord]
 def task_files(template: Document, data: dict[str, DataRecord]) -> list[TaskFile]:
     """The task's secrets and configs with their data: only the node that runs it gets them."""
     out = []
-    for ref in specs.file_refs(template):
+    for ref in taskspec.file_refs(template):
         record = data.get(ref.object_id)
         if record is not None and record.kind == ref.kind:  # removal of one in use is refused
             out.append(TaskFile(kind=record.kind, object_id=record.id, target=ref.target, data=record.payload(),

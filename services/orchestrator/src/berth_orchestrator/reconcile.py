@@ -16,16 +16,14 @@ as one pure function of a snapshot (plan) that the leader applies every cycle.
 
 from __future__ import annotations
 
-import platform
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from berth_common.gotime import rfc3339nano
-from berth_common.platforms import parse_platform, platform_matches
 
-from berth_orchestrator import specs
+from berth_orchestrator import placement, specdoc, specs, taskspec
 from berth_orchestrator.ids import new_id
 from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord, node_ready
 from berth_orchestrator.store import Snapshot
@@ -50,48 +48,6 @@ def _named(svc: ServiceRecord, task: TaskRecord) -> str:
     return f"{svc.spec.get('Name') or svc.id}.{task.slot or ''}.{task.id}"
 
 
-def _matches(node: NodeRecord, constraint: specs.Constraint) -> bool:
-    key = constraint.key
-    if key == "node.id":
-        actual: str | None = node.id
-    elif key == "node.hostname":
-        actual = node.hostname
-    elif key == "node.role":
-        actual = node.role
-    elif key == "node.platform.os":
-        actual = "linux"
-    elif key == "node.platform.arch":
-        actual = platform.machine()
-    elif key.startswith("node.labels."):
-        actual = node.labels.get(key[len("node.labels.") :])
-    elif key.startswith("engine.labels."):  # the node's `berth up --label`s
-        actual = node.engine_labels.get(key[len("engine.labels.") :])
-    else:
-        actual = None
-    if constraint.equal:
-        return actual is not None and actual.lower() == constraint.value.lower()
-    return actual is None or actual.lower() != constraint.value.lower()
-
-
-def _branch(node: NodeRecord, labels: list[str]) -> tuple[str, ...]:
-    """The node's values of these spread labels ("" where it has none)."""
-    return tuple(
-        node.labels.get(key[len("node.labels.") :], "") if key.startswith("node.labels.")
-        else node.engine_labels.get(key[len("engine.labels.") :], "") if key.startswith("engine.labels.")
-        else ""
-        for key in labels
-    )  # fmt: skip
-
-
-def _platform_fits(wanted: dict[str, str]) -> bool:
-    """A Placement.Platforms entry (the image's platforms, which the CLI records): berth's nodes
-    are linux on this machine's architecture."""
-    arch = platform.machine()
-    text = "/".join(p for p in (wanted.get("OS") or "linux", wanted.get("Architecture") or "") if p)
-    _, here, _ = parse_platform(f"linux/{arch}")
-    return platform_matches(text, "linux", here, "")
-
-
 class _Planner:
     def __init__(self, snap: Snapshot, now: float) -> None:
         self.snap = snap
@@ -105,19 +61,19 @@ class _Planner:
 
     # --- placement --------------------------------------------------------------------------
     def eligible(self, svc: ServiceRecord) -> list[NodeRecord]:
-        template = specs.template_of(svc.spec)
+        template = specdoc.template_of(svc.spec)
         wanted = specs.constraints(template)
         platforms = (template.get("Placement") or {}).get("Platforms") or []
-        cpus, memory = specs.reservations_of(template)
-        if specs.generic_resources_of(template):
-            return []  # no node advertises generic resources (specs.generic_resources_of)
+        cpus, memory = taskspec.reservations_of(template)
+        if taskspec.generic_resources_of(template):
+            return []  # no node advertises generic resources (taskspec.generic_resources_of)
         out = []
         for node in self.snap.nodes.values():
             if node.availability != "active" or not node_ready(node, self.now):
                 continue
-            if not all(_matches(node, c) for c in wanted):
+            if not all(placement.matches(node, c) for c in wanted):
                 continue
-            if platforms and not any(_platform_fits(p) for p in platforms):
+            if platforms and not any(placement.platform_fits(p) for p in platforms):
                 continue
             if (cpus and node.nano_cpus and cpus > node.nano_cpus) or (
                 memory and node.memory_bytes and memory > node.memory_bytes
@@ -145,7 +101,7 @@ class _Planner:
         for task in self.snap.tasks.values():
             if task.service_id == svc.id and task.desired_state == "running":
                 of_service[task.node_id] += 1
-        template = specs.template_of(svc.spec)
+        template = specdoc.template_of(svc.spec)
         if limit := specs.max_replicas(template):
             nodes = [n for n in nodes if of_service[n.id] < limit]
         if not nodes:
@@ -157,10 +113,10 @@ class _Planner:
         for node_id, count in of_service.items():
             if (known := self.snap.nodes.get(node_id)) is not None:
                 for depth in range(1, len(spread) + 1):
-                    in_branch[_branch(known, spread[:depth])] += count
+                    in_branch[placement.spread_branch(known, spread[:depth])] += count
 
         def load(n: NodeRecord) -> tuple[int, ...]:
-            branches = tuple(in_branch[_branch(n, spread[:depth])] for depth in range(1, len(spread) + 1))
+            branches = tuple(in_branch[placement.spread_branch(n, spread[:depth])] for depth in range(1, len(spread) + 1))
             return (*branches, of_service[n.id], self.live_on_node[n.id])
 
         return min(nodes, key=lambda n: (load(n), n.id))
@@ -200,7 +156,7 @@ class _Planner:
             created_at=self.stamp,
             updated_at=self.stamp,
             spec_serial=svc.spec_serial,
-            template=specs.template_of(svc.spec),
+            template=specdoc.template_of(svc.spec),
             state="assigned" if node else "pending",
             timestamp=self.stamp,
             message="assigned" if node else "pending task scheduling",
@@ -231,7 +187,7 @@ class _Planner:
         delay (it stays the slot's task meanwhile), or never (the slot stays empty)."""
         if ended.state in ("shutdown", "orphaned") and ended.desired_state == "running":
             return "now"  # stopped behind the orchestrator's back, or its node was lost
-        policy = specs.restart_policy(specs.template_of(svc.spec))
+        policy = specs.restart_policy(specdoc.template_of(svc.spec))
         if policy.condition == "none" or (policy.condition == "on-failure" and ended.state == "complete"):
             return "never"
         delay_passed = self.now - ended.state_since >= policy.delay_ns / SECOND_NS

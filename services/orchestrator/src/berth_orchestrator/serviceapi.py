@@ -11,7 +11,7 @@ from berth_contracts import swarm as sw
 from berth_contracts.base import Done
 from berth_contracts.errors import Conflict, InvalidParameter
 
-from berth_orchestrator import ids, specs, views
+from berth_orchestrator import ids, specdoc, specs, views
 from berth_orchestrator.dataapi import check_references
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.lookup import check_filters, labels_match, node_name, resolve, service_name
@@ -37,7 +37,7 @@ class ServiceApi:
     async def service_create(self, cmd: sw.ServiceCreate) -> sw.ServiceCreated:
         snap = await self._managed()
         spec = specs.check_service_spec(dict(cmd.spec))
-        check_references(snap, specs.template_of(spec))
+        check_references(snap, specdoc.template_of(spec))
         names = {service_name(s) for s in snap.services.values()}
         if not spec.get("Name"):
             spec["Name"] = generate_unique_name(lambda n: n in names)
@@ -116,11 +116,11 @@ class ServiceApi:
             state = "rollback_started"
         else:
             new_spec, previous = specs.check_service_spec(dict(cmd.spec)), svc.spec
-            check_references(snap, specs.template_of(new_spec))
+            check_references(snap, specdoc.template_of(new_spec))
             # dockerd: credentials sent replace the service's; none keeps those of the spec
             # or of the previous spec (`registryAuthFrom`).
             kept = svc.spec if cmd.registry_auth_from == "spec" else (svc.previous_spec or {})
-            auth = cmd.registry_auth or specs.registry_auth_of(specs.template_of(kept))
+            auth = cmd.registry_auth or specs.registry_auth_of(specdoc.template_of(kept))
             new_spec = specs.with_registry_auth(new_spec, auth)
             state = "updating"
         if (new_spec.get("Name") or service_name(svc)) != service_name(svc):
@@ -133,7 +133,7 @@ class ServiceApi:
         if new_mode.job:  # any update runs a job again: its next iteration (swarmkit's JobIteration)
             svc.spec_serial += 1
             svc.job_executed_at = stamp
-        elif not specs.same_template(specs.template_of(new_spec), specs.template_of(svc.spec)):
+        elif not specs.same_template(specdoc.template_of(new_spec), specdoc.template_of(svc.spec)):
             svc.spec_serial += 1
             svc.update_state, svc.update_started_at, svc.update_completed_at = state, stamp, ""
             svc.update_message = "update in progress" if state == "updating" else "manually requested rollback"
