@@ -54,7 +54,7 @@ def told_on_failure(nodes: tuple[Berth, ...], lines: int = 12) -> Iterator[None]
     Short, as CI shows only part of a long output."""
     def told(node: Berth) -> list[str]:
         log = (node.exec_root / "berth.log").read_text(errors="replace").splitlines()
-        keys = ("berth-orchestrator", "leader", "JetStream cluster")
+        keys = ("berth-orchestrator", "leader", "JetStream cluster", "berth_engine.swarm")
         return [line.split(" ", 1)[-1][:160] for line in log if any(k in line for k in keys)]
 
     before = {node.node_name: len(told(node)) for node in nodes}
@@ -215,16 +215,18 @@ def test_three_managers_keep_the_swarm_through_the_loss_of_one(hosts: tuple[NetB
         # still running; others may be placed on it if a node was briefly unheard meanwhile).
         # It runs tasks to keep: two, or three when a manager was briefly unheard at the other's
         # return (JetStream re-electing) and one of its tasks was placed here.
-        kept = task_containers(worker)
-        assert 2 <= len(kept) <= 3
-        # (Ready first: its heartbeats may have paused while JetStream re-elected at the return.)
-        wait_until(lambda: managers(second)[worker_id] == "Ready", 20, "the worker Ready")
-        second.docker_ok("node", "promote", worker_id)
-        wait_until(lambda: worker.docker_ok("info", "--format", "{{.Swarm.ControlAvailable}}").strip() == "true",
-                   40, "the promoted worker serving as a manager")  # fmt: skip
-        wait_until(lambda: managers(second)[worker_id] == "Ready Reachable", 20, "the promoted worker Reachable")
-        assert worker.docker_ok("service", "ls", "--format", "{{.Name}}").split() == ["more", "web"]
-        assert kept <= task_containers(worker) and sum(running(n) for n in (first, second, third, worker)) == 6
+        # A task lost here once in CI (stop 31): what each node did is printed on a failure.
+        with told_on_failure((first, second, third, worker)):
+            kept = task_containers(worker)
+            assert 2 <= len(kept) <= 3
+            # (Ready first: its heartbeats may have paused while JetStream re-elected at the return.)
+            wait_until(lambda: managers(second)[worker_id] == "Ready", 20, "the worker Ready")
+            second.docker_ok("node", "promote", worker_id)
+            wait_until(lambda: worker.docker_ok("info", "--format", "{{.Swarm.ControlAvailable}}").strip() == "true",
+                       40, "the promoted worker serving as a manager")  # fmt: skip
+            wait_until(lambda: managers(second)[worker_id] == "Ready Reachable", 20, "the promoted worker Reachable")
+            assert worker.docker_ok("service", "ls", "--format", "{{.Name}}").split() == ["more", "web"]
+            assert kept <= task_containers(worker) and sum(running(n) for n in (first, second, third, worker)) == 6
 
         # Demoted again: it links to the managers as a worker, keeping its tasks, and the
         # managers' JetStream forgets its server (swarmkit removes it from its raft).
