@@ -214,9 +214,9 @@ class SwarmWorker:
         self._desired = {task.task_id: task.desired_state for task in reply.tasks}
         self._rejected = {k: v for k, v in self._rejected.items() if k in wanted}
         for task_id, old in containers.items():
-            if task_id not in wanted and task_id not in self._busy:
-                log.info("swarm task %s is no longer assigned to this node: its container %s goes", task_id, old.id[:12])
-                self._act(tg, task_id, partial(self._remove, task_id, old.id))
+            if task_id not in wanted:
+                why = f"no longer assigned to this node: its container {old.id[:12]} goes"
+                self._act(tg, task_id, partial(self._remove, task_id, old.id), why)
         taskfiles.prune_files(set(containers) | self._busy)
         for task in wanted.values():
             rec = containers.get(task.task_id)
@@ -225,13 +225,16 @@ class SwarmWorker:
                     self._act(tg, task.task_id, partial(self._run, task))
                 elif rec is not None and rec.state.status == "created":
                     self._act(tg, task.task_id, partial(self._start, task, rec.id))
-            elif rec is not None and rec.alive and task.task_id not in self._busy:
-                log.info("swarm task %s is %s: stopping its container %s", task.task_id, task.desired_state, rec.id[:12])
-                self._act(tg, task.task_id, partial(self._stop, rec.id, task.stop_grace_seconds))
+            elif rec is not None and rec.alive:
+                why = f"{task.desired_state}: stopping its container {rec.id[:12]}"
+                self._act(tg, task.task_id, partial(self._stop, rec.id, task.stop_grace_seconds), why)
 
-    def _act(self, tg: TaskGroup, task_id: str, action: Callable[[], Awaitable[None]]) -> None:
+    def _act(self, tg: TaskGroup, task_id: str, action: Callable[[], Awaitable[None]], why: str = "") -> None:
+        """Run the task's action unless one is under way; `why` is logged when it starts."""
         if task_id in self._busy:
             return
+        if why:
+            log.info("swarm task %s is %s", task_id, why)
         self._busy.add(task_id)
 
         async def run() -> None:
