@@ -74,7 +74,7 @@ _UPDATE: Schema = {k: None for k in ("Parallelism", "Delay", "FailureAction", "M
 _CONTAINER: Schema = {
     **{k: None for k in (
         "Image", "Labels", "Command", "Args", "Hostname", "Env", "Dir", "User", "Groups", "Privileges",
-        "Init", "StopSignal", "StopGracePeriod", "Healthcheck", "Hosts", "Secrets", "Configs", "Isolation",
+        "Init", "StopSignal", "StopGracePeriod", "Healthcheck", "Hosts", "Isolation",
         "Sysctls", "CapabilityAdd", "CapabilityDrop", "TTY", "OpenStdin", "ReadOnly", "Mounts", "OomScoreAdj",
     )},
     "DNSConfig": {"Nameservers": None, "Search": None, "Options": None},

@@ -79,10 +79,15 @@ class Snapshot:
     def revision(self, key: str) -> int:
         return self.revisions.get(key, 0)
 
+    @property
+    def silence_until(self) -> float:
+        """What a node's silence is counted up to: when this read began (now, for a snapshot
+        made by hand)."""
+        return self.read_at or time.time()
+
     def ready(self, node: NodeRecord) -> bool:
-        """Whether the node was heard recently when this read began (now, for a snapshot made
-        by hand)."""
-        return node_ready(node, self.read_at or time.time())
+        """Whether the node was heard recently when this read began."""
+        return node_ready(node, self.silence_until)
 
     def add(self, key: str, record: Record, revision: int) -> None:
         self.revisions[key] = revision

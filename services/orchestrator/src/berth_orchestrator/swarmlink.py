@@ -24,7 +24,6 @@ import logging
 import secrets
 import shutil
 import socket
-import time
 from dataclasses import replace
 from functools import partial
 
@@ -184,7 +183,7 @@ class SwarmLink:
         if server.cluster and alone and leaving and me is not None:
             # Each live one links to this one as a worker first (its node user); one that is
             # down is not waited for.
-            if all(stepped_down(n, snap.read_at or time.time()) for n in leaving):
+            if all(stepped_down(n, snap.silence_until) for n in leaving):
                 await self.shrink_to_one(snap, me, server, leaving)
             return
         if me is not None:
@@ -293,7 +292,7 @@ class SwarmLink:
         serves as a worker (or is down), so the managers' majority is counted without it, as
         swarmkit removes a demoted manager from its raft. True while any is pending."""
         pending = [n for n in snap.nodes.values() if n.leaving_cluster]
-        now = snap.read_at or time.time()  # silence counted to the read's start (Snapshot.ready)
+        now = snap.silence_until
         for node in pending:
             if not stepped_down(node, now):
                 continue  # still moving to its worker's link: its server keeps the state meanwhile
