@@ -306,6 +306,13 @@ def test_secrets_and_configs_are_files_in_the_tasks(berth: Berth, busybox_image:
                                  "cat /run/secrets/db; echo; cat /etc/app.conf; stat -c '%u %g %a' /run/secrets/db; "
                                  "echo x > /run/secrets/db || echo read-only")  # fmt: skip
         assert inside.splitlines() == ["hunter2", "port = 8080", "1000 1000 400", "read-only"], inside
+        # Removed behind the orchestrator's back, the container is made again, with its files:
+        # their data, left out of the answers while the node held them, is sent again.
+        first_id = berth.docker_ok("inspect", "-f", "{{.Id}}", name).strip()
+        berth.docker_ok("rm", "-f", name)
+        wait_until(lambda: _running_of(berth, "withdata") == [name], 60, "the task's container made again")
+        assert berth.docker_ok("inspect", "-f", "{{.Id}}", name).strip() != first_id
+        assert berth.docker_ok("exec", name, "cat", "/run/secrets/db", "/etc/app.conf") == "hunter2port = 8080\n"
         refused = berth.docker("secret", "rm", "db-pass")
         assert refused.returncode == 1 and "is in use by the following service: withdata" in refused.stderr
         kept = berth.exec_root / "engine" / "swarm-files"

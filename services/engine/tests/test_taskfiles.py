@@ -6,6 +6,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import msgspec
 import pytest
 from berth_contracts.errors import InvalidParameter
 from berth_contracts.swarm import TaskAssignment, TaskFile
@@ -32,8 +33,14 @@ def test_files_are_private_owned_and_mounted_read_only(tmp_path: Path, monkeypat
     assert Path(mounts[1]["Source"]).read_bytes() == b"a=1\n"
     assert taskfiles.write_files(_task("t1")) == []  # nothing to write: no directory
     taskfiles.write_files(_task("t2", config))
-    taskfiles.prune_files({"t2"})  # an engine restarted: files of tasks with no container go
+    # An engine restarted: files of tasks with no container go; the others are held.
+    assert taskfiles.prune_files({"t2", "t9"}) == {"t2"}
     assert sorted(p.name for p in taskfiles.files_dir().iterdir()) == ["t2"]
+    not_given = msgspec.structs.replace(config, data=None)
+    assert not taskfiles.data_given(_task("t3", config, not_given)) and taskfiles.data_given(_task("t3", config))
+    with pytest.raises(InvalidParameter, match="was not given"):
+        taskfiles.write_files(_task("t2", not_given))
+    assert (taskfiles.files_dir() / "t2").is_dir()  # what it holds stays
     taskfiles.remove_files("t2")
     assert not any(taskfiles.files_dir().iterdir())
 

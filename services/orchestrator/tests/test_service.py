@@ -75,10 +75,10 @@ class Swarm:
     async def call(self, command: object, reply: type) -> object:
         return await self.gateway.request(subjects.ORCHESTRATOR_RPC, command, reply, timeout=10)  # type: ignore[arg-type]
 
-    async def beat(self, *reports: sw.TaskReport) -> sw.NodeAssignments:
+    async def beat(self, *reports: sw.TaskReport, files_held: tuple[str, ...] = ()) -> sw.NodeAssignments:
         return await self.engine.request(
             subjects.ORCHESTRATOR_RPC,
-            sw.NodeHeartbeat(node="n1", hostname="host1", tasks=list(reports)),
+            sw.NodeHeartbeat(node="n1", hostname="host1", tasks=list(reports), files_held=list(files_held)),
             sw.NodeAssignments,
             timeout=10,
         )
@@ -525,6 +525,11 @@ async def test_secrets_and_configs_reach_only_their_tasks_node_and_a_secrets_dat
     files = {(f.kind, f.target, f.data, f.mode) for task in beat.tasks for f in task.files}
     assert files == {("secret", "/run/secrets/db", secret_data, 0o400), ("config", "/etc/app.conf", config_data, 0o444)}
     assert "s3cr3t" not in repr(beat) and "s3cr3t" not in repr(beat.tasks[0].files)
+    # A node holding the task's files is not sent their data again at every beat.
+    held = await swarm.beat(files_held=tuple(task.task_id for task in beat.tasks))
+    assert {(f.kind, f.target, f.data) for task in held.tasks for f in task.files} == {
+        ("secret", "/run/secrets/db", None), ("config", "/etc/app.conf", None),
+    }
     with pytest.raises(InvalidParameter, match="secret 'db-pass' is in use by the following service: web"):
         await swarm.call(sw.DataRemove(kind="secret", ref="db-pass"), Done)
     version = shown["Version"]["Index"]

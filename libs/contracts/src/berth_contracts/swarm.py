@@ -255,7 +255,10 @@ class TaskFile(msgspec.Struct, frozen=True):
     kind: DataKind
     object_id: str
     target: str  # an absolute path in the container
-    data: bytes
+    # None: the node said it holds the task's files already (NodeHeartbeat.files_held), so the
+    # data is not sent again at every beat; it is sent only while the node may create the
+    # task's container.
+    data: bytes | None
     uid: str = "0"
     gid: str = "0"
     mode: int = 0o444
@@ -315,6 +318,9 @@ class NodeHeartbeat(Command, frozen=True):
     memory_bytes: int = 0
     tasks: list[TaskReport] = msgspec.field(default_factory=list)
     engine_labels: dict[str, str] = msgspec.field(default_factory=dict)  # `berth up --label`s
+    # Tasks whose secret and config files this node has written, for a container it has or is
+    # making: their data is left out of the answer.
+    files_held: list[str] = msgspec.field(default_factory=list)
 
 
 class NodePromotion(msgspec.Struct, frozen=True, kw_only=True):

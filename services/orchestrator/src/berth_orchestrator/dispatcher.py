@@ -57,7 +57,10 @@ def container_name(svc: ServiceRecord, task: TaskRecord) -> str:
     return f"{name}.{task.slot or task.node_id}.{task.id}"
 
 
-def assignment(svc: ServiceRecord, task: TaskRecord, data: dict[str, DataRecord] | None = None) -> TaskAssignment:
+def assignment(
+    svc: ServiceRecord, task: TaskRecord, data: dict[str, DataRecord] | None = None, with_data: bool = True
+) -> TaskAssignment:
+    """with_data: the files' data too (a node that holds them already is not sent it again)."""
     container = specdoc.container_of(task.template)
     nano_cpus, memory = taskspec.limits_of(task.template)
     grace = container.get("StopGracePeriod")
@@ -95,18 +98,20 @@ def assignment(svc: ServiceRecord, task: TaskRecord, data: dict[str, DataRecord]
         mounts=taskspec.mounts_of(task.template),
         healthcheck=taskspec.health_of(task.template),
         host_config=taskspec.host_config_of(task.template),
-        files=task_files(task.template, data or {}),
+        files=task_files(task.template, data or {}, with_data),
         registry_auth=specs.registry_auth_of(task.template),
     )
 
 
-def task_files(template: Document, data: dict[str, DataRecord]) -> list[TaskFile]:
-    """The task's secrets and configs with their data: only the node that runs it gets them."""
+def task_files(template: Document, data: dict[str, DataRecord], with_data: bool = True) -> list[TaskFile]:
+    """The task's secrets and configs, with their data if asked: only the node that runs it
+    gets them."""
     out = []
     for ref in taskspec.file_refs(template):
         record = data.get(ref.object_id)
         if record is not None and record.kind == ref.kind:  # removal of one in use is refused
-            out.append(TaskFile(kind=record.kind, object_id=record.id, target=ref.target, data=record.payload(),
+            out.append(TaskFile(kind=record.kind, object_id=record.id, target=ref.target,
+                                data=record.payload() if with_data else None,
                                 uid=ref.uid, gid=ref.gid, mode=ref.mode))  # fmt: skip
     return out
 
@@ -167,10 +172,13 @@ class Dispatcher:
                 if task.state in TERMINAL or task.state == "running":
                     self.leadership.poke()
         tasks = []
+        held = set(cmd.files_held)
         for task in snap.tasks.values():
             svc = snap.services.get(task.service_id)
             if task.node_id == node.id and svc is not None and task.state != "pending":
-                tasks.append(assignment(svc, task, snap.data))
+                # The files' data only while the node may still create the task's container.
+                with_data = task.desired_state == "running" and task.id not in held
+                tasks.append(assignment(svc, task, snap.data, with_data))
         if node_id and node.role == "manager" and not node.routes_at and node.listen:
             await self._route_to_promoted(snap, node)
         managers = sorted(joined(n.addr, n.port) for n in snap.nodes.values() if n.role == "manager" and n.listen)

@@ -27,10 +27,19 @@ def _owner(value: str, what: str) -> int:
     return int(value)
 
 
+def data_given(task: TaskAssignment) -> bool:
+    """False when the orchestrator left the files' data out: it heard that this node holds them
+    (files_held), which the node said before that task's container went. The next beat
+    brings the data."""
+    return all(file.data is not None for file in task.files)
+
+
 def write_files(task: TaskAssignment) -> list[dict[str, Any]]:
     """Write the task's files (owner and mode as their references say); the mounts for them."""
     if not task.files:
         return []
+    if not data_given(task):
+        raise InvalidParameter(f"the data of task {task.task_id}'s secrets and configs was not given")
     if not _TASK_ID.fullmatch(task.task_id):
         raise InvalidParameter(f"invalid task id {task.task_id!r}")
     root = files_dir()
@@ -43,7 +52,7 @@ def write_files(task: TaskAssignment) -> list[dict[str, Any]]:
         path = task_dir / f"{file.kind}-{i}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out:
-            out.write(file.data)
+            out.write(file.data or b"")
             os.fchown(out.fileno(), _owner(file.uid, "uid"), _owner(file.gid, "gid"))
             os.fchmod(out.fileno(), file.mode & 0o777)
         mounts.append({"Type": "bind", "Source": str(path), "Target": file.target, "ReadOnly": True})
@@ -55,12 +64,14 @@ def remove_files(task_id: str) -> None:
         shutil.rmtree(files_dir() / task_id, ignore_errors=True)
 
 
-def prune_files(keep: set[str]) -> None:
-    """Files of tasks that have no container any more (an engine stopped before removing them)."""
+def prune_files(keep: set[str]) -> set[str]:
+    """Remove the files of tasks that have no container any more (an engine stopped before
+    removing them); the tasks whose files are kept."""
     try:
         names = [p.name for p in files_dir().iterdir()]
     except FileNotFoundError:
-        return
+        return set()
     for name in names:
         if name not in keep:
             remove_files(name)
+    return {name for name in names if name in keep}

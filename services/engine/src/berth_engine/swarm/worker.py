@@ -195,12 +195,13 @@ class SwarmWorker:
             for task_id, rec in containers.items()
         ]
         reports += [r for task_id, r in self._rejected.items() if task_id not in containers]
+        held = taskfiles.prune_files(set(containers) | self._busy)
         reply = await self.rpc.request(
             subjects.ORCHESTRATOR_RPC,
             NodeHeartbeat(
                 node=self.core.node, hostname=socket.gethostname(), engine_version=ENGINE_VERSION,
                 nano_cpus=self._resources[0], memory_bytes=self._resources[1], tasks=reports,
-                engine_labels=engine_label_map(),
+                engine_labels=engine_label_map(), files_held=sorted(held),
             ),
             NodeAssignments,
             timeout=10.0,
@@ -217,7 +218,6 @@ class SwarmWorker:
             if task_id not in wanted:
                 why = f"no longer assigned to this node: its container {old.id[:12]} goes"
                 self._act(tg, task_id, partial(self._remove, task_id, old.id), why)
-        taskfiles.prune_files(set(containers) | self._busy)
         for task in wanted.values():
             rec = containers.get(task.task_id)
             if task.desired_state == "running":
@@ -250,6 +250,9 @@ class SwarmWorker:
         tg.start_soon(run)
 
     async def _run(self, task: TaskAssignment) -> None:
+        if not taskfiles.data_given(task):  # held when the beat went, gone since: the next beat brings it
+            log.info("swarm task %s waits for its secrets' and configs' data", task.task_id)
+            return
         try:
             mounts = await anyio.to_thread.run_sync(taskfiles.write_files, task)
             create = ContainerCreate(body=create_request(task, mounts), name=task.container_name)
