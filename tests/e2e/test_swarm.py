@@ -327,6 +327,44 @@ def test_secrets_and_configs_are_files_in_the_tasks(berth: Berth, busybox_image:
         berth.docker("swarm", "leave", "--force")
 
 
+def test_templates_expand_in_a_tasks_hostname_env_and_config(berth: Berth, busybox_image: str, tmp_path: Path) -> None:
+    """swarmkit's Go templates: `--hostname "{{.Node.Hostname}}-..."`, `--env`, a config made
+    with `--template-driver golang` reading the task, its env and a secret; a template that
+    does not parse is refused at create, one that fails at run time fails its task."""
+    berth.docker_ok("swarm", "init")
+    try:
+        berth.docker_ok("secret", "create", "pw", "-", input="hunter2")
+        (tmp_path / "app.tmpl").write_text('svc={{.Service.Name}} slot={{.Task.Slot}} mode={{env "MODE"}} pw={{secret "pw"}}\n')
+        berth.docker_ok("config", "create", "--template-driver", "golang", "app.tmpl", str(tmp_path / "app.tmpl"))
+        [conf] = json.loads(berth.docker_ok("config", "inspect", "app.tmpl"))
+        assert conf["Spec"]["Templating"] == {"Name": "golang"}
+        refused = berth.docker("service", "create", "--detach", "--hostname", "{{.Node.Hostname", busybox_image, "true")
+        assert refused.returncode == 1, refused
+        assert "expanding hostname failed: template: expansion:1: unclosed action" in refused.stderr
+        berth.docker_ok(
+            "service", "create", "--name", "tpl", "--detach", "--hostname", "{{.Node.Hostname}}-{{.Service.Name}}",
+            "--env", "MODE=prod", "--env", "WHO={{.Task.Name}}", "--secret", "pw",
+            "--config", "source=app.tmpl,target=/app.conf", busybox_image, "sleep", "1000", timeout=120,
+        )  # fmt: skip
+        wait_until(lambda: len(_running_of(berth, "tpl")) == 1, 60, "the task running")
+        [name] = _running_of(berth, "tpl")
+        inside = berth.docker_ok("exec", name, "sh", "-c", 'hostname; echo "$WHO"; cat /app.conf').splitlines()
+        assert inside == [f"{socket.gethostname()}-tpl", name, "svc=tpl slot=1 mode=prod pw=hunter2"], inside
+        (tmp_path / "bad.tmpl").write_text('{{secret "nope"}}')
+        berth.docker_ok("config", "create", "--template-driver", "golang", "bad.tmpl", str(tmp_path / "bad.tmpl"))
+        berth.docker_ok("service", "create", "--name", "tbad", "--detach", "--restart-condition", "none",
+                        "--config", "source=bad.tmpl,target=/b", busybox_image, "true")  # fmt: skip
+
+        def failed() -> str:
+            return berth.docker_ok("service", "ps", "--no-trunc", "--format", "{{.CurrentState}} {{.Error}}", "tbad")
+
+        wait_until(lambda: failed().startswith("Failed"), 30, "the task failed")
+        assert "failed to expand templated config" in failed() and "secret target nope not found" in failed()
+        assert not _running_of(berth, "tbad")
+    finally:
+        berth.docker("swarm", "leave", "--force")
+
+
 def _running_of(berth: Berth, service: str) -> list[str]:
     return berth.docker_ok("ps", "--filter", f"label=com.docker.swarm.service.name={service}", "--format",
                            "{{.Names}}").split()  # fmt: skip

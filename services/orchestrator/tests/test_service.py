@@ -499,9 +499,15 @@ async def test_secrets_and_configs_reach_only_their_tasks_node_and_a_secrets_dat
         await swarm.call(sw.DataCreate(kind="secret", spec={"Name": "db-pass", "Data": "eA=="}), sw.DataCreated)
     with pytest.raises(InvalidParameter, match="larger than 0 and less than 500 KiB"):
         await swarm.call(sw.DataCreate(kind="secret", spec={"Name": "empty", "Data": ""}), sw.DataCreated)
-    with pytest.raises(NotImplementedByBerth, match=r"config templates \(--template-driver\) are not supported"):  # docker-py's spelling
-        templated = {"Name": "t", "Data": "eA==", "templating": {"name": "golang"}}
-        await swarm.call(sw.DataCreate(kind="config", spec=templated), sw.DataCreated)
+    templated = {"Name": "t", "Data": "eA==", "templating": {"name": "golang"}}  # docker-py's spelling
+    await swarm.call(sw.DataCreate(kind="config", spec=templated), sw.DataCreated)
+    kept = (await swarm.call(sw.DataInspect(kind="config", ref="t"), sw.DockerObject)).item  # type: ignore[attr-defined]
+    assert kept["Spec"]["Templating"] == {"Name": "golang"}
+    await swarm.call(sw.DataRemove(kind="config", ref="t"), Done)
+    with pytest.raises(InvalidParameter, match="unrecognized template type 'jinja'"):
+        await swarm.call(sw.DataCreate(kind="config", spec={**templated, "templating": {"name": "jinja"}}), sw.DataCreated)
+    with pytest.raises(NotImplementedByBerth, match=r"secret drivers \(--driver\) are not supported"):
+        await swarm.call(sw.DataCreate(kind="secret", spec={"Name": "d", "Data": "eA==", "Driver": {"Name": "vault"}}), sw.DataCreated)
     with pytest.raises(InvalidParameter, match="invalid name"):
         await swarm.call(sw.DataCreate(kind="secret", spec={"Name": "-x", "Data": "eA=="}), sw.DataCreated)
     shown = (await swarm.call(sw.DataInspect(kind="secret", ref="db-pass"), sw.DockerObject)).item  # type: ignore[attr-defined]

@@ -300,6 +300,9 @@ class TaskAssignment(msgspec.Struct, frozen=True):
     files: list[TaskFile] = msgspec.field(default_factory=list)  # its secrets and configs
     # The service's `--with-registry-auth` credentials, for the pull of a missing image.
     registry_auth: str = ""
+    # The orchestrator could not make the task's container spec (a template that does not
+    # expand): the node reports the task rejected with this error and makes no container.
+    error: str = ""
 
     def __repr__(self) -> str:  # never the credentials (logs, tracebacks)
         return f"TaskAssignment(task_id={self.task_id!r}, container_name={self.container_name!r})"

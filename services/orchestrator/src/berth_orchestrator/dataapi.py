@@ -31,10 +31,12 @@ def data_name(record: DataRecord) -> str:
 def _checked(kind: str, spec: Document) -> Document:
     driver: specdoc.Schema = {"Name": None, "Options": None}
     spec = specdoc.go_names(spec, {"Name": None, "Labels": None, "Data": None, "Driver": driver, "Templating": driver})
-    for key, words in (("Driver", "drivers (--driver)"), ("Templating", "templates (--template-driver)")):
-        driver = spec.get(key) or {}
-        if not isinstance(driver, dict) or driver.get("Name"):
-            raise NotImplementedByBerth(f"{kind} {words} are not supported by berth: the data is kept in the swarm as given")
+    storage = spec.get("Driver") or {}
+    if not isinstance(storage, dict) or storage.get("Name"):
+        raise NotImplementedByBerth(f"{kind} drivers (--driver) are not supported by berth: the data is kept in the swarm")
+    templating = spec.get("Templating") or {}
+    if not isinstance(templating, dict) or templating.get("Name") not in (None, "", "golang"):
+        raise InvalidParameter(f"unrecognized template type {templating.get('Name')!r}: berth knows only golang")
     unknown = set(spec) - {"Name", "Labels", "Data", "Driver", "Templating"}
     if unknown:
         raise InvalidParameter(f"{kind.capitalize()}Spec.{sorted(unknown)[0]} is not supported by berth's swarm mode")
@@ -53,7 +55,10 @@ def _checked(kind: str, spec: Document) -> Document:
             f"rpc error: code = InvalidArgument desc = {kind} data must be larger than 0 and less than "
             f"{_MAX_SIZE[kind] // 1024} KiB"
         )
-    return {"Name": name, "Labels": _labels(spec), "Data": base64.b64encode(data).decode()}
+    checked: Document = {"Name": name, "Labels": _labels(spec), "Data": base64.b64encode(data).decode()}
+    if templating.get("Name"):  # expanded for each task (templating.py)
+        checked["Templating"] = {"Name": "golang"}
+    return checked
 
 
 def _labels(spec: Document) -> dict[str, str]:
@@ -67,6 +72,8 @@ def data_doc(snap: Snapshot, record: DataRecord) -> Document:
     spec: Document = {"Name": data_name(record), "Labels": record.spec.get("Labels") or {}}
     if record.kind == "config":
         spec["Data"] = record.spec.get("Data") or ""
+    if record.spec.get("Templating"):
+        spec["Templating"] = record.spec["Templating"]
     return {
         "ID": record.id,
         "Version": {"Index": snap.revision(f"{record.kind}.{record.id}")},

@@ -23,7 +23,7 @@ from berth_contracts.swarm import (
     TaskState,
 )
 
-from berth_orchestrator import specdoc, specs, taskspec
+from berth_orchestrator import specdoc, specs, taskspec, templating
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import cluster_name, host_port, joined, route_addr, route_pins
 from berth_orchestrator.reconcile import TERMINAL
@@ -58,13 +58,22 @@ def container_name(svc: ServiceRecord, task: TaskRecord) -> str:
 
 
 def assignment(
-    svc: ServiceRecord, task: TaskRecord, data: dict[str, DataRecord] | None = None, with_data: bool = True
+    svc: ServiceRecord, task: TaskRecord, node: NodeRecord | None = None, data: dict[str, DataRecord] | None = None,
+    with_data: bool = True,
 ) -> TaskAssignment:
-    """with_data: the files' data too (a node that holds them already is not sent it again)."""
-    container = specdoc.container_of(task.template)
-    nano_cpus, memory = taskspec.limits_of(task.template)
-    grace = container.get("StopGracePeriod")
+    """with_data: the files' data too (a node that holds them already is not sent it again).
+    A template that does not expand (templating.py) makes an assignment the node rejects."""
     name = container_name(svc, task)
+    context = templating.context_of(svc, task, name, node)
+    try:
+        template = {**task.template, "ContainerSpec": templating.expand_container(specdoc.container_of(task.template), context)}
+        files = task_files(template, data or {}, context if with_data else None)
+    except templating.TemplateFailed as exc:
+        return TaskAssignment(task_id=task.id, desired_state=task.desired_state, container_name=name, image="",
+                              labels={}, error=exc.message)  # fmt: skip
+    container = specdoc.container_of(template)
+    nano_cpus, memory = taskspec.limits_of(template)
+    grace = container.get("StopGracePeriod")
     labels = {str(k): str(v) for k, v in (container.get("Labels") or {}).items()}
     labels.update({
         "com.docker.swarm.node.id": task.node_id,
@@ -95,23 +104,26 @@ def assignment(
         nano_cpus=nano_cpus,
         memory_bytes=memory,
         ports=specs.host_ports(svc.spec),
-        mounts=taskspec.mounts_of(task.template),
-        healthcheck=taskspec.health_of(task.template),
-        host_config=taskspec.host_config_of(task.template),
-        files=task_files(task.template, data or {}, with_data),
-        registry_auth=specs.registry_auth_of(task.template),
+        mounts=taskspec.mounts_of(template),
+        healthcheck=taskspec.health_of(template),
+        host_config=taskspec.host_config_of(template),
+        files=files,
+        registry_auth=specs.registry_auth_of(template),
     )
 
 
-def task_files(template: Document, data: dict[str, DataRecord], with_data: bool = True) -> list[TaskFile]:
-    """The task's secrets and configs, with their data if asked: only the node that runs it
-    gets them."""
+def task_files(
+    template: Document, data: dict[str, DataRecord], context: templating.TemplateContext | None
+) -> list[TaskFile]:
+    """The task's secrets and configs, with their data (templated ones expanded in `context`)
+    unless context is None: only the node that runs the task gets them."""
     out = []
+    container = specdoc.container_of(template)
     for ref in taskspec.file_refs(template):
         record = data.get(ref.object_id)
         if record is not None and record.kind == ref.kind:  # removal of one in use is refused
-            out.append(TaskFile(kind=record.kind, object_id=record.id, target=ref.target,
-                                data=record.payload() if with_data else None,
+            payload = None if context is None else templating.expand_payload(record, context, container, data)
+            out.append(TaskFile(kind=record.kind, object_id=record.id, target=ref.target, data=payload,
                                 uid=ref.uid, gid=ref.gid, mode=ref.mode))  # fmt: skip
     return out
 
@@ -178,7 +190,7 @@ class Dispatcher:
             if task.node_id == node.id and svc is not None and task.state != "pending":
                 # The files' data only while the node may still create the task's container.
                 with_data = task.desired_state == "running" and task.id not in held
-                tasks.append(assignment(svc, task, snap.data, with_data))
+                tasks.append(assignment(svc, task, node, snap.data, with_data))
         if node_id and node.role == "manager" and not node.routes_at and node.listen:
             await self._route_to_promoted(snap, node)
         managers = sorted(joined(n.addr, n.port) for n in snap.nodes.values() if n.role == "manager" and n.listen)

@@ -37,6 +37,7 @@ from berth_orchestrator.taskspec import (
     host_config_of,
     mounts_of,
 )
+from berth_orchestrator.templating import check_template
 
 SECOND_NS = 1_000_000_000
 _NAME = re.compile(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*")
@@ -208,6 +209,7 @@ def check_service_spec(spec: Document) -> Document:
     health_of(template)
     host_config_of(template)
     file_refs(template)
+    check_template(template)
     endpoint = obj(spec, "EndpointSpec")
     host_ports(spec)
     if (endpoint.get("Mode") or "vip") not in ("vip", "dnsrr"):

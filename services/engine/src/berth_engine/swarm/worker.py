@@ -250,6 +250,10 @@ class SwarmWorker:
         tg.start_soon(run)
 
     async def _run(self, task: TaskAssignment) -> None:
+        if task.error:  # the orchestrator could not make its spec: the task fails, as on dockerd
+            self._rejected[task.task_id] = TaskReport(task_id=task.task_id, state="failed", message="starting",
+                                                      err=task.error)  # fmt: skip
+            return
         if not taskfiles.data_given(task):  # held when the beat went, gone since: the next beat brings it
             log.info("swarm task %s waits for its secrets' and configs' data", task.task_id)
             return
