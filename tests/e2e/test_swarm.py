@@ -246,9 +246,9 @@ def test_a_services_container_options_reach_its_tasks(berth: Berth, busybox_imag
         assert spec["Placement"]["MaxReplicas"] == 1
         assert spec["Placement"]["Preferences"] == [{"Spread": {"SpreadDescriptor": "node.labels.zone"}}]
         assert spec["ContainerSpec"]["Hosts"] == ["10.9.8.7 db.internal"]  # swarmkit's /etc/hosts form
-        wait_until(lambda: "no suitable node" in berth.docker_ok(
-            "service", "ps", "opts", "--filter", "desired-state=running", "--format", "{{.Error}}"), 30,
-            "the second task pending")  # fmt: skip
+        wait_until(lambda: "no suitable node (max replicas per node limit exceed)" in berth.docker_ok(
+            "service", "ps", "opts", "--no-trunc", "--filter", "desired-state=running", "--format", "{{.Error}}"), 30,
+            "the second task pending, in swarmkit's words")  # fmt: skip
     finally:
         berth.docker("swarm", "leave", "--force")
 

@@ -223,6 +223,9 @@ def test_constraints_and_a_lost_node() -> None:
     snap.nodes["n1"].last_seen = NOW - 60  # down: its tasks are orphaned, nothing else matches
     _apply(snap)
     assert {t.state for t in _live(snap)} == {"pending"}
+    assert {t.err for t in _live(snap)} == {  # swarmkit's words: most failures first, then its filters' order
+        "no suitable node (1 node not available for new tasks; scheduling constraints not satisfied on 1 node)"
+    }
     assert {t.state for t in snap.tasks.values() if t.desired_state == "shutdown"} == {"orphaned"}
     snap.nodes["n0"].labels = {"zone": "a"}
     _apply(snap)
@@ -251,7 +254,7 @@ def test_placement_platforms_must_include_this_machine() -> None:
     assert [t.state for t in _live(fits)] == ["assigned"]
     foreign = _snap(_spec(1, Placement={"Platforms": [{"OS": "linux", "Architecture": other}]}))
     _apply(foreign)
-    assert [t.state for t in _live(foreign)] == ["pending"]
+    assert [(t.state, t.err) for t in _live(foreign)] == [("pending", "no suitable node (unsupported platform on 1 node)")]
 
 
 def test_a_host_mode_port_holds_one_task_per_node() -> None:
@@ -259,8 +262,9 @@ def test_a_host_mode_port_holds_one_task_per_node() -> None:
     spec["EndpointSpec"] = {"Ports": [{"TargetPort": 80, "PublishedPort": 8080, "PublishMode": "host"}]}
     snap = _snap(spec, nodes=2)
     _apply(snap)
-    placed = sorted((t.node_id, t.state) for t in _live(snap))
-    assert placed == [("", "pending"), ("n0", "assigned"), ("n1", "assigned")]
+    placed = sorted((t.node_id, t.state, t.err) for t in _live(snap))
+    assert placed[0] == ("", "pending", "no suitable node (host-mode port already in use on 2 nodes)")
+    assert placed[1:] == [("n0", "assigned", ""), ("n1", "assigned", "")]
     spec["EndpointSpec"] = {"Ports": [{"TargetPort": 80, "PublishMode": "host"}]}  # ephemeral: no limit
     snap = _snap(spec, nodes=1)
     _apply(snap)
@@ -271,7 +275,7 @@ def test_generic_resources_no_node_advertises_leave_the_task_pending() -> None:
     gpu = [{"DiscreteResourceSpec": {"Kind": "gpu", "Value": 1}}, {"NamedResourceSpec": {"Kind": "mpi", "Value": "x"}}]
     snap = _snap(_spec(1, Resources={"Reservations": {"GenericResources": gpu}}), nodes=2)
     _apply(snap)
-    assert [(t.node_id, t.state) for t in _live(snap)] == [("", "pending")]
+    assert [(t.node_id, t.state, t.err) for t in _live(snap)] == [("", "pending", "no suitable node (insufficient resources on 2 nodes)")]
 
 
 def test_max_replicas_per_node_leaves_the_rest_pending() -> None:
@@ -279,6 +283,13 @@ def test_max_replicas_per_node_leaves_the_rest_pending() -> None:
     _apply(snap)
     placed = sorted((t.node_id, t.state) for t in _live(snap))
     assert placed == [("", "pending"), ("n0", "assigned"), ("n0", "assigned"), ("n1", "assigned"), ("n1", "assigned")]
+    assert [t.err for t in _live(snap) if t.state == "pending"] == ["no suitable node (max replicas per node limit exceed)"]
+    snap.nodes["n0"].availability = "drain"  # its tasks go elsewhere or wait: the words follow the cause
+    _apply(snap)
+    assert {t.err for t in _live(snap) if t.state == "pending"} == {
+        "no suitable node (1 node not available for new tasks; max replicas per node limit exceed)"
+    }
+    snap.nodes["n0"].availability = "active"
     snap.nodes["n2"] = NodeRecord(id="n2", berth_node="b2", hostname="h2", created_at="", updated_at="", last_seen=NOW)
     _apply(snap)
     assert sorted(t.node_id for t in _live(snap)) == ["n0", "n0", "n1", "n1", "n2"]

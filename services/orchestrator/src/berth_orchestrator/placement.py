@@ -1,14 +1,53 @@
-"""What placement asks of a node: does it match a constraint, which spread branch is it on, does
-it fit an image's platforms (reconcile's scheduler uses these)."""
+"""What placement asks of a node: is it ready, does it match a constraint, which spread branch
+is it on, does it fit an image's platforms; and swarmkit's words for why a task found no node
+(reconcile's scheduler uses these)."""
 
 from __future__ import annotations
 
 import platform
+from collections import Counter
 
 from berth_common.platforms import parse_platform, platform_matches
 
-from berth_orchestrator import specs
-from berth_orchestrator.records import NodeRecord
+from berth_orchestrator import specdoc, specs, taskspec
+from berth_orchestrator.records import Document, NodeRecord, node_ready
+
+# swarmkit's scheduler filters, in its pipeline's order (manager/scheduler/filter.go).
+FILTERS = ("ready", "resources", "constraints", "platform", "host port", "max replicas")
+
+
+def node_failure(node: NodeRecord, template: Document, now: float) -> str | None:
+    """The first of the node's own filters that the task template fails on it, or None."""
+    if node.availability != "active" or not node_ready(node, now):
+        return "ready"
+    cpus, memory = taskspec.reservations_of(template)
+    if taskspec.generic_resources_of(template):  # no node advertises generic resources
+        return "resources"
+    if (cpus and node.nano_cpus and cpus > node.nano_cpus) or (memory and node.memory_bytes and memory > node.memory_bytes):
+        return "resources"
+    if not all(matches(node, c) for c in specs.constraints(template)):
+        return "constraints"
+    platforms = (specdoc.obj(template, "Placement")).get("Platforms") or []
+    if platforms and not any(platform_fits(p) for p in platforms):
+        return "platform"
+    return None
+
+
+def explain(failures: Counter[str]) -> str:
+    """swarmkit's Pipeline.Explain in its task's error: each filter's failures, most first."""
+
+    def words(name: str, count: int) -> str:
+        nodes = "1 node" if count == 1 else f"{count} nodes"
+        return {
+            "ready": f"{nodes} not available for new tasks", "resources": f"insufficient resources on {nodes}",
+            "constraints": f"scheduling constraints not satisfied on {nodes}",
+            "platform": f"unsupported platform on {nodes}", "host port": f"host-mode port already in use on {nodes}",
+            "max replicas": "max replicas per node limit exceed",
+        }[name]  # fmt: skip
+
+    failed = sorted((f for f in FILTERS if failures[f]), key=lambda f: -failures[f])  # ties: pipeline order
+    explanation = "; ".join(words(f, failures[f]) for f in failed)
+    return f"no suitable node ({explanation})" if explanation else "no suitable node"
 
 
 def matches(node: NodeRecord, constraint: specs.Constraint) -> bool:

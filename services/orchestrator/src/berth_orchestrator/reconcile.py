@@ -16,14 +16,14 @@ as one pure function of a snapshot (plan) that the leader applies every cycle.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from berth_common.gotime import rfc3339nano
 
-from berth_orchestrator import placement, specdoc, specs, taskspec
+from berth_orchestrator import placement, specdoc, specs
 from berth_orchestrator.ids import new_id
 from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord, node_ready
 from berth_orchestrator.store import Snapshot
@@ -62,25 +62,7 @@ class _Planner:
     # --- placement --------------------------------------------------------------------------
     def eligible(self, svc: ServiceRecord) -> list[NodeRecord]:
         template = specdoc.template_of(svc.spec)
-        wanted = specs.constraints(template)
-        platforms = (template.get("Placement") or {}).get("Platforms") or []
-        cpus, memory = taskspec.reservations_of(template)
-        if taskspec.generic_resources_of(template):
-            return []  # no node advertises generic resources (taskspec.generic_resources_of)
-        out = []
-        for node in self.snap.nodes.values():
-            if node.availability != "active" or not node_ready(node, self.now):
-                continue
-            if not all(placement.matches(node, c) for c in wanted):
-                continue
-            if platforms and not any(placement.platform_fits(p) for p in platforms):
-                continue
-            if (cpus and node.nano_cpus and cpus > node.nano_cpus) or (
-                memory and node.memory_bytes and memory > node.memory_bytes
-            ):
-                continue
-            out.append(node)
-        return out
+        return [n for n in self.snap.nodes.values() if placement.node_failure(n, template, self.now) is None]
 
     def ports_taken(self, node_id: str) -> set[tuple[int, str]]:
         """Host-mode ports held on a node: by its tasks that run or have not ended yet."""
@@ -93,19 +75,38 @@ class _Planner:
                 taken |= {(p.published, p.protocol) for p in specs.host_ports(svc.spec) if p.published}
         return taken
 
-    def pick(self, svc: ServiceRecord, nodes: list[NodeRecord]) -> NodeRecord | None:
-        wanted = {(p.published, p.protocol) for p in specs.host_ports(svc.spec) if p.published}
-        if wanted:  # swarmkit's host port filter: one task per published port and node
-            nodes = [n for n in nodes if not wanted & self.ports_taken(n.id)]
-        of_service: dict[str, int] = defaultdict(int)
+    def of_service(self, svc: ServiceRecord) -> dict[str, int]:
+        """The service's live tasks on each node."""
+        counts: dict[str, int] = defaultdict(int)
         for task in self.snap.tasks.values():
             if task.service_id == svc.id and task.desired_state == "running":
-                of_service[task.node_id] += 1
-        template = specdoc.template_of(svc.spec)
-        if limit := specs.max_replicas(template):
-            nodes = [n for n in nodes if of_service[n.id] < limit]
+                counts[task.node_id] += 1
+        return counts
+
+    def service_failure(self, svc: ServiceRecord, node: NodeRecord, of_service: dict[str, int]) -> str | None:
+        """The filters that depend on the tasks placed so far: swarmkit's one task per published
+        host port and node, and the service's replicas per node."""
+        wanted = {(p.published, p.protocol) for p in specs.host_ports(svc.spec) if p.published}
+        if wanted and wanted & self.ports_taken(node.id):
+            return "host port"
+        limit = specs.max_replicas(specdoc.template_of(svc.spec))
+        return "max replicas" if limit and of_service[node.id] >= limit else None
+
+    def unplaced(self, svc: ServiceRecord) -> str:
+        """Why no node takes the service's task, in swarmkit's words."""
+        template, of_service = specdoc.template_of(svc.spec), self.of_service(svc)
+        failed = (
+            placement.node_failure(n, template, self.now) or self.service_failure(svc, n, of_service)
+            for n in self.snap.nodes.values()
+        )  # fmt: skip
+        return placement.explain(Counter(f for f in failed if f is not None))
+
+    def pick(self, svc: ServiceRecord, nodes: list[NodeRecord]) -> NodeRecord | None:
+        of_service = self.of_service(svc)
+        nodes = [n for n in nodes if self.service_failure(svc, n, of_service) is None]
         if not nodes:
             return None
+        template = specdoc.template_of(svc.spec)
         # Spread preferences: the label value (then, nested, the next label's) with the fewest
         # of the service's tasks first, over the nodes this service could run on.
         spread = specs.spread_over(template)
@@ -160,7 +161,7 @@ class _Planner:
             state="assigned" if node else "pending",
             timestamp=self.stamp,
             message="assigned" if node else "pending task scheduling",
-            err="" if node else "no suitable node (scheduling constraints not satisfied on all nodes)",
+            err="" if node else self.unplaced(svc),
             state_since=self.now,
         )
         if node:
@@ -173,6 +174,9 @@ class _Planner:
     def place_pending(self, task: TaskRecord, svc: ServiceRecord, nodes: list[NodeRecord]) -> None:
         node = self.pick(svc, nodes)
         if node is None:
+            if (why := self.unplaced(svc)) != task.err:  # as swarmkit's scheduler words it again
+                task.err, task.updated_at = why, self.stamp
+                self.put(task)
             return
         task.node_id, task.state, task.message, task.err = node.id, "assigned", "assigned", ""
         task.updated_at = task.timestamp = self.stamp
