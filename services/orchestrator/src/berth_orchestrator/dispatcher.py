@@ -27,7 +27,14 @@ from berth_orchestrator import specdoc, specs, taskspec, templating
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import cluster_name, host_port, joined, route_addr, route_pins
 from berth_orchestrator.reconcile import TERMINAL
-from berth_orchestrator.records import DataRecord, Document, NodeRecord, ServiceRecord, TaskRecord
+from berth_orchestrator.records import (
+    DataRecord,
+    Document,
+    NodeRecord,
+    ServiceRecord,
+    TaskRecord,
+    task_name,
+)
 from berth_orchestrator.store import Snapshot, SwarmStore
 
 # swarmkit's order of task states, as the contract's TaskState lists them.
@@ -51,19 +58,13 @@ def promotion(snap: Snapshot, node: NodeRecord) -> NodePromotion | None:
     )  # fmt: skip
 
 
-def container_name(svc: ServiceRecord, task: TaskRecord) -> str:
-    """dockerd's names: <service>.<slot>.<task id>, or <service>.<node id>.<task id> (global)."""
-    name = svc.spec.get("Name") or svc.id
-    return f"{name}.{task.slot or task.node_id}.{task.id}"
-
-
 def assignment(
     svc: ServiceRecord, task: TaskRecord, node: NodeRecord | None = None, data: dict[str, DataRecord] | None = None,
     with_data: bool = True,
 ) -> TaskAssignment:
     """with_data: the files' data too (a node that holds them already is not sent it again).
     A template that does not expand (templating.py) makes an assignment the node rejects."""
-    name = container_name(svc, task)
+    name = task_name(svc, task)
     context = templating.context_of(svc, task, name, node)
     try:
         template = {**task.template, "ContainerSpec": templating.expand_container(specdoc.container_of(task.template), context)}

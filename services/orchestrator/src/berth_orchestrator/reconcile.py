@@ -25,7 +25,7 @@ from berth_common.gotime import rfc3339nano
 
 from berth_orchestrator import placement, specdoc, specs
 from berth_orchestrator.ids import new_id
-from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord, node_ready
+from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord, node_ready, task_name
 from berth_orchestrator.store import Snapshot
 
 TERMINAL = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
@@ -41,11 +41,6 @@ class Plan:
     puts: list[ServiceRecord | TaskRecord] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)  # task ids
     told: list[str] = field(default_factory=list)  # what was placed or stopped, and why (logged)
-
-
-def _named(svc: ServiceRecord, task: TaskRecord) -> str:
-    """As Docker names a task's container, less the node for a global service's."""
-    return f"{svc.spec.get('Name') or svc.id}.{task.slot or ''}.{task.id}"
 
 
 class _Planner:
@@ -133,7 +128,7 @@ class _Planner:
     def shut_down(self, task: TaskRecord, why: str) -> None:
         if task.desired_state != "shutdown":
             svc = self.snap.services.get(task.service_id)
-            name = _named(svc, task) if svc else f"{task.slot or ''}.{task.id}"
+            name = task_name(svc, task) if svc else f"{task.slot or task.node_id}.{task.id}"
             self.plan.told.append(f"task {name} on {self.where(task.node_id)} shut down: {why}")
             task.desired_state = "shutdown"
             task.updated_at = self.stamp
@@ -166,7 +161,7 @@ class _Planner:
         )
         if node:
             self.live_on_node[node.id] += 1
-        self.plan.told.append(f"task {_named(svc, task)} for {self.where(task.node_id)}: {why}")
+        self.plan.told.append(f"task {task_name(svc, task)} for {self.where(task.node_id)}: {why}")
         self.snap.tasks[task.id] = task
         self.put(task)
         return task
@@ -182,7 +177,7 @@ class _Planner:
         task.updated_at = task.timestamp = self.stamp
         task.state_since = self.now
         self.live_on_node[node.id] += 1
-        self.plan.told.append(f"task {_named(svc, task)} for {self.where(node.id)}: it was pending")
+        self.plan.told.append(f"task {task_name(svc, task)} for {self.where(node.id)}: it was pending")
         self.put(task)
 
     # --- one group of tasks (a slot, or a global service's node) -------------------------------

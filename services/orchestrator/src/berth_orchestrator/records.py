@@ -136,6 +136,13 @@ class TaskRecord(msgspec.Struct, kw_only=True):
         return f"TaskRecord(id={self.id!r}, service_id={self.service_id!r}, state={self.state!r})"
 
 
+def task_name(svc: ServiceRecord, task: TaskRecord) -> str:
+    """dockerd's name of a task and its container: <service>.<slot>.<task id>, or
+    <service>.<node id>.<task id> without a slot (a global service's, a replicated job's slot
+    0), as swarmkit's naming.Task."""
+    return f"{svc.spec.get('Name') or svc.id}.{task.slot or task.node_id}.{task.id}"
+
+
 class DataRecord(msgspec.Struct, kw_only=True):
     """A secret or a config (`secret.<id>`, `config.<id>`): Docker's spec, its Data in base64.
     Read only by the orchestrator's identity, given only to the nodes of tasks that use it."""
