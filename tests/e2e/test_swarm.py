@@ -306,6 +306,9 @@ def test_secrets_and_configs_are_files_in_the_tasks(berth: Berth, busybox_image:
                                  "cat /run/secrets/db; echo; cat /etc/app.conf; stat -c '%u %g %a' /run/secrets/db; "
                                  "echo x > /run/secrets/db || echo read-only")  # fmt: skip
         assert inside.splitlines() == ["hunter2", "port = 8080", "1000 1000 400", "read-only"], inside
+        # As dockerd, the files are not among the container's Mounts (nor its HostConfig's).
+        [shown_task] = json.loads(berth.docker_ok("inspect", name))
+        assert shown_task["Mounts"] == [] and not shown_task["HostConfig"].get("Mounts"), shown_task["Mounts"]
         # Removed behind the orchestrator's back, the container is made again, with its files:
         # their data, left out of the answers while the node held them, is sent again.
         first_id = berth.docker_ok("inspect", "-f", "{{.Id}}", name).strip()

@@ -23,14 +23,14 @@ def test_files_are_private_owned_and_mounted_read_only(tmp_path: Path, monkeypat
     secret = TaskFile(kind="secret", object_id="s1", target="/run/secrets/db", data=b"pw", uid="1000", gid="1001", mode=0o400)
     config = TaskFile(kind="config", object_id="c1", target="/etc/app.conf", data=b"a=1\n")
     mounts = taskfiles.write_files(_task("t0abc", secret, config))
-    assert [(m["Target"], m["ReadOnly"], m["Type"]) for m in mounts] == [
-        ("/run/secrets/db", True, "bind"), ("/etc/app.conf", True, "bind"),
+    assert [(m.destination, m.rw, m.type, m.listed) for m in mounts] == [
+        ("/run/secrets/db", False, "bind", False), ("/etc/app.conf", False, "bind", False),
     ]
-    first = Path(mounts[0]["Source"])
+    first = Path(mounts[0].source)
     assert first.read_bytes() == b"pw" and stat.S_IMODE(first.stat().st_mode) == 0o400
     assert (first.stat().st_uid, first.stat().st_gid) == (1000, 1001)
     assert stat.S_IMODE(first.parent.stat().st_mode) == 0o700 and stat.S_IMODE(taskfiles.files_dir().stat().st_mode) == 0o700
-    assert Path(mounts[1]["Source"]).read_bytes() == b"a=1\n"
+    assert Path(mounts[1].source).read_bytes() == b"a=1\n"
     assert taskfiles.write_files(_task("t1")) == []  # nothing to write: no directory
     taskfiles.write_files(_task("t2", config))
     # An engine restarted: files of tasks with no container go; the others are held.

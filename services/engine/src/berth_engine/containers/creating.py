@@ -4,6 +4,7 @@ prepare the writable layer (containerd prepares the snapshot at create, too)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import anyio
 import msgspec
@@ -29,7 +30,7 @@ from berth_engine.containers.merge import (
     normalise_host_config,
     normalise_network_mode,
 )
-from berth_engine.containers.mountspec import parse_all
+from berth_engine.containers.mountspec import MountEntry, parse_all
 from berth_engine.containers.naming import generate_unique_name, new_container_id, validate_name
 from berth_engine.containers.platforms import check_platform
 from berth_engine.containers.records import Record
@@ -64,7 +65,9 @@ class CreateService:
                 "resolve through aardvark-dns, which forwards to the host's resolvers"
             )
 
-    async def create(self, cmd: ContainerCreate) -> ContainerCreated:
+    async def create(self, cmd: ContainerCreate, unlisted: Sequence[MountEntry] = ()) -> ContainerCreated:
+        """unlisted: mounts the engine adds itself (a swarm task's secret and config files), kept
+        out of HostConfig and inspect's Mounts, as dockerd mounts those."""
         req = cmd.body
         with self.core.tracer.start_as_current_span("container create") as span:
             name = validate_name(cmd.name) if cmd.name else ""
@@ -87,7 +90,7 @@ class CreateService:
             span.set_attribute("container.id", cid)
             config = merge_config(req, image.config, cid, req.image)
             argv = final_command(config)
-            entries = parse_all(req.host_config, config)
+            entries = [*parse_all(req.host_config, config), *(msgspec.structs.replace(m, listed=False) for m in unlisted)]
             hostopts.check_volume_driver(
                 req.host_config, [e.name or "(anonymous)" for e in entries if e.type == "volume"]
             )

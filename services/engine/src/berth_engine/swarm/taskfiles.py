@@ -9,10 +9,11 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
 
 from berth_contracts.errors import InvalidParameter
 from berth_contracts.swarm import TaskAssignment
+
+from berth_engine.containers.mountspec import MountEntry
 
 _TASK_ID = re.compile(r"[0-9a-z]{1,64}")
 
@@ -34,8 +35,9 @@ def data_given(task: TaskAssignment) -> bool:
     return all(file.data is not None for file in task.files)
 
 
-def write_files(task: TaskAssignment) -> list[dict[str, Any]]:
-    """Write the task's files (owner and mode as their references say); the mounts for them."""
+def write_files(task: TaskAssignment) -> list[MountEntry]:
+    """Write the task's files (owner and mode as their references say); the read-only bind
+    mounts for them, which inspect does not list (dockerd's are not in its Mounts either)."""
     if not task.files:
         return []
     if not data_given(task):
@@ -55,7 +57,7 @@ def write_files(task: TaskAssignment) -> list[dict[str, Any]]:
             out.write(file.data or b"")
             os.fchown(out.fileno(), _owner(file.uid, "uid"), _owner(file.gid, "gid"))
             os.fchmod(out.fileno(), file.mode & 0o777)
-        mounts.append({"Type": "bind", "Source": str(path), "Target": file.target, "ReadOnly": True})
+        mounts.append(MountEntry(type="bind", source=str(path), destination=file.target, rw=False, listed=False))
     return mounts
 
 

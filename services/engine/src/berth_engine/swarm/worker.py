@@ -20,7 +20,6 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -97,7 +96,7 @@ def task_report(task_id: str, rec: Record, shut_down: bool = False) -> TaskRepor
                       exit_code=state.exit_code)  # fmt: skip
 
 
-def create_request(task: TaskAssignment, file_mounts: list[dict[str, Any]] | None = None) -> CreateRequest:
+def create_request(task: TaskAssignment) -> CreateRequest:
     ports: dict[str, list[PortBinding] | None] = {
         f"{p.target}/{p.protocol}": [PortBinding(host_port=str(p.published or ""))] for p in task.ports
     }
@@ -123,7 +122,7 @@ def create_request(task: TaskAssignment, file_mounts: list[dict[str, Any]] | Non
             readonly_rootfs=task.read_only,
             nano_cpus=task.nano_cpus,
             memory=task.memory_bytes,
-            mounts=[*task.mounts, *(file_mounts or [])] or None,
+            mounts=task.mounts or None,
         ),
     )
 
@@ -259,14 +258,14 @@ class SwarmWorker:
             return
         try:
             mounts = await anyio.to_thread.run_sync(taskfiles.write_files, task)
-            create = ContainerCreate(body=create_request(task, mounts), name=task.container_name)
+            create = ContainerCreate(body=create_request(task), name=task.container_name)
             try:
-                created = await self.create.create(create)
+                created = await self.create.create(create, mounts)
             except NotFound as exc:
                 if not exc.message.startswith("No such image"):
                     raise
                 await self._pull(task.image, task.registry_auth)  # as dockerd's executor: pull, then create
-                created = await self.create.create(create)
+                created = await self.create.create(create, mounts)
         except (BerthError, OSError) as exc:
             taskfiles.remove_files(task.task_id)
             err = exc.message if isinstance(exc, BerthError) else f"writing the task's secrets and configs: {exc}"
