@@ -59,6 +59,14 @@ NO_LEADER = (
     "managers are online. Make sure more than half of the managers are online."
 )
 CONSUMER_LINGER = 1.0
+# Reads of the whole state before giving up on a copy behind the stream leader's (a manager
+# back from a loss catching up), as Unavailable.
+_BEHIND_TRIES = 5
+BEHIND = "the swarm's state on this manager is catching up with the other managers (NATS JetStream)"
+
+
+class _Behind(Exception):
+    """A read came from a copy of the state behind the stream leader's."""
 
 
 @dataclass
@@ -230,13 +238,30 @@ class SwarmStore:
         await kv.put(key, value)
 
     async def load(self) -> Snapshot:
-        """Read every key once. The watcher's "caught up" marker is not used: nats-py can put
-        it before entries that reached the client ahead of its consumer-info call; the entry
-        with nothing pending after it (delta 0) is the last one instead."""
+        """Read every key once, from an up-to-date copy of the state (_BEHIND_TRIES reads)."""
+        for _ in range(_BEHIND_TRIES - 1):
+            with contextlib.suppress(_Behind):
+                return await self._load_once()
+        try:
+            return await self._load_once()
+        except _Behind:
+            raise Unavailable(BEHIND) from None
+
+    async def _load_once(self) -> Snapshot:
+        """The watcher's "caught up" marker is not used: nats-py can put it before entries that
+        reached the client ahead of its consumer-info call; the entry with nothing pending
+        after it (delta 0) is the last one instead.
+
+        The watcher is a one-copy consumer, which JetStream places on any of the bucket's
+        copies: on a manager back from a loss, still catching up, it reads an old state (tasks
+        missing). The stream's leader tells its last sequence first: a read that ends before
+        it came from a copy behind (_Behind)."""
         kv = await self.kv()
         snap = Snapshot(read_at=time.time())
+        newest = 0
         try:
-            values = (await kv.status()).values
+            status = await kv.status()
+            values, last_seq = status.values, status.stream_info.state.last_seq or 0
             # Each load is a consumer of the bucket's stream, which holds 1000 at most: gone 1 s
             # after it is stopped (nats-py's default keeps it 5 min, and a client polling
             # `docker service ps` reached the limit).
@@ -253,6 +278,7 @@ class SwarmStore:
                     entry = await watcher.updates(timeout=LOAD_TIMEOUT)
                     if entry is None:
                         continue
+                    newest = max(newest, entry.revision or 0)  # deletion markers count too
                     if entry.value and entry.operation is None and entry.key != LEASE_KEY:
                         snap.add(entry.key, decode(entry.key, entry.value), entry.revision or 0)
                     if entry.delta == 0:
@@ -263,6 +289,9 @@ class SwarmStore:
             # Shielded and bounded; a connection closed meanwhile (leave) took the consumer with it.
             with anyio.CancelScope(shield=True), anyio.move_on_after(2), contextlib.suppress(NatsError):
                 await watcher.stop()
+        if newest < last_seq:
+            log.info("swarm state: a read from a copy behind the leader's (at %d of %d): read again", newest, last_seq)
+            raise _Behind
         return snap
 
     def _unreadable(self, exc: BaseException) -> Unavailable:

@@ -5,7 +5,7 @@ this node holds, then makes its containers match:
 - a task to run and no container: create it (named and labelled as dockerd does) and start it;
 - a task to shut down whose container runs: stop it (its grace period), keep the container;
 - a task container whose task the orchestrator no longer lists (service removed, history
-  pruned, swarm left): remove it.
+  pruned, swarm left), in answers at least UNLISTED_FOR apart: remove it.
 
 Actions run in the background, one at a time per task, so a slow stop never delays the
 heartbeat that keeps this node `ready`. While the orchestrator does not answer, nothing changes.
@@ -65,6 +65,10 @@ log = logging.getLogger(__name__)
 TASK_LABEL = "com.docker.swarm.task.id"
 HEARTBEAT = 2.0  # in a swarm; the orchestrator calls a node down after 6 s without one
 RETRY = 1.0  # after a beat that failed in a swarm: the node's silence counts meanwhile
+# A task container goes only when answers this far apart agree that its task is no longer this
+# node's: one answer can come from a manager whose copy of the state is behind (a manager back
+# from a loss answers from its JetStream replica while it catches up), and removal is final.
+UNLISTED_FOR = 3.0
 IDLE_HEARTBEAT = 5.0  # outside one: only to learn that this node joined
 _PARALLEL = 4  # task actions at once
 
@@ -139,6 +143,7 @@ class SwarmWorker:
         self._busy: set[str] = set()  # task ids with an action under way
         self._rejected: dict[str, TaskReport] = {}  # tasks this node could not make a container for
         self._desired: dict[str, str] = {}  # task id -> desired state, as last heard
+        self._unlisted: dict[str, float] = {}  # task id -> when an answer first left it out
         self._limit = anyio.CapacityLimiter(_PARALLEL)
         self._wake = anyio.Event()  # beat now: the orchestrator announced a change, or a task moved
         _, _, ncpu, mem_total, _, _ = host_facts()
@@ -213,8 +218,11 @@ class SwarmWorker:
         wanted = {task.task_id: task for task in reply.tasks}
         self._desired = {task.task_id: task.desired_state for task in reply.tasks}
         self._rejected = {k: v for k, v in self._rejected.items() if k in wanted}
-        for task_id, old in containers.items():
-            if task_id not in wanted:
+        now = anyio.current_time()
+        self._unlisted = {k: self._unlisted.get(k, now) for k in containers if k not in wanted}
+        for task_id, since in self._unlisted.items():
+            if now - since >= UNLISTED_FOR:
+                old = containers[task_id]
                 why = f"no longer assigned to this node: its container {old.id[:12]} goes"
                 self._act(tg, task_id, partial(self._remove, task_id, old.id), why)
         for task in wanted.values():
