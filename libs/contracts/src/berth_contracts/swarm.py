@@ -301,7 +301,7 @@ class TaskAssignment(msgspec.Struct, frozen=True):
     # The service's `--with-registry-auth` credentials, for the pull of a missing image.
     registry_auth: str = ""
     # The orchestrator could not make the task's container spec (a template that does not
-    # expand): the node reports the task rejected with this error and makes no container.
+    # expand): the node reports the task failed with this error and makes no container.
     error: str = ""
 
     def __repr__(self) -> str:  # never the credentials (logs, tracebacks)

@@ -23,7 +23,8 @@ from berth_orchestrator.records import DataRecord, Document, NodeRecord, Service
 from berth_orchestrator.specdoc import container_of, obj
 
 TemplateContext = dict[str, Any]
-# A task whose data is larger than a config may be is refused (swarmkit's MaxConfigSize).
+# An expansion longer than a config may be (swarmkit's MaxConfigSize) fails: a template is
+# small, and what it makes is bounded too.
 _MAX_OUTPUT = 1000 * 1024
 
 
