@@ -117,3 +117,18 @@ def test_engine_labels_as_dockerd_takes_them() -> None:
     from berth_cli.daemon import supervisor_argv
 
     assert parse_up(*supervisor_argv(cfg)[4:]).labels == cfg.labels  # `up -d` passes them on
+
+
+def test_node_generic_resources_as_dockerd_takes_them() -> None:
+    """dockerd's --node-generic-resource, checked as swarmkit's genericresource.Parse."""
+    cfg = parse_up("--node-generic-resource", "gpu=UUID1", "--node-generic-resource", "gpu=UUID2",
+                   "--node-generic-resource", "fpga=2")  # fmt: skip
+    assert cfg.node_generic_resources == ("gpu=UUID1", "gpu=UUID2", "fpga=2")
+    for bad, words in (("gpu", "missing '='"), ("gpu=-1", "negative resource gpu")):
+        with pytest.raises(UsageError, match=words):
+            parse_up("--node-generic-resource", bad)
+    with pytest.raises(UsageError, match="mixed discrete and named resources"):
+        parse_up("--node-generic-resource", "gpu=1", "--node-generic-resource", "gpu=UUID")
+    from berth_cli.daemon import supervisor_argv
+
+    assert parse_up(*supervisor_argv(cfg)[4:]).node_generic_resources == cfg.node_generic_resources

@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 @pytest.fixture(scope="module")
 def hosts() -> Iterator[tuple[NetBed, Berth, Berth]]:
-    with NetBed(2) as bed, berths_on_hosts(bed, {1: ("--label", "zone=b")}) as nodes:
+    offers = ("--node-generic-resource", "gpu=UUID-A", "--node-generic-resource", "gpu=UUID-B")
+    with NetBed(2) as bed, berths_on_hosts(bed, {1: ("--label", "zone=b", *offers)}) as nodes:
         yield bed, nodes[0], nodes[1]
 
 
@@ -119,6 +120,22 @@ def test_a_worker_joins_runs_its_share_and_survives_being_cut_off(hosts: tuple[N
         assert (len(running(manager, "zoned")), len(running(worker, "zoned"))) == (0, 2)
         manager.docker_ok("service", "rm", "zoned")
         wait_until(lambda: not running(worker, "zoned"), 20, "the zoned service's tasks removed")
+
+        # Its generic resources (`berth up --node-generic-resource`, dockerd's): in its node's
+        # description; each task reserving one gets a unit of its own, named in its env.
+        offered = manager.docker_ok("node", "inspect", worker_id, "--format", "{{json .Description.Resources.GenericResources}}")
+        assert json.loads(offered) == [{"NamedResourceSpec": {"Kind": "gpu", "Value": "UUID-A"}},
+                                       {"NamedResourceSpec": {"Kind": "gpu", "Value": "UUID-B"}}]  # fmt: skip
+        manager.docker_ok("service", "create", "--name", "gpu", "--replicas", "3", "--generic-resource", "gpu=1",
+                          "--detach", "--stop-grace-period", "1s", "busybox:latest", "sleep", "1000")  # fmt: skip
+        wait_until(lambda: len(running(worker, "gpu")) == 2, 60, "two tasks, one per unit, on the worker")
+        units = sorted(worker.docker_ok("exec", name, "sh", "-c", "echo $DOCKER_RESOURCE_GPU").strip() for name in running(worker, "gpu"))
+        assert units == ["UUID-A", "UUID-B"] and running(manager, "gpu") == []
+        pending = manager.docker_ok("service", "ps", "gpu", "--no-trunc", "--filter", "desired-state=running",
+                                    "--format", "{{.CurrentState}}|{{.Error}}")  # fmt: skip
+        assert "Pending" in pending and "no suitable node (insufficient resources on 2 nodes)" in pending, pending
+        manager.docker_ok("service", "rm", "gpu")
+        wait_until(lambda: not running(worker, "gpu"), 20, "the gpu service's tasks removed")
 
         # The bus between them carries only each node's own session: from the worker's side,
         # the manager's node-addressed services are out of reach, and so is another node's session.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 # Standard library only (the CLI's import stays light); the rules live with the gateway.
 from berth_gateway.apitls import TLSConfigError, TLSSettings, check_plain_tcp, server_context
+from berth_kit.node import parse_generic_resources  # stdlib only
 
 DEFAULT_DATA_ROOT = "/var/lib/berth"
 DEFAULT_EXEC_ROOT = "/run/berth"
@@ -76,6 +77,7 @@ class UpConfig:
     tls: TLSSettings = field(default_factory=TLSSettings)  # dockerd's --tls* as given
     allow_origins: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()  # dockerd's --label: this engine's labels, KEY=VALUE
+    node_generic_resources: tuple[str, ...] = ()  # dockerd's --node-generic-resource, KIND=VALUE
 
     @property
     def state_path(self) -> Path:
@@ -221,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a label of this engine (docker info, swarm constraints engine.labels.KEY); repeatable",
     )
+    up.add_argument(
+        "--node-generic-resource",
+        action="append",
+        dest="node_generic_resources",
+        default=None,
+        metavar="KIND=VALUE",
+        help="a resource this node offers to swarm tasks (KIND=COUNT, or KIND=NAME per unit); repeatable",
+    )
     # Internal: marks the background supervisor that `up -d` re-executes.
     up.add_argument("--daemonized", action="store_true", help=argparse.SUPPRESS)
 
@@ -271,10 +281,15 @@ def up_config(ns: argparse.Namespace) -> UpConfig:
     for label in ns.labels or ():
         if "=" not in label or label.startswith("="):  # moby's opts.ValidateLabel
             raise UsageError(f"bad attribute format: {label}")
+    try:
+        parse_generic_resources(list(ns.node_generic_resources or ()))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return UpConfig(
         tls=tls,
         allow_origins=tuple(ns.allow_origins or ()),
         labels=tuple(ns.labels or ()),
+        node_generic_resources=tuple(ns.node_generic_resources or ()),
         detach=ns.detach,
         hosts=hosts,
         data_root=Path(ns.data_root).absolute(),

@@ -47,6 +47,7 @@ def supervisor_argv(cfg: UpConfig) -> list[str]:
     argv += tls_argv(cfg.tls)
     argv += [f"--api-allow-origin={origin}" for origin in cfg.allow_origins]
     argv += [f"--label={label}" for label in cfg.labels]
+    argv += [f"--node-generic-resource={term}" for term in cfg.node_generic_resources]
     return argv
 
 

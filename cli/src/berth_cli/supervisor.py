@@ -101,7 +101,8 @@ REGISTRY_PROXY_MODULE = "berth_registry_proxy"
 
 def service_env(cfg: UpConfig, nats_url: str) -> tuple[dict[str, str], dict[str, socket.socket]]:
     """The services' environment, and the listening sockets bound for them (by module)."""
-    from berth_kit.node import ENGINE_LABELS_ENV, default_node  # stdlib only: not berth_kit.service
+    from berth_kit.node import ENGINE_LABELS_ENV, NODE_RESOURCES_ENV, default_node  # stdlib only
+
 
     env = dict(os.environ)  # passes OTEL_* and the like through
     env.pop(CREDS_ENV, None)  # each service gets its own (own_env), never one from outside
@@ -111,7 +112,7 @@ def service_env(cfg: UpConfig, nats_url: str) -> tuple[dict[str, str], dict[str,
         BERTH_EXEC_ROOT=str(cfg.exec_root),
         BERTH_HOSTS=",".join(cfg.hosts),
         BERTH_NODE=default_node(),
-        **{ENGINE_LABELS_ENV: "\n".join(cfg.labels)},
+        **{ENGINE_LABELS_ENV: "\n".join(cfg.labels), NODE_RESOURCES_ENV: "\n".join(cfg.node_generic_resources)},
         # Service logs go to a file when detached: do not let them sit in buffers.
         PYTHONUNBUFFERED="1",
     )

@@ -271,11 +271,26 @@ def test_a_host_mode_port_holds_one_task_per_node() -> None:
     assert {t.state for t in _live(snap)} == {"assigned"}
 
 
-def test_generic_resources_no_node_advertises_leave_the_task_pending() -> None:
-    gpu = [{"DiscreteResourceSpec": {"Kind": "gpu", "Value": 1}}, {"NamedResourceSpec": {"Kind": "mpi", "Value": "x"}}]
-    snap = _snap(_spec(1, Resources={"Reservations": {"GenericResources": gpu}}), nodes=2)
+def test_generic_resources_are_claimed_from_what_each_node_offers() -> None:
+    """`--generic-resource gpu=1` against `berth up --node-generic-resource`s: named units are
+    given one by one, counts are taken from; a task finds no node once they are all held."""
+    gpu = [{"DiscreteResourceSpec": {"Kind": "gpu", "Value": 1}}]
+    snap = _snap(_spec(4, Resources={"Reservations": {"GenericResources": gpu}}), nodes=3)
+    snap.nodes["n0"].generic_resources = ["gpu=UUID-A", "gpu=UUID-B"]
+    snap.nodes["n1"].generic_resources = ["gpu=1"]
     _apply(snap)
-    assert [(t.node_id, t.state, t.err) for t in _live(snap)] == [("", "pending", "no suitable node (insufficient resources on 2 nodes)")]
+    placed = sorted((t.node_id, tuple(t.assigned_generic), t.err) for t in _live(snap))
+    assert placed == [("", (), "no suitable node (insufficient resources on 3 nodes)"),
+                      ("n0", ("gpu=UUID-A",), ""), ("n0", ("gpu=UUID-B",), ""), ("n1", ("gpu=1",), "")]  # fmt: skip
+    from berth_orchestrator.placement import generic_docs, resource_env
+
+    assert resource_env(["gpu=UUID-A", "gpu=UUID-B", "fpga=2"]) == ["DOCKER_RESOURCE_FPGA=2", "DOCKER_RESOURCE_GPU=UUID-A,UUID-B"]
+    assert generic_docs(["gpu=UUID-A", "fpga=2"]) == [{"NamedResourceSpec": {"Kind": "gpu", "Value": "UUID-A"}},
+                                                      {"DiscreteResourceSpec": {"Kind": "fpga", "Value": 2}}]  # fmt: skip
+    held = next(t for t in _live(snap) if t.assigned_generic == ["gpu=UUID-A"])
+    held.desired_state = "shutdown"  # its unit is free again: the pending task takes it
+    _apply(snap)
+    assert sorted(t.assigned_generic for t in _live(snap) if t.node_id == "n0") == [["gpu=UUID-A"], ["gpu=UUID-B"]]
 
 
 def test_max_replicas_per_node_leaves_the_rest_pending() -> None:

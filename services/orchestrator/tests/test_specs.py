@@ -54,6 +54,8 @@ def test_field_names_match_as_gos_do_and_labels_keep_theirs() -> None:
          "invalid generic resource"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Resources": {"Reservations": {"GenericResources": [
             {"DiscreteResourceSpec": {"Kind": "gpu", "Value": "x"}}]}}}}, "invalid generic resource"),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Resources": {"Reservations": {"GenericResources": [
+            {"NamedResourceSpec": {"Kind": "gpu", "Value": "UUID"}}]}}}}, "invalid argument for resource gpu"),  # swarmkit's
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Placement": {"MaxReplicas": -1}}}, "MaxReplicas"),
         ({"TaskTemplate": {"ContainerSpec": {"Image": "b"}, "Networks": [{"Target": "n"}]}}, "overlay networks"),
         ({"Mode": {"ReplicatedJob": {}}, "UpdateConfig": {"Parallelism": 2}}, "not supported for jobs"),
@@ -69,6 +71,12 @@ def test_field_names_match_as_gos_do_and_labels_keep_theirs() -> None:
 def test_what_berth_does_not_act_on_is_refused_by_name(extra: dict[str, object], words: str) -> None:
     with pytest.raises(InvalidParameter, match=words):
         specs.check_service_spec(_spec(**extra))
+
+
+def test_generic_resources_on_a_global_service_are_refused_as_not_supported() -> None:
+    reserved = {"Reservations": {"GenericResources": [{"DiscreteResourceSpec": {"Kind": "gpu", "Value": 1}}]}}
+    with pytest.raises(NotImplementedByBerth, match="replicated services only"):
+        specs.check_service_spec(_spec(Mode={"Global": {}}, TaskTemplate={"ContainerSpec": {"Image": "b"}, "Resources": reserved}))
 
 
 def test_empty_values_of_unsupported_fields_pass() -> None:

@@ -324,6 +324,9 @@ class NodeHeartbeat(Command, frozen=True):
     # Tasks whose secret and config files this node has written, for a container it has or is
     # making: their data is left out of the answer.
     files_held: list[str] = msgspec.field(default_factory=list)
+    # What the node offers to tasks' generic resource reservations (`berth up
+    # --node-generic-resource`, dockerd's): KIND=COUNT, or KIND=NAME per named unit.
+    generic_resources: list[str] = msgspec.field(default_factory=list)
 
 
 class NodePromotion(msgspec.Struct, frozen=True, kw_only=True):

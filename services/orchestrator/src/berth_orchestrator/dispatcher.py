@@ -23,7 +23,7 @@ from berth_contracts.swarm import (
     TaskState,
 )
 
-from berth_orchestrator import specdoc, specs, taskspec, templating
+from berth_orchestrator import placement, specdoc, specs, taskspec, templating
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import cluster_name, host_port, joined, route_addr, route_pins
 from berth_orchestrator.reconcile import TERMINAL
@@ -75,6 +75,7 @@ def assignment(
     container = specdoc.container_of(template)
     nano_cpus, memory = taskspec.limits_of(template)
     grace = container.get("StopGracePeriod")
+    env = [*(container.get("Env") or []), *placement.resource_env(task.assigned_generic)]
     labels = {str(k): str(v) for k, v in (container.get("Labels") or {}).items()}
     labels.update({
         "com.docker.swarm.node.id": task.node_id,
@@ -92,7 +93,7 @@ def assignment(
         labels=labels,
         command=container.get("Command") or None,
         args=container.get("Args") or None,
-        env=container.get("Env") or None,
+        env=env or None,
         workdir=str(container.get("Dir") or ""),
         user=str(container.get("User") or ""),
         hostname=str(container.get("Hostname") or ""),
@@ -221,12 +222,14 @@ class Dispatcher:
     async def _seen(self, snap: Snapshot, node: NodeRecord, cmd: NodeHeartbeat, now: float) -> None:
         described = (
             cmd.hostname, cmd.addr or node.addr, cmd.engine_version, cmd.nano_cpus, cmd.memory_bytes, cmd.engine_labels,
+            cmd.generic_resources,
         )  # fmt: skip
         try:
-            known = (node.hostname, node.addr, node.engine_version, node.nano_cpus, node.memory_bytes, node.engine_labels)
+            known = (node.hostname, node.addr, node.engine_version, node.nano_cpus, node.memory_bytes, node.engine_labels,
+                     node.generic_resources)  # fmt: skip
             if described != known:
                 (node.hostname, node.addr, node.engine_version, node.nano_cpus, node.memory_bytes,
-                 node.engine_labels) = described  # fmt: skip
+                 node.engine_labels, node.generic_resources) = described  # fmt: skip
                 node.updated_at = rfc3339nano()
                 await self.store.put(snap, node)
             if now - node.last_seen >= _SEEN_WRITE_EVERY:

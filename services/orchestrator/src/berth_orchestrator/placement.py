@@ -8,6 +8,7 @@ import platform
 from collections import Counter
 
 from berth_common.platforms import parse_platform, platform_matches
+from berth_kit.node import parse_generic_resources
 
 from berth_orchestrator import specdoc, specs, taskspec
 from berth_orchestrator.records import Document, NodeRecord, node_ready
@@ -21,8 +22,6 @@ def node_failure(node: NodeRecord, template: Document, now: float) -> str | None
     if node.availability != "active" or not node_ready(node, now):
         return "ready"
     cpus, memory = taskspec.reservations_of(template)
-    if taskspec.generic_resources_of(template):  # no node advertises generic resources
-        return "resources"
     if (cpus and node.nano_cpus and cpus > node.nano_cpus) or (memory and node.memory_bytes and memory > node.memory_bytes):
         return "resources"
     if not all(matches(node, c) for c in specs.constraints(template)):
@@ -90,3 +89,58 @@ def platform_fits(wanted: dict[str, str]) -> bool:
     text = "/".join(p for p in (wanted.get("OS") or "linux", wanted.get("Architecture") or "") if p)
     _, here, _ = parse_platform(f"linux/{arch}")
     return platform_matches(text, "linux", here, "")
+
+
+# --- generic resources (dockerd's --node-generic-resource, swarmkit's genericresource) ----------
+def claim(offered: list[str], taken: list[str], wanted: list[tuple[str, int]]) -> list[str] | None:
+    """What a task reserving `wanted` (kind, count) is given on a node that offers `offered`
+    and whose live tasks hold `taken` (KIND=NAME per named unit, KIND=COUNT); None when the
+    node has not enough left (swarmkit's HasEnough, then Claim)."""
+    try:
+        offer = parse_generic_resources(offered)
+    except ValueError:  # checked by `berth up`: an older or foreign engine's, offering nothing
+        offer = {}
+    used_count: Counter[str] = Counter()
+    used_names: set[str] = set()
+    for term in taken:
+        kind, _, value = term.partition("=")
+        if value.isdigit():
+            used_count[kind] += int(value)
+        else:
+            used_names.add(term)
+    given: list[str] = []
+    for kind, count in wanted:
+        have = offer.get(kind)
+        if isinstance(have, int):
+            if have - used_count[kind] < count:
+                return None
+            used_count[kind] += count
+            given.append(f"{kind}={count}")
+        else:
+            free = [f"{kind}={name}" for name in have or [] if f"{kind}={name}" not in used_names]
+            if len(free) < count:
+                return None
+            used_names.update(free[:count])
+            given += free[:count]
+    return given
+
+
+def generic_docs(terms: list[str]) -> list[dict[str, dict[str, str | int]]]:
+    """Docker's JSON for generic resources (a node's, or those a task holds)."""
+    docs: list[dict[str, dict[str, str | int]]] = []
+    for term in terms:
+        kind, _, value = term.partition("=")
+        if value.isdigit():
+            docs.append({"DiscreteResourceSpec": {"Kind": kind, "Value": int(value)}})
+        else:
+            docs.append({"NamedResourceSpec": {"Kind": kind, "Value": value}})
+    return docs
+
+
+def resource_env(assigned: list[str]) -> list[str]:
+    """swarmkit's EnvFormat: DOCKER_RESOURCE_<KIND>=the named units given, or the count."""
+    by_kind: dict[str, list[str]] = {}
+    for term in assigned:
+        kind, _, value = term.partition("=")
+        by_kind.setdefault(kind.upper(), []).append(value)
+    return [f"DOCKER_RESOURCE_{kind}={','.join(values)}" for kind, values in sorted(by_kind.items())]

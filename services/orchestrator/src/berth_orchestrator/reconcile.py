@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from berth_common.gotime import rfc3339nano
+from berth_contracts.errors import InvalidParameter
 
-from berth_orchestrator import placement, specdoc, specs
+from berth_orchestrator import placement, specdoc, specs, taskspec
 from berth_orchestrator.ids import new_id
 from berth_orchestrator.records import NodeRecord, ServiceRecord, TaskRecord, node_ready, task_name
 from berth_orchestrator.store import Snapshot
@@ -78,9 +79,25 @@ class _Planner:
                 counts[task.node_id] += 1
         return counts
 
+    def generic_claim(self, svc: ServiceRecord, node: NodeRecord) -> list[str] | None:
+        """The node's generic resources the service's task would hold there (None: not enough
+        left beside its live tasks')."""
+        try:
+            wanted = taskspec.generic_resources_of(specdoc.template_of(svc.spec))
+        except InvalidParameter:  # a named unit reserved, stored before berth refused it
+            return None
+        if not wanted:
+            return []
+        taken = [term for t in self.snap.tasks.values() if t.node_id == node.id and t.desired_state == "running"
+                 for term in t.assigned_generic]  # fmt: skip
+        return placement.claim(node.generic_resources, taken, wanted)
+
     def service_failure(self, svc: ServiceRecord, node: NodeRecord, of_service: dict[str, int]) -> str | None:
-        """The filters that depend on the tasks placed so far: swarmkit's one task per published
-        host port and node, and the service's replicas per node."""
+        """The filters that depend on the tasks placed so far: the node's generic resources
+        left, swarmkit's one task per published host port and node, and the service's
+        replicas per node."""
+        if self.generic_claim(svc, node) is None:
+            return "resources"
         wanted = {(p.published, p.protocol) for p in specs.host_ports(svc.spec) if p.published}
         if wanted and wanted & self.ports_taken(node.id):
             return "host port"
@@ -161,6 +178,7 @@ class _Planner:
         )
         if node:
             self.live_on_node[node.id] += 1
+            task.assigned_generic = self.generic_claim(svc, node) or []
         self.plan.told.append(f"task {task_name(svc, task)} for {self.where(task.node_id)}: {why}")
         self.snap.tasks[task.id] = task
         self.put(task)
@@ -174,6 +192,7 @@ class _Planner:
                 self.put(task)
             return
         task.node_id, task.state, task.message, task.err = node.id, "assigned", "assigned", ""
+        task.assigned_generic = self.generic_claim(svc, node) or []
         task.updated_at = task.timestamp = self.stamp
         task.state_since = self.now
         self.live_on_node[node.id] += 1

@@ -80,6 +80,7 @@ class NodeRecord(msgspec.Struct, kw_only=True):
     hash_at_demotion: str = ""
     engine_version: str = ""
     engine_labels: dict[str, str] = msgspec.field(default_factory=dict)  # its engine's --label
+    generic_resources: list[str] = msgspec.field(default_factory=list)  # --node-generic-resource
     nano_cpus: int = 0
     memory_bytes: int = 0
     # time.time() of its last heartbeat: kept in its own key (`seen.<id>`, SeenRecord), so the
@@ -126,6 +127,9 @@ class TaskRecord(msgspec.Struct, kw_only=True):
     timestamp: str = ""  # of the last state change
     state_since: float = 0.0  # time.time() of the last state change (restart delays)
     restarts: list[float] = msgspec.field(default_factory=list)  # times this slot was restarted
+    # The node's generic resources it holds (swarmkit's AssignedGenericResources): KIND=NAME
+    # per named unit, or KIND=COUNT.
+    assigned_generic: list[str] = msgspec.field(default_factory=list)
     message: str = ""
     err: str = ""
     container_id: str = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from berth_orchestrator import specs, swarmca
+from berth_orchestrator import placement, specs, swarmca
 from berth_orchestrator.ids import join_token
 from berth_orchestrator.membership import joined
 from berth_orchestrator.records import (
@@ -88,7 +88,10 @@ def node_doc(snap: Snapshot, node: NodeRecord, leader_id: str) -> Document:
         "Description": {
             "Hostname": node.hostname,
             "Platform": {"Architecture": platform.machine(), "OS": "linux"},
-            "Resources": {"NanoCPUs": node.nano_cpus, "MemoryBytes": node.memory_bytes},
+            "Resources": {
+                "NanoCPUs": node.nano_cpus, "MemoryBytes": node.memory_bytes,
+                **({"GenericResources": placement.generic_docs(node.generic_resources)} if node.generic_resources else {}),
+            },  # fmt: skip
             "Engine": {
                 "EngineVersion": node.engine_version,
                 **({"Labels": node.engine_labels} if node.engine_labels else {}),  # omitempty, as dockerd's
@@ -170,6 +173,8 @@ def task_doc(snap: Snapshot, task: TaskRecord, service: ServiceRecord | None) ->
     }
     if task.slot:
         doc["Slot"] = task.slot
+    if task.assigned_generic:
+        doc["AssignedGenericResources"] = placement.generic_docs(task.assigned_generic)
     if service is not None:
         doc["ServiceAnnotations"] = {"Name": service.spec.get("Name", "")}
         if specs.service_mode(service.spec).job:  # which run of the job (the CLI counts by it)

@@ -47,7 +47,7 @@ from berth_contracts.errors import (
     NotModified,
 )
 from berth_contracts.swarm import NodeAssignments, NodeHeartbeat, TaskAssignment, TaskReport
-from berth_kit.node import engine_label_map
+from berth_kit.node import engine_label_map, node_generic_resources
 from berth_kit.rpc import RpcClient
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -205,7 +205,7 @@ class SwarmWorker:
             NodeHeartbeat(
                 node=self.core.node, hostname=socket.gethostname(), engine_version=ENGINE_VERSION,
                 nano_cpus=self._resources[0], memory_bytes=self._resources[1], tasks=reports,
-                engine_labels=engine_label_map(), files_held=sorted(held),
+                engine_labels=engine_label_map(), files_held=sorted(held), generic_resources=node_generic_resources(),
             ),
             NodeAssignments,
             timeout=10.0,
