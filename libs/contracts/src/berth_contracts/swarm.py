@@ -255,9 +255,8 @@ class TaskFile(msgspec.Struct, frozen=True):
     kind: DataKind
     object_id: str
     target: str  # an absolute path in the container
-    # None: the node said it holds the task's files already (NodeHeartbeat.files_held), so the
-    # data is not sent again at every beat; it is sent only while the node may create the
-    # task's container.
+    # None: the node holds the task's files already (NodeHeartbeat.files_held): the data is
+    # sent only while the node may create the task's container, not at every beat.
     data: bytes | None
     uid: str = "0"
     gid: str = "0"
@@ -300,8 +299,7 @@ class TaskAssignment(msgspec.Struct, frozen=True):
     files: list[TaskFile] = msgspec.field(default_factory=list)  # its secrets and configs
     # The service's `--with-registry-auth` credentials, for the pull of a missing image.
     registry_auth: str = ""
-    # The orchestrator could not make the task's container spec (a template that does not
-    # expand): the node reports the task failed with this error and makes no container.
+    # A spec the orchestrator could not make (a template): the node fails the task with it.
     error: str = ""
 
     def __repr__(self) -> str:  # never the credentials (logs, tracebacks)
@@ -321,11 +319,9 @@ class NodeHeartbeat(Command, frozen=True):
     memory_bytes: int = 0
     tasks: list[TaskReport] = msgspec.field(default_factory=list)
     engine_labels: dict[str, str] = msgspec.field(default_factory=dict)  # `berth up --label`s
-    # Tasks whose secret and config files this node has written, for a container it has or is
-    # making: their data is left out of the answer.
+    # Tasks whose secret and config files it wrote (for a container it has or makes): no data.
     files_held: list[str] = msgspec.field(default_factory=list)
-    # What the node offers to tasks' generic resource reservations (`berth up
-    # --node-generic-resource`, dockerd's): KIND=COUNT, or KIND=NAME per named unit.
+    # `berth up --node-generic-resource`s (dockerd's): KIND=COUNT, or KIND=NAME per named unit.
     generic_resources: list[str] = msgspec.field(default_factory=list)
 
 
