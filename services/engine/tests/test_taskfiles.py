@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from berth_contracts.errors import InvalidParameter
-from berth_contracts.swarm import TaskAssignment, TaskFile
+from berth_contracts.swarmnode import TaskAssignment, TaskFile
 from berth_engine.swarm import taskfiles
 
 

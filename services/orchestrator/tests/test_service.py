@@ -17,6 +17,7 @@ import msgspec
 import pytest
 from berth_contracts import subjects
 from berth_contracts import swarm as sw
+from berth_contracts import swarmnode as sn
 from berth_contracts.base import Done, Ping
 from berth_contracts.buspermissions import API_GATEWAY, ENGINE, LIFECYCLE, ORCHESTRATOR
 from berth_contracts.codec import decode, encode
@@ -75,11 +76,11 @@ class Swarm:
     async def call(self, command: object, reply: type) -> object:
         return await self.gateway.request(subjects.ORCHESTRATOR_RPC, command, reply, timeout=10)  # type: ignore[arg-type]
 
-    async def beat(self, *reports: sw.TaskReport, files_held: tuple[str, ...] = ()) -> sw.NodeAssignments:
+    async def beat(self, *reports: sn.TaskReport, files_held: tuple[str, ...] = ()) -> sn.NodeAssignments:
         return await self.engine.request(
             subjects.ORCHESTRATOR_RPC,
-            sw.NodeHeartbeat(node="n1", hostname="host1", tasks=list(reports), files_held=list(files_held)),
-            sw.NodeAssignments,
+            sn.NodeHeartbeat(node="n1", hostname="host1", tasks=list(reports), files_held=list(files_held)),
+            sn.NodeAssignments,
             timeout=10,
         )
 
@@ -165,7 +166,7 @@ async def test_init_service_tasks_and_leave(swarm: Swarm) -> None:
     assert first.labels["com.docker.swarm.task.id"] == first.task_id
 
     # Running reports show in the service's counts and the task list.
-    await swarm.beat(*(sw.TaskReport(task_id=a.task_id, state="running", message="started",
+    await swarm.beat(*(sn.TaskReport(task_id=a.task_id, state="running", message="started",
                                   container_id=f"c{i}", pid=10 + i) for i, a in enumerate(beat.tasks)))  # fmt: skip
     listed = (await swarm.call(sw.ServiceList(status=True), sw.DockerObjects)).items  # type: ignore[attr-defined]
     assert listed[0]["ServiceStatus"] == {"RunningTasks": 2, "DesiredTasks": 2, "CompletedTasks": 0}
@@ -280,7 +281,7 @@ async def test_service_logs_pass_through_the_node_with_details(swarm: Swarm) -> 
     await swarm.leadership.cycle()
     beat = await swarm.beat()
     ids = ["c0", "gone"]
-    await swarm.beat(*(sw.TaskReport(task_id=a.task_id, state="running", container_id=ids[i])
+    await swarm.beat(*(sn.TaskReport(task_id=a.task_id, state="running", container_id=ids[i])
                        for i, a in enumerate(beat.tasks)))  # fmt: skip
     engine = await _as(swarm.url, swarm.bus_dir, ENGINE)
     gateway = await _as(swarm.url, swarm.bus_dir, API_GATEWAY)
@@ -331,7 +332,7 @@ async def test_a_followed_service_log_is_torn_down_when_its_reader_leaves(
     await swarm.beat()
     await swarm.leadership.cycle()
     [task] = (await swarm.beat()).tasks
-    await swarm.beat(sw.TaskReport(task_id=task.task_id, state="running", container_id="c0"))
+    await swarm.beat(sn.TaskReport(task_id=task.task_id, state="running", container_id="c0"))
     engine = await _as(swarm.url, swarm.bus_dir, ENGINE)
     gateway = await _as(swarm.url, swarm.bus_dir, API_GATEWAY)
     reader_gone = anyio.Event()
@@ -423,7 +424,7 @@ async def test_with_registry_auth_the_credentials_reach_only_the_nodes_pull(swar
     assert first not in repr(sw.ServiceCreate(spec=SPEC, registry_auth=first))
     await swarm.beat()  # the node is seen: placement needs it ready
 
-    reports: list[sw.TaskReport] = []
+    reports: list[sn.TaskReport] = []
 
     async def given() -> set[str]:
         """The credentials of the tasks the node is to run, once it runs all it was given (as
@@ -433,7 +434,7 @@ async def test_with_registry_auth_the_credentials_reach_only_the_nodes_pull(swar
         tasks = (await swarm.beat(*reports)).tasks
         assert all(first not in repr(t) and second not in repr(t) for t in tasks)
         reports = [
-            sw.TaskReport(task_id=t.task_id, state=t.desired_state, message="", container_id=f"c-{t.task_id}", pid=1)
+            sn.TaskReport(task_id=t.task_id, state=t.desired_state, message="", container_id=f"c-{t.task_id}", pid=1)
             for t in tasks
         ]
         return {t.registry_auth for t in tasks if t.desired_state == "running"}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from berth_contracts import subjects
 from berth_contracts import swarm as s
+from berth_contracts import swarmnode as sn
 from berth_contracts.errors import Unavailable
 from berth_kit.rpc import RpcServer
 from berth_kit.service import ServiceContext, run_service
@@ -60,7 +61,7 @@ def register(
     server.handle(s.DataUpdate, data.update)
     server.handle(s.DataRemove, data.remove)
 
-    async def heartbeat(cmd: s.NodeHeartbeat) -> s.NodeAssignments:
+    async def heartbeat(cmd: sn.NodeHeartbeat) -> sn.NodeAssignments:
         """This node's engine: answered here on a manager, relayed to the managers on a worker."""
         notes = api.membership.worker()
         if notes is not None and worker is not None:
@@ -74,7 +75,7 @@ def register(
             raise Unavailable("this node's part in the swarm is changing")
         return answer
 
-    server.handle(s.NodeHeartbeat, heartbeat)
+    server.handle(sn.NodeHeartbeat, heartbeat)
 
 
 async def serve(ctx: ServiceContext) -> None:

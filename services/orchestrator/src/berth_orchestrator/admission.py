@@ -10,6 +10,7 @@ import time
 
 from berth_common.gotime import rfc3339nano
 from berth_contracts import swarm as sw
+from berth_contracts import swarmnode as sn
 from berth_contracts.base import Done
 from berth_contracts.errors import Conflict, InvalidParameter, Unavailable
 from berth_kit.rpc import request_subject
@@ -177,7 +178,7 @@ class Admission:
         self.leadership.poke()
         log.info("node %s (%s) promoted to manager", node.id, node.berth_node)
 
-    async def heartbeat(self, cmd: sw.NodeHeartbeat) -> sw.NodeAssignments:
+    async def heartbeat(self, cmd: sn.NodeHeartbeat) -> sn.NodeAssignments:
         return await self.dispatcher.heartbeat(cmd, node_id=_session_node())
 
     async def leave(self, cmd: sw.NodeLeave) -> Done:

@@ -13,7 +13,7 @@ from typing import get_args
 
 from berth_common.gotime import rfc3339nano
 from berth_contracts.errors import Conflict
-from berth_contracts.swarm import (
+from berth_contracts.swarmnode import (
     NodeAssignments,
     NodeHeartbeat,
     NodePromotion,

@@ -23,6 +23,7 @@ import anyio
 from berth_common.engineversion import ENGINE_VERSION
 from berth_contracts import subjects
 from berth_contracts import swarm as sw
+from berth_contracts import swarmnode as sn
 from berth_contracts.base import Done, Ping, Pong
 from berth_contracts.errors import BerthError, InvalidParameter, Unavailable
 from berth_kit.rpc import NoAnswer, RpcClient
@@ -121,7 +122,7 @@ class Worker:
         return answer
 
     async def _serve_as_manager(
-        self, node_id: str, listen: str, addr: str, routes: sw.NodeJoined | sw.NodePromotion, notes: dict[str, str]
+        self, node_id: str, listen: str, addr: str, routes: sw.NodeJoined | sn.NodePromotion, notes: dict[str, str]
     ) -> None:
         """This node's own swarm server, with routes to the other managers' (no more link). Its
         certificate (routes.cert, for the key it made when it joined) is written already."""
@@ -200,16 +201,16 @@ class Worker:
         bus = self.membership.read()
         return list(bus.remote.managers) if bus.remote is not None else []
 
-    async def relay(self, cmd: sw.NodeHeartbeat, notes: dict[str, str]) -> sw.NodeAssignments:
+    async def relay(self, cmd: sn.NodeHeartbeat, notes: dict[str, str]) -> sn.NodeAssignments:
         async with self._relaying:
             if self.membership.worker() != notes:
                 raise Unavailable("this node's part in the swarm is changing")
             return await self._relay(cmd, notes)
 
-    async def _relay(self, cmd: sw.NodeHeartbeat, notes: dict[str, str]) -> sw.NodeAssignments:
+    async def _relay(self, cmd: sn.NodeHeartbeat, notes: dict[str, str]) -> sn.NodeAssignments:
         node_id = notes["node_id"]
         answer = await self.rpc.request(
-            subjects.swarm_node(node_id), cmd, sw.NodeAssignments, timeout=RELAY_TIMEOUT, attempts=1,
+            subjects.swarm_node(node_id), cmd, sn.NodeAssignments, timeout=RELAY_TIMEOUT, attempts=1,
             reply_prefix=subjects.swarm_assigned(node_id),
         )  # fmt: skip
         promotion = answer.promotion

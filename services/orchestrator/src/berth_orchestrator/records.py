@@ -12,7 +12,7 @@ import base64
 from typing import Any, Literal
 
 import msgspec
-from berth_contracts.swarm import TaskState
+from berth_contracts.swarmnode import TaskState
 
 Document = dict[str, Any]
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from berth_contracts.errors import InvalidParameter, NotImplementedByBerth
-from berth_contracts.swarm import HostPort
+from berth_contracts.swarmnode import HostPort
 
 from berth_orchestrator.records import Document
 from berth_orchestrator.specdoc import (

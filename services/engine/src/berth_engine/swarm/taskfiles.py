@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from berth_contracts.errors import InvalidParameter
-from berth_contracts.swarm import TaskAssignment
+from berth_contracts.swarmnode import TaskAssignment
 
 from berth_engine.containers.mountspec import MountEntry
 

@@ -46,7 +46,7 @@ from berth_contracts.errors import (
     NotFound,
     NotModified,
 )
-from berth_contracts.swarm import NodeAssignments, NodeHeartbeat, TaskAssignment, TaskReport
+from berth_contracts.swarmnode import NodeAssignments, NodeHeartbeat, TaskAssignment, TaskReport
 from berth_kit.node import engine_label_map, node_generic_resources
 from berth_kit.rpc import RpcClient
 from nats.aio.client import Client as NATS
