@@ -121,6 +121,7 @@ def test_a_worker_joins_runs_its_share_and_survives_being_cut_off(hosts: tuple[N
         manager.docker_ok("service", "rm", "zoned")
         wait_until(lambda: not running(worker, "zoned"), 20, "the zoned service's tasks removed")
 
+        manager_id = manager.docker_ok("node", "inspect", "self", "--format", "{{.ID}}").strip()
         # Its generic resources (`berth up --node-generic-resource`, dockerd's): in its node's
         # description; each task reserving one gets a unit of its own, named in its env.
         offered = manager.docker_ok("node", "inspect", worker_id, "--format", "{{json .Description.Resources.GenericResources}}")
@@ -136,13 +137,24 @@ def test_a_worker_joins_runs_its_share_and_survives_being_cut_off(hosts: tuple[N
         assert "Pending" in pending and "no suitable node (insufficient resources on 2 nodes)" in pending, pending
         manager.docker_ok("service", "rm", "gpu")
         wait_until(lambda: not running(worker, "gpu"), 20, "the gpu service's tasks removed")
+        # A global service's task is made for its node, and waits there until it fits.
+        manager.docker_ok("service", "create", "--name", "gpus", "--mode", "global", "--generic-resource", "gpu=2",
+                          "--detach", "--stop-grace-period", "1s", "busybox:latest", "sleep", "1000")  # fmt: skip
+        wait_until(lambda: len(running(worker, "gpus")) == 1, 60, "the global task on the worker")
+        [name] = running(worker, "gpus")
+        assert worker.docker_ok("exec", name, "sh", "-c", "echo $DOCKER_RESOURCE_GPU").strip() == "UUID-A,UUID-B"
+        pending = manager.docker_ok("service", "ps", "gpus", "--no-trunc", "--filter", f"node={manager_id}",
+                                    "--format", "{{.CurrentState}}|{{.Error}}")  # fmt: skip
+        assert "Pending" in pending and "insufficient resources on 1 node" in pending, pending
+        assert "no suitable node" not in pending, pending  # swarmkit's taskFitNode: the filter's words alone
+        manager.docker_ok("service", "rm", "gpus")
+        wait_until(lambda: not running(worker, "gpus"), 20, "the global service's task removed")
 
         # The bus between them carries only each node's own session: from the worker's side,
         # the manager's node-addressed services are out of reach, and so is another node's session.
         engine, inbox = "berth-engine", "berth.inbox.v1.berth-engine.probe"
         assert bus_probe(bed, worker, 1, engine, "berth.lifecycle.v1.node.host1.rpc", inbox) == "answered"
         assert bus_probe(bed, worker, 1, engine, "berth.lifecycle.v1.node.host0.rpc", inbox) == "silent"
-        manager_id = manager.docker_ok("node", "inspect", "self", "--format", "{{.ID}}").strip()
         orchestrator = "berth-orchestrator"
         for node_id, heard in ((worker_id, "answered"), (manager_id, "silent")):
             session, reply = f"berth.swarm.v1.node.{node_id}", f"berth.swarm.v1.assigned.{node_id}.probe"

@@ -293,6 +293,22 @@ def test_generic_resources_are_claimed_from_what_each_node_offers() -> None:
     assert sorted(t.assigned_generic for t in _live(snap) if t.node_id == "n0") == [["gpu=UUID-A"], ["gpu=UUID-B"]]
 
 
+def test_a_global_services_task_waits_on_its_node_for_generic_resources() -> None:
+    """swarmkit's taskFitNode: a global task is made for its node and stays pending there,
+    with the filter's words alone, until the node has the units."""
+    gpu = [{"DiscreteResourceSpec": {"Kind": "gpu", "Value": 1}}]
+    snap = _snap(_spec(None, Resources={"Reservations": {"GenericResources": gpu}}), nodes=2)
+    snap.nodes["n0"].generic_resources = ["gpu=UUID-A"]
+    _apply(snap)
+    placed = sorted((t.node_id, t.state, tuple(t.assigned_generic), t.err) for t in _live(snap))
+    assert placed == [("n0", "assigned", ("gpu=UUID-A",), ""), ("n1", "pending", (), "insufficient resources on 1 node")]
+    snap.nodes["n1"].generic_resources = ["gpu=2"]  # its engine now offers some
+    _apply(snap)
+    assert sorted((t.node_id, t.state, tuple(t.assigned_generic)) for t in _live(snap)) == [
+        ("n0", "assigned", ("gpu=UUID-A",)), ("n1", "assigned", ("gpu=1",))]  # fmt: skip
+    assert len(snap.tasks) == 2  # the pending task was placed, not replaced
+
+
 def test_max_replicas_per_node_leaves_the_rest_pending() -> None:
     snap = _snap(_spec(5, Placement={"MaxReplicas": 2}), nodes=2)
     _apply(snap)

@@ -73,12 +73,6 @@ def test_what_berth_does_not_act_on_is_refused_by_name(extra: dict[str, object],
         specs.check_service_spec(_spec(**extra))
 
 
-def test_generic_resources_on_a_global_service_are_refused_as_not_supported() -> None:
-    reserved = {"Reservations": {"GenericResources": [{"DiscreteResourceSpec": {"Kind": "gpu", "Value": 1}}]}}
-    with pytest.raises(NotImplementedByBerth, match="replicated services only"):
-        specs.check_service_spec(_spec(Mode={"Global": {}}, TaskTemplate={"ContainerSpec": {"Image": "b"}, "Resources": reserved}))
-
-
 def test_empty_values_of_unsupported_fields_pass() -> None:
     """The CLI sends empty objects and defaults for what the user did not set."""
     specs.check_service_spec(_spec(TaskTemplate={

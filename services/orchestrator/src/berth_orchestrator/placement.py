@@ -32,8 +32,10 @@ def node_failure(node: NodeRecord, template: Document, now: float) -> str | None
     return None
 
 
-def explain(failures: Counter[str]) -> str:
-    """swarmkit's Pipeline.Explain in its task's error: each filter's failures, most first."""
+def explain(failures: Counter[str], on_its_node: bool = False) -> str:
+    """swarmkit's Pipeline.Explain in its task's error: each filter's failures, most first,
+    within "no suitable node (...)" unless the task was made for its node (a global
+    service's: swarmkit's taskFitNode gives Explain alone)."""
 
     def words(name: str, count: int) -> str:
         nodes = "1 node" if count == 1 else f"{count} nodes"
@@ -46,6 +48,8 @@ def explain(failures: Counter[str]) -> str:
 
     failed = sorted((f for f in FILTERS if failures[f]), key=lambda f: -failures[f])  # ties: pipeline order
     explanation = "; ".join(words(f, failures[f]) for f in failed)
+    if on_its_node:
+        return explanation
     return f"no suitable node ({explanation})" if explanation else "no suitable node"
 
 

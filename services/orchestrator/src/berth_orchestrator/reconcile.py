@@ -51,6 +51,7 @@ class _Planner:
         self.stamp = rfc3339nano()
         self.plan = Plan()
         self.live_on_node: dict[str, int] = defaultdict(int)
+        self.generic_wanted: dict[str, list[tuple[str, int]] | None] = {}  # by service, this cycle
         for task in snap.tasks.values():
             if task.desired_state == "running" and task.node_id:
                 self.live_on_node[task.node_id] += 1
@@ -82,9 +83,13 @@ class _Planner:
     def generic_claim(self, svc: ServiceRecord, node: NodeRecord) -> list[str] | None:
         """The node's generic resources the service's task would hold there (None: not enough
         left beside its live tasks')."""
-        try:
-            wanted = taskspec.generic_resources_of(specdoc.template_of(svc.spec))
-        except InvalidParameter:  # a named unit reserved, stored before berth refused it
+        if svc.id not in self.generic_wanted:
+            try:
+                self.generic_wanted[svc.id] = taskspec.generic_resources_of(specdoc.template_of(svc.spec))
+            except InvalidParameter:  # a named unit reserved, stored before berth refused it
+                self.generic_wanted[svc.id] = None
+        wanted = self.generic_wanted[svc.id]
+        if wanted is None:
             return None
         if not wanted:
             return []
@@ -104,14 +109,15 @@ class _Planner:
         limit = specs.max_replicas(specdoc.template_of(svc.spec))
         return "max replicas" if limit and of_service[node.id] >= limit else None
 
-    def unplaced(self, svc: ServiceRecord) -> str:
-        """Why no node takes the service's task, in swarmkit's words."""
+    def unplaced(self, svc: ServiceRecord, node: NodeRecord | None = None) -> str:
+        """Why no node takes the service's task (or why its own node does not: a global
+        service's), in swarmkit's words."""
         template, of_service = specdoc.template_of(svc.spec), self.of_service(svc)
         failed = (
             placement.node_failure(n, template, self.now) or self.service_failure(svc, n, of_service)
-            for n in self.snap.nodes.values()
+            for n in (self.snap.nodes.values() if node is None else [node])
         )  # fmt: skip
-        return placement.explain(Counter(f for f in failed if f is not None))
+        return placement.explain(Counter(f for f in failed if f is not None), on_its_node=node is not None)
 
     def pick(self, svc: ServiceRecord, nodes: list[NodeRecord]) -> NodeRecord | None:
         of_service = self.of_service(svc)
@@ -160,7 +166,16 @@ class _Planner:
             self.live_on_node[task.node_id] -= 1
         self.put(task)
 
-    def new_task(self, svc: ServiceRecord, slot: int, node: NodeRecord | None, why: str) -> TaskRecord:
+    def place(self, svc: ServiceRecord, slot: int, node: NodeRecord | None, nodes: list[NodeRecord], why: str) -> TaskRecord:
+        """A new task for the slot: on the node the scheduler picks from nodes or, when it is
+        made for a node (a global service's), on that node, pending there until it fits, as
+        swarmkit's taskFitNode."""
+        if node is None:
+            return self.new_task(svc, slot, self.pick(svc, nodes), why)
+        return self.new_task(svc, slot, node, why, fits=self.service_failure(svc, node, self.of_service(svc)) is None)
+
+    def new_task(self, svc: ServiceRecord, slot: int, node: NodeRecord | None, why: str, fits: bool = True) -> TaskRecord:
+        assigned = node is not None and fits
         task = TaskRecord(
             id=new_id(),
             service_id=svc.id,
@@ -170,32 +185,34 @@ class _Planner:
             updated_at=self.stamp,
             spec_serial=svc.spec_serial,
             template=specdoc.template_of(svc.spec),
-            state="assigned" if node else "pending",
+            state="assigned" if assigned else "pending",
             timestamp=self.stamp,
-            message="assigned" if node else "pending task scheduling",
-            err="" if node else self.unplaced(svc),
+            message="assigned" if assigned else "pending task scheduling",
+            err="" if assigned else self.unplaced(svc, node),
             state_since=self.now,
         )
         if node:
             self.live_on_node[node.id] += 1
+        if node and assigned:
             task.assigned_generic = self.generic_claim(svc, node) or []
         self.plan.told.append(f"task {task_name(svc, task)} for {self.where(task.node_id)}: {why}")
         self.snap.tasks[task.id] = task
         self.put(task)
         return task
 
-    def place_pending(self, task: TaskRecord, svc: ServiceRecord, nodes: list[NodeRecord]) -> None:
-        node = self.pick(svc, nodes)
+    def place_pending(self, task: TaskRecord, svc: ServiceRecord, nodes: list[NodeRecord], its_node: NodeRecord | None) -> None:
+        node = self.pick(svc, nodes if its_node is None else [its_node])
         if node is None:
-            if (why := self.unplaced(svc)) != task.err:  # as swarmkit's scheduler words it again
+            if (why := self.unplaced(svc, its_node)) != task.err:  # as swarmkit's scheduler words it again
                 task.err, task.updated_at = why, self.stamp
                 self.put(task)
             return
+        if task.node_id != node.id:
+            self.live_on_node[node.id] += 1
         task.node_id, task.state, task.message, task.err = node.id, "assigned", "assigned", ""
         task.assigned_generic = self.generic_claim(svc, node) or []
         task.updated_at = task.timestamp = self.stamp
         task.state_since = self.now
-        self.live_on_node[node.id] += 1
         self.plan.told.append(f"task {task_name(svc, task)} for {self.where(node.id)}: it was pending")
         self.put(task)
 
@@ -233,7 +250,7 @@ class _Planner:
                 self.shut_down(current, "beyond the service's replicas")
             return None
         if current is not None and current.state == "pending":
-            self.place_pending(current, svc, nodes if node is None else [node])
+            self.place_pending(current, svc, nodes, node)
             return None
         if current is not None and current.node_id not in eligible_ids:
             known = self.snap.nodes.get(current.node_id)
@@ -241,7 +258,7 @@ class _Planner:
             self.shut_down(current, "its node is down" if down else "its node is drained or no longer matches")
             if down:
                 current.state, current.message = "orphaned", "node is down"
-            self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes), "replaces a task off its node")
+            self.place(svc, slot, node, nodes, "replaces a task off its node")
             return None
         if current is not None and current.state in TERMINAL:
             if job and current.state == "complete":
@@ -250,9 +267,7 @@ class _Planner:
             due = self.restart_due(svc, current)
             if due == "now":
                 self.shut_down(current, f"it ended ({current.state})")
-                task = self.new_task(
-                    svc, slot, node if node is not None else self.pick(svc, nodes), f"restarts a task that ended ({current.state})"
-                )
+                task = self.place(svc, slot, node, nodes, f"restarts a task that ended ({current.state})")
                 task.restarts = [*current.restarts, self.now]
             elif due == "never":
                 self.complete(current)  # the policy says no more: the slot stays empty
@@ -265,7 +280,7 @@ class _Planner:
                         and t.node_id in eligible_ids]  # fmt: skip
             if stopping and specs.update_policy(svc.spec).order == "stop-first":
                 return None  # the old task first ends (stop-first), then this slot is placed
-            self.new_task(svc, slot, node if node is not None else self.pick(svc, nodes), "the slot had no task")
+            self.place(svc, slot, node, nodes, "the slot had no task")
             return None
         return current if current.spec_serial != svc.spec_serial else None
 
@@ -324,7 +339,7 @@ class _Planner:
                 if node.id in by_node:
                     self.group(svc, 0, by_node[node.id], [node], True, node, job=True)
                 else:
-                    self.new_task(svc, 0, node, "a global job runs once on each node")
+                    self.place(svc, 0, node, nodes, "a global job runs once on each node")
             return
         by_slot: dict[int, list[TaskRecord]] = defaultdict(list)
         for task in this:
@@ -395,7 +410,7 @@ class _Planner:
         for old in batch:
             if policy.order == "start-first":  # the new task first; group() stops the old one
                 node = self.snap.nodes.get(old.node_id) if not old.slot else None
-                self.new_task(svc, old.slot, node if node is not None else self.pick(svc, nodes), "a rolling update")
+                self.place(svc, old.slot, node, nodes, "a rolling update")
             else:  # stop-first: group() places the slot again once the old task has ended
                 self.shut_down(old, "a rolling update")
 

@@ -218,9 +218,8 @@ def check_service_spec(spec: Document) -> Document:
     refuse_unknown(resources, {"Limits", "Reservations"}, "Resources")
     refuse_unknown(obj(resources, "Limits"), {"NanoCPUs", "MemoryBytes"}, "Resources.Limits")
     refuse_unknown(obj(resources, "Reservations"), {"NanoCPUs", "MemoryBytes", "GenericResources"}, "Resources.Reservations")
+    generic_resources_of(template)  # a named unit reserved is refused, as swarmkit's ValidateTask
     mode = service_mode(spec)
-    if generic_resources_of(template) and mode.global_mode:  # berth places them only by its scheduler
-        raise NotImplementedByBerth("generic resource reservations are supported by berth for replicated services only")
     if mode.job:
         if not mode.global_mode:  # swarmkit stores the defaults
             spec["Mode"] = {"ReplicatedJob": {"MaxConcurrent": mode.max_concurrent, "TotalCompletions": mode.replicas}}
