@@ -45,6 +45,17 @@ def berth(receiver: OtlpReceiver) -> Iterator[Berth]:
 
 
 @pytest.fixture
+def own_berth() -> Iterator[Berth]:
+    """A berth of the test's own (a test that stops and starts the whole berth)."""
+    b = Berth.create(None)
+    try:
+        b.up_detached()
+        yield b
+    finally:
+        b.teardown()
+
+
+@pytest.fixture
 def busybox_image(berth: Berth) -> str:
     """busybox:latest, imported from a rootfs tar built from Debian's static busybox.
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 from harness import Berth, wait_until
@@ -52,16 +51,6 @@ def test_on_failure_restarts_three_times(berth: Berth, busybox_image: str) -> No
         assert berth.docker_ok("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "1"
     finally:
         berth.docker("rm", "-f", cid)
-
-
-@pytest.fixture
-def own_berth() -> Iterator[Berth]:
-    b = Berth.create(None)
-    try:
-        b.up_detached()
-        yield b
-    finally:
-        b.teardown()
 
 
 def test_restart_always_comes_back_after_berth_restart(own_berth: Berth) -> None:

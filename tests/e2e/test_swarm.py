@@ -76,7 +76,8 @@ def test_single_node_swarm_runs_a_replicated_service(berth: Berth, busybox_image
         assert ca.startswith("-----BEGIN CERTIFICATE-----")
         digest = int(hashlib.sha256(ca.encode()).hexdigest(), 16)
         assert int(token.split("-")[2], 36) == digest
-        # What berth's CA and store do not do is refused, not stored and ignored.
+        # What berth's CA and store do not do is refused, not stored and ignored (autolock: in a
+        # swarm on this host only, test_swarm_autolock.py).
         for refused in (("swarm", "ca", "--rotate", "--detach"), ("swarm", "update", "--autolock=true")):
             res = berth.docker(*refused)
             assert res.returncode == 1, res

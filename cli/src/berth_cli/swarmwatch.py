@@ -7,6 +7,9 @@
   names one, reloaded when only its users or routes changed, restarted when a listener, its store
   or its cluster changed (nats-server reloads none of those), stopped when the file no longer
   names one. The orchestrator reconnects on its own, as after any NATS restart.
+- Its store's key (berth_kit.storekey) goes into its environment. A key wrapped by the swarm's
+  unlock key (autolock) keeps the server from starting until `docker swarm unlock` leaves the
+  unwrapped key in memory; `berth up` forgets that one when it starts.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import anyio
 from anyio.abc import TaskGroup
 from berth_common.privatefile import write_private
 from berth_kit.busauth import jetstream_settings, write_bus_dir
+from berth_kit.storekey import STORE_KEY_ENV, forget_unlocked, usable_key
 from berth_kit.swarmbus import (
     SwarmBus,
     SwarmServer,
@@ -46,7 +50,8 @@ SWARM_SERVER_STOP_GRACE = 5.0
 
 def write_swarm_server_config(path: Path, server: SwarmServer) -> None:
     Path(server.store).mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_private(path, render_swarm_server(server, jetstream_settings(Path(server.store))))
+    key_env = STORE_KEY_ENV if server.store_key_id else ""
+    write_private(path, render_swarm_server(server, jetstream_settings(Path(server.store), key_env)))
 
 
 class SwarmServerRunner:
@@ -54,26 +59,42 @@ class SwarmServerRunner:
     there is none), for the supervisor's state file (`berth down` reaps it)."""
 
     def __init__(self, bus_dir: Path, tg: TaskGroup, on_state: Callable[[ChildState | None], None]) -> None:
+        self._bus_dir = bus_dir
         self._config = bus_dir / SWARM_SERVER_CONFIG
         self._tg = tg
         self._on_state = on_state
         self._child: Child | None = None
         self._server: SwarmServer | None = None
+        self.locked: SwarmServer | None = None  # the server waiting for `docker swarm unlock`
+
+    async def _stop(self, why: str) -> None:
+        if self._child is not None:
+            log.info("swarm server: stopping (%s)", why)
+            await self._child.stop()
+            self._child = None
+            self._on_state(None)
 
     async def apply(self, server: SwarmServer | None) -> None:
-        old, self._server = self._server, server
+        old, self._server, self.locked = self._server, server, None
         if server is None:
-            if self._child is not None:
-                log.info("swarm server: stopping (no longer a manager of a swarm across hosts)")
-                await self._child.stop()
-                self._child = None
-                self._on_state(None)
+            await self._stop("no longer a manager of a swarm across hosts")
             return
+        env = dict(os.environ)
+        if server.store_key_id:
+            key = await anyio.to_thread.run_sync(usable_key, self._bus_dir, server.store_key_id)
+            if key is None:
+                await self._stop("its store's key is locked")
+                self._server, self.locked = None, server
+                log.warning('swarm server: locked; `docker swarm unlock` starts it (autolock)')
+                return
+            env[STORE_KEY_ENV] = key
+        if old is not None and old.store_key_id != server.store_key_id:
+            await self._stop("its store's key changed")  # a Child keeps the environment it was made with
         await anyio.to_thread.run_sync(write_swarm_server_config, self._config, server)
         if self._child is None:
             state = ChildState(name="nats-swarm-server")
             self._child = Child(
-                state, [nats_server_binary(), "-c", str(self._config)], dict(os.environ), lambda: self._on_state(state),
+                state, [nats_server_binary(), "-c", str(self._config)], env, lambda: self._on_state(state),
                 stop_grace=SWARM_SERVER_STOP_GRACE,
             )  # fmt: skip
             log.info("swarm server: starting (swarm port %s)", server.listen)
@@ -97,11 +118,16 @@ async def watch_swarm_bus(
     """Runs for the supervisor's life; nats.conf was rendered from the file at start."""
     seen = file_signature(swarm_file)
     current: SwarmBus = await anyio.to_thread.run_sync(read_swarm_bus, swarm_file)
+    await anyio.to_thread.run_sync(forget_unlocked, bus_dir)
     async with anyio.create_task_group() as tg:
         runner = SwarmServerRunner(bus_dir, tg, on_server_state)
         await runner.apply(current.server)  # a manager restarted: its swarm server too
         while True:
             await anyio.sleep(POLL)
+            locked = runner.locked
+            if locked is not None and await anyio.to_thread.run_sync(usable_key, bus_dir, locked.store_key_id) is not None:
+                log.info("swarm server: unlocked")
+                await runner.apply(locked)
             now = file_signature(swarm_file)
             if now == seen:
                 continue

@@ -3,11 +3,14 @@ nats-server accepts it, and read back as written."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from berth_kit.busauth import ensure_credentials, jetstream_settings, render_server_config
+from berth_kit.storekey import STORE_KEY_ENV
 from berth_kit.swarmbus import (
     LeafRemote,
     LeafUser,
@@ -45,11 +48,21 @@ WORKER = SwarmBus(
 )
 
 
-def _nats_accepts(config: str, tmp_path: Path) -> None:
+def _nats_accepts(config: str, tmp_path: Path, env: dict[str, str] | None = None) -> None:
     path = tmp_path / "nats.conf"
     path.write_text(config)
-    res = subprocess.run([nats_server_binary(), "-t", "-c", str(path)], capture_output=True, text=True, timeout=30)
+    res = subprocess.run([nats_server_binary(), "-t", "-c", str(path)], capture_output=True, text=True, timeout=30,
+                         env=env)  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_an_encrypted_store_takes_its_key_from_the_environment_only(tmp_path: Path) -> None:
+    store = tmp_path / "js"
+    config = render_swarm_server(replace(SERVER, store=str(store)), jetstream_settings(store, STORE_KEY_ENV))
+    assert "cipher: chachapoly" in config and f"key: ${STORE_KEY_ENV}" in config
+    _nats_accepts(config, tmp_path, {**os.environ, STORE_KEY_ENV: "a-key-never-written-down"})
+    with pytest.raises(AssertionError, match="can not be found"):  # no key given: no server
+        _nats_accepts(config, tmp_path, {k: v for k, v in os.environ.items() if k != STORE_KEY_ENV})
 
 
 def test_a_workers_link_and_a_managers_swarm_server_are_valid_for_nats_server(tmp_path: Path) -> None:

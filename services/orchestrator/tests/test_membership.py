@@ -61,7 +61,7 @@ def test_a_manager_admits_both_tokens_joiners_and_each_worker_on_its_own_subject
                    leaf_password_hash=hashed),
         NodeRecord(id="w2", berth_node="c", hostname="c", created_at="", updated_at="", role="worker"),  # left
     ]  # fmt: skip
-    server = manager_server(nodes[0], cluster, nodes, None, tmp_path, "")
+    server = manager_server(nodes[0], cluster, nodes, None, tmp_path, "", "k1")
     users = {u.user: u for u in server.users}
     worker_join, manager_join = join_user(cluster.worker_secret)[0], join_user(cluster.manager_secret)[0]
     assert set(users) == {worker_join, manager_join, "node-w1"}
@@ -85,8 +85,8 @@ def test_a_second_manager_makes_a_cluster_that_stays_one(tmp_path: Path) -> None
                     listen="0.0.0.0:2377", addr="10.0.0.1", routes_at="10.0.0.1:2378")  # fmt: skip
     m2 = NodeRecord(id="m2", berth_node="b", hostname="b", created_at="", updated_at="", role="manager",
                     listen="0.0.0.0:2377", addr="10.0.0.2", routes_at="10.0.0.2:2378")  # fmt: skip
-    alone = manager_server(m1, cluster, [m1], None, tmp_path, "")
-    pair = manager_server(m1, cluster, [m1, m2], alone, tmp_path, "")
+    alone = manager_server(m1, cluster, [m1], None, tmp_path, "", "k1")
+    pair = manager_server(m1, cluster, [m1, m2], alone, tmp_path, "", "k1")
     assert pair.routes == ("10.0.0.2:2378",) and pair.cluster.startswith("berth-")
     assert (pair.cluster_listen, pair.cluster_advertise) == ("0.0.0.0:2378", "10.0.0.1:2378")
     assert (pair.route_user, pair.route_password) == ("route-x", "route-secret")
@@ -94,7 +94,7 @@ def test_a_second_manager_makes_a_cluster_that_stays_one(tmp_path: Path) -> None
     # Its own client port and password are kept: the orchestrator's link stays valid.
     assert (pair.client_port, pair.client_password) == (alone.client_port, alone.client_password)
     # The other manager gone from the state: still a cluster (its store is the cluster's).
-    assert manager_server(m1, cluster, [m1], pair, tmp_path, "").cluster == pair.cluster
+    assert manager_server(m1, cluster, [m1], pair, tmp_path, "", "k1").cluster == pair.cluster
 
 
 def test_routes_admit_the_managers_keys_and_a_demoted_ones_until_it_left_the_cluster(tmp_path: Path) -> None:
@@ -112,18 +112,18 @@ def test_routes_admit_the_managers_keys_and_a_demoted_ones_until_it_left_the_clu
 
     m1, m2, m3 = manager(1), manager(2), manager(3)
     pin = {n.id: swarmca.key_pin(n.cert) for n in (m1, m2, m3)}
-    three = manager_server(m1, cluster, [m1, m2, m3], None, tmp_path, "/tls")
+    three = manager_server(m1, cluster, [m1, m2, m3], None, tmp_path, "/tls", "k1")
     assert three.route_pins == tuple(sorted(pin.values()))
     assert three.cert_digest and three.cert_digest == cert_digest(m1.cert)  # renewed: another, so a reload
     # m3 demoted: its route and its key stay until its server has left JetStream's cluster.
     leaving = manager(3, role="worker", leaving_cluster=True, cert=m3.cert)
-    assert manager_server(m1, cluster, [m1, m2, leaving], three, tmp_path, "/tls").route_pins == three.route_pins
+    assert manager_server(m1, cluster, [m1, m2, leaving], three, tmp_path, "/tls", "k1").route_pins == three.route_pins
     gone = manager(3, role="worker", cert=m3.cert)
-    two = manager_server(m1, cluster, [m1, m2, gone], three, tmp_path, "/tls")
+    two = manager_server(m1, cluster, [m1, m2, gone], three, tmp_path, "/tls", "k1")
     assert two.route_pins == tuple(sorted((pin["m1"], pin["m2"]))) and not two.restart_needed(three)
     # No TLS (a swarm older than berth's TLS), or no routes yet: nothing to pin.
-    assert manager_server(m1, cluster, [m1, m2, m3], None, tmp_path, "").route_pins == ()
-    assert manager_server(m1, cluster, [m1], None, tmp_path, "/tls").route_pins == ()
+    assert manager_server(m1, cluster, [m1, m2, m3], None, tmp_path, "", "k1").route_pins == ()
+    assert manager_server(m1, cluster, [m1], None, tmp_path, "/tls", "k1").route_pins == ()
 
 
 def test_addresses_read_as_dockerd_reads_them() -> None:
@@ -144,7 +144,7 @@ def test_a_promoted_worker_keeps_its_session_until_it_serves_as_a_manager(tmp_pa
     w1 = NodeRecord(id="w1", berth_node="b", hostname="b", created_at="", updated_at="", role="manager",
                     listen="0.0.0.0:2377", addr="10.0.0.2", routes_at="10.0.0.2:2378",
                     leaf_password_hash=hash_password("pw"))  # fmt: skip
-    server = manager_server(m1, cluster, [m1, w1], None, tmp_path, "")
+    server = manager_server(m1, cluster, [m1, w1], None, tmp_path, "", "k1")
     assert "node-w1" in {u.user for u in server.users}  # the promotion reaches it over its session
     assert server.routes == ("10.0.0.2:2378",)  # and the route to it is ready
     snap = Snapshot(cluster=cluster, nodes={"m1": m1, "w1": w1})

@@ -287,6 +287,11 @@ def test_generic_resources_are_claimed_from_what_each_node_offers() -> None:
     assert resource_env(["gpu=UUID-A", "gpu=UUID-B", "fpga=2"]) == ["DOCKER_RESOURCE_FPGA=2", "DOCKER_RESOURCE_GPU=UUID-A,UUID-B"]
     assert generic_docs(["gpu=UUID-A", "fpga=2"]) == [{"NamedResourceSpec": {"Kind": "gpu", "Value": "UUID-A"}},
                                                       {"DiscreteResourceSpec": {"Kind": "fpga", "Value": 2}}]  # fmt: skip
+    named = _snap(_spec(1, Resources={"Reservations": {"GenericResources": [
+        {"NamedResourceSpec": {"Kind": "gpu", "Value": "UUID-A"}}]}}))  # fmt: skip
+    named.nodes["n0"].generic_resources = ["gpu=UUID-A"]
+    _apply(named)  # stored, as dockerd stores it; swarmkit's scheduler places counts only
+    assert [(t.state, t.err) for t in _live(named)] == [("pending", "no suitable node (insufficient resources on 1 node)")]
     held = next(t for t in _live(snap) if t.assigned_generic == ["gpu=UUID-A"])
     held.desired_state = "shutdown"  # its unit is free again: the pending task takes it
     _apply(snap)

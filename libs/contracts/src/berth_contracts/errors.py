@@ -17,6 +17,7 @@ ErrorKind = Literal[
     "conflict",  # 409
     "not_modified",  # 304
     "forbidden",  # 403
+    "unauthorized",  # 401
     "unavailable",  # 503
     "not_implemented",  # 501
     "internal",  # 500
@@ -28,6 +29,7 @@ HTTP_STATUS: dict[str, int] = {
     "conflict": 409,
     "not_modified": 304,
     "forbidden": 403,
+    "unauthorized": 401,
     "unavailable": 503,
     "not_implemented": 501,
     "internal": 500,
@@ -76,6 +78,10 @@ class Forbidden(BerthError):
     kind = "forbidden"
 
 
+class Unauthorized(BerthError):
+    kind = "unauthorized"
+
+
 class Unavailable(BerthError):
     kind = "unavailable"
 
@@ -96,6 +102,7 @@ _BY_KIND: dict[str, type[BerthError]] = {
         Conflict,
         NotModified,
         Forbidden,
+        Unauthorized,
         Unavailable,
         NotImplementedByBerth,
         InternalError,

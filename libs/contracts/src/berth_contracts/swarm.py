@@ -66,6 +66,27 @@ class SwarmUpdate(Command, frozen=True):
     spec: Document
     rotate_worker_token: bool = False
     rotate_manager_token: bool = False
+    rotate_manager_unlock_key: bool = False
+
+
+class SwarmUnlock(Command, frozen=True):
+    """`docker swarm unlock`: the unlock key for this node's locked manager (autolock)."""
+
+    unlock_key: str
+
+    def __repr__(self) -> str:  # never the key (logs, tracebacks)
+        return "SwarmUnlock()"
+
+
+class SwarmUnlockKey(Command, frozen=True):
+    pass
+
+
+class UnlockKey(Reply, frozen=True):
+    unlock_key: str  # "" without autolock
+
+    def __repr__(self) -> str:
+        return "UnlockKey()"
 
 
 class LocalNodeInfo(Command, frozen=True):
@@ -295,6 +316,8 @@ OrchestratorRequest = (
     | SwarmInspect
     | SwarmLeave
     | SwarmUpdate
+    | SwarmUnlock
+    | SwarmUnlockKey
     | LocalNodeInfo
     | NodeList
     | NodeInspect

@@ -96,17 +96,20 @@ def ensure_credentials(bus_dir: Path, owners: dict[str, int] | None = None) -> d
     return out
 
 
-def jetstream_settings(store_dir: Path) -> tuple[str, ...]:
+def jetstream_settings(store_dir: Path, key_env: str = "") -> tuple[str, ...]:
     """The nats.conf lines that turn JetStream on for swarm mode's state (the orchestrator's KV
     bucket; only the orchestrator's identity may use its API). Writes are fsynced before they
     are acknowledged: JetStream's default (a sync every 2 min) could lose a service the user
-    created. Small limits: the swarm's state is a few records per node, service and task."""
+    created. Small limits: the swarm's state is a few records per node, service and task.
+    key_env: the store is encrypted with the key in that environment variable (storekey)."""
+    cipher = ("  cipher: chachapoly", f"  key: ${key_env}") if key_env else ()
     return (
         "jetstream {",
         f"  store_dir: {json.dumps(str(store_dir))}",
         "  max_memory_store: 64MB",
         "  max_file_store: 1GB",
         "  sync_interval: always",
+        *cipher,
         "}",
     )
 

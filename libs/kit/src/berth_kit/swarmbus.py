@@ -85,13 +85,19 @@ class SwarmServer:
     # Its certificate's digest: a renewed one (the same files) changes this file, so the
     # supervisor has nats-server reload it.
     cert_digest: str = ""
+    # Its store's key (berth_kit.storekey), by id: the store is encrypted ("": a server made
+    # before berth encrypted the state).
+    store_key_id: str = ""
 
     def __repr__(self) -> str:  # never a password
         return f"SwarmServer(name={self.name!r}, listen={self.listen!r}, routes={self.routes!r})"
 
     def restart_needed(self, other: SwarmServer) -> bool:
         """What nats-server cannot reload: its listeners, store and cluster identity."""
-        fixed = ("name", "client_port", "store", "listen", "cluster", "cluster_listen", "cluster_advertise", "tls_dir")
+        fixed = (
+            "name", "client_port", "store", "listen", "cluster", "cluster_listen", "cluster_advertise", "tls_dir",
+            "store_key_id",
+        )  # fmt: skip
         return any(getattr(self, f) != getattr(other, f) for f in fixed)
 
 
@@ -147,7 +153,7 @@ def _server(raw: dict[str, Any]) -> SwarmServer:
         routes=tuple(raw.get("routes", ())), route_user=str(raw.get("route_user", "")),
         route_password=str(raw.get("route_password", "")), system_password=str(raw.get("system_password", "")),
         tls_dir=str(raw.get("tls_dir", "")), route_pins=tuple(raw.get("route_pins", ())),
-        cert_digest=str(raw.get("cert_digest", "")),
+        cert_digest=str(raw.get("cert_digest", "")), store_key_id=str(raw.get("store_key_id", "")),
     )  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from berth_orchestrator.serviceapi import ServiceApi
 from berth_orchestrator.servicelogs import NodeLogEndpoint, NodeLogSource, ServiceLogReader
 from berth_orchestrator.store import SwarmStore
 from berth_orchestrator.swarmlink import SwarmLink
+from berth_orchestrator.unlocking import Unlocking
 
 SERVICE = "berth-orchestrator"
 
@@ -41,6 +42,9 @@ def register(
     server.handle(s.SwarmInspect, api.inspect)
     server.handle(s.SwarmUpdate, api.update)
     server.handle(s.SwarmLeave, api.leave)
+    unlocking = Unlocking(api)
+    server.handle(s.SwarmUnlock, unlocking.unlock)
+    server.handle(s.SwarmUnlockKey, unlocking.unlock_key)
     server.handle(s.LocalNodeInfo, api.local_info)
     server.handle(s.NodeList, api.node_list)
     server.handle(s.NodeInspect, api.node_inspect)

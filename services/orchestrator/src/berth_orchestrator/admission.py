@@ -58,7 +58,8 @@ class Admission:
         if snap.cluster is None or me is None or me.role != "manager" or bus.server is None:
             return
         server = manager_server(
-            me, snap.cluster, snap.nodes.values(), bus.server, self.membership.server_store, self.membership.server_tls()
+            me, snap.cluster, snap.nodes.values(), bus.server, self.membership.server_store, self.membership.server_tls(),
+            bus.server.store_key_id or self.membership.store_key.ensure(),
         )
         if server == bus.server:
             return

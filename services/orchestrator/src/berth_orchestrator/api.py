@@ -12,11 +12,12 @@ import anyio
 from berth_common.gotime import rfc3339nano
 from berth_contracts import swarm as sw
 from berth_contracts.base import Done
-from berth_contracts.errors import Conflict, InvalidParameter, Unavailable
+from berth_contracts.errors import Conflict, InvalidParameter, NotImplementedByBerth, Unavailable
 from berth_kit.swarmbus import SwarmBus
 
 from berth_orchestrator import ids, specs, swarmca, views
 from berth_orchestrator.admission import Admission
+from berth_orchestrator.autolock import SWARM_LOCKED, unlock_key_for
 from berth_orchestrator.joining import Worker
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.lookup import check_filters, labels_match, node_name, resolve
@@ -54,6 +55,11 @@ LAST_MANAGER = (
     "this message."
 )
 
+AUTOLOCK_NEEDS_A_SERVER = (
+    "autolock is not supported by berth for this swarm: its state is in this node's own NATS (a "
+    "swarm initialised without --advertise-addr, or under berth up --nats-url); `docker swarm "
+    "init --autolock` keeps it encrypted on a swarm server"
+)
 JOIN_AS_MANAGER_WITHIN = 30.0
 HEARD_WITHIN = 10.0  # seconds a promotion waits for a node unheard for a moment
 
@@ -82,6 +88,16 @@ class SwarmApi:
         if self.link is not None:
             await self.link.sync()
 
+    async def _autolock(self, cluster: ClusterRecord) -> None:
+        """This manager's store key wrapped by the swarm's unlock key now, not at the link's
+        next round (a `berth down` right after `--autolock` finds it locked); the others follow."""
+        server = self.membership.read().server
+        if server is None or not server.store_key_id:
+            if cluster.unlock_key:
+                raise NotImplementedByBerth(AUTOLOCK_NEEDS_A_SERVER)
+            return
+        await anyio.to_thread.run_sync(self.membership.store_key.follow, server.store_key_id, cluster.unlock_key)
+
     async def managed(self) -> Snapshot:
         """The state, on a manager; dockerd's words elsewhere."""
         snap = await self.store.load()
@@ -103,9 +119,14 @@ class SwarmApi:
         addr = advertised_host(cmd.advertise_addr, cmd.listen_addr) or "127.0.0.1"
         # The swarm port (nats-server's leafnode listener) opens when other hosts can reach this
         # one: an address to advertise was given. Without one the swarm stays on this host (its
-        # address would be loopback), and nats-server is not restarted for a port nobody uses.
-        if not self.membership.managed or addr.startswith("127.") or addr == "::1":
+        # address would be loopback), and nats-server is not restarted for a port nobody uses;
+        # unless autolock is asked for: the swarm server's store is the one encrypted.
+        unlock_key = unlock_key_for(spec, "", rotate=False)
+        loopback = addr.startswith("127.") or addr == "::1"
+        if not self.membership.managed or (loopback and not unlock_key):
             listen = ""
+        if unlock_key and not listen:
+            raise NotImplementedByBerth(AUTOLOCK_NEEDS_A_SERVER)
         if listen:
             await anyio.to_thread.run_sync(check_listen, listen)
         stamp = rfc3339nano()
@@ -121,7 +142,7 @@ class SwarmApi:
             worker_secret=ids.new_secret(), manager_secret=ids.new_secret(),
             route_user=f"route-{ids.new_secret()[:12]}", route_password=ids.new_secret() + ids.new_secret(),
             ca_cert=ca_cert, ca_key=ca_key, default_addr_pool=pools, subnet_size=subnet_size,
-            data_path_port=data_path_port,
+            data_path_port=data_path_port, unlock_key=unlock_key,
         )  # fmt: skip
         if listen:
             names = await anyio.to_thread.run_sync(swarmca.local_names, addr, listen_host)
@@ -134,6 +155,7 @@ class SwarmApi:
         await self.store.put_seen(snap, node.id, node.last_seen)
         await self.store.put_cluster(snap, cluster)
         await self._roles(snap)
+        await self._autolock(cluster)
         return sw.SwarmInitialised(node_id=node.id)
 
     async def _serve_other_hosts(self, node: NodeRecord, cluster: ClusterRecord) -> Snapshot:
@@ -141,7 +163,8 @@ class SwarmApi:
         nats-server; berth_kit.swarmbus): started here, the state then written there."""
         store_root = self.membership.server_store
         await anyio.to_thread.run_sync(partial(shutil.rmtree, store_root, ignore_errors=True))  # a swarm left
-        server = manager_server(node, cluster, [node], None, store_root, self.membership.server_tls())
+        store_key_id = await anyio.to_thread.run_sync(self.membership.store_key.ensure)
+        server = manager_server(node, cluster, [node], None, store_root, self.membership.server_tls(), store_key_id)
         self.membership.write(SwarmBus(server=server))
         await self._roles()
         return Snapshot()
@@ -196,9 +219,13 @@ class SwarmApi:
             cluster.worker_secret = ids.new_secret()
         if cmd.rotate_manager_token:
             cluster.manager_secret = ids.new_secret()
+        cluster.unlock_key = unlock_key_for(cluster.spec, cluster.unlock_key, cmd.rotate_manager_unlock_key)
+        if cluster.unlock_key and self.membership.read().server is None:
+            raise NotImplementedByBerth(AUTOLOCK_NEEDS_A_SERVER)
         cluster.updated_at = rfc3339nano()
         await self.store.put_cluster(snap, cluster)
         await self._roles(snap)  # the join users follow the tokens
+        await self._autolock(cluster)
         return Done()
 
     async def leave(self, cmd: sw.SwarmLeave) -> Done:
@@ -258,6 +285,9 @@ class SwarmApi:
         notes = self.membership.worker()
         if notes is not None:
             return sw.NodeSwarmState(info=views.info_worker(notes))
+        server = self.membership.read().server
+        if self.link is not None and self.link.locked and server is not None:
+            return sw.NodeSwarmState(info=views.info_inactive("locked", server.name, SWARM_LOCKED))
         if not await self.store.in_swarm():  # every `docker info` asks: one key read outside a swarm
             return sw.NodeSwarmState(info=views.info_inactive())
         snap = await self._read_soon()

@@ -136,6 +136,7 @@ class Worker:
             cluster_advertise=route_addr(addr, port), routes=tuple(routes.routes),
             route_user=routes.route_user, route_password=routes.route_password,
             tls_dir=tls_dir, route_pins=tuple(routes.route_pins), cert_digest=cert_digest(routes.cert) if tls_dir else "",
+            store_key_id=self.membership.store_key.ensure(),
         )  # fmt: skip
         # Until the link to that server is up, the state is unreadable here, never "no swarm" (a
         # promoted node's engine would remove its tasks).

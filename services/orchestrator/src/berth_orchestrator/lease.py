@@ -165,13 +165,17 @@ class Leadership:
         self._down = down
 
     async def run(self) -> None:
+        said = ""
         while True:
             try:
                 await self.cycle()
+                said = ""
                 if self._failing_since:
                     self.outage, self._failing_since = (self._failing_since, time.time()), 0.0
-            except BerthError as exc:  # JetStream away (NATS restarting): try again
-                log.warning("orchestrator cycle: %s", exc.message)
+            except BerthError as exc:  # JetStream away (NATS restarting, a manager locked): try again
+                # Once per cause, not every second (a locked manager waits for its user).
+                log.log(logging.DEBUG if exc.message == said else logging.WARNING, "orchestrator cycle: %s", exc.message)
+                said = exc.message
                 self._failed()
             except Exception:  # noqa: BLE001 - a bad cycle must not end leadership for good
                 log.exception("orchestrator cycle failed")

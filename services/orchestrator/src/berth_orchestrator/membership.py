@@ -40,6 +40,7 @@ from berth_kit.swarmbus import (
     write_swarm_bus,
 )
 
+from berth_orchestrator.autolock import StoreKey
 from berth_orchestrator.records import ClusterRecord, NodeRecord
 from berth_orchestrator.swarmca import NodeTLS, key_pin
 
@@ -171,10 +172,12 @@ def manager_server(
     old: SwarmServer | None,
     store_root: Path,
     tls_dir: str,
+    store_key_id: str,
 ) -> SwarmServer:
     """This manager's swarm server, from the state: its users, and routes to the other
     managers once there are several. Once clustered it stays so (its store is the cluster's).
-    tls_dir: its certificate's directory ("" without one: a swarm made before berth had TLS)."""
+    tls_dir: its certificate's directory ("" without one: a swarm made before berth had TLS).
+    store_key_id: its store's key (autolock.StoreKey.ensure)."""
     nodes = list(nodes)
     # A demoted manager keeps its route until its server left JetStream's cluster.
     others = sorted(
@@ -199,6 +202,7 @@ def manager_server(
         tls_dir=tls_dir,
         route_pins=route_pins(nodes) if clustered and tls_dir else (),
         cert_digest=cert_digest(me.cert) if tls_dir else "",
+        store_key_id=store_key_id,
     )
 
 
@@ -246,6 +250,8 @@ class Membership:
             write_swarm_bus(self.path, bus)
             if bus.empty:
                 self.tls.remove()  # out of the swarm: its keys are kept no longer than needed
+            if bus.server is None:
+                self.store_key.remove()  # no server, no store: its key goes too
 
     def stepped_down(self, remote: LeafRemote, notes: dict[str, str]) -> None:
         """A demoted manager's bus: its link to the managers only. Its certificate goes (a
@@ -268,6 +274,11 @@ class Membership:
         """The state kept across a swarm server's move into a cluster (restore.Restore)."""
         assert self.path is not None
         return self.path.parent / "swarm-restore.json"
+
+    @property
+    def store_key(self) -> StoreKey:
+        assert self.path is not None
+        return StoreKey(self.path.parent)
 
     @property
     def tls(self) -> NodeTLS:

@@ -85,9 +85,12 @@ class _Planner:
         left beside its live tasks')."""
         if svc.id not in self.generic_wanted:
             try:
-                self.generic_wanted[svc.id] = taskspec.generic_resources_of(specdoc.template_of(svc.spec))
-            except InvalidParameter:  # a named unit reserved, stored before berth refused it
-                self.generic_wanted[svc.id] = None
+                asked = taskspec.generic_resources_of(specdoc.template_of(svc.spec))
+            except InvalidParameter:  # malformed, stored before berth checked it
+                asked = None
+            # A named unit asked for: swarmkit's HasEnough takes counts only (the task waits).
+            counts = [(kind, n) for kind, n in asked or [] if isinstance(n, int)]
+            self.generic_wanted[svc.id] = counts if asked is not None and len(counts) == len(asked) else None
         wanted = self.generic_wanted[svc.id]
         if wanted is None:
             return None

@@ -42,8 +42,10 @@ class ClusterRecord(msgspec.Struct, kw_only=True):
     default_addr_pool: list[str] = msgspec.field(default_factory=lambda: ["10.0.0.0/8"])
     subnet_size: int = 24
     data_path_port: int = 4789
+    # Autolock's unlock key (autolock.new_unlock_key; swarmkit's UnlockKeys): "" without it.
+    unlock_key: str = ""
 
-    def __repr__(self) -> str:  # never the tokens' parts (logs, tracebacks)
+    def __repr__(self) -> str:  # never the tokens' parts or the unlock key (logs, tracebacks)
         return f"ClusterRecord(id={self.id!r})"
 
 

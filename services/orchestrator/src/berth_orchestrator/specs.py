@@ -218,7 +218,7 @@ def check_service_spec(spec: Document) -> Document:
     refuse_unknown(resources, {"Limits", "Reservations"}, "Resources")
     refuse_unknown(obj(resources, "Limits"), {"NanoCPUs", "MemoryBytes"}, "Resources.Limits")
     refuse_unknown(obj(resources, "Reservations"), {"NanoCPUs", "MemoryBytes", "GenericResources"}, "Resources.Reservations")
-    generic_resources_of(template)  # a named unit reserved is refused, as swarmkit's ValidateTask
+    generic_resources_of(template)  # its shape (a named unit is stored, as dockerd does)
     mode = service_mode(spec)
     if mode.job:
         if not mode.global_mode:  # swarmkit stores the defaults
@@ -268,15 +268,12 @@ MIN_CERT_EXPIRY_NS = 3600 * 10**9  # swarmkit's ca.MinNodeCertExpiration
 
 def check_swarm_features(spec: Document, current: Document | None) -> None:
     """What a SwarmSpec may ask that berth does not do, refused rather than stored and ignored:
-    autolock (the state is not encrypted at rest), and a new or external root CA (`docker
-    swarm ca --rotate`, `--external-ca`: berth's CA is the one made at init, see swarmca); and
-    a certificate expiry under swarmkit's minimum."""
+    a new or external root CA (`docker swarm ca --rotate`, `--external-ca`: berth's CA is the
+    one made at init, see swarmca); and a certificate expiry under swarmkit's minimum."""
     ca = obj(spec, "CAConfig")
     expiry = ca.get("NodeCertExpiry")
     if isinstance(expiry, int) and 0 < expiry < MIN_CERT_EXPIRY_NS:
         raise InvalidParameter("rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s")
-    if obj(spec, "EncryptionConfig").get("AutoLockManagers"):
-        raise NotImplementedByBerth("autolock is not supported by berth: the swarm's state is not encrypted at rest")
     # At init (no current spec) the CA is new anyway: ForceRotate is only recorded, as swarmkit does.
     rotate = current is not None and int(ca.get("ForceRotate") or 0) > int(obj(current, "CAConfig").get("ForceRotate") or 0)
     if rotate or ca.get("ExternalCAs") or ca.get("SigningCACert") or ca.get("SigningCAKey"):

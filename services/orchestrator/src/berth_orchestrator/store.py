@@ -130,6 +130,7 @@ class SwarmStore:
         self._on_server = False
         self._lock = anyio.Lock()
         self._before_close: tuple[JetStreamContext | None, bool, bool] | None = None  # dump(close=True)
+        self._why = NOT_YET  # why the state is unreadable while there is no server to read it on
 
     async def use(self, nc: NATS, on_server: bool = False, create: bool = True) -> None:
         """Read and write through nc from now on. on_server: nc is this manager's swarm server,
@@ -142,14 +143,17 @@ class SwarmStore:
             self._before_close = None
             self._on_server = on_server
             self._create = create
+            self._why = NOT_YET
 
-    def await_server(self) -> None:
+    def await_server(self, why: str = NOT_YET) -> None:
         """A manager restarted: its state is on its swarm server, not reached yet. Until use()
-        points there, the state is unreadable (never "no swarm": engines would remove tasks)."""
+        points there, the state is unreadable (never "no swarm": engines would remove tasks).
+        why: the error every read answers meanwhile (a locked manager's: autolock)."""
         self._on_server = True
         self._create = False
         self._js = None
         self._kv = None
+        self._why = why
 
     def reopen(self) -> None:
         """After dump(close=True), when the move it was for did not start: as before."""
@@ -159,7 +163,7 @@ class SwarmStore:
 
     def _context(self) -> JetStreamContext:
         if self._js is None:
-            raise Unavailable(NOT_YET)
+            raise Unavailable(self._why)
         return self._js
 
     async def kv(self) -> KeyValue:

@@ -15,6 +15,9 @@ and the other nodes' sessions go through, while swarm.json names a server.
   demoted: the other moves the state to a server of its own (shrink_to_one), and only then
   does the demoted one's server go (a cluster of two without one has no majority).
 - Serves NodeLogs (`docker service logs`) for this node where the managers send them.
+- Autolock: a manager whose store key is locked does not connect (its server cannot start)
+  and every read of the state answers that it is locked, until `docker swarm unlock`; an
+  unlocked one keeps its store key wrapped by the swarm's unlock key (autolock.StoreKey).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from nats.errors import Error as NatsError
 
 from berth_orchestrator import swarmca
 from berth_orchestrator.admission import Admission
+from berth_orchestrator.autolock import SWARM_LOCKED
 from berth_orchestrator.lease import Leadership
 from berth_orchestrator.membership import (
     MAX_STATE_COPIES,
@@ -95,6 +99,7 @@ class SwarmLink:
         self._servers: list[RpcServer] = []
         self._logs = logs
         self._alone_seen = 0
+        self.locked = False  # autolock: the server waits for `docker swarm unlock`
 
     def bus(self) -> NATS:
         """The swarm's bus as this node reaches it: its swarm server, else its own NATS."""
@@ -108,6 +113,16 @@ class SwarmLink:
         """Connect to the server the file names, or leave the one it no longer names."""
         async with self._lock:
             server = self._membership.read().server
+            locked = (
+                server is not None and self._conn is None and bool(server.store_key_id)
+                and self._membership.store_key.locked(server.store_key_id)
+            )  # fmt: skip
+            if locked != self.locked:
+                log.warning("swarm server: %s", "locked until `docker swarm unlock`" if locked else "unlocked")
+                self.locked = locked
+            if locked:
+                self._store.await_server(SWARM_LOCKED)
+                return
             key = (server.client_port, server.client_password, server.cluster) if server is not None else None
             if key == self._key:
                 return
@@ -188,6 +203,8 @@ class SwarmLink:
             return
         if me is not None:
             await self.renew_certificate(snap, me)
+        if snap.cluster is not None and server.store_key_id:
+            await anyio.to_thread.run_sync(self._membership.store_key.follow, server.store_key_id, snap.cluster.unlock_key)
         await self._admission.rewrite_bus(snap)
         if server.cluster and self._leadership.is_leader:
             if await self.remove_peers(snap, server):
@@ -282,7 +299,9 @@ class SwarmLink:
             self._store.reopen()  # the move did not start
             raise
         nodes = [n for n in snap.nodes.values() if n.id not in {x.id for x in leaving}] + leaving
-        alone = manager_server(me, snap.cluster, nodes, replace(server, cluster=""), store_root, server.tls_dir)
+        alone = manager_server(
+            me, snap.cluster, nodes, replace(server, cluster=""), store_root, server.tls_dir, server.store_key_id
+        )
         self._membership.write(SwarmBus(server=alone, member=self._membership.read().member))
         log.info("the other manager was demoted: the swarm's state moves to this node's server alone")
         await self.sync()

@@ -113,11 +113,11 @@ def security_opts_of(template: Document) -> list[str]:
 _SELINUX = (("User", "user"), ("Role", "role"), ("Type", "type"), ("Level", "level"))
 
 
-def generic_resources_of(template: Document) -> list[tuple[str, int]]:
-    """Resources.Reservations.GenericResources: (kind, count), counts only, as swarmkit's
-    ValidateTask (`--generic-resource gpu=1`); a node offers them with `berth up
-    --node-generic-resource` (dockerd's flag)."""
-    out: list[tuple[str, int]] = []
+def generic_resources_of(template: Document) -> list[tuple[str, int | str]]:
+    """Resources.Reservations.GenericResources: (kind, count), or (kind, name) for a named unit
+    (dockerd stores it; swarmkit's scheduler places counts only, so that task stays pending); a
+    node offers them with `berth up --node-generic-resource` (dockerd's flag)."""
+    out: list[tuple[str, int | str]] = []
     for item in obj(obj(template, "Resources"), "Reservations").get("GenericResources") or []:
         named, discrete = (obj(item, k) if isinstance(item, dict) else {} for k in ("NamedResourceSpec", "DiscreteResourceSpec"))
         if not isinstance(item, dict) or len(item) != 1 or not (named or discrete):
@@ -126,9 +126,7 @@ def generic_resources_of(template: Document) -> list[tuple[str, int]]:
         kind, value = spec.get("Kind"), spec.get("Value")
         if not isinstance(kind, str) or not kind or not isinstance(value, str if named else int) or isinstance(value, bool):
             raise InvalidParameter(f"invalid generic resource {item!r}")
-        if named:
-            raise InvalidParameter(f"invalid argument for resource {kind}")
-        out.append((kind, int(value)))
+        out.append((kind, value))
     return out
 
 

@@ -182,13 +182,14 @@ def task_doc(snap: Snapshot, task: TaskRecord, service: ServiceRecord | None) ->
     return doc
 
 
-def info_inactive() -> Document:
+def info_inactive(state: str = "inactive", node_id: str = "", error: str = "") -> Document:
+    """Outside a swarm; or locked (autolock: the state unreadable until `docker swarm unlock`)."""
     return {
-        "NodeID": "",
+        "NodeID": node_id,
         "NodeAddr": "",
-        "LocalNodeState": "inactive",
+        "LocalNodeState": state,
         "ControlAvailable": False,
-        "Error": "",
+        "Error": error,
         "RemoteManagers": None,
     }
 

@@ -16,7 +16,7 @@ from berth_contracts import subjects
 from berth_contracts import swarm as sw
 from berth_contracts.base import Command, Done, Reply
 from berth_contracts.distribution import REGISTRY_AUTH_HEADER
-from berth_contracts.errors import BerthError, InvalidParameter, NotFound
+from berth_contracts.errors import BerthError, InvalidParameter
 from berth_kit.node import default_node
 
 from berth_gateway.backend import backend
@@ -132,6 +132,7 @@ async def swarm_update(request: web.Request) -> web.Response:
             spec=spec,
             rotate_worker_token=qbool(request, "rotateWorkerToken"),
             rotate_manager_token=qbool(request, "rotateManagerToken"),
+            rotate_manager_unlock_key=qbool(request, "rotateManagerUnlockKey"),
         ),
         Done,
     )
@@ -144,13 +145,16 @@ async def swarm_leave(request: web.Request) -> web.Response:
 
 
 async def swarm_unlock_key(request: web.Request) -> web.Response:
-    await _call(request, sw.SwarmInspect(), sw.DockerObject)  # not in a swarm: dockerd's 503 first
-    raise NotFound("no unlock key is set")
+    """{"UnlockKey": ""} without autolock, as dockerd answers (the CLI says "no unlock key is set")."""
+    reply = await _call(request, sw.SwarmUnlockKey(), sw.UnlockKey)
+    return json_response({"UnlockKey": reply.unlock_key})
 
 
 async def swarm_unlock(request: web.Request) -> web.Response:
-    await _call(request, sw.SwarmInspect(), sw.DockerObject)
-    raise InvalidParameter("swarm is not locked")
+    body = await _body(request)
+    key = body.get("UnlockKey")
+    await _call(request, sw.SwarmUnlock(unlock_key=key if isinstance(key, str) else ""), Done)
+    return _ok()
 
 
 async def local_swarm_info(request: web.Request) -> dict[str, Any]:
