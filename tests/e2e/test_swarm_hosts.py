@@ -260,6 +260,16 @@ def test_one_of_two_managers_demoted_leaves_the_other_serving_alone(hosts: tuple
                    60, "the promoted node serving as a manager")  # fmt: skip
         wait_until(lambda: worker.docker("service", "ls", "--format", "{{.Name}}").stdout.split() == ["web"],
                    30, "the state read on the second manager")  # fmt: skip
+        # Autolock across managers: each wraps its own store key with the swarm's unlock key.
+        def wrapped_by(b: Berth) -> str | None:
+            return json.loads((b.data_root / "nats" / "swarm-store-key.json").read_text()).get("kek")
+
+        manager.docker_ok("swarm", "update", "--autolock=true")
+        assert worker.docker_ok("swarm", "unlock-key", "-q") == manager.docker_ok("swarm", "unlock-key", "-q")
+        wait_until(lambda: wrapped_by(manager) is not None and wrapped_by(manager) == wrapped_by(worker), 15,
+                   "both managers' store keys wrapped by the unlock key")  # fmt: skip
+        manager.docker_ok("swarm", "update", "--autolock=false")
+        wait_until(lambda: wrapped_by(manager) is None and wrapped_by(worker) is None, 15, "both in the clear again")
         before = (running(manager), running(worker))
 
         manager.docker_ok("node", "demote", worker_id)
@@ -273,6 +283,7 @@ def test_one_of_two_managers_demoted_leaves_the_other_serving_alone(hosts: tuple
         wait_until(lambda: not (worker.data_root / "nats" / "swarm-server.conf").exists()
                    or "server" not in json.loads((worker.data_root / "nats" / "swarm.json").read_text()),
                    30, "the demoted node's server gone")  # fmt: skip
+        assert not (worker.data_root / "nats" / "swarm-store-key.json").exists()  # its store's key with it
         assert (running(manager), running(worker)) == before  # no task was moved or restarted
         manager.docker_ok("service", "scale", "web=6", timeout=120)
         wait_until(lambda: len(running(manager)) + len(running(worker)) == 6, 30, "the scale placed")
