@@ -90,13 +90,11 @@ class SwarmApi:
 
     async def _autolock(self, cluster: ClusterRecord) -> None:
         """This manager's store key wrapped by the swarm's unlock key now, not at the link's
-        next round (a `berth down` right after `--autolock` finds it locked); the others follow."""
+        next round (a `berth down` right after `--autolock` finds it locked); the others follow.
+        (init and update refuse autolock where there is no swarm server.)"""
         server = self.membership.read().server
-        if server is None or not server.store_key_id:
-            if cluster.unlock_key:
-                raise NotImplementedByBerth(AUTOLOCK_NEEDS_A_SERVER)
-            return
-        await anyio.to_thread.run_sync(self.membership.store_key.follow, server.store_key_id, cluster.unlock_key)
+        if server is not None and server.store_key_id:
+            await anyio.to_thread.run_sync(self.membership.store_key.follow, server.store_key_id, cluster.unlock_key)
 
     async def managed(self) -> Snapshot:
         """The state, on a manager; dockerd's words elsewhere."""

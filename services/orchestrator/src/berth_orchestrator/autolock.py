@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import os
 import secrets
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from berth_common.privatefile import write_private
 from berth_contracts.errors import InvalidParameter, Unauthorized
@@ -34,6 +38,20 @@ SWARM_LOCKED = (
 NOT_LOCKED = "swarm is not locked"
 INVALID_KEY = "swarm could not be unlocked: invalid key provided"
 _PREFIX = "SWMKEY-1-"
+# The link's rounds and the API both write the file, from worker threads: one at a time
+# (write_private's temp file is one per file).
+_ONE_AT_A_TIME = threading.Lock()
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+def _one_at_a_time(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    @functools.wraps(method)
+    def serialised(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with _ONE_AT_A_TIME:
+            return method(*args, **kwargs)
+
+    return serialised
 
 
 def new_unlock_key() -> str:
@@ -74,6 +92,7 @@ class StoreKey:
     def __init__(self, bus_dir: Path) -> None:
         self.bus_dir = bus_dir
 
+    @_one_at_a_time
     def ensure(self) -> str:
         """The key's id; a new key (in the clear: no autolock yet) when there is none."""
         raw = read_json(key_path(self.bus_dir))
@@ -88,6 +107,7 @@ class StoreKey:
         raw = read_json(key_path(self.bus_dir))
         return raw is not None and raw.get("id") == key_id and "wrapped" in raw and usable_key(self.bus_dir, key_id) is None
 
+    @_one_at_a_time
     def unlock(self, key_id: str, unlock_key: str) -> None:
         """Unwrap the store key with the unlock key the user gave, into memory (the supervisor
         then starts the server)."""
@@ -100,6 +120,7 @@ class StoreKey:
             raise Unauthorized(INVALID_KEY) from None
         write_unlocked(self.bus_dir, key_id, key)
 
+    @_one_at_a_time
     def follow(self, key_id: str, unlock_key: str) -> bool:
         """Keep the store key wrapped by the swarm's unlock key, or in the clear without one.
         False when it cannot: this manager is locked (it follows once unlocked)."""
@@ -122,6 +143,7 @@ class StoreKey:
         )
         return True
 
+    @_one_at_a_time
     def remove(self) -> None:
         """Out of the swarm (or no longer a manager): its store goes, and its key."""
         key_path(self.bus_dir).unlink(missing_ok=True)
