@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from berth_common.gotime import rfc3339nano
-from berth_contracts.errors import InvalidParameter
 
 from berth_orchestrator import placement, specdoc, specs, taskspec
 from berth_orchestrator.ids import new_id
@@ -84,13 +83,7 @@ class _Planner:
         """The node's generic resources the service's task would hold there (None: not enough
         left beside its live tasks')."""
         if svc.id not in self.generic_wanted:
-            try:
-                asked = taskspec.generic_resources_of(specdoc.template_of(svc.spec))
-            except InvalidParameter:  # malformed, stored before berth checked it
-                asked = None
-            # A named unit asked for: swarmkit's HasEnough takes counts only (the task waits).
-            counts = [(kind, n) for kind, n in asked or [] if isinstance(n, int)]
-            self.generic_wanted[svc.id] = counts if asked is not None and len(counts) == len(asked) else None
+            self.generic_wanted[svc.id] = taskspec.generic_counts(specdoc.template_of(svc.spec))
         wanted = self.generic_wanted[svc.id]
         if wanted is None:
             return None

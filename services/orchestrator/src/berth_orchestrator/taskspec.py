@@ -130,6 +130,18 @@ def generic_resources_of(template: Document) -> list[tuple[str, int | str]]:
     return out
 
 
+def generic_counts(template: Document) -> list[tuple[str, int]] | None:
+    """The generic resources the scheduler claims for a task: None when no node can give them
+    (a named unit, as swarmkit's HasEnough takes counts only; or a reservation stored before
+    berth checked it): the task waits."""
+    try:
+        asked = generic_resources_of(template)
+    except InvalidParameter:
+        return None
+    counts = [(kind, n) for kind, n in asked if isinstance(n, int)]
+    return counts if len(counts) == len(asked) else None
+
+
 @dataclass(frozen=True)
 class FileRef:
     """A service's reference to a secret or config: where its file goes in the container."""
