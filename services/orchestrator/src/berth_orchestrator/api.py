@@ -163,7 +163,7 @@ class SwarmApi:
         await anyio.to_thread.run_sync(partial(shutil.rmtree, store_root, ignore_errors=True))  # a swarm left
         store_key_id = await anyio.to_thread.run_sync(self.membership.store_key.ensure)
         server = manager_server(node, cluster, [node], None, store_root, self.membership.server_tls(), store_key_id)
-        self.membership.write(SwarmBus(server=server))
+        self.membership.write(SwarmBus(server=server, member={"addr": node.addr}))  # shown while locked
         await self._roles()
         return Snapshot()
 
@@ -283,9 +283,9 @@ class SwarmApi:
         notes = self.membership.worker()
         if notes is not None:
             return sw.NodeSwarmState(info=views.info_worker(notes))
-        server = self.membership.read().server
-        if self.link is not None and self.link.locked and server is not None:
-            return sw.NodeSwarmState(info=views.info_inactive("locked", server.name, SWARM_LOCKED))
+        bus = self.membership.read()
+        if self.link is not None and self.link.locked and bus.server is not None:  # as dockerd: no node ID
+            return sw.NodeSwarmState(info=views.info_inactive("locked", addr=bus.member.get("addr", ""), error=SWARM_LOCKED))
         if not await self.store.in_swarm():  # every `docker info` asks: one key read outside a swarm
             return sw.NodeSwarmState(info=views.info_inactive())
         snap = await self._read_soon()

@@ -182,11 +182,11 @@ def task_doc(snap: Snapshot, task: TaskRecord, service: ServiceRecord | None) ->
     return doc
 
 
-def info_inactive(state: str = "inactive", node_id: str = "", error: str = "") -> Document:
+def info_inactive(state: str = "inactive", addr: str = "", error: str = "") -> Document:
     """Outside a swarm; or locked (autolock: the state unreadable until `docker swarm unlock`)."""
     return {
-        "NodeID": node_id,
-        "NodeAddr": "",
+        "NodeID": "",
+        "NodeAddr": addr,
         "LocalNodeState": state,
         "ControlAvailable": False,
         "Error": error,
