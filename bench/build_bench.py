@@ -14,6 +14,14 @@ alternating every round:
 
 It prints a table of medians with berth / dockerd ratios and asserts nothing; issue 11 asks for cold
 <= 0.8x and cached <= 0.5x of dockerd.
+
+`--settle S` syncs and waits S seconds before every cold build. On these machines' ext4 (no
+journal), creating a file skips every inode freed in the last 60 s (360 s while its inode table
+block is unwritten): `recently_deleted()` in fs/ext4/ialloc.c, 50-60 % of a slow extraction's time
+under `perf`. So one engine's deletions (dockerd removes each step container's files and the
+extracted context) slow the next build's file creation, whichever engine runs it; the same
+3000-file `tar -x` takes 0.05-2 s depending on what was deleted before it. 61 s after a `sync`
+each cold build starts from the same state.
 """
 
 from __future__ import annotations
@@ -65,8 +73,14 @@ def timed_build(engine: Engine, context: Path, tag: str, *extra: str) -> float:
     return elapsed
 
 
+def settle(seconds: float) -> None:
+    if seconds > 0:
+        os.sync()
+        time.sleep(seconds)
+
+
 def measure(
-    engines: list[Engine], base: Path, mb: int, files: int, reps: int
+    engines: list[Engine], base: Path, mb: int, files: int, reps: int, settle_s: float = 0.0
 ) -> dict[str, dict[str, list[float]]]:
     times: dict[str, dict[str, list[float]]] = {
         what: {e.name: [] for e in engines} for what in ("cold", "cached", "last step changed")
@@ -75,6 +89,7 @@ def measure(
     for rep in range(reps):
         order = engines if rep % 2 == 0 else list(reversed(engines))
         for e in order:
+            settle(settle_s)
             times["cold"][e.name].append(timed_build(e, context, "bench:cold", "--no-cache"))
         for e in order:
             times["cached"][e.name].append(timed_build(e, context, "bench:cold"))
@@ -91,16 +106,17 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=25, help="MB each of the two RUN steps writes")
     ap.add_argument("--files", type=int, default=3000, help="small files the COPY step copies")
     ap.add_argument("--no-dockerd", action="store_true")
+    ap.add_argument("--settle", type=float, default=0.0, help="sync and wait S s before each cold build")
     args = ap.parse_args()
     with engines_with_busybox("bbuild-", with_dockerd=not args.no_dockerd) as (base, engines):
         load = os.getloadavg()[0]
-        times = measure(engines, base, args.mb, args.files, args.reps)
+        times = measure(engines, base, args.mb, args.files, args.reps, args.settle)
     names = [e.name for e in engines]
     two = len(names) == 2
     print(
         f"\nmachine: {os.uname().nodename}, {os.cpu_count()} cores; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; reps={args.reps}, mb={args.mb}, "
-        f"files={args.files}; "
+        f"files={args.files}, settle={args.settle:g} s; "
         f"load average (1 min) at the start {load:.2f}\n"
     )
     header = "| docker build (classic), median s (runs) | " + " | ".join(names)

@@ -178,3 +178,22 @@ async def test_upload_urls_are_single_use(harness: Harness) -> None:
             assert resp.status == 200
         async with session.post(target.url, data=b"") as resp:
             assert resp.status == 404
+
+
+async def test_a_client_gone_mid_upload_leaves_nothing_and_nothing_waiting(harness: Harness) -> None:
+    """The context is indexed while it arrives: a body cut short must end that reader too."""
+    body = context({"Dockerfile": b"FROM a\n", **{f"f{i}": b"x" * 4096 for i in range(50)}})
+    target = await harness.client.request(subjects.BUILDER_RPC, BuildPrepare(), UploadTarget)
+    url = target.url.removeprefix("http://")
+    host_port, path = url.split("/", 1)
+    host, port = host_port.rsplit(":", 1)
+    sock = await anyio.connect_tcp(host, int(port))
+    head = f"POST /{path} HTTP/1.1\r\nHost: {host_port}\r\nContent-Length: {len(body)}\r\n\r\n"
+    await sock.send(head.encode() + body[: len(body) // 2])
+    await anyio.sleep(0.3)  # the reader is waiting for the rest
+    await sock.aclose()
+    with anyio.fail_after(10):
+        while os.listdir(harness.root / "contexts"):  # noqa: ASYNC110 - a directory, not an event
+            await anyio.sleep(0.05)
+    lines = await harness.build(context({"Dockerfile": b"FROM a\n"}))
+    assert lines[0] == {"stream": "Step 1/1 : FROM a"}

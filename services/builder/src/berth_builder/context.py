@@ -161,13 +161,20 @@ def extract_context(stream: IO[bytes] | Readable, root: str) -> None:
         os.close(root_fd)
 
 
+_OPENERS = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
+
+
+def is_compressed(head: bytes) -> bool:
+    """A body plain_tar decompresses first (gzip, bzip2, xz)."""
+    return head.startswith(tuple(_OPENERS))
+
+
 def plain_tar(spool: str) -> str:
     """The spooled context as a plain tar (the index reads file contents at their offsets):
     a gzip, bzip2 or xz body is decompressed next to it (and the compressed one removed)."""
-    openers = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
     with open(spool, "rb") as f:
         head = f.read(6)
-    opener = next((o for magic, o in openers.items() if head.startswith(magic)), None)
+    opener = next((o for magic, o in _OPENERS.items() if head.startswith(magic)), None)
     if opener is None:
         return spool
     plain = spool + ".tar"

@@ -12,6 +12,7 @@ there), so what the sums and the resolution see is what a COPY would send.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -23,7 +24,13 @@ from dataclasses import dataclass
 
 from berth_common.securejoin import resolve_links
 
-from berth_builder.context import ContextError, clean_member, extract_context, tarsum_header
+from berth_builder.context import (
+    ContextError,
+    Readable,
+    clean_member,
+    extract_context,
+    tarsum_header,
+)
 
 ROOT = "."  # the context root, as os.path.relpath names it
 
@@ -184,14 +191,20 @@ def child_path(parent: str, name: str) -> str:
     return name if parent == ROOT else f"{parent}/{name}"
 
 
-def index_archive(tar_path: str, max_bytes: int = 0, *, summed: bool = True) -> ContextIndex:
+def index_archive(
+    tar_path: str, max_bytes: int = 0, *, summed: bool = True, stream: Readable | None = None
+) -> ContextIndex:
     """Index a plain (uncompressed) tar: ContextError on an unusable archive, one whose tree
     extraction would refuse, or more than `max_bytes` of content. `summed=False`: no tarsums
-    (the caller has none, or sums otherwise)."""
+    (the caller has none, or sums otherwise). `stream`: read the tar from it (the file at
+    `tar_path` while it is still being written), not from the file."""
     index = ContextIndex(tar_path)
     total = 0
     try:
-        with open(tar_path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as archive:
+        with (
+            contextlib.nullcontext(stream) if stream else open(tar_path, "rb") as raw,
+            tarfile.open(fileobj=raw, mode="r|") as archive,  # type: ignore[call-overload]
+        ):
             for member in archive:
                 parts = clean_member(member.name)
                 if not parts:

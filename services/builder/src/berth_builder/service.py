@@ -36,10 +36,17 @@ from berth_builder.build import (
     json_line,
     load_dockerfile,
 )
-from berth_builder.context import ContextError, is_archive_header, plain_tar, write_all
-from berth_builder.contextindex import BuildContext, index_archive
+from berth_builder.context import (
+    ContextError,
+    is_archive_header,
+    is_compressed,
+    plain_tar,
+    write_all,
+)
+from berth_builder.contextindex import BuildContext, ContextIndex, index_archive
 from berth_builder.dockerignore import PatternError, excluded, read_patterns
 from berth_builder.registryauth import REGISTRY_CONFIG_HEADER, RegistryAuth
+from berth_builder.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -90,25 +97,22 @@ class ContextStore:
         return tempfile.mkdtemp(dir=self.root, prefix="ctx-")
 
 
-def prepare_context(spool: str, ctx_dir: str, options: BuildOptions) -> tuple[BuildContext, bytes]:
-    """Blocking: index the spooled body (a tar, or a bare Dockerfile made into a one-file tar);
-    return the build's context and the Dockerfile's bytes, with moby's .dockerignore removals
-    applied. Nothing is extracted yet (contextindex.py)."""
-    with open(spool, "rb") as f:
-        head = f.read(512)
+def prepare_context(spool: Spool, ctx_dir: str, options: BuildOptions) -> tuple[BuildContext, bytes]:
+    """Blocking: index the body (a tar, or a bare Dockerfile made into a one-file tar) as it
+    arrives; return the build's context and the Dockerfile's bytes, with moby's .dockerignore
+    removals applied. Nothing is extracted yet (contextindex.py)."""
     name = options.dockerfile or DEFAULT_DOCKERFILE
-    if is_archive_header(head):
-        index = index_archive(plain_tar(spool))
-    else:  # a bare Dockerfile: the context is that file alone, with no archive sums
-        tar_path = os.path.join(ctx_dir, "dockerfile.tar")
-        with tarfile.open(tar_path, "x") as tar:
-            info = tar.gettarinfo(spool, arcname=DEFAULT_DOCKERFILE)
-            info.mode, info.uid, info.gid, info.uname, info.gname = 0o644, 0, 0, "", ""
-            with open(spool, "rb") as f:
-                tar.addfile(info, f)
-        os.unlink(spool)
-        index = index_archive(tar_path, summed=False)
-        name = DEFAULT_DOCKERFILE
+    with spool.reader() as body:
+        head = body.peek(512)
+        if is_archive_header(head) and not is_compressed(head):  # read while it arrives
+            index = index_archive(spool.path, stream=body)
+            spool.complete()  # what follows the tar's end-of-archive may still be on its way
+        elif is_archive_header(head):
+            spool.complete()
+            index = index_archive(plain_tar(spool.path))
+        else:
+            spool.complete()
+            index, name = _dockerfile_alone(spool.path, ctx_dir), DEFAULT_DOCKERFILE
     path = index.resolve(name)
     if index.kind(path) != "file" and name == DEFAULT_DOCKERFILE:
         path = index.resolve(name.lower())
@@ -119,6 +123,18 @@ def prepare_context(spool: str, ctx_dir: str, options: BuildOptions) -> tuple[Bu
     text = index.read(path)
     _remove_ignored(context, name)
     return context, text
+
+
+def _dockerfile_alone(path: str, ctx_dir: str) -> ContextIndex:
+    """A bare Dockerfile for a body: the context is that file alone, with no archive sums."""
+    tar_path = os.path.join(ctx_dir, "dockerfile.tar")
+    with tarfile.open(tar_path, "x") as tar:
+        info = tar.gettarinfo(path, arcname=DEFAULT_DOCKERFILE)
+        info.mode, info.uid, info.gid, info.uname, info.gname = 0o644, 0, 0, "", ""
+        with open(path, "rb") as f:
+            tar.addfile(info, f)
+    os.unlink(path)
+    return index_archive(tar_path, summed=False)
 
 
 def _remove_ignored(context: BuildContext, dockerfile: str) -> None:
@@ -180,11 +196,16 @@ class Builder:
         if build_id := pending.options.build_id:
             self._running.setdefault(build_id, []).append(scope)
         try:
-            spool = os.path.join(ctx_dir, "body")
-            try:
-                await self._spool(request, spool)
-            except BerthError as exc:
-                return web.json_response({"message": exc.message}, status=400)
+            spool, prepared = Spool(os.path.join(ctx_dir, "body")), _Prepared()
+            received: BerthError | None = None
+            async with anyio.create_task_group() as tg:  # the context is indexed as it arrives
+                tg.start_soon(prepared.run, spool, ctx_dir, pending.options)
+                try:
+                    await self._spool(request, spool)
+                except BerthError as exc:
+                    received = exc
+            if received is not None:
+                return web.json_response({"message": received.message}, status=400)
             await response.prepare(request)
             try:
                 # One build is one trace: the gateway's request span is its parent.
@@ -194,7 +215,7 @@ class Builder:
                     scope,
                 ):
                     registry_auth = RegistryAuth.from_header(request.headers.get(REGISTRY_CONFIG_HEADER, ""))
-                    await self._build(pending.options, registry_auth, spool, ctx_dir, response)
+                    await self._build(pending.options, registry_auth, prepared, response)
                 if scope.cancelled_caught:  # POST /build/cancel; the step's container is gone
                     await response.write(_error_line("context canceled"))
             except (BuildError, ContextError) as exc:
@@ -214,30 +235,31 @@ class Builder:
         await response.write_eof()
         return response
 
-    async def _spool(self, request: web.Request, path: str) -> None:
-        """The body to disk first (bulk bytes never sit in memory); a full disk fails cleanly."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    async def _spool(self, request: web.Request, spool: Spool) -> None:
+        """The body to disk (bulk bytes never sit in memory); a full disk fails cleanly."""
+        whole = False
         try:
             while True:
                 with anyio.fail_after(READ_STALL_TIMEOUT):
                     chunk = await request.content.read(CHUNK)
                 if not chunk:
                     break
-                await to_thread.run_sync(write_all, fd, chunk)
+                await to_thread.run_sync(write_all, spool.fd, chunk)
+                spool.wrote(len(chunk))
+            whole = True
         except OSError as exc:
             raise InvalidParameter(f"failed to receive the build context: {exc.strerror}") from None
         finally:
-            os.close(fd)
+            spool.close(failed=not whole)
 
     async def _build(
         self,
         options: BuildOptions,
         registry_auth: RegistryAuth,
-        spool: str,
-        ctx_dir: str,
+        prepared: _Prepared,
         response: web.StreamResponse,
     ) -> None:
-        context, text = await to_thread.run_sync(prepare_context, spool, ctx_dir, options)
+        context, text = prepared.result()
         dockerfile = load_dockerfile(text, options)
         executor = self.executors.for_build(BuildInputs(options, context, registry_auth))
         held: list[bytes] = []  # -q: the output, sent only if the build fails (as dockerd)
@@ -255,6 +277,27 @@ class Builder:
             raise
         if options.quiet:
             await response.write(json_line({"stream": image_id + "\n"}))
+
+
+class _Prepared:
+    """prepare_context's outcome, worked out while the body arrives; its error is raised where
+    the build begins, so the client gets it as the build's error line."""
+
+    def __init__(self) -> None:
+        self._result: tuple[BuildContext, bytes] | None = None
+        self._error: Exception | None = None
+
+    async def run(self, spool: Spool, ctx_dir: str, options: BuildOptions) -> None:
+        try:
+            self._result = await to_thread.run_sync(prepare_context, spool, ctx_dir, options)
+        except Exception as exc:  # noqa: BLE001 - raised again by result()
+            self._error = exc
+
+    def result(self) -> tuple[BuildContext, bytes]:
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
 
 
 def _error_line(message: str, code: int = 0) -> bytes:
