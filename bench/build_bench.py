@@ -20,8 +20,11 @@ journal), creating a file skips every inode freed in the last 60 s (360 s while 
 block is unwritten): `recently_deleted()` in fs/ext4/ialloc.c, 50-60 % of a slow extraction's time
 under `perf`. So one engine's deletions (dockerd removes each step container's files and the
 extracted context) slow the next build's file creation, whichever engine runs it; the same
-3000-file `tar -x` takes 0.05-2 s depending on what was deleted before it. 61 s after a `sync`
-each cold build starts from the same state.
+3000-file `tar -x` takes 0.05-2 s depending on what was deleted before it. `--settle 61` is not
+enough on its own: a build's own allocations dirty those inode table blocks again, which makes
+the window 360 s. `--blocks` waits 370 s, runs all of dockerd's rounds, waits 370 s, and runs
+berth's, so that each engine builds only in its own deletions' aftermath, as on a host that runs
+one of them.
 """
 
 from __future__ import annotations
@@ -73,6 +76,11 @@ def timed_build(engine: Engine, context: Path, tag: str, *extra: str) -> float:
     return elapsed
 
 
+# The kernel's longest "recently deleted" window: 60 s, plus 300 s while the inode table block
+# is unwritten, which the next build's own allocations make it again.
+BLOCK_GAP = 370.0
+
+
 def settle(seconds: float) -> None:
     if seconds > 0:
         os.sync()
@@ -80,16 +88,22 @@ def settle(seconds: float) -> None:
 
 
 def measure(
-    engines: list[Engine], base: Path, mb: int, files: int, reps: int, settle_s: float = 0.0
+    engines: list[Engine], base: Path, mb: int, files: int, reps: int, settle_s: float = 0.0,
+    blocks: bool = False,
 ) -> dict[str, dict[str, list[float]]]:
     times: dict[str, dict[str, list[float]]] = {
         what: {e.name: [] for e in engines} for what in ("cold", "cached", "last step changed")
     }
     context = write_context(base / "ctx", mb, files, "first")
-    for rep in range(reps):
-        order = engines if rep % 2 == 0 else list(reversed(engines))
+    # Alternating: the engines take turns each round. Blocks: BLOCK_GAP, all of dockerd's
+    # rounds, BLOCK_GAP, berth's: neither builds in the other's (or the set-up's) deletions.
+    rounds = [[e] for e in reversed(engines) for _ in range(reps)] if blocks else [
+        engines if rep % 2 == 0 else list(reversed(engines)) for rep in range(reps)
+    ]
+    for rep, order in enumerate(rounds):
         for e in order:
-            settle(settle_s)
+            new_block = blocks and (rep == 0 or rounds[rep - 1] != order)
+            settle(BLOCK_GAP if new_block else settle_s)
             times["cold"][e.name].append(timed_build(e, context, "bench:cold", "--no-cache"))
         for e in order:
             times["cached"][e.name].append(timed_build(e, context, "bench:cold"))
@@ -107,16 +121,17 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=3000, help="small files the COPY step copies")
     ap.add_argument("--no-dockerd", action="store_true")
     ap.add_argument("--settle", type=float, default=0.0, help="sync and wait S s before each cold build")
+    ap.add_argument("--blocks", action="store_true", help="each engine's rounds together, not alternating")
     args = ap.parse_args()
     with engines_with_busybox("bbuild-", with_dockerd=not args.no_dockerd) as (base, engines):
         load = os.getloadavg()[0]
-        times = measure(engines, base, args.mb, args.files, args.reps, args.settle)
+        times = measure(engines, base, args.mb, args.files, args.reps, args.settle, args.blocks)
     names = [e.name for e in engines]
     two = len(names) == 2
     print(
         f"\nmachine: {os.uname().nodename}, {os.cpu_count()} cores; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; reps={args.reps}, mb={args.mb}, "
-        f"files={args.files}, settle={args.settle:g} s; "
+        f"files={args.files}, settle={args.settle:g} s{', blocks' if args.blocks else ''}; "
         f"load average (1 min) at the start {load:.2f}\n"
     )
     header = "| docker build (classic), median s (runs) | " + " | ".join(names)

@@ -202,7 +202,7 @@ def index_archive(
     total = 0
     try:
         with (
-            contextlib.nullcontext(stream) if stream else open(tar_path, "rb") as raw,
+            contextlib.nullcontext(stream) if stream is not None else open(tar_path, "rb") as raw,
             tarfile.open(fileobj=raw, mode="r|") as archive,  # type: ignore[call-overload]
         ):
             for member in archive:
