@@ -5,7 +5,7 @@
 Builds a busybox bundle under /tmp (rootfs from `berth_testsupport.images`, `runc spec`
 defaults, no network namespace sharing), then alternates, for each run:
 - old: `subprocess.run([runc, create, ...], timeout=60)` (what the shim did before), and
-- new: `berth_agent.shim.runc.wait_exit` on a Popen (a pidfd polled until the process exits),
+- new: `berth_agent.shim.runc.wait_pid` on a Popen's pid (a pidfd polled until it exits),
 each followed by `runc delete --force`. Prints medians and min–max; removes everything after.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -22,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from berth_agent.shim.runc import wait_exit
+from berth_agent.shim.runc import wait_pid
 from berth_testsupport.images import busybox_rootfs_tar
 
 
@@ -51,7 +52,8 @@ def main() -> None:
             if old:
                 subprocess.run(cmd, stdin=subprocess.DEVNULL, timeout=60, check=True)
             else:
-                wait_exit(subprocess.Popen(cmd, stdin=subprocess.DEVNULL), 60)
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+                proc.returncode = os.waitstatus_to_exitcode(wait_pid(proc.pid, 60))
             times[list(times)[0 if old else 1]].append(time.perf_counter() - start)
             subprocess.run(["runc", "--root", str(root), "delete", "--force", cid], check=True)
         print("| `runc create` seen exited by | median ms (min–max) |\n|---|---|")

@@ -71,6 +71,26 @@ async def test_exec_pipes_tty_user_env(c: Client, rootfs: Path) -> None:
     await c.delete(cid)
 
 
+async def test_processes_start_with_default_signals_and_only_their_stdio(
+    c: Client, rootfs: Path
+) -> None:
+    """runc is started from a fork of the shim (shim/runc.py): what the shim ignores (SIGPIPE,
+    SIGTERM...) and the fds it holds (a TTY container's pty master) must not reach the
+    container's processes, as with dockerd (SigIgn and SigBlk all zero, fds 0-2 only)."""
+    cid = new_id()
+    await c.run(cid, rootfs, spec("sleep", "100", tty=True))
+    script = "grep -E '^Sig(Ign|Blk)' /proc/1/status /proc/self/status; ls /proc/self/fd"
+    for tty in (False, True):
+        code, out, _ = await run_exec(c, cid, ExecProcess(args=["sh", "-c", script], tty=tty))
+        lines = out.decode().replace("\r", "").splitlines()
+        assert code == 0
+        masks = [line.split()[-1] for line in lines if "Sig" in line]
+        assert masks == ["0000000000000000"] * 4, out
+        fds = " ".join(line for line in lines if "Sig" not in line).split()
+        assert fds == ["0", "1", "2", "3"], out  # 3: ls's own directory
+    await c.delete(cid)
+
+
 async def test_pause_resume_top_update_stats(c: Client, rootfs: Path) -> None:
     cid = new_id()
     await c.run(cid, rootfs, spec("sleep", "100"))

@@ -1,9 +1,13 @@
 """runc's failures worded once, as dockerd words them (berth_agent.runcerrors), classified by the
 shim's error kind (berth_agent.shim.runc.runc_error_kind)."""
 
+from pathlib import Path
+
+import pytest
 from berth_agent import runcerrors
 from berth_agent.shim import proto
-from berth_agent.shim.runc import RuncError, runc_error_kind
+from berth_agent.shim import runc as shim_runc
+from berth_agent.shim.runc import Runc, RuncError, runc_error_kind
 from berth_contracts.errors import (
     Conflict,
     InternalError,
@@ -62,3 +66,21 @@ def test_the_agents_own_process_setup_failures_read_as_runcs() -> None:
     assert runcerrors.as_process_setup_error(group) is group
     for passthrough in (Unavailable("agent down"), NotImplementedByBerth("tty"), Conflict("x")):
         assert runcerrors.as_process_setup_error(passthrough) is passthrough
+
+
+def test_runc_failures_reach_the_shim_in_runcs_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """runc runs in a fork of the shim (in_child): its failure, a missing binary and a
+    timeout come back as RuncError with their kind."""
+    runc = Runc("runc", str(tmp_path / "root"), str(tmp_path / "log.json"))
+    with pytest.raises(RuncError, match="does not exist") as caught:
+        runc.run(["state", "nope"])
+    assert caught.value.kind == proto.NOT_FOUND
+    missing = Runc(str(tmp_path / "no-runc"), str(tmp_path / "root"), str(tmp_path / "log.json"))
+    with pytest.raises(RuncError, match="runc state: .*No such file or directory"):
+        missing.run(["state", "nope"])
+    sleeper = tmp_path / "slow-runc"
+    sleeper.write_text("#!/bin/sh\nexec sleep 30\n")
+    sleeper.chmod(0o755)
+    monkeypatch.setattr(shim_runc, "RUNC_TIMEOUT", 0.5)
+    with pytest.raises(RuncError, match="runc state timed out"):
+        Runc(str(sleeper), str(tmp_path), str(tmp_path / "log.json")).run(["state", "x"])

@@ -149,14 +149,15 @@ def test_json_file_log_splits_like_docker(tmp_path: Path) -> None:
 
 
 def test_shim_side_imports_only_the_stdlib() -> None:
-    """Every shim is a fork of the zygote: nothing heavy may be loaded there."""
+    """Every shim is a fork of the zygote: nothing heavy may be loaded there, and no threading
+    (its fork handler alone costs each shim 0.4 MiB; subprocess imports it)."""
     import subprocess
     import sys
 
     code = (
         "import sys, berth_agent.shim.zygote, berth_agent.shim\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'nats', 'opentelemetry', 'msgspec', 'anyio', 'berth_contracts', 'berth_kit', 'asyncio', 'typing', 'dataclasses'})\n"
+        "{'nats', 'opentelemetry', 'msgspec', 'anyio', 'berth_contracts', 'berth_kit', 'asyncio', 'typing', 'dataclasses', 'threading', 'subprocess'})\n"
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

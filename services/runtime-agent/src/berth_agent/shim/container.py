@@ -8,14 +8,14 @@ agent. It never depends on the agent: with no agent connected, live output is dr
 has it) and the exit waits on disk. Execs are execs.py's.
 
 The agent protocol is in proto.py, its types in frames.py. Everything runs on one thread with a
-selectors loop whose keys carry their handler: runc commands run synchronously (they are short),
-so nothing else reaps their children meanwhile.
+selectors loop whose keys carry their handler. A runc command runs in a short-lived fork that
+waits for runc (runc.py): the shim waits for the fork (runc is short), and the processes runc
+leaves running come back to the shim as their subreaper.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import os
 import selectors
@@ -24,7 +24,7 @@ import sys
 import time
 
 from berth_common.gotime import rfc3339nano
-from berth_common.mounts import is_mountpoint, umount
+from berth_common.mounts import is_mountpoint, libc, umount
 from berth_common.reaping import exited_children
 
 from berth_agent.shim import proto
@@ -95,7 +95,6 @@ class Shim:
         self.delete_deadline = 0.0
         self.wake_r = -1
         self.runc_deleted = False
-        self.libc = ctypes.CDLL(None, use_errno=True)
         self.done = False
         self.commands = command_table(self)
 
@@ -107,7 +106,8 @@ class Shim:
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         self.sel.register(self.wake_r, selectors.EVENT_READ, self.on_wake)
 
-        os.makedirs(self.rootfs, exist_ok=True)
+        if not os.path.isdir(self.rootfs):  # makedirs(exist_ok) raises inside: memory (4b)
+            os.makedirs(self.rootfs, exist_ok=True)
         if not is_mountpoint(self.rootfs):
             m = self.rootfs_mount
             mount_oci(m["type"], m["source"], self.rootfs, list(m.get("options", [])))
@@ -237,7 +237,7 @@ class Shim:
         """Give back what start-up used and freed: the shim idles for the container's lifetime,
         and glibc would otherwise keep that heap resident (bench/README.md, item 4b)."""
         gc.collect()
-        self.libc.malloc_trim(0)
+        libc().malloc_trim(0)
 
     def resize(self, height: int, width: int) -> dict[str, Any]:
         if self.master_fd < 0:

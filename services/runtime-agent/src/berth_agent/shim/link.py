@@ -50,7 +50,9 @@ class AgentLink:
     def listen(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):  # makedirs(exist_ok) raises inside: memory (4b)
+            os.makedirs(directory, exist_ok=True)
         lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         lst.bind(path)
         os.chmod(path, 0o600)

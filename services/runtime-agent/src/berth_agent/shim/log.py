@@ -54,7 +54,9 @@ class JsonFileLog:
     """Appends records for stdout/stderr, keeping one partial-line buffer per stream."""
 
     def __init__(self, path: str, max_size: int = 0, max_files: int = 1) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):  # makedirs(exist_ok) raises inside: memory (4b)
+            os.makedirs(directory, exist_ok=True)
         self._path = path
         self._max_size = max_size
         self._max_files = max(max_files, 1)

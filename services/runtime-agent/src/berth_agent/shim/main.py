@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 
-from berth_common.mounts import umount
+from berth_common.mounts import libc, umount
 
 from berth_agent.shim import proto
 from berth_agent.shim.container import Shim
@@ -49,8 +49,7 @@ def set_title(container_id: str) -> None:
 
 def become_shim(container_id: str) -> None:
     set_title(container_id)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # the container's init is re-parented to us
+    libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # the container's init is re-parented to us
     # The shim must outlive memory pressure inside its own container.
     with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
         f.write("-999")

@@ -59,13 +59,8 @@ def runc_detached(
 ) -> int:
     """A runc command that leaves its process running (create, run --detach, exec --detach)
     with this stdio; the process's pid, from its pid file."""
-    runc.run(
-        [*args, "--pid-file", pid_file, *extra, cid],
-        stdin=stdio[0],  # type: ignore[arg-type]
-        stdout=stdio[1],  # type: ignore[arg-type]
-        stderr=stdio[2],  # type: ignore[arg-type]
-        capture=False,
-    )
+    fds = [x if isinstance(x, int) else x.fileno() for x in stdio]  # type: ignore[attr-defined]
+    runc.run([*args, "--pid-file", pid_file, *extra, cid], stdio=(fds[0], fds[1], fds[2]))
     with open(pid_file, encoding="ascii") as f:
         return int(f.read().strip())
 
