@@ -360,6 +360,9 @@ def test_a_build_is_one_trace_with_a_span_per_step(
     # The gateway's request span is the build's parent: the client's request starts the trace.
     services = {s.service for s in receiver.trace(root.trace_id)}
     assert {"berth-api-gateway", "berth-builder", "berth-engine"} <= services
+    # The context's upload and index, beside the build's span (its sibling: they overlap).
+    context_spans = [s for s in receiver.trace(root.trace_id) if s.name == "build context"]
+    assert [s.parent_span_id for s in context_spans] == [root.parent_span_id]
 
 
 def test_add_of_a_url(berth: Berth, busybox_image: str, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from berth_kit.bulkhttp import BulkListener
 from berth_kit.rpc import RpcServer
 from berth_kit.tracing import extract
 from opentelemetry import trace
+from opentelemetry.context import Context
 
 from berth_builder.build import (
     Build,
@@ -195,11 +196,13 @@ class Builder:
         scope = anyio.CancelScope()
         if build_id := pending.options.build_id:
             self._running.setdefault(build_id, []).append(scope)
+        # One build is one trace: the gateway's request span is its parent.
+        parent = extract(dict(request.headers))
         try:
             spool, prepared = Spool(os.path.join(ctx_dir, "body")), _Prepared()
             received: BerthError | None = None
             async with anyio.create_task_group() as tg:  # the context is indexed as it arrives
-                tg.start_soon(prepared.run, spool, ctx_dir, pending.options)
+                tg.start_soon(prepared.run, spool, ctx_dir, pending.options, parent)
                 try:
                     await self._spool(request, spool)
                 except BerthError as exc:
@@ -208,8 +211,6 @@ class Builder:
                 return web.json_response({"message": received.message}, status=400)
             await response.prepare(request)
             try:
-                # One build is one trace: the gateway's request span is its parent.
-                parent = extract(dict(request.headers))
                 with (
                     trace.get_tracer("berth-builder").start_as_current_span("docker build", context=parent),
                     scope,
@@ -287,11 +288,15 @@ class _Prepared:
         self._result: tuple[BuildContext, bytes] | None = None
         self._error: Exception | None = None
 
-    async def run(self, spool: Spool, ctx_dir: str, options: BuildOptions) -> None:
-        try:
-            self._result = await to_thread.run_sync(prepare_context, spool, ctx_dir, options)
-        except Exception as exc:  # noqa: BLE001 - raised again by result()
-            self._error = exc
+    async def run(self, spool: Spool, ctx_dir: str, options: BuildOptions, parent: Context) -> None:
+        """Index the context; its span, "build context", lasts from the body's first byte to the
+        index (the upload included: the two overlap)."""
+        with trace.get_tracer("berth-builder").start_as_current_span("build context", context=parent) as span:
+            try:
+                self._result = await to_thread.run_sync(prepare_context, spool, ctx_dir, options)
+            except Exception as exc:  # noqa: BLE001 - raised again by result()
+                self._error = exc
+                span.set_attribute("error", str(exc))
 
     def result(self) -> tuple[BuildContext, bytes]:
         if self._error is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
+import anyio
 from berth_common.gotime import rfc3339nano
 from berth_contracts import swarm as sw
 from berth_contracts import swarmnode as sn
@@ -57,9 +58,11 @@ class Admission:
         bus = self.membership.read()
         if snap.cluster is None or me is None or me.role != "manager" or bus.server is None:
             return
+        # In a thread: ensure may wait for the key's other users (follow, a durable write).
+        store_key_id = bus.server.store_key_id or await anyio.to_thread.run_sync(self.membership.store_key.ensure)
         server = manager_server(
             me, snap.cluster, snap.nodes.values(), bus.server, self.membership.server_store, self.membership.server_tls(),
-            bus.server.store_key_id or self.membership.store_key.ensure(),
+            store_key_id,
         )
         if server == bus.server:
             return

@@ -285,13 +285,13 @@ class SwarmApi:
             return sw.NodeSwarmState(info=views.info_worker(notes))
         bus = self.membership.read()
         if self.link is not None and self.link.locked and bus.server is not None:  # as dockerd: no node ID
-            return sw.NodeSwarmState(info=views.info_inactive("locked", addr=bus.member.get("addr", ""), error=SWARM_LOCKED))
+            return sw.NodeSwarmState(info=views.info_without_cluster("locked", addr=bus.member.get("addr", ""), error=SWARM_LOCKED))
         if not await self.store.in_swarm():  # every `docker info` asks: one key read outside a swarm
-            return sw.NodeSwarmState(info=views.info_inactive())
+            return sw.NodeSwarmState(info=views.info_without_cluster())
         snap = await self._read_soon()
         node = snap.node_by_berth_name(cmd.node)
         if snap.cluster is None or node is None:
-            return sw.NodeSwarmState(info=views.info_inactive())
+            return sw.NodeSwarmState(info=views.info_without_cluster())
         return sw.NodeSwarmState(info=views.info_active(snap, node))
 
     async def _read_soon(self, within: float = 2.0) -> Snapshot:

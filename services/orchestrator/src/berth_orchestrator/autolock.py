@@ -104,8 +104,13 @@ class StoreKey:
         return key_id
 
     def locked(self, key_id: str) -> bool:
+        """Whether the key is wrapped and not unwrapped in memory since `berth up`. Each file
+        read once: this is asked every half second while a manager waits for its server."""
         raw = read_json(key_path(self.bus_dir))
-        return raw is not None and raw.get("id") == key_id and "wrapped" in raw and usable_key(self.bus_dir, key_id) is None
+        if raw is None or raw.get("id") != key_id or "wrapped" not in raw:
+            return False
+        unwrapped = read_json(unlocked_path(self.bus_dir))
+        return unwrapped is None or unwrapped.get("id") != key_id or not isinstance(unwrapped.get("key"), str)
 
     @_one_at_a_time
     def unlock(self, key_id: str, unlock_key: str) -> None:

@@ -129,6 +129,8 @@ class Worker:
         host, port = host_port(listen)
         store, tls_dir = self.membership.server_store / "cluster", self.membership.server_tls()
         shutil.rmtree(store, ignore_errors=True)  # a cluster this node was in before
+        # In a thread: it may wait for the key's other users (follow, a durable write).
+        store_key_id = await anyio.to_thread.run_sync(self.membership.store_key.ensure)
         server = SwarmServer(
             name=node_id, client_port=free_loopback_port(), client_password=secrets.token_urlsafe(32),
             system_password=secrets.token_urlsafe(32),
@@ -136,7 +138,7 @@ class Worker:
             cluster_advertise=route_addr(addr, port), routes=tuple(routes.routes),
             route_user=routes.route_user, route_password=routes.route_password,
             tls_dir=tls_dir, route_pins=tuple(routes.route_pins), cert_digest=cert_digest(routes.cert) if tls_dir else "",
-            store_key_id=self.membership.store_key.ensure(),
+            store_key_id=store_key_id,
         )  # fmt: skip
         # Until the link to that server is up, the state is unreadable here, never "no swarm" (a
         # promoted node's engine would remove its tasks).

@@ -115,7 +115,7 @@ class SwarmLink:
             server = self._membership.read().server
             locked = (
                 server is not None and self._conn is None and bool(server.store_key_id)
-                and self._membership.store_key.locked(server.store_key_id)
+                and await anyio.to_thread.run_sync(self._membership.store_key.locked, server.store_key_id)
             )  # fmt: skip
             if locked != self.locked:
                 log.warning("swarm server: %s", "locked until `docker swarm unlock`" if locked else "unlocked")

@@ -182,7 +182,7 @@ def task_doc(snap: Snapshot, task: TaskRecord, service: ServiceRecord | None) ->
     return doc
 
 
-def info_inactive(state: str = "inactive", addr: str = "", error: str = "") -> Document:
+def info_without_cluster(state: str = "inactive", addr: str = "", error: str = "") -> Document:
     """Outside a swarm; or locked (autolock: the state unreadable until `docker swarm unlock`)."""
     return {
         "NodeID": "",
