@@ -174,7 +174,10 @@ class SwarmApi:
             raise Unavailable("joining a swarm is not supported by this orchestrator")
         answer = await self.worker.join(cmd)
         if answer.role == "manager":
-            await self._roles()
+            try:
+                await self._roles()
+            except TimeoutError:  # its new server slow to start: the link keeps trying (swarmlink)
+                log.warning("joined as a manager; the swarm server is not reachable yet, still trying")
             await self._state_replicated(cmd.node)
         return Done()
 
