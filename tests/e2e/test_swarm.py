@@ -450,7 +450,8 @@ def test_docker_py_swarm_nodes_and_services(client: docker.DockerClient, busybox
         [one] = client.containers.list(filters=mine)[:1]
         assert one.attrs["HostConfig"]["Memory"] == 64 * 1024 * 1024
         service.remove()
-        wait_until(lambda: not client.containers.list(all=True, filters=mine), 60,
+        # sparse: no inspect of each listed container, which may be removed in between (404)
+        wait_until(lambda: not client.containers.list(all=True, filters=mine, sparse=True), 60,
                    "the service's containers removed")  # fmt: skip
     finally:
         client.swarm.leave(force=True)
